@@ -1,0 +1,381 @@
+/**
+ * The `activity-journal` command line. Exit codes: 0 success, 1 the journal (or a proof) is not intact or some
+ * input lines were refused, 2 usage errors and unreadable files.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { createInterface } from 'node:readline';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadConfig, ConfigError, type Config } from '../config/config.ts';
+import { createLogger } from '../config/logger.ts';
+import { JournalWriter, type AppendResult } from '../journal/writer.ts';
+import { JournalReader } from '../journal/reader.ts';
+import { verifyJournal, type AnchoredNote } from '../journal/verify.ts';
+import { readAnchoredNotes, readPinnedKey, originSlug } from '../journal/anchors.ts';
+import { configuredAnchors } from '../journal/configured-anchors.ts';
+import { parseVerifierKey, type Verifier } from '../journal/keys.ts';
+import { readSealKey } from '../journal/identity.ts';
+import { checkInclusionBundle } from '../journal/proof.ts';
+import { startJournalService } from '../journal/service/run.ts';
+import { HttpJournalClient } from '../journal/service/http-client.ts';
+import { resolveCredentials } from '../journal/service/credentials.ts';
+import { JournalFileError } from '../journal/errors/journal-file.error.ts';
+import type { JournalEntry } from '../journal/entry.ts';
+import { progressBar } from './progress.ts';
+import { UsageError } from './usage-error.ts';
+import { describeEntry } from './describe.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface GlobalOpts {
+  journal?: string;
+  json?: boolean;
+}
+
+interface Io {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+const io: Io = {
+  out: (line) => process.stdout.write(line + '\n'),
+  err: (line) => process.stderr.write(line + '\n'),
+};
+
+/** Runs the command line; resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command();
+  program
+    .name('activity-journal')
+    .description('Insert-only, tamper-evident journal of sales interactions and automated decisions.')
+    .option('--journal <path>', 'journal file (default: $JOURNAL_PATH, else ./data/journal.sqlite)')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+
+  const cfg = (): Config => loadConfig(process.env, { journalPath: program.opts<GlobalOpts>().journal });
+  const json = (): boolean => program.opts<GlobalOpts>().json === true;
+
+  const serve = async (): Promise<void> => {
+    const config = cfg();
+    const logger = createLogger(config.logLevel, 'activity-journal');
+    const running = await startJournalService(config, logger);
+    if (!json()) io.err(`journal service listening on ${running.url} (journal ${config.journal.path}); Ctrl-C to stop`);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        logger.info({ signal }, 'shutting down');
+        const deadline = setTimeout(() => {
+          logger.error({}, 'shutdown took longer than 15 s; exiting');
+          process.exit(1);
+        }, 15_000);
+        deadline.unref();
+        running.close().then(resolve, (err: unknown) => {
+          logger.error({ err: (err as Error).message }, 'shutdown failed');
+          exitCode = 1;
+          resolve();
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+  };
+
+  program
+    .command('start')
+    .description('run the product; at this stage that is the journal service (same as journal-service)')
+    .action(serve);
+
+  program.command('journal-service').description('run the journal service: the only writer of the journal').action(serve);
+
+  program
+    .command('append')
+    .description('append entries read as JSON lines from stdin; prints one result line per input line')
+    .option('--service [url]', 'send through the running journal service (default URL from the configuration)')
+    .action(async (opts: { service?: string | boolean }) => {
+      exitCode = await appendFromStdin(cfg(), opts.service, json());
+    });
+
+  program
+    .command('verify')
+    .description('recompute every hash, the chain and the Merkle root; check every checkpoint and anchor')
+    .option('--anchors <dir>', 'a directory anchor whose checkpoints the journal must be consistent with (repeatable)', collect, [])
+    .action((opts: { anchors: string[] }) => {
+      exitCode = verifyCommand(cfg(), opts.anchors, json());
+    });
+
+  program
+    .command('trace')
+    .description('the entries of one correlation, in order')
+    .argument('<correlationId>')
+    .action((correlationId: string) => {
+      const reader = openReader(cfg());
+      try {
+        const entries = reader.byCorrelation(correlationId);
+        if (json()) for (const e of entries) io.out(JSON.stringify(e));
+        else printTrace(correlationId, entries);
+        if (entries.length === 0) exitCode = 1;
+      } finally {
+        reader.close();
+      }
+    });
+
+  program
+    .command('prove')
+    .description('an inclusion proof of one entry against the newest checkpoint (JSON)')
+    .argument('<seq>', 'entry seq')
+    .option('--out <file>', 'write the proof to a file instead of stdout')
+    .option('--include-payload', 'include the payload (it may hold personal data)')
+    .action((seqText: string, opts: { out?: string; includePayload?: boolean }) => {
+      const seq = wholeNumber(seqText, 'seq');
+      const reader = openReader(cfg());
+      try {
+        const bundle = reader.proveInclusion(seq, { includePayload: opts.includePayload === true });
+        const text = JSON.stringify(bundle, null, 2) + '\n';
+        if (opts.out) {
+          writeFileSync(opts.out, text);
+          io.err(`inclusion proof of seq ${seq} against checkpoint of size ${bundle.treeSize} written to ${opts.out}`);
+        } else process.stdout.write(text);
+      } finally {
+        reader.close();
+      }
+    });
+
+  program
+    .command('verify-proof')
+    .description('check an inclusion proof offline (exit 0 valid, 1 invalid)')
+    .argument('<file>')
+    .option('--public-key <vkey>', 'the journal\'s checkpoint key to trust (from `activity-journal public-key`)')
+    .action((file: string, opts: { publicKey?: string }) => {
+      let bundle: unknown;
+      try {
+        bundle = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+      } catch (err) {
+        throw new UsageError(`cannot read a proof from ${file}: ${(err as Error).message}`);
+      }
+      let pinned: Verifier | null = null;
+      if (opts.publicKey) {
+        try {
+          pinned = parseVerifierKey(opts.publicKey);
+        } catch (err) {
+          throw new UsageError(`--public-key: ${(err as Error).message}`);
+        }
+      }
+      const check = checkInclusionBundle(bundle, pinned);
+      if (json()) io.out(JSON.stringify(check));
+      else if (check.ok) {
+        io.out(`ok: entry seq ${check.seq} is included in the signed checkpoint of ${check.treeSize} entries`);
+        if (!check.keyPinned) io.err('note: the signature was checked against the key named in the file; pass --public-key to pin the key you trust');
+      } else io.out(`invalid proof: ${check.reason}`);
+      exitCode = check.ok ? 0 : 1;
+    });
+
+  program
+    .command('checkpoint')
+    .description('write a signed checkpoint now and publish it to the anchors')
+    .action(async () => {
+      const config = cfg();
+      const r = await withWriterOrService(config, async (writer) => {
+        const c = await writer.checkpoint();
+        return { seq: c.seq, treeSize: c.checkpoint.treeSize, note: c.note, created: c.created };
+      }, (client) => client.checkpoint());
+      if (json()) io.out(JSON.stringify(r));
+      else io.out(`${r.created ? 'checkpoint written' : 'no new entries; newest checkpoint re-published'}: size ${r.treeSize} (entry seq ${r.seq})\n\n${r.note}`);
+    });
+
+  program
+    .command('public-key')
+    .description('print the journal\'s checkpoint verifier key (C2SP signed-note format)')
+    .action(() => {
+      const reader = openReader(cfg());
+      try {
+        const genesis = reader.bySeq(0);
+        if (!genesis || genesis.kind !== 'journal.created') throw new JournalFileError('UNREADABLE', 'the journal has no journal.created entry');
+        const p = genesis.payload as { verifierKey: string; origin: string };
+        io.out(json() ? JSON.stringify({ verifierKey: p.verifierKey, origin: p.origin }) : p.verifierKey);
+      } finally {
+        reader.close();
+      }
+    });
+
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      io.err(`activity-journal: ${err.message}`);
+      return 2;
+    }
+    if (err instanceof JournalFileError) {
+      io.err(`activity-journal: ${err.message}`);
+      return 2;
+    }
+    io.err(`activity-journal: ${(err as Error).name}: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function wholeNumber(text: string, name: string): number {
+  if (!/^\d{1,15}$/.test(text)) throw new UsageError(`${name} must be a whole number >= 0, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function openReader(config: Config): JournalReader {
+  return JournalReader.open(config.journal.path);
+}
+
+function serviceClient(config: Config): HttpJournalClient | null {
+  const creds = resolveCredentials(config.journal.keysDir, config.service, false);
+  if (!creds) return null;
+  return new HttpJournalClient({ url: config.service.url, appendToken: creds.appendToken, readToken: creds.readToken });
+}
+
+/** Runs `direct` on our own writer, or, when the journal service holds the journal, `viaService` through it. */
+async function withWriterOrService<T>(config: Config, direct: (w: JournalWriter) => Promise<T>, viaService: (c: HttpJournalClient) => Promise<T>): Promise<T> {
+  let writer: JournalWriter;
+  try {
+    writer = await openWriter(config);
+  } catch (err) {
+    if (!(err instanceof JournalFileError && err.code === 'LOCKED')) throw err;
+    const client = serviceClient(config);
+    if (!client) throw new UsageError(`${err.message}; and no service credentials were found (set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN)`);
+    io.err(`the journal service holds the journal; going through it at ${config.service.url}`);
+    try {
+      return await viaService(client);
+    } finally {
+      await client.close();
+    }
+  }
+  try {
+    return await direct(writer);
+  } finally {
+    await writer.close();
+  }
+}
+
+function openWriter(config: Config): Promise<JournalWriter> {
+  return JournalWriter.open({
+    path: config.journal.path,
+    keysDir: config.journal.keysDir,
+    anchors: configuredAnchors(config.journal),
+    maxPayloadBytes: config.journal.maxPayloadBytes,
+    checkpointEveryEntries: config.journal.checkpointEveryEntries,
+    checkpointEveryMs: 0,
+  });
+}
+
+const APPEND_GROUP = 1000;
+
+async function appendFromStdin(config: Config, service: string | boolean | undefined, asJson: boolean): Promise<number> {
+  if (process.stdin.isTTY) throw new UsageError('append reads JSON lines from stdin, e.g.: activity-journal append < entries.jsonl');
+  let refused = 0;
+  const run = async (append: (input: unknown) => Promise<AppendResult>): Promise<void> => {
+    const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+    let group: { n: number; text: string }[] = [];
+    let n = 0;
+    const flush = async (): Promise<void> => {
+      // One group's appends are issued together, so the writer commits them in one transaction.
+      const settled = await Promise.allSettled(
+        group.map(({ text }) => {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch (err) {
+            return Promise.reject(new Error(`not JSON: ${(err as Error).message}`));
+          }
+          return append(parsed);
+        }),
+      );
+      settled.forEach((s, i) => {
+        const line = (group[i] as { n: number }).n;
+        if (s.status === 'fulfilled') {
+          const { entry, duplicate } = s.value;
+          io.out(asJson ? JSON.stringify({ line, ok: true, seq: entry.seq, id: entry.id, duplicate }) : `line ${line}: ${duplicate ? 'duplicate of' : 'appended as'} seq ${entry.seq}`);
+        } else {
+          refused++;
+          const message = (s.reason as Error).message;
+          io.out(asJson ? JSON.stringify({ line, ok: false, error: message }) : `line ${line}: refused: ${message}`);
+        }
+      });
+      group = [];
+    };
+    for await (const text of lines) {
+      n++;
+      if (text.trim() === '') continue;
+      group.push({ n, text });
+      if (group.length >= APPEND_GROUP) await flush();
+    }
+    await flush();
+  };
+  if (service !== undefined && service !== false) {
+    const url = typeof service === 'string' ? service : config.service.url;
+    const client = serviceClient({ ...config, service: { ...config.service, url } });
+    if (!client) throw new UsageError('--service needs credentials: set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN, or run on the service\'s machine');
+    try {
+      await run((input) => client.append(input as never));
+    } finally {
+      await client.close();
+    }
+  } else {
+    await withWriterOrService(
+      config,
+      (writer) => run((input) => writer.append(input as never)),
+      (client) => run((input) => client.append(input as never)),
+    );
+  }
+  if (!asJson) io.err(refused === 0 ? 'all lines appended' : `${refused} line(s) refused; nothing else was affected`);
+  return refused === 0 ? 0 : 1;
+}
+
+function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean): number {
+  const reader = openReader(config);
+  try {
+    const genesis = reader.bySeq(0);
+    const origin = genesis && genesis.kind === 'journal.created' ? (genesis.payload as { origin: string }).origin : null;
+    // Explicit --anchors, else the configured directory anchors that exist.
+    const dirs = anchorDirs.length > 0 ? anchorDirs : config.journal.anchorDirs.filter((d) => origin !== null && existsSync(join(d, originSlug(origin))));
+    const notes: AnchoredNote[] = [];
+    let pinned: Verifier | null = null;
+    if (origin !== null) {
+      for (const dir of dirs) {
+        if (!existsSync(dir)) throw new UsageError(`--anchors ${dir}: no such directory`);
+        for (const note of readAnchoredNotes(dir, origin)) notes.push({ source: `${dir} (size ${note.split('\n')[1] ?? '?'})`, note });
+        const key = readPinnedKey(dir, origin);
+        if (key !== null) pinned = parseVerifierKey(key);
+      }
+    }
+    const bar = asJson ? { update() {}, done() {} } : progressBar('verifying');
+    const report = verifyJournal(reader.connection, { sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null, verifier: pinned, anchoredNotes: notes, onProgress: (d, t) => bar.update(d, t) });
+    bar.done();
+    if (asJson) io.out(JSON.stringify(report));
+    else if (report.ok) {
+      io.out(`ok: ${report.entries} entries intact (payload hashes, leaves, chain, Merkle tree${report.sealsChecked ? ', seals' : ''}); ${report.checkpointsChecked} signed checkpoint(s) match; ${report.anchorsChecked} anchored checkpoint(s) consistent`);
+      io.out(`root ${report.rootHash}\nchain head ${report.chainHead}`);
+      if (!report.sealsChecked) io.err('note: seals not checked (no seal key in the keys directory)');
+      if (dirs.length === 0) io.err('note: no anchors checked; pass --anchors DIR to catch truncation and file replacement');
+    } else {
+      if (report.firstBadSeq !== null) io.out(`first bad entry: seq ${report.firstBadSeq}`);
+      io.out(`reason: ${report.reason}`);
+    }
+    return report.ok ? 0 : 1;
+  } finally {
+    reader.close();
+  }
+}
+
+function printTrace(correlationId: string, entries: readonly JournalEntry[]): void {
+  if (entries.length === 0) {
+    io.out(`no entries for correlation ${correlationId}`);
+    return;
+  }
+  io.out(`correlation ${correlationId}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}`);
+  for (const e of entries) {
+    io.out(`#${e.seq}  ${e.recordedAt}  ${e.kind}  (source ${e.source}, actor ${e.actor}${e.causationId ? `, caused by ${e.causationId}` : ''})`);
+    io.out(`      ${describeEntry(e)}`);
+  }
+}

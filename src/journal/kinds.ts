@@ -1,0 +1,203 @@
+/**
+ * The closed catalogue of entry kinds. An append whose kind is not here, or whose payload does not match the
+ * kind's schema, is refused. Later features add kinds here, and only here.
+ *
+ * Payload schemas are strict: an unknown field is an error rather than silently dropped or silently kept,
+ * because a journal that quietly accepts typos stops being evidence of anything.
+ */
+import { z } from 'zod';
+
+const id = z.string().min(1).max(256);
+const text = z.string().max(10_000);
+const isoTime = z.iso.datetime({ offset: true });
+const jsonValue = z.json();
+const base64Hash = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'a base64 SHA-256 hash');
+const hexHash = z.string().regex(/^[0-9a-f]{64}$/, 'a hex SHA-256 hash');
+
+const participant = z.strictObject({
+  role: z.enum(['from', 'to', 'cc', 'bcc', 'caller', 'callee', 'agent', 'submitter', 'other']),
+  address: z.string().min(1).max(512),
+  name: z.string().max(512).optional(),
+});
+
+const attachment = z.strictObject({
+  filename: z.string().max(1024).optional(),
+  mimeType: z.string().max(256),
+  sizeBytes: z.number().int().nonnegative(),
+  contentHash: hexHash.optional(),
+});
+
+/** An interaction normalised from any source (email, call, form submission). */
+const interactionReceived = z.strictObject({
+  channel: z.enum(['email', 'call', 'form']),
+  sourceId: id,
+  direction: z.enum(['inbound', 'outbound', 'internal']),
+  occurredAt: isoTime,
+  participants: z.array(participant).max(1000),
+  subject: z.string().max(2000).optional(),
+  text: z.string().max(2_000_000).optional(),
+  threadId: id.optional(),
+  attachments: z.array(attachment).max(1000).optional(),
+  metadata: z.record(z.string(), jsonValue).optional(),
+});
+
+const aiDecision = z.strictObject({
+  inputEntryId: id,
+  inputHash: hexHash,
+  promptId: id,
+  promptVersion: id,
+  promptHash: hexHash,
+  provider: id,
+  model: id,
+  outcome: z.enum(['ok', 'cached', 'failed', 'fallback']),
+  output: z.record(z.string(), jsonValue).nullable(),
+  confidence: z.number().min(0).max(1).nullable(),
+  tokens: z.strictObject({ input: z.number().int().nonnegative(), output: z.number().int().nonnegative() }).nullable(),
+  latencyMs: z.number().nonnegative(),
+  requestId: z.string().max(256).nullable(),
+  attempts: z.number().int().nonnegative(),
+  error: text.optional(),
+  redactions: z.array(z.strictObject({ rule: id, count: z.number().int().nonnegative() })).optional(),
+  truncatedTo: z.number().int().nonnegative().optional(),
+  reviewRequired: z.boolean().optional(),
+});
+
+const ruleDecision = z.strictObject({
+  ruleId: id,
+  ruleVersion: id,
+  inputEntryId: id.optional(),
+  evaluated: z.record(z.string(), jsonValue),
+  outcome: z.string().min(1).max(256),
+  reason: text.optional(),
+});
+
+const crmCall = {
+  system: id,
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
+  path: z.string().min(1).max(2048),
+  status: z.number().int().min(0).max(999),
+  durationMs: z.number().nonnegative(),
+  objectIds: z.array(id).max(1000).optional(),
+  providerCorrelationId: z.string().max(256).optional(),
+  dryRun: z.boolean().optional(),
+};
+const crmWrite = z.strictObject(crmCall);
+const crmWriteFailed = z.strictObject({ ...crmCall, error: text, retryable: z.boolean() });
+
+const stateChanged = z.strictObject({
+  entity: z.string().min(1).max(512),
+  field: z.string().min(1).max(512),
+  from: jsonValue,
+  to: jsonValue,
+});
+
+const humanOverride = z.strictObject({
+  supersedes: id,
+  field: z.string().min(1).max(512),
+  from: jsonValue,
+  to: jsonValue,
+  reason: z.string().min(1).max(10_000),
+});
+
+const cursorAdvanced = z.strictObject({
+  connector: id,
+  account: id,
+  from: z.string().max(1024).nullable(),
+  to: z.string().min(1).max(1024),
+});
+
+const connectorHealth = z.strictObject({
+  connector: id,
+  account: id.optional(),
+  status: z.enum(['ok', 'degraded', 'needs_consent', 'failing']),
+  reason: text,
+  windowStart: isoTime.optional(),
+  windowEnd: isoTime.optional(),
+});
+
+const webhookRejected = z.strictObject({
+  endpoint: z.string().min(1).max(1024),
+  status: z.number().int().min(400).max(599),
+  reason: text,
+  requestHash: hexHash.optional(),
+});
+
+const privacyErased = z.strictObject({
+  subjectHash: hexHash,
+  keyId: id,
+  reason: text,
+});
+
+const segmentSealed = z.strictObject({
+  segmentId: id,
+  fromSeq: z.number().int().nonnegative(),
+  toSeq: z.number().int().nonnegative(),
+  rootHash: base64Hash,
+  retentionClass: id,
+});
+
+const segmentArchived = z.strictObject({
+  segmentId: id,
+  location: z.string().min(1).max(2048),
+  sha256: hexHash,
+});
+
+const journalCreated = z.strictObject({
+  journalId: id,
+  origin: id,
+  verifierKey: z.string().min(1).max(1024),
+  format: z.literal(1),
+});
+
+const checkpoint = z.strictObject({
+  treeSize: z.number().int().nonnegative(),
+  rootHash: base64Hash,
+  chainHead: base64Hash,
+  note: z.string().min(1).max(10_000),
+});
+
+const checkpointAnchored = z.strictObject({
+  treeSize: z.number().int().nonnegative(),
+  anchor: z.string().min(1).max(2048),
+  ok: z.boolean(),
+  location: z.string().max(2048).optional(),
+  alreadyPresent: z.boolean().optional(),
+  error: text.optional(),
+});
+
+export interface KindSpec {
+  readonly schema: z.ZodType;
+  /** Retention class used when an append does not name one. */
+  readonly defaultRetention: string;
+  /** Written by the journal itself; refused from clients. */
+  readonly internal: boolean;
+}
+
+export const KINDS = {
+  'interaction.received': { schema: interactionReceived, defaultRetention: 'standard', internal: false },
+  'ai.decision': { schema: aiDecision, defaultRetention: 'standard', internal: false },
+  'rule.decision': { schema: ruleDecision, defaultRetention: 'standard', internal: false },
+  'crm.write': { schema: crmWrite, defaultRetention: 'standard', internal: false },
+  'crm.write_failed': { schema: crmWriteFailed, defaultRetention: 'standard', internal: false },
+  'state.changed': { schema: stateChanged, defaultRetention: 'standard', internal: false },
+  'human.override': { schema: humanOverride, defaultRetention: 'standard', internal: false },
+  'connector.cursor_advanced': { schema: cursorAdvanced, defaultRetention: 'standard', internal: false },
+  'connector.health': { schema: connectorHealth, defaultRetention: 'standard', internal: false },
+  'webhook.rejected': { schema: webhookRejected, defaultRetention: 'standard', internal: false },
+  'privacy.erased': { schema: privacyErased, defaultRetention: 'permanent', internal: false },
+  'segment.sealed': { schema: segmentSealed, defaultRetention: 'permanent', internal: false },
+  'segment.archived': { schema: segmentArchived, defaultRetention: 'permanent', internal: false },
+  'journal.created': { schema: journalCreated, defaultRetention: 'permanent', internal: true },
+  checkpoint: { schema: checkpoint, defaultRetention: 'permanent', internal: true },
+  'checkpoint.anchored': { schema: checkpointAnchored, defaultRetention: 'permanent', internal: true },
+} as const satisfies Record<string, KindSpec>;
+
+export type EntryKind = keyof typeof KINDS;
+export type PayloadOf<K extends EntryKind> = z.infer<(typeof KINDS)[K]['schema']>;
+
+/** Kinds the journal writes about itself; they do not make a new checkpoint due. */
+export const HOUSEKEEPING_KINDS: ReadonlySet<string> = new Set(['journal.created', 'checkpoint', 'checkpoint.anchored']);
+
+export function isEntryKind(kind: string): kind is EntryKind {
+  return Object.prototype.hasOwnProperty.call(KINDS, kind);
+}

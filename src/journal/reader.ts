@@ -1,0 +1,153 @@
+/**
+ * Read-only queries over the journal. Opens its own read-only connection: readers can never write.
+ */
+import type Database from 'better-sqlite3';
+import { openReadConnection } from './sqlite.ts';
+import { checkReadable } from './schema.ts';
+import { ENTRY_COLUMNS, StoredNodes, rowHeader, rowToEntry, type EntryRow } from './store.ts';
+import type { EntryHeader, JournalEntry } from './entry.ts';
+import { consistencyProof, inclusionProof } from './merkle.ts';
+import { parseSignedCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { ProofUnavailableError } from './errors/proof-unavailable.error.ts';
+
+export interface KindQuery {
+  readonly kind: string;
+  /** Inclusive lower bound on recordedAt (RFC 3339). */
+  readonly since?: string | undefined;
+  /** Exclusive upper bound on recordedAt. */
+  readonly until?: string | undefined;
+  readonly limit?: number | undefined;
+  /** Continue after this seq (paging). */
+  readonly afterSeq?: number | undefined;
+}
+
+export interface StoredCheckpoint {
+  readonly seq: number;
+  readonly note: string;
+  readonly checkpoint: Checkpoint;
+}
+
+/** A self-contained inclusion proof: everything `verify-proof` needs, offline. */
+export interface InclusionProofBundle {
+  readonly format: 'activity-journal/inclusion-proof/v1';
+  readonly seq: number;
+  readonly treeSize: number;
+  readonly header: EntryHeader;
+  readonly leafHash: string;
+  readonly proof: readonly string[];
+  readonly checkpoint: string;
+  readonly verifierKey: string;
+  readonly payload?: unknown;
+}
+
+export const MAX_PAGE = 10_000;
+
+export class JournalReader {
+  private readonly nodes: StoredNodes;
+  private constructor(private readonly db: Database.Database) {
+    this.nodes = new StoredNodes(db);
+  }
+
+  static open(path: string): JournalReader {
+    const db = openReadConnection(path);
+    try {
+      checkReadable(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return new JournalReader(db);
+  }
+
+  /** The connection, for verification (read-only). */
+  get connection(): Database.Database {
+    return this.db;
+  }
+
+  size(): number {
+    const row = this.db.prepare('SELECT max(seq) AS m FROM entries').get() as { m: number | null };
+    return row.m === null ? 0 : row.m + 1;
+  }
+
+  bySeq(seq: number): JournalEntry | null {
+    const row = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`).get(seq) as EntryRow | undefined;
+    return row ? rowToEntry(row) : null;
+  }
+
+  /** Entries with fromSeq <= seq, in order, at most `limit`. */
+  range(fromSeq: number, limit: number): JournalEntry[] {
+    return this.all(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq LIMIT ?`, fromSeq, clamp(limit));
+  }
+
+  /** The entries of one correlation, in the order they were recorded. */
+  byCorrelation(correlationId: string, options: { afterSeq?: number | undefined; limit?: number | undefined } = {}): JournalEntry[] {
+    return this.all(
+      `SELECT ${ENTRY_COLUMNS} FROM entries WHERE correlation_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      correlationId, options.afterSeq ?? -1, clamp(options.limit ?? MAX_PAGE),
+    );
+  }
+
+  /** Entries of one kind, optionally within [since, until) of recordedAt, in seq order. */
+  byKind(q: KindQuery): JournalEntry[] {
+    return this.all(
+      `SELECT ${ENTRY_COLUMNS} FROM entries WHERE kind = ? AND recorded_at >= ? AND recorded_at < ? AND seq > ? ORDER BY seq LIMIT ?`,
+      q.kind, q.since ? new Date(q.since).toISOString() : '', q.until ? new Date(q.until).toISOString() : '\uffff', q.afterSeq ?? -1, clamp(q.limit ?? MAX_PAGE),
+    );
+  }
+
+  byIdempotencyKey(key: string): JournalEntry | null {
+    const row = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE idempotency_key = ?`).get(key) as EntryRow | undefined;
+    return row ? rowToEntry(row) : null;
+  }
+
+  latestCheckpoint(): StoredCheckpoint | null {
+    const row = this.db.prepare(`SELECT seq, payload FROM entries WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1`).get() as { seq: number; payload: string } | undefined;
+    if (!row) return null;
+    const note = (JSON.parse(row.payload) as { note: string }).note;
+    return { seq: row.seq, note, checkpoint: parseSignedCheckpoint(note).checkpoint };
+  }
+
+  /** An inclusion proof of entry `seq` against the newest checkpoint. */
+  proveInclusion(seq: number, options: { includePayload?: boolean } = {}): InclusionProofBundle {
+    const cp = this.latestCheckpoint();
+    if (!cp) throw new ProofUnavailableError('the journal has no checkpoint yet; write one with `activity-journal checkpoint`');
+    const treeSize = cp.checkpoint.treeSize;
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new ProofUnavailableError(`seq must be a whole number >= 0`);
+    if (seq >= treeSize) throw new ProofUnavailableError(`entry seq ${seq} is not covered by the newest checkpoint (size ${treeSize}); write a checkpoint first`);
+    const row = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`).get(seq) as EntryRow | undefined;
+    if (!row) throw new ProofUnavailableError(`no entry at seq ${seq}`);
+    const genesis = this.db.prepare(`SELECT payload FROM entries WHERE seq = 0`).get() as { payload: string };
+    const bundle: InclusionProofBundle = {
+      format: 'activity-journal/inclusion-proof/v1',
+      seq,
+      treeSize,
+      header: rowHeader(row),
+      leafHash: row.leaf_hash.toString('base64'),
+      proof: inclusionProof(seq, treeSize, this.nodes).map((h) => Buffer.from(h).toString('base64')),
+      checkpoint: cp.note,
+      verifierKey: (JSON.parse(genesis.payload) as { verifierKey: string }).verifierKey,
+    };
+    return options.includePayload ? { ...bundle, payload: JSON.parse(row.payload) as unknown } : bundle;
+  }
+
+  /** An RFC 6962 consistency proof between two tree sizes (base64 hashes). */
+  proveConsistency(size1: number, size2: number): string[] {
+    const size = this.size();
+    if (!(Number.isSafeInteger(size1) && Number.isSafeInteger(size2) && size1 > 0 && size1 <= size2 && size2 <= size)) {
+      throw new ProofUnavailableError(`sizes must satisfy 0 < from <= to <= ${size}`);
+    }
+    return consistencyProof(size1, size2, this.nodes).map((h) => Buffer.from(h).toString('base64'));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private all(sql: string, ...params: unknown[]): JournalEntry[] {
+    return (this.db.prepare(sql).all(...params) as EntryRow[]).map(rowToEntry);
+  }
+}
+
+function clamp(limit: number): number {
+  return Math.max(1, Math.min(MAX_PAGE, Math.floor(limit)));
+}

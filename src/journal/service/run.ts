@@ -1,0 +1,76 @@
+/**
+ * The journal service process: owns the journal file, serves the append-only API, checkpoints on a timer,
+ * and shuts down cleanly (final checkpoint, lock released) on SIGTERM or SIGINT.
+ */
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Server } from 'node:http';
+import type { Config } from '../../config/config.ts';
+import type { Logger } from '../../config/logger.ts';
+import { JournalWriter } from '../writer.ts';
+import { JournalReader } from '../reader.ts';
+import { configuredAnchors } from '../configured-anchors.ts';
+import { resolveCredentials } from './credentials.ts';
+import { createJournalServer } from './server.ts';
+
+export interface RunningService {
+  readonly server: Server;
+  readonly writer: JournalWriter;
+  /** Where it listens, as a client URL (http://host:port or unix:/path). */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startJournalService(config: Config, logger: Logger): Promise<RunningService> {
+  const log = logger.child({ component: 'journal.service' });
+  const anchors = configuredAnchors(config.journal);
+  const writer = await JournalWriter.open({
+    path: config.journal.path,
+    keysDir: config.journal.keysDir,
+    anchors,
+    maxPayloadBytes: config.journal.maxPayloadBytes,
+    checkpointEveryEntries: config.journal.checkpointEveryEntries,
+    checkpointEveryMs: config.journal.checkpointEveryMs,
+    logger,
+  });
+  const reader = JournalReader.open(config.journal.path);
+  const credentials = resolveCredentials(config.journal.keysDir, config.service, true);
+  if (!credentials) throw new Error('no service credentials could be resolved');
+  const server = createJournalServer({ writer, reader, credentials, maxBodyBytes: Math.max(16 * 1024 * 1024, config.journal.maxPayloadBytes * 4), logger });
+  server.keepAliveTimeout = 30_000;
+  const listen = config.service.listen;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (listen.kind === 'unix') {
+      mkdirSync(dirname(listen.path), { recursive: true, mode: 0o700 });
+      if (existsSync(listen.path)) unlinkSync(listen.path); // a socket left by a killed service; the writer lock proved no one else runs
+      server.listen(listen.path, () => {
+        chmodSync(listen.path, 0o600);
+        resolve();
+      });
+    } else {
+      server.listen(listen.port, listen.host, () => resolve());
+    }
+  });
+  const address = server.address();
+  const url = listen.kind === 'unix' ? `unix:${listen.path}` : `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${typeof address === 'object' && address ? address.port : listen.port}`;
+  log.info({ url, journal: config.journal.path, size: writer.size, anchors: anchors.map((a) => a.name) }, 'journal service ready');
+  let closing: Promise<void> | null = null;
+  return {
+    server,
+    writer,
+    url,
+    close(): Promise<void> {
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await writer.close();
+        reader.close();
+        log.info({ size: writer.size }, 'journal service stopped');
+      })();
+      return closing;
+    },
+  };
+}

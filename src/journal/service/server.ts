@@ -1,0 +1,171 @@
+/**
+ * The journal service's HTTP API (loopback TCP or a Unix socket). It offers append, read, prove and checkpoint;
+ * there is no update or delete. Bad requests get a 4xx with a clear message and write nothing.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { JournalWriter } from '../writer.ts';
+import type { JournalReader } from '../reader.ts';
+import { roleOf, type ServiceCredentials } from './credentials.ts';
+import { EntryValidationError } from '../errors/entry-validation.error.ts';
+import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.ts';
+import { JournalWriteError } from '../errors/journal-write.error.ts';
+import { ProofUnavailableError } from '../errors/proof-unavailable.error.ts';
+import { silentLogger, type Logger } from '../../config/logger.ts';
+
+export interface JournalApiOptions {
+  readonly writer: JournalWriter;
+  readonly reader: JournalReader;
+  readonly credentials: ServiceCredentials;
+  /** Largest request body accepted (default 16 MiB). */
+  readonly maxBodyBytes?: number;
+  /** Most entries in one batch (default 10,000). */
+  readonly maxBatch?: number;
+  readonly logger?: Logger;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues?: readonly string[],
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+type Role = 'append' | 'read';
+
+export function createJournalServer(options: JournalApiOptions): Server {
+  const log = (options.logger ?? silentLogger).child({ component: 'journal.service' });
+  const maxBody = options.maxBodyBytes ?? 16 * 1024 * 1024;
+  const maxBatch = options.maxBatch ?? 10_000;
+  const { writer, reader, credentials } = options;
+
+  const need = (req: IncomingMessage, role: Role): void => {
+    const has = roleOf(req.headers.authorization, credentials);
+    if (has === null) throw new HttpError(401, 'UNAUTHORIZED', 'missing or unknown credential: send Authorization: Bearer <token>');
+    if (has !== role) throw new HttpError(403, 'FORBIDDEN', `this operation needs the ${role} credential`);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://journal');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+
+    if (path === '/healthz' && method === 'GET') return send(res, 200, { ok: true, size: writer.size });
+
+    if (path === '/v1/entries' && method === 'POST') {
+      need(req, 'append');
+      const body = await readJson(req, maxBody);
+      const isBatch = typeof body === 'object' && body !== null && !Array.isArray(body) && 'entries' in body;
+      if (isBatch) {
+        const entries = (body as { entries: unknown }).entries;
+        if (!Array.isArray(entries) || entries.length === 0) throw new HttpError(422, 'INVALID_BATCH', '`entries` must be a non-empty array');
+        if (entries.length > maxBatch) throw new HttpError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${maxBatch} entries`);
+        const results = await writer.appendBatch(entries as never[]);
+        return send(res, results.every((r) => r.duplicate) ? 200 : 201, { results });
+      }
+      const result = await writer.append(body as never);
+      return send(res, result.duplicate ? 200 : 201, { result });
+    }
+
+    if (path === '/v1/checkpoints' && method === 'POST') {
+      need(req, 'append');
+      const r = await writer.checkpoint();
+      return send(res, r.created ? 201 : 200, { seq: r.seq, treeSize: r.checkpoint.treeSize, note: r.note, created: r.created });
+    }
+
+    if (method !== 'GET') throw new HttpError(method === 'PUT' || method === 'PATCH' || method === 'DELETE' ? 405 : 404, 'NO_SUCH_OPERATION', `${method} ${path}: the journal offers no such operation (entries can only be appended)`);
+    need(req, 'read');
+    const q = url.searchParams;
+
+    if (path === '/v1/entries') {
+      const limit = intParam(q, 'limit', 1000);
+      if (q.has('idempotencyKey')) return send(res, 200, { entry: reader.byIdempotencyKey(q.get('idempotencyKey') as string) });
+      if (q.has('correlationId')) return send(res, 200, { entries: reader.byCorrelation(q.get('correlationId') as string, { afterSeq: intParam(q, 'afterSeq', -1), limit }) });
+      if (q.has('kind')) {
+        const since = timeParam(q, 'since');
+        const until = timeParam(q, 'until');
+        return send(res, 200, { entries: reader.byKind({ kind: q.get('kind') as string, since, until, limit, afterSeq: intParam(q, 'afterSeq', -1) }) });
+      }
+      return send(res, 200, { entries: reader.range(intParam(q, 'from', 0), limit) });
+    }
+    const one = /^\/v1\/entries\/(\d+)$/.exec(path);
+    if (one) {
+      const entry = reader.bySeq(Number(one[1]));
+      if (!entry) throw new HttpError(404, 'NOT_FOUND', `no entry at seq ${one[1]}`);
+      return send(res, 200, { entry });
+    }
+    const proof = /^\/v1\/proofs\/inclusion\/(\d+)$/.exec(path);
+    if (proof) return send(res, 200, reader.proveInclusion(Number(proof[1]), { includePayload: q.get('payload') === 'true' }));
+    if (path === '/v1/proofs/consistency') return send(res, 200, { from: intParam(q, 'from', 0), to: intParam(q, 'to', 0), proof: reader.proveConsistency(intParam(q, 'from', 0), intParam(q, 'to', 0)) });
+    if (path === '/v1/checkpoints/latest') {
+      const cp = reader.latestCheckpoint();
+      if (!cp) throw new HttpError(404, 'NOT_FOUND', 'no checkpoint yet');
+      return send(res, 200, { seq: cp.seq, treeSize: cp.checkpoint.treeSize, note: cp.note });
+    }
+    throw new HttpError(404, 'NOT_FOUND', `${method} ${path}: no such endpoint`);
+  };
+
+  return createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const e = toHttpError(err);
+      if (e.status >= 500) log.error({ err: { name: (err as Error).name, message: (err as Error).message }, path: req.url?.split('?')[0] }, 'request failed');
+      if (e.status === 503) res.setHeader('retry-after', '1');
+      if (e.status === 413) res.setHeader('connection', 'close');
+      send(res, e.status, { error: { code: e.code, message: e.message, ...(e.issues ? { issues: e.issues } : {}) } });
+    });
+  });
+}
+
+function toHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (err instanceof EntryValidationError) return new HttpError(err.code === 'ENTRY_TOO_LARGE' ? 413 : 422, err.code, err.message, err.issues);
+  if (err instanceof IdempotencyConflictError) return new HttpError(409, err.code, err.message);
+  if (err instanceof ProofUnavailableError) return new HttpError(404, err.code, err.message);
+  if (err instanceof JournalWriteError) return new HttpError(503, err.code, err.message);
+  return new HttpError(500, 'INTERNAL', 'internal error; see the service log');
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+  const type = req.headers['content-type'] ?? '';
+  if (!type.startsWith('application/json')) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the entry as application/json');
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > max) throw new HttpError(413, 'BODY_TOO_LARGE', `the request body is larger than ${max} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw new HttpError(413, 'BODY_TOO_LARGE', `the request body is larger than ${max} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new HttpError(400, 'MALFORMED_JSON', `the body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function intParam(q: URLSearchParams, name: string, def: number): number {
+  const v = q.get(name);
+  if (v === null) return def;
+  if (!/^-?\d{1,15}$/.test(v)) throw new HttpError(400, 'BAD_QUERY', `${name} must be a whole number`);
+  return Number(v);
+}
+
+function timeParam(q: URLSearchParams, name: string): string | undefined {
+  const v = q.get(name);
+  if (v === null) return undefined;
+  if (Number.isNaN(Date.parse(v))) throw new HttpError(400, 'BAD_QUERY', `${name} must be an RFC 3339 timestamp`);
+  return v;
+}

@@ -1,0 +1,179 @@
+/**
+ * Verification: recompute every payload hash, leaf, chain hash, seal and stored tree node from the rows, check
+ * every checkpoint recorded in the journal and, when given, checkpoints held by anchors. It stops at the first
+ * entry that is wrong and says which and why.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { canonicalHeader } from './entry.ts';
+import { CompactTree, hashLeaf } from './merkle.ts';
+import { ENTRY_COLUMNS, StoredNodes, rowHeader, type EntryRow } from './store.ts';
+import { parseVerifierKey, type Verifier } from './keys.ts';
+import { parseSignedCheckpoint, verifySignedCheckpoint } from './checkpoint.ts';
+import { sealOf } from './identity.ts';
+
+export interface AnchoredNote {
+  /** Where it came from, for messages (e.g. the anchor file's path). */
+  readonly source: string;
+  readonly note: string;
+}
+
+export interface VerifyOptions {
+  /** Check each entry's seal; without the key, seals are skipped (and the report says so). */
+  readonly sealKey?: Buffer | null;
+  /** The checkpoint key to trust (e.g. pinned by an anchor); otherwise the key named in the journal's first entry. */
+  readonly verifier?: Verifier | null;
+  readonly anchoredNotes?: readonly AnchoredNote[];
+  /** Verify only from this seq on, trusting the stored chain hash and tree nodes before it (the writer's start-up check). */
+  readonly fromSeq?: number;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly entries: number;
+  readonly verifiedFrom: number;
+  readonly firstBadSeq: number | null;
+  readonly reason: string | null;
+  readonly checkpointsChecked: number;
+  readonly anchorsChecked: number;
+  readonly sealsChecked: boolean;
+  readonly rootHash: string;
+  readonly chainHead: string;
+}
+
+const ZERO = Buffer.alloc(32);
+
+/** Verifies the journal behind `db` (read-only is enough). Never throws for a bad journal: the report says what is wrong. */
+export function verifyJournal(db: Database.Database, options: VerifyOptions = {}): VerifyReport {
+  const fromSeq = options.fromSeq ?? 0;
+  const sealKey = options.sealKey ?? null;
+  const total = (db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
+  let checkpoints = 0;
+  let verifier: Verifier | null = options.verifier ?? null;
+  let tree: CompactTree;
+  let chain: Buffer;
+  const fail = (seq: number | null, reason: string, entries = total): VerifyReport => ({
+    ok: false, entries, verifiedFrom: fromSeq, firstBadSeq: seq, reason, checkpointsChecked: checkpoints, anchorsChecked: 0, sealsChecked: sealKey !== null, rootHash: '', chainHead: '',
+  });
+
+  if (fromSeq > 0) {
+    const prev = db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(fromSeq - 1) as { chain_hash: Buffer } | undefined;
+    if (!prev) return fail(fromSeq - 1, `entry seq ${fromSeq - 1} is missing`);
+    chain = prev.chain_hash;
+    try {
+      tree = CompactTree.fromNodeSource(fromSeq, new StoredNodes(db));
+    } catch (err) {
+      return fail(fromSeq - 1, `stored tree nodes before seq ${fromSeq} are unreadable: ${(err as Error).message}`);
+    }
+    if (verifier === null) {
+      const genesis = db.prepare(`SELECT payload FROM entries WHERE seq = 0`).get() as { payload: string } | undefined;
+      verifier = genesisVerifier(genesis?.payload);
+    }
+  } else {
+    chain = ZERO;
+    tree = new CompactTree();
+  }
+
+  // Roots and chain heads at the sizes that anchored checkpoints claim, captured as the scan passes them.
+  const anchored = new Map<number, { root: Buffer; chain: Buffer } | null>();
+  const parsedAnchors: { source: string; note: string; size: number }[] = [];
+  for (const a of options.anchoredNotes ?? []) {
+    try {
+      const size = parseSignedCheckpoint(a.note).checkpoint.treeSize;
+      parsedAnchors.push({ ...a, size });
+      anchored.set(size, null);
+    } catch (err) {
+      return fail(null, `anchored checkpoint ${a.source} is malformed: ${(err as Error).message}`);
+    }
+  }
+  if (anchored.has(0)) anchored.set(0, { root: Buffer.from(tree.root()), chain: ZERO });
+
+  let expected = fromSeq;
+  const rows = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq`).iterate(fromSeq) as IterableIterator<EntryRow>;
+  for (const row of rows) {
+    const seq = expected;
+    if (row.seq !== seq) return fail(seq, row.seq > seq ? `entry seq ${seq} is missing (the next entry is seq ${row.seq})` : `unexpected entry seq ${row.seq}`);
+    if (!equal(createHash('sha256').update(row.payload, 'utf8').digest(), row.payload_hash)) return fail(seq, 'the payload does not match its hash');
+    const leaf = hashLeaf(Buffer.from(canonicalHeader(rowHeader(row)), 'utf8'));
+    if (!equal(leaf, row.leaf_hash)) return fail(seq, 'the header does not match its leaf hash');
+    const rootBefore = row.kind === 'checkpoint' ? tree.root() : null;
+    const chainBefore = chain;
+    chain = createHash('sha256').update(chain).update(leaf).digest();
+    if (!equal(chain, row.chain_hash)) return fail(seq, 'the chain hash does not follow from the previous entry');
+    if (sealKey && !equal(sealOf(sealKey, chain), row.seal)) return fail(seq, 'the entry seal is wrong (written without the journal\'s seal key)');
+    const nodes = tree.append(leaf);
+    if (!equal(nodes.length === 0 ? EMPTY : Buffer.concat(nodes), row.tree_nodes)) return fail(seq, 'the stored Merkle tree nodes are wrong');
+
+    if (seq === 0) {
+      if (row.kind !== 'journal.created') return fail(0, 'the first entry is not the journal.created entry');
+      const named = genesisVerifier(row.payload);
+      if (named === null) return fail(0, 'the journal.created entry names no valid checkpoint key');
+      if (verifier !== null && verifier.verifierKey !== named.verifierKey) return fail(0, `the journal names checkpoint key ${named.verifierKey}, not the trusted key ${verifier.verifierKey}`);
+      verifier = named;
+    } else if (row.kind === 'checkpoint') {
+      checkpoints++;
+      const problem = checkCheckpointEntry(row, verifier, seq, rootBefore as Uint8Array, chainBefore);
+      if (problem) return fail(seq, problem);
+    }
+    expected++;
+    if (anchored.has(expected)) anchored.set(expected, { root: Buffer.from(tree.root()), chain });
+    if (options.onProgress && (expected & 0x3fff) === 0) options.onProgress(expected, total);
+  }
+  options.onProgress?.(expected, total);
+
+  let anchorsChecked = 0;
+  // Check the anchors in size order so that the first mismatch bounds where the journal went wrong.
+  parsedAnchors.sort((a, b) => a.size - b.size);
+  let lastGood = 0;
+  for (const a of parsedAnchors) {
+    if (verifier === null || verifySignedCheckpoint(a.note, verifier) === null) return fail(null, `anchor mismatch: ${a.source} is not signed by this journal's checkpoint key`, expected);
+    const cp = parseSignedCheckpoint(a.note).checkpoint;
+    if (cp.treeSize > expected) {
+      return fail(expected, `anchor mismatch: ${a.source} holds a signed checkpoint of ${cp.treeSize} entries but the journal has ${expected}: entries from seq ${expected} were removed (truncated, or an older copy restored)`, expected);
+    }
+    const seen = anchored.get(cp.treeSize);
+    if (!seen || !equal(seen.root, cp.rootHash) || !equal(seen.chain, cp.chainHead)) {
+      return fail(lastGood, `anchor mismatch: the journal's first ${cp.treeSize} entries are not the ones signed in ${a.source} (the first difference is at or after seq ${lastGood})`, expected);
+    }
+    lastGood = cp.treeSize;
+    anchorsChecked++;
+  }
+  return {
+    ok: true, entries: expected, verifiedFrom: fromSeq, firstBadSeq: null, reason: null, checkpointsChecked: checkpoints, anchorsChecked,
+    sealsChecked: sealKey !== null, rootHash: Buffer.from(tree.root()).toString('hex'), chainHead: chain.toString('hex'),
+  };
+}
+
+function checkCheckpointEntry(row: EntryRow, verifier: Verifier | null, seq: number, root: Uint8Array, chain: Buffer): string | null {
+  if (verifier === null) return 'a checkpoint precedes the journal.created entry';
+  let payload: { note?: unknown; treeSize?: unknown };
+  try {
+    payload = JSON.parse(row.payload) as typeof payload;
+  } catch {
+    return 'the checkpoint payload is not JSON';
+  }
+  if (typeof payload.note !== 'string') return 'the checkpoint entry holds no signed note';
+  const cp = verifySignedCheckpoint(payload.note, verifier);
+  if (cp === null) return 'the checkpoint is not signed by the journal\'s key';
+  if (cp.treeSize !== seq || payload.treeSize !== seq) return `the checkpoint covers ${cp.treeSize} entries but stands at seq ${seq}`;
+  if (!equal(cp.rootHash, root)) return 'the signed Merkle root does not match the entries before the checkpoint';
+  if (!equal(cp.chainHead, chain)) return 'the signed chain head does not match the entries before the checkpoint';
+  return null;
+}
+
+function genesisVerifier(payload: string | undefined): Verifier | null {
+  if (payload === undefined) return null;
+  try {
+    const p = JSON.parse(payload) as { verifierKey?: unknown };
+    return typeof p.verifierKey === 'string' ? parseVerifierKey(p.verifierKey) : null;
+  } catch {
+    return null;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}

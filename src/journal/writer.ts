@@ -1,0 +1,493 @@
+/**
+ * The journal writer: the only code that opens the journal for writing.
+ *
+ * Appends are queued and committed in groups: whatever arrived while the previous transaction was being
+ * fsynced goes into the next one (group commit), and every caller is answered only after the transaction
+ * holding its entries has committed with synchronous=FULL. A request (one entry or a batch) is atomic: it is
+ * written whole, or not at all.
+ */
+import { createHash } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { canonicalHeader, prepareEntry, uuidv7, type AppendInput, type JournalEntry, type PreparedEntry } from './entry.ts';
+import { acquireWriterLock, type WriterLock } from './lock.ts';
+import { migrate } from './schema.ts';
+import { openWriteConnection } from './sqlite.ts';
+import { CompactTree, hashLeaf, rootOf } from './merkle.ts';
+import { ENTRY_COLUMNS, StoredNodes, rowToEntry, type EntryRow } from './store.ts';
+import { HOUSEKEEPING_KINDS, type EntryKind } from './kinds.ts';
+import { loadOrCreateIdentity, readKeysJournalId, sealOf, type JournalIdentity } from './identity.ts';
+import { signCheckpoint, verifySignedCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { DirectoryAnchor, type Anchor } from './anchors.ts';
+import { parseVerifierKey } from './keys.ts';
+import { verifyJournal } from './verify.ts';
+import { IdempotencyConflictError } from './errors/idempotency-conflict.error.ts';
+import { JournalWriteError } from './errors/journal-write.error.ts';
+import { JournalIntegrityError } from './errors/journal-integrity.error.ts';
+import { JournalFileError } from './errors/journal-file.error.ts';
+import { silentLogger, type Logger } from '../config/logger.ts';
+
+export interface JournalWriterOptions {
+  readonly path: string;
+  /** Where the signing key, the seal key and the journal id live (apart from the journal file). */
+  readonly keysDir: string;
+  readonly anchors?: readonly Anchor[];
+  readonly maxPayloadBytes?: number;
+  /** Write a checkpoint after this many entries (default 1,000). */
+  readonly checkpointEveryEntries?: number;
+  /** ...and at least this often while entries keep coming (default 10 s; 0 turns the timer off). */
+  readonly checkpointEveryMs?: number;
+  /** Most entries one group-commit transaction takes (default 5,000). */
+  readonly maxBatchEntries?: number;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+}
+
+export interface AppendResult {
+  readonly entry: JournalEntry;
+  /** True when the idempotency key was already in the journal: nothing was added. */
+  readonly duplicate: boolean;
+}
+
+export interface CheckpointResult {
+  readonly checkpoint: Checkpoint;
+  readonly note: string;
+  /** Seq of the `checkpoint` entry that records it. */
+  readonly seq: number;
+  readonly created: boolean;
+}
+
+interface Request {
+  readonly entries: readonly PreparedEntry[];
+  readonly resolve: (results: AppendResult[]) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+interface State {
+  size: number;
+  chain: Buffer;
+  tree: CompactTree;
+  userSinceCheckpoint: number;
+  lastCheckpoint: CheckpointResult | null;
+}
+
+const ZERO_HASH = Buffer.alloc(32);
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+export class JournalWriter {
+  private readonly pending: Request[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private readonly inflightAnchoring = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | null = null;
+  private anchorRetryNote: { note: string; checkpoint: Checkpoint } | null = null;
+  private readonly insertStmt: Database.Statement;
+  private readonly byKeyStmt: Database.Statement<[string], EntryRow>;
+  private readonly maxPayloadBytes: number;
+  private readonly checkpointEveryEntries: number;
+  private readonly maxBatchEntries: number;
+  private readonly now: () => number;
+  private readonly log: Logger;
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly lock: WriterLock,
+    readonly identity: JournalIdentity,
+    private readonly state: State,
+    private readonly anchors: readonly Anchor[],
+    readonly path: string,
+    options: JournalWriterOptions,
+  ) {
+    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.checkpointEveryEntries = options.checkpointEveryEntries ?? 1000;
+    this.maxBatchEntries = options.maxBatchEntries ?? 5000;
+    this.now = options.now ?? Date.now;
+    this.log = (options.logger ?? silentLogger).child({ component: 'journal.writer' });
+    this.insertStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')})`);
+    this.byKeyStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE idempotency_key = ?`);
+    const everyMs = options.checkpointEveryMs ?? 10_000;
+    if (everyMs > 0) {
+      this.timer = setInterval(() => this.onTimer(), everyMs);
+      this.timer.unref();
+    }
+  }
+
+  /**
+   * Opens (creating if needed) the journal for writing. Refuses to start when another writer holds it, when its
+   * tail since the last checkpoint does not verify, or when it is shorter than or inconsistent with the newest
+   * checkpoint held by any anchor.
+   */
+  static async open(options: JournalWriterOptions): Promise<JournalWriter> {
+    const lock = acquireWriterLock(options.path);
+    let db: Database.Database | null = null;
+    try {
+      db = openWriteConnection(options.path);
+      const now = options.now ?? Date.now;
+      migrate(db, () => new Date(now()).toISOString());
+      const metaId = (db.prepare(`SELECT value FROM journal_meta WHERE key = 'journal_id'`).get() as { value: string } | undefined)?.value ?? null;
+      const keysId = readKeysJournalId(options.keysDir);
+      if (metaId !== null && keysId !== null && metaId !== keysId) {
+        throw new JournalFileError('KEY_MISMATCH', `the keys in ${options.keysDir} belong to journal ${keysId}, not to this journal (${metaId})`);
+      }
+      const identity = loadOrCreateIdentity(options.keysDir, metaId);
+      const anchors = options.anchors ?? [];
+      for (const anchor of anchors) if (anchor instanceof DirectoryAnchor) anchor.pinKey(identity.origin, identity.signingKey.verifierKey);
+
+      const state = loadState(db, identity);
+      const writer = new JournalWriter(db, lock, identity, state, anchors, options.path, options);
+      if (metaId === null) writer.writeGenesis();
+      else writer.checkOwnTail();
+      await writer.checkAnchors();
+      return writer;
+    } catch (err) {
+      db?.close();
+      lock.release();
+      throw err;
+    }
+  }
+
+  get size(): number {
+    return this.state.size;
+  }
+
+  get latestCheckpoint(): CheckpointResult | null {
+    return this.state.lastCheckpoint;
+  }
+
+  /** Appends one entry. Resolves after commit; returns the existing entry (duplicate: true) when the idempotency key was already appended. */
+  async append(input: AppendInput): Promise<AppendResult> {
+    const [result] = await this.appendBatch([input]);
+    return result as AppendResult;
+  }
+
+  /** Appends entries atomically in one request: all are written (or found as duplicates), or none is. */
+  appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
+    if (this.closed) return Promise.reject(new JournalWriteError('CLOSED', 'the journal writer is closed'));
+    const prepared = inputs.map((input) => prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes }));
+    return this.enqueue(prepared);
+  }
+
+  /** Writes a checkpoint now (unless nothing but housekeeping was appended since the last one) and anchors it. */
+  async checkpoint(): Promise<CheckpointResult> {
+    if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
+    await this.enqueue([]); // a barrier: everything queued before is committed first
+    if (this.state.userSinceCheckpoint > 0 || this.state.lastCheckpoint === null) {
+      const result = this.writeCheckpointNow();
+      this.startAnchoring(result);
+      return result;
+    }
+    const last = this.state.lastCheckpoint;
+    this.startAnchoring(last); // re-publishing is idempotent; it heals an anchor that missed it
+    return { ...last, created: false };
+  }
+
+  /** Waits for queued appends and anchoring, writes a final checkpoint if entries came since the last, releases the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.timer) clearInterval(this.timer);
+    try {
+      if (this.state.userSinceCheckpoint > 0) await this.checkpoint();
+      else await this.enqueue([]);
+      while (this.inflightAnchoring.size > 0) await Promise.allSettled([...this.inflightAnchoring]);
+      await this.enqueue([]);
+    } finally {
+      this.closed = true;
+      this.db.close();
+      this.lock.release();
+    }
+  }
+
+  private enqueue(entries: readonly PreparedEntry[]): Promise<AppendResult[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ entries, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // setImmediate lets every request already read from the sockets join this transaction.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const batch: Request[] = [];
+    let count = 0;
+    while (this.pending.length > 0) {
+      const next = this.pending[0] as Request;
+      if (batch.length > 0 && count + next.entries.length > this.maxBatchEntries) break;
+      batch.push(next);
+      count += next.entries.length;
+      this.pending.shift();
+    }
+    const snapshot = this.snapshot();
+    const outcomes: (AppendResult[] | Error)[] = [];
+    let checkpointWritten: CheckpointResult | null = null;
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      const recordedAt = new Date(this.now()).toISOString();
+      const written = new Map<string, JournalEntry>();
+      for (const req of batch) outcomes.push(this.applyRequest(req, recordedAt, written));
+      if (this.state.userSinceCheckpoint >= this.checkpointEveryEntries) checkpointWritten = this.insertCheckpoint(recordedAt);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.restore(snapshot);
+      this.log.error({ err: { name: (err as Error).name, code: (err as { code?: string }).code, message: (err as Error).message }, requests: batch.length }, 'journal transaction failed; nothing of it was written');
+      const failure = new JournalWriteError('WRITE_FAILED', `the journal could not commit: ${(err as Error).message}`, { cause: err });
+      for (const req of batch) req.reject(failure);
+      this.scheduleIfPending();
+      return;
+    }
+    batch.forEach((req, i) => {
+      const outcome = outcomes[i] as AppendResult[] | Error;
+      if (outcome instanceof Error) req.reject(outcome);
+      else req.resolve(outcome);
+    });
+    if (checkpointWritten) this.startAnchoring(checkpointWritten);
+    this.scheduleIfPending();
+  }
+
+  private scheduleIfPending(): void {
+    if (this.pending.length > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Checks every key of the request first, so that a conflict leaves the request unwritten. */
+  private applyRequest(req: Request, recordedAt: string, written: Map<string, JournalEntry>): AppendResult[] | Error {
+    const plan: (JournalEntry | null)[] = [];
+    const local = new Map<string, PreparedEntry>();
+    for (const p of req.entries) {
+      const earlier = written.get(p.idempotencyKey) ?? this.lookup(p.idempotencyKey);
+      const sameRequest = local.get(p.idempotencyKey);
+      if (earlier) {
+        const diff = differingFields(p, earlier);
+        if (diff.length > 0) return new IdempotencyConflictError(p.idempotencyKey, earlier.seq, diff);
+        plan.push(earlier);
+      } else if (sameRequest) {
+        const diff = differingPrepared(p, sameRequest);
+        if (diff.length > 0) return new IdempotencyConflictError(p.idempotencyKey, this.state.size, diff);
+        plan.push(null);
+      } else {
+        local.set(p.idempotencyKey, p);
+        plan.push(null);
+      }
+    }
+    return req.entries.map((p, i) => {
+      const found = plan[i] ?? written.get(p.idempotencyKey);
+      if (found) return { entry: found, duplicate: true };
+      const entry = this.insert(p, recordedAt);
+      written.set(p.idempotencyKey, entry);
+      return { entry, duplicate: false };
+    });
+  }
+
+  private lookup(key: string): JournalEntry | undefined {
+    const row = this.byKeyStmt.get(key);
+    return row ? rowToEntry(row) : undefined;
+  }
+
+  private insert(p: PreparedEntry, recordedAt: string): JournalEntry {
+    const s = this.state;
+    const seq = s.size;
+    const id = uuidv7(this.now());
+    const occurredAt = p.occurredAt ?? recordedAt;
+    const header = {
+      seq,
+      id,
+      recordedAt,
+      occurredAt,
+      kind: p.kind,
+      source: p.source,
+      actor: p.actor,
+      correlationId: p.correlationId,
+      causationId: p.causationId,
+      idempotencyKey: p.idempotencyKey,
+      retentionClass: p.retentionClass,
+      payloadHash: p.payloadHash,
+    };
+    const leaf = hashLeaf(Buffer.from(canonicalHeader(header), 'utf8'));
+    const chain = createHash('sha256').update(s.chain).update(leaf).digest();
+    const nodes = s.tree.append(leaf);
+    const seal = sealOf(this.identity.sealKey, chain);
+    this.insertStmt.run(
+      seq, id, recordedAt, occurredAt, p.kind, p.source, p.actor, p.correlationId, p.causationId, p.idempotencyKey, p.retentionClass,
+      p.payloadText, Buffer.from(p.payloadHash, 'hex'), leaf, chain, nodes.length === 0 ? EMPTY : Buffer.concat(nodes), seal,
+    );
+    s.size = seq + 1;
+    s.chain = chain;
+    if (!HOUSEKEEPING_KINDS.has(p.kind)) s.userSinceCheckpoint++;
+    return { ...header, kind: p.kind, payload: JSON.parse(p.payloadText) as unknown, leafHash: Buffer.from(leaf).toString('hex'), chainHash: chain.toString('hex') };
+  }
+
+  private internal(kind: EntryKind, payload: unknown, idempotencyKey: string): PreparedEntry {
+    return prepareEntry(
+      { kind, source: 'journal', actor: 'journal-writer', correlationId: `journal/${this.identity.journalId}`, idempotencyKey, payload },
+      { maxPayloadBytes: this.maxPayloadBytes, allowInternal: true },
+    );
+  }
+
+  private writeGenesis(): void {
+    const { journalId, origin, signingKey } = this.identity;
+    this.db.transaction(() => {
+      this.db.prepare(`INSERT INTO journal_meta (key, value) VALUES ('journal_id', ?), ('origin', ?)`).run(journalId, origin);
+      this.insert(this.internal('journal.created', { journalId, origin, verifierKey: signingKey.verifierKey, format: 1 }, `journal/${journalId}/created`), new Date(this.now()).toISOString());
+    }).immediate();
+  }
+
+  private insertCheckpoint(recordedAt: string): CheckpointResult {
+    const s = this.state;
+    const checkpoint: Checkpoint = { origin: this.identity.origin, treeSize: s.size, rootHash: s.tree.root(), chainHead: s.chain, timestamp: recordedAt };
+    const note = signCheckpoint(checkpoint, this.identity.signingKey);
+    const payload = {
+      treeSize: checkpoint.treeSize,
+      rootHash: Buffer.from(checkpoint.rootHash).toString('base64'),
+      chainHead: Buffer.from(checkpoint.chainHead).toString('base64'),
+      note,
+    };
+    const entry = this.insert(this.internal('checkpoint', payload, `checkpoint/${checkpoint.treeSize}`), recordedAt);
+    const result: CheckpointResult = { checkpoint, note, seq: entry.seq, created: true };
+    s.lastCheckpoint = result;
+    s.userSinceCheckpoint = 0;
+    return result;
+  }
+
+  private writeCheckpointNow(): CheckpointResult {
+    const snapshot = this.snapshot();
+    try {
+      let result: CheckpointResult | null = null;
+      this.db.transaction(() => {
+        result = this.insertCheckpoint(new Date(this.now()).toISOString());
+      }).immediate();
+      return result as unknown as CheckpointResult;
+    } catch (err) {
+      this.restore(snapshot);
+      throw new JournalWriteError('WRITE_FAILED', `the checkpoint could not be committed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private onTimer(): void {
+    if (this.closed) return;
+    if (this.state.userSinceCheckpoint > 0) {
+      this.checkpoint().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'timed checkpoint failed'));
+    } else if (this.anchorRetryNote) {
+      const retry = this.anchorRetryNote;
+      this.anchorRetryNote = null;
+      this.startAnchoring({ ...retry, seq: -1, created: false });
+    }
+  }
+
+  private startAnchoring(cp: CheckpointResult): void {
+    if (this.anchors.length === 0) return;
+    const p = this.publish(cp).finally(() => this.inflightAnchoring.delete(p));
+    this.inflightAnchoring.add(p);
+  }
+
+  /** Publishes to every anchor and journals each outcome; a failure is retried with the next checkpoint or timer tick. */
+  private async publish(cp: CheckpointResult): Promise<void> {
+    const size = cp.checkpoint.treeSize;
+    await Promise.all(
+      this.anchors.map(async (anchor) => {
+        let prepared: PreparedEntry;
+        try {
+          const receipt = await anchor.publish(cp.note, cp.checkpoint);
+          prepared = this.internal('checkpoint.anchored', { treeSize: size, anchor: anchor.name, ok: true, location: receipt.location, alreadyPresent: receipt.alreadyPresent }, `anchor/${anchor.name}/${size}`);
+        } catch (err) {
+          this.anchorRetryNote = { note: cp.note, checkpoint: cp.checkpoint };
+          this.log.warn({ anchor: anchor.name, treeSize: size, err: (err as Error).message }, 'anchoring failed; will retry');
+          prepared = this.internal('checkpoint.anchored', { treeSize: size, anchor: anchor.name, ok: false, error: (err as Error).message.slice(0, 2000) }, `anchor-failed/${anchor.name}/${size}/${this.now()}`);
+        }
+        if (this.closed) return;
+        await this.enqueue([prepared]).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not journal an anchoring outcome'));
+      }),
+    );
+  }
+
+  /** Start-up: the entries after the newest checkpoint verify (hashes, chain, seals, stored tree nodes). */
+  private checkOwnTail(): void {
+    const from = this.state.lastCheckpoint ? this.state.lastCheckpoint.checkpoint.treeSize : 0;
+    const report = verifyJournal(this.db, { sealKey: this.identity.sealKey, verifier: parseVerifierKey(this.identity.signingKey.verifierKey), fromSeq: from });
+    if (!report.ok) {
+      throw new JournalIntegrityError(`the journal does not verify: first bad entry seq ${report.firstBadSeq ?? '?'}: ${report.reason ?? ''}; run \`activity-journal verify\` for details`, report.firstBadSeq);
+    }
+  }
+
+  /** Start-up: no anchor may hold a checkpoint that this journal is shorter than or inconsistent with. */
+  private async checkAnchors(): Promise<void> {
+    const verifier = parseVerifierKey(this.identity.signingKey.verifierKey);
+    const nodes = new StoredNodes(this.db);
+    for (const anchor of this.anchors) {
+      const note = await anchor.latest(this.identity.origin);
+      if (note === null) continue;
+      const cp = verifySignedCheckpoint(note, verifier);
+      if (cp === null) throw new JournalIntegrityError(`anchor ${anchor.name} holds a checkpoint not signed by this journal's key`, null);
+      if (cp.treeSize > this.state.size) {
+        throw new JournalIntegrityError(
+          `the journal has ${this.state.size} entries but anchor ${anchor.name} holds a signed checkpoint of ${cp.treeSize}: it was truncated or restored from an older copy; entries from seq ${this.state.size} are missing`,
+          this.state.size,
+        );
+      }
+      if (cp.treeSize === 0) continue;
+      const root = rootOf(cp.treeSize, nodes);
+      const chainAt = (this.db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(cp.treeSize - 1) as { chain_hash: Buffer }).chain_hash;
+      if (!Buffer.from(root).equals(Buffer.from(cp.rootHash)) || !chainAt.equals(Buffer.from(cp.chainHead))) {
+        throw new JournalIntegrityError(`the journal is inconsistent with the checkpoint of size ${cp.treeSize} held by anchor ${anchor.name}: its first ${cp.treeSize} entries are not the ones that were signed`, null);
+      }
+    }
+  }
+
+  private snapshot(): State {
+    const s = this.state;
+    return { size: s.size, chain: s.chain, tree: s.tree.clone(), userSinceCheckpoint: s.userSinceCheckpoint, lastCheckpoint: s.lastCheckpoint };
+  }
+
+  private restore(snap: State): void {
+    Object.assign(this.state, snap);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function loadState(db: Database.Database, identity: JournalIdentity): State {
+  const last = db.prepare('SELECT seq, chain_hash FROM entries ORDER BY seq DESC LIMIT 1').get() as { seq: number; chain_hash: Buffer } | undefined;
+  const size = last ? last.seq + 1 : 0;
+  const tree = CompactTree.fromNodeSource(size, new StoredNodes(db));
+  const cpRow = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1`).get() as EntryRow | undefined;
+  let lastCheckpoint: CheckpointResult | null = null;
+  let userSince = 0;
+  if (cpRow) {
+    const payload = JSON.parse(cpRow.payload) as { note: string };
+    const cp = verifySignedCheckpoint(payload.note, parseVerifierKey(identity.signingKey.verifierKey));
+    if (cp === null) throw new JournalIntegrityError(`the checkpoint at seq ${cpRow.seq} is not signed by this journal's key`, cpRow.seq);
+    lastCheckpoint = { checkpoint: cp, note: payload.note, seq: cpRow.seq, created: false };
+  }
+  const placeholders = [...HOUSEKEEPING_KINDS].map(() => '?').join(',');
+  userSince = (db.prepare(`SELECT count(*) AS n FROM entries WHERE seq > ? AND kind NOT IN (${placeholders})`).get(cpRow ? cpRow.seq : -1, ...HOUSEKEEPING_KINDS) as { n: number }).n;
+  return { size, chain: last ? last.chain_hash : ZERO_HASH, tree, userSinceCheckpoint: userSince, lastCheckpoint };
+}
+
+function differingPrepared(a: PreparedEntry, b: PreparedEntry): string[] {
+  return compareFields(a, { kind: b.kind, source: b.source, actor: b.actor, correlationId: b.correlationId, causationId: b.causationId, payloadHash: b.payloadHash, occurredAt: b.occurredAt, retentionClass: b.retentionClass });
+}
+
+function differingFields(p: PreparedEntry, e: JournalEntry): string[] {
+  return compareFields(p, e);
+}
+
+function compareFields(
+  p: PreparedEntry,
+  e: Pick<JournalEntry, 'kind' | 'source' | 'actor' | 'correlationId' | 'causationId' | 'payloadHash' | 'retentionClass'> & { occurredAt: string | null },
+): string[] {
+  const diff: string[] = [];
+  if (p.kind !== e.kind) diff.push('kind');
+  if (p.source !== e.source) diff.push('source');
+  if (p.actor !== e.actor) diff.push('actor');
+  if (p.correlationId !== e.correlationId) diff.push('correlationId');
+  if (p.causationId !== e.causationId) diff.push('causationId');
+  if (p.payloadHash !== e.payloadHash) diff.push('payload');
+  // Fields the caller left to defaults cannot conflict: a retry may not repeat them.
+  if (p.occurredAt !== null && e.occurredAt !== null && p.occurredAt !== e.occurredAt) diff.push('occurredAt');
+  if (p.retentionGiven && p.retentionClass !== e.retentionClass) diff.push('retentionClass');
+  return diff;
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+// Integration tests start real processes and fsync real files: give them room, and run files one at a time
+// so that benchmarks-by-accident (two crash tests racing for the same two cores) do not make them flaky.
+export default defineConfig({
+  test: {
+    include: ['test/integration/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 60_000,
+    fileParallelism: false,
+  },
+});
