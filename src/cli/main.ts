@@ -2,7 +2,7 @@
  * The `activity-journal` command line. Exit codes: 0 success, 1 the journal (or a proof) is not intact or some
  * input lines were refused, 2 usage errors and unreadable files.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { createInterface } from 'node:readline';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadConfig, ConfigError, type Config } from '../config/config.ts';

@@ -75,7 +75,9 @@ export function parseListen(value: string): Listen | null {
 
 /** Parses the environment (and overrides from the command line, e.g. --journal). Throws ConfigError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: string | undefined } = {}): Config {
-  const parsed = EnvSchema.safeParse(env);
+  // An empty variable (`FOO=` in a .env file) means "not set", as most tools treat it.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(present);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }

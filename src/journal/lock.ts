@@ -4,7 +4,7 @@
  * to clean up, and a second writer, in this process or another, gets SQLITE_BUSY and refuses to start.
  */
 import Database from 'better-sqlite3';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { JournalFileError } from './errors/journal-file.error.ts';
@@ -17,7 +17,15 @@ export function acquireWriterLock(journalPath: string): WriterLock {
   const lockPath = `${journalPath}.writer-lock`;
   const infoPath = `${lockPath}.owner`;
   mkdirSync(dirname(journalPath), { recursive: true, mode: 0o700 });
-  closeSync(openSync(lockPath, 'a', 0o600));
+  // Create it 0600 only when missing: opening and closing a file this process holds a POSIX lock on would
+  // silently drop that lock (fcntl locks belong to the process, and any close releases them).
+  if (!existsSync(lockPath)) {
+    try {
+      closeSync(openSync(lockPath, 'wx', 0o600));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
   const db = new Database(lockPath, { timeout: 0 });
   try {
     db.pragma('journal_mode = DELETE');

@@ -60,8 +60,9 @@ export function verifyInclusion(
     if (path === null) return false;
 
     // The proof splits into an "inner" part (siblings below the level where the paths to the leaf and to
-    // the last leaf meet) and a "border" part (left siblings on the right border above it); its length is
-    // therefore fixed by (index, size), which rejects truncated/extended proofs before any hashing.
+    // the last leaf meet) and a "border" part (left siblings on the right border above it), so its length
+    // is fixed by (index, size). Checking it is what stops an interior node, together with a shortened
+    // path, from passing as a leaf: the hashes alone would line up.
     const inner = bitLength(index ^ (size - 1n));
     const border = popCount(index >> BigInt(inner));
     if (path.length !== inner + border) return false;

@@ -73,7 +73,17 @@ interface State {
 const ZERO_HASH = Buffer.alloc(32);
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
+/** Counters since open: how well group commit is batching. */
+export interface WriterStats {
+  transactions: number;
+  entries: number;
+  requests: number;
+  largestTransaction: number;
+  failedTransactions: number;
+}
+
 export class JournalWriter {
+  readonly stats: WriterStats = { transactions: 0, entries: 0, requests: 0, largestTransaction: 0, failedTransactions: 0 };
   private readonly pending: Request[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -160,8 +170,8 @@ export class JournalWriter {
   }
 
   /** Appends entries atomically in one request: all are written (or found as duplicates), or none is. */
-  appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
-    if (this.closed) return Promise.reject(new JournalWriteError('CLOSED', 'the journal writer is closed'));
+  async appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
+    if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
     const prepared = inputs.map((input) => prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes }));
     return this.enqueue(prepared);
   }
@@ -232,12 +242,18 @@ export class JournalWriter {
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       this.restore(snapshot);
+      this.stats.failedTransactions++;
       this.log.error({ err: { name: (err as Error).name, code: (err as { code?: string }).code, message: (err as Error).message }, requests: batch.length }, 'journal transaction failed; nothing of it was written');
       const failure = new JournalWriteError('WRITE_FAILED', `the journal could not commit: ${(err as Error).message}`, { cause: err });
       for (const req of batch) req.reject(failure);
       this.scheduleIfPending();
       return;
     }
+    const added = this.state.size - snapshot.size;
+    this.stats.transactions++;
+    this.stats.entries += added;
+    this.stats.requests += batch.length;
+    if (added > this.stats.largestTransaction) this.stats.largestTransaction = added;
     batch.forEach((req, i) => {
       const outcome = outcomes[i] as AppendResult[] | Error;
       if (outcome instanceof Error) req.reject(outcome);

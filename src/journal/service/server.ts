@@ -61,7 +61,7 @@ export function createJournalServer(options: JournalApiOptions): Server {
       const body = await readJson(req, maxBody);
       const isBatch = typeof body === 'object' && body !== null && !Array.isArray(body) && 'entries' in body;
       if (isBatch) {
-        const entries = (body as { entries: unknown }).entries;
+        const entries = body.entries;
         if (!Array.isArray(entries) || entries.length === 0) throw new HttpError(422, 'INVALID_BATCH', '`entries` must be a non-empty array');
         if (entries.length > maxBatch) throw new HttpError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${maxBatch} entries`);
         const results = await writer.appendBatch(entries as never[]);
@@ -114,7 +114,8 @@ export function createJournalServer(options: JournalApiOptions): Server {
       const e = toHttpError(err);
       if (e.status >= 500) log.error({ err: { name: (err as Error).name, message: (err as Error).message }, path: req.url?.split('?')[0] }, 'request failed');
       if (e.status === 503) res.setHeader('retry-after', '1');
-      if (e.status === 413) res.setHeader('connection', 'close');
+      // Drain what the client is still sending, so it can read our answer instead of hitting a closed socket.
+      if (e.status === 413) req.resume();
       send(res, e.status, { error: { code: e.code, message: e.message, ...(e.issues ? { issues: e.issues } : {}) } });
     });
   });

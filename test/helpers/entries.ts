@@ -1,0 +1,25 @@
+import type { AppendInput } from '../../src/journal/entry.ts';
+
+/** A valid state.changed append, with the given idempotency key and correlation. */
+export function stateChange(key: string, correlationId = 'c-1', to: unknown = 'customer'): AppendInput {
+  return {
+    kind: 'state.changed',
+    source: 'crm',
+    actor: 'ops',
+    correlationId,
+    idempotencyKey: key,
+    payload: { entity: 'contact/1', field: 'lifecyclestage', from: 'lead', to },
+  };
+}
+
+/** A rule decision of roughly `bytes` bytes of payload. */
+export function ruleDecision(key: string, correlationId: string, bytes = 800): AppendInput {
+  return {
+    kind: 'rule.decision',
+    source: 'pipeline',
+    actor: 'rules',
+    correlationId,
+    idempotencyKey: key,
+    payload: { ruleId: 'mirror-leads', ruleVersion: '3', evaluated: { category: 'new_lead', note: 'x'.repeat(bytes) }, outcome: 'mirror' },
+  };
+}
