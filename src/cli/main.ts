@@ -341,13 +341,18 @@ function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean): n
     const dirs = anchorDirs.length > 0 ? anchorDirs : config.journal.anchorDirs.filter((d) => origin !== null && existsSync(join(d, originSlug(origin))));
     const notes: AnchoredNote[] = [];
     let pinned: Verifier | null = null;
-    if (origin !== null) {
-      for (const dir of dirs) {
-        if (!existsSync(dir)) throw new UsageError(`--anchors ${dir}: no such directory`);
-        for (const note of readAnchoredNotes(dir, origin)) notes.push({ source: `${dir} (size ${note.split('\n')[1] ?? '?'})`, note });
-        const key = readPinnedKey(dir, origin);
-        if (key !== null) pinned = parseVerifierKey(key);
+    for (const dir of anchorDirs) if (!existsSync(dir)) throw new UsageError(`--anchors ${dir}: no such directory`);
+    for (const dir of dirs) {
+      const found = origin === null ? [] : readAnchoredNotes(dir, origin);
+      const key = origin === null ? null : readPinnedKey(dir, origin);
+      // The writer pins its key in every directory anchor when it opens, so an explicit anchor that knows
+      // nothing of this journal's origin means the file was replaced (its origin is the forger's) or the
+      // directory is the wrong one. Either way the journal is not shown consistent with it.
+      if (found.length === 0 && key === null && anchorDirs.includes(dir)) {
+        return fail(asJson, 0, `anchor mismatch: ${dir} holds no checkpoint and no pinned key for this journal's origin ${origin ?? '(none: no journal.created entry)'}; the journal file was replaced, or this is not its anchor directory`);
       }
+      for (const note of found) notes.push({ source: `${dir} (size ${note.split('\n')[1] ?? '?'})`, note });
+      if (key !== null) pinned = parseVerifierKey(key);
     }
     const bar = asJson ? { update() {}, done() {} } : progressBar('verifying');
     const report = verifyJournal(reader.connection, { sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null, verifier: pinned, anchoredNotes: notes, onProgress: (d, t) => bar.update(d, t) });
@@ -366,6 +371,12 @@ function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean): n
   } finally {
     reader.close();
   }
+}
+
+function fail(asJson: boolean, firstBadSeq: number, reason: string): number {
+  if (asJson) io.out(JSON.stringify({ ok: false, firstBadSeq, reason }));
+  else io.out(`first bad entry: seq ${firstBadSeq}\nreason: ${reason}`);
+  return 1;
 }
 
 function printTrace(correlationId: string, entries: readonly JournalEntry[]): void {
