@@ -1,0 +1,64 @@
+/**
+ * The one shape every source is normalised into: an email, a call or a form submission.
+ */
+import { z } from 'zod';
+
+export const PARTICIPANT_ROLES = ['from', 'to', 'cc', 'bcc', 'caller', 'callee', 'agent', 'submitter', 'other'] as const;
+
+export const ParticipantSchema = z.strictObject({
+  role: z.enum(PARTICIPANT_ROLES),
+  /** An email address or E.164 phone number. */
+  address: z.string().min(1).max(512),
+  name: z.string().max(512).optional(),
+});
+
+export const AttachmentSchema = z.strictObject({
+  filename: z.string().max(1024).optional(),
+  mimeType: z.string().max(256),
+  sizeBytes: z.number().int().nonnegative(),
+  contentHash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+});
+
+export const InteractionSchema = z.strictObject({
+  channel: z.enum(['email', 'call', 'form']),
+  /** The system it came from: gmail, twilio, aircall, webform, demo... (the journal entry's `source`). */
+  source: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/),
+  /** The source's own id for it (Gmail message id, CallSid, submission id). */
+  sourceId: z.string().min(1).max(256),
+  direction: z.enum(['inbound', 'outbound', 'internal']),
+  occurredAt: z.iso.datetime({ offset: true }),
+  participants: z.array(ParticipantSchema).max(1000),
+  subject: z.string().max(2000).optional(),
+  text: z.string().max(2_000_000).optional(),
+  /** Email thread, call (for a transcript that follows its call) or form conversation. */
+  threadId: z.string().min(1).max(256).optional(),
+  attachments: z.array(AttachmentSchema).max(1000).optional(),
+  metadata: z.record(z.string(), z.json()).optional(),
+});
+
+export type Interaction = z.infer<typeof InteractionSchema>;
+export type Participant = z.infer<typeof ParticipantSchema>;
+
+/**
+ * Related interactions share a correlation id, so `trace` shows the whole chain: every message of an email
+ * thread, a call and its later transcript, a form and the follow-ups it caused.
+ */
+export function correlationIdFor(ix: Pick<Interaction, 'source' | 'sourceId' | 'threadId' | 'channel'>): string {
+  return ix.threadId !== undefined ? `${ix.channel}-thread/${ix.source}/${ix.threadId}` : `${ix.channel}/${ix.source}/${ix.sourceId}`;
+}
+
+/** The interaction.received idempotency key: one entry per source message, however often it is delivered. */
+export function interactionKey(ix: Pick<Interaction, 'source' | 'sourceId'>): string {
+  return `interaction/${ix.source}/${ix.sourceId}`;
+}
+
+/** The journal payload: the interaction without `source`, which is the entry's own field. */
+export function interactionPayload(ix: Interaction): Omit<Interaction, 'source'> {
+  const { source: _source, ...payload } = ix;
+  return payload;
+}
+
+/** Reads an interaction back from its journal entry. */
+export function interactionFromEntry(entry: { source: string; payload: unknown }): Interaction {
+  return InteractionSchema.parse({ ...(entry.payload as object), source: entry.source });
+}
