@@ -23,6 +23,12 @@ import type { JournalEntry } from '../journal/entry.ts';
 import { progressBar } from './progress.ts';
 import { UsageError } from './usage-error.ts';
 import { describeEntry } from './describe.ts';
+import { waitForStop } from './stop-signal.ts';
+import { runSupervisor } from './supervisor.ts';
+import { startWeb } from './web.ts';
+import { runDemo } from './demo.ts';
+import { startPipeline } from '../../jobs/main.ts';
+import type { Logger } from '../config/logger.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -61,30 +67,46 @@ export async function main(argv: readonly string[]): Promise<number> {
     const config = cfg();
     const logger = createLogger(config.logLevel, 'activity-journal');
     const running = await startJournalService(config, logger);
-    if (!json()) io.err(`journal service listening on ${running.url} (journal ${config.journal.path}); Ctrl-C to stop`);
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        logger.info({ signal }, 'shutting down');
-        const deadline = setTimeout(() => {
-          logger.error({}, 'shutdown took longer than 15 s; exiting');
-          process.exit(1);
-        }, 15_000);
-        deadline.unref();
-        running.close().then(resolve, (err: unknown) => {
-          logger.error({ err: (err as Error).message }, 'shutdown failed');
-          exitCode = 1;
-          resolve();
-        });
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    });
+    if (!json() && process.env.AJ_SUPERVISED !== '1') io.err(`journal service listening on ${running.url} (journal ${config.journal.path}); Ctrl-C to stop`);
+    exitCode = await stopWithin(await waitForStop(), () => running.close(), config.shutdownDeadlineMs, logger);
   };
 
   program
     .command('start')
-    .description('run the product; at this stage that is the journal service (same as journal-service)')
-    .action(serve);
+    .description('run the product: journal service, pipeline workers and web server, under one supervisor')
+    .action(async () => {
+      const config = cfg();
+      exitCode = await runSupervisor(config, createLogger(config.logLevel, 'activity-journal'), process.env);
+    });
+
+  program
+    .command('worker')
+    .description('run the pipeline workers (ingest, classify, decide, mirror); needs Redis and the journal service')
+    .action(async () => {
+      const config = cfg();
+      const logger = createLogger(config.logLevel, 'activity-journal');
+      const runtime = await startPipeline(config, logger);
+      exitCode = await stopWithin(await waitForStop(), () => runtime.close(), config.shutdownDeadlineMs + 5_000, logger);
+    });
+
+  program
+    .command('web')
+    .description('run the web server (/healthz, /metrics)')
+    .action(async () => {
+      const config = cfg();
+      const logger = createLogger(config.logLevel, 'activity-journal');
+      const web = await startWeb(config, logger);
+      exitCode = await stopWithin(await waitForStop(), () => web.close(), config.shutdownDeadlineMs, logger);
+    });
+
+  program
+    .command('demo')
+    .description('feed the bundled sample interactions through the whole pipeline into a separate demo journal')
+    .option('--keep', 'keep the demo queues in Redis afterwards')
+    .action(async (opts: { keep?: boolean }) => {
+      const config = cfg();
+      exitCode = await runDemo(config, { json: json(), keep: opts.keep === true });
+    });
 
   program.command('journal-service').description('run the journal service: the only writer of the journal').action(serve);
 
@@ -213,6 +235,25 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     io.err(`activity-journal: ${(err as Error).name}: ${(err as Error).message}`);
     return 1;
+  }
+}
+
+/** Runs a shutdown under a deadline; exit code 0 when it finished cleanly. */
+async function stopWithin(signal: string, close: () => Promise<void>, deadlineMs: number, logger: Logger): Promise<number> {
+  logger.info({ signal }, 'shutting down');
+  const deadline = setTimeout(() => {
+    logger.error({ deadlineMs }, 'shutdown took longer than its deadline; exiting');
+    process.exit(1);
+  }, deadlineMs + 5_000);
+  deadline.unref();
+  try {
+    await close();
+    return 0;
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'shutdown failed');
+    return 1;
+  } finally {
+    clearTimeout(deadline);
   }
 }
 

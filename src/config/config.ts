@@ -25,10 +25,29 @@ export const EnvSchema = z.object({
   JOURNAL_ANCHOR_DIRS: z.string().optional(),
   JOURNAL_ANCHOR_URLS: list,
   JOURNAL_ANCHOR_TOKEN: z.string().min(1).optional(),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('aj'),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_BASE_URL: z.string().url().optional(),
+  OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  OPENAI_TIMEOUT_SECONDS: intFrom(30, 1),
+  OPENAI_MAX_RETRIES: intFrom(2, 0),
+  MODEL_CONCURRENCY: intFrom(4, 1),
+  WORKER_CONCURRENCY: intFrom(8, 1),
+  RULES_PATH: z.string().min(1).optional(),
+  REDACTION_RULES: z.string().default('default'),
+  MODEL_INPUT_MAX_CHARS: intFrom(8000, 200),
+  PIPELINE_IDENTIFIER_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  WEB_LISTEN: z.string().min(1).default('127.0.0.1:8080'),
+  SHUTDOWN_DEADLINE_SECONDS: intFrom(20, 1),
+  JOB_LOCK_SECONDS: intFrom(30, 1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
+
+/** The rules shipped with the product (config/rules.json in the checkout). */
+export const DEFAULT_RULES_PATH = resolve(import.meta.dirname, '../../config/rules.json');
 
 /** Where the journal service listens: a loopback host and port, or a Unix socket. */
 export type Listen = { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
@@ -53,6 +72,23 @@ export interface Config {
     readonly appendToken: string | undefined;
     readonly readToken: string | undefined;
   };
+  readonly pipeline: {
+    /** Null when not configured: `npm start` then uses (or starts) Redis on 127.0.0.1:6379. */
+    readonly redisUrl: string | null;
+    readonly queuePrefix: string;
+    readonly openai: { readonly apiKey: string; readonly baseURL: string | undefined; readonly model: string; readonly timeoutMs: number; readonly maxRetries: number } | null;
+    readonly modelConcurrency: number;
+    readonly workerConcurrency: number;
+    readonly rulesPath: string;
+    readonly redactionRules: readonly string[] | 'default';
+    readonly modelInputMaxChars: number;
+    readonly identifierKey: string | undefined;
+    readonly stateDir: string;
+    /** How long a job stays locked to its worker; a worker that died is noticed (and its jobs retried) after about this long. */
+    readonly jobLockMs: number;
+  };
+  readonly web: { readonly listen: Listen };
+  readonly shutdownDeadlineMs: number;
   readonly logLevel: string;
 }
 
@@ -87,6 +123,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   const dataDir = dirname(path);
   const listen = parseListen(e.JOURNAL_SERVICE_LISTEN);
   if (!listen) problems.push(`JOURNAL_SERVICE_LISTEN: expected HOST:PORT or unix:/path, got ${JSON.stringify(e.JOURNAL_SERVICE_LISTEN)}`);
+  const web = parseListen(e.WEB_LISTEN);
+  if (!web || web.kind !== 'tcp') problems.push(`WEB_LISTEN: expected HOST:PORT, got ${JSON.stringify(e.WEB_LISTEN)}`);
   for (const u of e.JOURNAL_ANCHOR_URLS) if (!/^https?:\/\//.test(u)) problems.push(`JOURNAL_ANCHOR_URLS: ${u} is not an http(s) URL`);
   if (problems.length > 0) throw new ConfigError(problems);
   const l = listen as Listen;
@@ -104,6 +142,23 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       anchorToken: e.JOURNAL_ANCHOR_TOKEN,
     },
     service: { listen: l, url: e.JOURNAL_SERVICE_URL ?? defaultUrl, appendToken: e.JOURNAL_APPEND_TOKEN, readToken: e.JOURNAL_READ_TOKEN },
+    pipeline: {
+      redisUrl: e.REDIS_URL ?? null,
+      queuePrefix: e.QUEUE_PREFIX,
+      openai: e.OPENAI_API_KEY
+        ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL, timeoutMs: e.OPENAI_TIMEOUT_SECONDS * 1000, maxRetries: e.OPENAI_MAX_RETRIES }
+        : null,
+      modelConcurrency: e.MODEL_CONCURRENCY,
+      workerConcurrency: e.WORKER_CONCURRENCY,
+      rulesPath: e.RULES_PATH ? resolve(e.RULES_PATH) : DEFAULT_RULES_PATH,
+      redactionRules: e.REDACTION_RULES.trim() === 'default' ? 'default' : e.REDACTION_RULES.split(',').map((x) => x.trim()).filter(Boolean),
+      modelInputMaxChars: e.MODEL_INPUT_MAX_CHARS,
+      identifierKey: e.PIPELINE_IDENTIFIER_KEY,
+      stateDir: join(dataDir, 'state'),
+      jobLockMs: e.JOB_LOCK_SECONDS * 1000,
+    },
+    web: { listen: web as Listen },
+    shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,
   };
 }

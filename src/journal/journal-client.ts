@@ -11,6 +11,8 @@ export interface JournalClient {
   append(input: AppendInput): Promise<AppendResult>;
   /** Appends entries atomically: all of them, or none. */
   appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]>;
+  /** One entry, or null when there is none at that seq. */
+  bySeq(seq: number): Promise<JournalEntry | null>;
   /** Entries from `fromSeq` on, in order. */
   range(fromSeq: number, limit: number): Promise<JournalEntry[]>;
   /** The entries of one correlation, in order. */

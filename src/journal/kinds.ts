@@ -60,6 +60,10 @@ const aiDecision = z.strictObject({
   redactions: z.array(z.strictObject({ rule: id, count: z.number().int().nonnegative() })).optional(),
   truncatedTo: z.number().int().nonnegative().optional(),
   reviewRequired: z.boolean().optional(),
+  /** For outcome 'cached': the earlier decision whose output was reused (same input hash and prompt). */
+  reusedEntryId: id.optional(),
+  /** For outcome 'fallback': the failed decision this one replaces. */
+  replacesEntryId: id.optional(),
 });
 
 const ruleDecision = z.strictObject({
@@ -79,7 +83,13 @@ const crmCall = {
   durationMs: z.number().nonnegative(),
   objectIds: z.array(id).max(1000).optional(),
   providerCorrelationId: z.string().max(256).optional(),
+  /** True when nothing was sent: the dry-run CRM records what it would have written (status 0). */
   dryRun: z.boolean().optional(),
+  objectType: z.string().max(64).optional(),
+  idProperty: z.string().max(128).optional(),
+  /** The properties written (or that would have been), for the record. */
+  properties: z.record(z.string(), jsonValue).optional(),
+  associations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(256) })).max(100).optional(),
 };
 const crmWrite = z.strictObject(crmCall);
 const crmWriteFailed = z.strictObject({ ...crmCall, error: text, retryable: z.boolean() });
@@ -120,6 +130,26 @@ const webhookRejected = z.strictObject({
   status: z.number().int().min(400).max(599),
   reason: text,
   requestHash: hexHash.optional(),
+});
+
+const jobFailed = z.strictObject({
+  queue: id,
+  jobId: id,
+  attempts: z.number().int().nonnegative(),
+  error: text,
+  /** Why it will not be retried: 'attempts-exhausted', 'invalid-payload' or 'permanent'. */
+  finality: z.enum(['attempts-exhausted', 'invalid-payload', 'permanent']),
+  entryId: id.optional(),
+});
+
+const notificationSent = z.strictObject({
+  channel: z.enum(['log', 'email', 'slack', 'webhook']),
+  /** A team or role name, never a person's address. */
+  recipient: id,
+  ruleId: id,
+  ruleVersion: id,
+  template: id,
+  dryRun: z.boolean(),
 });
 
 const privacyErased = z.strictObject({
@@ -184,6 +214,8 @@ export const KINDS = {
   'connector.cursor_advanced': { schema: cursorAdvanced, defaultRetention: 'standard', internal: false },
   'connector.health': { schema: connectorHealth, defaultRetention: 'standard', internal: false },
   'webhook.rejected': { schema: webhookRejected, defaultRetention: 'standard', internal: false },
+  'job.failed': { schema: jobFailed, defaultRetention: 'standard', internal: false },
+  'notification.sent': { schema: notificationSent, defaultRetention: 'standard', internal: false },
   'privacy.erased': { schema: privacyErased, defaultRetention: 'permanent', internal: false },
   'segment.sealed': { schema: segmentSealed, defaultRetention: 'permanent', internal: false },
   'segment.archived': { schema: segmentArchived, defaultRetention: 'permanent', internal: false },

@@ -19,6 +19,9 @@ export class LocalJournalClient implements JournalClient {
   appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
     return this.writer.appendBatch(inputs);
   }
+  bySeq(seq: number): Promise<JournalEntry | null> {
+    return Promise.resolve(this.reader.bySeq(seq));
+  }
   range(fromSeq: number, limit: number): Promise<JournalEntry[]> {
     return Promise.resolve(this.reader.range(fromSeq, limit));
   }

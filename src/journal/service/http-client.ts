@@ -46,6 +46,15 @@ export class HttpJournalClient implements JournalClient {
     return (await this.call<{ results: AppendResult[] }>('POST', '/v1/entries', 'append', { entries: inputs })).results;
   }
 
+  async bySeq(seq: number): Promise<JournalEntry | null> {
+    try {
+      return (await this.call<{ entry: JournalEntry }>('GET', `/v1/entries/${seq}`, 'read')).entry;
+    } catch (err) {
+      if (err instanceof JournalRequestError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
   async range(fromSeq: number, limit: number): Promise<JournalEntry[]> {
     return (await this.call<{ entries: JournalEntry[] }>('GET', `/v1/entries?from=${fromSeq}&limit=${limit}`, 'read')).entries;
   }

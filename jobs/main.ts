@@ -1,0 +1,131 @@
+/**
+ * The one place where configuration, connectors and workers are wired together.
+ */
+import { Redis } from 'ioredis';
+import type { Config } from '../src/config/config.ts';
+import type { Logger } from '../src/config/logger.ts';
+import type { JournalClient } from '../src/journal/journal-client.ts';
+import { HttpJournalClient } from '../src/journal/service/http-client.ts';
+import { resolveCredentials } from '../src/journal/service/credentials.ts';
+import { loadOrCreateSecret } from '../src/journal/keys.ts';
+import { Pipeline } from '../src/pipeline/pipeline.ts';
+import { OfflineClassifier } from '../src/pipeline/offline-classifier.ts';
+import type { Classifier } from '../src/pipeline/classification.ts';
+import { loadPrompt } from '../src/pipeline/prompts.ts';
+import { loadRuleset } from '../src/pipeline/rules.ts';
+import { DEFAULT_MAX_CHARS, redactionRulesFromConfig } from '../src/pipeline/minimise.ts';
+import { DryRunCrm } from '../src/pipeline/dry-run-crm.ts';
+import { LogNotifier } from '../src/pipeline/journal-notifier.ts';
+import { RedisDecisionCache } from '../src/pipeline/decision-cache.ts';
+import type { ActivitySource, CrmClient } from '../src/pipeline/ports.ts';
+import type { QueueName } from '../src/pipeline/job-catalog.ts';
+import { OpenAiClassifier } from '../connectors/openai/openai.classifier.ts';
+import { closeQueues, createQueues, enqueueVia, evictionWarning, type Queues } from './queues.ts';
+import { startWorkers, type WorkerSet } from './workers.ts';
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const CLASSIFY_PROMPT = { id: 'classify-interaction', version: 'v1' } as const;
+
+export interface PipelineRuntime {
+  readonly pipeline: Pipeline;
+  readonly queues: Queues;
+  readonly workers: WorkerSet | null;
+  readonly journal: JournalClient;
+  readonly redis: Redis;
+  readonly classifier: Classifier;
+  close(): Promise<void>;
+}
+
+export interface PipelineOverrides {
+  /** Default: the journal service at config.service.url. */
+  readonly journal?: JournalClient;
+  readonly classifier?: Classifier;
+  readonly crm?: CrmClient;
+  readonly sources?: ReadonlyMap<string, ActivitySource>;
+  /** Start workers for these queues (default all); an empty list starts none (producer only). */
+  readonly queues?: readonly QueueName[];
+  readonly prefix?: string;
+}
+
+/** The journal client every pipeline process uses: the journal service, with the credentials from config or the keys dir. */
+export function journalServiceClient(config: Config): HttpJournalClient {
+  const creds = resolveCredentials(config.journal.keysDir, config.service, false);
+  if (!creds) throw new Error(`no journal service credentials: set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN, or start the journal service once on this machine (it writes ${config.journal.keysDir}/service-credentials.json)`);
+  return new HttpJournalClient({ url: config.service.url, appendToken: creds.appendToken, readToken: creds.readToken });
+}
+
+export function configuredClassifier(config: Config, ownDomains: readonly string[]): Classifier {
+  const ai = config.pipeline.openai;
+  if (!ai) return new OfflineClassifier({ ownDomains });
+  return new OpenAiClassifier({ apiKey: ai.apiKey, model: ai.model, timeoutMs: ai.timeoutMs, maxRetries: ai.maxRetries, ...(ai.baseURL ? { baseURL: ai.baseURL } : {}) });
+}
+
+/** Builds the pipeline and (unless told otherwise) its workers. */
+export async function startPipeline(config: Config, logger: Logger, overrides: PipelineOverrides = {}): Promise<PipelineRuntime> {
+  const log = logger.child({ component: 'jobs.main' });
+  const redis = new Redis(config.pipeline.redisUrl ?? DEFAULT_REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true });
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`cannot reach Redis at ${config.pipeline.redisUrl ?? DEFAULT_REDIS_URL}: ${(err as Error).message}`, { cause: err });
+  }
+  const warning = await evictionWarning(redis);
+  if (warning) log.warn({}, warning);
+
+  const prefix = overrides.prefix ?? config.pipeline.queuePrefix;
+  const rules = loadRuleset(config.pipeline.rulesPath);
+  const journal = overrides.journal ?? journalServiceClient(config);
+  const classifier = overrides.classifier ?? configuredClassifier(config, rules.ownDomains);
+  const queues = createQueues(redis, prefix);
+  const identifierKey = config.pipeline.identifierKey ? Buffer.from(config.pipeline.identifierKey) : loadOrCreateSecret(config.pipeline.stateDir, 'identifier-hash.key');
+  const pipeline = new Pipeline({
+    journal,
+    classifier,
+    fallback: new OfflineClassifier({ ownDomains: rules.ownDomains }),
+    prompt: loadPrompt(CLASSIFY_PROMPT.id, CLASSIFY_PROMPT.version),
+    rules,
+    minimise: { maxChars: config.pipeline.modelInputMaxChars ?? DEFAULT_MAX_CHARS, rules: redactionRulesFromConfig(config.pipeline.redactionRules) },
+    crm: overrides.crm ?? new DryRunCrm(journal),
+    notifier: new LogNotifier(journal, logger),
+    cache: new RedisDecisionCache(redis, prefix),
+    enqueue: enqueueVia(queues),
+    ...(overrides.sources ? { sources: overrides.sources } : {}),
+    identifierKey,
+    classifyTimeoutMs: (config.pipeline.openai?.timeoutMs ?? 30_000) * ((config.pipeline.openai?.maxRetries ?? 0) + 1) + 5_000,
+    logger,
+  });
+  const workerQueues = overrides.queues ?? undefined;
+  const workers =
+    workerQueues && workerQueues.length === 0
+      ? null
+      : startWorkers({
+          pipeline,
+          journal,
+          connection: redis,
+          prefix,
+          concurrency: { ingest: config.pipeline.workerConcurrency, classify: config.pipeline.modelConcurrency, decide: config.pipeline.workerConcurrency, mirror: config.pipeline.workerConcurrency },
+          logger,
+          lockMs: config.pipeline.jobLockMs,
+          ...(workerQueues ? { queues: workerQueues } : {}),
+        });
+  log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: 'dry-run', rules: rules.version, prefix }, 'pipeline ready');
+  let closing: Promise<void> | null = null;
+  return {
+    pipeline,
+    queues,
+    workers,
+    journal,
+    redis,
+    classifier,
+    close(): Promise<void> {
+      closing ??= (async () => {
+        await workers?.close(config.shutdownDeadlineMs);
+        await closeQueues(queues);
+        if (!overrides.journal) await journal.close();
+        redis.disconnect();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * The pipeline's BullMQ queues and the producer side: every job is checked against the catalog before it is
+ * added, and gets a deterministic id, so adding the same job twice is a no-op.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { JOBS, QUEUE_NAMES, jobIdFor, jobOptions, type JobData, type QueueName } from '../src/pipeline/job-catalog.ts';
+import type { Enqueue } from '../src/pipeline/ports.ts';
+
+export type Queues = Record<QueueName, Queue>;
+
+export function createQueues(connection: Redis, prefix: string): Queues {
+  return Object.fromEntries(QUEUE_NAMES.map((name) => [name, new Queue(name, { connection, prefix })])) as Queues;
+}
+
+export function enqueueVia(queues: Queues): Enqueue {
+  return async <Q extends QueueName>(queue: Q, data: JobData<Q>, jobKey: string): Promise<void> => {
+    const checked = JOBS[queue].schema.parse(data);
+    const jobId = jobIdFor(queue, jobKey);
+    await queues[queue].add(queue, checked, jobOptions(queue, jobId));
+  };
+}
+
+export async function closeQueues(queues: Queues): Promise<void> {
+  await Promise.all(Object.values(queues).map((q) => q.close()));
+}
+
+/** Redis must not evict keys: an evicted job is a silently lost interaction. Returns a warning, or null. */
+export async function evictionWarning(redis: Redis): Promise<string | null> {
+  try {
+    const reply = (await redis.config('GET', 'maxmemory-policy'));
+    const policy = reply[1] ?? 'unknown';
+    return policy === 'noeviction' ? null : `Redis maxmemory-policy is "${policy}"; set it to "noeviction" (CONFIG SET maxmemory-policy noeviction), or queued jobs can be evicted under memory pressure`;
+  } catch {
+    return 'could not read Redis maxmemory-policy (CONFIG GET refused); make sure it is "noeviction"';
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * `activity-journal demo`: the bundled samples through the whole pipeline (real Redis queues, the configured
+ * classifier, the rules, the dry-run CRM) into a separate demo journal, then a summary and one trace.
+ * Demo data never enters the real journal: it gets its own journal file, keys and anchors.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Config } from '../config/config.ts';
+import { createLogger } from '../config/logger.ts';
+import { JournalWriter } from '../journal/writer.ts';
+import { JournalReader } from '../journal/reader.ts';
+import { LocalJournalClient } from '../journal/local-client.ts';
+import { DirectoryAnchor } from '../journal/anchors.ts';
+import type { JournalEntry } from '../journal/entry.ts';
+import { SampleSource } from '../pipeline/sample-source.ts';
+import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
+import { Redis } from 'ioredis';
+import { createQueues, enqueueVia } from '../../jobs/queues.ts';
+import { startPipeline } from '../../jobs/main.ts';
+import { ensureRedis } from './redis.ts';
+import { describeEntry } from './describe.ts';
+
+export async function runDemo(config: Config, options: { json: boolean; keep: boolean }): Promise<number> {
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal-demo');
+  const out = (s: string): void => void process.stdout.write(s + '\n');
+  const redis = await ensureRedis(config, logger);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dir = join(dirname(config.journal.path), 'demo', `run-${stamp}`);
+  mkdirSync(join(dir, 'anchors'), { recursive: true, mode: 0o700 });
+  const path = join(dir, 'journal.sqlite');
+  const writer = await JournalWriter.open({ path, keysDir: join(dir, 'keys'), anchors: [new DirectoryAnchor(join(dir, 'anchors'))], checkpointEveryMs: 0 });
+  const journal = new LocalJournalClient(writer, JournalReader.open(path));
+  const source = SampleSource.fromFile();
+  const prefix = `aj-demo-${randomBytes(4).toString('hex')}`;
+  const demoConfig: Config = { ...config, pipeline: { ...config.pipeline, redisUrl: redis.url, stateDir: join(dir, 'state') } };
+  const runtime = await startPipeline(demoConfig, logger, { journal, prefix, sources: new Map([[source.name, source]]) });
+  const started = Date.now();
+  try {
+    if (!options.json) out(`Feeding ${source.interactions.length} sample interactions through ingest → classify (${runtime.classifier.provider}/${runtime.classifier.model}) → decide → mirror (dry-run)...`);
+    const enqueue = enqueueVia(runtime.queues);
+    for (const ix of source.interactions) await enqueue('ingest', { source: source.name, sourceId: ix.sourceId }, `samples/${ix.sourceId}`);
+    await drained(runtime.queues, 120_000);
+  } finally {
+    await runtime.close();
+    if (!options.keep) {
+      const r = new Redis(redis.url, { maxRetriesPerRequest: null });
+      const qs = createQueues(r, prefix);
+      await Promise.all(Object.values(qs).map((q) => q.obliterate({ force: true })));
+      await Promise.all(Object.values(qs).map((q) => q.close()));
+      r.disconnect();
+    }
+    await writer.close();
+    redis.child?.kill('SIGTERM');
+  }
+  const reader = JournalReader.open(path);
+  try {
+    const entries: JournalEntry[] = [];
+    for (let from = 0; ; from += 10_000) {
+      const page = reader.range(from, 10_000);
+      entries.push(...page);
+      if (page.length < 10_000) break;
+    }
+    const summary = summarise(entries);
+    const traceId = pickTrace(entries);
+    if (options.json) {
+      out(JSON.stringify({ journal: path, seconds: (Date.now() - started) / 1000, ...summary, traceCorrelationId: traceId }));
+      return summary.jobFailures === 0 ? 0 : 1;
+    }
+    out(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s. Demo journal: ${path}`);
+    out(`  interactions journaled: ${summary.interactions} (excluded by rule, with hashed identifiers only: ${summary.excluded})`);
+    out(`  AI decisions: ${summary.decisions} (${Object.entries(summary.decisionOutcomes).map(([k, v]) => `${k} ${v}`).join(', ')})`);
+    out(`  categories: ${Object.entries(summary.categories).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    out(`  mirrored to the CRM (dry-run): ${summary.mirrored}; kept out of the CRM: ${summary.skipped}; sent to review: ${summary.review}; notifications: ${summary.notifications}`);
+    out(`  journal entries in all: ${entries.length}; failed jobs: ${summary.jobFailures}`);
+    if (traceId) {
+      out(`\nTrace of ${traceId}:`);
+      for (const e of entries.filter((x) => x.correlationId === traceId)) out(`  #${e.seq} ${e.kind.padEnd(20)} ${describeEntry(e)}`);
+    }
+    out(`\nCheck it: npx activity-journal --journal ${path} verify`);
+    return summary.jobFailures === 0 ? 0 : 1;
+  } finally {
+    reader.close();
+  }
+}
+
+async function drained(queues: Record<string, { getJobCounts(...s: string[]): Promise<Record<string, number>> }>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let quiet = 0;
+  while (Date.now() < deadline) {
+    let pending = 0;
+    for (const name of QUEUE_NAMES) {
+      const c = await (queues[name] as { getJobCounts(...s: string[]): Promise<Record<string, number>> }).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+      pending += Object.values(c).reduce((a, b) => a + b, 0);
+    }
+    quiet = pending === 0 ? quiet + 1 : 0;
+    if (quiet >= 3) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the demo pipeline did not drain within ${timeoutMs / 1000} s`);
+}
+
+function summarise(entries: readonly JournalEntry[]) {
+  const count = (f: (e: JournalEntry) => boolean): number => entries.filter(f).length;
+  const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
+  const decisions = entries.filter((e) => e.kind === 'ai.decision' && payload(e).outcome !== 'failed');
+  const categories: Record<string, number> = {};
+  const decisionOutcomes: Record<string, number> = {};
+  for (const d of decisions) {
+    const c = (payload(d).output as { category: string }).category;
+    categories[c] = (categories[c] ?? 0) + 1;
+  }
+  for (const d of entries.filter((e) => e.kind === 'ai.decision')) {
+    const o = String(payload(d).outcome);
+    decisionOutcomes[o] = (decisionOutcomes[o] ?? 0) + 1;
+  }
+  const rule = (section: string, outcome: string): number => count((e) => e.kind === 'rule.decision' && (payload(e).evaluated as { section?: string }).section === section && payload(e).outcome === outcome);
+  return {
+    interactions: count((e) => e.kind === 'interaction.received'),
+    excluded: rule('exclusions', 'excluded'),
+    decisions: decisions.length,
+    decisionOutcomes,
+    categories,
+    mirrored: count((e) => e.kind === 'crm.write'),
+    skipped: rule('mirror', 'skip'),
+    review: rule('review', 'review'),
+    notifications: count((e) => e.kind === 'notification.sent'),
+    jobFailures: count((e) => e.kind === 'job.failed'),
+  };
+}
+
+/** The correlation with the most interactions (a thread), else the first with a notification. */
+function pickTrace(entries: readonly JournalEntry[]): string | null {
+  const perCorrelation = new Map<string, number>();
+  for (const e of entries) if (e.kind === 'interaction.received') perCorrelation.set(e.correlationId, (perCorrelation.get(e.correlationId) ?? 0) + 1);
+  const best = [...perCorrelation.entries()].sort((a, b) => b[1] - a[1])[0];
+  if (best && best[1] > 1) return best[0];
+  return entries.find((e) => e.kind === 'notification.sent')?.correlationId ?? best?.[0] ?? null;
+}

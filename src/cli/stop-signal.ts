@@ -1,0 +1,13 @@
+/**
+ * Resolves when the process is asked to stop: SIGTERM, SIGINT (unless supervised: then the supervisor decides
+ * the order in which processes stop), or the supervisor's IPC channel closing because it died.
+ */
+export function waitForStop(): Promise<string> {
+  return new Promise((resolve) => {
+    const supervised = process.env.AJ_SUPERVISED === '1';
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    if (supervised) process.on('SIGINT', () => {});
+    else process.once('SIGINT', () => resolve('SIGINT'));
+    if (process.send !== undefined) process.once('disconnect', () => resolve('supervisor gone'));
+  });
+}

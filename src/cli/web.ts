@@ -1,0 +1,58 @@
+/**
+ * Wiring of the web process: health checks of the journal service and Redis, and gauges from both.
+ */
+import { Redis } from 'ioredis';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../config/logger.ts';
+import { createWebServer, type Gauge } from '../web/server.ts';
+import { HttpJournalClient } from '../journal/service/http-client.ts';
+import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
+import { createQueues, closeQueues } from '../../jobs/queues.ts';
+import { DEFAULT_REDIS_URL } from '../../jobs/main.ts';
+
+export async function startWeb(config: Config, logger: Logger): Promise<{ url: string; close(): Promise<void> }> {
+  const redis = new Redis(config.pipeline.redisUrl ?? DEFAULT_REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true, enableOfflineQueue: false });
+  redis.on('error', () => {}); // reported through /healthz, not as a crash
+  await redis.connect().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'Redis not reachable yet'));
+  const queues = createQueues(redis, config.pipeline.queuePrefix);
+  const journal = new HttpJournalClient({ url: config.service.url, attempts: 1, timeoutMs: 2000 });
+  const app = createWebServer({
+    checks: [
+      { name: 'journal', check: async () => void (await journal.health()) },
+      { name: 'redis', check: async () => void (await redis.ping()) },
+    ],
+    gauges: async () => {
+      const gauges: Gauge[] = [{ name: 'aj_up', help: 'The web process is up.', value: 1 }];
+      try {
+        const h = await journal.health();
+        gauges.push({ name: 'aj_journal_entries', help: 'Entries in the journal.', value: h.size });
+      } catch {
+        gauges.push({ name: 'aj_journal_up', help: 'Whether the journal service answers.', value: 0 });
+      }
+      for (const name of QUEUE_NAMES) {
+        try {
+          const counts = await queues[name].getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
+          for (const [state, n] of Object.entries(counts)) gauges.push({ name: 'aj_queue_jobs', help: 'Jobs per queue and state.', labels: { queue: name, state }, value: n });
+        } catch {
+          gauges.push({ name: 'aj_queue_up', help: 'Whether queue counts could be read.', labels: { queue: name }, value: 0 });
+        }
+      }
+      return gauges;
+    },
+  });
+  const listen = config.web.listen;
+  if (listen.kind !== 'tcp') throw new Error('WEB_LISTEN must be HOST:PORT');
+  await app.listen({ host: listen.host, port: listen.port });
+  const address = app.server.address();
+  const url = `http://${listen.host}:${typeof address === 'object' && address ? address.port : listen.port}`;
+  logger.info({ component: 'web', url }, 'web server ready');
+  return {
+    url,
+    async close() {
+      await app.close();
+      await closeQueues(queues);
+      await journal.close();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * The CRM until the HubSpot adapter is configured: it sends nothing and journals exactly what it would have
+ * written (a crm.write with dryRun: true and status 0), once per interaction.
+ */
+import type { JournalClient } from '../journal/journal-client.ts';
+import type { CrmClient, MirrorPlan, MirrorResult } from './ports.ts';
+
+export class DryRunCrm implements CrmClient {
+  readonly dryRun = true;
+  constructor(private readonly journal: JournalClient, private readonly options: { latencyMs?: number } = {}) {}
+
+  async mirror(plan: MirrorPlan): Promise<MirrorResult> {
+    const started = Date.now();
+    if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));
+    await this.journal.append({
+      kind: 'crm.write',
+      source: 'hubspot',
+      actor: 'crm:dry-run',
+      correlationId: plan.correlationId,
+      causationId: plan.decisionEntryId,
+      idempotencyKey: `crm/${plan.entryId}/upsert`,
+      payload: {
+        system: 'hubspot',
+        method: 'POST',
+        path: `/crm/v3/objects/${plan.objectType}/batch/upsert`,
+        status: 0,
+        durationMs: Date.now() - started,
+        dryRun: true,
+        objectType: plan.objectType,
+        idProperty: 'journal_entry_id',
+        properties: plan.properties,
+        associations: plan.counterparts.map((c) => ({ objectType: c.includes('@') ? 'contact-email' : 'contact-phone', id: c })),
+      },
+    });
+    return { objectId: null, dryRun: true };
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The job catalog: one place that says, for every queue, what its payload is and how hard to try.
+ * Payloads carry ids only, never bodies: Redis keeps job data in plain text.
+ * A field added to a payload later must be optional (jobs already queued do not have it).
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { JobsOptions } from 'bullmq';
+
+const entryRef = {
+  /** The interaction.received entry. */
+  entryId: z.string().uuid(),
+  seq: z.number().int().nonnegative(),
+  correlationId: z.string().min(1).max(512),
+};
+
+export const JOBS = {
+  /** Fetch one item from its source by id, apply the exclusion rules, journal it. */
+  ingest: {
+    schema: z.strictObject({ source: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/), sourceId: z.string().min(1).max(256), account: z.string().max(256).optional() }),
+    attempts: 8,
+    backoffMs: 2_000,
+    timeoutMs: 60_000,
+  },
+  /** Summarise and classify with the model (or the offline rules), journal the ai.decision. */
+  classify: {
+    schema: z.strictObject(entryRef),
+    attempts: 6,
+    backoffMs: 2_000,
+    timeoutMs: 120_000,
+  },
+  /** Evaluate the rules (mirror, review, notifications), journal each rule.decision. */
+  decide: {
+    schema: z.strictObject({ ...entryRef, decisionEntryId: z.string().uuid(), decisionSeq: z.number().int().nonnegative() }),
+    attempts: 6,
+    backoffMs: 1_000,
+    timeoutMs: 30_000,
+  },
+  /** Write the CRM activity (dry-run until the HubSpot adapter lands), journal every call. */
+  mirror: {
+    schema: z.strictObject({ ...entryRef, decisionEntryId: z.string().uuid(), decisionSeq: z.number().int().nonnegative() }),
+    attempts: 10,
+    backoffMs: 2_000,
+    timeoutMs: 60_000,
+  },
+} as const;
+
+export type QueueName = keyof typeof JOBS;
+export type JobData<Q extends QueueName> = z.infer<(typeof JOBS)[Q]['schema']>;
+export const QUEUE_NAMES = Object.keys(JOBS) as QueueName[];
+
+/** BullMQ options for a job: attempts, exponential backoff with jitter, a deterministic id for dedupe, bounded retention. */
+export function jobOptions(queue: QueueName, jobId: string): JobsOptions {
+  const spec = JOBS[queue];
+  return {
+    jobId,
+    attempts: spec.attempts,
+    backoff: { type: 'exponential', delay: spec.backoffMs, jitter: 0.5 },
+    // Completed jobs are kept for an hour so that a redelivered add with the same id is a no-op; the journal,
+    // not Redis, is the record.
+    removeOnComplete: { age: 3600, count: 50_000 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
+}
+
+/** A deterministic job id (BullMQ forbids ':' in custom ids): the key itself when it is plain, else its hash. */
+export function jobIdFor(queue: QueueName, key: string): string {
+  return /^[A-Za-z0-9._-]{1,200}$/.test(key) ? `${queue}-${key}` : `${queue}-h${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
+}

@@ -1,0 +1,52 @@
+/**
+ * How an interaction and its decision become one CRM activity: emails as emails, calls as calls, form
+ * submissions as notes, with the AI summary and category in the body and the interaction's own time.
+ */
+import type { JournalEntry } from '../journal/entry.ts';
+import type { Classification } from './classification.ts';
+import type { Interaction } from './interaction.ts';
+import type { MirrorPlan } from './ports.ts';
+
+export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: JournalEntry): MirrorPlan {
+  const c = (decision.payload as { output: Classification }).output;
+  const timestamp = new Date(ix.occurredAt).toISOString();
+  const body = [`Summary: ${c.summary}`, `Category: ${c.category} (confidence ${c.confidence.toFixed(2)})`, c.nextSteps.length > 0 ? `Next steps: ${c.nextSteps.join('; ')}` : '', `Journal entry: ${entry.id}`]
+    .filter(Boolean)
+    .join('\n');
+  const ours = ix.direction === 'outbound' ? ['from', 'caller', 'agent'] : ['to', 'cc', 'bcc', 'callee', 'agent'];
+  const counterparts = [...new Set(ix.participants.filter((p) => !ours.includes(p.role)).map((p) => p.address.toLowerCase()))];
+  const common = { entryId: entry.id, correlationId: entry.correlationId, decisionEntryId: decision.id, counterparts, category: c.category };
+  if (ix.channel === 'email') {
+    return {
+      ...common,
+      objectType: 'emails',
+      properties: {
+        journal_entry_id: entry.id,
+        hs_timestamp: timestamp,
+        hs_email_direction: ix.direction === 'outbound' ? 'EMAIL' : 'INCOMING_EMAIL',
+        hs_email_subject: ix.subject ?? '',
+        hs_email_text: body,
+      },
+    };
+  }
+  if (ix.channel === 'call') {
+    const seconds = typeof ix.metadata?.durationSeconds === 'number' ? ix.metadata.durationSeconds : null;
+    return {
+      ...common,
+      objectType: 'calls',
+      properties: {
+        journal_entry_id: entry.id,
+        hs_timestamp: timestamp,
+        hs_call_direction: ix.direction === 'outbound' ? 'OUTBOUND' : 'INBOUND',
+        hs_call_title: ix.subject ?? `Call ${ix.sourceId}`,
+        hs_call_body: body,
+        ...(seconds !== null ? { hs_call_duration: String(Math.round(seconds * 1000)) } : {}),
+      },
+    };
+  }
+  return {
+    ...common,
+    objectType: 'notes',
+    properties: { journal_entry_id: entry.id, hs_timestamp: timestamp, hs_note_body: `Form submission${ix.subject ? `: ${ix.subject}` : ''}\n${body}` },
+  };
+}

@@ -1,0 +1,301 @@
+/**
+ * The pipeline's stages as plain functions over ports: intake → classify → decide → mirror. Each stage appends
+ * to the journal before it hands on, with an idempotency key derived from its input, so a retried or
+ * redelivered job adds nothing, and a crash anywhere is repaired by running the job again.
+ */
+import { createHmac } from 'node:crypto';
+import type { JournalClient } from '../journal/journal-client.ts';
+import type { JournalEntry } from '../journal/entry.ts';
+import type { Logger } from '../config/logger.ts';
+import { silentLogger } from '../config/logger.ts';
+import { ClassificationSchema, classificationProblems, type Classification, type Classifier, type ClassifierResult, type Prompt } from './classification.ts';
+import { ClassifierError } from './errors/classifier.error.ts';
+import { PermanentJobError } from './errors/permanent-job.error.ts';
+import { InteractionSchema, correlationIdFor, interactionFromEntry, interactionKey, interactionPayload, type Interaction } from './interaction.ts';
+import { minimise, type MinimiseOptions } from './minimise.ts';
+import { evaluateExclusions, evaluateMirror, evaluateNotifications, evaluateReview, type Ruleset } from './rules.ts';
+import type { ActivitySource, CrmClient, DecisionCache, Enqueue, Notifier } from './ports.ts';
+import type { JobData } from './job-catalog.ts';
+import { buildMirrorPlan } from './mirror-plan.ts';
+
+export interface PipelineDeps {
+  readonly journal: JournalClient;
+  /** The configured classifier (the OpenAI adapter, or the offline rules when no model is configured). */
+  readonly classifier: Classifier;
+  /** The offline rules, used when the model fails. */
+  readonly fallback: Classifier;
+  readonly prompt: Prompt;
+  readonly rules: Ruleset;
+  readonly minimise: MinimiseOptions;
+  readonly crm: CrmClient;
+  readonly notifier: Notifier;
+  readonly cache: DecisionCache;
+  readonly enqueue: Enqueue;
+  readonly sources?: ReadonlyMap<string, ActivitySource>;
+  /** Key for the keyed hashes that stand in for identifiers of excluded interactions. */
+  readonly identifierKey: Buffer;
+  readonly classifyTimeoutMs?: number;
+  readonly logger?: Logger;
+}
+
+export type IntakeOutcome =
+  | { readonly status: 'accepted'; readonly entry: JournalEntry; readonly duplicate: boolean }
+  | { readonly status: 'excluded'; readonly ruleId: string; readonly entry: JournalEntry };
+
+export type DecisionOutcome = 'ok' | 'cached' | 'fallback';
+
+export class Pipeline {
+  private readonly log: Logger;
+  constructor(private readonly deps: PipelineDeps) {
+    this.log = (deps.logger ?? silentLogger).child({ component: 'pipeline' });
+  }
+
+  /**
+   * Takes an interaction in: excluded ones leave only a rule.decision with keyed hashes of their identifiers;
+   * the others are journaled as interaction.received and handed to classify. Resolves after the journal commit,
+   * so a webhook may answer 2xx when this returns.
+   */
+  async intake(raw: Interaction): Promise<IntakeOutcome> {
+    // Connectors see broken encodings; a lone surrogate has no canonical JSON form, so it becomes U+FFFD here.
+    const parsed = InteractionSchema.safeParse(wellFormed(raw));
+    if (!parsed.success) throw new PermanentJobError(`invalid interaction: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const ix = parsed.data;
+    const { journal, rules } = this.deps;
+    const excluded = evaluateExclusions(rules, { interaction: ix });
+    if (excluded) {
+      const sourceHash = this.hashId(`${ix.source}/${ix.sourceId}`);
+      const { entry } = await journal.append({
+        kind: 'rule.decision',
+        source: ix.source,
+        actor: 'rules',
+        correlationId: `excluded/${sourceHash.slice(0, 32)}`,
+        idempotencyKey: `exclusion/${sourceHash}/${rules.version}`,
+        occurredAt: ix.occurredAt,
+        payload: {
+          ruleId: excluded.ruleId,
+          ruleVersion: rules.version,
+          evaluated: {
+            section: 'exclusions',
+            channel: ix.channel,
+            direction: ix.direction,
+            sourceIdHash: sourceHash,
+            participantHashes: ix.participants.map((p) => this.hashId(p.address.toLowerCase())),
+          },
+          outcome: 'excluded',
+          reason: excluded.description ?? `excluded by rule ${excluded.ruleId}`,
+        },
+      });
+      return { status: 'excluded', ruleId: excluded.ruleId, entry };
+    }
+    const correlationId = correlationIdFor(ix);
+    const received = await journal.append({
+      kind: 'interaction.received',
+      source: ix.source,
+      actor: `connector:${ix.source}`,
+      correlationId,
+      idempotencyKey: interactionKey(ix),
+      occurredAt: ix.occurredAt,
+      payload: interactionPayload(ix),
+    });
+    const entry = received.entry;
+    await journal.append({
+      kind: 'rule.decision',
+      source: 'pipeline',
+      actor: 'rules',
+      correlationId,
+      causationId: entry.id,
+      idempotencyKey: `rules/${entry.id}/${rules.version}/exclusions`,
+      payload: {
+        ruleId: 'exclusions',
+        ruleVersion: rules.version,
+        inputEntryId: entry.id,
+        evaluated: { section: 'exclusions', rules: rules.exclusions.map((r) => r.id), channel: ix.channel, direction: ix.direction },
+        outcome: 'included',
+        reason: 'no exclusion rule matched',
+      },
+    });
+    await this.deps.enqueue('classify', { entryId: entry.id, seq: entry.seq, correlationId }, entry.id);
+    return { status: 'accepted', entry, duplicate: received.duplicate };
+  }
+
+  /** Ingest stage: fetch an item from its source by id and take it in. */
+  async ingest(job: JobData<'ingest'>): Promise<IntakeOutcome> {
+    const source = this.deps.sources?.get(job.source);
+    if (!source) throw new PermanentJobError(`no source named ${job.source} is configured`);
+    const ix = await source.fetch(job.sourceId, job.account);
+    if (ix === null) throw new PermanentJobError(`${job.source} no longer has item ${job.sourceId}`);
+    return this.intake(ix);
+  }
+
+  /** Classify stage: one ai.decision per interaction and prompt version (or a failed one and its fallback). */
+  async classify(job: JobData<'classify'>, signal?: AbortSignal): Promise<JournalEntry> {
+    const { journal, prompt } = this.deps;
+    const entry = await this.interactionEntry(job);
+    const ix = interactionFromEntry(entry);
+    const key = `decision/${entry.id}/${prompt.id}@${prompt.version}`;
+    const done = await journal.byIdempotencyKey(key);
+    if (done) {
+      await this.handOn('decide', job, done);
+      return done;
+    }
+    const m = minimise(ix, this.deps.minimise);
+    const base = {
+      inputEntryId: entry.id,
+      inputHash: m.inputHash,
+      promptId: prompt.id,
+      promptVersion: prompt.version,
+      promptHash: prompt.hash,
+      redactions: m.redactions,
+      ...(m.truncatedTo !== null ? { truncatedTo: m.truncatedTo } : {}),
+    };
+    const common = { kind: 'ai.decision', source: 'pipeline', correlationId: job.correlationId, causationId: entry.id } as const;
+
+    const cached = await this.cachedDecision(m.inputHash);
+    if (cached) {
+      const p = cached.payload as { output: Classification; confidence: number; provider: string; model: string };
+      const { entry: decision } = await journal.append({
+        ...common,
+        actor: `classifier:${p.provider}`,
+        idempotencyKey: key,
+        payload: { ...base, provider: p.provider, model: p.model, outcome: 'cached', output: p.output, confidence: p.confidence, tokens: null, latencyMs: 0, requestId: null, attempts: 0, reusedEntryId: cached.id, reviewRequired: false },
+      });
+      await this.handOn('decide', job, decision);
+      return decision;
+    }
+
+    const { classifier, fallback } = this.deps;
+    let result: ClassifierResult;
+    try {
+      const timeout = AbortSignal.timeout(this.deps.classifyTimeoutMs ?? 60_000);
+      result = await classifier.classify(m.input, prompt, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+      const problems = classificationProblems(ClassificationSchema.parse(result.output));
+      if (problems.length > 0) throw new ClassifierError('INVALID_OUTPUT', `the classification is out of bounds: ${problems.join('; ')}`, { attempts: result.attempts, requestId: result.requestId });
+    } catch (err) {
+      // A shutdown is not a model failure: let the job be retried.
+      if (signal?.aborted) throw err;
+      const failure = err instanceof ClassifierError ? err : new ClassifierError('PROVIDER_ERROR', `the classifier failed: ${(err as Error).name}`, { attempts: 1 }, { cause: err });
+      this.log.warn({ entryId: entry.id, code: failure.code, provider: classifier.provider }, 'classifier failed; falling back to the offline rules');
+      const { entry: failed } = await journal.append({
+        ...common,
+        actor: `classifier:${classifier.provider}`,
+        idempotencyKey: `${key}/failed`,
+        payload: {
+          ...base,
+          provider: classifier.provider,
+          model: classifier.model,
+          outcome: 'failed',
+          output: null,
+          confidence: null,
+          tokens: null,
+          latencyMs: failure.details.latencyMs ?? 0,
+          requestId: failure.details.requestId ?? null,
+          attempts: failure.details.attempts,
+          error: `${failure.code}: ${failure.message}`.slice(0, 2000),
+          reviewRequired: true,
+        },
+      });
+      const offline = await fallback.classify(m.input, prompt);
+      const { entry: decision } = await journal.append({
+        ...common,
+        actor: `classifier:${offline.provider}`,
+        idempotencyKey: key,
+        payload: { ...base, provider: offline.provider, model: offline.model, outcome: 'fallback', output: offline.output, confidence: offline.output.confidence, tokens: null, latencyMs: offline.latencyMs, requestId: null, attempts: offline.attempts, reviewRequired: true, replacesEntryId: failed.id },
+      });
+      await this.handOn('decide', job, decision);
+      return decision;
+    }
+    const { entry: decision } = await journal.append({
+      ...common,
+      actor: `classifier:${result.provider}`,
+      idempotencyKey: key,
+      payload: { ...base, provider: result.provider, model: result.model, outcome: 'ok', output: result.output, confidence: result.output.confidence, tokens: result.tokens, latencyMs: result.latencyMs, requestId: result.requestId, attempts: result.attempts, reviewRequired: false },
+    });
+    await this.deps.cache.set(prompt.hash, m.inputHash, decision.seq);
+    await this.handOn('decide', job, decision);
+    return decision;
+  }
+
+  /** Decide stage: mirror or not, review or not, and who to notify; each a rule.decision on the record. */
+  async decide(job: JobData<'decide'>): Promise<{ mirror: boolean; review: boolean; notified: string[] }> {
+    const { journal, rules } = this.deps;
+    const entry = await this.interactionEntry(job);
+    const decision = await this.decisionEntry(job);
+    const ix = interactionFromEntry(entry);
+    const d = decision.payload as { output: Classification; outcome: DecisionOutcome };
+    const facts = { interaction: ix, classification: d.output, decisionOutcome: d.outcome };
+    const evaluated = { category: d.output.category, confidence: d.output.confidence, urgency: d.output.urgency, decisionOutcome: d.outcome, channel: ix.channel, direction: ix.direction };
+    const mirror = evaluateMirror(rules, facts);
+    const review = evaluateReview(rules, facts);
+    const notifications = evaluateNotifications(rules, facts);
+    const decisionOf = (section: string, ruleId: string, outcome: string, reason: string | undefined): Parameters<JournalClient['append']>[0] => ({
+      kind: 'rule.decision',
+      source: 'pipeline',
+      actor: 'rules',
+      correlationId: job.correlationId,
+      causationId: decision.id,
+      idempotencyKey: `rules/${entry.id}/${rules.version}/${section}`,
+      payload: { ruleId, ruleVersion: rules.version, inputEntryId: decision.id, evaluated: { section, ...evaluated }, outcome, ...(reason ? { reason } : {}) },
+    });
+    await journal.appendBatch([
+      decisionOf('mirror', mirror.ruleId, mirror.outcome, mirror.description),
+      decisionOf('review', review.ruleId, review.outcome, review.description),
+      ...notifications.map((n) => decisionOf(`notify/${n.ruleId}`, n.ruleId, `notify:${n.notify}`, undefined)),
+    ]);
+    for (const n of notifications) {
+      await this.deps.notifier.notify({ entryId: entry.id, correlationId: job.correlationId, recipient: n.notify, ruleId: n.ruleId, ruleVersion: rules.version, category: d.output.category, summary: d.output.summary });
+    }
+    if (mirror.outcome === 'mirror') await this.deps.enqueue('mirror', job, entry.id);
+    return { mirror: mirror.outcome === 'mirror', review: review.outcome === 'review', notified: notifications.map((n) => n.notify) };
+  }
+
+  /** Mirror stage: exactly one CRM activity per interaction (the CRM client journals every call). */
+  async mirror(job: JobData<'mirror'>): Promise<void> {
+    const entry = await this.interactionEntry(job);
+    const decision = await this.decisionEntry(job);
+    const plan = buildMirrorPlan(interactionFromEntry(entry), entry, decision);
+    await this.deps.crm.mirror(plan);
+  }
+
+  private async handOn(queue: 'decide', job: JobData<'classify'>, decision: JournalEntry): Promise<void> {
+    await this.deps.enqueue(queue, { ...job, decisionEntryId: decision.id, decisionSeq: decision.seq }, job.entryId);
+  }
+
+  private async cachedDecision(inputHash: string): Promise<JournalEntry | null> {
+    const { cache, journal, prompt } = this.deps;
+    const seq = await cache.get(prompt.hash, inputHash);
+    if (seq === null) return null;
+    const e = await journal.bySeq(seq);
+    const p = e?.payload as { inputHash?: string; promptHash?: string; outcome?: string } | undefined;
+    // The cache only points into the journal; trust what the journal says, not the pointer.
+    if (!e || e.kind !== 'ai.decision' || p?.inputHash !== inputHash || p.promptHash !== prompt.hash || p.outcome !== 'ok') return null;
+    return e;
+  }
+
+  private async interactionEntry(job: { entryId: string; seq: number }): Promise<JournalEntry> {
+    const entry = await this.deps.journal.bySeq(job.seq);
+    if (!entry || entry.id !== job.entryId || entry.kind !== 'interaction.received') {
+      throw new PermanentJobError(`journal entry seq ${job.seq} is not the interaction ${job.entryId}`);
+    }
+    return entry;
+  }
+
+  private async decisionEntry(job: { decisionEntryId: string; decisionSeq: number }): Promise<JournalEntry> {
+    const entry = await this.deps.journal.bySeq(job.decisionSeq);
+    if (!entry || entry.id !== job.decisionEntryId || entry.kind !== 'ai.decision') {
+      throw new PermanentJobError(`journal entry seq ${job.decisionSeq} is not the decision ${job.decisionEntryId}`);
+    }
+    return entry;
+  }
+
+  /** A keyed hash: stable within a deployment, useless for dictionary attacks without the key. */
+  private hashId(value: string): string {
+    return createHmac('sha256', this.deps.identifierKey).update(value).digest('hex');
+  }
+}
+
+function wellFormed(value: unknown): unknown {
+  if (typeof value === 'string') return value.toWellFormed();
+  if (Array.isArray(value)) return value.map(wellFormed);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.toWellFormed(), wellFormed(v)]));
+  return value;
+}

@@ -1,0 +1,127 @@
+/**
+ * The rules engine. Rules are data (config/rules.json, edited by the operator and versioned); evaluation is
+ * pure and explains itself: which rule matched, what it looked at, and the ruleset version.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { CATEGORIES, type Classification } from './classification.ts';
+import type { Interaction } from './interaction.ts';
+
+const ConditionSchema = z.strictObject({
+  channel: z.array(z.enum(['email', 'call', 'form'])).optional(),
+  direction: z.array(z.enum(['inbound', 'outbound', 'internal'])).optional(),
+  allParticipantsInOwnDomains: z.boolean().optional(),
+  anyParticipantDomainIn: z.array(z.string().min(1)).optional(),
+  anyParticipantAddressIn: z.array(z.string().min(1)).optional(),
+  categoryIn: z.array(z.enum(CATEGORIES)).optional(),
+  urgencyIn: z.array(z.enum(['low', 'normal', 'high'])).optional(),
+  confidenceBelow: z.number().min(0).max(1).optional(),
+  decisionOutcomeIn: z.array(z.enum(['ok', 'cached', 'fallback'])).optional(),
+  metadataEquals: z.record(z.string(), z.json()).optional(),
+});
+export type Condition = z.infer<typeof ConditionSchema>;
+
+const ruleBase = { id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/), description: z.string().optional(), when: ConditionSchema };
+
+export const RulesetSchema = z.strictObject({
+  $comment: z.string().optional(),
+  version: z.string().min(1).max(64),
+  ownDomains: z.array(z.string().min(1)).default([]),
+  exclusions: z.array(z.strictObject(ruleBase)).default([]),
+  mirror: z.array(z.strictObject({ ...ruleBase, outcome: z.enum(['mirror', 'skip']) })).min(1),
+  review: z.array(z.strictObject({ ...ruleBase, outcome: z.enum(['review', 'none']) })).min(1),
+  notifications: z.array(z.strictObject({ ...ruleBase, notify: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/) })).default([]),
+});
+export type Ruleset = z.infer<typeof RulesetSchema>;
+
+export class RulesetError extends Error {
+  readonly code = 'INVALID_RULESET';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RulesetError';
+  }
+}
+
+/** Loads and validates a rules file; every problem is listed, each with its path. */
+export function loadRuleset(path: string): Ruleset {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new RulesetError(`cannot read rules from ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = RulesetSchema.safeParse(raw);
+  if (!parsed.success) throw new RulesetError(`invalid rules in ${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const ids = new Set<string>();
+  for (const r of [...parsed.data.exclusions, ...parsed.data.mirror, ...parsed.data.review, ...parsed.data.notifications]) {
+    if (ids.has(r.id)) throw new RulesetError(`invalid rules in ${path}: rule id ${r.id} is used twice`);
+    ids.add(r.id);
+  }
+  const last = (list: { id: string; when: Condition }[], section: string): void => {
+    const final = list[list.length - 1];
+    if (!final || Object.keys(final.when).length !== 0) throw new RulesetError(`invalid rules in ${path}: the last ${section} rule must have an empty "when" so every interaction gets an outcome`);
+  };
+  last(parsed.data.mirror, 'mirror');
+  last(parsed.data.review, 'review');
+  return parsed.data;
+}
+
+/** The facts a condition can look at. */
+export interface Facts {
+  readonly interaction: Pick<Interaction, 'channel' | 'direction' | 'participants' | 'metadata'>;
+  readonly classification?: Pick<Classification, 'category' | 'confidence' | 'urgency'>;
+  readonly decisionOutcome?: 'ok' | 'cached' | 'fallback';
+}
+
+export function domainOf(address: string): string | null {
+  const at = address.lastIndexOf('@');
+  return at > 0 ? address.slice(at + 1).toLowerCase() : null;
+}
+
+function matches(when: Condition, facts: Facts, own: readonly string[]): boolean {
+  const ix = facts.interaction;
+  const domains = ix.participants.map((p) => domainOf(p.address));
+  if (when.channel && !when.channel.includes(ix.channel)) return false;
+  if (when.direction && !when.direction.includes(ix.direction)) return false;
+  if (when.allParticipantsInOwnDomains !== undefined) {
+    const all = domains.length > 0 && domains.every((d) => d !== null && own.includes(d));
+    if (all !== when.allParticipantsInOwnDomains) return false;
+  }
+  if (when.anyParticipantDomainIn && !domains.some((d) => d !== null && when.anyParticipantDomainIn?.includes(d))) return false;
+  if (when.anyParticipantAddressIn && !ix.participants.some((p) => when.anyParticipantAddressIn?.includes(p.address.toLowerCase()))) return false;
+  const c = facts.classification;
+  if (when.categoryIn && !(c && when.categoryIn.includes(c.category))) return false;
+  if (when.urgencyIn && !(c && when.urgencyIn.includes(c.urgency))) return false;
+  if (when.confidenceBelow !== undefined && !(c && c.confidence < when.confidenceBelow)) return false;
+  if (when.decisionOutcomeIn && !(facts.decisionOutcome && when.decisionOutcomeIn.includes(facts.decisionOutcome))) return false;
+  if (when.metadataEquals) {
+    for (const [k, v] of Object.entries(when.metadataEquals)) if (JSON.stringify(ix.metadata?.[k]) !== JSON.stringify(v)) return false;
+  }
+  return true;
+}
+
+export interface RuleOutcome<O extends string> {
+  readonly ruleId: string;
+  readonly outcome: O;
+  readonly description: string | undefined;
+}
+
+/** First matching exclusion, or null when the interaction is to be kept. */
+export function evaluateExclusions(rules: Ruleset, facts: Facts): RuleOutcome<'excluded'> | null {
+  const hit = rules.exclusions.find((r) => matches(r.when, facts, rules.ownDomains));
+  return hit ? { ruleId: hit.id, outcome: 'excluded', description: hit.description } : null;
+}
+
+export function evaluateMirror(rules: Ruleset, facts: Facts): RuleOutcome<'mirror' | 'skip'> {
+  const hit = rules.mirror.find((r) => matches(r.when, facts, rules.ownDomains)) as Ruleset['mirror'][number];
+  return { ruleId: hit.id, outcome: hit.outcome, description: hit.description };
+}
+
+export function evaluateReview(rules: Ruleset, facts: Facts): RuleOutcome<'review' | 'none'> {
+  const hit = rules.review.find((r) => matches(r.when, facts, rules.ownDomains)) as Ruleset['review'][number];
+  return { ruleId: hit.id, outcome: hit.outcome, description: hit.description };
+}
+
+export function evaluateNotifications(rules: Ruleset, facts: Facts): { ruleId: string; notify: string }[] {
+  return rules.notifications.filter((r) => matches(r.when, facts, rules.ownDomains)).map((r) => ({ ruleId: r.id, notify: r.notify }));
+}

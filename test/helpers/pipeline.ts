@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { loadConfig, type Config } from '../../src/config/config.ts';
+import { silentLogger } from '../../src/config/logger.ts';
+import { JournalWriter } from '../../src/journal/writer.ts';
+import { JournalReader } from '../../src/journal/reader.ts';
+import { LocalJournalClient } from '../../src/journal/local-client.ts';
+import type { JournalEntry } from '../../src/journal/entry.ts';
+import { QUEUE_NAMES } from '../../src/pipeline/job-catalog.ts';
+import type { Interaction } from '../../src/pipeline/interaction.ts';
+import { createQueues } from '../../jobs/queues.ts';
+import { startPipeline, type PipelineOverrides, type PipelineRuntime } from '../../jobs/main.ts';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A config for a test: its own journal dir, the machine's Redis, a unique queue prefix. */
+export function testConfig(dir: string, env: NodeJS.ProcessEnv = {}): Config {
+  return loadConfig({ JOURNAL_PATH: join(dir, 'journal.sqlite'), REDIS_URL, LOG_LEVEL: 'silent', JOB_LOCK_SECONDS: '5', ...env });
+}
+
+export function uniquePrefix(): string {
+  return `aj-test-${randomBytes(6).toString('hex')}`;
+}
+
+export interface InProcessPipeline {
+  readonly runtime: PipelineRuntime;
+  readonly journal: LocalJournalClient;
+  readonly prefix: string;
+  readonly path: string;
+  stop(): Promise<void>;
+}
+
+/** The whole pipeline in this process: a local journal writer, real Redis queues, real workers. */
+export async function inProcessPipeline(dir: string, overrides: Omit<PipelineOverrides, 'journal' | 'prefix'> = {}, env: NodeJS.ProcessEnv = {}): Promise<InProcessPipeline> {
+  const config = testConfig(dir, env);
+  const path = config.journal.path;
+  const writer = await JournalWriter.open({ path, keysDir: config.journal.keysDir, checkpointEveryMs: 0 });
+  const journal = new LocalJournalClient(writer, JournalReader.open(path));
+  const prefix = uniquePrefix();
+  const runtime = await startPipeline(config, silentLogger, { ...overrides, journal, prefix });
+  return {
+    runtime,
+    journal,
+    prefix,
+    path,
+    async stop() {
+      await runtime.close();
+      await obliterate(prefix);
+      await journal.close();
+    },
+  };
+}
+
+export async function obliterate(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queues = createQueues(redis, prefix);
+  await Promise.all(Object.values(queues).map((q) => q.obliterate({ force: true })));
+  await Promise.all(Object.values(queues).map((q) => q.close()));
+  await redis.del(`${prefix}:ai-cache`);
+  redis.disconnect();
+}
+
+/** Waits until no queue has waiting, active or delayed jobs (three quiet polls in a row). */
+export async function drained(prefix: string, timeoutMs = 60_000): Promise<void> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queues = createQueues(redis, prefix);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    let quiet = 0;
+    while (Date.now() < deadline) {
+      let pending = 0;
+      for (const name of QUEUE_NAMES) {
+        const c = await queues[name].getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+        pending += Object.values(c).reduce((a, b) => a + b, 0);
+      }
+      quiet = pending === 0 ? quiet + 1 : 0;
+      if (quiet >= 3) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the pipeline did not drain in time');
+  } finally {
+    await Promise.all(Object.values(queues).map((q) => q.close()));
+    redis.disconnect();
+  }
+}
+
+export function allEntries(path: string): JournalEntry[] {
+  const reader = JournalReader.open(path);
+  try {
+    const out: JournalEntry[] = [];
+    for (let from = 0; ; from += 10_000) {
+      const page = reader.range(from, 10_000);
+      out.push(...page);
+      if (page.length < 10_000) return out;
+    }
+  } finally {
+    reader.close();
+  }
+}
+
+const TOPICS = [
+  { subject: 'Pricing for the analytics platform', text: 'Hello, we are evaluating vendors and would like a quote and a demo for 25 seats. What does the annual plan cost?' },
+  { subject: 'Dashboard not loading', text: 'Since this morning our dashboards show an error 500 and nobody on the team can log in. Please help, this is urgent.' },
+  { subject: 'Invoice question', text: 'Our invoice INV-2231 shows two charges for November; can you refund the duplicate payment?' },
+  { subject: 'Move our call', text: 'Can we reschedule Thursday\'s meeting to Friday at 10am?' },
+  { subject: 'Renewal proposal', text: 'Thanks for the proposal. Legal has a few comments on the contract; can we discuss the renewal terms and the discount?' },
+];
+
+/** N distinct, valid inbound emails from customers (deterministic for a given seed). */
+export function generatedInteractions(n: number, seed = 'run'): Interaction[] {
+  return Array.from({ length: n }, (_, i) => {
+    const t = TOPICS[i % TOPICS.length] as (typeof TOPICS)[number];
+    return {
+      channel: 'email' as const,
+      source: 'gmail',
+      sourceId: `${seed}-${i}`,
+      direction: 'inbound' as const,
+      occurredAt: new Date(Date.UTC(2026, 10, 1) + i * 60_000).toISOString(),
+      participants: [
+        { role: 'from' as const, address: `buyer${i}@customer${i % 37}.example` },
+        { role: 'to' as const, address: 'sales@northwind-analytics.example' },
+      ],
+      subject: `${t.subject} #${i}`,
+      text: `${t.text}\n\nReference ${seed}-${i}.`,
+    };
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * The pipeline end to end on real Redis and a real journal: intake → classify → decide → mirror.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { tempDir } from '../helpers/tmp.ts';
+import { REDIS_URL, allEntries, drained, generatedInteractions, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
+import { verifyJournal } from '../../src/journal/verify.ts';
+import { JournalReader } from '../../src/journal/reader.ts';
+import type { JournalEntry } from '../../src/journal/entry.ts';
+import type { Interaction } from '../../src/pipeline/interaction.ts';
+
+let tmp: { dir: string; cleanup: () => void };
+let p: InProcessPipeline | null = null;
+beforeEach(() => {
+  tmp = tempDir('aj-pipeline-');
+});
+afterEach(async () => {
+  await p?.stop();
+  p = null;
+  tmp.cleanup();
+});
+
+const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
+
+describe('the pipeline', () => {
+  it('turns 1,000 interactions (some delivered twice) into exactly 1,000 records, each fully decided under its correlation', async () => {
+    p = await inProcessPipeline(tmp.dir);
+    const items = generatedInteractions(1000);
+    // Deliver everything once, and 100 of them a second time (a webhook retry, a re-sync).
+    for (const ix of [...items, ...items.slice(0, 100)]) await p.runtime.pipeline.intake(ix);
+    await drained(p.prefix);
+    const entries = allEntries(p.path);
+    const received = entries.filter((e) => e.kind === 'interaction.received');
+    expect(received).toHaveLength(1000);
+    expect(new Set(received.map((e) => payload(e).sourceId)).size).toBe(1000);
+    const byCorrelation = new Map<string, JournalEntry[]>();
+    for (const e of entries) byCorrelation.set(e.correlationId, [...(byCorrelation.get(e.correlationId) ?? []), e]);
+    for (const r of received) {
+      const chain = byCorrelation.get(r.correlationId) ?? [];
+      const decisions = chain.filter((e) => e.kind === 'ai.decision' && payload(e).inputEntryId === r.id);
+      expect(decisions).toHaveLength(1);
+      const d = decisions[0] as JournalEntry;
+      expect(['ok', 'cached']).toContain(payload(d).outcome);
+      expect(d.causationId).toBe(r.id);
+      const rules = chain.filter((e) => e.kind === 'rule.decision');
+      const sections = rules.map((e) => (payload(e).evaluated as { section: string }).section).sort();
+      expect(sections.filter((s) => !s.startsWith('notify/'))).toEqual(['exclusions', 'mirror', 'review']);
+      // Each notification rule that fired left a notification under the same correlation.
+      expect(chain.filter((e) => e.kind === 'notification.sent')).toHaveLength(sections.filter((s) => s.startsWith('notify/')).length);
+      const mirror = rules.find((e) => (payload(e).evaluated as { section: string }).section === 'mirror') as JournalEntry;
+      const writes = chain.filter((e) => e.kind === 'crm.write');
+      expect(writes).toHaveLength(payload(mirror).outcome === 'mirror' ? 1 : 0);
+    }
+    expect(entries.filter((e) => e.kind === 'job.failed')).toHaveLength(0);
+    const reader = JournalReader.open(p.path);
+    expect(verifyJournal(reader.connection).ok).toBe(true);
+    reader.close();
+  });
+
+  it('classifies identical content once and journals the reuse', async () => {
+    p = await inProcessPipeline(tmp.dir);
+    const [a] = generatedInteractions(1, 'same');
+    const twin: Interaction = { ...(a as Interaction), sourceId: 'same-twin' };
+    await p.runtime.pipeline.intake(a as Interaction);
+    await drained(p.prefix);
+    await p.runtime.pipeline.intake(twin);
+    await drained(p.prefix);
+    const decisions = allEntries(p.path).filter((e) => e.kind === 'ai.decision');
+    expect(decisions.map((d) => payload(d).outcome)).toEqual(['ok', 'cached']);
+    const [first, reuse] = decisions as [JournalEntry, JournalEntry];
+    expect(payload(reuse).reusedEntryId).toBe(first.id);
+    expect(payload(reuse).inputHash).toBe(payload(first).inputHash);
+    expect(payload(reuse).output).toEqual(payload(first).output);
+  });
+
+  it('leaves only keyed hashes of an excluded interaction, saying which rule excluded it', async () => {
+    p = await inProcessPipeline(tmp.dir);
+    const internal: Interaction = {
+      channel: 'email',
+      source: 'gmail',
+      sourceId: 'internal-1',
+      direction: 'internal',
+      occurredAt: '2026-11-20T10:00:00Z',
+      participants: [
+        { role: 'from', address: 'alex.secret-name@northwind-analytics.example' },
+        { role: 'to', address: 'sam@northwind-analytics.example' },
+      ],
+      subject: 'Lunch plans and salary talk',
+      text: 'Confidential: let us discuss the salary review over lunch.',
+    };
+    const out = await p.runtime.pipeline.intake(internal);
+    expect(out.status).toBe('excluded');
+    await drained(p.prefix);
+    const entries = allEntries(p.path);
+    expect(entries.filter((e) => e.kind === 'interaction.received')).toHaveLength(0);
+    const excluded = entries.filter((e) => e.kind === 'rule.decision');
+    expect(excluded).toHaveLength(1);
+    expect(payload(excluded[0] as JournalEntry)).toMatchObject({ ruleId: 'internal-only-mail', outcome: 'excluded' });
+    // Nothing identifying is stored anywhere in the file, in any column.
+    const db = new Database(p.path, { readonly: true });
+    const dump = JSON.stringify(db.prepare('SELECT * FROM entries').all());
+    db.close();
+    for (const secret of ['alex.secret-name', 'internal-1', 'salary', 'Lunch plans']) expect(dump).not.toContain(secret);
+  });
+
+  it('refuses a malformed job with its reason on the record, without retrying it', async () => {
+    p = await inProcessPipeline(tmp.dir);
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const queue = new Queue('classify', { connection: redis, prefix: p.prefix });
+    await queue.add('classify', { entryId: 'not-a-uuid', seq: -1, correlationId: 'c-bad', body: 'should never be here' }, { jobId: 'classify-malformed-1', attempts: 5 });
+    await drained(p.prefix);
+    const job = await queue.getJob('classify-malformed-1');
+    expect(await job?.getState()).toBe('failed');
+    expect(job?.attemptsMade).toBe(1); // UnrecoverableError: no retries
+    await queue.close();
+    redis.disconnect();
+    const failed = allEntries(p.path).filter((e) => e.kind === 'job.failed');
+    expect(failed).toHaveLength(1);
+    const f = payload(failed[0] as JournalEntry);
+    expect(f).toMatchObject({ queue: 'classify', jobId: 'classify-malformed-1', finality: 'invalid-payload' });
+    expect(String(f.error)).toMatch(/entryId/);
+    expect(String(f.error)).toMatch(/seq/);
+    expect(String(f.error)).toMatch(/body/);
+    expect((failed[0] as JournalEntry).correlationId).toBe('c-bad');
+  });
+});
