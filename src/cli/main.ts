@@ -246,15 +246,18 @@ async function stopWithin(signal: string, close: () => Promise<void>, deadlineMs
     process.exit(1);
   }, deadlineMs + 5_000);
   deadline.unref();
+  let code = 0;
   try {
     await close();
-    return 0;
   } catch (err) {
     logger.error({ err: (err as Error).message }, 'shutdown failed');
-    return 1;
+    code = 1;
   } finally {
     clearTimeout(deadline);
   }
+  // Everything is flushed and closed; a client library's idle timer must not keep the process up.
+  setTimeout(() => process.exit(code), 1000).unref();
+  return code;
 }
 
 function collect(value: string, previous: string[]): string[] {

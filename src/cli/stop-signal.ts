@@ -8,6 +8,10 @@ export function waitForStop(): Promise<string> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     if (supervised) process.on('SIGINT', () => {});
     else process.once('SIGINT', () => resolve('SIGINT'));
-    if (process.send !== undefined) process.once('disconnect', () => resolve('supervisor gone'));
+    if (process.channel) {
+      // The channel must not keep the process alive by itself once the work is done.
+      process.channel.unref();
+      process.once('disconnect', () => resolve('supervisor gone'));
+    }
   });
 }
