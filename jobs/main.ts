@@ -22,6 +22,7 @@ import type { QueueName } from '../src/pipeline/job-catalog.ts';
 import { OpenAiClassifier } from '../connectors/openai/openai.classifier.ts';
 import { closeQueues, createQueues, enqueueVia, evictionWarning, type Queues } from './queues.ts';
 import { startWorkers, type WorkerSet } from './workers.ts';
+import { startRedriveLoop, type RedriveLoop } from './redrive.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const CLASSIFY_PROMPT = { id: 'classify-interaction', version: 'v1' } as const;
@@ -33,6 +34,8 @@ export interface PipelineRuntime {
   readonly journal: JournalClient;
   readonly redis: Redis;
   readonly classifier: Classifier;
+  /** The lost-job re-drive loop (null when no workers run here). */
+  readonly redrive: RedriveLoop | null;
   close(): Promise<void>;
 }
 
@@ -109,6 +112,8 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           lockMs: config.pipeline.jobLockMs,
           ...(workerQueues ? { queues: workerQueues } : {}),
         });
+  const redriveLoop = workers ? startRedriveLoop({ redis, prefix, journal, enqueue: enqueueVia(queues), intervalMs: config.pipeline.redriveIntervalMs, graceMs: config.pipeline.redriveGraceMs, logger }) : null;
+  redriveLoop?.runOnce().catch((err: unknown) => log.error({ err: (err as Error).message }, 're-drive pass failed'));
   log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: 'dry-run', rules: rules.version, prefix }, 'pipeline ready');
   let closing: Promise<void> | null = null;
   return {
@@ -118,8 +123,10 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     journal,
     redis,
     classifier,
+    redrive: redriveLoop,
     close(): Promise<void> {
       closing ??= (async () => {
+        await redriveLoop?.stop();
         await workers?.close(config.shutdownDeadlineMs);
         await closeQueues(queues);
         if (!overrides.journal) await journal.close();

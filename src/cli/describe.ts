@@ -6,8 +6,12 @@ const j = (v: unknown): string => JSON.stringify(v);
 const s = (v: unknown): string => (typeof v === 'string' ? v : j(v));
 
 const DESCRIBE: Record<string, (p: P) => string> = {
-  'interaction.received': (p) => `${s(p.direction)} ${s(p.channel)} ${s(p.sourceId)}${p.threadId ? ` in thread ${s(p.threadId)}` : ''}, ${Array.isArray(p.participants) ? p.participants.length : 0} participant(s)`,
-  'ai.decision': (p) => `${s(p.outcome)}: ${s(p.model)} with prompt ${s(p.promptId)}@${s(p.promptVersion)}, confidence ${j(p.confidence)}${p.reviewRequired ? ', sent to review' : ''}`,
+  'interaction.received': (p) => `${s(p.direction)} ${s(p.channel)} ${s(p.sourceId)}${p.threadId ? ` in thread ${s(p.threadId)}` : ''}${p.subject ? ` "${s(p.subject)}"` : ''}, ${Array.isArray(p.participants) ? p.participants.length : 0} participant(s)`,
+  'ai.decision': (p) => {
+    const out = p.output as { category?: string; summary?: string } | null;
+    const what = out ? ` → ${s(out.category)}: ${s(out.summary)}` : p.error ? ` → ${s(p.error)}` : '';
+    return `${s(p.outcome)} by ${s(p.provider)}/${s(p.model)}, prompt ${s(p.promptId)}@${s(p.promptVersion)}, confidence ${j(p.confidence)}${p.reviewRequired ? ', needs review' : ''}${what}`;
+  },
   'rule.decision': (p) => `rule ${s(p.ruleId)}@${s(p.ruleVersion)} → ${s(p.outcome)}${p.reason ? ` (${s(p.reason)})` : ''}`,
   'crm.write': (p) => `${s(p.method)} ${s(p.path)} → ${s(p.status)} in ${s(p.durationMs)} ms${p.dryRun ? ' (dry run)' : ''}`,
   'crm.write_failed': (p) => `${s(p.method)} ${s(p.path)} → ${s(p.status)} failed: ${s(p.error)}`,
@@ -16,6 +20,9 @@ const DESCRIBE: Record<string, (p: P) => string> = {
   'connector.cursor_advanced': (p) => `${s(p.connector)}/${s(p.account)} cursor ${j(p.from)} → ${j(p.to)}`,
   'connector.health': (p) => `${s(p.connector)} ${s(p.status)}: ${s(p.reason)}`,
   'webhook.rejected': (p) => `${s(p.endpoint)} answered ${s(p.status)}: ${s(p.reason)}`,
+  'job.failed': (p) => `${s(p.queue)} job ${s(p.jobId)} failed for good after ${s(p.attempts)} attempt(s) (${s(p.finality)}): ${s(p.error)}`,
+  'notification.sent': (p) => `notified ${s(p.recipient)} via ${s(p.channel)} (rule ${s(p.ruleId)}@${s(p.ruleVersion)})${p.dryRun ? ', dry run' : ''}`,
+  'journal.created': (p) => `journal ${s(p.journalId)} created; checkpoints signed by ${s(p.verifierKey)}`,
   checkpoint: (p) => `signed checkpoint of ${s(p.treeSize)} entries`,
   'checkpoint.anchored': (p) => `checkpoint ${s(p.treeSize)} ${p.ok ? 'anchored' : 'NOT anchored'} at ${s(p.anchor)}${p.error ? `: ${s(p.error)}` : ''}`,
 };

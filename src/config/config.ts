@@ -41,6 +41,8 @@ export const EnvSchema = z.object({
   WEB_LISTEN: z.string().min(1).default('127.0.0.1:8080'),
   SHUTDOWN_DEADLINE_SECONDS: intFrom(20, 1),
   JOB_LOCK_SECONDS: intFrom(30, 1),
+  REDRIVE_INTERVAL_SECONDS: intFrom(60, 1),
+  REDRIVE_GRACE_SECONDS: intFrom(120, 0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -86,6 +88,9 @@ export interface Config {
     readonly stateDir: string;
     /** How long a job stays locked to its worker; a worker that died is noticed (and its jobs retried) after about this long. */
     readonly jobLockMs: number;
+    /** How often the workers look for accepted interactions whose jobs were lost, and how old they must be. */
+    readonly redriveIntervalMs: number;
+    readonly redriveGraceMs: number;
   };
   readonly web: { readonly listen: Listen };
   readonly shutdownDeadlineMs: number;
@@ -156,6 +161,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       identifierKey: e.PIPELINE_IDENTIFIER_KEY,
       stateDir: join(dataDir, 'state'),
       jobLockMs: e.JOB_LOCK_SECONDS * 1000,
+      redriveIntervalMs: e.REDRIVE_INTERVAL_SECONDS * 1000,
+      redriveGraceMs: e.REDRIVE_GRACE_SECONDS * 1000,
     },
     web: { listen: web as Listen },
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_SECONDS * 1000,

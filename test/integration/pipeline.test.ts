@@ -6,7 +6,12 @@ import Database from 'better-sqlite3';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { tempDir } from '../helpers/tmp.ts';
-import { REDIS_URL, allEntries, drained, generatedInteractions, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
+import { join } from 'node:path';
+import { REDIS_URL, allEntries, drained, generatedInteractions, inProcessPipeline, obliterate, testConfig, type InProcessPipeline } from '../helpers/pipeline.ts';
+import { JournalWriter } from '../../src/journal/writer.ts';
+import { LocalJournalClient } from '../../src/journal/local-client.ts';
+import { startPipeline } from '../../jobs/main.ts';
+import { silentLogger } from '../../src/config/logger.ts';
 import { verifyJournal } from '../../src/journal/verify.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
@@ -125,5 +130,34 @@ describe('the pipeline', () => {
     expect(String(f.error)).toMatch(/seq/);
     expect(String(f.error)).toMatch(/body/);
     expect((failed[0] as JournalEntry).correlationId).toBe('c-bad');
+  });
+});
+
+describe('re-drive after Redis lost its jobs', () => {
+  it('finishes every accepted interaction from the journal alone', async () => {
+    // Producer only: interactions are accepted and journaled, their jobs queued...
+    const producer = await inProcessPipeline(tmp.dir, { queues: [] }, { REDRIVE_GRACE_SECONDS: '0' });
+    const items = generatedInteractions(120, 'lost');
+    for (const ix of items) await producer.runtime.pipeline.intake(ix);
+    // ...then Redis loses everything (a restart without persistence).
+    await obliterate(producer.prefix);
+    await producer.runtime.close();
+    await producer.journal.close();
+
+    // Workers start on the same journal and the same (now empty) queues: the start-up re-drive finds the work.
+    const writer = await JournalWriter.open({ path: producer.path, keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0 });
+    const journal = new LocalJournalClient(writer, JournalReader.open(producer.path));
+    const runtime = await startPipeline(testConfig(tmp.dir, { REDRIVE_GRACE_SECONDS: '0' }), silentLogger, { journal, prefix: producer.prefix });
+    await runtime.redrive?.runOnce();
+    await drained(producer.prefix);
+    await runtime.close();
+    await journal.close();
+    await obliterate(producer.prefix);
+    const entries = allEntries(producer.path);
+    expect(entries.filter((e) => e.kind === 'interaction.received')).toHaveLength(120);
+    expect(entries.filter((e) => e.kind === 'ai.decision')).toHaveLength(120);
+    const mirrorRules = entries.filter((e) => e.kind === 'rule.decision' && (payload(e).evaluated as { section: string }).section === 'mirror');
+    expect(mirrorRules).toHaveLength(120);
+    expect(entries.filter((e) => e.kind === 'crm.write')).toHaveLength(mirrorRules.filter((e) => payload(e).outcome === 'mirror').length);
   });
 });

@@ -1,0 +1,78 @@
+/**
+ * Re-drives interactions whose jobs were lost: if Redis loses its data (a restart without persistence, a flush),
+ * the journal still holds every accepted interaction. This scans them in journal order and re-enqueues the next
+ * stage of any that is unfinished; deterministic job ids make a re-enqueue of a job that still exists a no-op,
+ * and idempotent appends make a re-run of a finished stage add nothing.
+ */
+import type { JournalClient } from '../journal/journal-client.ts';
+import type { JournalEntry } from '../journal/entry.ts';
+import type { Enqueue } from './ports.ts';
+
+export interface RedriveOptions {
+  readonly journal: JournalClient;
+  readonly enqueue: Enqueue;
+  /** First interaction seq to look at (everything before is known to be finished). */
+  readonly fromSeq: number;
+  /** Interactions recorded less than this long ago are left to the normal flow. */
+  readonly graceMs: number;
+  readonly now?: () => number;
+  readonly limit?: number;
+}
+
+export interface RedriveReport {
+  readonly scanned: number;
+  readonly redriven: number;
+  /** Where to continue this pass (the seq after the last interaction looked at). */
+  readonly nextSeq: number;
+  /** True when the page was full and not cut short by the grace period: there may be more to scan. */
+  readonly more: boolean;
+  /** Where the next scan can start: every interaction before it is finished (or failed for good, on the record). */
+  readonly watermark: number;
+}
+
+export async function redrive(options: RedriveOptions): Promise<RedriveReport> {
+  const { journal, enqueue } = options;
+  const now = options.now ?? Date.now;
+  const page = await journal.byKind({ kind: 'interaction.received', afterSeq: options.fromSeq - 1, limit: options.limit ?? 500 });
+  let watermark = options.fromSeq;
+  let contiguous = true;
+  let redriven = 0;
+  let scanned = 0;
+  let nextSeq = options.fromSeq;
+  let cut = false;
+  for (const ix of page) {
+    if (now() - Date.parse(ix.recordedAt) < options.graceMs) {
+      cut = true;
+      break;
+    }
+    scanned++;
+    nextSeq = ix.seq + 1;
+    const state = stateOf(ix, await journal.byCorrelation(ix.correlationId));
+    const job = { entryId: ix.id, seq: ix.seq, correlationId: ix.correlationId };
+    if (state.kind === 'needs-classify') await enqueue('classify', job, ix.id);
+    else if (state.kind === 'needs-decide') await enqueue('decide', { ...job, decisionEntryId: state.decision.id, decisionSeq: state.decision.seq }, ix.id);
+    else if (state.kind === 'needs-mirror') await enqueue('mirror', { ...job, decisionEntryId: state.decision.id, decisionSeq: state.decision.seq }, ix.id);
+    if (state.kind === 'finished') {
+      if (contiguous) watermark = ix.seq + 1;
+    } else {
+      redriven++;
+      contiguous = false;
+    }
+  }
+  if (contiguous && page.length > 0 && scanned === page.length) watermark = (page[page.length - 1] as JournalEntry).seq + 1;
+  return { scanned, redriven, watermark, nextSeq, more: !cut && page.length === (options.limit ?? 500) };
+}
+
+type State = { kind: 'finished' } | { kind: 'needs-classify' } | { kind: 'needs-decide' | 'needs-mirror'; decision: JournalEntry };
+
+function stateOf(ix: JournalEntry, chain: readonly JournalEntry[]): State {
+  const p = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
+  if (chain.some((e) => e.kind === 'job.failed' && p(e).entryId === ix.id)) return { kind: 'finished' };
+  const decision = chain.find((e) => e.kind === 'ai.decision' && p(e).inputEntryId === ix.id && p(e).outcome !== 'failed');
+  if (!decision) return { kind: 'needs-classify' };
+  const mirror = chain.find((e) => e.kind === 'rule.decision' && p(e).inputEntryId === decision.id && (p(e).evaluated as { section?: string }).section === 'mirror');
+  if (!mirror) return { kind: 'needs-decide', decision };
+  if (p(mirror).outcome !== 'mirror') return { kind: 'finished' };
+  const written = chain.some((e) => (e.kind === 'crm.write' || e.kind === 'crm.write_failed') && e.causationId === decision.id);
+  return written ? { kind: 'finished' } : { kind: 'needs-mirror', decision };
+}
