@@ -23,7 +23,7 @@ import type { JournalEntry } from '../journal/entry.ts';
 import { progressBar } from './progress.ts';
 import { UsageError } from './usage-error.ts';
 import { describeEntry } from './describe.ts';
-import { waitForStop } from './stop-signal.ts';
+import { isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
@@ -67,7 +67,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const config = cfg();
     const logger = createLogger(config.logLevel, 'activity-journal');
     const running = await startJournalService(config, logger);
-    if (!json() && process.env.AJ_SUPERVISED !== '1') io.err(`journal service listening on ${running.url} (journal ${config.journal.path}); Ctrl-C to stop`);
+    if (!json() && !isSupervised()) io.err(`journal service listening on ${running.url} (journal ${config.journal.path}); Ctrl-C to stop`);
     exitCode = await stopWithin(await waitForStop(), () => running.close(), config.shutdownDeadlineMs, logger);
   };
 

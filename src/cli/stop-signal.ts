@@ -4,7 +4,7 @@
  */
 export function waitForStop(): Promise<string> {
   return new Promise((resolve) => {
-    const supervised = process.env.AJ_SUPERVISED === '1';
+    const supervised = isSupervised();
     process.once('SIGTERM', () => resolve('SIGTERM'));
     if (supervised) process.on('SIGINT', () => {});
     else process.once('SIGINT', () => resolve('SIGINT'));
@@ -14,4 +14,9 @@ export function waitForStop(): Promise<string> {
       process.once('disconnect', () => resolve('supervisor gone'));
     }
   });
+}
+
+/** Started by our supervisor: it gives each child an IPC channel. */
+export function isSupervised(): boolean {
+  return process.channel !== undefined;
 }

@@ -34,7 +34,6 @@ export async function runSupervisor(config: Config, logger: Logger, env: NodeJS.
     JOURNAL_APPEND_TOKEN: creds.appendToken,
     JOURNAL_READ_TOKEN: creds.readToken,
     REDIS_URL: redis.url,
-    AJ_SUPERVISED: '1',
   };
   let shuttingDown = false;
 
