@@ -345,7 +345,8 @@ describe('verifier keys', () => {
       `${name}+${id}+`,
       `${name}+${id}+${data.slice(0, -1)}`,
       `${name}+${id}+${data}=`,
-      `${name}+${id}+${data.replace(/[A-Za-z0-9]$/, (c) => (c === 'A' ? 'B' : 'A'))}`,
+      // The last character always changes (a regex on [A-Za-z0-9] missed keys ending in '+' or '/').
+      `${name}+${id}+${data.slice(0, -1)}${data.endsWith('A') ? 'B' : 'A'}`,
       `${name}+${id}+${Buffer.concat([Buffer.of(0x02), raw.subarray(1)]).toString('base64')}`,
       `${name}+${id}+${raw.subarray(0, 32).toString('base64')}`,
       `${name}+${id}+${Buffer.concat([raw, Buffer.of(0)]).toString('base64')}`,
