@@ -9,8 +9,6 @@
  */
 import { CanonicalEncodingError } from './errors/canonical-encoding.error.ts';
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /** Returns the RFC 8785 canonical text of a JSON value; throws CanonicalEncodingError for values JSON cannot hold. */
 export function canonicalize(value: unknown): string {
   return encode(value, '$', 0);
@@ -69,6 +67,6 @@ function encode(value: unknown, path: string, depth: number): string {
 }
 
 function encodeString(s: string, path: string): string {
-  if (LONE_SURROGATE.test(s)) throw new CanonicalEncodingError(`string with a lone surrogate (at ${path})`);
+  if (!s.isWellFormed()) throw new CanonicalEncodingError(`string with a lone surrogate (at ${path})`);
   return JSON.stringify(s);
 }

@@ -3,10 +3,11 @@
  * every checkpoint recorded in the journal and, when given, checkpoints held by anchors. It stops at the first
  * entry that is wrong and says which and why.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256, sha256Pair } from './sha256.ts';
 import type Database from 'better-sqlite3';
 import { canonicalHeader } from './entry.ts';
-import { CompactTree, hashLeaf } from './merkle.ts';
+import { CompactTree } from './merkle.ts';
 import { ENTRY_COLUMNS, StoredNodes, rowHeader, type EntryRow } from './store.ts';
 import { parseVerifierKey, type Verifier } from './keys.ts';
 import { parseSignedCheckpoint, verifySignedCheckpoint } from './checkpoint.ts';
@@ -94,16 +95,16 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   for (const row of rows) {
     const seq = expected;
     if (row.seq !== seq) return fail(seq, row.seq > seq ? `entry seq ${seq} is missing (the next entry is seq ${row.seq})` : `unexpected entry seq ${row.seq}`);
-    if (!equal(createHash('sha256').update(row.payload, 'utf8').digest(), row.payload_hash)) return fail(seq, 'the payload does not match its hash');
-    const leaf = hashLeaf(Buffer.from(canonicalHeader(rowHeader(row)), 'utf8'));
+    if (!equal(sha256(row.payload), row.payload_hash)) return fail(seq, 'the payload does not match its hash');
+    const leaf = sha256('\u0000' + canonicalHeader(rowHeader(row)));
     if (!equal(leaf, row.leaf_hash)) return fail(seq, 'the header does not match its leaf hash');
     const rootBefore = row.kind === 'checkpoint' ? tree.root() : null;
     const chainBefore = chain;
-    chain = createHash('sha256').update(chain).update(leaf).digest();
+    chain = sha256Pair(chain, leaf);
     if (!equal(chain, row.chain_hash)) return fail(seq, 'the chain hash does not follow from the previous entry');
     if (sealKey && !equal(sealOf(sealKey, chain), row.seal)) return fail(seq, 'the entry seal is wrong (written without the journal\'s seal key)');
     const nodes = tree.append(leaf);
-    if (!equal(nodes.length === 0 ? EMPTY : Buffer.concat(nodes), row.tree_nodes)) return fail(seq, 'the stored Merkle tree nodes are wrong');
+    if (!nodesEqual(nodes, row.tree_nodes)) return fail(seq, 'the stored Merkle tree nodes are wrong');
 
     if (seq === 0) {
       if (row.kind !== 'journal.created') return fail(0, 'the first entry is not the journal.created entry');
@@ -172,7 +173,12 @@ function genesisVerifier(payload: string | undefined): Verifier | null {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+/** The completed nodes against the stored concatenation, without building the concatenation. */
+function nodesEqual(nodes: readonly Uint8Array[], stored: Buffer): boolean {
+  if (stored.length !== nodes.length * 32) return false;
+  for (let i = 0; i < nodes.length; i++) if (!timingSafeEqual(nodes[i] as Uint8Array, stored.subarray(i * 32, i * 32 + 32))) return false;
+  return true;
+}
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);

@@ -6,13 +6,13 @@
  * holding its entries has committed with synchronous=FULL. A request (one entry or a batch) is atomic: it is
  * written whole, or not at all.
  */
-import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { canonicalHeader, prepareEntry, uuidv7, type AppendInput, type JournalEntry, type PreparedEntry } from './entry.ts';
 import { acquireWriterLock, type WriterLock } from './lock.ts';
 import { migrate } from './schema.ts';
 import { openWriteConnection } from './sqlite.ts';
-import { CompactTree, hashLeaf, rootOf } from './merkle.ts';
+import { CompactTree, rootOf } from './merkle.ts';
+import { sha256, sha256Pair } from './sha256.ts';
 import { ENTRY_COLUMNS, StoredNodes, rowToEntry, type EntryRow } from './store.ts';
 import { HOUSEKEEPING_KINDS, type EntryKind } from './kinds.ts';
 import { loadOrCreateIdentity, readKeysJournalId, sealOf, type JournalIdentity } from './identity.ts';
@@ -323,8 +323,9 @@ export class JournalWriter {
       retentionClass: p.retentionClass,
       payloadHash: p.payloadHash,
     };
-    const leaf = hashLeaf(Buffer.from(canonicalHeader(header), 'utf8'));
-    const chain = createHash('sha256').update(s.chain).update(leaf).digest();
+    // RFC 6962 leaf: SHA-256(0x00 ‖ header); a leading U+0000 encodes as the single byte 0x00.
+    const leaf = sha256('\u0000' + canonicalHeader(header));
+    const chain = sha256Pair(s.chain, leaf);
     const nodes = s.tree.append(leaf);
     const seal = sealOf(this.identity.sealKey, chain);
     this.insertStmt.run(
@@ -334,7 +335,7 @@ export class JournalWriter {
     s.size = seq + 1;
     s.chain = chain;
     if (!HOUSEKEEPING_KINDS.has(p.kind)) s.userSinceCheckpoint++;
-    return { ...header, kind: p.kind, payload: JSON.parse(p.payloadText) as unknown, leafHash: Buffer.from(leaf).toString('hex'), chainHash: chain.toString('hex') };
+    return { ...header, kind: p.kind, payload: p.payload, leafHash: leaf.toString('hex'), chainHash: chain.toString('hex') };
   }
 
   private internal(kind: EntryKind, payload: unknown, idempotencyKey: string): PreparedEntry {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalHeader, prepareEntry, uuidv7 } from '../../src/journal/entry.ts';
+import fc from 'fast-check';
+import { canonicalHeader, headerObject, prepareEntry, uuidv7 } from '../../src/journal/entry.ts';
+import { canonicalize } from '../../src/journal/canonical.ts';
 import { EntryValidationError } from '../../src/journal/errors/entry-validation.error.ts';
 import { stateChange } from '../helpers/entries.ts';
 
@@ -48,6 +50,10 @@ describe('prepareEntry', () => {
     expect(refusal({ ...stateChange('k'), payload: 'text' }).code).toBe('INVALID_PAYLOAD');
   });
 
+  it('refuses identifiers with lone surrogates (they have no canonical form)', () => {
+    expect(refusal({ ...stateChange('k'), correlationId: 'c-\ud800' }).issues[0]).toMatch(/correlationId/);
+  });
+
   it('refuses oversized payloads', () => {
     expect(refusal({ ...stateChange('k'), payload: { entity: 'x', field: 'y', from: 'a', to: 'b'.repeat(5000) } }).code).toBe('ENTRY_TOO_LARGE');
   });
@@ -72,6 +78,39 @@ describe('canonicalHeader', () => {
   it('is the documented RFC 8785 object with v = 1', () => {
     const text = canonicalHeader({ seq: 3, id: 'i', recordedAt: 'r', occurredAt: 'o', kind: 'state.changed', source: 's', actor: 'a', correlationId: 'c', causationId: null, idempotencyKey: 'k', retentionClass: 'standard', payloadHash: 'ab' });
     expect(text).toBe('{"actor":"a","causationId":null,"correlationId":"c","id":"i","idempotencyKey":"k","kind":"state.changed","occurredAt":"o","payloadHash":"ab","recordedAt":"r","retentionClass":"standard","seq":3,"source":"s","v":1}');
+  });
+});
+
+describe('canonicalHeader, written out for speed', () => {
+  it('is byte-for-byte the RFC 8785 encoding of the header object, for any field values', () => {
+    const text = fc.string({ unit: 'grapheme', maxLength: 40 });
+    fc.assert(
+      fc.property(
+        fc.record({
+          seq: fc.nat(),
+          id: text,
+          recordedAt: text,
+          occurredAt: text,
+          kind: text,
+          source: text,
+          actor: text,
+          correlationId: text,
+          causationId: fc.option(text, { nil: null }),
+          idempotencyKey: fc.string({ unit: 'binary', maxLength: 40 }),
+          retentionClass: text,
+          payloadHash: text,
+        }),
+        (h) => {
+          expect(canonicalHeader(h)).toBe(canonicalize(headerObject(h)));
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('refuses a lone surrogate like canonicalize does', () => {
+    const h = { seq: 1, id: 'i', recordedAt: 'r', occurredAt: 'o', kind: 'k', source: 's', actor: 'a\ud800', correlationId: 'c', causationId: null, idempotencyKey: 'k', retentionClass: 'standard', payloadHash: 'ab' };
+    expect(() => canonicalHeader(h)).toThrow(/lone surrogate/);
   });
 });
 

@@ -41,13 +41,21 @@ export function resolveCredentials(keysDir: string, configured: { appendToken?: 
   return { appendToken, readToken };
 }
 
-/** Which role a presented bearer token has, compared in constant time. */
-export function roleOf(header: string | undefined, creds: ServiceCredentials): 'append' | 'read' | null {
-  if (!header?.startsWith('Bearer ')) return null;
-  const presented = digest(header.slice(7));
-  if (timingSafeEqual(presented, digest(creds.appendToken))) return 'append';
-  if (timingSafeEqual(presented, digest(creds.readToken))) return 'read';
-  return null;
+/** Tells which role a presented bearer token has, in constant time; the configured tokens are hashed once. */
+export class CredentialChecker {
+  private readonly append: Buffer;
+  private readonly read: Buffer;
+  constructor(creds: ServiceCredentials) {
+    this.append = digest(creds.appendToken);
+    this.read = digest(creds.readToken);
+  }
+  roleOf(header: string | undefined): 'append' | 'read' | null {
+    if (!header?.startsWith('Bearer ')) return null;
+    const presented = digest(header.slice(7));
+    if (timingSafeEqual(presented, this.append)) return 'append';
+    if (timingSafeEqual(presented, this.read)) return 'read';
+    return null;
+  }
 }
 
 function digest(s: string): Buffer {

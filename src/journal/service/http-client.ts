@@ -39,11 +39,13 @@ export class HttpJournalClient implements JournalClient {
   }
 
   async append(input: AppendInput): Promise<AppendResult> {
-    return (await this.call<{ result: AppendResult }>('POST', '/v1/entries', 'append', input)).result;
+    const { result } = await this.call<{ result: AppendResult }>('POST', '/v1/entries', 'append', input);
+    return withPayload(result, input);
   }
 
   async appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
-    return (await this.call<{ results: AppendResult[] }>('POST', '/v1/entries', 'append', { entries: inputs })).results;
+    const { results } = await this.call<{ results: AppendResult[] }>('POST', '/v1/entries', 'append', { entries: inputs });
+    return results.map((r, i) => withPayload(r, inputs[i] as AppendInput));
   }
 
   async bySeq(seq: number): Promise<JournalEntry | null> {
@@ -151,6 +153,11 @@ export class HttpJournalClient implements JournalClient {
       req.end(text);
     });
   }
+}
+
+/** The service leaves the payload out of append answers: it is the one we sent (or the same, for a duplicate). */
+function withPayload(r: AppendResult, input: AppendInput): AppendResult {
+  return { duplicate: r.duplicate, entry: { ...r.entry, payload: input.payload } };
 }
 
 function sleep(ms: number): Promise<void> {

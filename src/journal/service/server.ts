@@ -3,9 +3,10 @@
  * there is no update or delete. Bad requests get a 4xx with a clear message and write nothing.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { JournalWriter } from '../writer.ts';
+import type { AppendResult, JournalWriter } from '../writer.ts';
+import type { JournalEntry } from '../entry.ts';
 import type { JournalReader } from '../reader.ts';
-import { roleOf, type ServiceCredentials } from './credentials.ts';
+import { CredentialChecker, type ServiceCredentials } from './credentials.ts';
 import { EntryValidationError } from '../errors/entry-validation.error.ts';
 import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.ts';
 import { JournalWriteError } from '../errors/journal-write.error.ts';
@@ -41,10 +42,11 @@ export function createJournalServer(options: JournalApiOptions): Server {
   const log = (options.logger ?? silentLogger).child({ component: 'journal.service' });
   const maxBody = options.maxBodyBytes ?? 16 * 1024 * 1024;
   const maxBatch = options.maxBatch ?? 10_000;
-  const { writer, reader, credentials } = options;
+  const { writer, reader } = options;
+  const credentials = new CredentialChecker(options.credentials);
 
   const need = (req: IncomingMessage, role: Role): void => {
-    const has = roleOf(req.headers.authorization, credentials);
+    const has = credentials.roleOf(req.headers.authorization);
     if (has === null) throw new HttpError(401, 'UNAUTHORIZED', 'missing or unknown credential: send Authorization: Bearer <token>');
     if (has !== role) throw new HttpError(403, 'FORBIDDEN', `this operation needs the ${role} credential`);
   };
@@ -65,10 +67,10 @@ export function createJournalServer(options: JournalApiOptions): Server {
         if (!Array.isArray(entries) || entries.length === 0) throw new HttpError(422, 'INVALID_BATCH', '`entries` must be a non-empty array');
         if (entries.length > maxBatch) throw new HttpError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${maxBatch} entries`);
         const results = await writer.appendBatch(entries as never[]);
-        return send(res, results.every((r) => r.duplicate) ? 200 : 201, { results });
+        return send(res, results.every((r) => r.duplicate) ? 200 : 201, { results: results.map(withoutPayload) });
       }
       const result = await writer.append(body as never);
-      return send(res, result.duplicate ? 200 : 201, { result });
+      return send(res, result.duplicate ? 200 : 201, { result: withoutPayload(result) });
     }
 
     if (path === '/v1/checkpoints' && method === 'POST') {
@@ -121,6 +123,15 @@ export function createJournalServer(options: JournalApiOptions): Server {
   });
 }
 
+/**
+ * Append answers leave the payload out: the client sent it, and a duplicate's stored payload is the same
+ * (same payload hash, or the append would have been a conflict). It halves the bytes on the hot path.
+ */
+function withoutPayload(r: AppendResult): { entry: Omit<JournalEntry, 'payload'>; duplicate: boolean } {
+  const { payload: _payload, ...entry } = r.entry;
+  return { entry, duplicate: r.duplicate };
+}
+
 function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof EntryValidationError) return new HttpError(err.code === 'ENTRY_TOO_LARGE' ? 413 : 422, err.code, err.message, err.issues);
@@ -144,11 +155,20 @@ async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
   if (declared > max) throw new HttpError(413, 'BODY_TOO_LARGE', `the request body is larger than ${max} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw new HttpError(413, 'BODY_TOO_LARGE', `the request body is larger than ${max} bytes`);
-    chunks.push(chunk);
-  }
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        reject(new HttpError(413, 'BODY_TOO_LARGE', `the request body is larger than ${max} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve());
+    req.once('error', reject);
+  });
   const text = Buffer.concat(chunks).toString('utf8');
   try {
     return JSON.parse(text) as unknown;
