@@ -55,12 +55,7 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
   }
   const reader = JournalReader.open(path);
   try {
-    const entries: JournalEntry[] = [];
-    for (let from = 0; ; from += 10_000) {
-      const page = reader.range(from, 10_000);
-      entries.push(...page);
-      if (page.length < 10_000) break;
-    }
+    const entries: JournalEntry[] = [...reader.iterate()];
     const summary = summarise(entries);
     const traceId = pickTrace(entries);
     if (options.json) {

@@ -79,6 +79,12 @@ export class JournalReader {
     return this.all(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq LIMIT ?`, fromSeq, clamp(limit));
   }
 
+  /** Every entry from `fromSeq` on, in order, streamed (memory stays flat on large journals). */
+  *iterate(fromSeq = 0): Generator<JournalEntry> {
+    const rows = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq`).iterate(fromSeq) as IterableIterator<EntryRow>;
+    for (const row of rows) yield rowToEntry(row);
+  }
+
   /** The entries of one correlation, in the order they were recorded. */
   byCorrelation(correlationId: string, options: { afterSeq?: number | undefined; limit?: number | undefined } = {}): JournalEntry[] {
     return this.all(

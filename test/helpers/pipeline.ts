@@ -88,12 +88,7 @@ export async function drained(prefix: string, timeoutMs = 60_000): Promise<void>
 export function allEntries(path: string): JournalEntry[] {
   const reader = JournalReader.open(path);
   try {
-    const out: JournalEntry[] = [];
-    for (let from = 0; ; from += 10_000) {
-      const page = reader.range(from, 10_000);
-      out.push(...page);
-      if (page.length < 10_000) return out;
-    }
+    return [...reader.iterate()];
   } finally {
     reader.close();
   }
