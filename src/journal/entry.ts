@@ -78,6 +78,8 @@ const RETENTION = /^[a-z][a-z0-9_-]{0,63}$/;
 const IDENT = /^[\x21-\x7e\u00a0-\uffff]{1,512}$/u;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
+const ENTRY_FIELDS: ReadonlySet<string> = new Set(['kind', 'source', 'actor', 'correlationId', 'payload', 'causationId', 'occurredAt', 'idempotencyKey', 'retentionClass']);
+
 /** Validates one append against the catalogue; throws EntryValidationError saying every problem at once. */
 export function prepareEntry(input: unknown, options: PrepareOptions): PreparedEntry {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -85,8 +87,7 @@ export function prepareEntry(input: unknown, options: PrepareOptions): PreparedE
   }
   const raw = input as Record<string, unknown>;
   const issues: string[] = [];
-  const known = new Set(['kind', 'source', 'actor', 'correlationId', 'payload', 'causationId', 'occurredAt', 'idempotencyKey', 'retentionClass']);
-  for (const key of Object.keys(raw)) if (!known.has(key)) issues.push(`${key}: not an entry field (fields: ${[...known].join(', ')})`);
+  for (const key in raw) if (!ENTRY_FIELDS.has(key)) issues.push(`${key}: not an entry field (fields: ${[...ENTRY_FIELDS].join(', ')})`);
 
   const kind = raw.kind;
   if (typeof kind !== 'string' || !isEntryKind(kind)) {

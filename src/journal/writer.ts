@@ -11,7 +11,7 @@ import { canonicalHeader, prepareEntry, uuidv7, type AppendInput, type JournalEn
 import { acquireWriterLock, type WriterLock } from './lock.ts';
 import { migrate } from './schema.ts';
 import { openWriteConnection } from './sqlite.ts';
-import { CompactTree, rootOf } from './merkle.ts';
+import { CompactTree, rootOf, type Hash } from './merkle.ts';
 import { sha256, sha256Pair } from './sha256.ts';
 import { ENTRY_COLUMNS, StoredNodes, rowToEntry, type EntryRow } from './store.ts';
 import { HOUSEKEEPING_KINDS, type EntryKind } from './kinds.ts';
@@ -91,6 +91,7 @@ export class JournalWriter {
   private timer: NodeJS.Timeout | null = null;
   private anchorRetryNote: { note: string; checkpoint: Checkpoint } | null = null;
   private readonly insertStmt: Database.Statement;
+  private readonly insertIfAbsentStmt: Database.Statement;
   private readonly byKeyStmt: Database.Statement<[string], EntryRow>;
   private readonly maxPayloadBytes: number;
   private readonly checkpointEveryEntries: number;
@@ -113,6 +114,7 @@ export class JournalWriter {
     this.now = options.now ?? Date.now;
     this.log = (options.logger ?? silentLogger).child({ component: 'journal.writer' });
     this.insertStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')})`);
+    this.insertIfAbsentStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')}) ON CONFLICT (idempotency_key) DO NOTHING`);
     this.byKeyStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE idempotency_key = ?`);
     const everyMs = options.checkpointEveryMs ?? 10_000;
     if (everyMs > 0) {
@@ -270,33 +272,44 @@ export class JournalWriter {
     }
   }
 
-  /** Checks every key of the request first, so that a conflict leaves the request unwritten. */
+  /**
+   * Inserts the request's entries; a key already in the journal makes the insert a no-op (ON CONFLICT DO
+   * NOTHING), and only then is the stored entry read and compared. A conflict undoes the request: a savepoint
+   * in SQLite and a snapshot of the in-memory state, so the rest of the group commits without it.
+   */
   private applyRequest(req: Request, recordedAt: string, written: Map<string, JournalEntry>): AppendResult[] | Error {
-    const plan: (JournalEntry | null)[] = [];
-    const local = new Map<string, PreparedEntry>();
+    const multi = req.entries.length > 1;
+    const snap = multi ? this.snapshot() : null;
+    const added: string[] = [];
+    if (multi) this.db.exec('SAVEPOINT request');
+    const results: AppendResult[] = [];
     for (const p of req.entries) {
-      const earlier = written.get(p.idempotencyKey) ?? this.lookup(p.idempotencyKey);
-      const sameRequest = local.get(p.idempotencyKey);
-      if (earlier) {
-        const diff = differingFields(p, earlier);
-        if (diff.length > 0) return new IdempotencyConflictError(p.idempotencyKey, earlier.seq, diff);
-        plan.push(earlier);
-      } else if (sameRequest) {
-        const diff = differingPrepared(p, sameRequest);
-        if (diff.length > 0) return new IdempotencyConflictError(p.idempotencyKey, this.state.size, diff);
-        plan.push(null);
-      } else {
-        local.set(p.idempotencyKey, p);
-        plan.push(null);
+      const seen = written.get(p.idempotencyKey);
+      if (seen === undefined) {
+        const inserted = this.insert(p, recordedAt, true);
+        if (inserted) {
+          written.set(p.idempotencyKey, inserted);
+          added.push(p.idempotencyKey);
+          results.push({ entry: inserted, duplicate: false });
+          continue;
+        }
       }
+      const earlier = seen ?? this.lookup(p.idempotencyKey);
+      if (earlier === undefined) throw new Error(`entry with idempotency key ${p.idempotencyKey} was neither inserted nor found`);
+      const diff = differingFields(p, earlier);
+      if (diff.length > 0) {
+        if (multi) {
+          this.db.exec('ROLLBACK TO request');
+          this.db.exec('RELEASE request');
+          this.restore(snap as State);
+          for (const k of added) written.delete(k);
+        }
+        return new IdempotencyConflictError(p.idempotencyKey, earlier.seq, diff);
+      }
+      results.push({ entry: earlier, duplicate: true });
     }
-    return req.entries.map((p, i) => {
-      const found = plan[i] ?? written.get(p.idempotencyKey);
-      if (found) return { entry: found, duplicate: true };
-      const entry = this.insert(p, recordedAt);
-      written.set(p.idempotencyKey, entry);
-      return { entry, duplicate: false };
-    });
+    if (multi) this.db.exec('RELEASE request');
+    return results;
   }
 
   private lookup(key: string): JournalEntry | undefined {
@@ -304,7 +317,10 @@ export class JournalWriter {
     return row ? rowToEntry(row) : undefined;
   }
 
-  private insert(p: PreparedEntry, recordedAt: string): JournalEntry {
+  /** Inserts p; with ifAbsent, returns undefined (state untouched) when its idempotency key is already there. */
+  private insert(p: PreparedEntry, recordedAt: string): JournalEntry;
+  private insert(p: PreparedEntry, recordedAt: string, ifAbsent: true): JournalEntry | undefined;
+  private insert(p: PreparedEntry, recordedAt: string, ifAbsent = false): JournalEntry | undefined {
     const s = this.state;
     const seq = s.size;
     const id = uuidv7(this.now());
@@ -326,12 +342,18 @@ export class JournalWriter {
     // RFC 6962 leaf: SHA-256(0x00 ‖ header); a leading U+0000 encodes as the single byte 0x00.
     const leaf = sha256('\u0000' + canonicalHeader(header));
     const chain = sha256Pair(s.chain, leaf);
+    const frontier = ifAbsent ? s.tree.frontier() : null;
     const nodes = s.tree.append(leaf);
     const seal = sealOf(this.identity.sealKey, chain);
-    this.insertStmt.run(
+    const info = (ifAbsent ? this.insertIfAbsentStmt : this.insertStmt).run(
       seq, id, recordedAt, occurredAt, p.kind, p.source, p.actor, p.correlationId, p.causationId, p.idempotencyKey, p.retentionClass,
       p.payloadText, Buffer.from(p.payloadHash, 'hex'), leaf, chain, nodes.length === 0 ? EMPTY : Buffer.concat(nodes), seal,
     );
+    if (info.changes === 0) {
+      // The key is already in the journal: undo the tree append; nothing else was touched yet.
+      s.tree = new CompactTree(seq, frontier as Hash[]);
+      return undefined;
+    }
     s.size = seq + 1;
     s.chain = chain;
     if (!HOUSEKEEPING_KINDS.has(p.kind)) s.userSinceCheckpoint++;
@@ -482,10 +504,6 @@ function loadState(db: Database.Database, identity: JournalIdentity): State {
   const placeholders = [...HOUSEKEEPING_KINDS].map(() => '?').join(',');
   userSince = (db.prepare(`SELECT count(*) AS n FROM entries WHERE seq > ? AND kind NOT IN (${placeholders})`).get(cpRow ? cpRow.seq : -1, ...HOUSEKEEPING_KINDS) as { n: number }).n;
   return { size, chain: last ? last.chain_hash : ZERO_HASH, tree, userSinceCheckpoint: userSince, lastCheckpoint };
-}
-
-function differingPrepared(a: PreparedEntry, b: PreparedEntry): string[] {
-  return compareFields(a, { kind: b.kind, source: b.source, actor: b.actor, correlationId: b.correlationId, causationId: b.causationId, payloadHash: b.payloadHash, occurredAt: b.occurredAt, retentionClass: b.retentionClass });
 }
 
 function differingFields(p: PreparedEntry, e: JournalEntry): string[] {
