@@ -35,3 +35,16 @@ export async function evictionWarning(redis: Redis): Promise<string | null> {
     return 'could not read Redis maxmemory-policy (CONFIG GET refused); make sure it is "noeviction"';
   }
 }
+
+/** Removes every queue and every key under `prefix` (the demo's and tests' own prefixes; never the product's). */
+export async function removeAllUnder(redis: Redis, prefix: string): Promise<void> {
+  const queues = createQueues(redis, prefix);
+  await Promise.all(Object.values(queues).map((q) => q.obliterate({ force: true })));
+  await closeQueues(queues);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}

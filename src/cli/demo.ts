@@ -16,7 +16,7 @@ import type { JournalEntry } from '../journal/entry.ts';
 import { SampleSource } from '../pipeline/sample-source.ts';
 import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
 import { Redis } from 'ioredis';
-import { createQueues, enqueueVia } from '../../jobs/queues.ts';
+import { enqueueVia, removeAllUnder } from '../../jobs/queues.ts';
 import { startPipeline } from '../../jobs/main.ts';
 import { ensureRedis } from './redis.ts';
 import { describeEntry } from './describe.ts';
@@ -45,9 +45,7 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
     await runtime.close();
     if (!options.keep) {
       const r = new Redis(redis.url, { maxRetriesPerRequest: null });
-      const qs = createQueues(r, prefix);
-      await Promise.all(Object.values(qs).map((q) => q.obliterate({ force: true })));
-      await Promise.all(Object.values(qs).map((q) => q.close()));
+      await removeAllUnder(r, prefix);
       r.disconnect();
     }
     await writer.close();

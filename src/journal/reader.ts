@@ -44,8 +44,15 @@ export const MAX_PAGE = 10_000;
 
 export class JournalReader {
   private readonly nodes: StoredNodes;
+  // Prepared once: the pipeline reads single entries on every job, and preparing is most of a point read's cost.
+  private readonly bySeqStmt: Database.Statement<[number], EntryRow>;
+  private readonly byKeyStmt: Database.Statement<[string], EntryRow>;
+  private readonly byCorrelationStmt: Database.Statement<[string, number, number], EntryRow>;
   private constructor(private readonly db: Database.Database) {
     this.nodes = new StoredNodes(db);
+    this.bySeqStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`);
+    this.byKeyStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE idempotency_key = ?`);
+    this.byCorrelationStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE correlation_id = ? AND seq > ? ORDER BY seq LIMIT ?`);
   }
 
   static open(path: string): JournalReader {
@@ -70,7 +77,7 @@ export class JournalReader {
   }
 
   bySeq(seq: number): JournalEntry | null {
-    const row = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`).get(seq) as EntryRow | undefined;
+    const row = this.bySeqStmt.get(seq);
     return row ? rowToEntry(row) : null;
   }
 
@@ -87,10 +94,7 @@ export class JournalReader {
 
   /** The entries of one correlation, in the order they were recorded. */
   byCorrelation(correlationId: string, options: { afterSeq?: number | undefined; limit?: number | undefined } = {}): JournalEntry[] {
-    return this.all(
-      `SELECT ${ENTRY_COLUMNS} FROM entries WHERE correlation_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
-      correlationId, options.afterSeq ?? -1, clamp(options.limit ?? MAX_PAGE),
-    );
+    return this.byCorrelationStmt.all(correlationId, options.afterSeq ?? -1, clamp(options.limit ?? MAX_PAGE)).map(rowToEntry);
   }
 
   /** Entries of one kind, optionally within [since, until) of recordedAt, in seq order. */
@@ -102,7 +106,7 @@ export class JournalReader {
   }
 
   byIdempotencyKey(key: string): JournalEntry | null {
-    const row = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE idempotency_key = ?`).get(key) as EntryRow | undefined;
+    const row = this.byKeyStmt.get(key);
     return row ? rowToEntry(row) : null;
   }
 

@@ -9,7 +9,7 @@ import { LocalJournalClient } from '../../src/journal/local-client.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 import { QUEUE_NAMES } from '../../src/pipeline/job-catalog.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
-import { createQueues } from '../../jobs/queues.ts';
+import { createQueues, removeAllUnder } from '../../jobs/queues.ts';
 import { startPipeline, type PipelineOverrides, type PipelineRuntime } from '../../jobs/main.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -54,10 +54,7 @@ export async function inProcessPipeline(dir: string, overrides: Omit<PipelineOve
 
 export async function obliterate(prefix: string): Promise<void> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const queues = createQueues(redis, prefix);
-  await Promise.all(Object.values(queues).map((q) => q.obliterate({ force: true })));
-  await Promise.all(Object.values(queues).map((q) => q.close()));
-  await redis.del(`${prefix}:ai-cache`);
+  await removeAllUnder(redis, prefix);
   redis.disconnect();
 }
 

@@ -10,6 +10,8 @@ import type { InclusionProofBundle, KindQuery } from '../reader.ts';
 import type { AppendResult } from '../writer.ts';
 import { JournalRequestError } from '../errors/journal-request.error.ts';
 
+const ENTRY_CACHE_SIZE = 2048;
+
 export interface HttpJournalClientOptions {
   /** http://host:port or unix:/path/to/socket */
   readonly url: string;
@@ -26,6 +28,7 @@ export class HttpJournalClient implements JournalClient {
   private readonly base: { host?: string; port?: number; socketPath?: string };
   private readonly attempts: number;
   private readonly timeoutMs: number;
+  private readonly entries = new Map<number, JournalEntry>();
 
   constructor(private readonly options: HttpJournalClientOptions) {
     this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 64 });
@@ -48,9 +51,15 @@ export class HttpJournalClient implements JournalClient {
     return results.map((r, i) => withPayload(r, inputs[i] as AppendInput));
   }
 
+  /** Entries never change, so a read one can be kept: the pipeline reads the same few entries at every stage. */
   async bySeq(seq: number): Promise<JournalEntry | null> {
+    const cached = this.entries.get(seq);
+    if (cached) return cached;
     try {
-      return (await this.call<{ entry: JournalEntry }>('GET', `/v1/entries/${seq}`, 'read')).entry;
+      const { entry } = await this.call<{ entry: JournalEntry }>('GET', `/v1/entries/${seq}`, 'read');
+      this.entries.set(seq, entry);
+      if (this.entries.size > ENTRY_CACHE_SIZE) this.entries.delete(this.entries.keys().next().value as number);
+      return entry;
     } catch (err) {
       if (err instanceof JournalRequestError && err.status === 404) return null;
       throw err;
