@@ -318,6 +318,10 @@ const APPEND_GROUP = 1000;
 async function appendFromStdin(config: Config, service: string | boolean | undefined, asJson: boolean): Promise<number> {
   if (process.stdin.isTTY) throw new UsageError('append reads JSON lines from stdin, e.g.: activity-journal append < entries.jsonl');
   let refused = 0;
+  let appended = 0;
+  let duplicates = 0;
+  let total = 0;
+  let transactions = null as number | null; // set inside a callback: keep TypeScript from narrowing it to null
   const run = async (append: (input: unknown) => Promise<AppendResult>): Promise<void> => {
     const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
     let group: { n: number; text: string }[] = [];
@@ -337,8 +341,11 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
       );
       settled.forEach((s, i) => {
         const line = (group[i] as { n: number }).n;
+        total++;
         if (s.status === 'fulfilled') {
           const { entry, duplicate } = s.value;
+          if (duplicate) duplicates++;
+          else appended++;
           io.out(asJson ? JSON.stringify({ line, ok: true, seq: entry.seq, id: entry.id, duplicate }) : `line ${line}: ${duplicate ? 'duplicate of' : 'appended as'} seq ${entry.seq}`);
         } else {
           refused++;
@@ -368,11 +375,15 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
   } else {
     await withWriterOrService(
       config,
-      (writer) => run((input) => writer.append(input as never)),
+      async (writer) => {
+        await run((input) => writer.append(input as never));
+        transactions = writer.stats.transactions;
+      },
       (client) => run((input) => client.append(input as never)),
     );
   }
-  if (!asJson) io.err(refused === 0 ? 'all lines appended' : `${refused} line(s) refused; nothing else was affected`);
+  const summary = { lines: total, appended, duplicates, refused, ...(transactions !== null ? { transactions } : {}) };
+  io.err(asJson ? JSON.stringify({ summary }) : `${appended} appended, ${duplicates} duplicate(s), ${refused} refused${transactions !== null ? ` (${transactions} transactions)` : ''}${refused > 0 ? '; a refused line affects no other line' : ''}`);
   return refused === 0 ? 0 : 1;
 }
 

@@ -1,0 +1,130 @@
+/**
+ * The command line as a user runs it: real processes, real files, exit codes.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp.ts';
+import { REDIS_URL } from '../helpers/pipeline.ts';
+
+let tmp: { dir: string; cleanup: () => void };
+let env: NodeJS.ProcessEnv;
+beforeEach(() => {
+  tmp = tempDir('aj-cli-');
+  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' };
+});
+afterEach(() => tmp.cleanup());
+
+function cli(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Streams `lines` into `append` without building one huge string first. */
+function appendLines(lines: Iterable<string>, args: string[] = []): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'append', ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (status) => resolve({ status, stdout, stderr }));
+    void (async () => {
+      for (const line of lines) if (!child.stdin.write(line + '\n')) await new Promise((r) => child.stdin.once('drain', r));
+      child.stdin.end();
+    })();
+  });
+}
+
+const line = (i: number): string =>
+  JSON.stringify({ kind: 'state.changed', source: 'crm', actor: 'import', correlationId: `contact/${i % 500}`, payload: { entity: `contact/${i}`, field: 'lifecyclestage', from: 'lead', to: 'customer' } });
+
+describe('activity-journal append', () => {
+  it('streams 100,000 lines in about a hundred transactions, and a re-run adds nothing', async () => {
+    function* lines(): Generator<string> {
+      for (let i = 0; i < 100_000; i++) yield line(i);
+    }
+    const first = await appendLines(lines(), ['--json']);
+    expect(first.status).toBe(0);
+    const summary = (JSON.parse(first.stderr.trim().split('\n').pop() as string) as { summary: { appended: number; transactions: number } }).summary;
+    expect(summary.appended).toBe(100_000);
+    expect(summary.transactions).toBeLessThanOrEqual(250); // groups of 1,000, plus checkpoints and anchoring
+    expect(first.stdout.trim().split('\n')).toHaveLength(100_000);
+    const again = await appendLines(lines(), ['--json']);
+    expect((JSON.parse(again.stderr.trim().split('\n').pop() as string) as { summary: { appended: number; duplicates: number } }).summary).toMatchObject({ appended: 0, duplicates: 100_000 });
+    expect(cli(['verify']).status).toBe(0);
+  });
+
+  it('answers each line, refusing bad ones with the reason, and exits 1 when any was refused', async () => {
+    const r = await appendLines([line(1), '{"kind":"nope"}', 'not json', line(2), '', line(1)], ['--json']);
+    expect(r.status).toBe(1);
+    const results = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { line: number; ok: boolean; error?: string; duplicate?: boolean });
+    expect(results.map((x) => [x.line, x.ok])).toEqual([[1, true], [2, false], [3, false], [4, true], [6, true]]);
+    expect(results[1]?.error).toMatch(/unknown kind/);
+    expect(results[2]?.error).toMatch(/not JSON/);
+    expect(results[4]?.duplicate).toBe(true);
+  });
+});
+
+describe('activity-journal prove / verify-proof / trace / public-key', () => {
+  it('proves an entry, and the proof checks offline, pinned to the journal key; a tampered proof does not', async () => {
+    expect((await appendLines([line(1), line(2), line(3)])).status).toBe(0);
+    const key = cli(['public-key']).stdout.trim();
+    expect(key).toMatch(/^activity-journal\/[0-9a-f-]+\+[0-9a-f]{8}\+/);
+    const file = join(tmp.dir, 'proof.json');
+    expect(cli(['prove', '2', '--out', file]).status).toBe(0);
+    const ok = cli(['verify-proof', file, '--public-key', key, '--json']);
+    expect(ok.status).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, seq: 2, keyPinned: true });
+
+    const bundle = JSON.parse(readFileSync(file, 'utf8')) as { header: { actor: string }; proof: string[] };
+    bundle.header.actor = 'mallory';
+    writeFileSync(join(tmp.dir, 'forged.json'), JSON.stringify(bundle));
+    const forged = cli(['verify-proof', join(tmp.dir, 'forged.json'), '--public-key', key]);
+    expect(forged.status).toBe(1);
+    expect(forged.stdout).toMatch(/does not hash to the leaf/);
+
+    const other = 'activity-journal/other+00000000+ASszuKS73+V+aMIC1smfXqIYanNUgY4Op7NR+Zhnw9o1';
+    expect(cli(['verify-proof', file, '--public-key', other]).status).toBe(2); // a malformed key is a usage error
+
+    const trace = cli(['trace', 'contact/2']);
+    expect(trace.status).toBe(0);
+    expect(trace.stdout).toMatch(/state\.changed/);
+    expect(trace.stdout).toMatch(/contact\/2 lifecyclestage: "lead" → "customer"/);
+  });
+
+  it('exits 2 with what to do on misuse and unreadable files', () => {
+    expect(cli(['prove', 'abc']).status).toBe(2);
+    expect(cli(['prove', 'abc']).stderr).toMatch(/seq must be a whole number/);
+    expect(cli(['no-such-command']).status).toBe(2);
+    expect(cli(['verify-proof', join(tmp.dir, 'missing.json')]).status).toBe(2);
+    const noJournal = cli(['verify']);
+    expect(noJournal.status).toBe(2);
+    expect(noJournal.stderr).toMatch(/no journal at/);
+    expect(cli(['verify', '--anchors', join(tmp.dir, 'nowhere')]).status).toBe(2);
+  });
+});
+
+describe('activity-journal demo', () => {
+  it('runs the bundled samples through the whole pipeline into a separate demo journal', () => {
+    const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'demo', '--json'], { env: { ...env, REDIS_URL }, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status).toBe(0);
+    const s = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
+      journal: string; interactions: number; excluded: number; decisions: number; categories: Record<string, number>; mirrored: number; review: number; notifications: number; jobFailures: number; traceCorrelationId: string;
+    };
+    expect(s.journal).toContain(join(tmp.dir, 'demo'));
+    expect(s.interactions + s.excluded).toBeGreaterThanOrEqual(30);
+    expect(s.excluded).toBeGreaterThanOrEqual(1);
+    expect(s.decisions).toBe(s.interactions);
+    expect(Object.keys(s.categories).length).toBeGreaterThanOrEqual(6);
+    expect(s.notifications).toBeGreaterThanOrEqual(1);
+    expect(s.review).toBeGreaterThanOrEqual(1);
+    expect(s.mirrored).toBeGreaterThan(0);
+    expect(s.jobFailures).toBe(0);
+    expect(s.traceCorrelationId).toMatch(/thread/);
+    // The demo never touched the real journal, and its own journal verifies.
+    expect(cli(['verify']).status).toBe(2);
+    expect(spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', s.journal, 'verify'], { env, encoding: 'utf8' }).status).toBe(0);
+  });
+});
