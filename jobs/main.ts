@@ -20,6 +20,9 @@ import { RedisDecisionCache } from '../src/pipeline/decision-cache.ts';
 import type { ActivitySource, CrmClient } from '../src/pipeline/ports.ts';
 import type { QueueName } from '../src/pipeline/job-catalog.ts';
 import { OpenAiClassifier } from '../connectors/openai/openai.classifier.ts';
+import { AircallReceiver, GenericCallReceiver, TwilioReceiver } from '../connectors/calls/index.ts';
+import { GenericFormReceiver, HubSpotFormReceiver } from '../connectors/forms/index.ts';
+import type { WebhookReceiver } from '../src/pipeline/webhook.ts';
 import { closeQueues, createQueues, enqueueVia, evictionWarning, type Queues } from './queues.ts';
 import { startWorkers, type WorkerSet } from './workers.ts';
 import { startRedriveLoop, type RedriveLoop } from './redrive.ts';
@@ -61,6 +64,18 @@ export function configuredClassifier(config: Config, ownDomains: readonly string
   const ai = config.pipeline.openai;
   if (!ai) return new OfflineClassifier({ ownDomains });
   return new OpenAiClassifier({ apiKey: ai.apiKey, model: ai.model, timeoutMs: ai.timeoutMs, maxRetries: ai.maxRetries, ...(ai.baseURL ? { baseURL: ai.baseURL } : {}) });
+}
+
+/** The webhook receivers whose secrets are configured; a provider without one is answered 404 (and journaled). */
+export function configuredReceivers(config: Config): Map<string, WebhookReceiver> {
+  const w = config.web.webhooks;
+  const list: WebhookReceiver[] = [];
+  if (w.twilioAuthToken) list.push(new TwilioReceiver({ authToken: w.twilioAuthToken }));
+  if (w.aircallToken) list.push(new AircallReceiver({ webhookToken: w.aircallToken }));
+  if (w.callsSecret) list.push(new GenericCallReceiver({ secret: w.callsSecret }));
+  if (w.formsSecret) list.push(new GenericFormReceiver({ secret: w.formsSecret }));
+  if (w.hubspotClientSecret) list.push(new HubSpotFormReceiver({ clientSecret: w.hubspotClientSecret }));
+  return new Map(list.map((r) => [r.provider, r]));
 }
 
 /** Builds the pipeline and (unless told otherwise) its workers. */

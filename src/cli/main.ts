@@ -27,6 +27,7 @@ import { isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
+import { importCalls } from './import-calls.ts';
 import { startPipeline } from '../../jobs/main.ts';
 import type { Logger } from '../config/logger.ts';
 import { existsSync } from 'node:fs';
@@ -116,6 +117,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--service [url]', 'send through the running journal service (default URL from the configuration)')
     .action(async (opts: { service?: string | boolean }) => {
       exitCode = await appendFromStdin(cfg(), opts.service, json());
+    });
+
+  program
+    .command('import')
+    .description('import call records from a CSV file (format: connectors/calls/README.md)')
+    .argument('<what>', 'what to import: calls')
+    .argument('<file>', 'the CSV file')
+    .action(async (what: string, file: string) => {
+      if (what !== 'calls') throw new UsageError(`can only import "calls" (got ${JSON.stringify(what)}): activity-journal import calls FILE.csv`);
+      const config = cfg();
+      const report = await importCalls(config, file, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal'), json());
+      if (json()) io.out(JSON.stringify(report));
+      else {
+        for (const e of report.errors) io.out(`line ${e.line}: ${e.message}`);
+        io.out(`${report.rows} row(s): ${report.accepted} imported, ${report.duplicates} already in the journal, ${report.excluded} excluded by rule, ${report.errors.length} refused`);
+      }
+      exitCode = report.errors.length === 0 ? 0 : 1;
     });
 
   program

@@ -8,7 +8,8 @@ import { createWebServer, type Gauge } from '../web/server.ts';
 import { HttpJournalClient } from '../journal/service/http-client.ts';
 import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
 import { createQueues, closeQueues } from '../../jobs/queues.ts';
-import { DEFAULT_REDIS_URL } from '../../jobs/main.ts';
+import { DEFAULT_REDIS_URL, configuredReceivers, startPipeline } from '../../jobs/main.ts';
+import { RedisReplayGuard } from '../web/webhooks.ts';
 
 export async function startWeb(config: Config, logger: Logger): Promise<{ url: string; close(): Promise<void> }> {
   const redis = new Redis(config.pipeline.redisUrl ?? DEFAULT_REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true, enableOfflineQueue: false });
@@ -16,7 +17,18 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   await redis.connect().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'Redis not reachable yet'));
   const queues = createQueues(redis, config.pipeline.queuePrefix);
   const journal = new HttpJournalClient({ url: config.service.url, attempts: 1, timeoutMs: 2000 });
+  // The web process takes webhooks in: a producer-only pipeline (intake journals and queues; workers do the rest).
+  const producer = await startPipeline(config, logger, { queues: [] });
   const app = createWebServer({
+    webhooks: {
+      receivers: configuredReceivers(config),
+      intake: (ix) => producer.pipeline.intake(ix),
+      journal: producer.journal,
+      replays: new RedisReplayGuard(producer.redis, config.pipeline.queuePrefix),
+      publicUrl: config.web.webhooks.publicUrl,
+      maxBodyBytes: config.web.webhooks.maxBodyBytes,
+      logger,
+    },
     checks: [
       { name: 'journal', check: async () => void (await journal.health()) },
       { name: 'redis', check: async () => void (await redis.ping()) },
@@ -50,6 +62,7 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
     url,
     async close() {
       await app.close();
+      await producer.close();
       await closeQueues(queues);
       await journal.close();
       redis.disconnect();

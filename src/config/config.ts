@@ -39,6 +39,13 @@ export const EnvSchema = z.object({
   MODEL_INPUT_MAX_CHARS: intFrom(8000, 200),
   PIPELINE_IDENTIFIER_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   WEB_LISTEN: z.string().min(1).default('127.0.0.1:8080'),
+  WEBHOOK_PUBLIC_URL: z.string().url().optional(),
+  WEBHOOK_MAX_BODY_BYTES: intFrom(1024 * 1024, 1024),
+  TWILIO_AUTH_TOKEN: z.string().min(8).optional(),
+  AIRCALL_WEBHOOK_TOKEN: z.string().min(8).optional(),
+  CALLS_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  FORMS_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  HUBSPOT_CLIENT_SECRET: z.string().min(8).optional(),
   SHUTDOWN_DEADLINE_SECONDS: intFrom(20, 1),
   JOB_LOCK_SECONDS: intFrom(30, 1),
   REDRIVE_INTERVAL_SECONDS: intFrom(60, 1),
@@ -92,7 +99,19 @@ export interface Config {
     readonly redriveIntervalMs: number;
     readonly redriveGraceMs: number;
   };
-  readonly web: { readonly listen: Listen };
+  readonly web: {
+    readonly listen: Listen;
+    readonly webhooks: {
+      /** The base URL providers call; their signatures cover it. */
+      readonly publicUrl: string;
+      readonly maxBodyBytes: number;
+      readonly twilioAuthToken: string | undefined;
+      readonly aircallToken: string | undefined;
+      readonly callsSecret: string | undefined;
+      readonly formsSecret: string | undefined;
+      readonly hubspotClientSecret: string | undefined;
+    };
+  };
   readonly shutdownDeadlineMs: number;
   readonly logLevel: string;
 }
@@ -164,7 +183,18 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       redriveIntervalMs: e.REDRIVE_INTERVAL_SECONDS * 1000,
       redriveGraceMs: e.REDRIVE_GRACE_SECONDS * 1000,
     },
-    web: { listen: web as Listen },
+    web: {
+      listen: web as Listen,
+      webhooks: {
+        publicUrl: e.WEBHOOK_PUBLIC_URL ?? `http://${e.WEB_LISTEN}`,
+        maxBodyBytes: e.WEBHOOK_MAX_BODY_BYTES,
+        twilioAuthToken: e.TWILIO_AUTH_TOKEN,
+        aircallToken: e.AIRCALL_WEBHOOK_TOKEN,
+        callsSecret: e.CALLS_WEBHOOK_SECRET,
+        formsSecret: e.FORMS_WEBHOOK_SECRET,
+        hubspotClientSecret: e.HUBSPOT_CLIENT_SECRET,
+      },
+    },
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,
   };

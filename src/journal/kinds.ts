@@ -129,7 +129,11 @@ const webhookRejected = z.strictObject({
   endpoint: z.string().min(1).max(1024),
   status: z.number().int().min(400).max(599),
   reason: text,
+  /** SHA-256 of the raw body: lets a provider's copy be matched without keeping the body. */
   requestHash: hexHash.optional(),
+  sizeBytes: z.number().int().nonnegative().optional(),
+  /** Rejections in the same window that were counted but not journaled one by one (the flood cap). */
+  suppressed: z.number().int().nonnegative().optional(),
 });
 
 const jobFailed = z.strictObject({

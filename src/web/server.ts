@@ -1,8 +1,9 @@
 /**
- * The web server. For now: /healthz (is each dependency answering?) and /metrics (Prometheus text).
- * Webhook receivers, OAuth callbacks and the audit UI arrive with later issues.
+ * The web server: /healthz (is each dependency answering?), /metrics (Prometheus text) and the webhook
+ * receivers. OAuth callbacks and the audit UI arrive with later issues.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
+import { registerWebhooks, type WebhookOptions } from './webhooks.ts';
 
 export interface DependencyCheck {
   readonly name: string;
@@ -20,10 +21,13 @@ export interface WebServerOptions {
   readonly checks: readonly DependencyCheck[];
   /** Gauges to expose; read on every scrape. */
   readonly gauges: () => Promise<readonly Gauge[]>;
+  /** Webhook intake (POST /webhooks/<provider>), when the product takes interactions in here. */
+  readonly webhooks?: WebhookOptions;
 }
 
 export function createWebServer(options: WebServerOptions): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: options.webhooks?.maxBodyBytes ?? 1024 * 1024 });
+  if (options.webhooks) registerWebhooks(app, options.webhooks);
 
   app.get('/healthz', async (_req, reply) => {
     const results = await Promise.all(

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
-import { REDIS_URL } from '../helpers/pipeline.ts';
+import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let env: NodeJS.ProcessEnv;
@@ -103,6 +103,42 @@ describe('activity-journal prove / verify-proof / trace / public-key', () => {
     expect(noJournal.status).toBe(2);
     expect(noJournal.stderr).toMatch(/no journal at/);
     expect(cli(['verify', '--anchors', join(tmp.dir, 'nowhere')]).status).toBe(2);
+  });
+});
+
+describe('activity-journal import calls', () => {
+  it('imports good rows, reports bad ones by line without their content, and a re-import adds nothing', async () => {
+    const csv = [
+      'call_id,direction,from,to,agent,started_at,duration_seconds,status,subject,notes',
+      'c-1,outbound,+15555550100,+15555550142,ana@northwind-analytics.example,2026-11-20T14:30:00Z,312,completed,Renewal call,"Asked for a quote, ""urgent"""',
+      'c-2,sideways,+15555550100,+15555550143,,2026-11-20T15:00:00Z,0,no-answer,,PRIVATE-NOTE',
+      'c-3,inbound,+15555550144,+15555550100,,not-a-date,10,completed,,',
+      'c-4,inbound,+15555550145,+15555550100,,2026-11-20T16:00:00+01:00,95,completed,Support call,"Dashboard is down, please call back"',
+    ].join('\r\n');
+    const file = join(tmp.dir, 'calls.csv');
+    writeFileSync(file, csv);
+    const prefix = uniquePrefix();
+    const importEnv = { ...env, REDIS_URL, QUEUE_PREFIX: prefix };
+    const run = (): { status: number | null; stdout: string } => {
+      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'import', 'calls', file, '--json'], { env: importEnv, encoding: 'utf8' });
+      return { status: r.status, stdout: r.stdout };
+    };
+    try {
+      const first = run();
+      expect(first.status).toBe(1);
+      const report = JSON.parse(first.stdout) as { rows: number; accepted: number; duplicates: number; errors: { line: number; message: string }[] };
+      expect(report).toMatchObject({ rows: 4, accepted: 2, duplicates: 0 });
+      expect(report.errors.map((e) => e.line)).toEqual([3, 4]);
+      expect(report.errors[0]?.message).toMatch(/direction/);
+      expect(report.errors[1]?.message).toMatch(/started_at/);
+      expect(JSON.stringify(report)).not.toContain('PRIVATE-NOTE');
+      const again = JSON.parse(run().stdout) as { accepted: number; duplicates: number };
+      expect(again).toMatchObject({ accepted: 0, duplicates: 2 });
+      expect(cli(['trace', 'call-thread/csv-import/c-1']).stdout).toMatch(/interaction\.received/);
+      expect(cli(['import', 'emails', file]).status).toBe(2);
+    } finally {
+      await obliterate(prefix);
+    }
   });
 });
 

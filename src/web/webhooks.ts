@@ -1,0 +1,144 @@
+/**
+ * Webhook intake: POST /webhooks/<provider>. The raw body is kept for signature checks; each rejection (unknown
+ * provider, wrong content type, body over the limit, bad or missing signature, stale timestamp, replay,
+ * malformed body) gets a 4xx with a clear message and a webhook.rejected entry (reason, size, SHA-256 of the
+ * body, never the body), capped per provider so that a flood cannot flood the journal. Accepted interactions
+ * are answered 2xx only after interaction.received is committed.
+ */
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { JournalClient } from '../journal/journal-client.ts';
+import type { Logger } from '../config/logger.ts';
+import type { IntakeOutcome } from '../pipeline/pipeline.ts';
+import type { Interaction } from '../pipeline/interaction.ts';
+import type { WebhookReceiver } from '../pipeline/webhook.ts';
+
+export interface ReplayGuard {
+  /** Whether a request with this key was accepted within the memory window. */
+  seen(key: string): Promise<boolean>;
+  /** Remembers an accepted request for `ttlMs`. */
+  remember(key: string, ttlMs: number): Promise<void>;
+}
+
+export interface WebhookOptions {
+  readonly receivers: ReadonlyMap<string, WebhookReceiver>;
+  readonly intake: (ix: Interaction) => Promise<IntakeOutcome>;
+  readonly journal: JournalClient;
+  readonly replays: ReplayGuard;
+  /** The public base URL providers call (e.g. https://hooks.example.com); signatures cover it. */
+  readonly publicUrl: string;
+  readonly maxBodyBytes: number;
+  /** At most this many webhook.rejected entries per provider per minute; the rest are counted. */
+  readonly rejectionsPerMinute?: number;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+type Rejection = { status: number; reason: string };
+
+export function registerWebhooks(app: FastifyInstance, options: WebhookOptions): void {
+  const log = options.logger.child({ component: 'web.webhooks' });
+  const now = options.now ?? Date.now;
+  const cap = options.rejectionsPerMinute ?? 60;
+  const windows = new Map<string, { start: number; journaled: number; suppressed: number }>();
+
+  const journalRejection = async (provider: string, r: Rejection, raw: Buffer | null): Promise<void> => {
+    const endpoint = `/webhooks/${provider}`.slice(0, 200);
+    const t = now();
+    let w = windows.get(provider);
+    let suppressed = 0;
+    if (!w || t - w.start >= 60_000) {
+      suppressed = w?.suppressed ?? 0;
+      w = { start: t, journaled: 0, suppressed: 0 };
+      windows.set(provider, w);
+    }
+    if (w.journaled >= cap) {
+      w.suppressed++;
+      return;
+    }
+    w.journaled++;
+    const requestHash = raw ? createHash('sha256').update(raw).digest('hex') : undefined;
+    await options.journal.append({
+      kind: 'webhook.rejected',
+      source: 'web',
+      actor: `webhook:${provider}`.slice(0, 256),
+      correlationId: `webhook/${provider}`.slice(0, 256),
+      // The same bad request sent again is the same rejection: it adds nothing.
+      idempotencyKey: `webhook-rejected/${provider}/${r.status}/${createHash('sha256').update(r.reason).update('\0').update(requestHash ?? '').digest('hex')}${suppressed > 0 ? `/${t}` : ''}`.slice(0, 512),
+      payload: { endpoint, status: r.status, reason: r.reason, ...(requestHash ? { requestHash } : {}), ...(raw ? { sizeBytes: raw.length } : {}), ...(suppressed > 0 ? { suppressed } : {}) },
+    });
+  };
+
+  const reject = async (reply: FastifyReply, provider: string, r: Rejection, raw: Buffer | null): Promise<FastifyReply> => {
+    try {
+      await journalRejection(provider, r, raw);
+    } catch (err) {
+      log.error({ provider, status: r.status, err: (err as Error).message }, 'could not journal a webhook rejection');
+    }
+    return reply.code(r.status).send({ error: r.reason });
+  };
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler(async (err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+    const provider = providerOf(req);
+    if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reject(reply, provider, { status: 413, reason: `the body is larger than ${options.maxBodyBytes} bytes` }, null);
+    }
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return reject(reply, provider, { status: err.statusCode, reason: `malformed request (${err.code ?? 'bad request'})` }, null);
+    }
+    log.error({ provider, err: err.message }, 'webhook failed');
+    return reply.code(500).send({ error: 'internal error; see the server log' });
+  });
+
+  app.post('/webhooks/:provider', async (req, reply) => {
+    const provider = providerOf(req);
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const receiver = options.receivers.get(provider);
+    if (!receiver) return reject(reply, provider, { status: 404, reason: `no webhook receiver named ${JSON.stringify(provider.slice(0, 64))} is configured` }, raw);
+    const contentType = String(req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    if (!receiver.contentTypes.includes(contentType)) {
+      return reject(reply, provider, { status: 415, reason: `content type ${JSON.stringify(contentType.slice(0, 100))} is not accepted here (expected ${receiver.contentTypes.join(' or ')})` }, raw);
+    }
+    const headers: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+    const outcome = receiver.handle({ url: options.publicUrl.replace(/\/$/, '') + req.url, method: req.method, headers, rawBody: raw, contentType, receivedAt: new Date(now()) });
+    if (outcome.kind === 'rejected') return reject(reply, provider, outcome, raw);
+    // A signed request accepted before is a replay and is refused. It is remembered only once accepted, so a
+    // provider retrying after our failure gets through (and intake's idempotency keeps it to one entry).
+    const replayKey = `${provider}:${createHash('sha256').update(raw).update('\0').update(headers['x-aj-signature'] ?? headers['x-twilio-signature'] ?? headers['x-hubspot-signature-v3'] ?? '').digest('hex')}`;
+    if (await options.replays.seen(replayKey)) return reject(reply, provider, { status: 409, reason: 'this signed request was already received (replay)' }, raw);
+    if (outcome.kind === 'ignored') return reply.code(200).send({ ignored: outcome.reason });
+    const results = [];
+    try {
+      for (const ix of outcome.interactions) {
+        const r = await options.intake(ix);
+        results.push(r.status === 'accepted' ? { status: 'accepted', seq: r.entry.seq, duplicate: r.duplicate } : { status: 'excluded', rule: r.ruleId });
+      }
+    } catch (err) {
+      log.error({ provider, event: outcome.eventId, err: (err as Error).name }, 'could not journal a webhook; the provider will retry');
+      return reply.code(503).header('retry-after', '5').send({ error: 'the journal is unavailable; retry later' });
+    }
+    await options.replays.remember(replayKey, 10 * 60_000);
+    return reply.code(200).send({ event: outcome.eventId, results });
+  });
+}
+
+function providerOf(req: FastifyRequest): string {
+  const p = (req.params as { provider?: unknown } | undefined)?.provider;
+  return typeof p === 'string' && /^[a-z0-9-]{1,64}$/.test(p) ? p : 'unknown';
+}
+
+/** Replay memory shared by every web process through Redis (keys with an expiry). */
+export class RedisReplayGuard implements ReplayGuard {
+  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  async seen(key: string): Promise<boolean> {
+    return (await this.redis.exists(`${this.prefix}:webhook-seen:${key}`)) === 1;
+  }
+  async remember(key: string, ttlMs: number): Promise<void> {
+    await this.redis.set(`${this.prefix}:webhook-seen:${key}`, '1', 'PX', ttlMs);
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Webhooks through the real web server (fastify, injected requests), real receivers with signatures computed
+ * here, the real pipeline and journal: 2xx only after interaction.received is committed; every refusal is a
+ * 4xx and a webhook.rejected entry that never holds the body; floods are capped; replays refused.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
+import Database from 'better-sqlite3';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { Redis } from 'ioredis';
+import { tempDir } from '../helpers/tmp.ts';
+import { REDIS_URL, allEntries, drained, inProcessPipeline, testConfig, type InProcessPipeline } from '../helpers/pipeline.ts';
+import { createWebServer } from '../../src/web/server.ts';
+import { RedisReplayGuard } from '../../src/web/webhooks.ts';
+import { configuredReceivers } from '../../jobs/main.ts';
+import { silentLogger } from '../../src/config/logger.ts';
+import type { JournalEntry } from '../../src/journal/entry.ts';
+
+const CALLS_SECRET = 'calls-secret-0123456789abcdef';
+const FORMS_SECRET = 'forms-secret-0123456789abcdef';
+
+let tmp: { dir: string; cleanup: () => void };
+let p: InProcessPipeline;
+let app: FastifyInstance;
+let redis: Redis;
+let clock = Date.parse('2026-11-27T10:00:00Z');
+
+beforeEach(async () => {
+  tmp = tempDir('aj-webhooks-');
+  clock = Date.now();
+  const env = { CALLS_WEBHOOK_SECRET: CALLS_SECRET, FORMS_WEBHOOK_SECRET: FORMS_SECRET, WEBHOOK_PUBLIC_URL: 'https://hooks.example.test', WEBHOOK_MAX_BODY_BYTES: '4096' };
+  p = await inProcessPipeline(tmp.dir, {}, env);
+  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const config = testConfig(tmp.dir, env);
+  app = createWebServer({
+    checks: [],
+    gauges: () => Promise.resolve([]),
+    webhooks: {
+      receivers: configuredReceivers(config),
+      intake: (ix) => p.runtime.pipeline.intake(ix),
+      journal: p.journal,
+      replays: new RedisReplayGuard(redis, p.prefix),
+      publicUrl: config.web.webhooks.publicUrl,
+      maxBodyBytes: config.web.webhooks.maxBodyBytes,
+      rejectionsPerMinute: 10,
+      logger: silentLogger,
+      now: () => clock,
+    },
+  });
+  await app.ready();
+});
+afterEach(async () => {
+  await app.close();
+  await p.stop();
+  redis.disconnect();
+  tmp.cleanup();
+});
+
+function signed(secret: string, body: object, ts = Math.floor(clock / 1000)): { headers: Record<string, string>; payload: string } {
+  const payload = JSON.stringify(body);
+  const sig = createHmac('sha256', secret).update(`${ts}.${payload}`).digest('hex');
+  return { headers: { 'content-type': 'application/json', 'x-aj-timestamp': String(ts), 'x-aj-signature': `v1=${sig}` }, payload };
+}
+
+const call = (id: string, extra: object = {}): object => ({
+  id: `evt-${id}`,
+  event: 'call.completed',
+  callId: id,
+  direction: 'inbound',
+  from: '+15555550123',
+  to: '+15555550188',
+  startedAt: new Date(clock - 600_000).toISOString(),
+  durationSeconds: 320,
+  subject: 'Pricing call',
+  ...extra,
+});
+
+const entries = (kind: string): JournalEntry[] => allEntries(p.path).filter((e) => e.kind === kind);
+
+describe('webhooks', () => {
+  it('answers 200 only after interaction.received is committed, and the pipeline carries on', async () => {
+    const req = signed(CALLS_SECRET, call('CA100'));
+    const res = await app.inject({ method: 'POST', url: '/webhooks/calls', ...req });
+    expect(res.statusCode).toBe(200);
+    const received = entries('interaction.received');
+    expect(received).toHaveLength(1); // already committed when the 200 went out
+    expect((received[0]?.payload as { channel: string }).channel).toBe('call');
+    await drained(p.prefix);
+    expect(entries('ai.decision')).toHaveLength(1);
+  });
+
+  it('joins a transcript that arrives later to its call', async () => {
+    await app.inject({ method: 'POST', url: '/webhooks/calls', ...signed(CALLS_SECRET, call('CA200')) });
+    clock += 60_000;
+    const transcript = signed(CALLS_SECRET, call('CA200', { id: 'evt-CA200-t', event: 'call.transcript', transcript: 'Customer: we need a quote for 40 seats.' }));
+    expect((await app.inject({ method: 'POST', url: '/webhooks/calls', ...transcript })).statusCode).toBe(200);
+    const received = entries('interaction.received');
+    expect(received).toHaveLength(2);
+    expect(received[0]?.correlationId).toBe(received[1]?.correlationId);
+  });
+
+  it('refuses bad input with a 4xx and a webhook.rejected entry that holds no body', async () => {
+    const good = signed(CALLS_SECRET, call('CA300', { subject: 'SECRET-SUBJECT-TEXT' }));
+    const cases: [string, InjectOptions, number][] = [
+      ['bad signature', { method: 'POST', url: '/webhooks/calls', headers: { ...good.headers, 'x-aj-signature': 'v1=' + '0'.repeat(64) }, payload: good.payload }, 401],
+      ['missing signature', { method: 'POST', url: '/webhooks/calls', headers: { 'content-type': 'application/json', 'x-aj-timestamp': good.headers['x-aj-timestamp'] as string }, payload: good.payload }, 401],
+      ['stale timestamp', { method: 'POST', url: '/webhooks/calls', ...signed(CALLS_SECRET, call('CA301'), Math.floor(clock / 1000) - 3600) }, 401],
+      ['wrong content type', { method: 'POST', url: '/webhooks/calls', headers: { ...good.headers, 'content-type': 'text/plain' }, payload: good.payload }, 415],
+      ['unknown provider', { method: 'POST', url: '/webhooks/nobody', ...good }, 404],
+      ['body over the limit', { method: 'POST', url: '/webhooks/calls', ...signed(CALLS_SECRET, call('CA302', { subject: 'x'.repeat(8000) })) }, 413],
+      ['malformed body', { method: 'POST', url: '/webhooks/calls', ...signedRaw(CALLS_SECRET, '{"id": 1,') }, 422],
+    ];
+    for (const [name, req, status] of cases) {
+      const res = await app.inject(req);
+      expect(res.statusCode, name).toBe(status);
+      expect((JSON.parse(res.body) as { error: string }).error.length, name).toBeGreaterThan(5);
+    }
+    const rejected = entries('webhook.rejected');
+    expect(rejected.map((e) => (e.payload as { status: number }).status).sort()).toEqual(cases.map((c) => c[2]).sort());
+    expect(entries('interaction.received')).toHaveLength(0);
+    const db = new Database(p.path, { readonly: true });
+    const dump = JSON.stringify(db.prepare('SELECT * FROM entries').all());
+    db.close();
+    expect(dump).not.toContain('SECRET-SUBJECT-TEXT');
+    expect(dump).not.toContain(CALLS_SECRET);
+    expect(dump).not.toContain('+15555550123');
+  });
+
+  it('refuses a replayed request, and a flood leaves a capped number of entries with a count of the rest', async () => {
+    const req = signed(CALLS_SECRET, call('CA400'));
+    expect((await app.inject({ method: 'POST', url: '/webhooks/calls', ...req })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: '/webhooks/calls', ...req })).statusCode).toBe(409);
+    for (let i = 0; i < 50; i++) {
+      const bad = signed('wrong-secret-wrong-secret', call(`CA5${i}`));
+      expect((await app.inject({ method: 'POST', url: '/webhooks/calls', ...bad })).statusCode).toBe(401);
+    }
+    expect(entries('webhook.rejected')).toHaveLength(10); // the cap for this minute (the replay included)
+    clock += 61_000;
+    const after = signed('wrong-secret-wrong-secret', call('CA600'), Math.floor(clock / 1000));
+    await app.inject({ method: 'POST', url: '/webhooks/calls', ...after });
+    const last = entries('webhook.rejected').at(-1)?.payload as { suppressed?: number };
+    expect(last.suppressed).toBe(41);
+    expect(entries('interaction.received')).toHaveLength(1);
+  });
+
+  it('takes a signed form submission in, and the contact-sales rule notifies the sales team', async () => {
+    const body = { submissionId: 'sub-1', form: 'contact-sales', submittedAt: new Date(clock).toISOString(), email: 'buyer@prospect.example', name: 'Pat Buyer', fields: { Company: 'Prospect Inc', Message: 'We would like a demo and pricing for 25 seats.' } };
+    const res = await app.inject({ method: 'POST', url: '/webhooks/forms', ...signed(FORMS_SECRET, body) });
+    expect(res.statusCode).toBe(200);
+    await drained(p.prefix);
+    const [form] = entries('interaction.received');
+    expect((form?.payload as { channel: string; metadata: { form: string } }).metadata.form).toBe('contact-sales');
+    const notes = entries('notification.sent');
+    expect(notes).toHaveLength(1);
+    expect(notes[0]?.correlationId).toBe(form?.correlationId);
+  });
+});
+
+function signedRaw(secret: string, payload: string): { headers: Record<string, string>; payload: string } {
+  const ts = Math.floor(clock / 1000);
+  return { headers: { 'content-type': 'application/json', 'x-aj-timestamp': String(ts), 'x-aj-signature': `v1=${createHmac('sha256', secret).update(`${ts}.${payload}`).digest('hex')}` }, payload };
+}
