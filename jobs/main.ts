@@ -26,6 +26,7 @@ import type { WebhookReceiver } from '../src/pipeline/webhook.ts';
 import { closeQueues, createQueues, enqueueVia, evictionWarning, type Queues } from './queues.ts';
 import { startWorkers, type WorkerSet } from './workers.ts';
 import { startRedriveLoop, type RedriveLoop } from './redrive.ts';
+import { gmailConnector, type GmailConnector } from './gmail.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const CLASSIFY_PROMPT = { id: 'classify-interaction', version: 'v1' } as const;
@@ -39,6 +40,8 @@ export interface PipelineRuntime {
   readonly classifier: Classifier;
   /** The lost-job re-drive loop (null when no workers run here). */
   readonly redrive: RedriveLoop | null;
+  /** The Gmail connector, when an OAuth client is configured. */
+  readonly gmail: GmailConnector | null;
   close(): Promise<void>;
 }
 
@@ -113,6 +116,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     classifyTimeoutMs: (config.pipeline.openai?.timeoutMs ?? 30_000) * ((config.pipeline.openai?.maxRetries ?? 0) + 1) + 5_000,
     logger,
   });
+  const gmail = gmailConnector(config, { journal, pipeline, queues, logger });
   const workerQueues = overrides.queues ?? undefined;
   const workers =
     workerQueues && workerQueues.length === 0
@@ -125,9 +129,11 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           concurrency: { ingest: config.pipeline.workerConcurrency, classify: config.pipeline.modelConcurrency, decide: config.pipeline.workerConcurrency, mirror: config.pipeline.workerConcurrency },
           logger,
           lockMs: config.pipeline.jobLockMs,
+          handlers: { 'sync-inbox': (data) => (gmail ? gmail.sync((data as { mailbox: string }).mailbox) : Promise.reject(new Error('Gmail is not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)'))) },
           ...(workerQueues ? { queues: workerQueues } : {}),
         });
   const redriveLoop = workers ? startRedriveLoop({ redis, prefix, journal, enqueue: enqueueVia(queues), intervalMs: config.pipeline.redriveIntervalMs, graceMs: config.pipeline.redriveGraceMs, logger }) : null;
+  if (workers && gmail) await gmail.schedule();
   redriveLoop?.runOnce().catch((err: unknown) => log.error({ err: (err as Error).message }, 're-drive pass failed'));
   log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: 'dry-run', rules: rules.version, prefix }, 'pipeline ready');
   let closing: Promise<void> | null = null;
@@ -139,6 +145,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     redis,
     classifier,
     redrive: redriveLoop,
+    gmail,
     close(): Promise<void> {
       closing ??= (async () => {
         await redriveLoop?.stop();

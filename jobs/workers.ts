@@ -21,6 +21,8 @@ export interface WorkerSetOptions {
   /** Jobs processed at once per queue; classify's is the model concurrency. */
   readonly concurrency: Partial<Record<QueueName, number>>;
   readonly logger: Logger;
+  /** Processors of the queues that are not pipeline stages (e.g. sync-inbox). */
+  readonly handlers?: Partial<Record<QueueName, (data: unknown, signal: AbortSignal) => Promise<unknown>>>;
   /** Lock duration and stalled-job check interval (default 30 s). */
   readonly lockMs?: number;
   /** Only these queues (default: all). */
@@ -78,7 +80,7 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new StageTimeoutError(queue, spec.timeoutMs)), spec.timeoutMs);
   try {
-    return await raceAbort(runStage(queue, parsed.data, options.pipeline, controller.signal), controller.signal);
+    return await raceAbort(runStage(queue, parsed.data, options, controller.signal), controller.signal);
   } catch (err) {
     const permanent = err instanceof PermanentJobError;
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
@@ -93,7 +95,8 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
   }
 }
 
-function runStage(queue: QueueName, data: unknown, pipeline: Pipeline, signal: AbortSignal): Promise<unknown> {
+function runStage(queue: QueueName, data: unknown, options: WorkerSetOptions, signal: AbortSignal): Promise<unknown> {
+  const pipeline = options.pipeline;
   switch (queue) {
     case 'ingest':
       return pipeline.ingest(data as never).then((r) => ({ status: r.status, entryId: r.entry.id }));
@@ -103,6 +106,11 @@ function runStage(queue: QueueName, data: unknown, pipeline: Pipeline, signal: A
       return pipeline.decide(data as never);
     case 'mirror':
       return pipeline.mirror(data as never).then(() => ({ mirrored: true }));
+    case 'sync-inbox': {
+      const handler = options.handlers?.[queue];
+      if (!handler) return Promise.reject(new PermanentJobError(`no ${queue} handler is configured in this worker (is the connector configured?)`));
+      return handler(data, signal);
+    }
   }
 }
 

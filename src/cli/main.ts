@@ -28,6 +28,8 @@ import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
 import { importCalls } from './import-calls.ts';
+import { gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
+import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
 import { startPipeline } from '../../jobs/main.ts';
 import type { Logger } from '../config/logger.ts';
 import { existsSync } from 'node:fs';
@@ -117,6 +119,48 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--service [url]', 'send through the running journal service (default URL from the configuration)')
     .action(async (opts: { service?: string | boolean }) => {
       exitCode = await appendFromStdin(cfg(), opts.service, json());
+    });
+
+  program
+    .command('connect')
+    .description('connect an inbox: prints the Google consent URL (the answer comes back to the web server)')
+    .argument('<connector>', 'gmail')
+    .action(async (connector: string) => {
+      if (connector !== 'gmail') throw new UsageError(`can only connect "gmail" (got ${JSON.stringify(connector)}): activity-journal connect gmail`);
+      const config = cfg();
+      const oauth = gmailOAuthConfig(config);
+      if (!oauth) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (an OAuth client of type "Web application" whose redirect URI is <WEBHOOK_PUBLIC_URL>/oauth/gmail/callback)');
+      const url = consentUrl(oauth, await gmailInboxStore(config).newConsentState());
+      if (json()) io.out(JSON.stringify({ url, redirectUrl: oauth.redirectUrl }));
+      else io.out(`Open this URL as the mailbox owner and allow read access (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${oauth.redirectUrl}; \`npm start\` must be running there.`);
+    });
+
+  program
+    .command('status')
+    .description('connected inboxes (health, last sync, cursor) and the journal (size, newest checkpoint)')
+    .action(() => {
+      const config = cfg();
+      const inboxes = config.pipeline.gmail ? gmailInboxStore(config).list().map((i) => ({ connector: 'gmail', mailbox: i.mailbox, status: i.status, lastSyncAt: i.lastSyncAt, cursor: i.historyId, connectedAt: i.connectedAt })) : [];
+      let journal: { entries: number; checkpoint: number | null } | null = null;
+      try {
+        const reader = openReader(config);
+        try {
+          journal = { entries: reader.size(), checkpoint: reader.latestCheckpoint()?.checkpoint.treeSize ?? null };
+        } finally {
+          reader.close();
+        }
+      } catch {
+        journal = null;
+      }
+      if (json()) {
+        io.out(JSON.stringify({ journal, inboxes }));
+      } else {
+        io.out(journal ? `journal ${config.journal.path}: ${journal.entries} entries, newest signed checkpoint at ${journal.checkpoint ?? 'none yet'}` : `journal ${config.journal.path}: not created yet`);
+        if (!config.pipeline.gmail) io.out('gmail: not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)');
+        else if (inboxes.length === 0) io.out('gmail: no inbox connected (activity-journal connect gmail)');
+        for (const i of inboxes) io.out(`gmail ${i.mailbox}: ${i.status === 'ok' ? 'ok' : 'NEEDS CONSENT (run activity-journal connect gmail)'}; last sync ${i.lastSyncAt ?? 'never'}; history id ${i.cursor ?? '-'}`);
+      }
+      exitCode = inboxes.some((i) => i.status !== 'ok') ? 1 : 0;
     });
 
   program

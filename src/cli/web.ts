@@ -19,7 +19,9 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   const journal = new HttpJournalClient({ url: config.service.url, attempts: 1, timeoutMs: 2000 });
   // The web process takes webhooks in: a producer-only pipeline (intake journals and queues; workers do the rest).
   const producer = await startPipeline(config, logger, { queues: [] });
+  const gmail = producer.gmail;
   const app = createWebServer({
+    ...(gmail ? { gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state) } : {}),
     webhooks: {
       receivers: configuredReceivers(config),
       intake: (ix) => producer.pipeline.intake(ix),

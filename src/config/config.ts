@@ -46,6 +46,13 @@ export const EnvSchema = z.object({
   CALLS_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   FORMS_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   HUBSPOT_CLIENT_SECRET: z.string().min(8).optional(),
+  GOOGLE_CLIENT_ID: z.string().min(1).optional(),
+  GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
+  GOOGLE_REDIRECT_URL: z.string().url().optional(),
+  GOOGLE_TOKEN_URL: z.string().url().optional(),
+  GMAIL_API_ROOT: z.string().url().optional(),
+  GMAIL_BACKFILL_DAYS: intFrom(30, 1),
+  GMAIL_SYNC_EVERY_SECONDS: intFrom(60, 5),
   SHUTDOWN_DEADLINE_SECONDS: intFrom(20, 1),
   JOB_LOCK_SECONDS: intFrom(30, 1),
   REDRIVE_INTERVAL_SECONDS: intFrom(60, 1),
@@ -95,6 +102,16 @@ export interface Config {
     readonly stateDir: string;
     /** How long a job stays locked to its worker; a worker that died is noticed (and its jobs retried) after about this long. */
     readonly jobLockMs: number;
+    /** Gmail inboxes: null until an OAuth client is configured. */
+    readonly gmail: {
+      readonly clientId: string;
+      readonly clientSecret: string;
+      readonly redirectUrl: string;
+      readonly tokenUrl: string | undefined;
+      readonly apiRoot: string | undefined;
+      readonly backfillDays: number;
+      readonly syncEveryMs: number;
+    } | null;
     /** How often the workers look for accepted interactions whose jobs were lost, and how old they must be. */
     readonly redriveIntervalMs: number;
     readonly redriveGraceMs: number;
@@ -180,6 +197,18 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       identifierKey: e.PIPELINE_IDENTIFIER_KEY,
       stateDir: join(dataDir, 'state'),
       jobLockMs: e.JOB_LOCK_SECONDS * 1000,
+      gmail:
+        e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET
+          ? {
+              clientId: e.GOOGLE_CLIENT_ID,
+              clientSecret: e.GOOGLE_CLIENT_SECRET,
+              redirectUrl: e.GOOGLE_REDIRECT_URL ?? `${(e.WEBHOOK_PUBLIC_URL ?? `http://${e.WEB_LISTEN}`).replace(/\/$/, '')}/oauth/gmail/callback`,
+              tokenUrl: e.GOOGLE_TOKEN_URL,
+              apiRoot: e.GMAIL_API_ROOT,
+              backfillDays: e.GMAIL_BACKFILL_DAYS,
+              syncEveryMs: e.GMAIL_SYNC_EVERY_SECONDS * 1000,
+            }
+          : null,
       redriveIntervalMs: e.REDRIVE_INTERVAL_SECONDS * 1000,
       redriveGraceMs: e.REDRIVE_GRACE_SECONDS * 1000,
     },

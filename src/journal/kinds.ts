@@ -125,6 +125,12 @@ const connectorHealth = z.strictObject({
   windowEnd: isoTime.optional(),
 });
 
+const inboxConnected = z.strictObject({
+  connector: id,
+  account: id,
+  scopes: z.array(z.string().max(256)).max(20),
+});
+
 const webhookRejected = z.strictObject({
   endpoint: z.string().min(1).max(1024),
   status: z.number().int().min(400).max(599),
@@ -217,6 +223,7 @@ export const KINDS = {
   'human.override': { schema: humanOverride, defaultRetention: 'standard', internal: false },
   'connector.cursor_advanced': { schema: cursorAdvanced, defaultRetention: 'standard', internal: false },
   'connector.health': { schema: connectorHealth, defaultRetention: 'standard', internal: false },
+  'inbox.connected': { schema: inboxConnected, defaultRetention: 'standard', internal: false },
   'webhook.rejected': { schema: webhookRejected, defaultRetention: 'standard', internal: false },
   'job.failed': { schema: jobFailed, defaultRetention: 'standard', internal: false },
   'notification.sent': { schema: notificationSent, defaultRetention: 'standard', internal: false },

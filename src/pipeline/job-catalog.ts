@@ -43,6 +43,13 @@ export const JOBS = {
     backoffMs: 2_000,
     timeoutMs: 60_000,
   },
+  /** Sync one connected inbox (Gmail): backfill or history, journaled cursor advances. */
+  'sync-inbox': {
+    schema: z.strictObject({ connector: z.literal('gmail'), mailbox: z.string().min(3).max(320) }),
+    attempts: 5,
+    backoffMs: 5_000,
+    timeoutMs: 15 * 60_000,
+  },
 } as const;
 
 export type QueueName = keyof typeof JOBS;

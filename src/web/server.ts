@@ -2,7 +2,7 @@
  * The web server: /healthz (is each dependency answering?), /metrics (Prometheus text) and the webhook
  * receivers. OAuth callbacks and the audit UI arrive with later issues.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { registerWebhooks, type WebhookOptions } from './webhooks.ts';
 
 export interface DependencyCheck {
@@ -23,6 +23,8 @@ export interface WebServerOptions {
   readonly gauges: () => Promise<readonly Gauge[]>;
   /** Webhook intake (POST /webhooks/<provider>), when the product takes interactions in here. */
   readonly webhooks?: WebhookOptions;
+  /** The Gmail consent callback (GET /oauth/gmail/callback), when Gmail is configured. */
+  readonly gmailConsent?: (code: string, state: string) => Promise<{ mailbox: string }>;
 }
 
 export function createWebServer(options: WebServerOptions): FastifyInstance {
@@ -45,12 +47,33 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
     return reply.code(ok ? 200 : 503).send({ ok, checks: results });
   });
 
+  const consent = options.gmailConsent;
+  if (consent) {
+    app.get('/oauth/gmail/callback', async (req, reply) => {
+      const q = req.query as Record<string, unknown>;
+      const page = (status: number, title: string, text: string): FastifyReply =>
+        reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(`<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>`);
+      if (typeof q.error === 'string') return page(400, 'Inbox not connected', `Google answered: ${q.error.slice(0, 100)}. Run activity-journal connect gmail to try again.`);
+      if (typeof q.code !== 'string' || typeof q.state !== 'string') return page(400, 'Inbox not connected', 'The callback is missing its code or state. Run activity-journal connect gmail to start again.');
+      try {
+        const { mailbox } = await consent(q.code, q.state);
+        return page(200, 'Inbox connected', `${mailbox} is connected; its mail is being backfilled. You can close this window.`);
+      } catch (err) {
+        return page(400, 'Inbox not connected', `${(err as Error).message.slice(0, 300)}`);
+      }
+    });
+  }
+
   app.get('/metrics', async (_req, reply) => {
     const gauges = await options.gauges();
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderPrometheus(gauges));
   });
 
   return app;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** Prometheus text exposition format: HELP and TYPE once per metric name, then one line per label set. */

@@ -29,6 +29,9 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** The authorization code the fake's "consent screen" hands out (exchanged at POST /token). */
+export const AUTHORIZATION_CODE = '4/fake-consent-code';
+
 export interface FakeGmailRequest {
   readonly method: string;
   /** Path without the query string. */
@@ -287,9 +290,18 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
     if (url.pathname === '/token') {
       if (method !== 'POST') return json(res, { error: 'invalid_request' }, 405);
       const form = new URLSearchParams(await readBody(req));
-      if (form.get('grant_type') !== 'refresh_token') return json(res, { error: 'unsupported_grant_type' }, 400);
+      const grant = form.get('grant_type');
+      if (grant !== 'refresh_token' && grant !== 'authorization_code') return json(res, { error: 'unsupported_grant_type' }, 400);
       if (form.get('client_id') !== clientId || form.get('client_secret') !== clientSecret) {
         return json(res, { error: 'invalid_client', error_description: 'The OAuth client was not found.' }, 401);
+      }
+      if (grant === 'authorization_code') {
+        // The consent screen's answer: AUTHORIZATION_CODE (any other code is refused, as an expired one would be).
+        if (form.get('code') !== AUTHORIZATION_CODE) return json(res, { error: 'invalid_grant', error_description: 'Malformed auth code.' }, 400);
+        revoked = false;
+        const accessToken = `ya29.fake-${randomBytes(12).toString('hex')}`;
+        issued.add(accessToken);
+        return json(res, { access_token: accessToken, refresh_token: refreshToken, expires_in: 3599, token_type: 'Bearer', scope: 'https://www.googleapis.com/auth/gmail.readonly' });
       }
       if (revoked || form.get('refresh_token') !== refreshToken) {
         return json(res, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' }, 400);

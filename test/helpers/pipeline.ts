@@ -68,7 +68,8 @@ export async function drained(prefix: string, timeoutMs = 60_000): Promise<void>
     while (Date.now() < deadline) {
       let pending = 0;
       for (const name of QUEUE_NAMES) {
-        const c = await queues[name].getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+        // A repeating sync-inbox schedule always has its next run delayed: only what is due counts.
+        const c = name === 'sync-inbox' ? await queues[name].getJobCounts('waiting', 'active', 'prioritized') : await queues[name].getJobCounts('waiting', 'active', 'delayed', 'prioritized');
         pending += Object.values(c).reduce((a, b) => a + b, 0);
       }
       quiet = pending === 0 ? quiet + 1 : 0;

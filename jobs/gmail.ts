@@ -1,0 +1,92 @@
+/**
+ * Wiring of the Gmail connector: the inbox store, the sync-inbox job handler and its per-inbox schedules.
+ */
+import { join } from 'node:path';
+import type { Config } from '../src/config/config.ts';
+import type { Logger } from '../src/config/logger.ts';
+import type { JournalClient } from '../src/journal/journal-client.ts';
+import type { Pipeline } from '../src/pipeline/pipeline.ts';
+import { JOBS, jobOptions } from '../src/pipeline/job-catalog.ts';
+import { GmailInboxStore } from '../connectors/gmail/inbox-store.ts';
+import { completeConsent, consentUrl, inboxClient, type GmailOAuthConfig } from '../connectors/gmail/gmail.oauth.ts';
+import { syncInbox, type SyncReport } from '../connectors/gmail/gmail.sync.ts';
+import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
+import type { Queues } from './queues.ts';
+
+export function gmailOAuthConfig(config: Config): GmailOAuthConfig | null {
+  const g = config.pipeline.gmail;
+  return g ? { clientId: g.clientId, clientSecret: g.clientSecret, redirectUrl: g.redirectUrl, scopeMode: 'readonly', tokenUrl: g.tokenUrl, rootUrl: g.apiRoot } : null;
+}
+
+export function gmailInboxStore(config: Config): GmailInboxStore {
+  return new GmailInboxStore(join(config.pipeline.stateDir, 'gmail-inboxes.enc'), config.pipeline.stateDir);
+}
+
+export interface GmailConnector {
+  readonly store: GmailInboxStore;
+  /** Runs one sync of a connected inbox (the sync-inbox job). */
+  sync(mailbox: string): Promise<SyncReport>;
+  /** Makes sure every connected inbox has its repeating sync job. */
+  schedule(): Promise<void>;
+  /** The consent URL for connecting an inbox. */
+  consentUrl(): Promise<string>;
+  /** Our OAuth callback: checks the state, exchanges the code, stores the inbox, journals it, starts its sync. */
+  completeConsent(code: string, state: string): Promise<{ mailbox: string }>;
+}
+
+export function gmailConnector(config: Config, deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger }): GmailConnector | null {
+  const cfg = gmailOAuthConfig(config);
+  const g = config.pipeline.gmail;
+  if (!cfg || !g) return null;
+  const store = gmailInboxStore(config);
+  const log = deps.logger.child({ component: 'connector.gmail' });
+  const enqueueSync = async (mailbox: string, every: boolean): Promise<void> => {
+    const data = JOBS['sync-inbox'].schema.parse({ connector: 'gmail', mailbox });
+    const q = deps.queues['sync-inbox'];
+    if (every) await q.upsertJobScheduler(`gmail-${mailbox}`, { every: g.syncEveryMs }, { name: 'sync-inbox', data, opts: { attempts: JOBS['sync-inbox'].attempts, backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 } } });
+    else await q.add('sync-inbox', data, jobOptions('sync-inbox', `sync-inbox-now-${Date.now()}`));
+  };
+  return {
+    store,
+    async sync(mailbox) {
+      const record = store.record(mailbox);
+      if (!record) throw new PermanentJobError(`no connected inbox ${mailbox}`);
+      const auth = inboxClient(cfg, record.refreshToken, (rt) => {
+        store.rotate(mailbox, rt).catch((err: unknown) => log.error({ mailbox, err: (err as Error).message }, 'could not keep a rotated refresh token'));
+      });
+      const report = await syncInbox({
+        mailbox,
+        auth,
+        ...(cfg.rootUrl ? { rootUrl: cfg.rootUrl } : {}),
+        journal: deps.journal,
+        intake: (ix) => deps.pipeline.intake(ix),
+        state: store,
+        backfillDays: g.backfillDays,
+      });
+      log.info({ mailbox, mode: report.mode, seen: report.seen, accepted: report.accepted, duplicates: report.duplicates }, 'inbox synced');
+      return report;
+    },
+    async schedule() {
+      for (const inbox of store.list()) if (inbox.status === 'ok') await enqueueSync(inbox.mailbox, true);
+    },
+    async consentUrl() {
+      return consentUrl(cfg, await store.newConsentState());
+    },
+    async completeConsent(code, state) {
+      if (!(await store.takeConsentState(state))) throw new PermanentJobError('unknown or expired consent state: start again with `activity-journal connect gmail`');
+      const { mailbox, refreshToken, scopes } = await completeConsent(cfg, code);
+      await store.connect(mailbox, refreshToken, scopes);
+      await deps.journal.append({
+        kind: 'inbox.connected',
+        source: 'gmail',
+        actor: 'connector:gmail',
+        correlationId: `inbox/gmail/${mailbox}`,
+        idempotencyKey: `inbox-connected/gmail/${mailbox}/${new Date().toISOString()}`,
+        payload: { connector: 'gmail', account: mailbox, scopes },
+      });
+      await enqueueSync(mailbox, true);
+      await enqueueSync(mailbox, false);
+      return { mailbox };
+    },
+  };
+}
