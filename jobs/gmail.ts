@@ -10,6 +10,7 @@ import { JOBS, jobOptions } from '../src/pipeline/job-catalog.ts';
 import { GmailInboxStore } from '../connectors/gmail/inbox-store.ts';
 import { completeConsent, consentUrl, inboxClient, type GmailOAuthConfig } from '../connectors/gmail/gmail.oauth.ts';
 import { syncInbox, type SyncReport } from '../connectors/gmail/gmail.sync.ts';
+import { reconcileInbox, type CoverageReport } from '../connectors/gmail/gmail.reconcile.ts';
 import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
 import type { Queues } from './queues.ts';
 
@@ -28,6 +29,8 @@ export interface GmailConnector {
   sync(mailbox: string): Promise<SyncReport>;
   /** Makes sure every connected inbox has its repeating sync job. */
   schedule(): Promise<void>;
+  /** Coverage of a connected inbox against the journal; takes the missing messages in unless `reportOnly`. */
+  reconcile(mailbox: string, since: Date, reportOnly: boolean, onProgress?: (done: number, total: number) => void): Promise<CoverageReport>;
   /** The consent URL for connecting an inbox. */
   consentUrl(): Promise<string>;
   /** Our OAuth callback: checks the state, exchanges the code, stores the inbox, journals it, starts its sync. */
@@ -46,14 +49,28 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
     if (every) await q.upsertJobScheduler(`gmail-${mailbox}`, { every: g.syncEveryMs }, { name: 'sync-inbox', data, opts: { attempts: JOBS['sync-inbox'].attempts, backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 } } });
     else await q.add('sync-inbox', data, jobOptions('sync-inbox', `sync-inbox-now-${Date.now()}`));
   };
+  const authFor = (mailbox: string): ReturnType<typeof inboxClient> => {
+    const record = store.record(mailbox);
+    if (!record) throw new PermanentJobError(`no connected inbox ${mailbox}`);
+    return inboxClient(cfg, record.refreshToken, (rt) => {
+      store.rotate(mailbox, rt).catch((err: unknown) => log.error({ mailbox, err: (err as Error).message }, 'could not keep a rotated refresh token'));
+    });
+  };
   return {
     store,
-    async sync(mailbox) {
-      const record = store.record(mailbox);
-      if (!record) throw new PermanentJobError(`no connected inbox ${mailbox}`);
-      const auth = inboxClient(cfg, record.refreshToken, (rt) => {
-        store.rotate(mailbox, rt).catch((err: unknown) => log.error({ mailbox, err: (err as Error).message }, 'could not keep a rotated refresh token'));
+    reconcile(mailbox, since, reportOnly, onProgress) {
+      return reconcileInbox({
+        mailbox,
+        auth: authFor(mailbox),
+        rootUrl: cfg.rootUrl,
+        since,
+        accounted: (id) => deps.pipeline.accounted('gmail', id),
+        ...(reportOnly ? {} : { intake: (ix) => deps.pipeline.intake(ix) }),
+        ...(onProgress ? { onProgress } : {}),
       });
+    },
+    async sync(mailbox) {
+      const auth = authFor(mailbox);
       const report = await syncInbox({
         mailbox,
         auth,

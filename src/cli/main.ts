@@ -7,17 +7,14 @@ import { createInterface } from 'node:readline';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadConfig, ConfigError, type Config } from '../config/config.ts';
 import { createLogger } from '../config/logger.ts';
-import { JournalWriter, type AppendResult } from '../journal/writer.ts';
+import type { AppendResult } from '../journal/writer.ts';
 import { JournalReader } from '../journal/reader.ts';
 import { verifyJournal, type AnchoredNote } from '../journal/verify.ts';
 import { readAnchoredNotes, readPinnedKey, originSlug } from '../journal/anchors.ts';
-import { configuredAnchors } from '../journal/configured-anchors.ts';
 import { parseVerifierKey, type Verifier } from '../journal/keys.ts';
 import { readSealKey } from '../journal/identity.ts';
 import { checkInclusionBundle } from '../journal/proof.ts';
 import { startJournalService } from '../journal/service/run.ts';
-import { HttpJournalClient } from '../journal/service/http-client.ts';
-import { resolveCredentials } from '../journal/service/credentials.ts';
 import { JournalFileError } from '../journal/errors/journal-file.error.ts';
 import type { JournalEntry } from '../journal/entry.ts';
 import { progressBar } from './progress.ts';
@@ -28,6 +25,7 @@ import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
 import { importCalls } from './import-calls.ts';
+import { serviceClient, withJournal, withWriterOrService } from './journal-access.ts';
 import { gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
 import { startPipeline } from '../../jobs/main.ts';
@@ -133,6 +131,41 @@ export async function main(argv: readonly string[]): Promise<number> {
       const url = consentUrl(oauth, await gmailInboxStore(config).newConsentState());
       if (json()) io.out(JSON.stringify({ url, redirectUrl: oauth.redirectUrl }));
       else io.out(`Open this URL as the mailbox owner and allow read access (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${oauth.redirectUrl}; \`npm start\` must be running there.`);
+    });
+
+  program
+    .command('reconcile')
+    .description('coverage of a connected inbox against the journal (percent, missing ids, gap windows); takes the missing in')
+    .argument('<connector>', 'gmail')
+    .argument('<mailbox>')
+    .option('--since <date>', 'from this day (YYYY-MM-DD; default: GMAIL_BACKFILL_DAYS ago)')
+    .option('--report-only', 'report, do not take the missing messages in')
+    .action(async (connector: string, mailbox: string, opts: { since?: string; reportOnly?: boolean }) => {
+      if (connector !== 'gmail') throw new UsageError(`can only reconcile "gmail" (got ${JSON.stringify(connector)})`);
+      const config = cfg();
+      if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
+      const since = opts.since ? new Date(`${opts.since}T00:00:00Z`) : new Date(Date.now() - config.pipeline.gmail.backfillDays * 86_400_000);
+      if (Number.isNaN(since.getTime())) throw new UsageError(`--since must be a day like 2026-11-01 (got ${JSON.stringify(opts.since)})`);
+      if (!gmailInboxStore(config).record(mailbox)) throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
+      const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal');
+      const report = await withJournal(config, async (journal) => {
+        const runtime = await startPipeline(config, logger, { journal, queues: [] });
+        try {
+          const bar = json() ? { update() {}, done() {} } : progressBar('reconciling');
+          const r = await (runtime.gmail as NonNullable<typeof runtime.gmail>).reconcile(mailbox, since, opts.reportOnly === true, (d, t) => bar.update(d, t));
+          bar.done();
+          return r;
+        } finally {
+          await runtime.close();
+        }
+      });
+      if (json()) io.out(JSON.stringify(report));
+      else {
+        io.out(`${mailbox} since ${report.since.slice(0, 10)}: ${report.providerMessages} message(s) at Gmail, ${report.journaled} journaled, ${report.excludedByRule} excluded by rule: coverage ${report.coveragePercent}%`);
+        for (const w of report.gapWindows) io.out(`  gap: ${w.messages} message(s) from ${w.from} to ${w.to}`);
+        if (report.missing.length > 0) io.out(opts.reportOnly ? `  missing (not taken in: --report-only): ${report.missing.join(', ')}` : `  taken in now: ${report.ingested}`);
+      }
+      exitCode = report.missing.length === 0 || !opts.reportOnly ? 0 : 1;
     });
 
   program
@@ -333,46 +366,6 @@ function wholeNumber(text: string, name: string): number {
 
 function openReader(config: Config): JournalReader {
   return JournalReader.open(config.journal.path);
-}
-
-function serviceClient(config: Config): HttpJournalClient | null {
-  const creds = resolveCredentials(config.journal.keysDir, config.service, false);
-  if (!creds) return null;
-  return new HttpJournalClient({ url: config.service.url, appendToken: creds.appendToken, readToken: creds.readToken });
-}
-
-/** Runs `direct` on our own writer, or, when the journal service holds the journal, `viaService` through it. */
-async function withWriterOrService<T>(config: Config, direct: (w: JournalWriter) => Promise<T>, viaService: (c: HttpJournalClient) => Promise<T>): Promise<T> {
-  let writer: JournalWriter;
-  try {
-    writer = await openWriter(config);
-  } catch (err) {
-    if (!(err instanceof JournalFileError && err.code === 'LOCKED')) throw err;
-    const client = serviceClient(config);
-    if (!client) throw new UsageError(`${err.message}; and no service credentials were found (set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN)`);
-    io.err(`the journal service holds the journal; going through it at ${config.service.url}`);
-    try {
-      return await viaService(client);
-    } finally {
-      await client.close();
-    }
-  }
-  try {
-    return await direct(writer);
-  } finally {
-    await writer.close();
-  }
-}
-
-function openWriter(config: Config): Promise<JournalWriter> {
-  return JournalWriter.open({
-    path: config.journal.path,
-    keysDir: config.journal.keysDir,
-    anchors: configuredAnchors(config.journal),
-    maxPayloadBytes: config.journal.maxPayloadBytes,
-    checkpointEveryEntries: config.journal.checkpointEveryEntries,
-    checkpointEveryMs: 0,
-  });
 }
 
 const APPEND_GROUP = 1000;

@@ -118,6 +118,14 @@ export class Pipeline {
     return { status: 'accepted', entry, duplicate: received.duplicate };
   }
 
+  /** Whether an item of a source is on the record: journaled, excluded by a rule (found by its keyed hash), or not. */
+  async accounted(source: string, sourceId: string): Promise<'received' | 'excluded' | null> {
+    if (await this.deps.journal.byIdempotencyKey(interactionKey({ source, sourceId }))) return 'received';
+    const hash = this.hashId(`${source}/${sourceId}`);
+    const chain = await this.deps.journal.byCorrelation(`excluded/${hash.slice(0, 32)}`);
+    return chain.some((e) => e.kind === 'rule.decision') ? 'excluded' : null;
+  }
+
   /** Ingest stage: fetch an item from its source by id and take it in. */
   async ingest(job: JobData<'ingest'>): Promise<IntakeOutcome> {
     const source = this.deps.sources?.get(job.source);

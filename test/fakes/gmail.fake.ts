@@ -20,7 +20,7 @@
  * refreshes on a 401 before its token's expiry when built with `forceRefreshOnFailure: true`; without it a revoked
  * grant surfaces as the API's 401 instead of the token endpoint's invalid_grant.
  *
- * Simplifications: `q` understands `newer_than:Nd`, `from:`, `to:`, `subject:` and bare words (case-insensitive substring
+ * Simplifications: `q` understands `after:YYYY/M/D`, `newer_than:Nd`, `from:`, `to:`, `subject:` and bare words (case-insensitive substring
  * matches on the header block / raw text); `format=full` returns the top-level headers and body size only,
  * not a decomposed part tree; every user id other than an email address means the fake's own mailbox.
  */
@@ -136,6 +136,11 @@ function matchesQuery(msg: StoredMessage, q: string): boolean {
   const header = (name: string): string =>
     headers.filter((h) => h.name.toLowerCase() === name).map((h) => h.value.toLowerCase()).join(' ');
   for (const term of q.toLowerCase().split(/\s+/).filter((t) => t !== '')) {
+    const after = /^after:(\d{4})\/(\d{1,2})\/(\d{1,2})$/.exec(term);
+    if (after !== null) {
+      if (Number(msg.internalDate) < Date.UTC(Number(after[1]), Number(after[2]) - 1, Number(after[3]))) return false;
+      continue;
+    }
     const days = /^newer_than:(\d+)d$/.exec(term);
     if (days !== null) {
       if (Number(msg.internalDate) < Date.now() - Number(days[1]) * 86_400_000) return false;

@@ -71,4 +71,29 @@ describe('connecting a Gmail inbox', () => {
     for (const f of readdirSync(stateDir)) expect(readFileSync(join(stateDir, f)).toString('latin1')).not.toContain(fake.refreshToken);
     expect(readFileSync(p.path).toString('latin1')).not.toContain(fake.refreshToken);
   });
+
+  it('reconciles an inbox: coverage, missing ids and gap windows, then takes the missing in', async () => {
+    const gmail = p.runtime.gmail as GmailConnector;
+    fake.burst(4);
+    const url = new URL(await gmail.consentUrl());
+    const app = createWebServer({ checks: [], gauges: () => Promise.resolve([]), gmailConsent: (code, s) => gmail.completeConsent(code, s) });
+    expect((await app.inject({ method: 'GET', url: `/oauth/gmail/callback?code=${encodeURIComponent(AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}` })).statusCode).toBe(200);
+    await app.close();
+    await drained(p.prefix, 60_000);
+    // Mail that arrived while nothing synced it (the schedule has not run yet).
+    const late = fake.burst(3);
+    const since = new Date(Date.now() - 86_400_000);
+    const report = await gmail.reconcile(MAILBOX, since, true);
+    expect(report).toMatchObject({ providerMessages: 7, journaled: 4, excludedByRule: 0, ingested: 0 });
+    expect(new Set(report.missing)).toEqual(new Set(late));
+    expect(report.coveragePercent).toBeCloseTo((4 / 7) * 100, 1);
+    expect(report.gapWindows).toHaveLength(1);
+    expect(report.gapWindows[0]?.messages).toBe(3);
+    const fixed = await gmail.reconcile(MAILBOX, since, false);
+    expect(fixed.ingested).toBe(3);
+    const after = await gmail.reconcile(MAILBOX, since, true);
+    expect(after).toMatchObject({ coveragePercent: 100, missing: [] });
+    const received = allEntries(p.path).filter((e) => e.kind === 'interaction.received');
+    expect(received).toHaveLength(7);
+  });
 });
