@@ -4,4 +4,12 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv);
+const code = await main(process.argv);
+process.exitCode = code;
+// A finished command must end even if a client library keeps an idle connection or timer alive
+// (googleapis, ioredis). Exit only once our own output has drained into its pipe.
+const finish = () => {
+  if (process.stdout.writableLength === 0 && process.stderr.writableLength === 0) process.exit(code);
+  else setTimeout(finish, 200).unref();
+};
+setTimeout(finish, 2000).unref();

@@ -12,6 +12,7 @@ import { completeConsent, consentUrl, inboxClient, type GmailOAuthConfig } from 
 import { syncInbox, type SyncReport } from '../connectors/gmail/gmail.sync.ts';
 import { reconcileInbox, type CoverageReport } from '../connectors/gmail/gmail.reconcile.ts';
 import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
+import { QuotaBucket } from '../connectors/gmail/quota.ts';
 import type { Queues } from './queues.ts';
 
 export function gmailOAuthConfig(config: Config): GmailOAuthConfig | null {
@@ -25,8 +26,8 @@ export function gmailInboxStore(config: Config): GmailInboxStore {
 
 export interface GmailConnector {
   readonly store: GmailInboxStore;
-  /** Runs one sync of a connected inbox (the sync-inbox job). */
-  sync(mailbox: string): Promise<SyncReport>;
+  /** Runs one sync of a connected inbox (the sync-inbox job, or `activity-journal sync gmail` with progress). */
+  sync(mailbox: string, onProgress?: (done: number, total: number) => void): Promise<SyncReport>;
   /** Makes sure every connected inbox has its repeating sync job. */
   schedule(): Promise<void>;
   /** Coverage of a connected inbox against the journal; takes the missing messages in unless `reportOnly`. */
@@ -43,6 +44,13 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
   if (!cfg || !g) return null;
   const store = gmailInboxStore(config);
   const log = deps.logger.child({ component: 'connector.gmail' });
+  // One bucket per mailbox, shared by every sync of it in this process.
+  const buckets = new Map<string, QuotaBucket>();
+  const bucketFor = (mailbox: string): QuotaBucket => {
+    let b = buckets.get(mailbox);
+    if (!b) buckets.set(mailbox, (b = new QuotaBucket(g.quotaUnitsPerMinute)));
+    return b;
+  };
   const enqueueSync = async (mailbox: string, every: boolean): Promise<void> => {
     const data = JOBS['sync-inbox'].schema.parse({ connector: 'gmail', mailbox });
     const q = deps.queues['sync-inbox'];
@@ -69,7 +77,7 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
         ...(onProgress ? { onProgress } : {}),
       });
     },
-    async sync(mailbox) {
+    async sync(mailbox, onProgress) {
       const auth = authFor(mailbox);
       const report = await syncInbox({
         mailbox,
@@ -79,6 +87,10 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
         intake: (ix) => deps.pipeline.intake(ix),
         state: store,
         backfillDays: g.backfillDays,
+        quota: bucketFor(mailbox),
+        ...(g.includeLabels.length > 0 ? { includeLabels: g.includeLabels } : {}),
+        excludeLabels: g.excludeLabels,
+        ...(onProgress ? { onProgress } : {}),
       });
       log.info({ mailbox, mode: report.mode, seen: report.seen, accepted: report.accepted, duplicates: report.duplicates }, 'inbox synced');
       return report;

@@ -11,6 +11,7 @@ import type { IntakeOutcome } from '../../src/pipeline/pipeline.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
 import { GmailSource, gmailClient, mapGmailError, type GmailOAuth2Client } from './gmail.source.ts';
 import { GmailAuthError } from './errors/gmail-auth.error.ts';
+import { GMAIL_UNITS, QuotaBucket } from './quota.ts';
 
 /** What is kept per inbox in the encrypted state store. */
 export interface InboxCursor {
@@ -37,6 +38,8 @@ export interface GmailSyncOptions {
   readonly includeLabels?: readonly string[];
   readonly excludeLabels?: readonly string[];
   readonly now?: () => Date;
+  /** The per-user quota to stay within (default Gmail's 6,000 units per minute); a shared bucket paces several syncs. */
+  readonly quota?: QuotaBucket;
   /** Progress for a terminal (backfill): done, total. */
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -60,11 +63,13 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
   const gmail = gmailClient({ auth: o.auth, ...(o.rootUrl === undefined ? {} : { rootUrl: o.rootUrl }) });
   const source = new GmailSource({ mailbox: o.mailbox, auth: o.auth, ...(o.rootUrl === undefined ? {} : { rootUrl: o.rootUrl }) });
   const counts = { seen: 0, accepted: 0, duplicates: 0, excluded: 0, skippedByLabel: 0 };
+  const quota = o.quota ?? new QuotaBucket(6000);
   const exclude = new Set(o.excludeLabels ?? ['SPAM', 'TRASH', 'DRAFT']);
   const include = o.includeLabels ? new Set(o.includeLabels) : null;
 
   const takeIn = async (id: string): Promise<void> => {
     counts.seen++;
+    await quota.take(GMAIL_UNITS.get);
     const ix = await source.fetch(id);
     if (ix === null) return; // deleted since it was listed: nothing to record
     const labels = ((ix.metadata?.labelIds as string[] | undefined) ?? []);
@@ -95,11 +100,13 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
   const fullSync = async (mode: 'backfill' | 'full-resync'): Promise<SyncReport> => {
     // The history id is read before listing, so anything arriving during the listing is replayed by the next
     // incremental sync (and deduplicated) rather than skipped.
+    await quota.take(GMAIL_UNITS.profile);
     const profile = await call(() => gmail.users.getProfile({ userId: 'me' }, NO_RETRY));
     const startHistory = String(profile.data.historyId ?? '');
     const ids: string[] = [];
     let pageToken: string | undefined;
     do {
+      await quota.take(GMAIL_UNITS.list);
       const page = await call(() =>
         gmail.users.messages.list({ userId: 'me', q: `newer_than:${o.backfillDays ?? 30}d`, maxResults: 500, ...(pageToken ? { pageToken } : {}) }, NO_RETRY),
       );
@@ -124,6 +131,7 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
     for (;;) {
       let page: gmail_v1.Schema$ListHistoryResponse;
       try {
+        await quota.take(GMAIL_UNITS.history);
         page = (await call(() => gmail.users.history.list({ userId: 'me', startHistoryId: start, historyTypes: ['messageAdded'], ...(pageToken ? { pageToken } : {}) }, NO_RETRY))).data;
       } catch (err) {
         if (statusOf(err) === 404) {

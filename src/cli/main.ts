@@ -134,6 +134,33 @@ export async function main(argv: readonly string[]): Promise<number> {
     });
 
   program
+    .command('sync')
+    .description('sync a connected inbox now, in the foreground (a backfill shows a progress bar)')
+    .argument('<connector>', 'gmail')
+    .argument('<mailbox>')
+    .action(async (connector: string, mailbox: string) => {
+      if (connector !== 'gmail') throw new UsageError(`can only sync "gmail" (got ${JSON.stringify(connector)})`);
+      const config = cfg();
+      if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
+      if (!gmailInboxStore(config).record(mailbox)) throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
+      const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal');
+      const report = await withJournal(config, async (journal) => {
+        const runtime = await startPipeline(config, logger, { journal, queues: [] });
+        try {
+          const bar = json() ? { update() {}, done() {} } : progressBar(`syncing ${mailbox}`);
+          const r = await (runtime.gmail as NonNullable<typeof runtime.gmail>).sync(mailbox, (d, t) => bar.update(d, t));
+          bar.done();
+          return r;
+        } finally {
+          await runtime.close();
+        }
+      });
+      if (json()) io.out(JSON.stringify(report));
+      else io.out(`${mailbox}: ${report.mode}; ${report.seen} message(s) seen, ${report.accepted} new, ${report.duplicates} already journaled, ${report.excluded} excluded by rule, ${report.skippedByLabel} skipped by label; cursor ${report.cursor ?? '-'}`);
+      exitCode = report.mode === 'needs-consent' ? 1 : 0;
+    });
+
+  program
     .command('reconcile')
     .description('coverage of a connected inbox against the journal (percent, missing ids, gap windows); takes the missing in')
     .argument('<connector>', 'gmail')

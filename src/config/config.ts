@@ -53,6 +53,9 @@ export const EnvSchema = z.object({
   GMAIL_API_ROOT: z.string().url().optional(),
   GMAIL_BACKFILL_DAYS: intFrom(30, 1),
   GMAIL_SYNC_EVERY_SECONDS: intFrom(60, 5),
+  GMAIL_QUOTA_UNITS_PER_MINUTE: intFrom(6000, 60),
+  GMAIL_INCLUDE_LABELS: list,
+  GMAIL_EXCLUDE_LABELS: z.string().default('SPAM,TRASH,DRAFT').transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0)),
   SHUTDOWN_DEADLINE_SECONDS: intFrom(20, 1),
   JOB_LOCK_SECONDS: intFrom(30, 1),
   REDRIVE_INTERVAL_SECONDS: intFrom(60, 1),
@@ -111,6 +114,9 @@ export interface Config {
       readonly apiRoot: string | undefined;
       readonly backfillDays: number;
       readonly syncEveryMs: number;
+      readonly quotaUnitsPerMinute: number;
+      readonly includeLabels: readonly string[];
+      readonly excludeLabels: readonly string[];
     } | null;
     /** How often the workers look for accepted interactions whose jobs were lost, and how old they must be. */
     readonly redriveIntervalMs: number;
@@ -207,6 +213,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
               apiRoot: e.GMAIL_API_ROOT,
               backfillDays: e.GMAIL_BACKFILL_DAYS,
               syncEveryMs: e.GMAIL_SYNC_EVERY_SECONDS * 1000,
+              quotaUnitsPerMinute: e.GMAIL_QUOTA_UNITS_PER_MINUTE,
+              includeLabels: e.GMAIL_INCLUDE_LABELS,
+              excludeLabels: e.GMAIL_EXCLUDE_LABELS,
             }
           : null,
       redriveIntervalMs: e.REDRIVE_INTERVAL_SECONDS * 1000,
