@@ -35,7 +35,7 @@ import { startJournalService } from '../src/journal/service/run.ts';
 import { HttpJournalClient } from '../src/journal/service/http-client.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/config/logger.ts';
-import { fmtFixed, fmtInt, median, now, percentile, secondsSince, table, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
+import { fmtFixed, fmtInt, median, now, percentile, ratio, secondsSince, table, type Ratio, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
 import { BARE_DDL, JOURNAL_EXTRA_PRAGMAS, SAME_SHAPE_DDL, Workload, bareInserter, chunk, openRaw, sameShapeInserter, timeRawInserts, type RawInserter } from './journal-workload.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -392,15 +392,6 @@ function calibrate(dir: string, work: Workload): number {
   }
 }
 
-interface Ratio {
-  readonly value: number;
-  readonly bar: number;
-  readonly pass: boolean;
-}
-
-function ratio(value: number, bar: number): Ratio {
-  return { value, bar, pass: value >= bar };
-}
 
 async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
   const suiteStart = now();

@@ -46,7 +46,7 @@ import type { Classifier } from '../src/pipeline/classification.ts';
 import { startPipeline, type PipelineRuntime } from '../jobs/main.ts';
 import { removeAllUnder } from '../jobs/queues.ts';
 import { REDIS_URL, drained, generatedInteractions, obliterate } from '../test/helpers/pipeline.ts';
-import { fmtFixed, fmtInt, median, percentile, table, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
+import { fmtFixed, fmtInt, median, percentile, ratio, table, type Ratio, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
 import { DelayedClassifier, RecordingCrm, costMeter, runConcurrently, type CostSample } from './pipeline-workload.ts';
 
 /** Sized for a suite of about 1 to 1.5 minutes on a 2-core VM. */
@@ -531,15 +531,6 @@ function finiteRunIdeal(): { seconds: number; perSecond: number } {
 // The suite
 // ---------------------------------------------------------------------------------------------------------
 
-interface Ratio {
-  readonly value: number;
-  readonly bar: number;
-  readonly pass: boolean;
-}
-
-function ratio(value: number, bar: number): Ratio {
-  return { value, bar, pass: value >= bar };
-}
 
 async function runPipelineSuite(ctx: SuiteContext): Promise<SuiteResult> {
   const suiteStart = performance.now();

@@ -98,3 +98,14 @@ export function table(header: readonly string[], rows: readonly (readonly string
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ').trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
+
+/** A measured ratio against its target. */
+export interface Ratio {
+  readonly value: number;
+  readonly bar: number;
+  readonly pass: boolean;
+}
+
+export function ratio(value: number, bar: number): Ratio {
+  return { value, bar, pass: value >= bar };
+}
