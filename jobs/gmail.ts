@@ -17,7 +17,7 @@ import type { Queues } from './queues.ts';
 
 export function gmailOAuthConfig(config: Config): GmailOAuthConfig | null {
   const g = config.pipeline.gmail;
-  return g ? { clientId: g.clientId, clientSecret: g.clientSecret, redirectUrl: g.redirectUrl, scopeMode: 'readonly', tokenUrl: g.tokenUrl, rootUrl: g.apiRoot } : null;
+  return g ? { clientId: g.clientId, clientSecret: g.clientSecret, redirectUrl: g.redirectUrl, scopeMode: g.scope, tokenUrl: g.tokenUrl, rootUrl: g.apiRoot } : null;
 }
 
 export function gmailInboxStore(config: Config): GmailInboxStore {
@@ -73,6 +73,7 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
         rootUrl: cfg.rootUrl,
         since,
         accounted: (id) => deps.pipeline.accounted('gmail', id),
+        metadataOnly: g.scope === 'metadata',
         ...(reportOnly ? {} : { intake: (ix) => deps.pipeline.intake(ix) }),
         ...(onProgress ? { onProgress } : {}),
       });
@@ -88,6 +89,7 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
         state: store,
         backfillDays: g.backfillDays,
         quota: bucketFor(mailbox),
+        metadataOnly: g.scope === 'metadata',
         ...(g.includeLabels.length > 0 ? { includeLabels: g.includeLabels } : {}),
         excludeLabels: g.excludeLabels,
         ...(onProgress ? { onProgress } : {}),

@@ -16,6 +16,8 @@ export interface ReconcileOptions {
   /** Takes a missing message in; omitted for a report only. */
   readonly intake?: (ix: Interaction) => Promise<IntakeOutcome>;
   readonly onProgress?: (done: number, total: number) => void;
+  /** Privacy mode: fetch headers only (scope gmail.metadata). */
+  readonly metadataOnly?: boolean;
 }
 
 export interface CoverageReport {
@@ -37,7 +39,7 @@ const NO_RETRY = { retry: false } as const;
 
 export async function reconcileInbox(o: ReconcileOptions): Promise<CoverageReport> {
   const gmail = gmailClient({ auth: o.auth, ...(o.rootUrl ? { rootUrl: o.rootUrl } : {}) });
-  const source = new GmailSource({ mailbox: o.mailbox, auth: o.auth, ...(o.rootUrl ? { rootUrl: o.rootUrl } : {}) });
+  const source = new GmailSource({ mailbox: o.mailbox, auth: o.auth, metadataOnly: o.metadataOnly === true, ...(o.rootUrl ? { rootUrl: o.rootUrl } : {}) });
   const after = `${o.since.getUTCFullYear()}/${o.since.getUTCMonth() + 1}/${o.since.getUTCDate()}`;
   const ids: string[] = [];
   try {

@@ -25,7 +25,12 @@ export interface GmailSourceOptions {
   readonly auth: GmailOAuth2Client | Auth.OAuth2Client;
   /** Override the API root (tests point it at a local fake). Must end with '/'. */
   readonly rootUrl?: string;
+  /** Privacy mode (scope gmail.metadata): headers only; no body, no attachments ever leave Gmail. */
+  readonly metadataOnly?: boolean;
 }
+
+/** The headers a metadata-only fetch asks for: who, when, what about, and the thread. */
+const METADATA_HEADERS = ['From', 'To', 'Cc', 'Bcc', 'Subject', 'Date', 'Message-ID', 'In-Reply-To', 'References'];
 
 const RATE_LIMIT_REASONS = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
 
@@ -112,30 +117,45 @@ export class GmailSource implements ActivitySource {
   readonly name = 'gmail';
   private readonly mailbox: string;
   private readonly gmail: gmail_v1.Gmail;
+  private readonly metadataOnly: boolean;
 
   constructor(options: GmailSourceOptions) {
     this.mailbox = options.mailbox;
     this.gmail = gmailClient(options);
+    this.metadataOnly = options.metadataOnly === true;
   }
 
   /** The message as an Interaction, or null when Gmail no longer has it (404). Throws our Gmail*Error classes. */
   async fetch(messageId: string, _account?: string): Promise<Interaction | null> {
     let message: gmail_v1.Schema$Message;
     try {
-      const res = await this.gmail.users.messages.get({ userId: 'me', id: messageId, format: 'raw' }, NO_RETRY);
+      const res = this.metadataOnly
+        ? await this.gmail.users.messages.get({ userId: 'me', id: messageId, format: 'metadata', metadataHeaders: METADATA_HEADERS }, NO_RETRY)
+        : await this.gmail.users.messages.get({ userId: 'me', id: messageId, format: 'raw' }, NO_RETRY);
       message = res.data;
     } catch (err) {
       if (statusOf(err) === 404) return null;
       throw mapGmailError(err);
     }
-    const raw = Buffer.from(message.raw ?? '', 'base64url');
-    return parseRawMessage(raw, {
+    // In metadata mode the same parser reads a header-only message rebuilt from the headers Gmail returned.
+    const wanted = new Set(METADATA_HEADERS.map((h) => h.toLowerCase()));
+    const raw = this.metadataOnly
+      ? Buffer.from(
+          (message.payload?.headers ?? [])
+            .filter((h) => typeof h.name === 'string' && wanted.has(h.name.toLowerCase()))
+            .map((h) => `${h.name ?? ''}: ${(h.value ?? '').replace(/[\r\n]+/g, ' ')}`)
+            .join('\r\n') + '\r\n\r\n',
+          'utf8',
+        )
+      : Buffer.from(message.raw ?? '', 'base64url');
+    const ix = await parseRawMessage(raw, {
       messageId: message.id ?? messageId,
       mailbox: this.mailbox,
       ...(message.threadId ? { threadId: message.threadId } : {}),
       ...(message.labelIds ? { labelIds: message.labelIds } : {}),
       internalDate: message.internalDate ?? null,
     });
+    return this.metadataOnly ? { ...ix, metadata: { ...ix.metadata, privacyMode: 'metadata-only' } } : ix;
   }
 }
 

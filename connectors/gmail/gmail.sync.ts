@@ -40,6 +40,8 @@ export interface GmailSyncOptions {
   readonly now?: () => Date;
   /** The per-user quota to stay within (default Gmail's 6,000 units per minute); a shared bucket paces several syncs. */
   readonly quota?: QuotaBucket;
+  /** Privacy mode: fetch headers only (scope gmail.metadata). */
+  readonly metadataOnly?: boolean;
   /** Progress for a terminal (backfill): done, total. */
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -61,7 +63,7 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
   const before = o.state.get(o.mailbox);
   if (before.status === 'needs_consent') return { mode: 'needs-consent', seen: 0, accepted: 0, duplicates: 0, excluded: 0, skippedByLabel: 0, cursor: before.historyId };
   const gmail = gmailClient({ auth: o.auth, ...(o.rootUrl === undefined ? {} : { rootUrl: o.rootUrl }) });
-  const source = new GmailSource({ mailbox: o.mailbox, auth: o.auth, ...(o.rootUrl === undefined ? {} : { rootUrl: o.rootUrl }) });
+  const source = new GmailSource({ mailbox: o.mailbox, auth: o.auth, metadataOnly: o.metadataOnly === true, ...(o.rootUrl === undefined ? {} : { rootUrl: o.rootUrl }) });
   const counts = { seen: 0, accepted: 0, duplicates: 0, excluded: 0, skippedByLabel: 0 };
   const quota = o.quota ?? new QuotaBucket(6000);
   const exclude = new Set(o.excludeLabels ?? ['SPAM', 'TRASH', 'DRAFT']);

@@ -54,6 +54,7 @@ export const EnvSchema = z.object({
   GMAIL_BACKFILL_DAYS: intFrom(30, 1),
   GMAIL_SYNC_EVERY_SECONDS: intFrom(60, 5),
   GMAIL_QUOTA_UNITS_PER_MINUTE: intFrom(6000, 60),
+  GMAIL_SCOPE: z.enum(['readonly', 'metadata']).default('readonly'),
   GMAIL_INCLUDE_LABELS: list,
   GMAIL_EXCLUDE_LABELS: z.string().default('SPAM,TRASH,DRAFT').transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0)),
   SHUTDOWN_DEADLINE_SECONDS: intFrom(20, 1),
@@ -115,6 +116,8 @@ export interface Config {
       readonly backfillDays: number;
       readonly syncEveryMs: number;
       readonly quotaUnitsPerMinute: number;
+      /** readonly: whole messages; metadata: headers only (privacy mode, no bodies ever fetched). */
+      readonly scope: 'readonly' | 'metadata';
       readonly includeLabels: readonly string[];
       readonly excludeLabels: readonly string[];
     } | null;
@@ -214,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
               backfillDays: e.GMAIL_BACKFILL_DAYS,
               syncEveryMs: e.GMAIL_SYNC_EVERY_SECONDS * 1000,
               quotaUnitsPerMinute: e.GMAIL_QUOTA_UNITS_PER_MINUTE,
+              scope: e.GMAIL_SCOPE,
               includeLabels: e.GMAIL_INCLUDE_LABELS,
               excludeLabels: e.GMAIL_EXCLUDE_LABELS,
             }

@@ -132,4 +132,16 @@ describe('GmailSource', () => {
     const page = await listMessageIds({ auth, rootUrl: fake.rootUrl }, { q: 'subject:pricing' });
     expect(page.ids).toEqual([{ id: reply, threadId: first }, { id: first, threadId: first }]);
   });
+
+  it('in metadata-only mode takes headers and nothing of the body or attachments', async () => {
+    const id = fake.addMessage(MAILBOX, { raw: message({ From: 'Dana <dana@customer.test>', To: MAILBOX, Subject: 'Quote for 40 seats' }, 'CONFIDENTIAL-BODY-TEXT') });
+    const headersOnly = new GmailSource({ mailbox: MAILBOX, auth, rootUrl: fake.rootUrl, metadataOnly: true });
+    const ix = await headersOnly.fetch(id);
+    expect(ix?.subject).toBe('Quote for 40 seats');
+    expect(ix?.participants.map((p) => p.address)).toEqual(['dana@customer.test', MAILBOX]);
+    expect(ix?.direction).toBe('inbound');
+    expect(ix?.metadata?.privacyMode).toBe('metadata-only');
+    expect(JSON.stringify(ix)).not.toContain('CONFIDENTIAL-BODY-TEXT');
+    expect(fake.requests.at(-1)?.query.format).toBe('metadata');
+  });
 });
