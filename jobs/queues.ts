@@ -48,3 +48,24 @@ export async function removeAllUnder(redis: Redis, prefix: string): Promise<void
     cursor = next;
   } while (cursor !== '0');
 }
+
+/**
+ * Waits until no job is due or running in any queue (three quiet polls in a row). A repeating sync-inbox
+ * schedule always has its next run delayed, so only due work counts there.
+ */
+export async function waitUntilDrained(queues: Queues, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let quiet = 0;
+  while (Date.now() < deadline) {
+    let pending = 0;
+    for (const name of QUEUE_NAMES) {
+      const states = name === 'sync-inbox' ? (['waiting', 'active', 'prioritized'] as const) : (['waiting', 'active', 'delayed', 'prioritized'] as const);
+      const c = await queues[name].getJobCounts(...states);
+      pending += Object.values(c).reduce((a, b) => a + b, 0);
+    }
+    quiet = pending === 0 ? quiet + 1 : 0;
+    if (quiet >= 3) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the queues did not drain within ${timeoutMs / 1000} s`);
+}

@@ -14,9 +14,8 @@ import { LocalJournalClient } from '../journal/local-client.ts';
 import { DirectoryAnchor } from '../journal/anchors.ts';
 import type { JournalEntry } from '../journal/entry.ts';
 import { SampleSource } from '../pipeline/sample-source.ts';
-import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
 import { Redis } from 'ioredis';
-import { enqueueVia, removeAllUnder } from '../../jobs/queues.ts';
+import { enqueueVia, removeAllUnder, waitUntilDrained } from '../../jobs/queues.ts';
 import { startPipeline } from '../../jobs/main.ts';
 import { ensureRedis } from './redis.ts';
 import { describeEntry } from './describe.ts';
@@ -40,7 +39,7 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
     if (!options.json) out(`Feeding ${source.interactions.length} sample interactions through ingest → classify (${runtime.classifier.provider}/${runtime.classifier.model}) → decide → mirror (dry-run)...`);
     const enqueue = enqueueVia(runtime.queues);
     for (const ix of source.interactions) await enqueue('ingest', { source: source.name, sourceId: ix.sourceId }, `samples/${ix.sourceId}`);
-    await drained(runtime.queues, 120_000);
+    await waitUntilDrained(runtime.queues, 120_000);
   } finally {
     await runtime.close();
     if (!options.keep) {
@@ -75,22 +74,6 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
   } finally {
     reader.close();
   }
-}
-
-async function drained(queues: Record<string, { getJobCounts(...s: string[]): Promise<Record<string, number>> }>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let quiet = 0;
-  while (Date.now() < deadline) {
-    let pending = 0;
-    for (const name of QUEUE_NAMES) {
-      const c = await (queues[name] as { getJobCounts(...s: string[]): Promise<Record<string, number>> }).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
-      pending += Object.values(c).reduce((a, b) => a + b, 0);
-    }
-    quiet = pending === 0 ? quiet + 1 : 0;
-    if (quiet >= 3) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`the demo pipeline did not drain within ${timeoutMs / 1000} s`);
 }
 
 function summarise(entries: readonly JournalEntry[]) {

@@ -377,8 +377,7 @@ async function stopWithin(signal: string, close: () => Promise<void>, deadlineMs
   } finally {
     clearTimeout(deadline);
   }
-  // Everything is flushed and closed; a client library's idle timer must not keep the process up.
-  setTimeout(() => process.exit(code), 1000).unref();
+  // bin/activity-journal.mjs ends the process once output has drained, whatever idle handle a library keeps.
   return code;
 }
 

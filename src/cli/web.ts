@@ -21,7 +21,21 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   const producer = await startPipeline(config, logger, { queues: [] });
   const gmail = producer.gmail;
   const app = createWebServer({
-    ...(gmail ? { gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state) } : {}),
+    ...(gmail
+      ? {
+          gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state),
+          onConsentRefused: async (status: number, reason: string) => {
+            await producer.journal.append({
+              kind: 'webhook.rejected',
+              source: 'web',
+              actor: 'oauth:gmail',
+              correlationId: 'oauth/gmail',
+              idempotencyKey: `oauth-refused/gmail/${Date.now()}/${status}`,
+              payload: { endpoint: '/oauth/gmail/callback', status, reason: reason.slice(0, 2000) },
+            });
+          },
+        }
+      : {}),
     webhooks: {
       receivers: configuredReceivers(config),
       intake: (ix) => producer.pipeline.intake(ix),

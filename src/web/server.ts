@@ -25,6 +25,8 @@ export interface WebServerOptions {
   readonly webhooks?: WebhookOptions;
   /** The Gmail consent callback (GET /oauth/gmail/callback), when Gmail is configured. */
   readonly gmailConsent?: (code: string, state: string) => Promise<{ mailbox: string }>;
+  /** Records a refused consent callback (journaled as webhook.rejected by the wiring). */
+  readonly onConsentRefused?: (status: number, reason: string) => Promise<void>;
 }
 
 export function createWebServer(options: WebServerOptions): FastifyInstance {
@@ -51,8 +53,11 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
   if (consent) {
     app.get('/oauth/gmail/callback', async (req, reply) => {
       const q = req.query as Record<string, unknown>;
-      const page = (status: number, title: string, text: string): FastifyReply =>
-        reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(`<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>`);
+      const page = async (status: number, title: string, text: string): Promise<FastifyReply> => {
+        if (status >= 400) await options.onConsentRefused?.(status, text).catch(() => undefined);
+        return reply
+          .code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(`<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>`);
+      };
       if (typeof q.error === 'string') return page(400, 'Inbox not connected', `Google answered: ${q.error.slice(0, 100)}. Run activity-journal connect gmail to try again.`);
       if (typeof q.code !== 'string' || typeof q.state !== 'string') return page(400, 'Inbox not connected', 'The callback is missing its code or state. Run activity-journal connect gmail to start again.');
       try {

@@ -7,9 +7,8 @@ import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
 import { LocalJournalClient } from '../../src/journal/local-client.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
-import { QUEUE_NAMES } from '../../src/pipeline/job-catalog.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
-import { createQueues, removeAllUnder } from '../../jobs/queues.ts';
+import { closeQueues, createQueues, removeAllUnder, waitUntilDrained } from '../../jobs/queues.ts';
 import { startPipeline, type PipelineOverrides, type PipelineRuntime } from '../../jobs/main.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -58,27 +57,14 @@ export async function obliterate(prefix: string): Promise<void> {
   redis.disconnect();
 }
 
-/** Waits until no queue has waiting, active or delayed jobs (three quiet polls in a row). */
+/** Waits until the queues under `prefix` have nothing due or running. */
 export async function drained(prefix: string, timeoutMs = 60_000): Promise<void> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const queues = createQueues(redis, prefix);
   try {
-    const deadline = Date.now() + timeoutMs;
-    let quiet = 0;
-    while (Date.now() < deadline) {
-      let pending = 0;
-      for (const name of QUEUE_NAMES) {
-        // A repeating sync-inbox schedule always has its next run delayed: only what is due counts.
-        const c = name === 'sync-inbox' ? await queues[name].getJobCounts('waiting', 'active', 'prioritized') : await queues[name].getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-        pending += Object.values(c).reduce((a, b) => a + b, 0);
-      }
-      quiet = pending === 0 ? quiet + 1 : 0;
-      if (quiet >= 3) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('the pipeline did not drain in time');
+    await waitUntilDrained(queues, timeoutMs);
   } finally {
-    await Promise.all(Object.values(queues).map((q) => q.close()));
+    await closeQueues(queues);
     redis.disconnect();
   }
 }

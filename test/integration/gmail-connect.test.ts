@@ -45,7 +45,16 @@ describe('connecting a Gmail inbox', () => {
     expect(url.searchParams.get('redirect_uri')).toBe('https://hooks.example.test/oauth/gmail/callback');
     const state = url.searchParams.get('state') as string;
 
-    const app = createWebServer({ checks: [], gauges: () => Promise.resolve([]), gmailConsent: (code, s) => gmail.completeConsent(code, s) });
+    const refused: number[] = [];
+    const app = createWebServer({
+      checks: [],
+      gauges: () => Promise.resolve([]),
+      gmailConsent: (code, s) => gmail.completeConsent(code, s),
+      onConsentRefused: (status) => {
+        refused.push(status);
+        return Promise.resolve();
+      },
+    });
     const ok = await app.inject({ method: 'GET', url: `/oauth/gmail/callback?code=${encodeURIComponent(AUTHORIZATION_CODE)}&state=${state}` });
     expect(ok.statusCode).toBe(200);
     expect(ok.body).toContain(MAILBOX);
@@ -54,6 +63,7 @@ describe('connecting a Gmail inbox', () => {
     expect(replay.statusCode).toBe(400);
     const denied = await app.inject({ method: 'GET', url: '/oauth/gmail/callback?error=access_denied' });
     expect(denied.statusCode).toBe(400);
+    expect(refused).toEqual([400, 400]); // each refusal is handed over to be journaled
     await app.close();
 
     await drained(p.prefix, 60_000);
