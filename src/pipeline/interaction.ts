@@ -1,6 +1,7 @@
 /**
  * The one shape every source is normalised into: an email, a call or a form submission.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const PARTICIPANT_ROLES = ['from', 'to', 'cc', 'bcc', 'caller', 'callee', 'agent', 'submitter', 'other'] as const;
@@ -44,12 +45,26 @@ export type Participant = z.infer<typeof ParticipantSchema>;
  * thread, a call and its later transcript, a form and the follow-ups it caused.
  */
 export function correlationIdFor(ix: Pick<Interaction, 'source' | 'sourceId' | 'threadId' | 'channel'>): string {
-  return ix.threadId !== undefined ? `${ix.channel}-thread/${ix.source}/${ix.threadId}` : `${ix.channel}/${ix.source}/${ix.sourceId}`;
+  return ix.threadId !== undefined ? `${ix.channel}-thread/${ix.source}/${idPart(ix.threadId)}` : `${ix.channel}/${ix.source}/${idPart(ix.sourceId)}`;
 }
 
 /** The interaction.received idempotency key: one entry per source message, however often it is delivered. */
 export function interactionKey(ix: Pick<Interaction, 'source' | 'sourceId'>): string {
-  return `interaction/${ix.source}/${ix.sourceId}`;
+  return `interaction/${ix.source}/${idPart(ix.sourceId)}`;
+}
+
+/** Characters a journal identifier may hold as they are (printable, no white space), except '%', the escape. */
+const PLAIN_ID_CHAR = /[\x21-\x24\x26-\x7e\u00a0-\ud7ff\ue000-\uffff]/u;
+
+/**
+ * A provider's id as part of a journal identifier. Ids are the provider's to choose and may hold white space,
+ * control characters or astral symbols, which journal identifiers refuse: those are percent-encoded (UTF-8), and
+ * an id whose encoding would be too long becomes `sha256:<hex>`. Ordinary ids (hex, SIDs, numbers) are unchanged.
+ */
+export function idPart(id: string): string {
+  let out = '';
+  for (const ch of id) out += PLAIN_ID_CHAR.test(ch) ? ch : [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  return out.length <= 300 ? out : `sha256:${createHash('sha256').update(id, 'utf8').digest('hex')}`;
 }
 
 /** The journal payload: the interaction without `source`, which is the entry's own field. */

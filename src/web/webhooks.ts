@@ -9,6 +9,9 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { JournalClient } from '../journal/journal-client.ts';
+import { EntryValidationError } from '../journal/errors/entry-validation.error.ts';
+import { JournalRequestError } from '../journal/errors/journal-request.error.ts';
+import { IdempotencyConflictError } from '../journal/errors/idempotency-conflict.error.ts';
 import type { Logger } from '../config/logger.ts';
 import type { IntakeOutcome } from '../pipeline/pipeline.ts';
 import type { Interaction } from '../pipeline/interaction.ts';
@@ -119,12 +122,24 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
         results.push(r.status === 'accepted' ? { status: 'accepted', seq: r.entry.seq, duplicate: r.duplicate } : { status: 'excluded', rule: r.ruleId });
       }
     } catch (err) {
+      // The journal refused the content itself (not a failure to write): retrying cannot help, so it is a 422.
+      const refused = unrecordable(err);
+      if (refused === 'IDEMPOTENCY_CONFLICT') return reject(reply, provider, { status: 409, reason: 'an event with this id was already received with different content; the first one stands' }, raw);
+      if (refused) return reject(reply, provider, { status: 422, reason: `the event holds values the journal cannot record (${refused})` }, raw);
       log.error({ provider, event: outcome.eventId, err: (err as Error).name }, 'could not journal a webhook; the provider will retry');
       return reply.code(503).header('retry-after', '5').send({ error: 'the journal is unavailable; retry later' });
     }
     await options.replays.remember(replayKey, 10 * 60_000);
     return reply.code(200).send({ event: outcome.eventId, results });
   });
+}
+
+/** The error code when the journal refused an entry's content (locally or through the service), else null. */
+function unrecordable(err: unknown): string | null {
+  if (err instanceof EntryValidationError) return err.code;
+  if (err instanceof IdempotencyConflictError) return 'IDEMPOTENCY_CONFLICT';
+  if (err instanceof JournalRequestError && err.status >= 400 && err.status < 500 && !err.retryable) return err.code;
+  return null;
 }
 
 function providerOf(req: FastifyRequest): string {

@@ -99,6 +99,25 @@ describe('webhooks', () => {
     expect(received[0]?.correlationId).toBe(received[1]?.correlationId);
   });
 
+  it('records ids that journal identifiers refuse (white space, control characters) instead of failing with a 5xx', async () => {
+    for (const id of ['CA 400', 'CA\u0000401', 'CA\u{1F4DE}402']) {
+      const res = await app.inject({ method: 'POST', url: '/webhooks/calls', ...signed(CALLS_SECRET, call(id, { id: `evt-${id}` })) });
+      expect(res.statusCode, JSON.stringify(id)).toBe(200);
+    }
+    const received = entries('interaction.received');
+    expect(received.map((e) => (e.payload as { sourceId: string }).sourceId)).toEqual(['CA 400', 'CA\u0000401', 'CA\u{1F4DE}402']);
+    expect(received.map((e) => e.idempotencyKey)).toEqual(['interaction/calls/CA%20400', 'interaction/calls/CA%00401', 'interaction/calls/CA%F0%9F%93%9E402']);
+  });
+
+  it('answers 409 when an event id comes again with different content: the first stands, the second is on the record', async () => {
+    expect((await app.inject({ method: 'POST', url: '/webhooks/calls', ...signed(CALLS_SECRET, call('CA500')) })).statusCode).toBe(200);
+    const changed = await app.inject({ method: 'POST', url: '/webhooks/calls', ...signed(CALLS_SECRET, call('CA500', { durationSeconds: 999 })) });
+    expect(changed.statusCode).toBe(409);
+    expect(entries('interaction.received')).toHaveLength(1);
+    expect((entries('interaction.received')[0]?.payload as { metadata?: { durationSeconds?: number } }).metadata?.durationSeconds).toBe(320);
+    expect(entries('webhook.rejected').map((e) => (e.payload as { status: number }).status)).toEqual([409]);
+  });
+
   it('refuses bad input with a 4xx and a webhook.rejected entry that holds no body', async () => {
     const good = signed(CALLS_SECRET, call('CA300', { subject: 'SECRET-SUBJECT-TEXT' }));
     const cases: [string, InjectOptions, number][] = [
