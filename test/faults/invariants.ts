@@ -1,0 +1,71 @@
+/**
+ * What must hold after every trial, whatever was killed when:
+ * - every acknowledged interaction has exactly one interaction.received, and nothing else came in;
+ * - each has its decisions: one final AI decision, one mirror rule decision, and exactly one CRM write when
+ *   the rule said mirror (none otherwise);
+ * - the journal verifies (hashes, chain, tree, seals, checkpoints, anchors).
+ */
+import { spawnSync } from 'node:child_process';
+import type { JournalEntry } from '../../src/journal/entry.ts';
+import type { Sent } from './feed.ts';
+
+export interface Check {
+  readonly problems: string[];
+  readonly received: number;
+  readonly duplicated: number;
+  readonly lost: number;
+}
+
+const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
+
+export function checkEntries(entries: readonly JournalEntry[], sent: readonly Sent[]): Check {
+  const problems: string[] = [];
+  const receivedBySource = new Map<string, JournalEntry[]>();
+  for (const e of entries) {
+    if (e.kind !== 'interaction.received') continue;
+    const id = String(payload(e).sourceId);
+    receivedBySource.set(id, [...(receivedBySource.get(id) ?? []), e]);
+  }
+  const expected = new Set(sent.map((s) => s.sourceId));
+  let lost = 0;
+  let duplicated = 0;
+  for (const s of sent) {
+    const got = receivedBySource.get(s.sourceId) ?? [];
+    if (s.outcome === 'accepted' && got.length === 0) {
+      lost++;
+      problems.push(`${s.sourceId}: acknowledged (seq ${s.seq}) but not in the journal`);
+    }
+    if (got.length > 1) {
+      duplicated += got.length - 1;
+      problems.push(`${s.sourceId}: ${got.length} interaction.received entries`);
+    }
+    if (s.outcome === 'refused') problems.push(`${s.sourceId}: a valid delivery was refused (${s.failures.join(',')})`);
+    if (s.outcome === 'pending') problems.push(`${s.sourceId}: never acknowledged after ${s.attempts} deliveries (${s.failures.join(',')})`);
+  }
+  for (const id of receivedBySource.keys()) if (!expected.has(id)) problems.push(`${id}: in the journal but never sent`);
+
+  const byCorrelation = new Map<string, JournalEntry[]>();
+  for (const e of entries) byCorrelation.set(e.correlationId, [...(byCorrelation.get(e.correlationId) ?? []), e]);
+  for (const [id, got] of receivedBySource) {
+    const chain = byCorrelation.get(got[0]?.correlationId ?? '') ?? [];
+    const final = chain.filter((e) => e.kind === 'ai.decision' && payload(e).outcome !== 'failed');
+    const mirrorRules = chain.filter((e) => e.kind === 'rule.decision' && (payload(e).evaluated as { section?: string } | undefined)?.section === 'mirror');
+    const writes = chain.filter((e) => e.kind === 'crm.write');
+    if (final.length !== 1) problems.push(`${id}: ${final.length} final AI decisions`);
+    if (mirrorRules.length !== 1) problems.push(`${id}: ${mirrorRules.length} mirror rule decisions`);
+    const mirrored = mirrorRules[0] !== undefined && payload(mirrorRules[0]).outcome === 'mirror';
+    if (writes.length !== (mirrored ? 1 : 0)) problems.push(`${id}: ${writes.length} CRM writes (mirror: ${mirrored})`);
+  }
+  return { problems, received: receivedBySource.size, duplicated, lost };
+}
+
+/** `activity-journal verify --json` against the journal (with its anchors), as an operator would run it. */
+export function verifyJournal(env: NodeJS.ProcessEnv): { ok: boolean; entries: number; anchorsChecked: number; output: string } {
+  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify', '--json'], { env, encoding: 'utf8' });
+  try {
+    const report = JSON.parse(r.stdout) as { ok: boolean; entries: number; anchorsChecked: number };
+    return { ok: r.status === 0 && report.ok, entries: report.entries, anchorsChecked: report.anchorsChecked, output: r.stdout.slice(0, 500) };
+  } catch {
+    return { ok: false, entries: 0, anchorsChecked: 0, output: `${r.stdout}\n${r.stderr}`.slice(0, 500) };
+  }
+}
