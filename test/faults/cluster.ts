@@ -121,6 +121,7 @@ export class Cluster {
     this.redis = { child, exited: new Promise((r) => child.once('exit', (code) => r(code))) };
     await waitUntil('redis', async () => {
       const r = new Redis(this.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      r.on('error', () => undefined); // not up yet: the next probe tries again
       try {
         await r.connect();
         return (await r.ping()) === 'PONG';
