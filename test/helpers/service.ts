@@ -54,7 +54,7 @@ export async function startService(dir: string, opts: { port?: number; tokens?: 
   });
   const url = `http://127.0.0.1:${port}`;
   const probe = new HttpJournalClient({ url, attempts: 1 });
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 90_000; // generous: a loaded 2-core machine can take long to start a process
   for (;;) {
     if (child.exitCode !== null) throw new Error(`journal service exited with ${child.exitCode}: ${stderr}`);
     try {

@@ -147,6 +147,8 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
       const verified = verifyJournal(cluster.svc?.env ?? {});
       const problems = [...check.problems, ...(verified.ok ? [] : [`verify failed: ${verified.output}`])];
       rows.push({ trial, fault, what, sent: sent.length, problems, ms: Date.now() - started, settledMs: settled - started });
+      // The report so far, after every trial, so that an interrupted long run still says what it did.
+      if (process.env.FAULT_REPORT) writeFileSync(process.env.FAULT_REPORT, JSON.stringify({ seed: SEED, trialsSoFar: rows.length, interactions: all.length, rows: rows.map(({ trial: t, fault: f, what: w, problems: pr, ms }) => ({ trial: t, fault: f, what: w, ms, problems: pr.length })) }, null, 2));
       if (problems.length > 0) console.error(`trial ${trial} (${fault}: ${what}):\n  ${problems.slice(0, 20).join('\n  ')}\n${cluster.logs.slice(-10).join('')}`);
       expect(problems, `trial ${trial}: ${fault}`).toEqual([]);
     }
