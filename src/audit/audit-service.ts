@@ -171,16 +171,16 @@ export class AuditService {
     return { ...this.deps.connectors(), sources: this.deps.index.sources() };
   }
 
-  /** Streams an export and journals that it was made (by whom: the actor). */
-  async export(scope: ExportScope, userId: string, write: (line: string) => void | Promise<void>): Promise<ExportSummary> {
+  /** Streams an export and journals that it was made (by whom: the actor, `user:<id>` or `cli`). */
+  async export(scope: ExportScope, actor: string, write: (line: string) => void | Promise<void>): Promise<ExportSummary> {
     const summary = await writeExport(this.deps.reader, scope, write);
     const h = summary.header;
     await this.deps.journal.append({
       kind: 'audit.exported',
-      source: 'audit-ui',
-      actor: `user:${userId}`,
+      source: actor === 'cli' ? 'cli' : 'audit-ui',
+      actor,
       correlationId: 'audit/exports',
-      idempotencyKey: `export/${userId}/${h.exportedAt}/${createHash('sha256').update(JSON.stringify(scope)).digest('hex').slice(0, 16)}`,
+      idempotencyKey: `export/${actor}/${h.exportedAt}/${createHash('sha256').update(JSON.stringify(scope)).digest('hex').slice(0, 16)}`,
       payload: {
         scope: scope.kind,
         ...(scope.kind === 'range' ? { from: new Date(scope.from).toISOString(), until: new Date(scope.until).toISOString() } : { correlationHash: summary.correlationHash as string }),
@@ -204,7 +204,7 @@ export class AuditService {
   private hydrate(page: InteractionPage): { rows: TimelineRow[]; next: number | null } {
     const rows = page.rows.map((r) => {
       const e = this.deps.reader.bySeq(r.seq);
-      const p = (e?.payload ?? null) as { subject?: string; sourceId?: string } | null;
+      const p = e?.payload as { subject?: string; sourceId?: string } | null | undefined;
       const d = r.decisionSeq !== null ? this.deps.reader.bySeq(r.decisionSeq) : null;
       const out = (d?.payload as { output?: { summary?: string } } | undefined)?.output;
       return { ...r, subject: p?.subject ?? null, sourceId: p?.sourceId ?? null, summary: out?.summary ?? null };
@@ -238,7 +238,7 @@ export class AuditService {
         return { ...base, step: 'received', facts: { channel: p.channel, direction: p.direction, sourceId: p.sourceId, subject: p.subject ?? null, occurredAt: p.occurredAt, participants: parts.length, domains } };
       }
       case 'ai.decision': {
-        const out = (p.output ?? null) as { category?: string; summary?: string; urgency?: string; intent?: string } | null;
+        const out = p.output as { category?: string; summary?: string; urgency?: string; intent?: string } | null | undefined;
         return {
           ...base,
           step: 'ai-decision',
@@ -269,7 +269,7 @@ export class AuditService {
         const ids = Array.isArray(p.objectIds) ? (p.objectIds as string[]) : [];
         const objectType = typeof p.objectType === 'string' ? p.objectType : undefined;
         const props = (p.properties ?? {}) as Record<string, unknown>;
-        const body = [props.hs_email_text, props.hs_call_body, props.hs_note_body].find((x) => typeof x === 'string') as string | undefined;
+        const body = [props.hs_email_text, props.hs_call_body, props.hs_note_body].find((x): x is string => typeof x === 'string');
         const category = body ? (/^Category: (\S+)/m.exec(body)?.[1] ?? null) : null;
         return {
           ...base,

@@ -105,7 +105,7 @@ export function checkExport(text: string, pinned: Verifier | null): ExportCheck 
   } catch {
     throw new NotAnExportError('the first line is not JSON: not an activity-journal export');
   }
-  if (header?.format !== EXPORT_FORMAT) throw new NotAnExportError(`not an activity-journal export (expected format ${EXPORT_FORMAT} on the first line)`);
+  if ((header as { format?: unknown } | null)?.format !== EXPORT_FORMAT) throw new NotAnExportError(`not an activity-journal export (expected format ${EXPORT_FORMAT} on the first line)`);
   const failures: { line: number; seq: number | null; reason: string }[] = [];
   let verifier = pinned;
   if (!verifier) {

@@ -25,6 +25,7 @@ import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
 import { importCalls } from './import-calls.ts';
+import { registerAuditCommands } from './audit-commands.ts';
 import { serviceClient, withJournal, withWriterOrService } from './journal-access.ts';
 import { gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
@@ -92,7 +93,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   program
     .command('web')
-    .description('run the web server (/healthz, /metrics)')
+    .description('run the web server (/healthz, /metrics, webhooks, the audit UI at /audit and its API at /api/v1)')
     .action(async () => {
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
@@ -239,6 +240,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       exitCode = report.errors.length === 0 ? 0 : 1;
     });
+
+  registerAuditCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
 
   program
     .command('verify')

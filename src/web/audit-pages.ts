@@ -234,7 +234,8 @@ if(run.state==='running')setTimeout(()=>poll(id),300);}`
 export function runText(run: VerifyRun): string {
   if (run.state === 'running') return `verifying: ${run.done} of ${run.total} entries`;
   if (run.state === 'ok') return `ok: verified at ${run.finishedAt ?? ''}`;
-  return `NOT intact: ${String(run.report?.reason ?? run.error ?? '')}`;
+  const reason = run.report?.reason;
+  return `NOT intact: ${typeof reason === 'string' ? reason : (run.error ?? '')}`;
 }
 
 export function connectorsPage(user: PageUser, view: ConnectorsView): string {

@@ -125,11 +125,11 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
   const { service, users, sessions, throttle, verify } = options;
   const log = (options.logger ?? silentLogger).child({ component: 'web.audit' });
 
-  void app.register(async (audit) => {
+  void app.register((audit, _opts, registered) => {
     audit.removeAllContentTypeParsers();
     audit.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, b, done) => done(null, b));
 
-    audit.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
+    audit.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
       const api = req.url.startsWith('/api/');
       const status = err instanceof HttpError ? err.status : err instanceof OverrideError ? (err.code === 'NOT_FOUND' ? 404 : err.code === 'UNCHANGED' ? 409 : 400) : err instanceof ExportError ? 409 : err instanceof RangeError ? 400 : (err.statusCode ?? 500);
       if (status >= 500) log.error({ url: req.routeOptions.url, err: err.message }, 'audit request failed');
@@ -176,12 +176,11 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     const pageUser = (p: Principal): PageUser => ({ id: p.user.id, role: p.user.role, csrf: p.session ? sessions.csrfFor(p.session.sid) : '' });
 
     /** A page: redirects to the sign-in form when there is no session. */
-    const page = (handler: (req: FastifyRequest, reply: FastifyReply, p: Principal) => Promise<unknown>) => async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const page = (handler: (req: FastifyRequest, p: Principal) => string) => (req: FastifyRequest, reply: FastifyReply): FastifyReply => {
       const p = principal(req);
       if (!p) return reply.redirect(`/audit/login?next=${encodeURIComponent(req.url)}`, 303);
       if (!allowed(p.user.role, 'read')) throw new HttpError(403, 'not allowed');
-      reply.type('text/html; charset=utf-8');
-      return handler(req, reply, p);
+      return reply.type('text/html; charset=utf-8').send(handler(req, p));
     };
 
     const journalLogin = async (payload: Record<string, unknown>, actor: string): Promise<void> => {
@@ -194,9 +193,9 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     };
 
     // --- sign-in ---------------------------------------------------------------------------------------------
-    audit.get('/', async (_req, reply) => reply.redirect('/audit/timeline', 303));
-    audit.get('/audit', async (_req, reply) => reply.redirect('/audit/timeline', 303));
-    audit.get('/audit/login', async (req, reply) => {
+    audit.get('/', (_req, reply) => reply.redirect('/audit/timeline', 303));
+    audit.get('/audit', (_req, reply) => reply.redirect('/audit/timeline', 303));
+    audit.get('/audit/login', (req, reply) => {
       const nonce = randomBytes(16).toString('base64url');
       const next = str((req.query as Record<string, unknown>).next) ?? '/audit/timeline';
       return reply.header('set-cookie', cookie(req, LOGIN_COOKIE, nonce, 1800)).type('text/html; charset=utf-8').send(loginPage(sessions.csrfFor(`login/${nonce}`), next, null));
@@ -232,7 +231,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         .header('set-cookie', [cookie(req, SESSION_COOKIE, token, Math.floor(options.sessionTtlMs / 1000)), cookie(req, LOGIN_COOKIE, '', 0)])
         .redirect(safeNext, 303);
     });
-    audit.post('/audit/logout', async (req, reply) => {
+    audit.post('/audit/logout', (req, reply) => {
       const p = require(req, 'read', body(req));
       if (p.session) sessions.revoke(p.session);
       return reply.header('set-cookie', cookie(req, SESSION_COOKIE, '', 0)).redirect('/audit/login', 303);
@@ -241,7 +240,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     // --- pages -----------------------------------------------------------------------------------------------
     audit.get(
       '/audit/timeline',
-      page(async (req, _reply, p) => {
+      page((req, p) => {
         const parsed = TimelineQuerySchema.safeParse(present(req.query));
         const sources = service.connectors().sources.map((s) => s.source);
         if (!parsed.success) return timelinePage(pageUser(p), {}, { rows: [], next: null }, sources, zodMessage(parsed.error));
@@ -256,7 +255,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     );
     audit.get(
       '/audit/review',
-      page(async (req, _reply, p) => {
+      page((req, p) => {
         const q = req.query as Record<string, unknown>;
         const before = Number(q.before);
         return reviewPage(pageUser(p), service.reviewQueue({ before: Number.isSafeInteger(before) ? before : undefined, limit: 50 }), allowed(p.user.role, 'override'), str(q.notice) ?? null);
@@ -264,7 +263,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     );
     audit.get(
       '/audit/trace',
-      page(async (req, _reply, p) => {
+      page((req, p) => {
         const q = req.query as Record<string, unknown>;
         const id = str(q.correlationId);
         if (!id) throw new HttpError(400, 'which correlation? /audit/trace?correlationId=...');
@@ -289,20 +288,20 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     });
     audit.get(
       '/audit/integrity',
-      page(async (_req, _reply, p) => integrityPage(pageUser(p), service.integrity(), allowed(p.user.role, 'verify'), verify.latest())),
+      page((_req, p) => integrityPage(pageUser(p), service.integrity(), allowed(p.user.role, 'verify'), verify.latest())),
     );
-    audit.post('/audit/integrity/verify', async (req, reply) => {
+    audit.post('/audit/integrity/verify', (req, reply) => {
       require(req, 'verify', body(req));
       verify.start();
       return reply.redirect('/audit/integrity', 303);
     });
     audit.get(
       '/audit/connectors',
-      page(async (_req, _reply, p) => connectorsPage(pageUser(p), service.connectors())),
+      page((_req, p) => connectorsPage(pageUser(p), service.connectors())),
     );
     audit.get(
       '/audit/export',
-      page(async (_req, _reply, p) => exportPage(pageUser(p), allowed(p.user.role, 'export'), null)),
+      page((_req, p) => exportPage(pageUser(p), allowed(p.user.role, 'export'), null)),
     );
     audit.post('/audit/export', async (req, reply) => {
       const f = body(req);
@@ -313,30 +312,30 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     });
 
     // --- JSON API --------------------------------------------------------------------------------------------
-    audit.get('/api/v1/openapi.json', async () => openApiDocument());
-    audit.get('/api/v1/me', async (req) => {
+    audit.get('/api/v1/openapi.json', (_req, reply) => reply.send(openApiDocument()));
+    audit.get('/api/v1/me', (req, reply) => {
       const p = require(req, 'read');
-      return { id: p.user.id, role: p.user.role, csrfToken: p.session ? sessions.csrfFor(p.session.sid) : null, can: { override: allowed(p.user.role, 'override'), export: allowed(p.user.role, 'export'), verify: allowed(p.user.role, 'verify') } };
+      return reply.send({ id: p.user.id, role: p.user.role, csrfToken: p.session ? sessions.csrfFor(p.session.sid) : null, can: { override: allowed(p.user.role, 'override'), export: allowed(p.user.role, 'export'), verify: allowed(p.user.role, 'verify') } });
     });
-    audit.get('/api/v1/interactions', async (req) => {
+    audit.get('/api/v1/interactions', (req, reply) => {
       require(req, 'read');
       const parsed = TimelineQuerySchema.safeParse(present(req.query));
       if (!parsed.success) throw new HttpError(400, zodMessage(parsed.error));
-      return service.timeline(parsed.data);
+      return reply.send(service.timeline(parsed.data));
     });
-    audit.get('/api/v1/decisions', async (req) => {
+    audit.get('/api/v1/decisions', (req, reply) => {
       require(req, 'read');
       const parsed = DecisionQuerySchema.safeParse(present(req.query));
       if (!parsed.success) throw new HttpError(400, zodMessage(parsed.error));
       const q = parsed.data;
       const query = { from: q.since, category: q.category, maxConfidence: q.maxConfidence, before: q.before, limit: q.limit, decided: true };
-      return q.needsReview === 'true' ? service.reviewQueue(query) : service.timeline(query);
+      return reply.send(q.needsReview === 'true' ? service.reviewQueue(query) : service.timeline(query));
     });
-    audit.get('/api/v1/decisions/:id', async (req) => {
+    audit.get('/api/v1/decisions/:id', (req, reply) => {
       require(req, 'read');
       const row = service.decision((req.params as { id: string }).id);
       if (!row) throw new HttpError(404, 'no such decision');
-      return row;
+      return reply.send(row);
     });
     audit.post('/api/v1/decisions/:id/override', async (req, reply) => {
       const f = body(req);
@@ -346,29 +345,29 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       const r = await service.override((req.params as { id: string }).id, { ...parsed.data, userId: p.user.id, via: 'api' });
       return reply.code(201).send({ entry: { seq: r.entry.seq, id: r.entry.id, kind: r.entry.kind, payload: r.entry.payload, actor: r.entry.actor }, redriven: r.redriven });
     });
-    audit.get('/api/v1/trace', async (req) => {
+    audit.get('/api/v1/trace', (req, reply) => {
       require(req, 'read');
       const id = str((req.query as Record<string, unknown>).correlationId);
       if (!id) throw new HttpError(400, 'correlationId is required');
-      return service.trace(id);
+      return reply.send(service.trace(id));
     });
-    audit.get('/api/v1/integrity', async (req) => {
+    audit.get('/api/v1/integrity', (req, reply) => {
       require(req, 'read');
-      return service.integrity();
+      return reply.send(service.integrity());
     });
-    audit.post('/api/v1/integrity/verify', async (req, reply) => {
+    audit.post('/api/v1/integrity/verify', (req, reply) => {
       require(req, 'verify', body(req));
       return reply.code(202).send(verify.start());
     });
-    audit.get('/api/v1/integrity/verify/:id', async (req) => {
+    audit.get('/api/v1/integrity/verify/:id', (req, reply) => {
       require(req, 'read');
       const run = verify.get((req.params as { id: string }).id);
       if (!run) throw new HttpError(404, 'no such verification run');
-      return run;
+      return reply.send(run);
     });
-    audit.get('/api/v1/connectors', async (req) => {
+    audit.get('/api/v1/connectors', (req, reply) => {
       require(req, 'read');
-      return service.connectors();
+      return reply.send(service.connectors());
     });
     audit.post('/api/v1/exports', async (req, reply) => {
       const f = body(req);
@@ -384,9 +383,10 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       const scope: ExportScope = 'correlationId' in d ? { kind: 'correlation', correlationId: d.correlationId } : { kind: 'range', from: day(d.from), until: day(d.until) };
       if (scope.kind === 'range' && (Number.isNaN(Date.parse(scope.from)) || Number.isNaN(Date.parse(scope.until)))) throw new HttpError(400, 'from and until must be dates (YYYY-MM-DD) or RFC 3339 times');
       const lines: string[] = [];
-      await service.export(scope, p.user.id, (line) => void lines.push(line));
+      await service.export(scope, `user:${p.user.id}`, (line) => void lines.push(line));
       const name = `activity-journal-export-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`;
       return reply.type('application/x-ndjson; charset=utf-8').header('content-disposition', `attachment; filename="${name}"`).send(lines.join('\n') + '\n');
     }
+    registered();
   });
 }
