@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import type { JournalReader } from '../journal/reader.ts';
 import type { JournalEntry } from '../journal/entry.ts';
 
-const SCHEMA_VERSION = '1';
+const SCHEMA_VERSION = '2';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS interactions (
   overrides INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS interactions_source ON interactions (source, seq);
+CREATE INDEX IF NOT EXISTS interactions_source_occurred ON interactions (source, occurred_at);
 CREATE INDEX IF NOT EXISTS interactions_channel ON interactions (channel, seq);
 CREATE INDEX IF NOT EXISTS interactions_category ON interactions (category, seq);
 CREATE INDEX IF NOT EXISTS interactions_review ON interactions (review_state, seq);
