@@ -17,6 +17,8 @@ const DESCRIBE: Record<string, (p: P) => string> = {
   'crm.write_failed': (p) => `${s(p.method)} ${s(p.path)} → ${s(p.status)} failed: ${s(p.error)}`,
   'state.changed': (p) => `${s(p.entity)} ${s(p.field)}: ${j(p.from)} → ${j(p.to)}`,
   'human.override': (p) => `overrides ${s(p.supersedes)}: ${s(p.field)} ${j(p.from)} → ${j(p.to)} because ${j(p.reason)}`,
+  'audit.login': (p) => `audit UI sign-in ${s(p.outcome)}${p.userId ? ` as ${s(p.userId)}` : ''} (${s(p.reason)})`,
+  'audit.exported': (p) => `exported ${s(p.entries)} entr(ies) by ${s(p.scope)} with proofs against checkpoint ${s(p.treeSize)}`,
   'connector.cursor_advanced': (p) => `${s(p.connector)}/${s(p.account)} cursor ${j(p.from)} → ${j(p.to)}`,
   'connector.health': (p) => `${s(p.connector)} ${s(p.status)}: ${s(p.reason)}`,
   'webhook.rejected': (p) => `${s(p.endpoint)} answered ${s(p.status)}: ${s(p.reason)}`,

@@ -25,6 +25,7 @@ import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
 import { importCalls } from './import-calls.ts';
+import { registerAuditCommands } from './audit-commands.ts';
 import { serviceClient, withJournal, withWriterOrService } from './journal-access.ts';
 import { gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
@@ -92,7 +93,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   program
     .command('web')
-    .description('run the web server (/healthz, /metrics)')
+    .description('run the web server (/healthz, /metrics, webhooks, the audit UI at /audit and its API at /api/v1)')
     .action(async () => {
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
@@ -240,12 +241,15 @@ export async function main(argv: readonly string[]): Promise<number> {
       exitCode = report.errors.length === 0 ? 0 : 1;
     });
 
+  registerAuditCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
+
   program
     .command('verify')
     .description('recompute every hash, the chain and the Merkle root; check every checkpoint and anchor')
     .option('--anchors <dir>', 'a directory anchor whose checkpoints the journal must be consistent with (repeatable)', collect, [])
-    .action((opts: { anchors: string[] }) => {
-      exitCode = verifyCommand(cfg(), opts.anchors, json());
+    .option('--progress-lines', 'report progress as `progress DONE/TOTAL` lines on stderr (for the audit UI)')
+    .action((opts: { anchors: string[]; progressLines?: boolean }) => {
+      exitCode = verifyCommand(cfg(), opts.anchors, json(), opts.progressLines === true);
     });
 
   program
@@ -468,7 +472,7 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
   return refused === 0 ? 0 : 1;
 }
 
-function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean): number {
+function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, progressLines = false): number {
   const reader = openReader(config);
   try {
     const genesis = reader.bySeq(0);
@@ -490,7 +494,7 @@ function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean): n
       for (const note of found) notes.push({ source: `${dir} (size ${note.split('\n')[1] ?? '?'})`, note });
       if (key !== null) pinned = parseVerifierKey(key);
     }
-    const bar = asJson ? { update() {}, done() {} } : progressBar('verifying');
+    const bar = progressLines ? progressLinesTo(process.stderr) : asJson ? { update() {}, done() {} } : progressBar('verifying');
     const report = verifyJournal(reader.connection, { sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null, verifier: pinned, anchoredNotes: notes, onProgress: (d, t) => bar.update(d, t) });
     bar.done();
     if (asJson) io.out(JSON.stringify(report));
@@ -507,6 +511,19 @@ function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean): n
   } finally {
     reader.close();
   }
+}
+
+function progressLinesTo(stream: NodeJS.WriteStream): { update(done: number, total: number): void; done(): void } {
+  let last = 0;
+  return {
+    update(done, total) {
+      const now = Date.now();
+      if (now - last < 200 && done < total) return;
+      last = now;
+      stream.write(`progress ${done}/${total}\n`);
+    },
+    done() {},
+  };
 }
 
 function fail(asJson: boolean, firstBadSeq: number, reason: string): number {

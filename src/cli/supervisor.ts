@@ -78,7 +78,7 @@ export async function runSupervisor(config: Config, logger: Logger, env: NodeJS.
   const others = [make('worker', ['worker']), make('web', ['web'])];
   others.forEach(start);
   process.stderr.write(
-    `activity-journal is running: journal service ${config.service.url}, web http://${config.web.listen.kind === 'tcp' ? `${config.web.listen.host}:${config.web.listen.port}` : ''} (/healthz, /metrics), Redis ${redis.url}${redis.child ? ' (started by us)' : ''}.\n` +
+    `activity-journal is running: journal service ${config.service.url}, web http://${config.web.listen.kind === 'tcp' ? `${config.web.listen.host}:${config.web.listen.port}` : ''} (/healthz, /metrics, the audit UI at /audit), Redis ${redis.url}${redis.child ? ' (started by us)' : ''}.\n` +
       `Classifier: ${config.pipeline.openai ? `OpenAI ${config.pipeline.openai.model}` : 'offline rules (set OPENAI_API_KEY for a model)'}; CRM: dry-run. Ctrl-C to stop.\n`,
   );
 

@@ -7,9 +7,12 @@ import type { Logger } from '../config/logger.ts';
 import { createWebServer, type Gauge } from '../web/server.ts';
 import { HttpJournalClient } from '../journal/service/http-client.ts';
 import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
-import { createQueues, closeQueues } from '../../jobs/queues.ts';
+import { createQueues, closeQueues, enqueueVia } from '../../jobs/queues.ts';
 import { DEFAULT_REDIS_URL, configuredReceivers, startPipeline } from '../../jobs/main.ts';
 import { RedisReplayGuard } from '../web/webhooks.ts';
+import { createAuditSurface, type AuditSurface } from '../web/audit-surface.ts';
+import { gmailInboxStore } from '../../jobs/gmail.ts';
+import type { InboxStatus } from '../audit/audit-service.ts';
 
 export async function startWeb(config: Config, logger: Logger): Promise<{ url: string; close(): Promise<void> }> {
   const redis = new Redis(config.pipeline.redisUrl ?? DEFAULT_REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true, enableOfflineQueue: false });
@@ -20,7 +23,15 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   // The web process takes webhooks in: a producer-only pipeline (intake journals and queues; workers do the rest).
   const producer = await startPipeline(config, logger, { queues: [] });
   const gmail = producer.gmail;
+  // The audit UI reads the journal file (read-only) on this machine; without it, the UI is off.
+  let audit: AuditSurface | null = null;
+  try {
+    audit = createAuditSurface(config, { journal: producer.journal, enqueue: enqueueVia(producer.queues), connectors: () => auditConnectors(config), logger });
+  } catch (err) {
+    logger.warn({ component: 'web', err: (err as Error).message }, 'audit UI off: the journal file is not readable from the web process');
+  }
   const app = createWebServer({
+    ...(audit ? { audit: audit.routes } : {}),
     ...(gmail
       ? {
           gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state),
@@ -78,10 +89,19 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
     url,
     async close() {
       await app.close();
+      audit?.close();
       await producer.close();
       await closeQueues(queues);
       await journal.close();
       redis.disconnect();
     },
   };
+}
+
+/** The connectors page's data: Gmail inboxes (from the encrypted state store) and the configured webhook receivers. */
+export function auditConnectors(config: Config): { inboxes: InboxStatus[]; webhooks: string[]; gmailConfigured: boolean } {
+  const inboxes = config.pipeline.gmail
+    ? gmailInboxStore(config).list().map((i) => ({ connector: 'gmail', account: i.mailbox, status: i.status, lastSyncAt: i.lastSyncAt, cursor: i.historyId, connectedAt: i.connectedAt }))
+    : [];
+  return { inboxes, webhooks: [...configuredReceivers(config).keys()], gmailConfigured: config.pipeline.gmail !== null };
 }

@@ -61,6 +61,12 @@ export const EnvSchema = z.object({
   JOB_LOCK_SECONDS: intFrom(30, 1),
   REDRIVE_INTERVAL_SECONDS: intFrom(60, 1),
   REDRIVE_GRACE_SECONDS: intFrom(120, 0),
+  AUDIT_USERS_PATH: z.string().min(1).optional(),
+  AUDIT_SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  AUDIT_SESSION_HOURS: intFrom(8, 1),
+  AUDIT_INDEX_PATH: z.string().min(1).optional(),
+  AUDIT_SECURE_COOKIES: z.enum(['auto', 'always', 'never']).default('auto'),
+  HUBSPOT_PORTAL_ID: z.string().regex(/^\d{1,20}$/, 'must be the numeric HubSpot account (portal) id').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -137,6 +143,19 @@ export interface Config {
       readonly formsSecret: string | undefined;
       readonly hubspotClientSecret: string | undefined;
     };
+  };
+  /** The audit UI and its API. */
+  readonly audit: {
+    /** The users file (ids, roles, scrypt hashes, hashed API tokens). */
+    readonly usersPath: string;
+    /** Undefined: a generated secret in the state directory. */
+    readonly sessionSecret: string | undefined;
+    readonly sessionTtlMs: number;
+    /** The derived read index (rebuildable; not evidence). */
+    readonly indexPath: string;
+    readonly secureCookies: 'auto' | 'always' | 'never';
+    /** For links from CRM writes into HubSpot. */
+    readonly hubspotPortalId: string | undefined;
   };
   readonly shutdownDeadlineMs: number;
   readonly logLevel: string;
@@ -236,6 +255,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
         formsSecret: e.FORMS_WEBHOOK_SECRET,
         hubspotClientSecret: e.HUBSPOT_CLIENT_SECRET,
       },
+    },
+    audit: {
+      usersPath: resolve(e.AUDIT_USERS_PATH ?? join(dataDir, 'audit-users.json')),
+      sessionSecret: e.AUDIT_SESSION_SECRET,
+      sessionTtlMs: e.AUDIT_SESSION_HOURS * 3_600_000,
+      indexPath: resolve(e.AUDIT_INDEX_PATH ?? join(dataDir, 'audit-index.sqlite')),
+      secureCookies: e.AUDIT_SECURE_COOKIES,
+      hubspotPortalId: e.HUBSPOT_PORTAL_ID,
     },
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,

@@ -109,6 +109,26 @@ const humanOverride = z.strictObject({
   reason: z.string().min(1).max(10_000),
 });
 
+/** A sign-in to the audit UI. The user id only when it names a configured user: never the typed name, password or address. */
+const auditLogin = z.strictObject({
+  outcome: z.enum(['success', 'failure']),
+  userId: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/).optional(),
+  role: z.enum(['viewer', 'reviewer', 'admin']).optional(),
+  reason: z.enum(['signed-in', 'unknown-user', 'wrong-password', 'locked-out']),
+});
+
+/** An export of entries with their inclusion proofs (who: the entry's actor). Scope only, never the content. */
+const auditExported = z.strictObject({
+  scope: z.enum(['range', 'correlation']),
+  from: isoTime.optional(),
+  until: isoTime.optional(),
+  /** SHA-256 of the correlation id, for a correlation export. */
+  correlationHash: hexHash.optional(),
+  entries: z.number().int().nonnegative(),
+  treeSize: z.number().int().nonnegative(),
+  format: z.literal('activity-journal/export/v1'),
+});
+
 const cursorAdvanced = z.strictObject({
   connector: id,
   account: id,
@@ -221,6 +241,8 @@ export const KINDS = {
   'crm.write_failed': { schema: crmWriteFailed, defaultRetention: 'standard', internal: false },
   'state.changed': { schema: stateChanged, defaultRetention: 'standard', internal: false },
   'human.override': { schema: humanOverride, defaultRetention: 'standard', internal: false },
+  'audit.login': { schema: auditLogin, defaultRetention: 'standard', internal: false },
+  'audit.exported': { schema: auditExported, defaultRetention: 'standard', internal: false },
   'connector.cursor_advanced': { schema: cursorAdvanced, defaultRetention: 'standard', internal: false },
   'connector.health': { schema: connectorHealth, defaultRetention: 'standard', internal: false },
   'inbox.connected': { schema: inboxConnected, defaultRetention: 'standard', internal: false },

@@ -17,8 +17,9 @@ export class DryRunCrm implements CrmClient {
       source: 'hubspot',
       actor: 'crm:dry-run',
       correlationId: plan.correlationId,
-      causationId: plan.decisionEntryId,
-      idempotencyKey: `crm/${plan.entryId}/upsert`,
+      causationId: plan.overrideEntryId ?? plan.decisionEntryId,
+      // An override re-drives the mirror: its write is a new one (keyed by the override), not a duplicate.
+      idempotencyKey: `crm/${plan.entryId}/upsert${plan.overrideEntryId ? `/override/${plan.overrideEntryId}` : ''}`,
       payload: {
         system: 'hubspot',
         method: 'POST',

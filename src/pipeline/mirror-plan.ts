@@ -3,19 +3,29 @@
  * submissions as notes, with the AI summary and category in the body and the interaction's own time.
  */
 import type { JournalEntry } from '../journal/entry.ts';
-import type { Classification } from './classification.ts';
+import type { Category, Classification } from './classification.ts';
 import type { Interaction } from './interaction.ts';
 import type { MirrorPlan } from './ports.ts';
 
-export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: JournalEntry): MirrorPlan {
-  const c = (decision.payload as { output: Classification }).output;
+/** A reviewer's correction to carry instead of the model's category. */
+export interface PlanOverride {
+  readonly entryId: string;
+  readonly category: Category;
+}
+
+export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: JournalEntry, override: PlanOverride | null = null): MirrorPlan {
+  const model = (decision.payload as { output: Classification }).output;
+  const c = override ? { ...model, category: override.category } : model;
+  const categoryLine = override
+    ? `Category: ${c.category} (set by a reviewer, override ${override.entryId}; the model said ${model.category} with confidence ${model.confidence.toFixed(2)})`
+    : `Category: ${c.category} (confidence ${c.confidence.toFixed(2)})`;
   const timestamp = new Date(ix.occurredAt).toISOString();
-  const body = [`Summary: ${c.summary}`, `Category: ${c.category} (confidence ${c.confidence.toFixed(2)})`, c.nextSteps.length > 0 ? `Next steps: ${c.nextSteps.join('; ')}` : '', `Journal entry: ${entry.id}`]
+  const body = [`Summary: ${c.summary}`, categoryLine, c.nextSteps.length > 0 ? `Next steps: ${c.nextSteps.join('; ')}` : '', `Journal entry: ${entry.id}`]
     .filter(Boolean)
     .join('\n');
   const ours = ix.direction === 'outbound' ? ['from', 'caller', 'agent'] : ['to', 'cc', 'bcc', 'callee', 'agent'];
   const counterparts = [...new Set(ix.participants.filter((p) => !ours.includes(p.role)).map((p) => p.address.toLowerCase()))];
-  const common = { entryId: entry.id, correlationId: entry.correlationId, decisionEntryId: decision.id, counterparts, category: c.category };
+  const common = { entryId: entry.id, correlationId: entry.correlationId, decisionEntryId: decision.id, counterparts, category: c.category, ...(override ? { overrideEntryId: override.entryId } : {}) };
   if (ix.channel === 'email') {
     return {
       ...common,

@@ -17,6 +17,7 @@ import { evaluateExclusions, evaluateMirror, evaluateNotifications, evaluateRevi
 import type { ActivitySource, CrmClient, DecisionCache, Enqueue, Notifier } from './ports.ts';
 import type { JobData } from './job-catalog.ts';
 import { buildMirrorPlan } from './mirror-plan.ts';
+import { effectiveCategory } from './override.ts';
 
 export interface PipelineDeps {
   readonly journal: JournalClient;
@@ -260,7 +261,9 @@ export class Pipeline {
   async mirror(job: JobData<'mirror'>): Promise<void> {
     const entry = await this.interactionEntry(job);
     const decision = await this.decisionEntry(job);
-    const plan = buildMirrorPlan(interactionFromEntry(entry), entry, decision);
+    // A reviewer's newest category override wins over the model's (overrides re-drive this stage).
+    const { override, category } = effectiveCategory(decision, await this.deps.journal.byCorrelation(job.correlationId));
+    const plan = buildMirrorPlan(interactionFromEntry(entry), entry, decision, override ? { entryId: override.id, category } : null);
     await this.deps.crm.mirror(plan);
   }
 

@@ -23,6 +23,8 @@ export interface MirrorPlan {
   /** Who to associate it with: email addresses or phone numbers of the other side. */
   readonly counterparts: readonly string[];
   readonly category: Category;
+  /** The human.override whose category this plan carries (absent: the model's decision stands). */
+  readonly overrideEntryId?: string | undefined;
 }
 
 export interface MirrorResult {

@@ -1,9 +1,10 @@
 /**
  * The web server: /healthz (is each dependency answering?), /metrics (Prometheus text) and the webhook
- * receivers. OAuth callbacks and the audit UI arrive with later issues.
+ * receivers, the Gmail consent callback, and the audit UI with its JSON API.
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { registerWebhooks, type WebhookOptions } from './webhooks.ts';
+import { registerAuditRoutes, type AuditRoutesOptions } from './audit-routes.ts';
 
 export interface DependencyCheck {
   readonly name: string;
@@ -27,11 +28,14 @@ export interface WebServerOptions {
   readonly gmailConsent?: (code: string, state: string) => Promise<{ mailbox: string }>;
   /** Records a refused consent callback (journaled as webhook.rejected by the wiring). */
   readonly onConsentRefused?: (status: number, reason: string) => Promise<void>;
+  /** The audit UI (/audit) and its JSON API (/api/v1), when the journal is readable here. */
+  readonly audit?: AuditRoutesOptions;
 }
 
 export function createWebServer(options: WebServerOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: options.webhooks?.maxBodyBytes ?? 1024 * 1024 });
   if (options.webhooks) registerWebhooks(app, options.webhooks);
+  if (options.audit) registerAuditRoutes(app, options.audit);
 
   app.get('/healthz', async (_req, reply) => {
     const results = await Promise.all(

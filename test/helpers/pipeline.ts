@@ -25,6 +25,8 @@ export function uniquePrefix(): string {
 export interface InProcessPipeline {
   readonly runtime: PipelineRuntime;
   readonly journal: LocalJournalClient;
+  /** The writer behind `journal` (e.g. to write a checkpoint now). */
+  readonly writer: JournalWriter;
   readonly prefix: string;
   readonly path: string;
   stop(): Promise<void>;
@@ -41,6 +43,7 @@ export async function inProcessPipeline(dir: string, overrides: Omit<PipelineOve
   return {
     runtime,
     journal,
+    writer,
     prefix,
     path,
     async stop() {

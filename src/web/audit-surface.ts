@@ -1,0 +1,60 @@
+/**
+ * Builds the audit surface's parts from the configuration: the read index (caught up from the journal at
+ * start), the users file, the session signer, the verification runner. The web process and the tests use this.
+ */
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../config/logger.ts';
+import { JournalReader } from '../journal/reader.ts';
+import type { JournalClient } from '../journal/journal-client.ts';
+import { loadOrCreateSecret } from '../journal/keys.ts';
+import type { Enqueue } from '../pipeline/ports.ts';
+import { AuditService, type InboxStatus } from '../audit/audit-service.ts';
+import { ReadIndex } from '../audit/read-index.ts';
+import { UserDirectory } from '../audit/users.ts';
+import { LoginThrottle, SessionSigner } from '../audit/session.ts';
+import { VerifyRunner } from '../audit/verify-runner.ts';
+import type { AuditRoutesOptions } from './audit-routes.ts';
+
+export interface AuditSurfaceDeps {
+  readonly journal: JournalClient;
+  readonly enqueue: Enqueue;
+  readonly connectors: () => { inboxes: InboxStatus[]; webhooks: string[]; gmailConfigured: boolean };
+  readonly logger: Logger;
+  /** The environment for `verify` child processes (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface AuditSurface {
+  readonly routes: AuditRoutesOptions;
+  readonly service: AuditService;
+  close(): void;
+}
+
+export function createAuditSurface(config: Config, deps: AuditSurfaceDeps): AuditSurface {
+  const reader = JournalReader.open(config.journal.path);
+  const index = ReadIndex.open(config.audit.indexPath);
+  const started = Date.now();
+  const folded = index.catchUp(reader);
+  if (folded > 0) deps.logger.info({ component: 'web.audit', entries: folded, ms: Date.now() - started }, 'audit read index caught up');
+  const service = new AuditService({ reader, index, journal: deps.journal, enqueue: deps.enqueue, connectors: deps.connectors, hubspotPortalId: config.audit.hubspotPortalId });
+  const secret = config.audit.sessionSecret ? Buffer.from(config.audit.sessionSecret) : loadOrCreateSecret(config.pipeline.stateDir, 'audit-session.key');
+  const routes: AuditRoutesOptions = {
+    service,
+    users: new UserDirectory(config.audit.usersPath),
+    sessions: new SessionSigner(secret, config.audit.sessionTtlMs),
+    throttle: new LoginThrottle(),
+    verify: new VerifyRunner(config.journal.path, deps.env ?? process.env),
+    journal: deps.journal,
+    sessionTtlMs: config.audit.sessionTtlMs,
+    secureCookies: config.audit.secureCookies,
+    logger: deps.logger,
+  };
+  return {
+    routes,
+    service,
+    close() {
+      index.close();
+      reader.close();
+    },
+  };
+}
