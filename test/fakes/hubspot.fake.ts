@@ -1259,7 +1259,7 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
         }, fault.ms);
         timers.add(timer);
       });
-      if (res.destroyed) return;
+      // A client that gave up (timeout, killed worker) does not undo the write: like HubSpot, carry on and apply it.
     }
     if (fault?.kind === 'invalid') invalidProperties.add(fault.property);
 
