@@ -13,7 +13,8 @@
  * key; a 429 TEN_SECONDLY_ROLLING sets BullMQ's manual rate limit on the queue (Queue.rateLimit), which stops
  * every worker; a 429 DAILY does the same until the reset.
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import type { Queue} from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { jobIdFor, jobOptions } from '../src/pipeline/job-catalog.ts';
 import type { BatchCrmClient, CrmClient, MirrorPlan, MirrorResult, RequestGate } from '../src/pipeline/ports.ts';

@@ -130,7 +130,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           journal,
           connection: redis,
           prefix,
-          concurrency: { ingest: config.pipeline.workerConcurrency, classify: config.pipeline.modelConcurrency, decide: config.pipeline.workerConcurrency, mirror: config.pipeline.workerConcurrency },
+          concurrency: { ingest: config.pipeline.workerConcurrency, classify: config.pipeline.modelConcurrency, decide: config.pipeline.workerConcurrency, mirror: config.pipeline.workerConcurrency, 'crm-batch': 2 },
           logger,
           lockMs: config.pipeline.jobLockMs,
           handlers: {

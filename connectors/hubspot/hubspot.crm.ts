@@ -24,7 +24,7 @@ import type { AppendInput, JournalEntry } from '../../src/journal/entry.ts';
 import type { Logger } from '../../src/config/logger.ts';
 import { silentLogger } from '../../src/config/logger.ts';
 import type { BatchCrmClient, MirrorItemOutcome, MirrorPlan, MirrorResult, MirroredActivity, RequestGate } from '../../src/pipeline/ports.ts';
-import { ASSOCIATION_TYPE_IDS, type RecordType } from './association-types.ts';
+import { ASSOCIATION_TYPE_IDS } from './association-types.ts';
 import { HubSpotCallError, call, createHubSpotClient, dailyBudgetFrom, msUntilDailyReset, type CallRecord, type DailyBudget } from './hubspot.http.ts';
 
 export const ID_PROPERTY = 'journal_entry_id';
@@ -46,8 +46,6 @@ export type DealRule = 'single-open-deal' | 'none';
 export interface HubSpotCrmOptions {
   readonly accessToken: string;
   readonly basePath?: string;
-  /** Extra headers per request (see hubspot.http.ts). */
-  readonly requestHeaders?: (method: string, url: string) => Readonly<Record<string, string>>;
   readonly journal: JournalClient;
   readonly gate?: RequestGate;
   /** When contacts that HubSpot does not have may be created (a rule, journaled with each decision). */
@@ -94,7 +92,7 @@ export class HubSpotCrm implements BatchCrmClient {
 
   constructor(private readonly o: HubSpotCrmOptions) {
     this.log = (o.logger ?? silentLogger).child({ component: 'connectors.hubspot' });
-    this.client = createHubSpotClient({ accessToken: o.accessToken, ...(o.basePath ? { basePath: o.basePath } : {}), ...(o.requestHeaders ? { requestHeaders: o.requestHeaders } : {}) });
+    this.client = createHubSpotClient({ accessToken: o.accessToken, ...(o.basePath ? { basePath: o.basePath } : {}) });
   }
 
   /**
@@ -288,7 +286,7 @@ export class HubSpotCrm implements BatchCrmClient {
         }
         const assocOf = (ids: string[]): { objectType: string; id: string; typeId: number }[] => ids.slice(0, 100).map((id) => ({ objectType: to, id, typeId }));
         try {
-          const res = await this.send('POST', path, () => this.client.crm.associations.v4.batchApi.createWithHttpInfo(type, to, { inputs: inputs as never }));
+          const res = await this.send('POST', path, () => this.client.crm.associations.v4.batchApi.createWithHttpInfo(type, to, { inputs: inputs }));
           const errors = ((res.data as { errors?: unknown[] }).errors ?? []) as { message?: string; category?: string; context?: Record<string, unknown> }[];
           const entries: AppendInput[] = [];
           for (const { w, ids } of perItem.values()) {
@@ -448,7 +446,7 @@ export class HubSpotCrm implements BatchCrmClient {
       const slice = missing.slice(i, i + 100);
       const path = '/crm/v3/objects/companies/search';
       const res = await this.send('POST', path, () =>
-        this.client.crm.companies.searchApi.doSearchWithHttpInfo({ filterGroups: [{ filters: [{ propertyName: 'domain', operator: 'IN' as never, values: slice }] }], properties: ['domain'], limit: 200, sorts: [], after: '0' } as never),
+        this.client.crm.companies.searchApi.doSearchWithHttpInfo({ filterGroups: [{ filters: [{ propertyName: 'domain', operator: 'IN' as never, values: slice }] }], properties: ['domain'], limit: 200, sorts: [], after: '0' }),
       );
       const found = new Map<string, string[]>();
       for (const r of (res.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[]) {
@@ -475,8 +473,9 @@ export class HubSpotCrm implements BatchCrmClient {
       const open = new Set<string>();
       for (let j = 0; j < dealIds.length; j += 100) {
         const ds = dealIds.slice(j, j + 100);
-        const dpath = '/crm/v3/objects/deals/batch/read';
-        const dres = await this.send('POST', dpath, () => this.client.crm.deals.batchApi.readWithHttpInfo({ inputs: ds.map((id) => ({ id })), properties: ['hs_is_closed', 'dealstage'], propertiesWithHistory: [] }));
+        // Deals by their object type id (0-3): the path HubSpot's published deals spec describes.
+        const dpath = '/crm/v3/objects/0-3/batch/read';
+        const dres = await this.send('POST', dpath, () => this.client.crm.objects.batchApi.readWithHttpInfo('0-3', { inputs: ds.map((id) => ({ id })), properties: ['hs_is_closed', 'dealstage'], propertiesWithHistory: [] }));
         for (const d of (dres.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[]) if (d.properties?.['hs_is_closed'] !== 'true') open.add(d.id);
         await this.journalCall(correlationId, dres.record, { purpose: 'deal-read', objectType: 'deals', objectIds: ds, batchSize: ds.length });
       }

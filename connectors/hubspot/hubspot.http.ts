@@ -15,6 +15,8 @@ export interface CallRecord {
   readonly durationMs: number;
   /** HubSpot's X-HubSpot-Correlation-Id, or our own request id when the server sent none. */
   readonly correlationId: string;
+  /** When the call started (ms since the epoch). */
+  readonly startedAt: number;
 }
 
 export type FailureKind = 'rate-limit-secondly' | 'rate-limit-daily' | 'server' | 'validation' | 'auth' | 'not-found' | 'network';
@@ -48,8 +50,6 @@ export interface HubSpotHttpOptions {
   readonly basePath?: string;
   /** Called with every call's record (success or failure) and the headers it returned. */
   readonly onCall?: (record: CallRecord, headers: Readonly<Record<string, string>>) => void;
-  /** Extra headers per request (a proxy's, or a mock server's steering such as prism's `Prefer`). */
-  readonly requestHeaders?: (method: string, url: string) => Readonly<Record<string, string>>;
 }
 
 export interface CallResult<T> {
@@ -60,20 +60,7 @@ export interface CallResult<T> {
 export function createHubSpotClient(o: HubSpotHttpOptions): Client {
   // numberOfApiCallRetries 0 and no limiterOptions: the SDK then installs neither its RetryDecorator (which retries
   // 429s blindly and ignores Retry-After) nor its per-process Bottleneck limiter.
-  const extra = o.requestHeaders;
-  const middleware = extra
-    ? [
-        {
-          pre: (ctx: unknown) => {
-            const c = ctx as { getHttpMethod(): string; getUrl(): string; setHeaderParam(k: string, v: string): void };
-            for (const [k, v] of Object.entries(extra(String(c.getHttpMethod()), c.getUrl()))) c.setHeaderParam(k, v);
-            return ctx;
-          },
-          post: (ctx: unknown) => ctx,
-        },
-      ]
-    : undefined;
-  return new Client({ accessToken: o.accessToken, numberOfApiCallRetries: 0, ...(o.basePath ? { basePath: o.basePath.replace(/\/$/, '') } : {}), ...(middleware ? { middleware } : {}) });
+  return new Client({ accessToken: o.accessToken, numberOfApiCallRetries: 0, ...(o.basePath ? { basePath: o.basePath.replace(/\/$/, '') } : {}) });
 }
 
 function lower(headers: unknown): Record<string, string> {
@@ -126,18 +113,19 @@ export async function call<T>(
   run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>,
 ): Promise<CallResult<T>> {
   const started = performance.now();
+  const startedAt = Date.now();
   const ownId = randomUUID();
   try {
     const res = await run();
     const headers = lower(res.headers);
-    const record: CallRecord = { method, path, status: res.httpStatusCode, durationMs: Math.round(performance.now() - started), correlationId: headers['x-hubspot-correlation-id'] ?? ownId };
+    const record: CallRecord = { method, path, status: res.httpStatusCode, durationMs: Math.round(performance.now() - started), correlationId: headers['x-hubspot-correlation-id'] ?? ownId, startedAt };
     options.onCall?.(record, headers);
     return { data: res.data, record };
   } catch (err) {
     const e = err as { code?: unknown; body?: unknown; headers?: unknown; name?: string; message?: string };
     const status = typeof e.code === 'number' && e.code >= 100 && e.code <= 999 ? e.code : 0;
     const headers = lower(e.headers);
-    const record: CallRecord = { method, path, status, durationMs: Math.round(performance.now() - started), correlationId: headers['x-hubspot-correlation-id'] ?? ownId };
+    const record: CallRecord = { method, path, status, durationMs: Math.round(performance.now() - started), correlationId: headers['x-hubspot-correlation-id'] ?? ownId, startedAt };
     options.onCall?.(record, headers);
     const body = e.body;
     if (status === 0) throw new HubSpotCallError('network', record, `HubSpot did not answer ${method} ${path}: ${e.name ?? 'Error'}`, null, null);

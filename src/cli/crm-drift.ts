@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
-import { crmDrift, type DriftReport } from '../pipeline/crm-drift.ts';
+import { crmDrift, planFromJournal, type DriftReport } from '../pipeline/crm-drift.ts';
 import { startPipeline } from '../../jobs/main.ts';
 import { withJournal } from './journal-access.ts';
 import { UsageError } from './usage-error.ts';
@@ -23,7 +23,7 @@ export async function runCrmDrift(config: Config, logger: Logger, options: { sin
     try {
       const hubspot = runtime.hubspot;
       if (!hubspot) throw new UsageError('HubSpot is not configured: set HUBSPOT_ACCESS_TOKEN');
-      return await crmDrift({ journal, crm: hubspot.crm, planFor: (ref) => runtime.pipeline.planFor(ref) }, { ...options, runId: randomUUID() });
+      return await crmDrift({ journal, crm: hubspot.crm, planFor: planFromJournal(journal, (ref) => runtime.pipeline.planFor(ref)) }, { ...options, runId: randomUUID() });
     } finally {
       await runtime.close();
     }

@@ -42,7 +42,22 @@ interface Written {
 export interface DriftDeps {
   readonly journal: JournalClient;
   readonly crm: BatchCrmClient;
-  readonly planFor: (ref: { entryId: string; entrySeq: number; correlationId: string; decisionEntryId: string; decisionSeq: number }) => Promise<MirrorPlan>;
+  /** The plan to write back for a mirrored entry (planFromJournal: rebuilt from the journal as the mirror stage does). */
+  readonly planFor: (mirrored: { entryId: string; correlationId: string }) => Promise<MirrorPlan>;
+}
+
+type PlanRefFor = (ref: { entryId: string; entrySeq: number; correlationId: string; decisionEntryId: string; decisionSeq: number }) => Promise<MirrorPlan>;
+
+/** Finds a mirrored entry's interaction and newest decision in its correlation, and builds the plan from them. */
+export function planFromJournal(journal: JournalClient, planFor: PlanRefFor): DriftDeps['planFor'] {
+  return async (w) => {
+    const chain = await journal.byCorrelation(w.correlationId);
+    const entry = chain.find((e) => e.id === w.entryId);
+    const decisions = chain.filter((e) => e.kind === 'ai.decision' && (e.payload as { inputEntryId?: string }).inputEntryId === w.entryId && (e.payload as { output?: unknown }).output !== null);
+    const decision = decisions[decisions.length - 1];
+    if (!entry || !decision) throw new Error(`the journal has no interaction and decision for mirrored entry ${w.entryId}`);
+    return planFor({ entryId: entry.id, entrySeq: entry.seq, correlationId: entry.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq });
+  };
 }
 
 /** HubSpot gives datetimes back in its own format: compare instants, and text without trailing blanks. */
@@ -102,7 +117,7 @@ export async function crmDrift(deps: DriftDeps, options: { since: Date | null; r
     for (let i = 0; i < drifted.length; i += 100) {
       const slice = drifted.slice(i, i + 100);
       const plans: MirrorPlan[] = [];
-      for (const d of slice) plans.push(await planOf(deps, d.w));
+      for (const d of slice) plans.push(await deps.planFor(d.w));
       const outcomes = await deps.crm.mirrorBatch(plans, `drift-${options.runId}-${type}-${i / 100}`);
       const restored: AppendInput[] = [];
       for (const d of slice) {
@@ -135,13 +150,4 @@ export async function crmDrift(deps: DriftDeps, options: { since: Date | null; r
     repaired: items.filter((i) => i.repaired).length,
     items,
   };
-}
-
-async function planOf(deps: DriftDeps, w: Written): Promise<MirrorPlan> {
-  const chain = await deps.journal.byCorrelation(w.correlationId);
-  const entry = chain.find((e) => e.id === w.entryId);
-  const decisions = chain.filter((e) => e.kind === 'ai.decision' && (e.payload as { inputEntryId?: string; output?: unknown }).inputEntryId === w.entryId && (e.payload as { output?: unknown }).output !== null);
-  const decision = decisions[decisions.length - 1];
-  if (!entry || !decision) throw new Error(`the journal has no interaction and decision for mirrored entry ${w.entryId}`);
-  return deps.planFor({ entryId: entry.id, entrySeq: entry.seq, correlationId: entry.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq });
 }

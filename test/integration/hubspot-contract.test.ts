@@ -36,7 +36,18 @@ describe('HubSpot adapter against the published specs (prism --errors)', () => {
   let cleanup: () => void;
 
   beforeAll(async () => {
-    prism = await startPrism();
+    // Prism answers from the schemas; steer it so that every branch of the flow sends its requests: the property
+    // check finds nothing (404), so the property is created (201).
+    // Batch upserts answer each input (HubSpot echoes the properties written, idProperty included).
+    prism = await startPrism({
+      prefer: (method, p) => (method === 'GET' && p.startsWith('/crm/v3/properties/') ? 'code=404' : method === 'POST' && /^\/crm\/v3\/properties\/[a-z]+$/.test(p) ? 'code=201' : null),
+      shape: (method, p, request, response) => {
+        if (method !== 'POST' || !p.endsWith('/batch/upsert')) return response;
+        const inputs = (request as { inputs: { id: string; idProperty: string; properties: Record<string, string> }[] }).inputs;
+        const template = ((response as { results?: unknown[] }).results ?? [])[0] ?? {};
+        return { ...(response as object), results: inputs.map((inp, i) => ({ ...(template), id: String(9000 + i), new: true, properties: { ...inp.properties, [inp.idProperty]: inp.id } })) };
+      },
+    });
     const t = tempDir('aj-hs-contract-');
     cleanup = t.cleanup;
     path = join(t.dir, 'journal.sqlite');
@@ -51,15 +62,12 @@ describe('HubSpot adapter against the published specs (prism --errors)', () => {
   });
 
   it('sends only requests the specs accept, over the whole mirror flow', async () => {
-    // Prism answers from the schemas; steer it so that every branch of the flow sends its requests:
-    // the property check finds nothing (404) so the property is created, and batch answers echo one item.
     const crm = new HubSpotCrm({
       accessToken: 'pat-na1-contract-test-token',
       basePath: prism.baseUrl,
       journal,
       createContacts: 'always',
       dealRule: 'single-open-deal',
-      requestHeaders: (method, url) => (method === 'GET' && url.includes('/crm/v3/properties/') ? { Prefer: 'code=404' } : method === 'POST' && /\/crm\/v3\/properties\/[a-z]+$/.test(url) ? { Prefer: 'code=201, dynamic=false' } : { Prefer: 'dynamic=false' }),
     });
     await crm.bootstrap();
     // A known contact (with its company and one open deal) drives associations of every kind; an unknown one
