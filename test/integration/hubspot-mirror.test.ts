@@ -43,8 +43,10 @@ afterEach(async () => {
   tmp.cleanup();
 });
 
+const children: ChildProcess[] = [];
 function startWorker(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'worker'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
   return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))) };
 }
 
@@ -55,6 +57,8 @@ describe('the HubSpot mirror under faults', () => {
     prefix = uniquePrefix();
   });
   afterEach(async () => {
+    // A failed run must not leave workers behind.
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await svc?.stop();
     svc = null;
     await obliterate(prefix);
