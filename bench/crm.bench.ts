@@ -90,7 +90,7 @@ interface BatchedRun {
   readonly activities: number;
 }
 
-async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[], settings: CrmBatchSettings, concurrency: number): Promise<BatchedRun> {
+async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[], settings: CrmBatchSettings, concurrency: number, preload = false): Promise<BatchedRun> {
   const dir = mkdtempSync(join(tmpdir(), 'aj-bench-crm-'));
   const path = join(dir, 'journal.sqlite');
   const writer = await JournalWriter.open({ path, keysDir: join(dir, 'keys'), checkpointEveryMs: 0 });
@@ -106,6 +106,8 @@ async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[],
   await crm.bootstrap();
   const bootstrap = w.fake.requests.length - before;
   const stage = new BatchingCrm(pending, queue, settings.windowMs);
+  // preload: the plans are all pending before a worker runs (a backlog); else they arrive while it runs.
+  if (preload) for (const p of list) await stage.mirror(p);
   const start = performance.now();
   const worker = new Worker('crm-batch', (job) => processCrmBatch(job, { crm, pending, queue, gate, journal, planFor: (ref) => Promise.resolve(byId.get(ref.entryId) as MirrorPlan), settings, logger: silentLogger }), {
     connection: redis,
@@ -113,7 +115,7 @@ async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[],
     concurrency,
     limiter: { max: settings.limitMax, duration: settings.limitDurationMs },
   });
-  for (const p of list) await stage.mirror(p);
+  if (!preload) for (const p of list) await stage.mirror(p);
   for (;;) {
     if ((await pending.outstanding()) === 0) break;
     await new Promise((r) => setTimeout(r, 50));
@@ -171,6 +173,8 @@ export const crmSuite: Suite = {
     try {
       const list = plans(ACTIVITIES, w.emails);
       const ours = await batched(ctx, w, list, { limitMax: 9, limitDurationMs: 1000, windowMs: 1000, batchSize: 100, leaseMs: 60_000 }, 2);
+      const backlog = await batched(ctx, w, plans(ACTIVITIES, w.emails), { limitMax: 9, limitDurationMs: 1000, windowMs: 1000, batchSize: 100, leaseMs: 60_000 }, 2, true);
+      const backlogPerK = (backlog.requests / backlog.activities) * 1000;
       const baseline = await naive(ctx, w, plans(ACTIVITIES, w.emails));
       const perK = (ours.requests / ours.activities) * 1000;
       const naivePerK = (baseline.requests / baseline.activities) * 1000;
@@ -187,7 +191,8 @@ export const crmSuite: Suite = {
         table(
           ['flow', 'activities', 'calls', 'calls per 1,000', 'bar'],
           [
-            ['batched (ours, default 9 req/s, 1 s window)', fmtInt(ours.activities), fmtInt(ours.requests), fmtFixed(perK, 1), `<= 30 ${callsBar.pass ? 'PASS' : 'FAIL'}`],
+            ['batched, arriving one by one (ours, 9 req/s, 1 s window)', fmtInt(ours.activities), fmtInt(ours.requests), fmtFixed(perK, 1), `<= 30 ${callsBar.pass ? 'PASS' : 'FAIL'}`],
+            ['batched, all pending at once (full batches of 100)', fmtInt(backlog.activities), fmtInt(backlog.requests), fmtFixed(backlogPerK, 1), `<= 30 ${backlogPerK <= 30 ? 'PASS' : 'FAIL'}`],
             ['naive per item (lookup, create, associate)', fmtInt(baseline.activities), fmtInt(baseline.requests), fmtFixed(naivePerK, 1), ''],
           ],
         ),
@@ -198,7 +203,7 @@ export const crmSuite: Suite = {
           [[`batches of ${THROUGHPUT_BATCH}, limit ${LIMIT_MAX}/${LIMIT_MS} ms`, fmtInt(tp.activities), fmtInt(tp.requests), fmtFixed(tp.firstToLastSeconds, 1), fmtFixed(rps, 1), fmtFixed(limitRps, 0), fmtFixed(throughput.value, 2), `>= 0.9 ${throughput.pass ? 'PASS' : 'FAIL'}`]],
         ),
       ].join('\n');
-      return { text, data: { batched: { ...ours, callsPer1000: perK }, naive: { ...baseline, callsPer1000: naivePerK }, callsBar, throughput: { ...tp, requestsPerSecond: rps, limitPerSecond: limitRps, ratio: throughput } } };
+      return { text, data: { batched: { ...ours, callsPer1000: perK }, batchedBacklog: { ...backlog, callsPer1000: backlogPerK }, naive: { ...baseline, callsPer1000: naivePerK }, callsBar, throughput: { ...tp, requestsPerSecond: rps, limitPerSecond: limitRps, ratio: throughput } } };
     } finally {
       await w.fake.close();
     }

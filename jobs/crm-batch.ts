@@ -161,6 +161,12 @@ export class PendingPlans {
     return this.redis.hincrby(this.k.attempts, entryId, 1);
   }
 
+  /** Plans waiting (not claimed). */
+  async waiting(): Promise<number> {
+    const counts = await Promise.all(TYPES.map((t) => this.redis.zcard(this.k.pending(t))));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   /** Plans waiting or claimed. */
   async outstanding(): Promise<number> {
     const counts = await Promise.all([...TYPES.map((t) => this.redis.zcard(this.k.pending(t))), this.redis.zcard(this.k.leases)]);
@@ -242,6 +248,11 @@ export async function processCrmBatch(job: Pick<Job, 'id'>, deps: CrmBatchDeps):
   const { pending, settings } = deps;
   const refs = await pending.claim(jobId, Math.min(100, settings.batchSize), settings.leaseMs, settings.windowMs * 10);
   const counts = { claimed: refs.length, mirrored: 0, failed: 0, retried: 0 };
+  // A backlog of full batches does not wait for the next window: a follow-up job (one per job, so a retry adds
+  // none) runs beside this one, under the same shared limit.
+  if (refs.length > 0 && (await pending.waiting()) >= settings.batchSize) {
+    await deps.queue.add('crm-batch', { window: 0 }, jobOptions('crm-batch', jobIdFor('crm-batch', `next-${jobId}`)));
+  }
   if (refs.length > 0) {
     const plans: MirrorPlan[] = [];
     for (const ref of refs) {
