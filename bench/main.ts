@@ -10,8 +10,9 @@ import { machineContext, type Suite, type SuiteResult } from './suite.ts';
 import { journalSuite } from './journal.bench.ts';
 import { pipelineSuite } from './pipeline.bench.ts';
 import { auditSuite } from './audit.bench.ts';
+import { crmSuite } from './crm.bench.ts';
 
-const SUITES: readonly Suite[] = [journalSuite, pipelineSuite, auditSuite];
+const SUITES: readonly Suite[] = [journalSuite, pipelineSuite, crmSuite, auditSuite];
 
 function usage(): string {
   const names = SUITES.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n');

@@ -27,6 +27,7 @@ import { closeQueues, createQueues, enqueueVia, evictionWarning, type Queues } f
 import { startWorkers, type WorkerSet } from './workers.ts';
 import { startRedriveLoop, type RedriveLoop } from './redrive.ts';
 import { gmailConnector, type GmailConnector } from './gmail.ts';
+import { hubspotMirror, type HubSpotMirror } from './hubspot.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const CLASSIFY_PROMPT = { id: 'classify-interaction', version: 'v1' } as const;
@@ -42,6 +43,8 @@ export interface PipelineRuntime {
   readonly redrive: RedriveLoop | null;
   /** The Gmail connector, when an OAuth client is configured. */
   readonly gmail: GmailConnector | null;
+  /** The HubSpot mirror (batched writes, drift), or null in dry-run mode. */
+  readonly hubspot: HubSpotMirror | null;
   close(): Promise<void>;
 }
 
@@ -100,6 +103,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
   const classifier = overrides.classifier ?? configuredClassifier(config, rules.ownDomains);
   const queues = createQueues(redis, prefix);
   const identifierKey = config.pipeline.identifierKey ? Buffer.from(config.pipeline.identifierKey) : loadOrCreateSecret(config.pipeline.stateDir, 'identifier-hash.key');
+  const hubspot = hubspotMirror(config, { journal, redis, queues, prefix, logger, ...(overrides.crm ? { crm: overrides.crm } : {}) });
   const pipeline = new Pipeline({
     journal,
     classifier,
@@ -107,7 +111,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     prompt: loadPrompt(CLASSIFY_PROMPT.id, CLASSIFY_PROMPT.version),
     rules,
     minimise: { maxChars: config.pipeline.modelInputMaxChars ?? DEFAULT_MAX_CHARS, rules: redactionRulesFromConfig(config.pipeline.redactionRules) },
-    crm: overrides.crm ?? new DryRunCrm(journal),
+    crm: hubspot?.stageCrm ?? overrides.crm ?? new DryRunCrm(journal),
     notifier: new LogNotifier(journal, logger),
     cache: new RedisDecisionCache(redis, prefix),
     enqueue: enqueueVia(queues),
@@ -126,16 +130,21 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           journal,
           connection: redis,
           prefix,
-          concurrency: { ingest: config.pipeline.workerConcurrency, classify: config.pipeline.modelConcurrency, decide: config.pipeline.workerConcurrency, mirror: config.pipeline.workerConcurrency },
+          concurrency: { ingest: config.pipeline.workerConcurrency, classify: config.pipeline.modelConcurrency, decide: config.pipeline.workerConcurrency, mirror: config.pipeline.workerConcurrency, 'crm-batch': 2 },
           logger,
           lockMs: config.pipeline.jobLockMs,
-          handlers: { 'sync-inbox': (data) => (gmail ? gmail.sync((data as { mailbox: string }).mailbox) : Promise.reject(new Error('Gmail is not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)'))) },
+          handlers: {
+            'sync-inbox': (data) => (gmail ? gmail.sync((data as { mailbox: string }).mailbox) : Promise.reject(new Error('Gmail is not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)'))),
+            ...(hubspot ? { 'crm-batch': hubspot.handler(pipeline) } : {}),
+          },
+          ...(hubspot ? { limiters: { 'crm-batch': { max: hubspot.settings.limitMax, duration: hubspot.settings.limitDurationMs } } } : {}),
           ...(workerQueues ? { queues: workerQueues } : {}),
         });
   const redriveLoop = workers ? startRedriveLoop({ redis, prefix, journal, enqueue: enqueueVia(queues), intervalMs: config.pipeline.redriveIntervalMs, graceMs: config.pipeline.redriveGraceMs, logger }) : null;
   if (workers && gmail) await gmail.schedule();
+  const sweeper = workers && hubspot ? hubspot.startSweeper() : null;
   redriveLoop?.runOnce().catch((err: unknown) => log.error({ err: (err as Error).message }, 're-drive pass failed'));
-  log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: 'dry-run', rules: rules.version, prefix }, 'pipeline ready');
+  log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: hubspot ? 'hubspot' : 'dry-run', rules: rules.version, prefix }, 'pipeline ready');
   let closing: Promise<void> | null = null;
   return {
     pipeline,
@@ -146,8 +155,10 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     classifier,
     redrive: redriveLoop,
     gmail,
+    hubspot,
     close(): Promise<void> {
       closing ??= (async () => {
+        sweeper?.stop();
         await redriveLoop?.stop();
         await workers?.close(config.shutdownDeadlineMs);
         await closeQueues(queues);

@@ -4,7 +4,7 @@
  * failed and why (no silent dead letters). Stages run under a deadline; shutdown finishes in-flight jobs
  * within its own deadline and then stops.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { JOBS, QUEUE_NAMES, type QueueName } from '../src/pipeline/job-catalog.ts';
 import type { Pipeline } from '../src/pipeline/pipeline.ts';
@@ -22,7 +22,9 @@ export interface WorkerSetOptions {
   readonly concurrency: Partial<Record<QueueName, number>>;
   readonly logger: Logger;
   /** Processors of the queues that are not pipeline stages (e.g. sync-inbox). */
-  readonly handlers?: Partial<Record<QueueName, (data: unknown, signal: AbortSignal) => Promise<unknown>>>;
+  readonly handlers?: Partial<Record<QueueName, (data: unknown, signal: AbortSignal, job: Job) => Promise<unknown>>>;
+  /** BullMQ's queue limiter per queue (crm-batch: the HubSpot request limit shared by every worker). */
+  readonly limiters?: Partial<Record<QueueName, NonNullable<WorkerOptions['limiter']>>>;
   /** Lock duration and stalled-job check interval (default 30 s). */
   readonly lockMs?: number;
   /** Only these queues (default: all). */
@@ -46,6 +48,7 @@ export function startWorkers(options: WorkerSetOptions): WorkerSet {
       lockDuration: options.lockMs ?? 30_000,
       stalledInterval: options.lockMs ?? 30_000,
       maxStalledCount: 5,
+      ...(options.limiters?.[queue] ? { limiter: options.limiters[queue] } : {}),
     });
     worker.on('failed', (job, err) => log.warn({ queue, jobId: job?.id, attemptsMade: job?.attemptsMade, error: err.name }, 'job attempt failed'));
     worker.on('error', (err) => log.error({ queue, error: err.message }, 'worker error'));
@@ -80,7 +83,7 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new StageTimeoutError(queue, spec.timeoutMs)), spec.timeoutMs);
   try {
-    return await raceAbort(runStage(queue, parsed.data, options, controller.signal), controller.signal);
+    return await raceAbort(runStage(queue, parsed.data, options, controller.signal, job), controller.signal);
   } catch (err) {
     const permanent = err instanceof PermanentJobError;
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
@@ -95,7 +98,7 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
   }
 }
 
-function runStage(queue: QueueName, data: unknown, options: WorkerSetOptions, signal: AbortSignal): Promise<unknown> {
+function runStage(queue: QueueName, data: unknown, options: WorkerSetOptions, signal: AbortSignal, job: Job): Promise<unknown> {
   const pipeline = options.pipeline;
   switch (queue) {
     case 'ingest':
@@ -106,10 +109,11 @@ function runStage(queue: QueueName, data: unknown, options: WorkerSetOptions, si
       return pipeline.decide(data as never);
     case 'mirror':
       return pipeline.mirror(data as never).then(() => ({ mirrored: true }));
+    case 'crm-batch':
     case 'sync-inbox': {
       const handler = options.handlers?.[queue];
       if (!handler) return Promise.reject(new PermanentJobError(`no ${queue} handler is configured in this worker (is the connector configured?)`));
-      return handler(data, signal);
+      return handler(data, signal, job);
     }
   }
 }

@@ -26,6 +26,7 @@ import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
 import { importCalls } from './import-calls.ts';
 import { registerAuditCommands } from './audit-commands.ts';
+import { driftLines, parseSince, runCrmDrift } from './crm-drift.ts';
 import { serviceClient, withJournal, withWriterOrService } from './journal-access.ts';
 import { gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
@@ -194,6 +195,22 @@ export async function main(argv: readonly string[]): Promise<number> {
         if (report.missing.length > 0) io.out(opts.reportOnly ? `  missing (not taken in: --report-only): ${report.missing.join(', ')}` : `  taken in now: ${report.ingested}`);
       }
       exitCode = report.missing.length === 0 || !opts.reportOnly ? 0 : 1;
+    });
+
+  program
+    .command('crm')
+    .description('the HubSpot mirror: `crm drift` compares the journal with HubSpot')
+    .argument('<what>', 'drift')
+    .option('--since <date>', 'only activities mirrored since this day (YYYY-MM-DD) or time')
+    .option('--repair', 'write back what is missing or changed (journaled as crm.write and state.changed)')
+    .action(async (what: string, opts: { since?: string; repair?: boolean }) => {
+      if (what !== 'drift') throw new UsageError(`unknown crm command ${JSON.stringify(what)}: activity-journal crm drift [--since DAY] [--repair]`);
+      const config = cfg();
+      const since = parseSince(opts.since);
+      const report = await runCrmDrift(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal'), { since, repair: opts.repair === true });
+      if (json()) io.out(JSON.stringify(report));
+      else for (const line of driftLines(report, opts.repair === true)) io.out(line);
+      exitCode = report.items.every((i) => i.repaired) ? 0 : 1;
     });
 
   program

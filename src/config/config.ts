@@ -46,6 +46,15 @@ export const EnvSchema = z.object({
   CALLS_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   FORMS_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   HUBSPOT_CLIENT_SECRET: z.string().min(8).optional(),
+  HUBSPOT_ACCESS_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
+  HUBSPOT_BASE_PATH: z.string().url().optional(),
+  HUBSPOT_RATE_LIMIT_MAX: intFrom(9, 1),
+  HUBSPOT_RATE_LIMIT_WINDOW_MS: intFrom(1000, 100),
+  HUBSPOT_BATCH_WINDOW_MS: intFrom(1000, 10),
+  HUBSPOT_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(100),
+  HUBSPOT_DAILY_RESERVE: intFrom(500, 0),
+  HUBSPOT_CREATE_CONTACTS: z.enum(['never', 'inbound', 'always']).default('never'),
+  HUBSPOT_DEAL_RULE: z.enum(['single-open-deal', 'none']).default('single-open-deal'),
   GOOGLE_CLIENT_ID: z.string().min(1).optional(),
   GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
   GOOGLE_REDIRECT_URL: z.string().url().optional(),
@@ -126,6 +135,18 @@ export interface Config {
       readonly scope: 'readonly' | 'metadata';
       readonly includeLabels: readonly string[];
       readonly excludeLabels: readonly string[];
+    } | null;
+    /** The HubSpot mirror: null (dry-run: journal what would be written) until an access token is set. */
+    readonly hubspot: {
+      readonly accessToken: string;
+      readonly basePath: string | undefined;
+      /** Requests per window shared by every worker process (the crm-batch queue's BullMQ limiter). */
+      readonly rateLimit: { readonly max: number; readonly durationMs: number };
+      readonly batchWindowMs: number;
+      readonly batchSize: number;
+      readonly dailyReserve: number;
+      readonly createContacts: 'never' | 'inbound' | 'always';
+      readonly dealRule: 'single-open-deal' | 'none';
     } | null;
     /** How often the workers look for accepted interactions whose jobs were lost, and how old they must be. */
     readonly redriveIntervalMs: number;
@@ -241,6 +262,18 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
               excludeLabels: e.GMAIL_EXCLUDE_LABELS,
             }
           : null,
+      hubspot: e.HUBSPOT_ACCESS_TOKEN
+        ? {
+            accessToken: e.HUBSPOT_ACCESS_TOKEN,
+            basePath: e.HUBSPOT_BASE_PATH,
+            rateLimit: { max: e.HUBSPOT_RATE_LIMIT_MAX, durationMs: e.HUBSPOT_RATE_LIMIT_WINDOW_MS },
+            batchWindowMs: e.HUBSPOT_BATCH_WINDOW_MS,
+            batchSize: e.HUBSPOT_BATCH_SIZE,
+            dailyReserve: e.HUBSPOT_DAILY_RESERVE,
+            createContacts: e.HUBSPOT_CREATE_CONTACTS,
+            dealRule: e.HUBSPOT_DEAL_RULE,
+          }
+        : null,
       redriveIntervalMs: e.REDRIVE_INTERVAL_SECONDS * 1000,
       redriveGraceMs: e.REDRIVE_GRACE_SECONDS * 1000,
     },

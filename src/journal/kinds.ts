@@ -89,7 +89,15 @@ const crmCall = {
   idProperty: z.string().max(128).optional(),
   /** The properties written (or that would have been), for the record. */
   properties: z.record(z.string(), jsonValue).optional(),
-  associations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(256) })).max(100).optional(),
+  associations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(256), typeId: z.number().int().positive().optional() })).max(100).optional(),
+  /** The journal entry whose activity this call wrote (one crm.write per activity per call). */
+  entryId: id.optional(),
+  /** How many items the call carried (a batch call is journaled once per activity it wrote). */
+  batchSize: z.number().int().min(1).max(10_000).optional(),
+  /** For upserts: whether HubSpot created the object (false: it updated an existing one). */
+  created: z.boolean().optional(),
+  /** For reads and lookups: what the call was for (bootstrap, contact-lookup, company-search, deal-lookup, drift-read...). */
+  purpose: z.string().max(64).optional(),
 };
 const crmWrite = z.strictObject(crmCall);
 const crmWriteFailed = z.strictObject({ ...crmCall, error: text, retryable: z.boolean() });

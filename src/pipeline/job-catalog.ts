@@ -43,6 +43,16 @@ export const JOBS = {
     backoffMs: 2_000,
     timeoutMs: 60_000,
   },
+  /**
+   * Write the pending mirror plans of one short window to HubSpot in batches (jobs/crm-batch.ts). The plans wait
+   * in Redis by entry id; the job only names its window. Waiting on rate limits happens inside, hence the timeout.
+   */
+  'crm-batch': {
+    schema: z.strictObject({ window: z.number().int().nonnegative() }),
+    attempts: 25,
+    backoffMs: 2_000,
+    timeoutMs: 10 * 60_000,
+  },
   /** Sync one connected inbox (Gmail): backfill or history, journaled cursor advances. */
   'sync-inbox': {
     schema: z.strictObject({ connector: z.literal('gmail'), mailbox: z.string().min(3).max(320) }),

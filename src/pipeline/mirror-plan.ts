@@ -25,7 +25,7 @@ export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: 
     .join('\n');
   const ours = ix.direction === 'outbound' ? ['from', 'caller', 'agent'] : ['to', 'cc', 'bcc', 'callee', 'agent'];
   const counterparts = [...new Set(ix.participants.filter((p) => !ours.includes(p.role)).map((p) => p.address.toLowerCase()))];
-  const common = { entryId: entry.id, correlationId: entry.correlationId, decisionEntryId: decision.id, counterparts, category: c.category, ...(override ? { overrideEntryId: override.entryId } : {}) };
+  const common = { entryId: entry.id, entrySeq: entry.seq, correlationId: entry.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq, direction: ix.direction, counterparts, category: c.category, ...(override ? { overrideEntryId: override.entryId } : {}) };
   if (ix.channel === 'email') {
     return {
       ...common,
@@ -51,6 +51,7 @@ export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: 
         hs_call_title: ix.subject ?? `Call ${ix.sourceId}`,
         hs_call_body: body,
         ...(seconds !== null ? { hs_call_duration: String(Math.round(seconds * 1000)) } : {}),
+        ...(recordingUrl(ix) ? { hs_call_recording_url: recordingUrl(ix) as string } : {}),
       },
     };
   }
@@ -59,4 +60,21 @@ export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: 
     objectType: 'notes',
     properties: { journal_entry_id: entry.id, hs_timestamp: timestamp, hs_note_body: `Form submission${ix.subject ? `: ${ix.subject}` : ''}\n${body}` },
   };
+}
+
+/** A call recording is linked only when it is an HTTPS URL of an mp3 or wav file (what HubSpot can play). */
+export function recordingUrl(ix: Interaction): string | null {
+  const raw = ix.metadata?.recordingUrl;
+  if (typeof raw !== 'string') return null;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'https:') return null;
+  if (/\.(mp3|wav)$/i.test(u.pathname)) return u.toString();
+  // Twilio serves a recording as mp3 when asked for it with the extension.
+  if (/(^|\.)twilio\.com$/i.test(u.hostname) && /\/Recordings\/RE[0-9a-f]{32}$/i.test(u.pathname)) return `${u.origin}${u.pathname}.mp3`;
+  return null;
 }

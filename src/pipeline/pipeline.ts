@@ -14,7 +14,7 @@ import { PermanentJobError } from './errors/permanent-job.error.ts';
 import { InteractionSchema, correlationIdFor, interactionFromEntry, interactionKey, interactionPayload, type Interaction } from './interaction.ts';
 import { minimise, type MinimiseOptions } from './minimise.ts';
 import { evaluateExclusions, evaluateMirror, evaluateNotifications, evaluateReview, type Ruleset } from './rules.ts';
-import type { ActivitySource, CrmClient, DecisionCache, Enqueue, Notifier } from './ports.ts';
+import type { ActivitySource, CrmClient, DecisionCache, Enqueue, MirrorPlan, Notifier } from './ports.ts';
 import type { JobData } from './job-catalog.ts';
 import { buildMirrorPlan } from './mirror-plan.ts';
 import { effectiveCategory } from './override.ts';
@@ -259,12 +259,20 @@ export class Pipeline {
 
   /** Mirror stage: exactly one CRM activity per interaction (the CRM client journals every call). */
   async mirror(job: JobData<'mirror'>): Promise<void> {
+    await this.deps.crm.mirror(await this.planFor({ entryId: job.entryId, entrySeq: job.seq, correlationId: job.correlationId, decisionEntryId: job.decisionEntryId, decisionSeq: job.decisionSeq }));
+  }
+
+  /**
+   * The plan of one interaction, built from the journal: what the mirror stage and the batched HubSpot writer
+   * (jobs/crm-batch.ts, which keeps only these ids in Redis) both write. The one place a plan is made.
+   */
+  async planFor(ref: { entryId: string; entrySeq: number; correlationId: string; decisionEntryId: string; decisionSeq: number }): Promise<MirrorPlan> {
+    const job = { entryId: ref.entryId, seq: ref.entrySeq, correlationId: ref.correlationId, decisionEntryId: ref.decisionEntryId, decisionSeq: ref.decisionSeq };
     const entry = await this.interactionEntry(job);
     const decision = await this.decisionEntry(job);
-    // A reviewer's newest category override wins over the model's (overrides re-drive this stage).
+    // A reviewer's newest category override wins over the model's (overrides re-drive the mirror).
     const { override, category } = effectiveCategory(decision, await this.deps.journal.byCorrelation(job.correlationId));
-    const plan = buildMirrorPlan(interactionFromEntry(entry), entry, decision, override ? { entryId: override.id, category } : null);
-    await this.deps.crm.mirror(plan);
+    return buildMirrorPlan(interactionFromEntry(entry), entry, decision, override ? { entryId: override.id, category } : null);
   }
 
   private async handOn(queue: 'decide', job: JobData<'classify'>, decision: JournalEntry): Promise<void> {

@@ -16,8 +16,12 @@ export interface ActivitySource {
 export interface MirrorPlan {
   /** The interaction entry; becomes the activity's unique `journal_entry_id`. */
   readonly entryId: string;
+  /** Where the interaction and its decision are in the journal: what a batch job rebuilds the plan from. */
+  readonly entrySeq: number;
   readonly correlationId: string;
   readonly decisionEntryId: string;
+  readonly decisionSeq: number;
+  readonly direction: 'inbound' | 'outbound' | 'internal';
   readonly objectType: 'emails' | 'calls' | 'notes';
   readonly properties: Readonly<Record<string, string>>;
   /** Who to associate it with: email addresses or phone numbers of the other side. */
@@ -36,6 +40,42 @@ export interface MirrorResult {
 export interface CrmClient {
   readonly dryRun: boolean;
   mirror(plan: MirrorPlan): Promise<MirrorResult>;
+}
+
+/** What became of one plan in a batch write. */
+export interface MirrorItemOutcome {
+  readonly entryId: string;
+  readonly status: 'mirrored' | 'failed';
+  readonly objectId: string | null;
+  /** For failures: why (HubSpot's message), and whether trying again may help. */
+  readonly reason?: string;
+  readonly retryable?: boolean;
+}
+
+/** An activity as the CRM holds it, found by its journal_entry_id. */
+export interface MirroredActivity {
+  readonly objectId: string;
+  readonly properties: Readonly<Record<string, string | null>>;
+}
+
+/** A limit on CRM requests shared by every worker process: wait for a slot; pause everyone after a 429. */
+export interface RequestGate {
+  acquire(): Promise<void>;
+  pause(ms: number): Promise<void>;
+}
+
+/** A CRM that writes many plans at once (batch upsert, batched associations) and can be read back for drift. */
+export interface BatchCrmClient extends CrmClient {
+  /** Creates what the CRM needs before the first write (the journal_entry_id property), journaled. Idempotent. */
+  bootstrap(): Promise<void>;
+  /** Writes up to 100 plans; each plan's outcome, item by item. Throws only when nothing can be said per item. */
+  mirrorBatch(plans: readonly MirrorPlan[], batchId: string, gate?: RequestGate): Promise<MirrorItemOutcome[]>;
+  /** The activities of one type that carry these journal entry ids (absent ones are missing from the map). */
+  readMirrored(objectType: MirrorPlan['objectType'], entryIds: readonly string[], properties: readonly string[]): Promise<Map<string, MirroredActivity>>;
+}
+
+export function isBatchCrm(crm: CrmClient): crm is BatchCrmClient {
+  return typeof (crm as Partial<BatchCrmClient>).mirrorBatch === 'function';
 }
 
 export interface Notification {
