@@ -26,7 +26,8 @@ import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
 import { importCalls } from './import-calls.ts';
 import { serviceClient, withJournal, withWriterOrService } from './journal-access.ts';
-import { gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
+import { defaultLabels, gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
+import { changeInboxLabels, effectiveLabels, parseLabelList, type EffectiveLabels } from '../../connectors/gmail/inbox-labels.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
 import { startPipeline } from '../../jobs/main.ts';
 import type { Logger } from '../config/logger.ts';
@@ -123,14 +124,50 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('connect')
     .description('connect an inbox: prints the Google consent URL (the answer comes back to the web server)')
     .argument('<connector>', 'gmail')
-    .action(async (connector: string) => {
+    .option('--include-labels <ids>', 'comma list of label ids this inbox takes in (default: GMAIL_INCLUDE_LABELS; empty = all)')
+    .option('--exclude-labels <ids>', 'comma list of label ids this inbox leaves out (default: GMAIL_EXCLUDE_LABELS)')
+    .action(async (connector: string, opts: { includeLabels?: string; excludeLabels?: string }) => {
       if (connector !== 'gmail') throw new UsageError(`can only connect "gmail" (got ${JSON.stringify(connector)}): activity-journal connect gmail`);
       const config = cfg();
       const oauth = gmailOAuthConfig(config);
       if (!oauth) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (an OAuth client of type "Web application" whose redirect URI is <WEBHOOK_PUBLIC_URL>/oauth/gmail/callback)');
-      const url = consentUrl(oauth, await gmailInboxStore(config).newConsentState());
+      const defaults = defaultLabels(config);
+      const labels = opts.includeLabels === undefined && opts.excludeLabels === undefined
+        ? undefined
+        : { include: opts.includeLabels === undefined ? defaults.include : parseLabelList(opts.includeLabels), exclude: opts.excludeLabels === undefined ? defaults.exclude : parseLabelList(opts.excludeLabels) };
+      const url = consentUrl(oauth, await gmailInboxStore(config).newConsentState(labels));
       if (json()) io.out(JSON.stringify({ url, redirectUrl: oauth.redirectUrl }));
       else io.out(`Open this URL as the mailbox owner and allow read access (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${oauth.redirectUrl}; \`npm start\` must be running there.`);
+    });
+
+  program
+    .command('gmail')
+    .description('settings of a connected Gmail inbox')
+    .command('labels')
+    .description('show or change which labels an inbox takes in (changes are journaled as state.changed)')
+    .argument('<mailbox>')
+    .option('--include <ids>', 'comma list of label ids to take in ("" = every label)')
+    .option('--exclude <ids>', 'comma list of label ids to leave out ("" = none)')
+    .option('--defaults', 'drop the inbox\'s own settings: use GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS')
+    .action(async (mailbox: string, opts: { include?: string; exclude?: string; defaults?: boolean }) => {
+      const config = cfg();
+      if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
+      const store = gmailInboxStore(config);
+      if (!store.record(mailbox)) throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
+      if (opts.defaults && (opts.include !== undefined || opts.exclude !== undefined)) throw new UsageError('--defaults cannot be combined with --include or --exclude');
+      const show = (l: EffectiveLabels): string => `include ${l.include.length > 0 ? l.include.join(',') : '(every label)'}; exclude ${l.exclude.length > 0 ? l.exclude.join(',') : '(none)'} (${l.source === 'inbox' ? "the inbox's own" : 'the defaults'})`;
+      const defaults = defaultLabels(config);
+      if (opts.include === undefined && opts.exclude === undefined && !opts.defaults) {
+        const current = effectiveLabels(store, mailbox, defaults);
+        io.out(json() ? JSON.stringify({ mailbox, ...current }) : `${mailbox}: ${show(current)}`);
+        return;
+      }
+      const change = opts.defaults
+        ? { reset: true }
+        : { ...(opts.include !== undefined ? { include: parseLabelList(opts.include) } : {}), ...(opts.exclude !== undefined ? { exclude: parseLabelList(opts.exclude) } : {}) };
+      const r = await withJournal(config, (journal) => changeInboxLabels({ store, journal, defaults, actor: 'operator:cli' }, mailbox, change));
+      if (json()) io.out(JSON.stringify({ mailbox, changed: r.changed, from: r.before, to: r.after }));
+      else io.out(r.changed ? `${mailbox}: was ${show(r.before)}\n${mailbox}: now ${show(r.after)}` : `${mailbox}: unchanged, ${show(r.after)}`);
     });
 
   program
