@@ -12,7 +12,8 @@ import { completeConsent, consentUrl, inboxClient, type GmailOAuthConfig } from 
 import { syncInbox, type SyncReport } from '../connectors/gmail/gmail.sync.ts';
 import { reconcileInbox, type CoverageReport } from '../connectors/gmail/gmail.reconcile.ts';
 import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
-import { QuotaBucket } from '../connectors/gmail/quota.ts';
+import { RedisQuotaBucket } from '../connectors/gmail/quota.ts';
+import type { Redis } from 'ioredis';
 import { changeInboxLabels, effectiveLabels, type EffectiveLabels, type LabelChange } from '../connectors/gmail/inbox-labels.ts';
 import type { LabelFilter } from '../connectors/gmail/inbox-store.ts';
 import type { Queues } from './queues.ts';
@@ -50,19 +51,14 @@ export interface GmailConnector {
   completeConsent(code: string, state: string): Promise<{ mailbox: string }>;
 }
 
-export function gmailConnector(config: Config, deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger }): GmailConnector | null {
+export function gmailConnector(config: Config, deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; redis: Redis; prefix: string }): GmailConnector | null {
   const cfg = gmailOAuthConfig(config);
   const g = config.pipeline.gmail;
   if (!cfg || !g) return null;
   const store = gmailInboxStore(config);
   const log = deps.logger.child({ component: 'connector.gmail' });
-  // One bucket per mailbox, shared by every sync of it in this process.
-  const buckets = new Map<string, QuotaBucket>();
-  const bucketFor = (mailbox: string): QuotaBucket => {
-    let b = buckets.get(mailbox);
-    if (!b) buckets.set(mailbox, (b = new QuotaBucket(g.quotaUnitsPerMinute)));
-    return b;
-  };
+  // One bucket per mailbox in Redis, shared by every sync of it in every worker process.
+  const bucketFor = (mailbox: string): RedisQuotaBucket => new RedisQuotaBucket({ redis: deps.redis, prefix: deps.prefix, account: mailbox, unitsPerMinute: g.quotaUnitsPerMinute });
   const enqueueSync = async (mailbox: string, every: boolean): Promise<void> => {
     const data = JOBS['sync-inbox'].schema.parse({ connector: 'gmail', mailbox });
     const q = deps.queues['sync-inbox'];

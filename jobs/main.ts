@@ -116,7 +116,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     classifyTimeoutMs: (config.pipeline.openai?.timeoutMs ?? 30_000) * ((config.pipeline.openai?.maxRetries ?? 0) + 1) + 5_000,
     logger,
   });
-  const gmail = gmailConnector(config, { journal, pipeline, queues, logger });
+  const gmail = gmailConnector(config, { journal, pipeline, queues, logger, redis, prefix });
   const workerQueues = overrides.queues ?? undefined;
   const workers =
     workerQueues && workerQueues.length === 0
