@@ -18,7 +18,7 @@ import { DryRunCrm } from '../src/pipeline/dry-run-crm.ts';
 import { LogNotifier } from '../src/pipeline/journal-notifier.ts';
 import { RedisDecisionCache } from '../src/pipeline/decision-cache.ts';
 import type { ActivitySource, CrmClient } from '../src/pipeline/ports.ts';
-import type { QueueName } from '../src/pipeline/job-catalog.ts';
+import type { JobData, QueueName } from '../src/pipeline/job-catalog.ts';
 import { OpenAiClassifier } from '../connectors/openai/openai.classifier.ts';
 import { AircallReceiver, GenericCallReceiver, TwilioReceiver } from '../connectors/calls/index.ts';
 import { GenericFormReceiver, HubSpotFormReceiver } from '../connectors/forms/index.ts';
@@ -27,6 +27,7 @@ import { closeQueues, createQueues, enqueueVia, evictionWarning, type Queues } f
 import { startWorkers, type WorkerSet } from './workers.ts';
 import { startRedriveLoop, type RedriveLoop } from './redrive.ts';
 import { gmailConnector, type GmailConnector } from './gmail.ts';
+import { formsConnector, type FormsConnector } from './forms.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const CLASSIFY_PROMPT = { id: 'classify-interaction', version: 'v1' } as const;
@@ -42,6 +43,8 @@ export interface PipelineRuntime {
   readonly redrive: RedriveLoop | null;
   /** The Gmail connector, when an OAuth client is configured. */
   readonly gmail: GmailConnector | null;
+  /** Polled forms (HubSpot submissions, Google Forms responses). */
+  readonly forms: FormsConnector;
   close(): Promise<void>;
 }
 
@@ -117,6 +120,12 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     logger,
   });
   const gmail = gmailConnector(config, { journal, pipeline, queues, logger, redis, prefix });
+  const forms = formsConnector(config, { journal, pipeline, queues, logger });
+  const syncJob = (data: unknown): Promise<unknown> => {
+    const job = data as JobData<'sync-inbox'>;
+    if (job.connector !== 'gmail') return forms.poll(job.connector, job.formId);
+    return gmail ? gmail.sync(job.mailbox) : Promise.reject(new Error('Gmail is not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)'));
+  };
   const workerQueues = overrides.queues ?? undefined;
   const workers =
     workerQueues && workerQueues.length === 0
@@ -129,11 +138,12 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           concurrency: { ingest: config.pipeline.workerConcurrency, classify: config.pipeline.modelConcurrency, decide: config.pipeline.workerConcurrency, mirror: config.pipeline.workerConcurrency },
           logger,
           lockMs: config.pipeline.jobLockMs,
-          handlers: { 'sync-inbox': (data) => (gmail ? gmail.sync((data as { mailbox: string }).mailbox) : Promise.reject(new Error('Gmail is not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)'))) },
+          handlers: { 'sync-inbox': syncJob },
           ...(workerQueues ? { queues: workerQueues } : {}),
         });
   const redriveLoop = workers ? startRedriveLoop({ redis, prefix, journal, enqueue: enqueueVia(queues), intervalMs: config.pipeline.redriveIntervalMs, graceMs: config.pipeline.redriveGraceMs, logger }) : null;
   if (workers && gmail) await gmail.schedule();
+  if (workers) await forms.schedule();
   redriveLoop?.runOnce().catch((err: unknown) => log.error({ err: (err as Error).message }, 're-drive pass failed'));
   log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: 'dry-run', rules: rules.version, prefix }, 'pipeline ready');
   let closing: Promise<void> | null = null;
@@ -146,6 +156,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     classifier,
     redrive: redriveLoop,
     gmail,
+    forms,
     close(): Promise<void> {
       closing ??= (async () => {
         await redriveLoop?.stop();

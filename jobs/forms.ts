@@ -1,0 +1,64 @@
+/**
+ * Wiring of polled forms: HubSpot form guids (HUBSPOT_FORMS_POLL, with HUBSPOT_ACCESS_TOKEN) and Google forms
+ * (connected with `activity-journal connect google-forms <formId>`), each on a repeating sync-inbox job.
+ */
+import { join } from 'node:path';
+import type { Config } from '../src/config/config.ts';
+import type { Logger } from '../src/config/logger.ts';
+import type { JournalClient } from '../src/journal/journal-client.ts';
+import type { Pipeline } from '../src/pipeline/pipeline.ts';
+import { JOBS, jobOptions } from '../src/pipeline/job-catalog.ts';
+import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
+import { FormPollStore } from '../connectors/forms/form-poll-store.ts';
+import { pollForm, type FormPollReport } from '../connectors/forms/form-poll.ts';
+import { HubSpotFormsFeed } from '../connectors/forms/hubspot-submissions.feed.ts';
+import type { Queues } from './queues.ts';
+
+export function formPollStore(config: Config): FormPollStore {
+  return new FormPollStore(join(config.pipeline.stateDir, 'form-polls.enc'), config.pipeline.stateDir);
+}
+
+export type PolledConnector = 'hubspot-forms' | 'google-forms';
+
+export interface FormsConnector {
+  readonly store: FormPollStore;
+  /** One poll of a form (the sync-inbox job, or `activity-journal sync hubspot-forms|google-forms <id>`). */
+  poll(connector: PolledConnector, formId: string): Promise<FormPollReport>;
+  /** Makes sure every configured or connected form has its repeating poll job. */
+  schedule(): Promise<void>;
+}
+
+export function formsConnector(config: Config, deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; sleep?: (ms: number) => Promise<void> }): FormsConnector {
+  const f = config.pipeline.forms;
+  const store = formPollStore(config);
+  const log = deps.logger.child({ component: 'connector.forms' });
+  const intake = deps.pipeline.intake.bind(deps.pipeline);
+  const accounted = deps.pipeline.accounted.bind(deps.pipeline);
+  const enqueue = async (connector: PolledConnector, formId: string, every: boolean): Promise<void> => {
+    const data = JOBS['sync-inbox'].schema.parse({ connector, formId });
+    const q = deps.queues['sync-inbox'];
+    if (every) await q.upsertJobScheduler(`${connector}-${formId}`, { every: f.pollEveryMs }, { name: 'sync-inbox', data, opts: { attempts: JOBS['sync-inbox'].attempts, backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 } } });
+    else await q.add('sync-inbox', data, jobOptions('sync-inbox', `sync-${connector}-now-${Date.now()}`));
+  };
+  const sleep = deps.sleep ? { sleep: deps.sleep } : {};
+  return {
+    store,
+    async poll(connector, formId) {
+      let report: FormPollReport;
+      if (connector === 'hubspot-forms') {
+        const h = f.hubspot;
+        const form = h?.forms.find((x) => x.guid === formId);
+        if (!h || !form) throw new PermanentJobError(`HubSpot form ${formId} is not in HUBSPOT_FORMS_POLL`);
+        const feed = new HubSpotFormsFeed({ accessToken: h.accessToken, formGuid: formId, formName: form.name, ...(h.basePath ? { basePath: h.basePath } : {}), ...sleep });
+        report = await pollForm({ connector, formId, feed, journal: deps.journal, intake, accounted, state: store, credential: h.accessToken, backfillDays: f.backfillDays });
+      } else {
+        throw new PermanentJobError('Google Forms polling is not wired yet');
+      }
+      log.info({ connector, formId, mode: report.mode, seen: report.seen, accepted: report.accepted, duplicates: report.duplicates }, 'form polled');
+      return report;
+    },
+    async schedule() {
+      for (const form of f.hubspot?.forms ?? []) await enqueue('hubspot-forms', form.guid, true);
+    },
+  };
+}
