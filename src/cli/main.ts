@@ -30,6 +30,7 @@ import { defaultLabels, gmailInboxStore, gmailOAuthConfig } from '../../jobs/gma
 import { changeInboxLabels, effectiveLabels, parseLabelList, type EffectiveLabels } from '../../connectors/gmail/inbox-labels.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
 import { formPollStore } from '../../jobs/forms.ts';
+import { formsConsentUrl } from '../../connectors/forms/google-forms.oauth.ts';
 import { startPipeline } from '../../jobs/main.ts';
 import type { Logger } from '../config/logger.ts';
 import { existsSync } from 'node:fs';
@@ -129,6 +130,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--include-labels <ids>', 'comma list of label ids this inbox takes in (default: GMAIL_INCLUDE_LABELS; empty = all)')
     .option('--exclude-labels <ids>', 'comma list of label ids this inbox leaves out (default: GMAIL_EXCLUDE_LABELS)')
     .action(async (connector: string, formId: string | undefined, opts: { includeLabels?: string; excludeLabels?: string }) => {
+      if (connector === 'google-forms') {
+        const config = cfg();
+        const g = config.pipeline.forms.google;
+        if (!g) throw new UsageError('Google Forms is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (the OAuth client must also allow the redirect URI <WEBHOOK_PUBLIC_URL>/oauth/google-forms/callback)');
+        if (!formId || !/^[A-Za-z0-9_-]{1,128}$/.test(formId)) throw new UsageError('name the form: activity-journal connect google-forms <formId> (the id in the form\'s edit URL, /forms/d/<formId>/edit)');
+        const url = formsConsentUrl(g, await formPollStore(config).newConsentState(formId));
+        if (json()) io.out(JSON.stringify({ url, redirectUrl: g.redirectUrl }));
+        else io.out(`Open this URL as an owner or editor of the form and allow read access to its responses (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${g.redirectUrl}; \`npm start\` must be running there.`);
+        return;
+      }
       if (connector !== 'gmail') throw new UsageError(`can only connect "gmail" or "google-forms" (got ${JSON.stringify(connector)}): activity-journal connect gmail`);
       if (formId !== undefined) throw new UsageError('connect gmail takes no further argument (the mailbox is the account that gives consent)');
       const config = cfg();

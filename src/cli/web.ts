@@ -20,22 +20,22 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   // The web process takes webhooks in: a producer-only pipeline (intake journals and queues; workers do the rest).
   const producer = await startPipeline(config, logger, { queues: [] });
   const gmail = producer.gmail;
+  const forms = producer.forms;
+  const onConsentRefused = async (status: number, reason: string, endpoint: string): Promise<void> => {
+    const which = endpoint.includes('google-forms') ? 'google-forms' : 'gmail';
+    await producer.journal.append({
+      kind: 'webhook.rejected',
+      source: 'web',
+      actor: `oauth:${which}`,
+      correlationId: `oauth/${which}`,
+      idempotencyKey: `oauth-refused/${which}/${Date.now()}/${status}`,
+      payload: { endpoint, status, reason: reason.slice(0, 2000) },
+    });
+  };
   const app = createWebServer({
-    ...(gmail
-      ? {
-          gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state),
-          onConsentRefused: async (status: number, reason: string) => {
-            await producer.journal.append({
-              kind: 'webhook.rejected',
-              source: 'web',
-              actor: 'oauth:gmail',
-              correlationId: 'oauth/gmail',
-              idempotencyKey: `oauth-refused/gmail/${Date.now()}/${status}`,
-              payload: { endpoint: '/oauth/gmail/callback', status, reason: reason.slice(0, 2000) },
-            });
-          },
-        }
-      : {}),
+    ...(gmail ? { gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state) } : {}),
+    ...(config.pipeline.forms.google ? { googleFormsConsent: (code: string, state: string) => forms.completeGoogleConsent(code, state) } : {}),
+    ...(gmail || config.pipeline.forms.google ? { onConsentRefused } : {}),
     webhooks: {
       receivers: configuredReceivers(config),
       intake: (ix) => producer.pipeline.intake(ix),
