@@ -36,7 +36,9 @@ export interface FormsConnector {
 
 export function formsConnector(config: Config, deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; sleep?: (ms: number) => Promise<void> }): FormsConnector {
   const f = config.pipeline.forms;
-  const store = formPollStore(config);
+  // Opened on first use: a deployment without polled forms gets no state file or key for them.
+  let opened: FormPollStore | null = null;
+  const open = (): FormPollStore => (opened ??= formPollStore(config));
   const log = deps.logger.child({ component: 'connector.forms' });
   const intake = deps.pipeline.intake.bind(deps.pipeline);
   const accounted = deps.pipeline.accounted.bind(deps.pipeline);
@@ -48,8 +50,11 @@ export function formsConnector(config: Config, deps: { journal: JournalClient; p
   };
   const sleep = deps.sleep ? { sleep: deps.sleep } : {};
   return {
-    store,
+    get store() {
+      return open();
+    },
     async poll(connector, formId) {
+      const store = open();
       let report: FormPollReport;
       if (connector === 'hubspot-forms') {
         const h = f.hubspot;
@@ -71,15 +76,17 @@ export function formsConnector(config: Config, deps: { journal: JournalClient; p
       return report;
     },
     async schedule() {
+      const store = f.google ? open() : null;
       for (const form of f.hubspot?.forms ?? []) await enqueue('hubspot-forms', form.guid, true);
-      if (f.google) for (const formId of store.grantedForms()) if (store.get(stateKey('google-forms', formId)).status === 'ok') await enqueue('google-forms', formId, true);
+      if (store) for (const formId of store.grantedForms()) if (store.get(stateKey('google-forms', formId)).status === 'ok') await enqueue('google-forms', formId, true);
     },
     async googleConsentUrl(formId) {
-      return f.google ? formsConsentUrl(f.google, await store.newConsentState(formId)) : null;
+      return f.google ? formsConsentUrl(f.google, await open().newConsentState(formId)) : null;
     },
     async completeGoogleConsent(code, state) {
       const g = f.google;
       if (!g) throw new PermanentJobError('Google Forms is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
+      const store = open();
       const formId = await store.takeConsentState(state);
       if (!formId) throw new PermanentJobError('unknown or expired consent state: start again with `activity-journal connect google-forms <formId>`');
       const { refreshToken, scopes } = await completeFormsConsent(g, code, formId);
