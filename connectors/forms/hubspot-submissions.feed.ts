@@ -10,7 +10,7 @@
  * `conversionId`, else `h<SHA-256 of form guid, submittedAt and the values>` (documented in README.md).
  */
 import { createHash } from 'node:crypto';
-import { Client } from '@hubspot/api-client';
+import type { Client } from '@hubspot/api-client';
 import { z } from 'zod';
 import { InteractionSchema, type Interaction, type Participant } from '../../src/pipeline/interaction.ts';
 import { errorForStatus, withBackoff, type FormFeed, type PolledSubmission } from './form-poll.ts';
@@ -72,10 +72,14 @@ export function hubSpotSubmissionInteraction(formGuid: string, formName: string,
 }
 
 export class HubSpotFormsFeed implements FormFeed {
-  private readonly client: Client;
-  constructor(private readonly o: HubSpotFormsFeedOptions) {
+  private client: Promise<Client> | null = null;
+  constructor(private readonly o: HubSpotFormsFeedOptions) {}
+
+  /** Loaded on first use: the client library is large, and most processes never poll HubSpot. */
+  private hubspot(): Promise<Client> {
     // Retries are ours (withBackoff), so that a refused token is never retried and 429s honour Retry-After.
-    this.client = new Client({ accessToken: o.accessToken, ...(o.basePath ? { basePath: o.basePath.replace(/\/$/, '') } : {}), numberOfApiCallRetries: 0 });
+    this.client ??= import('@hubspot/api-client').then(({ Client: HubSpotClient }) => new HubSpotClient({ accessToken: this.o.accessToken, ...(this.o.basePath ? { basePath: this.o.basePath.replace(/\/$/, '') } : {}), numberOfApiCallRetries: 0 }));
+    return this.client;
   }
 
   async list(cursor: string | null, floorMs: number): Promise<PolledSubmission[]> {
@@ -99,9 +103,10 @@ export class HubSpotFormsFeed implements FormFeed {
 
   private async page(after: string | undefined): Promise<z.infer<typeof PageSchema>> {
     const path = `/form-integrations/v1/submissions/forms/${encodeURIComponent(this.o.formGuid)}`;
+    const client = await this.hubspot();
     let res: Response;
     try {
-      res = (await this.client.apiRequest({ method: 'GET', path, qs: { limit: String(HUBSPOT_SUBMISSIONS_PAGE), ...(after ? { after } : {}) } })) as unknown as Response;
+      res = (await client.apiRequest({ method: 'GET', path, qs: { limit: String(HUBSPOT_SUBMISSIONS_PAGE), ...(after ? { after } : {}) } })) as unknown as Response;
     } catch (err) {
       const status = statusOf(err);
       throw (status !== undefined ? errorForStatus('HubSpot', status, undefined, err) : null) ?? new FormPollTransientError('HubSpot could not be reached', { cause: err });
