@@ -12,7 +12,10 @@ import { completeConsent, consentUrl, inboxClient, type GmailOAuthConfig } from 
 import { syncInbox, type SyncReport } from '../connectors/gmail/gmail.sync.ts';
 import { reconcileInbox, type CoverageReport } from '../connectors/gmail/gmail.reconcile.ts';
 import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
-import { QuotaBucket } from '../connectors/gmail/quota.ts';
+import { RedisQuotaBucket } from '../connectors/gmail/quota.ts';
+import type { Redis } from 'ioredis';
+import { changeInboxLabels, effectiveLabels, type EffectiveLabels, type LabelChange } from '../connectors/gmail/inbox-labels.ts';
+import type { LabelFilter } from '../connectors/gmail/inbox-store.ts';
 import type { Queues } from './queues.ts';
 
 export function gmailOAuthConfig(config: Config): GmailOAuthConfig | null {
@@ -24,33 +27,38 @@ export function gmailInboxStore(config: Config): GmailInboxStore {
   return new GmailInboxStore(join(config.pipeline.stateDir, 'gmail-inboxes.enc'), config.pipeline.stateDir);
 }
 
+/** The label filter of inboxes without their own (GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS). */
+export function defaultLabels(config: Config): LabelFilter {
+  const g = config.pipeline.gmail;
+  return { include: g?.includeLabels ?? [], exclude: g?.excludeLabels ?? ['SPAM', 'TRASH', 'DRAFT'] };
+}
+
 export interface GmailConnector {
   readonly store: GmailInboxStore;
+  /** An inbox's label filter (its own, or the defaults). */
+  labels(mailbox: string): EffectiveLabels;
+  /** Changes an inbox's label filter; the change is journaled (state.changed). */
+  setLabels(mailbox: string, change: LabelChange, actor?: string): Promise<{ before: EffectiveLabels; after: EffectiveLabels; changed: boolean }>;
   /** Runs one sync of a connected inbox (the sync-inbox job, or `activity-journal sync gmail` with progress). */
   sync(mailbox: string, onProgress?: (done: number, total: number) => void): Promise<SyncReport>;
   /** Makes sure every connected inbox has its repeating sync job. */
   schedule(): Promise<void>;
   /** Coverage of a connected inbox against the journal; takes the missing messages in unless `reportOnly`. */
   reconcile(mailbox: string, since: Date, reportOnly: boolean, onProgress?: (done: number, total: number) => void): Promise<CoverageReport>;
-  /** The consent URL for connecting an inbox. */
-  consentUrl(): Promise<string>;
+  /** The consent URL for connecting an inbox, optionally with the label filter it will get. */
+  consentUrl(labels?: LabelFilter): Promise<string>;
   /** Our OAuth callback: checks the state, exchanges the code, stores the inbox, journals it, starts its sync. */
   completeConsent(code: string, state: string): Promise<{ mailbox: string }>;
 }
 
-export function gmailConnector(config: Config, deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger }): GmailConnector | null {
+export function gmailConnector(config: Config, deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; redis: Redis; prefix: string }): GmailConnector | null {
   const cfg = gmailOAuthConfig(config);
   const g = config.pipeline.gmail;
   if (!cfg || !g) return null;
   const store = gmailInboxStore(config);
   const log = deps.logger.child({ component: 'connector.gmail' });
-  // One bucket per mailbox, shared by every sync of it in this process.
-  const buckets = new Map<string, QuotaBucket>();
-  const bucketFor = (mailbox: string): QuotaBucket => {
-    let b = buckets.get(mailbox);
-    if (!b) buckets.set(mailbox, (b = new QuotaBucket(g.quotaUnitsPerMinute)));
-    return b;
-  };
+  // One bucket per mailbox in Redis, shared by every sync of it in every worker process.
+  const bucketFor = (mailbox: string): RedisQuotaBucket => new RedisQuotaBucket({ redis: deps.redis, prefix: deps.prefix, account: mailbox, unitsPerMinute: g.quotaUnitsPerMinute });
   const enqueueSync = async (mailbox: string, every: boolean): Promise<void> => {
     const data = JOBS['sync-inbox'].schema.parse({ connector: 'gmail', mailbox });
     const q = deps.queues['sync-inbox'];
@@ -64,8 +72,11 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
       store.rotate(mailbox, rt).catch((err: unknown) => log.error({ mailbox, err: (err as Error).message }, 'could not keep a rotated refresh token'));
     });
   };
+  const defaults = defaultLabels(config);
   return {
     store,
+    labels: (mailbox) => effectiveLabels(store, mailbox, defaults),
+    setLabels: (mailbox, change, actor = 'operator:cli') => changeInboxLabels({ store, journal: deps.journal, defaults, actor }, mailbox, change),
     reconcile(mailbox, since, reportOnly, onProgress) {
       return reconcileInbox({
         mailbox,
@@ -80,6 +91,7 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
     },
     async sync(mailbox, onProgress) {
       const auth = authFor(mailbox);
+      const labels = effectiveLabels(store, mailbox, defaults);
       const report = await syncInbox({
         mailbox,
         auth,
@@ -90,8 +102,8 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
         backfillDays: g.backfillDays,
         quota: bucketFor(mailbox),
         metadataOnly: g.scope === 'metadata',
-        ...(g.includeLabels.length > 0 ? { includeLabels: g.includeLabels } : {}),
-        excludeLabels: g.excludeLabels,
+        ...(labels.include.length > 0 ? { includeLabels: labels.include } : {}),
+        excludeLabels: labels.exclude,
         ...(onProgress ? { onProgress } : {}),
       });
       log.info({ mailbox, mode: report.mode, seen: report.seen, accepted: report.accepted, duplicates: report.duplicates }, 'inbox synced');
@@ -100,11 +112,12 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
     async schedule() {
       for (const inbox of store.list()) if (inbox.status === 'ok') await enqueueSync(inbox.mailbox, true);
     },
-    async consentUrl() {
-      return consentUrl(cfg, await store.newConsentState());
+    async consentUrl(labels) {
+      return consentUrl(cfg, await store.newConsentState(labels));
     },
     async completeConsent(code, state) {
-      if (!(await store.takeConsentState(state))) throw new PermanentJobError('unknown or expired consent state: start again with `activity-journal connect gmail`');
+      const asked = await store.takeConsentState(state);
+      if (!asked) throw new PermanentJobError('unknown or expired consent state: start again with `activity-journal connect gmail`');
       const { mailbox, refreshToken, scopes } = await completeConsent(cfg, code);
       await store.connect(mailbox, refreshToken, scopes);
       await deps.journal.append({
@@ -115,6 +128,8 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
         idempotencyKey: `inbox-connected/gmail/${mailbox}/${new Date().toISOString()}`,
         payload: { connector: 'gmail', account: mailbox, scopes },
       });
+      // Labels asked for at `connect gmail` apply before the first sync, and the change is on the record.
+      if (asked.labels) await changeInboxLabels({ store, journal: deps.journal, defaults, actor: 'connector:gmail' }, mailbox, asked.labels);
       await enqueueSync(mailbox, true);
       await enqueueSync(mailbox, false);
       return { mailbox };

@@ -18,7 +18,7 @@ import { DryRunCrm } from '../src/pipeline/dry-run-crm.ts';
 import { LogNotifier } from '../src/pipeline/journal-notifier.ts';
 import { RedisDecisionCache } from '../src/pipeline/decision-cache.ts';
 import type { ActivitySource, CrmClient } from '../src/pipeline/ports.ts';
-import type { QueueName } from '../src/pipeline/job-catalog.ts';
+import type { JobData, QueueName } from '../src/pipeline/job-catalog.ts';
 import { OpenAiClassifier } from '../connectors/openai/openai.classifier.ts';
 import { AircallReceiver, GenericCallReceiver, TwilioReceiver } from '../connectors/calls/index.ts';
 import { GenericFormReceiver, HubSpotFormReceiver } from '../connectors/forms/index.ts';
@@ -28,6 +28,7 @@ import { startWorkers, type WorkerSet } from './workers.ts';
 import { startRedriveLoop, type RedriveLoop } from './redrive.ts';
 import { gmailConnector, type GmailConnector } from './gmail.ts';
 import { hubspotMirror, type HubSpotMirror } from './hubspot.ts';
+import { formsConnector, type FormsConnector } from './forms.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const CLASSIFY_PROMPT = { id: 'classify-interaction', version: 'v1' } as const;
@@ -45,6 +46,8 @@ export interface PipelineRuntime {
   readonly gmail: GmailConnector | null;
   /** The HubSpot mirror (batched writes, drift), or null in dry-run mode. */
   readonly hubspot: HubSpotMirror | null;
+  /** Polled forms (HubSpot submissions, Google Forms responses). */
+  readonly forms: FormsConnector;
   close(): Promise<void>;
 }
 
@@ -120,7 +123,13 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     classifyTimeoutMs: (config.pipeline.openai?.timeoutMs ?? 30_000) * ((config.pipeline.openai?.maxRetries ?? 0) + 1) + 5_000,
     logger,
   });
-  const gmail = gmailConnector(config, { journal, pipeline, queues, logger });
+  const gmail = gmailConnector(config, { journal, pipeline, queues, logger, redis, prefix });
+  const forms = formsConnector(config, { journal, pipeline, queues, logger });
+  const syncJob = (data: unknown): Promise<unknown> => {
+    const job = data as JobData<'sync-inbox'>;
+    if (job.connector !== 'gmail') return forms.poll(job.connector, job.formId);
+    return gmail ? gmail.sync(job.mailbox) : Promise.reject(new Error('Gmail is not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)'));
+  };
   const workerQueues = overrides.queues ?? undefined;
   const workers =
     workerQueues && workerQueues.length === 0
@@ -134,7 +143,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           logger,
           lockMs: config.pipeline.jobLockMs,
           handlers: {
-            'sync-inbox': (data) => (gmail ? gmail.sync((data as { mailbox: string }).mailbox) : Promise.reject(new Error('Gmail is not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)'))),
+            'sync-inbox': syncJob,
             ...(hubspot ? { 'crm-batch': hubspot.handler(pipeline) } : {}),
           },
           ...(hubspot ? { limiters: { 'crm-batch': { max: hubspot.settings.limitMax, duration: hubspot.settings.limitDurationMs } } } : {}),
@@ -143,6 +152,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
   const redriveLoop = workers ? startRedriveLoop({ redis, prefix, journal, enqueue: enqueueVia(queues), intervalMs: config.pipeline.redriveIntervalMs, graceMs: config.pipeline.redriveGraceMs, logger }) : null;
   if (workers && gmail) await gmail.schedule();
   const sweeper = workers && hubspot ? hubspot.startSweeper() : null;
+  if (workers) await forms.schedule();
   redriveLoop?.runOnce().catch((err: unknown) => log.error({ err: (err as Error).message }, 're-drive pass failed'));
   log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: hubspot ? 'hubspot' : 'dry-run', rules: rules.version, prefix }, 'pipeline ready');
   let closing: Promise<void> | null = null;
@@ -156,6 +166,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     redrive: redriveLoop,
     gmail,
     hubspot,
+    forms,
     close(): Promise<void> {
       closing ??= (async () => {
         sweeper?.stop();

@@ -11,7 +11,11 @@ import type { IntakeOutcome } from '../../src/pipeline/pipeline.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
 import { GmailSource, gmailClient, mapGmailError, type GmailOAuth2Client } from './gmail.source.ts';
 import { GmailAuthError } from './errors/gmail-auth.error.ts';
-import { GMAIL_UNITS, QuotaBucket } from './quota.ts';
+import { GmailRateLimitError } from './errors/gmail-rate-limit.error.ts';
+import { GMAIL_UNITS, QuotaBucket, type QuotaPacer } from './quota.ts';
+
+/** How long everyone sharing the mailbox's bucket holds off after a rate-limit answer without Retry-After. */
+const RATE_LIMIT_PAUSE_MS = 10_000;
 
 /** What is kept per inbox in the encrypted state store. */
 export interface InboxCursor {
@@ -38,8 +42,9 @@ export interface GmailSyncOptions {
   readonly includeLabels?: readonly string[];
   readonly excludeLabels?: readonly string[];
   readonly now?: () => Date;
-  /** The per-user quota to stay within (default Gmail's 6,000 units per minute); a shared bucket paces several syncs. */
-  readonly quota?: QuotaBucket;
+  /** The per-user quota to stay within (default Gmail's 6,000 units per minute, this process only); the
+   *  connector passes the mailbox's bucket in Redis, shared by every worker process. */
+  readonly quota?: QuotaPacer;
   /** Privacy mode: fetch headers only (scope gmail.metadata). */
   readonly metadataOnly?: boolean;
   /** Progress for a terminal (backfill): done, total. */
@@ -165,6 +170,8 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
     }
   } catch (err) {
     const mapped = mapGmailError(err);
+    // The job fails and is retried with backoff; meanwhile nobody draws on this mailbox's quota.
+    if (mapped instanceof GmailRateLimitError) await quota.pause(mapped.retryAfterMs ?? RATE_LIMIT_PAUSE_MS);
     if (mapped instanceof GmailAuthError) {
       const latest = o.state.get(o.mailbox);
       await o.state.save(o.mailbox, { ...latest, status: 'needs_consent' });

@@ -6,15 +6,24 @@ import { randomBytes } from 'node:crypto';
 import { EncryptedStore } from '../../src/state/encrypted-store.ts';
 import type { InboxCursor, InboxStateStore } from './gmail.sync.ts';
 
+/** Which labels an inbox takes in: `include` empty means every label; `exclude` wins over `include`. */
+export interface LabelFilter {
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+}
+
 export interface InboxRecord extends InboxCursor {
   readonly refreshToken: string;
   readonly scopes: readonly string[];
   readonly connectedAt: string;
+  /** The inbox's own label filter; absent means the defaults (GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS). */
+  readonly labels?: LabelFilter;
 }
 
 interface Doc extends Record<string, unknown> {
   inboxes: Record<string, InboxRecord>;
-  pending: Record<string, { createdAt: string }>;
+  /** Consent flows in progress; `labels` was asked for with `connect gmail --include-labels/--exclude-labels`. */
+  pending: Record<string, { createdAt: string; labels?: LabelFilter }>;
 }
 
 const STATE_TTL_MS = 15 * 60_000;
@@ -49,8 +58,29 @@ export class GmailInboxStore implements InboxStateStore {
   connect(mailbox: string, refreshToken: string, scopes: readonly string[]): Promise<void> {
     return this.store.update((d) => {
       const old = d.inboxes[mailbox];
-      d.inboxes[mailbox] = { refreshToken, scopes: [...scopes], connectedAt: this.now().toISOString(), historyId: old?.historyId ?? null, status: 'ok', lastSyncAt: old?.lastSyncAt ?? null };
+      d.inboxes[mailbox] = {
+        refreshToken,
+        scopes: [...scopes],
+        connectedAt: this.now().toISOString(),
+        historyId: old?.historyId ?? null,
+        status: 'ok',
+        lastSyncAt: old?.lastSyncAt ?? null,
+        ...(old?.labels ? { labels: old.labels } : {}),
+      };
     });
+  }
+
+  /** Sets (or, with null, removes) an inbox's own label filter. Resolves false when the inbox is not connected. */
+  async setLabels(mailbox: string, labels: LabelFilter | null): Promise<boolean> {
+    let found = false;
+    await this.store.update((d) => {
+      const r = d.inboxes[mailbox];
+      if (!r) return;
+      found = true;
+      const { labels: _old, ...rest } = r;
+      d.inboxes[mailbox] = labels ? { ...rest, labels: { include: [...labels.include], exclude: [...labels.exclude] } } : rest;
+    });
+    return found;
   }
 
   /** Google may rotate a refresh token; the new one must be kept or the next start loses access. */
@@ -61,24 +91,28 @@ export class GmailInboxStore implements InboxStateStore {
     });
   }
 
-  async newConsentState(): Promise<string> {
+  /** A single-use state for a consent flow; `labels` are applied to the inbox when the consent comes back. */
+  async newConsentState(labels?: LabelFilter): Promise<string> {
     const state = randomBytes(24).toString('base64url');
     await this.store.update((d) => {
       const cutoff = this.now().getTime() - STATE_TTL_MS;
       for (const [k, v] of Object.entries(d.pending)) if (Date.parse(v.createdAt) < cutoff) delete d.pending[k];
-      d.pending[state] = { createdAt: this.now().toISOString() };
+      d.pending[state] = { createdAt: this.now().toISOString(), ...(labels ? { labels } : {}) };
     });
     return state;
   }
 
-  /** True once for a state this store issued in the last 15 minutes (a consent answer cannot be replayed). */
-  async takeConsentState(state: string): Promise<boolean> {
-    let ok = false;
+  /**
+   * Takes a state this store issued in the last 15 minutes, once (a consent answer cannot be replayed): null when
+   * unknown or expired, else what the flow asked for.
+   */
+  async takeConsentState(state: string): Promise<{ labels?: LabelFilter } | null> {
+    let taken: { labels?: LabelFilter } | null = null;
     await this.store.update((d) => {
       const p = d.pending[state];
-      ok = p !== undefined && this.now().getTime() - Date.parse(p.createdAt) < STATE_TTL_MS;
+      if (p !== undefined && this.now().getTime() - Date.parse(p.createdAt) < STATE_TTL_MS) taken = p.labels ? { labels: p.labels } : {};
       delete d.pending[state];
     });
-    return ok;
+    return taken;
   }
 }

@@ -28,8 +28,11 @@ import { importCalls } from './import-calls.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { driftLines, parseSince, runCrmDrift } from './crm-drift.ts';
 import { serviceClient, withJournal, withWriterOrService } from './journal-access.ts';
-import { gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
+import { defaultLabels, gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
+import { changeInboxLabels, effectiveLabels, parseLabelList, type EffectiveLabels } from '../../connectors/gmail/inbox-labels.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
+import { formPollStore } from '../../jobs/forms.ts';
+import { formsConsentUrl } from '../../connectors/forms/google-forms.oauth.ts';
 import { startPipeline } from '../../jobs/main.ts';
 import type { Logger } from '../config/logger.ts';
 import { existsSync } from 'node:fs';
@@ -124,24 +127,90 @@ export async function main(argv: readonly string[]): Promise<number> {
   program
     .command('connect')
     .description('connect an inbox: prints the Google consent URL (the answer comes back to the web server)')
-    .argument('<connector>', 'gmail')
-    .action(async (connector: string) => {
-      if (connector !== 'gmail') throw new UsageError(`can only connect "gmail" (got ${JSON.stringify(connector)}): activity-journal connect gmail`);
+    .argument('<connector>', 'gmail or google-forms')
+    .argument('[formId]', 'google-forms: the id of the form (from its edit URL: /forms/d/<formId>/edit)')
+    .option('--include-labels <ids>', 'comma list of label ids this inbox takes in (default: GMAIL_INCLUDE_LABELS; empty = all)')
+    .option('--exclude-labels <ids>', 'comma list of label ids this inbox leaves out (default: GMAIL_EXCLUDE_LABELS)')
+    .action(async (connector: string, formId: string | undefined, opts: { includeLabels?: string; excludeLabels?: string }) => {
+      if (connector === 'google-forms') {
+        const config = cfg();
+        const g = config.pipeline.forms.google;
+        if (!g) throw new UsageError('Google Forms is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (the OAuth client must also allow the redirect URI <WEBHOOK_PUBLIC_URL>/oauth/google-forms/callback)');
+        if (!formId || !/^[A-Za-z0-9_-]{1,128}$/.test(formId)) throw new UsageError('name the form: activity-journal connect google-forms <formId> (the id in the form\'s edit URL, /forms/d/<formId>/edit)');
+        const url = formsConsentUrl(g, await formPollStore(config).newConsentState(formId));
+        if (json()) io.out(JSON.stringify({ url, redirectUrl: g.redirectUrl }));
+        else io.out(`Open this URL as an owner or editor of the form and allow read access to its responses (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${g.redirectUrl}; \`npm start\` must be running there.`);
+        return;
+      }
+      if (connector !== 'gmail') throw new UsageError(`can only connect "gmail" or "google-forms" (got ${JSON.stringify(connector)}): activity-journal connect gmail`);
+      if (formId !== undefined) throw new UsageError('connect gmail takes no further argument (the mailbox is the account that gives consent)');
       const config = cfg();
       const oauth = gmailOAuthConfig(config);
       if (!oauth) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (an OAuth client of type "Web application" whose redirect URI is <WEBHOOK_PUBLIC_URL>/oauth/gmail/callback)');
-      const url = consentUrl(oauth, await gmailInboxStore(config).newConsentState());
+      const defaults = defaultLabels(config);
+      const labels = opts.includeLabels === undefined && opts.excludeLabels === undefined
+        ? undefined
+        : { include: opts.includeLabels === undefined ? defaults.include : parseLabelList(opts.includeLabels), exclude: opts.excludeLabels === undefined ? defaults.exclude : parseLabelList(opts.excludeLabels) };
+      const url = consentUrl(oauth, await gmailInboxStore(config).newConsentState(labels));
       if (json()) io.out(JSON.stringify({ url, redirectUrl: oauth.redirectUrl }));
       else io.out(`Open this URL as the mailbox owner and allow read access (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${oauth.redirectUrl}; \`npm start\` must be running there.`);
     });
 
   program
+    .command('gmail')
+    .description('settings of a connected Gmail inbox')
+    .command('labels')
+    .description('show or change which labels an inbox takes in (changes are journaled as state.changed)')
+    .argument('<mailbox>')
+    .option('--include <ids>', 'comma list of label ids to take in ("" = every label)')
+    .option('--exclude <ids>', 'comma list of label ids to leave out ("" = none)')
+    .option('--defaults', 'drop the inbox\'s own settings: use GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS')
+    .action(async (mailbox: string, opts: { include?: string; exclude?: string; defaults?: boolean }) => {
+      const config = cfg();
+      if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
+      const store = gmailInboxStore(config);
+      if (!store.record(mailbox)) throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
+      if (opts.defaults && (opts.include !== undefined || opts.exclude !== undefined)) throw new UsageError('--defaults cannot be combined with --include or --exclude');
+      const show = (l: EffectiveLabels): string => `include ${l.include.length > 0 ? l.include.join(',') : '(every label)'}; exclude ${l.exclude.length > 0 ? l.exclude.join(',') : '(none)'} (${l.source === 'inbox' ? "the inbox's own" : 'the defaults'})`;
+      const defaults = defaultLabels(config);
+      if (opts.include === undefined && opts.exclude === undefined && !opts.defaults) {
+        const current = effectiveLabels(store, mailbox, defaults);
+        io.out(json() ? JSON.stringify({ mailbox, ...current }) : `${mailbox}: ${show(current)}`);
+        return;
+      }
+      const change = opts.defaults
+        ? { reset: true }
+        : { ...(opts.include !== undefined ? { include: parseLabelList(opts.include) } : {}), ...(opts.exclude !== undefined ? { exclude: parseLabelList(opts.exclude) } : {}) };
+      const r = await withJournal(config, (journal) => changeInboxLabels({ store, journal, defaults, actor: 'operator:cli' }, mailbox, change));
+      if (json()) io.out(JSON.stringify({ mailbox, changed: r.changed, from: r.before, to: r.after }));
+      else io.out(r.changed ? `${mailbox}: was ${show(r.before)}\n${mailbox}: now ${show(r.after)}` : `${mailbox}: unchanged, ${show(r.after)}`);
+    });
+
+  program
     .command('sync')
     .description('sync a connected inbox now, in the foreground (a backfill shows a progress bar)')
-    .argument('<connector>', 'gmail')
-    .argument('<mailbox>')
+    .argument('<connector>', 'gmail, hubspot-forms or google-forms')
+    .argument('<account>', 'the mailbox, HubSpot form guid or Google form id')
     .action(async (connector: string, mailbox: string) => {
-      if (connector !== 'gmail') throw new UsageError(`can only sync "gmail" (got ${JSON.stringify(connector)})`);
+      if (connector === 'hubspot-forms' || connector === 'google-forms') {
+        const config = cfg();
+        if (connector === 'hubspot-forms' && !config.pipeline.forms.hubspot?.forms.some((f) => f.guid === mailbox)) throw new UsageError(`${mailbox} is not a polled HubSpot form: add it to HUBSPOT_FORMS_POLL (and set HUBSPOT_ACCESS_TOKEN)`);
+        if (connector === 'google-forms' && (!config.pipeline.forms.google || !formPollStore(config).grant(mailbox))) throw new UsageError(`${mailbox} is not a connected Google form: activity-journal connect google-forms ${mailbox}`);
+        const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal');
+        const report = await withJournal(config, async (journal) => {
+          const runtime = await startPipeline(config, logger, { journal, queues: [] });
+          try {
+            return await runtime.forms.poll(connector, mailbox);
+          } finally {
+            await runtime.close();
+          }
+        });
+        if (json()) io.out(JSON.stringify(report));
+        else io.out(`${connector} ${mailbox}: ${report.mode}; ${report.seen} submission(s) seen, ${report.accepted} new, ${report.duplicates} already journaled, ${report.excluded} excluded by rule; cursor ${report.cursor ?? '-'}`);
+        exitCode = report.mode === 'needs-consent' ? 1 : 0;
+        return;
+      }
+      if (connector !== 'gmail') throw new UsageError(`can only sync "gmail", "hubspot-forms" or "google-forms" (got ${JSON.stringify(connector)})`);
       const config = cfg();
       if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
       if (!gmailInboxStore(config).record(mailbox)) throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
@@ -219,6 +288,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(() => {
       const config = cfg();
       const inboxes = config.pipeline.gmail ? gmailInboxStore(config).list().map((i) => ({ connector: 'gmail', mailbox: i.mailbox, status: i.status, lastSyncAt: i.lastSyncAt, cursor: i.historyId, connectedAt: i.connectedAt })) : [];
+      const forms = (existsSync(join(config.pipeline.stateDir, 'form-polls.enc')) ? formPollStore(config).list() : []).map((f) => ({ connector: f.key.split('/')[0] ?? '', formId: f.key.split('/').slice(1).join('/'), status: f.status, lastPollAt: f.lastPollAt, cursor: f.cursor }));
       let journal: { entries: number; checkpoint: number | null } | null = null;
       try {
         const reader = openReader(config);
@@ -231,14 +301,15 @@ export async function main(argv: readonly string[]): Promise<number> {
         journal = null;
       }
       if (json()) {
-        io.out(JSON.stringify({ journal, inboxes }));
+        io.out(JSON.stringify({ journal, inboxes, forms }));
       } else {
         io.out(journal ? `journal ${config.journal.path}: ${journal.entries} entries, newest signed checkpoint at ${journal.checkpoint ?? 'none yet'}` : `journal ${config.journal.path}: not created yet`);
         if (!config.pipeline.gmail) io.out('gmail: not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)');
         else if (inboxes.length === 0) io.out('gmail: no inbox connected (activity-journal connect gmail)');
         for (const i of inboxes) io.out(`gmail ${i.mailbox}: ${i.status === 'ok' ? 'ok' : 'NEEDS CONSENT (run activity-journal connect gmail)'}; last sync ${i.lastSyncAt ?? 'never'}; history id ${i.cursor ?? '-'}`);
+        for (const f of forms) io.out(`${f.connector} ${f.formId}: ${f.status === 'ok' ? 'ok' : f.connector === 'google-forms' ? `NEEDS CONSENT (run activity-journal connect google-forms ${f.formId})` : 'TOKEN REFUSED (set a valid HUBSPOT_ACCESS_TOKEN)'}; last poll ${f.lastPollAt ?? 'never'}; cursor ${f.cursor ?? '-'}`);
       }
-      exitCode = inboxes.some((i) => i.status !== 'ok') ? 1 : 0;
+      exitCode = inboxes.some((i) => i.status !== 'ok') || forms.some((f) => f.status !== 'ok') ? 1 : 0;
     });
 
   program

@@ -30,23 +30,23 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   } catch (err) {
     logger.warn({ component: 'web', err: (err as Error).message }, 'audit UI off: the journal file is not readable from the web process');
   }
+  const forms = producer.forms;
+  const onConsentRefused = async (status: number, reason: string, endpoint: string): Promise<void> => {
+    const which = endpoint.includes('google-forms') ? 'google-forms' : 'gmail';
+    await producer.journal.append({
+      kind: 'webhook.rejected',
+      source: 'web',
+      actor: `oauth:${which}`,
+      correlationId: `oauth/${which}`,
+      idempotencyKey: `oauth-refused/${which}/${Date.now()}/${status}`,
+      payload: { endpoint, status, reason: reason.slice(0, 2000) },
+    });
+  };
   const app = createWebServer({
     ...(audit ? { audit: audit.routes } : {}),
-    ...(gmail
-      ? {
-          gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state),
-          onConsentRefused: async (status: number, reason: string) => {
-            await producer.journal.append({
-              kind: 'webhook.rejected',
-              source: 'web',
-              actor: 'oauth:gmail',
-              correlationId: 'oauth/gmail',
-              idempotencyKey: `oauth-refused/gmail/${Date.now()}/${status}`,
-              payload: { endpoint: '/oauth/gmail/callback', status, reason: reason.slice(0, 2000) },
-            });
-          },
-        }
-      : {}),
+    ...(gmail ? { gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state) } : {}),
+    ...(config.pipeline.forms.google ? { googleFormsConsent: (code: string, state: string) => forms.completeGoogleConsent(code, state) } : {}),
+    ...(gmail || config.pipeline.forms.google ? { onConsentRefused } : {}),
     webhooks: {
       receivers: configuredReceivers(config),
       intake: (ix) => producer.pipeline.intake(ix),

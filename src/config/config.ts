@@ -66,6 +66,11 @@ export const EnvSchema = z.object({
   GMAIL_SCOPE: z.enum(['readonly', 'metadata']).default('readonly'),
   GMAIL_INCLUDE_LABELS: list,
   GMAIL_EXCLUDE_LABELS: z.string().default('SPAM,TRASH,DRAFT').transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0)),
+  HUBSPOT_FORMS_POLL: list,
+  GOOGLE_FORMS_REDIRECT_URL: z.string().url().optional(),
+  GOOGLE_FORMS_API_ROOT: z.string().url().optional(),
+  FORMS_POLL_EVERY_SECONDS: intFrom(120, 5),
+  FORMS_BACKFILL_DAYS: intFrom(30, 1),
   SHUTDOWN_DEADLINE_SECONDS: intFrom(20, 1),
   JOB_LOCK_SECONDS: intFrom(30, 1),
   REDRIVE_INTERVAL_SECONDS: intFrom(60, 1),
@@ -148,6 +153,15 @@ export interface Config {
       readonly createContacts: 'never' | 'inbound' | 'always';
       readonly dealRule: 'single-open-deal' | 'none';
     } | null;
+    /** Polled forms (HubSpot form guids, Google Forms), and how often and how far back they are read. */
+    readonly forms: {
+      readonly pollEveryMs: number;
+      readonly backfillDays: number;
+      /** Null without HUBSPOT_ACCESS_TOKEN and HUBSPOT_FORMS_POLL. */
+      readonly hubspot: { readonly accessToken: string; readonly basePath: string | undefined; readonly forms: readonly { readonly guid: string; readonly name: string }[] } | null;
+      /** Null without a Google OAuth client (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET). */
+      readonly google: { readonly clientId: string; readonly clientSecret: string; readonly redirectUrl: string; readonly tokenUrl: string | undefined; readonly apiRoot: string | undefined } | null;
+    };
     /** How often the workers look for accepted interactions whose jobs were lost, and how old they must be. */
     readonly redriveIntervalMs: number;
     readonly redriveGraceMs: number;
@@ -215,6 +229,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   if (!listen) problems.push(`JOURNAL_SERVICE_LISTEN: expected HOST:PORT or unix:/path, got ${JSON.stringify(e.JOURNAL_SERVICE_LISTEN)}`);
   const web = parseListen(e.WEB_LISTEN);
   if (!web || web.kind !== 'tcp') problems.push(`WEB_LISTEN: expected HOST:PORT, got ${JSON.stringify(e.WEB_LISTEN)}`);
+  const hubspotForms = e.HUBSPOT_FORMS_POLL.map((item) => {
+    const [guid = '', name] = item.split('=').map((x) => x.trim());
+    return { guid, name: name && name.length > 0 ? name : guid };
+  });
+  for (const f of hubspotForms) if (!/^[A-Za-z0-9-]{1,64}$/.test(f.guid)) problems.push(`HUBSPOT_FORMS_POLL: ${JSON.stringify(f.guid)} is not a form guid (expected guid or guid=name, comma-separated)`);
+  if (hubspotForms.length > 0 && !e.HUBSPOT_ACCESS_TOKEN) problems.push('HUBSPOT_FORMS_POLL: polling needs HUBSPOT_ACCESS_TOKEN (a private app token with the "forms" scope)');
   for (const u of e.JOURNAL_ANCHOR_URLS) if (!/^https?:\/\//.test(u)) problems.push(`JOURNAL_ANCHOR_URLS: ${u} is not an http(s) URL`);
   if (problems.length > 0) throw new ConfigError(problems);
   const l = listen as Listen;
@@ -274,6 +294,21 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
             dealRule: e.HUBSPOT_DEAL_RULE,
           }
         : null,
+      forms: {
+        pollEveryMs: e.FORMS_POLL_EVERY_SECONDS * 1000,
+        backfillDays: e.FORMS_BACKFILL_DAYS,
+        hubspot: e.HUBSPOT_ACCESS_TOKEN && hubspotForms.length > 0 ? { accessToken: e.HUBSPOT_ACCESS_TOKEN, basePath: e.HUBSPOT_BASE_PATH, forms: hubspotForms } : null,
+        google:
+          e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET
+            ? {
+                clientId: e.GOOGLE_CLIENT_ID,
+                clientSecret: e.GOOGLE_CLIENT_SECRET,
+                redirectUrl: e.GOOGLE_FORMS_REDIRECT_URL ?? `${(e.WEBHOOK_PUBLIC_URL ?? `http://${e.WEB_LISTEN}`).replace(/\/$/, '')}/oauth/google-forms/callback`,
+                tokenUrl: e.GOOGLE_TOKEN_URL,
+                apiRoot: e.GOOGLE_FORMS_API_ROOT,
+              }
+            : null,
+      },
       redriveIntervalMs: e.REDRIVE_INTERVAL_SECONDS * 1000,
       redriveGraceMs: e.REDRIVE_GRACE_SECONDS * 1000,
     },

@@ -53,9 +53,16 @@ export const JOBS = {
     backoffMs: 2_000,
     timeoutMs: 10 * 60_000,
   },
-  /** Sync one connected inbox (Gmail): backfill or history, journaled cursor advances. */
+  /**
+   * Sync one connected account: a Gmail inbox (backfill or history), or a polled form (HubSpot form guid, Google
+   * form id); journaled cursor advances. Gmail jobs queued before forms existed have the same shape as now.
+   */
   'sync-inbox': {
-    schema: z.strictObject({ connector: z.literal('gmail'), mailbox: z.string().min(3).max(320) }),
+    schema: z.discriminatedUnion('connector', [
+      z.strictObject({ connector: z.literal('gmail'), mailbox: z.string().min(3).max(320) }),
+      z.strictObject({ connector: z.literal('hubspot-forms'), formId: z.string().regex(/^[A-Za-z0-9-]{1,64}$/) }),
+      z.strictObject({ connector: z.literal('google-forms'), formId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/) }),
+    ]),
     attempts: 5,
     backoffMs: 5_000,
     timeoutMs: 15 * 60_000,

@@ -26,10 +26,12 @@ export interface WebServerOptions {
   readonly webhooks?: WebhookOptions;
   /** The Gmail consent callback (GET /oauth/gmail/callback), when Gmail is configured. */
   readonly gmailConsent?: (code: string, state: string) => Promise<{ mailbox: string }>;
-  /** Records a refused consent callback (journaled as webhook.rejected by the wiring). */
-  readonly onConsentRefused?: (status: number, reason: string) => Promise<void>;
   /** The audit UI (/audit) and its JSON API (/api/v1), when the journal is readable here. */
   readonly audit?: AuditRoutesOptions;
+  /** The Google Forms consent callback (GET /oauth/google-forms/callback), when a Google OAuth client is configured. */
+  readonly googleFormsConsent?: (code: string, state: string) => Promise<{ formId: string }>;
+  /** Records a refused consent callback (journaled as webhook.rejected by the wiring); `endpoint` is the callback path. */
+  readonly onConsentRefused?: (status: number, reason: string, endpoint: string) => Promise<void>;
 }
 
 export function createWebServer(options: WebServerOptions): FastifyInstance {
@@ -53,23 +55,36 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
     return reply.code(ok ? 200 : 503).send({ ok, checks: results });
   });
 
-  const consent = options.gmailConsent;
-  if (consent) {
-    app.get('/oauth/gmail/callback', async (req, reply) => {
+  const consentRoute = (path: string, subject: string, command: string, run: (code: string, state: string) => Promise<string>): void => {
+    app.get(path, async (req, reply) => {
       const q = req.query as Record<string, unknown>;
       const page = async (status: number, title: string, text: string): Promise<FastifyReply> => {
-        if (status >= 400) await options.onConsentRefused?.(status, text).catch(() => undefined);
+        if (status >= 400) await options.onConsentRefused?.(status, text, path).catch(() => undefined);
         return reply
           .code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(`<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>`);
       };
-      if (typeof q.error === 'string') return page(400, 'Inbox not connected', `Google answered: ${q.error.slice(0, 100)}. Run activity-journal connect gmail to try again.`);
-      if (typeof q.code !== 'string' || typeof q.state !== 'string') return page(400, 'Inbox not connected', 'The callback is missing its code or state. Run activity-journal connect gmail to start again.');
+      if (typeof q.error === 'string') return page(400, `${subject} not connected`, `Google answered: ${q.error.slice(0, 100)}. Run ${command} to try again.`);
+      if (typeof q.code !== 'string' || typeof q.state !== 'string') return page(400, `${subject} not connected`, `The callback is missing its code or state. Run ${command} to start again.`);
       try {
-        const { mailbox } = await consent(q.code, q.state);
-        return page(200, 'Inbox connected', `${mailbox} is connected; its mail is being backfilled. You can close this window.`);
+        const done = await run(q.code, q.state);
+        return page(200, `${subject} connected`, done);
       } catch (err) {
-        return page(400, 'Inbox not connected', `${(err as Error).message.slice(0, 300)}`);
+        return page(400, `${subject} not connected`, `${(err as Error).message.slice(0, 300)}`);
       }
+    });
+  };
+  const gmailConsent = options.gmailConsent;
+  if (gmailConsent) {
+    consentRoute('/oauth/gmail/callback', 'Inbox', 'activity-journal connect gmail', async (code, state) => {
+      const { mailbox } = await gmailConsent(code, state);
+      return `${mailbox} is connected; its mail is being backfilled. You can close this window.`;
+    });
+  }
+  const formsConsent = options.googleFormsConsent;
+  if (formsConsent) {
+    consentRoute('/oauth/google-forms/callback', 'Form', 'activity-journal connect google-forms <formId>', async (code, state) => {
+      const { formId } = await formsConsent(code, state);
+      return `Google form ${formId} is connected; its responses are being taken in. You can close this window.`;
     });
   }
 

@@ -76,6 +76,8 @@ export interface FakeGmail {
   /** The mailbox `userId: 'me'` means. */
   readonly mailbox: string;
   readonly requests: FakeGmailRequest[];
+  /** A refresh token for another mailbox on this fake (`userId: 'me'` then means that mailbox). */
+  grant(mailbox: string): string;
   /** Stores a message, bumps the history id and records a messagesAdded history entry. Returns the message id. */
   addMessage(mailbox: string, input: AddMessageInput): string;
   /** Adds n small generated messages to the fake's mailbox; returns their ids. */
@@ -167,7 +169,9 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
   const clientId = 'fake-client-id.apps.googleusercontent.com';
   const clientSecret = 'fake-client-secret';
   const refreshToken = `1//fake-refresh-${randomBytes(8).toString('hex')}`;
-  const issued = new Set<string>();
+  /** Access token → the mailbox it was issued for; refresh token → its mailbox. */
+  const issued = new Map<string, string>();
+  const grants = new Map<string, string>([[refreshToken, mailbox]]);
   const messages = new Map<string, StoredMessage>();
   const history: HistoryRecord[] = [];
   const requests: FakeGmailRequest[] = [];
@@ -180,7 +184,7 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
   let failures = 0;
   let failureStatus = 500;
 
-  const userMailbox = (userId: string): string => (userId.includes('@') ? userId.toLowerCase() : mailbox);
+  const userMailbox = (userId: string, own: string): string => (userId.includes('@') ? userId.toLowerCase() : own);
 
   const addMessage = (box: string, input: AddMessageInput): string => {
     const id = (0x18c0000000000 + nextId++).toString(16);
@@ -225,10 +229,10 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
     };
   };
 
-  const api = (res: ServerResponse, method: string, segments: string[], query: URLSearchParams): number => {
+  const api = (res: ServerResponse, method: string, segments: string[], query: URLSearchParams, own: string): number => {
     // segments: ['gmail', 'v1', 'users', userId, ...rest]
     const userId = decodeURIComponent(segments[3] ?? '');
-    const box = userMailbox(userId);
+    const box = userMailbox(userId, own);
     const rest = segments.slice(4);
     const boxMessages = (): StoredMessage[] => [...messages.values()].filter((m) => m.mailbox === box);
     if (method !== 'GET') return gmailError(res, 405, 'Method not allowed', 'badRequest', 'INVALID_ARGUMENT');
@@ -305,14 +309,15 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
         if (form.get('code') !== AUTHORIZATION_CODE) return json(res, { error: 'invalid_grant', error_description: 'Malformed auth code.' }, 400);
         revoked = false;
         const accessToken = `ya29.fake-${randomBytes(12).toString('hex')}`;
-        issued.add(accessToken);
+        issued.set(accessToken, mailbox);
         return json(res, { access_token: accessToken, refresh_token: refreshToken, expires_in: 3599, token_type: 'Bearer', scope: 'https://www.googleapis.com/auth/gmail.readonly' });
       }
-      if (revoked || form.get('refresh_token') !== refreshToken) {
+      const granted = grants.get(form.get('refresh_token') ?? '');
+      if (revoked || granted === undefined) {
         return json(res, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' }, 400);
       }
       const accessToken = `ya29.fake-${randomBytes(12).toString('hex')}`;
-      issued.add(accessToken);
+      issued.set(accessToken, granted);
       return json(res, { access_token: accessToken, expires_in: 3599, token_type: 'Bearer', scope: 'https://www.googleapis.com/auth/gmail.readonly' });
     }
     const segments = url.pathname.split('/').filter((s) => s !== '');
@@ -321,7 +326,8 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
     }
     const auth = req.headers.authorization ?? '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    if (!issued.has(token)) {
+    const own = issued.get(token);
+    if (own === undefined) {
       return gmailError(res, 401, 'Request had invalid authentication credentials. Expected OAuth 2 access token.', 'authError', 'UNAUTHENTICATED', {
         'www-authenticate': 'Bearer realm="https://accounts.google.com/", error="invalid_token"',
       });
@@ -335,7 +341,7 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
       failures--;
       return gmailError(res, failureStatus, 'Internal error encountered.', 'backendError', failureStatus === 503 ? 'UNAVAILABLE' : 'INTERNAL');
     }
-    return api(res, method, segments, url.searchParams);
+    return api(res, method, segments, url.searchParams, own);
   };
 
   const server = createServer((req, res) => {
@@ -367,6 +373,11 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
     mailbox,
     requests,
     addMessage,
+    grant(box) {
+      const token = `1//fake-refresh-${randomBytes(8).toString('hex')}`;
+      grants.set(token, box.toLowerCase());
+      return token;
+    },
     burst(n) {
       const ids: string[] = [];
       for (let k = 0; k < n; k++) {

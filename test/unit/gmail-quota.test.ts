@@ -16,4 +16,16 @@ describe('QuotaBucket', () => {
     expect(t).toBeGreaterThanOrEqual(29_900);
     expect(t).toBeLessThanOrEqual(30_100);
   });
+
+  it('after a rate-limit pause grants nothing until the pause is over, then refills from there', async () => {
+    let t = 0;
+    const bucket = new QuotaBucket(600, () => t, (ms) => {
+      t += ms;
+      return Promise.resolve();
+    });
+    await bucket.pause(10_000);
+    await bucket.take(5); // waits out the pause, then 0.5 s of refill for 5 units
+    expect(t).toBeGreaterThanOrEqual(10_500);
+    expect(t).toBeLessThanOrEqual(10_600);
+  });
 });
