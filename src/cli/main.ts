@@ -26,6 +26,7 @@ import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
 import { importCalls } from './import-calls.ts';
 import { serviceClient, withJournal, withWriterOrService } from './journal-access.ts';
+import { archiveCommand, attachArchives, retentionReportCommand } from './archive.ts';
 import { gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
 import { startPipeline } from '../../jobs/main.ts';
@@ -244,17 +245,35 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('verify')
     .description('recompute every hash, the chain and the Merkle root; check every checkpoint and anchor')
     .option('--anchors <dir>', 'a directory anchor whose checkpoints the journal must be consistent with (repeatable)', collect, [])
-    .action((opts: { anchors: string[] }) => {
-      exitCode = verifyCommand(cfg(), opts.anchors, json());
+    .option('--include-archives', 'also verify the archived segments (fetched from their store), from seq 0 on')
+    .action(async (opts: { anchors: string[]; includeArchives?: boolean }) => {
+      exitCode = await verifyCommand(cfg(), opts.anchors, json(), opts.includeArchives === true);
+    });
+
+  program
+    .command('archive')
+    .description('seal closed months and move them to the archive store (read back and verified before they leave hot storage)')
+    .option('--dry-run', 'say what would be sealed and archived; write nothing')
+    .action(async (opts: { dryRun?: boolean }) => {
+      exitCode = await archiveCommand(cfg(), { dryRun: opts.dryRun === true, json: json() }, io);
+    });
+
+  const retention = program.command('retention').description('retention classes and policy');
+  retention
+    .command('report')
+    .description('per class: hot entries, size, oldest entry and when it expires; archived segments; the next seal')
+    .action(() => {
+      exitCode = retentionReportCommand(cfg(), json(), io);
     });
 
   program
     .command('trace')
     .description('the entries of one correlation, in order')
     .argument('<correlationId>')
-    .action((correlationId: string) => {
+    .action(async (correlationId: string) => {
       const reader = openReader(cfg());
       try {
+        await attachArchives(cfg(), reader);
         const entries = reader.byCorrelation(correlationId);
         if (json()) for (const e of entries) io.out(JSON.stringify(e));
         else printTrace(correlationId, entries);
@@ -468,9 +487,10 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
   return refused === 0 ? 0 : 1;
 }
 
-function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean): number {
+async function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, includeArchives: boolean): Promise<number> {
   const reader = openReader(config);
   try {
+    const archives = includeArchives ? await attachArchives(config, reader) : undefined;
     const genesis = reader.bySeq(0);
     const origin = genesis && genesis.kind === 'journal.created' ? (genesis.payload as { origin: string }).origin : null;
     // Explicit --anchors, else the configured directory anchors that exist.
@@ -491,7 +511,7 @@ function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean): n
       if (key !== null) pinned = parseVerifierKey(key);
     }
     const bar = asJson ? { update() {}, done() {} } : progressBar('verifying');
-    const report = verifyJournal(reader.connection, { sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null, verifier: pinned, anchoredNotes: notes, onProgress: (d, t) => bar.update(d, t) });
+    const report = verifyJournal(reader.connection, { sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null, verifier: pinned, anchoredNotes: notes, onProgress: (d, t) => bar.update(d, t), ...(archives ? { archives } : {}) });
     bar.done();
     if (asJson) io.out(JSON.stringify(report));
     else if (report.ok) {
@@ -499,6 +519,7 @@ function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean): n
       io.out(`root ${report.rootHash}\nchain head ${report.chainHead}`);
       if (!report.sealsChecked) io.err('note: seals not checked (no seal key in the keys directory)');
       if (dirs.length === 0) io.err('note: no anchors checked; pass --anchors DIR to catch truncation and file replacement');
+      if (report.verifiedFrom > 0) io.err(`note: seq 1..${report.verifiedFrom - 1} are in archived segments, not checked now; pass --include-archives to verify them too`);
     } else {
       if (report.firstBadSeq !== null) io.out(`first bad entry: seq ${report.firstBadSeq}`);
       io.out(`reason: ${report.reason}`);
