@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmodSync, mkdirSync, rmSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
@@ -239,4 +240,35 @@ describe('seal and archive to a directory', () => {
       for (const k of ['jan-form-1', 'jan-inv-1', 'jan-s-1', 'jan-form-2', 'feb-form-1', 'feb-inv-1', 'mar-s-1', 'segment/2026-01/sealed', 'segment/2026-01/archived', 'segment/2026-02/archived']) expect(keys).toContain(k);
     });
   }
+});
+
+describe('the archive, verify --include-archives, trace and retention report commands', () => {
+  it('archives closed months from the command line; the archives verify from seq 0 and trace finds their entries', async () => {
+    const writer = await open();
+    await twoMonths(writer);
+    await writer.close();
+    const env = { ...process.env, JOURNAL_PATH: path, LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', ARCHIVE_DIR: join(tmp.dir, 'cold') };
+    mkdirSync(join(tmp.dir, 'cold'));
+    const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
+      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8' });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    // The real clock is months after March 2026: January, February and March are closed.
+    const run = cli(['archive']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/2026-01: seq 0\.\.\d+ \(\d+ entries\) sealed\+archived to dir:/);
+    expect(run.stdout).toMatch(/3 segment\(s\) archived/);
+    const all = cli(['verify', '--include-archives', '--json']);
+    expect(all.status).toBe(0);
+    expect(JSON.parse(all.stdout)).toMatchObject({ ok: true, verifiedFrom: 0 });
+    const trace = cli(['trace', 'corr-jan', '--json']);
+    expect(trace.status).toBe(0);
+    expect(trace.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { idempotencyKey: string }).idempotencyKey)).toEqual(['jan-form-1', 'jan-inv-1', 'jan-s-1']);
+    const report = cli(['retention', 'report', '--json']);
+    expect(report.status).toBe(0);
+    const r = JSON.parse(report.stdout) as { policyVersion: number; segments: { archived: number }; classes: { retentionClass: string; days: number | null }[] };
+    expect(r.policyVersion).toBe(1);
+    expect(r.segments.archived).toBe(3);
+    expect(r.classes.find((c) => c.retentionClass === 'marketing-90d')?.days).toBe(90);
+  }, 600_000);
 });
