@@ -2,6 +2,7 @@
  * How CLI commands reach the journal: their own writer when the journal is free, else the running journal
  * service (which holds the single-writer lock).
  */
+import { RetentionPolicy } from '../journal/retention.ts';
 import type { Config } from '../config/config.ts';
 import { JournalWriter } from '../journal/writer.ts';
 import { JournalReader } from '../journal/reader.ts';
@@ -49,6 +50,7 @@ function openWriter(config: Config): Promise<JournalWriter> {
     anchors: configuredAnchors(config.journal),
     maxPayloadBytes: config.journal.maxPayloadBytes,
     checkpointEveryEntries: config.journal.checkpointEveryEntries,
+    retention: RetentionPolicy.load(config.journal.retentionPath),
     checkpointEveryMs: 0,
   });
 }

@@ -30,6 +30,7 @@ import { driftLines, parseSince, runCrmDrift } from './crm-drift.ts';
 import { serviceClient, withJournal, withWriterOrService } from './journal-access.ts';
 import { defaultLabels, gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
 import { changeInboxLabels, effectiveLabels, parseLabelList, type EffectiveLabels } from '../../connectors/gmail/inbox-labels.ts';
+import { archiveCommand, attachArchives, retentionReportCommand } from './archive.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
 import { formPollStore } from '../../jobs/forms.ts';
 import { formsConsentUrl } from '../../connectors/forms/google-forms.oauth.ts';
@@ -336,17 +337,35 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('recompute every hash, the chain and the Merkle root; check every checkpoint and anchor')
     .option('--anchors <dir>', 'a directory anchor whose checkpoints the journal must be consistent with (repeatable)', collect, [])
     .option('--progress-lines', 'report progress as `progress DONE/TOTAL` lines on stderr (for the audit UI)')
-    .action((opts: { anchors: string[]; progressLines?: boolean }) => {
-      exitCode = verifyCommand(cfg(), opts.anchors, json(), opts.progressLines === true);
+    .option('--include-archives', 'also verify the archived segments (fetched from their store), from seq 0 on')
+    .action(async (opts: { anchors: string[]; progressLines?: boolean; includeArchives?: boolean }) => {
+      exitCode = await verifyCommand(cfg(), opts.anchors, json(), opts.includeArchives === true, opts.progressLines === true);
+    });
+
+  program
+    .command('archive')
+    .description('seal closed months and move them to the archive store (read back and verified before they leave hot storage)')
+    .option('--dry-run', 'say what would be sealed and archived; write nothing')
+    .action(async (opts: { dryRun?: boolean }) => {
+      exitCode = await archiveCommand(cfg(), { dryRun: opts.dryRun === true, json: json() }, io);
+    });
+
+  const retention = program.command('retention').description('retention classes and policy');
+  retention
+    .command('report')
+    .description('per class: hot entries, size, oldest entry and when it expires; archived segments; the next seal')
+    .action(() => {
+      exitCode = retentionReportCommand(cfg(), json(), io);
     });
 
   program
     .command('trace')
     .description('the entries of one correlation, in order')
     .argument('<correlationId>')
-    .action((correlationId: string) => {
+    .action(async (correlationId: string) => {
       const reader = openReader(cfg());
       try {
+        await attachArchives(cfg(), reader);
         const entries = reader.byCorrelation(correlationId);
         if (json()) for (const e of entries) io.out(JSON.stringify(e));
         else printTrace(correlationId, entries);
@@ -560,9 +579,10 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
   return refused === 0 ? 0 : 1;
 }
 
-function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, progressLines = false): number {
+async function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, includeArchives: boolean, progressLines = false): Promise<number> {
   const reader = openReader(config);
   try {
+    const archives = includeArchives ? await attachArchives(config, reader) : undefined;
     const genesis = reader.bySeq(0);
     const origin = genesis && genesis.kind === 'journal.created' ? (genesis.payload as { origin: string }).origin : null;
     // Explicit --anchors, else the configured directory anchors that exist.
@@ -583,7 +603,7 @@ function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, pr
       if (key !== null) pinned = parseVerifierKey(key);
     }
     const bar = progressLines ? progressLinesTo(process.stderr) : asJson ? { update() {}, done() {} } : progressBar('verifying');
-    const report = verifyJournal(reader.connection, { sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null, verifier: pinned, anchoredNotes: notes, onProgress: (d, t) => bar.update(d, t) });
+    const report = verifyJournal(reader.connection, { sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null, verifier: pinned, anchoredNotes: notes, onProgress: (d, t) => bar.update(d, t), ...(archives ? { archives } : {}) });
     bar.done();
     if (asJson) io.out(JSON.stringify(report));
     else if (report.ok) {
@@ -591,6 +611,7 @@ function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, pr
       io.out(`root ${report.rootHash}\nchain head ${report.chainHead}`);
       if (!report.sealsChecked) io.err('note: seals not checked (no seal key in the keys directory)');
       if (dirs.length === 0) io.err('note: no anchors checked; pass --anchors DIR to catch truncation and file replacement');
+      if (report.verifiedFrom > 0) io.err(`note: seq 1..${report.verifiedFrom - 1} are in archived segments, not checked now; pass --include-archives to verify them too`);
     } else {
       if (report.firstBadSeq !== null) io.out(`first bad entry: seq ${report.firstBadSeq}`);
       io.out(`reason: ${report.reason}`);

@@ -25,6 +25,8 @@ export const EnvSchema = z.object({
   JOURNAL_ANCHOR_DIRS: z.string().optional(),
   JOURNAL_ANCHOR_URLS: list,
   JOURNAL_ANCHOR_TOKEN: z.string().min(1).optional(),
+  RETENTION_POLICY_PATH: z.string().min(1).optional(),
+  ARCHIVE_DIR: z.string().min(1).optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('aj'),
   OPENAI_API_KEY: z.string().min(1).optional(),
@@ -88,6 +90,7 @@ export type Env = z.infer<typeof EnvSchema>;
 
 /** The rules shipped with the product (config/rules.json in the checkout). */
 export const DEFAULT_RULES_PATH = resolve(import.meta.dirname, '../../config/rules.json');
+export const DEFAULT_RETENTION_PATH = resolve(import.meta.dirname, '../../config/retention.json');
 
 /** Where the journal service listens: a loopback host and port, or a Unix socket. */
 export type Listen = { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
@@ -104,6 +107,10 @@ export interface Config {
     readonly createAnchorDirs: boolean;
     readonly anchorUrls: readonly string[];
     readonly anchorToken: string | undefined;
+    /** The retention policy file (classes and the kind/source rules that stamp them). */
+    readonly retentionPath: string;
+    /** The directory archive store that `archive` moves sealed segments to. */
+    readonly archiveDir: string;
   };
   readonly service: {
     readonly listen: Listen;
@@ -250,6 +257,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       createAnchorDirs: e.JOURNAL_ANCHOR_DIRS === undefined,
       anchorUrls: e.JOURNAL_ANCHOR_URLS,
       anchorToken: e.JOURNAL_ANCHOR_TOKEN,
+      retentionPath: e.RETENTION_POLICY_PATH ? resolve(e.RETENTION_POLICY_PATH) : DEFAULT_RETENTION_PATH,
+      archiveDir: resolve(e.ARCHIVE_DIR ?? join(dataDir, 'archive')),
     },
     service: { listen: l, url: e.JOURNAL_SERVICE_URL ?? defaultUrl, appendToken: e.JOURNAL_APPEND_TOKEN, readToken: e.JOURNAL_READ_TOKEN },
     pipeline: {

@@ -196,18 +196,42 @@ const privacyErased = z.strictObject({
   reason: text,
 });
 
+/** A closed period (a calendar month of recordedAt) cut off: its seq range, a signed checkpoint at its end, the segment file's hash. */
 const segmentSealed = z.strictObject({
+  segmentId: id,
+  periodStart: isoTime,
+  periodEnd: isoTime,
+  fromSeq: z.number().int().nonnegative(),
+  toSeq: z.number().int().nonnegative(),
+  entries: z.number().int().positive(),
+  /** Root and chain head of the tree of size toSeq + 1, and the signed checkpoint note that states them. */
+  rootHash: base64Hash,
+  chainHead: base64Hash,
+  note: z.string().min(1).max(10_000),
+  /** SHA-256 and size of the segment file (an SQLite file holding exactly the rows fromSeq..toSeq). */
+  fileSha256: hexHash,
+  fileBytes: z.number().int().positive(),
+});
+
+/** A sealed segment copied to an archive store, read back and verified; its rows may now leave hot storage. */
+const segmentArchived = z.strictObject({
   segmentId: id,
   fromSeq: z.number().int().nonnegative(),
   toSeq: z.number().int().nonnegative(),
-  rootHash: base64Hash,
-  retentionClass: id,
+  store: z.enum(['directory', 'gcs']),
+  location: z.string().min(1).max(2048),
+  /** SHA-256 of the stored (gzip-compressed) object, and of the segment file inside it. */
+  sha256: hexHash,
+  fileSha256: hexHash,
+  compressedBytes: z.number().int().positive(),
 });
 
-const segmentArchived = z.strictObject({
-  segmentId: id,
-  location: z.string().min(1).max(2048),
+/** A new version of the retention policy; it applies to entries appended after this one. */
+const retentionPolicy = z.strictObject({
+  version: z.number().int().positive(),
   sha256: hexHash,
+  /** The policy's canonical JSON. */
+  policy: z.string().min(2).max(200_000),
 });
 
 const journalCreated = z.strictObject({
@@ -258,8 +282,9 @@ export const KINDS = {
   'job.failed': { schema: jobFailed, defaultRetention: 'standard', internal: false },
   'notification.sent': { schema: notificationSent, defaultRetention: 'standard', internal: false },
   'privacy.erased': { schema: privacyErased, defaultRetention: 'permanent', internal: false },
-  'segment.sealed': { schema: segmentSealed, defaultRetention: 'permanent', internal: false },
-  'segment.archived': { schema: segmentArchived, defaultRetention: 'permanent', internal: false },
+  'segment.sealed': { schema: segmentSealed, defaultRetention: 'permanent', internal: true },
+  'segment.archived': { schema: segmentArchived, defaultRetention: 'permanent', internal: true },
+  'retention.policy': { schema: retentionPolicy, defaultRetention: 'permanent', internal: true },
   'journal.created': { schema: journalCreated, defaultRetention: 'permanent', internal: true },
   checkpoint: { schema: checkpoint, defaultRetention: 'permanent', internal: true },
   'checkpoint.anchored': { schema: checkpointAnchored, defaultRetention: 'permanent', internal: true },
@@ -269,7 +294,7 @@ export type EntryKind = keyof typeof KINDS;
 export type PayloadOf<K extends EntryKind> = z.infer<(typeof KINDS)[K]['schema']>;
 
 /** Kinds the journal writes about itself; they do not make a new checkpoint due. */
-export const HOUSEKEEPING_KINDS: ReadonlySet<string> = new Set(['journal.created', 'checkpoint', 'checkpoint.anchored']);
+export const HOUSEKEEPING_KINDS: ReadonlySet<string> = new Set(['journal.created', 'checkpoint', 'checkpoint.anchored', 'retention.policy']);
 
 export function isEntryKind(kind: string): kind is EntryKind {
   return Object.prototype.hasOwnProperty.call(KINDS, kind);

@@ -4,7 +4,8 @@
 import type Database from 'better-sqlite3';
 import { openReadConnection } from './sqlite.ts';
 import { checkReadable } from './schema.ts';
-import { ENTRY_COLUMNS, StoredNodes, rowHeader, rowToEntry, type EntryRow } from './store.ts';
+import { ENTRY_COLUMNS, StoredNodes, archivedRanges, rowHeader, rowToEntry, type ArchivedRange, type EntryRow } from './store.ts';
+import type { ArchivedSegmentSource } from './verify.ts';
 import type { EntryHeader, JournalEntry } from './entry.ts';
 import { consistencyProof, inclusionProof } from './merkle.ts';
 import { parseSignedCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -48,6 +49,7 @@ export class JournalReader {
   private readonly bySeqStmt: Database.Statement<[number], EntryRow>;
   private readonly byKeyStmt: Database.Statement<[string], EntryRow>;
   private readonly byCorrelationStmt: Database.Statement<[string, number, number], EntryRow>;
+  private archives: readonly ArchivedSegmentSource[] = [];
   private constructor(private readonly db: Database.Database) {
     this.nodes = new StoredNodes(db);
     this.bySeqStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`);
@@ -76,9 +78,22 @@ export class JournalReader {
     return row.m === null ? 0 : row.m + 1;
   }
 
+  /** The seq ranges whose rows were moved to archive stores. */
+  archivedRanges(): ArchivedRange[] {
+    return archivedRanges(this.db);
+  }
+
+  /** Makes bySeq and byCorrelation also read these archived segments (opened by openArchivedSegments); closed with the reader. */
+  attachArchives(archives: readonly ArchivedSegmentSource[]): void {
+    this.archives = archives;
+  }
+
   bySeq(seq: number): JournalEntry | null {
     const row = this.bySeqStmt.get(seq);
-    return row ? rowToEntry(row) : null;
+    if (row) return rowToEntry(row);
+    const seg = this.archives.find((a) => seq >= a.fromSeq && seq <= a.toSeq);
+    const archived = seg?.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`).get(seq) as EntryRow | undefined;
+    return archived ? rowToEntry(archived) : null;
   }
 
   /** Entries with fromSeq <= seq, in order, at most `limit`. */
@@ -94,7 +109,20 @@ export class JournalReader {
 
   /** The entries of one correlation, in the order they were recorded. */
   byCorrelation(correlationId: string, options: { afterSeq?: number | undefined; limit?: number | undefined } = {}): JournalEntry[] {
-    return this.byCorrelationStmt.all(correlationId, options.afterSeq ?? -1, clamp(options.limit ?? MAX_PAGE)).map(rowToEntry);
+    const limit = clamp(options.limit ?? MAX_PAGE);
+    const after = options.afterSeq ?? -1;
+    if (this.archives.length === 0) return this.byCorrelationStmt.all(correlationId, after, limit).map(rowToEntry);
+    const out: JournalEntry[] = [];
+    let last = after;
+    for (const a of this.archives) {
+      if (a.toSeq <= last || out.length >= limit) continue;
+      const rows = a.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE correlation_id = ? AND seq > ? ORDER BY seq LIMIT ?`).all(correlationId, last, limit - out.length) as EntryRow[];
+      for (const r of rows) out.push(rowToEntry(r));
+      if (out.length > 0) last = (out[out.length - 1] as JournalEntry).seq;
+    }
+    // Seq 0 stays hot although its segment is archived: skip what the archives already gave.
+    if (out.length < limit) for (const r of this.byCorrelationStmt.all(correlationId, last, limit - out.length)) out.push(rowToEntry(r));
+    return out;
   }
 
   /** Entries of one kind, optionally within [since, until) of recordedAt, in seq order. */
@@ -150,6 +178,8 @@ export class JournalReader {
   }
 
   close(): void {
+    for (const a of this.archives) a.db.close();
+    this.archives = [];
     this.db.close();
   }
 

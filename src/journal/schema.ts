@@ -70,6 +70,54 @@ ${insertOnly('journal_meta')}
 ${insertOnly('schema_migrations')}
 `,
   },
+  {
+    version: 2,
+    name: 'retention policies, segments, archived ranges; DELETE only of archived rows',
+    sql: `
+CREATE TABLE retention_policies (
+  version INTEGER PRIMARY KEY,
+  sha256 TEXT NOT NULL,
+  policy TEXT NOT NULL,
+  seq INTEGER NOT NULL
+) STRICT;
+CREATE TABLE segments (
+  segment_id TEXT PRIMARY KEY,
+  period_start TEXT NOT NULL,
+  period_end TEXT NOT NULL,
+  from_seq INTEGER NOT NULL,
+  to_seq INTEGER NOT NULL,
+  sealed_seq INTEGER NOT NULL,
+  file_sha256 TEXT NOT NULL,
+  file_bytes INTEGER NOT NULL
+) STRICT;
+CREATE TABLE archived_ranges (
+  segment_id TEXT PRIMARY KEY REFERENCES segments (segment_id),
+  from_seq INTEGER NOT NULL,
+  to_seq INTEGER NOT NULL,
+  archived_seq INTEGER NOT NULL,
+  chain_head BLOB NOT NULL CHECK (length(chain_head) = 32),
+  store TEXT NOT NULL,
+  location TEXT NOT NULL,
+  sha256 TEXT NOT NULL
+) STRICT;
+CREATE TABLE archived_nodes (
+  level INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  hash BLOB NOT NULL CHECK (length(hash) = 32),
+  PRIMARY KEY (level, idx)
+) STRICT;
+${insertOnly('retention_policies')}
+${insertOnly('segments')}
+${insertOnly('archived_ranges')}
+${insertOnly('archived_nodes')}
+DROP TRIGGER entries_no_delete;
+CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
+WHEN OLD.seq = 0 OR NOT EXISTS (
+  SELECT 1 FROM archived_ranges a JOIN entries e ON e.seq = a.archived_seq AND e.kind = 'segment.archived'
+  WHERE OLD.seq BETWEEN a.from_seq AND a.to_seq)
+BEGIN SELECT RAISE(ABORT, 'activity-journal: entries is insert-only; DELETE is forbidden (except rows of a segment whose segment.archived entry is committed)'); END;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

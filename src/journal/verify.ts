@@ -8,7 +8,7 @@ import { sha256, sha256Pair } from './sha256.ts';
 import type Database from 'better-sqlite3';
 import { canonicalHeader } from './entry.ts';
 import { CompactTree } from './merkle.ts';
-import { ENTRY_COLUMNS, StoredNodes, rowHeader, type EntryRow } from './store.ts';
+import { ENTRY_COLUMNS, StoredNodes, archivedRanges, archivedUpTo, rowHeader, type EntryRow } from './store.ts';
 import { parseVerifierKey, type Verifier } from './keys.ts';
 import { parseSignedCheckpoint, verifySignedCheckpoint } from './checkpoint.ts';
 import { sealOf } from './identity.ts';
@@ -28,6 +28,20 @@ export interface VerifyOptions {
   /** Verify only from this seq on, trusting the stored chain hash and tree nodes before it (the writer's start-up check). */
   readonly fromSeq?: number;
   readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * The archived segments, opened (read-only) in seq order: verification then starts at seq 0 in the archives
+   * and continues the chain and the tree into hot storage. Without them, a journal with archived segments is
+   * verified from its first hot seq, trusting the chain head and tree frontier recorded when it was archived.
+   */
+  readonly archives?: readonly ArchivedSegmentSource[];
+}
+
+/** An archived segment file opened for reading. */
+export interface ArchivedSegmentSource {
+  readonly segmentId: string;
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly db: Database.Database;
 }
 
 export interface VerifyReport {
@@ -47,9 +61,14 @@ const ZERO = Buffer.alloc(32);
 
 /** Verifies the journal behind `db` (read-only is enough). Never throws for a bad journal: the report says what is wrong. */
 export function verifyJournal(db: Database.Database, options: VerifyOptions = {}): VerifyReport {
-  const fromSeq = options.fromSeq ?? 0;
+  const ranges = archivedRanges(db);
+  const hotFrom = archivedUpTo(ranges);
+  const archives = options.archives !== undefined && (options.fromSeq ?? 0) === 0 && hotFrom > 0 ? options.archives : null;
+  // Without the archives, verification cannot start before the first hot row.
+  const fromSeq = archives !== null ? 0 : Math.max(options.fromSeq ?? 0, hotFrom);
   const sealKey = options.sealKey ?? null;
-  const total = (db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
+  let total = (db.prepare('SELECT count(*) AS n FROM entries WHERE seq >= ?').get(archives !== null ? hotFrom : fromSeq) as { n: number }).n;
+  for (const a of archives ?? []) total += (a.db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
   let checkpoints = 0;
   let verifier: Verifier | null = options.verifier ?? null;
   let tree: CompactTree;
@@ -60,17 +79,23 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
 
   if (fromSeq > 0) {
     const prev = db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(fromSeq - 1) as { chain_hash: Buffer } | undefined;
-    if (!prev) return fail(fromSeq - 1, `entry seq ${fromSeq - 1} is missing`);
-    chain = prev.chain_hash;
+    const recorded = ranges.find((r) => r.toSeq === fromSeq - 1);
+    if (!prev && !recorded) return fail(fromSeq - 1, `entry seq ${fromSeq - 1} is missing`);
+    chain = prev ? prev.chain_hash : (recorded as { chainHead: Buffer }).chainHead;
     try {
       tree = CompactTree.fromNodeSource(fromSeq, new StoredNodes(db));
     } catch (err) {
       return fail(fromSeq - 1, `stored tree nodes before seq ${fromSeq} are unreadable: ${(err as Error).message}`);
     }
-    if (verifier === null) {
-      const genesis = db.prepare(`SELECT payload FROM entries WHERE seq = 0`).get() as { payload: string } | undefined;
-      verifier = genesisVerifier(genesis?.payload);
+    const genesis = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = 0`).get() as EntryRow | undefined;
+    if (hotFrom > 0 && genesis) {
+      // The journal.created entry stays hot when its segment is archived: check it still is what was chained.
+      const leaf = sha256('\u0000' + canonicalHeader(rowHeader(genesis)));
+      if (!equal(sha256(genesis.payload), genesis.payload_hash) || !equal(leaf, genesis.leaf_hash) || !equal(sha256Pair(ZERO, leaf), genesis.chain_hash)) {
+        return fail(0, 'the journal.created entry does not match its hashes');
+      }
     }
+    if (verifier === null) verifier = genesisVerifier(genesis?.payload);
   } else {
     chain = ZERO;
     tree = new CompactTree();
@@ -82,16 +107,32 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   for (const a of options.anchoredNotes ?? []) {
     try {
       const size = parseSignedCheckpoint(a.note).checkpoint.treeSize;
+      // Checkpoints inside archived segments are checked when the archives are verified too.
+      if (size < fromSeq) continue;
       parsedAnchors.push({ ...a, size });
       anchored.set(size, null);
     } catch (err) {
       return fail(null, `anchored checkpoint ${a.source} is malformed: ${(err as Error).message}`);
     }
   }
-  if (anchored.has(0)) anchored.set(0, { root: Buffer.from(tree.root()), chain: ZERO });
+  if (anchored.has(fromSeq)) anchored.set(fromSeq, { root: Buffer.from(tree.root()), chain });
+
+  // Signed checkpoints in segment.sealed entries: each must match the tree and chain at its segment's end.
+  const sealed = new Map<number, { seq: number; note: string }>();
+  for (const source of [...(archives ?? []).map((a) => a.db), db]) {
+    for (const r of source.prepare(`SELECT seq, payload FROM entries WHERE kind = 'segment.sealed' AND seq >= ?`).all(fromSeq) as { seq: number; payload: string }[]) {
+      try {
+        const p = JSON.parse(r.payload) as { note: string; toSeq: number };
+        if (p.toSeq + 1 > fromSeq) sealed.set(p.toSeq + 1, { seq: r.seq, note: p.note });
+      } catch {
+        return fail(r.seq, 'the segment.sealed payload is not JSON');
+      }
+    }
+  }
+  const sealedSeen = new Map<number, { root: Buffer; chain: Buffer }>();
 
   let expected = fromSeq;
-  const rows = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq`).iterate(fromSeq) as IterableIterator<EntryRow>;
+  const rows = rowSources(db, archives, fromSeq, hotFrom);
   for (const row of rows) {
     const seq = expected;
     if (row.seq !== seq) return fail(seq, row.seq > seq ? `entry seq ${seq} is missing (the next entry is seq ${row.seq})` : `unexpected entry seq ${row.seq}`);
@@ -116,8 +157,17 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
       checkpoints++;
       const problem = checkCheckpointEntry(row, verifier, seq, rootBefore as Uint8Array, chainBefore);
       if (problem) return fail(seq, problem);
+    } else if (row.kind === 'segment.sealed') {
+      const claim = [...sealed.entries()].find(([, v]) => v.seq === seq);
+      if (claim) {
+        const seen = sealedSeen.get(claim[0]);
+        const cp = verifier === null ? null : verifySignedCheckpoint(claim[1].note, verifier);
+        if (cp === null) return fail(seq, 'the segment.sealed checkpoint is not signed by the journal\'s key');
+        if (!seen || cp.treeSize !== claim[0] || !equal(seen.root, cp.rootHash) || !equal(seen.chain, cp.chainHead)) return fail(seq, `the segment.sealed checkpoint does not match the entries before seq ${claim[0]}`);
+      }
     }
     expected++;
+    if (sealed.has(expected)) sealedSeen.set(expected, { root: Buffer.from(tree.root()), chain });
     if (anchored.has(expected)) anchored.set(expected, { root: Buffer.from(tree.root()), chain });
     if (options.onProgress && (expected & 0x3fff) === 0) options.onProgress(expected, total);
   }
@@ -144,6 +194,16 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
     ok: true, entries: expected, verifiedFrom: fromSeq, firstBadSeq: null, reason: null, checkpointsChecked: checkpoints, anchorsChecked,
     sealsChecked: sealKey !== null, rootHash: Buffer.from(tree.root()).toString('hex'), chainHead: chain.toString('hex'),
   };
+}
+
+/** The rows to verify in seq order: the archived segments first (when given), then hot storage. */
+function* rowSources(db: Database.Database, archives: readonly ArchivedSegmentSource[] | null, fromSeq: number, hotFrom: number): Generator<EntryRow> {
+  if (archives !== null) {
+    for (const a of archives) yield* a.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>;
+    yield* db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq`).iterate(hotFrom) as IterableIterator<EntryRow>;
+    return;
+  }
+  yield* db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq`).iterate(fromSeq) as IterableIterator<EntryRow>;
 }
 
 function checkCheckpointEntry(row: EntryRow, verifier: Verifier | null, seq: number, root: Uint8Array, chain: Buffer): string | null {

@@ -13,7 +13,9 @@ import { migrate } from './schema.ts';
 import { openWriteConnection } from './sqlite.ts';
 import { CompactTree, rootOf, type Hash } from './merkle.ts';
 import { sha256, sha256Pair } from './sha256.ts';
-import { ENTRY_COLUMNS, StoredNodes, rowToEntry, type EntryRow } from './store.ts';
+import { ENTRY_COLUMNS, StoredNodes, archivedRanges, archivedUpTo, rowToEntry, type EntryRow } from './store.ts';
+import { RetentionPolicy, RetentionPolicyError, type JournaledPolicy } from './retention.ts';
+import { EntryValidationError } from './errors/entry-validation.error.ts';
 import { HOUSEKEEPING_KINDS, type EntryKind } from './kinds.ts';
 import { loadOrCreateIdentity, readKeysJournalId, sealOf, type JournalIdentity } from './identity.ts';
 import { signCheckpoint, verifySignedCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -39,7 +41,30 @@ export interface JournalWriterOptions {
   /** Most entries one group-commit transaction takes (default 5,000). */
   readonly maxBatchEntries?: number;
   readonly logger?: Logger;
+  /** The clock (ms since epoch); tests inject a fake one. */
   readonly now?: () => number;
+  /** Stamps entries that name no class; journaled (`retention.policy`) when its version is new. */
+  readonly retention?: RetentionPolicy;
+}
+
+/** What sealing a segment records (see segments.ts). */
+export interface SealRequest {
+  readonly segmentId: string;
+  readonly periodStart: string;
+  readonly periodEnd: string;
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly fileSha256: string;
+  readonly fileBytes: number;
+}
+
+export interface ArchiveCommit {
+  readonly segmentId: string;
+  readonly store: 'directory' | 'gcs';
+  readonly location: string;
+  readonly sha256: string;
+  readonly fileSha256: string;
+  readonly compressedBytes: number;
 }
 
 export interface AppendResult {
@@ -98,6 +123,7 @@ export class JournalWriter {
   private readonly maxBatchEntries: number;
   private readonly now: () => number;
   private readonly log: Logger;
+  private readonly retention: RetentionPolicy | null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -112,6 +138,7 @@ export class JournalWriter {
     this.checkpointEveryEntries = options.checkpointEveryEntries ?? 1000;
     this.maxBatchEntries = options.maxBatchEntries ?? 5000;
     this.now = options.now ?? Date.now;
+    this.retention = options.retention ?? null;
     this.log = (options.logger ?? silentLogger).child({ component: 'journal.writer' });
     this.insertStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')})`);
     this.insertIfAbsentStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')}) ON CONFLICT (idempotency_key) DO NOTHING`);
@@ -149,6 +176,7 @@ export class JournalWriter {
       if (metaId === null) writer.writeGenesis();
       else writer.checkOwnTail();
       await writer.checkAnchors();
+      writer.journalPolicy();
       return writer;
     } catch (err) {
       db?.close();
@@ -174,7 +202,7 @@ export class JournalWriter {
   /** Appends entries atomically in one request: all are written (or found as duplicates), or none is. */
   async appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
     if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
-    const prepared = inputs.map((input) => prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes }));
+    const prepared = inputs.map((input) => this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes })));
     return this.enqueue(prepared);
   }
 
@@ -190,6 +218,137 @@ export class JournalWriter {
     const last = this.state.lastCheckpoint;
     this.startAnchoring(last); // re-publishing is idempotent; it heals an anchor that missed it
     return { ...last, created: false };
+  }
+
+  /** The retention class of an entry that names none comes from the policy; a named class must exist in it. */
+  private stamp(p: PreparedEntry): PreparedEntry {
+    const policy = this.retention;
+    if (policy === null) return p;
+    if (p.retentionGiven) {
+      if (!policy.has(p.retentionClass)) throw new EntryValidationError('INVALID_ENTRY', `retentionClass ${p.retentionClass} is not a class of retention policy version ${policy.version}`, ['retentionClass: unknown class']);
+      return p;
+    }
+    return { ...p, retentionClass: policy.classify(p.kind, p.source) };
+  }
+
+  /** Every retention policy version journaled so far, oldest first. */
+  policyHistory(): JournaledPolicy[] {
+    const rows = this.db.prepare('SELECT version, seq, policy FROM retention_policies ORDER BY version').all() as { version: number; seq: number; policy: string }[];
+    return rows.map((r) => ({ version: r.version, seq: r.seq, policy: RetentionPolicy.parse(JSON.parse(r.policy), `journaled retention policy version ${r.version}`) }));
+  }
+
+  /** Journals the configured policy when its version is new; refuses a changed policy under an old version number. */
+  private journalPolicy(): void {
+    const policy = this.retention;
+    if (policy === null) return;
+    const latest = this.db.prepare('SELECT version, sha256 FROM retention_policies ORDER BY version DESC LIMIT 1').get() as { version: number; sha256: string } | undefined;
+    if (latest && latest.sha256 === policy.sha256) return;
+    if (latest && policy.version <= latest.version) {
+      throw new RetentionPolicyError(`the retention policy changed but its version (${policy.version}) is not above the journaled version ${latest.version}; bump "version"`);
+    }
+    const prepared = this.internal('retention.policy', policy.entryPayload(), `retention-policy/${policy.version}`);
+    this.commitSystem(prepared, (entry) => {
+      this.db.prepare('INSERT INTO retention_policies (version, sha256, policy, seq) VALUES (?, ?, ?, ?)').run(policy.version, policy.sha256, policy.canonical, entry.seq);
+    });
+    this.log.info({ version: policy.version, sha256: policy.sha256 }, 'retention policy version journaled');
+  }
+
+  /**
+   * Commits one entry the journal writes about itself, with `extra` writes in the same transaction. The caller
+   * has drained the queue first (or holds the only reference, at open). Idempotent on the entry's key: a re-run
+   * that finds the same entry returns it (duplicate) and runs `extra` only when it was not yet applied.
+   */
+  private commitSystem(prepared: PreparedEntry, extra: (entry: JournalEntry, duplicate: boolean) => void): AppendResult {
+    const snapshot = this.snapshot();
+    try {
+      let result: AppendResult | null = null;
+      this.db.transaction(() => {
+        const inserted = this.insert(prepared, new Date(this.now()).toISOString(), true);
+        if (inserted) result = { entry: inserted, duplicate: false };
+        else {
+          const earlier = this.lookup(prepared.idempotencyKey) as JournalEntry;
+          const diff = differingFields(prepared, earlier);
+          if (diff.length > 0) throw new IdempotencyConflictError(prepared.idempotencyKey, earlier.seq, diff);
+          result = { entry: earlier, duplicate: true };
+        }
+        extra(result.entry, result.duplicate);
+      }).immediate();
+      return result as unknown as AppendResult;
+    } catch (err) {
+      this.restore(snapshot);
+      throw err;
+    }
+  }
+
+  /** A checkpoint of the first `size` entries (root and chain head from storage), signed with `timestamp`. */
+  private checkpointAt(size: number, timestamp: string): { checkpoint: Checkpoint; note: string } {
+    const row = this.db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(size - 1) as { chain_hash: Buffer } | undefined;
+    if (!row) throw new JournalWriteError('WRITE_FAILED', `cannot sign a checkpoint of size ${size}: entry seq ${size - 1} is not in hot storage`);
+    const checkpoint: Checkpoint = { origin: this.identity.origin, treeSize: size, rootHash: rootOf(size, new StoredNodes(this.db)), chainHead: row.chain_hash, timestamp };
+    return { checkpoint, note: signCheckpoint(checkpoint, this.identity.signingKey) };
+  }
+
+  /**
+   * Seals a segment: appends `segment.sealed` with a checkpoint signed at its end (timestamped with the period's
+   * end, so that a re-run writes the identical entry and finds it) and records it in `segments`.
+   */
+  async sealSegment(req: SealRequest): Promise<AppendResult> {
+    if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
+    await this.enqueue([]);
+    const { checkpoint, note } = this.checkpointAt(req.toSeq + 1, new Date(Date.parse(req.periodEnd)).toISOString());
+    const payload = {
+      ...req,
+      entries: req.toSeq - req.fromSeq + 1,
+      rootHash: Buffer.from(checkpoint.rootHash).toString('base64'),
+      chainHead: Buffer.from(checkpoint.chainHead).toString('base64'),
+      note,
+    };
+    return this.commitSystem(this.internal('segment.sealed', payload, `segment/${req.segmentId}/sealed`), (entry) => {
+      this.db
+        .prepare('INSERT INTO segments (segment_id, period_start, period_end, from_seq, to_seq, sealed_seq, file_sha256, file_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(req.segmentId, req.periodStart, req.periodEnd, req.fromSeq, req.toSeq, entry.seq, req.fileSha256, req.fileBytes);
+    });
+  }
+
+  /**
+   * Records a verified archive copy: `segment.archived` and the `archived_ranges` row (with the chain head at the
+   * segment's end and the tree frontier after it, which new appends and proofs keep needing) in one transaction.
+   * From then on the DELETE trigger lets the segment's rows leave hot storage.
+   */
+  async commitArchive(req: ArchiveCommit): Promise<AppendResult> {
+    if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
+    await this.enqueue([]);
+    const seg = this.db.prepare('SELECT from_seq, to_seq FROM segments WHERE segment_id = ?').get(req.segmentId) as { from_seq: number; to_seq: number } | undefined;
+    if (!seg) throw new JournalWriteError('WRITE_FAILED', `segment ${req.segmentId} is not sealed`);
+    const chain = (this.db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(seg.to_seq) as { chain_hash: Buffer } | undefined)?.chain_hash;
+    const frontierSize = seg.to_seq + 1;
+    const payload = { segmentId: req.segmentId, fromSeq: seg.from_seq, toSeq: seg.to_seq, store: req.store, location: req.location, sha256: req.sha256, fileSha256: req.fileSha256, compressedBytes: req.compressedBytes };
+    return this.commitSystem(this.internal('segment.archived', payload, `segment/${req.segmentId}/archived`), (entry, duplicate) => {
+      if (duplicate && this.db.prepare('SELECT 1 FROM archived_ranges WHERE segment_id = ?').get(req.segmentId)) return;
+      if (!chain) throw new JournalWriteError('WRITE_FAILED', `segment ${req.segmentId}: entry seq ${seg.to_seq} is not in hot storage`);
+      const nodes = new StoredNodes(this.db);
+      const insertNode = this.db.prepare('INSERT INTO archived_nodes (level, idx, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
+      let offset = 0;
+      for (let level = Math.floor(Math.log2(frontierSize)); level >= 0; level--) {
+        const width = 2 ** level;
+        if (Math.floor(frontierSize / width) % 2 === 1) {
+          insertNode.run(level, offset / width, Buffer.from(nodes.node(level, offset / width)));
+          offset += width;
+        }
+      }
+      this.db
+        .prepare('INSERT INTO archived_ranges (segment_id, from_seq, to_seq, archived_seq, chain_head, store, location, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(req.segmentId, seg.from_seq, seg.to_seq, entry.seq, chain, req.store, req.location, req.sha256);
+    });
+  }
+
+  /** Deletes the hot rows of an archived segment (all but seq 0); returns how many left. Idempotent. */
+  async dropArchivedRows(segmentId: string): Promise<number> {
+    if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
+    await this.enqueue([]);
+    const r = this.db.prepare('SELECT from_seq, to_seq FROM archived_ranges WHERE segment_id = ?').get(segmentId) as { from_seq: number; to_seq: number } | undefined;
+    if (!r) throw new JournalWriteError('WRITE_FAILED', `segment ${segmentId} has no committed archive; its rows stay`);
+    return this.db.transaction(() => this.db.prepare('DELETE FROM entries WHERE seq BETWEEN ? AND ? AND seq > 0').run(r.from_seq, r.to_seq).changes).immediate();
   }
 
   /** Waits for queued appends and anchoring, writes a final checkpoint if entries came since the last, releases the lock. */
@@ -456,11 +615,14 @@ export class JournalWriter {
   private async checkAnchors(): Promise<void> {
     const verifier = parseVerifierKey(this.identity.signingKey.verifierKey);
     const nodes = new StoredNodes(this.db);
+    const hotFrom = archivedUpTo(archivedRanges(this.db));
     for (const anchor of this.anchors) {
       const note = await anchor.latest(this.identity.origin);
       if (note === null) continue;
       const cp = verifySignedCheckpoint(note, verifier);
       if (cp === null) throw new JournalIntegrityError(`anchor ${anchor.name} holds a checkpoint not signed by this journal's key`, null);
+      // A checkpoint inside the archived prefix was checked against the archive when it was archived.
+      if (cp.treeSize <= hotFrom && hotFrom > 0) continue;
       if (cp.treeSize > this.state.size) {
         throw new JournalIntegrityError(
           `the journal has ${this.state.size} entries but anchor ${anchor.name} holds a signed checkpoint of ${cp.treeSize}: it was truncated or restored from an older copy; entries from seq ${this.state.size} are missing`,

@@ -2,6 +2,7 @@
  * The journal service process: owns the journal file, serves the append-only API, checkpoints on a timer,
  * and shuts down cleanly (final checkpoint, lock released) on SIGTERM or SIGINT.
  */
+import { RetentionPolicy } from '../retention.ts';
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Server } from 'node:http';
@@ -30,6 +31,7 @@ export async function startJournalService(config: Config, logger: Logger): Promi
     anchors,
     maxPayloadBytes: config.journal.maxPayloadBytes,
     checkpointEveryEntries: config.journal.checkpointEveryEntries,
+    retention: RetentionPolicy.load(config.journal.retentionPath),
     checkpointEveryMs: config.journal.checkpointEveryMs,
     logger,
   });

@@ -1,0 +1,78 @@
+/**
+ * Where archived segments go. A store is write-once per object name, like a bucket under a retention lock: an
+ * object is never replaced, and putting a name that exists reports `alreadyPresent` so the caller reads it back
+ * and verifies it (that is how a re-run after a crash between upload and commit carries on).
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
+import { createFileExclusively } from './keys.ts';
+
+export interface PutResult {
+  readonly location: string;
+  readonly alreadyPresent: boolean;
+}
+
+export interface ArchiveStore {
+  readonly kind: 'directory' | 'gcs';
+  /** Where objects of this store live, for messages (never a credential). */
+  readonly description: string;
+  /** True when `location` (as returned by put) names an object of this store. */
+  owns(location: string): boolean;
+  /** Writes the object unless the name exists; never replaces. */
+  put(objectName: string, data: Buffer): Promise<PutResult>;
+  /** The object's bytes by the location put returned, or null when it is not there. */
+  get(location: string): Promise<Buffer | null>;
+}
+
+export class ArchiveStoreError extends Error {
+  readonly code = 'ARCHIVE_STORE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ArchiveStoreError';
+  }
+}
+
+const OBJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,511}$/;
+
+/** A directory (another disk or a mount): objects are files created durably and exclusively, mode 0400. */
+export class DirectoryArchiveStore implements ArchiveStore {
+  readonly kind = 'directory' as const;
+  readonly root: string;
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  get description(): string {
+    return `directory ${this.root}`;
+  }
+
+  owns(location: string): boolean {
+    return location.startsWith(`dir:${this.root}${sep}`);
+  }
+
+  private file(objectName: string): string {
+    if (!OBJECT_NAME.test(objectName) || objectName.split('/').includes('..')) throw new ArchiveStoreError(`invalid object name ${JSON.stringify(objectName)}`);
+    return join(this.root, objectName);
+  }
+
+  put(objectName: string, data: Buffer): Promise<PutResult> {
+    const file = this.file(objectName);
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    const created = createFileExclusively(file, data, 0o400);
+    return Promise.resolve({ location: `dir:${file}`, alreadyPresent: !created });
+  }
+
+  get(location: string): Promise<Buffer | null> {
+    if (!location.startsWith('dir:')) throw new ArchiveStoreError(`not a directory location: ${location}`);
+    const file = location.slice(4);
+    return Promise.resolve(existsSync(file) ? readFileSync(file) : null);
+  }
+}
+
+/** The store that owns `location`: a configured one, else (for `dir:` locations) the directory it names. */
+export function storeFor(location: string, stores: readonly ArchiveStore[]): ArchiveStore {
+  const own = stores.find((s) => s.owns(location));
+  if (own) return own;
+  if (location.startsWith('dir:')) return new DirectoryArchiveStore(dirname(location.slice(4)));
+  throw new ArchiveStoreError(`no configured archive store can read ${location}`);
+}

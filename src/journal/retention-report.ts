@@ -1,0 +1,76 @@
+/**
+ * `activity-journal retention report`: per class, what hot storage holds and when its oldest entry expires;
+ * what was archived; when the next segment can be sealed.
+ */
+import type Database from 'better-sqlite3';
+import { RetentionPolicy, expiryOf, type JournaledPolicy } from './retention.ts';
+import { monthOf } from './segments.ts';
+
+export interface ClassReport {
+  readonly retentionClass: string;
+  readonly days: number | null;
+  readonly onExpiry: 'keep' | 'drop-payload' | null;
+  readonly hotEntries: number;
+  readonly hotPayloadBytes: number;
+  readonly oldestRecordedAt: string | null;
+  /** When the oldest hot entry's retention ends (null: never, or no entry). */
+  readonly oldestExpiresAt: string | null;
+}
+
+export interface RetentionReport {
+  readonly policyVersion: number | null;
+  readonly classes: readonly ClassReport[];
+  readonly segments: { readonly sealed: number; readonly archived: number; readonly archivedEntries: number; readonly archivedBytes: number };
+  /** The first closed month not sealed yet, or the open month and when it closes. */
+  readonly nextSeal: { readonly period: string; readonly sealableFrom: string; readonly dueNow: boolean } | null;
+}
+
+export function journaledPolicies(db: Database.Database): JournaledPolicy[] {
+  const has = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'retention_policies'`).get();
+  if (!has) return [];
+  const rows = db.prepare('SELECT version, seq, policy FROM retention_policies ORDER BY version').all() as { version: number; seq: number; policy: string }[];
+  return rows.map((r) => ({ version: r.version, seq: r.seq, policy: RetentionPolicy.parse(JSON.parse(r.policy), `journaled retention policy version ${r.version}`) }));
+}
+
+export function retentionReport(db: Database.Database, now: number, current: RetentionPolicy | null): RetentionReport {
+  const history = journaledPolicies(db);
+  const latest = history[history.length - 1]?.policy ?? current;
+  const rows = db
+    .prepare('SELECT retention_class AS c, count(*) AS n, sum(length(payload)) AS bytes, min(recorded_at) AS oldest FROM entries GROUP BY retention_class ORDER BY retention_class')
+    .all() as { c: string; n: number; bytes: number; oldest: string }[];
+  const names = new Set<string>([...Object.keys(latest?.doc.classes ?? {}), ...rows.map((r) => r.c)]);
+  const classes: ClassReport[] = [...names].sort().map((name) => {
+    const r = rows.find((x) => x.c === name);
+    const cls = latest?.classOf(name) ?? null;
+    let oldestExpiresAt: string | null = null;
+    if (r) {
+      const first = db.prepare('SELECT seq, recorded_at FROM entries WHERE retention_class = ? ORDER BY seq LIMIT 1').get(name) as { seq: number; recorded_at: string };
+      const e = expiryOf({ seq: first.seq, recordedAt: first.recorded_at, retentionClass: name }, history);
+      oldestExpiresAt = e.expiresAt === null ? null : new Date(e.expiresAt).toISOString();
+    }
+    return {
+      retentionClass: name,
+      days: cls?.days ?? null,
+      onExpiry: cls?.onExpiry ?? null,
+      hotEntries: r?.n ?? 0,
+      hotPayloadBytes: r?.bytes ?? 0,
+      oldestRecordedAt: r?.oldest ?? null,
+      oldestExpiresAt,
+    };
+  });
+  const hasSegments = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'segments'`).get();
+  const seg = hasSegments
+    ? (db.prepare(`SELECT (SELECT count(*) FROM segments) AS sealed, (SELECT count(*) FROM archived_ranges) AS archived,
+         (SELECT coalesce(sum(to_seq - from_seq + 1), 0) FROM archived_ranges) AS entries`).get() as { sealed: number; archived: number; entries: number })
+    : { sealed: 0, archived: 0, entries: 0 };
+  let archivedBytes = 0;
+  for (const e of db.prepare(`SELECT payload FROM entries WHERE kind = 'segment.archived'`).all() as { payload: string }[]) archivedBytes += (JSON.parse(e.payload) as { compressedBytes: number }).compressedBytes;
+  const lastSealed = hasSegments ? (db.prepare('SELECT max(to_seq) AS m FROM segments').get() as { m: number | null }).m : null;
+  const next = db.prepare('SELECT recorded_at FROM entries WHERE seq > ? ORDER BY seq LIMIT 1').get(lastSealed ?? -1) as { recorded_at: string } | undefined;
+  let nextSeal: RetentionReport['nextSeal'] = null;
+  if (next) {
+    const period = monthOf(next.recorded_at);
+    nextSeal = { period: period.id, sealableFrom: period.end, dueNow: Date.parse(period.end) <= now };
+  }
+  return { policyVersion: latest?.version ?? null, classes, segments: { sealed: seg.sealed, archived: seg.archived, archivedEntries: seg.entries, archivedBytes }, nextSeal };
+}
