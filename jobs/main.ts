@@ -23,7 +23,7 @@ import { OpenAiClassifier } from '../connectors/openai/openai.classifier.ts';
 import { AircallReceiver, GenericCallReceiver, TwilioReceiver } from '../connectors/calls/index.ts';
 import { GenericFormReceiver, HubSpotFormReceiver } from '../connectors/forms/index.ts';
 import type { WebhookReceiver } from '../src/pipeline/webhook.ts';
-import { closeQueues, createQueues, enqueueVia, evictionWarning, type Queues } from './queues.ts';
+import { closeQueues, createQueues, enqueueVia, evictionWarning, reviveVia, type Queues } from './queues.ts';
 import { startWorkers, type WorkerSet } from './workers.ts';
 import { startRedriveLoop, type RedriveLoop } from './redrive.ts';
 import { gmailConnector, type GmailConnector } from './gmail.ts';
@@ -149,7 +149,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           ...(hubspot ? { limiters: { 'crm-batch': { max: hubspot.settings.limitMax, duration: hubspot.settings.limitDurationMs } } } : {}),
           ...(workerQueues ? { queues: workerQueues } : {}),
         });
-  const redriveLoop = workers ? startRedriveLoop({ redis, prefix, journal, enqueue: enqueueVia(queues), intervalMs: config.pipeline.redriveIntervalMs, graceMs: config.pipeline.redriveGraceMs, logger }) : null;
+  const redriveLoop = workers ? startRedriveLoop({ redis, prefix, journal, enqueue: reviveVia(queues), intervalMs: config.pipeline.redriveIntervalMs, graceMs: config.pipeline.redriveGraceMs, logger }) : null;
   if (workers && gmail) await gmail.schedule();
   const sweeper = workers && hubspot ? hubspot.startSweeper() : null;
   if (workers) await forms.schedule();

@@ -21,6 +21,26 @@ export function enqueueVia(queues: Queues): Enqueue {
   };
 }
 
+/**
+ * The re-drive's enqueue: like enqueueVia, but a job that already exists under that id and has ended (failed
+ * after its attempts, e.g. while the journal was down and could not even take its job.failed entry; or completed
+ * without its stage's entry on the record) is run again instead of being silently kept as it is. The re-drive
+ * only asks for stages whose entries are missing from the journal, and every stage is idempotent.
+ */
+export function reviveVia(queues: Queues): Enqueue {
+  const enqueue = enqueueVia(queues);
+  return async <Q extends QueueName>(queue: Q, data: JobData<Q>, jobKey: string): Promise<void> => {
+    const existing = await queues[queue].getJob(jobIdFor(queue, jobKey));
+    if (existing) {
+      const state = await existing.getState();
+      if (state === 'failed') return existing.retry('failed');
+      if (state !== 'completed') return; // waiting, delayed or running: it will do its work
+      await existing.remove();
+    }
+    await enqueue(queue, data, jobKey);
+  };
+}
+
 export async function closeQueues(queues: Queues): Promise<void> {
   await Promise.all(Object.values(queues).map((q) => q.close()));
 }

@@ -3,7 +3,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { Queue } from 'bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { tempDir } from '../helpers/tmp.ts';
 import { join } from 'node:path';
@@ -130,6 +130,36 @@ describe('the pipeline', () => {
     expect(String(f.error)).toMatch(/seq/);
     expect(String(f.error)).toMatch(/body/);
     expect((failed[0] as JournalEntry).correlationId).toBe('c-bad');
+  });
+});
+
+describe('re-drive of jobs that failed without a record', () => {
+  it('runs again a job that failed for good while its failure could not be journaled', async () => {
+    const producer = await inProcessPipeline(tmp.dir, { queues: [] }, { REDRIVE_GRACE_SECONDS: '0' });
+    const items = generatedInteractions(5, 'unrecorded');
+    for (const ix of items) await producer.runtime.pipeline.intake(ix);
+    // The classify jobs fail for good in a worker that cannot journal anything (as when the journal was down
+    // through every attempt): BullMQ keeps them as failed under their deterministic ids.
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const failer = new Worker('classify', () => Promise.reject(new UnrecoverableError('the journal is unavailable')), { connection, prefix: producer.prefix });
+    const deadline = Date.now() + 30_000;
+    while ((await producer.runtime.queues.classify.getFailedCount()) < items.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await failer.close();
+    connection.disconnect();
+    expect(await producer.runtime.queues.classify.getFailedCount()).toBe(items.length);
+    await producer.runtime.close();
+    await producer.journal.close();
+
+    const writer = await JournalWriter.open({ path: producer.path, keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0 });
+    const journal = new LocalJournalClient(writer, JournalReader.open(producer.path));
+    const runtime = await startPipeline(testConfig(tmp.dir, { REDRIVE_GRACE_SECONDS: '0' }), silentLogger, { journal, prefix: producer.prefix });
+    await runtime.redrive?.runOnce();
+    await drained(producer.prefix);
+    await runtime.close();
+    await journal.close();
+    await obliterate(producer.prefix);
+    const entries = allEntries(producer.path);
+    expect(entries.filter((e) => e.kind === 'ai.decision' && payload(e).outcome !== 'failed')).toHaveLength(items.length);
   });
 });
 
