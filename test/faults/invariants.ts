@@ -18,7 +18,11 @@ export interface Check {
 
 const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
 
-export function checkEntries(entries: readonly JournalEntry[], sent: readonly Sent[]): Check {
+/**
+ * `activities(entryId)`: how many CRM activities carry that journal entry id (the HubSpot fake's state); when
+ * given, exactly one per mirrored interaction is required, else exactly one dry-run crm.write.
+ */
+export function checkEntries(entries: readonly JournalEntry[], sent: readonly Sent[], activities?: (entryId: string) => number): Check {
   const problems: string[] = [];
   const receivedBySource = new Map<string, JournalEntry[]>();
   for (const e of entries) {
@@ -54,7 +58,11 @@ export function checkEntries(entries: readonly JournalEntry[], sent: readonly Se
     if (final.length !== 1) problems.push(`${id}: ${final.length} final AI decisions`);
     if (mirrorRules.length !== 1) problems.push(`${id}: ${mirrorRules.length} mirror rule decisions`);
     const mirrored = mirrorRules[0] !== undefined && payload(mirrorRules[0]).outcome === 'mirror';
-    if (writes.length !== (mirrored ? 1 : 0)) problems.push(`${id}: ${writes.length} CRM writes (mirror: ${mirrored})`);
+    const first = got[0] as JournalEntry;
+    if (activities) {
+      const n = activities(first.id);
+      if (n !== (mirrored ? 1 : 0)) problems.push(`${id}: ${n} CRM activities (mirror: ${mirrored})`);
+    } else if (writes.length !== (mirrored ? 1 : 0)) problems.push(`${id}: ${writes.length} CRM writes (mirror: ${mirrored})`);
   }
   return { problems, received: receivedBySource.size, duplicated, lost };
 }

@@ -2,10 +2,11 @@
  * Fault injection through the whole product (real processes: journal service, worker, web server, a private
  * Redis; the OpenAI fake): a feed of signed webhooks while, in each trial, one fault strikes at a random moment —
  * kill -9 of the journal service, of the worker or of the web server, Redis stopped and restarted (its data gone),
+ * the HubSpot fake in a storm of 429s (both policies), 503s and slow answers,
  * the model timing out and answering garbage, the journal's disk filling up — with source clocks skewed
  * throughout. After each trial the invariants of test/faults/invariants.ts must hold.
  *
- * `npm test` runs a short version (FAULT_TRIALS, default 6: one of each fault); `npm run test:faults` runs the
+ * `npm test` runs a short version (FAULT_TRIALS, default 7: one of each fault); `npm run test:faults` runs the
  * full one (FAULT_TRIALS=210) and writes its report to FAULT_REPORT.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,10 +17,11 @@ import { deliver, type Sent } from '../faults/feed.ts';
 import { checkEntries, verifyJournal } from '../faults/invariants.ts';
 import { startFakeOpenAi, type Behaviour, type FakeOpenAi } from '../fakes/openai.fake.ts';
 import { allEntries } from '../helpers/pipeline.ts';
+import { startHubSpotFake, type HubSpotFake } from '../fakes/hubspot.fake.ts';
 
-const TRIALS = Number(process.env.FAULT_TRIALS ?? 6);
+const TRIALS = Number(process.env.FAULT_TRIALS ?? 7);
 const PER_TRIAL = Number(process.env.FAULT_FEED ?? 16);
-const FAULTS = ['kill-journal', 'kill-worker', 'kill-web', 'redis-restart', 'model-storm', 'disk-full'] as const;
+const FAULTS = ['kill-journal', 'kill-worker', 'kill-web', 'redis-restart', 'model-storm', 'hubspot-storm', 'disk-full'] as const;
 type Fault = (typeof FAULTS)[number];
 
 // A seeded generator, so that a failing run can be repeated (FAULT_SEED).
@@ -31,19 +33,30 @@ const random = (): number => {
 };
 
 let fake: FakeOpenAi;
+let hubspot: HubSpotFake;
 let cluster: Cluster;
+const HUBSPOT_TOKEN = 'pat-faults-0123456789abcdef';
+
+/** Activities in the HubSpot fake per journal entry id (the mirror's unique idProperty). */
+function activities(): (entryId: string) => number {
+  const counts = new Map<string, number>();
+  for (const type of ['emails', 'calls', 'notes']) for (const o of hubspot.objects(type)) counts.set(o.properties.journal_entry_id ?? '', (counts.get(o.properties.journal_entry_id ?? '') ?? 0) + 1);
+  return (entryId) => counts.get(entryId) ?? 0;
+}
 
 beforeAll(async () => {
   fake = await startFakeOpenAi({ validate: false });
   fake.setDefault({ kind: 'ok', latencyMs: 5 });
+  hubspot = await startHubSpotFake({ accessToken: HUBSPOT_TOKEN });
   cluster = await Cluster.start({
     tmpfsMiB: 96,
-    env: { OPENAI_API_KEY: 'sk-test-0123456789abcdef', OPENAI_BASE_URL: fake.baseURL, OPENAI_MAX_RETRIES: '0', OPENAI_TIMEOUT_SECONDS: '1', MODEL_CONCURRENCY: '8' },
+    env: { OPENAI_API_KEY: 'sk-test-0123456789abcdef', OPENAI_BASE_URL: fake.baseURL, OPENAI_MAX_RETRIES: '0', OPENAI_TIMEOUT_SECONDS: '1', MODEL_CONCURRENCY: '8', HUBSPOT_ACCESS_TOKEN: HUBSPOT_TOKEN, HUBSPOT_BASE_PATH: hubspot.baseUrl, HUBSPOT_BATCH_WINDOW_MS: '200', HUBSPOT_RATE_LIMIT_MAX: '20' },
   });
 }, 120_000);
 afterAll(async () => {
   await cluster?.stop();
   await fake?.close();
+  await hubspot?.close();
 });
 
 /** Fills the journal's file system, then frees it: appends must be refused cleanly meanwhile. */
@@ -95,6 +108,16 @@ async function inject(fault: Fault): Promise<string> {
       fake.script(...storm);
       return `model storm of ${storm.length} answers (timeouts, invalid JSON, schema violations, 5xx, 429)`;
     }
+    case 'hubspot-storm': {
+      const storm = [
+        { kind: '429', policy: 'TEN_SECONDLY_ROLLING', count: 3, retryAfterSeconds: 1 },
+        { kind: '429', policy: 'DAILY', count: 1, retryAfterSeconds: 2 },
+        { kind: '5xx', status: 503, count: 3 },
+        { kind: 'slow', ms: 3_000, count: 2 },
+      ] as const;
+      for (const f of storm) hubspot.inject(f, { pathPrefix: '/crm/v3/objects' });
+      return 'HubSpot storm: 429 ten-secondly ×3, 429 daily, 503 ×3, 3 s answers ×2';
+    }
     case 'disk-full': {
       if (!cluster.tmpfs) return 'skipped: no tmpfs (needs root)';
       const r = await diskFull(down);
@@ -136,12 +159,12 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
       all.push(...sent);
 
       // Wait for the pipeline to finish (the re-drive loop brings back jobs that a Redis restart lost).
-      let check = checkEntries(allEntries(cluster.journalPath), all);
+      let check = checkEntries(allEntries(cluster.journalPath), all, activities());
       const deadline = Date.now() + 120_000;
       while (check.problems.length > 0 && Date.now() < deadline) {
         await cluster.drained(60_000).catch(() => undefined);
         await new Promise((r) => setTimeout(r, 500));
-        check = checkEntries(allEntries(cluster.journalPath), all);
+        check = checkEntries(allEntries(cluster.journalPath), all, activities());
         if (process.env.FAULT_DEBUG) console.info(`${Date.now() - started} ms: ${check.problems.length} open: ${check.problems.slice(0, 3).join('; ')}`);
       }
       const verified = verifyJournal(cluster.svc?.env ?? {});
@@ -153,7 +176,7 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
       expect(problems, `trial ${trial}: ${fault}`).toEqual([]);
     }
 
-    const final = checkEntries(allEntries(cluster.journalPath), all);
+    const final = checkEntries(allEntries(cluster.journalPath), all, activities());
     const verified = verifyJournal(cluster.svc?.env ?? {});
     const byFault = Object.fromEntries(FAULTS.map((f) => [f, rows.filter((r) => r.fault === f && !r.what.startsWith('skipped')).length]));
     const report = {
