@@ -5,6 +5,7 @@
  */
 import { google } from 'googleapis';
 import { mapGoogleError } from './google-forms.errors.ts';
+import { grantedClient, oauthClient } from '../gmail/gmail.oauth.ts';
 
 export type GoogleOAuth2Client = InstanceType<typeof google.auth.OAuth2>;
 
@@ -18,15 +19,6 @@ export interface GoogleFormsOAuthConfig {
   readonly apiRoot?: string | undefined;
 }
 
-function oauthClient(cfg: GoogleFormsOAuthConfig): GoogleOAuth2Client {
-  return new google.auth.OAuth2({
-    clientId: cfg.clientId,
-    clientSecret: cfg.clientSecret,
-    redirectUri: cfg.redirectUrl,
-    forceRefreshOnFailure: true,
-    ...(cfg.tokenUrl ? { endpoints: { oauth2TokenUrl: cfg.tokenUrl } } : {}),
-  });
-}
 
 export function formsConsentUrl(cfg: GoogleFormsOAuthConfig, state: string): string {
   return oauthClient(cfg).generateAuthUrl({ access_type: 'offline', prompt: 'consent', include_granted_scopes: true, scope: [...GOOGLE_FORMS_SCOPES], state });
@@ -47,11 +39,4 @@ export async function completeFormsConsent(cfg: GoogleFormsOAuthConfig, code: st
 }
 
 /** A client for a granted form; `onRotate` receives a new refresh token if Google issues one. */
-export function formsClient(cfg: GoogleFormsOAuthConfig, refreshToken: string, onRotate: (refreshToken: string) => void): GoogleOAuth2Client {
-  const client = oauthClient(cfg);
-  client.setCredentials({ refresh_token: refreshToken });
-  client.on('tokens', (t) => {
-    if (t.refresh_token && t.refresh_token !== refreshToken) onRotate(t.refresh_token);
-  });
-  return client;
-}
+export const formsClient: (cfg: GoogleFormsOAuthConfig, refreshToken: string, onRotate: (refreshToken: string) => void) => GoogleOAuth2Client = grantedClient;

@@ -20,7 +20,15 @@ export function scopesFor(mode: GmailOAuthConfig['scopeMode']): string[] {
   return [mode === 'metadata' ? 'https://www.googleapis.com/auth/gmail.metadata' : 'https://www.googleapis.com/auth/gmail.readonly'];
 }
 
-export function oauthClient(cfg: GmailOAuthConfig): GmailOAuth2Client {
+/** What every Google OAuth client of ours needs (Gmail inboxes, Google Forms). */
+export interface GoogleClientConfig {
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly redirectUrl: string;
+  readonly tokenUrl?: string | undefined;
+}
+
+export function oauthClient(cfg: GoogleClientConfig): GmailOAuth2Client {
   return new google.auth.OAuth2({
     clientId: cfg.clientId,
     clientSecret: cfg.clientSecret,
@@ -51,8 +59,8 @@ export async function completeConsent(cfg: GmailOAuthConfig, code: string): Prom
   }
 }
 
-/** A client for a connected inbox; `onRotate` receives a new refresh token if Google issues one. */
-export function inboxClient(cfg: GmailOAuthConfig, refreshToken: string, onRotate: (refreshToken: string) => void): GmailOAuth2Client {
+/** A client for a granted account (an inbox, a form); `onRotate` receives a new refresh token if Google issues one. */
+export function grantedClient(cfg: GoogleClientConfig, refreshToken: string, onRotate: (refreshToken: string) => void): GmailOAuth2Client {
   const client = oauthClient(cfg);
   client.setCredentials({ refresh_token: refreshToken });
   client.on('tokens', (t) => {
@@ -60,3 +68,6 @@ export function inboxClient(cfg: GmailOAuthConfig, refreshToken: string, onRotat
   });
   return client;
 }
+
+/** A client for a connected inbox. */
+export const inboxClient: (cfg: GmailOAuthConfig, refreshToken: string, onRotate: (refreshToken: string) => void) => GmailOAuth2Client = grantedClient;

@@ -133,6 +133,21 @@ describe('the pipeline', () => {
   });
 });
 
+/** Stops a producer-only pipeline, starts workers on its journal and queues, re-drives, drains; the entries. */
+async function finishWithWorkers(producer: InProcessPipeline): Promise<JournalEntry[]> {
+  await producer.runtime.close();
+  await producer.journal.close();
+  const writer = await JournalWriter.open({ path: producer.path, keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0 });
+  const journal = new LocalJournalClient(writer, JournalReader.open(producer.path));
+  const runtime = await startPipeline(testConfig(tmp.dir, { REDRIVE_GRACE_SECONDS: '0' }), silentLogger, { journal, prefix: producer.prefix });
+  await runtime.redrive?.runOnce();
+  await drained(producer.prefix);
+  await runtime.close();
+  await journal.close();
+  await obliterate(producer.prefix);
+  return allEntries(producer.path);
+}
+
 describe('re-drive of jobs that failed without a record', () => {
   it('runs again a job that failed for good while its failure could not be journaled', async () => {
     const producer = await inProcessPipeline(tmp.dir, { queues: [] }, { REDRIVE_GRACE_SECONDS: '0' });
@@ -147,18 +162,7 @@ describe('re-drive of jobs that failed without a record', () => {
     await failer.close();
     connection.disconnect();
     expect(await producer.runtime.queues.classify.getFailedCount()).toBe(items.length);
-    await producer.runtime.close();
-    await producer.journal.close();
-
-    const writer = await JournalWriter.open({ path: producer.path, keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0 });
-    const journal = new LocalJournalClient(writer, JournalReader.open(producer.path));
-    const runtime = await startPipeline(testConfig(tmp.dir, { REDRIVE_GRACE_SECONDS: '0' }), silentLogger, { journal, prefix: producer.prefix });
-    await runtime.redrive?.runOnce();
-    await drained(producer.prefix);
-    await runtime.close();
-    await journal.close();
-    await obliterate(producer.prefix);
-    const entries = allEntries(producer.path);
+    const entries = await finishWithWorkers(producer);
     expect(entries.filter((e) => e.kind === 'ai.decision' && payload(e).outcome !== 'failed')).toHaveLength(items.length);
   });
 });
@@ -171,19 +175,8 @@ describe('re-drive after Redis lost its jobs', () => {
     for (const ix of items) await producer.runtime.pipeline.intake(ix);
     // ...then Redis loses everything (a restart without persistence).
     await obliterate(producer.prefix);
-    await producer.runtime.close();
-    await producer.journal.close();
-
     // Workers start on the same journal and the same (now empty) queues: the start-up re-drive finds the work.
-    const writer = await JournalWriter.open({ path: producer.path, keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0 });
-    const journal = new LocalJournalClient(writer, JournalReader.open(producer.path));
-    const runtime = await startPipeline(testConfig(tmp.dir, { REDRIVE_GRACE_SECONDS: '0' }), silentLogger, { journal, prefix: producer.prefix });
-    await runtime.redrive?.runOnce();
-    await drained(producer.prefix);
-    await runtime.close();
-    await journal.close();
-    await obliterate(producer.prefix);
-    const entries = allEntries(producer.path);
+    const entries = await finishWithWorkers(producer);
     expect(entries.filter((e) => e.kind === 'interaction.received')).toHaveLength(120);
     expect(entries.filter((e) => e.kind === 'ai.decision')).toHaveLength(120);
     const mirrorRules = entries.filter((e) => e.kind === 'rule.decision' && (payload(e).evaluated as { section: string }).section === 'mirror');

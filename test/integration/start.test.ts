@@ -19,7 +19,7 @@ afterEach(async () => {
   tmp.cleanup();
 });
 
-async function waitFor<T>(what: string, f: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
+async function waitFor<T>(what: string, f: () => Promise<T | null>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
