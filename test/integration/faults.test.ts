@@ -21,8 +21,10 @@ import { startHubSpotFake, type HubSpotFake } from '../fakes/hubspot.fake.ts';
 
 const TRIALS = Number(process.env.FAULT_TRIALS ?? 7);
 const PER_TRIAL = Number(process.env.FAULT_FEED ?? 16);
-const FAULTS = ['kill-journal', 'kill-worker', 'kill-web', 'redis-restart', 'model-storm', 'hubspot-storm', 'disk-full'] as const;
-type Fault = (typeof FAULTS)[number];
+const ALL_FAULTS = ['kill-journal', 'kill-worker', 'kill-web', 'redis-restart', 'model-storm', 'hubspot-storm', 'disk-full'] as const;
+type Fault = (typeof ALL_FAULTS)[number];
+/** FAULT_ONLY=a,b runs only those faults (to chase one). */
+const FAULTS: readonly Fault[] = process.env.FAULT_ONLY ? ALL_FAULTS.filter((f) => process.env.FAULT_ONLY?.split(',').includes(f)) : ALL_FAULTS;
 
 // A seeded generator, so that a failing run can be repeated (FAULT_SEED).
 const SEED = Number(process.env.FAULT_SEED ?? Date.now() % 1_000_000);
@@ -173,6 +175,7 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
       // The report so far, after every trial, so that an interrupted long run still says what it did.
       if (process.env.FAULT_REPORT) writeFileSync(process.env.FAULT_REPORT, JSON.stringify({ seed: SEED, trialsSoFar: rows.length, interactions: all.length, rows: rows.map(({ trial: t, fault: f, what: w, problems: pr, ms }) => ({ trial: t, fault: f, what: w, ms, problems: pr.length })) }, null, 2));
       if (problems.length > 0) console.error(`trial ${trial} (${fault}: ${what}):\n  ${problems.slice(0, 20).join('\n  ')}\n${cluster.logs.slice(-10).join('')}`);
+      if (problems.length > 0 && process.env.FAULT_DEBUG) console.error(cluster.logs.join(''));
       expect(problems, `trial ${trial}: ${fault}`).toEqual([]);
     }
 
