@@ -123,7 +123,8 @@ describe(`journal service append API fuzzing (${RUNS} generated requests)`, () =
 
     const statuses = [...tally.byStatus.keys()];
     for (const s of [201, 401, 403, 405, 415, 422]) expect(statuses).toContain(s);
-    expect(tally.acknowledged.size).toBeGreaterThan(RUNS / 10);
+    // About one request in nine is a valid append; this only guards against a generator that never makes one.
+    expect(tally.acknowledged.size).toBeGreaterThan(RUNS / 20);
     console.info(`service fuzz: ${RUNS} requests, statuses ${JSON.stringify(Object.fromEntries([...tally.byStatus].sort((a, b) => a[0] - b[0])))}, ${tally.acknowledged.size} entries acknowledged`);
   });
 });

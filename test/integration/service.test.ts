@@ -69,10 +69,11 @@ describe('journal service: bad requests get a 4xx with a clear message and write
   it('accepts a good entry after all that, and proves it after a checkpoint', async () => {
     const r = await post(valid);
     expect(r.status).toBe(201);
+    const seq = (r as unknown as { result: { entry: { seq: number } } }).result.entry.seq;
     const client = svc.client();
     const cp = await client.checkpoint();
     expect(cp.created).toBe(true);
-    const proof = await client.proveInclusion(1);
+    const proof = await client.proveInclusion(seq);
     expect(proof.treeSize).toBe(cp.treeSize);
     expect(proof.header.idempotencyKey).toBe('valid-1');
     await client.close();
