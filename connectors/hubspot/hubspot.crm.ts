@@ -569,7 +569,8 @@ export class HubSpotCrm implements BatchCrmClient {
       source: 'hubspot',
       actor: 'crm:hubspot',
       correlationId: 'crm/health',
-      idempotencyKey: `crm/health/daily/${day}`,
+      // One record per pause: a second daily limit on the same day is another event, not a conflicting copy.
+      idempotencyKey: `crm/health/daily/${day}/${until}`,
       payload: { connector: 'hubspot', status: 'degraded', reason: `${why}: writes pause until the daily reset (${until})`, windowStart: new Date().toISOString(), windowEnd: until },
     });
     this.budget = { ...this.budget, remaining: 0 };
