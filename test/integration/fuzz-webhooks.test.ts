@@ -9,13 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import { tempDir } from '../helpers/tmp.ts';
-import { REDIS_URL, allEntries, inProcessPipeline, testConfig, type InProcessPipeline } from '../helpers/pipeline.ts';
-import { createWebServer } from '../../src/web/server.ts';
-import { RedisReplayGuard } from '../../src/web/webhooks.ts';
-import { configuredReceivers } from '../../jobs/main.ts';
-import { silentLogger } from '../../src/config/logger.ts';
+import { allEntries, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
+import { webhookServer } from '../helpers/web.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 const PUBLIC_URL = 'https://hooks.example.test';
@@ -33,35 +29,19 @@ const SECRETS = {
 let tmp: { dir: string; cleanup: () => void };
 let p: InProcessPipeline;
 let app: FastifyInstance;
-let redis: Redis;
+let web: Awaited<ReturnType<typeof webhookServer>>;
 
 beforeAll(async () => {
   tmp = tempDir('aj-fuzz-webhooks-');
   const env = { ...SECRETS, WEBHOOK_PUBLIC_URL: PUBLIC_URL, WEBHOOK_MAX_BODY_BYTES: String(MAX_BODY) };
   // Producer only: the fuzz is about intake; the stages behind it have their own tests.
   p = await inProcessPipeline(tmp.dir, { queues: [] }, env);
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const config = testConfig(tmp.dir, env);
-  app = createWebServer({
-    checks: [],
-    gauges: () => Promise.resolve([]),
-    webhooks: {
-      receivers: configuredReceivers(config),
-      intake: (ix) => p.runtime.pipeline.intake(ix),
-      journal: p.journal,
-      replays: new RedisReplayGuard(redis, p.prefix),
-      publicUrl: config.web.webhooks.publicUrl,
-      maxBodyBytes: config.web.webhooks.maxBodyBytes,
-      rejectionsPerMinute: 60,
-      logger: silentLogger,
-    },
-  });
-  await app.ready();
+  web = await webhookServer(p, tmp.dir, env, { rejectionsPerMinute: 60 });
+  app = web.app;
 });
 afterAll(async () => {
-  await app.close();
+  await web.close();
   await p.stop();
-  redis.disconnect();
   tmp.cleanup();
 });
 

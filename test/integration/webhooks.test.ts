@@ -7,13 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { Redis } from 'ioredis';
 import { tempDir } from '../helpers/tmp.ts';
-import { REDIS_URL, allEntries, drained, inProcessPipeline, testConfig, type InProcessPipeline } from '../helpers/pipeline.ts';
-import { createWebServer } from '../../src/web/server.ts';
-import { RedisReplayGuard } from '../../src/web/webhooks.ts';
-import { configuredReceivers } from '../../jobs/main.ts';
-import { silentLogger } from '../../src/config/logger.ts';
+import { allEntries, drained, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
+import { webhookServer } from '../helpers/web.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 
 const CALLS_SECRET = 'calls-secret-0123456789abcdef';
@@ -22,7 +18,7 @@ const FORMS_SECRET = 'forms-secret-0123456789abcdef';
 let tmp: { dir: string; cleanup: () => void };
 let p: InProcessPipeline;
 let app: FastifyInstance;
-let redis: Redis;
+let web: Awaited<ReturnType<typeof webhookServer>>;
 let clock = Date.parse('2026-11-27T10:00:00Z');
 
 beforeEach(async () => {
@@ -30,29 +26,12 @@ beforeEach(async () => {
   clock = Date.now();
   const env = { CALLS_WEBHOOK_SECRET: CALLS_SECRET, FORMS_WEBHOOK_SECRET: FORMS_SECRET, WEBHOOK_PUBLIC_URL: 'https://hooks.example.test', WEBHOOK_MAX_BODY_BYTES: '4096' };
   p = await inProcessPipeline(tmp.dir, {}, env);
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const config = testConfig(tmp.dir, env);
-  app = createWebServer({
-    checks: [],
-    gauges: () => Promise.resolve([]),
-    webhooks: {
-      receivers: configuredReceivers(config),
-      intake: (ix) => p.runtime.pipeline.intake(ix),
-      journal: p.journal,
-      replays: new RedisReplayGuard(redis, p.prefix),
-      publicUrl: config.web.webhooks.publicUrl,
-      maxBodyBytes: config.web.webhooks.maxBodyBytes,
-      rejectionsPerMinute: 10,
-      logger: silentLogger,
-      now: () => clock,
-    },
-  });
-  await app.ready();
+  web = await webhookServer(p, tmp.dir, env, { rejectionsPerMinute: 10, now: () => clock });
+  app = web.app;
 });
 afterEach(async () => {
-  await app.close();
+  await web.close();
   await p.stop();
-  redis.disconnect();
   tmp.cleanup();
 });
 
