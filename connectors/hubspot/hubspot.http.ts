@@ -42,6 +42,8 @@ export interface DailyBudget {
   readonly limit: number | null;
   readonly remaining: number | null;
   readonly observedAt: string | null;
+  /** When the day this budget belongs to ends (HubSpot's daily reset); after it, the budget is unknown again. */
+  readonly resetsAt: string | null;
 }
 
 export interface HubSpotHttpOptions {
@@ -147,7 +149,7 @@ export function dailyBudgetFrom(headers: Readonly<Record<string, string>>, obser
   const remaining = headers['x-hubspot-ratelimit-daily-remaining'];
   if (limit === undefined && remaining === undefined) return null;
   const n = (v: string | undefined): number | null => (v !== undefined && /^\d+$/.test(v.trim()) ? Number(v) : null);
-  return { limit: n(limit), remaining: n(remaining), observedAt };
+  return { limit: n(limit), remaining: n(remaining), observedAt, resetsAt: new Date(Date.parse(observedAt) + msUntilDailyReset(new Date(observedAt))).toISOString() };
 }
 
 /** Milliseconds until HubSpot's daily limit resets: midnight in the account's time zone (UTC unless told). */

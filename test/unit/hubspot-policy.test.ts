@@ -23,7 +23,13 @@ describe('HubSpot call recordings', () => {
 
 describe('HubSpot daily budget', () => {
   it('reads the daily limit and what is left from the rate-limit headers', () => {
-    expect(dailyBudgetFrom({ 'x-hubspot-ratelimit-daily': '250000', 'x-hubspot-ratelimit-daily-remaining': '1200' }, 't')).toEqual({ limit: 250000, remaining: 1200, observedAt: 't' });
+    expect(dailyBudgetFrom({ 'x-hubspot-ratelimit-daily': '250000', 'x-hubspot-ratelimit-daily-remaining': '1200' }, '2026-11-27T15:30:00.000Z')).toEqual({
+      limit: 250000,
+      remaining: 1200,
+      observedAt: '2026-11-27T15:30:00.000Z',
+      // The budget belongs to that day: it says nothing once the day has reset.
+      resetsAt: '2026-11-28T00:00:00.000Z',
+    });
     expect(dailyBudgetFrom({ 'x-hubspot-ratelimit-max': '100' }, 't')).toBeNull();
   });
   it('waits until the next midnight (UTC by default, or the account offset)', () => {
