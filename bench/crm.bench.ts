@@ -99,6 +99,7 @@ async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[],
   const prefix = `aj-bench-crm-${randomUUID().slice(0, 8)}`;
   const queue = new Queue('crm-batch', { connection: redis, prefix });
   const pending = new PendingPlans(redis, prefix);
+  const links = PendingPlans.links(redis, prefix);
   const gate = new QueueRequestGate(redis, queue, prefix, settings.limitMax, settings.limitDurationMs);
   const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: w.fake.baseUrl, journal, dealRule: 'single-open-deal', createContacts: 'never' });
   const byId = new Map(list.map((p) => [p.entryId, p]));
@@ -109,7 +110,7 @@ async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[],
   // preload: the plans are all pending before a worker runs (a backlog); else they arrive while it runs.
   if (preload) for (const p of list) await stage.mirror(p);
   const start = performance.now();
-  const worker = new Worker('crm-batch', (job) => processCrmBatch(job, { crm, pending, queue, gate, journal, planFor: (ref) => Promise.resolve(byId.get(ref.entryId) as MirrorPlan), settings, logger: silentLogger }), {
+  const worker = new Worker('crm-batch', (job) => processCrmBatch(job, { crm, pending, links, queue, gate, journal, planFor: (ref) => Promise.resolve(byId.get(ref.entryId) as MirrorPlan), settings, logger: silentLogger }), {
     connection: redis,
     prefix,
     concurrency,
@@ -117,7 +118,7 @@ async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[],
   });
   if (!preload) for (const p of list) await stage.mirror(p);
   for (;;) {
-    if ((await pending.outstanding()) === 0) break;
+    if ((await pending.outstanding()) === 0 && (await links.outstanding()) === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const seconds = (performance.now() - start) / 1000;

@@ -25,6 +25,8 @@ import { DailyLimitError } from '../connectors/hubspot/hubspot.crm.ts';
 
 const TYPES = ['emails', 'calls', 'notes'] as const;
 export type PlanRef = Pick<MirrorPlan, 'entryId' | 'entrySeq' | 'correlationId' | 'decisionEntryId' | 'decisionSeq' | 'objectType'>;
+/** An activity HubSpot has, waiting for its associations: the plan's ids and the activity's object id. */
+export type LinkRef = PlanRef & { readonly objectId: string; readonly lane: 'links' };
 
 export interface CrmBatchSettings {
   /** Requests allowed per window, shared by every worker (default 9 per 1000 ms). */
@@ -38,20 +40,29 @@ export interface CrmBatchSettings {
   readonly leaseMs: number;
   /** Tries per plan (retryable item failures) before it is given up with a job.failed entry. */
   readonly maxItemAttempts?: number;
+  /** How long written activities are gathered for their associations (default 5 × windowMs). */
+  readonly linkWindowMs?: number;
+  /** Activities associated per job (default 1,000): one v4 call per activity type and target type. */
+  readonly linkBatchSize?: number;
 }
 
-const keys = (prefix: string) => ({
-  pending: (type: string) => `${prefix}:crm:pending:${type}`,
-  refs: `${prefix}:crm:refs`,
-  leases: `${prefix}:crm:leases`,
-  owner: `${prefix}:crm:owner`,
-  attempts: `${prefix}:crm:attempts`,
-  job: (jobId: string) => `${prefix}:crm:job:${jobId}`,
+/** The crm-batch queue's two kinds of job: upsert the waiting plans, or associate the written activities. */
+export type CrmBatchStage = 'upsert' | 'links';
+
+const keys = (prefix: string, ns = 'crm') => ({
+  pending: (type: string) => `${prefix}:${ns}:pending:${type}`,
+  refs: `${prefix}:${ns}:refs`,
+  leases: `${prefix}:${ns}:leases`,
+  owner: `${prefix}:${ns}:owner`,
+  attempts: `${prefix}:${ns}:attempts`,
+  job: (jobId: string) => `${prefix}:${ns}:job:${jobId}`,
   limiter: `${prefix}:crm-batch:limiter`,
 });
 
-// Claims up to ARGV[2] plans for job ARGV[1]: its own live claims first (a retried job resumes them); expired
-// leases go back to pending; then the oldest-waiting type if it waited too long, else the type with most waiting.
+// Claims up to ARGV[2] items for job ARGV[1]: its own live claims first (a retried job resumes them); expired
+// leases go back to pending; then the oldest-waiting lane if it waited too long, else the lane with most waiting.
+// Nothing is claimed while fewer than ARGV[7] wait and the oldest has waited less than ARGV[5] ms (gathering).
+// The lanes are ARGV[8...]; an item's lane is its ref's "lane", else its "objectType".
 const CLAIM = `
 local now = tonumber(ARGV[3]); local lease = tonumber(ARGV[4]); local max = tonumber(ARGV[2]); local starve = tonumber(ARGV[5])
 local jobKey = KEYS[5]
@@ -62,8 +73,8 @@ for _, id in ipairs(expired) do
   if owner then redis.call('SREM', ARGV[6] .. owner, id) end
   local ref = redis.call('HGET', KEYS[2], id)
   if ref then
-    local t = cjson.decode(ref)['objectType']
-    redis.call('ZADD', KEYS[1] .. t, 'NX', now, id)
+    local r = cjson.decode(ref)
+    redis.call('ZADD', KEYS[1] .. (r['lane'] or r['objectType']), 'NX', now, id)
   end
 end
 local own = redis.call('SMEMBERS', jobKey)
@@ -71,9 +82,11 @@ if #own > 0 then
   for _, id in ipairs(own) do redis.call('ZADD', KEYS[3], now + lease, id) end
   return own
 end
-local best = nil; local bestCount = 0; local oldest = nil; local oldestType = nil
-for _, t in ipairs({'emails', 'calls', 'notes'}) do
+local best = nil; local bestCount = 0; local oldest = nil; local oldestType = nil; local total = 0
+for i = 8, #ARGV do
+  local t = ARGV[i]
   local c = redis.call('ZCARD', KEYS[1] .. t)
+  total = total + c
   if c > bestCount then best = t; bestCount = c end
   if c > 0 then
     local first = redis.call('ZRANGE', KEYS[1] .. t, 0, 0, 'WITHSCORES')
@@ -82,6 +95,7 @@ for _, t in ipairs({'emails', 'calls', 'notes'}) do
   end
 end
 if best == nil then return {} end
+if total < tonumber(ARGV[7]) and oldest >= now - starve then return {} end
 if oldest ~= nil and oldest < now - starve then best = oldestType end
 local candidates = redis.call('ZRANGE', KEYS[1] .. best, 0, max * 3)
 local taken = {}
@@ -108,10 +122,15 @@ for i = 4, #ARGV do
   end
   redis.call('SREM', KEYS[5], id)
   local ref = redis.call('HGET', KEYS[2], id)
+  local lane = nil
+  if ref then
+    local r = cjson.decode(ref)
+    lane = r['lane'] or r['objectType']
+  end
   if ARGV[2] == 'retry' and ref then
-    redis.call('ZADD', KEYS[1] .. cjson.decode(ref)['objectType'], 'NX', now, id)
+    redis.call('ZADD', KEYS[1] .. lane, 'NX', now, id)
   elseif ARGV[2] == 'ack' and ref then
-    local t = cjson.decode(ref)['objectType']
+    local t = lane
     -- Submitted again while in flight (a re-mirror): keep it for the next batch.
     if not redis.call('ZSCORE', KEYS[1] .. t, id) then redis.call('HDEL', KEYS[2], id); redis.call('HDEL', KEYS[6], id) end
   end
@@ -133,22 +152,48 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], duration) end
 return 0
 `;
 
-/** The pending plans (ids only: Redis keeps them in plain text) and their leases. */
-export class PendingPlans {
+/**
+ * Items waiting for a crm-batch job (ids only: Redis keeps them in plain text) and their leases, by lane: the
+ * plans waiting for their upsert (one lane per object type, namespace "crm"), or the written activities waiting
+ * for their associations (one lane, namespace "crm-links").
+ */
+export class PendingPlans<R extends PlanRef = PlanRef> {
   private readonly k: ReturnType<typeof keys>;
-  constructor(private readonly redis: Redis, prefix: string) {
-    this.k = keys(prefix);
+  constructor(private readonly redis: Redis, prefix: string, ns = 'crm', private readonly lanes: readonly string[] = TYPES) {
+    this.k = keys(prefix, ns);
   }
 
-  async submit(ref: PlanRef): Promise<void> {
-    await this.redis.multi().hset(this.k.refs, ref.entryId, JSON.stringify(ref)).zadd(this.k.pending(ref.objectType), 'NX', Date.now(), ref.entryId).exec();
+  /** The written activities waiting for their associations. */
+  static links(redis: Redis, prefix: string): PendingPlans<LinkRef> {
+    return new PendingPlans<LinkRef>(redis, prefix, 'crm-links', ['links']);
   }
 
-  async claim(jobId: string, max: number, leaseMs: number, starveMs: number): Promise<PlanRef[]> {
-    const ids = (await this.redis.eval(CLAIM, 5, this.k.pending(''), this.k.refs, this.k.leases, this.k.owner, this.k.job(jobId), jobId, max, Date.now(), leaseMs, starveMs, this.k.job(''))) as string[];
+  private laneOf(ref: R): string {
+    return (ref as Partial<LinkRef>).lane ?? ref.objectType;
+  }
+
+  async submit(ref: R): Promise<void> {
+    await this.submitMany([ref]);
+  }
+
+  /** Idempotent by entry id: an item already waiting keeps its place. */
+  async submitMany(refs: readonly R[]): Promise<void> {
+    if (refs.length === 0) return;
+    const m = this.redis.multi();
+    const now = Date.now();
+    for (const ref of refs) m.hset(this.k.refs, ref.entryId, JSON.stringify(ref)).zadd(this.k.pending(this.laneOf(ref)), 'NX', now, ref.entryId);
+    await m.exec();
+  }
+
+  /**
+   * Claims up to `max` items for the job (its own earlier claims first). With `gatherMin`, nothing is claimed
+   * while fewer than that wait and the oldest has waited less than `starveMs`.
+   */
+  async claim(jobId: string, max: number, leaseMs: number, starveMs: number, gatherMin = 0): Promise<R[]> {
+    const ids = (await this.redis.eval(CLAIM, 5, this.k.pending(''), this.k.refs, this.k.leases, this.k.owner, this.k.job(jobId), jobId, max, Date.now(), leaseMs, starveMs, this.k.job(''), gatherMin, ...this.lanes)) as string[];
     if (ids.length === 0) return [];
     const raw = await this.redis.hmget(this.k.refs, ...ids);
-    return raw.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as PlanRef);
+    return raw.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as R);
   }
 
   async finish(jobId: string, mode: 'ack' | 'retry', entryIds: readonly string[]): Promise<void> {
@@ -161,15 +206,22 @@ export class PendingPlans {
     return this.redis.hincrby(this.k.attempts, entryId, 1);
   }
 
+  /** When the longest-waiting unclaimed item was submitted (ms since the epoch), or null when none waits. */
+  async oldestWaiting(): Promise<number | null> {
+    const firsts = await Promise.all(this.lanes.map((t) => this.redis.zrange(this.k.pending(t), '0', '0', 'WITHSCORES')));
+    const scores = firsts.filter((f) => f.length === 2).map((f) => Number(f[1]));
+    return scores.length > 0 ? Math.min(...scores) : null;
+  }
+
   /** Plans waiting (not claimed). */
   async waiting(): Promise<number> {
-    const counts = await Promise.all(TYPES.map((t) => this.redis.zcard(this.k.pending(t))));
+    const counts = await Promise.all(this.lanes.map((t) => this.redis.zcard(this.k.pending(t))));
     return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Plans waiting or claimed. */
   async outstanding(): Promise<number> {
-    const counts = await Promise.all([...TYPES.map((t) => this.redis.zcard(this.k.pending(t))), this.redis.zcard(this.k.leases)]);
+    const counts = await Promise.all([...this.lanes.map((t) => this.redis.zcard(this.k.pending(t))), this.redis.zcard(this.k.leases)]);
     return counts.reduce((a, b) => a + b, 0);
   }
 }
@@ -218,6 +270,13 @@ export async function scheduleBatch(queue: Queue, windowMs: number, now = Date.n
   await queue.add('crm-batch', { window }, { ...jobOptions('crm-batch', jobId), delay: Math.max(0, window * windowMs - now) });
 }
 
+/** Adds the associations job due at `dueAt` (one per window of `windowMs`, however many batches ask for it). */
+export async function scheduleLinks(queue: Queue, windowMs: number, dueAt: number, now = Date.now()): Promise<void> {
+  const window = Math.ceil(dueAt / windowMs);
+  const jobId = jobIdFor('crm-batch', `links-${window}`);
+  await queue.add('crm-batch', { window, stage: 'links' }, { ...jobOptions('crm-batch', jobId), delay: Math.max(0, window * windowMs - now) });
+}
+
 /** The CrmClient the mirror stage uses when HubSpot is configured: pending + a job for the window. */
 export class BatchingCrm implements CrmClient {
   readonly dryRun = false;
@@ -232,7 +291,10 @@ export class BatchingCrm implements CrmClient {
 
 export interface CrmBatchDeps {
   readonly crm: BatchCrmClient;
+  /** Plans waiting for their upsert. */
   readonly pending: PendingPlans;
+  /** Written activities waiting for their associations. */
+  readonly links: PendingPlans<LinkRef>;
   readonly queue: Queue;
   readonly gate: RequestGate;
   readonly journal: JournalClient;
@@ -242,39 +304,48 @@ export interface CrmBatchDeps {
   readonly logger: Logger;
 }
 
-/** One crm-batch job: claim, write, acknowledge item by item, and schedule the next window if work is left. */
-export async function processCrmBatch(job: Pick<Job, 'id'>, deps: CrmBatchDeps): Promise<{ claimed: number; mirrored: number; failed: number; retried: number }> {
+export type CrmBatchResult = { stage: CrmBatchStage; claimed: number; mirrored: number; failed: number; retried: number };
+
+const linkWindowOf = (s: CrmBatchSettings): number => s.linkWindowMs ?? s.windowMs * 5;
+const linkBatchOf = (s: CrmBatchSettings): number => Math.max(1, s.linkBatchSize ?? 1000);
+
+/** One crm-batch job: the window's upserts, or (stage "links") the gathered associations. */
+export async function processCrmBatch(job: Pick<Job, 'id' | 'data'>, deps: CrmBatchDeps): Promise<CrmBatchResult> {
+  const stage: CrmBatchStage = (job.data as { stage?: CrmBatchStage } | undefined)?.stage === 'links' ? 'links' : 'upsert';
+  try {
+    return stage === 'links' ? await processLinks(job, deps) : await processUpserts(job, deps);
+  } catch (err) {
+    if (err instanceof DailyLimitError) {
+      // Every worker stops fetching crm-batch jobs until the reset; this job's claims stay its own and resume.
+      await deps.queue.rateLimit(err.resetInMs);
+      throw Worker.RateLimitError();
+    }
+    throw err;
+  }
+}
+
+/** Claim up to 100 plans, upsert them, hand the written ones to the associations stage, acknowledge item by item. */
+async function processUpserts(job: Pick<Job, 'id'>, deps: CrmBatchDeps): Promise<CrmBatchResult> {
   const jobId = String(job.id);
-  const { pending, settings } = deps;
+  const { pending, links, settings } = deps;
   const refs = await pending.claim(jobId, Math.min(100, settings.batchSize), settings.leaseMs, settings.windowMs * 10);
-  const counts = { claimed: refs.length, mirrored: 0, failed: 0, retried: 0 };
+  const counts: CrmBatchResult = { stage: 'upsert', claimed: refs.length, mirrored: 0, failed: 0, retried: 0 };
   // A backlog of full batches does not wait for the next window: a follow-up job (one per job, so a retry adds
   // none) runs beside this one, under the same shared limit.
   if (refs.length > 0 && (await pending.waiting()) >= settings.batchSize) {
     await deps.queue.add('crm-batch', { window: 0 }, jobOptions('crm-batch', jobIdFor('crm-batch', `next-${jobId}`)));
   }
   if (refs.length > 0) {
-    const plans: MirrorPlan[] = [];
-    for (const ref of refs) {
-      try {
-        plans.push(await deps.planFor(ref));
-      } catch (err) {
-        if (!(err instanceof PermanentJobError)) throw err;
-        await recordGivenUp(deps.journal, jobId, ref, err.message);
-        await pending.finish(jobId, 'ack', [ref.entryId]);
-        counts.failed++;
-      }
+    const plans = await plansOf(refs, jobId, deps, pending, counts);
+    const outcomes = await deps.crm.upsertBatch(plans, jobId, firstFree(deps.gate));
+    // The written activities wait for their associations before their plans are acknowledged: a crash between
+    // the two re-upserts (an update, never a second activity) and re-submits (idempotent by entry id).
+    const written: LinkRef[] = [];
+    for (const o of outcomes) {
+      const ref = refs.find((r) => r.entryId === o.entryId);
+      if (ref && o.status === 'mirrored' && o.objectId) written.push({ ...pick(ref), objectId: o.objectId, lane: 'links' });
     }
-    let outcomes;
-    try {
-      outcomes = await deps.crm.mirrorBatch(plans, jobId, firstFree(deps.gate));
-    } catch (err) {
-      if (err instanceof DailyLimitError) {
-        await deps.queue.rateLimit(err.resetInMs);
-        throw Worker.RateLimitError();
-      }
-      throw err;
-    }
+    await links.submitMany(written);
     for (const o of outcomes) {
       if (o.status === 'mirrored') {
         counts.mirrored++;
@@ -290,8 +361,68 @@ export async function processCrmBatch(job: Pick<Job, 'id'>, deps: CrmBatchDeps):
       }
     }
   }
-  if ((await pending.outstanding()) > 0) await scheduleBatch(deps.queue, settings.windowMs);
+  const left = await pending.outstanding();
+  if (left > 0) await scheduleBatch(deps.queue, settings.windowMs);
+  // Associations are gathered while upserts keep coming: their job is due when the oldest waiting activity has
+  // waited the link window, or now once no upsert is left or a full batch waits (one job per window either way,
+  // and none that would find nothing to take: every fetched job costs a request slot).
+  const oldest = await links.oldestWaiting();
+  if (oldest !== null) {
+    const now = Date.now();
+    const due = left === 0 || (await links.waiting()) >= linkBatchOf(settings) ? now : oldest + linkWindowOf(settings) + 1;
+    await scheduleLinks(deps.queue, settings.windowMs, due, now);
+  }
   return counts;
+}
+
+/**
+ * Claim up to 1,000 written activities (once that many wait, once the oldest has waited the link window, or
+ * once no upsert is left to gather for), match and associate them in one go, and acknowledge them.
+ */
+async function processLinks(job: Pick<Job, 'id'>, deps: CrmBatchDeps): Promise<CrmBatchResult> {
+  const jobId = String(job.id);
+  const { pending, links, settings } = deps;
+  const max = linkBatchOf(settings);
+  const gathering = (await pending.outstanding()) > 0;
+  const refs = await links.claim(jobId, max, settings.leaseMs, linkWindowOf(settings), gathering ? max : 0);
+  const counts: CrmBatchResult = { stage: 'links', claimed: refs.length, mirrored: 0, failed: 0, retried: 0 };
+  if (refs.length > 0) {
+    const plans = await plansOf(refs, jobId, deps, links, counts);
+    const byId = new Map(refs.map((r) => [r.entryId, r.objectId]));
+    const items = plans.map((plan) => ({ plan, objectId: byId.get(plan.entryId) as string }));
+    await deps.crm.associateBatch(items, `links-${jobId}`, firstFree(deps.gate));
+    await links.finish(jobId, 'ack', items.map((i) => i.plan.entryId));
+    counts.mirrored = items.length;
+  }
+  const oldest = await links.oldestWaiting();
+  if (oldest !== null) {
+    // The follow-up of this job (one per job, so a retry adds none): now when a full batch was taken or nothing
+    // is left to gather for, else when the oldest waiting activity has waited the link window.
+    const stillGathering = (await pending.outstanding()) > 0;
+    const delay = refs.length >= max || !stillGathering ? 0 : Math.max(0, oldest + linkWindowOf(settings) + 1 - Date.now());
+    await deps.queue.add('crm-batch', { window: 0, stage: 'links' }, { ...jobOptions('crm-batch', jobIdFor('crm-batch', `links-next-${jobId}`)), delay });
+  }
+  return counts;
+}
+
+/** Each ref's plan rebuilt from the journal; a ref that can no longer be planned is given up on the record. */
+async function plansOf<R extends PlanRef>(refs: readonly R[], jobId: string, deps: CrmBatchDeps, store: PendingPlans<R>, counts: CrmBatchResult): Promise<MirrorPlan[]> {
+  const plans: MirrorPlan[] = [];
+  for (const ref of refs) {
+    try {
+      plans.push(await deps.planFor(ref));
+    } catch (err) {
+      if (!(err instanceof PermanentJobError)) throw err;
+      await recordGivenUp(deps.journal, jobId, ref, err.message);
+      await store.finish(jobId, 'ack', [ref.entryId]);
+      counts.failed++;
+    }
+  }
+  return plans;
+}
+
+function pick(ref: PlanRef): PlanRef {
+  return { entryId: ref.entryId, entrySeq: ref.entrySeq, correlationId: ref.correlationId, decisionEntryId: ref.decisionEntryId, decisionSeq: ref.decisionSeq, objectType: ref.objectType };
 }
 
 async function recordGivenUp(journal: JournalClient, jobId: string, ref: PlanRef, reason: string): Promise<void> {
@@ -306,12 +437,14 @@ async function recordGivenUp(journal: JournalClient, jobId: string, ref: PlanRef
   });
 }
 
-/** Keeps batches coming while plans are outstanding (a lost job, an expired lease): a cheap tick per worker process. */
-export function startBatchSweeper(pending: PendingPlans, queue: Queue, windowMs: number, everyMs: number, log: Logger): { stop(): void } {
+/** Keeps batches coming while plans or associations are outstanding (a lost job, an expired lease): a cheap tick per worker process. */
+export function startBatchSweeper(pending: PendingPlans, links: PendingPlans<LinkRef>, queue: Queue, windowMs: number, linkWindowMs: number, everyMs: number, log: Logger): { stop(): void } {
   const timer = setInterval(() => {
-    pending
-      .outstanding()
-      .then((n) => (n > 0 ? scheduleBatch(queue, windowMs) : undefined))
+    Promise.all([pending.outstanding(), links.outstanding()])
+      .then(async ([plans, waitingLinks]) => {
+        if (plans > 0) await scheduleBatch(queue, windowMs);
+        if (waitingLinks > 0) await scheduleLinks(queue, windowMs, Date.now() + (plans > 0 ? linkWindowMs : 0));
+      })
       .catch((err: unknown) => log.warn({ error: (err as Error).message }, 'crm-batch sweep failed'));
   }, everyMs);
   timer.unref();

@@ -11,7 +11,7 @@ import type { JournalClient } from '../src/journal/journal-client.ts';
 import type { Pipeline } from '../src/pipeline/pipeline.ts';
 import { isBatchCrm, type BatchCrmClient, type CrmClient } from '../src/pipeline/ports.ts';
 import { HubSpotCrm } from '../connectors/hubspot/hubspot.crm.ts';
-import { BatchingCrm, PendingPlans, QueueRequestGate, processCrmBatch, startBatchSweeper, type CrmBatchSettings } from './crm-batch.ts';
+import { BatchingCrm, PendingPlans, QueueRequestGate, processCrmBatch, startBatchSweeper, type CrmBatchSettings, type LinkRef } from './crm-batch.ts';
 import type { Queues } from './queues.ts';
 
 export interface HubSpotMirror {
@@ -20,6 +20,8 @@ export interface HubSpotMirror {
   /** The adapter itself (drift, bootstrap). */
   readonly crm: BatchCrmClient;
   readonly pending: PendingPlans;
+  /** Written activities waiting for their associations. */
+  readonly links: PendingPlans<LinkRef>;
   readonly gate: QueueRequestGate;
   readonly settings: CrmBatchSettings;
   handler(pipeline: Pipeline): (data: unknown, signal: AbortSignal, job: Job) => Promise<unknown>;
@@ -42,19 +44,23 @@ export function hubspotMirror(config: Config, deps: { journal: JournalClient; re
     limitDurationMs: h?.rateLimit.durationMs ?? 1000,
     windowMs: h?.batchWindowMs ?? 1000,
     batchSize: h?.batchSize ?? 100,
+    linkWindowMs: h?.linkWindowMs ?? 5000,
+    linkBatchSize: 1000,
     leaseMs: Math.max(3 * config.pipeline.jobLockMs, 15_000),
   };
   const queue = deps.queues['crm-batch'];
   const pending = new PendingPlans(deps.redis, deps.prefix);
+  const links = PendingPlans.links(deps.redis, deps.prefix);
   const gate = new QueueRequestGate(deps.redis, queue, deps.prefix, settings.limitMax, settings.limitDurationMs);
   const log = deps.logger.child({ component: 'jobs.crm-batch' });
   return {
     stageCrm: new BatchingCrm(pending, queue, settings.windowMs),
     crm,
     pending,
+    links,
     gate,
     settings,
-    handler: (pipeline) => (_data, _signal, job) => processCrmBatch(job, { crm, pending, queue, gate, journal: deps.journal, planFor: (ref) => pipeline.planFor(ref), settings, logger: log }),
-    startSweeper: () => startBatchSweeper(pending, queue, settings.windowMs, Math.max(settings.leaseMs / 3, 2_000), log),
+    handler: (pipeline) => (_data, _signal, job) => processCrmBatch(job, { crm, pending, links, queue, gate, journal: deps.journal, planFor: (ref) => pipeline.planFor(ref), settings, logger: log }),
+    startSweeper: () => startBatchSweeper(pending, links, queue, settings.windowMs, settings.linkWindowMs ?? settings.windowMs * 5, Math.max(settings.leaseMs / 3, 2_000), log),
   };
 }

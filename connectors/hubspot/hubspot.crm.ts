@@ -7,7 +7,8 @@
  * - Matching explains itself: contact by email (batch read with idProperty=email; created only when the
  *   create-contacts rule allows), company by the contact's email domain, deal by a rule (the single open deal
  *   of the contact). Candidates, rule and tie-break go to the journal as a rule.decision per activity.
- * - Associations are v4 batch creates with HubSpot-defined type ids, one call per target type.
+ * - Associations are v4 batch creates with HubSpot-defined type ids, one call per activity type and target type
+ *   for up to 1,000 pairs; the crm-batch jobs gather them across upsert batches (jobs/crm-batch.ts).
  * - Every call is journaled: activity writes once per activity (crm.write / crm.write_failed, under the
  *   interaction's correlation), lookups once per call (under the batch's correlation). A property we change on
  *   an activity that HubSpot already had is a state.changed (from what the journal says HubSpot last got).
@@ -84,7 +85,7 @@ export class HubSpotCrm implements BatchCrmClient {
   private readonly contactCache = new Map<string, Cached<string | null>>();
   private readonly companyCache = new Map<string, Cached<string[]>>();
   private readonly dealCache = new Map<string, Cached<{ candidates: string[]; open: string[] }>>();
-  private budget: DailyBudget = { limit: null, remaining: null, observedAt: null };
+  private budget: DailyBudget = { limit: null, remaining: null, observedAt: null, resetsAt: null };
   private bootstrapped: Promise<void> | null = null;
   private readonly gateOfCall = new AsyncLocalStorage<RequestGate>();
   /** Calls made by this client (for the bench and tests): method, path, status. */
@@ -165,36 +166,113 @@ export class HubSpotCrm implements BatchCrmClient {
     return { objectId: outcome.objectId, dryRun: false };
   }
 
-  /** Writes the plans; `gate` (default: the configured one) paces this batch's calls. */
+  /** Writes the plans and their associations in one go (drift repair, single mirrors); `gate` paces the calls. */
   mirrorBatch(plans: readonly MirrorPlan[], batchId: string, gate?: RequestGate): Promise<MirrorItemOutcome[]> {
-    return gate ? this.gateOfCall.run(gate, () => this.writeBatch(plans, batchId)) : this.writeBatch(plans, batchId);
+    return this.paced(gate, async () => {
+      const outcomes = await this.writeBatch(plans);
+      const written = plans.flatMap((p) => {
+        const o = outcomes.find((x) => x.entryId === p.entryId);
+        return o?.status === 'mirrored' && o.objectId ? [{ plan: p, objectId: o.objectId }] : [];
+      });
+      const refused = await this.associateWritten(written, batchId);
+      return outcomes.map((o) => {
+        const why = refused.get(o.entryId);
+        return why === undefined ? o : { ...o, reason: why };
+      });
+    });
   }
 
-  private async writeBatch(plans: readonly MirrorPlan[], batchId: string): Promise<MirrorItemOutcome[]> {
+  /** Only the batch upserts: each plan's outcome. The associations follow later, gathered across batches. */
+  upsertBatch(plans: readonly MirrorPlan[], _batchId: string, gate?: RequestGate): Promise<MirrorItemOutcome[]> {
+    return this.paced(gate, () => this.writeBatch(plans));
+  }
+
+  /**
+   * Matches and associates activities already written (up to any number: lookups go 100 at a time, association
+   * creates 1,000 pairs per call, one call per activity type and target type). Throws on a retryable failure
+   * (re-running is safe: creating an existing association changes nothing); a refused association is journaled
+   * and does not undo the activity.
+   */
+  async associateBatch(items: readonly { plan: MirrorPlan; objectId: string }[], batchId: string, gate?: RequestGate): Promise<void> {
+    await this.paced(gate, () => this.associateWritten(items, batchId));
+  }
+
+  private paced<T>(gate: RequestGate | undefined, run: () => Promise<T>): Promise<T> {
+    return gate ? this.gateOfCall.run(gate, run) : run();
+  }
+
+  private async writeBatch(plans: readonly MirrorPlan[]): Promise<MirrorItemOutcome[]> {
     if (plans.length === 0) return [];
     await this.bootstrap();
     this.checkBudget(plans.length);
     const outcomes = new Map<string, MirrorItemOutcome>();
     const byType = new Map<ObjectType, MirrorPlan[]>();
     for (const p of plans) byType.set(p.objectType, [...(byType.get(p.objectType) ?? []), p]);
-
-    const matches = await this.match(plans, batchId);
-    for (const [type, group] of byType) {
-      const written = await this.upsert(type, group, outcomes);
-      await this.associate(type, written, matches, outcomes);
-    }
+    for (const [type, group] of byType) await this.upsert(type, group, outcomes);
     return plans.map((p) => outcomes.get(p.entryId) ?? { entryId: p.entryId, status: 'failed', objectId: null, reason: 'no outcome', retryable: true });
   }
 
+  /** Matches and associates; returns the entries whose associations HubSpot refused, with the reason. */
+  private async associateWritten(items: readonly { plan: MirrorPlan; objectId: string }[], batchId: string): Promise<Map<string, string>> {
+    const refused = new Map<string, string>();
+    if (items.length === 0) return refused;
+    await this.bootstrap();
+    this.checkBudget(items.length);
+    const matches = await this.match(items.map((i) => i.plan), batchId);
+    const byType = new Map<ObjectType, { plan: MirrorPlan; objectId: string }[]>();
+    for (const i of items) byType.set(i.plan.objectType, [...(byType.get(i.plan.objectType) ?? []), i]);
+    for (const [type, group] of byType) {
+      await this.associate(type, group, matches, refused);
+      await this.dissociate(type, group.filter((i) => i.plan.associationOverride), refused);
+    }
+    return refused;
+  }
+
+  /**
+   * Removes the associations a reviewer's override took away (v4 batch archive, one call per target type), then
+   * journals each activity's changed association set as state.changed (from → to).
+   */
+  private async dissociate(type: ObjectType, items: readonly { plan: MirrorPlan; objectId: string }[], refused: Map<string, string>): Promise<void> {
+    if (items.length === 0) return;
+    for (const to of ['contacts', 'companies', 'deals'] as const) {
+      const withRemovals = items.filter((i) => (i.plan.associationOverride?.remove[to].length ?? 0) > 0);
+      for (let i = 0; i < withRemovals.length; i += 100) {
+        const slice = withRemovals.slice(i, i + 100);
+        const path = `/crm/v4/associations/${type}/${to}/batch/archive`;
+        const removed = (x: { plan: MirrorPlan }): { objectType: string; id: string }[] => (x.plan.associationOverride?.remove[to] ?? []).map((id) => ({ objectType: to, id }));
+        try {
+          const res = await this.send('POST', path, () => this.client.crm.associations.v4.batchApi.archiveWithHttpInfo(type, to, { inputs: slice.map((x) => ({ _from: { id: x.objectId }, to: (x.plan.associationOverride?.remove[to] ?? []).map((id) => ({ id })) })) }));
+          await this.o.journal.appendBatch(slice.map((x) => this.itemEntry('crm.write', x.plan, res.record, `dissociate-${to}`, { objectType: type, objectIds: [x.objectId], removedAssociations: removed(x), batchSize: slice.length, override: x.plan.associationOverride?.entryId })));
+        } catch (err) {
+          if (!(err instanceof HubSpotCallError)) throw err;
+          await this.o.journal.appendBatch(slice.map((x) => this.itemEntry('crm.write_failed', x.plan, err.record, `dissociate-${to}`, { objectType: type, objectIds: [x.objectId], removedAssociations: removed(x), batchSize: slice.length, error: err.message, retryable: err.retryable })));
+          if (err.retryable) throw err;
+          for (const x of slice) refused.set(x.plan.entryId, err.message);
+        }
+      }
+    }
+    const changes: AppendInput[] = [];
+    for (const { plan, objectId } of items) {
+      const o = plan.associationOverride;
+      if (!o || refused.has(plan.entryId)) continue;
+      for (const to of ['contacts', 'companies', 'deals'] as const) {
+        const from = [...o.from[to]].sort();
+        const now = [...o.to[to]].sort();
+        if (from.join() === now.join()) continue;
+        changes.push({ kind: 'state.changed', source: 'hubspot', actor: 'crm:hubspot', correlationId: plan.correlationId, causationId: o.entryId, idempotencyKey: `crm/${plan.entryId}/state/associations.${to}/${o.entryId}`, payload: { entity: `hubspot/${type}/${objectId}`, field: `associations.${to}`, from: from as never, to: now as never } });
+      }
+    }
+    await this.o.journal.appendBatch(changes);
+  }
+
   /** Upserts one type's plans; records each item's outcome; returns the written ones with their object ids. */
-  private async upsert(type: ObjectType, plans: readonly MirrorPlan[], outcomes: Map<string, MirrorItemOutcome>): Promise<{ plan: MirrorPlan; objectId: string }[]> {
+  private async upsert(type: ObjectType, plans: readonly MirrorPlan[], outcomes: Map<string, MirrorItemOutcome>): Promise<void> {
     const previous = new Map<string, Record<string, unknown>>();
     for (const p of plans) {
       const last = await this.lastWritten(p);
       if (last) previous.set(p.entryId, last);
     }
     const path = `/crm/v3/objects/${type}/batch/upsert`;
-    const written: { plan: MirrorPlan; objectId: string }[] = [];
     const queue: MirrorPlan[][] = [[...plans]];
     while (queue.length > 0) {
       const chunk = queue.shift() as MirrorPlan[];
@@ -236,7 +314,6 @@ export class HubSpotCrm implements BatchCrmClient {
       for (const p of chunk) {
         const hit = byEntry.get(p.entryId);
         if (hit) {
-          written.push({ plan: p, objectId: hit.id });
           outcomes.set(p.entryId, { entryId: p.entryId, status: 'mirrored', objectId: hit.id });
           journalInputs.push(this.itemEntry('crm.write', p, res.record, 'upsert', { objectType: type, idProperty: ID_PROPERTY, objectIds: [hit.id], properties: { ...p.properties }, batchSize: chunk.length, created: hit.created }));
           const before = previous.get(p.entryId);
@@ -256,7 +333,6 @@ export class HubSpotCrm implements BatchCrmClient {
       }
       await this.o.journal.appendBatch(journalInputs);
     }
-    return written;
   }
 
   /** The properties the journal says HubSpot last got for this entry (its newest successful upsert), if any. */
@@ -270,7 +346,7 @@ export class HubSpotCrm implements BatchCrmClient {
     return null;
   }
 
-  private async associate(type: ObjectType, written: readonly { plan: MirrorPlan; objectId: string }[], matches: Map<string, Match>, outcomes: Map<string, MirrorItemOutcome>): Promise<void> {
+  private async associate(type: ObjectType, written: readonly { plan: MirrorPlan; objectId: string }[], matches: Map<string, Match>, refused: Map<string, string>): Promise<void> {
     for (const to of ['contacts', 'companies', 'deals'] as const) {
       const typeId = ASSOCIATION_TYPE_IDS[type][to];
       const pairs = written.flatMap((w) => (matches.get(w.plan.entryId)?.[to] ?? []).map((id) => ({ w, id })));
@@ -305,7 +381,7 @@ export class HubSpotCrm implements BatchCrmClient {
           await this.o.journal.appendBatch(entries);
           if (err.retryable) throw err;
           // A refused association does not undo the activity: the activity stays mirrored, the failure is on the record.
-          for (const { w } of perItem.values()) outcomes.set(w.plan.entryId, { entryId: w.plan.entryId, status: 'mirrored', objectId: w.objectId, reason: err.message });
+          for (const { w } of perItem.values()) refused.set(w.plan.entryId, err.message);
         }
       }
     }
@@ -317,10 +393,11 @@ export class HubSpotCrm implements BatchCrmClient {
     const correlationId = `crm/batch/${batchId}`;
     const createRule = this.o.createContacts ?? 'never';
     const dealRule = this.o.dealRule ?? 'single-open-deal';
-    const emails = [...new Set(plans.flatMap((p) => p.counterparts.filter((c) => c.includes('@'))))];
+    // A reviewer's association override names its targets: nothing to look up for those plans.
+    const emails = [...new Set(plans.filter((p) => !p.associationOverride).flatMap((p) => p.counterparts.filter((c) => c.includes('@'))))];
     await this.lookupContacts(emails, correlationId);
 
-    const creatable = new Set(plans.filter((p) => createRule === 'always' || (createRule === 'inbound' && p.direction === 'inbound')).flatMap((p) => p.counterparts.filter((c) => c.includes('@'))));
+    const creatable = new Set(plans.filter((p) => !p.associationOverride && (createRule === 'always' || (createRule === 'inbound' && p.direction === 'inbound'))).flatMap((p) => p.counterparts.filter((c) => c.includes('@'))));
     const toCreate = emails.filter((e) => this.cached(this.contactCache, e) === null && creatable.has(e));
     if (toCreate.length > 0) await this.createContacts(toCreate, correlationId);
 
@@ -332,6 +409,27 @@ export class HubSpotCrm implements BatchCrmClient {
     const out = new Map<string, Match>();
     const decisions: AppendInput[] = [];
     for (const p of plans) {
+      const o = p.associationOverride;
+      if (o) {
+        const m: Match = {
+          contacts: [...o.to.contacts],
+          companies: [...o.to.companies],
+          deals: [...o.to.deals],
+          reasons: [`association override ${o.entryId} by ${o.actor}: ${o.reason}`],
+          evaluated: { override: o.entryId, from: o.from, remove: o.remove, createContacts: createRule, dealRule },
+        };
+        out.set(p.entryId, m);
+        decisions.push({
+          kind: 'rule.decision',
+          source: 'hubspot',
+          actor: 'crm:hubspot',
+          correlationId: p.correlationId,
+          causationId: o.entryId,
+          idempotencyKey: `crm-match/${p.entryId}/override/${o.entryId}`,
+          payload: { ruleId: 'crm-match', ruleVersion: 'human.override', inputEntryId: p.entryId, evaluated: { ...m.evaluated, contacts: m.contacts, companies: m.companies, deals: m.deals } as never, outcome: `contacts:${m.contacts.length} companies:${m.companies.length} deals:${m.deals.length}`, reason: m.reasons.join('; ').slice(0, 10_000) },
+        });
+        continue;
+      }
       const reasons: string[] = [];
       const contacts: string[] = [];
       const companies = new Set<string>();
@@ -556,8 +654,14 @@ export class HubSpotCrm implements BatchCrmClient {
 
   private checkBudget(items: number): void {
     const reserve = this.o.dailyReserve ?? 500;
+    const resetsAt = this.budget.resetsAt === null ? null : Date.parse(this.budget.resetsAt);
+    // A budget of a day that has ended says nothing about today: the next answer's headers will tell.
+    if (resetsAt !== null && resetsAt <= Date.now()) {
+      this.budget = { limit: this.budget.limit, remaining: null, observedAt: this.budget.observedAt, resetsAt: null };
+      return;
+    }
     if (this.budget.remaining !== null && this.budget.remaining < reserve + Math.ceil(items / 100) * 6) {
-      throw new DailyLimitError(msUntilDailyReset(new Date()));
+      throw new DailyLimitError(resetsAt !== null ? Math.max(1000, resetsAt - Date.now()) : msUntilDailyReset(new Date()));
     }
   }
 
@@ -573,7 +677,8 @@ export class HubSpotCrm implements BatchCrmClient {
       idempotencyKey: `crm/health/daily/${day}/${until}`,
       payload: { connector: 'hubspot', status: 'degraded', reason: `${why}: writes pause until the daily reset (${until})`, windowStart: new Date().toISOString(), windowEnd: until },
     });
-    this.budget = { ...this.budget, remaining: 0 };
+    // Spent until HubSpot's reset (Retry-After when it says, else midnight): then the budget is unknown again.
+    this.budget = { ...this.budget, remaining: 0, resetsAt: until };
     return new DailyLimitError(resetInMs);
   }
 

@@ -54,6 +54,7 @@ export const EnvSchema = z.object({
   HUBSPOT_RATE_LIMIT_WINDOW_MS: intFrom(1000, 100),
   HUBSPOT_BATCH_WINDOW_MS: intFrom(1000, 10),
   HUBSPOT_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(100),
+  HUBSPOT_LINK_WINDOW_MS: intFrom(5000, 10),
   HUBSPOT_DAILY_RESERVE: intFrom(500, 0),
   HUBSPOT_CREATE_CONTACTS: z.enum(['never', 'inbound', 'always']).default('never'),
   HUBSPOT_DEAL_RULE: z.enum(['single-open-deal', 'none']).default('single-open-deal'),
@@ -156,6 +157,8 @@ export interface Config {
       readonly rateLimit: { readonly max: number; readonly durationMs: number };
       readonly batchWindowMs: number;
       readonly batchSize: number;
+      /** How long written activities are gathered before their associations are written (one call per type pair). */
+      readonly linkWindowMs: number;
       readonly dailyReserve: number;
       readonly createContacts: 'never' | 'inbound' | 'always';
       readonly dealRule: 'single-open-deal' | 'none';
@@ -298,6 +301,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
             rateLimit: { max: e.HUBSPOT_RATE_LIMIT_MAX, durationMs: e.HUBSPOT_RATE_LIMIT_WINDOW_MS },
             batchWindowMs: e.HUBSPOT_BATCH_WINDOW_MS,
             batchSize: e.HUBSPOT_BATCH_SIZE,
+            linkWindowMs: e.HUBSPOT_LINK_WINDOW_MS,
             dailyReserve: e.HUBSPOT_DAILY_RESERVE,
             createContacts: e.HUBSPOT_CREATE_CONTACTS,
             dealRule: e.HUBSPOT_DEAL_RULE,

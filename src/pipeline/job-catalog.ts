@@ -48,7 +48,8 @@ export const JOBS = {
    * in Redis by entry id; the job only names its window. Waiting on rate limits happens inside, hence the timeout.
    */
   'crm-batch': {
-    schema: z.strictObject({ window: z.number().int().nonnegative() }),
+    // stage "links": the gathered associations of activities already written (absent: the window's upserts).
+    schema: z.strictObject({ window: z.number().int().nonnegative(), stage: z.enum(['upsert', 'links']).optional() }),
     attempts: 25,
     backoffMs: 2_000,
     timeoutMs: 10 * 60_000,

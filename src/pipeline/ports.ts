@@ -29,6 +29,27 @@ export interface MirrorPlan {
   readonly category: Category;
   /** The human.override whose category this plan carries (absent: the model's decision stands). */
   readonly overrideEntryId?: string | undefined;
+  /** A reviewer's association override: these targets replace the matching rule's (absent: the rule matches). */
+  readonly associationOverride?: AssociationOverride | undefined;
+}
+
+/** CRM record ids by target type. */
+export interface AssociationTargets {
+  readonly contacts: readonly string[];
+  readonly companies: readonly string[];
+  readonly deals: readonly string[];
+}
+
+export interface AssociationOverride {
+  /** The newest human.override of field "associations" for this interaction's decision. */
+  readonly entryId: string;
+  readonly actor: string;
+  readonly reason: string;
+  /** What the override replaced, and what the activity is associated with from now on. */
+  readonly from: AssociationTargets;
+  readonly to: AssociationTargets;
+  /** Targets named by earlier matches or overrides that are not in `to`: their associations are removed. */
+  readonly remove: AssociationTargets;
 }
 
 export interface MirrorResult {
@@ -70,6 +91,10 @@ export interface BatchCrmClient extends CrmClient {
   bootstrap(): Promise<void>;
   /** Writes up to 100 plans; each plan's outcome, item by item. Throws only when nothing can be said per item. */
   mirrorBatch(plans: readonly MirrorPlan[], batchId: string, gate?: RequestGate): Promise<MirrorItemOutcome[]>;
+  /** Only the activity upserts of up to 100 plans (associations follow through associateBatch). */
+  upsertBatch(plans: readonly MirrorPlan[], batchId: string, gate?: RequestGate): Promise<MirrorItemOutcome[]>;
+  /** Matches (journaled as rule.decision) and associates activities already written, any number at once. */
+  associateBatch(items: readonly { plan: MirrorPlan; objectId: string }[], batchId: string, gate?: RequestGate): Promise<void>;
   /** The activities of one type that carry these journal entry ids (absent ones are missing from the map). */
   readMirrored(objectType: MirrorPlan['objectType'], entryIds: readonly string[], properties: readonly string[]): Promise<Map<string, MirroredActivity>>;
 }

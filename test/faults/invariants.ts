@@ -20,7 +20,8 @@ const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Recor
 
 /**
  * `activities(entryId)`: how many CRM activities carry that journal entry id (the HubSpot fake's state); when
- * given, exactly one per mirrored interaction is required, else exactly one dry-run crm.write.
+ * given, exactly one per mirrored interaction is required (and its match for the associations on the record),
+ * else exactly one dry-run crm.write.
  */
 export function checkEntries(entries: readonly JournalEntry[], sent: readonly Sent[], activities?: (entryId: string) => number): Check {
   const problems: string[] = [];
@@ -62,6 +63,9 @@ export function checkEntries(entries: readonly JournalEntry[], sent: readonly Se
     if (activities) {
       const n = activities(first.id);
       if (n !== (mirrored ? 1 : 0)) problems.push(`${id}: ${n} CRM activities (mirror: ${mirrored})`);
+      // The associations follow the upsert in a later batch: each mirrored activity was matched exactly once.
+      const matched = chain.filter((e) => e.kind === 'rule.decision' && payload(e).ruleId === 'crm-match' && payload(e).inputEntryId === first.id).length;
+      if (mirrored && matched === 0) problems.push(`${id}: written but never matched for its associations`);
     } else if (writes.length !== (mirrored ? 1 : 0)) problems.push(`${id}: ${writes.length} CRM writes (mirror: ${mirrored})`);
   }
   return { problems, received: receivedBySource.size, duplicated, lost };

@@ -50,9 +50,11 @@ beforeAll(async () => {
   fake = await startFakeOpenAi({ validate: false });
   fake.setDefault({ kind: 'ok', latencyMs: 5 });
   hubspot = await startHubSpotFake({ accessToken: HUBSPOT_TOKEN });
+  // The form senders' company: their contacts are created (inbound rule), then associated with it and it.
+  hubspot.seed('companies', { name: 'Acme Corp', domain: 'acme-corp.example' });
   cluster = await Cluster.start({
     tmpfsMiB: 96,
-    env: { OPENAI_API_KEY: 'sk-test-0123456789abcdef', OPENAI_BASE_URL: fake.baseURL, OPENAI_MAX_RETRIES: '0', OPENAI_TIMEOUT_SECONDS: '1', MODEL_CONCURRENCY: '8', HUBSPOT_ACCESS_TOKEN: HUBSPOT_TOKEN, HUBSPOT_BASE_PATH: hubspot.baseUrl, HUBSPOT_BATCH_WINDOW_MS: '200', HUBSPOT_RATE_LIMIT_MAX: '20' },
+    env: { OPENAI_API_KEY: 'sk-test-0123456789abcdef', OPENAI_BASE_URL: fake.baseURL, OPENAI_MAX_RETRIES: '0', OPENAI_TIMEOUT_SECONDS: '1', MODEL_CONCURRENCY: '8', HUBSPOT_ACCESS_TOKEN: HUBSPOT_TOKEN, HUBSPOT_BASE_PATH: hubspot.baseUrl, HUBSPOT_BATCH_WINDOW_MS: '200', HUBSPOT_RATE_LIMIT_MAX: '20', HUBSPOT_CREATE_CONTACTS: 'inbound' },
   });
 }, 120_000);
 afterAll(async () => {
@@ -113,13 +115,15 @@ async function inject(fault: Fault): Promise<string> {
     case 'hubspot-storm': {
       const storm = [
         { kind: '429', policy: 'TEN_SECONDLY_ROLLING', count: 3, retryAfterSeconds: 1 },
-        // A 429 DAILY strands the plans its batch had claimed (a known open bug, see the README): opt-in only.
-        ...(process.env.FAULT_HUBSPOT_DAILY === '1' ? [{ kind: '429', policy: 'DAILY', count: 1, retryAfterSeconds: 2 } as const] : []),
+        { kind: '429', policy: 'DAILY', count: 1, retryAfterSeconds: 2 },
         { kind: '5xx', status: 503, count: 3 },
         { kind: 'slow', ms: 3_000, count: 2 },
       ] as const;
       for (const f of storm) hubspot.inject(f, { pathPrefix: '/crm/v3/objects' });
-      return `HubSpot storm: 429 ten-secondly ×3, ${process.env.FAULT_HUBSPOT_DAILY === '1' ? '429 daily, ' : ''}503 ×3, 3 s answers ×2`;
+      // The associations, gathered across batches, meet a daily limit and a 503 of their own.
+      hubspot.inject({ kind: '429', policy: 'DAILY', count: 1, retryAfterSeconds: 2 }, { pathPrefix: '/crm/v4/associations' });
+      hubspot.inject({ kind: '5xx', status: 503, count: 1 }, { pathPrefix: '/crm/v4/associations' });
+      return 'HubSpot storm: 429 ten-secondly ×3, 429 daily ×2 (writes, associations), 503 ×4, 3 s answers ×2';
     }
     case 'disk-full': {
       if (!cluster.tmpfs) return 'skipped: no tmpfs (needs root)';
