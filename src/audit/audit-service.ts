@@ -11,9 +11,8 @@ import { checkInclusionBundle } from '../journal/proof.ts';
 import { parseVerifierKey, type Verifier } from '../journal/keys.ts';
 import { ProofUnavailableError } from '../journal/errors/proof-unavailable.error.ts';
 import type { Enqueue } from '../pipeline/ports.ts';
-import { recordOverride, type OverrideResult } from '../pipeline/override.ts';
+import { recordOverride, type OverrideRequest, type OverrideResult } from '../pipeline/override.ts';
 import { OverrideError } from '../pipeline/errors/override.error.ts';
-import type { Category } from '../pipeline/classification.ts';
 import type { IndexedInteraction, InteractionPage, InteractionQuery, ReadIndex, SourceSummary } from './read-index.ts';
 import { writeExport, type ExportScope, type ExportSummary } from './export.ts';
 
@@ -135,7 +134,7 @@ export class AuditService {
   }
 
   /** Approves or overrides a decision by its entry id; the new entry is journaled and the mirror re-driven. */
-  async override(decisionId: string, req: { action: 'approve' | 'override'; category?: Category | undefined; reason: string; userId: string; via: 'audit-ui' | 'api' | 'cli' }): Promise<OverrideResult> {
+  async override(decisionId: string, req: Omit<OverrideRequest, 'decisionEntryId' | 'decisionSeq'>): Promise<OverrideResult> {
     const row = this.decision(decisionId);
     if (!row || row.decisionSeq === null) throw new OverrideError('NOT_FOUND', `no decision ${decisionId} in the journal`);
     const result = await recordOverride(this.deps, { ...req, decisionEntryId: decisionId, decisionSeq: row.decisionSeq });

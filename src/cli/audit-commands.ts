@@ -101,17 +101,20 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
     .description('override (or approve) an automated decision: appends a human.override entry and re-drives the CRM mirror')
     .argument('<entryId>', 'the ai.decision entry id (see `activity-journal decisions`)')
     .option('--outcome <outcome>', `the new category (${CATEGORIES.join(', ')}), or "approve"`)
+    .option('--associate <type=ids>', 'replace the CRM associations of one target type: contacts=ID[,ID...], companies=..., deals=... (empty list: none); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--reason <text>', 'why (journaled)')
     .option('--as <userId>', 'the configured reviewer or admin making it (users file)')
-    .action(async (entryId: string, opts: { outcome?: string; reason?: string; as?: string }) => {
-      if (!opts.outcome) throw new UsageError('--outcome is required: a category or "approve"');
+    .action(async (entryId: string, opts: { outcome?: string; associate: string[]; reason?: string; as?: string }) => {
+      if (!opts.outcome && opts.associate.length === 0) throw new UsageError('--outcome (a category or "approve") or --associate <type=ids> is required');
+      if (opts.outcome && opts.associate.length > 0) throw new UsageError('--outcome and --associate are separate overrides: give one of them');
+      const associations = parseAssociations(opts.associate);
       if (!opts.reason || opts.reason.trim() === '') throw new UsageError('--reason is required');
       if (!opts.as) throw new UsageError('--as <userId> is required: overrides name the person who made them');
       const config = ctx.config();
       const user = readUsersFile(config.audit.usersPath).users.find((u) => u.id === opts.as);
       if (!user) throw new UsageError(`no user ${JSON.stringify(opts.as)} in ${config.audit.usersPath} (activity-journal users add ...)`);
       if (!allowed(user.role, 'override')) throw new UsageError(`${user.id} is a ${user.role}; overrides need the reviewer or admin role`);
-      const action = opts.outcome === 'approve' ? 'approve' : 'override';
+      const action = associations ? 'associate' : opts.outcome === 'approve' ? 'approve' : 'override';
       const category = action === 'override' ? parseCategory(opts.outcome, '--outcome') : undefined;
       const redis = new Redis(config.pipeline.redisUrl ?? DEFAULT_REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
       await redis.connect().catch((err: unknown) => {
@@ -125,14 +128,14 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
           try {
             const service = new AuditService({ reader, index, journal, enqueue: enqueueVia(queues), connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }) });
             service.refresh(true);
-            return await service.override(entryId, { action, category, reason: opts.reason as string, userId: user.id, via: 'cli' });
+            return await service.override(entryId, { action, category, associations, reason: opts.reason as string, userId: user.id, via: 'cli' });
           } finally {
             index.close();
             reader.close();
           }
         });
         if (ctx.json()) ctx.out(JSON.stringify({ seq: result.entry.seq, id: result.entry.id, payload: result.entry.payload, redriven: result.redriven }));
-        else ctx.out(`${action === 'approve' ? 'approved' : 'overridden'}: human.override seq ${result.entry.seq} (${result.entry.id})${result.redriven ? '; mirror re-driven' : ''}`);
+        else ctx.out(`${action === 'approve' ? 'approved' : action === 'associate' ? 'associations overridden' : 'overridden'}: human.override seq ${result.entry.seq} (${result.entry.id})${result.redriven ? '; mirror re-driven' : ''}`);
       } catch (err) {
         if (err instanceof OverrideError) {
           ctx.err(`refused: ${err.message}`);
@@ -285,4 +288,18 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
       const file = readUsersFile(ctx.config().audit.usersPath);
       for (const u of file.users) ctx.out(ctx.json() ? JSON.stringify({ id: u.id, role: u.role, password: u.passwordHash !== null, apiTokens: u.apiTokens.map((t) => t.id) }) : `${u.id}  ${u.role}  ${u.apiTokens.length} API token(s)`);
     });
+}
+
+/** `--associate contacts=1,2 --associate deals=` → { contacts: ['1', '2'], deals: [] }; undefined when none given. */
+function parseAssociations(values: readonly string[]): Partial<Record<'contacts' | 'companies' | 'deals', string[]>> | undefined {
+  if (values.length === 0) return undefined;
+  const out: Partial<Record<'contacts' | 'companies' | 'deals', string[]>> = {};
+  for (const v of values) {
+    const m = /^(contacts|companies|deals)=([0-9,]*)$/.exec(v.trim());
+    if (!m) throw new UsageError(`--associate ${JSON.stringify(v)}: write contacts=ID[,ID...], companies=... or deals=... with numeric HubSpot record ids (an empty list removes them all)`);
+    const type = m[1] as 'contacts' | 'companies' | 'deals';
+    if (out[type]) throw new UsageError(`--associate ${type} is given twice`);
+    out[type] = (m[2] ?? '').split(',').filter((id) => id !== '');
+  }
+  return out;
 }

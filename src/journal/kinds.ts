@@ -90,6 +90,10 @@ const crmCall = {
   /** The properties written (or that would have been), for the record. */
   properties: z.record(z.string(), jsonValue).optional(),
   associations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(256), typeId: z.number().int().positive().optional() })).max(100).optional(),
+  /** Associations a call removed (a reviewer's association override). */
+  removedAssociations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(256) })).max(100).optional(),
+  /** The human.override entry this call carries out. */
+  override: id.optional(),
   /** The journal entry whose activity this call wrote (one crm.write per activity per call). */
   entryId: id.optional(),
   /** How many items the call carried (a batch call is journaled once per activity it wrote). */

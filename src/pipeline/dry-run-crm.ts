@@ -18,8 +18,8 @@ export class DryRunCrm implements CrmClient {
       actor: 'crm:dry-run',
       correlationId: plan.correlationId,
       causationId: plan.overrideEntryId ?? plan.decisionEntryId,
-      // An override re-drives the mirror: its write is a new one (keyed by the override), not a duplicate.
-      idempotencyKey: `crm/${plan.entryId}/upsert${plan.overrideEntryId ? `/override/${plan.overrideEntryId}` : ''}`,
+      // An override re-drives the mirror: its write is a new one (keyed by the overrides), not a duplicate.
+      idempotencyKey: `crm/${plan.entryId}/upsert${plan.overrideEntryId ? `/override/${plan.overrideEntryId}` : ''}${plan.associationOverride ? `/associations/${plan.associationOverride.entryId}` : ''}`,
       payload: {
         system: 'hubspot',
         method: 'POST',
@@ -30,7 +30,12 @@ export class DryRunCrm implements CrmClient {
         objectType: plan.objectType,
         idProperty: 'journal_entry_id',
         properties: plan.properties,
-        associations: plan.counterparts.map((c) => ({ objectType: c.includes('@') ? 'contact-email' : 'contact-phone', id: c })),
+        associations: plan.associationOverride
+          ? (['contacts', 'companies', 'deals'] as const).flatMap((t) => (plan.associationOverride?.to[t] ?? []).map((id) => ({ objectType: t, id })))
+          : plan.counterparts.map((c) => ({ objectType: c.includes('@') ? 'contact-email' : 'contact-phone', id: c })),
+        ...(plan.associationOverride
+          ? { override: plan.associationOverride.entryId, removedAssociations: (['contacts', 'companies', 'deals'] as const).flatMap((t) => (plan.associationOverride?.remove[t] ?? []).map((id) => ({ objectType: t, id }))) }
+          : {}),
       },
     });
     return { objectId: null, dryRun: true };

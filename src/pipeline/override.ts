@@ -7,15 +7,19 @@ import { randomUUID } from 'node:crypto';
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { JournalEntry } from '../journal/entry.ts';
 import { CATEGORIES, type Category, type Classification } from './classification.ts';
-import type { Enqueue } from './ports.ts';
+import type { AssociationOverride, AssociationTargets, Enqueue } from './ports.ts';
 import { OverrideError } from './errors/override.error.ts';
 
 export interface OverrideRequest {
   readonly decisionEntryId: string;
   readonly decisionSeq: number;
-  /** approve: the decision stands (it leaves the review queue); override: the category changes. */
-  readonly action: 'approve' | 'override';
+  /**
+   * approve: the decision stands (it leaves the review queue); override: the category changes; associate: the
+   * CRM associations change (the target types given replace the matched ones; the others stay).
+   */
+  readonly action: 'approve' | 'override' | 'associate';
   readonly category?: Category | undefined;
+  readonly associations?: Partial<Record<keyof AssociationTargets, readonly string[]>> | undefined;
   readonly reason: string;
   /** A configured user id (the entry's actor is `user:<id>`). */
   readonly userId: string;
@@ -53,11 +57,55 @@ export function effectiveCategory(decision: JournalEntry, chain: readonly Journa
   return { category, modelCategory, override };
 }
 
+const TARGETS = ['contacts', 'companies', 'deals'] as const;
+const NO_TARGETS: AssociationTargets = { contacts: [], companies: [], deals: [] };
+const CRM_ID = /^[0-9]{1,20}$/;
+
+function targetsOf(value: unknown): AssociationTargets {
+  const v = (value ?? {}) as Partial<Record<string, unknown>>;
+  const ids = (x: unknown): string[] => (Array.isArray(x) ? [...new Set(x.filter((i): i is string => typeof i === 'string' && CRM_ID.test(i)))] : []);
+  return { contacts: ids(v['contacts']), companies: ids(v['companies']), deals: ids(v['deals']) };
+}
+
+/** What the matching rule associated the interaction with: its newest crm-match rule.decision, if any. */
+function matchedTargets(interactionId: string, chain: readonly JournalEntry[]): AssociationTargets {
+  let newest: JournalEntry | null = null;
+  for (const e of chain) {
+    const p = e.payload as { ruleId?: string; inputEntryId?: string };
+    if (e.kind === 'rule.decision' && p.ruleId === 'crm-match' && p.inputEntryId === interactionId && (newest === null || e.seq > newest.seq)) newest = e;
+  }
+  return newest ? targetsOf((newest.payload as { evaluated?: unknown }).evaluated) : NO_TARGETS;
+}
+
+/**
+ * The association override in force for a decision (its newest human.override of field "associations"), with
+ * what it removes: every target an earlier match or override named that the newest one does not.
+ */
+export function effectiveAssociations(decision: JournalEntry, chain: readonly JournalEntry[]): AssociationOverride | null {
+  const interactionId = (decision.payload as { inputEntryId?: string }).inputEntryId ?? '';
+  const overrides = chain.filter((e) => e.kind === 'human.override' && (e.payload as { supersedes?: string; field?: string }).supersedes === decision.id && (e.payload as { field?: string }).field === 'associations');
+  const newest = overrides.reduce<JournalEntry | null>((a, e) => (a === null || e.seq > a.seq ? e : a), null);
+  if (!newest) return null;
+  const p = newest.payload as { to?: unknown; reason?: string };
+  const to = targetsOf(p.to);
+  const named = [matchedTargets(interactionId, chain), ...overrides.flatMap((e) => [targetsOf((e.payload as { from?: unknown }).from), targetsOf((e.payload as { to?: unknown }).to)])];
+  const remove = Object.fromEntries(TARGETS.map((t) => [t, [...new Set(named.flatMap((n) => n[t]))].filter((id) => !to[t].includes(id))])) as unknown as AssociationTargets;
+  return { entryId: newest.id, actor: newest.actor, reason: String(p.reason ?? ''), from: targetsOf((newest.payload as { from?: unknown }).from), to, remove };
+}
+
 export async function recordOverride(deps: { journal: JournalClient; enqueue: Enqueue }, req: OverrideRequest): Promise<OverrideResult> {
   const reason = req.reason.trim();
   if (reason.length === 0) throw new OverrideError('INVALID', 'a reason is required');
   if (reason.length > 10_000) throw new OverrideError('INVALID', 'the reason is longer than 10,000 characters');
   if (req.action === 'override' && !isCategory(req.category)) throw new OverrideError('INVALID', `an override needs a category (one of ${CATEGORIES.join(', ')})`);
+  if (req.action === 'associate') {
+    const given = Object.entries(req.associations ?? {});
+    if (given.length === 0) throw new OverrideError('INVALID', 'an association override names at least one target type (contacts, companies or deals) and its CRM record ids');
+    for (const [type, ids] of given) {
+      if (!(TARGETS as readonly string[]).includes(type)) throw new OverrideError('INVALID', `unknown association target "${type}" (contacts, companies or deals)`);
+      if (!Array.isArray(ids) || ids.length > 100 || ids.some((id) => typeof id !== 'string' || !CRM_ID.test(id))) throw new OverrideError('INVALID', `${type}: up to 100 numeric CRM record ids`);
+    }
+  }
   const decision = await deps.journal.bySeq(req.decisionSeq);
   if (!decision || decision.id !== req.decisionEntryId) throw new OverrideError('NOT_FOUND', `no decision ${req.decisionEntryId} in the journal`);
   const p = decision.payload as { outcome?: string; output?: unknown; inputEntryId?: string };
@@ -67,10 +115,15 @@ export async function recordOverride(deps: { journal: JournalClient; enqueue: En
   const chain = await deps.journal.byCorrelation(decision.correlationId);
   const current = effectiveCategory(decision, chain);
   if (req.action === 'override' && req.category === current.category) throw new OverrideError('UNCHANGED', `the category is already ${current.category}`);
-  const payload =
-    req.action === 'approve'
-      ? { supersedes: decision.id, field: 'review', from: 'pending', to: 'approved', reason }
-      : { supersedes: decision.id, field: 'category', from: current.category, to: req.category as Category, reason };
+  let payload;
+  if (req.action === 'approve') payload = { supersedes: decision.id, field: 'review', from: 'pending', to: 'approved', reason };
+  else if (req.action === 'override') payload = { supersedes: decision.id, field: 'category', from: current.category, to: req.category as Category, reason };
+  else {
+    const before = effectiveAssociations(decision, chain)?.to ?? matchedTargets(p.inputEntryId, chain);
+    const after = Object.fromEntries(TARGETS.map((t) => [t, req.associations?.[t] ? [...new Set(req.associations[t])] : [...before[t]]])) as unknown as AssociationTargets;
+    if (TARGETS.every((t) => [...after[t]].sort().join() === [...before[t]].sort().join())) throw new OverrideError('UNCHANGED', 'the associations are already those');
+    payload = { supersedes: decision.id, field: 'associations', from: before as never, to: after as never, reason };
+  }
   const { entry } = await deps.journal.append({
     kind: 'human.override',
     source: req.via,

@@ -17,7 +17,7 @@ import { evaluateExclusions, evaluateMirror, evaluateNotifications, evaluateRevi
 import type { ActivitySource, CrmClient, DecisionCache, Enqueue, MirrorPlan, Notifier } from './ports.ts';
 import type { JobData } from './job-catalog.ts';
 import { buildMirrorPlan } from './mirror-plan.ts';
-import { effectiveCategory } from './override.ts';
+import { effectiveAssociations, effectiveCategory } from './override.ts';
 
 export interface PipelineDeps {
   readonly journal: JournalClient;
@@ -270,9 +270,13 @@ export class Pipeline {
     const job = { entryId: ref.entryId, seq: ref.entrySeq, correlationId: ref.correlationId, decisionEntryId: ref.decisionEntryId, decisionSeq: ref.decisionSeq };
     const entry = await this.interactionEntry(job);
     const decision = await this.decisionEntry(job);
-    // A reviewer's newest category override wins over the model's (overrides re-drive the mirror).
-    const { override, category } = effectiveCategory(decision, await this.deps.journal.byCorrelation(job.correlationId));
-    return buildMirrorPlan(interactionFromEntry(entry), entry, decision, override ? { entryId: override.id, category } : null);
+    // A reviewer's newest category override wins over the model's, and an association override over the matching
+    // rule (overrides re-drive the mirror).
+    const chain = await this.deps.journal.byCorrelation(job.correlationId);
+    const { override, category } = effectiveCategory(decision, chain);
+    const plan = buildMirrorPlan(interactionFromEntry(entry), entry, decision, override ? { entryId: override.id, category } : null);
+    const associations = effectiveAssociations(decision, chain);
+    return associations ? { ...plan, associationOverride: associations } : plan;
   }
 
   private async handOn(queue: 'decide', job: JobData<'classify'>, decision: JournalEntry): Promise<void> {

@@ -80,4 +80,38 @@ describe('the audit CLI', () => {
     const after = cli(['--json', 'decisions', '--category', 'spam']);
     expect(after.stdout).toContain(target.decisionId);
   }, 300_000);
+
+  it('overrides the CRM associations of a decision: the new targets reach the plan the mirror writes, the old ones are removed', async () => {
+    const rows = cli(['--json', 'decisions']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { decisionId: string; interactionId: string });
+    const target = rows[rows.length - 1] as { decisionId: string };
+    // Misuse: an unknown target type, ids that are not HubSpot ids, both kinds of override at once.
+    for (const bad of [['--associate', 'people=1'], ['--associate', 'contacts=abc'], ['--outcome', 'spam', '--associate', 'contacts=1'], ['--associate', 'deals=1', '--associate', 'deals=2']]) {
+      const r = cli(['override', target.decisionId, ...bad, '--reason', 'r', '--as', 'rita']);
+      expect(r.status, bad.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/--associate|--outcome/);
+    }
+    const first = cli(['--json', 'override', target.decisionId, '--associate', 'contacts=101,102', '--associate', 'deals=7', '--reason', 'The buyer is on the other account.', '--as', 'rita']);
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    const second = cli(['--json', 'override', target.decisionId, '--associate', 'contacts=102', '--reason', 'Only the second buyer.', '--as', 'rita']);
+    expect(second.status).toBe(0);
+    // The same again changes nothing: refused, not recorded twice.
+    expect(cli(['override', target.decisionId, '--associate', 'contacts=102', '--reason', 'again', '--as', 'rita']).status).toBe(1);
+
+    const overrides = allEntries(env.JOURNAL_PATH as string).filter((e) => e.kind === 'human.override' && (e.payload as { field: string }).field === 'associations');
+    expect(overrides.map((e) => e.payload)).toEqual([
+      { supersedes: target.decisionId, field: 'associations', from: { contacts: [], companies: [], deals: [] }, to: { contacts: ['101', '102'], companies: [], deals: ['7'] }, reason: 'The buyer is on the other account.' },
+      { supersedes: target.decisionId, field: 'associations', from: { contacts: ['101', '102'], companies: [], deals: ['7'] }, to: { contacts: ['102'], companies: [], deals: ['7'] }, reason: 'Only the second buyer.' },
+    ]);
+    // The plan the mirror builds from the journal carries the newest override and what it takes away.
+    const p = await inProcessPipeline(tmp.dir, {}, env);
+    try {
+      const decision = allEntries(env.JOURNAL_PATH as string).find((e) => e.id === target.decisionId) as JournalEntry;
+      const ix = allEntries(env.JOURNAL_PATH as string).find((e) => e.id === (decision.payload as { inputEntryId: string }).inputEntryId) as JournalEntry;
+      const plan = await p.runtime.pipeline.planFor({ entryId: ix.id, entrySeq: ix.seq, correlationId: ix.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq });
+      expect(plan.associationOverride).toMatchObject({ entryId: (overrides[1] as JournalEntry).id, actor: 'user:rita', to: { contacts: ['102'], companies: [], deals: ['7'] }, remove: { contacts: ['101'], companies: [], deals: [] } });
+    } finally {
+      await p.stop();
+    }
+  }, 300_000);
 });

@@ -78,6 +78,14 @@ describe('HubSpot adapter against the published specs (prism --errors)', () => {
       const [outcome] = await crm.mirrorBatch([p], `contract-${p.objectType}`);
       expect(outcome?.status).toBe('mirrored');
     }
+    // The gathered path (upserts, then the associations of several batches at once) and a reviewer's association
+    // override (a removal by v4 batch archive).
+    const later = [plan('emails', ['ana@customer.example']), plan('calls', ['ana@customer.example'])];
+    const written = [];
+    for (const p of later) for (const o of await crm.upsertBatch([p], `contract-later-${p.objectType}`)) written.push({ plan: p, objectId: o.objectId as string });
+    const [first] = written as [{ plan: MirrorPlan; objectId: string }];
+    const overridden = { ...first, plan: { ...first.plan, associationOverride: { entryId: randomUUID(), actor: 'user:rita', reason: 'another buyer', from: { contacts: ['501'], companies: ['601'], deals: ['701'] }, to: { contacts: ['502'], companies: ['601'], deals: [] }, remove: { contacts: ['501'], companies: [], deals: ['701'] } } } };
+    await crm.associateBatch([overridden, ...written.slice(1)], 'contract-links');
     const drift = await crm.readMirrored('emails', [plans[0]?.entryId as string], ['hs_email_subject']);
     expect(drift).toBeInstanceOf(Map);
 
@@ -92,6 +100,8 @@ describe('HubSpot adapter against the published specs (prism --errors)', () => {
       'POST /crm/v4/associations/:type/contacts/batch/create',
       'POST /crm/v4/associations/:type/companies/batch/create',
       'POST /crm/v4/associations/:type/deals/batch/create',
+      'POST /crm/v4/associations/:type/contacts/batch/archive',
+      'POST /crm/v4/associations/:type/deals/batch/archive',
       'POST /crm/v3/objects/:type/batch/read',
     ]) expect(paths, `the flow sent ${expected}`).toContain(expected);
     const refused = crm.calls.filter((c) => c.status === 422 || c.status === 400);

@@ -25,7 +25,7 @@ import { LocalJournalClient } from '../../src/journal/local-client.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 import type { MirrorPlan } from '../../src/pipeline/ports.ts';
 import { crmDrift } from '../../src/pipeline/crm-drift.ts';
-import { HubSpotCrm } from '../../connectors/hubspot/hubspot.crm.ts';
+import { DailyLimitError, HubSpotCrm } from '../../connectors/hubspot/hubspot.crm.ts';
 import { createHubSpotClient } from '../../connectors/hubspot/hubspot.http.ts';
 
 const TOKEN = 'pat-na1-behaviour-test-token';
@@ -110,8 +110,10 @@ describe('the HubSpot mirror under faults', () => {
     const second = startWorker(env);
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     const pending = new PendingPlans(redis, prefix);
+    const links = PendingPlans.links(redis, prefix);
     const until = Date.now() + 240_000;
-    while ((await pending.outstanding()) > 0 || fake.objects('emails').length < items.length) {
+    // Done when every plan is written and every written activity has its associations.
+    while ((await pending.outstanding()) > 0 || (await links.outstanding()) > 0 || fake.objects('emails').length < items.length) {
       if (process.env.AJ_HS_DEBUG) process.stderr.write(`[hs] ${new Date().toISOString().slice(14, 23)} activities ${fake.objects('emails').length} outstanding ${await pending.outstanding()} requests ${fake.requests.length}\n`);
       if (Date.now() > until) throw new Error(`not mirrored: ${fake.objects('emails').length} activities, ${await pending.outstanding()} outstanding`);
       await new Promise((r) => setTimeout(r, 200));
@@ -213,6 +215,81 @@ describe('the HubSpot adapter, item by item', () => {
     expect(failedEntries.map((e) => payload(e).entryId).sort()).toEqual(failed.map((o) => o.entryId).sort());
     expect(failedEntries.every((e) => payload(e).status === 207 && /hs_call_recording_url|VALIDATION/.test(String(payload(e).error)))).toBe(true);
     expect(entries.filter((e) => e.kind === 'crm.write' && String(payload(e).path).endsWith('/batch/upsert'))).toHaveLength(5);
+  });
+
+  it('a 429 DAILY pauses writes until HubSpot\'s reset, then writes resume (the spent budget does not outlive the day)', async () => {
+    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal, dealRule: 'none' });
+    await crm.bootstrap();
+    fake.inject({ kind: '429', policy: 'DAILY', count: 1, retryAfterSeconds: 1 }, { method: 'POST', pathPrefix: '/crm/v3/objects/emails/batch/upsert' });
+    const p1 = plan('emails');
+    await expect(crm.upsertBatch([p1], 'daily-1')).rejects.toThrow(DailyLimitError);
+    const asked = fake.requests.length;
+    // Within the pause nothing is sent: the budget is spent until the reset HubSpot announced.
+    await expect(crm.upsertBatch([p1], 'daily-2')).rejects.toThrow(DailyLimitError);
+    expect(fake.requests.length).toBe(asked);
+    await new Promise((r) => setTimeout(r, 1_100));
+    const [outcome] = await crm.upsertBatch([p1], 'daily-3');
+    expect(outcome?.status).toBe('mirrored');
+    expect(fake.objects('emails')).toHaveLength(1);
+    const health = allEntries(path).filter((e) => e.kind === 'connector.health' && payload(e).connector === 'hubspot');
+    expect(health).toHaveLength(1);
+    expect(String(payload(health[0] as JournalEntry).reason)).toMatch(/429 DAILY/);
+  });
+
+  it('associations of activities written in several batches go out in one v4 call per activity type and target type', async () => {
+    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal, dealRule: 'none' });
+    fake.seed('companies', { name: 'Acme', domain: 'acme.example' });
+    const contactIds = Array.from({ length: 5 }, (_, i) => fake.seed('contacts', { email: `buyer${i}@acme.example` }));
+    const batches = [0, 1, 2].map((b) => Array.from({ length: 4 }, (_, i) => plan(b === 2 ? 'calls' : 'emails', {}, [`buyer${(b * 4 + i) % 5}@acme.example`])));
+    const written: { plan: MirrorPlan; objectId: string }[] = [];
+    for (const [i, batch] of batches.entries()) {
+      for (const o of await crm.upsertBatch(batch, `b${i}`)) written.push({ plan: batch.find((p) => p.entryId === o.entryId) as MirrorPlan, objectId: o.objectId as string });
+    }
+    expect(fake.associations()).toHaveLength(0);
+    await crm.associateBatch(written, 'links');
+    const creates = fake.requests.filter((r) => r.method === 'POST' && /^\/crm\/v4\/associations\/[a-z]+\/[a-z]+\/batch\/create$/.test(r.path));
+    expect(creates.map((r) => r.path).sort()).toEqual([
+      '/crm/v4/associations/calls/companies/batch/create',
+      '/crm/v4/associations/calls/contacts/batch/create',
+      '/crm/v4/associations/emails/companies/batch/create',
+      '/crm/v4/associations/emails/contacts/batch/create',
+    ]);
+    // Each activity is associated with its own contact, and the match is explained once per activity.
+    for (const w of written) {
+      const contact = contactIds[Number(/buyer(\d)/.exec(w.plan.counterparts[0] as string)?.[1])];
+      expect(fake.associations().some((a) => a.fromType === w.plan.objectType && a.fromId === w.objectId && a.toType === 'contacts' && a.toId === contact)).toBe(true);
+    }
+    const matches = allEntries(path).filter((e) => e.kind === 'rule.decision' && payload(e).ruleId === 'crm-match');
+    expect(matches.map((e) => payload(e).inputEntryId).sort()).toEqual(written.map((w) => w.plan.entryId).sort());
+  });
+
+  it('an association override moves the activity to the reviewer\'s contact, removes the old one, on the record', async () => {
+    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal, dealRule: 'none' });
+    const wrong = fake.seed('contacts', { email: 'wrong@buyer.example' });
+    const right = fake.seed('contacts', { email: 'right@buyer.example' });
+    const first = plan('emails', {}, ['wrong@buyer.example']);
+    await crm.mirrorBatch([first], 'before');
+    const activity = fake.objects('emails')[0] as { id: string };
+    const toContacts = (): string[] => fake.associations().filter((a) => a.fromType === 'emails' && a.fromId === activity.id && a.toType === 'contacts').map((a) => a.toId);
+    expect(toContacts()).toEqual([wrong]);
+
+    const overrideId = randomUUID();
+    const overridden: MirrorPlan = {
+      ...first,
+      associationOverride: { entryId: overrideId, actor: 'user:rita', reason: 'the other buyer', from: { contacts: [wrong], companies: [], deals: [] }, to: { contacts: [right], companies: [], deals: [] }, remove: { contacts: [wrong], companies: [], deals: [] } },
+    };
+    const [outcome] = await crm.mirrorBatch([overridden], 'after');
+    expect(outcome?.status).toBe('mirrored');
+    expect(fake.objects('emails')).toHaveLength(1);
+    expect(toContacts()).toEqual([right]);
+    const entries = allEntries(path).filter((e) => e.correlationId === first.correlationId);
+    const archived = entries.filter((e) => e.kind === 'crm.write' && payload(e).path === '/crm/v4/associations/emails/contacts/batch/archive');
+    expect(archived.map((e) => payload(e).removedAssociations)).toEqual([[{ objectType: 'contacts', id: wrong }]]);
+    expect(archived.map((e) => payload(e).override)).toEqual([overrideId]);
+    const match = entries.filter((e) => e.kind === 'rule.decision' && payload(e).ruleId === 'crm-match').at(-1) as JournalEntry;
+    expect(match.causationId).toBe(overrideId);
+    expect(payload(match)).toMatchObject({ ruleVersion: 'human.override', outcome: 'contacts:1 companies:0 deals:0' });
+    expect(entries.filter((e) => e.kind === 'state.changed').map((e) => payload(e))).toContainEqual({ entity: `hubspot/emails/${activity.id}`, field: 'associations.contacts', from: [wrong], to: [right] });
   });
 
   it('re-mirroring updates the activity (no second one) and journals each changed property from → to', async () => {
