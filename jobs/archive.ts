@@ -59,6 +59,8 @@ export function startArchiveSchedule(o: ArchiveScheduleOptions): ArchiveSchedule
   const pass = async (): Promise<SegmentSummary[] | null> => {
     const started = Date.now();
     try {
+      // The bucket's retention policy may have changed since the last run: read it again before writing.
+      await o.store.retention();
       const summary = await archiveJournal(o.writer, { store: o.store, stagingDir: o.stagingDir, ...(o.now ? { now: o.now } : {}) });
       stats.runs++;
       stats.segments += summary.length;

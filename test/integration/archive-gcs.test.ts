@@ -361,7 +361,7 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
       const failed = await schedule.runOnce();
       expect(failed).toEqual([]);
       expect(schedule.stats.failures).toBe(1);
-      expect(schedule.stats.lastError).toMatch(/ArchiveStoreError: GCS could not write .* after 5 tries/);
+      expect(schedule.stats.lastError).toMatch(/ArchiveStoreError: GCS could not read the bucket after 5 tries \(last: HTTP 503\)/);
     } finally {
       await schedule.stop();
       await writer.close();
