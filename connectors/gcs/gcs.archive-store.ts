@@ -17,6 +17,7 @@
  * Authorization header.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { google } from 'googleapis';
 import type { storage_v1 } from 'googleapis';
@@ -44,6 +45,7 @@ export interface GcsArchiveStoreOptions {
 const SCOPE = 'https://www.googleapis.com/auth/devstorage.read_write';
 const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
 const DAY_S = 86_400;
+const TRANSIENT_NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ENETUNREACH', 'EHOSTUNREACH']);
 
 interface GoogleFailure {
   readonly status: number | null;
@@ -62,7 +64,7 @@ function failureOf(err: unknown): GoogleFailure {
     const first = (data as { error?: { errors?: { reason?: unknown }[] } }).error?.errors?.[0]?.reason;
     if (typeof first === 'string') reason = first;
   }
-  const network = typeof e.code === 'string' && /^E[A-Z_]+$/.test(e.code) ? e.code : null;
+  const network = typeof e.code === 'string' && TRANSIENT_NETWORK.has(e.code) ? e.code : null;
   return { status, reason, network };
 }
 
@@ -101,6 +103,7 @@ export class GcsArchiveStore implements ArchiveStore {
       client.setCredentials({ access_token: c.accessToken });
       auth = client;
     } else {
+      if (c && !existsSync(c.keyFile)) throw new ArchiveStoreError(`the service-account key file ${c.keyFile} (GOOGLE_APPLICATION_CREDENTIALS) does not exist`, { reason: 'denied' });
       auth = new google.auth.GoogleAuth({ ...(c ? { keyFile: c.keyFile } : {}), scopes: [SCOPE] });
     }
     this.api = google.storage({ version: 'v1', auth, ...(options.rootUrl ? { rootUrl: options.rootUrl } : {}) });

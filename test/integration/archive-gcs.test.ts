@@ -263,6 +263,7 @@ describe('archive to Google Cloud Storage (googleapis against the fake)', () => 
     expect((err as Error).message).toMatch(/GCS refused to read the bucket \(403 forbidden\): the service account needs storage.buckets.get, storage.objects.create and storage.objects.get/);
     expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain(denied);
     expect((err as Error).cause).toBeUndefined();
+    expect(() => gcsStore({ credentials: { keyFile: join(tmp.dir, 'no-such-key.json') } })).toThrow(/service-account key file .*no-such-key\.json \(GOOGLE_APPLICATION_CREDENTIALS\) does not exist/);
   });
 });
 
