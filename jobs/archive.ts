@@ -15,6 +15,14 @@ import { archiveJournal, type SegmentSummary } from '../src/journal/segments.ts'
 import type { JournalWriter } from '../src/journal/writer.ts';
 import { GcsArchiveStore } from '../connectors/gcs/gcs.archive-store.ts';
 
+/** Thrown from a step callback when the service is stopping. */
+class ArchivePassStopped extends Error {
+  constructor() {
+    super('the archive pass was stopped for shutdown');
+    this.name = 'ArchivePassStopped';
+  }
+}
+
 /** The store archive writes to first, then every store archived segments may be read from. */
 export function configuredArchiveStores(config: Config): ArchiveStore[] {
   const s = config.journal.archiveStore;
@@ -44,7 +52,7 @@ export interface ArchiveScheduleOptions {
 export interface ArchiveSchedule {
   /** Runs one archive pass now; resolves to null when a pass was already running (it is not doubled). */
   runOnce(): Promise<SegmentSummary[] | null>;
-  /** Stops the timer and waits for a running pass (the writer must stay open until then). */
+  /** Stops the timer and ends a running pass at its next step (the writer must stay open until it has). */
   stop(): Promise<void>;
   readonly stats: { runs: number; failures: number; segments: number; lastRunAt: string | null; lastError: string | null };
 }
@@ -61,7 +69,15 @@ export function startArchiveSchedule(o: ArchiveScheduleOptions): ArchiveSchedule
     try {
       // The bucket's retention policy may have changed since the last run: read it again before writing.
       await o.store.retention();
-      const summary = await archiveJournal(o.writer, { store: o.store, stagingDir: o.stagingDir, ...(o.now ? { now: o.now } : {}) });
+      const summary = await archiveJournal(o.writer, {
+        store: o.store,
+        stagingDir: o.stagingDir,
+        ...(o.now ? { now: o.now } : {}),
+        // On shutdown, end the pass at the next step boundary; every step is committed or redone by the next run.
+        onStep: () => {
+          if (stopped) throw new ArchivePassStopped();
+        },
+      });
       stats.runs++;
       stats.segments += summary.length;
       stats.lastError = null;
@@ -72,6 +88,10 @@ export function startArchiveSchedule(o: ArchiveScheduleOptions): ArchiveSchedule
       }
       return summary;
     } catch (err) {
+      if (err instanceof ArchivePassStopped) {
+        log.info({ ms: Date.now() - started }, 'scheduled archive stopped for shutdown; the next run carries on');
+        return [];
+      }
       stats.runs++;
       stats.failures++;
       // Our error messages name segments, stores and locations, never credentials; a re-run carries on from the journal.

@@ -369,4 +369,22 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     }
     expect(uploads().filter((u) => u.status === 200)).toHaveLength(2);
   });
+
+  it('stopping ends a running pass at its next step; the next run finishes the job', async () => {
+    const writer = await open();
+    await twoMonths(writer);
+    const options = { writer, store: gcsStore(), everyMs: 60_000, stagingDir: `${path}.segments`, logger: createLogger('silent', 'test'), now };
+    const first = startArchiveSchedule(options);
+    const pass = first.runOnce();
+    await first.stop();
+    expect(await pass).toEqual([]);
+    expect(first.stats.failures).toBe(0);
+    expect(archivedIds()).toEqual([]); // stopped after January's seal, before its upload was committed
+    const second = startArchiveSchedule(options);
+    expect((await second.runOnce())?.map((s) => s.segmentId)).toEqual(['2026-01', '2026-02']);
+    await second.stop();
+    await writer.close();
+    expect(archivedIds()).toEqual(['2026-01', '2026-02']);
+    expect((await verifyAll([gcsStore()])).ok).toBe(true);
+  });
 });
