@@ -134,19 +134,9 @@ export class GcsArchiveStore implements ArchiveStore {
   async put(objectName: string, data: Buffer, options: PutOptions = {}): Promise<PutResult> {
     const name = this.objectName(objectName);
     const location = `gs://${this.bucket}/${name}`;
-    const retention = this.lastRetention ?? (await this.retention());
-    const keepUntil = options.keepUntil ?? null;
-    if (keepUntil !== null && this.requireRetention) {
-      const protectedUntil = this.now() + (retention.periodSeconds ?? 0) * 1000;
-      if (protectedUntil < keepUntil) {
-        const needDays = Math.ceil((keepUntil - this.now()) / (DAY_S * 1000));
-        throw new ArchiveStoreError(
-          `${location} was not written: its entries must be kept until ${new Date(keepUntil).toISOString()} (${needDays} more days), but ${retention.description}. ` +
-            'Set a retention policy on the bucket at least that long, or GCS_REQUIRE_RETENTION=false to archive without that protection',
-          { reason: 'retention' },
-        );
-      }
-    }
+    if (!this.lastRetention) await this.retention();
+    const refusal = this.refusal(options);
+    if (refusal !== null) throw new ArchiveStoreError(`${location} was not written: ${refusal}`, { reason: 'retention' });
     const md5 = createHash('md5').update(data).digest('base64');
     const sha256 = createHash('sha256').update(data).digest('hex');
     try {
@@ -172,6 +162,21 @@ export class GcsArchiveStore implements ArchiveStore {
       if (err instanceof PreconditionFailed) return { location, alreadyPresent: true };
       throw err;
     }
+  }
+
+  /** Why put would refuse an object that must be kept until `keepUntil` (by the retention last read), or null. */
+  refusal(options: PutOptions): string | null {
+    const keepUntil = options.keepUntil ?? null;
+    if (keepUntil === null || !this.requireRetention) return null;
+    const retention = this.lastRetention;
+    if (!retention) return `the retention policy of bucket ${this.bucket} was not read yet`;
+    const protectedUntil = this.now() + (retention.periodSeconds ?? 0) * 1000;
+    if (protectedUntil >= keepUntil) return null;
+    const needDays = Math.ceil((keepUntil - this.now()) / (DAY_S * 1000));
+    return (
+      `its entries must be kept until ${new Date(keepUntil).toISOString()} (${needDays} more days), but ${retention.description}. ` +
+      'Set a retention policy on the bucket at least that long, or GCS_REQUIRE_RETENTION=false to archive without that protection'
+    );
   }
 
   async get(location: string): Promise<Buffer | null> {

@@ -61,7 +61,7 @@ export async function archiveCommand(config: Config, opts: { dryRun: boolean; js
     else {
       for (const s of summary) {
         const size = s.compressedBytes !== null ? `, ${s.fileBytes ?? '?'} bytes -> ${s.compressedBytes} compressed` : '';
-        io.out(`${s.segmentId}: seq ${s.fromSeq}..${s.toSeq} (${s.entries} entries) ${s.action}${s.location ? ` to ${s.location}` : ''}${size}${s.rowsDropped > 0 ? `; ${s.rowsDropped} rows left hot storage` : ''}`);
+        io.out(`${s.segmentId}: seq ${s.fromSeq}..${s.toSeq} (${s.entries} entries) ${s.action}${s.location ? ` to ${s.location}` : ''}${size}${s.rowsDropped > 0 ? `; ${s.rowsDropped} rows left hot storage` : ''}${s.wouldRefuse ? `; the store would refuse it: ${s.wouldRefuse}` : ''}`);
       }
       io.out(opts.dryRun ? `dry run: nothing was written (store: ${store.description})` : `${summary.length} segment(s) archived to ${store.description}`);
       io.out(`store retention: ${retention.description}`);

@@ -43,6 +43,8 @@ export interface ArchiveStore {
   get(location: string): Promise<Buffer | null>;
   /** Reads (from the store, not from configuration) what protects its objects. */
   retention(): Promise<StoreRetention>;
+  /** Why put would refuse an object with these options (judged by the retention last read), or null. */
+  refusal(options: PutOptions): string | null;
 }
 
 /**
@@ -96,6 +98,11 @@ export class DirectoryArchiveStore implements ArchiveStore {
     if (!location.startsWith('dir:')) throw new ArchiveStoreError(`not a directory location: ${location}`);
     const file = location.slice(4);
     return Promise.resolve(existsSync(file) ? readFileSync(file) : null);
+  }
+
+  /** A directory refuses nothing for retention: nothing but permissions protects its files, and it says so. */
+  refusal(): string | null {
+    return null;
   }
 
   retention(): Promise<StoreRetention> {

@@ -53,6 +53,8 @@ export interface SegmentSummary {
   readonly fileBytes: number | null;
   readonly compressedBytes: number | null;
   readonly rowsDropped: number;
+  /** Dry run only: why the store would refuse this segment (e.g. a bucket retention shorter than its entries need). */
+  readonly wouldRefuse?: string;
 }
 
 interface SegmentRow {
@@ -114,8 +116,12 @@ export async function archiveJournal(writer: JournalWriter, options: ArchiveOpti
     let done = 0;
     options.onProgress?.(done, total);
     if (options.dryRun) {
-      for (const s of sealedPending) summaries.push({ segmentId: s.segment_id, fromSeq: s.from_seq, toSeq: s.to_seq, entries: s.to_seq - s.from_seq + 1, action: 'would archive', location: null, fileBytes: s.file_bytes, compressedBytes: null, rowsDropped: 0 });
-      for (const s of toSeal) summaries.push({ segmentId: segmentIdFor(db, s.period, s.fromSeq), fromSeq: s.fromSeq, toSeq: s.toSeq, entries: s.toSeq - s.fromSeq + 1, action: 'would seal+archive', location: null, fileBytes: null, compressedBytes: null, rowsDropped: 0 });
+      const refusal = (fromSeq: number, toSeq: number): { wouldRefuse?: string } => {
+        const why = options.store.refusal({ keepUntil: keepUntil(db, { from_seq: fromSeq, to_seq: toSeq }) });
+        return why === null ? {} : { wouldRefuse: why };
+      };
+      for (const s of sealedPending) summaries.push({ segmentId: s.segment_id, fromSeq: s.from_seq, toSeq: s.to_seq, entries: s.to_seq - s.from_seq + 1, action: 'would archive', location: null, fileBytes: s.file_bytes, compressedBytes: null, rowsDropped: 0, ...refusal(s.from_seq, s.to_seq) });
+      for (const s of toSeal) summaries.push({ segmentId: segmentIdFor(db, s.period, s.fromSeq), fromSeq: s.fromSeq, toSeq: s.toSeq, entries: s.toSeq - s.fromSeq + 1, action: 'would seal+archive', location: null, fileBytes: null, compressedBytes: null, rowsDropped: 0, ...refusal(s.fromSeq, s.toSeq) });
       // Rows of archived segments whose deletion was interrupted would also be dropped; nothing is written now.
       return summaries;
     }

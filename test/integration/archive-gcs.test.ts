@@ -288,6 +288,10 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     };
     // A bucket that cannot protect the entries as long as they must be kept: a clear refusal, exit 1, nothing moved.
     gcs.addBucket('short-retention', { periodSeconds: DAY_S });
+    const dry = await cli(['archive', '--dry-run'], { ARCHIVE_STORE: 'gs://short-retention/cold' });
+    expect(dry.status, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/2026-01: seq 0\.\.\d+ \(\d+ entries\) would seal\+archive; the store would refuse it: its entries must be kept until 2033-/);
+    expect(dry.stdout).toMatch(/dry run: nothing was written/);
     const refused = await cli(['archive'], { ARCHIVE_STORE: 'gs://short-retention/cold' });
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/archive stopped: gs:\/\/short-retention\/cold\/.+2026-01\.sqlite\.gz was not written: its entries must be kept until .*bucket short-retention retention policy 1 day\b/);
