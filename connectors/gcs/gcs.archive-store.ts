@@ -8,8 +8,8 @@
  *
  * Retention: the bucket's retention policy is read from the bucket (`buckets.get`). Before an upload, the
  * latest expiry among the segment's entries is compared with what the policy protects (now + period); a
- * bucket that cannot protect the object that long is refused (`requireRetention`, the default), or accepted
- * with the shortfall left to the summary when the operator turned that off. Entries kept forever
+ * bucket that cannot protect the object that long (or has no policy) is refused (`requireRetention`, the
+ * default), or accepted when the operator turned that off (the summary still prints the bucket's policy). Entries kept forever
  * (class `permanent`) cannot be covered by any finite period; they are not counted (see the README).
  *
  * 429 and 5xx (and network errors) are retried with exponential backoff and jitter; googleapis' own retry is off
