@@ -31,6 +31,8 @@ import { serviceClient, withJournal, withWriterOrService } from './journal-acces
 import { defaultLabels, gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
 import { changeInboxLabels, effectiveLabels, parseLabelList, type EffectiveLabels } from '../../connectors/gmail/inbox-labels.ts';
 import { archiveCommand, attachArchives, retentionReportCommand } from './archive.ts';
+import { archiveStagingDir, configuredArchiveStores, startArchiveSchedule } from '../../jobs/archive.ts';
+import type { ArchiveStore } from '../journal/archive-store.ts';
 import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
 import { formPollStore } from '../../jobs/forms.ts';
 import { formsConsentUrl } from '../../connectors/forms/google-forms.oauth.ts';
@@ -74,8 +76,27 @@ export async function main(argv: readonly string[]): Promise<number> {
     const config = cfg();
     const logger = createLogger(config.logLevel, 'activity-journal');
     const running = await startJournalService(config, logger);
+    // The scheduled archive runs here, next to the journal's only writer (see jobs/archive.ts).
+    const schedule = config.journal.archiveSchedule
+      ? startArchiveSchedule({
+          writer: running.writer,
+          store: configuredArchiveStores(config)[0] as ArchiveStore,
+          everyMs: config.journal.archiveSchedule.everyMs,
+          firstAfterMs: config.journal.archiveSchedule.firstAfterMs,
+          stagingDir: archiveStagingDir(config),
+          logger,
+        })
+      : null;
     if (!json() && !isSupervised()) io.err(`journal service listening on ${running.url} (journal ${config.journal.path}); Ctrl-C to stop`);
-    exitCode = await stopWithin(await waitForStop(), () => running.close(), config.shutdownDeadlineMs, logger);
+    exitCode = await stopWithin(
+      await waitForStop(),
+      async () => {
+        await schedule?.stop();
+        await running.close();
+      },
+      config.shutdownDeadlineMs,
+      logger,
+    );
   };
 
   program
@@ -354,8 +375,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   retention
     .command('report')
     .description('per class: hot entries, size, oldest entry and when it expires; archived segments; the next seal')
-    .action(() => {
-      exitCode = retentionReportCommand(cfg(), json(), io);
+    .action(async () => {
+      exitCode = await retentionReportCommand(cfg(), json(), io);
     });
 
   program

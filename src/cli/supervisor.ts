@@ -23,6 +23,16 @@ interface Managed {
   exited: Promise<void>;
 }
 
+/** What the journal service archives, where, how often (from the configuration; nothing is contacted here). */
+function archiveLine(config: Config): string {
+  const s = config.journal.archiveStore;
+  const where = s.kind === 'gcs' ? `gs://${s.bucket}/${s.prefix}` : s.dir;
+  const every = config.journal.archiveSchedule;
+  if (!every) return 'Archive: not scheduled (ARCHIVE_SCHEDULE=off).';
+  const h = every.everyMs / 3_600_000;
+  return `Archive: closed months every ${Number.isInteger(h) ? `${h} h` : `${every.everyMs / 1000} s`} to ${where}.`;
+}
+
 export async function runSupervisor(config: Config, logger: Logger, env: NodeJS.ProcessEnv): Promise<number> {
   const log = logger.child({ component: 'supervisor' });
   const redis = await ensureRedis(config, logger);
@@ -79,7 +89,7 @@ export async function runSupervisor(config: Config, logger: Logger, env: NodeJS.
   others.forEach(start);
   process.stderr.write(
     `activity-journal is running: journal service ${config.service.url}, web http://${config.web.listen.kind === 'tcp' ? `${config.web.listen.host}:${config.web.listen.port}` : ''} (/healthz, /metrics, the audit UI at /audit), Redis ${redis.url}${redis.child ? ' (started by us)' : ''}.\n` +
-      `Classifier: ${config.pipeline.openai ? `OpenAI ${config.pipeline.openai.model}` : 'offline rules (set OPENAI_API_KEY for a model)'}; CRM: dry-run. Ctrl-C to stop.\n`,
+      `Classifier: ${config.pipeline.openai ? `OpenAI ${config.pipeline.openai.model}` : 'offline rules (set OPENAI_API_KEY for a model)'}; CRM: dry-run. ${archiveLine(config)} Ctrl-C to stop.\n`,
   );
 
   await new Promise<void>((resolveStop) => {

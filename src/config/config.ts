@@ -27,6 +27,12 @@ export const EnvSchema = z.object({
   JOURNAL_ANCHOR_TOKEN: z.string().min(1).optional(),
   RETENTION_POLICY_PATH: z.string().min(1).optional(),
   ARCHIVE_DIR: z.string().min(1).optional(),
+  ARCHIVE_STORE: z.string().min(1).optional(),
+  ARCHIVE_SCHEDULE: z.string().min(1).default('daily'),
+  GCS_BASE_URL: z.string().url().optional(),
+  GCS_ACCESS_TOKEN: z.string().min(8).optional(),
+  GOOGLE_APPLICATION_CREDENTIALS: z.string().min(1).optional(),
+  GCS_REQUIRE_RETENTION: z.enum(['true', 'false']).default('true'),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('aj'),
   OPENAI_API_KEY: z.string().min(1).optional(),
@@ -93,6 +99,41 @@ export type Env = z.infer<typeof EnvSchema>;
 export const DEFAULT_RULES_PATH = resolve(import.meta.dirname, '../../config/rules.json');
 export const DEFAULT_RETENTION_PATH = resolve(import.meta.dirname, '../../config/retention.json');
 
+export type ArchiveStoreConfig =
+  | { readonly kind: 'directory'; readonly dir: string }
+  | {
+      readonly kind: 'gcs';
+      readonly bucket: string;
+      /** '' or `a/b/`. */
+      readonly prefix: string;
+      readonly baseUrl: string | undefined;
+      /** A fixed access token, a service-account key file, or null for application default credentials. */
+      readonly credentials: { readonly accessToken: string } | { readonly keyFile: string } | null;
+      readonly requireRetention: boolean;
+    };
+
+const SCHEDULE_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `off`, `hourly`, `daily` or `<n>s|m|h|d` → ms between runs (null: off); undefined when unreadable. */
+export function parseArchiveSchedule(value: string): number | null | undefined {
+  const v = value.trim().toLowerCase();
+  if (v === 'off') return null;
+  if (v === 'hourly') return 3_600_000;
+  if (v === 'daily') return 86_400_000;
+  const m = /^(\d{1,7})(s|m|h|d)$/.exec(v);
+  if (!m || Number(m[1]) < 1) return undefined;
+  return Number(m[1]) * (SCHEDULE_UNITS[m[2] as string] as number);
+}
+
+/** `gs://bucket/prefix` (or `gcs://`); the prefix '' or ending in '/'. */
+export function parseBucketUrl(url: string): { bucket: string; prefix: string } | null {
+  const m = /^(?:gs|gcs):\/\/([^/]+)(?:\/(.*))?$/.exec(url);
+  if (!m || !/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(m[1] as string)) return null;
+  const prefix = (m[2] ?? '').replace(/^\/+|\/+$/g, '');
+  if (prefix.split('/').some((p) => p === '..' || p === '.') || !/^[A-Za-z0-9._/-]*$/.test(prefix)) return null;
+  return { bucket: m[1] as string, prefix: prefix === '' ? '' : `${prefix}/` };
+}
+
 /** Where the journal service listens: a loopback host and port, or a Unix socket. */
 export type Listen = { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
 
@@ -110,8 +151,12 @@ export interface Config {
     readonly anchorToken: string | undefined;
     /** The retention policy file (classes and the kind/source rules that stamp them). */
     readonly retentionPath: string;
-    /** The directory archive store that `archive` moves sealed segments to. */
+    /** The directory archive store (the store `archive` writes to unless ARCHIVE_STORE names a bucket). */
     readonly archiveDir: string;
+    /** Where `archive` (and the scheduled run) writes sealed segments. */
+    readonly archiveStore: ArchiveStoreConfig;
+    /** How often the journal service archives on its own; null: never (only `activity-journal archive`). */
+    readonly archiveSchedule: { readonly everyMs: number; readonly firstAfterMs: number } | null;
   };
   readonly service: {
     readonly listen: Listen;
@@ -245,6 +290,22 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   });
   for (const f of hubspotForms) if (!/^[A-Za-z0-9-]{1,64}$/.test(f.guid)) problems.push(`HUBSPOT_FORMS_POLL: ${JSON.stringify(f.guid)} is not a form guid (expected guid or guid=name, comma-separated)`);
   if (hubspotForms.length > 0 && !e.HUBSPOT_ACCESS_TOKEN) problems.push('HUBSPOT_FORMS_POLL: polling needs HUBSPOT_ACCESS_TOKEN (a private app token with the "forms" scope)');
+  const archiveEvery = parseArchiveSchedule(e.ARCHIVE_SCHEDULE);
+  if (archiveEvery === undefined) problems.push(`ARCHIVE_SCHEDULE: expected off, hourly, daily or a period like 6h, 30m, 1d; got ${JSON.stringify(e.ARCHIVE_SCHEDULE)}`);
+  let archiveStore: ArchiveStoreConfig = { kind: 'directory', dir: resolve(e.ARCHIVE_DIR ?? join(dataDir, 'archive')) };
+  if (e.ARCHIVE_STORE !== undefined && e.ARCHIVE_STORE !== 'directory') {
+    const b = parseBucketUrl(e.ARCHIVE_STORE);
+    if (!b) problems.push(`ARCHIVE_STORE: expected "directory" (ARCHIVE_DIR) or gs://bucket/optional/prefix, got ${JSON.stringify(e.ARCHIVE_STORE)}`);
+    else {
+      archiveStore = {
+        kind: 'gcs',
+        ...b,
+        baseUrl: e.GCS_BASE_URL,
+        credentials: e.GCS_ACCESS_TOKEN ? { accessToken: e.GCS_ACCESS_TOKEN } : e.GOOGLE_APPLICATION_CREDENTIALS ? { keyFile: resolve(e.GOOGLE_APPLICATION_CREDENTIALS) } : null,
+        requireRetention: e.GCS_REQUIRE_RETENTION === 'true',
+      };
+    }
+  }
   for (const u of e.JOURNAL_ANCHOR_URLS) if (!/^https?:\/\//.test(u)) problems.push(`JOURNAL_ANCHOR_URLS: ${u} is not an http(s) URL`);
   if (problems.length > 0) throw new ConfigError(problems);
   const l = listen as Listen;
@@ -262,6 +323,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       anchorToken: e.JOURNAL_ANCHOR_TOKEN,
       retentionPath: e.RETENTION_POLICY_PATH ? resolve(e.RETENTION_POLICY_PATH) : DEFAULT_RETENTION_PATH,
       archiveDir: resolve(e.ARCHIVE_DIR ?? join(dataDir, 'archive')),
+      archiveStore,
+      archiveSchedule: typeof archiveEvery === 'number' ? { everyMs: archiveEvery, firstAfterMs: Math.min(archiveEvery, 600_000) } : null,
     },
     service: { listen: l, url: e.JOURNAL_SERVICE_URL ?? defaultUrl, appendToken: e.JOURNAL_APPEND_TOKEN, readToken: e.JOURNAL_READ_TOKEN },
     pipeline: {

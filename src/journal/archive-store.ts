@@ -12,6 +12,25 @@ export interface PutResult {
   readonly alreadyPresent: boolean;
 }
 
+export interface PutOptions {
+  /**
+   * The latest time (ms since epoch) until which an entry in the object must be kept, over the entries whose
+   * retention is finite; null when none is. A store that protects objects for a fixed period (a bucket's
+   * retention policy) refuses an object it cannot protect that long.
+   */
+  readonly keepUntil?: number | null;
+}
+
+/** What protects a store's objects from deletion and replacement, as the store itself reports it. */
+export interface StoreRetention {
+  /** Seconds an object is protected after it is written; null when nothing but permissions protects it. */
+  readonly periodSeconds: number | null;
+  /** True when the period can no longer be shortened or removed (a locked bucket retention policy). */
+  readonly locked: boolean;
+  /** One line for summaries and the retention report. */
+  readonly description: string;
+}
+
 export interface ArchiveStore {
   readonly kind: 'directory' | 'gcs';
   /** Where objects of this store live, for messages (never a credential). */
@@ -19,16 +38,29 @@ export interface ArchiveStore {
   /** True when `location` (as returned by put) names an object of this store. */
   owns(location: string): boolean;
   /** Writes the object unless the name exists; never replaces. */
-  put(objectName: string, data: Buffer): Promise<PutResult>;
+  put(objectName: string, data: Buffer, options?: PutOptions): Promise<PutResult>;
   /** The object's bytes by the location put returned, or null when it is not there. */
   get(location: string): Promise<Buffer | null>;
+  /** Reads (from the store, not from configuration) what protects its objects. */
+  retention(): Promise<StoreRetention>;
+  /** Why put would refuse an object with these options (judged by the retention last read), or null. */
+  refusal(options: PutOptions): string | null;
 }
+
+/**
+ * Why a store call failed: `retention` (the store cannot keep the object as long as its entries need),
+ * `denied` (credentials or permissions), `unavailable` (still failing after retries), `invalid` (a bad name or
+ * location, an upload that did not arrive intact).
+ */
+export type ArchiveStoreFailure = 'retention' | 'denied' | 'unavailable' | 'invalid';
 
 export class ArchiveStoreError extends Error {
   readonly code = 'ARCHIVE_STORE';
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly reason: ArchiveStoreFailure;
+  constructor(message: string, options?: { cause?: unknown; reason?: ArchiveStoreFailure }) {
     super(message, options);
     this.name = 'ArchiveStoreError';
+    this.reason = options?.reason ?? 'invalid';
   }
 }
 
@@ -66,6 +98,15 @@ export class DirectoryArchiveStore implements ArchiveStore {
     if (!location.startsWith('dir:')) throw new ArchiveStoreError(`not a directory location: ${location}`);
     const file = location.slice(4);
     return Promise.resolve(existsSync(file) ? readFileSync(file) : null);
+  }
+
+  /** A directory refuses nothing for retention: nothing but permissions protects its files, and it says so. */
+  refusal(): string | null {
+    return null;
+  }
+
+  retention(): Promise<StoreRetention> {
+    return Promise.resolve({ periodSeconds: null, locked: false, description: 'no retention lock: read-only files (mode 0400), protected by file permissions only' });
   }
 }
 

@@ -3,8 +3,10 @@
  * what was archived; when the next segment can be sealed.
  */
 import type Database from 'better-sqlite3';
-import { RetentionPolicy, expiryOf, type JournaledPolicy } from './retention.ts';
+import { expiryOf, journaledPolicies, type RetentionPolicy } from './retention.ts';
 import { monthOf } from './segments.ts';
+
+export { journaledPolicies };
 
 export interface ClassReport {
   readonly retentionClass: string;
@@ -23,13 +25,6 @@ export interface RetentionReport {
   readonly segments: { readonly sealed: number; readonly archived: number; readonly archivedEntries: number; readonly archivedBytes: number };
   /** The first closed month not sealed yet, or the open month and when it closes. */
   readonly nextSeal: { readonly period: string; readonly sealableFrom: string; readonly dueNow: boolean } | null;
-}
-
-export function journaledPolicies(db: Database.Database): JournaledPolicy[] {
-  const has = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'retention_policies'`).get();
-  if (!has) return [];
-  const rows = db.prepare('SELECT version, seq, policy FROM retention_policies ORDER BY version').all() as { version: number; seq: number; policy: string }[];
-  return rows.map((r) => ({ version: r.version, seq: r.seq, policy: RetentionPolicy.parse(JSON.parse(r.policy), `journaled retention policy version ${r.version}`) }));
 }
 
 export function retentionReport(db: Database.Database, now: number, current: RetentionPolicy | null): RetentionReport {

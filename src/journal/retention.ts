@@ -8,6 +8,7 @@
  * later version can lengthen a promise but never shorten it.
  */
 import { readFileSync } from 'node:fs';
+import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { canonicalize } from './canonical.ts';
 import { sha256Hex } from './sha256.ts';
@@ -125,6 +126,14 @@ export interface JournaledPolicy {
   /** Seq of the `retention.policy` entry: the version applies to entries after it. */
   readonly seq: number;
   readonly policy: RetentionPolicy;
+}
+
+/** Every policy version the journal recorded (`retention_policies`), oldest first; [] for a journal from before retention. */
+export function journaledPolicies(db: Database.Database): JournaledPolicy[] {
+  const has = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'retention_policies'`).get();
+  if (!has) return [];
+  const rows = db.prepare('SELECT version, seq, policy FROM retention_policies ORDER BY version').all() as { version: number; seq: number; policy: string }[];
+  return rows.map((r) => ({ version: r.version, seq: r.seq, policy: RetentionPolicy.parse(JSON.parse(r.policy), `journaled retention policy version ${r.version}`) }));
 }
 
 const DAY_MS = 86_400_000;

@@ -22,6 +22,7 @@ import { openReadConnection } from './sqlite.ts';
 import { parseVerifierKey } from './keys.ts';
 import { verifySignedCheckpoint } from './checkpoint.ts';
 import { storeFor, type ArchiveStore } from './archive-store.ts';
+import { expiryOf, journaledPolicies } from './retention.ts';
 import type { ArchivedSegmentSource } from './verify.ts';
 import type { JournalWriter } from './writer.ts';
 
@@ -52,6 +53,8 @@ export interface SegmentSummary {
   readonly fileBytes: number | null;
   readonly compressedBytes: number | null;
   readonly rowsDropped: number;
+  /** Dry run only: why the store would refuse this segment (e.g. a bucket retention shorter than its entries need). */
+  readonly wouldRefuse?: string;
 }
 
 interface SegmentRow {
@@ -113,8 +116,12 @@ export async function archiveJournal(writer: JournalWriter, options: ArchiveOpti
     let done = 0;
     options.onProgress?.(done, total);
     if (options.dryRun) {
-      for (const s of sealedPending) summaries.push({ segmentId: s.segment_id, fromSeq: s.from_seq, toSeq: s.to_seq, entries: s.to_seq - s.from_seq + 1, action: 'would archive', location: null, fileBytes: s.file_bytes, compressedBytes: null, rowsDropped: 0 });
-      for (const s of toSeal) summaries.push({ segmentId: segmentIdFor(db, s.period, s.fromSeq), fromSeq: s.fromSeq, toSeq: s.toSeq, entries: s.toSeq - s.fromSeq + 1, action: 'would seal+archive', location: null, fileBytes: null, compressedBytes: null, rowsDropped: 0 });
+      const refusal = (fromSeq: number, toSeq: number): { wouldRefuse?: string } => {
+        const why = options.store.refusal({ keepUntil: keepUntil(db, { from_seq: fromSeq, to_seq: toSeq }) });
+        return why === null ? {} : { wouldRefuse: why };
+      };
+      for (const s of sealedPending) summaries.push({ segmentId: s.segment_id, fromSeq: s.from_seq, toSeq: s.to_seq, entries: s.to_seq - s.from_seq + 1, action: 'would archive', location: null, fileBytes: s.file_bytes, compressedBytes: null, rowsDropped: 0, ...refusal(s.from_seq, s.to_seq) });
+      for (const s of toSeal) summaries.push({ segmentId: segmentIdFor(db, s.period, s.fromSeq), fromSeq: s.fromSeq, toSeq: s.toSeq, entries: s.toSeq - s.fromSeq + 1, action: 'would seal+archive', location: null, fileBytes: null, compressedBytes: null, rowsDropped: 0, ...refusal(s.fromSeq, s.toSeq) });
       // Rows of archived segments whose deletion was interrupted would also be dropped; nothing is written now.
       return summaries;
     }
@@ -164,7 +171,7 @@ async function archiveSegment(writer: JournalWriter, db: Database.Database, seg:
   const gz = gzipSync(raw, { level: 9 });
   const gzHash = sha256Hex(gz);
   const objectName = `${writer.identity.journalId}/${seg.segment_id}.sqlite.gz`;
-  const put = await store.put(objectName, gz);
+  const put = await store.put(objectName, gz, { keepUntil: keepUntil(db, seg) });
   await options.onStep?.('uploaded', seg.segment_id);
   // Read back what the store holds (never trust the local copy) and verify it against the seal.
   const back = await store.get(put.location);
@@ -192,6 +199,21 @@ async function archiveSegment(writer: JournalWriter, db: Database.Database, seg:
   await options.onStep?.('dropped', seg.segment_id);
   rmSync(file, { force: true });
   return { segmentId: seg.segment_id, fromSeq: seg.from_seq, toSeq: seg.to_seq, entries: seg.to_seq - seg.from_seq + 1, action, location: put.location, fileBytes: raw.length, compressedBytes: gz.length, rowsDropped: dropped };
+}
+
+/**
+ * The latest time (ms) until which an entry of the segment must be kept, over entries with a finite retention
+ * (by every journaled policy version from the one in force when each was appended); null when none has one.
+ */
+export function keepUntil(db: Database.Database, seg: { from_seq: number; to_seq: number }): number | null {
+  const history = journaledPolicies(db);
+  let latest: number | null = null;
+  const rows = db.prepare('SELECT seq, recorded_at, retention_class FROM entries WHERE seq BETWEEN ? AND ?').iterate(seg.from_seq, seg.to_seq) as IterableIterator<{ seq: number; recorded_at: string; retention_class: string }>;
+  for (const r of rows) {
+    const { expiresAt } = expiryOf({ seq: r.seq, recordedAt: r.recorded_at, retentionClass: r.retention_class }, history);
+    if (expiresAt !== null && (latest === null || expiresAt > latest)) latest = expiresAt;
+  }
+  return latest;
 }
 
 /** Writes the rows fromSeq..toSeq into a fresh segment file (deterministic bytes for the same rows); returns its hash and size. */
