@@ -27,7 +27,7 @@ export interface FormsConnector {
   /** One poll of a form (the sync-inbox job, or `activity-journal sync hubspot-forms|google-forms <id>`). */
   poll(connector: PolledConnector, formId: string): Promise<FormPollReport>;
   /** Makes sure every configured or connected form has its repeating poll job. */
-  schedule(): Promise<void>;
+  schedule(onlyMissing?: boolean): Promise<void>;
   /** The consent URL for a Google form (null when no Google OAuth client is configured). */
   googleConsentUrl(formId: string): Promise<string | null>;
   /** Our Google Forms OAuth callback: checks the state, exchanges the code, keeps the grant, journals it, polls. */
@@ -42,9 +42,10 @@ export function formsConnector(config: Config, deps: { journal: JournalClient; p
   const log = deps.logger.child({ component: 'connector.forms' });
   const intake = deps.pipeline.intake.bind(deps.pipeline);
   const accounted = deps.pipeline.accounted.bind(deps.pipeline);
-  const enqueue = async (connector: PolledConnector, formId: string, every: boolean): Promise<void> => {
+  const enqueue = async (connector: PolledConnector, formId: string, every: boolean, onlyMissing = false): Promise<void> => {
     const data = JOBS['sync-inbox'].schema.parse({ connector, formId });
     const q = deps.queues['sync-inbox'];
+    if (every && onlyMissing && (await q.getJobScheduler(`${connector}-${formId}`))) return;
     if (every) await q.upsertJobScheduler(`${connector}-${formId}`, { every: f.pollEveryMs }, { name: 'sync-inbox', data, opts: { attempts: JOBS['sync-inbox'].attempts, backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 } } });
     else await q.add('sync-inbox', data, jobOptions('sync-inbox', `sync-${connector}-now-${Date.now()}`));
   };
@@ -75,10 +76,10 @@ export function formsConnector(config: Config, deps: { journal: JournalClient; p
       log.info({ connector, formId, mode: report.mode, seen: report.seen, accepted: report.accepted, duplicates: report.duplicates }, 'form polled');
       return report;
     },
-    async schedule() {
+    async schedule(onlyMissing = false) {
       const store = f.google ? open() : null;
-      for (const form of f.hubspot?.forms ?? []) await enqueue('hubspot-forms', form.guid, true);
-      if (store) for (const formId of store.grantedForms()) if (store.get(stateKey('google-forms', formId)).status === 'ok') await enqueue('google-forms', formId, true);
+      for (const form of f.hubspot?.forms ?? []) await enqueue('hubspot-forms', form.guid, true, onlyMissing);
+      if (store) for (const formId of store.grantedForms()) if (store.get(stateKey('google-forms', formId)).status === 'ok') await enqueue('google-forms', formId, true, onlyMissing);
     },
     async googleConsentUrl(formId) {
       return f.google ? formsConsentUrl(f.google, await open().newConsentState(formId)) : null;

@@ -41,8 +41,8 @@ export interface GmailConnector {
   setLabels(mailbox: string, change: LabelChange, actor?: string): Promise<{ before: EffectiveLabels; after: EffectiveLabels; changed: boolean }>;
   /** Runs one sync of a connected inbox (the sync-inbox job, or `activity-journal sync gmail` with progress). */
   sync(mailbox: string, onProgress?: (done: number, total: number) => void): Promise<SyncReport>;
-  /** Makes sure every connected inbox has its repeating sync job. */
-  schedule(): Promise<void>;
+  /** Makes sure every connected inbox has its repeating sync job (`onlyMissing`: leave existing schedules be). */
+  schedule(onlyMissing?: boolean): Promise<void>;
   /** Coverage of a connected inbox against the journal; takes the missing messages in unless `reportOnly`. */
   reconcile(mailbox: string, since: Date, reportOnly: boolean, onProgress?: (done: number, total: number) => void): Promise<CoverageReport>;
   /** The consent URL for connecting an inbox, optionally with the label filter it will get. */
@@ -59,9 +59,10 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
   const log = deps.logger.child({ component: 'connector.gmail' });
   // One bucket per mailbox in Redis, shared by every sync of it in every worker process.
   const bucketFor = (mailbox: string): RedisQuotaBucket => new RedisQuotaBucket({ redis: deps.redis, prefix: deps.prefix, account: mailbox, unitsPerMinute: g.quotaUnitsPerMinute });
-  const enqueueSync = async (mailbox: string, every: boolean): Promise<void> => {
+  const enqueueSync = async (mailbox: string, every: boolean, onlyMissing = false): Promise<void> => {
     const data = JOBS['sync-inbox'].schema.parse({ connector: 'gmail', mailbox });
     const q = deps.queues['sync-inbox'];
+    if (every && onlyMissing && (await q.getJobScheduler(`gmail-${mailbox}`))) return;
     if (every) await q.upsertJobScheduler(`gmail-${mailbox}`, { every: g.syncEveryMs }, { name: 'sync-inbox', data, opts: { attempts: JOBS['sync-inbox'].attempts, backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 } } });
     else await q.add('sync-inbox', data, jobOptions('sync-inbox', `sync-inbox-now-${Date.now()}`));
   };
@@ -109,8 +110,8 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
       log.info({ mailbox, mode: report.mode, seen: report.seen, accepted: report.accepted, duplicates: report.duplicates }, 'inbox synced');
       return report;
     },
-    async schedule() {
-      for (const inbox of store.list()) if (inbox.status === 'ok') await enqueueSync(inbox.mailbox, true);
+    async schedule(onlyMissing = false) {
+      for (const inbox of store.list()) if (inbox.status === 'ok') await enqueueSync(inbox.mailbox, true, onlyMissing);
     },
     async consentUrl(labels) {
       return consentUrl(cfg, await store.newConsentState(labels));

@@ -154,6 +154,14 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
   const sweeper = workers && hubspot ? hubspot.startSweeper() : null;
   if (workers) await forms.schedule();
   redriveLoop?.runOnce().catch((err: unknown) => log.error({ err: (err as Error).message }, 're-drive pass failed'));
+  // Repeating syncs live in Redis: if Redis loses its data, they are gone with it. Put back the missing ones on
+  // the re-drive's beat (the journal and the state store, not Redis, say which inboxes and forms exist).
+  const keeper = workers
+    ? setInterval(() => {
+        Promise.all([gmail?.schedule(true), forms.schedule(true)]).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not restore the sync schedules'));
+      }, config.pipeline.redriveIntervalMs)
+    : null;
+  keeper?.unref();
   log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: hubspot ? 'hubspot' : 'dry-run', rules: rules.version, prefix }, 'pipeline ready');
   let closing: Promise<void> | null = null;
   return {
@@ -170,6 +178,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     close(): Promise<void> {
       closing ??= (async () => {
         sweeper?.stop();
+        if (keeper) clearInterval(keeper);
         await redriveLoop?.stop();
         await workers?.close(config.shutdownDeadlineMs);
         await closeQueues(queues);
