@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { attachConfiguredPrivacy, openWriterPrivacy } from '../../src/journal/configured-privacy.ts';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { silentLogger } from '../../src/config/logger.ts';
@@ -36,8 +37,12 @@ export interface InProcessPipeline {
 export async function inProcessPipeline(dir: string, overrides: Omit<PipelineOverrides, 'journal' | 'prefix'> = {}, env: NodeJS.ProcessEnv = {}): Promise<InProcessPipeline> {
   const config = testConfig(dir, env);
   const path = config.journal.path;
-  const writer = await JournalWriter.open({ path, keysDir: config.journal.keysDir, checkpointEveryMs: 0 });
-  const journal = new LocalJournalClient(writer, JournalReader.open(path));
+  // Sealing on, as in production: the pipeline runs end to end on sealed payloads.
+  const privacy = openWriterPrivacy(config);
+  const writer = await JournalWriter.open({ path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
+  const reader = JournalReader.open(path);
+  reader.attachPrivacy(privacy, { owned: true });
+  const journal = new LocalJournalClient(writer, reader);
   const prefix = uniquePrefix();
   const runtime = await startPipeline(config, silentLogger, { ...overrides, journal, prefix });
   return {
@@ -72,8 +77,9 @@ export async function drained(prefix: string, timeoutMs = 60_000): Promise<void>
   }
 }
 
+/** Every entry, opened (sealed payloads readable) when the directory has a key store. */
 export function allEntries(path: string): JournalEntry[] {
-  const reader = JournalReader.open(path);
+  const reader = attachConfiguredPrivacy(JournalReader.open(path), testConfig(dirname(path)));
   try {
     return [...reader.iterate()];
   } finally {
