@@ -88,6 +88,8 @@ export function keyStoreCheck(config: Config): KeyStoreCheck & { error?: string 
   if (!existsSync(config.journal.path)) return { ok: true, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], backupInStep: null, problems: [] };
   const reader = JournalReader.open(config.journal.path);
   try {
+    // A missing store is compared as empty: every key the journal needs is then reported missing.
+    if (!existsSync(config.privacy.keyStorePath)) return checkKeyStore(reader.connection, null);
     let privacy;
     try {
       privacy = openKeyStoreForCheck(config.privacy);

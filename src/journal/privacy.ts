@@ -15,6 +15,7 @@
  */
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { JournalEntry } from './entry.ts';
 import type { EntryKind } from './kinds.ts';
 import { SealedPayloadError } from './errors/sealed-payload.error.ts';
@@ -257,12 +258,16 @@ export function reapplyErasures(db: Database.Database, store: SubjectKeyStore): 
   return ids.length;
 }
 
-/** Opens the store for checking: null when it is missing (KeyStoreError MISSING), any other error thrown. */
+/**
+ * Opens the store for reading and checking: null when there is none at all (no store, no backup, or no master
+ * key yet: nothing was ever sealed with them). A store missing while its backup exists throws (KeyStoreError
+ * MISSING, naming `keys restore`), and so does a wrong master key.
+ */
 export function openKeyStoreForCheck(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }): Privacy | null {
   try {
     return Privacy.open(config, { create: false });
   } catch (err) {
-    if (err instanceof KeyStoreError && err.reason === 'MISSING') return null;
+    if (err instanceof KeyStoreError && err.reason === 'MISSING' && !existsSync(config.keyStoreBackupPath)) return null;
     if (err instanceof MasterKeyError && err.reason === 'MISSING') return null;
     throw err;
   }
