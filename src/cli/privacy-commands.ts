@@ -14,14 +14,10 @@ import { SubjectKeyStore } from '../journal/key-store.ts';
 import { loadMasterKey } from '../journal/master-key.ts';
 import { withJournal } from './journal-access.ts';
 import { UsageError } from './usage-error.ts';
+import type { AuditCommandContext } from './audit-commands.ts';
 
-export interface PrivacyCommandContext {
-  readonly config: () => Config;
-  readonly json: () => boolean;
-  readonly out: (line: string) => void;
-  readonly err: (line: string) => void;
-  readonly setExit: (code: number) => void;
-}
+/** The same context the audit commands get from main.ts. */
+export type PrivacyCommandContext = AuditCommandContext;
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const PHONE = /^\+?[\d\s().-]{6,20}$/;
