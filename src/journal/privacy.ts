@@ -50,13 +50,38 @@ export interface ErasedMarker {
 }
 
 export class Privacy {
-  constructor(readonly keys: SubjectKeyStore) {}
+  private store: SubjectKeyStore | null;
+  private readonly openStore: () => SubjectKeyStore;
 
-  /** Opens the key store configured in `config` under the master key (the writer creates it on first use). */
+  constructor(store: SubjectKeyStore | (() => SubjectKeyStore)) {
+    this.store = typeof store === 'function' ? null : store;
+    this.openStore = typeof store === 'function' ? store : () => store;
+  }
+
+  /**
+   * Opens the key store configured in `config` under the master key. An existing store (or backup) is opened
+   * now, so a wrong master key or a missing store fails at start-up; with `create` and neither there yet, the
+   * master key and the store are created when the first personal payload is sealed, not before.
+   */
   static open(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }, options: { create: boolean; now?: () => Date }): Privacy {
-    const { key } = loadMasterKey(config, { create: options.create });
-    const o: KeyStoreOptions = { path: config.keyStorePath, backupPath: config.keyStoreBackupPath, masterKey: key, create: options.create, ...(options.now ? { now: options.now } : {}) };
-    return new Privacy(SubjectKeyStore.open(o));
+    const open = (): SubjectKeyStore => {
+      const { key } = loadMasterKey(config, { create: options.create });
+      const o: KeyStoreOptions = { path: config.keyStorePath, backupPath: config.keyStoreBackupPath, masterKey: key, create: options.create, ...(options.now ? { now: options.now } : {}) };
+      return SubjectKeyStore.open(o);
+    };
+    const there = SubjectKeyStore.exists(config.keyStorePath, config.keyStoreBackupPath);
+    return new Privacy(there.store || there.backup || !options.create ? open() : open);
+  }
+
+  /** The key store, opened (or created) on first use. */
+  get keys(): SubjectKeyStore {
+    this.store ??= this.openStore();
+    return this.store;
+  }
+
+  /** The key store if it was opened or created already; null while nothing has been sealed. */
+  get openedKeys(): SubjectKeyStore | null {
+    return this.store;
   }
 
   /**
@@ -123,7 +148,7 @@ export class Privacy {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.keys.close();
+    this.store?.close();
   }
 }
 

@@ -16,7 +16,8 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A config for a test: its own journal dir, the machine's Redis, a unique queue prefix. */
 export function testConfig(dir: string, env: NodeJS.ProcessEnv = {}): Config {
-  return loadConfig({ JOURNAL_PATH: join(dir, 'journal.sqlite'), REDIS_URL, LOG_LEVEL: 'silent', JOB_LOCK_SECONDS: '5', ...env });
+  // The key store's backup defaults to beside the data directory; a test keeps it inside its own.
+  return loadConfig({ JOURNAL_PATH: join(dir, 'journal.sqlite'), KEY_STORE_BACKUP: join(dir, 'key-backup', 'subject-keys.sqlite'), REDIS_URL, LOG_LEVEL: 'silent', JOB_LOCK_SECONDS: '5', ...env });
 }
 
 export function uniquePrefix(): string {

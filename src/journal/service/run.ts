@@ -89,10 +89,11 @@ export async function startJournalService(config: Config, logger: Logger): Promi
  * an error and journaled (connector.health, connector "key-store", once per distinct finding). Never silent.
  */
 async function reportKeyStoreProblems(reader: JournalReader, privacy: Privacy, writer: JournalWriter, log: Logger): Promise<void> {
-  const check = checkKeyStore(reader.connection, privacy.keys);
+  const store = privacy.openedKeys;
+  const check = checkKeyStore(reader.connection, store);
   if (check.ok) return;
   log.error({ missing: check.missing.length, resurrected: check.resurrected.length, backupInStep: check.backupInStep }, `key store problem: ${check.problems.join('; ')}`);
-  const finding = `${check.missing.length}/${check.resurrected.length}/${String(check.backupInStep)}/${privacy.keys.fingerprint().digest.slice(0, 16)}`;
+  const finding = `${check.missing.length}/${check.resurrected.length}/${String(check.backupInStep)}/${store?.fingerprint().digest.slice(0, 16) ?? 'no-store'}`;
   await writer.append({
     kind: 'connector.health',
     source: 'journal',
