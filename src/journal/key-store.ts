@@ -92,6 +92,11 @@ export function normaliseAddress(address: string): string {
 export class SubjectKeyStore {
   private readonly hashKey: Buffer;
   private readonly now: () => Date;
+  // Prepared once: every sealed append and every opened read looks keys up.
+  private readonly activeStmt: Database.Statement<[string], { key_id: string; wrapped: Buffer }>;
+  private readonly stateStmt: Database.Statement<[string], { subject: string; wrapped: Buffer | null; destroyed_at: string | null }>;
+  /** Unwrapped keys by id: a key id's bytes never change; whether it is still there is asked every time. */
+  private readonly unwrapped = new Map<string, Buffer>();
 
   private constructor(
     private readonly db: Database.Database,
@@ -103,6 +108,8 @@ export class SubjectKeyStore {
   ) {
     this.now = now ?? (() => new Date());
     this.hashKey = masterKey.open(meta(db, 'subject_hash_key', path), HASH_KEY_CONTEXT, `the subject-hash key in ${path}`);
+    this.activeStmt = db.prepare('SELECT key_id, wrapped FROM keys WHERE subject = ? AND destroyed_at IS NULL ORDER BY created_at DESC, key_id LIMIT 1');
+    this.stateStmt = db.prepare('SELECT subject, wrapped, destroyed_at FROM keys WHERE key_id = ?');
   }
 
   /** True when a store (or its backup) exists at these paths. */
@@ -175,7 +182,7 @@ export class SubjectKeyStore {
 
   /** The subject's current key, created (backup first) when it has none or all of its keys were destroyed. */
   activeKey(subject: string): SubjectKey {
-    const row = this.db.prepare('SELECT key_id, wrapped FROM keys WHERE subject = ? AND destroyed_at IS NULL ORDER BY created_at DESC, key_id LIMIT 1').get(subject) as { key_id: string; wrapped: Buffer } | undefined;
+    const row = this.activeStmt.get(subject);
     if (row) return { subject, keyId: row.key_id, key: this.unwrap(row.key_id, row.wrapped) };
     const keyId = randomBytes(12).toString('hex');
     const key = randomBytes(32);
@@ -193,7 +200,7 @@ export class SubjectKeyStore {
 
   /** What the store knows of a key id: its key, when it was destroyed, or nothing (missing: a loss). */
   state(keyId: string): KeyState {
-    const row = this.db.prepare('SELECT subject, wrapped, destroyed_at FROM keys WHERE key_id = ?').get(keyId) as { subject: string; wrapped: Buffer | null; destroyed_at: string | null } | undefined;
+    const row = this.stateStmt.get(keyId);
     if (!row) return { status: 'missing' };
     if (row.wrapped === null || row.destroyed_at !== null) return { status: 'destroyed', destroyedAt: row.destroyed_at ?? '', subject: row.subject };
     return { status: 'active', key: this.unwrap(keyId, row.wrapped), subject: row.subject };
@@ -210,6 +217,7 @@ export class SubjectKeyStore {
   destroy(keyIds: readonly string[], at: Date = this.now()): void {
     const sql = 'UPDATE keys SET wrapped = NULL, destroyed_at = ? WHERE key_id = ? AND destroyed_at IS NULL';
     const when = at.toISOString();
+    for (const id of keyIds) this.unwrapped.delete(id);
     this.db.transaction(() => {
       for (const id of keyIds) this.db.prepare(sql).run(when, id);
     })();
@@ -237,7 +245,12 @@ export class SubjectKeyStore {
   }
 
   private unwrap(keyId: string, wrapped: Buffer): Buffer {
-    return this.masterKey.open(wrapped, `subject-key:${keyId}`, `subject key ${keyId}`);
+    let key = this.unwrapped.get(keyId);
+    if (key === undefined) {
+      key = this.masterKey.open(wrapped, `subject-key:${keyId}`, `subject key ${keyId}`);
+      this.unwrapped.set(keyId, key);
+    }
+    return key;
   }
 }
 
