@@ -81,7 +81,7 @@ export function registerPrivacyCommands(program: Command, ctx: PrivacyCommandCon
 
 /** The key store check of `verify`, `status` and `keys status`; a store that cannot be opened is a problem too. */
 export function keyStoreCheck(config: Config): KeyStoreCheck & { error?: string } {
-  if (!existsSync(config.journal.path)) return { ok: true, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], backupInStep: null, problems: [] };
+  if (!existsSync(config.journal.path)) return { ok: true, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], backupInStep: null, problems: [], notes: [] };
   const reader = JournalReader.open(config.journal.path);
   try {
     // A missing store is compared as empty: every key the journal needs is then reported missing.
@@ -91,7 +91,7 @@ export function keyStoreCheck(config: Config): KeyStoreCheck & { error?: string 
       privacy = openKeyStoreForCheck(config.privacy);
     } catch (err) {
       const message = (err as Error).message;
-      return { ok: false, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], backupInStep: null, problems: [`the key store cannot be opened: ${message}`], error: message };
+      return { ok: false, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], backupInStep: null, problems: [`the key store cannot be opened: ${message}`], notes: [], error: message };
     }
     try {
       return checkKeyStore(reader.connection, privacy?.keys ?? null);
@@ -107,6 +107,7 @@ export function describeCheck(config: Config, check: KeyStoreCheck): string[] {
   const lines = [`key store ${config.privacy.keyStorePath} (backup ${config.privacy.keyStoreBackupPath}): ${check.storePresent ? 'present' : 'MISSING'}; ${check.referenced} key(s) referenced by the journal; backup ${check.backupInStep === null ? 'not compared' : check.backupInStep ? 'in step' : 'NOT IN STEP'}`];
   if (check.ok) lines.push('key store: ok, every key the journal needs is present');
   for (const p of check.problems) lines.push(`KEY STORE PROBLEM: ${p}`);
+  for (const n of check.notes) lines.push(`KEY STORE NOTE: ${n}`);
   return lines;
 }
 

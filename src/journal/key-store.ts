@@ -90,6 +90,8 @@ export function normaliseAddress(address: string): string {
 }
 
 export class SubjectKeyStore {
+  /** True when this open found the backup missing and re-created it from the store (reported by checks). */
+  backupRecreated = false;
   private readonly hashKey: Buffer;
   private readonly now: () => Date;
   // Prepared once: every sealed append and every opened read looks keys up.
@@ -144,13 +146,16 @@ export class SubjectKeyStore {
       // Refuse a wrong master key before anything else reads or writes.
       o.masterKey.open(meta(db, 'check', o.path), CHECK_CONTEXT, `the key store ${o.path}`);
       chmodSync(o.path, 0o600);
+      const backupWasMissing = there.store && !existsSync(o.backupPath);
       if (!existsSync(o.backupPath)) copyDatabase(db, o.backupPath);
       backup = openDb(o.backupPath);
       backup.exec(SCHEMA);
       if (!meta(backup, 'store_id', o.backupPath).equals(meta(db, 'store_id', o.path))) {
         throw new KeyStoreError('NOT_A_KEY_STORE', `${o.backupPath} is the backup of another key store (store ids differ); move it away or point KEY_STORE_BACKUP elsewhere`);
       }
-      return new SubjectKeyStore(db, backup, o.masterKey, o.path, o.backupPath, o.now);
+      const store = new SubjectKeyStore(db, backup, o.masterKey, o.path, o.backupPath, o.now);
+      store.backupRecreated = backupWasMissing;
+      return store;
     } catch (err) {
       backup?.close();
       db.close();

@@ -242,6 +242,8 @@ export interface KeyStoreCheck {
   /** The backup's fingerprint differs from the store's (null: no store to compare). */
   readonly backupInStep: boolean | null;
   readonly problems: readonly string[];
+  /** Repairs made while checking (a missing backup re-created from the store): not failures, but said. */
+  readonly notes: readonly string[];
 }
 
 /** Key ids referenced by sealed entries (hot storage). */
@@ -273,7 +275,8 @@ export function checkKeyStore(db: Database.Database, store: SubjectKeyStore | nu
   if (missing.length > 0) problems.push(`${missing.length} subject key(s) referenced by the journal are missing from the key store (lost or rolled back): their entries cannot be read; restore with \`activity-journal keys restore\``);
   if (resurrected.length > 0) problems.push(`${resurrected.length} key(s) erased by privacy.erased entries are present again in the key store (a rolled-back store): run \`activity-journal keys restore\` to re-apply the erasures`);
   if (backupInStep === false) problems.push('the key store backup is not in step with the key store (different keys or states)');
-  return { ok: problems.length === 0, storePresent: store !== null, referenced: referenced.length, missing, resurrected, backupInStep, problems };
+  const notes = store?.backupRecreated === true ? [`the key store backup ${store.backupPath} was missing: it was re-created from the store`] : [];
+  return { ok: problems.length === 0, storePresent: store !== null, referenced: referenced.length, missing, resurrected, backupInStep, problems, notes };
 }
 
 /** Destroys every key that a privacy.erased entry names and the store still holds; returns how many. */

@@ -127,7 +127,7 @@ describe('crypto-shredding', () => {
     const again = cli(['forget', 'alice.smith@customer.example']);
     expect(again.status).toBe(0);
     expect(again.stdout).toMatch(/already erased on .* \(privacy\.erased at seq \d+\)/);
-  });
+  }, 300_000);
 
   it('detects a lost key store, restores it from the backup with erasures kept, and detects a rolled-back store', async () => {
     const { alice, bob } = await seed();
@@ -160,7 +160,14 @@ describe('crypto-shredding', () => {
     expect(cli(['keys', 'restore']).status).toBe(0);
     expect(payloadOf(trace(alice), 'interaction.received')).toMatchObject({ erased: true });
     expect(cli(['keys', 'status']).status).toBe(0);
-  });
+
+    // A lost backup is re-created from the store, and that is said.
+    rmSync(config.privacy.keyStoreBackupPath);
+    const rebuilt = cli(['keys', 'status']);
+    expect(rebuilt.status).toBe(0);
+    expect(rebuilt.stdout).toMatch(/KEY STORE NOTE: the key store backup .* was missing: it was re-created/);
+    expect(existsSync(config.privacy.keyStoreBackupPath)).toBe(true);
+  }, 300_000);
 
   it('refuses a wrong master key with a clear error and decrypts nothing', async () => {
     const { bob } = await seed();

@@ -91,6 +91,7 @@ export async function startJournalService(config: Config, logger: Logger): Promi
 async function reportKeyStoreProblems(reader: JournalReader, privacy: Privacy, writer: JournalWriter, log: Logger): Promise<void> {
   const store = privacy.openedKeys;
   const check = checkKeyStore(reader.connection, store);
+  for (const note of check.notes) log.warn({}, note);
   if (check.ok) return;
   log.error({ missing: check.missing.length, resurrected: check.resurrected.length, backupInStep: check.backupInStep }, `key store problem: ${check.problems.join('; ')}`);
   const finding = `${check.missing.length}/${check.resurrected.length}/${String(check.backupInStep)}/${store?.fingerprint().digest.slice(0, 16) ?? 'no-store'}`;
