@@ -15,9 +15,10 @@ import { HubSpotFormsFeed } from '../connectors/forms/hubspot-submissions.feed.t
 import { GoogleFormsFeed } from '../connectors/forms/google-forms.feed.ts';
 import { completeFormsConsent, formsClient, formsConsentUrl, GOOGLE_FORMS_SCOPES } from '../connectors/forms/google-forms.oauth.ts';
 import type { Queues } from './queues.ts';
+import { loadMasterKey } from '../src/journal/master-key.ts';
 
 export function formPollStore(config: Config): FormPollStore {
-  return new FormPollStore(join(config.pipeline.stateDir, 'form-polls.enc'), config.pipeline.stateDir);
+  return new FormPollStore(join(config.pipeline.stateDir, 'form-polls.enc'), loadMasterKey(config.privacy, { create: true }).key, config.pipeline.stateDir);
 }
 
 export type PolledConnector = 'hubspot-forms' | 'google-forms';

@@ -17,6 +17,7 @@ import type { Redis } from 'ioredis';
 import { changeInboxLabels, effectiveLabels, type EffectiveLabels, type LabelChange } from '../connectors/gmail/inbox-labels.ts';
 import type { LabelFilter } from '../connectors/gmail/inbox-store.ts';
 import type { Queues } from './queues.ts';
+import { loadMasterKey } from '../src/journal/master-key.ts';
 
 export function gmailOAuthConfig(config: Config): GmailOAuthConfig | null {
   const g = config.pipeline.gmail;
@@ -24,7 +25,7 @@ export function gmailOAuthConfig(config: Config): GmailOAuthConfig | null {
 }
 
 export function gmailInboxStore(config: Config): GmailInboxStore {
-  return new GmailInboxStore(join(config.pipeline.stateDir, 'gmail-inboxes.enc'), config.pipeline.stateDir);
+  return new GmailInboxStore(join(config.pipeline.stateDir, 'gmail-inboxes.enc'), loadMasterKey(config.privacy, { create: true }).key, config.pipeline.stateDir);
 }
 
 /** The label filter of inboxes without their own (GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS). */

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EncryptedStore } from '../../src/state/encrypted-store.ts';
+import type { MasterKey } from '../../src/journal/master-key.ts';
 
 /** What is kept per polled form. `key` is `<connector>/<form id>`. */
 export interface FormPollCursor {
@@ -38,8 +39,9 @@ const EMPTY: FormPollCursor = { cursor: null, status: 'ok', lastPollAt: null };
 
 export class FormPollStore implements FormPollState {
   private readonly store: EncryptedStore<Doc>;
-  constructor(path: string, keyDir: string, private readonly now: () => Date = () => new Date()) {
-    this.store = new EncryptedStore<Doc>(path, keyDir, 'state-store.key', () => ({ forms: {}, grants: {}, pending: {} }));
+  /** `legacyKeyDir`: where a state file of an older version may have its own key (read once, then re-sealed). */
+  constructor(path: string, masterKey: MasterKey, legacyKeyDir?: string, private readonly now: () => Date = () => new Date()) {
+    this.store = new EncryptedStore<Doc>(path, masterKey, () => ({ forms: {}, grants: {}, pending: {} }), legacyKeyDir);
   }
 
   get(key: string): FormPollCursor {

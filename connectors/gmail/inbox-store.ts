@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EncryptedStore } from '../../src/state/encrypted-store.ts';
+import type { MasterKey } from '../../src/journal/master-key.ts';
 import type { InboxCursor, InboxStateStore } from './gmail.sync.ts';
 
 /** Which labels an inbox takes in: `include` empty means every label; `exclude` wins over `include`. */
@@ -30,8 +31,9 @@ const STATE_TTL_MS = 15 * 60_000;
 
 export class GmailInboxStore implements InboxStateStore {
   private readonly store: EncryptedStore<Doc>;
-  constructor(path: string, keyDir: string, private readonly now: () => Date = () => new Date()) {
-    this.store = new EncryptedStore<Doc>(path, keyDir, 'state-store.key', () => ({ inboxes: {}, pending: {} }));
+  /** `legacyKeyDir`: where a state file of an older version may have its own key (read once, then re-sealed). */
+  constructor(path: string, masterKey: MasterKey, legacyKeyDir?: string, private readonly now: () => Date = () => new Date()) {
+    this.store = new EncryptedStore<Doc>(path, masterKey, () => ({ inboxes: {}, pending: {} }), legacyKeyDir);
   }
 
   list(): (InboxRecord & { mailbox: string })[] {

@@ -15,6 +15,7 @@ import { recordOverride, type OverrideRequest, type OverrideResult } from '../pi
 import { OverrideError } from '../pipeline/errors/override.error.ts';
 import type { IndexedInteraction, InteractionPage, InteractionQuery, ReadIndex, SourceSummary } from './read-index.ts';
 import { writeExport, type ExportScope, type ExportSummary } from './export.ts';
+import { erasedAt } from '../journal/privacy.ts';
 
 export interface TimelineRow extends IndexedInteraction {
   /** From the journal entry (the index keeps no content). */
@@ -227,7 +228,14 @@ export class AuditService {
     }
   }
 
+  /** A step, with `erasedAt` among its facts when its subject was forgotten (shown as "erased on <date>"). */
   private step(e: JournalEntry): TraceStep {
+    const step = this.stepOf(e);
+    const when = erasedAt(e.payload);
+    return when === null ? step : { ...step, facts: { ...step.facts, erasedAt: when } };
+  }
+
+  private stepOf(e: JournalEntry): TraceStep {
     const p = (e.payload ?? {}) as Record<string, unknown>;
     const base = { seq: e.seq, id: e.id, kind: e.kind, recordedAt: e.recordedAt, actor: e.actor, source: e.source, causationId: e.causationId, proof: this.proofOf(e.seq) };
     switch (e.kind) {

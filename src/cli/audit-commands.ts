@@ -22,6 +22,7 @@ import { UsageError } from './usage-error.ts';
 import { progressBar } from './progress.ts';
 import { DEFAULT_REDIS_URL } from '../../jobs/main.ts';
 import { closeQueues, createQueues, enqueueVia } from '../../jobs/queues.ts';
+import { attachConfiguredPrivacy } from '../journal/configured-privacy.ts';
 
 export interface AuditCommandContext {
   readonly config: () => Config;
@@ -33,7 +34,7 @@ export interface AuditCommandContext {
 
 /** A read-only service over the journal file (no appends possible through it). */
 function withReadService<T>(config: Config, fn: (service: AuditService) => T): T {
-  const reader = JournalReader.open(config.journal.path);
+  const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
   const index = ReadIndex.open(config.audit.indexPath);
   try {
     const bar = progressBar('indexing');
@@ -123,7 +124,7 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
       const queues = createQueues(redis, config.pipeline.queuePrefix);
       try {
         const result = await withJournal(config, async (journal) => {
-          const reader = JournalReader.open(config.journal.path);
+          const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
           const index = ReadIndex.open(config.audit.indexPath);
           try {
             const service = new AuditService({ reader, index, journal, enqueue: enqueueVia(queues), connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }) });
@@ -175,7 +176,7 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
       };
       try {
         const summary = await withJournal(config, async (journal) => {
-          const reader = JournalReader.open(config.journal.path);
+          const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
           const index = ReadIndex.open(config.audit.indexPath);
           try {
             const service = new AuditService({ reader, index, journal, enqueue: () => Promise.resolve(), connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }) });

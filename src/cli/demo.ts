@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Config } from '../config/config.ts';
+import { loadConfig, type Config } from '../config/config.ts';
 import { createLogger } from '../config/logger.ts';
 import { JournalWriter } from '../journal/writer.ts';
 import { JournalReader } from '../journal/reader.ts';
@@ -19,6 +19,7 @@ import { enqueueVia, removeAllUnder, waitUntilDrained } from '../../jobs/queues.
 import { startPipeline } from '../../jobs/main.ts';
 import { ensureRedis } from './redis.ts';
 import { describeEntry } from './describe.ts';
+import { Privacy } from '../journal/privacy.ts';
 
 export async function runDemo(config: Config, options: { json: boolean; keep: boolean }): Promise<number> {
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal-demo');
@@ -28,8 +29,13 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
   const dir = join(dirname(config.journal.path), 'demo', `run-${stamp}`);
   mkdirSync(join(dir, 'anchors'), { recursive: true, mode: 0o700 });
   const path = join(dir, 'journal.sqlite');
-  const writer = await JournalWriter.open({ path, keysDir: join(dir, 'keys'), anchors: [new DirectoryAnchor(join(dir, 'anchors'))], checkpointEveryMs: 0 });
-  const journal = new LocalJournalClient(writer, JournalReader.open(path));
+  // The demo journal seals personal fields like the real one, under its own master key and key store.
+  // Its paths are the defaults for its journal file, so `activity-journal --journal <demo journal> verify` finds them.
+  const privacy = Privacy.open(loadConfig({ JOURNAL_PATH: path, ...(config.privacy.masterKey ? { JOURNAL_MASTER_KEY: config.privacy.masterKey } : {}) }).privacy, { create: true });
+  const writer = await JournalWriter.open({ path, keysDir: join(dir, 'keys'), anchors: [new DirectoryAnchor(join(dir, 'anchors'))], checkpointEveryMs: 0, privacy });
+  const liveReader = JournalReader.open(path);
+  liveReader.attachPrivacy(privacy);
+  const journal = new LocalJournalClient(writer, liveReader);
   const source = SampleSource.fromFile();
   const prefix = `aj-demo-${randomBytes(4).toString('hex')}`;
   const demoConfig: Config = { ...config, pipeline: { ...config.pipeline, redisUrl: redis.url, stateDir: join(dir, 'state') } };
@@ -51,6 +57,7 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
     redis.child?.kill('SIGTERM');
   }
   const reader = JournalReader.open(path);
+  reader.attachPrivacy(privacy, { owned: true });
   try {
     const entries: JournalEntry[] = [...reader.iterate()];
     const summary = summarise(entries);

@@ -26,13 +26,16 @@ const DESCRIBE: Record<string, (p: P) => string> = {
   'notification.sent': (p) => `notified ${s(p.recipient)} via ${s(p.channel)} (rule ${s(p.ruleId)}@${s(p.ruleVersion)})${p.dryRun ? ', dry run' : ''}`,
   'journal.created': (p) => `journal ${s(p.journalId)} created; checkpoints signed by ${s(p.verifierKey)}`,
   checkpoint: (p) => `signed checkpoint of ${s(p.treeSize)} entries`,
+  'privacy.erased': (p) => `subject ${s(p.subjectHash).slice(0, 16)}… forgotten: ${Array.isArray(p.keyIds) ? p.keyIds.length : 0} key(s) destroyed, ${s(p.entries)} entr(ies) in ${s(p.correlations)} correlation(s) (${s(p.reason)})`,
   'checkpoint.anchored': (p) => `checkpoint ${s(p.treeSize)} ${p.ok ? 'anchored' : 'NOT anchored'} at ${s(p.anchor)}${p.error ? `: ${s(p.error)}` : ''}`,
 };
 
 export function describeEntry(e: JournalEntry): string {
   const p = (e.payload ?? {}) as P;
+  // The personal part of a forgotten subject's entry is gone; what stays in clear is still described.
+  const erased = p.erased === true ? `[personal data erased on ${s(p.erasedAt)}] ` : typeof p.unavailable === 'string' ? `[personal data unavailable: ${s(p.unavailable)}] ` : '';
   const f = DESCRIBE[e.kind];
-  if (f) return f(p);
-  const text = j(p);
+  if (f) return erased + f(p);
+  const text = erased + j(p);
   return text.length > 200 ? text.slice(0, 197) + '...' : text;
 }

@@ -13,6 +13,7 @@ import { resolveCredentials } from '../journal/service/credentials.ts';
 import { JournalFileError } from '../journal/errors/journal-file.error.ts';
 import { configuredAnchors } from '../journal/configured-anchors.ts';
 import { UsageError } from './usage-error.ts';
+import { attachConfiguredPrivacy, openWriterPrivacy } from '../journal/configured-privacy.ts';
 
 export function serviceClient(config: Config): HttpJournalClient | null {
   const creds = resolveCredentials(config.journal.keysDir, config.service, false);
@@ -52,6 +53,7 @@ function openWriter(config: Config): Promise<JournalWriter> {
     checkpointEveryEntries: config.journal.checkpointEveryEntries,
     retention: RetentionPolicy.load(config.journal.retentionPath),
     checkpointEveryMs: 0,
+    privacy: openWriterPrivacy(config),
   });
 }
 
@@ -60,7 +62,7 @@ export function withJournal<T>(config: Config, fn: (journal: JournalClient) => P
   return withWriterOrService(
     config,
     async (writer) => {
-      const reader = JournalReader.open(config.journal.path);
+      const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
       try {
         return await fn(new LocalJournalClient(writer, reader));
       } finally {

@@ -40,6 +40,8 @@ import { startPipeline } from '../../jobs/main.ts';
 import type { Logger } from '../config/logger.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { attachConfiguredPrivacy } from '../journal/configured-privacy.ts';
+import { describeCheck, keyStoreCheck, registerPrivacyCommands } from './privacy-commands.ts';
 
 interface GlobalOpts {
   journal?: string;
@@ -322,16 +324,18 @@ export async function main(argv: readonly string[]): Promise<number> {
       } catch {
         journal = null;
       }
+      const keyStore = keyStoreCheck(config);
       if (json()) {
-        io.out(JSON.stringify({ journal, inboxes, forms }));
+        io.out(JSON.stringify({ journal, inboxes, forms, keyStore }));
       } else {
         io.out(journal ? `journal ${config.journal.path}: ${journal.entries} entries, newest signed checkpoint at ${journal.checkpoint ?? 'none yet'}` : `journal ${config.journal.path}: not created yet`);
         if (!config.pipeline.gmail) io.out('gmail: not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)');
         else if (inboxes.length === 0) io.out('gmail: no inbox connected (activity-journal connect gmail)');
         for (const i of inboxes) io.out(`gmail ${i.mailbox}: ${i.status === 'ok' ? 'ok' : 'NEEDS CONSENT (run activity-journal connect gmail)'}; last sync ${i.lastSyncAt ?? 'never'}; history id ${i.cursor ?? '-'}`);
         for (const f of forms) io.out(`${f.connector} ${f.formId}: ${f.status === 'ok' ? 'ok' : f.connector === 'google-forms' ? `NEEDS CONSENT (run activity-journal connect google-forms ${f.formId})` : 'TOKEN REFUSED (set a valid HUBSPOT_ACCESS_TOKEN)'}; last poll ${f.lastPollAt ?? 'never'}; cursor ${f.cursor ?? '-'}`);
+        for (const line of describeCheck(config, keyStore)) io.out(line);
       }
-      exitCode = inboxes.some((i) => i.status !== 'ok') || forms.some((f) => f.status !== 'ok') ? 1 : 0;
+      exitCode = inboxes.some((i) => i.status !== 'ok') || forms.some((f) => f.status !== 'ok') || !keyStore.ok ? 1 : 0;
     });
 
   program
@@ -352,6 +356,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     });
 
   registerAuditCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
+  registerPrivacyCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
 
   program
     .command('verify')
@@ -523,7 +528,7 @@ function wholeNumber(text: string, name: string): number {
 }
 
 function openReader(config: Config): JournalReader {
-  return JournalReader.open(config.journal.path);
+  return attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
 }
 
 const APPEND_GROUP = 1000;
@@ -601,7 +606,8 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
 }
 
 async function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, includeArchives: boolean, progressLines = false): Promise<number> {
-  const reader = openReader(config);
+  // Verification needs the journal alone (no master key): hashes commit to sealed payloads as stored.
+  const reader = JournalReader.open(config.journal.path);
   try {
     const archives = includeArchives ? await attachArchives(config, reader) : undefined;
     const genesis = reader.bySeq(0);
@@ -626,18 +632,22 @@ async function verifyCommand(config: Config, anchorDirs: string[], asJson: boole
     const bar = progressLines ? progressLinesTo(process.stderr) : asJson ? { update() {}, done() {} } : progressBar('verifying');
     const report = verifyJournal(reader.connection, { sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null, verifier: pinned, anchoredNotes: notes, onProgress: (d, t) => bar.update(d, t), ...(archives ? { archives } : {}) });
     bar.done();
-    if (asJson) io.out(JSON.stringify(report));
+    // A journal that verifies but whose key store lost keys it needs (or was rolled back over an erasure) is reported, loudly.
+    const keys = keyStoreCheck(config);
+    if (asJson) io.out(JSON.stringify({ ...report, keyStore: keys }));
     else if (report.ok) {
       io.out(`ok: ${report.entries} entries intact (payload hashes, leaves, chain, Merkle tree${report.sealsChecked ? ', seals' : ''}); ${report.checkpointsChecked} signed checkpoint(s) match; ${report.anchorsChecked} anchored checkpoint(s) consistent`);
       io.out(`root ${report.rootHash}\nchain head ${report.chainHead}`);
       if (!report.sealsChecked) io.err('note: seals not checked (no seal key in the keys directory)');
       if (dirs.length === 0) io.err('note: no anchors checked; pass --anchors DIR to catch truncation and file replacement');
       if (report.verifiedFrom > 0) io.err(`note: seq 1..${report.verifiedFrom - 1} are in archived segments, not checked now; pass --include-archives to verify them too`);
+      for (const line of describeCheck(config, keys)) io.out(line);
     } else {
       if (report.firstBadSeq !== null) io.out(`first bad entry: seq ${report.firstBadSeq}`);
       io.out(`reason: ${report.reason}`);
+      for (const line of describeCheck(config, keys)) io.out(line);
     }
-    return report.ok ? 0 : 1;
+    return report.ok && keys.ok ? 0 : 1;
   } finally {
     reader.close();
   }

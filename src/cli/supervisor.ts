@@ -11,6 +11,7 @@ import type { Logger } from '../config/logger.ts';
 import { resolveCredentials } from '../journal/service/credentials.ts';
 import { HttpJournalClient } from '../journal/service/http-client.ts';
 import { ensureRedis } from './redis.ts';
+import { loadMasterKey } from '../journal/master-key.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/activity-journal.mjs');
 
@@ -35,6 +36,11 @@ function archiveLine(config: Config): string {
 
 export async function runSupervisor(config: Config, logger: Logger, env: NodeJS.ProcessEnv): Promise<number> {
   const log = logger.child({ component: 'supervisor' });
+  // The master key first, before any child could race to create it: said out loud when it is new.
+  const master = loadMasterKey(config.privacy, { create: true });
+  if (master.source === 'created') {
+    log.warn({ file: master.file, masterKeyId: master.key.id }, 'no master key was configured: generated one (0600). Back it up apart from the data directory, or set JOURNAL_MASTER_KEY / JOURNAL_MASTER_KEY_FILE: without it, OAuth tokens and personal data in the journal cannot be read');
+  } else log.info({ source: master.source, masterKeyId: master.key.id }, 'master key loaded');
   const redis = await ensureRedis(config, logger);
   const creds = resolveCredentials(config.journal.keysDir, config.service, true);
   if (!creds) throw new Error('no journal service credentials could be resolved');

@@ -2,7 +2,7 @@
  * The one place that reads the environment. Parsed once at start-up into a typed Config; every problem is
  * reported at once.
  */
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
 const intFrom = (def: number, min: number) => z.coerce.number().int().min(min).default(def);
@@ -90,6 +90,13 @@ export const EnvSchema = z.object({
   AUDIT_INDEX_PATH: z.string().min(1).optional(),
   AUDIT_SECURE_COOKIES: z.enum(['auto', 'always', 'never']).default('auto'),
   HUBSPOT_PORTAL_ID: z.string().regex(/^\d{1,20}$/, 'must be the numeric HubSpot account (portal) id').optional(),
+  JOURNAL_MASTER_KEY: z
+    .string()
+    .refine((v) => /^[A-Za-z0-9+/]{43}=$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be 32 random bytes in base64 (openssl rand -base64 32)')
+    .optional(),
+  JOURNAL_MASTER_KEY_FILE: z.string().min(1).optional(),
+  KEY_STORE_PATH: z.string().min(1).optional(),
+  KEY_STORE_BACKUP: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -246,6 +253,19 @@ export interface Config {
     readonly secureCookies: 'auto' | 'always' | 'never';
     /** For links from CRM writes into HubSpot. */
     readonly hubspotPortalId: string | undefined;
+  };
+  /** Crypto-shredding and secrets at rest. */
+  readonly privacy: {
+    /** JOURNAL_MASTER_KEY (base64, 32 bytes), when given in the environment. */
+    readonly masterKey: string | undefined;
+    /** Where the master key is read from when not in the environment (created there, 0600, when missing). */
+    readonly masterKeyFile: string;
+    /** True when JOURNAL_MASTER_KEY_FILE named it: a missing file is then an error, not created. */
+    readonly masterKeyFileGiven: boolean;
+    /** The per-subject key store (SQLite, 0600), apart from the journal. */
+    readonly keyStorePath: string;
+    /** Its mirror: every key creation and destruction is written here too. */
+    readonly keyStoreBackupPath: string;
   };
   readonly shutdownDeadlineMs: number;
   readonly logLevel: string;
@@ -407,6 +427,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       indexPath: resolve(e.AUDIT_INDEX_PATH ?? join(dataDir, 'audit-index.sqlite')),
       secureCookies: e.AUDIT_SECURE_COOKIES,
       hubspotPortalId: e.HUBSPOT_PORTAL_ID,
+    },
+    privacy: {
+      masterKey: e.JOURNAL_MASTER_KEY,
+      masterKeyFile: resolve(e.JOURNAL_MASTER_KEY_FILE ?? join(dataDir, 'secrets', 'master.key')),
+      masterKeyFileGiven: e.JOURNAL_MASTER_KEY_FILE !== undefined,
+      keyStorePath: resolve(e.KEY_STORE_PATH ?? join(dataDir, 'privacy', 'subject-keys.sqlite')),
+      // Next to the data directory, not inside it: losing the data directory must not take the backup with it.
+      keyStoreBackupPath: resolve(e.KEY_STORE_BACKUP ?? join(dirname(dataDir), `${basename(dataDir)}-key-backup`, 'subject-keys.sqlite')),
     },
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,

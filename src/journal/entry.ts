@@ -70,6 +70,11 @@ export interface PrepareOptions {
   readonly maxPayloadBytes: number;
   /** Allow the kinds the journal writes about itself (never from clients). */
   readonly allowInternal?: boolean;
+  /**
+   * Turns the validated payload into what is stored and hashed (privacy.ts seals personal fields here). The
+   * prepared entry keeps the payload as given, for the caller.
+   */
+  readonly seal?: (kind: EntryKind, payload: unknown, causationId: string | null) => unknown;
 }
 
 const SOURCE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -135,7 +140,7 @@ export function prepareEntry(input: unknown, options: PrepareOptions): PreparedE
 
   let payloadText: string;
   try {
-    payloadText = canonicalize(raw.payload);
+    payloadText = canonicalize(options.seal ? options.seal(kind, raw.payload, causationId) : raw.payload);
   } catch (err) {
     if (err instanceof CanonicalEncodingError) throw new EntryValidationError('INVALID_PAYLOAD', `invalid ${kind} payload: ${err.message}`, [`payload: ${err.message}`]);
     throw err;

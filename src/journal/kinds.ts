@@ -194,10 +194,15 @@ const notificationSent = z.strictObject({
   dryRun: z.boolean(),
 });
 
+/** A data subject forgotten: their keys destroyed. Never the address: its keyed hash (see key-store.ts). */
 const privacyErased = z.strictObject({
   subjectHash: hexHash,
-  keyId: id,
+  /** The subject keys destroyed (empty when nothing was held for the address: the request is still on record). */
+  keyIds: z.array(id).max(1000),
   reason: text,
+  /** Entries in hot storage sealed under those keys, and their correlations (archived segments are covered too, uncounted). */
+  entries: z.number().int().nonnegative(),
+  correlations: z.number().int().nonnegative(),
 });
 
 /** A closed period (a calendar month of recordedAt) cut off: its seq range, a signed checkpoint at its end, the segment file's hash. */

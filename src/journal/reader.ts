@@ -10,6 +10,7 @@ import type { EntryHeader, JournalEntry } from './entry.ts';
 import { consistencyProof, inclusionProof } from './merkle.ts';
 import { parseSignedCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { ProofUnavailableError } from './errors/proof-unavailable.error.ts';
+import type { Privacy } from './privacy.ts';
 
 export interface KindQuery {
   readonly kind: string;
@@ -50,6 +51,12 @@ export class JournalReader {
   private readonly byKeyStmt: Database.Statement<[string], EntryRow>;
   private readonly byCorrelationStmt: Database.Statement<[string, number, number], EntryRow>;
   private archives: readonly ArchivedSegmentSource[] = [];
+  private privacy: Privacy | null = null;
+  private ownsPrivacy = false;
+  private readonly toEntry = (row: EntryRow): JournalEntry => {
+    const entry = rowToEntry(row);
+    return this.privacy ? this.privacy.open(entry) : entry;
+  };
   private constructor(private readonly db: Database.Database) {
     this.nodes = new StoredNodes(db);
     this.bySeqStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`);
@@ -88,12 +95,21 @@ export class JournalReader {
     this.archives = archives;
   }
 
+  /**
+   * Makes every read open sealed payloads through `privacy` (erased subjects read as `erased: true, erasedAt`).
+   * Without it, readers see payloads as stored (envelopes). With `owned`, the reader closes it when it is closed.
+   */
+  attachPrivacy(privacy: Privacy, options: { owned?: boolean } = {}): void {
+    this.privacy = privacy;
+    this.ownsPrivacy = options.owned === true;
+  }
+
   bySeq(seq: number): JournalEntry | null {
     const row = this.bySeqStmt.get(seq);
-    if (row) return rowToEntry(row);
+    if (row) return this.toEntry(row);
     const seg = this.archives.find((a) => seq >= a.fromSeq && seq <= a.toSeq);
     const archived = seg?.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`).get(seq) as EntryRow | undefined;
-    return archived ? rowToEntry(archived) : null;
+    return archived ? this.toEntry(archived) : null;
   }
 
   /** Entries with fromSeq <= seq, in order, at most `limit`. */
@@ -104,24 +120,24 @@ export class JournalReader {
   /** Every entry from `fromSeq` on, in order, streamed (memory stays flat on large journals). */
   *iterate(fromSeq = 0): Generator<JournalEntry> {
     const rows = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq`).iterate(fromSeq) as IterableIterator<EntryRow>;
-    for (const row of rows) yield rowToEntry(row);
+    for (const row of rows) yield this.toEntry(row);
   }
 
   /** The entries of one correlation, in the order they were recorded. */
   byCorrelation(correlationId: string, options: { afterSeq?: number | undefined; limit?: number | undefined } = {}): JournalEntry[] {
     const limit = clamp(options.limit ?? MAX_PAGE);
     const after = options.afterSeq ?? -1;
-    if (this.archives.length === 0) return this.byCorrelationStmt.all(correlationId, after, limit).map(rowToEntry);
+    if (this.archives.length === 0) return this.byCorrelationStmt.all(correlationId, after, limit).map(this.toEntry);
     const out: JournalEntry[] = [];
     let last = after;
     for (const a of this.archives) {
       if (a.toSeq <= last || out.length >= limit) continue;
       const rows = a.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE correlation_id = ? AND seq > ? ORDER BY seq LIMIT ?`).all(correlationId, last, limit - out.length) as EntryRow[];
-      for (const r of rows) out.push(rowToEntry(r));
+      for (const r of rows) out.push(this.toEntry(r));
       if (out.length > 0) last = (out[out.length - 1] as JournalEntry).seq;
     }
     // Seq 0 stays hot although its segment is archived: skip what the archives already gave.
-    if (out.length < limit) for (const r of this.byCorrelationStmt.all(correlationId, last, limit - out.length)) out.push(rowToEntry(r));
+    if (out.length < limit) for (const r of this.byCorrelationStmt.all(correlationId, last, limit - out.length)) out.push(this.toEntry(r));
     return out;
   }
 
@@ -135,7 +151,7 @@ export class JournalReader {
 
   byIdempotencyKey(key: string): JournalEntry | null {
     const row = this.byKeyStmt.get(key);
-    return row ? rowToEntry(row) : null;
+    return row ? this.toEntry(row) : null;
   }
 
   latestCheckpoint(): StoredCheckpoint | null {
@@ -180,11 +196,13 @@ export class JournalReader {
   close(): void {
     for (const a of this.archives) a.db.close();
     this.archives = [];
+    if (this.ownsPrivacy) this.privacy?.close();
+    this.privacy = null;
     this.db.close();
   }
 
   private all(sql: string, ...params: unknown[]): JournalEntry[] {
-    return (this.db.prepare(sql).all(...params) as EntryRow[]).map(rowToEntry);
+    return (this.db.prepare(sql).all(...params) as EntryRow[]).map(this.toEntry);
   }
 }
 

@@ -27,6 +27,7 @@ import { JournalWriteError } from './errors/journal-write.error.ts';
 import { JournalIntegrityError } from './errors/journal-integrity.error.ts';
 import { JournalFileError } from './errors/journal-file.error.ts';
 import { silentLogger, type Logger } from '../config/logger.ts';
+import { erasedAt, sealedKeysOf, type Privacy } from './privacy.ts';
 
 export interface JournalWriterOptions {
   readonly path: string;
@@ -45,6 +46,8 @@ export interface JournalWriterOptions {
   readonly now?: () => number;
   /** Stamps entries that name no class; journaled (`retention.policy`) when its version is new. */
   readonly retention?: RetentionPolicy;
+  /** Seals the personal fields of payloads per data subject before they are hashed (crypto-shredding). */
+  readonly privacy?: Privacy;
 }
 
 /** What sealing a segment records (see segments.ts). */
@@ -124,6 +127,8 @@ export class JournalWriter {
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly retention: RetentionPolicy | null;
+  private readonly privacy: Privacy | null;
+  private readonly byIdStmt: Database.Statement<[string], { payload: string }>;
 
   private constructor(
     private readonly db: Database.Database,
@@ -139,6 +144,8 @@ export class JournalWriter {
     this.maxBatchEntries = options.maxBatchEntries ?? 5000;
     this.now = options.now ?? Date.now;
     this.retention = options.retention ?? null;
+    this.privacy = options.privacy ?? null;
+    this.byIdStmt = db.prepare('SELECT payload FROM entries WHERE id = ?');
     this.log = (options.logger ?? silentLogger).child({ component: 'journal.writer' });
     this.insertStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')})`);
     this.insertIfAbsentStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')}) ON CONFLICT (idempotency_key) DO NOTHING`);
@@ -202,7 +209,15 @@ export class JournalWriter {
   /** Appends entries atomically in one request: all are written (or found as duplicates), or none is. */
   async appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
     if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
-    const prepared = inputs.map((input) => this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes })));
+    const privacy = this.privacy;
+    const seal = privacy
+      ? (kind: EntryKind, payload: unknown, causationId: string | null): unknown =>
+          privacy.seal(kind, payload, causationId, (id) => {
+            const row = this.byIdStmt.get(id);
+            return row ? sealedKeysOf(row.payload) : null;
+          })
+      : undefined;
+    const prepared = inputs.map((input) => this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes, ...(seal ? { seal } : {}) })));
     return this.enqueue(prepared);
   }
 
@@ -455,7 +470,9 @@ export class JournalWriter {
       }
       const earlier = seen ?? this.lookup(p.idempotencyKey);
       if (earlier === undefined) throw new Error(`entry with idempotency key ${p.idempotencyKey} was neither inserted nor found`);
-      const diff = differingFields(p, earlier);
+      let diff = differingFields(p, earlier);
+      // A re-delivery of something whose subject was forgotten since: the record stands, erased; it is not taken in again.
+      if (diff.length === 1 && diff[0] === 'payload' && erasedAt(earlier.payload) !== null) diff = [];
       if (diff.length > 0) {
         if (multi) {
           this.db.exec('ROLLBACK TO request');
@@ -473,7 +490,9 @@ export class JournalWriter {
 
   private lookup(key: string): JournalEntry | undefined {
     const row = this.byKeyStmt.get(key);
-    return row ? rowToEntry(row) : undefined;
+    if (!row) return undefined;
+    const entry = rowToEntry(row);
+    return this.privacy ? this.privacy.open(entry) : entry;
   }
 
   /** Inserts p; with ifAbsent, returns undefined (state untouched) when its idempotency key is already there. */

@@ -3,6 +3,8 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { erasedAt } from '../journal/privacy.ts';
+import { PermanentJobError } from './errors/permanent-job.error.ts';
 
 export const PARTICIPANT_ROLES = ['from', 'to', 'cc', 'bcc', 'caller', 'callee', 'agent', 'submitter', 'other'] as const;
 
@@ -73,7 +75,14 @@ export function interactionPayload(ix: Interaction): Omit<Interaction, 'source'>
   return payload;
 }
 
-/** Reads an interaction back from its journal entry. */
-export function interactionFromEntry(entry: { source: string; payload: unknown }): Interaction {
+/**
+ * Reads an interaction back from its (opened) journal entry. One whose subject was forgotten cannot be processed
+ * further: a PermanentJobError says so; one whose key is missing from the key store is a fault to retry later.
+ */
+export function interactionFromEntry(entry: { id?: string; source: string; payload: unknown }): Interaction {
+  const when = erasedAt(entry.payload);
+  if (when !== null) throw new PermanentJobError(`interaction ${entry.id ?? ''} was erased on ${when} (privacy.erased); it is not processed further`);
+  const unavailable = (entry.payload as { unavailable?: unknown } | null)?.unavailable;
+  if (typeof unavailable === 'string') throw new Error(`interaction ${entry.id ?? ''} cannot be opened (${unavailable}): check the key store (activity-journal keys status)`);
   return InteractionSchema.parse({ ...(entry.payload as object), source: entry.source });
 }

@@ -288,9 +288,10 @@ export class Pipeline {
     const seq = await cache.get(prompt.hash, inputHash);
     if (seq === null) return null;
     const e = await journal.bySeq(seq);
-    const p = e?.payload as { inputHash?: string; promptHash?: string; outcome?: string } | undefined;
-    // The cache only points into the journal; trust what the journal says, not the pointer.
-    if (!e || e.kind !== 'ai.decision' || p?.inputHash !== inputHash || p.promptHash !== prompt.hash || p.outcome !== 'ok') return null;
+    const p = e?.payload as { inputHash?: string; promptHash?: string; outcome?: string; output?: unknown } | undefined;
+    // The cache only points into the journal; trust what the journal says, not the pointer. A decision whose
+    // subject was forgotten since has no output to reuse (and must not be copied into another person's record).
+    if (!e || e.kind !== 'ai.decision' || p?.inputHash !== inputHash || p.promptHash !== prompt.hash || p.outcome !== 'ok' || p.output === undefined) return null;
     return e;
   }
 

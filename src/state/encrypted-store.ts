@@ -1,15 +1,21 @@
 /**
  * A small encrypted key-value store for connector state that must not sit in the journal or in Redis:
- * OAuth tokens (refresh tokens are long-lived credentials) and sync cursors. One JSON document, encrypted
- * with AES-256-GCM under a key kept in its own 0600 file, rewritten atomically (temp file + rename + fsync).
- * Tampering with the file is detected by the GCM tag and refused.
+ * OAuth tokens (refresh tokens are long-lived credentials) and sync cursors. One JSON document, sealed under
+ * the master key (src/journal/master-key.ts, the one module that encrypts at rest), rewritten atomically
+ * (temp file + rename + fsync). Tampering is detected by the GCM tag and refused; a file sealed under another
+ * master key is refused with that said.
+ *
+ * Files written before the master key existed were encrypted under `<stateDir>/state-store.key`: they are read
+ * with that legacy key once and rewritten under the master key straight away.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { aesGcmDecrypt, MasterKey } from '../journal/master-key.ts';
+import { MasterKeyError } from '../journal/errors/master-key.error.ts';
 import { loadOrCreateSecret } from '../journal/keys.ts';
 
-const MAGIC = Buffer.from('AJS1');
+const LEGACY_MAGIC = Buffer.from('AJS1');
+const LEGACY_KEY_FILE = 'state-store.key';
 
 export class StateStoreError extends Error {
   readonly code = 'STATE_STORE';
@@ -20,30 +26,35 @@ export class StateStoreError extends Error {
 }
 
 export class EncryptedStore<T extends Record<string, unknown>> {
-  private readonly key: Buffer;
   private cache: T | null = null;
   private writing: Promise<void> = Promise.resolve();
+  private readonly context: string;
 
-  /** `path`: the encrypted document; the key lives in `keyDir/<keyFile>` (created 0600 on first use). */
-  constructor(private readonly path: string, keyDir: string, keyFile: string, private readonly empty: () => T) {
-    this.key = loadOrCreateSecret(keyDir, keyFile);
+  /**
+   * `path`: the sealed document. `legacyKeyDir`: where a pre-master-key `state-store.key` may be (read only,
+   * for files written by older versions).
+   */
+  constructor(
+    private readonly path: string,
+    private readonly masterKey: MasterKey,
+    private readonly empty: () => T,
+    private readonly legacyKeyDir?: string,
+  ) {
+    this.context = `state:${basename(path)}`;
   }
 
   read(): T {
     if (this.cache) return this.cache;
     if (!existsSync(this.path)) return (this.cache = this.empty());
     const blob = readFileSync(this.path);
-    if (blob.length < 4 + 12 + 16 || !blob.subarray(0, 4).equals(MAGIC)) throw new StateStoreError(`${this.path} is not an activity-journal state file`);
-    const iv = blob.subarray(4, 16);
-    const tag = blob.subarray(16, 32);
-    const decipher = createDecipheriv('aes-256-gcm', this.key, iv);
-    decipher.setAuthTag(tag);
+    if (blob.subarray(0, 4).equals(LEGACY_MAGIC)) return (this.cache = this.readLegacy(blob));
+    if (!MasterKey.isSealed(blob)) throw new StateStoreError(`${this.path} is not an activity-journal state file`);
     try {
-      const plain = Buffer.concat([decipher.update(blob.subarray(32)), decipher.final()]);
-      this.cache = JSON.parse(plain.toString('utf8')) as T;
+      this.cache = JSON.parse(this.masterKey.open(blob, this.context, this.path).toString('utf8')) as T;
       return this.cache;
     } catch (err) {
-      throw new StateStoreError(`${this.path} cannot be decrypted: it was altered, or the key in its key file is not the one it was written with`, { cause: err });
+      if (err instanceof MasterKeyError && err.reason === 'WRONG_KEY') throw new StateStoreError(err.message, { cause: err });
+      throw new StateStoreError(`${this.path} cannot be decrypted: it was altered`, { cause: err });
     }
   }
 
@@ -59,12 +70,21 @@ export class EncryptedStore<T extends Record<string, unknown>> {
     return next;
   }
 
+  /** A file of the previous format (own key file): decrypted once, then re-sealed under the master key. */
+  private readLegacy(blob: Buffer): T {
+    const keyFile = this.legacyKeyDir ? join(this.legacyKeyDir, LEGACY_KEY_FILE) : null;
+    if (keyFile === null || !existsSync(keyFile)) throw new StateStoreError(`${this.path} was written by an older version under ${LEGACY_KEY_FILE}, which is not there`);
+    const key = loadOrCreateSecret(dirname(keyFile), LEGACY_KEY_FILE);
+    const plain = blob.length >= 32 ? aesGcmDecrypt(key, blob.subarray(4, 16), blob.subarray(32), blob.subarray(16, 32), Buffer.alloc(0)) : null;
+    if (plain === null) throw new StateStoreError(`${this.path} cannot be decrypted: it was altered, or the key in its key file is not the one it was written with`);
+    const doc = JSON.parse(plain.toString('utf8')) as T;
+    this.persist(doc);
+    return doc;
+  }
+
   private persist(doc: T): void {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
-    const body = Buffer.concat([cipher.update(JSON.stringify(doc), 'utf8'), cipher.final()]);
-    const blob = Buffer.concat([MAGIC, iv, cipher.getAuthTag(), body]);
+    const blob = this.masterKey.seal(Buffer.from(JSON.stringify(doc), 'utf8'), this.context);
     const tmp = `${this.path}.${process.pid}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {

@@ -143,6 +143,7 @@ function facts(step: TraceStep): string {
   const add = (k: string, v: unknown): void => {
     if (v !== null && v !== undefined && v !== '') rows.push([k, typeof v === 'string' ? esc(v) : esc(JSON.stringify(v))]);
   };
+  if (typeof f.erasedAt === 'string') add('personal data', `erased on ${f.erasedAt}`);
   switch (step.step) {
     case 'received':
       add('channel', `${String(f.channel)} ${String(f.direction)}`);

@@ -14,6 +14,7 @@ import { UserDirectory } from '../audit/users.ts';
 import { LoginThrottle, SessionSigner } from '../audit/session.ts';
 import { VerifyRunner } from '../audit/verify-runner.ts';
 import type { AuditRoutesOptions } from './audit-routes.ts';
+import { attachConfiguredPrivacy } from '../journal/configured-privacy.ts';
 
 export interface AuditSurfaceDeps {
   readonly journal: JournalClient;
@@ -31,7 +32,7 @@ export interface AuditSurface {
 }
 
 export function createAuditSurface(config: Config, deps: AuditSurfaceDeps): AuditSurface {
-  const reader = JournalReader.open(config.journal.path);
+  const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
   const index = ReadIndex.open(config.audit.indexPath);
   const started = Date.now();
   const folded = index.catchUp(reader);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { attachConfiguredPrivacy, openWriterPrivacy } from '../../src/journal/configured-privacy.ts';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { silentLogger } from '../../src/config/logger.ts';
@@ -15,7 +16,8 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A config for a test: its own journal dir, the machine's Redis, a unique queue prefix. */
 export function testConfig(dir: string, env: NodeJS.ProcessEnv = {}): Config {
-  return loadConfig({ JOURNAL_PATH: join(dir, 'journal.sqlite'), REDIS_URL, LOG_LEVEL: 'silent', JOB_LOCK_SECONDS: '5', ...env });
+  // The key store's backup defaults to beside the data directory; a test keeps it inside its own.
+  return loadConfig({ JOURNAL_PATH: join(dir, 'journal.sqlite'), KEY_STORE_BACKUP: join(dir, 'key-backup', 'subject-keys.sqlite'), REDIS_URL, LOG_LEVEL: 'silent', JOB_LOCK_SECONDS: '5', ...env });
 }
 
 export function uniquePrefix(): string {
@@ -36,8 +38,12 @@ export interface InProcessPipeline {
 export async function inProcessPipeline(dir: string, overrides: Omit<PipelineOverrides, 'journal' | 'prefix'> = {}, env: NodeJS.ProcessEnv = {}): Promise<InProcessPipeline> {
   const config = testConfig(dir, env);
   const path = config.journal.path;
-  const writer = await JournalWriter.open({ path, keysDir: config.journal.keysDir, checkpointEveryMs: 0 });
-  const journal = new LocalJournalClient(writer, JournalReader.open(path));
+  // Sealing on, as in production: the pipeline runs end to end on sealed payloads.
+  const privacy = openWriterPrivacy(config);
+  const writer = await JournalWriter.open({ path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
+  const reader = JournalReader.open(path);
+  reader.attachPrivacy(privacy, { owned: true });
+  const journal = new LocalJournalClient(writer, reader);
   const prefix = uniquePrefix();
   const runtime = await startPipeline(config, silentLogger, { ...overrides, journal, prefix });
   return {
@@ -72,8 +78,9 @@ export async function drained(prefix: string, timeoutMs = 60_000): Promise<void>
   }
 }
 
+/** Every entry, opened (sealed payloads readable) when the directory has a key store. */
 export function allEntries(path: string): JournalEntry[] {
-  const reader = JournalReader.open(path);
+  const reader = attachConfiguredPrivacy(JournalReader.open(path), testConfig(dirname(path)));
   try {
     return [...reader.iterate()];
   } finally {

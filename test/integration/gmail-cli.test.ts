@@ -8,6 +8,7 @@ import { tempDir } from '../helpers/tmp.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
 import { startFakeGmail, type FakeGmail } from '../fakes/gmail.fake.ts';
 import { GmailInboxStore } from '../../connectors/gmail/inbox-store.ts';
+import { loadMasterKey } from '../../src/journal/master-key.ts';
 
 const MAILBOX = 'sales@northwind-analytics.example';
 let tmp: { dir: string; cleanup: () => void };
@@ -33,7 +34,7 @@ beforeEach(async () => {
     JOURNAL_READ_TOKEN: '',
   };
   // As the OAuth callback would have left it.
-  await new GmailInboxStore(join(tmp.dir, 'state', 'gmail-inboxes.enc'), join(tmp.dir, 'state')).connect(MAILBOX, fake.refreshToken, ['https://www.googleapis.com/auth/gmail.readonly']);
+  await new GmailInboxStore(join(tmp.dir, 'state', 'gmail-inboxes.enc'), loadMasterKey({ masterKeyFile: join(tmp.dir, 'secrets', 'master.key') }, { create: true }).key).connect(MAILBOX, fake.refreshToken, ['https://www.googleapis.com/auth/gmail.readonly']);
 });
 afterEach(async () => {
   await fake.close();

@@ -11,6 +11,7 @@ import { allEntries, inProcessPipeline, obliterate, REDIS_URL, type InProcessPip
 import { AUTHORIZATION_CODE, startFakeGmail, type FakeGmail } from '../fakes/gmail.fake.ts';
 import { GmailInboxStore } from '../../connectors/gmail/inbox-store.ts';
 import type { GmailConnector } from '../../jobs/gmail.ts';
+import { loadMasterKey } from '../../src/journal/master-key.ts';
 
 const SALES = 'sales@northwind-analytics.example';
 const SUPPORT = 'support@northwind-analytics.example';
@@ -98,7 +99,7 @@ describe('activity-journal gmail labels', () => {
     await p.stop(); // the CLI opens the journal itself
     stopped = true;
     const prefix = `${p.prefix}-cli`;
-    await new GmailInboxStore(join(tmp.dir, 'state', 'gmail-inboxes.enc'), join(tmp.dir, 'state')).connect(SUPPORT, fake.grant(SUPPORT), SCOPES);
+    await new GmailInboxStore(join(tmp.dir, 'state', 'gmail-inboxes.enc'), loadMasterKey({ masterKeyFile: join(tmp.dir, 'secrets', 'master.key') }, { create: true }).key).connect(SUPPORT, fake.grant(SUPPORT), SCOPES);
     const run = (...args: string[]): { status: number | null; out: Record<string, unknown>; stderr: string } => {
       const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args, '--json'], {
         env: { ...process.env, ...env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' },

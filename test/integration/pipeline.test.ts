@@ -16,6 +16,7 @@ import { verifyJournal } from '../../src/journal/verify.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
+import { openWriterPrivacy } from '../../src/journal/configured-privacy.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let p: InProcessPipeline | null = null;
@@ -137,8 +138,12 @@ describe('the pipeline', () => {
 async function finishWithWorkers(producer: InProcessPipeline): Promise<JournalEntry[]> {
   await producer.runtime.close();
   await producer.journal.close();
-  const writer = await JournalWriter.open({ path: producer.path, keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0 });
-  const journal = new LocalJournalClient(writer, JournalReader.open(producer.path));
+  // Built as production builds it: the same key store seals new entries and opens the producer's sealed ones.
+  const privacy = openWriterPrivacy(testConfig(tmp.dir));
+  const writer = await JournalWriter.open({ path: producer.path, keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0, privacy });
+  const reader = JournalReader.open(producer.path);
+  reader.attachPrivacy(privacy, { owned: true });
+  const journal = new LocalJournalClient(writer, reader);
   const runtime = await startPipeline(testConfig(tmp.dir, { REDRIVE_GRACE_SECONDS: '0' }), silentLogger, { journal, prefix: producer.prefix });
   await runtime.redrive?.runOnce();
   await drained(producer.prefix);

@@ -1,7 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { EncryptedStore, StateStoreError } from '../../src/state/encrypted-store.ts';
+import { MasterKey } from '../../src/journal/master-key.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -11,7 +14,8 @@ beforeEach(() => {
 afterEach(() => tmp.cleanup());
 
 type Doc = { inboxes: Record<string, { refreshToken: string }> };
-const open = (): EncryptedStore<Doc> => new EncryptedStore<Doc>(join(tmp.dir, 'state', 'tokens.enc'), join(tmp.dir, 'keys'), 'state.key', () => ({ inboxes: {} }));
+const MASTER = new MasterKey(randomBytes(32));
+const open = (key: MasterKey = MASTER): EncryptedStore<Doc> => new EncryptedStore<Doc>(join(tmp.dir, 'state', 'tokens.enc'), key, () => ({ inboxes: {} }), join(tmp.dir, 'state'));
 
 describe('EncryptedStore', () => {
   it('keeps a document encrypted at rest (0600), and reads it back in a new process', async () => {
@@ -44,5 +48,29 @@ describe('EncryptedStore', () => {
       d.inboxes[`m${i}`] = { refreshToken: String(i) };
     })));
     expect(Object.keys(open().read().inboxes)).toHaveLength(20);
+  });
+
+  it('refuses a file sealed under another master key, saying so, and decrypts nothing', async () => {
+    await open().update((d) => {
+      d.inboxes.a = { refreshToken: 'secret-a' };
+    });
+    const other = new MasterKey(randomBytes(32));
+    expect(() => open(other).read()).toThrow(StateStoreError);
+    expect(() => open(other).read()).toThrow(new RegExp(`sealed under master key ${MASTER.id}.*configured master key is ${other.id}`));
+  });
+
+  it('reads a file of the previous format (own state-store.key) once and re-seals it under the master key', () => {
+    const stateDir = join(tmp.dir, 'state');
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const legacyKey = randomBytes(32);
+    writeFileSync(join(stateDir, 'state-store.key'), legacyKey, { mode: 0o600 });
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', legacyKey, iv);
+    const body = Buffer.concat([cipher.update(JSON.stringify({ inboxes: { old: { refreshToken: 'legacy-token' } } }), 'utf8'), cipher.final()]);
+    const file = join(stateDir, 'tokens.enc');
+    writeFileSync(file, Buffer.concat([Buffer.from('AJS1'), iv, cipher.getAuthTag(), body]), { mode: 0o600 });
+    expect(open().read().inboxes.old?.refreshToken).toBe('legacy-token');
+    expect(readFileSync(file).subarray(0, 4).toString()).toBe('AJM1');
+    expect(open().read().inboxes.old?.refreshToken).toBe('legacy-token');
   });
 });

@@ -13,6 +13,8 @@ import { JournalReader } from '../reader.ts';
 import { configuredAnchors } from '../configured-anchors.ts';
 import { resolveCredentials } from './credentials.ts';
 import { createJournalServer } from './server.ts';
+import { openWriterPrivacy } from '../configured-privacy.ts';
+import { checkKeyStore, type Privacy } from '../privacy.ts';
 
 export interface RunningService {
   readonly server: Server;
@@ -25,6 +27,7 @@ export interface RunningService {
 export async function startJournalService(config: Config, logger: Logger): Promise<RunningService> {
   const log = logger.child({ component: 'journal.service' });
   const anchors = configuredAnchors(config.journal);
+  const privacy = openWriterPrivacy(config);
   const writer = await JournalWriter.open({
     path: config.journal.path,
     keysDir: config.journal.keysDir,
@@ -34,8 +37,11 @@ export async function startJournalService(config: Config, logger: Logger): Promi
     retention: RetentionPolicy.load(config.journal.retentionPath),
     checkpointEveryMs: config.journal.checkpointEveryMs,
     logger,
+    privacy,
   });
   const reader = JournalReader.open(config.journal.path);
+  reader.attachPrivacy(privacy);
+  await reportKeyStoreProblems(reader, privacy, writer, log);
   const credentials = resolveCredentials(config.journal.keysDir, config.service, true);
   if (!credentials) throw new Error('no service credentials could be resolved');
   const server = createJournalServer({ writer, reader, credentials, maxBodyBytes: Math.max(16 * 1024 * 1024, config.journal.maxPayloadBytes * 4), logger });
@@ -70,9 +76,31 @@ export async function startJournalService(config: Config, logger: Logger): Promi
         });
         await writer.close();
         reader.close();
+        privacy.close();
         log.info({ size: writer.size }, 'journal service stopped');
       })();
       return closing;
     },
   };
+}
+
+/**
+ * Start-up: a key store that lost keys the journal needs, or that was rolled back over an erasure, is logged as
+ * an error and journaled (connector.health, connector "key-store", once per distinct finding). Never silent.
+ */
+async function reportKeyStoreProblems(reader: JournalReader, privacy: Privacy, writer: JournalWriter, log: Logger): Promise<void> {
+  const store = privacy.openedKeys;
+  const check = checkKeyStore(reader.connection, store);
+  for (const note of check.notes) log.warn({}, note);
+  if (check.ok) return;
+  log.error({ missing: check.missing.length, resurrected: check.resurrected.length, backupInStep: check.backupInStep }, `key store problem: ${check.problems.join('; ')}`);
+  const finding = `${check.missing.length}/${check.resurrected.length}/${String(check.backupInStep)}/${store?.fingerprint().digest.slice(0, 16) ?? 'no-store'}`;
+  await writer.append({
+    kind: 'connector.health',
+    source: 'journal',
+    actor: 'journal-service',
+    correlationId: 'privacy/key-store',
+    idempotencyKey: `privacy/key-store/health/${finding}`,
+    payload: { connector: 'key-store', status: 'failing', reason: check.problems.join('; ').slice(0, 2000) },
+  });
 }

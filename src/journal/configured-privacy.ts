@@ -1,0 +1,22 @@
+/**
+ * The privacy layer the configuration names: the master key (environment or file) and the subject key store
+ * with its backup. Writers create what is missing on first use; readers only open what is there.
+ */
+import type { Config } from '../config/config.ts';
+import { openKeyStoreForCheck, Privacy } from './privacy.ts';
+import type { JournalReader } from './reader.ts';
+
+/** For processes that append: creates the master key file and the key store when they do not exist yet. */
+export function openWriterPrivacy(config: Config): Privacy {
+  return Privacy.open(config.privacy, { create: true });
+}
+
+/**
+ * Makes `reader` open sealed payloads, when there is a key store to open them with (a journal that never
+ * sealed anything has none). A wrong master key throws (MasterKeyError): nothing is decrypted with it.
+ */
+export function attachConfiguredPrivacy(reader: JournalReader, config: Config): JournalReader {
+  const privacy = openKeyStoreForCheck(config.privacy);
+  if (privacy) reader.attachPrivacy(privacy, { owned: true });
+  return reader;
+}

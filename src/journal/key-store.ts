@@ -1,0 +1,297 @@
+/**
+ * The key store of crypto-shredding: one AES-256 key per data subject (a contact address), kept apart from the
+ * journal in its own SQLite file (0600), each key wrapped under the master key. Destroying a subject's keys is
+ * what erases them: the journal keeps the ciphertext, which nobody can open any more.
+ *
+ * Every creation and destruction is mirrored to a backup file (KEY_STORE_BACKUP) before it counts: a key is
+ * written to the backup first and only then to the store, so no entry is ever sealed under a key the backup
+ * lacks; a destruction is applied to both, and fails loudly if the backup cannot follow (an erasure that a
+ * backup would undo is not an erasure). The backup is a live mirror, not a point-in-time copy.
+ *
+ * The store holds no address: subjects are named by a keyed hash (HMAC-SHA256 under a random key that is itself
+ * wrapped under the master key), so neither the store nor the journal gives a dictionary attack anything to test.
+ */
+import Database from 'better-sqlite3';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { KeyStoreError } from './errors/key-store.error.ts';
+import type { MasterKey } from './master-key.ts';
+
+export type KeyState =
+  | { readonly status: 'active'; readonly key: Buffer; readonly subject: string }
+  | { readonly status: 'destroyed'; readonly destroyedAt: string; readonly subject: string }
+  | { readonly status: 'missing' };
+
+export interface SubjectKey {
+  readonly subject: string;
+  readonly keyId: string;
+  readonly key: Buffer;
+}
+
+export interface KeyRecord {
+  readonly keyId: string;
+  readonly subject: string;
+  readonly createdAt: string;
+  readonly destroyedAt: string | null;
+}
+
+export interface KeyStoreFingerprint {
+  readonly keys: number;
+  readonly active: number;
+  readonly destroyed: number;
+  /** SHA-256 over the sorted "keyId:state" lines: two stores with the same keys in the same states match. */
+  readonly digest: string;
+}
+
+export interface KeyStoreOptions {
+  readonly path: string;
+  readonly backupPath: string;
+  readonly masterKey: MasterKey;
+  /** Create a new, empty store when neither the store nor its backup exists. */
+  readonly create: boolean;
+  readonly now?: () => Date;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+  key_id TEXT PRIMARY KEY,
+  subject TEXT NOT NULL,
+  wrapped BLOB,
+  created_at TEXT NOT NULL,
+  destroyed_at TEXT,
+  CHECK ((wrapped IS NULL) = (destroyed_at IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS keys_by_subject ON keys (subject, created_at);
+`;
+
+const CHECK_CONTEXT = 'key-store:check';
+const HASH_KEY_CONTEXT = 'key-store:subject-hash-key';
+
+function openDb(path: string): Database.Database {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (!existsSync(path)) closeSync(openSync(path, 'wx', 0o600));
+  const db = new Database(path, { timeout: 5000 });
+  // No WAL: a destroyed key must not linger in a write-ahead log; secure_delete zeroes the freed bytes.
+  db.pragma('journal_mode = DELETE');
+  db.pragma('synchronous = FULL');
+  db.pragma('secure_delete = ON');
+  db.pragma('trusted_schema = OFF');
+  return db;
+}
+
+/** Lower-case email, or an E.164-style phone number (+ and digits only): one subject per contact address. */
+export function normaliseAddress(address: string): string {
+  const a = address.trim();
+  if (a.includes('@')) return a.toLowerCase();
+  if (/^\+?[\d\s().-]+$/.test(a)) return (a.startsWith('+') ? '+' : '') + a.replace(/\D/g, '');
+  return a.toLowerCase();
+}
+
+export class SubjectKeyStore {
+  /** True when this open found the backup missing and re-created it from the store (reported by checks). */
+  backupRecreated = false;
+  private readonly hashKey: Buffer;
+  private readonly now: () => Date;
+  // Prepared once: every sealed append and every opened read looks keys up.
+  private readonly activeStmt: Database.Statement<[string], { key_id: string; wrapped: Buffer }>;
+  private readonly stateStmt: Database.Statement<[string], { subject: string; wrapped: Buffer | null; destroyed_at: string | null }>;
+  /** Unwrapped keys by id: a key id's bytes never change; whether it is still there is asked every time. */
+  private readonly unwrapped = new Map<string, Buffer>();
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly backup: Database.Database,
+    private readonly masterKey: MasterKey,
+    readonly path: string,
+    readonly backupPath: string,
+    now: (() => Date) | undefined,
+  ) {
+    this.now = now ?? (() => new Date());
+    this.hashKey = masterKey.open(meta(db, 'subject_hash_key', path), HASH_KEY_CONTEXT, `the subject-hash key in ${path}`);
+    this.activeStmt = db.prepare('SELECT key_id, wrapped FROM keys WHERE subject = ? AND destroyed_at IS NULL ORDER BY created_at DESC, key_id LIMIT 1');
+    this.stateStmt = db.prepare('SELECT subject, wrapped, destroyed_at FROM keys WHERE key_id = ?');
+  }
+
+  /** True when a store (or its backup) exists at these paths. */
+  static exists(path: string, backupPath: string): { store: boolean; backup: boolean } {
+    return { store: existsSync(path), backup: existsSync(backupPath) };
+  }
+
+  /**
+   * Opens the store. A missing store is created only when its backup is missing too (and `create`); a missing
+   * store with a backup is an error that names `activity-journal keys restore`. A missing backup is rebuilt
+   * from the store. Throws MasterKeyError WRONG_KEY when the store was written under another master key.
+   */
+  static open(o: KeyStoreOptions): SubjectKeyStore {
+    const there = SubjectKeyStore.exists(o.path, o.backupPath);
+    if (!there.store && there.backup) {
+      throw new KeyStoreError('MISSING', `the key store ${o.path} is missing but its backup ${o.backupPath} exists: run \`activity-journal keys restore\``);
+    }
+    if (!there.store && !o.create) throw new KeyStoreError('MISSING', `there is no key store at ${o.path}`);
+    const db = openDb(o.path);
+    let backup: Database.Database | null = null;
+    try {
+      db.exec(SCHEMA);
+      if (!db.prepare(`SELECT 1 FROM meta WHERE name = 'check'`).get()) {
+        if (there.store && (db.prepare('SELECT count(*) AS n FROM keys').get() as { n: number }).n > 0) throw new KeyStoreError('NOT_A_KEY_STORE', `${o.path} holds keys but no master-key check`);
+        const insert = db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)');
+        db.transaction(() => {
+          insert.run('check', o.masterKey.seal(Buffer.from('activity-journal key store'), CHECK_CONTEXT));
+          insert.run('store_id', Buffer.from(randomBytes(16).toString('hex')));
+          insert.run('subject_hash_key', o.masterKey.seal(randomBytes(32), HASH_KEY_CONTEXT));
+        })();
+      }
+      // Refuse a wrong master key before anything else reads or writes.
+      o.masterKey.open(meta(db, 'check', o.path), CHECK_CONTEXT, `the key store ${o.path}`);
+      chmodSync(o.path, 0o600);
+      const backupWasMissing = there.store && !existsSync(o.backupPath);
+      if (!existsSync(o.backupPath)) copyDatabase(db, o.backupPath);
+      backup = openDb(o.backupPath);
+      backup.exec(SCHEMA);
+      if (!meta(backup, 'store_id', o.backupPath).equals(meta(db, 'store_id', o.path))) {
+        throw new KeyStoreError('NOT_A_KEY_STORE', `${o.backupPath} is the backup of another key store (store ids differ); move it away or point KEY_STORE_BACKUP elsewhere`);
+      }
+      const store = new SubjectKeyStore(db, backup, o.masterKey, o.path, o.backupPath, o.now);
+      store.backupRecreated = backupWasMissing;
+      return store;
+    } catch (err) {
+      backup?.close();
+      db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Replaces the store with its backup (after checking the backup opens under the master key). The caller then
+   * re-applies the erasures the journal records (see privacy.ts), so a stale backup cannot bring anyone back.
+   */
+  static restoreFromBackup(o: Omit<KeyStoreOptions, 'create'>): SubjectKeyStore {
+    if (!existsSync(o.backupPath)) throw new KeyStoreError('RESTORE_REFUSED', `there is no key store backup at ${o.backupPath}`);
+    const src = openDb(o.backupPath);
+    try {
+      o.masterKey.open(meta(src, 'check', o.backupPath), CHECK_CONTEXT, `the key store backup ${o.backupPath}`);
+      if (existsSync(o.path)) renameSync(o.path, `${o.path}.replaced-${Date.now()}`);
+      copyDatabase(src, o.path);
+    } finally {
+      src.close();
+    }
+    return SubjectKeyStore.open({ ...o, create: false });
+  }
+
+  /** The keyed hash that names a subject (in the store, in envelopes and in privacy.erased). */
+  subjectHash(address: string): string {
+    return createHmac('sha256', this.hashKey).update(normaliseAddress(address), 'utf8').digest('hex');
+  }
+
+  /** The subject's current key, created (backup first) when it has none or all of its keys were destroyed. */
+  activeKey(subject: string): SubjectKey {
+    const row = this.activeStmt.get(subject);
+    if (row) return { subject, keyId: row.key_id, key: this.unwrap(row.key_id, row.wrapped) };
+    const keyId = randomBytes(12).toString('hex');
+    const key = randomBytes(32);
+    const wrapped = this.masterKey.seal(key, `subject-key:${keyId}`);
+    const createdAt = this.now().toISOString();
+    const insert = 'INSERT INTO keys (key_id, subject, wrapped, created_at) VALUES (?, ?, ?, ?)';
+    try {
+      this.backup.prepare(insert).run(keyId, subject, wrapped, createdAt);
+    } catch (err) {
+      throw new KeyStoreError('BACKUP_FAILED', `a new subject key could not be written to the backup ${this.backupPath}; nothing was sealed under it`, { cause: err });
+    }
+    this.db.prepare(insert).run(keyId, subject, wrapped, createdAt);
+    return { subject, keyId, key };
+  }
+
+  /** What the store knows of a key id: its key, when it was destroyed, or nothing (missing: a loss). */
+  state(keyId: string): KeyState {
+    const row = this.stateStmt.get(keyId);
+    if (!row) return { status: 'missing' };
+    if (row.wrapped === null || row.destroyed_at !== null) return { status: 'destroyed', destroyedAt: row.destroyed_at ?? '', subject: row.subject };
+    return { status: 'active', key: this.unwrap(keyId, row.wrapped), subject: row.subject };
+  }
+
+  keysOf(subject: string): KeyRecord[] {
+    return (this.db.prepare('SELECT key_id, subject, created_at, destroyed_at FROM keys WHERE subject = ? ORDER BY created_at, key_id').all(subject) as { key_id: string; subject: string; created_at: string; destroyed_at: string | null }[]).map(toRecord);
+  }
+
+  /**
+   * Destroys the given keys in the store and in the backup (the wrapped bytes are overwritten: secure_delete).
+   * Idempotent; throws BACKUP_FAILED when the backup could not follow, so the erasure is re-run, not trusted.
+   */
+  destroy(keyIds: readonly string[], at: Date = this.now()): void {
+    const sql = 'UPDATE keys SET wrapped = NULL, destroyed_at = ? WHERE key_id = ? AND destroyed_at IS NULL';
+    const when = at.toISOString();
+    for (const id of keyIds) this.unwrapped.delete(id);
+    this.db.transaction(() => {
+      for (const id of keyIds) this.db.prepare(sql).run(when, id);
+    })();
+    try {
+      this.backup.transaction(() => {
+        for (const id of keyIds) this.backup.prepare(sql).run(when, id);
+      })();
+    } catch (err) {
+      throw new KeyStoreError('BACKUP_FAILED', `the keys were destroyed in ${this.path} but not in the backup ${this.backupPath}: re-run the erasure`, { cause: err });
+    }
+  }
+
+  fingerprint(): KeyStoreFingerprint {
+    return fingerprintOf(this.db);
+  }
+
+  /** The backup's fingerprint; equal to the store's when the mirror is in step. */
+  backupFingerprint(): KeyStoreFingerprint {
+    return fingerprintOf(this.backup);
+  }
+
+  close(): void {
+    this.backup.close();
+    this.db.close();
+  }
+
+  private unwrap(keyId: string, wrapped: Buffer): Buffer {
+    let key = this.unwrapped.get(keyId);
+    if (key === undefined) {
+      key = this.masterKey.open(wrapped, `subject-key:${keyId}`, `subject key ${keyId}`);
+      this.unwrapped.set(keyId, key);
+    }
+    return key;
+  }
+}
+
+function meta(db: Database.Database, name: string, path: string): Buffer {
+  const row = db.prepare('SELECT value FROM meta WHERE name = ?').get(name) as { value: Buffer } | undefined;
+  if (!row) throw new KeyStoreError('NOT_A_KEY_STORE', `${path} is not an activity-journal key store (no ${name})`);
+  return Buffer.from(row.value);
+}
+
+function toRecord(r: { key_id: string; subject: string; created_at: string; destroyed_at: string | null }): KeyRecord {
+  return { keyId: r.key_id, subject: r.subject, createdAt: r.created_at, destroyedAt: r.destroyed_at };
+}
+
+function fingerprintOf(db: Database.Database): KeyStoreFingerprint {
+  const rows = db.prepare('SELECT key_id, destroyed_at FROM keys ORDER BY key_id').all() as { key_id: string; destroyed_at: string | null }[];
+  const h = createHash('sha256');
+  let destroyed = 0;
+  for (const r of rows) {
+    if (r.destroyed_at !== null) destroyed++;
+    h.update(`${r.key_id}:${r.destroyed_at === null ? 'active' : 'destroyed'}\n`);
+  }
+  return { keys: rows.length, active: rows.length - destroyed, destroyed, digest: h.digest('hex') };
+}
+
+/** A consistent copy (VACUUM INTO a temp file, fsync, rename), mode 0600. */
+function copyDatabase(db: Database.Database, target: string): void {
+  mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+  const tmp = `${target}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  db.prepare('VACUUM INTO ?').run(tmp);
+  chmodSync(tmp, 0o600);
+  const fd = openSync(tmp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, target);
+}

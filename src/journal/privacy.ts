@@ -1,0 +1,302 @@
+/**
+ * Crypto-shredding of personal data in the journal: which payload fields are personal, under whose keys they
+ * are sealed, how readers open them (one function: `openPayload`), how a subject is forgotten, and how a lost
+ * or rolled-back key store is detected.
+ *
+ * Sealed on append (by the writer, before hashing):
+ * - interaction.received: participants, subject, text, attachments, metadata, under the keys of every
+ *   participant's address;
+ * - ai.decision: output (summary, next steps...), under the keys of the interaction it decided on;
+ * - crm.write / crm.write_failed: properties (subject and summary bodies), under the interaction's keys;
+ * - state.changed: from / to, when caused by a sealed entry (CRM property drift of an activity);
+ * - human.override: reason, when it supersedes a sealed decision.
+ * Ids, kinds, times, categories in rule decisions, hashes and the rest stay in clear: they are what makes the
+ * record checkable without anyone's personal data.
+ */
+import type Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { JournalEntry } from './entry.ts';
+import type { EntryKind } from './kinds.ts';
+import { SealedPayloadError } from './errors/sealed-payload.error.ts';
+import { asEnvelope, openFields, sealFields, SEALED, type KeyRef } from './sealed-payload.ts';
+import { SubjectKeyStore, type KeyRecord, type KeyStoreOptions } from './key-store.ts';
+import { KeyStoreError } from './errors/key-store.error.ts';
+import { MasterKeyError } from './errors/master-key.error.ts';
+import { loadMasterKey, type MasterKeySource } from './master-key.ts';
+
+interface SealRule {
+  readonly fields: readonly string[];
+  /** The entry whose subjects this one inherits; absent for interaction.received (its participants). */
+  readonly link?: (payload: Record<string, unknown>, causationId: string | null) => unknown;
+}
+
+const RULES: Partial<Record<EntryKind, SealRule>> = {
+  'interaction.received': { fields: ['participants', 'subject', 'text', 'attachments', 'metadata'] },
+  'ai.decision': { fields: ['output'], link: (p) => p.inputEntryId },
+  'crm.write': { fields: ['properties'], link: (p) => p.entryId },
+  'crm.write_failed': { fields: ['properties'], link: (p) => p.entryId },
+  'state.changed': { fields: ['from', 'to'], link: (_p, causationId) => causationId },
+  'human.override': { fields: ['reason'], link: (p) => p.supersedes },
+};
+
+/** The subjects (key references) of an already journaled entry, by id; null when it is not sealed or unknown. */
+export type LinkedKeys = (entryId: string) => readonly KeyRef[] | null;
+
+/** What an opened payload carries instead of its personal fields when they cannot be read. */
+export interface ErasedMarker {
+  readonly erased: true;
+  readonly erasedAt: string;
+}
+
+export class Privacy {
+  private store: SubjectKeyStore | null;
+  private readonly openStore: () => SubjectKeyStore;
+
+  constructor(store: SubjectKeyStore | (() => SubjectKeyStore)) {
+    this.store = typeof store === 'function' ? null : store;
+    this.openStore = typeof store === 'function' ? store : () => store;
+  }
+
+  /**
+   * Opens the key store configured in `config` under the master key. An existing store (or backup) is opened
+   * now, so a wrong master key or a missing store fails at start-up; with `create` and neither there yet, the
+   * master key and the store are created when the first personal payload is sealed, not before.
+   */
+  static open(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }, options: { create: boolean; now?: () => Date }): Privacy {
+    const open = (): SubjectKeyStore => {
+      const { key } = loadMasterKey(config, { create: options.create });
+      const o: KeyStoreOptions = { path: config.keyStorePath, backupPath: config.keyStoreBackupPath, masterKey: key, create: options.create, ...(options.now ? { now: options.now } : {}) };
+      return SubjectKeyStore.open(o);
+    };
+    const there = SubjectKeyStore.exists(config.keyStorePath, config.keyStoreBackupPath);
+    return new Privacy(there.store || there.backup || !options.create ? open() : open);
+  }
+
+  /** The key store, opened (or created) on first use. */
+  get keys(): SubjectKeyStore {
+    this.store ??= this.openStore();
+    return this.store;
+  }
+
+  /** The key store if it was opened or created already; null while nothing has been sealed. */
+  get openedKeys(): SubjectKeyStore | null {
+    return this.store;
+  }
+
+  /**
+   * The payload as it is to be stored: its personal fields replaced by one `$sealed` envelope. Unchanged for
+   * kinds without personal fields, for entries without a subject, and when none of the fields is present.
+   */
+  seal(kind: EntryKind, payload: unknown, causationId: string | null, linked: LinkedKeys): unknown {
+    const rule = RULES[kind];
+    if (!rule || payload === null || typeof payload !== 'object' || Array.isArray(payload)) return payload;
+    const p = payload as Record<string, unknown>;
+    const present = rule.fields.filter((f) => p[f] !== undefined);
+    if (present.length === 0) return payload;
+    let subjects: string[];
+    if (rule.link) {
+      const target = rule.link(p, causationId);
+      const refs = typeof target === 'string' ? linked(target) : null;
+      if (refs === null) return payload;
+      subjects = refs.map((r) => r.subject);
+    } else {
+      const parts = Array.isArray(p.participants) ? (p.participants as { address?: unknown }[]) : [];
+      subjects = parts.filter((x) => typeof x.address === 'string').map((x) => this.keys.subjectHash(x.address as string));
+    }
+    subjects = [...new Set(subjects)].sort();
+    if (subjects.length === 0) return payload;
+    const keys = subjects.map((s) => this.keys.activeKey(s));
+    const fields: Record<string, unknown> = {};
+    const rest: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(p)) (present.includes(k) ? fields : rest)[k] = v;
+    return { ...rest, [SEALED]: sealFields(kind, fields, keys) };
+  }
+
+  /** An entry with its payload opened (see openPayload). */
+  open(entry: JournalEntry): JournalEntry {
+    const payload = this.openPayload(entry.kind, entry.payload);
+    return payload === entry.payload ? entry : { ...entry, payload };
+  }
+
+  /**
+   * The one way readers open a stored payload: sealed fields are put back; when a subject's key was destroyed
+   * the payload carries `erased: true, erasedAt` instead, and when a key is missing from the store (a lost or
+   * rolled-back key store) or the envelope does not authenticate, `unavailable: <why>`.
+   */
+  openPayload(kind: string, payload: unknown): unknown {
+    if (payload === null || typeof payload !== 'object' || !(SEALED in payload)) return payload;
+    const { [SEALED]: raw, ...rest } = payload as Record<string, unknown>;
+    const envelope = asEnvelope(raw);
+    if (envelope === null) return { ...rest, unavailable: 'malformed-envelope' };
+    const states = envelope.keys.map((k) => this.keys.state(k.keyId));
+    const destroyed = states.flatMap((s) => (s.status === 'destroyed' ? [s.destroyedAt] : [])).sort();
+    if (destroyed.length > 0) return { ...rest, erased: true, erasedAt: destroyed[0] as string } satisfies ErasedMarker & Record<string, unknown>;
+    const keys = states.flatMap((s) => (s.status === 'active' ? [s.key] : []));
+    if (keys.length !== states.length) return { ...rest, unavailable: 'key-missing' };
+    try {
+      return { ...rest, ...openFields(kind, envelope, keys) };
+    } catch (err) {
+      if (err instanceof SealedPayloadError) return { ...rest, unavailable: 'does-not-authenticate' };
+      throw err;
+    }
+  }
+
+  private closed = false;
+
+  /** Closes the key store; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.store?.close();
+  }
+}
+
+/** The key references of a stored payload (its `$sealed` envelope), or null. */
+export function sealedKeysOf(payloadText: string): readonly KeyRef[] | null {
+  if (!payloadText.includes(`"${SEALED}"`)) return null;
+  const p = JSON.parse(payloadText) as Record<string, unknown>;
+  return asEnvelope(p[SEALED])?.keys ?? null;
+}
+
+/** True when an opened payload says its personal fields were erased; `erasedAt` then says when. */
+export function erasedAt(payload: unknown): string | null {
+  const p = payload as Partial<ErasedMarker> | null;
+  return p !== null && typeof p === 'object' && p.erased === true && typeof p.erasedAt === 'string' ? p.erasedAt : null;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Forgetting a subject
+
+export interface ForgetPlan {
+  readonly subjectHash: string;
+  readonly keys: readonly KeyRecord[];
+  /** Keys to destroy now. */
+  readonly toDestroy: readonly string[];
+  /** Keys destroyed but not yet on the journal's record (a forget that crashed between the two steps). */
+  readonly unrecorded: readonly string[];
+  /** Hot-storage entries sealed under this subject's keys, with their correlations. */
+  readonly entries: readonly { seq: number; kind: string; correlationId: string }[];
+  readonly correlations: readonly string[];
+  /** Set when there is nothing left to do: the subject's keys are gone and the journal says so. */
+  readonly alreadyErased: { readonly erasedAt: string; readonly seq: number } | null;
+}
+
+/** What `forget` would do for `address`; reads only. */
+export function planForget(db: Database.Database, store: SubjectKeyStore, address: string): ForgetPlan {
+  const subjectHash = store.subjectHash(address);
+  const keys = store.keysOf(subjectHash);
+  const recorded = erasuresOf(db).filter((e) => e.subjectHash === subjectHash);
+  const recordedIds = new Set(recorded.flatMap((e) => e.keyIds));
+  const toDestroy = keys.filter((k) => k.destroyedAt === null).map((k) => k.keyId);
+  const unrecorded = keys.filter((k) => k.destroyedAt !== null && !recordedIds.has(k.keyId)).map((k) => k.keyId);
+  const needle = `"subject":"${subjectHash}"`;
+  const rows = db.prepare('SELECT seq, kind, correlation_id, payload FROM entries WHERE instr(payload, ?) > 0 ORDER BY seq').all(needle) as { seq: number; kind: string; correlation_id: string; payload: string }[];
+  const entries = rows.filter((r) => (sealedKeysOf(r.payload) ?? []).some((k) => k.subject === subjectHash)).map((r) => ({ seq: r.seq, kind: r.kind, correlationId: r.correlation_id }));
+  const correlations = [...new Set(entries.map((e) => e.correlationId))];
+  const last = recorded[recorded.length - 1];
+  const alreadyErased = toDestroy.length === 0 && unrecorded.length === 0 && last ? { erasedAt: last.recordedAt, seq: last.seq } : null;
+  return { subjectHash, keys, toDestroy, unrecorded, entries, correlations, alreadyErased };
+}
+
+/** The privacy.erased payload that records a plan carried out (never the address). */
+export function erasedPayload(plan: ForgetPlan, reason: string): { subjectHash: string; keyIds: string[]; reason: string; entries: number; correlations: number } {
+  return { subjectHash: plan.subjectHash, keyIds: [...plan.toDestroy, ...plan.unrecorded].sort(), reason, entries: plan.entries.length, correlations: plan.correlations.length };
+}
+
+/** Idempotency key of the privacy.erased entry of a plan: re-running a crashed forget finds it. */
+export function erasedKey(plan: ForgetPlan): string {
+  const ids = [...plan.toDestroy, ...plan.unrecorded].sort().join(',');
+  return `privacy/erased/${plan.subjectHash}/${createHash('sha256').update(ids).digest('hex').slice(0, 16)}`;
+}
+
+interface Erasure {
+  readonly seq: number;
+  readonly recordedAt: string;
+  readonly subjectHash: string;
+  readonly keyIds: readonly string[];
+}
+
+function erasuresOf(db: Database.Database): Erasure[] {
+  const rows = db.prepare(`SELECT seq, recorded_at, payload FROM entries WHERE kind = 'privacy.erased' ORDER BY seq`).all() as { seq: number; recorded_at: string; payload: string }[];
+  return rows.flatMap((r) => {
+    const p = JSON.parse(r.payload) as { subjectHash?: unknown; keyIds?: unknown };
+    if (typeof p.subjectHash !== 'string' || !Array.isArray(p.keyIds)) return [];
+    return [{ seq: r.seq, recordedAt: r.recorded_at, subjectHash: p.subjectHash, keyIds: p.keyIds.filter((k): k is string => typeof k === 'string') }];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Loss and roll-back detection
+
+export interface KeyStoreCheck {
+  readonly ok: boolean;
+  /** False when there is no key store file at all. */
+  readonly storePresent: boolean;
+  /** Distinct key ids named by sealed entries in hot storage. */
+  readonly referenced: number;
+  /** Referenced, not erased by a privacy.erased entry, and absent from the store: data nobody can read any more. */
+  readonly missing: readonly string[];
+  /** Named by a privacy.erased entry but present and usable in the store: a rolled-back store undid an erasure. */
+  readonly resurrected: readonly string[];
+  /** The backup's fingerprint differs from the store's (null: no store to compare). */
+  readonly backupInStep: boolean | null;
+  readonly problems: readonly string[];
+  /** Repairs made while checking (a missing backup re-created from the store): not failures, but said. */
+  readonly notes: readonly string[];
+}
+
+/** Key ids referenced by sealed entries (hot storage). */
+function referencedKeyIds(db: Database.Database): string[] {
+  const rows = db
+    .prepare(`SELECT DISTINCT json_extract(k.value, '$.keyId') AS keyId FROM entries e, json_each(e.payload, '$."$sealed".keys') k WHERE instr(e.payload, '"$sealed"') > 0`)
+    .all() as { keyId: string | null }[];
+  return rows.flatMap((r) => (typeof r.keyId === 'string' ? [r.keyId] : []));
+}
+
+/**
+ * Compares what the journal needs with what the key store holds. `store` null means the store could not be
+ * opened because it is missing. Never silent: every finding is in `problems`, worded for an operator.
+ */
+export function checkKeyStore(db: Database.Database, store: SubjectKeyStore | null): KeyStoreCheck {
+  const referenced = referencedKeyIds(db);
+  const erased = new Set(erasuresOf(db).flatMap((e) => e.keyIds));
+  const problems: string[] = [];
+  const missing: string[] = [];
+  const resurrected: string[] = [];
+  for (const id of referenced) {
+    const state = store ? store.state(id).status : 'missing';
+    if (state === 'missing' && !erased.has(id)) missing.push(id);
+  }
+  if (store) for (const id of erased) if (store.state(id).status === 'active') resurrected.push(id);
+  let backupInStep: boolean | null = null;
+  if (store) backupInStep = store.fingerprint().digest === store.backupFingerprint().digest;
+  if (!store && referenced.length > 0) problems.push(`the key store (or the master key that opens it) is missing but ${referenced.length} key(s) are referenced by sealed journal entries`);
+  if (missing.length > 0) problems.push(`${missing.length} subject key(s) referenced by the journal are missing from the key store (lost or rolled back): their entries cannot be read; restore with \`activity-journal keys restore\``);
+  if (resurrected.length > 0) problems.push(`${resurrected.length} key(s) erased by privacy.erased entries are present again in the key store (a rolled-back store): run \`activity-journal keys restore\` to re-apply the erasures`);
+  if (backupInStep === false) problems.push('the key store backup is not in step with the key store (different keys or states)');
+  const notes = store?.backupRecreated === true ? [`the key store backup ${store.backupPath} was missing: it was re-created from the store`] : [];
+  return { ok: problems.length === 0, storePresent: store !== null, referenced: referenced.length, missing, resurrected, backupInStep, problems, notes };
+}
+
+/** Destroys every key that a privacy.erased entry names and the store still holds; returns how many. */
+export function reapplyErasures(db: Database.Database, store: SubjectKeyStore): number {
+  const ids = [...new Set(erasuresOf(db).flatMap((e) => e.keyIds))].filter((id) => store.state(id).status === 'active');
+  if (ids.length > 0) store.destroy(ids);
+  return ids.length;
+}
+
+/**
+ * Opens the store for reading and checking: null when there is none at all (no store, no backup, or no master
+ * key yet: nothing was ever sealed with them). A store missing while its backup exists throws (KeyStoreError
+ * MISSING, naming `keys restore`), and so does a wrong master key.
+ */
+export function openKeyStoreForCheck(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }): Privacy | null {
+  try {
+    return Privacy.open(config, { create: false });
+  } catch (err) {
+    if (err instanceof KeyStoreError && err.reason === 'MISSING' && !existsSync(config.keyStoreBackupPath)) return null;
+    if (err instanceof MasterKeyError && err.reason === 'MISSING') return null;
+    throw err;
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * Crypto-shredding as an operator meets it: entries written by the production writer (sealing on), then the
+ * real command line: forget (dry run, for real, again), verify before and after, trace, the key store lost and
+ * restored from its backup, a rolled-back key store, and a wrong master key.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { tempDir } from '../helpers/tmp.ts';
+import { loadConfig, type Config } from '../../src/config/config.ts';
+import { JournalWriter } from '../../src/journal/writer.ts';
+import { openWriterPrivacy } from '../../src/journal/configured-privacy.ts';
+import type { JournalEntry } from '../../src/journal/entry.ts';
+
+let tmp: { dir: string; cleanup: () => void };
+let env: NodeJS.ProcessEnv;
+let config: Config;
+beforeEach(() => {
+  tmp = tempDir('aj-privacy-');
+  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', JOURNAL_MASTER_KEY: '', JOURNAL_MASTER_KEY_FILE: '', KEY_STORE_PATH: '', KEY_STORE_BACKUP: '' };
+  config = loadConfig({ JOURNAL_PATH: env.JOURNAL_PATH, LOG_LEVEL: 'silent' });
+});
+afterEach(() => tmp.cleanup());
+
+function cli(args: string[], extra: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env: { ...env, ...extra }, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
+const ALICE = 'Alice.Smith@Customer.example';
+const BOB = 'bob@other.example';
+const SALES = 'sales@northwind.example';
+
+/** One email from each of Alice and Bob to sales, each with a decision and a CRM write, through the production writer. */
+async function seed(): Promise<{ alice: string; bob: string }> {
+  const privacy = openWriterPrivacy(config);
+  const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
+  try {
+    const one = async (who: string, tag: string): Promise<string> => {
+      const correlationId = `email-thread/gmail/${tag}`;
+      const { entry } = await writer.append({
+        kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId, idempotencyKey: `interaction/gmail/${tag}`,
+        payload: { channel: 'email', sourceId: tag, direction: 'inbound', occurredAt: '2026-11-01T09:00:00Z', participants: [{ role: 'from', address: who, name: `Name of ${tag}` }, { role: 'to', address: SALES }], subject: `Quote for ${tag}`, text: `Please call ${tag} on +44 20 7946 0000` },
+      });
+      const { entry: decision } = await writer.append({
+        kind: 'ai.decision', source: 'pipeline', actor: 'classifier:offline', correlationId, causationId: entry.id, idempotencyKey: `decision/${entry.id}/p@1`,
+        payload: { inputEntryId: entry.id, inputHash: 'a'.repeat(64), promptId: 'p', promptVersion: '1', promptHash: 'b'.repeat(64), provider: 'offline', model: 'rules', outcome: 'ok', output: { category: 'sales', summary: `${tag} wants a quote` }, confidence: 0.9, tokens: null, latencyMs: 1, requestId: null, attempts: 1 },
+      });
+      await writer.append({
+        kind: 'crm.write', source: 'hubspot', actor: 'crm:hubspot', correlationId, causationId: decision.id, idempotencyKey: `crm/${entry.id}/upsert/x`,
+        payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/emails/batch/upsert', status: 200, durationMs: 3, entryId: entry.id, properties: { hs_email_subject: `Quote for ${tag}`, hs_email_text: `${tag} wants a quote` } },
+      });
+      return correlationId;
+    };
+    return { alice: await one(ALICE, 'alice-1'), bob: await one(BOB, 'bob-1') };
+  } finally {
+    await writer.close();
+    privacy.close();
+  }
+}
+
+const trace = (correlationId: string, extra: NodeJS.ProcessEnv = {}): JournalEntry[] => {
+  const r = cli(['--json', 'trace', correlationId], extra);
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);
+};
+const payloadOf = (entries: JournalEntry[], kind: string): Record<string, unknown> => entries.find((e) => e.kind === kind)?.payload as Record<string, unknown>;
+
+describe('crypto-shredding', () => {
+  it('keeps personal fields out of the journal file and opens them for readers', async () => {
+    const { alice } = await seed();
+    const raw = [config.journal.path, `${config.journal.path}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f).toString('latin1')).join('');
+    for (const secret of ['alice.smith', 'Alice.Smith', 'Quote for alice', '7946', 'wants a quote', 'Name of alice']) expect(raw).not.toContain(secret);
+    expect(statSync(config.privacy.keyStorePath).mode & 0o777).toBe(0o600);
+    expect(statSync(config.privacy.keyStoreBackupPath).mode & 0o777).toBe(0o600);
+    expect(statSync(config.privacy.masterKeyFile).mode & 0o777).toBe(0o600);
+    const entries = trace(alice);
+    expect(payloadOf(entries, 'interaction.received')).toMatchObject({ subject: 'Quote for alice-1', participants: [{ address: ALICE }, { address: SALES }] });
+    expect(payloadOf(entries, 'ai.decision')).toMatchObject({ output: { summary: 'alice-1 wants a quote' } });
+    expect(payloadOf(entries, 'crm.write')).toMatchObject({ properties: { hs_email_subject: 'Quote for alice-1' } });
+  });
+
+  it('forget erases one person and nobody else; the journal verifies before and after; dry run writes nothing; twice says already erased', async () => {
+    const { alice, bob } = await seed();
+    expect(cli(['verify']).status).toBe(0);
+
+    const files = [config.journal.path, config.privacy.keyStorePath, config.privacy.keyStoreBackupPath];
+    const before = files.map(sha);
+    const dry = cli(['--json', 'forget', 'alice.smith@customer.example', '--dry-run']);
+    expect(dry.status, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, keys: 1, entries: 3, correlations: [alice] });
+    expect(files.map(sha)).toEqual(before);
+
+    const done = cli(['--json', 'forget', 'ALICE.SMITH@customer.example']);
+    expect(done.status, done.stderr).toBe(0);
+    const result = JSON.parse(done.stdout) as { erasedSeq: number; erasedAt: string; entries: number; subjectHash: string };
+    expect(result.entries).toBe(3);
+
+    const erased = trace(alice);
+    for (const kind of ['interaction.received', 'ai.decision', 'crm.write']) {
+      expect(payloadOf(erased, kind).erased).toBe(true);
+      expect(payloadOf(erased, kind).erasedAt).toMatch(/^20\d\d-\d\d-\d\dT/);
+    }
+    expect(JSON.stringify(erased)).not.toMatch(/alice-1 wants|Quote for alice|7946/);
+    expect(payloadOf(erased, 'interaction.received')).toMatchObject({ channel: 'email', sourceId: 'alice-1', direction: 'inbound' });
+    const human = cli(['trace', alice]);
+    expect(human.stdout).toMatch(/erased on 20\d\d-/);
+
+    const kept = trace(bob);
+    expect(payloadOf(kept, 'interaction.received')).toMatchObject({ subject: 'Quote for bob-1' });
+    expect(payloadOf(kept, 'ai.decision')).toMatchObject({ output: { summary: 'bob-1 wants a quote' } });
+
+    const record = cli(['--json', 'trace', `privacy/${result.subjectHash.slice(0, 32)}`]);
+    const erasedEntry = JSON.parse(record.stdout.trim()) as JournalEntry;
+    expect(erasedEntry.kind).toBe('privacy.erased');
+    expect(erasedEntry.payload).toMatchObject({ subjectHash: result.subjectHash, entries: 3, correlations: 1, keyIds: [expect.any(String)] });
+    expect(record.stdout.toLowerCase()).not.toContain('alice');
+
+    const verify = cli(['verify']);
+    expect(verify.status, verify.stdout + verify.stderr).toBe(0);
+    expect(verify.stdout).toMatch(/key store: ok/);
+
+    const again = cli(['forget', 'alice.smith@customer.example']);
+    expect(again.status).toBe(0);
+    expect(again.stdout).toMatch(/already erased on .* \(privacy\.erased at seq \d+\)/);
+  }, 300_000);
+
+  it('detects a lost key store, restores it from the backup with erasures kept, and detects a rolled-back store', async () => {
+    const { alice, bob } = await seed();
+    const stale = join(tmp.dir, 'stale-store.sqlite');
+    copyFileSync(config.privacy.keyStorePath, stale);
+    expect(cli(['forget', ALICE]).status).toBe(0);
+
+    rmSync(config.privacy.keyStorePath);
+    const verify = cli(['verify']);
+    expect(verify.status).toBe(1);
+    expect(verify.stdout).toMatch(/KEY STORE PROBLEM: .*missing/);
+    const status = cli(['--json', 'status']);
+    expect(status.status).toBe(1);
+    expect((JSON.parse(status.stdout) as { keyStore: { ok: boolean; missing: string[] } }).keyStore).toMatchObject({ ok: false });
+    const failed = cli(['trace', bob]);
+    expect(failed.status).not.toBe(0);
+    expect(failed.stderr).toMatch(/keys restore/);
+
+    const restored = cli(['keys', 'restore']);
+    expect(restored.status, restored.stdout + restored.stderr).toBe(0);
+    expect(payloadOf(trace(bob), 'interaction.received')).toMatchObject({ subject: 'Quote for bob-1' });
+    expect(payloadOf(trace(alice), 'interaction.received')).toMatchObject({ erased: true });
+    expect(cli(['verify']).status).toBe(0);
+
+    // A store rolled back to before the erasure would bring Alice back: detected, and the restore re-applies the erasure.
+    copyFileSync(stale, config.privacy.keyStorePath);
+    const rolled = cli(['keys', 'status']);
+    expect(rolled.status).toBe(1);
+    expect(rolled.stdout).toMatch(/erased by privacy\.erased entries are present again/);
+    expect(cli(['keys', 'restore']).status).toBe(0);
+    expect(payloadOf(trace(alice), 'interaction.received')).toMatchObject({ erased: true });
+    expect(cli(['keys', 'status']).status).toBe(0);
+
+    // A lost backup is re-created from the store, and that is said.
+    rmSync(config.privacy.keyStoreBackupPath);
+    const rebuilt = cli(['keys', 'status']);
+    expect(rebuilt.status).toBe(0);
+    expect(rebuilt.stdout).toMatch(/KEY STORE NOTE: the key store backup .* was missing: it was re-created/);
+    expect(existsSync(config.privacy.keyStoreBackupPath)).toBe(true);
+  }, 300_000);
+
+  it('refuses a wrong master key with a clear error and decrypts nothing', async () => {
+    const { bob } = await seed();
+    const wrong = cli(['trace', bob], { JOURNAL_MASTER_KEY: randomBytes(32).toString('base64') });
+    expect(wrong.status).not.toBe(0);
+    expect(wrong.stderr).toMatch(/sealed under master key [0-9a-f]{8}, but the configured master key is [0-9a-f]{8}/);
+    expect(wrong.stdout).not.toContain('Quote for bob');
+    // The journal itself verifies without any key.
+    const db = new Database(config.journal.path, { readonly: true });
+    expect((db.prepare(`SELECT count(*) AS n FROM entries WHERE payload LIKE '%$sealed%'`).get() as { n: number }).n).toBe(6);
+    db.close();
+  });
+});
