@@ -12,7 +12,15 @@ import { dirname } from 'node:path';
 import type { JournalReader } from '../journal/reader.ts';
 import type { JournalEntry } from '../journal/entry.ts';
 
-const SCHEMA_VERSION = '2';
+const SCHEMA_VERSION = '3';
+
+/** Matches are counted up to this many; beyond, a page says "10,000+" (counting stops early, so it stays cheap). */
+export const COUNT_CAP = 10_000;
+/**
+ * A date window with at most this many interactions is searched through its date index and its seqs sorted (a
+ * covering index: integers only); a larger one is walked newest first, where the page fills quickly.
+ */
+export const DATE_SORT_MAX = 20_000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +53,27 @@ CREATE INDEX IF NOT EXISTS interactions_category ON interactions (category, seq)
 CREATE INDEX IF NOT EXISTS interactions_review ON interactions (review_state, seq);
 CREATE INDEX IF NOT EXISTS interactions_occurred ON interactions (occurred_at);
 CREATE TABLE IF NOT EXISTS contacts (contact_hash TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (contact_hash, seq)) WITHOUT ROWID;
+-- Exact counts per value of each single filter, kept by triggers as rows are inserted and change category or
+-- review state: a page filtered by one of them is counted by one lookup.
+CREATE TABLE IF NOT EXISTS counts (dim TEXT NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (dim, value)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS interactions_counted AFTER INSERT ON interactions BEGIN
+  INSERT INTO counts (dim, value, n) VALUES ('source', NEW.source, 1) ON CONFLICT (dim, value) DO UPDATE SET n = n + 1;
+  INSERT INTO counts (dim, value, n) VALUES ('channel', NEW.channel, 1) ON CONFLICT (dim, value) DO UPDATE SET n = n + 1;
+  INSERT INTO counts (dim, value, n) VALUES ('review_state', NEW.review_state, 1) ON CONFLICT (dim, value) DO UPDATE SET n = n + 1;
+  INSERT INTO counts (dim, value, n) SELECT 'category', NEW.category, 1 WHERE NEW.category IS NOT NULL ON CONFLICT (dim, value) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS interactions_category_counted AFTER UPDATE OF category ON interactions WHEN OLD.category IS NOT NEW.category BEGIN
+  UPDATE counts SET n = n - 1 WHERE dim = 'category' AND value = OLD.category;
+  INSERT INTO counts (dim, value, n) SELECT 'category', NEW.category, 1 WHERE NEW.category IS NOT NULL ON CONFLICT (dim, value) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS interactions_review_counted AFTER UPDATE OF review_state ON interactions WHEN OLD.review_state IS NOT NEW.review_state BEGIN
+  UPDATE counts SET n = n - 1 WHERE dim = 'review_state' AND value = OLD.review_state;
+  INSERT INTO counts (dim, value, n) VALUES ('review_state', NEW.review_state, 1) ON CONFLICT (dim, value) DO UPDATE SET n = n + 1;
+END;
 `;
+
+/** The filters whose exact count the `counts` table keeps (by column). */
+const COUNTED = new Set(['source', 'channel', 'category', 'review_state']);
 
 export type ReviewState = 'none' | 'pending' | 'approved' | 'overridden';
 
@@ -99,6 +127,11 @@ export interface InteractionPage {
   readonly rows: IndexedInteraction[];
   /** Pass as `before` for the next page; null on the last page. */
   readonly next: number | null;
+  /**
+   * How many interactions match the filters (all pages), counted on the first page only (null on later ones):
+   * exact up to COUNT_CAP; `capped` when there are more (shown as "10,000+").
+   */
+  readonly matches: { readonly count: number; readonly capped: boolean } | null;
 }
 
 export interface SourceSummary {
@@ -145,10 +178,40 @@ function normaliseTime(value: string, what: string): string {
   return new Date(ms).toISOString();
 }
 
+/** The defaults suit a million entries; tests set them small to exercise both ways. */
+export interface IndexLimits {
+  readonly countCap?: number;
+  readonly dateSortMax?: number;
+}
+
+/** The rows to select, as SQL over `interactions i` (and `contacts c` for a contact), ordered by `key`. */
+interface Plan {
+  readonly from: string;
+  readonly where: string[];
+  readonly params: unknown[];
+  /** The seq column the chosen index is ordered by (c.seq for a contact: the same value, no sort). */
+  readonly key: string;
+  /** The same filter for counting: the date terms free to use the covering date index. */
+  readonly countFrom: string;
+  readonly countWhere: string[];
+  /** A single equality filter (column, value): counted exactly from `counts`. */
+  readonly single: readonly [string, string] | null;
+  /** The window's size when only the date (and source) filter: already counted while choosing the plan. */
+  readonly windowSize: number | null;
+}
+
 export class ReadIndex {
   private readonly stmts;
-  private constructor(private readonly db: Database.Database) {
+  /** Prepared filter queries by SQL text (there are a few dozen shapes at most). */
+  private readonly cache = new Map<string, Database.Statement>();
+  private readonly countCap: number;
+  private readonly dateSortMax: number;
+  private constructor(private readonly db: Database.Database, limits: IndexLimits) {
+    this.countCap = limits.countCap ?? COUNT_CAP;
+    this.dateSortMax = limits.dateSortMax ?? DATE_SORT_MAX;
     this.stmts = {
+      countAll: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM interactions'),
+      countOf: db.prepare<[string, string], { n: number }>('SELECT n FROM counts WHERE dim = ? AND value = ?'),
       meta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare<[string, string]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       insertInteraction: db.prepare(
@@ -174,21 +237,21 @@ export class ReadIndex {
   }
 
   /** Opens (creating) the index file; it is only ever written through this class. */
-  static open(path: string): ReadIndex {
+  static open(path: string, limits: IndexLimits = {}): ReadIndex {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
     // The index is rebuildable: losing its last commits on power loss costs a re-read, never evidence.
     db.pragma('synchronous = NORMAL');
     db.exec(SCHEMA);
-    const index = new ReadIndex(db);
+    const index = new ReadIndex(db, limits);
     if (index.getMeta('schema') !== SCHEMA_VERSION) index.reset();
     return index;
   }
 
   /** Empties the index; the next catch-up rebuilds it from the journal's first entry. */
   reset(): void {
-    this.db.exec('DELETE FROM interactions; DELETE FROM contacts; DELETE FROM meta;');
+    this.db.exec('DELETE FROM interactions; DELETE FROM contacts; DELETE FROM counts; DELETE FROM meta;');
     this.stmts.setMeta.run('schema', SCHEMA_VERSION);
   }
 
@@ -237,15 +300,69 @@ export class ReadIndex {
     return done;
   }
 
+  /**
+   * One page of interactions, newest first, with keyset paging (`before` a seq; never OFFSET). Every filter has an
+   * index whose order is seq (SQLite appends the rowid, which is seq, to each index): source, channel (kind),
+   * category and review state walk theirs newest first and stop after a page; a contact walks its hash's rows of
+   * `contacts` (ordered by c.seq, not i.seq: ordering by the joined column would sort every row of a frequent
+   * contact); a date window small enough is searched through the covering date index ((source,) occurred_at) and
+   * only its seqs are sorted, a larger one is walked newest first. The page's rows are then read by seq.
+   */
   query(q: InteractionQuery): InteractionPage {
     const limit = Math.max(1, Math.min(MAX_INDEX_PAGE, Math.floor(q.limit ?? 50)));
+    const plan = this.plan(q);
+    const where = [...plan.where];
+    const params = [...plan.params];
+    if (q.before !== undefined) {
+      where.push(`${plan.key} < ?`);
+      params.push(q.before);
+    }
+    const ids = `SELECT ${plan.key} FROM ${plan.from}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${plan.key} DESC LIMIT ?`;
+    const rows = (this.prepared(`SELECT * FROM interactions WHERE seq IN (${ids}) ORDER BY seq DESC`).all(...params, limit + 1) as Row[]).map(toInteraction);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { rows: page, next: rows.length > limit && last ? last.seq : null, matches: q.before === undefined ? this.count(plan) : null };
+  }
+
+  /** How many interactions match, up to COUNT_CAP: through the same index as the page, stopping at the cap. */
+  count(plan: Plan): { count: number; capped: boolean } {
+    // A contact alone is counted on its own index, without reading the interactions.
+    const from = plan.key === 'c.seq' && plan.where.length === 1 ? 'contacts c' : plan.countFrom;
+    let n: number;
+    if (plan.where.length === 0) n = this.stmts.countAll.get()?.n ?? 0; // a b-tree count: it reads pages, not rows
+    else if (plan.single) n = this.stmts.countOf.get(plan.single[0], plan.single[1])?.n ?? 0;
+    else if (plan.windowSize !== null) n = plan.windowSize;
+    else n = (this.prepared(`SELECT count(*) AS n FROM (SELECT 1 FROM ${from} WHERE ${plan.countWhere.join(' AND ')} LIMIT ${this.countCap + 1})`).get(...plan.params) as { n: number }).n;
+    return n > this.countCap ? { count: this.countCap, capped: true } : { count: n, capped: false };
+  }
+
+  /** EXPLAIN QUERY PLAN of a page query (for the bench and for checking that each filter uses an index). */
+  explain(q: InteractionQuery): string[] {
+    const plan = this.plan(q);
+    const ids = `SELECT ${plan.key} FROM ${plan.from}${plan.where.length > 0 ? ` WHERE ${plan.where.join(' AND ')}` : ''} ORDER BY ${plan.key} DESC LIMIT ?`;
+    return (this.db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM interactions WHERE seq IN (${ids}) ORDER BY seq DESC`).all(...plan.params, 51) as { detail: string }[]).map((r) => r.detail);
+  }
+
+  private plan(q: InteractionQuery): Plan {
     const where: string[] = [];
     const params: unknown[] = [];
     let from = 'interactions i';
+    let key = 'i.seq';
+    const since = q.from ? normaliseTime(q.from, 'from') : null;
+    const until = q.until ? normaliseTime(q.until, 'until') : null;
+    // Whether the date terms may drive the search (else they only filter rows met on another index's walk).
+    let dateDrives = false;
+    let window: number | null = null;
     if (q.contact) {
       from = 'contacts c JOIN interactions i ON i.seq = c.seq';
+      key = 'c.seq';
       where.push('c.contact_hash = ?');
       params.push(contactHash(q.contact));
+    } else if (since !== null || until !== null) {
+      const source = q.source !== undefined && q.source !== '' ? q.source : null;
+      window = this.windowSize(source, since, until);
+      dateDrives = window <= this.dateSortMax;
+      if (dateDrives) from = `interactions i INDEXED BY ${source !== null ? 'interactions_source_occurred' : 'interactions_occurred'}`;
     }
     const eq = (column: string, value: string | undefined): void => {
       if (value === undefined || value === '') return;
@@ -256,13 +373,15 @@ export class ReadIndex {
     eq('channel', q.channel);
     eq('category', q.category);
     eq('review_state', q.reviewState);
-    if (q.from) {
-      where.push('i.occurred_at >= ?');
-      params.push(normaliseTime(q.from, 'from'));
+    // A unary + keeps SQLite from searching the date index when the window is too large to sort.
+    const date = dateDrives ? 'i.occurred_at' : '+i.occurred_at';
+    if (since !== null) {
+      where.push(`${date} >= ?`);
+      params.push(since);
     }
-    if (q.until) {
-      where.push('i.occurred_at < ?');
-      params.push(normaliseTime(q.until, 'until'));
+    if (until !== null) {
+      where.push(`${date} < ?`);
+      params.push(until);
     }
     if (q.routedToReview) where.push('i.review_rule IS NOT NULL');
     if (q.decided) where.push('i.decision_id IS NOT NULL');
@@ -270,15 +389,30 @@ export class ReadIndex {
       where.push('i.confidence <= ?');
       params.push(q.maxConfidence);
     }
-    if (q.before !== undefined) {
-      where.push('i.seq < ?');
-      params.push(q.before);
+    const countWhere = where.map((w) => w.replace('+i.occurred_at', 'i.occurred_at'));
+    const equalities = where.filter((w) => /^i\.\w+ = \?$/.test(w));
+    const column = equalities.length === 1 && where.length === 1 ? (equalities[0] as string).slice(2, -4) : null;
+    const single = column !== null && COUNTED.has(column) ? ([column, String(params[0])] as const) : null;
+    // Only the window (of a source) filters: its size, counted above up to dateSortMax, is the count.
+    const onlyWindow = window !== null && where.length === (q.source ? 1 : 0) + (since !== null ? 1 : 0) + (until !== null ? 1 : 0) && window <= this.dateSortMax;
+    return { from, where, params, key, countFrom: q.contact ? from : 'interactions i', countWhere, single, windowSize: onlyWindow ? window : null };
+  }
+
+  /** Interactions in a date window (of one source), counted on the covering index up to dateSortMax + 1. */
+  private windowSize(source: string | null, from: string | null, until: string | null): number {
+    const terms = [...(source !== null ? ['source = ?'] : []), 'occurred_at >= ?', 'occurred_at < ?'];
+    const sql = `SELECT count(*) AS n FROM (SELECT 1 FROM interactions INDEXED BY ${source !== null ? 'interactions_source_occurred' : 'interactions_occurred'} WHERE ${terms.join(' AND ')} LIMIT ${this.dateSortMax + 1})`;
+    return (this.prepared(sql).get(...(source !== null ? [source] : []), from ?? '', until ?? '\uffff') as { n: number }).n;
+  }
+
+  private prepared(sql: string): Database.Statement {
+    let stmt = this.cache.get(sql);
+    if (!stmt) {
+      if (this.cache.size >= 256) this.cache.clear();
+      stmt = this.db.prepare(sql);
+      this.cache.set(sql, stmt);
     }
-    const sql = `SELECT i.* FROM ${from}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY i.seq DESC LIMIT ?`;
-    const rows = (this.db.prepare(sql).all(...params, limit + 1) as Row[]).map(toInteraction);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return { rows: page, next: rows.length > limit && last ? last.seq : null };
+    return stmt;
   }
 
   byDecisionId(decisionId: string): IndexedInteraction | null {
