@@ -11,7 +11,8 @@
  *     filter (source, kind, category, contact, date) alone and in pairs, the review queue, a page deep in history.
  *     The first page of each also counts its matches (up to 10,000), as the page shows it.
  *     Baseline: the journal's own best indexed query for a page of 50 interactions (`kind = ? ORDER BY
- *     recorded_at DESC LIMIT 50` on entries_by_kind_time), plus the same 50 point reads. Ratio = baseline /
+ *     recorded_at DESC LIMIT 50` on entries_by_kind_time), plus the same 50 point reads, its runs interleaved with
+ *     each query's (so both see the same machine load). Ratio = baseline /
  *     ours (1.0: as fast as the bare indexed query; the bar is 0.25, i.e. at most 4x its time). For context:
  *     the category filter done without the index (json_extract over the journal's decisions).
  *
@@ -79,6 +80,26 @@ async function generate(path: string, ctx: SuiteContext): Promise<{ seconds: num
   return { seconds: (performance.now() - started) / 1000, entries: interactions * PER_INTERACTION };
 }
 
+/**
+ * Medians of `fn` and of the baseline, their runs interleaved (baseline, fn, baseline, fn...): on a shared
+ * machine whose load changes from minute to minute, both see the same load, so their ratio holds.
+ */
+function timePaired(fn: () => unknown, base: () => unknown): { ms: number; baselineMs: number } {
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  fn();
+  base();
+  for (let r = 0; r < RUNS; r++) {
+    let t = performance.now();
+    base();
+    theirs.push(performance.now() - t);
+    t = performance.now();
+    fn();
+    ours.push(performance.now() - t);
+  }
+  return { ms: median(ours), baselineMs: median(theirs) };
+}
+
 function time(fn: () => unknown): number {
   const samples: number[] = [];
   fn(); // warm the statement cache and the page cache
@@ -123,9 +144,10 @@ export const auditSuite: Suite = {
 
       const db = reader.connection;
       const baselineStmt = db.prepare(`SELECT seq FROM entries WHERE kind = 'interaction.received' ORDER BY recorded_at DESC LIMIT 50`);
-      const baseline = time(() => {
+      const baselineRun = (): void => {
         for (const r of baselineStmt.all() as { seq: number }[]) reader.bySeq(r.seq);
-      });
+      };
+      const baseline = time(baselineRun);
       const mid = Math.floor(reader.size() / 2);
       // The data: one interaction a minute from 2025-01-01 (200,000 of them: until mid-May 2025), four sources, six
       // categories; each from its own buyer address, all to the same sales address.
@@ -144,31 +166,31 @@ export const auditSuite: Suite = {
         ['review queue', { reviewState: 'pending' }],
         ['page deep in history (no count)', { before: mid }],
       ];
-      const rows: string[][] = [['journal indexed query + 50 reads (baseline)', fmtFixed(baseline, 2), '1.00', '']];
+      const rows: string[][] = [['journal indexed query + 50 reads (baseline, alone)', fmtFixed(baseline, 2), fmtFixed(baseline, 2), '1.00', '']];
       const data: Record<string, unknown> = { entries: gen.entries, generateSeconds: gen.seconds, indexBuildSeconds: buildSeconds, indexBuildEntriesPerSecond: gen.entries / buildSeconds, baselineMs: baseline, queries: {} };
       for (const [name, q] of queries) {
         let n = 0;
         let matches = '';
-        const ms = time(() => {
+        const { ms, baselineMs } = timePaired(() => {
           const page = service.timeline({ ...q, limit: 50 });
           n = page.rows.length;
           matches = page.matches ? `${fmtInt(page.matches.count)}${page.matches.capped ? '+' : ''} match` : 'not counted';
-        });
-        const r: Ratio = ratio(baseline / ms, BAR);
-        (data.queries as Record<string, unknown>)[name] = { ms, rows: n, matches, ratio: r, plan: index.explain(q) };
-        rows.push([`${name} (${n} rows; ${matches})`, fmtFixed(ms, 2), fmtFixed(r.value, 2), r.pass ? 'ok' : `below ${BAR}`]);
+        }, baselineRun);
+        const r: Ratio = ratio(baselineMs / ms, BAR);
+        (data.queries as Record<string, unknown>)[name] = { ms, baselineMs, rows: n, matches, ratio: r, plan: index.explain(q) };
+        rows.push([`${name} (${n} rows; ${matches})`, fmtFixed(ms, 2), fmtFixed(baselineMs, 2), fmtFixed(r.value, 2), r.pass ? 'ok' : `below ${BAR}`]);
       }
       // Context: the category filter without the read index.
       const naiveStmt = db.prepare(`SELECT seq FROM entries WHERE kind = 'ai.decision' AND json_extract(payload, '$.output.category') = 'billing' ORDER BY seq DESC LIMIT 50`);
       const naive = time(() => naiveStmt.all());
       data.withoutIndexCategoryMs = naive;
-      rows.push(['category = billing WITHOUT the index (json_extract)', fmtFixed(naive, 2), fmtFixed(baseline / naive, 2), 'context']);
+      rows.push(['category = billing WITHOUT the index (json_extract)', fmtFixed(naive, 2), fmtFixed(baseline, 2), fmtFixed(baseline / naive, 2), 'context']);
       index.close();
       reader.close();
       const text = [
         `audit: ${fmtInt(gen.entries)} entries (generated in ${fmtFixed(gen.seconds, 1)} s); read index built in ${fmtFixed(buildSeconds, 1)} s (${fmtInt(gen.entries / buildSeconds)} entries/s)`,
-        `median of ${RUNS} runs per query, page of 50 including the journal reads for subjects and summaries, and on first pages the count of matches (capped at 10,000); ratio = baseline / ours (bar ${BAR})`,
-        table(['query', 'ms', 'ratio', 'bar'], rows),
+        `median of ${RUNS} runs per query, page of 50 including the journal reads for subjects and summaries, and on first pages the count of matches (capped at 10,000); ratio = baseline / ours, their runs interleaved (bar ${BAR})`,
+        table(['query', 'ms', 'baseline ms', 'ratio', 'bar'], rows),
       ].join('\n');
       return { text, data };
     } finally {

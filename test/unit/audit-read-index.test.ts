@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { tempDir } from '../helpers/tmp.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
-import { ReadIndex } from '../../src/audit/read-index.ts';
+import { ReadIndex, type InteractionQuery } from '../../src/audit/read-index.ts';
 import type { AppendInput } from '../../src/journal/entry.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -113,6 +113,9 @@ describe('the audit read index', () => {
     expect(again.query({ category: 'customer_support' }).matches).toEqual({ count: 1, capped: false });
     expect(again.query({ reviewState: 'pending' }).matches).toEqual({ count: 9, capped: false });
     expect(again.query({ reviewState: 'overridden' }).matches).toEqual({ count: 1, capped: false });
+    for (const q of [{ category: 'billing', reviewState: 'pending' }, { category: 'customer_support', reviewState: 'overridden' }, { source: 'twilio', category: 'billing' }, { category: 'billing', reviewState: 'none' }] as InteractionQuery[]) {
+      expect(again.query(q).matches?.count, JSON.stringify(q)).toBe(again.query({ ...q, limit: 500 }).rows.length);
+    }
     expect(again.catchUp(reader)).toBe(0);
     again.close();
     reader.close();
@@ -147,7 +150,12 @@ describe('the audit read index', () => {
     // Days 1..20 of November, i % 20: days 5..9 hold i = 4..8 and 24..28.
     expect(index.query({ from: '2026-11-05', until: '2026-11-10' }).matches).toEqual({ count: 10, capped: false });
     expect(index.query({ limit: 5, before: 1_000 }).matches).toBeNull();
-    for (const q of [{ source: 'gmail' }, { channel: 'email' }, { channel: 'call' }, { category: 'new_lead' }, { reviewState: 'pending' }, { reviewState: 'none' }, { from: '2026-11-19' }, { source: 'twilio', until: '2026-11-04' }]) {
+    const combos: InteractionQuery[] = [
+      { source: 'gmail' }, { channel: 'email' }, { channel: 'call' }, { category: 'new_lead' }, { reviewState: 'pending' }, { reviewState: 'none' },
+      { source: 'twilio', category: 'billing' }, { category: 'new_lead', reviewState: 'pending' }, { source: 'gmail', reviewState: 'pending' }, { source: 'gmail', channel: 'email', category: 'billing' },
+      { from: '2026-11-19' }, { source: 'twilio', until: '2026-11-04' }, { category: 'billing', from: '2026-11-10' },
+    ];
+    for (const q of combos) {
       expect(index.query(q).matches?.count, JSON.stringify(q)).toBe(index.query({ ...q, limit: 500 }).rows.length);
     }
     const capped = ReadIndex.open(join(tmp.dir, 'index.sqlite'), { countCap: 12 });
@@ -174,7 +182,9 @@ describe('the audit read index', () => {
       expect([...sorted.flat()].sort((a, b) => b - a)).toEqual(sorted.flat());
     }
     expect(index.explain({ from: '2026-11-05', until: '2026-11-10' }).join('\n')).toContain('COVERING INDEX interactions_occurred');
-    expect(index.explain({ source: 'twilio', from: '2026-11-05' }).join('\n')).toContain('COVERING INDEX interactions_source_occurred');
+    expect(index.explain({ source: 'twilio', from: '2026-11-01', until: '2026-11-05' }).join('\n')).toContain('COVERING INDEX interactions_source_occurred');
+    // A window that holds the newest interaction is walked newest first.
+    expect(index.explain({ from: '2026-11-05' }).join('\n')).not.toContain('interactions_occurred');
     expect(walked.explain({ from: '2026-11-05' }).join('\n')).not.toContain('interactions_occurred');
 
     // Each filter searches an index that is in seq order: no full scan, no sort of the matches.
