@@ -153,11 +153,14 @@ describe('the audit UI in a real browser', () => {
     expect(cookie?.httpOnly).toBe(true);
     expect(cookie?.sameSite).toBe('Strict');
 
+    // The first page says how many match (all 14 sample interactions).
+    expect(await page.locator('#matches').textContent()).toBe('14 interactions match');
     // Find the decision: filter the timeline by the sender (a contact) and open the trace.
     await page.getByLabel('Contact (email or phone)').fill('dana.whitfield@bluepeak-logistics.example');
     await page.getByRole('button', { name: 'Filter' }).click();
     const rows = page.locator('tbody tr');
     await expect.poll(() => rows.count()).toBe(1);
+    expect(await page.locator('#matches').textContent()).toBe('1 interaction match');
     await expect.poll(() => rows.first().textContent()).toContain('Pricing for 40 analyst seats');
     await rows.first().getByRole('link', { name: /Trace of seq/ }).click();
     await page.waitForURL(/\/audit\/trace/);
