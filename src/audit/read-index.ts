@@ -19,9 +19,12 @@ export const COUNT_CAP = 10_000;
 /**
  * A date window that does not reach the newest interaction, with at most this many interactions, is searched
  * through its date index and its seqs sorted (a covering index: integers only, about 1 ms per 15,000 on the build
- * machine); a window that reaches the newest interaction, or a larger one, is walked newest first.
+ * machine). A larger one is walked newest first from the newest seq of its days (one seek a day on
+ * interactions_day), and a window that reaches the newest interaction from the top.
  */
-export const DATE_SORT_MAX = 100_000;
+export const DATE_SORT_MAX = 5_000;
+/** Beyond this many days, a window in the past is walked from the top (no per-day bound). */
+const MAX_BOUND_DAYS = 3_700;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,6 +56,8 @@ CREATE INDEX IF NOT EXISTS interactions_channel ON interactions (channel, seq);
 CREATE INDEX IF NOT EXISTS interactions_category ON interactions (category, seq);
 CREATE INDEX IF NOT EXISTS interactions_review ON interactions (review_state, seq);
 CREATE INDEX IF NOT EXISTS interactions_occurred ON interactions (occurred_at);
+-- The newest seq of each day of occurrence, in one seek: bounds the walk of a date window in the past.
+CREATE INDEX IF NOT EXISTS interactions_day ON interactions (substr(occurred_at, 1, 10));
 CREATE TABLE IF NOT EXISTS contacts (contact_hash TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (contact_hash, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counts (dim TEXT NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (dim, value)) WITHOUT ROWID;
 `;
@@ -204,6 +209,8 @@ interface Plan {
   readonly kept: readonly [string, string] | null;
   /** The window's size when only the date (and source) filter: already counted while choosing the plan. */
   readonly windowSize: number | null;
+  /** No matching row has a larger seq (a window in the past): the walk starts there. */
+  readonly seqBound: number | null;
 }
 
 export class ReadIndex {
@@ -217,6 +224,8 @@ export class ReadIndex {
     this.dateSortMax = limits.dateSortMax ?? DATE_SORT_MAX;
     this.stmts = {
       countAll: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM interactions'),
+      oldest: db.prepare<[], { occurred_at: string }>('SELECT occurred_at FROM interactions INDEXED BY interactions_occurred ORDER BY occurred_at LIMIT 1'),
+      newestOfDay: db.prepare<[string], { m: number | null }>('SELECT max(seq) AS m FROM interactions WHERE substr(occurred_at, 1, 10) = ?'),
       newest: db.prepare<[], { occurred_at: string }>('SELECT occurred_at FROM interactions ORDER BY seq DESC LIMIT 1'),
       newestOf: db.prepare<[string], { occurred_at: string }>('SELECT occurred_at FROM interactions INDEXED BY interactions_source WHERE source = ? ORDER BY seq DESC LIMIT 1'),
       countOf: db.prepare<[string, string], { n: number }>('SELECT n FROM counts WHERE dim = ? AND value = ?'),
@@ -320,14 +329,8 @@ export class ReadIndex {
   query(q: InteractionQuery): InteractionPage {
     const limit = Math.max(1, Math.min(MAX_INDEX_PAGE, Math.floor(q.limit ?? 50)));
     const plan = this.plan(q);
-    const where = [...plan.where];
-    const params = [...plan.params];
-    if (q.before !== undefined) {
-      where.push(`${plan.key} < ?`);
-      params.push(q.before);
-    }
-    const ids = `SELECT ${plan.key} FROM ${plan.from}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${plan.key} DESC LIMIT ?`;
-    const rows = (this.prepared(`SELECT * FROM interactions WHERE seq IN (${ids}) ORDER BY seq DESC`).all(...params, limit + 1) as Row[]).map(toInteraction);
+    const { sql, params } = pageSql(plan, q.before);
+    const rows = (this.prepared(sql).all(...params, limit + 1) as Row[]).map(toInteraction);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return { rows: page, next: rows.length > limit && last ? last.seq : null, matches: q.before === undefined ? this.count(plan) : null };
@@ -347,9 +350,8 @@ export class ReadIndex {
 
   /** EXPLAIN QUERY PLAN of a page query (for the bench and for checking that each filter uses an index). */
   explain(q: InteractionQuery): string[] {
-    const plan = this.plan(q);
-    const ids = `SELECT ${plan.key} FROM ${plan.from}${plan.where.length > 0 ? ` WHERE ${plan.where.join(' AND ')}` : ''} ORDER BY ${plan.key} DESC LIMIT ?`;
-    return (this.db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM interactions WHERE seq IN (${ids}) ORDER BY seq DESC`).all(...plan.params, 51) as { detail: string }[]).map((r) => r.detail);
+    const { sql, params } = pageSql(this.plan(q), q.before);
+    return (this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params, 51) as { detail: string }[]).map((r) => r.detail);
   }
 
   private plan(q: InteractionQuery): Plan {
@@ -362,6 +364,7 @@ export class ReadIndex {
     // Whether the date terms may drive the search (else they only filter rows met on another index's walk).
     let dateDrives = false;
     let window: number | null = null;
+    let seqBound: number | null = null;
     if (q.contact) {
       from = 'contacts c JOIN interactions i ON i.seq = c.seq';
       key = 'c.seq';
@@ -376,6 +379,7 @@ export class ReadIndex {
       if (!reachesNewest) {
         window = this.windowSize(source, since, until);
         dateDrives = window <= this.dateSortMax;
+        if (!dateDrives) seqBound = this.newestSeqOfDays(since, until);
       }
       if (dateDrives) from = `interactions i INDEXED BY ${source !== null ? 'interactions_source_occurred' : 'interactions_occurred'}`;
     }
@@ -409,15 +413,31 @@ export class ReadIndex {
     const columns = where.map((w) => /^i\.(\w+) = \?$/.exec(w)?.[1]);
     const dim = columns.every((c) => c !== undefined) ? columns.join(',') : null;
     const kept = !q.contact && dim !== null && COUNTED_DIMS.some((d) => d.join(',') === dim) ? ([dim, params.map(String).join('\u001f')] as const) : null;
-    // Only the window (of a source) filters: its size, counted above up to dateSortMax, is the count.
-    const onlyWindow = window !== null && where.length === (q.source ? 1 : 0) + (since !== null ? 1 : 0) + (until !== null ? 1 : 0) && window <= this.dateSortMax;
-    return { from, where, params, key, countFrom: q.contact ? from : 'interactions i', countWhere, kept, windowSize: onlyWindow ? window : null };
+    // Only the window (of a source) filters: its size, counted above to past countCap, is the count.
+    const onlyWindow = window !== null && where.length === (q.source ? 1 : 0) + (since !== null ? 1 : 0) + (until !== null ? 1 : 0);
+    return { from, where, params, key, countFrom: q.contact ? from : 'interactions i', countWhere, kept, windowSize: onlyWindow ? window : null, seqBound };
   }
 
-  /** Interactions in a date window (of one source), counted on the covering index up to dateSortMax + 1. */
+  /**
+   * The newest seq among the interactions of the window's days (widened by a day each side, so that no time
+   * zone moves a row out of them): an upper bound of the seqs in the window. Null when there are too many days.
+   */
+  private newestSeqOfDays(since: string | null, until: string | null): number | null {
+    const first = since ?? this.stmts.oldest.get()?.occurred_at;
+    if (first === undefined) return null;
+    const DAY = 86_400_000;
+    const start = Date.parse(first.slice(0, 10)) - DAY;
+    const end = Date.parse((until ?? new Date().toISOString()).slice(0, 10)) + DAY;
+    if (Number.isNaN(start) || Number.isNaN(end) || (end - start) / DAY > MAX_BOUND_DAYS) return null;
+    let bound = -1;
+    for (let t = start; t <= end; t += DAY) bound = Math.max(bound, this.stmts.newestOfDay.get(new Date(t).toISOString().slice(0, 10))?.m ?? -1);
+    return bound;
+  }
+
+  /** Interactions in a date window (of one source), counted on the covering index up to the larger of dateSortMax and countCap, + 1. */
   private windowSize(source: string | null, from: string | null, until: string | null): number {
     const terms = [...(source !== null ? ['source = ?'] : []), 'occurred_at >= ?', 'occurred_at < ?'];
-    const sql = `SELECT count(*) AS n FROM (SELECT 1 FROM interactions INDEXED BY ${source !== null ? 'interactions_source_occurred' : 'interactions_occurred'} WHERE ${terms.join(' AND ')} LIMIT ${this.dateSortMax + 1})`;
+    const sql = `SELECT count(*) AS n FROM (SELECT 1 FROM interactions INDEXED BY ${source !== null ? 'interactions_source_occurred' : 'interactions_occurred'} WHERE ${terms.join(' AND ')} LIMIT ${Math.max(this.dateSortMax, this.countCap) + 1})`;
     return (this.prepared(sql).get(...(source !== null ? [source] : []), from ?? '', until ?? '\uffff') as { n: number }).n;
   }
 
@@ -491,6 +511,22 @@ export class ReadIndex {
         return;
     }
   }
+}
+
+/** The page's SQL: the seqs through the plan's index, newest first (the limit is the last parameter), then their rows. */
+function pageSql(plan: Plan, before: number | undefined): { sql: string; params: unknown[] } {
+  const where = [...plan.where];
+  const params = [...plan.params];
+  if (plan.seqBound !== null) {
+    where.push(`${plan.key} <= ?`);
+    params.push(plan.seqBound);
+  }
+  if (before !== undefined) {
+    where.push(`${plan.key} < ?`);
+    params.push(before);
+  }
+  const ids = `SELECT ${plan.key} FROM ${plan.from}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${plan.key} DESC LIMIT ?`;
+  return { sql: `SELECT * FROM interactions WHERE seq IN (${ids}) ORDER BY seq DESC`, params };
 }
 
 function toInteraction(r: Row): IndexedInteraction {

@@ -175,7 +175,7 @@ describe('the audit read index', () => {
         before = page.next;
       }
     };
-    for (const q of [{ from: '2026-11-05', until: '2026-11-10' }, { source: 'twilio', from: '2026-11-03' }, { until: '2026-11-04', category: 'billing' }, { contact: 'dana@example.com', from: '2026-11-01' }]) {
+    for (const q of [{ from: '2026-11-05', until: '2026-11-10' }, { source: 'twilio', from: '2026-11-03' }, { until: '2026-11-04', category: 'billing' }, { contact: 'dana@example.com', from: '2026-11-01' }, { from: '2026-11-02T12:00:00Z', until: '2026-11-04T06:00:00Z' }, { source: 'gmail', from: '2026-11-01', until: '2026-11-09' }, { from: '2026-11-01', until: '2026-11-02' }]) {
       const sorted = pages(index, q);
       expect(sorted.flat().length).toBeGreaterThan(0);
       expect(pages(walked, q)).toEqual(sorted);
@@ -186,6 +186,8 @@ describe('the audit read index', () => {
     // A window that holds the newest interaction is walked newest first.
     expect(index.explain({ from: '2026-11-05' }).join('\n')).not.toContain('interactions_occurred');
     expect(walked.explain({ from: '2026-11-05' }).join('\n')).not.toContain('interactions_occurred');
+    // A large window in the past (dateSortMax 0 here) is walked down from the newest seq of its days.
+    expect(walked.explain({ from: '2026-11-01', until: '2026-11-05' }).join('\n')).toContain('USING INTEGER PRIMARY KEY (rowid<?)');
 
     // Each filter searches an index that is in seq order: no full scan, no sort of the matches.
     const plans: [Parameters<ReadIndex['query']>[0], string][] = [
