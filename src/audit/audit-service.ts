@@ -25,6 +25,13 @@ export interface TimelineRow extends IndexedInteraction {
   readonly summary: string | null;
 }
 
+export interface TimelinePage {
+  readonly rows: TimelineRow[];
+  readonly next: number | null;
+  /** How many match (first page only): exact up to 10,000, else capped. */
+  readonly matches: InteractionPage['matches'];
+}
+
 export type ProofStatus = { readonly status: 'ok' } | { readonly status: 'pending'; readonly reason: string } | { readonly status: 'failed'; readonly reason: string };
 
 export interface TraceStep {
@@ -106,13 +113,13 @@ export class AuditService {
     this.deps.index.catchUp(this.deps.reader);
   }
 
-  timeline(q: InteractionQuery): { rows: TimelineRow[]; next: number | null } {
+  timeline(q: InteractionQuery): TimelinePage {
     this.refresh();
     return this.hydrate(this.deps.index.query(q));
   }
 
   /** Decisions the rules routed to review and no one has approved or overridden yet. */
-  reviewQueue(q: Omit<InteractionQuery, 'reviewState'>): { rows: TimelineRow[]; next: number | null } {
+  reviewQueue(q: Omit<InteractionQuery, 'reviewState'>): TimelinePage {
     return this.timeline({ ...q, reviewState: 'pending' });
   }
 
@@ -201,7 +208,7 @@ export class AuditService {
     return t ? `https://app.hubspot.com/contacts/${encodeURIComponent(portal)}/record/${t}/${encodeURIComponent(objectId)}` : null;
   }
 
-  private hydrate(page: InteractionPage): { rows: TimelineRow[]; next: number | null } {
+  private hydrate(page: InteractionPage): TimelinePage {
     const rows = page.rows.map((r) => {
       const e = this.deps.reader.bySeq(r.seq);
       const p = e?.payload as { subject?: string; sourceId?: string } | null | undefined;
@@ -209,7 +216,7 @@ export class AuditService {
       const out = (d?.payload as { output?: { summary?: string } } | undefined)?.output;
       return { ...r, subject: p?.subject ?? null, sourceId: p?.sourceId ?? null, summary: out?.summary ?? null };
     });
-    return { rows, next: page.next };
+    return { rows, next: page.next, matches: page.matches };
   }
 
   private proofOf(seq: number): ProofStatus {

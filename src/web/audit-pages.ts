@@ -2,7 +2,7 @@
  * Server-rendered HTML of the audit UI: plain pages with labelled forms and tables, usable with the keyboard,
  * no client framework. Every value is escaped; the data comes from the same AuditService functions as the API.
  */
-import type { TimelineRow, TraceStep, TraceView, IntegrityView, ConnectorsView, ProofStatus } from '../audit/audit-service.ts';
+import type { TimelinePage, TimelineRow, TraceStep, TraceView, IntegrityView, ConnectorsView, ProofStatus } from '../audit/audit-service.ts';
 import type { Role } from '../audit/users.ts';
 import { CATEGORIES } from '../pipeline/classification.ts';
 import type { VerifyRun } from '../audit/verify-runner.ts';
@@ -112,14 +112,21 @@ ${rows
   .join('\n')}</tbody></table>`;
 }
 
-export function timelinePage(user: PageUser, f: TimelineFilters, page: { rows: TimelineRow[]; next: number | null }, sources: readonly string[], error: string | null): string {
+/** "1,234 interactions match" on a first page; past the count's cap, "10,000+". */
+function matchesLine(page: TimelinePage, noun: string): string {
+  if (!page.matches) return '';
+  const n = `${page.matches.count.toLocaleString('en-US')}${page.matches.capped ? '+' : ''}`;
+  return `<p class="muted" id="matches">${n} ${noun}${page.matches.count === 1 && !page.matches.capped ? '' : 's'} match</p>`;
+}
+
+export function timelinePage(user: PageUser, f: TimelineFilters, page: TimelinePage, sources: readonly string[], error: string | null): string {
   const filters = `<form class="filters" method="get" action="/audit/timeline" role="search" aria-label="Filter the timeline">
 ${select('source', 'Source', sources, f.source)}${select('channel', 'Kind', ['email', 'call', 'form'], f.channel)}${select('category', 'Category', CATEGORIES, f.category)}
 <label>Contact (email or phone) <input name="contact" value="${esc(f.contact ?? '')}" autocomplete="off"></label>
 <label>From <input type="date" name="from" value="${esc(f.from ?? '')}"></label><label>Until <input type="date" name="until" value="${esc(f.until ?? '')}"></label>
 <button type="submit">Filter</button> <a href="/audit/timeline">Clear</a></form>`;
   const more = page.next !== null ? `<p><a href="/audit/timeline?${qs({ ...f, before: page.next })}" rel="next">Older →</a></p>` : '';
-  return layout('Timeline', user, '/audit/timeline', `${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}${filters}${rowsTable(page.rows, 'Interactions, newest first')}${more}`);
+  return layout('Timeline', user, '/audit/timeline', `${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}${filters}${matchesLine(page, 'interaction')}${rowsTable(page.rows, 'Interactions, newest first')}${more}`);
 }
 
 function overrideForm(user: PageUser, decisionId: string, current: string | null, compact: boolean): string {
@@ -130,9 +137,9 @@ function overrideForm(user: PageUser, decisionId: string, current: string | null
 <button type="submit" name="action" value="override">Override</button> <button class="secondary" type="submit" name="action" value="approve">Approve</button></form>`;
 }
 
-export function reviewPage(user: PageUser, page: { rows: TimelineRow[]; next: number | null }, canOverride: boolean, notice: string | null): string {
+export function reviewPage(user: PageUser, page: TimelinePage, canOverride: boolean, notice: string | null): string {
   const body = `${notice ? `<p class="notice" role="status">${esc(notice)}</p>` : ''}<p class="muted">Decisions the rules routed to review (model failure, low confidence, sensitive category) that no one has approved or overridden yet. An approval or an override is a new journal entry; nothing is edited.</p>
-${rowsTable(page.rows, 'Waiting for review, newest first', (r) => (canOverride && r.decisionId ? overrideForm(user, r.decisionId, r.category, true) : ''))}
+${matchesLine(page, 'decision')}${rowsTable(page.rows, 'Waiting for review, newest first', (r) => (canOverride && r.decisionId ? overrideForm(user, r.decisionId, r.category, true) : ''))}
 ${page.next !== null ? `<p><a href="/audit/review?before=${page.next}" rel="next">Older →</a></p>` : ''}`;
   return layout('Review queue', user, '/audit/review', body);
 }

@@ -243,12 +243,12 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       page((req, p) => {
         const parsed = TimelineQuerySchema.safeParse(present(req.query));
         const sources = service.connectors().sources.map((s) => s.source);
-        if (!parsed.success) return timelinePage(pageUser(p), {}, { rows: [], next: null }, sources, zodMessage(parsed.error));
+        if (!parsed.success) return timelinePage(pageUser(p), {}, { rows: [], next: null, matches: null }, sources, zodMessage(parsed.error));
         const { before, limit, ...filters } = parsed.data;
         try {
           return timelinePage(pageUser(p), filters, service.timeline({ ...filters, before, limit: limit ?? 50 }), sources, null);
         } catch (err) {
-          if (err instanceof RangeError) return timelinePage(pageUser(p), filters, { rows: [], next: null }, sources, err.message);
+          if (err instanceof RangeError) return timelinePage(pageUser(p), filters, { rows: [], next: null, matches: null }, sources, err.message);
           throw err;
         }
       }),

@@ -87,7 +87,18 @@ export function openApiDocument(): Record<string, unknown> {
             subject: { type: ['string', 'null'] }, summary: { type: ['string', 'null'] },
           },
         },
-        Page: { type: 'object', properties: { rows: { type: 'array', items: ref('Interaction') }, next: { type: ['integer', 'null'] } } },
+        Page: {
+          type: 'object',
+          properties: {
+            rows: { type: 'array', items: ref('Interaction') },
+            next: { type: ['integer', 'null'], description: 'pass as `before` for the next page (keyset paging by seq); null on the last page' },
+            matches: {
+              type: ['object', 'null'],
+              description: 'how many match all pages, on the first page only (null when `before` is given): exact up to 10,000; `capped` true means more than 10,000',
+              properties: { count: { type: 'integer' }, capped: { type: 'boolean' } },
+            },
+          },
+        },
         OverrideRequest: { type: 'object', required: ['action', 'reason'], properties: { action: { enum: ['approve', 'override'] }, category: { enum: CATEGORIES }, reason: { type: 'string', minLength: 1 } }, additionalProperties: false },
         OverrideResult: { type: 'object', properties: { entry: { type: 'object' }, redriven: { type: 'boolean' } } },
         Trace: { type: 'object', properties: { correlationId: { type: 'string' }, checkpointSize: { type: ['integer', 'null'] }, steps: { type: 'array', items: { type: 'object', properties: { seq: { type: 'integer' }, kind: { type: 'string' }, step: { type: 'string' }, facts: { type: 'object' }, proof: { type: 'object', properties: { status: { enum: ['ok', 'pending', 'failed'] }, reason: { type: 'string' } } } } } } } },

@@ -1,8 +1,10 @@
 /**
  * The audit UI end to end in real headless Chromium, against the real web server (port 0) over a pipeline that
- * has processed the bundled samples: sign in, find a decision, open its trace, override it, and see the
- * override in the trace, in the journal and in the CRM write; a viewer cannot override; no session, no access;
- * no CSRF token, no state change. With SCREENSHOTS_DIR set (npm run screenshots), the main pages are saved there.
+ * has processed the bundled samples and mirrored them, batched through the crm-batch worker and the real HubSpot
+ * client, into the stateful HubSpot fake: sign in, find a decision, open its trace, override it, and see the
+ * override in the trace, in the journal and in the CRM fake (the same activity, now with the new category, and
+ * still only one); a viewer cannot override; no session, no access; no CSRF token, no state change. With
+ * SCREENSHOTS_DIR set (npm run screenshots), the main pages are saved there.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -15,6 +17,8 @@ import { allEntries, drained, inProcessPipeline, testConfig, type InProcessPipel
 import { createWebServer } from '../../src/web/server.ts';
 import { createAuditSurface, type AuditSurface } from '../../src/web/audit-surface.ts';
 import { enqueueVia } from '../../jobs/queues.ts';
+import { PendingPlans } from '../../jobs/crm-batch.ts';
+import { startHubSpotFake, type HubSpotFake, type HubSpotFakeObject } from '../fakes/hubspot.fake.ts';
 import { silentLogger } from '../../src/config/logger.ts';
 import { hashPassword, newApiToken, writeUsersFile } from '../../src/audit/users.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
@@ -24,6 +28,9 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 const ALICE = { id: 'alice', password: 'correct horse battery staple' };
 const VICTOR = { id: 'victor', password: 'viewer password 12345' };
 const SHOTS = process.env.SCREENSHOTS_DIR ? resolve(process.env.SCREENSHOTS_DIR) : null;
+const HUBSPOT_TOKEN = 'pat-na1-audit-ui-test-token';
+const PORTAL_ID = '424242';
+const ACTIVITY_TYPES = ['emails', 'calls', 'notes'] as const;
 
 let tmp: { dir: string; cleanup: () => void };
 let p: InProcessPipeline;
@@ -32,6 +39,7 @@ let app: FastifyInstance;
 let base: string;
 let browser: Browser;
 let env: Record<string, string>;
+let hubspot: HubSpotFake;
 const tokens = { alice: newApiToken(), victor: newApiToken() };
 
 const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
@@ -55,6 +63,24 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
 }
 
+/** Waits until every plan handed to the batching mirror has been written to HubSpot (or failed) and the queues are idle. */
+async function mirrored(timeoutMs = 40_000): Promise<void> {
+  const pending = new PendingPlans(p.runtime.redis, p.prefix);
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    await drained(p.prefix, Math.max(1_000, until - Date.now()));
+    if ((await pending.outstanding()) === 0) break;
+    if (Date.now() > until) throw new Error(`the HubSpot mirror did not finish: ${await pending.outstanding()} plan(s) outstanding`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await drained(p.prefix, Math.max(1_000, until - Date.now()));
+}
+
+/** Every activity in the HubSpot fake that carries this journal entry id (a copy: later writes do not change it). */
+function activitiesOf(entryId: string): { type: string; object: HubSpotFakeObject }[] {
+  return ACTIVITY_TYPES.flatMap((type) => hubspot.objects(type).filter((o) => o.properties['journal_entry_id'] === entryId).map((o) => ({ type, object: structuredClone(o) })));
+}
+
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env: { ...process.env, ...env, LOG_LEVEL: 'silent' }, encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -62,7 +88,18 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
 
 beforeAll(async () => {
   tmp = tempDir('aj-audit-ui-');
-  env = { AUDIT_USERS_PATH: join(tmp.dir, 'users.json'), AUDIT_SESSION_SECRET: 'x'.repeat(40), AUDIT_INDEX_PATH: join(tmp.dir, 'index', 'audit-index.sqlite') };
+  hubspot = await startHubSpotFake({ accessToken: HUBSPOT_TOKEN });
+  env = {
+    AUDIT_USERS_PATH: join(tmp.dir, 'users.json'),
+    AUDIT_SESSION_SECRET: 'x'.repeat(40),
+    AUDIT_INDEX_PATH: join(tmp.dir, 'index', 'audit-index.sqlite'),
+    // The real HubSpot mirror (adapter, crm-batch worker, pending store, limiter) against the stateful fake.
+    HUBSPOT_ACCESS_TOKEN: HUBSPOT_TOKEN,
+    HUBSPOT_BASE_PATH: hubspot.baseUrl,
+    HUBSPOT_BATCH_WINDOW_MS: '100',
+    HUBSPOT_DEAL_RULE: 'none',
+    HUBSPOT_PORTAL_ID: PORTAL_ID,
+  };
   writeUsersFile(env.AUDIT_USERS_PATH as string, {
     users: [
       { id: ALICE.id, role: 'reviewer', passwordHash: await hashPassword(ALICE.password), apiTokens: [{ id: 't-1', sha256: tokens.alice.sha256, createdAt: new Date().toISOString() }] },
@@ -71,8 +108,10 @@ beforeAll(async () => {
   });
   p = await inProcessPipeline(tmp.dir, {}, env);
   const samples = (JSON.parse(readFileSync('samples/demo-interactions.json', 'utf8')) as { interactions: Interaction[] }).interactions;
+  expect(p.runtime.hubspot, 'the pipeline mirrors to HubSpot, not the dry run').not.toBeNull();
   for (const ix of samples.slice(0, 14)) await p.runtime.pipeline.intake(ix);
-  await drained(p.prefix);
+  await mirrored();
+  expect(ACTIVITY_TYPES.reduce((n, t) => n + hubspot.objects(t).length, 0)).toBeGreaterThan(0);
   await p.writer.checkpoint();
   const config = testConfig(tmp.dir, env);
   surface = createAuditSurface(config, { journal: p.journal, enqueue: enqueueVia(p.runtime.queues), connectors: () => ({ inboxes: [{ connector: 'gmail', account: 'sales@northwind-analytics.example', status: 'needs_consent', lastSyncAt: '2026-11-27T08:00:00.000Z', cursor: '81234', connectedAt: '2026-11-20T10:00:00.000Z' }], webhooks: ['calls', 'forms'], gmailConfigured: true }), logger: silentLogger, env: { ...process.env, ...env } });
@@ -88,6 +127,7 @@ afterAll(async () => {
   await app?.close();
   surface?.close();
   await p?.stop();
+  await hubspot?.close();
   tmp?.cleanup();
 });
 
@@ -104,7 +144,7 @@ describe('the audit UI in a real browser', () => {
     expect(badToken.status).toBe(401);
   });
 
-  it('a reviewer signs in, finds a decision, opens its trace and overrides it; the override shows in the trace, the journal and the CRM write', async () => {
+  it('a reviewer signs in, finds a decision, opens its trace and overrides it; the override shows in the trace, the journal and the HubSpot fake', async () => {
     const context = await browser.newContext({ userAgent: 'aj-e2e' });
     const page = await signIn(context, ALICE);
     await shot(page, 'timeline');
@@ -113,11 +153,14 @@ describe('the audit UI in a real browser', () => {
     expect(cookie?.httpOnly).toBe(true);
     expect(cookie?.sameSite).toBe('Strict');
 
+    // The first page says how many match (all 14 sample interactions).
+    expect(await page.locator('#matches').textContent()).toBe('14 interactions match');
     // Find the decision: filter the timeline by the sender (a contact) and open the trace.
     await page.getByLabel('Contact (email or phone)').fill('dana.whitfield@bluepeak-logistics.example');
     await page.getByRole('button', { name: 'Filter' }).click();
     const rows = page.locator('tbody tr');
     await expect.poll(() => rows.count()).toBe(1);
+    expect(await page.locator('#matches').textContent()).toBe('1 interaction match');
     await expect.poll(() => rows.first().textContent()).toContain('Pricing for 40 analyst seats');
     await rows.first().getByRole('link', { name: /Trace of seq/ }).click();
     await page.waitForURL(/\/audit\/trace/);
@@ -127,7 +170,17 @@ describe('the audit UI in a real browser', () => {
     expect(aiText).toContain('prompt version');
     expect(aiText).toContain('classify-interaction@v1');
     expect(aiText).toContain('proof ok');
-    expect(await page.locator('ol.trace > li.crm-write').count()).toBe(1);
+    // The mirror wrote one activity (a batch upsert through the real client) and the trace links to it.
+    const upserts = page.locator('ol.trace > li.crm-write', { hasText: '/batch/upsert' });
+    expect(await upserts.count()).toBe(1);
+    const received = allEntries(p.path).find((e) => e.kind === 'interaction.received' && payload(e).subject === 'Pricing for 40 analyst seats') as JournalEntry;
+    const [original, ...others] = activitiesOf(received.id);
+    expect(others).toEqual([]);
+    expect(original?.type).toBe('emails');
+    const activity = original?.object as HubSpotFakeObject;
+    expect(activity.properties['hs_email_text']).toMatch(/^Category: new_lead \(confidence/m);
+    expect(await upserts.first().getByRole('link', { name: activity.id }).getAttribute('href')).toBe(`https://app.hubspot.com/contacts/${PORTAL_ID}/record/0-49/${activity.id}`);
+    const activitiesBefore = ACTIVITY_TYPES.reduce((n, t) => n + hubspot.objects(t).length, 0);
     // Every step up to the checkpoint proves its inclusion.
     const badges = await steps.locator('.badge').allTextContents();
     expect(badges.length).toBeGreaterThan(3);
@@ -146,7 +199,7 @@ describe('the audit UI in a real browser', () => {
     expect(await overrideStep.textContent()).toContain('alice');
 
     // In the journal: a new human.override naming the decision, the new outcome, the reason and the user.
-    await drained(p.prefix);
+    await mirrored();
     const entries = allEntries(p.path);
     const override = entries.find((e) => e.kind === 'human.override') as JournalEntry;
     const decision = entries.find((e) => e.id === payload(override).supersedes) as JournalEntry;
@@ -156,18 +209,37 @@ describe('the audit UI in a real browser', () => {
     expect(payload(override)).toMatchObject({ field: 'category', from: 'new_lead', to: 'sales_conversation', reason: 'An existing opportunity: the account is already in a sales conversation.' });
     // The decision entry itself is untouched (nothing edited): still the model's category.
     expect((payload(decision).output as { category: string }).category).toBe('new_lead');
-    // In the CRM: the mirror ran again and wrote the overridden category (dry-run CRM until HubSpot is configured).
-    const writes = entries.filter((e) => e.kind === 'crm.write' && e.correlationId === decision.correlationId);
-    expect(writes).toHaveLength(2);
-    const rewrite = writes.find((e) => e.causationId === override.id) as JournalEntry;
-    expect(payload(rewrite).dryRun).toBe(true);
-    expect(JSON.stringify(payload(rewrite).properties)).toContain('Category: sales_conversation (set by a reviewer');
+    expect(payload(decision).inputEntryId).toBe(received.id);
 
-    // And the trace shows the new CRM write with the overridden category.
+    // In the HubSpot fake: the same activity (found by its journal_entry_id) now carries the reviewer's category,
+    // and it is still the only activity for this interaction: the re-drive updated it, it did not add one.
+    const [updated, ...duplicates] = activitiesOf(received.id);
+    expect(duplicates).toEqual([]);
+    expect(updated?.object.id).toBe(activity.id);
+    const text = updated?.object.properties['hs_email_text'] ?? '';
+    expect(text).toContain(`Category: sales_conversation (set by a reviewer, override ${override.id}; the model said new_lead`);
+    expect(text).not.toMatch(/^Category: new_lead/m);
+    expect(ACTIVITY_TYPES.reduce((n, t) => n + hubspot.objects(t).length, 0)).toBe(activitiesBefore);
+    // The journal holds both upserts of that activity, the second one caused by the re-driven mirror, and the
+    // changed property as state.changed from → to.
+    const upsertWrites = entries.filter((e) => e.kind === 'crm.write' && e.correlationId === decision.correlationId && String(payload(e).path).endsWith('/batch/upsert'));
+    expect(upsertWrites).toHaveLength(2);
+    expect(upsertWrites.every((e) => payload(e).entryId === received.id && (payload(e).objectIds as string[])[0] === activity.id && payload(e).dryRun === undefined)).toBe(true);
+    const rewrite = upsertWrites[1] as JournalEntry;
+    expect(rewrite.seq).toBeGreaterThan(override.seq);
+    expect((payload(rewrite).properties as Record<string, string>)['hs_email_text']).toBe(text);
+    const changed = entries.filter((e) => e.kind === 'state.changed' && e.correlationId === decision.correlationId && payload(e).field === 'hs_email_text');
+    expect(changed.map((e) => [payload(e).entity, payload(e).to])).toEqual([[`hubspot/emails/${activity.id}`, text]]);
+
+    // And the trace shows the override and the new CRM write with the overridden category, linked to the same record.
     await page.reload();
-    const crm = await page.locator('ol.trace > li.crm-write').allTextContents();
+    expect(await page.locator('ol.trace > li.override').count()).toBe(1);
+    const crm = await upserts.allTextContents();
     expect(crm).toHaveLength(2);
+    expect(crm[0]).toContain('new_lead');
     expect(crm[1]).toContain('sales_conversation');
+    expect(crm[1]).toContain(`seq ${rewrite.seq} `);
+    expect(await upserts.nth(1).getByRole('link', { name: activity.id }).getAttribute('href')).toBe(`https://app.hubspot.com/contacts/${PORTAL_ID}/record/0-49/${activity.id}`);
     await shot(page, 'trace-overridden');
 
     // The other pages render for the reviewer.

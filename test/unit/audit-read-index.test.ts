@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { tempDir } from '../helpers/tmp.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
-import { ReadIndex } from '../../src/audit/read-index.ts';
+import { ReadIndex, type InteractionQuery } from '../../src/audit/read-index.ts';
 import type { AppendInput } from '../../src/journal/entry.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -108,6 +108,14 @@ describe('the audit read index', () => {
     const row = again.byDecisionId(target);
     expect(row).toMatchObject({ category: 'customer_support', modelCategory: 'billing', reviewState: 'overridden', overrides: 1 });
     expect(again.query({ reviewState: 'pending', limit: 500 }).rows).toHaveLength(9);
+    // The kept counts follow the override: one fewer billing and pending, one more customer_support and overridden.
+    expect(again.query({ category: 'billing' }).matches).toEqual({ count: 9, capped: false });
+    expect(again.query({ category: 'customer_support' }).matches).toEqual({ count: 1, capped: false });
+    expect(again.query({ reviewState: 'pending' }).matches).toEqual({ count: 9, capped: false });
+    expect(again.query({ reviewState: 'overridden' }).matches).toEqual({ count: 1, capped: false });
+    for (const q of [{ category: 'billing', reviewState: 'pending' }, { category: 'customer_support', reviewState: 'overridden' }, { source: 'twilio', category: 'billing' }, { category: 'billing', reviewState: 'none' }] as InteractionQuery[]) {
+      expect(again.query(q).matches?.count, JSON.stringify(q)).toBe(again.query({ ...q, limit: 500 }).rows.length);
+    }
     expect(again.catchUp(reader)).toBe(0);
     again.close();
     reader.close();
@@ -124,5 +132,78 @@ describe('the audit read index', () => {
     third.close();
     r2.close();
     await w2.close();
+  });
+
+  it('counts matches up to a cap on the first page, and gives the same pages whichever way a date window is searched', async () => {
+    const path = join(tmp.dir, 'journal.sqlite');
+    const writer = await JournalWriter.open({ path, keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0 });
+    await fill(writer, 30);
+    const reader = JournalReader.open(path);
+    const index = ReadIndex.open(join(tmp.dir, 'index.sqlite'));
+    index.catchUp(reader);
+    // Exact counts of every page's filter (all pages), on the first page only.
+    expect(index.query({ limit: 5 }).matches).toEqual({ count: 30, capped: false });
+    expect(index.query({ source: 'twilio', limit: 5 }).matches).toEqual({ count: 15, capped: false });
+    expect(index.query({ category: 'billing', source: 'gmail' }).matches).toEqual({ count: 5, capped: false });
+    expect(index.query({ contact: 'dana@example.com' }).matches).toEqual({ count: 1, capped: false });
+    expect(index.query({ contact: 'nobody@example.com' }).matches).toEqual({ count: 0, capped: false });
+    // Days 1..20 of November, i % 20: days 5..9 hold i = 4..8 and 24..28.
+    expect(index.query({ from: '2026-11-05', until: '2026-11-10' }).matches).toEqual({ count: 10, capped: false });
+    expect(index.query({ limit: 5, before: 1_000 }).matches).toBeNull();
+    const combos: InteractionQuery[] = [
+      { source: 'gmail' }, { channel: 'email' }, { channel: 'call' }, { category: 'new_lead' }, { reviewState: 'pending' }, { reviewState: 'none' },
+      { source: 'twilio', category: 'billing' }, { category: 'new_lead', reviewState: 'pending' }, { source: 'gmail', reviewState: 'pending' }, { source: 'gmail', channel: 'email', category: 'billing' },
+      { from: '2026-11-19' }, { source: 'twilio', until: '2026-11-04' }, { category: 'billing', from: '2026-11-10' },
+    ];
+    for (const q of combos) {
+      expect(index.query(q).matches?.count, JSON.stringify(q)).toBe(index.query({ ...q, limit: 500 }).rows.length);
+    }
+    const capped = ReadIndex.open(join(tmp.dir, 'index.sqlite'), { countCap: 12 });
+    expect(capped.query({}).matches).toEqual({ count: 12, capped: true });
+    expect(capped.query({ source: 'twilio' }).matches).toEqual({ count: 12, capped: true });
+    expect(capped.query({ category: 'billing' }).matches).toEqual({ count: 10, capped: false });
+
+    // A small window is searched through the date index and sorted; a large one walked newest first: same rows.
+    const walked = ReadIndex.open(join(tmp.dir, 'index.sqlite'), { dateSortMax: 0 });
+    const pages = (ix: ReadIndex, q: Parameters<ReadIndex['query']>[0]): number[][] => {
+      const out: number[][] = [];
+      let before: number | undefined;
+      for (;;) {
+        const page = ix.query({ ...q, limit: 3, before });
+        out.push(page.rows.map((r) => r.seq));
+        if (page.next === null) return out;
+        before = page.next;
+      }
+    };
+    for (const q of [{ from: '2026-11-05', until: '2026-11-10' }, { source: 'twilio', from: '2026-11-03' }, { until: '2026-11-04', category: 'billing' }, { contact: 'dana@example.com', from: '2026-11-01' }, { from: '2026-11-02T12:00:00Z', until: '2026-11-04T06:00:00Z' }, { source: 'gmail', from: '2026-11-01', until: '2026-11-09' }, { from: '2026-11-01', until: '2026-11-02' }]) {
+      const sorted = pages(index, q);
+      expect(sorted.flat().length).toBeGreaterThan(0);
+      expect(pages(walked, q)).toEqual(sorted);
+      expect([...sorted.flat()].sort((a, b) => b - a)).toEqual(sorted.flat());
+    }
+    expect(index.explain({ from: '2026-11-05', until: '2026-11-10' }).join('\n')).toContain('COVERING INDEX interactions_occurred');
+    expect(index.explain({ source: 'twilio', from: '2026-11-01', until: '2026-11-05' }).join('\n')).toContain('COVERING INDEX interactions_source_occurred');
+    // A window that holds the newest interaction is walked newest first.
+    expect(index.explain({ from: '2026-11-05' }).join('\n')).not.toContain('interactions_occurred');
+    expect(walked.explain({ from: '2026-11-05' }).join('\n')).not.toContain('interactions_occurred');
+    // A large window in the past (dateSortMax 0 here) is walked down from the newest seq of its days.
+    expect(walked.explain({ from: '2026-11-01', until: '2026-11-05' }).join('\n')).toContain('USING INTEGER PRIMARY KEY (rowid<?)');
+
+    // Each filter searches an index that is in seq order: no full scan, no sort of the matches.
+    const plans: [Parameters<ReadIndex['query']>[0], string][] = [
+      [{ source: 'twilio' }, 'interactions_source'],
+      [{ channel: 'call' }, 'interactions_channel'],
+      [{ category: 'billing' }, 'interactions_category'],
+      [{ reviewState: 'pending' }, 'interactions_review'],
+      [{ contact: 'dana@example.com' }, 'PRIMARY KEY (contact_hash=?)'],
+    ];
+    for (const [q, used] of plans) {
+      const plan = index.explain(q).join('\n');
+      expect(plan, JSON.stringify(q)).toContain(used);
+      expect(plan, JSON.stringify(q)).not.toContain('TEMP B-TREE');
+    }
+    for (const ix of [index, capped, walked]) ix.close();
+    reader.close();
+    await writer.close();
   });
 });
