@@ -19,7 +19,7 @@ export interface OverrideRequest {
    */
   readonly action: 'approve' | 'override' | 'associate';
   readonly category?: Category | undefined;
-  readonly associations?: Partial<Record<keyof AssociationTargets, readonly string[]>> | undefined;
+  readonly associations?: Partial<Record<keyof AssociationTargets, readonly string[] | undefined>> | undefined;
   readonly reason: string;
   /** A configured user id (the entry's actor is `user:<id>`). */
   readonly userId: string;
@@ -99,7 +99,7 @@ export async function recordOverride(deps: { journal: JournalClient; enqueue: En
   if (reason.length > 10_000) throw new OverrideError('INVALID', 'the reason is longer than 10,000 characters');
   if (req.action === 'override' && !isCategory(req.category)) throw new OverrideError('INVALID', `an override needs a category (one of ${CATEGORIES.join(', ')})`);
   if (req.action === 'associate') {
-    const given = Object.entries(req.associations ?? {});
+    const given = Object.entries(req.associations ?? {}).filter(([, ids]) => ids !== undefined);
     if (given.length === 0) throw new OverrideError('INVALID', 'an association override names at least one target type (contacts, companies or deals) and its CRM record ids');
     for (const [type, ids] of given) {
       if (!(TARGETS as readonly string[]).includes(type)) throw new OverrideError('INVALID', `unknown association target "${type}" (contacts, companies or deals)`);

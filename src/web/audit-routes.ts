@@ -107,6 +107,17 @@ const OverrideBodySchema = z.strictObject({
   reason: z.string().min(1).max(10_000),
 });
 
+/** The API also takes association overrides: the HubSpot record ids that replace what the matching rule chose. */
+const crmIds = z.array(z.string().regex(/^[0-9]{1,20}$/)).max(100);
+const ApiOverrideBodySchema = z.union([
+  OverrideBodySchema,
+  z.strictObject({
+    action: z.literal('associate'),
+    associations: z.strictObject({ contacts: crmIds.optional(), companies: crmIds.optional(), deals: crmIds.optional() }),
+    reason: z.string().min(1).max(10_000),
+  }),
+]);
+
 const ExportBodySchema = z.union([
   z.strictObject({ from: z.string().min(1).max(40), until: z.string().min(1).max(40) }),
   z.strictObject({ correlationId: z.string().min(1).max(512) }),
@@ -340,7 +351,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     audit.post('/api/v1/decisions/:id/override', async (req, reply) => {
       const f = body(req);
       const p = require(req, 'override', f);
-      const parsed = OverrideBodySchema.safeParse(f);
+      const parsed = ApiOverrideBodySchema.safeParse(f);
       if (!parsed.success) throw new HttpError(400, zodMessage(parsed.error));
       const r = await service.override((req.params as { id: string }).id, { ...parsed.data, userId: p.user.id, via: 'api' });
       return reply.code(201).send({ entry: { seq: r.entry.seq, id: r.entry.id, kind: r.entry.kind, payload: r.entry.payload, actor: r.entry.actor }, redriven: r.redriven });

@@ -99,7 +99,22 @@ export function openApiDocument(): Record<string, unknown> {
             },
           },
         },
-        OverrideRequest: { type: 'object', required: ['action', 'reason'], properties: { action: { enum: ['approve', 'override'] }, category: { enum: CATEGORIES }, reason: { type: 'string', minLength: 1 } }, additionalProperties: false },
+        OverrideRequest: {
+          type: 'object',
+          required: ['action', 'reason'],
+          description: 'approve; override (with category); associate (with associations: the HubSpot record ids, per target type given, that replace what the matching rule chose; an empty list removes them all)',
+          properties: {
+            action: { enum: ['approve', 'override', 'associate'] },
+            category: { enum: CATEGORIES },
+            associations: {
+              type: 'object',
+              additionalProperties: false,
+              properties: Object.fromEntries(['contacts', 'companies', 'deals'].map((t) => [t, { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^[0-9]{1,20}$' } }])),
+            },
+            reason: { type: 'string', minLength: 1 },
+          },
+          additionalProperties: false,
+        },
         OverrideResult: { type: 'object', properties: { entry: { type: 'object' }, redriven: { type: 'boolean' } } },
         Trace: { type: 'object', properties: { correlationId: { type: 'string' }, checkpointSize: { type: ['integer', 'null'] }, steps: { type: 'array', items: { type: 'object', properties: { seq: { type: 'integer' }, kind: { type: 'string' }, step: { type: 'string' }, facts: { type: 'object' }, proof: { type: 'object', properties: { status: { enum: ['ok', 'pending', 'failed'] }, reason: { type: 'string' } } } } } } } },
         VerifyRun: { type: 'object', properties: { id: { type: 'string' }, state: { enum: ['running', 'ok', 'failed', 'error'] }, done: { type: 'integer' }, total: { type: 'integer' }, report: { type: ['object', 'null'] } } },
