@@ -183,6 +183,13 @@ export class Cluster {
     await this.startWorker();
   }
 
+  /** The worker stopped the way an operator restarts it (SIGTERM, its shutdown deadline), then started again. */
+  async restartWorker(): Promise<void> {
+    this.worker?.child.kill('SIGTERM');
+    await this.worker?.exited;
+    await this.startWorker();
+  }
+
   async startWeb(): Promise<void> {
     this.web = spawnCli('web', this.env(), this.logs);
     const web = this.web;
