@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { readAnchoredNotes } from '../../src/journal/anchors.ts';
 import { parseSignedCheckpoint } from '../../src/journal/checkpoint.ts';
@@ -90,7 +90,8 @@ export async function tamperCheck(target: TamperTarget, kind: TamperKind, random
   mkdirSync(dir, { recursive: true });
   try {
     // Anchors first: a checkpoint is published only after it is committed, so the copy holds every one of them.
-    cpSync(target.anchorsDir, anchors, { recursive: true });
+    // (A checkpoint file is written under a hidden temporary name and then linked: those are left out.)
+    cpSync(target.anchorsDir, anchors, { recursive: true, filter: (src) => !basename(src).startsWith('.') });
     const live = new Database(target.journalPath, { readonly: true, fileMustExist: true });
     try {
       await live.backup(copy);
