@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, startService, tokensFor, type ServiceProcess } from '../helpers/service.ts';
 import { createQueues, closeQueues, waitUntilDrained } from '../../jobs/queues.ts';
+import { GmailInboxStore } from '../../connectors/gmail/inbox-store.ts';
 
 export const SECRETS = {
   CALLS_WEBHOOK_SECRET: 'calls-secret-0123456789abcdef',
@@ -50,6 +51,11 @@ export interface ClusterOptions {
   readonly env: NodeJS.ProcessEnv;
   /** Put the journal on a tmpfs of this many MiB (needs root); null: an ordinary temp dir. */
   readonly tmpfsMiB: number | null;
+  /**
+   * An inbox connected before the worker starts, as the OAuth callback would have left it (grant stored in the
+   * encrypted state store next to the journal); the worker then schedules its sync (GMAIL_SYNC_EVERY_SECONDS).
+   */
+  readonly gmailInbox?: { readonly mailbox: string; readonly refreshToken: string };
 }
 
 export class Cluster {
@@ -82,6 +88,10 @@ export class Cluster {
     c.journalPort = await freePort();
     await c.startRedis();
     await c.startJournal();
+    if (options.gmailInbox) {
+      const state = join(c.dataDir, 'state');
+      await new GmailInboxStore(join(state, 'gmail-inboxes.enc'), state).connect(options.gmailInbox.mailbox, options.gmailInbox.refreshToken, ['https://www.googleapis.com/auth/gmail.readonly']);
+    }
     await c.startWorker();
     await c.startWeb();
     return c;
@@ -95,6 +105,13 @@ export class Cluster {
   }
   get journalPath(): string {
     return join(this.dataDir, 'journal.sqlite');
+  }
+  /** Where the journal service keeps its keys and publishes its checkpoints (the configuration's defaults). */
+  get keysDir(): string {
+    return join(this.dataDir, 'keys');
+  }
+  get anchorsDir(): string {
+    return join(this.dataDir, 'anchors');
   }
 
   /** The environment of the pipeline processes (worker, web). */
@@ -163,6 +180,13 @@ export class Cluster {
     this.worker?.child.kill('SIGKILL');
     await this.worker?.exited;
     await new Promise((r) => setTimeout(r, downMs));
+    await this.startWorker();
+  }
+
+  /** The worker stopped the way an operator restarts it (SIGTERM, its shutdown deadline), then started again. */
+  async restartWorker(): Promise<void> {
+    this.worker?.child.kill('SIGTERM');
+    await this.worker?.exited;
     await this.startWorker();
   }
 

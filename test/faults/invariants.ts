@@ -1,6 +1,7 @@
 /**
  * What must hold after every trial, whatever was killed when:
- * - every acknowledged interaction has exactly one interaction.received, and nothing else came in;
+ * - every acknowledged interaction (and every Gmail message that arrived in the connected inbox) has exactly one
+ *   interaction.received, found by its source id (the Gmail message id for mail), and nothing else came in;
  * - each has its decisions: one final AI decision, one mirror rule decision, and exactly one CRM write when
  *   the rule said mirror (none otherwise);
  * - the journal verifies (hashes, chain, tree, seals, checkpoints, anchors).
@@ -38,8 +39,9 @@ export function checkEntries(entries: readonly JournalEntry[], sent: readonly Se
     const got = receivedBySource.get(s.sourceId) ?? [];
     if (s.outcome === 'accepted' && got.length === 0) {
       lost++;
-      problems.push(`${s.sourceId}: acknowledged (seq ${s.seq}) but not in the journal`);
+      problems.push(s.provider === 'gmail' ? `gmail ${s.sourceId}: in the inbox but not in the journal` : `${s.sourceId}: acknowledged (seq ${s.seq}) but not in the journal`);
     }
+    if (s.provider === 'gmail' && got.some((e) => e.source !== 'gmail')) problems.push(`gmail ${s.sourceId}: journaled with another source`);
     if (got.length > 1) {
       duplicated += got.length - 1;
       problems.push(`${s.sourceId}: ${got.length} interaction.received entries`);
@@ -52,10 +54,14 @@ export function checkEntries(entries: readonly JournalEntry[], sent: readonly Se
   const byCorrelation = new Map<string, JournalEntry[]>();
   for (const e of entries) byCorrelation.set(e.correlationId, [...(byCorrelation.get(e.correlationId) ?? []), e]);
   for (const [id, got] of receivedBySource) {
+    // A correlation can hold several interactions (a mail thread): each one's decisions are found by its entry id.
     const chain = byCorrelation.get(got[0]?.correlationId ?? '') ?? [];
-    const final = chain.filter((e) => e.kind === 'ai.decision' && payload(e).outcome !== 'failed');
-    const mirrorRules = chain.filter((e) => e.kind === 'rule.decision' && (payload(e).evaluated as { section?: string } | undefined)?.section === 'mirror');
-    const writes = chain.filter((e) => e.kind === 'crm.write');
+    const own = got[0]?.id ?? '';
+    const decisions = chain.filter((e) => e.kind === 'ai.decision' && payload(e).inputEntryId === own);
+    const decisionIds = new Set(decisions.map((e) => e.id));
+    const final = decisions.filter((e) => payload(e).outcome !== 'failed');
+    const mirrorRules = chain.filter((e) => e.kind === 'rule.decision' && decisionIds.has(String(payload(e).inputEntryId)) && (payload(e).evaluated as { section?: string } | undefined)?.section === 'mirror');
+    const writes = chain.filter((e) => e.kind === 'crm.write' && (payload(e).entryId === undefined || payload(e).entryId === own));
     if (final.length !== 1) problems.push(`${id}: ${final.length} final AI decisions`);
     if (mirrorRules.length !== 1) problems.push(`${id}: ${mirrorRules.length} mirror rule decisions`);
     const mirrored = mirrorRules[0] !== undefined && payload(mirrorRules[0]).outcome === 'mirror';

@@ -1,10 +1,12 @@
 /**
  * Fault injection through the whole product (real processes: journal service, worker, web server, a private
- * Redis; the OpenAI fake): a feed of signed webhooks while, in each trial, one fault strikes at a random moment —
+ * Redis; the OpenAI, HubSpot and Gmail fakes): a feed of signed webhooks and of mail arriving in a connected
+ * Gmail inbox (taken in by the worker's scheduled sync) while, in each trial, one fault strikes at a random moment —
  * kill -9 of the journal service, of the worker or of the web server, Redis stopped and restarted (its data gone),
  * the HubSpot fake in a storm of 429s (both policies), 503s and slow answers,
  * the model timing out and answering garbage, the journal's disk filling up — with source clocks skewed
- * throughout. After each trial the invariants of test/faults/invariants.ts must hold.
+ * throughout. After each trial the invariants of test/faults/invariants.ts must hold, and a tamper check
+ * (test/faults/tamper.ts) on a copy of the journal must be caught by `verify` at the right seq.
  *
  * `npm test` runs a short version (FAULT_TRIALS, default 7: one of each fault); `npm run test:faults` runs the
  * full one (FAULT_TRIALS=210) and writes its report to FAULT_REPORT.
@@ -13,14 +15,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster } from '../faults/cluster.ts';
-import { deliver, type Sent } from '../faults/feed.ts';
+import { deliver, deliverMail, type Sent } from '../faults/feed.ts';
 import { checkEntries, verifyJournal } from '../faults/invariants.ts';
+import { TAMPER_KINDS, tamperCheck, type TamperResult } from '../faults/tamper.ts';
+import { startFakeGmail, type FakeGmail } from '../fakes/gmail.fake.ts';
 import { startFakeOpenAi, type Behaviour, type FakeOpenAi } from '../fakes/openai.fake.ts';
 import { allEntries } from '../helpers/pipeline.ts';
 import { startHubSpotFake, type HubSpotFake } from '../fakes/hubspot.fake.ts';
 
 const TRIALS = Number(process.env.FAULT_TRIALS ?? 7);
 const PER_TRIAL = Number(process.env.FAULT_FEED ?? 16);
+/** Gmail messages arriving per trial (new threads from customers, and our reply in the first one). */
+const MAIL_PER_TRIAL = Number(process.env.FAULT_MAIL ?? 3);
+/** A tamper check on a copy of the journal after every Nth trial (and after the last). */
+const TAMPER_EVERY = Math.max(1, Number(process.env.FAULT_TAMPER_EVERY ?? 1));
+const MAILBOX = 'sales@northwind-analytics.example';
 const ALL_FAULTS = ['kill-journal', 'kill-worker', 'kill-web', 'redis-restart', 'model-storm', 'hubspot-storm', 'disk-full'] as const;
 type Fault = (typeof ALL_FAULTS)[number];
 /** FAULT_ONLY=a,b runs only those faults (to chase one). */
@@ -36,6 +45,7 @@ const random = (): number => {
 
 let fake: FakeOpenAi;
 let hubspot: HubSpotFake;
+let gmail: FakeGmail;
 let cluster: Cluster;
 const HUBSPOT_TOKEN = 'pat-faults-0123456789abcdef';
 
@@ -52,15 +62,22 @@ beforeAll(async () => {
   hubspot = await startHubSpotFake({ accessToken: HUBSPOT_TOKEN });
   // The form senders' company: their contacts are created (inbound rule), then associated with it and it.
   hubspot.seed('companies', { name: 'Acme Corp', domain: 'acme-corp.example' });
+  gmail = await startFakeGmail({ mailbox: MAILBOX });
   cluster = await Cluster.start({
     tmpfsMiB: 96,
-    env: { OPENAI_API_KEY: 'sk-test-0123456789abcdef', OPENAI_BASE_URL: fake.baseURL, OPENAI_MAX_RETRIES: '0', OPENAI_TIMEOUT_SECONDS: '1', MODEL_CONCURRENCY: '8', HUBSPOT_ACCESS_TOKEN: HUBSPOT_TOKEN, HUBSPOT_BASE_PATH: hubspot.baseUrl, HUBSPOT_BATCH_WINDOW_MS: '200', HUBSPOT_RATE_LIMIT_MAX: '20', HUBSPOT_CREATE_CONTACTS: 'inbound' },
+    gmailInbox: { mailbox: MAILBOX, refreshToken: gmail.refreshToken },
+    env: {
+      // The inbox's scheduled history sync, as often as the configuration allows (5 s), so trials stay short.
+      GOOGLE_CLIENT_ID: gmail.clientId, GOOGLE_CLIENT_SECRET: gmail.clientSecret, GOOGLE_TOKEN_URL: gmail.tokenUrl, GMAIL_API_ROOT: gmail.rootUrl, GMAIL_SYNC_EVERY_SECONDS: '5',
+      OPENAI_API_KEY: 'sk-test-0123456789abcdef', OPENAI_BASE_URL: fake.baseURL, OPENAI_MAX_RETRIES: '0', OPENAI_TIMEOUT_SECONDS: '1', MODEL_CONCURRENCY: '8', HUBSPOT_ACCESS_TOKEN: HUBSPOT_TOKEN, HUBSPOT_BASE_PATH: hubspot.baseUrl, HUBSPOT_BATCH_WINDOW_MS: '200', HUBSPOT_RATE_LIMIT_MAX: '20', HUBSPOT_CREATE_CONTACTS: 'inbound',
+    },
   });
 }, 120_000);
 afterAll(async () => {
   await cluster?.stop();
   await fake?.close();
   await hubspot?.close();
+  await gmail?.close();
 });
 
 /** Fills the journal's file system, then frees it: appends must be refused cleanly meanwhile. */
@@ -105,7 +122,11 @@ async function inject(fault: Fault): Promise<string> {
       return `web server killed, down ${down} ms`;
     case 'redis-restart':
       await cluster.restartRedis(down);
-      return `Redis stopped (data lost), down ${down} ms`;
+      // The inbox's repeating sync (a BullMQ job scheduler) lived only in Redis: the worker must put it back by
+      // itself (it once needed a restart). FAULT_GMAIL_RESTART_WORKER=1 restarts the worker as an operator would.
+      if (!process.env.FAULT_GMAIL_RESTART_WORKER) return `Redis stopped (data lost), down ${down} ms`;
+      await cluster.restartWorker();
+      return `Redis stopped (data lost), down ${down} ms; worker restarted`;
     case 'model-storm': {
       const storm: Behaviour[] = [];
       for (let i = 0; i < PER_TRIAL; i++) storm.push(([{ kind: 'slow', latencyMs: 1_500 }, { kind: 'invalid-json' }, { kind: 'schema-violation' }, { kind: 'server-error' }, { kind: 'rate-limit', retryAfterSeconds: 1 }, { kind: 'ok' }] as const)[Math.floor(random() * 6)] as Behaviour);
@@ -138,15 +159,29 @@ interface Row {
   fault: Fault;
   what: string;
   sent: number;
+  mail: number;
+  tamper: TamperResult | null;
   problems: string[];
   ms: number;
   settledMs: number;
 }
 const rows: Row[] = [];
 
+/** Tamper checks so far: passed of total, and per kind. */
+function tamperSummary(): { passed: number; total: number; byKind: Record<string, { passed: number; total: number }> } {
+  const done = rows.flatMap((r) => (r.tamper ? [r.tamper] : []));
+  const byKind = Object.fromEntries(TAMPER_KINDS.map((k) => [k, { passed: done.filter((t) => t.kind === k && t.passed).length, total: done.filter((t) => t.kind === k).length }]));
+  return { passed: done.filter((t) => t.passed).length, total: done.length, byKind };
+}
+
+function reportRow(r: Row): Record<string, unknown> {
+  return { trial: r.trial, fault: r.fault, what: r.what, ms: r.ms, sent: r.sent, mail: r.mail, problems: r.problems.length, ...(r.tamper ? { tamper: { kind: r.tamper.kind, seq: r.tamper.expectedSeq, passed: r.tamper.passed, named: r.tamper.tampered.firstBadSeq } } : {}) };
+}
+
 describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
   it('loses nothing, duplicates nothing, decides everything once, and verifies after every fault', async () => {
     const all: Sent[] = [];
+    const tamperOffset = Math.floor(random() * TAMPER_KINDS.length);
     for (let trial = 0; trial < TRIALS; trial++) {
       const fault = FAULTS[trial % FAULTS.length] as Fault;
       const started = Date.now();
@@ -156,12 +191,22 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
         await new Promise((r) => setTimeout(r, Math.floor(random() * 600)));
         return inject(fault);
       })();
+      // Mail arrives at random moments of the feed: new threads, and our reply in the trial's first thread.
+      const mailOptions = { gmail, mailbox: MAILBOX, skewMs: options.skewMs, random };
+      const mailAt = Array.from({ length: MAIL_PER_TRIAL }, () => Math.floor(random() * PER_TRIAL));
+      const mail: ReturnType<typeof deliverMail>[] = [];
       for (let i = 0; i < PER_TRIAL; i++) {
         deliveries.push(deliver(i % 2 === 0 ? 'calls' : 'forms', `ft${SEED}-${trial}-${i}`, options));
+        for (const at of mailAt) {
+          if (at !== i) continue;
+          const tag = `ft${SEED}-${trial}-m${mail.length}`;
+          const thread = mail.find((m) => m.from !== MAILBOX);
+          mail.push(mail.length % 3 === 2 && thread ? deliverMail(tag, mailOptions, { id: thread.sourceId, messageIdHeader: thread.messageIdHeader, subject: thread.subject, from: thread.from }) : deliverMail(tag, mailOptions));
+        }
         await new Promise((r) => setTimeout(r, Math.floor(random() * 60)));
       }
       const what = await struck;
-      const sent = await Promise.all(deliveries);
+      const sent = [...(await Promise.all(deliveries)), ...mail];
       const settled = Date.now();
       all.push(...sent);
 
@@ -176,9 +221,16 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
       }
       const verified = verifyJournal(cluster.svc?.env ?? {});
       const problems = [...check.problems, ...(verified.ok ? [] : [`verify failed: ${verified.output}`])];
-      rows.push({ trial, fault, what, sent: sent.length, problems, ms: Date.now() - started, settledMs: settled - started });
+      // A copy of the journal as it is now, changed in one place: verify must catch it, at the right seq.
+      let tamper: TamperResult | null = null;
+      if ((trial + 1) % TAMPER_EVERY === 0 || trial === TRIALS - 1) {
+        const kind = TAMPER_KINDS[(trial + tamperOffset) % TAMPER_KINDS.length] ?? 'payload-byte';
+        tamper = await tamperCheck({ journalPath: cluster.journalPath, keysDir: cluster.keysDir, anchorsDir: cluster.anchorsDir, workDir: cluster.root }, kind, random);
+        if (!tamper.passed) problems.push(`tamper check (${kind} at seq ${tamper.expectedSeq}) failed: ${tamper.problem}`);
+      }
+      rows.push({ trial, fault, what, sent: sent.length, mail: mail.length, tamper, problems, ms: Date.now() - started, settledMs: settled - started });
       // The report so far, after every trial, so that an interrupted long run still says what it did.
-      if (process.env.FAULT_REPORT) writeFileSync(process.env.FAULT_REPORT, JSON.stringify({ seed: SEED, trialsSoFar: rows.length, interactions: all.length, rows: rows.map(({ trial: t, fault: f, what: w, problems: pr, ms }) => ({ trial: t, fault: f, what: w, ms, problems: pr.length })) }, null, 2));
+      if (process.env.FAULT_REPORT) writeFileSync(process.env.FAULT_REPORT, JSON.stringify({ seed: SEED, trialsSoFar: rows.length, interactions: all.length, tamperChecks: tamperSummary(), rows: rows.map(reportRow) }, null, 2));
       if (problems.length > 0) console.error(`trial ${trial} (${fault}: ${what}):\n  ${problems.slice(0, 20).join('\n  ')}\n${cluster.logs.slice(-10).join('')}`);
       if (problems.length > 0 && process.env.FAULT_DEBUG) console.error(cluster.logs.join(''));
       expect(problems, `trial ${trial}: ${fault}`).toEqual([]);
@@ -193,18 +245,23 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
       faults: byFault,
       clockSkew: 'every delivery: occurredAt ±3 days, signature time ±120 s',
       interactions: all.length,
+      gmailMessages: all.filter((s) => s.provider === 'gmail').length,
       accepted: all.filter((s) => s.outcome === 'accepted').length,
       deliveriesRetried: all.filter((s) => s.attempts > 1).length,
       lost: final.lost,
       duplicated: final.duplicated,
       verify: verified.ok ? `ok (${verified.entries} entries, ${verified.anchorsChecked} anchored checkpoints)` : 'FAILED',
+      tamperChecks: tamperSummary(),
       trialsFailed: rows.filter((r) => r.problems.length > 0).length,
     };
     console.info(`fault report: ${JSON.stringify(report)}`);
-    console.info(rows.map((r) => `${r.trial} ${r.fault}: ${r.ms} ms (deliveries settled after ${r.settledMs} ms) ${r.what}`).join('\n'));
-    if (process.env.FAULT_REPORT) writeFileSync(process.env.FAULT_REPORT, JSON.stringify({ ...report, rows: rows.map(({ trial, fault, what, problems, ms }) => ({ trial, fault, what, ms, problems: problems.length })) }, null, 2));
+    console.info(rows.map((r) => `${r.trial} ${r.fault}: ${r.ms} ms (deliveries settled after ${r.settledMs} ms) ${r.what}${r.tamper ? `; tamper ${r.tamper.kind} at seq ${r.tamper.expectedSeq}: ${r.tamper.passed ? 'caught' : r.tamper.problem}` : ''}`).join('\n'));
+    if (process.env.FAULT_REPORT) writeFileSync(process.env.FAULT_REPORT, JSON.stringify({ ...report, rows: rows.map(reportRow) }, null, 2));
     expect(final.lost).toBe(0);
     expect(final.duplicated).toBe(0);
     expect(verified.ok).toBe(true);
-  }, TRIALS * 90_000);
+    expect(report.tamperChecks.passed).toBe(report.tamperChecks.total);
+    expect(report.tamperChecks.total).toBeGreaterThan(0);
+    // 90 s a trial, plus room for one trial's full wait (120 s) so that a failing trial reports its problems.
+  }, TRIALS * 90_000 + 150_000);
 });
