@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { freePort, startService, tokensFor, type ServiceProcess } from '../helpers/service.ts';
 import { createQueues, closeQueues, waitUntilDrained } from '../../jobs/queues.ts';
 import { GmailInboxStore } from '../../connectors/gmail/inbox-store.ts';
+import { loadMasterKey } from '../../src/journal/master-key.ts';
 
 export const SECRETS = {
   CALLS_WEBHOOK_SECRET: 'calls-secret-0123456789abcdef',
@@ -90,7 +91,9 @@ export class Cluster {
     await c.startJournal();
     if (options.gmailInbox) {
       const state = join(c.dataDir, 'state');
-      await new GmailInboxStore(join(state, 'gmail-inboxes.enc'), state).connect(options.gmailInbox.mailbox, options.gmailInbox.refreshToken, ['https://www.googleapis.com/auth/gmail.readonly']);
+      // The state store is sealed under the master key the worker will load: the default file in the data dir.
+      const { key } = loadMasterKey({ masterKeyFile: join(c.dataDir, 'secrets', 'master.key') }, { create: true });
+      await new GmailInboxStore(join(state, 'gmail-inboxes.enc'), key, state).connect(options.gmailInbox.mailbox, options.gmailInbox.refreshToken, ['https://www.googleapis.com/auth/gmail.readonly']);
     }
     await c.startWorker();
     await c.startWeb();

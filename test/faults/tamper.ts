@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { readAnchoredNotes } from '../../src/journal/anchors.ts';
 import { parseSignedCheckpoint } from '../../src/journal/checkpoint.ts';
@@ -44,8 +44,18 @@ export interface TamperTarget {
   readonly workDir: string;
 }
 
-function runVerify(journal: string, keysDir: string, anchors: string): VerifyRun {
-  const env = { ...process.env, JOURNAL_PATH: journal, JOURNAL_KEYS_DIR: keysDir, JOURNAL_ANCHOR_DIRS: anchors, JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', LOG_LEVEL: 'error' };
+/**
+ * verify on a copy of the journal. The key store (which verify checks against the journal's sealed payloads) is
+ * the live journal's: its store, backup and master key, found where the configuration puts them by default.
+ */
+function runVerify(journal: string, keysDir: string, anchors: string, liveJournal: string): VerifyRun {
+  const dataDir = dirname(liveJournal);
+  const privacy = {
+    KEY_STORE_PATH: join(dataDir, 'privacy', 'subject-keys.sqlite'),
+    KEY_STORE_BACKUP: join(dirname(dataDir), `${basename(dataDir)}-key-backup`, 'subject-keys.sqlite'),
+    JOURNAL_MASTER_KEY_FILE: join(dataDir, 'secrets', 'master.key'),
+  };
+  const env = { ...process.env, ...privacy, JOURNAL_PATH: journal, JOURNAL_KEYS_DIR: keysDir, JOURNAL_ANCHOR_DIRS: anchors, JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', LOG_LEVEL: 'error' };
   const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify', '--anchors', anchors, '--json'], { env, encoding: 'utf8', timeout: 120_000 });
   try {
     const report = JSON.parse(r.stdout) as { ok: boolean; firstBadSeq: number | null; reason: string | null };
@@ -98,7 +108,7 @@ export async function tamperCheck(target: TamperTarget, kind: TamperKind, random
     } finally {
       live.close();
     }
-    const intact = runVerify(copy, target.keysDir, anchors);
+    const intact = runVerify(copy, target.keysDir, anchors, target.journalPath);
     const notRun: VerifyRun = { status: null, ok: null, firstBadSeq: null, reason: null };
     if (intact.status !== 0 || intact.ok !== true) {
       return { kind, expectedSeq: -1, passed: false, problem: `the untampered copy did not verify: exit ${intact.status}, ${intact.reason}`, intact, tampered: notRun };
@@ -157,7 +167,7 @@ export async function tamperCheck(target: TamperTarget, kind: TamperKind, random
         break;
       }
     }
-    const tampered = runVerify(copy, target.keysDir, anchors);
+    const tampered = runVerify(copy, target.keysDir, anchors, target.journalPath);
     const problems: string[] = [];
     if (tampered.status !== 1) problems.push(`verify exited ${tampered.status}, not 1`);
     if (tampered.ok !== false) problems.push(`verify said ok: ${tampered.ok}`);

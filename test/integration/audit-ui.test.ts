@@ -318,6 +318,26 @@ describe('the audit UI in a real browser', () => {
     await context.close();
   });
 
+  it('takes an association override through the API: bad ids refused with 400 and nothing journaled, good ones journaled and the mirror re-driven', async () => {
+    const headers = { authorization: `Bearer ${tokens.alice.token}`, 'content-type': 'application/json' };
+    const list = (await (await fetch(`${base}/api/v1/decisions?limit=3`, { headers })).json()) as { rows: { decisionId: string }[] };
+    const id = list.rows[2]?.decisionId as string;
+    const before = allEntries(p.path).filter((e) => e.kind === 'human.override').length;
+    const post = (body: unknown): Promise<Response> => fetch(`${base}/api/v1/decisions/${id}/override`, { method: 'POST', headers, body: JSON.stringify(body) });
+    for (const bad of [{ action: 'associate', associations: { contacts: ['not-an-id'] }, reason: 'x' }, { action: 'associate', associations: { people: ['1'] }, reason: 'x' }, { action: 'associate', reason: 'x' }, { action: 'associate', associations: {}, reason: 'x' }]) {
+      const res = await post(bad);
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+    }
+    expect(allEntries(p.path).filter((e) => e.kind === 'human.override')).toHaveLength(before);
+    const ok = await post({ action: 'associate', associations: { contacts: ['4242'], deals: [] }, reason: 'The buyer is our other contact.' });
+    expect(ok.status).toBe(201);
+    const result = (await ok.json()) as { entry: { payload: { field: string; to: { contacts: string[]; deals: string[] } } }; redriven: boolean };
+    expect(result.redriven).toBe(true);
+    expect(result.entry.payload.field).toBe('associations');
+    expect(result.entry.payload.to).toMatchObject({ contacts: ['4242'], deals: [] });
+    expect(allEntries(p.path).filter((e) => e.kind === 'human.override')).toHaveLength(before + 1);
+  });
+
   it('journals sign-ins (success and failure) without the password or the typed name, and exports with proofs that verify-export checks offline', async () => {
     const res = await fetch(`${base}/audit/login`);
     const nonce = /aj_login=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1] as string;

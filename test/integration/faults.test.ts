@@ -96,17 +96,28 @@ async function diskFull(holdMs: number): Promise<{ refusedWith: string }> {
   } finally {
     closeSync(fd);
   }
-  // A direct append while the disk is full: a clear refusal, not a crash or a corrupt file.
-  const res = await fetch(`${cluster.svc?.url}/v1/entries`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${cluster.tokens.appendToken}` },
-    body: JSON.stringify({ kind: 'state.changed', source: 'faults', actor: 'harness', correlationId: 'faults/disk', idempotencyKey: `faults/disk/${Date.now()}`, payload: { entity: 'disk', field: 'free', from: 'some', to: 'none'.repeat(2000) } }),
-  }).catch(() => null);
-  const refusedWith = res ? `${res.status} ${(await res.text()).slice(0, 160)}` : 'no answer';
+  // Direct appends while the disk is full: SQLite may still have room in its WAL, so append until one is refused
+  // (at most ~12 MB); the refusal must be a clear 503, not a crash or a corrupt file.
+  let refusedWith: string | null = null;
+  let accepted = 0;
+  for (let i = 0; i < 1_500 && refusedWith === null; i++) {
+    const res = await fetch(`${cluster.svc?.url}/v1/entries`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${cluster.tokens.appendToken}` },
+      body: JSON.stringify({ kind: 'state.changed', source: 'faults', actor: 'harness', correlationId: 'faults/disk', idempotencyKey: `faults/disk/${Date.now()}/${i}`, payload: { entity: 'disk', field: 'free', from: 'some', to: 'none'.repeat(2000) } }),
+    }).catch(() => null);
+    if (res && res.ok) {
+      await res.text();
+      accepted++;
+    } else refusedWith = res ? `${res.status} ${(await res.text()).slice(0, 160)}` : 'no answer';
+  }
   await new Promise((r) => setTimeout(r, holdMs));
   rmSync(filler, { force: true });
-  return { refusedWith };
+  diskRefusal = { refusedWith, accepted };
+  return { refusedWith: refusedWith ?? `nothing: ${accepted} appends accepted on a full disk` };
 }
+/** What the last disk-full fault saw: the refusal (null: none) and how many appends went in before it. */
+let diskRefusal: { refusedWith: string | null; accepted: number } | null = null;
 
 async function inject(fault: Fault): Promise<string> {
   const down = 200 + Math.floor(random() * 800);
@@ -149,7 +160,7 @@ async function inject(fault: Fault): Promise<string> {
     case 'disk-full': {
       if (!cluster.tmpfs) return 'skipped: no tmpfs (needs root)';
       const r = await diskFull(down);
-      return `disk full for ${down} ms; a direct append got ${r.refusedWith}`;
+      return `disk full for ${down} ms; direct appends refused with ${r.refusedWith}`;
     }
   }
 }
@@ -221,6 +232,9 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
       }
       const verified = verifyJournal(cluster.svc?.env ?? {});
       const problems = [...check.problems, ...(verified.ok ? [] : [`verify failed: ${verified.output}`])];
+      // A full disk must show: appends refused with a clear 503 (then resumed: the checks above passed after it).
+      if (fault === 'disk-full' && cluster.tmpfs && !/^503 .*(disk|full|WRITE_FAILED)/i.test(diskRefusal?.refusedWith ?? '')) problems.push(`disk full, but appends were not refused with a clear 503: ${diskRefusal?.refusedWith ?? 'none'} after ${diskRefusal?.accepted ?? 0} accepted`);
+      diskRefusal = null;
       // A copy of the journal as it is now, changed in one place: verify must catch it, at the right seq.
       let tamper: TamperResult | null = null;
       if ((trial + 1) % TAMPER_EVERY === 0 || trial === TRIALS - 1) {
