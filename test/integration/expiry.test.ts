@@ -128,7 +128,7 @@ describe('expiry of archived payloads', () => {
     await writer.close();
 
     // The dropped payloads' bytes are not in the pruned copies; the 7-year payloads are.
-    const jan = gunzipSync(readFileSync(join(archiveDir, (readdirSync(archiveDir) as string[])[0] as string, '2026-01.pruned-1.sqlite.gz'))).toString('latin1');
+    const jan = gunzipSync(readFileSync(join(archiveDir, readdirSync(archiveDir)[0] as string, '2026-01.pruned-1.sqlite.gz'))).toString('latin1');
     expect(jan).not.toContain('jan-form-1@example.com');
     expect(jan).not.toContain('please call me jan-form-2');
     expect(jan).toContain('invoiced jan-inv-1');
@@ -199,6 +199,15 @@ describe('expiry of archived payloads', () => {
     expect(report.ok).toBe(false);
     expect(report.firstBadSeq).toBe(inv.seq);
     expect(report.reason).toMatch(/no segment\.pruned entry lists this seq/);
+
+    // Even a journaled prune entry that lists it does not make dropping a 7-year (keep) payload valid.
+    const w = await open();
+    await w.commitPrune({ segmentId: '2026-01', generation: 3, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: forged.location, dropped: [[inv.seq, inv.seq]], entries: 1, classes: { 'financial-7y': 1 }, droppedAt: '2026-05-15T12:00:00.000Z', policyVersion: 1 });
+    await w.close();
+    const listed = await verifyAll(store);
+    expect(listed.ok).toBe(false);
+    expect(listed.firstBadSeq).toBe(inv.seq);
+    expect(listed.reason).toMatch(/class financial-7y keeps payloads/);
   });
 
   const steps: PruneStep[] = ['pruned-uploaded', 'pruned-committed', 'pruned-deleted'];
