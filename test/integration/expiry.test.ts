@@ -156,6 +156,31 @@ describe('expiry of archived payloads', () => {
     }
   });
 
+  it('prunes a segment again as more of its entries expire: a second generation from the first', async () => {
+    const store = new DirectoryArchiveStore(archiveDir);
+    await archivedMonths(store);
+    // April 15: only jan-form-1 (January 10 + 90 days) has expired; April 25: jan-form-2 too.
+    clock = Date.parse('2026-04-15T00:00:00Z');
+    let writer = await open();
+    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.generation, e.droppedEntries])).toEqual([['2026-01', 1, 1]]);
+    await writer.close();
+    clock = Date.parse('2026-04-25T00:00:00Z');
+    writer = await open();
+    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.generation, e.droppedEntries, e.deleted.length])).toEqual([['2026-01', 2, 1, 1]]);
+    await writer.close();
+    expect(objects()).toEqual(['2026-01.pruned-2.sqlite.gz', '2026-02.sqlite.gz']);
+    expect((await verifyAll(store)).ok).toBe(true);
+    const reader = await openAll(store);
+    try {
+      expect(reader.byCorrelation('corr-jan')[0]?.payload).toEqual({ $dropped: { at: '2026-04-15T00:00:00.000Z', policyVersion: 1 } });
+      expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-04-25T00:00:00.000Z', policyVersion: 1 } });
+      expect(reader.byCorrelation('corr-feb')[0]?.payload).toMatchObject({ channel: 'form' });
+      expect(reader.byKind({ kind: 'segment.pruned' }).map((e) => (e.payload as { generation: number; entries: number }).generation)).toEqual([1, 2]);
+    } finally {
+      reader.close();
+    }
+  });
+
   it('prunes nothing when every class keeps payloads (the default onExpiry)', async () => {
     const keepAll = RetentionPolicy.parse({ ...policy.doc, classes: Object.fromEntries(Object.entries(policy.doc.classes).map(([k, c]) => [k, { days: c.days, description: c.description }])) });
     expect(keepAll.classOf('marketing-90d')?.onExpiry).toBe('keep');
