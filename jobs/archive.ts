@@ -6,12 +6,14 @@
  * makes "one runner at a time across processes" a property of that lock: a second service cannot open the
  * journal, and `activity-journal archive` refuses while the service runs. Inside the process, a run that is
  * still going when the next is due is not doubled (the next is skipped). Each run journals what it does as the
- * command does (`segment.sealed`, `segment.archived`); a run with nothing due writes nothing.
+ * command does (`segment.sealed`, `segment.archived`, and `segment.pruned` when expiry drops payloads of archived
+ * entries, see src/journal/expiry.ts); a run with nothing due writes nothing.
  */
 import type { Config } from '../src/config/config.ts';
 import type { Logger } from '../src/config/logger.ts';
 import { DirectoryArchiveStore, type ArchiveStore } from '../src/journal/archive-store.ts';
 import { archiveJournal, type SegmentSummary } from '../src/journal/segments.ts';
+import { expireArchived } from '../src/journal/expiry.ts';
 import type { JournalWriter } from '../src/journal/writer.ts';
 import { GcsArchiveStore } from '../connectors/gcs/gcs.archive-store.ts';
 
@@ -41,6 +43,8 @@ export function archiveStagingDir(config: Config): string {
 export interface ArchiveScheduleOptions {
   readonly writer: JournalWriter;
   readonly store: ArchiveStore;
+  /** Every store archived objects may be read from, for expiry (default: just `store`). */
+  readonly stores?: readonly ArchiveStore[];
   readonly everyMs: number;
   /** Delay before the first run (default everyMs). */
   readonly firstAfterMs?: number;
@@ -54,12 +58,12 @@ export interface ArchiveSchedule {
   runOnce(): Promise<SegmentSummary[] | null>;
   /** Stops the timer and ends a running pass at its next step (the writer must stay open until it has). */
   stop(): Promise<void>;
-  readonly stats: { runs: number; failures: number; segments: number; lastRunAt: string | null; lastError: string | null };
+  readonly stats: { runs: number; failures: number; segments: number; pruned: number; lastRunAt: string | null; lastError: string | null };
 }
 
 export function startArchiveSchedule(o: ArchiveScheduleOptions): ArchiveSchedule {
   const log = o.logger.child({ component: 'journal.archive-schedule' });
-  const stats: ArchiveSchedule['stats'] = { runs: 0, failures: 0, segments: 0, lastRunAt: null, lastError: null };
+  const stats: ArchiveSchedule['stats'] = { runs: 0, failures: 0, segments: 0, pruned: 0, lastRunAt: null, lastError: null };
   let running: Promise<SegmentSummary[] | null> | null = null;
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
@@ -78,6 +82,21 @@ export function startArchiveSchedule(o: ArchiveScheduleOptions): ArchiveSchedule
           if (stopped) throw new ArchivePassStopped();
         },
       });
+      // Then expiry: archived payloads whose class drops them and whose retention has ended (hot rows never).
+      const expiry = await expireArchived(o.writer, {
+        store: o.store,
+        ...(o.stores ? { stores: o.stores } : {}),
+        stagingDir: o.stagingDir,
+        ...(o.now ? { now: o.now } : {}),
+        onStep: () => {
+          if (stopped) throw new ArchivePassStopped();
+        },
+      });
+      const pruned = expiry.filter((e) => e.action === 'pruned');
+      stats.pruned += pruned.length;
+      if (expiry.length > 0) {
+        log.info({ segments: expiry.map((e) => ({ segmentId: e.segmentId, action: e.action, droppedEntries: e.droppedEntries, classes: e.classes, location: e.location, deleted: e.deleted.length, kept: e.kept.length })) }, 'scheduled archive: expired payloads dropped from archived segments');
+      }
       stats.runs++;
       stats.segments += summary.length;
       stats.lastError = null;

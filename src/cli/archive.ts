@@ -8,6 +8,7 @@ import { JournalReader } from '../journal/reader.ts';
 import { RetentionPolicy } from '../journal/retention.ts';
 import { retentionReport } from '../journal/retention-report.ts';
 import { archiveJournal, openArchivedSegments } from '../journal/segments.ts';
+import { expireArchived, type ExpirySummary } from '../journal/expiry.ts';
 import { ArchiveStoreError, type ArchiveStore, type StoreRetention } from '../journal/archive-store.ts';
 import { archiveStagingDir, configuredArchiveStores } from '../../jobs/archive.ts';
 import { configuredAnchors } from '../journal/configured-anchors.ts';
@@ -55,16 +56,21 @@ export async function archiveCommand(config: Config, opts: { dryRun: boolean; js
     // What protects the store's objects, read from the store before anything is written (a bucket's retention policy).
     const retention = await store.retention();
     const summary = await archiveJournal(writer, { store, dryRun: opts.dryRun, onProgress: (d, t) => bar.update(d, t), stagingDir: archiveStagingDir(config) });
+    // Then expiry: payloads of archived entries whose class drops them and whose retention has ended.
+    const expiry = await expireArchived(writer, { store, stores: configuredArchiveStores(config), dryRun: opts.dryRun, stagingDir: archiveStagingDir(config), cacheDir: archiveCacheDir(config) });
     bar.done();
-    if (opts.json) io.out(JSON.stringify({ dryRun: opts.dryRun, store: store.description, storeRetention: retention, segments: summary }));
-    else if (summary.length === 0) io.out(`nothing to archive: no closed month is left in hot storage (store: ${store.description}; ${retention.description})`);
+    if (opts.json) io.out(JSON.stringify({ dryRun: opts.dryRun, store: store.description, storeRetention: retention, segments: summary, expiry }));
     else {
-      for (const s of summary) {
-        const size = s.compressedBytes !== null ? `, ${s.fileBytes ?? '?'} bytes -> ${s.compressedBytes} compressed` : '';
-        io.out(`${s.segmentId}: seq ${s.fromSeq}..${s.toSeq} (${s.entries} entries) ${s.action}${s.location ? ` to ${s.location}` : ''}${size}${s.rowsDropped > 0 ? `; ${s.rowsDropped} rows left hot storage` : ''}${s.wouldRefuse ? `; the store would refuse it: ${s.wouldRefuse}` : ''}`);
+      if (summary.length === 0) io.out(`nothing to archive: no closed month is left in hot storage (store: ${store.description}; ${retention.description})`);
+      else {
+        for (const s of summary) {
+          const size = s.compressedBytes !== null ? `, ${s.fileBytes ?? '?'} bytes -> ${s.compressedBytes} compressed` : '';
+          io.out(`${s.segmentId}: seq ${s.fromSeq}..${s.toSeq} (${s.entries} entries) ${s.action}${s.location ? ` to ${s.location}` : ''}${size}${s.rowsDropped > 0 ? `; ${s.rowsDropped} rows left hot storage` : ''}${s.wouldRefuse ? `; the store would refuse it: ${s.wouldRefuse}` : ''}`);
+        }
+        io.out(opts.dryRun ? `dry run: nothing was written (store: ${store.description})` : `${summary.length} segment(s) archived to ${store.description}`);
+        io.out(`store retention: ${retention.description}`);
       }
-      io.out(opts.dryRun ? `dry run: nothing was written (store: ${store.description})` : `${summary.length} segment(s) archived to ${store.description}`);
-      io.out(`store retention: ${retention.description}`);
+      for (const line of expiryLines(expiry)) io.out(line);
     }
     return 0;
   } catch (err) {
@@ -80,6 +86,29 @@ export async function archiveCommand(config: Config, opts: { dryRun: boolean; js
   } finally {
     await writer.close();
   }
+}
+
+function perClass(classes: Readonly<Record<string, number>>): string {
+  return Object.entries(classes).sort(([a], [b]) => a.localeCompare(b)).map(([c, n]) => `${c}: ${n}`).join(', ');
+}
+
+/** What expiry did (or would do), one line per segment and a total per class. */
+export function expiryLines(expiry: readonly ExpirySummary[]): string[] {
+  const lines: string[] = [];
+  const total: Record<string, number> = {};
+  for (const e of expiry) {
+    for (const [c, n] of Object.entries(e.classes)) total[c] = (total[c] ?? 0) + n;
+    if (e.action === 'would prune') lines.push(`${e.segmentId}: would drop ${e.droppedEntries} expired payload(s) (${perClass(e.classes)})`);
+    else if (e.action === 'pruned') {
+      lines.push(`${e.segmentId}: dropped ${e.droppedEntries} expired payload(s) (${perClass(e.classes)}); headers and hashes stay; pruned copy ${e.generation ?? '?'} at ${e.location ?? '?'}`);
+      if (e.deleted.length > 0) lines.push(`  superseded object(s) deleted: ${e.deleted.join(', ')}`);
+      if (e.kept.length > 0) lines.push(`  superseded object(s) kept (the store cannot delete, e.g. a bucket under a retention lock; readers use the newest copy): ${e.kept.join(', ')}`);
+    } else lines.push(`${e.segmentId}: superseded object(s) of an interrupted expiry deleted: ${e.deleted.join(', ')}`);
+  }
+  const dropped = expiry.filter((e) => e.action !== 'cleaned');
+  if (dropped.length > 0) lines.push(`expiry: ${dropped[0]?.action === 'would prune' ? 'would drop' : 'dropped'} ${dropped.reduce((n, e) => n + e.droppedEntries, 0)} payload(s) in ${dropped.length} archived segment(s) (${perClass(total)})`);
+  else lines.push('expiry: no archived payload is due to be dropped');
+  return lines;
 }
 
 export async function retentionReportCommand(config: Config, asJson: boolean, io: Out): Promise<number> {
@@ -102,12 +131,13 @@ export async function retentionReportCommand(config: Config, asJson: boolean, io
       return 0;
     }
     io.out(`retention policy version ${report.policyVersion ?? '(none journaled yet)'}`);
-    io.out('class            days     on expiry     hot entries  payload bytes  oldest                    oldest expires');
+    io.out('class            days     on expiry     hot entries  payload bytes  oldest                    oldest expires            expired hot  dropped');
     for (const c of report.classes) {
       io.out(
-        `${c.retentionClass.padEnd(16)} ${String(c.days ?? 'forever').padEnd(8)} ${String(c.onExpiry ?? '-').padEnd(13)} ${String(c.hotEntries).padStart(11)}  ${String(c.hotPayloadBytes).padStart(13)}  ${(c.oldestRecordedAt ?? '-').padEnd(24)}  ${c.oldestExpiresAt ?? (c.hotEntries > 0 ? 'never' : '-')}`,
+        `${c.retentionClass.padEnd(16)} ${String(c.days ?? 'forever').padEnd(8)} ${String(c.onExpiry ?? '-').padEnd(13)} ${String(c.hotEntries).padStart(11)}  ${String(c.hotPayloadBytes).padStart(13)}  ${(c.oldestRecordedAt ?? '-').padEnd(24)}  ${(c.oldestExpiresAt ?? (c.hotEntries > 0 ? 'never' : '-')).padEnd(24)}  ${String(c.expiredHot).padStart(11)}  ${String(c.droppedPayloads).padStart(7)}`,
       );
     }
+    io.out('expired hot: entries past retention whose class drops payloads; dropped once their month is archived (hot storage is never pruned). dropped: archived payloads already dropped by expiry.');
     const s = report.segments;
     io.out(`segments: ${s.sealed} sealed, ${s.archived} archived (${s.archivedEntries} entries, ${s.archivedBytes} bytes compressed)`);
     io.out(`archive store: ${store.description}; ${storeRetention ? storeRetention.description : `retention unknown: ${storeError ?? ''}`}`);

@@ -1,5 +1,6 @@
 /** One line a person can read for each kind of entry; bodies and transcripts are never printed, only ids and outcomes. */
 import type { JournalEntry } from '../journal/entry.ts';
+import { droppedOf } from '../journal/dropped-payload.ts';
 
 type P = Record<string, unknown>;
 const j = (v: unknown): string => JSON.stringify(v);
@@ -27,10 +28,13 @@ const DESCRIBE: Record<string, (p: P) => string> = {
   'journal.created': (p) => `journal ${s(p.journalId)} created; checkpoints signed by ${s(p.verifierKey)}`,
   checkpoint: (p) => `signed checkpoint of ${s(p.treeSize)} entries`,
   'privacy.erased': (p) => `subject ${s(p.subjectHash).slice(0, 16)}… forgotten: ${Array.isArray(p.keyIds) ? p.keyIds.length : 0} key(s) destroyed, ${s(p.entries)} entr(ies) in ${s(p.correlations)} correlation(s) (${s(p.reason)})`,
+  'segment.pruned': (p) => `segment ${s(p.segmentId)}: ${s(p.entries)} expired payload(s) dropped by retention policy ${s(p.policyVersion)}; pruned copy ${s(p.generation)} at ${s(p.location)}`,
   'checkpoint.anchored': (p) => `checkpoint ${s(p.treeSize)} ${p.ok ? 'anchored' : 'NOT anchored'} at ${s(p.anchor)}${p.error ? `: ${s(p.error)}` : ''}`,
 };
 
 export function describeEntry(e: JournalEntry): string {
+  const dropped = droppedOf(e.payload);
+  if (dropped) return `payload dropped on ${dropped.at.slice(0, 10)} by retention policy ${dropped.policyVersion} (class ${e.retentionClass})`;
   const p = (e.payload ?? {}) as P;
   // The personal part of a forgotten subject's entry is gone; what stays in clear is still described.
   const erased = p.erased === true ? `[personal data erased on ${s(p.erasedAt)}] ` : typeof p.unavailable === 'string' ? `[personal data unavailable: ${s(p.unavailable)}] ` : '';

@@ -3,7 +3,7 @@
  * object is never replaced, and putting a name that exists reports `alreadyPresent` so the caller reads it back
  * and verifies it (that is how a re-run after a crash between upload and commit carries on).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { createFileExclusively } from './keys.ts';
 
@@ -45,6 +45,11 @@ export interface ArchiveStore {
   retention(): Promise<StoreRetention>;
   /** Why put would refuse an object with these options (judged by the retention last read), or null. */
   refusal(options: PutOptions): string | null;
+  /**
+   * Deletes an object that a newer one superseded (a pruned copy of a segment); true when it was there. Stores that
+   * never delete (a bucket under a retention lock) do not have it: the superseded object stays.
+   */
+  delete?(location: string): Promise<boolean>;
 }
 
 /**
@@ -98,6 +103,15 @@ export class DirectoryArchiveStore implements ArchiveStore {
     if (!location.startsWith('dir:')) throw new ArchiveStoreError(`not a directory location: ${location}`);
     const file = location.slice(4);
     return Promise.resolve(existsSync(file) ? readFileSync(file) : null);
+  }
+
+  /** Removes a superseded object (only expiry calls this, after the copy replacing it is journaled). */
+  delete(location: string): Promise<boolean> {
+    if (!this.owns(location)) throw new ArchiveStoreError(`not an object of ${this.description}: ${location}`);
+    const file = location.slice(4);
+    if (!existsSync(file)) return Promise.resolve(false);
+    rmSync(file, { force: true });
+    return Promise.resolve(true);
   }
 
   /** A directory refuses nothing for retention: nothing but permissions protects its files, and it says so. */

@@ -235,6 +235,36 @@ const segmentArchived = z.strictObject({
   compressedBytes: z.number().int().positive(),
 });
 
+/**
+ * Expired payloads dropped from an archived segment: a new (pruned) copy of the segment was written to the store,
+ * read back and verified; in it the payloads of the listed seqs are a `{"$dropped": {at, policyVersion}}` marker
+ * while every header, payload hash, leaf, chain hash, tree node and seal stays. Verification accepts a dropped
+ * payload only at a seq some segment.pruned entry lists.
+ */
+const segmentPruned = z.strictObject({
+  segmentId: id,
+  /** 1 for the first pruned copy of the segment, 2 for the next... */
+  generation: z.number().int().positive(),
+  fromSeq: z.number().int().nonnegative(),
+  toSeq: z.number().int().nonnegative(),
+  store: z.enum(['directory', 'gcs']),
+  location: z.string().min(1).max(2048),
+  /** SHA-256 of the stored (gzip-compressed) pruned object, and of the pruned segment file inside it. */
+  sha256: hexHash,
+  fileSha256: hexHash,
+  compressedBytes: z.number().int().positive(),
+  /** The object this copy supersedes (readers use the newest generation). */
+  replaces: z.string().min(1).max(2048),
+  /** Seqs whose payloads this generation dropped, as inclusive ranges [from, to]. */
+  dropped: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()])).min(1).max(100_000),
+  entries: z.number().int().positive(),
+  /** Dropped entries per retention class. */
+  classes: z.record(z.string().min(1).max(64), z.number().int().positive()),
+  droppedAt: isoTime,
+  /** The newest journaled retention policy version when the payloads were dropped (it decides onExpiry). */
+  policyVersion: z.number().int().positive(),
+});
+
 /** A new version of the retention policy; it applies to entries appended after this one. */
 const retentionPolicy = z.strictObject({
   version: z.number().int().positive(),
@@ -293,6 +323,7 @@ export const KINDS = {
   'privacy.erased': { schema: privacyErased, defaultRetention: 'permanent', internal: false },
   'segment.sealed': { schema: segmentSealed, defaultRetention: 'permanent', internal: true },
   'segment.archived': { schema: segmentArchived, defaultRetention: 'permanent', internal: true },
+  'segment.pruned': { schema: segmentPruned, defaultRetention: 'permanent', internal: true },
   'retention.policy': { schema: retentionPolicy, defaultRetention: 'permanent', internal: true },
   'journal.created': { schema: journalCreated, defaultRetention: 'permanent', internal: true },
   checkpoint: { schema: checkpoint, defaultRetention: 'permanent', internal: true },

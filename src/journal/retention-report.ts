@@ -17,6 +17,10 @@ export interface ClassReport {
   readonly oldestRecordedAt: string | null;
   /** When the oldest hot entry's retention ends (null: never, or no entry). */
   readonly oldestExpiresAt: string | null;
+  /** Hot entries whose retention has ended and whose class drops payloads: dropped once their segment is archived. */
+  readonly expiredHot: number;
+  /** Payloads of archived entries already dropped by expiry (segment.pruned). */
+  readonly droppedPayloads: number;
 }
 
 export interface RetentionReport {
@@ -34,6 +38,12 @@ export function retentionReport(db: Database.Database, now: number, current: Ret
     .prepare('SELECT retention_class AS c, count(*) AS n, sum(length(payload)) AS bytes, min(recorded_at) AS oldest FROM entries GROUP BY retention_class ORDER BY retention_class')
     .all() as { c: string; n: number; bytes: number; oldest: string }[];
   const names = new Set<string>([...Object.keys(latest?.doc.classes ?? {}), ...rows.map((r) => r.c)]);
+  const dropped: Record<string, number> = {};
+  if (db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'pruned_segments'`).get()) {
+    for (const p of db.prepare('SELECT dropped_by_class FROM pruned_segments').all() as { dropped_by_class: string }[]) {
+      for (const [c, n] of Object.entries(JSON.parse(p.dropped_by_class) as Record<string, number>)) dropped[c] = (dropped[c] ?? 0) + n;
+    }
+  }
   const classes: ClassReport[] = [...names].sort().map((name) => {
     const r = rows.find((x) => x.c === name);
     const cls = latest?.classOf(name) ?? null;
@@ -43,6 +53,13 @@ export function retentionReport(db: Database.Database, now: number, current: Ret
       const e = expiryOf({ seq: first.seq, recordedAt: first.recorded_at, retentionClass: name }, history);
       oldestExpiresAt = e.expiresAt === null ? null : new Date(e.expiresAt).toISOString();
     }
+    let expiredHot = 0;
+    if (r && history.some((h) => h.policy.classOf(name)?.onExpiry === 'drop-payload')) {
+      for (const x of db.prepare('SELECT seq, recorded_at FROM entries WHERE retention_class = ? AND seq > 0').iterate(name) as IterableIterator<{ seq: number; recorded_at: string }>) {
+        const e = expiryOf({ seq: x.seq, recordedAt: x.recorded_at, retentionClass: name }, history);
+        if (e.onExpiry === 'drop-payload' && e.expiresAt !== null && e.expiresAt <= now) expiredHot++;
+      }
+    }
     return {
       retentionClass: name,
       days: cls?.days ?? null,
@@ -51,6 +68,8 @@ export function retentionReport(db: Database.Database, now: number, current: Ret
       hotPayloadBytes: r?.bytes ?? 0,
       oldestRecordedAt: r?.oldest ?? null,
       oldestExpiresAt,
+      expiredHot,
+      droppedPayloads: dropped[name] ?? 0,
     };
   });
   const hasSegments = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'segments'`).get();

@@ -118,6 +118,25 @@ WHEN OLD.seq = 0 OR NOT EXISTS (
 BEGIN SELECT RAISE(ABORT, 'activity-journal: entries is insert-only; DELETE is forbidden (except rows of a segment whose segment.archived entry is committed)'); END;
 `,
   },
+  {
+    version: 3,
+    name: 'pruned segments: archived copies whose expired payloads were dropped',
+    sql: `
+CREATE TABLE pruned_segments (
+  segment_id TEXT NOT NULL REFERENCES segments (segment_id),
+  generation INTEGER NOT NULL CHECK (generation >= 1),
+  pruned_seq INTEGER NOT NULL,
+  store TEXT NOT NULL,
+  location TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  file_sha256 TEXT NOT NULL,
+  dropped_entries INTEGER NOT NULL,
+  dropped_by_class TEXT NOT NULL,
+  PRIMARY KEY (segment_id, generation)
+) STRICT;
+${insertOnly('pruned_segments')}
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

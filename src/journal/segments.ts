@@ -304,14 +304,16 @@ export async function openArchivedSegments(journal: Database.Database, stores: r
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   try {
     for (const r of ranges) {
-      const fileSha = (journal.prepare('SELECT file_sha256 FROM segments WHERE segment_id = ?').get(r.segmentId) as { file_sha256: string }).file_sha256;
+      // The newest copy: the last pruned generation when expiry dropped payloads, else the object archived.
+      const cur = currentObject(journal, r.segmentId);
+      const fileSha = cur.fileSha256;
       const file = join(cacheDir, `${r.segmentId}.sqlite`);
       if (!existsSync(file) || sha256Hex(readFileSync(file)) !== fileSha) {
-        const gz = await storeFor(r.location, stores).get(r.location);
-        if (gz === null) throw new ArchiveError(`archived segment ${r.segmentId} is missing from ${r.location}`);
-        if (sha256Hex(gz) !== r.sha256) throw new ArchiveError(`archived segment ${r.segmentId} at ${r.location} does not match the hash journaled when it was archived`);
+        const gz = await storeFor(cur.location, stores).get(cur.location);
+        if (gz === null) throw new ArchiveError(`archived segment ${r.segmentId} is missing from ${cur.location}`);
+        if (sha256Hex(gz) !== cur.sha256) throw new ArchiveError(`archived segment ${r.segmentId} at ${cur.location} does not match the hash journaled when it was ${cur.generation > 0 ? 'pruned' : 'archived'}`);
         const raw = gunzipSync(gz);
-        if (sha256Hex(raw) !== fileSha) throw new ArchiveError(`archived segment ${r.segmentId}: the decompressed file does not match the sealed hash`);
+        if (sha256Hex(raw) !== fileSha) throw new ArchiveError(`archived segment ${r.segmentId}: the decompressed file does not match the ${cur.generation > 0 ? 'pruned' : 'sealed'} hash`);
         writeFileSync(`${file}.tmp`, raw, { mode: 0o600 });
         renameSync(`${file}.tmp`, file);
       }
@@ -322,6 +324,32 @@ export async function openArchivedSegments(journal: Database.Database, stores: r
   } catch (err) {
     for (const s of out) s.db.close();
     throw err;
+  }
+  return out;
+}
+
+/** The object readers use for an archived segment: its newest pruned copy (generation >= 1), else the archived one (0). */
+export interface CurrentObject {
+  readonly generation: number;
+  readonly store: string;
+  readonly location: string;
+  readonly sha256: string;
+  readonly fileSha256: string;
+}
+
+export function currentObject(journal: Database.Database, segmentId: string): CurrentObject {
+  return objectsOf(journal, segmentId).at(-1) as CurrentObject;
+}
+
+/** Every object a segment was stored as, oldest first: the archived one, then each pruned generation. */
+export function objectsOf(journal: Database.Database, segmentId: string): CurrentObject[] {
+  const a = journal.prepare('SELECT a.store, a.location, a.sha256, s.file_sha256 FROM archived_ranges a JOIN segments s USING (segment_id) WHERE segment_id = ?').get(segmentId) as { store: string; location: string; sha256: string; file_sha256: string } | undefined;
+  if (!a) throw new ArchiveError(`segment ${segmentId} is not archived`);
+  const out: CurrentObject[] = [{ generation: 0, store: a.store, location: a.location, sha256: a.sha256, fileSha256: a.file_sha256 }];
+  const has = journal.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'pruned_segments'`).get();
+  if (has) {
+    const rows = journal.prepare('SELECT generation, store, location, sha256, file_sha256 FROM pruned_segments WHERE segment_id = ? ORDER BY generation').all(segmentId) as { generation: number; store: string; location: string; sha256: string; file_sha256: string }[];
+    for (const p of rows) out.push({ generation: p.generation, store: p.store, location: p.location, sha256: p.sha256, fileSha256: p.file_sha256 });
   }
   return out;
 }

@@ -12,6 +12,8 @@ import { ENTRY_COLUMNS, StoredNodes, archivedRanges, archivedUpTo, rowHeader, ty
 import { parseVerifierKey, type Verifier } from './keys.ts';
 import { parseSignedCheckpoint, verifySignedCheckpoint } from './checkpoint.ts';
 import { sealOf } from './identity.ts';
+import { journaledPolicies } from './retention.ts';
+import { droppedPayloadProblem, indexPrunes, pruneRecordOf, type PruneRecord } from './dropped-payload.ts';
 
 export interface AnchoredNote {
   /** Where it came from, for messages (e.g. the anchor file's path). */
@@ -131,12 +133,28 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   }
   const sealedSeen = new Map<number, { root: Buffer; chain: Buffer }>();
 
+  // Payloads dropped by retention expiry (archived segments only): accepted where a segment.pruned entry lists the
+  // seq and the policy allowed it (see dropped-payload.ts). The prune entries are themselves verified in the scan.
+  const prunes: PruneRecord[] = [];
+  for (const source of [...(archives ?? []).map((a) => a.db), db]) {
+    for (const r of source.prepare(`SELECT seq, payload FROM entries WHERE kind = 'segment.pruned' AND seq >= ?`).all(fromSeq) as { seq: number; payload: string }[]) {
+      const rec = pruneRecordOf(r.seq, r.payload);
+      if (rec === null) return fail(r.seq, 'the segment.pruned payload is malformed');
+      prunes.push(rec);
+    }
+  }
+  const droppedAt = indexPrunes(prunes);
+  const history = droppedAt.size > 0 || archives !== null ? journaledPolicies(db) : [];
+
   let expected = fromSeq;
   const rows = rowSources(db, archives, fromSeq, hotFrom);
   for (const row of rows) {
     const seq = expected;
     if (row.seq !== seq) return fail(seq, row.seq > seq ? `entry seq ${seq} is missing (the next entry is seq ${row.seq})` : `unexpected entry seq ${row.seq}`);
-    if (!equal(sha256(row.payload), row.payload_hash)) return fail(seq, 'the payload does not match its hash');
+    if (!equal(sha256(row.payload), row.payload_hash)) {
+      const problem = droppedPayloadProblem(row, droppedAt.get(seq), history);
+      if (problem !== null) return fail(seq, problem);
+    }
     const leaf = sha256('\u0000' + canonicalHeader(rowHeader(row)));
     if (!equal(leaf, row.leaf_hash)) return fail(seq, 'the header does not match its leaf hash');
     const rootBefore = row.kind === 'checkpoint' ? tree.root() : null;

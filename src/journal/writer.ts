@@ -70,6 +70,23 @@ export interface ArchiveCommit {
   readonly compressedBytes: number;
 }
 
+/** A verified pruned copy of an archived segment (see expiry.ts); the payload of `segment.pruned`. */
+export interface PruneCommit {
+  readonly segmentId: string;
+  readonly generation: number;
+  readonly store: 'directory' | 'gcs';
+  readonly location: string;
+  readonly sha256: string;
+  readonly fileSha256: string;
+  readonly compressedBytes: number;
+  readonly replaces: string;
+  readonly dropped: readonly (readonly [number, number])[];
+  readonly entries: number;
+  readonly classes: Readonly<Record<string, number>>;
+  readonly droppedAt: string;
+  readonly policyVersion: number;
+}
+
 export interface AppendResult {
   readonly entry: JournalEntry;
   /** True when the idempotency key was already in the journal: nothing was added. */
@@ -354,6 +371,27 @@ export class JournalWriter {
       this.db
         .prepare('INSERT INTO archived_ranges (segment_id, from_seq, to_seq, archived_seq, chain_head, store, location, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(req.segmentId, seg.from_seq, seg.to_seq, entry.seq, chain, req.store, req.location, req.sha256);
+    });
+  }
+
+  /**
+   * Records a verified pruned copy of an archived segment: `segment.pruned` and the `pruned_segments` row (which
+   * readers use to find the newest copy) in one transaction. Idempotent per segment and generation.
+   */
+  async commitPrune(req: PruneCommit): Promise<AppendResult> {
+    if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
+    await this.enqueue([]);
+    const r = this.db.prepare('SELECT from_seq, to_seq FROM archived_ranges WHERE segment_id = ?').get(req.segmentId) as { from_seq: number; to_seq: number } | undefined;
+    if (!r) throw new JournalWriteError('WRITE_FAILED', `segment ${req.segmentId} is not archived; only archived segments are pruned`);
+    for (const [a, b] of req.dropped) {
+      if (a > b || a < r.from_seq || b > r.to_seq || a === 0) throw new JournalWriteError('WRITE_FAILED', `segment ${req.segmentId}: dropped range ${a}..${b} is outside its seqs ${r.from_seq}..${r.to_seq}`);
+    }
+    const payload = { ...req, fromSeq: r.from_seq, toSeq: r.to_seq, dropped: req.dropped.map(([a, b]) => [a, b]), classes: { ...req.classes } };
+    return this.commitSystem(this.internal('segment.pruned', payload, `segment/${req.segmentId}/pruned/${req.generation}`), (entry, duplicate) => {
+      if (duplicate && this.db.prepare('SELECT 1 FROM pruned_segments WHERE segment_id = ? AND generation = ?').get(req.segmentId, req.generation)) return;
+      this.db
+        .prepare('INSERT INTO pruned_segments (segment_id, generation, pruned_seq, store, location, sha256, file_sha256, dropped_entries, dropped_by_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(req.segmentId, req.generation, entry.seq, req.store, req.location, req.sha256, req.fileSha256, req.entries, JSON.stringify(req.classes));
     });
   }
 

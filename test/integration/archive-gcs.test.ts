@@ -78,6 +78,16 @@ async function verifyAll(stores: ArchiveStore[]): Promise<ReturnType<typeof veri
   }
 }
 
+/** Locations of the pruned copies journaled by expiry (segment.pruned). */
+function prunedLocations(): string[] {
+  const r = JournalReader.open(path);
+  try {
+    return r.byKind({ kind: 'segment.pruned' }).map((e) => (e.payload as { location: string }).location);
+  } finally {
+    r.close();
+  }
+}
+
 function archivedIds(): string[] {
   const r = JournalReader.open(path);
   try {
@@ -305,7 +315,12 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     expect(run.stdout).toMatch(new RegExp(`2026-02: seq \\d+\\.\\.\\d+ \\(\\d+ entries\\) sealed\\+archived to gs://${BUCKET}/cold/`));
     expect(run.stdout).toMatch(/3 segment\(s\) archived to Google Cloud Storage gs:\/\/aj-archive-test\/cold\//);
     expect(run.stdout).toMatch(/store retention: bucket aj-archive-test retention policy 2600 days, locked/);
-    expect(bucketObjects().filter((n) => n.startsWith('cold/'))).toHaveLength(3);
+    // The real clock is past January + 90 days: expiry wrote pruned copies of January and February (their form
+    // submissions' payloads dropped); the locked bucket cannot delete, so the originals stay.
+    expect(run.stdout).toMatch(/expiry: dropped 2 payload\(s\) in 2 archived segment\(s\) \(marketing-90d: 2\)/);
+    expect(run.stdout).toMatch(/superseded object\(s\) kept \(the store cannot delete/);
+    expect(bucketObjects().filter((n) => n.startsWith('cold/'))).toHaveLength(5);
+    expect(bucketObjects().filter((n) => n.includes('.pruned-1.')).map((n) => `gs://${BUCKET}/${n}`)).toEqual(prunedLocations());
     const all = await cli(['verify', '--include-archives', '--json']);
     expect(all.status).toBe(0);
     expect(JSON.parse(all.stdout)).toMatchObject({ ok: true, verifiedFrom: 0 });
@@ -330,23 +345,27 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     const service = await startService(tmp.dir, { env: { ...gcsEnv(), ARCHIVE_SCHEDULE: '1s', JOURNAL_KEYS_DIR: keysDir, JOURNAL_ANCHOR_DIRS: join(tmp.dir, 'anchor') } });
     try {
       const deadline = Date.now() + 60_000;
-      while (bucketObjects().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      expect(bucketObjects()).toHaveLength(3); // January, February, March (the real clock is past them)
+      const archivedObjects = (): string[] => bucketObjects().filter((n) => !n.includes('.pruned-'));
+      while (archivedObjects().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(archivedObjects()).toHaveLength(3); // January, February, March (the real clock is past them)
       // The service stays up and keeps taking appends while and after it archives.
       const client = service.client();
       const appended = await client.append(stateChange('after-schedule', 'corr-after'));
       expect(appended.duplicate).toBe(false);
       await client.close();
       // Let the committed run finish before stopping (a run cut short is finished by the next, as the crash tests show).
+      // ...and the expiry that follows in the same pass: January's and February's expired form payloads dropped.
       const until = Date.now() + 30_000;
-      while (archivedIds().length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      while ((archivedIds().length < 3 || prunedLocations().length < 2) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     } finally {
       expect(await service.stop()).toBe(0);
     }
     expect(archivedIds()).toEqual(['2026-01', '2026-02', '2026-03']);
     const reader = JournalReader.open(path);
-    expect(reader.byKind({ kind: 'segment.archived' }).map((e) => (e.payload as { location: string }).location)).toEqual(bucketObjects().map((n) => `gs://${BUCKET}/${n}`));
+    expect(reader.byKind({ kind: 'segment.archived' }).map((e) => (e.payload as { location: string }).location)).toEqual(bucketObjects().filter((n) => !n.includes('.pruned-')).map((n) => `gs://${BUCKET}/${n}`));
     reader.close();
+    expect(prunedLocations()).toEqual(bucketObjects().filter((n) => n.includes('.pruned-')).map((n) => `gs://${BUCKET}/${n}`));
+    expect(prunedLocations()).toHaveLength(2);
     expect((await verifyAll([gcsStore({ prefix: 'cold/' })])).ok).toBe(true);
   }, 180_000);
 

@@ -1,0 +1,309 @@
+/**
+ * Retention expiry with a fake clock: entries of a 90-day class (onExpiry drop-payload) and of a 7-year class are
+ * archived; once 90 days have passed, expiry writes a pruned copy of each archived segment without the 90-day
+ * payloads, journals `segment.pruned`, deletes the superseded objects; the journal verifies with its archives,
+ * trace shows the drop, the 7-year payloads stay. Forged drops fail verification at their seq; a crash at each
+ * expiry step is finished by a re-run.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { JournalWriter } from '../../src/journal/writer.ts';
+import { JournalReader } from '../../src/journal/reader.ts';
+import { verifyJournal } from '../../src/journal/verify.ts';
+import { readSealKey } from '../../src/journal/identity.ts';
+import { RetentionPolicy } from '../../src/journal/retention.ts';
+import { DEFAULT_RETENTION_PATH } from '../../src/config/config.ts';
+import { DirectoryArchiveStore } from '../../src/journal/archive-store.ts';
+import { archiveJournal, openArchivedSegments } from '../../src/journal/segments.ts';
+import { expireArchived, type PruneStep } from '../../src/journal/expiry.ts';
+import { droppedPayload } from '../../src/journal/dropped-payload.ts';
+import { describeEntry } from '../../src/cli/describe.ts';
+import type { AppendInput, JournalEntry } from '../../src/journal/entry.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { stateChange } from '../helpers/entries.ts';
+
+let tmp: { dir: string; cleanup: () => void };
+let path: string;
+let keysDir: string;
+let archiveDir: string;
+let clock: number;
+const now = (): number => clock;
+const policy = RetentionPolicy.load(DEFAULT_RETENTION_PATH);
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+const open = (retention = policy): Promise<JournalWriter> => JournalWriter.open({ path, keysDir, checkpointEveryMs: 0, now, retention });
+
+function formSubmission(key: string, correlationId: string): AppendInput {
+  return {
+    kind: 'interaction.received',
+    source: 'forms/webflow',
+    actor: 'connector',
+    correlationId,
+    idempotencyKey: key,
+    payload: { channel: 'form', sourceId: key, direction: 'inbound', occurredAt: new Date(clock).toISOString(), participants: [{ role: 'submitter', address: `${key}@example.com` }], text: `please call me ${key}` },
+  };
+}
+
+const invoice = (key: string, correlationId: string): AppendInput => ({ ...stateChange(key, correlationId, `invoiced ${key}`), retentionClass: 'financial-7y' });
+
+/** January and February: form submissions (marketing-90d) and invoices (financial-7y); archived in March. */
+async function archivedMonths(store: DirectoryArchiveStore, retention = policy): Promise<void> {
+  const writer = await open(retention);
+  clock = Date.parse('2026-01-10T09:00:00Z');
+  await writer.appendBatch([formSubmission('jan-form-1', 'corr-jan'), invoice('jan-inv-1', 'corr-jan')]);
+  clock = Date.parse('2026-01-20T09:00:00Z');
+  await writer.append(formSubmission('jan-form-2', 'corr-jan-2'));
+  clock = Date.parse('2026-02-05T09:00:00Z');
+  await writer.appendBatch([formSubmission('feb-form-1', 'corr-feb'), invoice('feb-inv-1', 'corr-feb')]);
+  clock = Date.parse('2026-03-02T09:00:00Z');
+  await writer.append(stateChange('mar-s-1', 'corr-mar'));
+  await archiveJournal(writer, { store, now });
+  // Nothing has expired yet (January + 90 days is in April).
+  expect(await expireArchived(writer, { store, now })).toEqual([]);
+  await writer.close();
+}
+
+async function openAll(store: DirectoryArchiveStore): Promise<JournalReader> {
+  const reader = JournalReader.open(path);
+  reader.attachArchives(await openArchivedSegments(reader.connection, [store], join(tmp.dir, 'cache')));
+  return reader;
+}
+
+async function verifyAll(store: DirectoryArchiveStore): Promise<ReturnType<typeof verifyJournal>> {
+  const reader = JournalReader.open(path);
+  try {
+    const archives = await openArchivedSegments(reader.connection, [store], join(tmp.dir, 'cache'));
+    reader.attachArchives(archives);
+    return verifyJournal(reader.connection, { sealKey: readSealKey(keysDir), archives });
+  } finally {
+    reader.close();
+  }
+}
+
+const objects = (): string[] => (readdirSync(archiveDir, { recursive: true }) as string[]).filter((f) => f.endsWith('.gz')).map((f) => f.split('/').pop() as string).sort();
+const bySeqKey = (reader: JournalReader, key: string): JournalEntry => {
+  for (let s = 0; s < reader.size(); s++) {
+    const e = reader.bySeq(s);
+    if (e?.idempotencyKey === key) return e;
+  }
+  throw new Error(`no entry ${key}`);
+};
+
+beforeEach(() => {
+  tmp = tempDir('aj-expiry-');
+  path = join(tmp.dir, 'journal.sqlite');
+  keysDir = join(tmp.dir, 'keys');
+  archiveDir = join(tmp.dir, 'archive');
+  clock = Date.parse('2026-01-01T00:00:00Z');
+});
+afterEach(() => tmp.cleanup());
+
+describe('expiry of archived payloads', () => {
+  it('drops the 90-day payloads once expired, keeps the 7-year ones, and the journal still verifies and traces', async () => {
+    const store = new DirectoryArchiveStore(archiveDir);
+    await archivedMonths(store);
+    expect(objects()).toEqual(['2026-01.sqlite.gz', '2026-02.sqlite.gz']);
+
+    // May 15: January's forms (Jan 10, Jan 20 + 90 days) and February's (Feb 5 + 90 days = May 6) have expired.
+    clock = Date.parse('2026-05-15T12:00:00Z');
+    const writer = await open();
+    const dry = await expireArchived(writer, { store, now, dryRun: true });
+    expect(dry.map((e) => [e.segmentId, e.action, e.classes])).toEqual([['2026-01', 'would prune', { 'marketing-90d': 2 }], ['2026-02', 'would prune', { 'marketing-90d': 1 }]]);
+    expect(objects()).toEqual(['2026-01.sqlite.gz', '2026-02.sqlite.gz']);
+    const run = await expireArchived(writer, { store, now });
+    expect(run.map((e) => [e.segmentId, e.action, e.droppedEntries, e.classes, e.generation])).toEqual([
+      ['2026-01', 'pruned', 2, { 'marketing-90d': 2 }, 1],
+      ['2026-02', 'pruned', 1, { 'marketing-90d': 1 }, 1],
+    ]);
+    // The directory store can delete: the superseded originals are gone, the pruned copies are there.
+    expect(run[0]?.deleted).toHaveLength(1);
+    expect(objects()).toEqual(['2026-01.pruned-1.sqlite.gz', '2026-02.pruned-1.sqlite.gz']);
+    // A second run finds nothing due.
+    expect(await expireArchived(writer, { store, now })).toEqual([]);
+    await writer.close();
+
+    // The dropped payloads' bytes are not in the pruned copies; the 7-year payloads are.
+    const jan = gunzipSync(readFileSync(join(archiveDir, readdirSync(archiveDir)[0] as string, '2026-01.pruned-1.sqlite.gz'))).toString('latin1');
+    expect(jan).not.toContain('jan-form-1@example.com');
+    expect(jan).not.toContain('please call me jan-form-2');
+    expect(jan).toContain('invoiced jan-inv-1');
+
+    const report = await verifyAll(store);
+    expect(report).toMatchObject({ ok: true, verifiedFrom: 0, firstBadSeq: null });
+
+    const reader = await openAll(store);
+    try {
+      const trace = reader.byCorrelation('corr-jan');
+      expect(trace.map((e) => e.idempotencyKey)).toEqual(['jan-form-1', 'jan-inv-1']);
+      expect(trace[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 1 } });
+      expect(describeEntry(trace[0] as JournalEntry)).toBe('payload dropped on 2026-05-15 by retention policy 1 (class marketing-90d)');
+      expect(trace[1]?.payload).toMatchObject({ to: 'invoiced jan-inv-1' });
+      expect(describeEntry(trace[1] as JournalEntry)).not.toMatch(/dropped/);
+      // The prune entries name the segment, the new object, the seqs dropped and the policy version.
+      const pruned = reader.byKind({ kind: 'segment.pruned' }).map((e) => e.payload as { segmentId: string; dropped: [number, number][]; policyVersion: number; location: string; entries: number; retentionClass?: string });
+      const janForms = [bySeqKey(reader, 'jan-form-1').seq, bySeqKey(reader, 'jan-form-2').seq];
+      expect(pruned[0]).toMatchObject({ segmentId: '2026-01', policyVersion: 1, entries: 2 });
+      expect(pruned[0]?.dropped.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i))).toEqual(janForms);
+      expect(pruned[0]?.location).toMatch(/2026-01\.pruned-1\.sqlite\.gz$/);
+      expect(reader.byKind({ kind: 'segment.pruned' })[0]?.retentionClass).toBe('permanent');
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('prunes a segment again as more of its entries expire: a second generation from the first', async () => {
+    const store = new DirectoryArchiveStore(archiveDir);
+    await archivedMonths(store);
+    // April 15: only jan-form-1 (January 10 + 90 days) has expired; April 25: jan-form-2 too.
+    clock = Date.parse('2026-04-15T00:00:00Z');
+    let writer = await open();
+    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.generation, e.droppedEntries])).toEqual([['2026-01', 1, 1]]);
+    await writer.close();
+    clock = Date.parse('2026-04-25T00:00:00Z');
+    writer = await open();
+    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.generation, e.droppedEntries, e.deleted.length])).toEqual([['2026-01', 2, 1, 1]]);
+    await writer.close();
+    expect(objects()).toEqual(['2026-01.pruned-2.sqlite.gz', '2026-02.sqlite.gz']);
+    expect((await verifyAll(store)).ok).toBe(true);
+    const reader = await openAll(store);
+    try {
+      expect(reader.byCorrelation('corr-jan')[0]?.payload).toEqual({ $dropped: { at: '2026-04-15T00:00:00.000Z', policyVersion: 1 } });
+      expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-04-25T00:00:00.000Z', policyVersion: 1 } });
+      expect(reader.byCorrelation('corr-feb')[0]?.payload).toMatchObject({ channel: 'form' });
+      expect(reader.byKind({ kind: 'segment.pruned' }).map((e) => (e.payload as { generation: number; entries: number }).generation)).toEqual([1, 2]);
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('prunes nothing when every class keeps payloads (the default onExpiry)', async () => {
+    const keepAll = RetentionPolicy.parse({ ...policy.doc, classes: Object.fromEntries(Object.entries(policy.doc.classes).map(([k, c]) => [k, { days: c.days, description: c.description }])) });
+    expect(keepAll.classOf('marketing-90d')?.onExpiry).toBe('keep');
+    const store = new DirectoryArchiveStore(archiveDir);
+    await archivedMonths(store, keepAll);
+    clock = Date.parse('2027-06-01T00:00:00Z');
+    const writer = await open(keepAll);
+    expect(await expireArchived(writer, { store, now })).toEqual([]);
+    await writer.close();
+    expect(objects()).toEqual(['2026-01.sqlite.gz', '2026-02.sqlite.gz']);
+    const reader = await openAll(store);
+    expect(reader.byKind({ kind: 'segment.pruned' })).toEqual([]);
+    expect(reader.byCorrelation('corr-jan')[0]?.payload).toMatchObject({ channel: 'form' });
+    reader.close();
+  });
+
+  it('fails verification at the seq of a dropped payload no segment.pruned entry lists', async () => {
+    const store = new DirectoryArchiveStore(archiveDir);
+    await archivedMonths(store);
+    clock = Date.parse('2026-05-15T12:00:00Z');
+    const writer = await open();
+    await expireArchived(writer, { store, now });
+    await writer.close();
+    expect((await verifyAll(store)).ok).toBe(true);
+
+    // A forged third copy of January that also drops the invoice (a 7-year, keep entry), registered as the newest.
+    const db = new Database(path);
+    const cur = db.prepare(`SELECT location FROM pruned_segments WHERE segment_id = '2026-01'`).get() as { location: string };
+    const file = join(tmp.dir, 'forged.sqlite');
+    writeFileSync(file, gunzipSync(readFileSync(cur.location.slice(4))));
+    const f = new Database(file);
+    const inv = f.prepare(`SELECT seq FROM entries WHERE idempotency_key = 'jan-inv-1'`).get() as { seq: number };
+    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: 1 }), inv.seq);
+    f.close();
+    const raw = readFileSync(file);
+    const gz = gzipSync(raw);
+    const forged = await store.put('forged/2026-01.pruned-2.sqlite.gz', gz);
+    db.prepare('INSERT INTO pruned_segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run('2026-01', 2, 0, 'directory', forged.location, sha(gz), sha(raw), 1, '{}');
+    db.close();
+    const report = await verifyAll(store);
+    expect(report.ok).toBe(false);
+    expect(report.firstBadSeq).toBe(inv.seq);
+    expect(report.reason).toMatch(/no segment\.pruned entry lists this seq/);
+
+    // Even a journaled prune entry that lists it does not make dropping a 7-year (keep) payload valid.
+    const w = await open();
+    await w.commitPrune({ segmentId: '2026-01', generation: 3, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: forged.location, dropped: [[inv.seq, inv.seq]], entries: 1, classes: { 'financial-7y': 1 }, droppedAt: '2026-05-15T12:00:00.000Z', policyVersion: 1 });
+    await w.close();
+    const listed = await verifyAll(store);
+    expect(listed.ok).toBe(false);
+    expect(listed.firstBadSeq).toBe(inv.seq);
+    expect(listed.reason).toMatch(/class financial-7y keeps payloads/);
+  });
+
+  const steps: PruneStep[] = ['pruned-uploaded', 'pruned-committed', 'pruned-deleted'];
+  for (const step of steps) {
+    it(`recovers from a crash after "${step}": a re-run finishes with one pruned copy`, async () => {
+      const store = new DirectoryArchiveStore(archiveDir);
+      await archivedMonths(store);
+      clock = Date.parse('2026-05-15T12:00:00Z');
+      const writer = await open();
+      const crash = new Error(`crash after ${step}`);
+      await expect(expireArchived(writer, { store, now, onStep: (s, id) => { if (s === step && id === '2026-01') throw crash; } })).rejects.toBe(crash);
+      await writer.close();
+      // The re-run comes a day later: the copy already written (dropped on May 15) is the one committed.
+      clock = Date.parse('2026-05-16T12:00:00Z');
+      const again = await open();
+      const rerun = await expireArchived(again, { store, now });
+      expect(await expireArchived(again, { store, now })).toEqual([]);
+      await again.close();
+      const jan = rerun.find((e) => e.segmentId === '2026-01');
+      if (step === 'pruned-uploaded') expect(jan).toMatchObject({ action: 'pruned', generation: 1, droppedEntries: 2 });
+      if (step === 'pruned-committed') expect(jan).toMatchObject({ action: 'cleaned', deleted: [expect.stringMatching(/2026-01\.sqlite\.gz$/)] });
+      if (step === 'pruned-deleted') expect(jan).toBeUndefined();
+      expect(objects()).toEqual(['2026-01.pruned-1.sqlite.gz', '2026-02.pruned-1.sqlite.gz']);
+      expect((await verifyAll(store)).ok).toBe(true);
+      const reader = await openAll(store);
+      try {
+        const pruned = reader.byKind({ kind: 'segment.pruned' }).map((e) => e.payload as { segmentId: string; droppedAt: string });
+        expect(pruned.map((p) => p.segmentId).sort()).toEqual(['2026-01', '2026-02']);
+        expect(pruned.find((p) => p.segmentId === '2026-01')?.droppedAt).toBe('2026-05-15T12:00:00.000Z');
+        expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 1 } });
+      } finally {
+        reader.close();
+      }
+    });
+  }
+});
+
+describe('archive and retention report commands with expiry', () => {
+  it('archive --dry-run says what would expire, archive drops it, verify --include-archives passes, trace shows the drop', async () => {
+    const store = new DirectoryArchiveStore(join(tmp.dir, 'cold'));
+    mkdirSync(join(tmp.dir, 'cold'));
+    await archivedMonths(store);
+    const env = { ...process.env, JOURNAL_PATH: path, LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', ARCHIVE_DIR: join(tmp.dir, 'cold') };
+    const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
+      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8' });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    // The real clock is well past May 2026: the forms of January and February have expired.
+    const report0 = cli(['retention', 'report', '--json']);
+    expect(report0.status).toBe(0);
+    const dry = cli(['archive', '--dry-run']);
+    expect(dry.status).toBe(0);
+    expect(dry.stdout).toMatch(/2026-01: would drop 2 expired payload\(s\) \(marketing-90d: 2\)/);
+    expect(dry.stdout).toMatch(/expiry: would drop 3 payload\(s\) in 2 archived segment\(s\) \(marketing-90d: 3\)/);
+    const run = cli(['archive']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/2026-01: dropped 2 expired payload\(s\) \(marketing-90d: 2\)/);
+    expect(run.stdout).toMatch(/superseded object\(s\) deleted: dir:/);
+    const all = cli(['verify', '--include-archives', '--json']);
+    expect(all.status).toBe(0);
+    expect(JSON.parse(all.stdout)).toMatchObject({ ok: true, verifiedFrom: 0 });
+    const trace = cli(['trace', 'corr-jan']);
+    expect(trace.status).toBe(0);
+    expect(trace.stdout).toMatch(/payload dropped on \d{4}-\d\d-\d\d by retention policy 1/);
+    expect(trace.stdout).not.toContain('jan-form-1@example.com');
+    const report = cli(['retention', 'report', '--json']);
+    expect(report.status).toBe(0);
+    const r = JSON.parse(report.stdout) as { classes: { retentionClass: string; droppedPayloads: number }[] };
+    expect(r.classes.find((c) => c.retentionClass === 'marketing-90d')?.droppedPayloads).toBe(3);
+    expect(r.classes.find((c) => c.retentionClass === 'financial-7y')?.droppedPayloads).toBe(0);
+    const text = cli(['retention', 'report']);
+    expect(text.stdout).toMatch(/marketing-90d .* 3\n/);
+  }, 600_000);
+});
