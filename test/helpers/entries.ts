@@ -23,3 +23,15 @@ export function ruleDecision(key: string, correlationId: string, bytes = 800): A
     payload: { ruleId: 'mirror-leads', ruleVersion: '3', evaluated: { category: 'new_lead', note: 'x'.repeat(bytes) }, outcome: 'mirror' },
   };
 }
+
+/** A web form submission (class marketing-90d by the default policy) from `<key>@example.com`, dated `at`. */
+export function formSubmission(key: string, correlationId: string, at: number, text = 'please call me'): AppendInput {
+  return {
+    kind: 'interaction.received',
+    source: 'forms/webflow',
+    actor: 'connector',
+    correlationId,
+    idempotencyKey: key,
+    payload: { channel: 'form', sourceId: key, direction: 'inbound', occurredAt: new Date(at).toISOString(), participants: [{ role: 'submitter', address: `${key}@example.com` }], text },
+  };
+}

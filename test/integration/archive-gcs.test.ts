@@ -25,7 +25,7 @@ import { startArchiveSchedule } from '../../jobs/archive.ts';
 import { startFakeGcs, type FakeGcs } from '../fakes/gcs.fake.ts';
 import { startService } from '../helpers/service.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { stateChange } from '../helpers/entries.ts';
+import { stateChange, formSubmission as formSubmissionAt } from '../helpers/entries.ts';
 
 const DAY_S = 86_400;
 /** Longer than financial-7y (2557 days) from the earliest entry: the bucket can protect every class. */
@@ -45,16 +45,7 @@ const open = (): Promise<JournalWriter> => JournalWriter.open({ path, keysDir, c
 const gcsStore = (o: Partial<ConstructorParameters<typeof GcsArchiveStore>[0]> = {}): GcsArchiveStore =>
   new GcsArchiveStore({ bucket: BUCKET, prefix: 'journals/', credentials: { accessToken: gcs.token }, rootUrl: gcs.rootUrl, backoffMs: 20, ...o });
 
-function formSubmission(key: string, correlationId: string): AppendInput {
-  return {
-    kind: 'interaction.received',
-    source: 'forms/webflow',
-    actor: 'connector',
-    correlationId,
-    idempotencyKey: key,
-    payload: { channel: 'form', sourceId: key, direction: 'inbound', occurredAt: new Date(clock).toISOString(), participants: [{ role: 'submitter', address: `${key}@example.com` }], text: 'please call me' },
-  };
-}
+const formSubmission = (key: string, correlationId: string): AppendInput => formSubmissionAt(key, correlationId, clock);
 
 /** January and February entries (one invoice each: financial-7y), then the clock in March. */
 async function twoMonths(writer: JournalWriter): Promise<void> {

@@ -19,7 +19,7 @@ import { archiveJournal, openArchivedSegments, type ArchiveStep } from '../../sr
 import { DirectoryAnchor } from '../../src/journal/anchors.ts';
 import type { AppendInput } from '../../src/journal/entry.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { stateChange } from '../helpers/entries.ts';
+import { stateChange, formSubmission as formSubmissionAt } from '../helpers/entries.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let path: string;
@@ -31,16 +31,7 @@ const policy = RetentionPolicy.load(DEFAULT_RETENTION_PATH);
 const open = (extra: Partial<Parameters<typeof JournalWriter.open>[0]> = {}): Promise<JournalWriter> =>
   JournalWriter.open({ path, keysDir, checkpointEveryMs: 0, now, retention: policy, anchors: [new DirectoryAnchor(join(tmp.dir, 'anchor'))], ...extra });
 
-function formSubmission(key: string, correlationId: string): AppendInput {
-  return {
-    kind: 'interaction.received',
-    source: 'forms/webflow',
-    actor: 'connector',
-    correlationId,
-    idempotencyKey: key,
-    payload: { channel: 'form', sourceId: key, direction: 'inbound', occurredAt: new Date(clock).toISOString(), participants: [{ role: 'submitter', address: `${key}@example.com` }], text: 'please call me' },
-  };
-}
+const formSubmission = (key: string, correlationId: string): AppendInput => formSubmissionAt(key, correlationId, clock);
 
 function invoice(key: string, correlationId: string): AppendInput {
   return { ...stateChange(key, correlationId, 'invoiced'), retentionClass: 'financial-7y' };

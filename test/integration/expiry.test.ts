@@ -25,7 +25,7 @@ import { droppedPayload } from '../../src/journal/dropped-payload.ts';
 import { describeEntry } from '../../src/cli/describe.ts';
 import type { AppendInput, JournalEntry } from '../../src/journal/entry.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { stateChange } from '../helpers/entries.ts';
+import { stateChange, formSubmission as formSubmissionAt } from '../helpers/entries.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let path: string;
@@ -38,16 +38,8 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 const open = (retention = policy): Promise<JournalWriter> => JournalWriter.open({ path, keysDir, checkpointEveryMs: 0, now, retention });
 
-function formSubmission(key: string, correlationId: string): AppendInput {
-  return {
-    kind: 'interaction.received',
-    source: 'forms/webflow',
-    actor: 'connector',
-    correlationId,
-    idempotencyKey: key,
-    payload: { channel: 'form', sourceId: key, direction: 'inbound', occurredAt: new Date(clock).toISOString(), participants: [{ role: 'submitter', address: `${key}@example.com` }], text: `please call me ${key}` },
-  };
-}
+// Each with text of its own, so that a dropped payload's bytes can be looked for.
+const formSubmission = (key: string, correlationId: string): AppendInput => formSubmissionAt(key, correlationId, clock, `please call me ${key}`);
 
 const invoice = (key: string, correlationId: string): AppendInput => ({ ...stateChange(key, correlationId, `invoiced ${key}`), retentionClass: 'financial-7y' });
 
