@@ -239,6 +239,22 @@ export class SubjectKeyStore {
     return fingerprintOf(this.db);
   }
 
+  /**
+   * Key by key, store against backup. Keys only the backup holds are what a store write that failed after its
+   * backup write leaves (the backup goes first): harmless unless the journal references them (then they are
+   * "missing" from the store, and `keys restore` brings them back). Keys only the store holds, or held in
+   * different states, are what a backup that fell behind looks like.
+   */
+  compareWithBackup(): { storeOnly: string[]; backupOnly: string[]; differing: string[] } {
+    const read = (db: Database.Database): Map<string, boolean> => new Map((db.prepare('SELECT key_id, destroyed_at FROM keys').all() as { key_id: string; destroyed_at: string | null }[]).map((r) => [r.key_id, r.destroyed_at === null]));
+    const store = read(this.db);
+    const backup = read(this.backup);
+    const storeOnly = [...store.keys()].filter((id) => !backup.has(id));
+    const backupOnly = [...backup.keys()].filter((id) => !store.has(id));
+    const differing = [...store.entries()].filter(([id, active]) => backup.has(id) && backup.get(id) !== active).map(([id]) => id);
+    return { storeOnly, backupOnly, differing };
+  }
+
   /** The backup's fingerprint; equal to the store's when the mirror is in step. */
   backupFingerprint(): KeyStoreFingerprint {
     return fingerprintOf(this.backup);

@@ -270,12 +270,18 @@ export function checkKeyStore(db: Database.Database, store: SubjectKeyStore | nu
   }
   if (store) for (const id of erased) if (store.state(id).status === 'active') resurrected.push(id);
   let backupInStep: boolean | null = null;
-  if (store) backupInStep = store.fingerprint().digest === store.backupFingerprint().digest;
+  const notes: string[] = [];
+  if (store) {
+    const diff = store.compareWithBackup();
+    backupInStep = diff.storeOnly.length === 0 && diff.differing.length === 0;
+    // The backup is written first: a store write that failed (a full disk) leaves an unused key in the backup.
+    if (diff.backupOnly.length > 0) notes.push(`${diff.backupOnly.length} key(s) are in the backup only (a store write failed after its backup write); unused unless listed as missing`);
+  }
   if (!store && referenced.length > 0) problems.push(`the key store (or the master key that opens it) is missing but ${referenced.length} key(s) are referenced by sealed journal entries`);
   if (missing.length > 0) problems.push(`${missing.length} subject key(s) referenced by the journal are missing from the key store (lost or rolled back): their entries cannot be read; restore with \`activity-journal keys restore\``);
   if (resurrected.length > 0) problems.push(`${resurrected.length} key(s) erased by privacy.erased entries are present again in the key store (a rolled-back store): run \`activity-journal keys restore\` to re-apply the erasures`);
-  if (backupInStep === false) problems.push('the key store backup is not in step with the key store (different keys or states)');
-  const notes = store?.backupRecreated === true ? [`the key store backup ${store.backupPath} was missing: it was re-created from the store`] : [];
+  if (backupInStep === false) problems.push('the key store backup is behind the key store (keys the backup lacks, or in another state): a lost store could not be fully restored');
+  if (store?.backupRecreated === true) notes.push(`the key store backup ${store.backupPath} was missing: it was re-created from the store`);
   return { ok: problems.length === 0, storePresent: store !== null, referenced: referenced.length, missing, resurrected, backupInStep, problems, notes };
 }
 
