@@ -222,8 +222,8 @@ const segmentSealed = z.strictObject({
   fileBytes: z.number().int().positive(),
 });
 
-/** A sealed segment copied to an archive store, read back and verified; its rows may now leave hot storage. */
-const segmentArchived = z.strictObject({
+/** A segment object in an archive store: which seqs, where, and the hashes that identify it. */
+const storedSegment = {
   segmentId: id,
   fromSeq: z.number().int().nonnegative(),
   toSeq: z.number().int().nonnegative(),
@@ -233,7 +233,10 @@ const segmentArchived = z.strictObject({
   sha256: hexHash,
   fileSha256: hexHash,
   compressedBytes: z.number().int().positive(),
-});
+};
+
+/** A sealed segment copied to an archive store, read back and verified; its rows may now leave hot storage. */
+const segmentArchived = z.strictObject(storedSegment);
 
 /**
  * Expired payloads dropped from an archived segment: a new (pruned) copy of the segment was written to the store,
@@ -242,17 +245,10 @@ const segmentArchived = z.strictObject({
  * payload only at a seq some segment.pruned entry lists.
  */
 const segmentPruned = z.strictObject({
-  segmentId: id,
+  // The pruned copy itself (its hashes are the pruned object's and the pruned segment file's).
+  ...storedSegment,
   /** 1 for the first pruned copy of the segment, 2 for the next... */
   generation: z.number().int().positive(),
-  fromSeq: z.number().int().nonnegative(),
-  toSeq: z.number().int().nonnegative(),
-  store: z.enum(['directory', 'gcs']),
-  location: z.string().min(1).max(2048),
-  /** SHA-256 of the stored (gzip-compressed) pruned object, and of the pruned segment file inside it. */
-  sha256: hexHash,
-  fileSha256: hexHash,
-  compressedBytes: z.number().int().positive(),
   /** The object this copy supersedes (readers use the newest generation). */
   replaces: z.string().min(1).max(2048),
   /** Seqs whose payloads this generation dropped, as inclusive ranges [from, to]. */

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import type { AppendInput } from '../../src/journal/entry.ts';
 
 /** A valid state.changed append, with the given idempotency key and correlation. */
@@ -34,4 +35,14 @@ export function formSubmission(key: string, correlationId: string, at: number, t
     idempotencyKey: key,
     payload: { channel: 'form', sourceId: key, direction: 'inbound', occurredAt: new Date(at).toISOString(), participants: [{ role: 'submitter', address: `${key}@example.com` }], text },
   };
+}
+
+/** How many entries the journal file at `path` holds in hot storage (read-only). */
+export function hotEntryCount(path: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
 }

@@ -25,7 +25,7 @@ import { startArchiveSchedule } from '../../jobs/archive.ts';
 import { startFakeGcs, type FakeGcs } from '../fakes/gcs.fake.ts';
 import { startService } from '../helpers/service.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { stateChange, formSubmission as formSubmissionAt } from '../helpers/entries.ts';
+import { stateChange, formSubmission as formSubmissionAt, hotEntryCount } from '../helpers/entries.ts';
 
 const DAY_S = 86_400;
 /** Longer than financial-7y (2557 days) from the earliest entry: the bucket can protect every class. */
@@ -97,14 +97,7 @@ function hotBelow(seq: number): number {
   }
 }
 
-function hotCount(): number {
-  const db = new Database(path, { readonly: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
+const hotCount = (): number => hotEntryCount(path);
 
 const uploads = (): FakeGcs['requests'] => gcs.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/upload/'));
 const bucketObjects = (): string[] => [...gcs.objects.values()].filter((o) => o.bucket === BUCKET).map((o) => o.name).sort();

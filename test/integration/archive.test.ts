@@ -19,7 +19,7 @@ import { archiveJournal, openArchivedSegments, type ArchiveStep } from '../../sr
 import { DirectoryAnchor } from '../../src/journal/anchors.ts';
 import type { AppendInput } from '../../src/journal/entry.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { stateChange, formSubmission as formSubmissionAt } from '../helpers/entries.ts';
+import { stateChange, formSubmission as formSubmissionAt, hotEntryCount } from '../helpers/entries.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let path: string;
@@ -37,14 +37,7 @@ function invoice(key: string, correlationId: string): AppendInput {
   return { ...stateChange(key, correlationId, 'invoiced'), retentionClass: 'financial-7y' };
 }
 
-function hotCount(): number {
-  const db = new Database(path, { readonly: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
+const hotCount = (): number => hotEntryCount(path);
 
 function sizeOf(): number {
   const r = JournalReader.open(path);
