@@ -61,7 +61,7 @@ function retryAfterMs(headers: unknown): number | undefined {
 
 /** Maps an error thrown by googleapis / google-auth-library to ours; returns other errors unchanged. */
 export function mapGmailError(err: unknown): unknown {
-  if (typeof err !== 'object' || err === null) return err;
+  if (!fromGoogleClient(err)) return err;
   const e = err as ErrorShape;
   const rawStatus = e.response?.status ?? e.status;
   const status = typeof rawStatus === 'number' ? rawStatus : undefined;
@@ -97,6 +97,15 @@ export function mapGmailError(err: unknown): unknown {
     return new GmailUnavailableError(`Gmail unreachable (${e.code})`, { cause: err });
   }
   return err;
+}
+
+/**
+ * googleapis and google-auth-library fail with a GaxiosError, which always carries the request's `config`.
+ * Anything else met during a sync (the journal service refusing an append with its own status, the state store
+ * failing to save) is not about Gmail and must not be reported as a Gmail outage.
+ */
+function fromGoogleClient(err: unknown): err is object {
+  return typeof err === 'object' && err !== null && Object.prototype.hasOwnProperty.call(err, 'config');
 }
 
 function statusOf(err: unknown): number | undefined {

@@ -10,6 +10,8 @@ import { allEntries, inProcessPipeline, type InProcessPipeline } from '../helper
 import { startFakeGmail, type FakeGmail } from '../fakes/gmail.fake.ts';
 import { syncInbox, type InboxCursor, type InboxStateStore } from '../../connectors/gmail/gmail.sync.ts';
 import type { GmailOAuth2Client } from '../../connectors/gmail/gmail.source.ts';
+import { GmailUnavailableError } from '../../connectors/gmail/errors/gmail-unavailable.error.ts';
+import { JournalRequestError } from '../../src/journal/errors/journal-request.error.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 
 const MAILBOX = 'sales@northwind-analytics.example';
@@ -124,5 +126,30 @@ describe('Gmail inbox sync', () => {
     expect(health[0]?.windowEnd).toBeDefined();
     expect((await sync()).mode).toBe('needs-consent'); // not retried until consent is given again
     expect(kind('connector.health')).toHaveLength(1);
+  });
+
+  it('does not report a journal that refuses appends (its disk full) as a Gmail outage, and catches up once it accepts again', async () => {
+    fake.burst(3);
+    await sync();
+    const burst = fake.burst(4);
+    // The journal service answers 503 WRITE_FAILED to the cursor's entry, as it does while its disk is full.
+    let full = true;
+    const journal = new Proxy(p.journal, {
+      get(target, prop, receiver) {
+        if (prop === 'append' && full) return () => Promise.reject(new JournalRequestError(503, 'WRITE_FAILED', 'the journal could not write: database or disk is full', true));
+        const v: unknown = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const cursor = state.get(MAILBOX).historyId;
+    const failed = syncInbox({ mailbox: MAILBOX, auth, rootUrl: fake.rootUrl, journal, intake: (ix) => p.runtime.pipeline.intake(ix), state }).catch((e: unknown) => e);
+    const err = await failed;
+    expect(err).toBeInstanceOf(JournalRequestError);
+    expect(err).not.toBeInstanceOf(GmailUnavailableError);
+    expect(state.get(MAILBOX).historyId).toBe(cursor);
+    full = false;
+    expect(await sync()).toMatchObject({ mode: 'incremental', duplicates: 1, accepted: 3 });
+    expect(received().filter((id) => burst.includes(id)).sort()).toEqual([...burst].sort());
+    expect(received()).toHaveLength(7);
   });
 });
