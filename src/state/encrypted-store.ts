@@ -8,7 +8,7 @@
  * Files written before the master key existed were encrypted under `<stateDir>/state-store.key`: they are read
  * with that legacy key once and rewritten under the master key straight away.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { aesGcmDecrypt, MasterKey } from '../journal/master-key.ts';
 import { MasterKeyError } from '../journal/errors/master-key.error.ts';
@@ -82,18 +82,29 @@ export class EncryptedStore<T extends Record<string, unknown>> {
     return doc;
   }
 
+  /**
+   * Writes the document atomically. A failed write (disk full, read-only file system) leaves the previous version
+   * in place and throws a StateStoreError naming the file and the system's reason, never the content.
+   */
   private persist(doc: T): void {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const blob = this.masterKey.seal(Buffer.from(JSON.stringify(doc), 'utf8'), this.context);
     const tmp = `${this.path}.${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, blob);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, blob);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.path);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      const code = (err as { code?: unknown }).code;
+      const reason = code === 'ENOSPC' ? 'no space left on the device' : typeof code === 'string' ? code : 'write failed';
+      throw new StateStoreError(`${this.path} could not be saved (${reason}); the previous version is kept`, { cause: err });
     }
-    renameSync(tmp, this.path);
     const dirFd = openSync(dirname(this.path), 'r');
     try {
       fsyncSync(dirFd);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -72,5 +72,31 @@ describe('EncryptedStore', () => {
     expect(open().read().inboxes.old?.refreshToken).toBe('legacy-token');
     expect(readFileSync(file).subarray(0, 4).toString()).toBe('AJM1');
     expect(open().read().inboxes.old?.refreshToken).toBe('legacy-token');
+  });
+
+  it('on a full disk, refuses the update with the reason, keeps the previous version and leaves no temp file', async () => {
+    const store = open();
+    await store.update((d) => {
+      d.inboxes.a = { refreshToken: 'first-token' };
+    });
+    const file = join(tmp.dir, 'state', 'tokens.enc');
+    // The store's temp file is made to be /dev/full: every write to it fails with ENOSPC, as on a full disk.
+    const temp = `${file}.${process.pid}.tmp`;
+    symlinkSync('/dev/full', temp);
+    const failed = store.update((d) => {
+      d.inboxes.a = { refreshToken: '1//second-token-VERY-SECRET' };
+    });
+    await expect(failed).rejects.toBeInstanceOf(StateStoreError);
+    const err = (await failed.then(() => null, (e: unknown) => e)) as Error;
+    expect(err.message).toContain('no space left on the device');
+    expect(err.message).not.toContain('VERY-SECRET');
+    expect(existsSync(temp)).toBe(false);
+    expect(store.read().inboxes.a?.refreshToken).toBe('first-token');
+    expect(open().read().inboxes.a?.refreshToken).toBe('first-token');
+    // Space is back: the next update goes through.
+    await store.update((d) => {
+      d.inboxes.a = { refreshToken: 'third-token' };
+    });
+    expect(open().read().inboxes.a?.refreshToken).toBe('third-token');
   });
 });
