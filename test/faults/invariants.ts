@@ -19,6 +19,12 @@ export interface Check {
 
 const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
 
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
 /**
  * `activities(entryId)`: how many CRM activities carry that journal entry id (the HubSpot fake's state); when
  * given, exactly one per mirrored interaction is required (and its match for the associations on the record),
@@ -27,11 +33,7 @@ const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Recor
 export function checkEntries(entries: readonly JournalEntry[], sent: readonly Sent[], activities?: (entryId: string) => number): Check {
   const problems: string[] = [];
   const receivedBySource = new Map<string, JournalEntry[]>();
-  for (const e of entries) {
-    if (e.kind !== 'interaction.received') continue;
-    const id = String(payload(e).sourceId);
-    receivedBySource.set(id, [...(receivedBySource.get(id) ?? []), e]);
-  }
+  for (const e of entries) if (e.kind === 'interaction.received') pushTo(receivedBySource, String(payload(e).sourceId), e);
   const expected = new Set(sent.map((s) => s.sourceId));
   let lost = 0;
   let duplicated = 0;
@@ -52,7 +54,8 @@ export function checkEntries(entries: readonly JournalEntry[], sent: readonly Se
   for (const id of receivedBySource.keys()) if (!expected.has(id)) problems.push(`${id}: in the journal but never sent`);
 
   const byCorrelation = new Map<string, JournalEntry[]>();
-  for (const e of entries) byCorrelation.set(e.correlationId, [...(byCorrelation.get(e.correlationId) ?? []), e]);
+  // Pushed, not copied: one correlation (the inbox's cursor, the disk-full probes) can hold thousands of entries.
+  for (const e of entries) pushTo(byCorrelation, e.correlationId, e);
   for (const [id, got] of receivedBySource) {
     // A correlation can hold several interactions (a mail thread): each one's decisions are found by its entry id.
     const chain = byCorrelation.get(got[0]?.correlationId ?? '') ?? [];

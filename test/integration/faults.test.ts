@@ -12,7 +12,7 @@
  * full one (FAULT_TRIALS=210) and writes its report to FAULT_REPORT.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster } from '../faults/cluster.ts';
 import { deliver, deliverMail, type Sent } from '../faults/feed.ts';
@@ -30,6 +30,13 @@ const MAIL_PER_TRIAL = Number(process.env.FAULT_MAIL ?? 3);
 /** A tamper check on a copy of the journal after every Nth trial (and after the last). */
 const TAMPER_EVERY = Math.max(1, Number(process.env.FAULT_TAMPER_EVERY ?? 1));
 const MAILBOX = 'sales@northwind-analytics.example';
+/**
+ * The journal's own file system (a tmpfs, MiB). It must outlast the run: the journal grows with the feed and every
+ * disk-full trial leaves the probe entries that got in behind (up to a WAL's worth). RAM is used only as it fills.
+ */
+const TMPFS_MIB = Number(process.env.FAULT_TMPFS_MIB ?? 512);
+/** Less free space than this before a trial: the run has outgrown its tmpfs, and a full disk would be no fault. */
+const MIN_FREE_MIB = 48;
 const ALL_FAULTS = ['kill-journal', 'kill-worker', 'kill-web', 'redis-restart', 'model-storm', 'hubspot-storm', 'disk-full'] as const;
 type Fault = (typeof ALL_FAULTS)[number];
 /** FAULT_ONLY=a,b runs only those faults (to chase one). */
@@ -64,7 +71,7 @@ beforeAll(async () => {
   hubspot.seed('companies', { name: 'Acme Corp', domain: 'acme-corp.example' });
   gmail = await startFakeGmail({ mailbox: MAILBOX });
   cluster = await Cluster.start({
-    tmpfsMiB: 96,
+    tmpfsMiB: TMPFS_MIB,
     gmailInbox: { mailbox: MAILBOX, refreshToken: gmail.refreshToken },
     env: {
       // The inbox's scheduled history sync, as often as the configuration allows (5 s), so trials stay short.
@@ -79,6 +86,12 @@ afterAll(async () => {
   await hubspot?.close();
   await gmail?.close();
 });
+
+/** Free MiB on the journal's file system. */
+function freeMiB(): number {
+  const st = statfsSync(cluster.dataDir);
+  return Math.floor((st.bavail * st.bsize) / 1_048_576);
+}
 
 /** Fills the journal's file system, then frees it: appends must be refused cleanly meanwhile. */
 async function diskFull(holdMs: number): Promise<{ refusedWith: string }> {
@@ -173,6 +186,8 @@ interface Row {
   mail: number;
   tamper: TamperResult | null;
   problems: string[];
+  /** MiB free on the journal's tmpfs after the trial (null: no tmpfs). */
+  freeMiB: number | null;
   ms: number;
   settledMs: number;
 }
@@ -186,7 +201,7 @@ function tamperSummary(): { passed: number; total: number; byKind: Record<string
 }
 
 function reportRow(r: Row): Record<string, unknown> {
-  return { trial: r.trial, fault: r.fault, what: r.what, ms: r.ms, sent: r.sent, mail: r.mail, problems: r.problems.length, ...(r.tamper ? { tamper: { kind: r.tamper.kind, seq: r.tamper.expectedSeq, passed: r.tamper.passed, named: r.tamper.tampered.firstBadSeq } } : {}) };
+  return { trial: r.trial, fault: r.fault, what: r.what, ms: r.ms, sent: r.sent, mail: r.mail, problems: r.problems.length, freeMiB: r.freeMiB, ...(r.tamper ? { tamper: { kind: r.tamper.kind, seq: r.tamper.expectedSeq, passed: r.tamper.passed, named: r.tamper.tampered.firstBadSeq } } : {}) };
 }
 
 describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
@@ -231,10 +246,13 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
         if (process.env.FAULT_DEBUG) console.info(`${Date.now() - started} ms: ${check.problems.length} open: ${check.problems.slice(0, 3).join('; ')}`);
       }
       const verified = verifyJournal(cluster.svc?.env ?? {});
+      const free = cluster.tmpfs ? freeMiB() : null;
       const problems = [...check.problems, ...(verified.ok ? [] : [`verify failed: ${verified.output}`])];
       // A full disk must show: appends refused with a clear 503 (then resumed: the checks above passed after it).
       if (fault === 'disk-full' && cluster.tmpfs && !/^503 .*(disk|full|WRITE_FAILED)/i.test(diskRefusal?.refusedWith ?? '')) problems.push(`disk full, but appends were not refused with a clear 503: ${diskRefusal?.refusedWith ?? 'none'} after ${diskRefusal?.accepted ?? 0} accepted`);
       diskRefusal = null;
+      // The harness's own limit, said as such: a journal that filled its tmpfs for good is no fault being injected.
+      if (free !== null && free < MIN_FREE_MIB) problems.push(`harness: the journal's tmpfs has ${free} MiB free after the trial; the run outgrew it (FAULT_TMPFS_MIB=${TMPFS_MIB})`);
       // A copy of the journal as it is now, changed in one place: verify must catch it, at the right seq.
       let tamper: TamperResult | null = null;
       if ((trial + 1) % TAMPER_EVERY === 0 || trial === TRIALS - 1) {
@@ -242,7 +260,7 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
         tamper = await tamperCheck({ journalPath: cluster.journalPath, keysDir: cluster.keysDir, anchorsDir: cluster.anchorsDir, workDir: cluster.root }, kind, random);
         if (!tamper.passed) problems.push(`tamper check (${kind} at seq ${tamper.expectedSeq}) failed: ${tamper.problem}`);
       }
-      rows.push({ trial, fault, what, sent: sent.length, mail: mail.length, tamper, problems, ms: Date.now() - started, settledMs: settled - started });
+      rows.push({ trial, fault, what, sent: sent.length, mail: mail.length, tamper, problems, freeMiB: free, ms: Date.now() - started, settledMs: settled - started });
       // The report so far, after every trial, so that an interrupted long run still says what it did.
       if (process.env.FAULT_REPORT) writeFileSync(process.env.FAULT_REPORT, JSON.stringify({ seed: SEED, trialsSoFar: rows.length, interactions: all.length, tamperChecks: tamperSummary(), rows: rows.map(reportRow) }, null, 2));
       if (problems.length > 0) console.error(`trial ${trial} (${fault}: ${what}):\n  ${problems.slice(0, 20).join('\n  ')}\n${cluster.logs.slice(-10).join('')}`);
@@ -266,6 +284,7 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
       duplicated: final.duplicated,
       verify: verified.ok ? `ok (${verified.entries} entries, ${verified.anchorsChecked} anchored checkpoints)` : 'FAILED',
       tamperChecks: tamperSummary(),
+      journalTmpfs: cluster.tmpfs ? { mib: TMPFS_MIB, leastFreeMiB: Math.min(...rows.map((r) => r.freeMiB ?? TMPFS_MIB)) } : null,
       trialsFailed: rows.filter((r) => r.problems.length > 0).length,
     };
     console.info(`fault report: ${JSON.stringify(report)}`);
