@@ -6,6 +6,7 @@ import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
 import { createWebServer, type Gauge } from '../web/server.ts';
 import { HttpJournalClient } from '../journal/service/http-client.ts';
+import { JournalRequestError } from '../journal/errors/journal-request.error.ts';
 import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
 import { createQueues, closeQueues, enqueueVia } from '../../jobs/queues.ts';
 import { DEFAULT_REDIS_URL, configuredReceivers, startPipeline } from '../../jobs/main.ts';
@@ -62,11 +63,13 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
     ],
     gauges: async () => {
       const gauges: Gauge[] = [{ name: 'aj_up', help: 'The web process is up.', value: 1 }];
+      const writable = { name: 'aj_journal_writable', help: 'Whether the journal takes writes (0: its last commit failed, e.g. on a full disk).' };
       try {
         const h = await journal.health();
-        gauges.push({ name: 'aj_journal_entries', help: 'Entries in the journal.', value: h.size });
-      } catch {
-        gauges.push({ name: 'aj_journal_up', help: 'Whether the journal service answers.', value: 0 });
+        gauges.push({ name: 'aj_journal_entries', help: 'Entries in the journal.', value: h.size }, { ...writable, value: 1 });
+      } catch (err) {
+        if (err instanceof JournalRequestError && err.code === 'WRITE_FAILED') gauges.push({ ...writable, value: 0 });
+        else gauges.push({ name: 'aj_journal_up', help: 'Whether the journal service answers.', value: 0 });
       }
       for (const name of QUEUE_NAMES) {
         try {

@@ -127,8 +127,12 @@ export interface WriterStats {
   failedTransactions: number;
 }
 
+/** Whether the journal is taking writes: the last commit's failure, while no commit has succeeded since. */
+export type WriteHealth = { readonly ok: true } | { readonly ok: false; readonly failingSince: string; readonly reason: string };
+
 export class JournalWriter {
   readonly stats: WriterStats = { transactions: 0, entries: 0, requests: 0, largestTransaction: 0, failedTransactions: 0 };
+  private writeFailure: { failingSince: string; reason: string } | null = null;
   private readonly pending: Request[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -211,6 +215,14 @@ export class JournalWriter {
 
   get size(): number {
     return this.state.size;
+  }
+
+  /**
+   * Failing from the first commit that failed (a full disk, an I/O error) until one succeeds again; the next
+   * append tells whether writing works once the cause is gone.
+   */
+  get writeHealth(): WriteHealth {
+    return this.writeFailure ? { ok: false, ...this.writeFailure } : { ok: true };
   }
 
   get latestCheckpoint(): CheckpointResult | null {
@@ -459,11 +471,13 @@ export class JournalWriter {
       this.stats.failedTransactions++;
       this.log.error({ err: { name: (err as Error).name, code: (err as { code?: string }).code, message: (err as Error).message }, requests: batch.length }, 'journal transaction failed; nothing of it was written');
       const failure = new JournalWriteError('WRITE_FAILED', `the journal could not commit: ${(err as Error).message}`, { cause: err });
+      this.writeFailure = { failingSince: this.writeFailure?.failingSince ?? new Date(this.now()).toISOString(), reason: (err as Error).message };
       for (const req of batch) req.reject(failure);
       this.scheduleIfPending();
       return;
     }
     const added = this.state.size - snapshot.size;
+    this.writeFailure = null;
     this.stats.transactions++;
     this.stats.entries += added;
     this.stats.requests += batch.length;

@@ -55,6 +55,7 @@ describe('activity-journal start', () => {
     expect(health.checks.map((c) => c.name).sort()).toEqual(['journal', 'redis']);
     const metrics = await (await fetch(`http://127.0.0.1:${web}/metrics`)).text();
     expect(metrics).toMatch(/^aj_journal_entries \d+$/m);
+    expect(metrics).toMatch(/^aj_journal_writable 1$/m);
     expect(metrics).toMatch(/^aj_queue_jobs\{queue="classify",state="waiting"\} 0$/m);
     expect(stderr).toMatch(/activity-journal is running/);
 

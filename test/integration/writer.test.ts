@@ -5,6 +5,9 @@ import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
+import { createJournalServer } from '../../src/journal/service/server.ts';
+import { HttpJournalClient } from '../../src/journal/service/http-client.ts';
+import type { AddressInfo } from 'node:net';
 import { verifyJournal } from '../../src/journal/verify.ts';
 import { readSealKey } from '../../src/journal/identity.ts';
 import { IdempotencyConflictError } from '../../src/journal/errors/idempotency-conflict.error.ts';
@@ -150,6 +153,40 @@ describe('JournalWriter', () => {
     await w.close();
     const again = await open();
     await again.close();
+  });
+
+  it('on a full disk refuses the commit with the reason, says it is not writing until a commit succeeds, and resumes', async () => {
+    const w = await open();
+    await w.append(stateChange('before'));
+    expect(w.writeHealth).toEqual({ ok: true });
+    // The writer's own connection capped at the pages it has: SQLite's "database or disk is full", as on a full disk.
+    const db = (w as unknown as { db: Database.Database }).db;
+    db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
+    const refused = w.append(stateChange('while-full', 'c-1', 'x'.repeat(50_000)));
+    await expect(refused).rejects.toMatchObject({ code: 'WRITE_FAILED', message: expect.stringContaining('database or disk is full') as unknown });
+    const failing = w.writeHealth;
+    expect(failing).toMatchObject({ ok: false, reason: expect.stringContaining('database or disk is full') as unknown });
+    // The service's /healthz answers 503 with since when and why, so that the web server's health check says so.
+    const reader = JournalReader.open(path);
+    const server = createJournalServer({ writer: w, reader, credentials: { appendToken: 'a'.repeat(32), readToken: 'r'.repeat(32) } });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = new HttpJournalClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, attempts: 1 });
+    try {
+      const health = await client.health().then(() => null, (e: unknown) => e);
+      expect(health).toMatchObject({ status: 503, code: 'WRITE_FAILED' });
+      expect((health as Error).message).toMatch(/refusing writes since \d{4}-.*database or disk is full/);
+      db.pragma('max_page_count = 1073741823');
+      await w.append(stateChange('after'));
+      await expect(client.health()).resolves.toMatchObject({ ok: true });
+    } finally {
+      await client.close();
+      await new Promise((r) => server.close(r));
+      reader.close();
+    }
+    expect(count()).toBe(3); // journal.created, before, after: the refused entry took no seq
+    expect(w.writeHealth).toEqual({ ok: true });
+    await w.close();
+    expect(verify().ok).toBe(true);
   });
 
   it('refuses UPDATE and DELETE at the schema level', async () => {

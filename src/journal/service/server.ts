@@ -56,7 +56,12 @@ export function createJournalServer(options: JournalApiOptions): Server {
     const path = url.pathname;
     const method = req.method ?? 'GET';
 
-    if (path === '/healthz' && method === 'GET') return send(res, 200, { ok: true, size: writer.size });
+    if (path === '/healthz' && method === 'GET') {
+      // Up but not writing (its disk full): 503, saying since when and why, so that every health check above says so.
+      const writing = writer.writeHealth;
+      if (writing.ok) return send(res, 200, { ok: true, size: writer.size });
+      return send(res, 503, { ok: false, size: writer.size, error: { code: 'WRITE_FAILED', message: `the journal is refusing writes since ${writing.failingSince}: ${writing.reason}` } });
+    }
 
     if (path === '/v1/entries' && method === 'POST') {
       need(req, 'append');
