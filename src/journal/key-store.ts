@@ -203,6 +203,18 @@ export class SubjectKeyStore {
     return { subject, keyId, key };
   }
 
+  /**
+   * Runs `f` in one transaction of the store: the key look-ups of a whole append batch take the file lock once,
+   * not once per subject, and the keys it creates are committed together when `f` returns (each already in the
+   * backup: backup first, as always). Nothing of it is committed when `f` throws.
+   */
+  batch<T>(f: () => T): T {
+    if (this.db.inTransaction) return f();
+    // IMMEDIATE: the write lock up front, so that a concurrent writer (a `forget` in another process) waits its
+    // turn instead of meeting us half-way (a read lock upgrading to a write lock can deadlock and fail).
+    return this.db.transaction(f).immediate();
+  }
+
   /** What the store knows of a key id: its key, when it was destroyed, or nothing (missing: a loss). */
   state(keyId: string): KeyState {
     const row = this.stateStmt.get(keyId);

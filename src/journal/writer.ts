@@ -246,7 +246,12 @@ export class JournalWriter {
             return row ? sealedKeysOf(row.payload) : null;
           })
       : undefined;
-    const prepared = inputs.map((input) => this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes, ...(seal ? { seal } : {}) })));
+    const prepare = (): PreparedEntry[] => inputs.map((input) => this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes, ...(seal ? { seal } : {}) })));
+    // Sealing looks subject keys up (and creates new ones) in one key-store transaction for the whole batch,
+    // committed before any entry sealed under them can be.
+    // (A store not opened yet is created by the first personal payload, not by this.)
+    const keys = privacy?.openedKeys;
+    const prepared = keys ? keys.batch(prepare) : prepare();
     return this.enqueue(prepared);
   }
 

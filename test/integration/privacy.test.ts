@@ -170,6 +170,40 @@ describe('crypto-shredding', () => {
     expect(existsSync(config.privacy.keyStoreBackupPath)).toBe(true);
   }, 300_000);
 
+  it('commits a batch\'s new subject keys together with it, and none when the batch is refused while sealing', async () => {
+    await seed(); // the key store exists
+    const privacy = openWriterPrivacy(config);
+    const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
+    const store = (): number => {
+      const db = new Database(config.privacy.keyStorePath, { readonly: true });
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM keys').get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    const email = (i: number, sender: string): Parameters<JournalWriter['appendBatch']>[0][number] => ({
+      kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId: `email-thread/gmail/batch-${i}`, idempotencyKey: `interaction/gmail/batch-${i}`,
+      payload: { channel: 'email', sourceId: `batch-${i}`, direction: 'inbound', occurredAt: '2026-11-02T09:00:00Z', participants: [{ role: 'from', address: sender }, { role: 'to', address: SALES }], subject: 'Quote', text: 'A quote, please' },
+    });
+    try {
+      const before = store();
+      // Ten first contacts, then an entry that fails validation: the batch is refused whole, and the ten keys
+      // created for it while sealing are not committed to the store.
+      const refused = writer.appendBatch([...Array.from({ length: 10 }, (_, i) => email(i, `first-${i}@new.example`)), { ...email(10, 'x@new.example'), payload: { channel: 'email' } }]);
+      await expect(refused).rejects.toThrow();
+      expect(store()).toBe(before);
+      const results = await writer.appendBatch(Array.from({ length: 10 }, (_, i) => email(i, `first-${i}@new.example`)));
+      expect(results).toHaveLength(10);
+      expect(store()).toBe(before + 10);
+      expect(results.every((r) => (r.entry.payload as { participants?: unknown }).participants !== undefined)).toBe(true); // opened for the caller
+    } finally {
+      await writer.close();
+    }
+    const r = cli(['verify', '--json']);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+
   it('refuses a wrong master key with a clear error and decrypts nothing', async () => {
     const { bob } = await seed();
     const wrong = cli(['trace', bob], { JOURNAL_MASTER_KEY: randomBytes(32).toString('base64') });
