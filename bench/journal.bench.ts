@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
 import type { AppendInput } from '../src/journal/entry.ts';
 import { JournalWriter } from '../src/journal/writer.ts';
+import { Privacy } from '../src/journal/privacy.ts';
 import { JournalReader } from '../src/journal/reader.ts';
 import { verifyJournal } from '../src/journal/verify.ts';
 import { readSealKey } from '../src/journal/identity.ts';
@@ -49,6 +50,12 @@ const ROUNDS = 5;
 const BATCH = 100;
 const BATCH100_WARMUP = 5_000;
 const BATCH100_COUNT = 200_000;
+/**
+ * Entries per contender in the sealing pass (unsealed, sealed, a new sender each): smaller, since a new subject's
+ * key is two durable key-store writes (backup first, then the store) of a few milliseconds each.
+ */
+const SEALING_COUNT = 10_000;
+const SEALING_WARMUP = 500;
 const BATCH1_WARMUP = 300;
 const BATCH1_SECONDS = 3;
 const BATCH1_MAX = 20_000;
@@ -91,7 +98,7 @@ function figure(label: string, batch: number | null, count: number, seconds: num
 
 /** Something that appends n fresh entries in transactions of `batch`; resolves to the seconds it took. */
 interface Contender {
-  readonly key: 'rawBare' | 'raw' | 'rawTuned' | 'ours';
+  readonly key: 'rawBare' | 'raw' | 'rawTuned' | 'ours' | 'oursSealed' | 'oursSealedNewSubjects';
   run(n: number, batch: number): Promise<number>;
 }
 
@@ -99,11 +106,15 @@ function rawContender(key: 'rawBare' | 'raw' | 'rawTuned', insert: RawInserter, 
   return { key, run: (n, batch) => Promise.resolve(timeRawInserts(insert, work.rows(n), batch)) };
 }
 
-function writerContender(writer: JournalWriter, work: Workload): Contender {
+/**
+ * The writer; `key` and `shape` name a variant: with per-subject sealing (privacy attached), and with every entry
+ * from a sender never seen before (a new subject key each: the first-contact worst case).
+ */
+function writerContender(writer: JournalWriter, work: Workload, key: 'ours' | 'oursSealed' | 'oursSealedNewSubjects' = 'ours', shape: (inputs: AppendInput[]) => AppendInput[] = (x) => x): Contender {
   return {
-    key: 'ours',
+    key,
     async run(n, batch) {
-      const inputs = work.inputs(n);
+      const inputs = shape(work.inputs(n));
       if (batch === 1) {
         const start = now();
         for (const input of inputs) {
@@ -418,6 +429,18 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     const journalPath = join(dir, 'writer', 'journal.sqlite');
     const keysDir = join(dir, 'writer', 'keys');
     const writer = await JournalWriter.open({ path: journalPath, keysDir, checkpointEveryMs: 0 });
+    // The same writer with per-subject sealing, as the journal service runs it (master key, key store and backup).
+    const privacyFor = (name: string): Privacy => Privacy.open({ masterKey: randomBytes(32).toString('base64'), masterKeyFile: join(dir, name, 'master.key'), keyStorePath: join(dir, name, 'subject-keys.sqlite'), keyStoreBackupPath: join(dir, `${name}-backup`, 'subject-keys.sqlite') }, { create: true });
+    const sealedWriter = await JournalWriter.open({ path: join(dir, 'sealed', 'journal.sqlite'), keysDir: join(dir, 'sealed', 'keys'), checkpointEveryMs: 0, privacy: privacyFor('sealed-privacy') });
+    const newSubjectsWriter = await JournalWriter.open({ path: join(dir, 'new-subjects', 'journal.sqlite'), keysDir: join(dir, 'new-subjects', 'keys'), checkpointEveryMs: 0, privacy: privacyFor('new-subjects-privacy') });
+    let sender = 0;
+    const newSender = (inputs: AppendInput[]): AppendInput[] =>
+      inputs.map((input) => {
+        const p = input.payload as { participants: { role: string; address: string; name?: string }[] };
+        const n = sender++;
+        return { ...input, payload: { ...p, participants: p.participants.map((x, i) => (i === 0 ? { ...x, address: `buyer-${n}@customer-${n % 997}.example` } : x)) } };
+      });
+    const sealedContenders = [writerContender(sealedWriter, work, 'oursSealed'), writerContender(newSubjectsWriter, work, 'oursSealedNewSubjects', newSender)];
     const contenders = [
       rawContender('rawBare', bareInserter(bareDb), work),
       rawContender('raw', rawInsert, work),
@@ -427,13 +450,18 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     const figures: Record<string, Figure> = {};
     let batch1: Record<string, number>;
     let batchN: Record<string, number>;
+    let sealing: Record<string, number>;
     try {
       ctx.progress(`batch 1: raw bare, raw same shape, JournalWriter.append (${batch1Count} each)`);
       batch1 = await interleaved(contenders, 1, BATCH1_WARMUP, batch1Count);
       ctx.progress(`batch ${BATCH}: raw bare, raw same shape, JournalWriter.appendBatch (${BATCH100_COUNT} each)`);
       batchN = await interleaved(contenders, BATCH, BATCH100_WARMUP, BATCH100_COUNT);
+      ctx.progress(`sealing, batch ${BATCH}: unsealed, sealed (known senders), sealed (a new sender every entry), ${SEALING_COUNT} each`);
+      sealing = await interleaved([contenders[3] as Contender, ...sealedContenders], BATCH, SEALING_WARMUP, SEALING_COUNT);
     } finally {
       await writer.close();
+      await sealedWriter.close();
+      await newSubjectsWriter.close();
     }
     bareDb.close();
     tunedDb.close();
@@ -446,6 +474,9 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     figures.rawBatch100 = figure('raw SQLite, same shape as entries', BATCH, BATCH100_COUNT, seconds(batchN, 'raw'));
     figures.rawTunedBatch100 = figure('raw SQLite, same shape, our pragmas (wal_autocheckpoint=4000)', BATCH, BATCH100_COUNT, seconds(batchN, 'rawTuned'));
     figures.oursBatch100 = figure(`ours, JournalWriter.appendBatch(${BATCH}) awaited in turn`, BATCH, BATCH100_COUNT, seconds(batchN, 'ours'));
+    figures.oursUnsealedSealingPass = figure(`ours unsealed, appendBatch(${BATCH}) (the sealing pass's baseline)`, BATCH, SEALING_COUNT, seconds(sealing, 'ours'));
+    figures.oursSealedBatch100 = figure(`ours sealed per subject (3 known senders), appendBatch(${BATCH})`, BATCH, SEALING_COUNT, seconds(sealing, 'oursSealed'));
+    figures.oursSealedNewSubjectsBatch100 = figure(`ours sealed, a new sender every entry (new subject key each), appendBatch(${BATCH})`, BATCH, SEALING_COUNT, seconds(sealing, 'oursSealedNewSubjects'));
 
     // 3. ours through the service, bracketed by short raw batch-1 runs that show how far the disk drifted meanwhile.
     const bracket = (): number => BRACKET_COUNT / timeRawInserts(rawInsert, work.rows(BRACKET_COUNT), 1);
@@ -475,6 +506,9 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     const rawBracket = (rawBefore + rawAfter) / 2;
     const informational = {
       oursBatch1OverRawBatch1: f('oursBatch1').perSecond / f('rawBatch1').perSecond,
+      /** What per-subject sealing costs at batch 100: with known senders, and when every sender is new. */
+      oursSealedOverOursBatch100: f('oursSealedBatch100').perSecond / f('oursUnsealedSealingPass').perSecond,
+      oursSealedNewSubjectsOverOursBatch100: f('oursSealedNewSubjectsBatch100').perSecond / f('oursUnsealedSealingPass').perSecond,
       rawBatch100OverBareBatch100: f('rawBatch100').perSecond / f('rawBareBatch100').perSecond,
       /** The bar-1 ratio against a baseline given the journal's own pragmas (the bar itself uses plain SQLite). */
       oursBatch100OverRawTunedBatch100: f('oursBatch100').perSecond / f('rawTunedBatch100').perSecond,
@@ -525,7 +559,7 @@ function render(
   informational: Record<string, number>,
   info: { bytes: { min: number; max: number; mean: number }; fsyncRate: number; dir: string; totalSeconds: number; batch1Count: number },
 ): string {
-  const order = ['rawBareBatch1', 'rawBatch1', 'rawTunedBatch1', 'oursBatch1', 'rawBareBatch100', 'rawBatch100', 'rawTunedBatch100', 'oursBatch100', 'rawBatch64', 'serviceChild', 'serviceInProcess', 'verify', 'rawScan'];
+  const order = ['rawBareBatch1', 'rawBatch1', 'rawTunedBatch1', 'oursBatch1', 'rawBareBatch100', 'rawBatch100', 'rawTunedBatch100', 'oursBatch100', 'oursUnsealedSealingPass', 'oursSealedBatch100', 'oursSealedNewSubjectsBatch100', 'rawBatch64', 'serviceChild', 'serviceInProcess', 'verify', 'rawScan'];
   const rows = order.map((k) => {
     const fig = figures[k] as Figure;
     return [fig.label, fig.batch === null ? 'scan' : String(fig.batch), fmtInt(fig.count), fmtFixed(fig.seconds, 3), fmtInt(fig.perSecond)];
@@ -563,7 +597,8 @@ function render(
     `for context: ours batch 1 / raw batch 1 = ${fmtFixed(n('oursBatch1OverRawBatch1'), 3)}; ` +
       `raw same shape / bare at batch ${BATCH} = ${fmtFixed(n('rawBatch100OverBareBatch100'), 3)}; ` +
       `ours batch ${BATCH} / raw same shape with our pragmas = ${fmtFixed(n('oursBatch100OverRawTunedBatch100'), 3)};\n             ` +
-      `in-process service / raw batch 1 = ${fmtFixed(n('serviceInProcessOverRawBatch1'), 2)}`,
+      `in-process service / raw batch 1 = ${fmtFixed(n('serviceInProcessOverRawBatch1'), 2)};\n             ` +
+      `sealing at batch ${BATCH}: sealed / unsealed = ${fmtFixed(n('oursSealedOverOursBatch100'), 3)}, a new sender every entry / unsealed = ${fmtFixed(n('oursSealedNewSubjectsOverOursBatch100'), 3)}`,
     `suite time: ${fmtFixed(info.totalSeconds, 1)} s`,
   ].join('\n');
 }
