@@ -99,6 +99,8 @@ export class SubjectKeyStore {
   private readonly stateStmt: Database.Statement<[string], { subject: string; wrapped: Buffer | null; destroyed_at: string | null }>;
   /** Unwrapped keys by id: a key id's bytes never change; whether it is still there is asked every time. */
   private readonly unwrapped = new Map<string, Buffer>();
+  /** Inside batch(): each subject's key as found or created in this transaction. */
+  private batchKeys: Map<string, SubjectKey> | null = null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -187,6 +189,14 @@ export class SubjectKeyStore {
 
   /** The subject's current key, created (backup first) when it has none or all of its keys were destroyed. */
   activeKey(subject: string): SubjectKey {
+    const known = this.batchKeys?.get(subject);
+    if (known) return known;
+    const found = this.findOrCreateKey(subject);
+    this.batchKeys?.set(subject, found);
+    return found;
+  }
+
+  private findOrCreateKey(subject: string): SubjectKey {
     const row = this.activeStmt.get(subject);
     if (row) return { subject, keyId: row.key_id, key: this.unwrap(row.key_id, row.wrapped) };
     const keyId = randomBytes(12).toString('hex');
@@ -211,8 +221,14 @@ export class SubjectKeyStore {
   batch<T>(f: () => T): T {
     if (this.db.inTransaction) return f();
     // IMMEDIATE: the write lock up front, so that a concurrent writer (a `forget` in another process) waits its
-    // turn instead of meeting us half-way (a read lock upgrading to a write lock can deadlock and fail).
-    return this.db.transaction(f).immediate();
+    // turn instead of meeting us half-way (a read lock upgrading to a write lock can deadlock and fail). Nobody
+    // can change a key meanwhile, so a subject's key is looked up once per batch.
+    this.batchKeys = new Map();
+    try {
+      return this.db.transaction(f).immediate();
+    } finally {
+      this.batchKeys = null;
+    }
   }
 
   /** What the store knows of a key id: its key, when it was destroyed, or nothing (missing: a loss). */
