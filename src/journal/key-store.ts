@@ -99,8 +99,14 @@ export class SubjectKeyStore {
   private readonly stateStmt: Database.Statement<[string], { subject: string; wrapped: Buffer | null; destroyed_at: string | null }>;
   /** Unwrapped keys by id: a key id's bytes never change; whether it is still there is asked every time. */
   private readonly unwrapped = new Map<string, Buffer>();
-  /** Inside batch(): each subject's key as found or created in this transaction. */
-  private batchKeys: Map<string, SubjectKey> | null = null;
+  /**
+   * Subjects' active keys as batch() last found or created them; valid while no other connection has committed
+   * to the store (SQLite's data_version, asked at the start of every batch) and this one destroyed nothing.
+   */
+  private readonly activeCache = new Map<string, SubjectKey>();
+  private cacheVersion: number | null = null;
+  /** Inside batch(): takes the store's write lock on the first look-up the cache cannot answer. */
+  private beginForBatch: (() => void) | null = null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -189,10 +195,12 @@ export class SubjectKeyStore {
 
   /** The subject's current key, created (backup first) when it has none or all of its keys were destroyed. */
   activeKey(subject: string): SubjectKey {
-    const known = this.batchKeys?.get(subject);
+    if (this.beginForBatch === null) return this.findOrCreateKey(subject);
+    const known = this.activeCache.get(subject);
     if (known) return known;
+    this.beginForBatch();
     const found = this.findOrCreateKey(subject);
-    this.batchKeys?.set(subject, found);
+    this.activeCache.set(subject, found);
     return found;
   }
 
@@ -214,20 +222,37 @@ export class SubjectKeyStore {
   }
 
   /**
-   * Runs `f` in one transaction of the store: the key look-ups of a whole append batch take the file lock once,
-   * not once per subject, and the keys it creates are committed together when `f` returns (each already in the
-   * backup: backup first, as always). Nothing of it is committed when `f` throws.
+   * Runs `f` (the sealing of one append batch) with the subjects' keys cached across batches: a batch whose
+   * subjects are all known costs one check that no other process changed the store (a `forget` destroys keys in
+   * its own process; SQLite's data_version says so) and no key-store transaction. The first subject the cache
+   * cannot answer takes the store's write lock (BEGIN IMMEDIATE: a concurrent writer waits its turn rather than
+   * meeting us half-way, where a read lock upgrading to a write lock can deadlock); the keys the batch creates
+   * (each already in the backup: backup first, as always) are committed together when `f` returns, before any
+   * entry sealed under them can be, and none of them when `f` throws.
    */
   batch<T>(f: () => T): T {
-    if (this.db.inTransaction) return f();
-    // IMMEDIATE: the write lock up front, so that a concurrent writer (a `forget` in another process) waits its
-    // turn instead of meeting us half-way (a read lock upgrading to a write lock can deadlock and fail). Nobody
-    // can change a key meanwhile, so a subject's key is looked up once per batch.
-    this.batchKeys = new Map();
+    if (this.beginForBatch !== null || this.db.inTransaction) return f();
+    const version = this.db.pragma('data_version', { simple: true }) as number;
+    if (version !== this.cacheVersion) {
+      this.activeCache.clear();
+      this.cacheVersion = version;
+    }
+    let began = false;
+    this.beginForBatch = () => {
+      if (began) return;
+      this.db.exec('BEGIN IMMEDIATE');
+      began = true;
+    };
     try {
-      return this.db.transaction(f).immediate();
+      const result = f();
+      if (began) this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (began && this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.activeCache.clear(); // it may hold keys the rollback took back
+      throw err;
     } finally {
-      this.batchKeys = null;
+      this.beginForBatch = null;
     }
   }
 
@@ -251,6 +276,7 @@ export class SubjectKeyStore {
     const sql = 'UPDATE keys SET wrapped = NULL, destroyed_at = ? WHERE key_id = ? AND destroyed_at IS NULL';
     const when = at.toISOString();
     for (const id of keyIds) this.unwrapped.delete(id);
+    this.activeCache.clear();
     this.db.transaction(() => {
       for (const id of keyIds) this.db.prepare(sql).run(when, id);
     })();

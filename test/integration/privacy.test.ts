@@ -13,6 +13,9 @@ import { tempDir } from '../helpers/tmp.ts';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { openWriterPrivacy } from '../../src/journal/configured-privacy.ts';
+import { sealedKeysOf } from '../../src/journal/privacy.ts';
+import { SubjectKeyStore } from '../../src/journal/key-store.ts';
+import { loadMasterKey } from '../../src/journal/master-key.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -202,6 +205,45 @@ describe('crypto-shredding', () => {
     }
     const r = cli(['verify', '--json']);
     expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+
+  it('a running writer seals under a new key once another process has destroyed the subject\'s key', async () => {
+    await seed();
+    const privacy = openWriterPrivacy(config);
+    const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
+    const keyIdsOf = (seq: number): string[] => {
+      const db = new Database(config.journal.path, { readonly: true });
+      try {
+        return (sealedKeysOf((db.prepare('SELECT payload FROM entries WHERE seq = ?').get(seq) as { payload: string }).payload) ?? []).map((k) => k.keyId);
+      } finally {
+        db.close();
+      }
+    };
+    const email = (tag: string): Parameters<JournalWriter['append']>[0] => ({
+      kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId: `email-thread/gmail/${tag}`, idempotencyKey: `interaction/gmail/${tag}`,
+      payload: { channel: 'email', sourceId: tag, direction: 'inbound', occurredAt: '2026-11-03T09:00:00Z', participants: [{ role: 'from', address: ALICE }], subject: 'Again', text: 'Hello again' },
+    });
+    try {
+      const first = await writer.append(email('alice-2'));
+      const [aliceKey] = keyIdsOf(first.entry.seq);
+      expect((await writer.append(email('alice-3'))).entry.seq).toBeGreaterThan(first.entry.seq);
+      // Another process (another connection to the store) destroys Alice's key, as `forget` does.
+      const { key } = loadMasterKey(config.privacy, { create: false });
+      const other = SubjectKeyStore.open({ path: config.privacy.keyStorePath, backupPath: config.privacy.keyStoreBackupPath, masterKey: key, create: false });
+      try {
+        other.destroy([aliceKey as string]);
+      } finally {
+        other.close();
+      }
+      // The writer's next append for her must not be sealed under the destroyed key (it would read as erased).
+      const after = await writer.append(email('alice-4'));
+      const [newKey] = keyIdsOf(after.entry.seq);
+      expect(newKey).toBeDefined();
+      expect(newKey).not.toBe(aliceKey);
+      expect((after.entry.payload as { participants?: unknown }).participants).toEqual([{ role: 'from', address: ALICE }]);
+    } finally {
+      await writer.close();
+    }
   });
 
   it('refuses a wrong master key with a clear error and decrypts nothing', async () => {
