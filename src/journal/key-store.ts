@@ -97,6 +97,9 @@ export class SubjectKeyStore {
   // Prepared once: every sealed append and every opened read looks keys up.
   private readonly activeStmt: Database.Statement<[string], { key_id: string; wrapped: Buffer }>;
   private readonly stateStmt: Database.Statement<[string], { subject: string; wrapped: Buffer | null; destroyed_at: string | null }>;
+  // Prepared once: a statement prepared per call holds native memory until the process collects it.
+  private readonly insertStmt: Database.Statement<[string, string, Buffer, string]>;
+  private readonly backupInsertStmt: Database.Statement<[string, string, Buffer, string]>;
   /** Unwrapped keys by id: a key id's bytes never change; whether it is still there is asked every time. */
   private readonly unwrapped = new Map<string, Buffer>();
   /**
@@ -120,6 +123,9 @@ export class SubjectKeyStore {
     this.hashKey = masterKey.open(meta(db, 'subject_hash_key', path), HASH_KEY_CONTEXT, `the subject-hash key in ${path}`);
     this.activeStmt = db.prepare('SELECT key_id, wrapped FROM keys WHERE subject = ? AND destroyed_at IS NULL ORDER BY created_at DESC, key_id LIMIT 1');
     this.stateStmt = db.prepare('SELECT subject, wrapped, destroyed_at FROM keys WHERE key_id = ?');
+    const insert = 'INSERT INTO keys (key_id, subject, wrapped, created_at) VALUES (?, ?, ?, ?)';
+    this.insertStmt = db.prepare(insert);
+    this.backupInsertStmt = backup.prepare(insert);
   }
 
   /** True when a store (or its backup) exists at these paths. */
@@ -200,7 +206,7 @@ export class SubjectKeyStore {
     if (known) return known;
     this.beginForBatch();
     const found = this.findOrCreateKey(subject);
-    this.activeCache.set(subject, found);
+    remember(this.activeCache, subject, found);
     return found;
   }
 
@@ -211,13 +217,12 @@ export class SubjectKeyStore {
     const key = randomBytes(32);
     const wrapped = this.masterKey.seal(key, `subject-key:${keyId}`);
     const createdAt = this.now().toISOString();
-    const insert = 'INSERT INTO keys (key_id, subject, wrapped, created_at) VALUES (?, ?, ?, ?)';
     try {
-      this.backup.prepare(insert).run(keyId, subject, wrapped, createdAt);
+      this.backupInsertStmt.run(keyId, subject, wrapped, createdAt);
     } catch (err) {
       throw new KeyStoreError('BACKUP_FAILED', `a new subject key could not be written to the backup ${this.backupPath}; nothing was sealed under it`, { cause: err });
     }
-    this.db.prepare(insert).run(keyId, subject, wrapped, createdAt);
+    this.insertStmt.run(keyId, subject, wrapped, createdAt);
     return { subject, keyId, key };
   }
 
@@ -323,9 +328,21 @@ export class SubjectKeyStore {
     let key = this.unwrapped.get(keyId);
     if (key === undefined) {
       key = this.masterKey.open(wrapped, `subject-key:${keyId}`, `subject key ${keyId}`);
-      this.unwrapped.set(keyId, key);
+      remember(this.unwrapped, keyId, key);
     }
     return key;
+  }
+}
+
+/** How many subjects' keys the caches keep: memory stays bounded however many contacts the journal meets. */
+const CACHE_LIMIT = 4096;
+
+/** Puts `value` in a cache bounded at CACHE_LIMIT, dropping the oldest entry (Map keeps insertion order). */
+function remember<K, V>(cache: Map<K, V>, key: K, value: V): void {
+  cache.set(key, value);
+  if (cache.size > CACHE_LIMIT) {
+    const oldest = cache.keys().next();
+    if (!oldest.done) cache.delete(oldest.value);
   }
 }
 
