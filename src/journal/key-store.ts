@@ -97,7 +97,7 @@ export class SubjectKeyStore {
   // Prepared once: every sealed append and every opened read looks keys up.
   private readonly activeStmt: Database.Statement<[string], { key_id: string; wrapped: Buffer }>;
   private readonly stateStmt: Database.Statement<[string], { subject: string; wrapped: Buffer | null; destroyed_at: string | null }>;
-  // Prepared once: a statement prepared per call holds native memory until the process collects it.
+  // Prepared once, like the look-ups: a new subject's key is written on the sealing path.
   private readonly insertStmt: Database.Statement<[string, string, Buffer, string]>;
   private readonly backupInsertStmt: Database.Statement<[string, string, Buffer, string]>;
   /** Unwrapped keys by id: a key id's bytes never change; whether it is still there is asked every time. */
@@ -312,11 +312,6 @@ export class SubjectKeyStore {
     const backupOnly = [...backup.keys()].filter((id) => !store.has(id));
     const differing = [...store.entries()].filter(([id, active]) => backup.has(id) && backup.get(id) !== active).map(([id]) => id);
     return { storeOnly, backupOnly, differing };
-  }
-
-  /** The backup's fingerprint; equal to the store's when the mirror is in step. */
-  backupFingerprint(): KeyStoreFingerprint {
-    return fingerprintOf(this.backup);
   }
 
   close(): void {
