@@ -35,7 +35,7 @@ const MAILBOX = 'sales@northwind-analytics.example';
  * disk-full trial leaves the probe entries that got in behind (up to a WAL's worth). RAM is used only as it fills.
  */
 const TMPFS_MIB = Number(process.env.FAULT_TMPFS_MIB ?? 512);
-/** Less free space than this before a trial: the run has outgrown its tmpfs, and a full disk would be no fault. */
+/** Less free space than this after a trial: the run has outgrown its tmpfs, and a full disk would be no fault. */
 const MIN_FREE_MIB = 48;
 const ALL_FAULTS = ['kill-journal', 'kill-worker', 'kill-web', 'redis-restart', 'model-storm', 'hubspot-storm', 'disk-full'] as const;
 type Fault = (typeof ALL_FAULTS)[number];
