@@ -40,6 +40,11 @@ const RULES: Partial<Record<EntryKind, SealRule>> = {
   'human.override': { fields: ['reason'], link: (p) => p.supersedes },
 };
 
+/** The payload fields of `kind` that are personal and must never be stored in clear (empty: none). */
+export function personalFieldsOf(kind: string): readonly string[] {
+  return RULES[kind as EntryKind]?.fields ?? [];
+}
+
 /** The subjects (key references) of an already journaled entry, by id; null when it is not sealed or unknown. */
 export type LinkedKeys = (entryId: string) => readonly KeyRef[] | null;
 
