@@ -74,7 +74,7 @@ export interface PrepareOptions {
    * Turns the validated payload into what is stored and hashed (privacy.ts seals personal fields here). The
    * prepared entry keeps the payload as given, for the caller.
    */
-  readonly seal?: (kind: EntryKind, payload: unknown, causationId: string | null) => unknown;
+  readonly seal?: (kind: EntryKind, payload: unknown, ids: { causationId: string | null; correlationId: string }) => unknown;
 }
 
 const SOURCE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -140,7 +140,7 @@ export function prepareEntry(input: unknown, options: PrepareOptions): PreparedE
 
   let payloadText: string;
   try {
-    payloadText = canonicalize(options.seal ? options.seal(kind, raw.payload, causationId) : raw.payload);
+    payloadText = canonicalize(options.seal ? options.seal(kind, raw.payload, { causationId, correlationId: correlationId as string }) : raw.payload);
   } catch (err) {
     if (err instanceof CanonicalEncodingError) throw new EntryValidationError('INVALID_PAYLOAD', `invalid ${kind} payload: ${err.message}`, [`payload: ${err.message}`]);
     throw err;

@@ -26,27 +26,48 @@ import { MasterKeyError } from './errors/master-key.error.ts';
 import { loadMasterKey, type MasterKeySource } from './master-key.ts';
 
 interface SealRule {
+  /** The payload fields that may hold personal data (free text included): never stored in clear. */
   readonly fields: readonly string[];
-  /** The entry whose subjects this one inherits; absent for interaction.received (its participants). */
-  readonly link?: (payload: Record<string, unknown>, causationId: string | null) => unknown;
+  /**
+   * Entries whose subjects this one inherits, most specific first (the causation id is always tried after
+   * them). interaction.received has none: its subjects are its participants.
+   */
+  readonly links?: (payload: Record<string, unknown>) => readonly unknown[];
 }
 
+/**
+ * Which fields are personal, kind by kind. Free text that may quote a person (reasons, error messages a CRM or
+ * a model sent back) is sealed as well as the fields that name or describe them: a field that can carry a person
+ * is sealed, whatever it usually carries. What stays in clear is structure: ids, enums, counts, hashes, paths.
+ */
 const RULES: Partial<Record<EntryKind, SealRule>> = {
   'interaction.received': { fields: ['participants', 'subject', 'text', 'attachments', 'metadata'] },
-  'ai.decision': { fields: ['output'], link: (p) => p.inputEntryId },
-  'crm.write': { fields: ['properties'], link: (p) => p.entryId },
-  'crm.write_failed': { fields: ['properties'], link: (p) => p.entryId },
-  'state.changed': { fields: ['from', 'to'], link: (_p, causationId) => causationId },
-  'human.override': { fields: ['reason'], link: (p) => p.supersedes },
+  'ai.decision': { fields: ['output', 'error'], links: (p) => [p.inputEntryId, p.replacesEntryId, p.reusedEntryId] },
+  'rule.decision': { fields: ['reason'], links: (p) => [p.inputEntryId] },
+  'crm.write': { fields: ['properties', 'associations', 'removedAssociations'], links: (p) => [p.entryId] },
+  'crm.write_failed': { fields: ['properties', 'associations', 'removedAssociations', 'error'], links: (p) => [p.entryId] },
+  'state.changed': { fields: ['from', 'to'] },
+  'human.override': { fields: ['reason'], links: (p) => [p.supersedes] },
+  'job.failed': { fields: ['error'], links: (p) => [p.entryId] },
 };
+
+/** The subject under whose key a correlation's personal fields are sealed when no person can be named for them. */
+export function correlationSubject(correlationId: string): string {
+  return `correlation:${correlationId}`;
+}
 
 /** The payload fields of `kind` that are personal and must never be stored in clear (empty: none). */
 export function personalFieldsOf(kind: string): readonly string[] {
   return RULES[kind as EntryKind]?.fields ?? [];
 }
 
-/** The subjects (key references) of an already journaled entry, by id; null when it is not sealed or unknown. */
-export type LinkedKeys = (entryId: string) => readonly KeyRef[] | null;
+/** How the sealer finds the subjects of what is already journaled. */
+export interface LinkedKeys {
+  /** The subjects (key references) of an entry, by id; null when it is not sealed or unknown. */
+  byId(entryId: string): readonly KeyRef[] | null;
+  /** The subjects of the sealed entries of a correlation (empty when none). */
+  byCorrelation(correlationId: string): readonly KeyRef[];
+}
 
 /** What an opened payload carries instead of its personal fields when they cannot be read. */
 export interface ErasedMarker {
@@ -90,32 +111,43 @@ export class Privacy {
   }
 
   /**
-   * The payload as it is to be stored: its personal fields replaced by one `$sealed` envelope. Unchanged for
-   * kinds without personal fields, for entries without a subject, and when none of the fields is present.
+   * The payload as it is to be stored: its personal fields replaced by one `$sealed` envelope. Unchanged only
+   * for kinds without personal fields and when none of them is present: a personal field is never stored in
+   * clear. Its subjects, first that answers:
+   * 1. its own participants (interaction.received), or the subjects of the entry it links to (the interaction a
+   *    decision or a CRM write is about, the decision an override supersedes), or of its causation;
+   * 2. the subjects of the sealed entries of its correlation (a call transcript without participants belongs to
+   *    its call's people);
+   * 3. the correlation's own subject (`correlationSubject`): a key that `forget` of anyone in the correlation
+   *    destroys along with their own, so such fields are erased with the people they came with.
    */
-  seal(kind: EntryKind, payload: unknown, causationId: string | null, linked: LinkedKeys): unknown {
+  seal(kind: EntryKind, payload: unknown, ids: { causationId: string | null; correlationId: string }, linked: LinkedKeys): unknown {
     const rule = RULES[kind];
     if (!rule || payload === null || typeof payload !== 'object' || Array.isArray(payload)) return payload;
     const p = payload as Record<string, unknown>;
     const present = rule.fields.filter((f) => p[f] !== undefined);
     if (present.length === 0) return payload;
-    let subjects: string[];
-    if (rule.link) {
-      const target = rule.link(p, causationId);
-      const refs = typeof target === 'string' ? linked(target) : null;
-      if (refs === null) return payload;
-      subjects = refs.map((r) => r.subject);
-    } else {
-      const parts = Array.isArray(p.participants) ? (p.participants as { address?: unknown }[]) : [];
-      subjects = parts.filter((x) => typeof x.address === 'string').map((x) => this.keys.subjectHash(x.address as string));
-    }
+    let subjects = this.subjectsOf(rule, p, ids.causationId, linked);
+    if (subjects.length === 0) subjects = linked.byCorrelation(ids.correlationId).map((r) => r.subject);
+    if (subjects.length === 0) subjects = [this.keys.subjectHash(correlationSubject(ids.correlationId))];
     subjects = [...new Set(subjects)].sort();
-    if (subjects.length === 0) return payload;
     const keys = subjects.map((s) => this.keys.activeKey(s));
     const fields: Record<string, unknown> = {};
     const rest: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(p)) (present.includes(k) ? fields : rest)[k] = v;
     return { ...rest, [SEALED]: sealFields(kind, fields, keys) };
+  }
+
+  private subjectsOf(rule: SealRule, p: Record<string, unknown>, causationId: string | null, linked: LinkedKeys): string[] {
+    if (!rule.links) {
+      const parts = Array.isArray(p.participants) ? (p.participants as { address?: unknown }[]) : [];
+      return parts.filter((x) => x !== null && typeof x === 'object' && typeof x.address === 'string').map((x) => this.keys.subjectHash(x.address as string));
+    }
+    for (const target of [...rule.links(p), causationId]) {
+      const refs = typeof target === 'string' ? linked.byId(target) : null;
+      if (refs !== null && refs.length > 0) return refs.map((r) => r.subject);
+    }
+    return [];
   }
 
   /** An entry with its payload opened (see openPayload). */
@@ -190,14 +222,25 @@ export interface ForgetPlan {
 /** What `forget` would do for `address`; reads only. */
 export function planForget(db: Database.Database, store: SubjectKeyStore, address: string): ForgetPlan {
   const subjectHash = store.subjectHash(address);
-  const keys = store.keysOf(subjectHash);
-  const recorded = erasuresOf(db).filter((e) => e.subjectHash === subjectHash);
-  const recordedIds = new Set(recorded.flatMap((e) => e.keyIds));
+  const own = store.keysOf(subjectHash);
+  const erasures = erasuresOf(db);
+  const recorded = erasures.filter((e) => e.subjectHash === subjectHash);
+  // A correlation key may have been erased with someone else already: on the record is on the record.
+  const recordedIds = new Set(erasures.flatMap((e) => e.keyIds));
+  const sealedUnder = (subject: string): { seq: number; kind: string; correlationId: string }[] => {
+    const rows = db.prepare('SELECT seq, kind, correlation_id, payload FROM entries WHERE instr(payload, ?) > 0 ORDER BY seq').all(`"subject":"${subject}"`) as { seq: number; kind: string; correlation_id: string; payload: string }[];
+    return rows.filter((r) => (sealedKeysOf(r.payload) ?? []).some((k) => k.subject === subject)).map((r) => ({ seq: r.seq, kind: r.kind, correlationId: r.correlation_id }));
+  };
+  const personal = sealedUnder(subjectHash);
+  // Fields of the person's correlations that no one could be named for were sealed under the correlation's own
+  // key (privacy.ts seal, step 3): they go with the person.
+  const correlationSubjects = [...new Set(personal.map((e) => e.correlationId))].map((c) => store.subjectHash(correlationSubject(c)));
+  const keys = [...own, ...correlationSubjects.flatMap((s) => store.keysOf(s))];
+  const bySeq = new Map(personal.map((e) => [e.seq, e]));
+  for (const s of correlationSubjects) for (const e of sealedUnder(s)) bySeq.set(e.seq, e);
+  const entries = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
   const toDestroy = keys.filter((k) => k.destroyedAt === null).map((k) => k.keyId);
   const unrecorded = keys.filter((k) => k.destroyedAt !== null && !recordedIds.has(k.keyId)).map((k) => k.keyId);
-  const needle = `"subject":"${subjectHash}"`;
-  const rows = db.prepare('SELECT seq, kind, correlation_id, payload FROM entries WHERE instr(payload, ?) > 0 ORDER BY seq').all(needle) as { seq: number; kind: string; correlation_id: string; payload: string }[];
-  const entries = rows.filter((r) => (sealedKeysOf(r.payload) ?? []).some((k) => k.subject === subjectHash)).map((r) => ({ seq: r.seq, kind: r.kind, correlationId: r.correlation_id }));
   const correlations = [...new Set(entries.map((e) => e.correlationId))];
   const last = recorded[recorded.length - 1];
   const alreadyErased = toDestroy.length === 0 && unrecorded.length === 0 && last ? { erasedAt: last.recordedAt, seq: last.seq } : null;

@@ -27,7 +27,9 @@ import { JournalWriteError } from './errors/journal-write.error.ts';
 import { JournalIntegrityError } from './errors/journal-integrity.error.ts';
 import { JournalFileError } from './errors/journal-file.error.ts';
 import { silentLogger, type Logger } from '../config/logger.ts';
-import { erasedAt, sealedKeysOf, type Privacy } from './privacy.ts';
+import { erasedAt, sealedKeysOf, type LinkedKeys, type Privacy } from './privacy.ts';
+import type { KeyRef } from './sealed-payload.ts';
+import { canonicalize } from './canonical.ts';
 
 export interface JournalWriterOptions {
   readonly path: string;
@@ -150,6 +152,7 @@ export class JournalWriter {
   private readonly retention: RetentionPolicy | null;
   private readonly privacy: Privacy | null;
   private readonly byIdStmt: Database.Statement<[string], { payload: string }>;
+  private readonly sealedKeysByCorrelationStmt: Database.Statement<[string], { keys: string }>;
 
   private constructor(
     private readonly db: Database.Database,
@@ -167,6 +170,8 @@ export class JournalWriter {
     this.retention = options.retention ?? null;
     this.privacy = options.privacy ?? null;
     this.byIdStmt = db.prepare('SELECT payload FROM entries WHERE id = ?');
+    // The subjects of a correlation's people: its interactions' envelopes (at most 1,000 of them read).
+    this.sealedKeysByCorrelationStmt = db.prepare(`SELECT json_extract(payload, '$."$sealed".keys') AS keys FROM entries WHERE correlation_id = ? AND kind = 'interaction.received' AND json_extract(payload, '$."$sealed".keys') IS NOT NULL LIMIT 1000`);
     this.log = (options.logger ?? silentLogger).child({ component: 'journal.writer' });
     this.insertStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')})`);
     this.insertIfAbsentStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')}) ON CONFLICT (idempotency_key) DO NOTHING`);
@@ -239,13 +244,18 @@ export class JournalWriter {
   async appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
     if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
     const privacy = this.privacy;
-    const seal = privacy
-      ? (kind: EntryKind, payload: unknown, causationId: string | null): unknown =>
-          privacy.seal(kind, payload, causationId, (id) => {
-            const row = this.byIdStmt.get(id);
-            return row ? sealedKeysOf(row.payload) : null;
-          })
-      : undefined;
+    const linked: LinkedKeys = {
+      byId: (id) => {
+        const row = this.byIdStmt.get(id);
+        return row ? sealedKeysOf(row.payload) : null;
+      },
+      byCorrelation: (correlationId) => {
+        const refs = new Map<string, KeyRef>();
+        for (const row of this.sealedKeysByCorrelationStmt.all(correlationId)) for (const k of (JSON.parse(row.keys) as KeyRef[])) refs.set(`${k.subject}/${k.keyId}`, k);
+        return [...refs.values()];
+      },
+    };
+    const seal = privacy ? (kind: EntryKind, payload: unknown, ids: { causationId: string | null; correlationId: string }): unknown => privacy.seal(kind, payload, ids, linked) : undefined;
     const prepare = (): PreparedEntry[] => inputs.map((input) => this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes, ...(seal ? { seal } : {}) })));
     // Sealing looks subject keys up (and creates new ones) in one key-store transaction for the whole batch,
     // committed before any entry sealed under them can be.
@@ -530,6 +540,9 @@ export class JournalWriter {
       let diff = differingFields(p, earlier);
       // A re-delivery of something whose subject was forgotten since: the record stands, erased; it is not taken in again.
       if (diff.length === 1 && diff[0] === 'payload' && erasedAt(earlier.payload) !== null) diff = [];
+      // A retry sealed under other subjects (its correlation gained a person meanwhile) is the same entry when
+      // what it says is the same: sealed bytes differ, the opened payload does not.
+      if (diff.length === 1 && diff[0] === 'payload' && samePlainPayload(p, earlier)) diff = [];
       if (diff.length > 0) {
         if (multi) {
           this.db.exec('ROLLBACK TO request');
@@ -742,6 +755,15 @@ function loadState(db: Database.Database, identity: JournalIdentity): State {
   const placeholders = [...HOUSEKEEPING_KINDS].map(() => '?').join(',');
   userSince = (db.prepare(`SELECT count(*) AS n FROM entries WHERE seq > ? AND kind NOT IN (${placeholders})`).get(cpRow ? cpRow.seq : -1, ...HOUSEKEEPING_KINDS) as { n: number }).n;
   return { size, chain: last ? last.chain_hash : ZERO_HASH, tree, userSinceCheckpoint: userSince, lastCheckpoint };
+}
+
+function samePlainPayload(p: PreparedEntry, earlier: JournalEntry): boolean {
+  if (p.payload === null || typeof p.payload !== 'object' || earlier.payload === null || typeof earlier.payload !== 'object') return false;
+  try {
+    return canonicalize(p.payload) === canonicalize(earlier.payload);
+  } catch {
+    return false;
+  }
 }
 
 function differingFields(p: PreparedEntry, e: JournalEntry): string[] {

@@ -27,6 +27,7 @@ export class DryRunCrm implements CrmClient {
         status: 0,
         durationMs: Date.now() - started,
         dryRun: true,
+        entryId: plan.entryId,
         objectType: plan.objectType,
         idProperty: 'journal_entry_id',
         properties: plan.properties,
