@@ -3,7 +3,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
@@ -162,5 +162,19 @@ describe('activity-journal demo', () => {
     // The demo never touched the real journal, and its own journal verifies.
     expect(cli(['verify']).status).toBe(2);
     expect(spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', s.journal, 'verify'], { env, encoding: 'utf8' }).status).toBe(0);
+    // Nothing personal of any sample is stored in clear on the dry-run path: not in the interactions, their
+    // decisions, the dry-run CRM writes (bodies and associations) or anything else the demo journaled.
+    const samples = (JSON.parse(readFileSync('samples/demo-interactions.json', 'utf8')) as { interactions: { participants: { address: string; name?: string }[]; subject?: string }[] }).interactions;
+    const planted = new Set<string>();
+    for (const ix of samples) {
+      for (const p of ix.participants) {
+        planted.add(p.address).add(p.address.toLowerCase());
+        if (p.name) planted.add(p.name);
+      }
+      if (ix.subject && ix.subject.length >= 12) planted.add(ix.subject);
+    }
+    const stored = [s.journal, `${s.journal}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f).toString('utf8')).join('\n');
+    const leaked = [...planted].filter((v) => stored.includes(v) || stored.includes(JSON.stringify(v).slice(1, -1)));
+    expect(leaked).toEqual([]);
   });
 });

@@ -258,3 +258,72 @@ describe('crypto-shredding', () => {
     db.close();
   });
 });
+
+describe('sealing on every path', () => {
+  /** A call, its participant-less transcript, a lone transcript, and entries whose free text quotes the caller. */
+  async function seedCall(): Promise<{ call: string; lone: string }> {
+    const privacy = openWriterPrivacy(config);
+    const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
+    try {
+      const call = 'call/aircall/c-1';
+      const lone = 'call/twilio/t-9';
+      const { entry: ev } = await writer.append({
+        kind: 'interaction.received', source: 'aircall', actor: 'connector:aircall', correlationId: call, idempotencyKey: 'interaction/aircall/c-1',
+        payload: { channel: 'call', sourceId: 'c-1', direction: 'inbound', occurredAt: '2026-11-01T09:00:00Z', participants: [{ role: 'caller', address: CALLER }, { role: 'agent', address: SALES }] },
+      });
+      const { entry: tr } = await writer.append({
+        kind: 'interaction.received', source: 'aircall', actor: 'connector:aircall', correlationId: call, idempotencyKey: 'interaction/aircall/c-1/transcript',
+        payload: { channel: 'call', sourceId: 'c-1/transcript', direction: 'inbound', occurredAt: '2026-11-01T09:05:00Z', participants: [], text: 'Transcript: my card number changed, write to zed.quill@caller.example' },
+      });
+      await writer.append({
+        kind: 'interaction.received', source: 'twilio', actor: 'connector:twilio', correlationId: lone, idempotencyKey: 'interaction/twilio/t-9',
+        payload: { channel: 'call', sourceId: 't-9', direction: 'inbound', occurredAt: '2026-11-01T09:06:00Z', participants: [], text: 'Lone transcript mentioning Zed Quill' },
+      });
+      // A dry-run CRM write (no entryId: it links through its causation), a HubSpot error quoting the caller,
+      // a rule decision and a job failure whose texts quote them.
+      await writer.append({
+        kind: 'crm.write', source: 'hubspot', actor: 'crm:dry-run', correlationId: call, causationId: ev.id, idempotencyKey: 'crm/dry/c-1',
+        payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/calls/batch/upsert', status: 0, durationMs: 0, dryRun: true, properties: { hs_call_title: 'Call with Zed Quill' }, associations: [{ objectType: 'contact-phone', id: CALLER }] },
+      });
+      await writer.append({
+        kind: 'crm.write_failed', source: 'hubspot', actor: 'crm:hubspot', correlationId: call, causationId: tr.id, idempotencyKey: 'crm/failed/c-1',
+        payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/calls/batch/upsert', status: 400, durationMs: 1, entryId: tr.id, error: `VALIDATION_ERROR: ${CALLER} is not a valid value`, retryable: false },
+      });
+      await writer.append({
+        kind: 'rule.decision', source: 'hubspot', actor: 'rules', correlationId: call, causationId: tr.id, idempotencyKey: 'rules/c-1/crm-match',
+        payload: { ruleId: 'crm-match', ruleVersion: 'human.override', inputEntryId: tr.id, evaluated: { counterparts: 1 }, outcome: 'contacts:1', reason: 'association override by user:ana: Zed Quill asked to be linked' },
+      });
+      await writer.append({
+        kind: 'job.failed', source: 'pipeline', actor: 'worker', correlationId: lone, idempotencyKey: 'job/failed/t-9',
+        payload: { queue: 'classify', jobId: 'j-1', attempts: 1, error: 'model refused: Zed Quill', finality: 'permanent' },
+      });
+      return { call, lone };
+    } finally {
+      await writer.close();
+      privacy.close();
+    }
+  }
+  const CALLER = '+1 415 555 0199';
+
+  it('seals transcripts without participants under their call\'s people (or their correlation), free text included, and forget reaches them', async () => {
+    const { call, lone } = await seedCall();
+    const raw = [config.journal.path, `${config.journal.path}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f).toString('latin1')).join('');
+    for (const secret of ['+14155550199', CALLER, 'Zed Quill', 'zed.quill', 'card number changed']) expect(raw).not.toContain(secret);
+    const entries = trace(call);
+    const transcript = entries.find((e) => e.kind === 'interaction.received' && (e.payload as { sourceId: string }).sourceId === 'c-1/transcript') as JournalEntry;
+    expect(transcript.payload).toMatchObject({ text: expect.stringContaining('card number') });
+    expect(payloadOf(entries, 'crm.write')).toMatchObject({ associations: [{ id: CALLER }] });
+    expect(payloadOf(entries, 'crm.write_failed')).toMatchObject({ error: expect.stringContaining(CALLER) });
+    expect(payloadOf(trace(lone), 'job.failed')).toMatchObject({ error: 'model refused: Zed Quill' });
+
+    const done = cli(['--json', 'forget', CALLER]);
+    expect(done.status, done.stderr).toBe(0);
+    const erased = trace(call);
+    for (const e of erased) if (['interaction.received', 'crm.write', 'crm.write_failed', 'rule.decision'].includes(e.kind)) expect((e.payload as { erased?: boolean }).erased, `${e.kind} ${e.seq}`).toBe(true);
+    expect(JSON.stringify(erased)).not.toMatch(/Zed Quill|card number|4155550199|415 555/);
+    // The lone transcript had no one to be sealed under but its correlation: it stays readable until someone
+    // of that correlation is forgotten, and it was never in clear.
+    expect(payloadOf(trace(lone), 'interaction.received')).toMatchObject({ text: 'Lone transcript mentioning Zed Quill' });
+    expect(cli(['verify']).status).toBe(0);
+  });
+});
