@@ -3,13 +3,8 @@
  * are sealed, how readers open them (one function: `openPayload`), how a subject is forgotten, and how a lost
  * or rolled-back key store is detected.
  *
- * Sealed on append (by the writer, before hashing):
- * - interaction.received: participants, subject, text, attachments, metadata, under the keys of every
- *   participant's address;
- * - ai.decision: output (summary, next steps...), under the keys of the interaction it decided on;
- * - crm.write / crm.write_failed: properties (subject and summary bodies), under the interaction's keys;
- * - state.changed: from / to, when caused by a sealed entry (CRM property drift of an activity);
- * - human.override: reason, when it supersedes a sealed decision.
+ * Sealed on append (by the writer, before hashing): the fields RULES lists per kind, under the subjects
+ * `Privacy.seal` finds (it never leaves a personal field in clear).
  * Ids, kinds, times, categories in rule decisions, hashes and the rest stay in clear: they are what makes the
  * record checkable without anyone's personal data.
  */

@@ -311,9 +311,9 @@ describe('sealing on every path', () => {
     for (const secret of ['+14155550199', CALLER, 'Zed Quill', 'zed.quill', 'card number changed']) expect(raw).not.toContain(secret);
     const entries = trace(call);
     const transcript = entries.find((e) => e.kind === 'interaction.received' && (e.payload as { sourceId: string }).sourceId === 'c-1/transcript') as JournalEntry;
-    expect(transcript.payload).toMatchObject({ text: expect.stringContaining('card number') });
+    expect((transcript.payload as { text: string }).text).toContain('card number');
     expect(payloadOf(entries, 'crm.write')).toMatchObject({ associations: [{ id: CALLER }] });
-    expect(payloadOf(entries, 'crm.write_failed')).toMatchObject({ error: expect.stringContaining(CALLER) });
+    expect(payloadOf(entries, 'crm.write_failed').error).toContain(CALLER);
     expect(payloadOf(trace(lone), 'job.failed')).toMatchObject({ error: 'model refused: Zed Quill' });
 
     const done = cli(['--json', 'forget', CALLER]);
