@@ -15,7 +15,9 @@
  *     the largest group 64 single-entry clients can form and so the ceiling of any group-committing service;
  *     also the service in this process (sharing the client's event loop);
  *  4. verifyJournal (seals included) against a raw scan of the same rows that SHA-256s each payload, on the
- *     journal built in step 2.
+ *     journal built in step 2;
+ *  5. the sealing cost (issue 14): the service's CPU per sealed entry against per unsealed entry, two service
+ *     processes in alternating rounds (bench/sealing-cost.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -36,7 +38,8 @@ import { startJournalService } from '../src/journal/service/run.ts';
 import { HttpJournalClient } from '../src/journal/service/http-client.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/config/logger.ts';
-import { fmtFixed, fmtInt, median, now, percentile, ratio, secondsSince, table, type Ratio, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
+import { atMost, fmtFixed, fmtInt, median, now, percentile, ratio, secondsSince, table, type Ratio, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
+import { SEALING_COST_BAR, SEALING_COST_RUN, describeSealingCost, measureSealingCost, type SealingCost } from './sealing-cost.ts';
 import { BARE_DDL, JOURNAL_EXTRA_PRAGMAS, SAME_SHAPE_DDL, Workload, bareInserter, chunk, openRaw, sameShapeInserter, timeRawInserts, type RawInserter } from './journal-workload.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -73,6 +76,8 @@ const BARS = {
   oursBatch100OverRawBatch100: 0.9,
   serviceOverRawBatch1: 10,
   verifyOverRawScan: 0.5,
+  /** At most: the service's CPU per sealed entry over per unsealed entry (issue 14). */
+  serviceSealedCpuOverUnsealed: SEALING_COST_BAR,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -498,11 +503,15 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     figures.verify = v.verify;
     figures.rawScan = v.scan;
 
+    // 5. what sealing costs the service, in its own CPU time
+    const sealingCost = await measureSealingCost(join(dir, 'sealing-cost'), work, ctx, { ...SEALING_COST_RUN, cpuProfDir: process.env.BENCH_CPU_PROF_DIR });
+
     const f = (k: string): Figure => figures[k] as Figure;
     const ratios = {
       oursBatch100OverRawBatch100: ratio(f('oursBatch100').perSecond / f('rawBatch100').perSecond, BARS.oursBatch100OverRawBatch100),
       serviceOverRawBatch1: ratio(f('serviceChild').perSecond / f('rawBatch1').perSecond, BARS.serviceOverRawBatch1),
       verifyOverRawScan: ratio(f('verify').perSecond / f('rawScan').perSecond, BARS.verifyOverRawScan),
+      serviceSealedCpuOverUnsealed: atMost(sealingCost.ratio, BARS.serviceSealedCpuOverUnsealed),
     };
     const rawBracket = (rawBefore + rawAfter) / 2;
     const informational = {
@@ -523,7 +532,7 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     };
     const totalSeconds = secondsSince(suiteStart);
 
-    const text = render(figures, ratios, informational, { bytes, fsyncRate, dir, totalSeconds, batch1Count });
+    const text = render(figures, ratios, informational, { bytes, fsyncRate, dir, totalSeconds, batch1Count, sealingCost });
     const data = {
       entryPayloadBytes: bytes,
       tempDir: dir,
@@ -536,6 +545,7 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
         service: { concurrency: CONCURRENCY, process: 'child: node bin/activity-journal.mjs journal-service', anchors: 'one directory anchor', checkpointEverySeconds: 10, checkpointEveryEntries: 1000 },
       },
       figures,
+      sealingCost,
       ratios,
       informational,
       allPass: Object.values(ratios).every((r) => r.pass),
@@ -558,7 +568,7 @@ function render(
   figures: Record<string, Figure>,
   ratios: Record<string, Ratio>,
   informational: Record<string, number>,
-  info: { bytes: { min: number; max: number; mean: number }; fsyncRate: number; dir: string; totalSeconds: number; batch1Count: number },
+  info: { bytes: { min: number; max: number; mean: number }; fsyncRate: number; dir: string; totalSeconds: number; batch1Count: number; sealingCost: SealingCost },
 ): string {
   const order = ['rawBareBatch1', 'rawBatch1', 'rawTunedBatch1', 'oursBatch1', 'rawBareBatch100', 'rawBatch100', 'rawTunedBatch100', 'oursBatch100', 'oursUnsealedSealingPass', 'oursSealedBatch100', 'oursSealedNewSubjectsBatch100', 'rawBatch64', 'serviceChild', 'serviceInProcess', 'verify', 'rawScan'];
   const rows = order.map((k) => {
@@ -576,6 +586,7 @@ function render(
     ['ours batch 100 / raw batch 100 (same shape)', ratios.oursBatch100OverRawBatch100 as Ratio],
     [`service ${CONCURRENCY}-concurrent single appends / raw batch-1 FULL inserts`, ratios.serviceOverRawBatch1 as Ratio],
     ['verify / raw scan + SHA-256', ratios.verifyOverRawScan as Ratio],
+    ['service CPU per sealed entry / per unsealed entry (known senders)', ratios.serviceSealedCpuOverUnsealed as Ratio],
   ] as const;
   return [
     `journal suite: ~1 KB entries (interaction.received, canonical payload ${info.bytes.min}-${info.bytes.max} B)`,
@@ -589,10 +600,11 @@ function render(
       ` (service / their mean = ${fmtFixed(n('serviceOverRawBatch1Bracketing'), 2)})`,
     `service ceiling:     raw same shape at batch ${CONCURRENCY} / raw batch 1 = ${fmtFixed(n('rawBatch64OverRawBatch1'), 2)}` +
       ` (plain SQLite committing the largest group ${CONCURRENCY} clients can form); service / that = ${fmtFixed(n('serviceOverRawBatch64'), 3)}`,
+    describeSealingCost(info.sealingCost),
     '',
     table(
       ['ratio', 'value', 'bar', 'result'],
-      ratioRows.map(([name, r]) => [name, fmtFixed(r.value, 3), `>= ${r.bar}`, r.pass ? 'PASS' : 'FAIL']),
+      ratioRows.map(([name, r]) => [name, fmtFixed(r.value, 3), `${r.atMost === true ? '<=' : '>='} ${r.bar}`, r.pass ? 'PASS' : 'FAIL']),
     ),
     '',
     `for context: ours batch 1 / raw batch 1 = ${fmtFixed(n('oursBatch1OverRawBatch1'), 3)}; ` +

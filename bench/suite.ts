@@ -99,13 +99,19 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-/** A measured ratio against its target. */
+/** A measured ratio against its target: at least `bar`, or at most when `atMost` (a cost). */
 export interface Ratio {
   readonly value: number;
   readonly bar: number;
   readonly pass: boolean;
+  readonly atMost?: true;
 }
 
 export function ratio(value: number, bar: number): Ratio {
   return { value, bar, pass: value >= bar };
+}
+
+/** A cost ratio: passes when `value` is at most `bar`. */
+export function atMost(value: number, bar: number): Ratio {
+  return { value, bar, pass: value <= bar, atMost: true };
 }

@@ -65,6 +65,11 @@ export class AircallReceiver implements WebhookReceiver {
     return { kind: 'ignored', reason: 'event not recorded', eventId: `aircall/${event}/${id}` };
   }
 
+  /** What the token authenticates: the body that carries it (Aircall signs nothing else). */
+  authenticated(req: WebhookRequest): readonly (string | Buffer)[] {
+    return [req.rawBody];
+  }
+
   #callEnded(data: Record<string, unknown>, fallbackTime: string): WebhookOutcome {
     const callId = idOf(data['id']);
     if (callId === undefined) return reject(422, 'missing field data.id');

@@ -5,7 +5,8 @@
  * Headers
  *   x-aj-timestamp: <unix seconds when the request was signed>
  *   x-aj-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
- *     (several signatures may be sent comma-separated, e.g. during a secret rotation; one must match)
+ *     (several signatures may be sent comma-separated, e.g. during a secret rotation; one must match; a
+ *     malformed entry makes the header malformed: src/pipeline/webhook-signature.ts)
  * Body (application/json)
  *   { "id": string,                      unique per event; retries keep it
  *     "event": "call.completed" | "call.transcript",
@@ -26,6 +27,7 @@ import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import type { Interaction, Participant } from '../../src/pipeline/interaction.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../src/pipeline/webhook.ts';
+import { parseSignatureHeader } from '../../src/pipeline/webhook-signature.ts';
 import { acceptInteractions, safeEqual } from './verify.ts';
 
 export interface GenericCallReceiverOptions {
@@ -85,11 +87,13 @@ export class GenericCallReceiver implements WebhookReceiver {
     const ageSeconds = this.#now().getTime() / 1000 - Number(timestamp);
     if (Math.abs(ageSeconds) > this.#toleranceSeconds) return reject(401, 'stale timestamp');
 
+    const signatures = parseSignatureHeader(signatureHeader);
+    if (signatures.kind === 'malformed') return reject(401, 'malformed signature header');
     const expected = genericCallSignature(this.#secret, timestamp, req.rawBody);
     // Every candidate is compared, so the time taken does not depend on which one matched.
     let matched = false;
-    for (const candidate of signatureHeader.split(',')) {
-      if (safeEqual(expected, candidate.trim())) matched = true;
+    for (const hex of signatures.v1) {
+      if (safeEqual(expected, `v1=${hex}`)) matched = true;
     }
     if (!matched) return reject(401, 'signature mismatch');
 
@@ -109,6 +113,11 @@ export class GenericCallReceiver implements WebhookReceiver {
     const ev = parsed.data;
     if (ev.event === 'call.transcript' && ev.transcript === undefined) return reject(422, 'invalid field transcript: required for call.transcript');
     return acceptInteractions([toInteraction(ev)], `calls/${ev.id}`);
+  }
+
+  /** What the signature covers: the timestamp and the body. */
+  authenticated(req: WebhookRequest): readonly (string | Buffer)[] {
+    return [req.headers['x-aj-timestamp'] ?? '', req.rawBody];
   }
 }
 

@@ -79,6 +79,11 @@ export class TwilioReceiver implements WebhookReceiver {
     return reject(415, 'unsupported content type');
   }
 
+  /** What the signature covers: the URL and the body (its parameters, or its hash in the URL). */
+  authenticated(req: WebhookRequest): readonly (string | Buffer)[] {
+    return [req.url, req.rawBody];
+  }
+
   #handleForm(req: WebhookRequest, signature: string): WebhookOutcome {
     const params = new URLSearchParams(req.rawBody.toString('utf8'));
     if (!safeEqual(twilioSignature(this.#authToken, req.url, params), signature)) return reject(401, 'signature mismatch');

@@ -5,7 +5,8 @@
  * Headers
  *   x-aj-timestamp: <unix seconds>                 (refused as 'stale timestamp' beyond ±toleranceSeconds, default 300)
  *   x-aj-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
- *                   several comma-separated `v1=` entries are allowed (secret rotation); one must match.
+ *                   several comma-separated `v1=` entries are allowed (secret rotation); one must match;
+ *                   a malformed entry makes the header malformed (src/pipeline/webhook-signature.ts).
  *
  * Body, application/json:
  *   { "submissionId": "sub_123", "form": "contact-sales", "submittedAt": "2026-11-27T10:00:00Z",
@@ -24,6 +25,7 @@ import { z } from 'zod';
 import { InteractionSchema } from '../../src/pipeline/interaction.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../src/pipeline/webhook.ts';
+import { parseSignatureHeader } from '../../src/pipeline/webhook-signature.ts';
 
 export interface GenericFormReceiverOptions {
   /** The shared secret both sides sign with. */
@@ -86,7 +88,9 @@ export class GenericFormReceiver implements WebhookReceiver {
 
     const header = req.headers['x-aj-signature'];
     if (header === undefined || header.trim() === '') return reject(401, 'missing signature');
-    if (!this.#signatureMatches(timestamp, req.rawBody, header)) return reject(401, 'invalid signature');
+    const signatures = parseSignatureHeader(header);
+    if (signatures.kind === 'malformed') return reject(401, 'malformed signature header');
+    if (!this.#signatureMatches(timestamp, req.rawBody, signatures.v1)) return reject(401, 'invalid signature');
 
     const parsed = parseBody(req);
     if (parsed.kind === 'rejected') return parsed;
@@ -99,17 +103,16 @@ export class GenericFormReceiver implements WebhookReceiver {
     return { kind: 'accepted', interactions: [checked.data], eventId: submission.data.submissionId };
   }
 
-  #signatureMatches(timestamp: string, rawBody: Buffer, header: string): boolean {
+  /** What the signature covers: the timestamp and the body. */
+  authenticated(req: WebhookRequest): readonly (string | Buffer)[] {
+    return [req.headers['x-aj-timestamp'] ?? '', req.rawBody];
+  }
+
+  #signatureMatches(timestamp: string, rawBody: Buffer, candidates: readonly string[]): boolean {
     const expected = createHmac('sha256', this.#secret).update(`${timestamp}.`, 'utf8').update(rawBody).digest();
     let matched = false;
-    for (const part of header.split(',')) {
-      const entry = part.trim();
-      if (!entry.startsWith('v1=')) continue;
-      const hex = entry.slice(3);
-      if (!/^[0-9a-fA-F]{64}$/.test(hex)) continue;
-      // Check every entry (no early exit) so timing does not tell which entry matched.
-      if (timingSafeEqual(Buffer.from(hex, 'hex'), expected)) matched = true;
-    }
+    // Check every entry (no early exit) so timing does not tell which entry matched.
+    for (const hex of candidates) if (timingSafeEqual(Buffer.from(hex, 'hex'), expected)) matched = true;
     return matched;
   }
 }

@@ -172,6 +172,11 @@ export class HubSpotFormReceiver implements WebhookReceiver {
     return this.#normalise(body, req.receivedAt);
   }
 
+  /** What the v3 signature covers: method, URI (as signed), body and timestamp. */
+  authenticated(req: WebhookRequest): readonly (string | Buffer)[] {
+    return [req.method.toUpperCase(), hubSpotSignedUri(req.url), req.rawBody, req.headers['x-hubspot-request-timestamp'] ?? ''];
+  }
+
   #normalise(body: Json, receivedAt: Date): WebhookOutcome {
     const props = new ContactProperties(body);
     const submission = latestSubmission(body);

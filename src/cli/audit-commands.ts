@@ -19,6 +19,7 @@ import { checkExport, ExportError, NotAnExportError, type ExportScope } from '..
 import { ROLES, allowed, hashPassword, isUserId, newApiToken, readUsersFile, writeUsersFile, UsersFileError, type Role } from '../audit/users.ts';
 import { withJournal } from './journal-access.ts';
 import { UsageError } from './usage-error.ts';
+import { terminalSafe } from './terminal-text.ts';
 import { progressBar } from './progress.ts';
 import { DEFAULT_REDIS_URL } from '../../jobs/main.ts';
 import { closeQueues, createQueues, enqueueVia } from '../../jobs/queues.ts';
@@ -94,7 +95,7 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
       });
       if (ctx.json()) for (const r of rows) ctx.out(JSON.stringify(r));
       else if (rows.length === 0) ctx.out('no decisions match');
-      else for (const r of rows) ctx.out(describeRow(r));
+      else for (const r of rows) ctx.out(terminalSafe(describeRow(r), { singleLine: true }));
     });
 
   program

@@ -19,11 +19,12 @@ import { enqueueVia, removeAllUnder, waitUntilDrained } from '../../jobs/queues.
 import { startPipeline } from '../../jobs/main.ts';
 import { ensureRedis } from './redis.ts';
 import { describeEntry } from './describe.ts';
+import { terminalSafe } from './terminal-text.ts';
 import { Privacy } from '../journal/privacy.ts';
 
 export async function runDemo(config: Config, options: { json: boolean; keep: boolean }): Promise<number> {
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal-demo');
-  const out = (s: string): void => void process.stdout.write(s + '\n');
+  const out = (s: string): void => void process.stdout.write(terminalSafe(s) + '\n');
   const redis = await ensureRedis(config, logger);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = join(dirname(config.journal.path), 'demo', `run-${stamp}`);
@@ -74,7 +75,7 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
     out(`  journal entries in all: ${entries.length}; failed jobs: ${summary.jobFailures}`);
     if (traceId) {
       out(`\nTrace of ${traceId}:`);
-      for (const e of entries.filter((x) => x.correlationId === traceId)) out(`  #${e.seq} ${e.kind.padEnd(20)} ${describeEntry(e)}`);
+      for (const e of entries.filter((x) => x.correlationId === traceId)) out(`  #${e.seq} ${e.kind.padEnd(20)} ${terminalSafe(describeEntry(e), { singleLine: true })}`);
     }
     out(`\nCheck it: npx activity-journal --journal ${path} verify`);
     return summary.jobFailures === 0 ? 0 : 1;

@@ -20,6 +20,7 @@ import type { JournalEntry } from '../journal/entry.ts';
 import { progressBar } from './progress.ts';
 import { UsageError } from './usage-error.ts';
 import { describeEntry } from './describe.ts';
+import { terminalSafe } from './terminal-text.ts';
 import { isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
@@ -53,9 +54,10 @@ interface Io {
   err(line: string): void;
 }
 
+// Every line the CLI prints passes terminalSafe: journal content must not reach the terminal as control characters.
 const io: Io = {
-  out: (line) => process.stdout.write(line + '\n'),
-  err: (line) => process.stderr.write(line + '\n'),
+  out: (line) => process.stdout.write(terminalSafe(line) + '\n'),
+  err: (line) => process.stderr.write(terminalSafe(line) + '\n'),
 };
 
 /** Runs the command line; resolves to the exit code. */
@@ -69,7 +71,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(terminalSafe(s)), writeOut: (s) => process.stdout.write(terminalSafe(s)) });
 
   const cfg = (): Config => loadConfig(process.env, { journalPath: program.opts<GlobalOpts>().journal });
   const json = (): boolean => program.opts<GlobalOpts>().json === true;
@@ -416,7 +418,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         if (opts.out) {
           writeFileSync(opts.out, text);
           io.err(`inclusion proof of seq ${seq} against checkpoint of size ${bundle.treeSize} written to ${opts.out}`);
-        } else process.stdout.write(text);
+        } else process.stdout.write(terminalSafe(text));
       } finally {
         reader.close();
       }
@@ -679,7 +681,8 @@ function printTrace(correlationId: string, entries: readonly JournalEntry[]): vo
   }
   io.out(`correlation ${correlationId}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}`);
   for (const e of entries) {
-    io.out(`#${e.seq}  ${e.recordedAt}  ${e.kind}  (source ${e.source}, actor ${e.actor}${e.causationId ? `, caused by ${e.causationId}` : ''})`);
-    io.out(`      ${describeEntry(e)}`);
+    // One line each: a newline inside a value (a subject, an actor) must not forge a line of its own.
+    io.out(terminalSafe(`#${e.seq}  ${e.recordedAt}  ${e.kind}  (source ${e.source}, actor ${e.actor}${e.causationId ? `, caused by ${e.causationId}` : ''})`, { singleLine: true }));
+    io.out(`      ${terminalSafe(describeEntry(e), { singleLine: true })}`);
   }
 }

@@ -32,4 +32,10 @@ export interface WebhookReceiver {
   /** Media types this receiver accepts; anything else is refused with 415 before `handle` is called. */
   readonly contentTypes: readonly string[];
   handle(req: WebhookRequest): WebhookOutcome;
+  /**
+   * The parts of a verified request that its signature (or token) authenticates, in a fixed order. The replay
+   * check keys on these, so a request that differs from an earlier one only in what is not authenticated (an
+   * extra or re-cased signature, an unsigned header or query) is the same request: a replay.
+   */
+  authenticated(req: WebhookRequest): readonly (string | Buffer)[];
 }

@@ -2,7 +2,8 @@
  * Webhook intake: POST /webhooks/<provider>. The raw body is kept for signature checks; each rejection (unknown
  * provider, wrong content type, body over the limit, bad or missing signature, stale timestamp, replay,
  * malformed body) gets a 4xx with a clear message and a webhook.rejected entry (reason, size, SHA-256 of the
- * body, never the body), capped per provider so that a flood cannot flood the journal. Accepted interactions
+ * body, never the body), capped per configured provider, and for all unknown names together, so that a flood
+ * cannot flood the journal. Accepted interactions
  * are answered 2xx only after interaction.received is committed.
  */
 import { createHash } from 'node:crypto';
@@ -15,7 +16,7 @@ import { IdempotencyConflictError } from '../journal/errors/idempotency-conflict
 import type { Logger } from '../config/logger.ts';
 import type { IntakeOutcome } from '../pipeline/pipeline.ts';
 import type { Interaction } from '../pipeline/interaction.ts';
-import type { WebhookReceiver } from '../pipeline/webhook.ts';
+import type { WebhookReceiver, WebhookRequest } from '../pipeline/webhook.ts';
 
 export interface ReplayGuard {
   /** Whether a request with this key was accepted within the memory window. */
@@ -32,13 +33,16 @@ export interface WebhookOptions {
   /** The public base URL providers call (e.g. https://hooks.example.com); signatures cover it. */
   readonly publicUrl: string;
   readonly maxBodyBytes: number;
-  /** At most this many webhook.rejected entries per provider per minute; the rest are counted. */
+  /** At most this many webhook.rejected entries per minute per configured provider, and for all unknown names together; the rest are counted. */
   readonly rejectionsPerMinute?: number;
   readonly logger: Logger;
   readonly now?: () => number;
 }
 
 type Rejection = { status: number; reason: string };
+
+/** The rejection window of every provider name that has no receiver (not a valid name: it has a space). */
+const UNKNOWN_PROVIDERS = 'unknown providers';
 
 export function registerWebhooks(app: FastifyInstance, options: WebhookOptions): void {
   const log = options.logger.child({ component: 'web.webhooks' });
@@ -49,12 +53,16 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
   const journalRejection = async (provider: string, r: Rejection, raw: Buffer | null): Promise<void> => {
     const endpoint = `/webhooks/${provider}`.slice(0, 200);
     const t = now();
-    let w = windows.get(provider);
+    // Names nobody configured share one window: the path segment is the caller's to choose, so counting per
+    // segment would let made-up names write without limit (and grow this map without end). With that, the map
+    // holds at most one window per configured receiver plus this one.
+    const windowKey = options.receivers.has(provider) ? provider : UNKNOWN_PROVIDERS;
+    let w = windows.get(windowKey);
     let suppressed = 0;
     if (!w || t - w.start >= 60_000) {
       suppressed = w?.suppressed ?? 0;
       w = { start: t, journaled: 0, suppressed: 0 };
-      windows.set(provider, w);
+      windows.set(windowKey, w);
     }
     if (w.journaled >= cap) {
       w.suppressed++;
@@ -108,11 +116,14 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
     }
     const headers: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
-    const outcome = receiver.handle({ url: options.publicUrl.replace(/\/$/, '') + req.url, method: req.method, headers, rawBody: raw, contentType, receivedAt: new Date(now()) });
+    const request: WebhookRequest = { url: options.publicUrl.replace(/\/$/, '') + req.url, method: req.method, headers, rawBody: raw, contentType, receivedAt: new Date(now()) };
+    const outcome = receiver.handle(request);
     if (outcome.kind === 'rejected') return reject(reply, provider, outcome, raw);
     // A signed request accepted before is a replay and is refused. It is remembered only once accepted, so a
     // provider retrying after our failure gets through (and intake's idempotency keeps it to one entry).
-    const replayKey = `${provider}:${createHash('sha256').update(raw).update('\0').update(headers['x-aj-signature'] ?? headers['x-twilio-signature'] ?? headers['x-hubspot-signature-v3'] ?? '').digest('hex')}`;
+    // The key is what the signature authenticates, never the signature header itself: a re-sent request with
+    // an extra or re-cased signature is still the request that was accepted.
+    const replayKey = `${provider}:${authenticatedDigest(receiver.authenticated(request))}`;
     if (await options.replays.seen(replayKey)) return reject(reply, provider, { status: 409, reason: 'this signed request was already received (replay)' }, raw);
     if (outcome.kind === 'ignored') return reply.code(200).send({ ignored: outcome.reason });
     const results = [];
@@ -132,6 +143,16 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
     await options.replays.remember(replayKey, 10 * 60_000);
     return reply.code(200).send({ event: outcome.eventId, results });
   });
+}
+
+/** SHA-256 over the parts, each prefixed by its length, so that no two part lists share a digest. */
+function authenticatedDigest(parts: readonly (string | Buffer)[]): string {
+  const h = createHash('sha256');
+  for (const part of parts) {
+    const bytes = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
+    h.update(`${bytes.length}:`).update(bytes);
+  }
+  return h.digest('hex');
 }
 
 /** The error code when the journal refused an entry's content (locally or through the service), else null. */

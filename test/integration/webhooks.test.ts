@@ -141,6 +141,43 @@ describe('webhooks', () => {
     expect(entries('interaction.received')).toHaveLength(1);
   });
 
+  it('caps rejections of made-up provider names together, apart from the configured providers', async () => {
+    for (let i = 0; i < 50; i++) {
+      const res = await app.inject({ method: 'POST', url: `/webhooks/made-up-${i}`, ...signed(CALLS_SECRET, call(`CA7${i}`)) });
+      expect(res.statusCode).toBe(404);
+    }
+    expect(entries('webhook.rejected')).toHaveLength(10); // one window for every unknown name
+    // A configured provider keeps its own window: its rejections are still on the record.
+    expect((await app.inject({ method: 'POST', url: '/webhooks/calls', ...signed('wrong-secret-wrong-secret', call('CA800')) })).statusCode).toBe(401);
+    expect(entries('webhook.rejected').map((e) => (e.payload as { status: number }).status).filter((s) => s === 401)).toHaveLength(1);
+    clock += 61_000;
+    await app.inject({ method: 'POST', url: '/webhooks/someone-else', ...signed(CALLS_SECRET, call('CA801'), Math.floor(clock / 1000)) });
+    expect((entries('webhook.rejected').at(-1)?.payload as { suppressed?: number }).suppressed).toBe(40);
+  });
+
+  it('refuses as a replay a re-sent request that differs only in its signature header', async () => {
+    const body = { submissionId: 'sub-replay', form: 'contact-sales', submittedAt: new Date(clock).toISOString(), email: 'buyer@prospect.example', fields: { Message: 'hello' } };
+    const form = signed(FORMS_SECRET, body);
+    expect((await app.inject({ method: 'POST', url: '/webhooks/forms', ...form })).statusCode).toBe(200);
+    const sig = form.headers['x-aj-signature'] as string;
+    const variants = [`${sig},v1=${'0'.repeat(64)}`, `v1=${'0'.repeat(64)}, ${sig}`, `v1=${sig.slice(3).toUpperCase()}`, ` ${sig} `];
+    for (const variant of variants) {
+      const res = await app.inject({ method: 'POST', url: '/webhooks/forms', headers: { ...form.headers, 'x-aj-signature': variant }, payload: form.payload });
+      expect(res.statusCode, variant).toBe(409);
+    }
+    const callReq = signed(CALLS_SECRET, call('CA900'));
+    expect((await app.inject({ method: 'POST', url: '/webhooks/calls', ...callReq })).statusCode).toBe(200);
+    const callSig = callReq.headers['x-aj-signature'] as string;
+    for (const variant of [`${callSig},v1=${'0'.repeat(64)}`, `v1=${callSig.slice(3).toUpperCase()}`]) {
+      const res = await app.inject({ method: 'POST', url: '/webhooks/calls?again=1', headers: { ...callReq.headers, 'x-aj-signature': variant }, payload: callReq.payload });
+      expect(res.statusCode, variant).toBe(409);
+    }
+    // A header that is not the documented format is refused as such, not guessed at.
+    const junk = await app.inject({ method: 'POST', url: '/webhooks/forms', headers: { ...form.headers, 'x-aj-signature': `${sig},garbage` }, payload: form.payload });
+    expect(junk.statusCode).toBe(401);
+    expect(entries('interaction.received')).toHaveLength(2);
+  });
+
   it('takes a signed form submission in, and the contact-sales rule notifies the sales team', async () => {
     const body = { submissionId: 'sub-1', form: 'contact-sales', submittedAt: new Date(clock).toISOString(), email: 'buyer@prospect.example', name: 'Pat Buyer', fields: { Company: 'Prospect Inc', Message: 'We would like a demo and pricing for 25 seats.' } };
     const res = await app.inject({ method: 'POST', url: '/webhooks/forms', ...signed(FORMS_SECRET, body) });
