@@ -30,6 +30,7 @@ import { silentLogger, type Logger } from '../config/logger.ts';
 import { erasedAt, sealedKeysOf, type LinkedKeys, type Privacy } from './privacy.ts';
 import type { KeyRef } from './sealed-payload.ts';
 import { canonicalize } from './canonical.ts';
+import { KeyStoreError } from './errors/key-store.error.ts';
 
 export interface JournalWriterOptions {
   readonly path: string;
@@ -261,7 +262,12 @@ export class JournalWriter {
     // committed before any entry sealed under them can be.
     // (A store not opened yet is created by the first personal payload, not by this.)
     const keys = privacy?.openedKeys;
-    const prepared = keys ? keys.batch(prepare) : prepare();
+    let prepared: PreparedEntry[];
+    try {
+      prepared = keys ? keys.batch(prepare) : prepare();
+    } catch (err) {
+      throw sealingWriteFailure(err);
+    }
     return this.enqueue(prepared);
   }
 
@@ -755,6 +761,19 @@ function loadState(db: Database.Database, identity: JournalIdentity): State {
   const placeholders = [...HOUSEKEEPING_KINDS].map(() => '?').join(',');
   userSince = (db.prepare(`SELECT count(*) AS n FROM entries WHERE seq > ? AND kind NOT IN (${placeholders})`).get(cpRow ? cpRow.seq : -1, ...HOUSEKEEPING_KINDS) as { n: number }).n;
   return { size, chain: last ? last.chain_hash : ZERO_HASH, tree, userSinceCheckpoint: userSince, lastCheckpoint };
+}
+
+/**
+ * A key store that cannot write (a full disk, an I/O error) refuses the append the way a journal that cannot
+ * commit does: WRITE_FAILED (503, try again), not an internal error. Validation errors pass unchanged.
+ */
+function sealingWriteFailure(err: unknown): unknown {
+  const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  const sqlite = typeof code === 'string' && code.startsWith('SQLITE_');
+  const backup = err instanceof KeyStoreError && err.reason === 'BACKUP_FAILED';
+  if (!sqlite && !backup) return err;
+  const cause = backup && err.cause instanceof Error ? err.cause.message : (err as Error).message;
+  return new JournalWriteError('WRITE_FAILED', `personal fields could not be sealed: the key store could not write (${cause})`, { cause: err });
 }
 
 function samePlainPayload(p: PreparedEntry, earlier: JournalEntry): boolean {
