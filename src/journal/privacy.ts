@@ -222,17 +222,19 @@ export function planForget(db: Database.Database, store: SubjectKeyStore, addres
   const recorded = erasures.filter((e) => e.subjectHash === subjectHash);
   // A correlation key may have been erased with someone else already: on the record is on the record.
   const recordedIds = new Set(erasures.flatMap((e) => e.keyIds));
-  const sealedUnder = (subject: string): { seq: number; kind: string; correlationId: string }[] => {
-    const rows = db.prepare('SELECT seq, kind, correlation_id, payload FROM entries WHERE instr(payload, ?) > 0 ORDER BY seq').all(`"subject":"${subject}"`) as { seq: number; kind: string; correlation_id: string; payload: string }[];
-    return rows.filter((r) => (sealedKeysOf(r.payload) ?? []).some((k) => k.subject === subject)).map((r) => ({ seq: r.seq, kind: r.kind, correlationId: r.correlation_id }));
-  };
-  const personal = sealedUnder(subjectHash);
+  type Sealed = { seq: number; kind: string; correlationId: string };
+  type Row = { seq: number; kind: string; correlation_id: string; payload: string };
+  const under = (subject: string, rows: Row[]): Sealed[] =>
+    rows.filter((r) => (sealedKeysOf(r.payload) ?? []).some((k) => k.subject === subject)).map((r) => ({ seq: r.seq, kind: r.kind, correlationId: r.correlation_id }));
+  const personal = under(subjectHash, db.prepare('SELECT seq, kind, correlation_id, payload FROM entries WHERE instr(payload, ?) > 0 ORDER BY seq').all(`"subject":"${subjectHash}"`) as Row[]);
   // Fields of the person's correlations that no one could be named for were sealed under the correlation's own
-  // key (privacy.ts seal, step 3): they go with the person.
-  const correlationSubjects = [...new Set(personal.map((e) => e.correlationId))].map((c) => store.subjectHash(correlationSubject(c)));
-  const keys = [...own, ...correlationSubjects.flatMap((s) => store.keysOf(s))];
+  // key (privacy.ts seal, step 3): they go with the person. Such entries are in those correlations by
+  // construction, so each is found through the correlation index, not by another scan of the journal.
+  const byCorrelation = db.prepare('SELECT seq, kind, correlation_id, payload FROM entries WHERE correlation_id = ? ORDER BY seq');
+  const correlationSubjects = [...new Set(personal.map((e) => e.correlationId))].map((c) => ({ c, subject: store.subjectHash(correlationSubject(c)) }));
+  const keys = [...own, ...correlationSubjects.flatMap((x) => store.keysOf(x.subject))];
   const bySeq = new Map(personal.map((e) => [e.seq, e]));
-  for (const s of correlationSubjects) for (const e of sealedUnder(s)) bySeq.set(e.seq, e);
+  for (const { c, subject } of correlationSubjects) for (const e of under(subject, byCorrelation.all(c) as Row[])) bySeq.set(e.seq, e);
   const entries = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
   const toDestroy = keys.filter((k) => k.destroyedAt === null).map((k) => k.keyId);
   const unrecorded = keys.filter((k) => k.destroyedAt !== null && !recordedIds.has(k.keyId)).map((k) => k.keyId);
