@@ -19,7 +19,25 @@ export function canonicalBytes(value: unknown): Buffer {
   return Buffer.from(canonicalize(value), 'utf8');
 }
 
-const MAX_DEPTH = 256;
+/** The deepest nesting the journal accepts anywhere in an entry. */
+export const MAX_JSON_DEPTH = 256;
+const MAX_DEPTH = MAX_JSON_DEPTH;
+
+/**
+ * The path of the first place `value` nests deeper than `max`, or null. Iterative, so a hostile document nested
+ * 10,000 deep is refused with a 4xx before any recursive code (schema checks, sealing, encoding) can overflow the stack.
+ */
+export function nestingTooDeep(value: unknown, max: number = MAX_JSON_DEPTH): string | null {
+  const stack: { v: unknown; depth: number; path: string }[] = [{ v: value, depth: 0, path: '$' }];
+  while (stack.length > 0) {
+    const { v, depth, path } = stack.pop() as { v: unknown; depth: number; path: string };
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return path;
+    if (Array.isArray(v)) for (let i = 0; i < v.length; i++) stack.push({ v: v[i], depth: depth + 1, path: `${path}[${i}]` });
+    else for (const k of Object.keys(v)) stack.push({ v: (v as Record<string, unknown>)[k], depth: depth + 1, path: `${path}.${k}` });
+  }
+  return null;
+}
 
 function encode(value: unknown, path: string, depth: number): string {
   if (depth > MAX_DEPTH) throw new CanonicalEncodingError(`nesting deeper than ${MAX_DEPTH} at ${path}`);

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { sha256Hex } from './sha256.ts';
 import type { z } from 'zod';
-import { canonicalize } from './canonical.ts';
+import { canonicalize, MAX_JSON_DEPTH, nestingTooDeep } from './canonical.ts';
 import { CanonicalEncodingError } from './errors/canonical-encoding.error.ts';
 import { EntryValidationError } from './errors/entry-validation.error.ts';
 import { KINDS, isEntryKind, type EntryKind } from './kinds.ts';
@@ -91,6 +91,12 @@ export function prepareEntry(input: unknown, options: PrepareOptions): PreparedE
     throw new EntryValidationError('INVALID_ENTRY', 'an entry must be a JSON object');
   }
   const raw = input as Record<string, unknown>;
+  const tooDeep = nestingTooDeep(raw);
+  if (tooDeep !== null) {
+    // Only the top-level field is named: member names deeper down are the caller's data.
+    const field = /^\$\.([A-Za-z]+)/.exec(tooDeep)?.[1] ?? 'entry';
+    throw new EntryValidationError('INVALID_ENTRY', `${field} nests deeper than ${MAX_JSON_DEPTH} levels`, [`${field}: nested deeper than ${MAX_JSON_DEPTH} levels`]);
+  }
   const issues: string[] = [];
   for (const key in raw) if (!ENTRY_FIELDS.has(key)) issues.push(`${key}: not an entry field (fields: ${[...ENTRY_FIELDS].join(', ')})`);
 

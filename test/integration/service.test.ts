@@ -41,6 +41,9 @@ describe('journal service: bad requests get a 4xx with a clear message and write
     ['a kind only the journal writes', () => post(JSON.stringify({ ...stateChange('u-4'), kind: 'checkpoint' })), 422, /written by the journal itself/],
     ['an empty batch', () => post(JSON.stringify({ entries: [] })), 422, /non-empty array/],
     ['a batch with one bad entry', () => post(JSON.stringify({ entries: [stateChange('b-1'), { ...stateChange('b-2'), actor: '' }] })), 422, /actor/],
+    // 10,000 levels overflowed the stack in a recursive check before the iterative depth check: a 500.
+    ['a payload nested 10,000 deep', () => post(JSON.stringify(stateChange('u-5')).replace('"customer"', '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000))), 422, /nests deeper than 256 levels/],
+    ['a batch entry nested 10,000 deep', () => post(JSON.stringify({ entries: [stateChange('b-3')] }).replace('"customer"', '['.repeat(10_000) + ']'.repeat(10_000))), 422, /nests deeper than 256 levels/],
     ['a body over the request limit', () => post('[' + '1,'.repeat(9 * 1024 * 1024) + '1]'), 413, /larger than/],
   ];
   for (const [name, send, status, message] of cases) {
