@@ -19,7 +19,7 @@ export const EnvSchema = z.object({
   JOURNAL_SERVICE_URL: z.string().min(1).optional(),
   JOURNAL_APPEND_TOKEN: token,
   JOURNAL_READ_TOKEN: token,
-  JOURNAL_MAX_PAYLOAD_BYTES: intFrom(1024 * 1024, 1024),
+  JOURNAL_MAX_PAYLOAD_BYTES: intFrom(2 * 1024 * 1024, 1024), // as the writer defaults (DEFAULT_MAX_PAYLOAD_BYTES)
   JOURNAL_CHECKPOINT_EVERY_ENTRIES: intFrom(1000, 1),
   JOURNAL_CHECKPOINT_EVERY_SECONDS: intFrom(10, 0),
   JOURNAL_ANCHOR_DIRS: z.string().optional(),
@@ -48,7 +48,7 @@ export const EnvSchema = z.object({
   PIPELINE_IDENTIFIER_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   WEB_LISTEN: z.string().min(1).default('127.0.0.1:8080'),
   WEBHOOK_PUBLIC_URL: z.string().url().optional(),
-  WEBHOOK_MAX_BODY_BYTES: intFrom(1024 * 1024, 1024),
+  WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).optional(),
   TWILIO_AUTH_TOKEN: z.string().min(8).optional(),
   AIRCALL_WEBHOOK_TOKEN: z.string().min(8).optional(),
   CALLS_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -326,6 +326,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       };
     }
   }
+  // Whatever the webhook limit admits must be journaled. An interaction's payload is built from its body (text
+  // lines, participants, metadata) and stays near the body's size, but nothing bounds it by it exactly, so the
+  // journal's limit keeps a margin: at least twice the webhook's. Unset, the webhook limit follows from it.
+  const webhookMaxBody = e.WEBHOOK_MAX_BODY_BYTES ?? Math.min(1024 * 1024, Math.floor(e.JOURNAL_MAX_PAYLOAD_BYTES / 2));
+  if (webhookMaxBody * 2 > e.JOURNAL_MAX_PAYLOAD_BYTES) {
+    problems.push(`WEBHOOK_MAX_BODY_BYTES: ${webhookMaxBody} admits webhook bodies the journal could refuse (JOURNAL_MAX_PAYLOAD_BYTES is ${e.JOURNAL_MAX_PAYLOAD_BYTES}); set it to at most half of JOURNAL_MAX_PAYLOAD_BYTES (${Math.floor(e.JOURNAL_MAX_PAYLOAD_BYTES / 2)}), or raise JOURNAL_MAX_PAYLOAD_BYTES`);
+  }
   for (const u of e.JOURNAL_ANCHOR_URLS) if (!/^https?:\/\//.test(u)) problems.push(`JOURNAL_ANCHOR_URLS: ${u} is not an http(s) URL`);
   if (problems.length > 0) throw new ConfigError(problems);
   const l = listen as Listen;
@@ -412,7 +419,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       listen: web as Listen,
       webhooks: {
         publicUrl: e.WEBHOOK_PUBLIC_URL ?? `http://${e.WEB_LISTEN}`,
-        maxBodyBytes: e.WEBHOOK_MAX_BODY_BYTES,
+        maxBodyBytes: webhookMaxBody,
         twilioAuthToken: e.TWILIO_AUTH_TOKEN,
         aircallToken: e.AIRCALL_WEBHOOK_TOKEN,
         callsSecret: e.CALLS_WEBHOOK_SECRET,

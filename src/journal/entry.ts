@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { sha256Hex } from './sha256.ts';
 import type { z } from 'zod';
 import { canonicalize, MAX_JSON_DEPTH, nestingTooDeep } from './canonical.ts';
+import { SEALED } from './sealed-payload.ts';
 import { CanonicalEncodingError } from './errors/canonical-encoding.error.ts';
 import { EntryValidationError } from './errors/entry-validation.error.ts';
 import { KINDS, isEntryKind, type EntryKind } from './kinds.ts';
@@ -145,13 +146,15 @@ export function prepareEntry(input: unknown, options: PrepareOptions): PreparedE
   }
 
   let payloadText: string;
+  let stored: unknown;
   try {
-    payloadText = canonicalize(options.seal ? options.seal(kind, raw.payload, { causationId, correlationId: correlationId as string }) : raw.payload);
+    stored = options.seal ? options.seal(kind, raw.payload, { causationId, correlationId: correlationId as string }) : raw.payload;
+    payloadText = canonicalize(stored);
   } catch (err) {
     if (err instanceof CanonicalEncodingError) throw new EntryValidationError('INVALID_PAYLOAD', `invalid ${kind} payload: ${err.message}`, [`payload: ${err.message}`]);
     throw err;
   }
-  const payloadBytes = Buffer.byteLength(payloadText, 'utf8');
+  const payloadBytes = limitedBytes(payloadText, stored);
   if (payloadBytes > options.maxPayloadBytes) {
     throw new EntryValidationError('ENTRY_TOO_LARGE', `payload is ${payloadBytes} bytes; the limit is ${options.maxPayloadBytes}`);
   }
@@ -171,6 +174,21 @@ export function prepareEntry(input: unknown, options: PrepareOptions): PreparedE
   };
   if (idempotencyKey !== null) return { ...base, idempotencyKey, derivedKey: false };
   return { ...base, idempotencyKey: derivedIdempotencyKey(base), derivedKey: true };
+}
+
+/**
+ * The bytes a payload counts against the limit: its canonical size, with a sealed envelope's ciphertext counted
+ * at the size of the plain text it holds rather than its base64 (4/3 larger). The limit is thus the same for a
+ * payload whether or not it is sealed: sealing never turns an entry the limit admits into one it refuses. The
+ * stored bytes of a sealed payload are then at most about 4/3 of the limit plus the envelope's few hundred bytes.
+ */
+function limitedBytes(payloadText: string, stored: unknown): number {
+  const bytes = Buffer.byteLength(payloadText, 'utf8');
+  const envelope = stored !== null && typeof stored === 'object' ? (stored as Record<string, unknown>)[SEALED] : undefined;
+  const ct = envelope !== null && typeof envelope === 'object' ? (envelope as { ct?: unknown }).ct : undefined;
+  if (typeof ct !== 'string') return bytes;
+  const padding = ct.endsWith('==') ? 2 : ct.endsWith('=') ? 1 : 0;
+  return bytes - ct.length + Math.floor(ct.length / 4) * 3 - padding;
 }
 
 /** `auto/<hex>`: a hash of everything the caller said, so an identical re-send is recognised as the same entry. */

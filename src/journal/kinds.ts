@@ -170,6 +170,8 @@ const webhookRejected = z.strictObject({
   /** SHA-256 of the raw body: lets a provider's copy be matched without keeping the body. */
   requestHash: hexHash.optional(),
   sizeBytes: z.number().int().nonnegative().optional(),
+  /** The sender sent more than the web server reads of a refused body: requestHash and sizeBytes cover the first sizeBytes bytes. */
+  bodyTruncated: z.literal(true).optional(),
   /** Rejections in the same window that were counted but not journaled one by one (the flood cap). */
   suppressed: z.number().int().nonnegative().optional(),
 });

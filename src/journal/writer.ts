@@ -119,7 +119,7 @@ interface State {
 }
 
 const ZERO_HASH = Buffer.alloc(32);
-export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_PAYLOAD_BYTES = 2 * 1024 * 1024; // as JOURNAL_MAX_PAYLOAD_BYTES defaults (src/config/config.ts)
 
 /** Counters since open: how well group commit is batching. */
 export interface WriterStats {

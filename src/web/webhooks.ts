@@ -33,6 +33,8 @@ export interface WebhookOptions {
   /** The public base URL providers call (e.g. https://hooks.example.com); signatures cover it. */
   readonly publicUrl: string;
   readonly maxBodyBytes: number;
+  /** How much of a body over the limit is still read to measure and hash it (default 16 MiB or 4 × maxBodyBytes). */
+  readonly drainBytes?: number;
   /** At most this many webhook.rejected entries per minute per configured provider, and for all unknown names together; the rest are counted. */
   readonly rejectionsPerMinute?: number;
   readonly logger: Logger;
@@ -40,6 +42,69 @@ export interface WebhookOptions {
 }
 
 type Rejection = { status: number; reason: string };
+/** What a rejection records of the body: the bytes (hashed here), a digest taken while reading, or nothing. */
+type RejectedBody = Buffer | { hash: string; sizeBytes: number; truncated: boolean } | null;
+
+function bodyDigest(body: RejectedBody): { hash: string; sizeBytes: number; truncated: boolean } | null {
+  if (body === null) return null;
+  if (Buffer.isBuffer(body)) return { hash: createHash('sha256').update(body).digest('hex'), sizeBytes: body.length, truncated: false };
+  return body;
+}
+
+/** A body over the webhook limit, measured and hashed while it was drained (up to a cap). */
+class BodyTooLargeError extends Error {
+  readonly statusCode = 413;
+  constructor(
+    readonly sizeBytes: number,
+    readonly sha256: string,
+    /** True when the sender sent more than the drain cap: size and hash then cover the first sizeBytes bytes. */
+    readonly truncated: boolean,
+  ) {
+    super('the body is over the limit');
+    this.name = 'BodyTooLargeError';
+  }
+}
+
+/**
+ * Reads a request body into memory up to `max` bytes. Past that it keeps reading only to measure and hash what
+ * is sent (nothing more is kept), up to `cap` bytes, so that the refusal can say how large it was and which
+ * body it was.
+ */
+function readBounded(stream: NodeJS.ReadableStream, max: number, cap: number): Promise<{ kind: 'body'; body: Buffer } | { kind: 'over'; error: BodyTooLargeError }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const hash = createHash('sha256');
+    let size = 0;
+    let settled = false;
+    const finish = (truncated: boolean): void => {
+      if (settled) return;
+      settled = true;
+      stream.removeListener('data', onData);
+      if (size > max || truncated) resolve({ kind: 'over', error: new BodyTooLargeError(size, hash.digest('hex'), truncated) });
+      else resolve({ kind: 'body', body: Buffer.concat(chunks, size) });
+    };
+    const onData = (chunk: Buffer): void => {
+      if (size + chunk.length > cap) {
+        hash.update(chunk.subarray(0, cap - size));
+        size = cap;
+        finish(true);
+        return;
+      }
+      size += chunk.length;
+      hash.update(chunk);
+      if (size <= max) chunks.push(chunk);
+      else chunks.length = 0;
+    };
+    stream.on('data', onData);
+    stream.once('end', () => finish(false));
+    stream.once('error', (err: Error) => {
+      if (!settled) {
+        settled = true;
+        reject(err);
+      }
+    });
+  });
+}
 
 /** The rejection window of every provider name that has no receiver (not a valid name: it has a space). */
 const UNKNOWN_PROVIDERS = 'unknown providers';
@@ -50,7 +115,7 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
   const cap = options.rejectionsPerMinute ?? 60;
   const windows = new Map<string, { start: number; journaled: number; suppressed: number }>();
 
-  const journalRejection = async (provider: string, r: Rejection, raw: Buffer | null): Promise<void> => {
+  const journalRejection = async (provider: string, r: Rejection, body: RejectedBody): Promise<void> => {
     const endpoint = `/webhooks/${provider}`.slice(0, 200);
     const t = now();
     // Names nobody configured share one window: the path segment is the caller's to choose, so counting per
@@ -69,7 +134,8 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
       return;
     }
     w.journaled++;
-    const requestHash = raw ? createHash('sha256').update(raw).digest('hex') : undefined;
+    const digest = bodyDigest(body);
+    const requestHash = digest?.hash;
     await options.journal.append({
       kind: 'webhook.rejected',
       source: 'web',
@@ -77,13 +143,13 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
       correlationId: `webhook/${provider}`.slice(0, 256),
       // The same bad request sent again is the same rejection: it adds nothing.
       idempotencyKey: `webhook-rejected/${provider}/${r.status}/${createHash('sha256').update(r.reason).update('\0').update(requestHash ?? '').digest('hex')}${suppressed > 0 ? `/${t}` : ''}`.slice(0, 512),
-      payload: { endpoint, status: r.status, reason: r.reason, ...(requestHash ? { requestHash } : {}), ...(raw ? { sizeBytes: raw.length } : {}), ...(suppressed > 0 ? { suppressed } : {}) },
+      payload: { endpoint, status: r.status, reason: r.reason, ...(digest ? { requestHash: digest.hash, sizeBytes: digest.sizeBytes } : {}), ...(digest?.truncated ? { bodyTruncated: true } : {}), ...(suppressed > 0 ? { suppressed } : {}) },
     });
   };
 
-  const reject = async (reply: FastifyReply, provider: string, r: Rejection, raw: Buffer | null): Promise<FastifyReply> => {
+  const reject = async (reply: FastifyReply, provider: string, r: Rejection, body: RejectedBody): Promise<FastifyReply> => {
     try {
-      await journalRejection(provider, r, raw);
+      await journalRejection(provider, r, body);
     } catch (err) {
       log.error({ provider, status: r.status, err: (err as Error).message }, 'could not journal a webhook rejection');
     }
@@ -91,10 +157,23 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
   };
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, (_req, body, done) => done(null, body));
+  // The body is read here, not by fastify's limit, so that a body over the limit is still measured and hashed:
+  // its refusal goes on the record like every other one (size, SHA-256, its own idempotency key).
+  const drainCap = options.drainBytes ?? Math.max(16 * 1024 * 1024, 4 * options.maxBodyBytes);
+  app.addContentTypeParser('*', (_req, payload, done) => {
+    readBounded(payload, options.maxBodyBytes, drainCap).then(
+      (r) => (r.kind === 'body' ? done(null, r.body) : done(r.error)),
+      (err: Error) => done(err),
+    );
+  });
 
   app.setErrorHandler(async (err: { statusCode?: number; code?: string; message: string }, req, reply) => {
     const provider = providerOf(req);
+    if (err instanceof BodyTooLargeError) {
+      const overCap = err.truncated ? ` (stopped reading after ${err.sizeBytes} bytes)` : '';
+      if (err.truncated) reply.header('connection', 'close');
+      return reject(reply, provider, { status: 413, reason: `the body is larger than ${options.maxBodyBytes} bytes${overCap}` }, { hash: err.sha256, sizeBytes: err.sizeBytes, truncated: err.truncated });
+    }
     if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reject(reply, provider, { status: 413, reason: `the body is larger than ${options.maxBodyBytes} bytes` }, null);
     }
@@ -136,6 +215,7 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
       // The journal refused the content itself (not a failure to write): retrying cannot help, so it is a 422.
       const refused = unrecordable(err);
       if (refused === 'IDEMPOTENCY_CONFLICT') return reject(reply, provider, { status: 409, reason: 'an event with this id was already received with different content; the first one stands' }, raw);
+      if (refused === 'ENTRY_TOO_LARGE') return reject(reply, provider, { status: 413, reason: 'the event is larger than the journal accepts (JOURNAL_MAX_PAYLOAD_BYTES)' }, raw);
       if (refused) return reject(reply, provider, { status: 422, reason: `the event holds values the journal cannot record (${refused})` }, raw);
       log.error({ provider, event: outcome.eventId, err: (err as Error).name }, 'could not journal a webhook; the provider will retry');
       return reply.code(503).header('retry-after', '5').send({ error: 'the journal is unavailable; retry later' });

@@ -7,7 +7,7 @@ import { configuredReceivers } from '../../jobs/main.ts';
 import { silentLogger } from '../../src/config/logger.ts';
 
 /** The web server with the receivers `env` configures, taking webhooks into the pipeline `p`; close() also drops its Redis. */
-export async function webhookServer(p: InProcessPipeline, dir: string, env: NodeJS.ProcessEnv, options: { rejectionsPerMinute: number; now?: () => number }): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+export async function webhookServer(p: InProcessPipeline, dir: string, env: NodeJS.ProcessEnv, options: { rejectionsPerMinute: number; now?: () => number; drainBytes?: number }): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const config = testConfig(dir, env);
   const app = createWebServer({
@@ -23,6 +23,7 @@ export async function webhookServer(p: InProcessPipeline, dir: string, env: Node
       rejectionsPerMinute: options.rejectionsPerMinute,
       logger: silentLogger,
       ...(options.now ? { now: options.now } : {}),
+      ...(options.drainBytes !== undefined ? { drainBytes: options.drainBytes } : {}),
     },
   });
   await app.ready();

@@ -4,6 +4,8 @@ import { canonicalHeader, headerObject, prepareEntry, uuidv7 } from '../../src/j
 import { canonicalize } from '../../src/journal/canonical.ts';
 import { EntryValidationError } from '../../src/journal/errors/entry-validation.error.ts';
 import { stateChange } from '../helpers/entries.ts';
+import { sealFields, SEALED } from '../../src/journal/sealed-payload.ts';
+import { randomBytes } from 'node:crypto';
 
 const opts = { maxPayloadBytes: 4096 };
 
@@ -24,6 +26,20 @@ describe('prepareEntry', () => {
     expect(p.payloadText).toBe('{"entity":"contact/1","field":"lifecyclestage","from":"lead","to":"customer"}');
     expect(p.payloadHash).toMatch(/^[0-9a-f]{64}$/);
     expect(p.retentionClass).toBe('standard');
+  });
+
+  it('counts sealed fields at their plain size: sealing never makes an entry the limit admits too large', () => {
+    const key = { subject: 'a'.repeat(64), keyId: 'k1', key: randomBytes(32) };
+    const seal = (kind: string, payload: unknown): unknown => {
+      const { from, to, ...rest } = payload as Record<string, unknown>;
+      return { ...rest, [SEALED]: sealFields(kind, { from, to }, [key]) };
+    };
+    const input = stateChange('k-big', 'c-1', 'z'.repeat(9_000));
+    const plain = Buffer.byteLength(canonicalize(input.payload));
+    const sealed = prepareEntry(input, { maxPayloadBytes: plain + 400, seal });
+    expect(Buffer.byteLength(sealed.payloadText)).toBeGreaterThan(plain * 1.3); // stored: base64 and the envelope
+    // The limit still holds for the plain text itself.
+    expect(() => prepareEntry(stateChange('k-big2', 'c-1', 'z'.repeat(10_000)), { maxPayloadBytes: plain + 400, seal })).toThrow(/the limit is/);
   });
 
   it('refuses unknown kinds, listing the known ones', () => {
