@@ -10,6 +10,7 @@ import { JOBS, QUEUE_NAMES, type QueueName } from '../src/pipeline/job-catalog.t
 import type { Pipeline } from '../src/pipeline/pipeline.ts';
 import type { JournalClient } from '../src/journal/journal-client.ts';
 import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
+import { journalRefusal } from '../src/journal/errors/refusal.ts';
 import { StageTimeoutError } from '../src/pipeline/errors/stage-timeout.error.ts';
 import type { Logger } from '../src/config/logger.ts';
 
@@ -85,7 +86,10 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
   try {
     return await raceAbort(runStage(queue, parsed.data, options, controller.signal, job), controller.signal);
   } catch (err) {
-    const permanent = err instanceof PermanentJobError;
+    // A journal refusal of what the stage wrote (invalid payload, too large, a conflicting idempotency key) is
+    // as permanent as a PermanentJobError: retrying writes the same refused entry again.
+    const refused = journalRefusal(err);
+    const permanent = err instanceof PermanentJobError || refused !== null;
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     if (permanent || lastAttempt) {
       const reason = `${(err as Error).name}: ${(err as Error).message}`;

@@ -89,9 +89,11 @@ const crmCall = {
   idProperty: z.string().max(128).optional(),
   /** The properties written (or that would have been), for the record. */
   properties: z.record(z.string(), jsonValue).optional(),
-  associations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(256), typeId: z.number().int().positive().optional() })).max(100).optional(),
+  // As wide as intake admits (an address of 512 characters, 1,000 participants): a dry-run write of what intake
+  // took in must never be refused (it was, for addresses over 256 characters, and then retried for 13 minutes).
+  associations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(512), typeId: z.number().int().positive().optional() })).max(1000).optional(),
   /** Associations a call removed (a reviewer's association override). */
-  removedAssociations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(256) })).max(100).optional(),
+  removedAssociations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(512) })).max(1000).optional(),
   /** The human.override entry this call carries out. */
   override: id.optional(),
   /** The journal entry whose activity this call wrote (one crm.write per activity per call). */

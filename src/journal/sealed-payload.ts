@@ -14,7 +14,7 @@
  * same envelope, and a retried append keeps its idempotency (same payload hash). Distinct plaintexts get
  * distinct IVs; equal plaintexts reveal only that they are equal, as their ciphertexts would anyway.
  */
-import { createHmac, hkdfSync } from 'node:crypto';
+import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { canonicalize } from './canonical.ts';
 import { aesGcmDecrypt, aesGcmEncrypt } from './master-key.ts';
 import { SealedPayloadError } from './errors/sealed-payload.error.ts';
@@ -35,9 +35,18 @@ export interface Envelope {
   readonly tag: string;
 }
 
+/**
+ * HKDF's info is at most 1,024 bytes (RFC 5869 as Node enforces it): an entry with many subjects (a meeting with
+ * dozens of attendees) has a longer key id list, which then goes in as its SHA-256. Lists that fit are used as
+ * they are, as they always were, so every envelope written before still opens.
+ */
+function hkdfInfo(keyIds: string): string {
+  return Buffer.byteLength(keyIds) <= 1024 ? keyIds : `sha256:${createHash('sha256').update(keyIds).digest('hex')}`;
+}
+
 function contentKeys(kind: string, keys: readonly (KeyRef & { key: Uint8Array })[]): { enc: Buffer; ivKey: Buffer; aad: Buffer } {
   const ikm = Buffer.concat(keys.map((k) => k.key));
-  const okm = Buffer.from(hkdfSync('sha256', ikm, 'activity-journal/sealed-payload/v1', keys.map((k) => k.keyId).join(','), 64));
+  const okm = Buffer.from(hkdfSync('sha256', ikm, 'activity-journal/sealed-payload/v1', hkdfInfo(keys.map((k) => k.keyId).join(',')), 64));
   const aad = Buffer.from(canonicalize({ kind, keys: keys.map((k) => ({ keyId: k.keyId, subject: k.subject })) }), 'utf8');
   return { enc: okm.subarray(0, 32), ivKey: okm.subarray(32), aad };
 }

@@ -10,9 +10,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { JournalClient } from '../journal/journal-client.ts';
-import { EntryValidationError } from '../journal/errors/entry-validation.error.ts';
-import { JournalRequestError } from '../journal/errors/journal-request.error.ts';
-import { IdempotencyConflictError } from '../journal/errors/idempotency-conflict.error.ts';
+import { journalRefusal } from '../journal/errors/refusal.ts';
 import type { Logger } from '../config/logger.ts';
 import type { IntakeOutcome } from '../pipeline/pipeline.ts';
 import type { Interaction } from '../pipeline/interaction.ts';
@@ -213,7 +211,7 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
       }
     } catch (err) {
       // The journal refused the content itself (not a failure to write): retrying cannot help, so it is a 422.
-      const refused = unrecordable(err);
+      const refused = journalRefusal(err);
       if (refused === 'IDEMPOTENCY_CONFLICT') return reject(reply, provider, { status: 409, reason: 'an event with this id was already received with different content; the first one stands' }, raw);
       if (refused === 'ENTRY_TOO_LARGE') return reject(reply, provider, { status: 413, reason: 'the event is larger than the journal accepts (JOURNAL_MAX_PAYLOAD_BYTES)' }, raw);
       if (refused) return reject(reply, provider, { status: 422, reason: `the event holds values the journal cannot record (${refused})` }, raw);
@@ -233,14 +231,6 @@ function authenticatedDigest(parts: readonly (string | Buffer)[]): string {
     h.update(`${bytes.length}:`).update(bytes);
   }
   return h.digest('hex');
-}
-
-/** The error code when the journal refused an entry's content (locally or through the service), else null. */
-function unrecordable(err: unknown): string | null {
-  if (err instanceof EntryValidationError) return err.code;
-  if (err instanceof IdempotencyConflictError) return 'IDEMPOTENCY_CONFLICT';
-  if (err instanceof JournalRequestError && err.status >= 400 && err.status < 500 && !err.retryable) return err.code;
-  return null;
 }
 
 function providerOf(req: FastifyRequest): string {

@@ -112,6 +112,42 @@ describe('the pipeline', () => {
     for (const secret of ['alex.secret-name', 'internal-1', 'salary', 'Lunch plans']) expect(dump).not.toContain(secret);
   });
 
+  it('mirrors in dry run an interaction with a participant address as long as intake admits (512), with 150 counterparts', async () => {
+    // The dry-run crm.write refused addresses over 256 characters and more than 100 associations, which intake
+    // admits: each such mirror was retried 10 times over 13 minutes, then given up.
+    p = await inProcessPipeline(tmp.dir);
+    const [ix] = generatedInteractions(1, 'long-address');
+    const long = `${'l'.repeat(500)}@example.com`;
+    const crowd = Array.from({ length: 150 }, (_, i) => ({ role: 'cc' as const, address: `person-${i}@crowd.example` }));
+    await p.runtime.pipeline.intake({ ...(ix as Interaction), participants: [{ role: 'from', address: long }, ...crowd] });
+    await drained(p.prefix, 30_000);
+    const entries = allEntries(p.path);
+    expect(entries.filter((e) => e.kind === 'job.failed')).toHaveLength(0);
+    const [write] = entries.filter((e) => e.kind === 'crm.write');
+    expect((payload(write as JournalEntry).associations as { id: string }[]).map((a) => a.id)).toContain(long);
+  });
+
+  it('fails a job at once, with its reason on the record, when the journal refuses what it writes', async () => {
+    // Workers for every stage but the mirror: its job waits while a conflicting crm.write is planted under the
+    // key it will use, so the journal refuses its write (IDEMPOTENCY_CONFLICT): retrying cannot help.
+    p = await inProcessPipeline(tmp.dir, { queues: ['ingest', 'classify', 'decide'] });
+    const [ix] = generatedInteractions(1, 'refused');
+    const out = await p.runtime.pipeline.intake(ix as Interaction);
+    if (out.status !== 'accepted') throw new Error('not accepted');
+    const deadline = Date.now() + 30_000;
+    while ((await p.runtime.queues.mirror.getWaitingCount()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await p.journal.append({ kind: 'crm.write', source: 'hubspot', actor: 'planted', correlationId: out.entry.correlationId, idempotencyKey: `crm/${out.entry.id}/upsert`, payload: { system: 'hubspot', method: 'POST', path: '/planted', status: 0, durationMs: 0, dryRun: true } });
+    const mirror = await startPipeline(testConfig(tmp.dir), silentLogger, { journal: p.journal, prefix: p.prefix, queues: ['mirror'] });
+    await drained(p.prefix, 30_000);
+    const [job] = await p.runtime.queues.mirror.getFailed();
+    await mirror.close();
+    expect(job?.attemptsMade).toBe(1); // no retries: it is permanent
+    const failed = allEntries(p.path).filter((e) => e.kind === 'job.failed');
+    expect(failed).toHaveLength(1);
+    expect(payload(failed[0] as JournalEntry)).toMatchObject({ queue: 'mirror', finality: 'permanent' });
+    expect(String(payload(failed[0] as JournalEntry).error)).toMatch(/IdempotencyConflict|already holds/i);
+  });
+
   it('refuses a malformed job with its reason on the record, without retrying it', async () => {
     p = await inProcessPipeline(tmp.dir);
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });

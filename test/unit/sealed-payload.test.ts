@@ -21,6 +21,17 @@ describe('sealed payload envelope', () => {
     expect(openFields('interaction.received', env, [alice.key, sales.key])).toEqual(fields);
   });
 
+  it('seals for a meeting of 200 subjects (a key id list longer than HKDF admits), and a short list derives as it always did', () => {
+    const many = Array.from({ length: 200 }, (_, i) => ({ subject: i.toString(16).padStart(64, '0'), keyId: `key-${String(i).padStart(40, '0')}`, key: randomBytes(32) }));
+    const env = sealFields('interaction.received', fields, many);
+    expect(openFields('interaction.received', env, many.map((k) => k.key))).toEqual(fields);
+    expect(() => openFields('interaction.received', env, many.slice(1).map((k) => k.key))).toThrow(SealedPayloadError);
+    // The envelope the code before this change made for these fields and key: short key id lists derive as before.
+    const fixed = { subject: 'c'.repeat(64), keyId: 'key-fixed', key: Buffer.alloc(32, 7) };
+    const before = { v: 1, keys: [{ subject: fixed.subject, keyId: 'key-fixed' }], iv: 'r4SJOUPUmwHOJRzo', ct: 'vGaW53hurw==', tag: 'CZM8DDYdY3Kdf2BCkNx8+Q==' } as Envelope;
+    expect(sealFields('interaction.received', { a: 1 }, [fixed])).toEqual(before);
+  });
+
   it('is deterministic for the same fields and keys (retries keep their payload hash), and differs otherwise', () => {
     const a = sealFields('interaction.received', fields, [alice, sales]);
     expect(sealFields('interaction.received', fields, [alice, sales])).toEqual(a);
