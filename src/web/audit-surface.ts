@@ -43,7 +43,14 @@ export function createAuditSurface(config: Config, deps: AuditSurfaceDeps): Audi
   const service = new AuditService({ reader, index, journal: deps.journal, enqueue: deps.enqueue, connectors: deps.connectors, hubspotPortalId: config.audit.hubspotPortalId });
   const secret = config.audit.sessionSecret ? Buffer.from(config.audit.sessionSecret) : loadOrCreateSecret(config.pipeline.stateDir, 'audit-session.key');
   // Keyed by the session secret: every web process that accepts the same cookies hashes ids the same way.
-  const authState = AuthStateStore.open(config.audit.authStatePath, createHmac('sha256', secret).update('audit-auth-state').digest());
+  let authState: AuthStateStore;
+  try {
+    authState = AuthStateStore.open(config.audit.authStatePath, createHmac('sha256', secret).update('audit-auth-state').digest());
+  } catch (err) {
+    index.close();
+    reader.close();
+    throw err;
+  }
   const routes: AuditRoutesOptions = {
     service,
     users: new UserDirectory(config.audit.usersPath),
