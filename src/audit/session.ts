@@ -1,14 +1,16 @@
 /**
  * Sessions of the audit UI as signed tokens (HMAC-SHA256 under the session secret) with an expiry, carried in an
  * HttpOnly, SameSite=Strict cookie. The role is not in the token: it is read from the users file on every
- * request, so a demoted or removed user loses access at once. Signing out revokes the session id in memory
- * (a restart forgets revocations, but every session still expires).
+ * request, so a demoted or removed user loses access at once. Signing out revokes the session id in a
+ * RevocationList (the AuthStateStore file in production), so a sign-out survives a restart and holds in every
+ * web process that shares the file.
  *
  * CSRF: every state-changing request made with the session cookie must carry a token derived from the session
  * id (HMAC), in the `_csrf` form field or the `x-csrf-token` header. API tokens (Authorization: Bearer) are not
  * sent by browsers on their own, so requests authenticated by them need none.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FailureCounters, RevocationList } from './auth-state.ts';
 
 export interface Session {
   readonly sid: string;
@@ -18,10 +20,10 @@ export interface Session {
 }
 
 export class SessionSigner {
-  private readonly revoked = new Map<string, number>();
   constructor(
     private readonly secret: Buffer,
     private readonly ttlMs: number,
+    private readonly revocations: RevocationList,
     private readonly now: () => number = Date.now,
   ) {
     if (secret.length < 32) throw new RangeError('the session secret must be at least 32 bytes');
@@ -48,14 +50,12 @@ export class SessionSigner {
     }
     const p = parsed as { s?: unknown; u?: unknown; e?: unknown };
     if (typeof p.s !== 'string' || typeof p.u !== 'string' || typeof p.e !== 'number') return null;
-    if (p.e <= this.now() || this.revoked.has(p.s)) return null;
+    if (p.e <= this.now() || this.revocations.isRevoked(p.s)) return null;
     return { sid: p.s, userId: p.u, expiresAt: p.e };
   }
 
   revoke(session: Session): void {
-    this.revoked.set(session.sid, session.expiresAt);
-    const now = this.now();
-    for (const [sid, exp] of this.revoked) if (exp <= now) this.revoked.delete(sid);
+    this.revocations.revoke(session.sid, session.expiresAt);
   }
 
   /** The CSRF token bound to a session id (or to a pre-sign-in nonce). */
@@ -78,29 +78,38 @@ function safeEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** Failed sign-ins per user id: after `max` failures within `windowMs`, refuse until the window passes. */
+export interface ThrottleLimits {
+  /** Failures per typed user name (whether or not it names a user) before it is locked. */
+  readonly maxPerName: number;
+  /** Failures per client address, over every name, before the address is locked. */
+  readonly maxPerAddress: number;
+  /** The counting window, and how long a lock lasts. */
+  readonly windowMs: number;
+}
+
+export const DEFAULT_THROTTLE: ThrottleLimits = { maxPerName: 5, maxPerAddress: 20, windowMs: 15 * 60_000 };
+
+/**
+ * Failed sign-ins, counted by the typed user name (known or not, so a lockout says nothing about which names
+ * exist) and by client address (so one client cannot try many names). Either one locked refuses the sign-in.
+ * A success clears the name's count only: signing in to one's own account must not reset an address's count.
+ */
 export class LoginThrottle {
-  private readonly failures = new Map<string, number[]>();
   constructor(
-    private readonly max = 5,
-    private readonly windowMs = 15 * 60_000,
-    private readonly now: () => number = Date.now,
+    private readonly counters: FailureCounters,
+    readonly limits: ThrottleLimits = DEFAULT_THROTTLE,
   ) {}
 
-  locked(key: string): boolean {
-    return this.recent(key).length >= this.max;
+  locked(name: string, address: string): boolean {
+    return this.counters.lockedUntil(`name/${name}`) > 0 || this.counters.lockedUntil(`address/${address}`) > 0;
   }
 
-  fail(key: string): void {
-    this.failures.set(key, [...this.recent(key), this.now()]);
+  fail(name: string, address: string): void {
+    this.counters.recordFailure(`name/${name}`, this.limits.maxPerName, this.limits.windowMs);
+    this.counters.recordFailure(`address/${address}`, this.limits.maxPerAddress, this.limits.windowMs);
   }
 
-  succeed(key: string): void {
-    this.failures.delete(key);
-  }
-
-  private recent(key: string): number[] {
-    const since = this.now() - this.windowMs;
-    return (this.failures.get(key) ?? []).filter((t) => t > since);
+  succeed(name: string): void {
+    this.counters.clearFailures(`name/${name}`);
   }
 }

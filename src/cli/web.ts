@@ -29,7 +29,7 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   try {
     audit = createAuditSurface(config, { journal: producer.journal, enqueue: enqueueVia(producer.queues), connectors: () => auditConnectors(config), logger });
   } catch (err) {
-    logger.warn({ component: 'web', err: (err as Error).message }, 'audit UI off: the journal file is not readable from the web process');
+    logger.warn({ component: 'web', err: (err as Error).message }, 'audit UI off: its journal file, read index or auth state file could not be opened from the web process');
   }
   const forms = producer.forms;
   const onConsentRefused = async (status: number, reason: string, endpoint: string): Promise<void> => {

@@ -89,6 +89,8 @@ export const EnvSchema = z.object({
   AUDIT_SESSION_HOURS: intFrom(8, 1),
   AUDIT_INDEX_PATH: z.string().min(1).optional(),
   AUDIT_SECURE_COOKIES: z.enum(['auto', 'always', 'never']).default('auto'),
+  AUDIT_AUTH_STATE_PATH: z.string().min(1).optional(),
+  AUDIT_LOGIN_MAX_FAILURES_PER_ADDRESS: intFrom(20, 1),
   HUBSPOT_PORTAL_ID: z.string().regex(/^\d{1,20}$/, 'must be the numeric HubSpot account (portal) id').optional(),
   JOURNAL_MASTER_KEY: z
     .string()
@@ -251,6 +253,10 @@ export interface Config {
     /** The derived read index (rebuildable; not evidence). */
     readonly indexPath: string;
     readonly secureCookies: 'auto' | 'always' | 'never';
+    /** Revoked sessions and failed sign-in counters, shared by the web processes on this host. */
+    readonly authStatePath: string;
+    /** Failed sign-ins from one client address (over every name) in 15 minutes before it is locked out. */
+    readonly loginMaxFailuresPerAddress: number;
     /** For links from CRM writes into HubSpot. */
     readonly hubspotPortalId: string | undefined;
   };
@@ -433,6 +439,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       sessionTtlMs: e.AUDIT_SESSION_HOURS * 3_600_000,
       indexPath: resolve(e.AUDIT_INDEX_PATH ?? join(dataDir, 'audit-index.sqlite')),
       secureCookies: e.AUDIT_SECURE_COOKIES,
+      authStatePath: resolve(e.AUDIT_AUTH_STATE_PATH ?? join(dataDir, 'audit-auth-state.sqlite')),
+      loginMaxFailuresPerAddress: e.AUDIT_LOGIN_MAX_FAILURES_PER_ADDRESS,
       hubspotPortalId: e.HUBSPOT_PORTAL_ID,
     },
     privacy: {

@@ -2,6 +2,7 @@
  * Server-rendered HTML of the audit UI: plain pages with labelled forms and tables, usable with the keyboard,
  * no client framework. Every value is escaped; the data comes from the same AuditService functions as the API.
  */
+import { createHash } from 'node:crypto';
 import type { TimelinePage, TimelineRow, TraceStep, TraceView, IntegrityView, ConnectorsView, ProofStatus } from '../audit/audit-service.ts';
 import type { Role } from '../audit/users.ts';
 import { CATEGORIES } from '../pipeline/classification.ts';
@@ -37,7 +38,37 @@ ol.trace>li.received{border-left-color:#64748b}ol.trace>li.ai-decision{border-le
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:6px 0 0}dt{color:#555}dd{margin:0;word-break:break-word}
 .muted{color:#666;font-size:13px}.error{background:#fee2e2;border:1px solid #fca5a5;padding:8px;margin-bottom:10px}.notice{background:#d1fae5;border:1px solid #6ee7b7;padding:8px;margin-bottom:10px}
 fieldset{background:#fff;border:1px solid #e3e6ea;padding:10px 14px;margin:12px 0}progress{width:320px}
+form.signin{max-width:340px;display:flex;flex-direction:column;gap:10px}
 `;
+
+/**
+ * Every inline script a page may carry, by name: pages name one, never pass script text, so that the
+ * Content-Security-Policy below (hashes of exactly these texts) allows them and nothing else.
+ */
+const SCRIPTS = {
+  integrityVerify: `const f=document.getElementById('verify'),s=document.getElementById('verify-status'),p=document.getElementById('verify-progress');
+f.addEventListener('submit',async(e)=>{e.preventDefault();const r=await fetch('/api/v1/integrity/verify',{method:'POST',headers:{'x-csrf-token':f._csrf.value}});const run=await r.json();poll(run.id);});
+async function poll(id){const r=await fetch('/api/v1/integrity/verify/'+encodeURIComponent(id));const run=await r.json();p.value=run.total>0?run.done/run.total:0;
+s.textContent=run.state==='running'?'verifying: '+run.done+' of '+run.total+' entries':run.state==='ok'?'ok: '+run.report.entries+' entries intact; '+run.report.checkpointsChecked+' checkpoint(s), '+run.report.anchorsChecked+' anchored checkpoint(s) consistent':'NOT intact: '+((run.report&&run.report.reason)||run.error);
+if(run.state==='running')setTimeout(()=>poll(id),300);}`,
+} as const;
+export type ScriptName = keyof typeof SCRIPTS;
+
+const sha256 = (text: string): string => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+
+/**
+ * The audit UI's CSP: no 'unsafe-inline' anywhere; the one stylesheet and the known scripts are allowed by
+ * their SHA-256 (computed here from the very text the pages emit), so an injected <script> or style does not run.
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  `style-src ${sha256(CSS)}`,
+  `script-src ${Object.values(SCRIPTS).map(sha256).join(' ')}`,
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
 
 const NAV: readonly [string, string][] = [
   ['/audit/timeline', 'Timeline'],
@@ -47,7 +78,7 @@ const NAV: readonly [string, string][] = [
   ['/audit/export', 'Export'],
 ];
 
-export function layout(title: string, user: PageUser | null, current: string, body: string, script = ''): string {
+export function layout(title: string, user: PageUser | null, current: string, body: string, script: ScriptName | null = null): string {
   const nav = user
     ? `<nav aria-label="Audit pages">${NAV.map(([href, label]) => `<a href="${href}"${href === current ? ' aria-current="page"' : ''}>${label}</a>`).join('')}</nav>
        <span class="who">Signed in as <strong>${esc(user.id)}</strong> (${esc(user.role)})
@@ -56,7 +87,7 @@ export function layout(title: string, user: PageUser | null, current: string, bo
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)} · activity-journal audit</title><style>${CSS}</style></head>
 <body><a class="skip" href="#main">Skip to content</a><header><strong>activity-journal audit</strong>${nav}</header>
-<main id="main"><h1>${esc(title)}</h1>${body}</main>${script ? `<script>${script}</script>` : ''}</body></html>`;
+<main id="main"><h1>${esc(title)}</h1>${body}</main>${script ? `<script>${SCRIPTS[script]}</script>` : ''}</body></html>`;
 }
 
 export function loginPage(csrf: string, next: string, error: string | null): string {
@@ -65,7 +96,7 @@ export function loginPage(csrf: string, next: string, error: string | null): str
     null,
     '',
     `${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
-<form method="post" action="/audit/login" style="max-width:340px;display:flex;flex-direction:column;gap:10px">
+<form method="post" action="/audit/login" class="signin">
 <input type="hidden" name="_csrf" value="${esc(csrf)}"><input type="hidden" name="next" value="${esc(next)}">
 <label>User name <input name="username" autocomplete="username" required autofocus></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
@@ -229,14 +260,7 @@ export function integrityPage(user: PageUser, view: IntegrityView, canVerify: bo
   const body = `<dl><dt>entries</dt><dd>${view.entries}</dd>
 <dt>newest checkpoint</dt><dd>${cp ? `size ${cp.treeSize} (seq ${cp.seq}, ${esc(cp.recordedAt)}), root <code>${esc(cp.rootHash)}</code>; ${cp.uncovered} newer entr${cp.uncovered === 1 ? 'y' : 'ies'} not yet covered` : 'none yet'}</dd>
 <dt>checkpoint key</dt><dd><code>${esc(view.verifierKey ?? '')}</code></dd></dl>${anchors}${verify}`;
-  const script = canVerify
-    ? `const f=document.getElementById('verify'),s=document.getElementById('verify-status'),p=document.getElementById('verify-progress');
-f.addEventListener('submit',async(e)=>{e.preventDefault();const r=await fetch('/api/v1/integrity/verify',{method:'POST',headers:{'x-csrf-token':f._csrf.value}});const run=await r.json();poll(run.id);});
-async function poll(id){const r=await fetch('/api/v1/integrity/verify/'+encodeURIComponent(id));const run=await r.json();p.value=run.total>0?run.done/run.total:0;
-s.textContent=run.state==='running'?'verifying: '+run.done+' of '+run.total+' entries':run.state==='ok'?'ok: '+run.report.entries+' entries intact; '+run.report.checkpointsChecked+' checkpoint(s), '+run.report.anchorsChecked+' anchored checkpoint(s) consistent':'NOT intact: '+((run.report&&run.report.reason)||run.error);
-if(run.state==='running')setTimeout(()=>poll(id),300);}`
-    : '';
-  return layout('Integrity', user, '/audit/integrity', body, script);
+  return layout('Integrity', user, '/audit/integrity', body, canVerify ? 'integrityVerify' : null);
 }
 
 export function runText(run: VerifyRun): string {

@@ -10,7 +10,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AuditService } from '../audit/audit-service.ts';
-import { allowed, verifyPassword, type Permission, type User, type UserDirectory } from '../audit/users.ts';
+import { allowed, hashPassword, verifyPassword, type Permission, type User, type UserDirectory } from '../audit/users.ts';
 import type { LoginThrottle, Session, SessionSigner } from '../audit/session.ts';
 import type { VerifyRunner } from '../audit/verify-runner.ts';
 import type { JournalClient } from '../journal/journal-client.ts';
@@ -19,7 +19,7 @@ import { silentLogger } from '../config/logger.ts';
 import { CATEGORIES } from '../pipeline/classification.ts';
 import { OverrideError } from '../pipeline/errors/override.error.ts';
 import { ExportError, type ExportScope } from '../audit/export.ts';
-import { connectorsPage, exportPage, integrityPage, layout, loginPage, reviewPage, timelinePage, tracePage, type PageUser } from './audit-pages.ts';
+import { CONTENT_SECURITY_POLICY, connectorsPage, exportPage, integrityPage, layout, loginPage, reviewPage, timelinePage, tracePage, type PageUser } from './audit-pages.ts';
 import { openApiDocument } from './openapi.ts';
 
 export interface AuditRoutesOptions {
@@ -34,6 +34,8 @@ export interface AuditRoutesOptions {
   /** 'auto': Secure when the request came over https (directly or per X-Forwarded-Proto). */
   readonly secureCookies: 'auto' | 'always' | 'never';
   readonly logger?: Logger;
+  /** The password check (default: scrypt's verifyPassword); a parameter so that tests can count its calls. */
+  readonly checkPassword?: (password: string, stored: string) => Promise<boolean>;
 }
 
 const SESSION_COOKIE = 'aj_session';
@@ -53,11 +55,17 @@ class HttpError extends Error {
   }
 }
 
+/** The request's cookies; one whose value is not valid percent-encoding is left out (as if it were not sent). */
 function cookies(req: FastifyRequest): Record<string, string> {
   const out: Record<string, string> = {};
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    if (i <= 0) continue;
+    try {
+      out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    } catch {
+      // URIError: malformed percent-encoding. Not ours to have set, so not a session or a sign-in nonce.
+    }
   }
   return out;
 }
@@ -135,6 +143,10 @@ function zodMessage(err: z.ZodError): string {
 export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOptions): void {
   const { service, users, sessions, throttle, verify } = options;
   const log = (options.logger ?? silentLogger).child({ component: 'web.audit' });
+  const checkPassword = options.checkPassword ?? verifyPassword;
+  // A name that is not a user (or a user without a password) is checked against this hash, made once with
+  // the same scrypt parameters, so that it costs the same time as a real user's wrong password.
+  const dummyHash = hashPassword(randomBytes(24).toString('base64url'));
 
   void app.register((audit, _opts, registered) => {
     audit.removeAllContentTypeParsers();
@@ -154,7 +166,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       reply.header('x-content-type-options', 'nosniff');
       reply.header('x-frame-options', 'DENY');
       reply.header('referrer-policy', 'no-referrer');
-      reply.header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+      reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
       return payload;
     });
 
@@ -219,23 +231,26 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       const password = typeof f.password === 'string' ? f.password : '';
       const next = str(f.next);
       const safeNext = next && next.startsWith('/audit/') && !next.startsWith('//') ? next : '/audit/timeline';
-      const user = users.get(username);
       const retry = (message: string, status: number): FastifyReply => {
         const fresh = randomBytes(16).toString('base64url');
         return reply.code(status).header('set-cookie', cookie(req, LOGIN_COOKIE, fresh, 1800)).type('text/html; charset=utf-8').send(loginPage(sessions.csrfFor(`login/${fresh}`), safeNext, message));
       };
-      if (user && throttle.locked(user.id)) {
-        await journalLogin({ outcome: 'failure', userId: user.id, reason: 'locked-out' }, `user:${user.id}`);
+      // One path for every name, so that neither the answer nor its time says whether the name exists: the
+      // lockout counts the typed name (and the client address), and the password check always runs scrypt.
+      const address = req.ip;
+      const user = users.get(username);
+      if (throttle.locked(username, address)) {
+        await journalLogin(user ? { outcome: 'failure', userId: user.id, reason: 'locked-out' } : { outcome: 'failure', reason: 'locked-out' }, user ? `user:${user.id}` : 'anonymous');
         return retry('Too many failed attempts; try again in 15 minutes.', 429);
       }
-      const ok = user?.passwordHash ? await verifyPassword(password, user.passwordHash) : false;
-      if (!user || !ok) {
-        if (user) throttle.fail(user.id);
+      const matches = await checkPassword(password, user?.passwordHash ?? (await dummyHash));
+      if (!user?.passwordHash || !matches) {
+        throttle.fail(username, address);
         // An unknown name is not journaled as typed: it may be someone's address or a mistyped password.
         await journalLogin(user ? { outcome: 'failure', userId: user.id, reason: 'wrong-password' } : { outcome: 'failure', reason: 'unknown-user' }, user ? `user:${user.id}` : 'anonymous');
         return retry('Wrong user name or password.', 401);
       }
-      throttle.succeed(user.id);
+      throttle.succeed(username);
       await journalLogin({ outcome: 'success', userId: user.id, role: user.role, reason: 'signed-in' }, `user:${user.id}`);
       const { token } = sessions.issue(user.id);
       return reply

@@ -4,9 +4,11 @@
  * client, into the stateful HubSpot fake: sign in, find a decision, open its trace, override it, and see the
  * override in the trace, in the journal and in the CRM fake (the same activity, now with the new category, and
  * still only one); a viewer cannot override; no session, no access; no CSRF token, no state change. With
- * SCREENSHOTS_DIR set (npm run screenshots), the main pages are saved there.
+ * SCREENSHOTS_DIR set (npm run screenshots), the main pages are saved there. Every page is watched for
+ * Content-Security-Policy violations (the CSP allows the UI's own inline script and style by hash only): any
+ * violation fails the test that caused it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -43,6 +45,23 @@ let hubspot: HubSpotFake;
 const tokens = { alice: newApiToken(), victor: newApiToken() };
 
 const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
+
+/** CSP violations seen by any page of any context made through newContext, since the last test ended. */
+const cspViolations: string[] = [];
+
+/** A browser context whose pages report every CSP violation (the DOM event, and Chromium's console message). */
+async function newContext(options: Parameters<Browser['newContext']>[0] = {}): Promise<BrowserContext> {
+  const context = await browser.newContext(options);
+  await context.exposeBinding('__ajCspViolation', (_source, text: string) => void cspViolations.push(text));
+  // Runs in every page before its own scripts (init scripts are not subject to the page's CSP).
+  await context.addInitScript({
+    content: "document.addEventListener('securitypolicyviolation', (e) => { void window.__ajCspViolation(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' on ' + location.pathname); });",
+  });
+  context.on('console', (m) => {
+    if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  return context;
+}
 
 async function signIn(context: BrowserContext, who: { id: string; password: string }): Promise<Page> {
   const page = await context.newPage();
@@ -122,6 +141,11 @@ beforeAll(async () => {
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
 });
 
+afterEach(() => {
+  const seen = cspViolations.splice(0);
+  expect(seen, 'Content-Security-Policy violations').toEqual([]);
+});
+
 afterAll(async () => {
   await browser?.close();
   await app?.close();
@@ -145,7 +169,7 @@ describe('the audit UI in a real browser', () => {
   });
 
   it('a reviewer signs in, finds a decision, opens its trace and overrides it; the override shows in the trace, the journal and the HubSpot fake', async () => {
-    const context = await browser.newContext({ userAgent: 'aj-e2e' });
+    const context = await newContext({ userAgent: 'aj-e2e' });
     const page = await signIn(context, ALICE);
     await shot(page, 'timeline');
     // The session cookie is HttpOnly and SameSite=Strict.
@@ -258,7 +282,7 @@ describe('the audit UI in a real browser', () => {
   });
 
   it('a reviewer approves a decision from the review queue: it leaves the queue and the approval is journaled', async () => {
-    const context = await browser.newContext();
+    const context = await newContext();
     const page = await signIn(context, ALICE);
     await page.goto(`${base}/audit/review`);
     const before = await page.locator('tbody tr').count();
@@ -276,7 +300,7 @@ describe('the audit UI in a real browser', () => {
   });
 
   it('a viewer sees traces but has no override form, and the API answers 403 to a viewer\'s override', async () => {
-    const context = await browser.newContext();
+    const context = await newContext();
     const page = await signIn(context, VICTOR);
     await page.locator('tbody tr').first().getByRole('link', { name: /Trace of seq/ }).click();
     await page.waitForURL(/\/audit\/trace/);
@@ -298,7 +322,7 @@ describe('the audit UI in a real browser', () => {
   });
 
   it('refuses a state change made with the session cookie but without the CSRF token (403, nothing journaled)', async () => {
-    const context = await browser.newContext();
+    const context = await newContext();
     await signIn(context, ALICE);
     const session = (await context.cookies()).find((c) => c.name === 'aj_session') as { value: string };
     const headers = { cookie: `aj_session=${session.value}`, 'content-type': 'application/json' };
@@ -395,7 +419,7 @@ describe('the audit UI in a real browser', () => {
     expect(viewer.status).toBe(403);
     // The export page, for the screenshots.
     if (SHOTS) {
-      const context = await browser.newContext();
+      const context = await newContext();
       const page = await signIn(context, ALICE);
       await page.getByRole('link', { name: 'Export' }).click();
       await shot(page, 'export');

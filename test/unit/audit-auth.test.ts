@@ -1,12 +1,15 @@
 /**
  * The audit UI's credentials: scrypt password hashes, hashed API tokens, signed sessions with expiry and
- * revocation, CSRF tokens bound to the session, the sign-in throttle.
+ * revocation, CSRF tokens bound to the session, the sign-in throttle, and the auth state file that keeps
+ * sign-outs and lockouts across restarts and between web processes.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tempDir } from '../helpers/tmp.ts';
 import { LoginThrottle, SessionSigner } from '../../src/audit/session.ts';
+import { AuthStateStore } from '../../src/audit/auth-state.ts';
 import { UserDirectory, UsersFileError, allowed, hashPassword, newApiToken, readUsersFile, verifyPassword, writeUsersFile } from '../../src/audit/users.ts';
 
 describe('passwords and tokens', () => {
@@ -58,17 +61,33 @@ describe('passwords and tokens', () => {
 
 describe('sessions', () => {
   const secret = Buffer.alloc(32, 7);
+  const hashKey = Buffer.alloc(32, 9);
+  let tmp: { dir: string; cleanup: () => void };
+  let stores: AuthStateStore[] = [];
+  const open = (now: () => number = Date.now, name = 'auth-state.sqlite'): AuthStateStore => {
+    const s = AuthStateStore.open(join(tmp.dir, 'data', name), hashKey, now);
+    stores.push(s);
+    return s;
+  };
+  beforeEach(() => {
+    tmp = tempDir('aj-auth-');
+    stores = [];
+  });
+  afterEach(() => {
+    for (const s of stores) s.close();
+    tmp.cleanup();
+  });
 
   it('verifies its own tokens, and refuses forged, expired and revoked ones', () => {
     let now = 1_000_000;
-    const s = new SessionSigner(secret, 60_000, () => now);
+    const s = new SessionSigner(secret, 60_000, open(() => now), () => now);
     const { token, session } = s.issue('alice');
     expect(s.verify(token)).toEqual(session);
     const [v, body, mac] = token.split('.') as [string, string, string];
     const forgedBody = Buffer.from(JSON.stringify({ s: session.sid, u: 'admin', e: session.expiresAt })).toString('base64url');
     expect(s.verify(`${v}.${forgedBody}.${mac}`)).toBeNull();
     expect(s.verify(`${v}.${body}.${mac.slice(0, -2)}AA`)).toBeNull();
-    expect(new SessionSigner(Buffer.alloc(32, 8), 60_000, () => now).verify(token)).toBeNull();
+    expect(new SessionSigner(Buffer.alloc(32, 8), 60_000, open(() => now, 'other.sqlite'), () => now).verify(token)).toBeNull();
     expect(s.verify(undefined)).toBeNull();
     expect(s.verify('garbage')).toBeNull();
     now += 60_001;
@@ -79,7 +98,7 @@ describe('sessions', () => {
   });
 
   it('binds CSRF tokens to the session id', () => {
-    const s = new SessionSigner(secret, 60_000);
+    const s = new SessionSigner(secret, 60_000, open());
     const a = s.issue('alice').session;
     const b = s.issue('alice').session;
     expect(s.checkCsrf(a.sid, s.csrfFor(a.sid))).toBe(true);
@@ -88,16 +107,79 @@ describe('sessions', () => {
     expect(s.checkCsrf(a.sid, '')).toBe(false);
   });
 
-  it('locks a user out after repeated failures, for the window only', () => {
+  it('locks a name out after repeated failures, for the window only, whether or not the name is a user', () => {
     let now = 0;
-    const t = new LoginThrottle(3, 1000, () => now);
-    t.fail('alice');
-    t.fail('alice');
-    expect(t.locked('alice')).toBe(false);
-    t.fail('alice');
-    expect(t.locked('alice')).toBe(true);
-    expect(t.locked('bob')).toBe(false);
+    const t = new LoginThrottle(open(() => now), { maxPerName: 3, maxPerAddress: 100, windowMs: 1000 });
+    t.fail('alice', '10.0.0.1');
+    t.fail('alice', '10.0.0.2');
+    expect(t.locked('alice', '10.0.0.3')).toBe(false);
+    t.fail('alice', '10.0.0.3');
+    // Locked by name, from any address; another name from the same address is not.
+    expect(t.locked('alice', '10.0.0.9')).toBe(true);
+    expect(t.locked('bob', '10.0.0.1')).toBe(false);
     now = 1500;
-    expect(t.locked('alice')).toBe(false);
+    expect(t.locked('alice', '10.0.0.1')).toBe(false);
+    t.fail('alice', '10.0.0.1');
+    t.succeed('alice');
+    t.fail('alice', '10.0.0.1');
+    t.fail('alice', '10.0.0.1');
+    expect(t.locked('alice', '10.0.0.1')).toBe(false);
+  });
+
+  it('locks a client address out after failures over many names; a success does not reset the address', () => {
+    let now = 0;
+    const t = new LoginThrottle(open(() => now), { maxPerName: 100, maxPerAddress: 4, windowMs: 1000 });
+    for (const name of ['a', 'b', 'c']) t.fail(name, '10.0.0.1');
+    t.succeed('mallory');
+    expect(t.locked('zed', '10.0.0.1')).toBe(false);
+    t.fail('d', '10.0.0.1');
+    expect(t.locked('zed', '10.0.0.1')).toBe(true);
+    expect(t.locked('zed', '10.0.0.2')).toBe(false);
+    now = 1001;
+    expect(t.locked('zed', '10.0.0.1')).toBe(false);
+  });
+
+  it('keeps sign-outs and lockouts in a 0600 WAL file, shared by two processes and kept across a reopen, with hashed ids only', () => {
+    let now = 1_000_000;
+    const path = join(tmp.dir, 'data', 'auth-state.sqlite');
+    const a = open(() => now);
+    const b = open(() => now);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const signerA = new SessionSigner(secret, 60_000, a, () => now);
+    const signerB = new SessionSigner(secret, 60_000, b, () => now);
+    const { token, session } = signerA.issue('alice');
+    expect(signerB.verify(token)).toEqual(session);
+    signerA.revoke(session);
+    // The other process sees the sign-out at once.
+    expect(signerB.verify(token)).toBeNull();
+    const limits = { maxPerName: 2, maxPerAddress: 100, windowMs: 60_000 };
+    new LoginThrottle(a, limits).fail('mallory@evil.example', '192.0.2.7');
+    new LoginThrottle(b, limits).fail('mallory@evil.example', '192.0.2.7');
+    expect(new LoginThrottle(a, limits).locked('mallory@evil.example', '192.0.2.8')).toBe(true);
+    expect(existsSync(`${path}-wal`)).toBe(true);
+    expect(statSync(`${path}-wal`).mode & 0o777).toBe(0o600);
+    a.close();
+    b.close();
+    // A restart: the revocation and the lockout are still there.
+    const c = open(() => now);
+    expect(new SessionSigner(secret, 60_000, c, () => now).verify(token)).toBeNull();
+    expect(new LoginThrottle(c, limits).locked('mallory@evil.example', '192.0.2.9')).toBe(true);
+    c.close();
+    const raw = readFileSync(path).toString('latin1');
+    for (const clear of [session.sid, 'mallory', '192.0.2.7', token]) expect(raw).not.toContain(clear);
+    // Expired rows are pruned when new ones are written.
+    now += 10 * 60_000;
+    const d = open(() => now);
+    const later = new SessionSigner(secret, 60_000, d, () => now);
+    later.revoke(later.issue('bob').session);
+    new LoginThrottle(d, limits).fail('someone', '192.0.2.1');
+    d.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM revoked_sessions').get()).toEqual({ n: 1 });
+      expect(db.prepare('SELECT count(*) AS n FROM login_failures').get()).toEqual({ n: 2 });
+    } finally {
+      db.close();
+    }
   });
 });
