@@ -200,10 +200,26 @@ export function keyedContactHasher(key: Uint8Array): ContactHasher {
 
 const INDEX_FILE_MODE = 0o600;
 
-/** The index file and its -wal and -shm, owner-only: created 0600 before SQLite opens it, whatever the umask; existing ones chmodded. */
+/**
+ * The index file and its -wal and -shm, owner-only: created 0600 before SQLite opens it, whatever the umask
+ * (SQLite gives the -wal and -shm the file's mode); existing ones chmodded. An existing file is never opened
+ * here: closing a descriptor of it would drop the POSIX locks of every SQLite connection to it in this process.
+ */
 function makePrivate(path: string): void {
-  closeSync(openSync(path, 'a', INDEX_FILE_MODE));
-  for (const f of indexFiles(path)) if (existsSync(f)) chmodSync(f, INDEX_FILE_MODE);
+  if (!existsSync(path)) {
+    try {
+      closeSync(openSync(path, 'wx', INDEX_FILE_MODE));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  for (const f of indexFiles(path)) {
+    try {
+      chmodSync(f, INDEX_FILE_MODE);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // no -wal or -shm (yet): nothing to fix
+    }
+  }
 }
 
 /** The files SQLite keeps an index in. */
@@ -307,7 +323,7 @@ export class ReadIndex {
       db.pragma('synchronous = NORMAL');
       db.exec(SCHEMA);
       db.exec(COUNT_TRIGGERS);
-      // SQLite gives the -wal and -shm the main file's mode; older ones (or a first open racing another) are fixed here.
+      // The -wal and -shm SQLite just created have the file's mode; this catches any left by an older version.
       if (path !== ':memory:') makePrivate(path);
     } catch (err) {
       db.close();
