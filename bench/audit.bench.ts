@@ -27,7 +27,8 @@ import { performance } from 'node:perf_hooks';
 import { JournalWriter } from '../src/journal/writer.ts';
 import { JournalReader } from '../src/journal/reader.ts';
 import type { AppendInput } from '../src/journal/entry.ts';
-import { ReadIndex, type InteractionQuery } from '../src/audit/read-index.ts';
+import { keyedContactHasher, ReadIndex, type InteractionQuery } from '../src/audit/read-index.ts';
+import { randomBytes } from 'node:crypto';
 import { AuditService } from '../src/audit/audit-service.ts';
 import type { JournalClient } from '../src/journal/journal-client.ts';
 import { fmtFixed, fmtInt, median, ratio, table, type Ratio, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
@@ -133,7 +134,7 @@ export const auditSuite: Suite = {
       }
       gen ??= JSON.parse(readFileSync(join(keep as string, 'complete'), 'utf8')) as { seconds: number; entries: number };
       const reader = JournalReader.open(path);
-      const index = ReadIndex.open(join(dir, 'audit-index.sqlite'));
+      const index = ReadIndex.open(join(dir, 'audit-index.sqlite'), keyedContactHasher(randomBytes(32)));
       const t0 = performance.now();
       index.catchUp(reader, { batch: 10_000 });
       const buildSeconds = (performance.now() - t0) / 1000;

@@ -1,18 +1,26 @@
 /**
  * The audit read index: a separate SQLite file derived from the journal, so the audit pages can filter and page
  * a million entries quickly. It is NOT evidence (the journal is): it holds no bodies, subjects or addresses
- * (contacts only as SHA-256 hashes), it is written only by its own indexer, which tails the journal by seq, and
- * it can be deleted and rebuilt from the journal at any time. When the journal it was built from is replaced
- * (another genesis entry), it rebuilds itself.
+ * (contacts only as keyed hashes: HMAC-SHA256 under a secret the file does not hold, see ContactHasher), it is
+ * written only by its own indexer, which tails the journal by seq, and it can be deleted and rebuilt from the
+ * journal at any time. When the journal it was built from is replaced (another genesis entry), or the contact
+ * key changes, it rebuilds itself.
+ *
+ * The file and its -wal and -shm are mode 0600. Deleted rows are overwritten (secure_delete) and a forget
+ * truncates the WAL, so nothing of a forgotten person stays readable in any of the three files.
  */
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { JournalReader } from '../journal/reader.ts';
 import type { JournalEntry } from '../journal/entry.ts';
+import { normaliseAddress } from '../journal/key-store.ts';
 
-const SCHEMA_VERSION = '3';
+/** 4: contacts keyed by an HMAC (3 and before: plain SHA-256, which a list of candidate addresses reverses). */
+const SCHEMA_VERSION = '4';
+/** Hashed under the contact key into meta.contact_key: names the key (without revealing it), so a change is seen. */
+const KEY_CHECK = 'activity-journal/audit-index/contact-key-check';
 
 /** Matches are counted up to this many; beyond, a page says "10,000+" (counting stops early, so it stays cheap). */
 export const COUNT_CAP = 10_000;
@@ -177,9 +185,46 @@ interface Row {
 
 export const MAX_INDEX_PAGE = 500;
 
-/** The hash under which a contact (email address, phone number) is indexed. */
-export function contactHash(contact: string): string {
-  return createHash('sha256').update(contact.trim().toLowerCase()).digest('hex');
+/**
+ * The keyed hash under which a contact (email address, phone number) is indexed: HMAC-SHA256 under a secret kept
+ * outside the index (the key store's subject-hash key, see configured-index.ts), never a plain hash, which a list
+ * of candidate phone numbers reverses in seconds. Hex.
+ */
+export type ContactHasher = (address: string) => string;
+
+/** A ContactHasher under `key`: HMAC-SHA256 of the normalised address (the key store's subject hash, with its key). */
+export function keyedContactHasher(key: Uint8Array): ContactHasher {
+  const k = Buffer.from(key);
+  return (address) => createHmac('sha256', k).update(normaliseAddress(address), 'utf8').digest('hex');
+}
+
+const INDEX_FILE_MODE = 0o600;
+
+/**
+ * The index file and its -wal and -shm, owner-only: created 0600 before SQLite opens it, whatever the umask
+ * (SQLite gives the -wal and -shm the file's mode); existing ones chmodded. An existing file is never opened
+ * here: closing a descriptor of it would drop the POSIX locks of every SQLite connection to it in this process.
+ */
+function makePrivate(path: string): void {
+  if (!existsSync(path)) {
+    try {
+      closeSync(openSync(path, 'wx', INDEX_FILE_MODE));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  for (const f of indexFiles(path)) {
+    try {
+      chmodSync(f, INDEX_FILE_MODE);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // no -wal or -shm (yet): nothing to fix
+    }
+  }
+}
+
+/** The files SQLite keeps an index in. */
+export function indexFiles(path: string): string[] {
+  return [path, `${path}-wal`, `${path}-shm`];
 }
 
 function normaliseTime(value: string, what: string): string {
@@ -219,7 +264,11 @@ export class ReadIndex {
   private readonly cache = new Map<string, Database.Statement>();
   private readonly countCap: number;
   private readonly dateSortMax: number;
-  private constructor(private readonly db: Database.Database, limits: IndexLimits) {
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly contactHash: ContactHasher,
+    limits: IndexLimits,
+  ) {
     this.countCap = limits.countCap ?? COUNT_CAP;
     this.dateSortMax = limits.dateSortMax ?? DATE_SORT_MAX;
     this.stmts = {
@@ -235,6 +284,8 @@ export class ReadIndex {
         'INSERT OR IGNORE INTO interactions (seq, entry_id, correlation_id, source, channel, direction, occurred_at, recorded_at) VALUES (@seq, @entryId, @correlationId, @source, @channel, @direction, @occurredAt, @recordedAt)',
       ),
       insertContact: db.prepare<[string, number]>('INSERT OR IGNORE INTO contacts (contact_hash, seq) VALUES (?, ?)'),
+      dropContact: db.prepare<[string]>('DELETE FROM contacts WHERE contact_hash = ?'),
+      dropContactsOf: db.prepare<[number]>('DELETE FROM contacts WHERE seq = ?'),
       decision: db.prepare(
         `UPDATE interactions SET decision_seq = @seq, decision_id = @id, decision_outcome = @outcome, model = @model, confidence = @confidence,
            model_category = @category, category = CASE WHEN overrides > 0 AND decision_id = @id THEN category ELSE @category END
@@ -253,24 +304,64 @@ export class ReadIndex {
     };
   }
 
-  /** Opens (creating) the index file; it is only ever written through this class. */
-  static open(path: string, limits: IndexLimits = {}): ReadIndex {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    // The index is rebuildable: losing its last commits on power loss costs a re-read, never evidence.
-    db.pragma('synchronous = NORMAL');
-    db.exec(SCHEMA);
-    db.exec(COUNT_TRIGGERS);
-    const index = new ReadIndex(db, limits);
-    if (index.getMeta('schema') !== SCHEMA_VERSION) index.reset();
+  /**
+   * Opens (creating) the index file, contacts keyed by `contactHash`; it is only ever written through this class.
+   * An index of another schema version, or built under another contact key, is emptied (and so rebuilt).
+   * Production code opens it through configured-index.ts, which picks the key.
+   */
+  static open(path: string, contactHash: ContactHasher, limits: IndexLimits = {}): ReadIndex {
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true });
+      makePrivate(path);
+    }
+    const db = new Database(path, { timeout: 5000 });
+    try {
+      // Freed bytes are overwritten with zeros: a deleted contact hash does not linger in free pages.
+      db.pragma('secure_delete = ON');
+      db.pragma('journal_mode = WAL');
+      // The index is rebuildable: losing its last commits on power loss costs a re-read, never evidence.
+      db.pragma('synchronous = NORMAL');
+      db.exec(SCHEMA);
+      db.exec(COUNT_TRIGGERS);
+      // The -wal and -shm SQLite just created have the file's mode; this catches any left by an older version.
+      if (path !== ':memory:') makePrivate(path);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    const index = new ReadIndex(db, contactHash, limits);
+    if (index.getMeta('schema') !== SCHEMA_VERSION || index.getMeta('contact_key') !== contactHash(KEY_CHECK)) index.reset();
     return index;
   }
 
-  /** Empties the index; the next catch-up rebuilds it from the journal's first entry. */
+  /**
+   * Empties the index; the next catch-up rebuilds it from the journal's first entry. The deleted rows are
+   * overwritten (secure_delete) and the WAL truncated, so an emptied index keeps no old contact hash.
+   */
   reset(): void {
     this.db.exec('DELETE FROM interactions; DELETE FROM contacts; DELETE FROM counts; DELETE FROM meta;');
     this.stmts.setMeta.run('schema', SCHEMA_VERSION);
+    this.stmts.setMeta.run('contact_key', this.contactHash(KEY_CHECK));
+    this.truncateWal();
+  }
+
+  /**
+   * Forgets a person: deletes the contact rows of `address` and every contact row of the interactions `seqs`
+   * (an erased interaction must not stay findable by any of its contacts), overwriting the freed bytes
+   * (secure_delete), then checkpoints and truncates the WAL, where older copies of those pages would stay.
+   * `walTruncated` is false when another connection kept the WAL in use past the busy timeout (the next
+   * checkpoint overwrites it); the rows are gone either way.
+   */
+  forget(address: string, seqs: readonly number[] = []): { removed: number; walTruncated: boolean } {
+    const hash = this.contactHash(address);
+    const removed = this.db.transaction(() => seqs.reduce((n, s) => n + this.stmts.dropContactsOf.run(s).changes, this.stmts.dropContact.run(hash).changes))();
+    return { removed, walTruncated: this.truncateWal() };
+  }
+
+  /** Copies the WAL into the file and truncates it to nothing; false when readers kept it busy. */
+  private truncateWal(): boolean {
+    const rows = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    return rows[0]?.busy === 0;
   }
 
   /** The last journal seq folded into the index (-1 when empty). */
@@ -296,8 +387,9 @@ export class ReadIndex {
     const batch = options.batch ?? 5000;
     let pending: JournalEntry[] = [];
     let done = 0;
+    let forgotten = false;
     const flush = this.db.transaction((entries: JournalEntry[]) => {
-      for (const e of entries) this.fold(e);
+      for (const e of entries) forgotten = this.fold(e) || forgotten;
       const last = entries[entries.length - 1];
       if (last) this.stmts.setMeta.run('lastSeq', String(last.seq));
     });
@@ -315,6 +407,8 @@ export class ReadIndex {
       done += pending.length;
       options.onProgress?.(done, size - from);
     }
+    // An erasure folded: the WAL still holds the deleted rows' old pages.
+    if (forgotten) this.truncateWal();
     return done;
   }
 
@@ -369,7 +463,7 @@ export class ReadIndex {
       from = 'contacts c JOIN interactions i ON i.seq = c.seq';
       key = 'c.seq';
       where.push('c.contact_hash = ?');
-      params.push(contactHash(q.contact));
+      params.push(this.contactHash(q.contact));
     } else if (since !== null || until !== null) {
       const source = q.source !== undefined && q.source !== '' ? q.source : null;
       // Walking newest first fills the page at once when the window holds the newest rows (occurrence times
@@ -473,42 +567,48 @@ export class ReadIndex {
     return this.stmts.meta.get(key)?.value ?? null;
   }
 
-  private fold(e: JournalEntry): void {
+  /** Folds one entry; true when it was an erasure that deleted contact rows. */
+  private fold(e: JournalEntry): boolean {
     const p = e.payload as Record<string, unknown> | null;
-    if (p === null) return; // an archived or shredded payload: nothing to index
+    if (p === null) return false; // an archived or shredded payload: nothing to index
     switch (e.kind) {
       case 'interaction.received': {
         this.stmts.insertInteraction.run({ seq: e.seq, entryId: e.id, correlationId: e.correlationId, source: e.source, channel: String(p.channel), direction: String(p.direction), occurredAt: e.occurredAt, recordedAt: e.recordedAt });
         const participants = Array.isArray(p.participants) ? (p.participants as { address?: unknown }[]) : [];
-        for (const part of participants) if (typeof part.address === 'string') this.stmts.insertContact.run(contactHash(part.address), e.seq);
-        return;
+        for (const part of participants) if (part !== null && typeof part === 'object' && typeof part.address === 'string') this.stmts.insertContact.run(this.contactHash(part.address), e.seq);
+        return false;
+      }
+      case 'privacy.erased': {
+        // Under the key store's subject hash (the production contact key), the erased subject's rows are found
+        // by the hash the erasure names: every process's index drops them, whoever ran the forget.
+        return typeof p.subjectHash === 'string' && this.stmts.dropContact.run(p.subjectHash).changes > 0;
       }
       case 'ai.decision': {
-        if (p.outcome === 'failed' || typeof p.inputEntryId !== 'string') return;
+        if (p.outcome === 'failed' || typeof p.inputEntryId !== 'string') return false;
         const out = p.output as { category?: unknown } | null;
         this.stmts.decision.run({ seq: e.seq, id: e.id, outcome: String(p.outcome), model: `${String(p.provider)}/${String(p.model)}`, confidence: typeof p.confidence === 'number' ? p.confidence : null, category: typeof out?.category === 'string' ? out.category : null, inputEntryId: p.inputEntryId });
-        return;
+        return false;
       }
       case 'rule.decision': {
         const section = (p.evaluated as { section?: unknown } | undefined)?.section;
-        if (typeof p.inputEntryId !== 'string') return;
+        if (typeof p.inputEntryId !== 'string') return false;
         if (section === 'review' && p.outcome === 'review') this.stmts.review.run(String(p.ruleId), p.inputEntryId);
         else if (section === 'mirror') this.stmts.mirror.run(String(p.outcome), p.inputEntryId);
-        return;
+        return false;
       }
       case 'crm.write': {
         const entryId = (p.properties as { journal_entry_id?: unknown } | undefined)?.journal_entry_id;
         if (typeof entryId === 'string') this.stmts.crmWrite.run(entryId);
-        return;
+        return false;
       }
       case 'human.override': {
-        if (typeof p.supersedes !== 'string') return;
+        if (typeof p.supersedes !== 'string') return false;
         if (p.field === 'category' && typeof p.to === 'string') this.stmts.overrideCategory.run(p.to, p.supersedes);
         else if (p.field === 'review') this.stmts.approve.run(p.supersedes);
-        return;
+        return false;
       }
       default:
-        return;
+        return false;
     }
   }
 }

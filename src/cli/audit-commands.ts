@@ -14,7 +14,8 @@ import type { JournalClient } from '../journal/journal-client.ts';
 import { CATEGORIES, type Category } from '../pipeline/classification.ts';
 import { OverrideError } from '../pipeline/errors/override.error.ts';
 import { AuditService } from '../audit/audit-service.ts';
-import { ReadIndex, type IndexedInteraction } from '../audit/read-index.ts';
+import type { IndexedInteraction } from '../audit/read-index.ts';
+import { openConfiguredIndex } from '../audit/configured-index.ts';
 import { checkExport, ExportError, NotAnExportError, type ExportScope } from '../audit/export.ts';
 import { ROLES, allowed, hashPassword, isUserId, newApiToken, readUsersFile, writeUsersFile, UsersFileError, type Role } from '../audit/users.ts';
 import { withJournal } from './journal-access.ts';
@@ -36,7 +37,7 @@ export interface AuditCommandContext {
 /** A read-only service over the journal file (no appends possible through it). */
 function withReadService<T>(config: Config, fn: (service: AuditService) => T): T {
   const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
-  const index = ReadIndex.open(config.audit.indexPath);
+  const index = openConfiguredIndex(config, reader.attachedPrivacy);
   try {
     const bar = progressBar('indexing');
     index.catchUp(reader, { onProgress: (d, t) => bar.update(d, t) });
@@ -126,7 +127,7 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
       try {
         const result = await withJournal(config, async (journal) => {
           const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
-          const index = ReadIndex.open(config.audit.indexPath);
+          const index = openConfiguredIndex(config, reader.attachedPrivacy);
           try {
             const service = new AuditService({ reader, index, journal, enqueue: enqueueVia(queues), connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }) });
             service.refresh(true);
@@ -178,7 +179,7 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
       try {
         const summary = await withJournal(config, async (journal) => {
           const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
-          const index = ReadIndex.open(config.audit.indexPath);
+          const index = openConfiguredIndex(config, reader.attachedPrivacy);
           try {
             const service = new AuditService({ reader, index, journal, enqueue: () => Promise.resolve(), connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }) });
             return await service.export(scope, 'cli', write);

@@ -4,12 +4,12 @@
  * journaled: only its keyed hash.
  */
 import type { Command } from 'commander';
-import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import { JournalReader } from '../journal/reader.ts';
 import { openWriterPrivacy } from '../journal/configured-privacy.ts';
-import { checkKeyStore, erasedKey, erasedPayload, openKeyStoreForCheck, planForget, reapplyErasures, type KeyStoreCheck } from '../journal/privacy.ts';
+import { checkKeyStore, erasedKey, erasedPayload, openKeyStoreForCheck, planForget, reapplyErasures, type KeyStoreCheck, type Privacy } from '../journal/privacy.ts';
+import { openConfiguredIndex } from '../audit/configured-index.ts';
 import { SubjectKeyStore } from '../journal/key-store.ts';
 import { loadMasterKey } from '../journal/master-key.ts';
 import { withJournal } from './journal-access.ts';
@@ -158,11 +158,13 @@ async function forget(ctx: PrivacyCommandContext, address: string, dryRun: boole
         payload: erasedPayload(plan, reason.trim()),
       }),
     );
-    const removedFromIndex = dropFromAuditIndex(config, plan.entries.filter((e) => e.kind === 'interaction.received').map((e) => e.seq));
-    if (ctx.json()) ctx.out(JSON.stringify({ dryRun: false, erasedSeq: entry.seq, erasedAt: entry.recordedAt, removedFromIndex, ...summary }));
+    const fromIndex = dropFromAuditIndex(config, privacy, address, plan.entries.filter((e) => e.kind === 'interaction.received').map((e) => e.seq));
+    const indexNote = fromIndex.walTruncated ? null : `the audit read index (${config.audit.indexPath}) is in use by another process: its rows are deleted, but its write-ahead log is overwritten only at its next checkpoint (stop the web process and run forget again to be sure now)`;
+    if (ctx.json()) ctx.out(JSON.stringify({ dryRun: false, erasedSeq: entry.seq, erasedAt: entry.recordedAt, removedFromIndex: fromIndex.removed, indexWalTruncated: fromIndex.walTruncated, ...summary }));
     else {
       ctx.out(`erased: destroyed ${summary.keys} key(s) of subject ${plan.subjectHash.slice(0, 16)}…; ${plan.entries.length} entr${plan.entries.length === 1 ? 'y' : 'ies'} in ${plan.correlations.length} correlation(s) now read as "erased on ${entry.recordedAt}"`);
       ctx.out(`recorded as privacy.erased at seq ${entry.seq} (the address is not in it: only its keyed hash)`);
+      if (indexNote) ctx.out(`NOTE: ${indexNote}`);
     }
     return 0;
   } finally {
@@ -171,18 +173,18 @@ async function forget(ctx: PrivacyCommandContext, address: string, dryRun: boole
 }
 
 /**
- * The audit read index keeps a hash of each participant's address next to the interaction's seq, to filter by
- * contact; an erased interaction must not stay findable that way. The index is derived data (rebuilt from the
- * journal, where an erased payload has no participants), so its rows are simply dropped.
+ * The audit read index keeps a keyed hash of each participant's address next to the interaction's seq, to filter
+ * by contact; an erased interaction must not stay findable that way, and nothing of the person may stay in the
+ * index's files. The index is derived data (rebuilt from the journal, where an erased payload has no
+ * participants), so the person's rows and the erased interactions' contact rows are deleted, overwritten
+ * (secure_delete) and the WAL truncated (ReadIndex.forget).
  */
-function dropFromAuditIndex(config: Config, seqs: readonly number[]): number {
-  if (seqs.length === 0 || !existsSync(config.audit.indexPath)) return 0;
-  const db = new Database(config.audit.indexPath, { timeout: 5000 });
+function dropFromAuditIndex(config: Config, privacy: Privacy, address: string, seqs: readonly number[]): { removed: number; walTruncated: boolean } {
+  if (!existsSync(config.audit.indexPath)) return { removed: 0, walTruncated: true };
+  const index = openConfiguredIndex(config, privacy);
   try {
-    if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contacts'`).get()) return 0;
-    const del = db.prepare('DELETE FROM contacts WHERE seq = ?');
-    return db.transaction(() => seqs.reduce((n, s) => n + del.run(s).changes, 0))();
+    return index.forget(address, seqs);
   } finally {
-    db.close();
+    index.close();
   }
 }

@@ -104,6 +104,11 @@ export class JournalReader {
     this.ownsPrivacy = options.owned === true;
   }
 
+  /** The privacy layer reads open payloads through (attachPrivacy), or null when they are read as stored. */
+  get attachedPrivacy(): Privacy | null {
+    return this.privacy;
+  }
+
   bySeq(seq: number): JournalEntry | null {
     const row = this.bySeqStmt.get(seq);
     if (row) return this.toEntry(row);

@@ -10,7 +10,7 @@ import type { JournalClient } from '../journal/journal-client.ts';
 import { loadOrCreateSecret } from '../journal/keys.ts';
 import type { Enqueue } from '../pipeline/ports.ts';
 import { AuditService, type InboxStatus } from '../audit/audit-service.ts';
-import { ReadIndex } from '../audit/read-index.ts';
+import { openConfiguredIndex } from '../audit/configured-index.ts';
 import { UserDirectory } from '../audit/users.ts';
 import { DEFAULT_THROTTLE, LoginThrottle, SessionSigner } from '../audit/session.ts';
 import { AuthStateStore } from '../audit/auth-state.ts';
@@ -36,7 +36,7 @@ export interface AuditSurface {
 
 export function createAuditSurface(config: Config, deps: AuditSurfaceDeps): AuditSurface {
   const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
-  const index = ReadIndex.open(config.audit.indexPath);
+  const index = openConfiguredIndex(config, reader.attachedPrivacy);
   const started = Date.now();
   const folded = index.catchUp(reader);
   if (folded > 0) deps.logger.info({ component: 'web.audit', entries: folded, ms: Date.now() - started }, 'audit read index caught up');

@@ -13,7 +13,10 @@ import { tempDir } from '../helpers/tmp.ts';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { openWriterPrivacy } from '../../src/journal/configured-privacy.ts';
-import { sealedKeysOf } from '../../src/journal/privacy.ts';
+import { openKeyStoreForCheck, sealedKeysOf } from '../../src/journal/privacy.ts';
+import { JournalReader } from '../../src/journal/reader.ts';
+import { openConfiguredIndex } from '../../src/audit/configured-index.ts';
+import { indexFiles } from '../../src/audit/read-index.ts';
 import { SubjectKeyStore } from '../../src/journal/key-store.ts';
 import { loadMasterKey } from '../../src/journal/master-key.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
@@ -131,6 +134,59 @@ describe('crypto-shredding', () => {
     const again = cli(['forget', 'alice.smith@customer.example']);
     expect(again.status).toBe(0);
     expect(again.stdout).toMatch(/already erased on .* \(privacy\.erased at seq \d+\)/);
+  }, 300_000);
+
+  it('forget leaves nothing of the person in the audit read index (file, -wal, -shm) while another process holds it open; contacts are keyed, files 0600', async () => {
+    await seed();
+    // The audit commands build the index (as the web process does at start).
+    const built = cli(['--json', 'decisions']);
+    expect(built.status, built.stderr).toBe(0);
+    const indexPath = config.audit.indexPath;
+    const privacy = openKeyStoreForCheck(config.privacy);
+    if (!privacy) throw new Error('no key store after seeding');
+    const reader = JournalReader.open(config.journal.path);
+    reader.attachPrivacy(privacy, { owned: true });
+    // Held open here, like the web process would: its -wal and -shm stay.
+    const index = openConfiguredIndex(config, reader.attachedPrivacy);
+    console.log('DEBUG0', index.lastSeq(), index.catchUp(reader), indexPath);
+    try {
+      expect(indexFiles(indexPath).map((f) => (statSync(f).mode & 0o777).toString(8))).toEqual(['600', '600', '600']);
+      const subject = privacy.keys.subjectHash(ALICE);
+      const plain = createHash('sha256').update(ALICE.toLowerCase()).digest();
+      const needles: Record<string, Buffer> = { 'keyed hash (hex)': Buffer.from(subject), 'keyed hash (raw)': Buffer.from(subject, 'hex'), address: Buffer.from(ALICE.toLowerCase()), 'sha256 (hex)': Buffer.from(plain.toString('hex')), 'sha256 (raw)': plain };
+      // Read in another process: closing any descriptor of the file in this one would drop this connection's
+      // POSIX locks, and the forget's process would then take itself for the last one and delete the WAL.
+      const found = (): string[] => {
+        const scan = `const fs = require('node:fs'); const [files, needles] = JSON.parse(process.argv[1]); const hits = [];
+          for (const f of files.filter((x) => fs.existsSync(x))) { const b = fs.readFileSync(f); const l = Buffer.from(b.toString('latin1').toLowerCase(), 'latin1');
+            for (const [what, hex] of Object.entries(needles)) { const n = Buffer.from(hex, 'hex'); if (b.includes(n) || l.includes(n)) hits.push(what + ' in ' + f); } }
+          process.stdout.write(JSON.stringify(hits));`;
+        const r = spawnSync(process.execPath, ['-e', scan, JSON.stringify([indexFiles(indexPath), Object.fromEntries(Object.entries(needles).map(([k, v]) => [k, v.toString('hex')]))])], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        return JSON.parse(r.stdout) as string[];
+      };
+      // Keyed by the key store's subject hash: found by address, and the plain hash is nowhere.
+      expect(index.query({ contact: ALICE }).rows).toHaveLength(1);
+      expect(found()).toEqual([expect.stringMatching(/^keyed hash \(hex\)/)]);
+
+      console.log('DEBUG1', indexFiles(indexPath).map((f) => existsSync(f) ? statSync(f).size : -1));
+      const done = cli(['--json', 'forget', ALICE]);
+      expect(done.status, done.stderr).toBe(0);
+      expect(JSON.parse(done.stdout)).toMatchObject({ removedFromIndex: 2, indexWalTruncated: true, subjectHash: subject });
+      console.log('DEBUG', found(), indexFiles(indexPath).map((f) => existsSync(f) ? statSync(f).size : -1));
+      console.log('DEBUG', found(), indexFiles(indexPath).map((f) => existsSync(f) ? statSync(f).size : -1));
+      expect(found()).toEqual([]);
+      // The WAL was truncated, not deleted: this connection still holds it, as the web process would.
+      expect(indexFiles(indexPath).map((f) => statSync(f).size)).toEqual([expect.any(Number), 0, expect.any(Number)]);
+      expect(index.query({ contact: ALICE }).rows).toEqual([]);
+      expect(index.query({ contact: BOB }).rows).toHaveLength(1);
+      // This process's index folds the erasure too; still nothing of Alice.
+      index.catchUp(reader);
+      expect(found()).toEqual([]);
+    } finally {
+      index.close();
+      reader.close();
+    }
   }, 300_000);
 
   it('detects a lost key store, restores it from the backup with erasures kept, and detects a rolled-back store', async () => {

@@ -5,11 +5,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { tempDir } from '../helpers/tmp.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
-import { ReadIndex, type InteractionQuery } from '../../src/audit/read-index.ts';
+import { keyedContactHasher, ReadIndex, type InteractionQuery } from '../../src/audit/read-index.ts';
 import type { AppendInput } from '../../src/journal/entry.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -19,6 +19,8 @@ beforeEach(() => {
 afterEach(() => tmp.cleanup());
 
 const HEX = 'a'.repeat(64);
+/** The contact key of these tests (production takes the key store's, see configured-index.ts). */
+const KEY = keyedContactHasher(randomBytes(32));
 
 /** The entries the pipeline writes for one interaction: received, decision, review rule. */
 function interaction(i: number, opts: { category: string; confidence: number; review: boolean; source?: string; from?: string }): { received: AppendInput; decision: (receivedId: string) => AppendInput; review: (decisionId: string) => AppendInput } {
@@ -72,7 +74,7 @@ describe('the audit read index', () => {
     const decisions = await fill(writer, 30);
     const reader = JournalReader.open(path);
     const indexPath = join(tmp.dir, 'index.sqlite');
-    const index = ReadIndex.open(indexPath);
+    const index = ReadIndex.open(indexPath, KEY);
     expect(index.catchUp(reader)).toBe(reader.size());
     expect(index.query({ limit: 500 }).rows).toHaveLength(30);
     expect(index.query({ source: 'twilio', limit: 500 }).rows.every((r) => r.source === 'twilio')).toBe(true);
@@ -101,7 +103,7 @@ describe('the audit read index', () => {
     expect(bytes.toLowerCase()).not.toContain('dana@example.com');
 
     // Incremental: an override moves the category and takes the decision out of the queue.
-    const again = ReadIndex.open(indexPath);
+    const again = ReadIndex.open(indexPath, KEY);
     const target = decisions[3] as string;
     await writer.append({ kind: 'human.override', source: 'cli', actor: 'user:alice', correlationId: 'c-3', causationId: target, idempotencyKey: `o/${randomUUID()}`, payload: { supersedes: target, field: 'category', from: 'billing', to: 'customer_support', reason: 'r' } });
     expect(again.catchUp(reader)).toBe(1);
@@ -126,7 +128,7 @@ describe('the audit read index', () => {
     const w2 = await JournalWriter.open({ path: other, keysDir: join(tmp.dir, 'keys2'), checkpointEveryMs: 0 });
     await fill(w2, 2, 100);
     const r2 = JournalReader.open(other);
-    const third = ReadIndex.open(indexPath);
+    const third = ReadIndex.open(indexPath, KEY);
     third.catchUp(r2);
     expect(third.query({ limit: 500 }).rows.map((r) => r.correlationId).sort()).toEqual(['c-100', 'c-101']);
     third.close();
@@ -139,7 +141,7 @@ describe('the audit read index', () => {
     const writer = await JournalWriter.open({ path, keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0 });
     await fill(writer, 30);
     const reader = JournalReader.open(path);
-    const index = ReadIndex.open(join(tmp.dir, 'index.sqlite'));
+    const index = ReadIndex.open(join(tmp.dir, 'index.sqlite'), KEY);
     index.catchUp(reader);
     // Exact counts of every page's filter (all pages), on the first page only.
     expect(index.query({ limit: 5 }).matches).toEqual({ count: 30, capped: false });
@@ -158,13 +160,13 @@ describe('the audit read index', () => {
     for (const q of combos) {
       expect(index.query(q).matches?.count, JSON.stringify(q)).toBe(index.query({ ...q, limit: 500 }).rows.length);
     }
-    const capped = ReadIndex.open(join(tmp.dir, 'index.sqlite'), { countCap: 12 });
+    const capped = ReadIndex.open(join(tmp.dir, 'index.sqlite'), KEY, { countCap: 12 });
     expect(capped.query({}).matches).toEqual({ count: 12, capped: true });
     expect(capped.query({ source: 'twilio' }).matches).toEqual({ count: 12, capped: true });
     expect(capped.query({ category: 'billing' }).matches).toEqual({ count: 10, capped: false });
 
     // A small window is searched through the date index and sorted; a large one walked newest first: same rows.
-    const walked = ReadIndex.open(join(tmp.dir, 'index.sqlite'), { dateSortMax: 0 });
+    const walked = ReadIndex.open(join(tmp.dir, 'index.sqlite'), KEY, { dateSortMax: 0 });
     const pages = (ix: ReadIndex, q: Parameters<ReadIndex['query']>[0]): number[][] => {
       const out: number[][] = [];
       let before: number | undefined;
