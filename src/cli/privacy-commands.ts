@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import { JournalReader } from '../journal/reader.ts';
 import { openWriterPrivacy } from '../journal/configured-privacy.ts';
-import { checkKeyStore, erasedKey, erasedPayload, openKeyStoreForCheck, planForget, reapplyErasures, type KeyStoreCheck, type Privacy } from '../journal/privacy.ts';
+import { checkKeyStore, erasedKey, erasedPayload, erasuresOf, openKeyStoreForCheck, planForget, reapplyErasures, type Erasure, type KeyStoreCheck, type Privacy } from '../journal/privacy.ts';
 import { openConfiguredIndex } from '../audit/configured-index.ts';
 import { SubjectKeyStore } from '../journal/key-store.ts';
 import { loadMasterKey } from '../journal/master-key.ts';
@@ -48,8 +48,17 @@ export function registerPrivacyCommands(program: Command, ctx: PrivacyCommandCon
       ctx.setExit(check.ok ? 0 : 1);
     });
   keys
+    .command('confirm-erasure')
+    .description('carry out and record, authenticated, privacy.erased entries the key store does not authenticate (recorded by an older version); review each first: a forged one names someone else')
+    .argument('<seq...>', 'the seqs `keys status` lists as not authenticating')
+    .action(async (seqs: string[]) => {
+      const parsed = seqs.map((s) => (/^\d{1,15}$/.test(s) ? Number(s) : NaN));
+      if (parsed.some((n) => Number.isNaN(n))) throw new UsageError('confirm-erasure takes journal seqs (whole numbers), as `activity-journal keys status` lists them');
+      ctx.setExit(await confirmErasures(ctx, parsed));
+    });
+  keys
     .command('restore')
-    .description('replace the key store with its backup (KEY_STORE_BACKUP), then re-apply every erasure the journal records')
+    .description('replace the key store with its backup (KEY_STORE_BACKUP), then re-apply every authenticated erasure the journal records')
     .option('--force', 'restore even though the key store is present and has every key the journal needs')
     .action((opts: { force?: boolean }) => {
       const config = ctx.config();
@@ -79,9 +88,58 @@ export function registerPrivacyCommands(program: Command, ctx: PrivacyCommandCon
     });
 }
 
+/**
+ * Confirms privacy.erased entries the key store does not authenticate (recorded before erasures were, or by
+ * anyone holding the append credential): each confirmed one is carried out (its keys destroyed) and recorded
+ * again, authenticated, so `keys restore` re-applies it. Review each first: confirming a forged one erases its
+ * subject for good.
+ */
+async function confirmErasures(ctx: PrivacyCommandContext, seqs: readonly number[]): Promise<number> {
+  const config = ctx.config();
+  if (!existsSync(config.journal.path)) throw new UsageError(`no journal at ${config.journal.path}`);
+  const privacy = openKeyStoreForCheck(config.privacy);
+  if (privacy === null) throw new UsageError('there is no key store: nothing was ever sealed, so there is no erasure to confirm');
+  try {
+    const store = privacy.keys;
+    const reader = JournalReader.open(config.journal.path);
+    let pending: Erasure[];
+    try {
+      const { unauthenticated } = erasuresOf(reader.connection, store);
+      pending = seqs.map((seq) => {
+        const e = unauthenticated.find((x) => x.seq === seq);
+        if (!e) throw new UsageError(`seq ${seq} is not an unconfirmed privacy.erased entry (see \`activity-journal keys status\`)`);
+        return e;
+      });
+    } finally {
+      reader.close();
+    }
+    const results = [];
+    for (const e of pending) {
+      const active = e.keyIds.filter((id) => store.state(id).status === 'active');
+      store.destroy(active);
+      const { entry } = await withJournal(config, (journal) =>
+        journal.append({
+          kind: 'privacy.erased',
+          source: 'cli',
+          actor: 'operator',
+          correlationId: `privacy/${e.subjectHash.slice(0, 32)}`,
+          idempotencyKey: `privacy/erased-confirmed/${e.seq}`,
+          payload: { subjectHash: e.subjectHash, keyIds: [...e.keyIds].sort(), reason: `confirms the erasure recorded at seq ${e.seq}`, entries: 0, correlations: 0, authentication: store.erasureTag(e.subjectHash, e.keyIds) },
+        }),
+      );
+      results.push({ confirmed: e.seq, seq: entry.seq, keysDestroyedNow: active.length });
+    }
+    if (ctx.json()) ctx.out(JSON.stringify({ results }));
+    else for (const r of results) ctx.out(`confirmed the erasure at seq ${r.confirmed}: recorded authenticated at seq ${r.seq}; ${r.keysDestroyedNow} key(s) destroyed now`);
+    return 0;
+  } finally {
+    privacy.close();
+  }
+}
+
 /** The key store check of `verify`, `status` and `keys status`; a store that cannot be opened is a problem too. */
 export function keyStoreCheck(config: Config): KeyStoreCheck & { error?: string } {
-  if (!existsSync(config.journal.path)) return { ok: true, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], backupInStep: null, problems: [], notes: [] };
+  if (!existsSync(config.journal.path)) return { ok: true, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], unauthenticatedErasures: [], backupInStep: null, problems: [], notes: [] };
   const reader = JournalReader.open(config.journal.path);
   try {
     // A missing store is compared as empty: every key the journal needs is then reported missing.
@@ -91,7 +149,7 @@ export function keyStoreCheck(config: Config): KeyStoreCheck & { error?: string 
       privacy = openKeyStoreForCheck(config.privacy);
     } catch (err) {
       const message = (err as Error).message;
-      return { ok: false, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], backupInStep: null, problems: [`the key store cannot be opened: ${message}`], notes: [], error: message };
+      return { ok: false, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], unauthenticatedErasures: [], backupInStep: null, problems: [`the key store cannot be opened: ${message}`], notes: [], error: message };
     }
     try {
       return checkKeyStore(reader.connection, privacy?.keys ?? null);
@@ -155,7 +213,7 @@ async function forget(ctx: PrivacyCommandContext, address: string, dryRun: boole
         actor: 'operator',
         correlationId: `privacy/${plan.subjectHash.slice(0, 32)}`,
         idempotencyKey: erasedKey(plan),
-        payload: erasedPayload(plan, reason.trim()),
+        payload: erasedPayload(plan, reason.trim(), privacy.keys),
       }),
     );
     const fromIndex = dropFromAuditIndex(config, privacy, address, plan.entries.filter((e) => e.kind === 'interaction.received').map((e) => e.seq));

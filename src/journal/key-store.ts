@@ -12,7 +12,7 @@
  * wrapped under the master key), so neither the store nor the journal gives a dictionary attack anything to test.
  */
 import Database from 'better-sqlite3';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { KeyStoreError } from './errors/key-store.error.ts';
@@ -68,6 +68,8 @@ CREATE INDEX IF NOT EXISTS keys_by_subject ON keys (subject, created_at);
 
 const CHECK_CONTEXT = 'key-store:check';
 const HASH_KEY_CONTEXT = 'key-store:subject-hash-key';
+/** The master-key derivation label of the key that authenticates privacy.erased records. */
+const ERASURE_PURPOSE = 'privacy-erased/v1';
 
 function openDb(path: string): Database.Database {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -192,6 +194,26 @@ export class SubjectKeyStore {
       src.close();
     }
     return SubjectKeyStore.open({ ...o, create: false });
+  }
+
+  /**
+   * The authentication of a privacy.erased record of `keyIds` for `subjectHash`: an HMAC under a key derived from
+   * the master key, so only a holder of the key store's master key (`forget`) can make one; the journal's append
+   * credential, which the web server and workers hold, cannot.
+   */
+  erasureTag(subjectHash: string, keyIds: readonly string[]): string {
+    const mac = createHmac('sha256', this.masterKey.derive(ERASURE_PURPOSE));
+    mac.update(`${subjectHash}\n`);
+    for (const id of [...keyIds].sort()) mac.update(`${id}\n`);
+    return `hmac-sha256:${mac.digest('hex')}`;
+  }
+
+  /** Whether a privacy.erased payload carries this store's authentication of its subject hash and key ids. */
+  erasureAuthentic(payload: { subjectHash: string; keyIds: readonly string[]; authentication?: unknown }): boolean {
+    if (typeof payload.authentication !== 'string') return false;
+    const expected = Buffer.from(this.erasureTag(payload.subjectHash, payload.keyIds));
+    const given = Buffer.from(payload.authentication);
+    return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
   /** The keyed hash that names a subject (in the store, in envelopes and in privacy.erased). */

@@ -207,6 +207,12 @@ const privacyErased = z.strictObject({
   /** Entries in hot storage sealed under those keys, and their correlations (archived segments are covered too, uncounted). */
   entries: z.number().int().nonnegative(),
   correlations: z.number().int().nonnegative(),
+  /**
+   * HMAC over the subject hash and key ids under a key derived from the master key (SubjectKeyStore.erasureTag):
+   * only `forget`, holding the key store, can make it; the append credential cannot. Erasures that do not
+   * authenticate are ignored by `keys restore`, `keys status` and `verify` (and listed as such).
+   */
+  authentication: z.string().regex(/^hmac-sha256:[0-9a-f]{64}$/, 'must be hmac-sha256:<64 hex digits> (written by `activity-journal forget`)'),
 });
 
 /** A closed period (a calendar month of recordedAt) cut off: its seq range, a signed checkpoint at its end, the segment file's hash. */

@@ -218,7 +218,9 @@ export interface ForgetPlan {
 export function planForget(db: Database.Database, store: SubjectKeyStore, address: string): ForgetPlan {
   const subjectHash = store.subjectHash(address);
   const own = store.keysOf(subjectHash);
-  const erasures = erasuresOf(db);
+  // Only erasures this key store authenticates count: a forged privacy.erased (anyone with the append
+  // credential can write one) neither makes forget skip a person nor stands for an erasure on the record.
+  const erasures = erasuresOf(db, store).authentic;
   const recorded = erasures.filter((e) => e.subjectHash === subjectHash);
   // A correlation key may have been erased with someone else already: on the record is on the record.
   const recordedIds = new Set(erasures.flatMap((e) => e.keyIds));
@@ -244,9 +246,10 @@ export function planForget(db: Database.Database, store: SubjectKeyStore, addres
   return { subjectHash, keys, toDestroy, unrecorded, entries, correlations, alreadyErased };
 }
 
-/** The privacy.erased payload that records a plan carried out (never the address). */
-export function erasedPayload(plan: ForgetPlan, reason: string): { subjectHash: string; keyIds: string[]; reason: string; entries: number; correlations: number } {
-  return { subjectHash: plan.subjectHash, keyIds: [...plan.toDestroy, ...plan.unrecorded].sort(), reason, entries: plan.entries.length, correlations: plan.correlations.length };
+/** The privacy.erased payload that records a plan carried out (never the address), authenticated by the key store. */
+export function erasedPayload(plan: ForgetPlan, reason: string, store: SubjectKeyStore): { subjectHash: string; keyIds: string[]; reason: string; entries: number; correlations: number; authentication: string } {
+  const keyIds = [...plan.toDestroy, ...plan.unrecorded].sort();
+  return { subjectHash: plan.subjectHash, keyIds, reason, entries: plan.entries.length, correlations: plan.correlations.length, authentication: store.erasureTag(plan.subjectHash, keyIds) };
 }
 
 /** Idempotency key of the privacy.erased entry of a plan: re-running a crashed forget finds it. */
@@ -255,20 +258,30 @@ export function erasedKey(plan: ForgetPlan): string {
   return `privacy/erased/${plan.subjectHash}/${createHash('sha256').update(ids).digest('hex').slice(0, 16)}`;
 }
 
-interface Erasure {
+export interface Erasure {
   readonly seq: number;
   readonly recordedAt: string;
   readonly subjectHash: string;
   readonly keyIds: readonly string[];
 }
 
-function erasuresOf(db: Database.Database): Erasure[] {
+/**
+ * The privacy.erased entries in hot storage, split by whether `store` authenticates them. Without a store none
+ * can be checked, and none is needed: with no keys there is nothing an erasure could apply to.
+ */
+export function erasuresOf(db: Database.Database, store: SubjectKeyStore | null): { authentic: Erasure[]; unauthenticated: Erasure[] } {
   const rows = db.prepare(`SELECT seq, recorded_at, payload FROM entries WHERE kind = 'privacy.erased' ORDER BY seq`).all() as { seq: number; recorded_at: string; payload: string }[];
-  return rows.flatMap((r) => {
-    const p = JSON.parse(r.payload) as { subjectHash?: unknown; keyIds?: unknown };
-    if (typeof p.subjectHash !== 'string' || !Array.isArray(p.keyIds)) return [];
-    return [{ seq: r.seq, recordedAt: r.recorded_at, subjectHash: p.subjectHash, keyIds: p.keyIds.filter((k): k is string => typeof k === 'string') }];
-  });
+  const authentic: Erasure[] = [];
+  const unauthenticated: Erasure[] = [];
+  for (const r of rows) {
+    const p = JSON.parse(r.payload) as { subjectHash?: unknown; keyIds?: unknown; authentication?: unknown };
+    if (typeof p.subjectHash !== 'string' || !Array.isArray(p.keyIds)) continue;
+    const e = { seq: r.seq, recordedAt: r.recorded_at, subjectHash: p.subjectHash, keyIds: p.keyIds.filter((k): k is string => typeof k === 'string') };
+    (store?.erasureAuthentic({ ...e, authentication: p.authentication }) === true ? authentic : unauthenticated).push(e);
+  }
+  // One confirmed since (`keys confirm-erasure`: an authenticated erasure of the same subject and keys) is settled.
+  const confirmed = (e: Erasure): boolean => authentic.some((a) => a.subjectHash === e.subjectHash && e.keyIds.every((k) => a.keyIds.includes(k)));
+  return { authentic, unauthenticated: unauthenticated.filter((e) => !confirmed(e)) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -284,6 +297,8 @@ export interface KeyStoreCheck {
   readonly missing: readonly string[];
   /** Named by a privacy.erased entry but present and usable in the store: a rolled-back store undid an erasure. */
   readonly resurrected: readonly string[];
+  /** Seqs of privacy.erased entries this key store does not authenticate: ignored, listed in notes. */
+  readonly unauthenticatedErasures: readonly number[];
   /** The backup's fingerprint differs from the store's (null: no store to compare). */
   readonly backupInStep: boolean | null;
   readonly problems: readonly string[];
@@ -305,7 +320,8 @@ function referencedKeyIds(db: Database.Database): string[] {
  */
 export function checkKeyStore(db: Database.Database, store: SubjectKeyStore | null): KeyStoreCheck {
   const referenced = referencedKeyIds(db);
-  const erased = new Set(erasuresOf(db).flatMap((e) => e.keyIds));
+  const erasures = erasuresOf(db, store);
+  const erased = new Set(erasures.authentic.flatMap((e) => e.keyIds));
   const problems: string[] = [];
   const missing: string[] = [];
   const resurrected: string[] = [];
@@ -326,13 +342,24 @@ export function checkKeyStore(db: Database.Database, store: SubjectKeyStore | nu
   if (missing.length > 0) problems.push(`${missing.length} subject key(s) referenced by the journal are missing from the key store (lost or rolled back): their entries cannot be read; restore with \`activity-journal keys restore\``);
   if (resurrected.length > 0) problems.push(`${resurrected.length} key(s) erased by privacy.erased entries are present again in the key store (a rolled-back store): run \`activity-journal keys restore\` to re-apply the erasures`);
   if (backupInStep === false) problems.push('the key store backup is behind the key store (keys the backup lacks, or in another state): a lost store could not be fully restored');
+  // A privacy.erased that this store does not authenticate was not written by forget: it is ignored (it erases
+  // nothing and cannot make a check fail), and listed. Erasures recorded before they were authenticated are
+  // confirmed with `keys confirm-erasure`.
+  if (store && erasures.unauthenticated.length > 0) {
+    const seqs = erasures.unauthenticated.map((e) => e.seq);
+    notes.push(`${seqs.length} privacy.erased entr${seqs.length === 1 ? 'y does' : 'ies do'} not authenticate and ${seqs.length === 1 ? 'is' : 'are'} ignored (seq ${seqs.slice(0, 20).join(', ')}${seqs.length > 20 ? ', …' : ''}): not written by \`forget\` with this key store (forged with the append credential, or recorded before erasures were authenticated: confirm your own with \`activity-journal keys confirm-erasure <seq>\`)`);
+  }
   if (store?.backupRecreated === true) notes.push(`the key store backup ${store.backupPath} was missing: it was re-created from the store`);
-  return { ok: problems.length === 0, storePresent: store !== null, referenced: referenced.length, missing, resurrected, backupInStep, problems, notes };
+  const unauthenticatedErasures = store ? erasures.unauthenticated.map((e) => e.seq) : [];
+  return { ok: problems.length === 0, storePresent: store !== null, referenced: referenced.length, missing, resurrected, unauthenticatedErasures, backupInStep, problems, notes };
 }
 
-/** Destroys every key that a privacy.erased entry names and the store still holds; returns how many. */
+/**
+ * Destroys every key that an authenticated privacy.erased entry names and the store still holds; returns how
+ * many. An erasure the store does not authenticate is never acted on: a forged one must not destroy anyone's key.
+ */
 export function reapplyErasures(db: Database.Database, store: SubjectKeyStore): number {
-  const ids = [...new Set(erasuresOf(db).flatMap((e) => e.keyIds))].filter((id) => store.state(id).status === 'active');
+  const ids = [...new Set(erasuresOf(db, store).authentic.flatMap((e) => e.keyIds))].filter((id) => store.state(id).status === 'active');
   if (ids.length > 0) store.destroy(ids);
   return ids.length;
 }

@@ -257,7 +257,7 @@ export class JournalWriter {
       },
     };
     const seal = privacy ? (kind: EntryKind, payload: unknown, ids: { causationId: string | null; correlationId: string }): unknown => privacy.seal(kind, payload, ids, linked) : undefined;
-    const prepare = (): PreparedEntry[] => inputs.map((input) => this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes, ...(seal ? { seal } : {}) })));
+    const prepare = (): PreparedEntry[] => inputs.map((input) => this.authenticated(this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes, ...(seal ? { seal } : {}) }))));
     // Sealing looks subject keys up (and creates new ones) in one key-store transaction for the whole batch,
     // committed before any entry sealed under them can be.
     // (A store not opened yet is created by the first personal payload, not by this.)
@@ -283,6 +283,22 @@ export class JournalWriter {
     const last = this.state.lastCheckpoint;
     this.startAnchoring(last); // re-publishing is idempotent; it heals an anchor that missed it
     return { ...last, created: false };
+  }
+
+  /**
+   * A privacy.erased is taken only when the key store authenticates it (made by `forget`, which holds the key
+   * store): the append credential alone cannot record an erasure. A writer without a key store has no keys an
+   * erasure could name and cannot check one; readers check again in any case (privacy.ts erasuresOf).
+   */
+  private authenticated(p: PreparedEntry): PreparedEntry {
+    if (p.kind !== 'privacy.erased') return p;
+    const keys = this.privacy?.openedKeys ?? null;
+    if (keys === null && this.privacy === null) return p;
+    const payload = p.payload as { subjectHash: string; keyIds: string[]; authentication?: unknown };
+    if (!(this.privacy?.keys.erasureAuthentic(payload) ?? false)) {
+      throw new EntryValidationError('ERASURE_UNAUTHENTICATED', 'privacy.erased is not authenticated by this journal\'s key store: erasures are recorded only by `activity-journal forget`', ['payload.authentication: does not authenticate']);
+    }
+    return p;
   }
 
   /** The retention class of an entry that names none comes from the policy; a named class must exist in it. */

@@ -20,6 +20,7 @@ import { indexFiles } from '../../src/audit/read-index.ts';
 import { SubjectKeyStore } from '../../src/journal/key-store.ts';
 import { loadMasterKey } from '../../src/journal/master-key.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
+import { startService } from '../helpers/service.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let env: NodeJS.ProcessEnv;
@@ -227,6 +228,61 @@ describe('crypto-shredding', () => {
     expect(rebuilt.status).toBe(0);
     expect(rebuilt.stdout).toMatch(/KEY STORE NOTE: the key store backup .* was missing: it was re-created/);
     expect(existsSync(config.privacy.keyStoreBackupPath)).toBe(true);
+  }, 300_000);
+
+  it('takes no privacy.erased from the append credential; one forged into the journal erases nothing and fails no check; older ones can be confirmed', async () => {
+    const { alice, bob } = await seed();
+    // What a forger needs is in clear in every envelope: the victim's subject hash and key id.
+    const bobEntry = trace(bob).find((e) => e.kind === 'interaction.received') as JournalEntry;
+    const raw = new Database(config.journal.path, { readonly: true });
+    const refsOf = (seq: number) => sealedKeysOf((raw.prepare('SELECT payload FROM entries WHERE seq = ?').get(seq) as { payload: string }).payload) ?? [];
+    const check = openKeyStoreForCheck(config.privacy);
+    const [bobHash, aliceHash] = [check?.keys.subjectHash(BOB), check?.keys.subjectHash(ALICE)];
+    check?.close();
+    const aliceSeq = (trace(alice).find((e) => e.kind === 'interaction.received') as JournalEntry).seq;
+    const bobRef = refsOf(bobEntry.seq).find((k) => k.subject === bobHash);
+    const aliceRef = refsOf(aliceSeq).find((k) => k.subject === aliceHash);
+    raw.close();
+    if (!bobRef || !aliceRef) throw new Error('no key refs');
+    const forged = (ref: { subject: string; keyId: string }, key: string) => ({ kind: 'privacy.erased' as const, source: 'cli', actor: 'operator', correlationId: `privacy/${ref.subject.slice(0, 32)}`, idempotencyKey: key, payload: { subjectHash: ref.subject, keyIds: [ref.keyId], reason: 'forged', entries: 1, correlations: 1, authentication: `hmac-sha256:${'0'.repeat(64)}` } });
+
+    // 1. Through the journal service, with the append credential the web server and workers hold: refused.
+    const svc = await startService(join(tmp.dir, 'data'), { env: { JOURNAL_MASTER_KEY: '', JOURNAL_MASTER_KEY_FILE: '', KEY_STORE_PATH: '', KEY_STORE_BACKUP: '' } });
+    try {
+      const r = await fetch(`${svc.url}/v1/entries`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${svc.appendToken}` }, body: JSON.stringify(forged(bobRef, 'forged/1')) });
+      expect(r.status).toBe(422);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('ERASURE_UNAUTHENTICATED');
+    } finally {
+      await svc.stop();
+    }
+
+    // 2. One in the journal anyway (a writer without the key store, as a forger with file access or an older
+    //    version would write it): ignored by every check, listed, and never acted on by keys restore.
+    const bare = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0 });
+    const { entry: fake } = await bare.append(forged(bobRef, 'forged/2'));
+    const { entry: older } = await bare.append(forged(aliceRef, 'older/1'));
+    await bare.close();
+    const status = cli(['keys', 'status']);
+    expect(status.status, status.stdout).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`2 privacy\\.erased entries do not authenticate and are ignored \\(seq ${fake.seq}, ${older.seq}\\)`));
+    expect(cli(['verify']).status).toBe(0);
+    expect(cli(['keys', 'restore', '--force']).status).toBe(0);
+    expect(payloadOf(trace(bob), 'interaction.received')).toMatchObject({ subject: 'Quote for bob-1' });
+
+    // 3. The operator confirms the erasure they recognise as theirs: carried out and recorded authenticated.
+    expect(cli(['keys', 'confirm-erasure', 'x']).status).toBe(2);
+    expect(cli(['keys', 'confirm-erasure', String(bobEntry.seq)]).status).toBe(2); // not an erasure
+    const confirmed = cli(['keys', 'confirm-erasure', String(older.seq)]);
+    expect(confirmed.status, confirmed.stdout + confirmed.stderr).toBe(0);
+    expect(payloadOf(trace(alice), 'interaction.received')).toMatchObject({ erased: true });
+    const after = cli(['keys', 'status']);
+    expect(after.stdout).toMatch(new RegExp(`1 privacy\\.erased entry does not authenticate and is ignored \\(seq ${fake.seq}\\)`));
+    // forget still works for the person a forged entry named, and records an authenticated erasure.
+    const f = cli(['--json', 'forget', BOB]);
+    expect(f.status, f.stderr).toBe(0);
+    expect(JSON.parse(f.stdout)).toMatchObject({ dryRun: false });
+    expect(payloadOf(trace(bob), 'interaction.received')).toMatchObject({ erased: true });
+    expect(cli(['verify']).status).toBe(0);
   }, 300_000);
 
   it('commits a batch\'s new subject keys together with it, and none when the batch is refused while sealing', async () => {

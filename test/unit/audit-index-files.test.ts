@@ -184,7 +184,7 @@ describe('the audit read index files', () => {
     index.catchUp(reader);
     expect(found(indexPath, traces(DANA))).not.toEqual([]);
     // In production the index is keyed by the key store's subject hash, which privacy.erased names.
-    await writer.append({ kind: 'privacy.erased', source: 'cli', actor: 'operator', correlationId: `privacy/${KEY(DANA).slice(0, 32)}`, idempotencyKey: 'privacy/erased/x', payload: { subjectHash: KEY(DANA), keyIds: [], reason: 'erasure request', entries: 1, correlations: 1 } });
+    await writer.append({ kind: 'privacy.erased', source: 'cli', actor: 'operator', correlationId: `privacy/${KEY(DANA).slice(0, 32)}`, idempotencyKey: 'privacy/erased/x', payload: { subjectHash: KEY(DANA), keyIds: [], reason: 'erasure request', entries: 1, correlations: 1, authentication: `hmac-sha256:${'0'.repeat(64)}` } });
     expect(index.catchUp(reader)).toBe(1);
     expect(index.query({ contact: DANA }).rows).toEqual([]);
     expect(found(indexPath, traces(DANA))).toEqual([]);
