@@ -104,7 +104,7 @@ describe('retention classes', () => {
 
   it('refuses a class the policy does not define, and a changed policy without a new version', async () => {
     const writer = await open();
-    await expect(writer.append({ ...stateChange('x'), retentionClass: 'forever-and-a-day' })).rejects.toThrow(/not a class of retention policy version 1/);
+    await expect(writer.append({ ...stateChange('x'), retentionClass: 'forever-and-a-day' })).rejects.toThrow(/not a class of retention policy version 2/);
     await writer.close();
     const changed = RetentionPolicy.parse({ ...policy.doc, classes: { ...policy.doc.classes, 'marketing-90d': { days: 30, onExpiry: 'drop-payload' } } });
     await expect(open({ retention: changed })).rejects.toThrow(RetentionPolicyError);
@@ -251,7 +251,7 @@ describe('the archive, verify --include-archives, trace and retention report com
     const report = cli(['retention', 'report', '--json']);
     expect(report.status).toBe(0);
     const r = JSON.parse(report.stdout) as { policyVersion: number; segments: { archived: number }; classes: { retentionClass: string; days: number | null }[] };
-    expect(r.policyVersion).toBe(1);
+    expect(r.policyVersion).toBe(2);
     expect(r.segments.archived).toBe(3);
     expect(r.classes.find((c) => c.retentionClass === 'marketing-90d')?.days).toBe(90);
   }, 600_000);

@@ -132,14 +132,14 @@ describe('expiry of archived payloads', () => {
     try {
       const trace = reader.byCorrelation('corr-jan');
       expect(trace.map((e) => e.idempotencyKey)).toEqual(['jan-form-1', 'jan-inv-1']);
-      expect(trace[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 1 } });
-      expect(describeEntry(trace[0] as JournalEntry)).toBe('payload dropped on 2026-05-15 by retention policy 1 (class marketing-90d)');
+      expect(trace[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 2 } });
+      expect(describeEntry(trace[0] as JournalEntry)).toBe('payload dropped on 2026-05-15 by retention policy 2 (class marketing-90d)');
       expect(trace[1]?.payload).toMatchObject({ to: 'invoiced jan-inv-1' });
       expect(describeEntry(trace[1] as JournalEntry)).not.toMatch(/dropped/);
       // The prune entries name the segment, the new object, the seqs dropped and the policy version.
       const pruned = reader.byKind({ kind: 'segment.pruned' }).map((e) => e.payload as { segmentId: string; dropped: [number, number][]; policyVersion: number; location: string; entries: number; retentionClass?: string });
       const janForms = [bySeqKey(reader, 'jan-form-1').seq, bySeqKey(reader, 'jan-form-2').seq];
-      expect(pruned[0]).toMatchObject({ segmentId: '2026-01', policyVersion: 1, entries: 2 });
+      expect(pruned[0]).toMatchObject({ segmentId: '2026-01', policyVersion: 2, entries: 2 });
       expect(pruned[0]?.dropped.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i))).toEqual(janForms);
       expect(pruned[0]?.location).toMatch(/2026-01\.pruned-1\.sqlite\.gz$/);
       expect(reader.byKind({ kind: 'segment.pruned' })[0]?.retentionClass).toBe('permanent');
@@ -164,8 +164,8 @@ describe('expiry of archived payloads', () => {
     expect((await verifyAll(store)).ok).toBe(true);
     const reader = await openAll(store);
     try {
-      expect(reader.byCorrelation('corr-jan')[0]?.payload).toEqual({ $dropped: { at: '2026-04-15T00:00:00.000Z', policyVersion: 1 } });
-      expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-04-25T00:00:00.000Z', policyVersion: 1 } });
+      expect(reader.byCorrelation('corr-jan')[0]?.payload).toEqual({ $dropped: { at: '2026-04-15T00:00:00.000Z', policyVersion: 2 } });
+      expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-04-25T00:00:00.000Z', policyVersion: 2 } });
       expect(reader.byCorrelation('corr-feb')[0]?.payload).toMatchObject({ channel: 'form' });
       expect(reader.byKind({ kind: 'segment.pruned' }).map((e) => (e.payload as { generation: number; entries: number }).generation)).toEqual([1, 2]);
     } finally {
@@ -205,7 +205,7 @@ describe('expiry of archived payloads', () => {
     writeFileSync(file, gunzipSync(readFileSync(cur.location.slice(4))));
     const f = new Database(file);
     const inv = f.prepare(`SELECT seq FROM entries WHERE idempotency_key = 'jan-inv-1'`).get() as { seq: number };
-    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: 1 }), inv.seq);
+    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: 2 }), inv.seq);
     f.close();
     const raw = readFileSync(file);
     const gz = gzipSync(raw);
@@ -219,7 +219,7 @@ describe('expiry of archived payloads', () => {
 
     // Even a journaled prune entry that lists it does not make dropping a 7-year (keep) payload valid.
     const w = await open();
-    await w.commitPrune({ segmentId: '2026-01', generation: 3, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: forged.location, dropped: [[inv.seq, inv.seq]], entries: 1, classes: { 'financial-7y': 1 }, droppedAt: '2026-05-15T12:00:00.000Z', policyVersion: 1 });
+    await w.commitPrune({ segmentId: '2026-01', generation: 3, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: forged.location, dropped: [[inv.seq, inv.seq]], entries: 1, classes: { 'financial-7y': 1 }, droppedAt: '2026-05-15T12:00:00.000Z', policyVersion: 2 });
     await w.close();
     const listed = await verifyAll(store);
     expect(listed.ok).toBe(false);
@@ -254,7 +254,7 @@ describe('expiry of archived payloads', () => {
         const pruned = reader.byKind({ kind: 'segment.pruned' }).map((e) => e.payload as { segmentId: string; droppedAt: string });
         expect(pruned.map((p) => p.segmentId).sort()).toEqual(['2026-01', '2026-02']);
         expect(pruned.find((p) => p.segmentId === '2026-01')?.droppedAt).toBe('2026-05-15T12:00:00.000Z');
-        expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 1 } });
+        expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 2 } });
       } finally {
         reader.close();
       }
@@ -288,7 +288,7 @@ describe('archive and retention report commands with expiry', () => {
     expect(JSON.parse(all.stdout)).toMatchObject({ ok: true, verifiedFrom: 0 });
     const trace = cli(['trace', 'corr-jan']);
     expect(trace.status).toBe(0);
-    expect(trace.stdout).toMatch(/payload dropped on \d{4}-\d\d-\d\d by retention policy 1/);
+    expect(trace.stdout).toMatch(/payload dropped on \d{4}-\d\d-\d\d by retention policy 2/);
     expect(trace.stdout).not.toContain('jan-form-1@example.com');
     const report = cli(['retention', 'report', '--json']);
     expect(report.status).toBe(0);
