@@ -11,6 +11,7 @@ import { tempDir } from '../helpers/tmp.ts';
 import { allEntries, drained, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
 import { webhookServer } from '../helpers/web.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
+import { describeEntry } from '../../src/cli/describe.ts';
 
 const CALLS_SECRET = 'calls-secret-0123456789abcdef';
 const FORMS_SECRET = 'forms-secret-0123456789abcdef';
@@ -215,6 +216,7 @@ describe('retention raised by classification', () => {
       causationId: decision?.id,
       payload: { entryId: form?.id, entrySeq: form?.seq, retentionClass: 'financial-7y', rule: 'categories.billing', policyVersion: 2, decisionEntryId: decision?.id },
     });
+    expect(describeEntry(assigned[0] as JournalEntry)).toBe(`retention of entry #${form?.seq} (${form?.id}) raised to financial-7y by categories.billing of retention policy 2`);
     const raw = new Database(p.path, { readonly: true });
     try {
       const stored = raw.prepare(`SELECT payload FROM entries WHERE kind = 'retention.assigned'`).get() as { payload: string };
