@@ -13,6 +13,7 @@ import { OfflineClassifier } from '../src/pipeline/offline-classifier.ts';
 import type { Classifier } from '../src/pipeline/classification.ts';
 import { loadPrompt } from '../src/pipeline/prompts.ts';
 import { loadRuleset } from '../src/pipeline/rules.ts';
+import { RetentionPolicy } from '../src/journal/retention.ts';
 import { DEFAULT_MAX_CHARS, redactionRulesFromConfig } from '../src/pipeline/minimise.ts';
 import { DryRunCrm } from '../src/pipeline/dry-run-crm.ts';
 import { LogNotifier } from '../src/pipeline/journal-notifier.ts';
@@ -120,6 +121,9 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     enqueue: enqueueVia(queues),
     ...(overrides.sources ? { sources: overrides.sources } : {}),
     identifierKey,
+    // The journal service stamps classes by the same file; here only its `categories` are read (decide raises
+    // a billing interaction's retention).
+    retention: RetentionPolicy.load(config.journal.retentionPath),
     classifyTimeoutMs: (config.pipeline.openai?.timeoutMs ?? 30_000) * ((config.pipeline.openai?.maxRetries ?? 0) + 1) + 5_000,
     logger,
   });

@@ -13,6 +13,7 @@
 import type { Interaction, Participant } from '../../src/pipeline/interaction.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../src/pipeline/webhook.ts';
 import { acceptInteractions, isObject, parseJsonObject, safeEqual, unixToIso } from './verify.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 export interface AircallReceiverOptions {
   readonly webhookToken: string;
@@ -102,7 +103,7 @@ export class AircallReceiver implements WebhookReceiver {
 
     const interaction: Interaction = {
       channel: 'call',
-      source: 'aircall',
+      source: SOURCES.aircall,
       sourceId: callId,
       threadId: callId,
       direction: dir,
@@ -134,7 +135,7 @@ export class AircallReceiver implements WebhookReceiver {
 
     const interaction: Interaction = {
       channel: 'call',
-      source: 'aircall',
+      source: SOURCES.aircall,
       sourceId: `${callId}/transcript/${transcriptId}`,
       threadId: callId,
       // The transcript payload does not carry the call's direction; the call it joins does.

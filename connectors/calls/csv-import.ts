@@ -5,6 +5,7 @@
  * are kept. Messages never quote a cell: call logs hold personal data. Parsing never throws.
  */
 import { InteractionSchema, type Interaction, type Participant } from '../../src/pipeline/interaction.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 export const CALL_CSV_COLUMNS = [
   'call_id',
@@ -290,7 +291,7 @@ function toInteraction(row: CallCsvRow): Interaction {
   const subject = row.subject ?? (row.durationSeconds !== undefined ? `Call ${label} (${row.durationSeconds} s)` : `Call ${label}`);
   return {
     channel: 'call',
-    source: 'csv-import',
+    source: SOURCES.callsCsv,
     sourceId: row.callId,
     threadId: row.callId,
     direction: row.direction,

@@ -29,6 +29,7 @@ import type { Interaction, Participant } from '../../src/pipeline/interaction.ts
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../src/pipeline/webhook.ts';
 import { parseSignatureHeader } from '../../src/pipeline/webhook-signature.ts';
 import { acceptInteractions, safeEqual } from './verify.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 export interface GenericCallReceiverOptions {
   readonly secret: string;
@@ -137,7 +138,7 @@ function toInteraction(ev: GenericCallEvent): Interaction {
       : 'Call completed';
   return {
     channel: 'call',
-    source: 'calls',
+    source: SOURCES.callsWebhook,
     sourceId: isTranscript ? `${ev.callId}/transcript/${ev.id}` : ev.callId,
     threadId: ev.callId,
     direction: ev.direction,

@@ -18,6 +18,7 @@ import { createHmac } from 'node:crypto';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../src/pipeline/webhook.ts';
 import { acceptInteractions, parseJsonObject, safeEqual, sha256Hex } from './verify.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 export interface TwilioReceiverOptions {
   readonly authToken: string;
@@ -137,7 +138,7 @@ export class TwilioReceiver implements WebhookReceiver {
 
     const interaction: Interaction = {
       channel: 'call',
-      source: 'twilio',
+      source: SOURCES.twilio,
       sourceId: callSid,
       threadId: callSid,
       direction,
@@ -198,7 +199,7 @@ export class TwilioReceiver implements WebhookReceiver {
     const text = typeof body['text'] === 'string' ? body['text'] : undefined;
     const interaction: Interaction = {
       channel: 'call',
-      source: 'twilio',
+      source: SOURCES.twilio,
       sourceId: `${callSid}/transcript/${transcriptSid}`,
       threadId: callSid,
       direction: direction ?? 'inbound',

@@ -26,6 +26,7 @@ import { InteractionSchema } from '../../src/pipeline/interaction.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../src/pipeline/webhook.ts';
 import { parseSignatureHeader } from '../../src/pipeline/webhook-signature.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 export interface GenericFormReceiverOptions {
   /** The shared secret both sides sign with. */
@@ -169,7 +170,7 @@ function toInteraction(s: GenericFormSubmission): Interaction {
     .map(([label, value]) => `${label}: ${Array.isArray(value) ? value.join(', ') : value}`);
   return {
     channel: 'form',
-    source: 'webform',
+    source: SOURCES.webform,
     sourceId: s.submissionId,
     direction: 'inbound',
     occurredAt: new Date(s.submittedAt).toISOString(),

@@ -11,6 +11,7 @@ import { InteractionSchema, type Interaction, type Participant } from '../../src
 import { withBackoff, type FormFeed, type PolledSubmission } from './form-poll.ts';
 import { mapGoogleError } from './google-forms.errors.ts';
 import type { GoogleOAuth2Client } from './google-forms.oauth.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 export interface GoogleFormsFeedOptions {
   readonly formId: string;
@@ -51,7 +52,7 @@ export function googleResponseInteraction(formId: string, formTitle: string, tit
   const participants: Participant[] = email && z.email().safeParse(email).success ? [{ role: 'submitter', address: email }] : [];
   return InteractionSchema.parse({
     channel: 'form',
-    source: 'google-forms',
+    source: SOURCES.googleForms,
     sourceId: r.responseId,
     direction: 'inbound',
     occurredAt: new Date(r.lastSubmittedTime).toISOString(),

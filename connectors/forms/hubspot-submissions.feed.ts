@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { InteractionSchema, type Interaction, type Participant } from '../../src/pipeline/interaction.ts';
 import { errorForStatus, withBackoff, type FormFeed, type PolledSubmission } from './form-poll.ts';
 import { FormPollTransientError } from './errors/form-poll-transient.error.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 export const HUBSPOT_SUBMISSIONS_PAGE = 50;
 
@@ -60,7 +61,7 @@ export function hubSpotSubmissionInteraction(formGuid: string, formName: string,
     .map(([k, vs]) => `${k}: ${vs.join(', ')}`);
   return InteractionSchema.parse({
     channel: 'form',
-    source: 'hubspot-forms',
+    source: SOURCES.hubspotForms,
     sourceId: hubSpotSubmissionId(formGuid, s),
     direction: 'inbound',
     occurredAt: new Date(s.submittedAt).toISOString(),

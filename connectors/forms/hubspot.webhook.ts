@@ -21,6 +21,7 @@ import { z } from 'zod';
 import { InteractionSchema } from '../../src/pipeline/interaction.ts';
 import type { Interaction, Participant } from '../../src/pipeline/interaction.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../src/pipeline/webhook.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 export interface HubSpotFormReceiverOptions {
   /** The HubSpot app's client secret (it signs the workflow's requests). */
@@ -205,7 +206,7 @@ export class HubSpotFormReceiver implements WebhookReceiver {
     const submitter: Participant = { role: 'submitter', address: email, ...(name !== '' ? { name } : {}) };
     const interaction: Interaction = {
       channel: 'form',
-      source: 'hubspot-forms',
+      source: SOURCES.hubspotForms,
       sourceId,
       direction: 'inbound',
       occurredAt: toIso(submittedAt) ?? receivedAt.toISOString(),

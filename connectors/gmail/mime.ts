@@ -10,6 +10,7 @@ import { InteractionSchema } from '../../src/pipeline/interaction.ts';
 import type { Interaction, Participant } from '../../src/pipeline/interaction.ts';
 import { htmlToText } from './html-to-text.ts';
 import { scanMimeStructure } from './mime-structure.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 export const MAX_TEXT_CHARS = 1_000_000;
 const MAX_PARTICIPANTS = 1000;
@@ -212,7 +213,7 @@ export async function parseRawMessage(raw: Uint8Array, ctx: RawMessageContext): 
 
   const candidate: Interaction = {
     channel: 'email',
-    source: 'gmail',
+    source: SOURCES.gmail,
     sourceId: ctx.messageId,
     direction,
     occurredAt: occurredAt(ctx, email),

@@ -131,16 +131,17 @@ export async function retentionReportCommand(config: Config, asJson: boolean, io
       return 0;
     }
     io.out(`retention policy version ${report.policyVersion ?? '(none journaled yet)'}`);
-    io.out('class            days     on expiry     hot entries  payload bytes  oldest                    oldest expires            expired hot  dropped');
+    io.out('class            days     on expiry     hot entries  payload bytes  oldest                    oldest expires            expired hot  dropped  raised');
     for (const c of report.classes) {
       io.out(
-        `${c.retentionClass.padEnd(16)} ${String(c.days ?? 'forever').padEnd(8)} ${String(c.onExpiry ?? '-').padEnd(13)} ${String(c.hotEntries).padStart(11)}  ${String(c.hotPayloadBytes).padStart(13)}  ${(c.oldestRecordedAt ?? '-').padEnd(24)}  ${(c.oldestExpiresAt ?? (c.hotEntries > 0 ? 'never' : '-')).padEnd(24)}  ${String(c.expiredHot).padStart(11)}  ${String(c.droppedPayloads).padStart(7)}`,
+        `${c.retentionClass.padEnd(16)} ${String(c.days ?? 'forever').padEnd(8)} ${String(c.onExpiry ?? '-').padEnd(13)} ${String(c.hotEntries).padStart(11)}  ${String(c.hotPayloadBytes).padStart(13)}  ${(c.oldestRecordedAt ?? '-').padEnd(24)}  ${(c.oldestExpiresAt ?? (c.hotEntries > 0 ? 'never' : '-')).padEnd(24)}  ${String(c.expiredHot).padStart(11)}  ${String(c.droppedPayloads).padStart(7)}  ${String(c.raisedHot).padStart(6)}`,
       );
     }
-    io.out('expired hot: entries past retention whose class drops payloads; dropped once their month is archived (hot storage is never pruned). dropped: archived payloads already dropped by expiry.');
+    io.out('expired hot: entries past retention whose class drops payloads; dropped once their month is archived (hot storage is never pruned). dropped: archived payloads already dropped by expiry. raised: hot entries a retention.assigned raised to a longer class (kept as that class says).');
     const s = report.segments;
     io.out(`segments: ${s.sealed} sealed, ${s.archived} archived (${s.archivedEntries} entries, ${s.archivedBytes} bytes compressed)`);
     io.out(`archive store: ${store.description}; ${storeRetention ? storeRetention.description : `retention unknown: ${storeError ?? ''}`}`);
+    for (const w of report.warnings) io.out(`WARNING: ${w}`);
     if (report.nextSeal) io.out(`next seal: ${report.nextSeal.period}${report.nextSeal.dueNow ? ' (due now: run `activity-journal archive`)' : ` once the month closes (${report.nextSeal.sealableFrom})`}`);
     return 0;
   } finally {

@@ -29,6 +29,7 @@ const DESCRIBE: Record<string, (p: P) => string> = {
   checkpoint: (p) => `signed checkpoint of ${s(p.treeSize)} entries`,
   'privacy.erased': (p) => `subject ${s(p.subjectHash).slice(0, 16)}… forgotten: ${Array.isArray(p.keyIds) ? p.keyIds.length : 0} key(s) destroyed, ${s(p.entries)} entr(ies) in ${s(p.correlations)} correlation(s) (${s(p.reason)})`,
   'segment.pruned': (p) => `segment ${s(p.segmentId)}: ${s(p.entries)} expired payload(s) dropped by retention policy ${s(p.policyVersion)}; pruned copy ${s(p.generation)} at ${s(p.location)}`,
+  'retention.assigned': (p) => `retention of entry #${s(p.entrySeq)} (${s(p.entryId)}) raised to ${s(p.retentionClass)} by ${s(p.rule)} of retention policy ${s(p.policyVersion)}`,
   'checkpoint.anchored': (p) => `checkpoint ${s(p.treeSize)} ${p.ok ? 'anchored' : 'NOT anchored'} at ${s(p.anchor)}${p.error ? `: ${s(p.error)}` : ''}`,
 };
 

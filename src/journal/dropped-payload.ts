@@ -4,11 +4,11 @@
  * A dropped payload no longer matches its payload hash (the hash stays in the header, covered by the leaf, the
  * chain, the tree and the seal). Such a row is accepted only when (1) its payload is exactly the marker, (2) a
  * journaled `segment.pruned` entry lists its seq with the same time and policy version, and (3) by the retention
- * policy versions journaled before that entry, the row's class says `drop-payload` and its retention had ended at
- * that time. Anything else is a payload that does not match its hash.
+ * policy versions journaled before that entry, the row's longest promise (its class, or one a retention.assigned
+ * journaled before that entry raised it to) says `drop-payload` and had ended at that time. Anything else is a payload that does not match its hash.
  */
 import { canonicalize } from './canonical.ts';
-import { expiryOf, type JournaledPolicy } from './retention.ts';
+import { expiryOf, type JournaledPolicy, type RetentionAssignment } from './retention.ts';
 
 export interface DroppedMarker {
   readonly at: string;
@@ -82,18 +82,28 @@ export function droppedPayloadProblem(
   row: { seq: number; recorded_at: string; retention_class: string; payload: string },
   record: PruneRecord | undefined,
   history: readonly JournaledPolicy[],
+  assignments: readonly RetentionAssignment[] = [],
 ): string | null {
   const marker = parseDroppedPayload(row.payload);
   if (marker === null) return 'the payload does not match its hash';
   if (!record) return 'the payload was dropped, but no segment.pruned entry lists this seq';
   if (marker.at !== record.droppedAt || marker.policyVersion !== record.policyVersion) return `the dropped marker (${marker.at}, policy ${marker.policyVersion}) differs from the segment.pruned entry at seq ${record.seq}`;
-  return expiredProblem(row, Date.parse(record.droppedAt), history.filter((h) => h.seq < record.seq));
+  return expiredProblem(row, Date.parse(record.droppedAt), history.filter((h) => h.seq < record.seq), assignments.filter((a) => a.seq < record.seq));
 }
 
-/** Why the entry's payload may not be dropped at `at` by these policy versions (null: it may). */
-export function expiredProblem(row: { seq: number; recorded_at: string; retention_class: string }, at: number, history: readonly JournaledPolicy[]): string | null {
-  const e = expiryOf({ seq: row.seq, recordedAt: row.recorded_at, retentionClass: row.retention_class }, history);
-  if (e.onExpiry !== 'drop-payload') return `the payload was dropped, but class ${row.retention_class} keeps payloads (onExpiry keep)`;
-  if (e.expiresAt === null || e.expiresAt > at) return `the payload was dropped, but class ${row.retention_class} keeps it until ${e.expiresAt === null ? 'forever' : new Date(e.expiresAt).toISOString()}`;
+/**
+ * Why the entry's payload may not be dropped at `at` by these policy versions and retention assignments (null:
+ * it may).
+ */
+export function expiredProblem(
+  row: { seq: number; recorded_at: string; retention_class: string },
+  at: number,
+  history: readonly JournaledPolicy[],
+  assignments: readonly RetentionAssignment[] = [],
+): string | null {
+  const e = expiryOf({ seq: row.seq, recordedAt: row.recorded_at, retentionClass: row.retention_class }, history, assignments);
+  const cls = e.retentionClass === row.retention_class ? `class ${row.retention_class}` : `class ${e.retentionClass} (raised from ${row.retention_class} by retention.assigned)`;
+  if (e.onExpiry !== 'drop-payload') return `the payload was dropped, but ${cls} keeps payloads (onExpiry keep)`;
+  if (e.expiresAt === null || e.expiresAt > at) return `the payload was dropped, but ${cls} keeps it until ${e.expiresAt === null ? 'forever' : new Date(e.expiresAt).toISOString()}`;
   return null;
 }

@@ -1,6 +1,7 @@
 /**
- * Retention expiry: in archived segments, the payloads of entries whose class says `onExpiry: drop-payload` and
- * whose retention has ended (per `expiryOf`, over the journaled policy versions) are dropped.
+ * Retention expiry: in archived segments, the payloads of entries whose longest promise says `onExpiry:
+ * drop-payload` and has ended (per `expiryOf`, over the journaled policy versions and the `retention.assigned`
+ * raises of each entry: a billing interaction raised to financial-7y is kept whole) are dropped.
  *
  * Hot storage is never pruned: expiry acts on archived segments only (an entry expires long after its month is
  * closed, and a hot row cannot be changed: the journal is insert-only). A segment is pruned by writing a NEW object
@@ -25,7 +26,7 @@ import { sha256 } from './sha256.ts';
 import { ENTRY_COLUMNS, archivedRanges, rowHeader, type EntryRow } from './store.ts';
 import { openReadConnection } from './sqlite.ts';
 import { storeFor, type ArchiveStore } from './archive-store.ts';
-import { expiryOf, journaledPolicies, type JournaledPolicy } from './retention.ts';
+import { expiryOf, journaledPolicies, retentionAssignments, type JournaledPolicy, type RetentionAssignment } from './retention.ts';
 import { droppedPayload, expiredProblem, parseDroppedPayload } from './dropped-payload.ts';
 import { ArchiveError, SEGMENT_APPLICATION_ID, objectsOf, type CurrentObject } from './segments.ts';
 import type { JournalWriter } from './writer.ts';
@@ -72,6 +73,8 @@ export async function expireArchived(writer: JournalWriter, options: ExpiryOptio
   const out: ExpirySummary[] = [];
   try {
     const history = journaledPolicies(db);
+    // Promises raised after append (retention.assigned): an entry's longest promise decides.
+    const assignments = retentionAssignments(db);
     // No policy version ever dropped payloads (the default: keep): nothing to fetch.
     const anyDrop = history.some((h) => Object.values(h.policy.doc.classes).some((c) => c.onExpiry === 'drop-payload'));
     for (const r of archivedRanges(db)) {
@@ -90,7 +93,7 @@ export async function expireArchived(writer: JournalWriter, options: ExpiryOptio
       const curFile = join(staging, `${r.segmentId}.expiry.sqlite`);
       writeFileSync(curFile, await fetchVerified(r.segmentId, cur, stores), { mode: 0o600 });
       try {
-        const due = dueForDrop(curFile, now(), history);
+        const due = dueForDrop(curFile, now(), history, assignments);
         if (due.seqs.length === 0) {
           cleanedOnly();
           continue;
@@ -99,7 +102,7 @@ export async function expireArchived(writer: JournalWriter, options: ExpiryOptio
           out.push({ segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq, action: 'would prune', generation: null, location: null, droppedEntries: due.seqs.length, classes: due.classes, deleted: [], kept: [] });
           continue;
         }
-        out.push(await prune(writer, { segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq }, cur, curFile, due, history, staging, stores, options, now));
+        out.push(await prune(writer, { segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq }, cur, curFile, due, history, assignments, staging, stores, options, now));
       } finally {
         rmSync(curFile, { force: true });
       }
@@ -118,17 +121,18 @@ interface Due {
 }
 
 /** The entries of a segment file whose payload is still whole and may be dropped at `at`. */
-function dueForDrop(file: string, at: number, history: readonly JournaledPolicy[]): Due {
+function dueForDrop(file: string, at: number, history: readonly JournaledPolicy[], assignments: ReadonlyMap<number, readonly RetentionAssignment[]>): Due {
   const seg = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const seqs: number[] = [];
     const classes: Record<string, number> = {};
     let keepUntil: number | null = null;
     for (const row of seg.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>) {
-      const { expiresAt } = expiryOf({ seq: row.seq, recordedAt: row.recorded_at, retentionClass: row.retention_class }, history);
+      const raised = assignments.get(row.seq);
+      const { expiresAt } = expiryOf({ seq: row.seq, recordedAt: row.recorded_at, retentionClass: row.retention_class }, history, raised);
       if (expiresAt !== null && (keepUntil === null || expiresAt > keepUntil)) keepUntil = expiresAt;
       if (row.seq === 0 || !sha256(row.payload).equals(row.payload_hash)) continue; // seq 0 stays hot; already dropped
-      if (expiredProblem(row, at, history) !== null) continue;
+      if (expiredProblem(row, at, history, raised) !== null) continue;
       seqs.push(row.seq);
       classes[row.retention_class] = (classes[row.retention_class] ?? 0) + 1;
     }
@@ -145,6 +149,7 @@ async function prune(
   curFile: string,
   due: Due,
   history: readonly JournaledPolicy[],
+  assignments: ReadonlyMap<number, readonly RetentionAssignment[]>,
   staging: string,
   stores: readonly ArchiveStore[],
   options: ExpiryOptions,
@@ -185,7 +190,7 @@ async function prune(
   writeFileSync(check, raw, { mode: 0o600 });
   let result: PrunedCheck;
   try {
-    result = checkPrunedCopy(curFile, check, seg, history, now());
+    result = checkPrunedCopy(curFile, check, seg, history, assignments, now());
   } catch (err) {
     const why = err instanceof ArchiveError ? err.message : (err as Error).message;
     throw new ArchiveError(`${put.alreadyPresent ? 'an object already stored under that name' : 'the pruned copy'} (${put.location}) is not a valid pruned copy: ${why}${put.alreadyPresent ? '; it cannot be replaced (write-once store): remove it if the store allows, then re-run' : ''}`);
@@ -234,7 +239,14 @@ interface PrunedCheck {
  * rows with every column but the payload identical (and each header still hashing to its leaf), and each payload
  * either unchanged or, for an entry whose class may drop it by then, one dropped marker. Throws what is wrong.
  */
-function checkPrunedCopy(curFile: string, prunedFile: string, seg: { segmentId: string; fromSeq: number; toSeq: number }, history: readonly JournaledPolicy[], now: number): PrunedCheck {
+function checkPrunedCopy(
+  curFile: string,
+  prunedFile: string,
+  seg: { segmentId: string; fromSeq: number; toSeq: number },
+  history: readonly JournaledPolicy[],
+  assignments: ReadonlyMap<number, readonly RetentionAssignment[]>,
+  now: number,
+): PrunedCheck {
   const a = new Database(curFile, { readonly: true, fileMustExist: true });
   const b = new Database(prunedFile, { readonly: true, fileMustExist: true });
   try {
@@ -272,7 +284,7 @@ function checkPrunedCopy(curFile: string, prunedFile: string, seg: { segmentId: 
       else if (marker.at !== m.at || marker.policyVersion !== m.policyVersion) throw new ArchiveError(`seq ${p.seq}: its dropped marker differs from the others in the copy`);
       if (!history.some((h) => h.version === m.policyVersion)) throw new ArchiveError(`seq ${p.seq}: dropped by policy version ${m.policyVersion}, which the journal never recorded`);
       if (Date.parse(m.at) > now) throw new ArchiveError(`seq ${p.seq}: dropped at ${m.at}, in the future`);
-      const problem = expiredProblem(p, Date.parse(m.at), history);
+      const problem = expiredProblem(p, Date.parse(m.at), history, assignments.get(p.seq));
       if (problem !== null) throw new ArchiveError(`seq ${p.seq}: ${problem}`);
       seqs.push(p.seq);
       classes[p.retention_class] = (classes[p.retention_class] ?? 0) + 1;

@@ -279,6 +279,24 @@ const retentionPolicy = z.strictObject({
   policy: z.string().min(2).max(200_000),
 });
 
+/**
+ * A later decision raises an entry's retention promise: the entry (id and seq) is kept at least as long as
+ * `retentionClass` says, counted from its own recordedAt. Its header class stays as it was hashed; expiry,
+ * archive and verify take the longest promise (header or any assignment), so an assignment to a shorter class
+ * has no effect. Ids and class names only: no personal data.
+ */
+const retentionAssigned = z.strictObject({
+  entryId: id,
+  entrySeq: z.number().int().positive(),
+  retentionClass: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/),
+  /** Why: the policy rule that gave the class, e.g. "categories.billing". */
+  rule: id,
+  /** The retention policy version whose rule it applied. */
+  policyVersion: z.number().int().positive(),
+  /** The decision (ai.decision) that classified the entry. */
+  decisionEntryId: id.optional(),
+});
+
 const journalCreated = z.strictObject({
   journalId: id,
   origin: id,
@@ -331,6 +349,7 @@ export const KINDS = {
   'segment.archived': { schema: segmentArchived, defaultRetention: 'permanent', internal: true },
   'segment.pruned': { schema: segmentPruned, defaultRetention: 'permanent', internal: true },
   'retention.policy': { schema: retentionPolicy, defaultRetention: 'permanent', internal: true },
+  'retention.assigned': { schema: retentionAssigned, defaultRetention: 'permanent', internal: false },
   'journal.created': { schema: journalCreated, defaultRetention: 'permanent', internal: true },
   checkpoint: { schema: checkpoint, defaultRetention: 'permanent', internal: true },
   'checkpoint.anchored': { schema: checkpointAnchored, defaultRetention: 'permanent', internal: true },

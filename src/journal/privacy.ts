@@ -35,7 +35,13 @@ interface SealRule {
  * a model sent back) is sealed as well as the fields that name or describe them: a field that can carry a person
  * is sealed, whatever it usually carries. What stays in clear is structure: ids, enums, counts, hashes, paths.
  */
-const RULES: Partial<Record<EntryKind, SealRule>> = {
+const NONE: SealRule = { fields: [] };
+
+/**
+ * Every kind is listed, the ones without personal fields with none: a kind added to the catalogue (kinds.ts)
+ * without a decision here does not compile, and one unknown at run time is refused (`ruleOf`).
+ */
+const RULES: Record<EntryKind, SealRule> = {
   'interaction.received': { fields: ['participants', 'subject', 'text', 'attachments', 'metadata'] },
   'ai.decision': { fields: ['output', 'error'], links: (p) => [p.inputEntryId, p.replacesEntryId, p.reusedEntryId] },
   'rule.decision': { fields: ['reason'], links: (p) => [p.inputEntryId] },
@@ -44,7 +50,31 @@ const RULES: Partial<Record<EntryKind, SealRule>> = {
   'state.changed': { fields: ['from', 'to'] },
   'human.override': { fields: ['reason'], links: (p) => [p.supersedes] },
   'job.failed': { fields: ['error'], links: (p) => [p.entryId] },
+  // Ids, enums, counts, hashes, class names and ids of configured users only (their schemas say so).
+  'audit.login': NONE,
+  'audit.exported': NONE,
+  'connector.cursor_advanced': NONE,
+  'connector.health': NONE,
+  'inbox.connected': NONE,
+  'webhook.rejected': NONE,
+  'notification.sent': NONE,
+  'privacy.erased': NONE,
+  'retention.assigned': NONE,
+  'segment.sealed': NONE,
+  'segment.archived': NONE,
+  'segment.pruned': NONE,
+  'retention.policy': NONE,
+  'journal.created': NONE,
+  checkpoint: NONE,
+  'checkpoint.anchored': NONE,
 };
+
+/** The rule of a kind; a kind without one is refused rather than stored unsealed. */
+function ruleOf(kind: string): SealRule {
+  const rule = Object.prototype.hasOwnProperty.call(RULES, kind) ? RULES[kind as EntryKind] : undefined;
+  if (!rule) throw new SealedPayloadError(`no privacy rule for kind ${kind}: refusing to store its payload unsealed`);
+  return rule;
+}
 
 /** The subject under whose key a correlation's personal fields are sealed when no person can be named for them. */
 export function correlationSubject(correlationId: string): string {
@@ -53,7 +83,7 @@ export function correlationSubject(correlationId: string): string {
 
 /** The payload fields of `kind` that are personal and must never be stored in clear (empty: none). */
 export function personalFieldsOf(kind: string): readonly string[] {
-  return RULES[kind as EntryKind]?.fields ?? [];
+  return Object.prototype.hasOwnProperty.call(RULES, kind) ? RULES[kind as EntryKind].fields : [];
 }
 
 /** How the sealer finds the subjects of what is already journaled. */
@@ -117,8 +147,8 @@ export class Privacy {
    *    destroys along with their own, so such fields are erased with the people they came with.
    */
   seal(kind: EntryKind, payload: unknown, ids: { causationId: string | null; correlationId: string }, linked: LinkedKeys): unknown {
-    const rule = RULES[kind];
-    if (!rule || payload === null || typeof payload !== 'object' || Array.isArray(payload)) return payload;
+    const rule = ruleOf(kind);
+    if (rule.fields.length === 0 || payload === null || typeof payload !== 'object' || Array.isArray(payload)) return payload;
     const p = payload as Record<string, unknown>;
     const present = rule.fields.filter((f) => p[f] !== undefined);
     if (present.length === 0) return payload;

@@ -3,7 +3,7 @@
  * what was archived; when the next segment can be sealed.
  */
 import type Database from 'better-sqlite3';
-import { expiryOf, journaledPolicies, type RetentionPolicy } from './retention.ts';
+import { describeRule, expiryOf, journaledPolicies, retentionAssignments, type RetentionPolicy } from './retention.ts';
 import { monthOf } from './segments.ts';
 
 export { journaledPolicies };
@@ -21,6 +21,8 @@ export interface ClassReport {
   readonly expiredHot: number;
   /** Payloads of archived entries already dropped by expiry (segment.pruned). */
   readonly droppedPayloads: number;
+  /** Hot entries of this class whose promise a retention.assigned raised to a longer class. */
+  readonly raisedHot: number;
 }
 
 export interface RetentionReport {
@@ -29,10 +31,13 @@ export interface RetentionReport {
   readonly segments: { readonly sealed: number; readonly archived: number; readonly archivedEntries: number; readonly archivedBytes: number };
   /** The first closed month not sealed yet, or the open month and when it closes. */
   readonly nextSeal: { readonly period: string; readonly sealableFrom: string; readonly dueNow: boolean } | null;
+  /** Rules of the configured policy that decide nothing the product writes (see RetentionPolicy.unmatchedRules). */
+  readonly warnings: readonly string[];
 }
 
 export function retentionReport(db: Database.Database, now: number, current: RetentionPolicy | null): RetentionReport {
   const history = journaledPolicies(db);
+  const assignments = retentionAssignments(db);
   const latest = history[history.length - 1]?.policy ?? current;
   const rows = db
     .prepare('SELECT retention_class AS c, count(*) AS n, sum(length(payload)) AS bytes, min(recorded_at) AS oldest FROM entries GROUP BY retention_class ORDER BY retention_class')
@@ -50,14 +55,21 @@ export function retentionReport(db: Database.Database, now: number, current: Ret
     let oldestExpiresAt: string | null = null;
     if (r) {
       const first = db.prepare('SELECT seq, recorded_at FROM entries WHERE retention_class = ? ORDER BY seq LIMIT 1').get(name) as { seq: number; recorded_at: string };
-      const e = expiryOf({ seq: first.seq, recordedAt: first.recorded_at, retentionClass: name }, history);
+      const e = expiryOf({ seq: first.seq, recordedAt: first.recorded_at, retentionClass: name }, history, assignments.get(first.seq));
       oldestExpiresAt = e.expiresAt === null ? null : new Date(e.expiresAt).toISOString();
     }
     let expiredHot = 0;
     if (r && history.some((h) => h.policy.classOf(name)?.onExpiry === 'drop-payload')) {
       for (const x of db.prepare('SELECT seq, recorded_at FROM entries WHERE retention_class = ? AND seq > 0').iterate(name) as IterableIterator<{ seq: number; recorded_at: string }>) {
-        const e = expiryOf({ seq: x.seq, recordedAt: x.recorded_at, retentionClass: name }, history);
+        const e = expiryOf({ seq: x.seq, recordedAt: x.recorded_at, retentionClass: name }, history, assignments.get(x.seq));
         if (e.onExpiry === 'drop-payload' && e.expiresAt !== null && e.expiresAt <= now) expiredHot++;
+      }
+    }
+    let raisedHot = 0;
+    if (r && assignments.size > 0) {
+      for (const x of db.prepare('SELECT seq, recorded_at FROM entries WHERE retention_class = ? AND seq > 0').iterate(name) as IterableIterator<{ seq: number; recorded_at: string }>) {
+        const a = assignments.get(x.seq);
+        if (a && expiryOf({ seq: x.seq, recordedAt: x.recorded_at, retentionClass: name }, history, a).retentionClass !== name) raisedHot++;
       }
     }
     return {
@@ -70,6 +82,7 @@ export function retentionReport(db: Database.Database, now: number, current: Ret
       oldestExpiresAt,
       expiredHot,
       droppedPayloads: dropped[name] ?? 0,
+      raisedHot,
     };
   });
   const hasSegments = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'segments'`).get();
@@ -86,5 +99,6 @@ export function retentionReport(db: Database.Database, now: number, current: Ret
     const period = monthOf(next.recorded_at);
     nextSeal = { period: period.id, sealableFrom: period.end, dueNow: Date.parse(period.end) <= now };
   }
-  return { policyVersion: latest?.version ?? null, classes, segments: { sealed: seg.sealed, archived: seg.archived, archivedEntries: seg.entries, archivedBytes }, nextSeal };
+  const warnings = (current ?? latest)?.unmatchedRules().map((u) => `retention policy ${(current ?? latest)?.version ?? '?'}: ${describeRule(u)}`) ?? [];
+  return { policyVersion: latest?.version ?? null, warnings, classes, segments: { sealed: seg.sealed, archived: seg.archived, archivedEntries: seg.entries, archivedBytes }, nextSeal };
 }

@@ -137,6 +137,19 @@ CREATE TABLE pruned_segments (
 ${insertOnly('pruned_segments')}
 `,
   },
+  {
+    version: 4,
+    name: 'retention assignments: promises raised by later decisions (retention.assigned)',
+    sql: `
+CREATE TABLE retention_assignments (
+  assigned_seq INTEGER PRIMARY KEY,
+  target_seq INTEGER NOT NULL,
+  retention_class TEXT NOT NULL
+) STRICT;
+CREATE INDEX retention_assignments_by_target ON retention_assignments (target_seq);
+${insertOnly('retention_assignments')}
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

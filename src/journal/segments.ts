@@ -22,7 +22,7 @@ import { openReadConnection } from './sqlite.ts';
 import { parseVerifierKey } from './keys.ts';
 import { verifySignedCheckpoint } from './checkpoint.ts';
 import { storeFor, type ArchiveStore } from './archive-store.ts';
-import { expiryOf, journaledPolicies } from './retention.ts';
+import { expiryOf, journaledPolicies, retentionAssignments } from './retention.ts';
 import type { ArchivedSegmentSource } from './verify.ts';
 import type { JournalWriter } from './writer.ts';
 
@@ -203,14 +203,16 @@ async function archiveSegment(writer: JournalWriter, db: Database.Database, seg:
 
 /**
  * The latest time (ms) until which an entry of the segment must be kept, over entries with a finite retention
- * (by every journaled policy version from the one in force when each was appended); null when none has one.
+ * (by every journaled policy version from the one in force when each was appended, and the retention assignments
+ * journaled so far); null when none has one.
  */
 export function keepUntil(db: Database.Database, seg: { from_seq: number; to_seq: number }): number | null {
   const history = journaledPolicies(db);
+  const assignments = retentionAssignments(db);
   let latest: number | null = null;
   const rows = db.prepare('SELECT seq, recorded_at, retention_class FROM entries WHERE seq BETWEEN ? AND ?').iterate(seg.from_seq, seg.to_seq) as IterableIterator<{ seq: number; recorded_at: string; retention_class: string }>;
   for (const r of rows) {
-    const { expiresAt } = expiryOf({ seq: r.seq, recordedAt: r.recorded_at, retentionClass: r.retention_class }, history);
+    const { expiresAt } = expiryOf({ seq: r.seq, recordedAt: r.recorded_at, retentionClass: r.retention_class }, history, assignments.get(r.seq));
     if (expiresAt !== null && (latest === null || expiresAt > latest)) latest = expiresAt;
   }
   return latest;

@@ -12,7 +12,7 @@ import { ENTRY_COLUMNS, StoredNodes, archivedRanges, archivedUpTo, rowHeader, ty
 import { parseVerifierKey, type Verifier } from './keys.ts';
 import { parseSignedCheckpoint, verifySignedCheckpoint } from './checkpoint.ts';
 import { sealOf } from './identity.ts';
-import { journaledPolicies } from './retention.ts';
+import { journaledPolicies, type RetentionAssignment } from './retention.ts';
 import { droppedPayloadProblem, indexPrunes, pruneRecordOf, type PruneRecord } from './dropped-payload.ts';
 
 export interface AnchoredNote {
@@ -145,6 +145,27 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   }
   const droppedAt = indexPrunes(prunes);
   const history = droppedAt.size > 0 || archives !== null ? journaledPolicies(db) : [];
+  // Promises raised later (retention.assigned), from the entries themselves (hashed, and verified in the scan),
+  // not from the lookup table expiry reads; a table row missing or different from its entry is a failure.
+  const assignments = new Map<number, RetentionAssignment[]>();
+  const hasAssignmentTable = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'retention_assignments'`).get() !== undefined;
+  const assignmentRow = hasAssignmentTable ? db.prepare('SELECT target_seq, retention_class FROM retention_assignments WHERE assigned_seq = ?') : null;
+  for (const source of [...(archives ?? []).map((a) => a.db), db]) {
+    for (const r of source.prepare(`SELECT seq, payload FROM entries WHERE kind = 'retention.assigned' AND seq >= ?`).all(fromSeq) as { seq: number; payload: string }[]) {
+      let a: { entrySeq?: unknown; retentionClass?: unknown };
+      try {
+        a = JSON.parse(r.payload) as typeof a;
+      } catch {
+        return fail(r.seq, 'the retention.assigned payload is not JSON');
+      }
+      if (typeof a.entrySeq !== 'number' || typeof a.retentionClass !== 'string') return fail(r.seq, 'the retention.assigned payload is malformed');
+      const row = assignmentRow?.get(r.seq) as { target_seq: number; retention_class: string } | undefined;
+      if (!row || row.target_seq !== a.entrySeq || row.retention_class !== a.retentionClass) return fail(r.seq, 'the retention.assigned entry is missing from (or differs from) the retention_assignments table that expiry reads');
+      const list = assignments.get(a.entrySeq) ?? [];
+      list.push({ seq: r.seq, targetSeq: a.entrySeq, retentionClass: a.retentionClass });
+      assignments.set(a.entrySeq, list);
+    }
+  }
 
   let expected = fromSeq;
   const rows = rowSources(db, archives, fromSeq, hotFrom);
@@ -152,7 +173,7 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
     const seq = expected;
     if (row.seq !== seq) return fail(seq, row.seq > seq ? `entry seq ${seq} is missing (the next entry is seq ${row.seq})` : `unexpected entry seq ${row.seq}`);
     if (!equal(sha256(row.payload), row.payload_hash)) {
-      const problem = droppedPayloadProblem(row, droppedAt.get(seq), history);
+      const problem = droppedPayloadProblem(row, droppedAt.get(seq), history, assignments.get(seq));
       if (problem !== null) return fail(seq, problem);
     }
     const leaf = sha256('\u0000' + canonicalHeader(rowHeader(row)));

@@ -16,7 +16,7 @@ import { sha256, sha256Pair } from './sha256.ts';
 import { ENTRY_COLUMNS, StoredNodes, archivedRanges, archivedUpTo, rowToEntry, type EntryRow } from './store.ts';
 import { RetentionPolicy, RetentionPolicyError, type JournaledPolicy } from './retention.ts';
 import { EntryValidationError } from './errors/entry-validation.error.ts';
-import { HOUSEKEEPING_KINDS, type EntryKind } from './kinds.ts';
+import { HOUSEKEEPING_KINDS, type EntryKind, type PayloadOf } from './kinds.ts';
 import { loadOrCreateIdentity, readKeysJournalId, sealOf, type JournalIdentity } from './identity.ts';
 import { signCheckpoint, verifySignedCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { DirectoryAnchor, type Anchor } from './anchors.ts';
@@ -153,6 +153,8 @@ export class JournalWriter {
   private readonly retention: RetentionPolicy | null;
   private readonly privacy: Privacy | null;
   private readonly byIdStmt: Database.Statement<[string], { payload: string }>;
+  private readonly seqOfIdStmt: Database.Statement<[number], { id: string; kind: string }>;
+  private readonly insertAssignmentStmt: Database.Statement;
   private readonly sealedKeysByCorrelationStmt: Database.Statement<[string], { keys: string }>;
 
   private constructor(
@@ -171,6 +173,8 @@ export class JournalWriter {
     this.retention = options.retention ?? null;
     this.privacy = options.privacy ?? null;
     this.byIdStmt = db.prepare('SELECT payload FROM entries WHERE id = ?');
+    this.seqOfIdStmt = db.prepare('SELECT id, kind FROM entries WHERE seq = ?');
+    this.insertAssignmentStmt = db.prepare('INSERT INTO retention_assignments (assigned_seq, target_seq, retention_class) VALUES (?, ?, ?)');
     // The subjects of a correlation's people: its interactions' envelopes (at most 1,000 of them read).
     this.sealedKeysByCorrelationStmt = db.prepare(`SELECT json_extract(payload, '$."$sealed".keys') AS keys FROM entries WHERE correlation_id = ? AND kind = 'interaction.received' AND json_extract(payload, '$."$sealed".keys') IS NOT NULL LIMIT 1000`);
     this.log = (options.logger ?? silentLogger).child({ component: 'journal.writer' });
@@ -301,15 +305,31 @@ export class JournalWriter {
     return p;
   }
 
-  /** The retention class of an entry that names none comes from the policy; a named class must exist in it. */
+  /**
+   * The retention class of an entry that names none comes from the policy (an interaction's rules may match on
+   * its payload's channel); a named class must exist in it. A retention.assigned must name an entry in hot
+   * storage by its seq and id, and a class of the policy.
+   */
   private stamp(p: PreparedEntry): PreparedEntry {
     const policy = this.retention;
+    if (p.kind === 'retention.assigned') this.checkAssignment(p.payload as PayloadOf<'retention.assigned'>);
     if (policy === null) return p;
     if (p.retentionGiven) {
       if (!policy.has(p.retentionClass)) throw new EntryValidationError('INVALID_ENTRY', `retentionClass ${p.retentionClass} is not a class of retention policy version ${policy.version}`, ['retentionClass: unknown class']);
       return p;
     }
-    return { ...p, retentionClass: policy.classify(p.kind, p.source) };
+    const channel = p.kind === 'interaction.received' ? (p.payload as { channel?: unknown }).channel : undefined;
+    return { ...p, retentionClass: policy.classify(p.kind, p.source, typeof channel === 'string' ? channel : undefined) };
+  }
+
+  private checkAssignment(a: PayloadOf<'retention.assigned'>): void {
+    const target = this.seqOfIdStmt.get(a.entrySeq);
+    if (!target || target.id !== a.entryId) {
+      throw new EntryValidationError('INVALID_PAYLOAD', `invalid retention.assigned entry: entry seq ${a.entrySeq} is not ${a.entryId} in hot storage`, ['payload.entrySeq: does not name payload.entryId in hot storage']);
+    }
+    if (this.retention !== null && !this.retention.has(a.retentionClass)) {
+      throw new EntryValidationError('INVALID_PAYLOAD', `invalid retention.assigned entry: retentionClass ${a.retentionClass} is not a class of retention policy version ${this.retention.version}`, ['payload.retentionClass: unknown class']);
+    }
   }
 
   /** Every retention policy version journaled so far, oldest first. */
@@ -623,6 +643,10 @@ export class JournalWriter {
       // The key is already in the journal: undo the tree append; nothing else was touched yet.
       s.tree = new CompactTree(seq, frontier as Hash[]);
       return undefined;
+    }
+    if (p.kind === 'retention.assigned') {
+      const a = p.payload as PayloadOf<'retention.assigned'>;
+      this.insertAssignmentStmt.run(seq, a.entrySeq, a.retentionClass);
     }
     s.size = seq + 1;
     s.chain = chain;

@@ -18,6 +18,7 @@ import type { ActivitySource, CrmClient, DecisionCache, Enqueue, MirrorPlan, Not
 import type { JobData } from './job-catalog.ts';
 import { buildMirrorPlan } from './mirror-plan.ts';
 import { effectiveAssociations, effectiveCategory } from './override.ts';
+import type { RetentionPolicy } from '../journal/retention.ts';
 
 export interface PipelineDeps {
   readonly journal: JournalClient;
@@ -36,6 +37,11 @@ export interface PipelineDeps {
   /** Key for the keyed hashes that stand in for identifiers of excluded interactions. */
   readonly identifierKey: Buffer;
   readonly classifyTimeoutMs?: number;
+  /**
+   * The retention policy whose `categories` raise an interaction's retention once it is classified (a billing
+   * interaction to financial-7y): decide journals a `retention.assigned` for it. Without one, nothing is raised.
+   */
+  readonly retention?: RetentionPolicy;
   readonly logger?: Logger;
 }
 
@@ -249,12 +255,35 @@ export class Pipeline {
       decisionOf('mirror', mirror.ruleId, mirror.outcome, mirror.description),
       decisionOf('review', review.ruleId, review.outcome, review.description),
       ...notifications.map((n) => decisionOf(`notify/${n.ruleId}`, n.ruleId, `notify:${n.notify}`, undefined)),
+      ...this.retentionRaise(entry, decision, d.output.category, job.correlationId),
     ]);
     for (const n of notifications) {
       await this.deps.notifier.notify({ entryId: entry.id, correlationId: job.correlationId, recipient: n.notify, ruleId: n.ruleId, ruleVersion: rules.version, category: d.output.category, summary: d.output.summary });
     }
     if (mirror.outcome === 'mirror') await this.deps.enqueue('mirror', job, entry.id);
     return { mirror: mirror.outcome === 'mirror', review: review.outcome === 'review', notified: notifications.map((n) => n.notify) };
+  }
+
+  /**
+   * The retention.assigned that raises the interaction's promise when the policy gives its category a class
+   * (`categories`), e.g. billing → financial-7y; none when it gives none or the entry already has that class. The
+   * journal keeps the longest promise, so an assignment shorter than the entry's class changes nothing.
+   */
+  private retentionRaise(entry: JournalEntry, decision: JournalEntry, category: string, correlationId: string): Parameters<JournalClient['append']>[0][] {
+    const policy = this.deps.retention;
+    const cls = policy?.classForCategory(category) ?? null;
+    if (!policy || cls === null || cls === entry.retentionClass) return [];
+    return [
+      {
+        kind: 'retention.assigned',
+        source: 'pipeline',
+        actor: 'rules',
+        correlationId,
+        causationId: decision.id,
+        idempotencyKey: `retention/${entry.id}/${cls}`,
+        payload: { entryId: entry.id, entrySeq: entry.seq, retentionClass: cls, rule: `categories.${category}`, policyVersion: policy.version, decisionEntryId: decision.id },
+      },
+    ];
   }
 
   /** Mirror stage: exactly one CRM activity per interaction (the CRM client journals every call). */

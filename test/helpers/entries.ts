@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import type { AppendInput } from '../../src/journal/entry.ts';
+import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 /** A valid state.changed append, with the given idempotency key and correlation. */
 export function stateChange(key: string, correlationId = 'c-1', to: unknown = 'customer'): AppendInput {
@@ -29,7 +30,7 @@ export function ruleDecision(key: string, correlationId: string, bytes = 800): A
 export function formSubmission(key: string, correlationId: string, at: number, text = 'please call me'): AppendInput {
   return {
     kind: 'interaction.received',
-    source: 'forms/webflow',
+    source: SOURCES.webform,
     actor: 'connector',
     correlationId,
     idempotencyKey: key,

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { silentLogger } from '../../src/config/logger.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
+import { RetentionPolicy } from '../../src/journal/retention.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
 import { LocalJournalClient } from '../../src/journal/local-client.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
@@ -40,7 +41,8 @@ export async function inProcessPipeline(dir: string, overrides: Omit<PipelineOve
   const path = config.journal.path;
   // Sealing on, as in production: the pipeline runs end to end on sealed payloads.
   const privacy = openWriterPrivacy(config);
-  const writer = await JournalWriter.open({ path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
+  // The configured retention policy, as the journal service stamps classes by it.
+  const writer = await JournalWriter.open({ path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy, retention: RetentionPolicy.load(config.journal.retentionPath) });
   const reader = JournalReader.open(path);
   reader.attachPrivacy(privacy, { owned: true });
   const journal = new LocalJournalClient(writer, reader);

@@ -93,7 +93,7 @@ describe('retention classes', () => {
     expect(classes).toContainEqual(['jan-form-1', 'marketing-90d']);
     expect(classes).toContainEqual(['jan-inv-1', 'financial-7y']);
     expect(classes).toContainEqual(['jan-s-1', 'standard']);
-    expect(classes.filter(([k]) => k === 'retention-policy/1')).toEqual([['retention-policy/1', 'permanent']]);
+    expect(classes.filter(([k]) => k === `retention-policy/${policy.version}`)).toEqual([[`retention-policy/${policy.version}`, 'permanent']]);
     await writer.close();
     const again = await open();
     await again.close();
@@ -104,15 +104,15 @@ describe('retention classes', () => {
 
   it('refuses a class the policy does not define, and a changed policy without a new version', async () => {
     const writer = await open();
-    await expect(writer.append({ ...stateChange('x'), retentionClass: 'forever-and-a-day' })).rejects.toThrow(/not a class of retention policy version 1/);
+    await expect(writer.append({ ...stateChange('x'), retentionClass: 'forever-and-a-day' })).rejects.toThrow(`not a class of retention policy version ${policy.version}`);
     await writer.close();
     const changed = RetentionPolicy.parse({ ...policy.doc, classes: { ...policy.doc.classes, 'marketing-90d': { days: 30, onExpiry: 'drop-payload' } } });
     await expect(open({ retention: changed })).rejects.toThrow(RetentionPolicyError);
-    const v2 = RetentionPolicy.parse({ ...changed.doc, version: 2 });
-    const w2 = await open({ retention: v2 });
+    const next = RetentionPolicy.parse({ ...changed.doc, version: policy.version + 1 });
+    const w2 = await open({ retention: next });
     await w2.close();
     const reader = JournalReader.open(path);
-    expect(reader.byKind({ kind: 'retention.policy' }).map((e) => (e.payload as { version: number }).version)).toEqual([1, 2]);
+    expect(reader.byKind({ kind: 'retention.policy' }).map((e) => (e.payload as { version: number }).version)).toEqual([policy.version, policy.version + 1]);
     reader.close();
   });
 });
@@ -251,7 +251,7 @@ describe('the archive, verify --include-archives, trace and retention report com
     const report = cli(['retention', 'report', '--json']);
     expect(report.status).toBe(0);
     const r = JSON.parse(report.stdout) as { policyVersion: number; segments: { archived: number }; classes: { retentionClass: string; days: number | null }[] };
-    expect(r.policyVersion).toBe(1);
+    expect(r.policyVersion).toBe(2);
     expect(r.segments.archived).toBe(3);
     expect(r.classes.find((c) => c.retentionClass === 'marketing-90d')?.days).toBe(90);
   }, 600_000);

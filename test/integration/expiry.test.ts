@@ -25,7 +25,8 @@ import { droppedPayload } from '../../src/journal/dropped-payload.ts';
 import { describeEntry } from '../../src/cli/describe.ts';
 import type { AppendInput, JournalEntry } from '../../src/journal/entry.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { stateChange, formSubmission as formSubmissionAt } from '../helpers/entries.ts';
+import { ruleDecision, stateChange, formSubmission as formSubmissionAt } from '../helpers/entries.ts';
+import { retentionReport } from '../../src/journal/retention-report.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let path: string;
@@ -132,14 +133,14 @@ describe('expiry of archived payloads', () => {
     try {
       const trace = reader.byCorrelation('corr-jan');
       expect(trace.map((e) => e.idempotencyKey)).toEqual(['jan-form-1', 'jan-inv-1']);
-      expect(trace[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 1 } });
-      expect(describeEntry(trace[0] as JournalEntry)).toBe('payload dropped on 2026-05-15 by retention policy 1 (class marketing-90d)');
+      expect(trace[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 2 } });
+      expect(describeEntry(trace[0] as JournalEntry)).toBe('payload dropped on 2026-05-15 by retention policy 2 (class marketing-90d)');
       expect(trace[1]?.payload).toMatchObject({ to: 'invoiced jan-inv-1' });
       expect(describeEntry(trace[1] as JournalEntry)).not.toMatch(/dropped/);
       // The prune entries name the segment, the new object, the seqs dropped and the policy version.
       const pruned = reader.byKind({ kind: 'segment.pruned' }).map((e) => e.payload as { segmentId: string; dropped: [number, number][]; policyVersion: number; location: string; entries: number; retentionClass?: string });
       const janForms = [bySeqKey(reader, 'jan-form-1').seq, bySeqKey(reader, 'jan-form-2').seq];
-      expect(pruned[0]).toMatchObject({ segmentId: '2026-01', policyVersion: 1, entries: 2 });
+      expect(pruned[0]).toMatchObject({ segmentId: '2026-01', policyVersion: 2, entries: 2 });
       expect(pruned[0]?.dropped.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i))).toEqual(janForms);
       expect(pruned[0]?.location).toMatch(/2026-01\.pruned-1\.sqlite\.gz$/);
       expect(reader.byKind({ kind: 'segment.pruned' })[0]?.retentionClass).toBe('permanent');
@@ -164,8 +165,8 @@ describe('expiry of archived payloads', () => {
     expect((await verifyAll(store)).ok).toBe(true);
     const reader = await openAll(store);
     try {
-      expect(reader.byCorrelation('corr-jan')[0]?.payload).toEqual({ $dropped: { at: '2026-04-15T00:00:00.000Z', policyVersion: 1 } });
-      expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-04-25T00:00:00.000Z', policyVersion: 1 } });
+      expect(reader.byCorrelation('corr-jan')[0]?.payload).toEqual({ $dropped: { at: '2026-04-15T00:00:00.000Z', policyVersion: 2 } });
+      expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-04-25T00:00:00.000Z', policyVersion: 2 } });
       expect(reader.byCorrelation('corr-feb')[0]?.payload).toMatchObject({ channel: 'form' });
       expect(reader.byKind({ kind: 'segment.pruned' }).map((e) => (e.payload as { generation: number; entries: number }).generation)).toEqual([1, 2]);
     } finally {
@@ -205,7 +206,7 @@ describe('expiry of archived payloads', () => {
     writeFileSync(file, gunzipSync(readFileSync(cur.location.slice(4))));
     const f = new Database(file);
     const inv = f.prepare(`SELECT seq FROM entries WHERE idempotency_key = 'jan-inv-1'`).get() as { seq: number };
-    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: 1 }), inv.seq);
+    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: 2 }), inv.seq);
     f.close();
     const raw = readFileSync(file);
     const gz = gzipSync(raw);
@@ -219,7 +220,7 @@ describe('expiry of archived payloads', () => {
 
     // Even a journaled prune entry that lists it does not make dropping a 7-year (keep) payload valid.
     const w = await open();
-    await w.commitPrune({ segmentId: '2026-01', generation: 3, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: forged.location, dropped: [[inv.seq, inv.seq]], entries: 1, classes: { 'financial-7y': 1 }, droppedAt: '2026-05-15T12:00:00.000Z', policyVersion: 1 });
+    await w.commitPrune({ segmentId: '2026-01', generation: 3, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: forged.location, dropped: [[inv.seq, inv.seq]], entries: 1, classes: { 'financial-7y': 1 }, droppedAt: '2026-05-15T12:00:00.000Z', policyVersion: 2 });
     await w.close();
     const listed = await verifyAll(store);
     expect(listed.ok).toBe(false);
@@ -254,7 +255,7 @@ describe('expiry of archived payloads', () => {
         const pruned = reader.byKind({ kind: 'segment.pruned' }).map((e) => e.payload as { segmentId: string; droppedAt: string });
         expect(pruned.map((p) => p.segmentId).sort()).toEqual(['2026-01', '2026-02']);
         expect(pruned.find((p) => p.segmentId === '2026-01')?.droppedAt).toBe('2026-05-15T12:00:00.000Z');
-        expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 1 } });
+        expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: 2 } });
       } finally {
         reader.close();
       }
@@ -288,7 +289,7 @@ describe('archive and retention report commands with expiry', () => {
     expect(JSON.parse(all.stdout)).toMatchObject({ ok: true, verifiedFrom: 0 });
     const trace = cli(['trace', 'corr-jan']);
     expect(trace.status).toBe(0);
-    expect(trace.stdout).toMatch(/payload dropped on \d{4}-\d\d-\d\d by retention policy 1/);
+    expect(trace.stdout).toMatch(/payload dropped on \d{4}-\d\d-\d\d by retention policy 2/);
     expect(trace.stdout).not.toContain('jan-form-1@example.com');
     const report = cli(['retention', 'report', '--json']);
     expect(report.status).toBe(0);
@@ -296,6 +297,123 @@ describe('archive and retention report commands with expiry', () => {
     expect(r.classes.find((c) => c.retentionClass === 'marketing-90d')?.droppedPayloads).toBe(3);
     expect(r.classes.find((c) => c.retentionClass === 'financial-7y')?.droppedPayloads).toBe(0);
     const text = cli(['retention', 'report']);
-    expect(text.stdout).toMatch(/marketing-90d .* 3\n/);
+    expect(text.stdout).toMatch(/marketing-90d .* 3 +0\n/);
   }, 600_000);
+});
+
+describe('retention raised by a later decision (retention.assigned)', () => {
+  /** What the pipeline's decide stage appends for a billing interaction (pipeline.ts retentionRaise). */
+  const assign = (target: JournalEntry, retentionClass: string, key: string): AppendInput => ({
+    kind: 'retention.assigned',
+    source: 'pipeline',
+    actor: 'rules',
+    correlationId: target.correlationId,
+    causationId: target.id,
+    idempotencyKey: key,
+    payload: { entryId: target.id, entrySeq: target.seq, retentionClass, rule: 'categories.billing', policyVersion: policy.version },
+  });
+
+  /** January: a billing form raised to financial-7y, a plain form, a sales-2y rule decision "lowered" to marketing-90d; archived in March. */
+  async function raisedMonth(store: DirectoryArchiveStore): Promise<{ billing: JournalEntry; plain: JournalEntry; sale: JournalEntry }> {
+    const writer = await open();
+    clock = Date.parse('2026-01-10T09:00:00Z');
+    const [billing, plain, sale] = (await writer.appendBatch([formSubmission('jan-bill', 'corr-bill'), formSubmission('jan-plain', 'corr-plain'), ruleDecision('jan-sale', 'corr-sale', 50)])).map((r) => r.entry) as [JournalEntry, JournalEntry, JournalEntry];
+    expect([billing.retentionClass, plain.retentionClass, sale.retentionClass]).toEqual(['marketing-90d', 'marketing-90d', 'sales-2y']);
+    clock = Date.parse('2026-01-10T09:05:00Z');
+    const raised = await writer.append(assign(billing, 'financial-7y', 'raise-bill'));
+    expect(raised.entry.retentionClass).toBe('permanent');
+    await writer.append(assign(sale, 'marketing-90d', 'shrink-sale'));
+    // A re-delivery adds nothing.
+    expect((await writer.append(assign(billing, 'financial-7y', 'raise-bill'))).duplicate).toBe(true);
+    // The report sees the raise before anything is archived: one marketing-90d entry kept as financial-7y.
+    clock = Date.parse('2026-05-15T00:00:00Z');
+    const ro = new Database(path, { readonly: true });
+    const hot = retentionReport(ro, clock, policy);
+    ro.close();
+    expect(hot.classes.find((c) => c.retentionClass === 'marketing-90d')).toMatchObject({ hotEntries: 2, raisedHot: 1, expiredHot: 1 });
+    expect(hot.classes.find((c) => c.retentionClass === 'sales-2y')).toMatchObject({ raisedHot: 0, expiredHot: 0 });
+    clock = Date.parse('2026-03-02T09:00:00Z');
+    await writer.append(stateChange('mar-s-1', 'corr-mar'));
+    await archiveJournal(writer, { store, now });
+    await writer.close();
+    return { billing, plain, sale };
+  }
+
+  it('expiry keeps a billing interaction raised to financial-7y past 90 days and 2 years, and ignores a shrinking assignment', async () => {
+    const store = new DirectoryArchiveStore(archiveDir);
+    const { billing, plain, sale } = await raisedMonth(store);
+    // May 15: the plain form is dropped; the raised one is not, nor the rule decision "lowered" to marketing-90d.
+    clock = Date.parse('2026-05-15T12:00:00Z');
+    let writer = await open();
+    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.droppedEntries, e.classes])).toEqual([['2026-01', 1, { 'marketing-90d': 1 }]]);
+    await writer.close();
+    // Three years on (past sales-2y): nothing more is due.
+    clock = Date.parse('2029-02-01T00:00:00Z');
+    writer = await open();
+    expect(await expireArchived(writer, { store, now })).toEqual([]);
+    await writer.close();
+    expect((await verifyAll(store)).ok).toBe(true);
+    const reader = await openAll(store);
+    try {
+      expect(reader.bySeq(plain.seq)?.payload).toEqual({ $dropped: { at: '2026-05-15T12:00:00.000Z', policyVersion: policy.version } });
+      expect(reader.bySeq(billing.seq)?.payload).toMatchObject({ channel: 'form', text: 'please call me jan-bill' });
+      expect(reader.bySeq(sale.seq)?.payload).toMatchObject({ outcome: 'mirror' });
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('verification refuses a dropped payload of a raised entry, even when a prune entry lists it', async () => {
+    const store = new DirectoryArchiveStore(archiveDir);
+    const { billing } = await raisedMonth(store);
+    clock = Date.parse('2026-05-15T12:00:00Z');
+    const writer = await open();
+    await expireArchived(writer, { store, now });
+    // A forged next copy that also drops the raised form's payload, journaled as generation 2.
+    const db = new Database(path, { readonly: true });
+    const cur = db.prepare(`SELECT location FROM pruned_segments WHERE segment_id = '2026-01'`).get() as { location: string };
+    db.close();
+    const file = join(tmp.dir, 'forged.sqlite');
+    writeFileSync(file, gunzipSync(readFileSync(cur.location.slice(4))));
+    const f = new Database(file);
+    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: policy.version }), billing.seq);
+    f.close();
+    const raw = readFileSync(file);
+    const gz = gzipSync(raw);
+    const forged = await store.put('forged/2026-01.pruned-2.sqlite.gz', gz);
+    await writer.commitPrune({ segmentId: '2026-01', generation: 2, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: cur.location, dropped: [[billing.seq, billing.seq]], entries: 1, classes: { 'marketing-90d': 1 }, droppedAt: '2026-05-15T12:00:00.000Z', policyVersion: policy.version });
+    await writer.close();
+    const report = await verifyAll(store);
+    expect(report.ok).toBe(false);
+    expect(report.firstBadSeq).toBe(billing.seq);
+    expect(report.reason).toMatch(/class financial-7y \(raised from marketing-90d by retention\.assigned\) keeps payloads/);
+  });
+
+  it('refuses an assignment naming an entry that is not there or a class the policy lacks; a lookup row gone fails verify', async () => {
+    const writer = await open();
+    const form = (await writer.append(formSubmission('f-1', 'corr-f'))).entry;
+    const refused = async (input: AppendInput): Promise<{ code?: string; message: string }> => writer.append(input).then(() => ({ message: 'accepted' }), (err: unknown) => err as { code?: string; message: string });
+    expect(await refused(assign({ ...form, id: '0190aaaa-0000-7000-8000-000000000000' }, 'financial-7y', 'bad-id'))).toMatchObject({ code: 'INVALID_PAYLOAD', message: `invalid retention.assigned entry: entry seq ${form.seq} is not 0190aaaa-0000-7000-8000-000000000000 in hot storage` });
+    expect(await refused(assign({ ...form, seq: 999 }, 'financial-7y', 'bad-seq'))).toMatchObject({ code: 'INVALID_PAYLOAD' });
+    expect(await refused(assign(form, 'forever-and-a-day', 'bad-class'))).toMatchObject({ code: 'INVALID_PAYLOAD', message: `invalid retention.assigned entry: retentionClass forever-and-a-day is not a class of retention policy version ${policy.version}` });
+    const ok = await writer.append(assign(form, 'financial-7y', 'good'));
+    await writer.close();
+    const verifyHot = (): ReturnType<typeof verifyJournal> => {
+      const ro = new Database(path, { readonly: true });
+      try {
+        return verifyJournal(ro, { sealKey: readSealKey(keysDir) });
+      } finally {
+        ro.close();
+      }
+    };
+    expect(verifyHot().ok).toBe(true);
+    // The lookup table expiry reads is checked against the hashed entries.
+    const db = new Database(path);
+    db.exec('DROP TRIGGER retention_assignments_no_delete');
+    db.prepare('DELETE FROM retention_assignments WHERE assigned_seq = ?').run(ok.entry.seq);
+    db.close();
+    const after = verifyHot();
+    expect(after).toMatchObject({ ok: false, firstBadSeq: ok.entry.seq });
+    expect(after.reason).toMatch(/retention_assignments/);
+  });
 });

@@ -64,6 +64,8 @@ describe('Google Forms polling', () => {
     const ada = kind('interaction.received').find((e) => (e.payload as { sourceId: string }).sourceId === first[0]?.responseId);
     expect(ada).toMatchObject({
       source: 'google-forms',
+      // A form submission: the shipped policy's form channel rule (issue 14: it was sales-2y).
+      retentionClass: 'marketing-90d',
       payload: {
         channel: 'form',
         subject: 'Form "Contact sales"',

@@ -54,6 +54,8 @@ describe('HubSpot form submissions polling', () => {
     const nocid = kind('interaction.received').find((e) => (e.payload as { sourceId: string }).sourceId === ids.at(-1));
     expect(nocid).toMatchObject({
       source: 'hubspot-forms',
+      // A form submission: the shipped policy's form channel rule (issue 14: it was sales-2y).
+      retentionClass: 'marketing-90d',
       payload: {
         channel: 'form',
         direction: 'inbound',

@@ -11,6 +11,7 @@ import { tempDir } from '../helpers/tmp.ts';
 import { allEntries, drained, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
 import { webhookServer } from '../helpers/web.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
+import { describeEntry } from '../../src/cli/describe.ts';
 
 const CALLS_SECRET = 'calls-secret-0123456789abcdef';
 const FORMS_SECRET = 'forms-secret-0123456789abcdef';
@@ -185,9 +186,45 @@ describe('webhooks', () => {
     await drained(p.prefix);
     const [form] = entries('interaction.received');
     expect((form?.payload as { channel: string; metadata: { form: string } }).metadata.form).toBe('contact-sales');
+    // The generic form webhook's source is `webform`: a form submission, kept 90 days (issue 14: it was sales-2y).
+    expect(form).toMatchObject({ source: 'webform', retentionClass: 'marketing-90d' });
+    // Not billing: nothing raises it.
+    expect(entries('retention.assigned')).toEqual([]);
     const notes = entries('notification.sent');
     expect(notes).toHaveLength(1);
     expect(notes[0]?.correlationId).toBe(form?.correlationId);
+  });
+});
+
+describe('retention raised by classification', () => {
+  it('a form submission classified as billing gets a retention.assigned raising it to financial-7y, on the record with ids only', async () => {
+    const body = { submissionId: 'sub-bill', form: 'support', submittedAt: new Date(clock).toISOString(), email: 'payer@customer.example', name: 'Sam Payer', fields: { Message: 'Invoice INV-2231 was charged twice on our card, please refund the duplicate payment.' } };
+    const res = await app.inject({ method: 'POST', url: '/webhooks/forms', ...signed(FORMS_SECRET, body) });
+    expect(res.statusCode).toBe(200);
+    await drained(p.prefix);
+    const [form] = entries('interaction.received');
+    const [decision] = entries('ai.decision');
+    expect((decision?.payload as { output: { category: string } }).output.category).toBe('billing');
+    // The header keeps the class it was hashed with; the raise is its own entry.
+    expect(form).toMatchObject({ source: 'webform', retentionClass: 'marketing-90d' });
+    const assigned = entries('retention.assigned');
+    expect(assigned).toHaveLength(1);
+    expect(assigned[0]).toMatchObject({
+      source: 'pipeline',
+      retentionClass: 'permanent',
+      correlationId: form?.correlationId,
+      causationId: decision?.id,
+      payload: { entryId: form?.id, entrySeq: form?.seq, retentionClass: 'financial-7y', rule: 'categories.billing', policyVersion: 2, decisionEntryId: decision?.id },
+    });
+    expect(describeEntry(assigned[0] as JournalEntry)).toBe(`retention of entry #${form?.seq} (${form?.id}) raised to financial-7y by categories.billing of retention policy 2`);
+    const raw = new Database(p.path, { readonly: true });
+    try {
+      const stored = raw.prepare(`SELECT payload FROM entries WHERE kind = 'retention.assigned'`).get() as { payload: string };
+      expect(stored.payload).not.toMatch(/payer@customer\.example|Sam Payer|INV-2231/);
+      expect(raw.prepare('SELECT target_seq, retention_class FROM retention_assignments').all()).toEqual([{ target_seq: form?.seq, retention_class: 'financial-7y' }]);
+    } finally {
+      raw.close();
+    }
   });
 });
 

@@ -2,7 +2,7 @@
  * The journal service process: owns the journal file, serves the append-only API, checkpoints on a timer,
  * and shuts down cleanly (final checkpoint, lock released) on SIGTERM or SIGINT.
  */
-import { RetentionPolicy } from '../retention.ts';
+import { RetentionPolicy, describeRule } from '../retention.ts';
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Server } from 'node:http';
@@ -28,13 +28,16 @@ export async function startJournalService(config: Config, logger: Logger): Promi
   const log = logger.child({ component: 'journal.service' });
   const anchors = configuredAnchors(config.journal);
   const privacy = openWriterPrivacy(config);
+  const retention = RetentionPolicy.load(config.journal.retentionPath);
+  // A rule that decides nothing the product writes is most likely a typo (a source that never existed): say so.
+  for (const u of retention.unmatchedRules()) log.warn({ policyVersion: retention.version, rule: u.index, class: u.rule.class }, `retention policy rule decides nothing the product writes: ${describeRule(u)}`);
   const writer = await JournalWriter.open({
     path: config.journal.path,
     keysDir: config.journal.keysDir,
     anchors,
     maxPayloadBytes: config.journal.maxPayloadBytes,
     checkpointEveryEntries: config.journal.checkpointEveryEntries,
-    retention: RetentionPolicy.load(config.journal.retentionPath),
+    retention,
     checkpointEveryMs: config.journal.checkpointEveryMs,
     logger,
     privacy,
