@@ -101,6 +101,10 @@ export class SubjectKeyStore {
   private readonly stateStmt: Database.Statement<[string], { subject: string; wrapped: Buffer | null; destroyed_at: string | null }>;
   // Prepared once, like the look-ups: a new subject's key is written on the sealing path.
   private readonly insertStmt: Database.Statement<[string, string, Buffer, string]>;
+  /** Prepared once: `db.pragma()` prepares anew on every call, and batch() asks it once per append. */
+  private readonly dataVersionStmt: Database.Statement<[], number>;
+  /** Subject hashes of normalised addresses (the hash key never changes): every sealed entry hashes its participants. */
+  private readonly hashes = new Map<string, string>();
   private readonly backupInsertStmt: Database.Statement<[string, string, Buffer, string]>;
   /** Unwrapped keys by id: a key id's bytes never change; whether it is still there is asked every time. */
   private readonly unwrapped = new Map<string, Buffer>();
@@ -127,6 +131,7 @@ export class SubjectKeyStore {
     this.stateStmt = db.prepare('SELECT subject, wrapped, destroyed_at FROM keys WHERE key_id = ?');
     const insert = 'INSERT INTO keys (key_id, subject, wrapped, created_at) VALUES (?, ?, ?, ?)';
     this.insertStmt = db.prepare(insert);
+    this.dataVersionStmt = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.backupInsertStmt = backup.prepare(insert);
   }
 
@@ -218,7 +223,13 @@ export class SubjectKeyStore {
 
   /** The keyed hash that names a subject (in the store, in envelopes and in privacy.erased). */
   subjectHash(address: string): string {
-    return createHmac('sha256', this.hashKey).update(normaliseAddress(address), 'utf8').digest('hex');
+    const normal = normaliseAddress(address);
+    let hash = this.hashes.get(normal);
+    if (hash === undefined) {
+      hash = createHmac('sha256', this.hashKey).update(normal, 'utf8').digest('hex');
+      remember(this.hashes, normal, hash);
+    }
+    return hash;
   }
 
   /** The subject's current key, created (backup first) when it has none or all of its keys were destroyed. */
@@ -259,7 +270,7 @@ export class SubjectKeyStore {
    */
   batch<T>(f: () => T): T {
     if (this.beginForBatch !== null || this.db.inTransaction) return f();
-    const version = this.db.pragma('data_version', { simple: true }) as number;
+    const version = this.dataVersionStmt.get() as number;
     if (version !== this.cacheVersion) {
       this.activeCache.clear();
       this.cacheVersion = version;

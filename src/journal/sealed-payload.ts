@@ -44,7 +44,39 @@ function hkdfInfo(keyIds: string): string {
   return Buffer.byteLength(keyIds) <= 1024 ? keyIds : `sha256:${createHash('sha256').update(keyIds).digest('hex')}`;
 }
 
-function contentKeys(kind: string, keys: readonly (KeyRef & { key: Uint8Array })[]): { enc: Buffer; ivKey: Buffer; aad: Buffer } {
+interface ContentKeys {
+  readonly enc: Buffer;
+  readonly ivKey: Buffer;
+  readonly aad: Buffer;
+}
+
+/**
+ * Content keys derived before, by the first subject key's bytes (the key store hands out one Buffer per key id,
+ * so identity is exact), then by kind and key list; a hit must hold the very same key Buffers. Most entries of
+ * a mailbox are sealed under the same few key sets: deriving once saves an HKDF and an encoding per entry (about
+ * a fifth of sealing's CPU, bench/sealing-cost.ts). Entries go with their keys' Buffers (a WeakMap).
+ */
+const derivedKeys = new WeakMap<Uint8Array, Map<string, { readonly keys: readonly Uint8Array[]; readonly value: ContentKeys }>>();
+const DERIVED_PER_KEY = 64;
+
+function contentKeys(kind: string, keys: readonly (KeyRef & { key: Uint8Array })[]): ContentKeys {
+  const first = keys[0]?.key;
+  if (first === undefined) return deriveContentKeys(kind, keys);
+  const id = `${kind}\n${keys.map((k) => `${k.keyId}/${k.subject}`).join(',')}`;
+  let known = derivedKeys.get(first);
+  const hit = known?.get(id);
+  if (hit && hit.keys.length === keys.length && hit.keys.every((b, i) => b === keys[i]?.key)) return hit.value;
+  const value = deriveContentKeys(kind, keys);
+  if (!known) {
+    known = new Map();
+    derivedKeys.set(first, known);
+  }
+  if (known.size >= DERIVED_PER_KEY) known.delete(known.keys().next().value as string);
+  known.set(id, { keys: keys.map((k) => k.key), value });
+  return value;
+}
+
+function deriveContentKeys(kind: string, keys: readonly (KeyRef & { key: Uint8Array })[]): ContentKeys {
   const ikm = Buffer.concat(keys.map((k) => k.key));
   const okm = Buffer.from(hkdfSync('sha256', ikm, 'activity-journal/sealed-payload/v1', hkdfInfo(keys.map((k) => k.keyId).join(',')), 64));
   const aad = Buffer.from(canonicalize({ kind, keys: keys.map((k) => ({ keyId: k.keyId, subject: k.subject })) }), 'utf8');
