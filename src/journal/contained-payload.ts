@@ -3,8 +3,9 @@
  * archived segment without losing the record (see containment.ts for the step that does it).
  *
  * Detection (`unsealedFieldsOf`): a stored payload of a kind with a seal rule (privacy.ts `personalFieldsOf`)
- * that holds any of those fields outside the `$sealed` envelope with a non-null value; or, for a kind without a
- * seal rule, a string shaped like an e-mail address or an E.164 phone number anywhere in it. Only field names and
+ * that holds any of those fields outside the `$sealed` envelope with a non-null value; else, for any kind but the
+ * journal's own, a string shaped like an e-mail address or an E.164 phone number anywhere in what is in clear
+ * (so a kind whose seal rule was missing or incomplete in the version that wrote it is found too). Only field names and
  * paths are ever returned, never the values.
  *
  * The marker of a contained payload: `{"$dropped":{"at":…,"policyVersion":…,"reason":"unsealed-personal-data"}}`
@@ -97,7 +98,7 @@ function contactPaths(value: unknown, path: string, out: string[]): void {
 export interface UnsealedFields {
   /** Field names (kinds with a seal rule) or paths (the heuristic), never values. */
   readonly fields: readonly string[];
-  /** True when found by shape (a kind without a seal rule), false for a seal rule's field in clear. */
+  /** True when found by shape (outside any seal rule's fields), false for a seal rule's field in clear. */
   readonly byShape: boolean;
 }
 
@@ -115,10 +116,11 @@ export function unsealedFieldsOf(kind: string, payloadText: string): UnsealedFie
   const rule = personalFieldsOf(kind);
   if (rule.length > 0) {
     const fields = rule.filter((f) => o[f] !== undefined && o[f] !== null);
-    return fields.length > 0 ? { fields, byShape: false } : null;
+    if (fields.length > 0) return { fields, byShape: false };
   }
   // The journal's own entries hold keys, hashes, notes and locations, written by the journal itself.
   if (isEntryKind(kind) && KINDS[kind].internal) return null;
+  // What stays in clear, of any kind: nothing in it may look like an address or a phone number.
   const paths: string[] = [];
   const { [SEALED]: _sealed, ...rest } = o;
   contactPaths(rest, '', paths);
