@@ -188,4 +188,29 @@ describe('privacy scan and privacy contain', () => {
     expect(listed.status).toBe(1);
     expect(JSON.parse(listed.stdout)).toMatchObject({ ok: false, firstBadSeq: 1, reason: 'the payload was dropped as unsealed personal data, but kind retention.policy is never contained' });
   });
+
+  it('leaves an entry of the open month in the hot file, says so, and keeps exiting 1 until its month is archived', async () => {
+    await olderJournal();
+    const config = loadConfig(env);
+    // Written now (the open month), in clear, the way an older version did.
+    const w = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, anchors: configuredAnchors(config.journal), checkpointEveryMs: 0, retention: RetentionPolicy.load(config.journal.retentionPath) });
+    const { entry } = await w.append({ kind: 'rule.decision', source: 'pipeline', actor: 'rules', correlationId: 'thread/open', idempotencyKey: 'open-1', payload: { ruleId: 'r', ruleVersion: '1', evaluated: {}, outcome: 'review', reason: PLANTED.reason } });
+    await w.close();
+    expect(cli(['privacy', 'contain']).status).toBe(1);
+    const scan = cli(['privacy', 'scan']);
+    expect(scan.status).toBe(1);
+    const month = new Date().toISOString().slice(0, 7);
+    expect(scan.stdout).toContain(`UNSEALED seq ${entry.seq} `);
+    expect(scan.stdout).toContain(`stays there until ${month} is sealed and archived`);
+    expect(scan.stdout).toMatch(/1 entry holds personal data in clear \(1 in the hot file, 0 in archived segments\); 6 contained/);
+    expect(scan.stdout).not.toContain(PLANTED.reason);
+  });
+
+  it('exits 2 on misuse: no journal, an unknown option', () => {
+    const none = cli(['privacy', 'scan']);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toMatch(/no journal at/);
+    expect(cli(['privacy', 'scan', '--bogus']).status).toBe(2);
+    expect(cli(['privacy', 'contain', '--bogus']).status).toBe(2);
+  });
 });
