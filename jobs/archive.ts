@@ -14,7 +14,6 @@ import type { Logger } from '../src/config/logger.ts';
 import { DirectoryArchiveStore, type ArchiveStore } from '../src/journal/archive-store.ts';
 import { archiveJournal, type SegmentSummary } from '../src/journal/segments.ts';
 import { expireArchived } from '../src/journal/expiry.ts';
-import { containArchived } from '../src/journal/containment.ts';
 import type { JournalWriter } from '../src/journal/writer.ts';
 import { GcsArchiveStore } from '../connectors/gcs/gcs.archive-store.ts';
 
@@ -83,19 +82,6 @@ export function startArchiveSchedule(o: ArchiveScheduleOptions): ArchiveSchedule
           if (stopped) throw new ArchivePassStopped();
         },
       });
-      // Then containment: payloads an older version stored with personal data in clear, dropped from archived segments.
-      const contained = await containArchived(o.writer, {
-        store: o.store,
-        ...(o.stores ? { stores: o.stores } : {}),
-        stagingDir: o.stagingDir,
-        ...(o.now ? { now: o.now } : {}),
-        onStep: () => {
-          if (stopped) throw new ArchivePassStopped();
-        },
-      });
-      if (contained.segments.length > 0) {
-        log.info({ segments: contained.segments.map((c) => ({ segmentId: c.segmentId, entries: c.entries, kinds: c.kinds, location: c.location, deleted: c.deleted.length, kept: c.kept.length })), walTruncated: contained.compacted?.walTruncated ?? null }, 'scheduled archive: payloads holding personal data in clear contained in archived segments');
-      }
       // Then expiry: archived payloads whose class drops them and whose retention has ended (hot rows never).
       const expiry = await expireArchived(o.writer, {
         store: o.store,

@@ -35,7 +35,11 @@ export async function attachArchives(config: Config, reader: JournalReader): Pro
   return archives;
 }
 
-export async function archiveCommand(config: Config, opts: { dryRun: boolean; json: boolean; compactAlways?: boolean }, io: Out): Promise<number> {
+/**
+ * `contain` (from `privacy contain` only): after sealing and archiving, drop from archived segments the payloads an
+ * older version stored with personal data in clear, then rewrite the hot file (src/journal/containment.ts).
+ */
+export async function archiveCommand(config: Config, opts: { dryRun: boolean; json: boolean; contain?: boolean }, io: Out): Promise<number> {
   let writer: JournalWriter;
   try {
     writer = await JournalWriter.open({
@@ -57,12 +61,12 @@ export async function archiveCommand(config: Config, opts: { dryRun: boolean; js
     // What protects the store's objects, read from the store before anything is written (a bucket's retention policy).
     const retention = await store.retention();
     const summary = await archiveJournal(writer, { store, dryRun: opts.dryRun, onProgress: (d, t) => bar.update(d, t), stagingDir: archiveStagingDir(config) });
-    // Then containment: payloads an older version stored with personal data in clear, dropped from archived segments.
-    const containment = await containArchived(writer, { store, stores: configuredArchiveStores(config), dryRun: opts.dryRun, stagingDir: archiveStagingDir(config), cacheDir: archiveCacheDir(config), compactAlways: opts.compactAlways === true });
+    // Then, when asked (`privacy contain`), containment: payloads an older version stored with personal data in clear.
+    const containment = opts.contain === true ? await containArchived(writer, { store, stores: configuredArchiveStores(config), dryRun: opts.dryRun, stagingDir: archiveStagingDir(config), cacheDir: archiveCacheDir(config), compactAlways: true }) : null;
     // Then expiry: payloads of archived entries whose class drops them and whose retention has ended.
     const expiry = await expireArchived(writer, { store, stores: configuredArchiveStores(config), dryRun: opts.dryRun, stagingDir: archiveStagingDir(config), cacheDir: archiveCacheDir(config) });
     bar.done();
-    if (opts.json) io.out(JSON.stringify({ dryRun: opts.dryRun, store: store.description, storeRetention: retention, segments: summary, containment, expiry }));
+    if (opts.json) io.out(JSON.stringify({ dryRun: opts.dryRun, store: store.description, storeRetention: retention, segments: summary, ...(containment ? { containment } : {}), expiry }));
     else {
       if (summary.length === 0) io.out(`nothing to archive: no closed month is left in hot storage (store: ${store.description}; ${retention.description})`);
       else {
@@ -73,7 +77,7 @@ export async function archiveCommand(config: Config, opts: { dryRun: boolean; js
         io.out(opts.dryRun ? `dry run: nothing was written (store: ${store.description})` : `${summary.length} segment(s) archived to ${store.description}`);
         io.out(`store retention: ${retention.description}`);
       }
-      for (const line of containmentLines(containment)) io.out(line);
+      if (containment) for (const line of containmentLines(containment)) io.out(line);
       for (const line of expiryLines(expiry)) io.out(line);
     }
     return 0;

@@ -29,7 +29,7 @@ export function registerPrivacyScanCommands(program: Command, ctx: AuditCommandC
       const config = ctx.config();
       if (!existsSync(config.journal.path)) throw new UsageError(`no journal at ${config.journal.path}`);
       const dryRun = opts.dryRun === true;
-      const code = await archiveCommand(config, { dryRun, json: ctx.json(), compactAlways: true }, ctx);
+      const code = await archiveCommand(config, { dryRun, json: ctx.json(), contain: true }, ctx);
       if (code !== 0) {
         ctx.setExit(code);
         return;

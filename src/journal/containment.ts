@@ -11,7 +11,8 @@
  * truncated WAL) so that no byte of rows that already left hot storage stays in a free page.
  *
  * Hot rows of months not archived yet stay as they are until their month is sealed and archived (the journal is
- * insert-only): the archive run that moves them out contains them in the same pass.
+ * insert-only). Containment runs only when the operator asks (`privacy contain`, which archives closed months
+ * first): it drops records for good, so it is never a silent side effect of the scheduled archive.
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
