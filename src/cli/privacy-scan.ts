@@ -57,9 +57,9 @@ export function scanLines(journalPath: string, report: ScanReport): string[] {
   for (const f of report.findings) {
     const where = f.where === 'hot' ? `hot file; stays there until ${f.month} is sealed and archived, which contains it` : `archived segment ${f.segmentId ?? '?'}; \`activity-journal privacy contain\` drops it`;
     const what = f.byShape ? `values shaped like an address or phone number at ${f.fields.map(one).join(', ')}` : `unsealed ${f.fields.map(one).join(', ')}`;
-    lines.push(`UNSEALED seq ${f.seq}  ${f.recordedAt}  ${f.kind}: ${what} (${where}${f.containable ? '' : '; this kind is never contained'})`);
+    lines.push(`UNSEALED seq ${f.seq}  ${one(f.recordedAt)}  ${one(f.kind)}: ${what} (${one(where)}${f.containable ? '' : '; this kind is never contained'})`);
   }
-  for (const c of report.contained) lines.push(`contained seq ${c.seq}  ${c.recordedAt}  ${c.kind}: payload dropped on ${c.droppedAt} (archived segment ${c.segmentId}; headers and hashes stay)`);
+  for (const c of report.contained) lines.push(`contained seq ${c.seq}  ${one(c.recordedAt)}  ${one(c.kind)}: payload dropped on ${one(c.droppedAt)} (archived segment ${one(c.segmentId)}; headers and hashes stay)`);
   const hot = report.findings.filter((f) => f.where === 'hot').length;
   const unscanned = report.segments.filter((s) => !s.scanned).length;
   lines.push(

@@ -68,13 +68,16 @@ export function containedPayloadProblem(row: { seq: number; kind: string; record
 
 // An address anywhere in a string; a phone number as a whole value (E.164: +, 7 to 15 digits; spaces, dots,
 // dashes and brackets allowed between them), so that ids and counts are not mistaken for numbers.
-const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/;
+// The local part starts where no local-part character precedes it and is at most 64 long (RFC 5321), so the
+// pattern runs in linear time over long runs of word characters.
+const EMAIL = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}/;
 const E164 = /^\+[1-9][\d\s().-]{5,22}$/;
 
 function shapedLikeContact(s: string): boolean {
-  if (EMAIL.test(s)) return true;
+  // The cheap tests first: the address pattern backtracks over long runs of word characters without an `@`.
+  if (s.includes('@') && EMAIL.test(s)) return true;
   const t = s.trim();
-  if (!E164.test(t)) return false;
+  if (!t.startsWith('+') || !E164.test(t)) return false;
   const digits = t.replace(/\D/g, '').length;
   return digits >= 7 && digits <= 15;
 }

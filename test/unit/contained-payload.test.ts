@@ -20,6 +20,9 @@ describe('unsealedFieldsOf', () => {
     expect(unsealedFieldsOf('checkpoint.anchored', JSON.stringify({ anchor: 'mailto:ops@example.org' }))).toBeNull();
     expect(unsealedFieldsOf('rule.decision', droppedPayload({ at, policyVersion: 1 }))).toBeNull();
     expect(unsealedFieldsOf('rule.decision', 'not json')).toBeNull();
+    // An address inside longer text is found; a run of word characters longer than any local part is not one.
+    expect(unsealedFieldsOf('webhook.rejected', JSON.stringify({ endpoint: '/x', status: 400, reason: `${'x'.repeat(5000)} bob@example.com` }))).toEqual({ fields: ['reason'], byShape: true });
+    expect(unsealedFieldsOf('webhook.rejected', JSON.stringify({ endpoint: '/x', status: 400, reason: `${'x'.repeat(5000)}@${'y'.repeat(5000)}` }))).toBeNull();
   });
 });
 
