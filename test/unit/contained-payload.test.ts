@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CONTAINMENT_REASON, containable, containedPayload, containedPayloadProblem, parseContainedPayload, unsealedFieldsOf } from '../../src/journal/contained-payload.ts';
 import { droppedPayload, parseDroppedPayload, pruneRecordOf } from '../../src/journal/dropped-payload.ts';
+import { scanLines } from '../../src/cli/privacy-scan.ts';
 
 const at = '2026-12-03T12:00:00.000Z';
 
@@ -50,5 +51,18 @@ describe('the contained marker and its verification rule', () => {
     expect(containable('interaction.received')).toBe(true);
     expect(containable('segment.pruned')).toBe(false);
     expect(containable('no.such.kind')).toBe(false);
+  });
+});
+
+describe('scanLines', () => {
+  it('prints a field path a sender chose (an ESC, a newline) escaped, on its own line', () => {
+    const u = unsealedFieldsOf('rule.decision', JSON.stringify({ ruleId: 'r', ruleVersion: '1', outcome: 'x', evaluated: { '\u001b]52;c;x\u0007\nUNSEALED seq 999': 'a@b.co' } }));
+    expect(u?.byShape).toBe(true);
+    const lines = scanLines('/j.sqlite', { hotEntries: 1, segments: [], contained: [], findings: [{ seq: 4, kind: 'rule.decision', recordedAt: at, fields: u?.fields ?? [], byShape: true, where: 'hot', segmentId: null, month: '2026-12', containable: true }] });
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toMatch(/^UNSEALED seq 4 /);
+    expect(lines.join('\n')).not.toMatch(/[\u0007\u001b]/);
+    expect(lines[1]).toContain('\\u001b]52');
+    expect(lines[1]).not.toContain('a@b.co');
   });
 });
