@@ -61,6 +61,7 @@ describe('scanLines', () => {
     const lines = scanLines('/j.sqlite', { hotEntries: 1, segments: [], contained: [], findings: [{ seq: 4, kind: 'rule.decision', recordedAt: at, fields: u?.fields ?? [], byShape: true, where: 'hot', segmentId: null, month: '2026-12', containable: true }] });
     expect(lines).toHaveLength(3);
     expect(lines[1]).toMatch(/^UNSEALED seq 4 /);
+    // eslint-disable-next-line no-control-regex -- looking for raw control characters is the point
     expect(lines.join('\n')).not.toMatch(/[\u0007\u001b]/);
     expect(lines[1]).toContain('\\u001b]52');
     expect(lines[1]).not.toContain('a@b.co');
