@@ -9,6 +9,7 @@ import { RetentionPolicy } from '../journal/retention.ts';
 import { retentionReport } from '../journal/retention-report.ts';
 import { archiveJournal, openArchivedSegments } from '../journal/segments.ts';
 import { expireArchived, type ExpirySummary } from '../journal/expiry.ts';
+import { containArchived, type ContainResult } from '../journal/containment.ts';
 import { ArchiveStoreError, type ArchiveStore, type StoreRetention } from '../journal/archive-store.ts';
 import { archiveStagingDir, configuredArchiveStores } from '../../jobs/archive.ts';
 import { configuredAnchors } from '../journal/configured-anchors.ts';
@@ -34,7 +35,11 @@ export async function attachArchives(config: Config, reader: JournalReader): Pro
   return archives;
 }
 
-export async function archiveCommand(config: Config, opts: { dryRun: boolean; json: boolean }, io: Out): Promise<number> {
+/**
+ * `contain` (from `privacy contain` only): after sealing and archiving, drop from archived segments the payloads an
+ * older version stored with personal data in clear, then rewrite the hot file (src/journal/containment.ts).
+ */
+export async function archiveCommand(config: Config, opts: { dryRun: boolean; json: boolean; contain?: boolean }, io: Out): Promise<number> {
   let writer: JournalWriter;
   try {
     writer = await JournalWriter.open({
@@ -56,10 +61,12 @@ export async function archiveCommand(config: Config, opts: { dryRun: boolean; js
     // What protects the store's objects, read from the store before anything is written (a bucket's retention policy).
     const retention = await store.retention();
     const summary = await archiveJournal(writer, { store, dryRun: opts.dryRun, onProgress: (d, t) => bar.update(d, t), stagingDir: archiveStagingDir(config) });
+    // Then, when asked (`privacy contain`), containment: payloads an older version stored with personal data in clear.
+    const containment = opts.contain === true ? await containArchived(writer, { store, stores: configuredArchiveStores(config), dryRun: opts.dryRun, stagingDir: archiveStagingDir(config), cacheDir: archiveCacheDir(config), compactAlways: true }) : null;
     // Then expiry: payloads of archived entries whose class drops them and whose retention has ended.
     const expiry = await expireArchived(writer, { store, stores: configuredArchiveStores(config), dryRun: opts.dryRun, stagingDir: archiveStagingDir(config), cacheDir: archiveCacheDir(config) });
     bar.done();
-    if (opts.json) io.out(JSON.stringify({ dryRun: opts.dryRun, store: store.description, storeRetention: retention, segments: summary, expiry }));
+    if (opts.json) io.out(JSON.stringify({ dryRun: opts.dryRun, store: store.description, storeRetention: retention, segments: summary, ...(containment ? { containment } : {}), expiry }));
     else {
       if (summary.length === 0) io.out(`nothing to archive: no closed month is left in hot storage (store: ${store.description}; ${retention.description})`);
       else {
@@ -70,6 +77,7 @@ export async function archiveCommand(config: Config, opts: { dryRun: boolean; js
         io.out(opts.dryRun ? `dry run: nothing was written (store: ${store.description})` : `${summary.length} segment(s) archived to ${store.description}`);
         io.out(`store retention: ${retention.description}`);
       }
+      if (containment) for (const line of containmentLines(containment)) io.out(line);
       for (const line of expiryLines(expiry)) io.out(line);
     }
     return 0;
@@ -90,6 +98,22 @@ export async function archiveCommand(config: Config, opts: { dryRun: boolean; js
 
 function perClass(classes: Readonly<Record<string, number>>): string {
   return Object.entries(classes).sort(([a], [b]) => a.localeCompare(b)).map(([c, n]) => `${c}: ${n}`).join(', ');
+}
+
+/** What containment did (or would do): one line per segment; silent when there was nothing to contain. */
+export function containmentLines(c: ContainResult): string[] {
+  const lines: string[] = [];
+  for (const s of c.segments) {
+    const seqs = s.seqs.length > 20 ? `${s.seqs.slice(0, 20).join(', ')}, …` : s.seqs.join(', ');
+    if (s.action === 'would contain') lines.push(`${s.segmentId}: would contain ${s.entries} payload(s) holding personal data in clear (${perClass(s.kinds)}): seq ${seqs}`);
+    else {
+      lines.push(`${s.segmentId}: contained ${s.entries} payload(s) holding personal data in clear (${perClass(s.kinds)}): seq ${seqs}; headers and hashes stay; copy ${s.generation ?? '?'} at ${s.location ?? '?'}`);
+      if (s.deleted.length > 0) lines.push(`  superseded object(s) deleted: ${s.deleted.join(', ')}`);
+      if (s.kept.length > 0) lines.push(`  superseded object(s) kept, STILL HOLDING THOSE PAYLOADS (the store cannot delete, e.g. a bucket under a retention lock): ${s.kept.join(', ')}`);
+    }
+  }
+  if (c.compacted) lines.push(`hot file rewritten (VACUUM)${c.compacted.walTruncated ? ' and its WAL truncated' : '; its WAL is in use by another process and is overwritten at its next checkpoint'}`);
+  return lines;
 }
 
 /** What expiry did (or would do), one line per segment and a total per class. */

@@ -28,13 +28,14 @@ const DESCRIBE: Record<string, (p: P) => string> = {
   'journal.created': (p) => `journal ${s(p.journalId)} created; checkpoints signed by ${s(p.verifierKey)}`,
   checkpoint: (p) => `signed checkpoint of ${s(p.treeSize)} entries`,
   'privacy.erased': (p) => `subject ${s(p.subjectHash).slice(0, 16)}… forgotten: ${Array.isArray(p.keyIds) ? p.keyIds.length : 0} key(s) destroyed, ${s(p.entries)} entr(ies) in ${s(p.correlations)} correlation(s) (${s(p.reason)})`,
-  'segment.pruned': (p) => `segment ${s(p.segmentId)}: ${s(p.entries)} expired payload(s) dropped by retention policy ${s(p.policyVersion)}; pruned copy ${s(p.generation)} at ${s(p.location)}`,
+  'segment.pruned': (p) => p.reason === 'unsealed-personal-data' ? `segment ${s(p.segmentId)}: ${s(p.entries)} payload(s) holding personal data in clear contained; pruned copy ${s(p.generation)} at ${s(p.location)}` : `segment ${s(p.segmentId)}: ${s(p.entries)} expired payload(s) dropped by retention policy ${s(p.policyVersion)}; pruned copy ${s(p.generation)} at ${s(p.location)}`,
   'retention.assigned': (p) => `retention of entry #${s(p.entrySeq)} (${s(p.entryId)}) raised to ${s(p.retentionClass)} by ${s(p.rule)} of retention policy ${s(p.policyVersion)}`,
   'checkpoint.anchored': (p) => `checkpoint ${s(p.treeSize)} ${p.ok ? 'anchored' : 'NOT anchored'} at ${s(p.anchor)}${p.error ? `: ${s(p.error)}` : ''}`,
 };
 
 export function describeEntry(e: JournalEntry): string {
   const dropped = droppedOf(e.payload);
+  if (dropped && (e.payload as { $dropped: { reason?: unknown } }).$dropped.reason === 'unsealed-personal-data') return `payload dropped on ${dropped.at.slice(0, 10)}: it held personal data in clear, written by an older version (class ${e.retentionClass})`;
   if (dropped) return `payload dropped on ${dropped.at.slice(0, 10)} by retention policy ${dropped.policyVersion} (class ${e.retentionClass})`;
   const p = (e.payload ?? {}) as P;
   // The personal part of a forgotten subject's entry is gone; what stays in clear is still described.

@@ -43,6 +43,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachConfiguredPrivacy } from '../journal/configured-privacy.ts';
 import { describeCheck, keyStoreCheck, registerPrivacyCommands } from './privacy-commands.ts';
+import { registerPrivacyScanCommands } from './privacy-scan.ts';
 
 interface GlobalOpts {
   journal?: string;
@@ -359,6 +360,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   registerAuditCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
   registerPrivacyCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
+  registerPrivacyScanCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
 
   program
     .command('verify')

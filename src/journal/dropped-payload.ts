@@ -54,6 +54,8 @@ export interface PruneRecord {
   readonly dropped: readonly (readonly [number, number])[];
   readonly droppedAt: string;
   readonly policyVersion: number;
+  /** Why the payloads were dropped: absent for retention expiry; `unsealed-personal-data` for containment (contained-payload.ts). */
+  readonly reason?: string;
 }
 
 /** Seq → the prune record that lists it. */
@@ -66,9 +68,10 @@ export function indexPrunes(records: readonly PruneRecord[]): Map<number, PruneR
 /** Parses a segment.pruned payload into a PruneRecord (null when it is not one). */
 export function pruneRecordOf(seq: number, payload: string): PruneRecord | null {
   try {
-    const p = JSON.parse(payload) as { segmentId?: unknown; dropped?: unknown; droppedAt?: unknown; policyVersion?: unknown };
+    const p = JSON.parse(payload) as { segmentId?: unknown; dropped?: unknown; droppedAt?: unknown; policyVersion?: unknown; reason?: unknown };
     if (typeof p.segmentId !== 'string' || !Array.isArray(p.dropped) || typeof p.droppedAt !== 'string' || typeof p.policyVersion !== 'number') return null;
-    return { seq, segmentId: p.segmentId, dropped: p.dropped as [number, number][], droppedAt: p.droppedAt, policyVersion: p.policyVersion };
+    if (p.reason !== undefined && typeof p.reason !== 'string') return null;
+    return { seq, segmentId: p.segmentId, dropped: p.dropped as [number, number][], droppedAt: p.droppedAt, policyVersion: p.policyVersion, ...(p.reason !== undefined ? { reason: p.reason } : {}) };
   } catch {
     return null;
   }

@@ -269,6 +269,12 @@ const segmentPruned = z.strictObject({
   droppedAt: isoTime,
   /** The newest journaled retention policy version when the payloads were dropped (it decides onExpiry). */
   policyVersion: z.number().int().positive(),
+  /**
+   * Absent: retention expiry. `unsealed-personal-data`: containment of personal fields an older version stored
+   * in clear (contained-payload.ts); `classes` then counts by retention class and `kinds` by kind.
+   */
+  reason: z.literal('unsealed-personal-data').optional(),
+  kinds: z.record(z.string().min(1).max(64), z.number().int().positive()).optional(),
 });
 
 /** A new version of the retention policy; it applies to entries appended after this one. */

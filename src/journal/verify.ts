@@ -14,6 +14,7 @@ import { parseSignedCheckpoint, verifySignedCheckpoint } from './checkpoint.ts';
 import { sealOf } from './identity.ts';
 import { journaledPolicies, type RetentionAssignment } from './retention.ts';
 import { droppedPayloadProblem, indexPrunes, pruneRecordOf, type PruneRecord } from './dropped-payload.ts';
+import { CONTAINMENT_REASON, containedPayloadProblem } from './contained-payload.ts';
 
 export interface AnchoredNote {
   /** Where it came from, for messages (e.g. the anchor file's path). */
@@ -173,7 +174,9 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
     const seq = expected;
     if (row.seq !== seq) return fail(seq, row.seq > seq ? `entry seq ${seq} is missing (the next entry is seq ${row.seq})` : `unexpected entry seq ${row.seq}`);
     if (!equal(sha256(row.payload), row.payload_hash)) {
-      const problem = droppedPayloadProblem(row, droppedAt.get(seq), history, assignments.get(seq));
+      const record = droppedAt.get(seq);
+      // Unsealed personal data an older version wrote, dropped by containment (contained-payload.ts), or an expired payload.
+      const problem = record?.reason === CONTAINMENT_REASON ? containedPayloadProblem(row, record) : droppedPayloadProblem(row, record, history, assignments.get(seq));
       if (problem !== null) return fail(seq, problem);
     }
     const leaf = sha256('\u0000' + canonicalHeader(rowHeader(row)));

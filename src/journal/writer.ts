@@ -88,6 +88,10 @@ export interface PruneCommit {
   readonly classes: Readonly<Record<string, number>>;
   readonly droppedAt: string;
   readonly policyVersion: number;
+  /** Containment of unsealed personal data (contained-payload.ts); absent for retention expiry. */
+  readonly reason?: 'unsealed-personal-data';
+  /** Containment: dropped entries per kind. */
+  readonly kinds?: Readonly<Record<string, number>>;
 }
 
 export interface AppendResult {
@@ -455,7 +459,7 @@ export class JournalWriter {
     for (const [a, b] of req.dropped) {
       if (a > b || a < r.from_seq || b > r.to_seq || a === 0) throw new JournalWriteError('WRITE_FAILED', `segment ${req.segmentId}: dropped range ${a}..${b} is outside its seqs ${r.from_seq}..${r.to_seq}`);
     }
-    const payload = { ...req, fromSeq: r.from_seq, toSeq: r.to_seq, dropped: req.dropped.map(([a, b]) => [a, b]), classes: { ...req.classes } };
+    const payload = { ...req, fromSeq: r.from_seq, toSeq: r.to_seq, dropped: req.dropped.map(([a, b]) => [a, b]), classes: { ...req.classes }, ...(req.kinds ? { kinds: { ...req.kinds } } : {}) };
     return this.commitSystem(this.internal('segment.pruned', payload, `segment/${req.segmentId}/pruned/${req.generation}`), (entry, duplicate) => {
       if (duplicate && this.db.prepare('SELECT 1 FROM pruned_segments WHERE segment_id = ? AND generation = ?').get(req.segmentId, req.generation)) return;
       this.db
@@ -471,6 +475,20 @@ export class JournalWriter {
     const r = this.db.prepare('SELECT from_seq, to_seq FROM archived_ranges WHERE segment_id = ?').get(segmentId) as { from_seq: number; to_seq: number } | undefined;
     if (!r) throw new JournalWriteError('WRITE_FAILED', `segment ${segmentId} has no committed archive; its rows stay`);
     return this.db.transaction(() => this.db.prepare('DELETE FROM entries WHERE seq BETWEEN ? AND ? AND seq > 0').run(r.from_seq, r.to_seq).changes).immediate();
+  }
+
+  /**
+   * Rewrites the journal file (VACUUM) and checkpoints and truncates its WAL, so that no byte of the rows that
+   * left hot storage (dropArchivedRows) stays in a free page or an old WAL frame. Containment calls it once it
+   * dropped payloads an older version stored in clear. `walTruncated` is false when a reader kept the WAL busy
+   * (its old frames are then overwritten at a later checkpoint).
+   */
+  async compact(): Promise<{ walTruncated: boolean }> {
+    if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
+    await this.enqueue([]);
+    this.db.exec('VACUUM');
+    const rows = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    return { walTruncated: rows[0]?.busy === 0 };
   }
 
   /** Waits for queued appends and anchoring, writes a final checkpoint if entries came since the last, releases the lock. */

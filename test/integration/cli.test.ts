@@ -176,5 +176,9 @@ describe('activity-journal demo', () => {
     const stored = [s.journal, `${s.journal}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f).toString('utf8')).join('\n');
     const leaked = [...planted].filter((v) => stored.includes(v) || stored.includes(JSON.stringify(v).slice(1, -1)));
     expect(leaked).toEqual([]);
+    // And `privacy scan` finds nothing in what the current code wrote: every seal rule sealed its fields.
+    const scan = spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', s.journal, '--json', 'privacy', 'scan'], { env, encoding: 'utf8' });
+    expect(JSON.parse(scan.stdout)).toMatchObject({ exposed: 0, findings: [] });
+    expect(scan.status).toBe(0);
   });
 });
