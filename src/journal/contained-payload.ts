@@ -15,7 +15,7 @@
  */
 import { canonicalize } from './canonical.ts';
 import { isEntryKind, KINDS } from './kinds.ts';
-import { personalFieldsOf } from './privacy.ts';
+import { clearByDesignOf, personalFieldsOf } from './privacy.ts';
 import { SEALED } from './sealed-payload.ts';
 import type { PruneRecord } from './dropped-payload.ts';
 
@@ -126,6 +126,7 @@ export function unsealedFieldsOf(kind: string, payloadText: string): UnsealedFie
   // What stays in clear, of any kind: nothing in it may look like an address or a phone number.
   const paths: string[] = [];
   const { [SEALED]: _sealed, ...rest } = o;
+  for (const f of clearByDesignOf(kind)) delete rest[f];
   contactPaths(rest, '', paths);
   return paths.length > 0 ? { fields: paths, byShape: true } : null;
 }

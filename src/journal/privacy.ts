@@ -69,6 +69,25 @@ const RULES: Record<EntryKind, SealRule> = {
   'checkpoint.anchored': NONE,
 };
 
+/**
+ * Fields kept in clear on purpose although they can hold an address: the connected account (the company's own
+ * mailbox that sales ops connected, e.g. sales@northwind.example), which names the inbox a cursor, a health
+ * report or a label change is about, as it does in those entries' correlation ids (`inbox/gmail/<mailbox>`).
+ * It is the operator's configuration, not a customer's data; README's Privacy section says so. `privacy scan`
+ * does not report these.
+ */
+const CLEAR_BY_DESIGN: Partial<Record<EntryKind, readonly string[]>> = {
+  'connector.cursor_advanced': ['account'],
+  'connector.health': ['account'],
+  'inbox.connected': ['account'],
+  'state.changed': ['entity'],
+};
+
+/** The fields of a kind kept in clear by design although they may hold an address (see CLEAR_BY_DESIGN). */
+export function clearByDesignOf(kind: string): readonly string[] {
+  return (CLEAR_BY_DESIGN as Record<string, readonly string[] | undefined>)[kind] ?? [];
+}
+
 /** The rule of a kind; a kind without one is refused rather than stored unsealed. */
 function ruleOf(kind: string): SealRule {
   const rule = Object.prototype.hasOwnProperty.call(RULES, kind) ? RULES[kind as EntryKind] : undefined;

@@ -27,6 +27,14 @@ describe('unsealedFieldsOf', () => {
   });
 });
 
+describe('unsealedFieldsOf: the connected inbox', () => {
+  it('does not report the connected account kept in clear by design, but does report an address anywhere else', () => {
+    expect(unsealedFieldsOf('connector.health', JSON.stringify({ connector: 'gmail', account: 'sales@northwind.example', status: 'ok', reason: 'synced' }))).toBeNull();
+    expect(unsealedFieldsOf('inbox.connected', JSON.stringify({ connector: 'gmail', account: 'sales@northwind.example', scopes: [] }))).toBeNull();
+    expect(unsealedFieldsOf('connector.health', JSON.stringify({ connector: 'gmail', account: 'sales@northwind.example', status: 'failing', reason: 'dana@customer.example was refused' }))).toEqual({ fields: ['reason'], byShape: true });
+  });
+});
+
 describe('the contained marker and its verification rule', () => {
   const marker = containedPayload({ at, policyVersion: 2 });
   const record = pruneRecordOf(90, JSON.stringify({ segmentId: '2026-01', dropped: [[3, 3]], droppedAt: at, policyVersion: 2, reason: CONTAINMENT_REASON }));
