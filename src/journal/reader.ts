@@ -174,17 +174,29 @@ export class JournalReader {
     if (!Number.isSafeInteger(seq) || seq < 0) throw new ProofUnavailableError(`seq must be a whole number >= 0`);
     if (seq >= treeSize) throw new ProofUnavailableError(`entry seq ${seq} is not covered by the newest checkpoint (size ${treeSize}); write a checkpoint first`);
     const row = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`).get(seq) as EntryRow | undefined;
-    if (!row) throw new ProofUnavailableError(`no entry at seq ${seq}`);
-    const genesis = this.db.prepare(`SELECT payload FROM entries WHERE seq = 0`).get() as { payload: string };
+    const archivedNote = 'it is in an archived segment: its proof is the segment itself (`activity-journal verify --include-archives` checks it against the signed checkpoints)';
+    if (!row) throw new ProofUnavailableError(`no entry at seq ${seq} in hot storage${this.archivedRanges().some((r) => seq >= r.fromSeq && seq <= r.toSeq) ? `: ${archivedNote}` : ''}`);
+    const genesis = this.db.prepare(`SELECT payload FROM entries WHERE seq = 0`).get() as { payload: string } | undefined;
+    // journal.created stays hot when its segment is archived (verify.ts checks that it does).
+    if (!genesis) throw new ProofUnavailableError('the journal.created entry (seq 0) is missing from hot storage');
+    const verifierKey = (JSON.parse(genesis.payload) as { verifierKey: string }).verifierKey;
+    let proof: string[];
+    try {
+      proof = inclusionProof(seq, treeSize, this.nodes).map((h) => Buffer.from(h).toString('base64'));
+    } catch (err) {
+      // A node the proof needs left hot storage with an archived segment and was not kept: say so, not a 500.
+      if (err instanceof RangeError) throw new ProofUnavailableError(`entry seq ${seq} cannot be proven from hot storage (${err.message}); ${archivedNote.replace('it is', 'part of its tree is')}`);
+      throw err;
+    }
     const bundle: InclusionProofBundle = {
       format: 'activity-journal/inclusion-proof/v1',
       seq,
       treeSize,
       header: rowHeader(row),
       leafHash: row.leaf_hash.toString('base64'),
-      proof: inclusionProof(seq, treeSize, this.nodes).map((h) => Buffer.from(h).toString('base64')),
+      proof,
       checkpoint: cp.note,
-      verifierKey: (JSON.parse(genesis.payload) as { verifierKey: string }).verifierKey,
+      verifierKey,
     };
     return options.includePayload ? { ...bundle, payload: JSON.parse(row.payload) as unknown } : bundle;
   }

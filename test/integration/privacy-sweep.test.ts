@@ -77,10 +77,7 @@ interface Planted {
   readonly forms: readonly string[];
 }
 const planted: Planted[] = [];
-/**
- * The shipped policy's form rule (`source: "forms*"`) matches none of the form connectors' sources (webform,
- * hubspot-forms, google-forms): this run's policy gives them marketing-90d, so that expiry writes a pruned copy.
- */
+/** The retention policy of the run (the shipped one). */
 let retentionPath: string;
 /** The people to forget (addresses or phone numbers of participants), each planted by some path. */
 const people: string[] = [];
@@ -375,10 +372,8 @@ describe('the privacy sweep', () => {
   beforeAll(async () => {
     tmp = tempDir('aj-sweep-');
     inputs = tempDir('aj-sweep-inputs-');
-    const policy = JSON.parse(readFileSync(DEFAULT_RETENTION_PATH, 'utf8')) as { rules: unknown[] };
-    policy.rules.unshift(...['webform', 'hubspot-forms', 'google-forms'].map((source) => ({ kind: 'interaction.received', source, class: 'marketing-90d' })));
-    retentionPath = join(inputs.dir, 'retention.json');
-    writeFileSync(retentionPath, JSON.stringify(policy));
+    // The shipped policy: form submissions get marketing-90d, so expiry writes a pruned copy.
+    retentionPath = DEFAULT_RETENTION_PATH;
     env0.RETENTION_POLICY_PATH = retentionPath;
     dataDir = join(tmp.dir, 'data');
     journalPath = join(dataDir, 'journal.sqlite');

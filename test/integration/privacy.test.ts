@@ -149,7 +149,6 @@ describe('crypto-shredding', () => {
     reader.attachPrivacy(privacy, { owned: true });
     // Held open here, like the web process would: its -wal and -shm stay.
     const index = openConfiguredIndex(config, reader.attachedPrivacy);
-    console.log('DEBUG0', index.lastSeq(), index.catchUp(reader), indexPath);
     try {
       expect(indexFiles(indexPath).map((f) => (statSync(f).mode & 0o777).toString(8))).toEqual(['600', '600', '600']);
       const subject = privacy.keys.subjectHash(ALICE);
@@ -170,12 +169,9 @@ describe('crypto-shredding', () => {
       expect(index.query({ contact: ALICE }).rows).toHaveLength(1);
       expect(found()).toEqual([expect.stringMatching(/^keyed hash \(hex\)/)]);
 
-      console.log('DEBUG1', indexFiles(indexPath).map((f) => existsSync(f) ? statSync(f).size : -1));
       const done = cli(['--json', 'forget', ALICE]);
       expect(done.status, done.stderr).toBe(0);
       expect(JSON.parse(done.stdout)).toMatchObject({ removedFromIndex: 2, indexWalTruncated: true, subjectHash: subject });
-      console.log('DEBUG', found(), indexFiles(indexPath).map((f) => existsSync(f) ? statSync(f).size : -1));
-      console.log('DEBUG', found(), indexFiles(indexPath).map((f) => existsSync(f) ? statSync(f).size : -1));
       expect(found()).toEqual([]);
       // The WAL was truncated, not deleted: this connection still holds it, as the web process would.
       expect(indexFiles(indexPath).map((f) => statSync(f).size)).toEqual([expect.any(Number), 0, expect.any(Number)]);
