@@ -29,5 +29,6 @@ export function configuredContactHasher(config: Config, privacy: Privacy | null)
  * (`reader.attachedPrivacy`) or forgets with.
  */
 export function openConfiguredIndex(config: Config, privacy: Privacy | null, limits: IndexLimits = {}): ReadIndex {
-  return ReadIndex.open(config.audit.indexPath, configuredContactHasher(config, privacy), limits);
+  const keys = privacy?.openedKeys ?? null;
+  return ReadIndex.open(config.audit.indexPath, configuredContactHasher(config, privacy), keys ? { erasureAuthentic: (p) => keys.erasureAuthentic(p), ...limits } : limits);
 }

@@ -238,6 +238,12 @@ function normaliseTime(value: string, what: string): string {
 export interface IndexLimits {
   readonly countCap?: number;
   readonly dateSortMax?: number;
+  /**
+   * Whether a privacy.erased payload is authentic (the key store's check). When given, one that is not drops no
+   * rows: a forged erasure (anyone with the append credential can write one) must not hide a person's
+   * interactions from the contact filter. Without it (no key store), erasures are folded as they come.
+   */
+  readonly erasureAuthentic?: (payload: { subjectHash: string; keyIds: readonly string[]; authentication?: unknown }) => boolean;
 }
 
 /** The rows to select, as SQL over `interactions i` (and `contacts c` for a contact), ordered by `key`. */
@@ -264,11 +270,13 @@ export class ReadIndex {
   private readonly cache = new Map<string, Database.Statement>();
   private readonly countCap: number;
   private readonly dateSortMax: number;
+  private readonly erasureAuthentic: IndexLimits['erasureAuthentic'] | null;
   private constructor(
     private readonly db: Database.Database,
     private readonly contactHash: ContactHasher,
     limits: IndexLimits,
   ) {
+    this.erasureAuthentic = limits.erasureAuthentic ?? null;
     this.countCap = limits.countCap ?? COUNT_CAP;
     this.dateSortMax = limits.dateSortMax ?? DATE_SORT_MAX;
     this.stmts = {
@@ -581,7 +589,9 @@ export class ReadIndex {
       case 'privacy.erased': {
         // Under the key store's subject hash (the production contact key), the erased subject's rows are found
         // by the hash the erasure names: every process's index drops them, whoever ran the forget.
-        return typeof p.subjectHash === 'string' && this.stmts.dropContact.run(p.subjectHash).changes > 0;
+        if (typeof p.subjectHash !== 'string' || !Array.isArray(p.keyIds)) return false;
+        if (this.erasureAuthentic && !this.erasureAuthentic({ subjectHash: p.subjectHash, keyIds: p.keyIds as string[], authentication: p.authentication })) return false;
+        return this.stmts.dropContact.run(p.subjectHash).changes > 0;
       }
       case 'ai.decision': {
         if (p.outcome === 'failed' || typeof p.inputEntryId !== 'string') return false;

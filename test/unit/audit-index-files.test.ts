@@ -193,4 +193,21 @@ describe('the audit read index files', () => {
     reader.close();
     await writer.close();
   });
+
+  it('a privacy.erased the key store does not authenticate drops no rows (a forged one cannot hide a person)', async () => {
+    const { writer, reader } = await journal(10);
+    const tag = `hmac-sha256:${'1'.repeat(64)}`;
+    const index = ReadIndex.open(join(tmp.dir, 'audit-index.sqlite'), KEY, { erasureAuthentic: (p) => p.authentication === tag });
+    index.catchUp(reader);
+    const erasure = (key: string, authentication: string) => ({ kind: 'privacy.erased' as const, source: 'cli', actor: 'operator', correlationId: `privacy/${KEY(DANA).slice(0, 32)}`, idempotencyKey: key, payload: { subjectHash: KEY(DANA), keyIds: [], reason: 'erasure request', entries: 1, correlations: 1, authentication } });
+    await writer.append(erasure('privacy/erased/forged', `hmac-sha256:${'0'.repeat(64)}`));
+    expect(index.catchUp(reader)).toBe(1);
+    expect(index.query({ contact: DANA }).rows).toHaveLength(1);
+    await writer.append(erasure('privacy/erased/real', tag));
+    index.catchUp(reader);
+    expect(index.query({ contact: DANA }).rows).toEqual([]);
+    index.close();
+    reader.close();
+    await writer.close();
+  });
 });
