@@ -1,6 +1,7 @@
 /**
  * `activity-journal demo`: the bundled samples through the whole pipeline (real Redis queues, the configured
- * classifier, the rules, the dry-run CRM) into a separate demo journal, then a summary and one trace.
+ * offline classifier, the rules, the dry-run CRM) into a separate demo journal, then a summary and one trace.
+ * It never calls a real system: configured HubSpot, OpenAI, Gmail and forms credentials are ignored.
  * Demo data never enters the real journal: it gets its own journal file, keys and anchors.
  */
 import { randomBytes } from 'node:crypto';
@@ -39,7 +40,12 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
   const journal = new LocalJournalClient(writer, liveReader);
   const source = SampleSource.fromFile();
   const prefix = `aj-demo-${randomBytes(4).toString('hex')}`;
-  const demoConfig: Config = { ...config, pipeline: { ...config.pipeline, redisUrl: redis.url, stateDir: join(dir, 'state') } };
+  // The demo never touches a real system, whatever the environment configures: the offline classifier, the
+  // dry-run CRM, no inbox or form is read (HUBSPOT_ACCESS_TOKEN, OPENAI_API_KEY and OAuth clients are ignored).
+  const demoConfig: Config = {
+    ...config,
+    pipeline: { ...config.pipeline, redisUrl: redis.url, stateDir: join(dir, 'state'), openai: null, hubspot: null, gmail: null, forms: { ...config.pipeline.forms, hubspot: null, google: null } },
+  };
   const runtime = await startPipeline(demoConfig, logger, { journal, prefix, sources: new Map([[source.name, source]]) });
   const started = Date.now();
   try {

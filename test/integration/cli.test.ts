@@ -5,6 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tempDir } from '../helpers/tmp.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
 
@@ -143,6 +145,31 @@ describe('activity-journal import calls', () => {
 });
 
 describe('activity-journal demo', () => {
+  it('never calls a real system, even with HubSpot and OpenAI configured', async () => {
+    let requests = 0;
+    const server = createServer((req, res) => {
+      requests++;
+      res.writeHead(500).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const demoEnv = { ...env, REDIS_URL, HUBSPOT_ACCESS_TOKEN: 'pat-na1-00000000-0000-0000-0000-000000000000', HUBSPOT_BASE_PATH: `http://127.0.0.1:${port}`, OPENAI_API_KEY: 'sk-demo-must-not-be-used', OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1` };
+      const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'demo', '--json'], { env: demoEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(code).toBe(0);
+      const s = JSON.parse(stdout.trim().split('\n').pop() as string) as { mirrored: number; jobFailures: number };
+      expect(s.mirrored).toBeGreaterThan(0);
+      expect(s.jobFailures).toBe(0);
+      expect(requests).toBe(0);
+    } finally {
+      server.close();
+    }
+  }, 180_000);
+
+
   it('runs the bundled samples through the whole pipeline into a separate demo journal', () => {
     const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'demo', '--json'], { env: { ...env, REDIS_URL }, encoding: 'utf8', timeout: 120_000 });
     expect(r.status).toBe(0);
