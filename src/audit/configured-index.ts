@@ -17,18 +17,26 @@ import { keyedContactHasher, ReadIndex, type ContactHasher, type IndexLimits } f
 export const INDEX_KEY_PURPOSE = 'audit-index/contact-hash';
 
 /** How the configured index keys contacts: the key store's subject hash, else an HMAC under a master-key-derived key. */
-export function configuredContactHasher(config: Config, privacy: Privacy | null): ContactHasher {
-  const keys = privacy?.openedKeys ?? null;
-  if (keys) return (address) => keys.subjectHash(address);
-  const { key } = loadMasterKey(config.privacy, { create: true });
-  return keyedContactHasher(key.derive(INDEX_KEY_PURPOSE));
+export function configuredContactHasher(config: Config, privacy: Privacy | null | (() => Privacy | null)): ContactHasher {
+  const current = typeof privacy === 'function' ? privacy : () => privacy;
+  let fallback: ContactHasher | null = null;
+  // Asked on every use: a reader that attaches the key store later (a fresh install) hashes under it from then
+  // on, and the index sees the key change (its check value) and rebuilds.
+  return (address) => {
+    const keys = current()?.openedKeys ?? null;
+    if (keys) return keys.subjectHash(address);
+    fallback ??= keyedContactHasher(loadMasterKey(config.privacy, { create: true }).key.derive(INDEX_KEY_PURPOSE));
+    return fallback(address);
+  };
 }
 
 /**
  * Opens (creating) the configured read index. `privacy` is the layer the caller reads the journal through
  * (`reader.attachedPrivacy`) or forgets with.
  */
-export function openConfiguredIndex(config: Config, privacy: Privacy | null, limits: IndexLimits = {}): ReadIndex {
-  const keys = privacy?.openedKeys ?? null;
-  return ReadIndex.open(config.audit.indexPath, configuredContactHasher(config, privacy), keys ? { erasureAuthentic: (p) => keys.erasureAuthentic(p), ...limits } : limits);
+export function openConfiguredIndex(config: Config, privacy: Privacy | null | (() => Privacy | null), limits: IndexLimits = {}): ReadIndex {
+  const current = typeof privacy === 'function' ? privacy : () => privacy;
+  // Without a key store there is nothing an erasure could name, and nothing to check one with.
+  const erasureAuthentic: IndexLimits['erasureAuthentic'] = (p) => current()?.openedKeys?.erasureAuthentic(p) ?? true;
+  return ReadIndex.open(config.audit.indexPath, configuredContactHasher(config, current), { erasureAuthentic, ...limits });
 }

@@ -385,10 +385,15 @@ export class ReadIndex {
   catchUp(reader: JournalReader, options: { batch?: number; onProgress?: (done: number, total: number) => void } = {}): number {
     const genesis = reader.bySeq(0);
     if (!genesis) return 0;
-    if (this.getMeta('journal') !== genesis.id) {
+    // Rows folded while the reader could not open sealed payloads (no key store yet) hold no participants or
+    // categories, and contacts hashed under another key: once it can, and whenever the contact key changed,
+    // the index is rebuilt from the journal.
+    const opened = reader.attachedPrivacy !== null ? '1' : '0';
+    if (this.getMeta('journal') !== genesis.id || this.getMeta('contact_key') !== this.contactHash(KEY_CHECK) || (opened === '1' && this.getMeta('opened') === '0')) {
       this.reset();
       this.stmts.setMeta.run('journal', genesis.id);
     }
+    this.stmts.setMeta.run('opened', opened);
     const from = this.lastSeq() + 1;
     const size = reader.size();
     if (from >= size) return 0;

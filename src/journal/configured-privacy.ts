@@ -18,5 +18,8 @@ export function openWriterPrivacy(config: Config): Privacy {
 export function attachConfiguredPrivacy(reader: JournalReader, config: Config): JournalReader {
   const privacy = openKeyStoreForCheck(config.privacy);
   if (privacy) reader.attachPrivacy(privacy, { owned: true });
+  // None yet: the first personal payload creates it, and the reader opens it then (a web process started on a
+  // fresh install showed every interaction without subject, summary or category until restarted).
+  else reader.attachPrivacyWhenPresent(() => openKeyStoreForCheck(config.privacy));
   return reader;
 }

@@ -53,10 +53,25 @@ export class JournalReader {
   private archives: readonly ArchivedSegmentSource[] = [];
   private privacy: Privacy | null = null;
   private ownsPrivacy = false;
+  /** Opens the key store once it exists (attachPrivacyWhenPresent); tried when a sealed payload is read. */
+  private lateOpen: (() => Privacy | null) | null = null;
+  private lateTriedAt = 0;
   private readonly toEntry = (row: EntryRow): JournalEntry => {
+    if (this.privacy === null && this.lateOpen !== null && row.payload.includes('"$sealed"')) this.tryLateOpen();
     const entry = rowToEntry(row);
     return this.privacy ? this.privacy.open(entry) : entry;
   };
+
+  private tryLateOpen(): void {
+    const now = Date.now();
+    if (now - this.lateTriedAt < 1000) return;
+    this.lateTriedAt = now;
+    const privacy = (this.lateOpen as () => Privacy | null)();
+    if (privacy !== null) {
+      this.lateOpen = null;
+      this.attachPrivacy(privacy, { owned: true });
+    }
+  }
   private constructor(private readonly db: Database.Database) {
     this.nodes = new StoredNodes(db);
     this.bySeqStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`);
@@ -102,6 +117,15 @@ export class JournalReader {
   attachPrivacy(privacy: Privacy, options: { owned?: boolean } = {}): void {
     this.privacy = privacy;
     this.ownsPrivacy = options.owned === true;
+  }
+
+  /**
+   * For a journal that has no key store yet (a fresh install: it is created with the first personal data):
+   * `open` is asked again, at most once a second, whenever a sealed payload is read, and what it returns is
+   * attached. A long-running reader (the web process) thus opens payloads sealed after it started.
+   */
+  attachPrivacyWhenPresent(open: () => Privacy | null): void {
+    if (this.privacy === null) this.lateOpen = open;
   }
 
   /** The privacy layer reads open payloads through (attachPrivacy), or null when they are read as stored. */

@@ -36,7 +36,7 @@ export interface AuditSurface {
 
 export function createAuditSurface(config: Config, deps: AuditSurfaceDeps): AuditSurface {
   const reader = attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
-  const index = openConfiguredIndex(config, reader.attachedPrivacy);
+  const index = openConfiguredIndex(config, () => reader.attachedPrivacy);
   const started = Date.now();
   const folded = index.catchUp(reader);
   if (folded > 0) deps.logger.info({ component: 'web.audit', entries: folded, ms: Date.now() - started }, 'audit read index caught up');

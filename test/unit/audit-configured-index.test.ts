@@ -40,7 +40,9 @@ describe('the configured audit read index', () => {
 
   it('without a key store, keys them under a key derived from the master key (its own label), the same in every process', () => {
     const hash = configuredContactHasher(config, null);
-    const { key } = loadMasterKey(config.privacy, { create: false }); // created as npm start would
+    const first = hash(ADDRESS); // the master key is created, as npm start would, on first use
+    const { key } = loadMasterKey(config.privacy, { create: false });
+    expect(first).toBe(hash(ADDRESS));
     expect(hash(ADDRESS)).toBe(createHmac('sha256', key.derive(INDEX_KEY_PURPOSE)).update(ADDRESS.toLowerCase()).digest('hex'));
     expect(hash(ADDRESS)).not.toBe(plain(ADDRESS));
     expect(configuredContactHasher(config, null)(ADDRESS)).toBe(hash(ADDRESS));
