@@ -21,6 +21,7 @@ import { progressBar } from './progress.ts';
 import { UsageError } from './usage-error.ts';
 import { describeEntry } from './describe.ts';
 import { terminalSafe } from './terminal-text.ts';
+import { guardOutput, write } from './output.ts';
 import { isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
@@ -56,13 +57,15 @@ interface Io {
 }
 
 // Every line the CLI prints passes terminalSafe: journal content must not reach the terminal as control characters.
+// And output.ts: a reader that goes away (`| head`) ends the output quietly, not with an EPIPE stack trace.
 const io: Io = {
-  out: (line) => process.stdout.write(terminalSafe(line) + '\n'),
-  err: (line) => process.stderr.write(terminalSafe(line) + '\n'),
+  out: (line) => write(process.stdout, terminalSafe(line) + '\n'),
+  err: (line) => write(process.stderr, terminalSafe(line) + '\n'),
 };
 
 /** Runs the command line; resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  guardOutput();
   let exitCode = 0;
   const program = new Command();
   program
@@ -72,7 +75,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(terminalSafe(s)), writeOut: (s) => process.stdout.write(terminalSafe(s)) });
+    .configureOutput({ writeErr: (s) => write(process.stderr, terminalSafe(s)), writeOut: (s) => write(process.stdout, terminalSafe(s)) });
 
   const cfg = (): Config => loadConfig(process.env, { journalPath: program.opts<GlobalOpts>().journal });
   const json = (): boolean => program.opts<GlobalOpts>().json === true;
@@ -420,7 +423,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         if (opts.out) {
           writeFileSync(opts.out, text);
           io.err(`inclusion proof of seq ${seq} against checkpoint of size ${bundle.treeSize} written to ${opts.out}`);
-        } else process.stdout.write(terminalSafe(text));
+        } else write(process.stdout, terminalSafe(text));
       } finally {
         reader.close();
       }
@@ -664,7 +667,7 @@ function progressLinesTo(stream: NodeJS.WriteStream): { update(done: number, tot
       const now = Date.now();
       if (now - last < 200 && done < total) return;
       last = now;
-      stream.write(`progress ${done}/${total}\n`);
+      write(stream, `progress ${done}/${total}\n`);
     },
     done() {},
   };

@@ -106,6 +106,50 @@ describe('activity-journal prove / verify-proof / trace / public-key', () => {
   });
 });
 
+/**
+ * Runs the CLI with its stdout read by a reader that goes away: at once (`start`), or after the first chunk of
+ * output (`first-data`, like `| head -1`). The CLI's later writes then fail with EPIPE.
+ */
+function intoClosedPipe(args: string[], closeAt: 'start' | 'first-data'): Promise<{ status: number | null; stderr: string; received: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/activity-journal.mjs', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let received = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (closeAt === 'start') child.stdout.destroy();
+    else
+      child.stdout.once('data', (d: Buffer) => {
+        received = d.toString();
+        child.stdout.destroy();
+      });
+    child.on('exit', (status) => resolve({ status, stderr, received }));
+  });
+}
+
+describe('activity-journal output into a pipe whose reader goes away (| head)', () => {
+  it('trace, status and export end quietly with their own exit code: no EPIPE stack trace', async () => {
+    // Far more output than a pipe buffers (64 KiB), so writes are still due when the reader has gone.
+    const many = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ kind: 'state.changed', source: 'crm', actor: 'import', correlationId: 'contact/many', payload: { entity: `contact/${i}`, field: 'lifecyclestage', from: 'lead', to: 'customer' } }));
+    expect((await appendLines(many)).status).toBe(0);
+    expect(cli(['checkpoint']).status).toBe(0);
+    const noStackTrace = (r: { stderr: string }): void => {
+      expect(r.stderr).not.toMatch(/EPIPE|Unhandled|\n\s+at /);
+    };
+    const trace = await intoClosedPipe(['trace', 'contact/many'], 'first-data');
+    expect(trace.received).toMatch(/^correlation contact\/many: 3000 entries/);
+    noStackTrace(trace);
+    expect(trace.status).toBe(0);
+    const status = await intoClosedPipe(['status'], 'start');
+    noStackTrace(status);
+    expect(status.status).toBe(0);
+    const exported = await intoClosedPipe(['export', '--correlation', 'contact/many'], 'first-data');
+    noStackTrace(exported);
+    expect(exported.status).toBe(0);
+    // The export ran to its end although nobody read it all: it is journaled.
+    expect(cli(['trace', 'audit/exports']).stdout).toMatch(/audit\.exported/);
+  }, 120_000);
+});
+
 describe('activity-journal import calls', () => {
   it('imports good rows, reports bad ones by line without their content, and a re-import adds nothing', async () => {
     const csv = [
