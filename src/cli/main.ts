@@ -418,6 +418,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       const seq = wholeNumber(seqText, 'seq');
       const reader = openReader(cfg());
       try {
+        // A seq the journal never had is a misuse (exit 2), not a proof that failed.
+        const size = reader.size();
+        if (seq >= size) throw new UsageError(`no entry at seq ${seq}: the journal holds seq 0 to ${size - 1} (activity-journal trace <correlationId> shows the seqs of a correlation)`);
         const bundle = reader.proveInclusion(seq, { includePayload: opts.includePayload === true });
         const text = JSON.stringify(bundle, null, 2) + '\n';
         if (opts.out) {

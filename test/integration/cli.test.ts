@@ -103,6 +103,11 @@ describe('activity-journal prove / verify-proof / trace / public-key', () => {
     expect(noJournal.status).toBe(2);
     expect(noJournal.stderr).toMatch(/no journal at/);
     expect(cli(['verify', '--anchors', join(tmp.dir, 'nowhere')]).status).toBe(2);
+    // A seq the journal never had is a misuse, and the message says which seqs there are.
+    expect(cli(['checkpoint']).status).toBe(0);
+    const beyond = cli(['prove', '99999']);
+    expect(beyond.status).toBe(2);
+    expect(beyond.stderr).toMatch(/no entry at seq 99999: the journal holds seq 0 to \d+/);
   });
 });
 
