@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
+import { readUsersFile, verifyPassword } from '../../src/audit/users.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let env: NodeJS.ProcessEnv;
@@ -153,6 +154,33 @@ describe('activity-journal output into a pipe whose reader goes away (| head)', 
     // The export ran to its end although nobody read it all: it is journaled.
     expect(cli(['trace', 'audit/exports']).stdout).toMatch(/audit\.exported/);
   }, 120_000);
+});
+
+describe('activity-journal users add', () => {
+  it('refuses to add a user who exists (exit 2, naming --reset); --reset replaces the password and keeps role and tokens', async () => {
+    const usersPath = join(tmp.dir, 'users.json');
+    env = { ...env, AUDIT_USERS_PATH: usersPath };
+    const user = (): { role: string; passwordHash: string | null; apiTokens: unknown[] } => readUsersFile(usersPath).users.find((u) => u.id === 'maria') as { role: string; passwordHash: string | null; apiTokens: unknown[] };
+    const added = cli(['users', 'add', 'maria', '--role', 'reviewer'], 'first password 123\n');
+    expect(added.status, added.stderr).toBe(0);
+    expect(added.stdout).toMatch(/added maria \(reviewer\)/);
+    const first = user().passwordHash as string;
+    expect(cli(['users', 'token', 'maria']).status).toBe(0);
+
+    const again = cli(['users', 'add', 'maria', '--role', 'admin'], 'someone elses password\n');
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/maria already exists .*users add maria --reset/);
+    expect(user()).toMatchObject({ role: 'reviewer', passwordHash: first });
+
+    expect(cli(['users', 'add', 'nobody', '--reset'], 'a password of twelve\n').status).toBe(2);
+
+    const reset = cli(['users', 'add', 'maria', '--reset'], 'second password 456\n');
+    expect(reset.status, reset.stderr).toBe(0);
+    expect(reset.stdout).toMatch(/password reset for maria \(reviewer\)/);
+    expect(user()).toMatchObject({ role: 'reviewer', apiTokens: [expect.objectContaining({ id: expect.any(String) })] });
+    expect(await verifyPassword('second password 456', user().passwordHash as string)).toBe(true);
+    expect(await verifyPassword('first password 123', user().passwordHash as string)).toBe(false);
+  }, 60_000);
 });
 
 describe('activity-journal import calls', () => {
