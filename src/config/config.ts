@@ -325,7 +325,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   let archiveStore: ArchiveStoreConfig = { kind: 'directory', dir: resolve(e.ARCHIVE_DIR ?? join(dataDir, 'archive')) };
   if (e.ARCHIVE_STORE !== undefined && e.ARCHIVE_STORE !== 'directory') {
     const b = parseBucketUrl(e.ARCHIVE_STORE);
-    if (!b && usable('ARCHIVE_STORE')) problems.push(`ARCHIVE_STORE: expected "directory" (ARCHIVE_DIR) or gs://bucket/optional/prefix, got ${JSON.stringify(e.ARCHIVE_STORE)}`);
+    if (!b) problems.push(`ARCHIVE_STORE: expected "directory" (ARCHIVE_DIR) or gs://bucket/optional/prefix, got ${JSON.stringify(e.ARCHIVE_STORE)}`);
     else {
       archiveStore = {
         kind: 'gcs',
