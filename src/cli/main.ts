@@ -319,29 +319,36 @@ export async function main(argv: readonly string[]): Promise<number> {
       const config = cfg();
       const inboxes = config.pipeline.gmail ? gmailInboxStore(config).list().map((i) => ({ connector: 'gmail', mailbox: i.mailbox, status: i.status, lastSyncAt: i.lastSyncAt, cursor: i.historyId, connectedAt: i.connectedAt })) : [];
       const forms = (existsSync(join(config.pipeline.stateDir, 'form-polls.enc')) ? formPollStore(config).list() : []).map((f) => ({ connector: f.key.split('/')[0] ?? '', formId: f.key.split('/').slice(1).join('/'), status: f.status, lastPollAt: f.lastPollAt, cursor: f.cursor }));
+      // Size and checkpoint need no key store: the journal is read as stored. Not there is "not created yet";
+      // there but unreadable is said as such (and exits 1), not mistaken for a journal not created yet.
       let journal: { entries: number; checkpoint: number | null } | null = null;
-      try {
-        const reader = openReader(config);
+      let unreadable: string | null = null;
+      if (existsSync(config.journal.path)) {
         try {
-          journal = { entries: reader.size(), checkpoint: reader.latestCheckpoint()?.checkpoint.treeSize ?? null };
-        } finally {
-          reader.close();
+          const reader = JournalReader.open(config.journal.path, { check: true });
+          try {
+            journal = { entries: reader.size(), checkpoint: reader.latestCheckpoint()?.checkpoint.treeSize ?? null };
+          } finally {
+            reader.close();
+          }
+        } catch (err) {
+          unreadable = (err as Error).message;
         }
-      } catch {
-        journal = null;
       }
-      const keyStore = keyStoreCheck(config);
+      // The check reads the journal too: not of one that cannot be read.
+      const keyStore = unreadable === null ? keyStoreCheck(config) : null;
       if (json()) {
-        io.out(JSON.stringify({ journal, inboxes, forms, keyStore }));
+        io.out(JSON.stringify({ journal, ...(unreadable !== null ? { journalError: unreadable } : {}), inboxes, forms, keyStore }));
       } else {
-        io.out(journal ? `journal ${config.journal.path}: ${journal.entries} entries, newest signed checkpoint at ${journal.checkpoint ?? 'none yet'}` : `journal ${config.journal.path}: not created yet`);
+        if (journal) io.out(`journal ${config.journal.path}: ${journal.entries} entr${journal.entries === 1 ? 'y' : 'ies'}; newest signed checkpoint: ${journal.checkpoint === null ? 'none yet' : `size ${journal.checkpoint}`}`);
+        else io.out(unreadable !== null ? `journal ${config.journal.path}: CANNOT BE READ: ${unreadable}` : `journal ${config.journal.path}: not created yet`);
         if (!config.pipeline.gmail) io.out('gmail: not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)');
         else if (inboxes.length === 0) io.out('gmail: no inbox connected (activity-journal connect gmail)');
         for (const i of inboxes) io.out(`gmail ${i.mailbox}: ${i.status === 'ok' ? 'ok' : 'NEEDS CONSENT (run activity-journal connect gmail)'}; last sync ${i.lastSyncAt ?? 'never'}; history id ${i.cursor ?? '-'}`);
         for (const f of forms) io.out(`${f.connector} ${f.formId}: ${f.status === 'ok' ? 'ok' : f.connector === 'google-forms' ? `NEEDS CONSENT (run activity-journal connect google-forms ${f.formId})` : 'TOKEN REFUSED (set a valid HUBSPOT_ACCESS_TOKEN)'}; last poll ${f.lastPollAt ?? 'never'}; cursor ${f.cursor ?? '-'}`);
-        for (const line of describeCheck(config, keyStore)) io.out(line);
+        if (keyStore) for (const line of describeCheck(config, keyStore)) io.out(line);
       }
-      exitCode = inboxes.some((i) => i.status !== 'ok') || forms.some((f) => f.status !== 'ok') || !keyStore.ok ? 1 : 0;
+      exitCode = unreadable !== null || inboxes.some((i) => i.status !== 'ok') || forms.some((f) => f.status !== 'ok') || keyStore?.ok === false ? 1 : 0;
     });
 
   program
@@ -616,8 +623,9 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
 }
 
 async function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, includeArchives: boolean, progressLines = false): Promise<number> {
-  // Verification needs the journal alone (no master key): hashes commit to sealed payloads as stored.
-  const reader = JournalReader.open(config.journal.path);
+  // Verification needs the journal alone (no master key): hashes commit to sealed payloads as stored. It
+  // writes nothing, not even SQLite's side files (`check`).
+  const reader = JournalReader.open(config.journal.path, { check: true });
   try {
     const archives = includeArchives ? await attachArchives(config, reader) : undefined;
     const genesis = reader.bySeq(0);
