@@ -14,7 +14,8 @@ let tmp: { dir: string; cleanup: () => void };
 let env: NodeJS.ProcessEnv;
 beforeEach(() => {
   tmp = tempDir('aj-cli-');
-  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' };
+  // The key store backup defaults to beside the data directory, which is tmp.dir itself here: kept inside it.
+  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', KEY_STORE_BACKUP: join(tmp.dir, 'key-backup', 'subject-keys.sqlite') };
 });
 afterEach(() => tmp.cleanup());
 
@@ -177,7 +178,7 @@ function listing(dir: string): string[] {
 describe('activity-journal verify, status and keys status write nothing', () => {
   it('on a copy of the data directory, with or without the key store backup, every file stays byte-identical and nothing is added', async () => {
     // A journal with sealed entries (so a key store and its backup), in a data directory of its own.
-    env = { ...env, JOURNAL_PATH: join(tmp.dir, 'live', 'data', 'journal.sqlite') };
+    env = { ...env, JOURNAL_PATH: join(tmp.dir, 'live', 'data', 'journal.sqlite'), KEY_STORE_BACKUP: '' };
     expect((await appendLines([line(1), line(2), line(3)])).status).toBe(0);
     expect(cli(['checkpoint']).status).toBe(0);
     expect(existsSync(join(tmp.dir, 'live', 'data-key-backup', 'subject-keys.sqlite'))).toBe(true);
