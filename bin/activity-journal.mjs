@@ -7,9 +7,11 @@ const { main } = await import('../src/cli/main.ts');
 const code = await main(process.argv);
 process.exitCode = code;
 // A finished command must end even if a client library keeps an idle connection or timer alive
-// (googleapis, ioredis). Exit only once our own output has drained into its pipe.
+// (googleapis, ioredis). Exit only once our own output has drained into its pipe (or its reader went away:
+// a destroyed stream never drains, see src/cli/output.ts).
+const drained = (s) => s.destroyed || s.writableLength === 0;
 const finish = () => {
-  if (process.stdout.writableLength === 0 && process.stderr.writableLength === 0) process.exit(code);
+  if (drained(process.stdout) && drained(process.stderr)) process.exit(code);
   else setTimeout(finish, 200).unref();
 };
 setTimeout(finish, 2000).unref();

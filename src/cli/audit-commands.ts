@@ -238,14 +238,20 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
   const users = program.command('users').description('users of the audit UI (the file at AUDIT_USERS_PATH)');
   users
     .command('add')
-    .description('add a user, or set an existing user\'s role and password; the password is read from stdin (never an argument)')
+    .description('add a user; with --reset, set an existing user\'s password (and --role); the password is read from stdin (never an argument)')
     .argument('<name>', 'user id: 1-64 characters [a-z0-9._-]')
-    .requiredOption('--role <role>', ROLES.join(', '))
-    .action(async (name: string, opts: { role: string }) => {
+    .option('--role <role>', `${ROLES.join(', ')} (required for a new user; with --reset, changes the role)`)
+    .option('--reset', 'the user exists: replace their password (their API tokens stay)')
+    .action(async (name: string, opts: { role?: string; reset?: boolean }) => {
       if (!isUserId(name)) throw new UsageError(`user ids are 1-64 characters [a-z0-9._-], not an email address (got ${JSON.stringify(name)})`);
-      if (!(ROLES as readonly string[]).includes(opts.role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
+      if (opts.role !== undefined && !(ROLES as readonly string[]).includes(opts.role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
       const config = ctx.config();
-      const password = await readSecretLine(`password for ${name} (12+ characters): `);
+      // Decided before the password is asked for: adding a user must never silently replace someone's password.
+      const existing = readUsersFile(config.audit.usersPath).users.find((u) => u.id === name);
+      if (existing && opts.reset !== true) throw new UsageError(`${name} already exists (${existing.role}) in ${config.audit.usersPath}; to replace their password, run: activity-journal users add ${name} --reset`);
+      if (!existing && opts.reset === true) throw new UsageError(`there is no user ${JSON.stringify(name)} in ${config.audit.usersPath} to reset; add them without --reset (and with --role)`);
+      if (!existing && opts.role === undefined) throw new UsageError(`--role is required for a new user: ${ROLES.join(', ')}`);
+      const password = await readSecretLine(`${existing ? 'new ' : ''}password for ${name} (12+ characters): `);
       let hash: string;
       try {
         hash = await hashPassword(password);
@@ -253,11 +259,14 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
         if (err instanceof UsersFileError) throw new UsageError(err.message);
         throw err;
       }
+      // Read again: the file may have changed while the password was typed.
       const file = readUsersFile(config.audit.usersPath);
-      const existing = file.users.find((u) => u.id === name);
-      const next = existing ? file.users.map((u) => (u.id === name ? { ...u, role: opts.role as Role, passwordHash: hash } : u)) : [...file.users, { id: name, role: opts.role as Role, passwordHash: hash, apiTokens: [] }];
+      const now = file.users.find((u) => u.id === name);
+      if (Boolean(now) !== Boolean(existing)) throw new UsageError(`${config.audit.usersPath} changed while the password was typed (${name} was ${now ? 'added' : 'removed'}); run the command again`);
+      const role = (opts.role ?? now?.role) as Role;
+      const next = now ? file.users.map((u) => (u.id === name ? { ...u, role, passwordHash: hash } : u)) : [...file.users, { id: name, role, passwordHash: hash, apiTokens: [] }];
       writeUsersFile(config.audit.usersPath, { users: next });
-      ctx.out(`${existing ? 'updated' : 'added'} ${name} (${opts.role}) in ${config.audit.usersPath}`);
+      ctx.out(`${now ? `password reset for ${name}` : `added ${name}`} (${role}) in ${config.audit.usersPath}`);
     });
   users
     .command('hash-password')

@@ -21,11 +21,12 @@ import { startPipeline } from '../../jobs/main.ts';
 import { ensureRedis } from './redis.ts';
 import { describeEntry } from './describe.ts';
 import { terminalSafe } from './terminal-text.ts';
+import { write } from './output.ts';
 import { Privacy } from '../journal/privacy.ts';
 
 export async function runDemo(config: Config, options: { json: boolean; keep: boolean }): Promise<number> {
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal-demo');
-  const out = (s: string): void => void process.stdout.write(terminalSafe(s) + '\n');
+  const out = (s: string): void => write(process.stdout, terminalSafe(s) + '\n');
   const redis = await ensureRedis(config, logger);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = join(dirname(config.journal.path), 'demo', `run-${stamp}`);

@@ -13,6 +13,7 @@ import { resolveCredentials } from '../journal/service/credentials.ts';
 import { JournalFileError } from '../journal/errors/journal-file.error.ts';
 import { configuredAnchors } from '../journal/configured-anchors.ts';
 import { UsageError } from './usage-error.ts';
+import { write } from './output.ts';
 import { attachConfiguredPrivacy, openWriterPrivacy } from '../journal/configured-privacy.ts';
 
 export function serviceClient(config: Config): HttpJournalClient | null {
@@ -30,7 +31,7 @@ export async function withWriterOrService<T>(config: Config, direct: (w: Journal
     if (!(err instanceof JournalFileError && err.code === 'LOCKED')) throw err;
     const client = serviceClient(config);
     if (!client) throw new UsageError(`${err.message}; and no service credentials were found (set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN)`);
-    process.stderr.write(`the journal service holds the journal; going through it at ${config.service.url}\n`);
+    write(process.stderr, `the journal service holds the journal; going through it at ${config.service.url}\n`);
     try {
       return await viaService(client);
     } finally {

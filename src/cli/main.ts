@@ -21,6 +21,7 @@ import { progressBar } from './progress.ts';
 import { UsageError } from './usage-error.ts';
 import { describeEntry } from './describe.ts';
 import { terminalSafe } from './terminal-text.ts';
+import { guardOutput, write } from './output.ts';
 import { isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
@@ -56,13 +57,15 @@ interface Io {
 }
 
 // Every line the CLI prints passes terminalSafe: journal content must not reach the terminal as control characters.
+// And output.ts: a reader that goes away (`| head`) ends the output quietly, not with an EPIPE stack trace.
 const io: Io = {
-  out: (line) => process.stdout.write(terminalSafe(line) + '\n'),
-  err: (line) => process.stderr.write(terminalSafe(line) + '\n'),
+  out: (line) => write(process.stdout, terminalSafe(line) + '\n'),
+  err: (line) => write(process.stderr, terminalSafe(line) + '\n'),
 };
 
 /** Runs the command line; resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  guardOutput();
   let exitCode = 0;
   const program = new Command();
   program
@@ -72,7 +75,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(terminalSafe(s)), writeOut: (s) => process.stdout.write(terminalSafe(s)) });
+    .configureOutput({ writeErr: (s) => write(process.stderr, terminalSafe(s)), writeOut: (s) => write(process.stdout, terminalSafe(s)) });
 
   const cfg = (): Config => loadConfig(process.env, { journalPath: program.opts<GlobalOpts>().journal });
   const json = (): boolean => program.opts<GlobalOpts>().json === true;
@@ -316,29 +319,36 @@ export async function main(argv: readonly string[]): Promise<number> {
       const config = cfg();
       const inboxes = config.pipeline.gmail ? gmailInboxStore(config).list().map((i) => ({ connector: 'gmail', mailbox: i.mailbox, status: i.status, lastSyncAt: i.lastSyncAt, cursor: i.historyId, connectedAt: i.connectedAt })) : [];
       const forms = (existsSync(join(config.pipeline.stateDir, 'form-polls.enc')) ? formPollStore(config).list() : []).map((f) => ({ connector: f.key.split('/')[0] ?? '', formId: f.key.split('/').slice(1).join('/'), status: f.status, lastPollAt: f.lastPollAt, cursor: f.cursor }));
+      // Size and checkpoint need no key store: the journal is read as stored. Not there is "not created yet";
+      // there but unreadable is said as such (and exits 1), not mistaken for a journal not created yet.
       let journal: { entries: number; checkpoint: number | null } | null = null;
-      try {
-        const reader = openReader(config);
+      let unreadable: string | null = null;
+      if (existsSync(config.journal.path)) {
         try {
-          journal = { entries: reader.size(), checkpoint: reader.latestCheckpoint()?.checkpoint.treeSize ?? null };
-        } finally {
-          reader.close();
+          const reader = JournalReader.open(config.journal.path, { check: true });
+          try {
+            journal = { entries: reader.size(), checkpoint: reader.latestCheckpoint()?.checkpoint.treeSize ?? null };
+          } finally {
+            reader.close();
+          }
+        } catch (err) {
+          unreadable = (err as Error).message;
         }
-      } catch {
-        journal = null;
       }
-      const keyStore = keyStoreCheck(config);
+      // The check reads the journal too: not of one that cannot be read.
+      const keyStore = unreadable === null ? keyStoreCheck(config) : null;
       if (json()) {
-        io.out(JSON.stringify({ journal, inboxes, forms, keyStore }));
+        io.out(JSON.stringify({ journal, ...(unreadable !== null ? { journalError: unreadable } : {}), inboxes, forms, keyStore }));
       } else {
-        io.out(journal ? `journal ${config.journal.path}: ${journal.entries} entries, newest signed checkpoint at ${journal.checkpoint ?? 'none yet'}` : `journal ${config.journal.path}: not created yet`);
+        if (journal) io.out(`journal ${config.journal.path}: ${journal.entries} entr${journal.entries === 1 ? 'y' : 'ies'}; newest signed checkpoint: ${journal.checkpoint === null ? 'none yet' : `size ${journal.checkpoint}`}`);
+        else io.out(unreadable !== null ? `journal ${config.journal.path}: CANNOT BE READ: ${unreadable}` : `journal ${config.journal.path}: not created yet`);
         if (!config.pipeline.gmail) io.out('gmail: not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)');
         else if (inboxes.length === 0) io.out('gmail: no inbox connected (activity-journal connect gmail)');
         for (const i of inboxes) io.out(`gmail ${i.mailbox}: ${i.status === 'ok' ? 'ok' : 'NEEDS CONSENT (run activity-journal connect gmail)'}; last sync ${i.lastSyncAt ?? 'never'}; history id ${i.cursor ?? '-'}`);
         for (const f of forms) io.out(`${f.connector} ${f.formId}: ${f.status === 'ok' ? 'ok' : f.connector === 'google-forms' ? `NEEDS CONSENT (run activity-journal connect google-forms ${f.formId})` : 'TOKEN REFUSED (set a valid HUBSPOT_ACCESS_TOKEN)'}; last poll ${f.lastPollAt ?? 'never'}; cursor ${f.cursor ?? '-'}`);
-        for (const line of describeCheck(config, keyStore)) io.out(line);
+        if (keyStore) for (const line of describeCheck(config, keyStore)) io.out(line);
       }
-      exitCode = inboxes.some((i) => i.status !== 'ok') || forms.some((f) => f.status !== 'ok') || !keyStore.ok ? 1 : 0;
+      exitCode = unreadable !== null || inboxes.some((i) => i.status !== 'ok') || forms.some((f) => f.status !== 'ok') || keyStore?.ok === false ? 1 : 0;
     });
 
   program
@@ -415,12 +425,15 @@ export async function main(argv: readonly string[]): Promise<number> {
       const seq = wholeNumber(seqText, 'seq');
       const reader = openReader(cfg());
       try {
+        // A seq the journal never had is a misuse (exit 2), not a proof that failed.
+        const size = reader.size();
+        if (seq >= size) throw new UsageError(`no entry at seq ${seq}: the journal holds seq 0 to ${size - 1} (activity-journal trace <correlationId> shows the seqs of a correlation)`);
         const bundle = reader.proveInclusion(seq, { includePayload: opts.includePayload === true });
         const text = JSON.stringify(bundle, null, 2) + '\n';
         if (opts.out) {
           writeFileSync(opts.out, text);
           io.err(`inclusion proof of seq ${seq} against checkpoint of size ${bundle.treeSize} written to ${opts.out}`);
-        } else process.stdout.write(terminalSafe(text));
+        } else write(process.stdout, terminalSafe(text));
       } finally {
         reader.close();
       }
@@ -610,8 +623,9 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
 }
 
 async function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, includeArchives: boolean, progressLines = false): Promise<number> {
-  // Verification needs the journal alone (no master key): hashes commit to sealed payloads as stored.
-  const reader = JournalReader.open(config.journal.path);
+  // Verification needs the journal alone (no master key): hashes commit to sealed payloads as stored. It
+  // writes nothing, not even SQLite's side files (`check`).
+  const reader = JournalReader.open(config.journal.path, { check: true });
   try {
     const archives = includeArchives ? await attachArchives(config, reader) : undefined;
     const genesis = reader.bySeq(0);
@@ -664,7 +678,7 @@ function progressLinesTo(stream: NodeJS.WriteStream): { update(done: number, tot
       const now = Date.now();
       if (now - last < 200 && done < total) return;
       last = now;
-      stream.write(`progress ${done}/${total}\n`);
+      write(stream, `progress ${done}/${total}\n`);
     },
     done() {},
   };

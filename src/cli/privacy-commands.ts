@@ -62,6 +62,7 @@ export function registerPrivacyCommands(program: Command, ctx: PrivacyCommandCon
     .option('--force', 'restore even though the key store is present and has every key the journal needs')
     .action((opts: { force?: boolean }) => {
       const config = ctx.config();
+      if (!existsSync(config.privacy.keyStoreBackupPath)) throw new UsageError(`there is no key store backup at ${config.privacy.keyStoreBackupPath} to restore from${existsSync(config.privacy.keyStorePath) ? ' (the journal service re-creates it from the store when it starts)' : ''}`);
       const before = keyStoreCheck(config);
       if (before.storePresent && before.ok && opts.force !== true) throw new UsageError('the key store is present and complete; nothing to restore (pass --force to replace it with the backup anyway)');
       const { key } = loadMasterKey(config.privacy, { create: false });
@@ -97,7 +98,8 @@ export function registerPrivacyCommands(program: Command, ctx: PrivacyCommandCon
 async function confirmErasures(ctx: PrivacyCommandContext, seqs: readonly number[]): Promise<number> {
   const config = ctx.config();
   if (!existsSync(config.journal.path)) throw new UsageError(`no journal at ${config.journal.path}`);
-  const privacy = openKeyStoreForCheck(config.privacy);
+  // It destroys keys: opened for writing (and a missing backup is re-created, as where the product writes).
+  const privacy = openKeyStoreForCheck(config.privacy, { readOnly: false });
   if (privacy === null) throw new UsageError('there is no key store: nothing was ever sealed, so there is no erasure to confirm');
   try {
     const store = privacy.keys;
@@ -137,22 +139,34 @@ async function confirmErasures(ctx: PrivacyCommandContext, seqs: readonly number
   }
 }
 
-/** The key store check of `verify`, `status` and `keys status`; a store that cannot be opened is a problem too. */
+/**
+ * The key store check of `verify`, `status` and `keys status`; a store that cannot be opened is a problem too.
+ * It writes nothing: the store and its backup are opened read-only (a missing backup is reported, not re-created).
+ */
 export function keyStoreCheck(config: Config): KeyStoreCheck & { error?: string } {
-  if (!existsSync(config.journal.path)) return { ok: true, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], unauthenticatedErasures: [], backupInStep: null, problems: [], notes: [] };
-  const reader = JournalReader.open(config.journal.path);
+  const storeThere = existsSync(config.privacy.keyStorePath);
+  const backupThere = existsSync(config.privacy.keyStoreBackupPath);
+  // Every reader refuses a store missing while its backup exists; the check says what to do about it.
+  const orphanedBackup = !storeThere && backupThere ? [`the key store ${config.privacy.keyStorePath} is missing but its backup ${config.privacy.keyStoreBackupPath} exists: run \`activity-journal keys restore\``] : [];
+  const withFiles = (c: KeyStoreCheck & { error?: string }): KeyStoreCheck & { error?: string } => {
+    const problems = [...c.problems, ...orphanedBackup];
+    return { ...c, ok: problems.length === 0, storePresent: storeThere, backupPresent: storeThere ? backupThere : null, problems };
+  };
+  const nothing: KeyStoreCheck = { ok: true, storePresent: storeThere, backupPresent: null, referenced: 0, missing: [], resurrected: [], unauthenticatedErasures: [], backupInStep: null, problems: [], notes: [] };
+  if (!existsSync(config.journal.path)) return withFiles(nothing);
+  const reader = JournalReader.open(config.journal.path, { check: true });
   try {
     // A missing store is compared as empty: every key the journal needs is then reported missing.
-    if (!existsSync(config.privacy.keyStorePath)) return checkKeyStore(reader.connection, null);
+    if (!storeThere) return withFiles(checkKeyStore(reader.connection, null));
     let privacy;
     try {
       privacy = openKeyStoreForCheck(config.privacy);
     } catch (err) {
       const message = (err as Error).message;
-      return { ok: false, storePresent: existsSync(config.privacy.keyStorePath), referenced: 0, missing: [], resurrected: [], unauthenticatedErasures: [], backupInStep: null, problems: [`the key store cannot be opened: ${message}`], notes: [], error: message };
+      return withFiles({ ...nothing, ok: false, problems: [`the key store cannot be opened: ${message}`], error: message });
     }
     try {
-      return checkKeyStore(reader.connection, privacy?.keys ?? null);
+      return withFiles(checkKeyStore(reader.connection, privacy?.keys ?? null));
     } finally {
       privacy?.close();
     }
@@ -162,7 +176,10 @@ export function keyStoreCheck(config: Config): KeyStoreCheck & { error?: string 
 }
 
 export function describeCheck(config: Config, check: KeyStoreCheck): string[] {
-  const lines = [`key store ${config.privacy.keyStorePath} (backup ${config.privacy.keyStoreBackupPath}): ${check.storePresent ? 'present' : 'MISSING'}; ${check.referenced} key(s) referenced by the journal; backup ${check.backupInStep === null ? 'not compared' : check.backupInStep ? 'in step' : 'NOT IN STEP'}`];
+  // A journal that never sealed anything has no key store yet: that is not a loss, and not worth two lines.
+  if (!check.storePresent && check.referenced === 0 && check.ok) return ['key store: none yet (nothing sealed)'];
+  const backup = check.backupPresent === false ? 'MISSING' : check.backupInStep === null ? 'not compared' : check.backupInStep ? 'in step' : 'NOT IN STEP';
+  const lines = [`key store ${config.privacy.keyStorePath} (backup ${config.privacy.keyStoreBackupPath}): ${check.storePresent ? 'present' : 'MISSING'}; ${check.referenced} key(s) referenced by the journal; backup ${backup}`];
   if (check.ok) lines.push('key store: ok, every key the journal needs is present');
   for (const p of check.problems) lines.push(`KEY STORE PROBLEM: ${p}`);
   for (const n of check.notes) lines.push(`KEY STORE NOTE: ${n}`);

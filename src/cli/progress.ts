@@ -1,3 +1,5 @@
+import { write } from './output.ts';
+
 /** A progress bar on stderr, drawn only when stderr is a terminal (never in logs or pipes). */
 export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): { update(done: number, total: number): void; done(): void } {
   if (!stream.isTTY) return { update() {}, done() {} };
@@ -10,10 +12,10 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
       const width = 30;
       const frac = total > 0 ? Math.min(1, done / total) : 1;
       const filled = Math.round(frac * width);
-      stream.write(`\r${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total} (${Math.round(frac * 100)}%)`);
+      write(stream, `\r${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total} (${Math.round(frac * 100)}%)`);
     },
     done(): void {
-      stream.write('\n');
+      write(stream, '\n');
     },
   };
 }

@@ -299,25 +299,29 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   // An empty variable (`FOO=` in a .env file) means "not set", as most tools treat it.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = EnvSchema.safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
-  }
-  const e = parsed.data;
-  const problems: string[] = [];
+  // Every problem at once: the checks below run even when some values failed the schema. They run on the
+  // environment without the failed variables (each then takes its default), and a check that reads a failed
+  // variable is skipped (`usable`), so that no problem is reported about a default nobody set.
+  const problems: string[] = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  const failed = new Set(parsed.success ? [] : parsed.error.issues.map((i) => String(i.path[0])));
+  const usable = (...names: (keyof Env)[]): boolean => names.every((n) => !failed.has(n));
+  const rest = parsed.success ? parsed : EnvSchema.safeParse(Object.fromEntries(Object.entries(present).filter(([k]) => !failed.has(k))));
+  if (!rest.success) throw new ConfigError(problems);
+  const e = rest.data;
   const path = resolve(overrides.journalPath ?? e.JOURNAL_PATH);
   const dataDir = dirname(path);
   const listen = parseListen(e.JOURNAL_SERVICE_LISTEN);
-  if (!listen) problems.push(`JOURNAL_SERVICE_LISTEN: expected HOST:PORT or unix:/path, got ${JSON.stringify(e.JOURNAL_SERVICE_LISTEN)}`);
+  if (!listen && usable('JOURNAL_SERVICE_LISTEN')) problems.push(`JOURNAL_SERVICE_LISTEN: expected HOST:PORT or unix:/path, got ${JSON.stringify(e.JOURNAL_SERVICE_LISTEN)}`);
   const web = parseListen(e.WEB_LISTEN);
-  if (!web || web.kind !== 'tcp') problems.push(`WEB_LISTEN: expected HOST:PORT, got ${JSON.stringify(e.WEB_LISTEN)}`);
+  if ((!web || web.kind !== 'tcp') && usable('WEB_LISTEN')) problems.push(`WEB_LISTEN: expected HOST:PORT, got ${JSON.stringify(e.WEB_LISTEN)}`);
   const hubspotForms = e.HUBSPOT_FORMS_POLL.map((item) => {
     const [guid = '', name] = item.split('=').map((x) => x.trim());
     return { guid, name: name && name.length > 0 ? name : guid };
   });
-  for (const f of hubspotForms) if (!/^[A-Za-z0-9-]{1,64}$/.test(f.guid)) problems.push(`HUBSPOT_FORMS_POLL: ${JSON.stringify(f.guid)} is not a form guid (expected guid or guid=name, comma-separated)`);
-  if (hubspotForms.length > 0 && !e.HUBSPOT_ACCESS_TOKEN) problems.push('HUBSPOT_FORMS_POLL: polling needs HUBSPOT_ACCESS_TOKEN (a private app token with the "forms" scope)');
+  for (const f of hubspotForms) if (!/^[A-Za-z0-9-]{1,64}$/.test(f.guid) && usable('HUBSPOT_FORMS_POLL')) problems.push(`HUBSPOT_FORMS_POLL: ${JSON.stringify(f.guid)} is not a form guid (expected guid or guid=name, comma-separated)`);
+  if (hubspotForms.length > 0 && !e.HUBSPOT_ACCESS_TOKEN && usable('HUBSPOT_FORMS_POLL', 'HUBSPOT_ACCESS_TOKEN')) problems.push('HUBSPOT_FORMS_POLL: polling needs HUBSPOT_ACCESS_TOKEN (a private app token with the "forms" scope)');
   const archiveEvery = parseArchiveSchedule(e.ARCHIVE_SCHEDULE);
-  if (archiveEvery === undefined) problems.push(`ARCHIVE_SCHEDULE: expected off, hourly, daily or a period like 6h, 30m, 1d; got ${JSON.stringify(e.ARCHIVE_SCHEDULE)}`);
+  if (archiveEvery === undefined && usable('ARCHIVE_SCHEDULE')) problems.push(`ARCHIVE_SCHEDULE: expected off, hourly, daily or a period like 6h, 30m, 1d; got ${JSON.stringify(e.ARCHIVE_SCHEDULE)}`);
   let archiveStore: ArchiveStoreConfig = { kind: 'directory', dir: resolve(e.ARCHIVE_DIR ?? join(dataDir, 'archive')) };
   if (e.ARCHIVE_STORE !== undefined && e.ARCHIVE_STORE !== 'directory') {
     const b = parseBucketUrl(e.ARCHIVE_STORE);
@@ -336,10 +340,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   // lines, participants, metadata) and stays near the body's size, but nothing bounds it by it exactly, so the
   // journal's limit keeps a margin: at least twice the webhook's. Unset, the webhook limit follows from it.
   const webhookMaxBody = e.WEBHOOK_MAX_BODY_BYTES ?? Math.min(1024 * 1024, Math.floor(e.JOURNAL_MAX_PAYLOAD_BYTES / 2));
-  if (webhookMaxBody * 2 > e.JOURNAL_MAX_PAYLOAD_BYTES) {
+  if (webhookMaxBody * 2 > e.JOURNAL_MAX_PAYLOAD_BYTES && usable('WEBHOOK_MAX_BODY_BYTES', 'JOURNAL_MAX_PAYLOAD_BYTES')) {
     problems.push(`WEBHOOK_MAX_BODY_BYTES: ${webhookMaxBody} admits webhook bodies the journal could refuse (JOURNAL_MAX_PAYLOAD_BYTES is ${e.JOURNAL_MAX_PAYLOAD_BYTES}); set it to at most half of JOURNAL_MAX_PAYLOAD_BYTES (${Math.floor(e.JOURNAL_MAX_PAYLOAD_BYTES / 2)}), or raise JOURNAL_MAX_PAYLOAD_BYTES`);
   }
-  for (const u of e.JOURNAL_ANCHOR_URLS) if (!/^https?:\/\//.test(u)) problems.push(`JOURNAL_ANCHOR_URLS: ${u} is not an http(s) URL`);
+  for (const u of e.JOURNAL_ANCHOR_URLS) if (!/^https?:\/\//.test(u) && usable('JOURNAL_ANCHOR_URLS')) problems.push(`JOURNAL_ANCHOR_URLS: ${u} is not an http(s) URL`);
   if (problems.length > 0) throw new ConfigError(problems);
   const l = listen as Listen;
   const defaultUrl = l.kind === 'unix' ? `unix:${l.path}` : `http://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;

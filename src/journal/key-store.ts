@@ -50,6 +50,12 @@ export interface KeyStoreOptions {
   readonly masterKey: MasterKey;
   /** Create a new, empty store when neither the store nor its backup exists. */
   readonly create: boolean;
+  /**
+   * Open for reading and checking only (`verify`, `status`, `keys status`, readers): nothing is created,
+   * initialised, re-created or changed, not even file modes; a missing backup is reported (`backupMissing`)
+   * rather than re-created from the store. Keys cannot be created or destroyed through such a store.
+   */
+  readonly readOnly?: boolean;
   readonly now?: () => Date;
 }
 
@@ -70,6 +76,10 @@ const CHECK_CONTEXT = 'key-store:check';
 const HASH_KEY_CONTEXT = 'key-store:subject-hash-key';
 /** The master-key derivation label of the key that authenticates privacy.erased records. */
 const ERASURE_PURPOSE = 'privacy-erased/v1';
+
+function openReadOnlyDb(path: string): Database.Database {
+  return new Database(path, { readonly: true, fileMustExist: true, timeout: 5000 });
+}
 
 function openDb(path: string): Database.Database {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -94,6 +104,10 @@ export function normaliseAddress(address: string): string {
 export class SubjectKeyStore {
   /** True when this open found the backup missing and re-created it from the store (reported by checks). */
   backupRecreated = false;
+  /** True when the backup is missing and this store was opened read-only, so it was left missing (reported by checks). */
+  backupMissing = false;
+  /** Opened read-only (KeyStoreOptions.readOnly): no key is created or destroyed through it. */
+  readOnly = false;
   private readonly hashKey: Buffer;
   private readonly now: () => Date;
   // Prepared once: every sealed append and every opened read looks keys up.
@@ -105,7 +119,7 @@ export class SubjectKeyStore {
   private readonly dataVersionStmt: Database.Statement<[], number>;
   /** Subject hashes of normalised addresses (the hash key never changes): every sealed entry hashes its participants. */
   private readonly hashes = new Map<string, string>();
-  private readonly backupInsertStmt: Database.Statement<[string, string, Buffer, string]>;
+  private readonly backupInsertStmt: Database.Statement<[string, string, Buffer, string]> | null;
   /** Unwrapped keys by id: a key id's bytes never change; whether it is still there is asked every time. */
   private readonly unwrapped = new Map<string, Buffer>();
   /**
@@ -119,7 +133,8 @@ export class SubjectKeyStore {
 
   private constructor(
     private readonly db: Database.Database,
-    private readonly backup: Database.Database,
+    /** Null only in a read-only store whose backup is missing. */
+    private readonly backup: Database.Database | null,
     private readonly masterKey: MasterKey,
     readonly path: string,
     readonly backupPath: string,
@@ -132,7 +147,7 @@ export class SubjectKeyStore {
     const insert = 'INSERT INTO keys (key_id, subject, wrapped, created_at) VALUES (?, ?, ?, ?)';
     this.insertStmt = db.prepare(insert);
     this.dataVersionStmt = db.prepare<[], number>('PRAGMA data_version').pluck();
-    this.backupInsertStmt = backup.prepare(insert);
+    this.backupInsertStmt = backup?.prepare(insert) ?? null;
   }
 
   /** True when a store (or its backup) exists at these paths. */
@@ -150,7 +165,8 @@ export class SubjectKeyStore {
     if (!there.store && there.backup) {
       throw new KeyStoreError('MISSING', `the key store ${o.path} is missing but its backup ${o.backupPath} exists: run \`activity-journal keys restore\``);
     }
-    if (!there.store && !o.create) throw new KeyStoreError('MISSING', `there is no key store at ${o.path}`);
+    if (!there.store && (!o.create || o.readOnly === true)) throw new KeyStoreError('MISSING', `there is no key store at ${o.path}`);
+    if (o.readOnly === true) return SubjectKeyStore.openReadOnly(o, there.backup);
     const db = openDb(o.path);
     let backup: Database.Database | null = null;
     try {
@@ -176,6 +192,31 @@ export class SubjectKeyStore {
       }
       const store = new SubjectKeyStore(db, backup, o.masterKey, o.path, o.backupPath, o.now);
       store.backupRecreated = backupWasMissing;
+      return store;
+    } catch (err) {
+      backup?.close();
+      db.close();
+      throw err;
+    }
+  }
+
+  /** The read-only open (see KeyStoreOptions.readOnly): the same checks as open(), and no write of any kind. */
+  private static openReadOnly(o: KeyStoreOptions, backupThere: boolean): SubjectKeyStore {
+    const db = openReadOnlyDb(o.path);
+    let backup: Database.Database | null = null;
+    try {
+      const hasMeta = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).get() !== undefined;
+      if (!hasMeta) throw new KeyStoreError('NOT_A_KEY_STORE', `${o.path} is not an activity-journal key store (no meta table)`);
+      o.masterKey.open(meta(db, 'check', o.path), CHECK_CONTEXT, `the key store ${o.path}`);
+      if (backupThere) {
+        backup = openReadOnlyDb(o.backupPath);
+        if (!meta(backup, 'store_id', o.backupPath).equals(meta(db, 'store_id', o.path))) {
+          throw new KeyStoreError('NOT_A_KEY_STORE', `${o.backupPath} is the backup of another key store (store ids differ); move it away or point KEY_STORE_BACKUP elsewhere`);
+        }
+      }
+      const store = new SubjectKeyStore(db, backup, o.masterKey, o.path, o.backupPath, o.now);
+      store.backupMissing = !backupThere;
+      store.readOnly = true;
       return store;
     } catch (err) {
       backup?.close();
@@ -246,11 +287,13 @@ export class SubjectKeyStore {
   private findOrCreateKey(subject: string): SubjectKey {
     const row = this.activeStmt.get(subject);
     if (row) return { subject, keyId: row.key_id, key: this.unwrap(row.key_id, row.wrapped) };
+    if (this.readOnly) throw new KeyStoreError('READ_ONLY', `the key store ${this.path} was opened read-only: no subject key is created through it`);
     const keyId = randomBytes(12).toString('hex');
     const key = randomBytes(32);
     const wrapped = this.masterKey.seal(key, `subject-key:${keyId}`);
     const createdAt = this.now().toISOString();
     try {
+      if (this.backupInsertStmt === null) throw new Error(`there is no backup at ${this.backupPath}`);
       this.backupInsertStmt.run(keyId, subject, wrapped, createdAt);
     } catch (err) {
       throw new KeyStoreError('BACKUP_FAILED', `a new subject key could not be written to the backup ${this.backupPath}; nothing was sealed under it`, { cause: err });
@@ -313,14 +356,17 @@ export class SubjectKeyStore {
   destroy(keyIds: readonly string[], at: Date = this.now()): void {
     const sql = 'UPDATE keys SET wrapped = NULL, destroyed_at = ? WHERE key_id = ? AND destroyed_at IS NULL';
     const when = at.toISOString();
+    if (this.readOnly) throw new KeyStoreError('READ_ONLY', `the key store ${this.path} was opened read-only: no key is destroyed through it`);
     for (const id of keyIds) this.unwrapped.delete(id);
     this.activeCache.clear();
     this.db.transaction(() => {
       for (const id of keyIds) this.db.prepare(sql).run(when, id);
     })();
     try {
-      this.backup.transaction(() => {
-        for (const id of keyIds) this.backup.prepare(sql).run(when, id);
+      const backup = this.backup;
+      if (backup === null) throw new Error(`there is no backup at ${this.backupPath}`);
+      backup.transaction(() => {
+        for (const id of keyIds) backup.prepare(sql).run(when, id);
       })();
     } catch (err) {
       throw new KeyStoreError('BACKUP_FAILED', `the keys were destroyed in ${this.path} but not in the backup ${this.backupPath}: re-run the erasure`, { cause: err });
@@ -335,9 +381,11 @@ export class SubjectKeyStore {
    * Key by key, store against backup. Keys only the backup holds are what a store write that failed after its
    * backup write leaves (the backup goes first): harmless unless the journal references them (then they are
    * "missing" from the store, and `keys restore` brings them back). Keys only the store holds, or held in
-   * different states, are what a backup that fell behind looks like.
+   * different states, are what a backup that fell behind looks like. Null when there is no backup to compare
+   * (a read-only store whose backup is missing: `backupMissing`).
    */
-  compareWithBackup(): { storeOnly: string[]; backupOnly: string[]; differing: string[] } {
+  compareWithBackup(): { storeOnly: string[]; backupOnly: string[]; differing: string[] } | null {
+    if (this.backup === null) return null;
     const read = (db: Database.Database): Map<string, boolean> => new Map((db.prepare('SELECT key_id, destroyed_at FROM keys').all() as { key_id: string; destroyed_at: string | null }[]).map((r) => [r.key_id, r.destroyed_at === null]));
     const store = read(this.db);
     const backup = read(this.backup);
@@ -348,7 +396,7 @@ export class SubjectKeyStore {
   }
 
   close(): void {
-    this.backup.close();
+    this.backup?.close();
     this.db.close();
   }
 

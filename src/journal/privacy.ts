@@ -133,10 +133,10 @@ export class Privacy {
    * now, so a wrong master key or a missing store fails at start-up; with `create` and neither there yet, the
    * master key and the store are created when the first personal payload is sealed, not before.
    */
-  static open(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }, options: { create: boolean; now?: () => Date }): Privacy {
+  static open(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }, options: { create: boolean; readOnly?: boolean; now?: () => Date }): Privacy {
     const open = (): SubjectKeyStore => {
-      const { key } = loadMasterKey(config, { create: options.create });
-      const o: KeyStoreOptions = { path: config.keyStorePath, backupPath: config.keyStoreBackupPath, masterKey: key, create: options.create, ...(options.now ? { now: options.now } : {}) };
+      const { key } = loadMasterKey(config, { create: options.create && options.readOnly !== true });
+      const o: KeyStoreOptions = { path: config.keyStorePath, backupPath: config.keyStoreBackupPath, masterKey: key, create: options.create, ...(options.readOnly === true ? { readOnly: true } : {}), ...(options.now ? { now: options.now } : {}) };
       return SubjectKeyStore.open(o);
     };
     const there = SubjectKeyStore.exists(config.keyStorePath, config.keyStoreBackupPath);
@@ -340,6 +340,8 @@ export interface KeyStoreCheck {
   readonly ok: boolean;
   /** False when there is no key store file at all. */
   readonly storePresent: boolean;
+  /** Whether the backup file is there (null: no store, so nothing was looked at). */
+  readonly backupPresent: boolean | null;
   /** Distinct key ids named by sealed entries in hot storage. */
   readonly referenced: number;
   /** Referenced, not erased by a privacy.erased entry, and absent from the store: data nobody can read any more. */
@@ -351,7 +353,7 @@ export interface KeyStoreCheck {
   /** The backup's fingerprint differs from the store's (null: no store to compare). */
   readonly backupInStep: boolean | null;
   readonly problems: readonly string[];
-  /** Repairs made while checking (a missing backup re-created from the store): not failures, but said. */
+  /** Repairs made while opening (a missing backup re-created by a writer), and findings that fail nothing (a missing backup, seen by a read-only check): said. */
   readonly notes: readonly string[];
 }
 
@@ -381,8 +383,8 @@ export function checkKeyStore(db: Database.Database, store: SubjectKeyStore | nu
   if (store) for (const id of erased) if (store.state(id).status === 'active') resurrected.push(id);
   let backupInStep: boolean | null = null;
   const notes: string[] = [];
-  if (store) {
-    const diff = store.compareWithBackup();
+  const diff = store?.compareWithBackup() ?? null;
+  if (diff) {
     backupInStep = diff.storeOnly.length === 0 && diff.differing.length === 0;
     // The backup is written first: a store write that failed (a full disk) leaves an unused key in the backup.
     if (diff.backupOnly.length > 0) notes.push(`${diff.backupOnly.length} key(s) are in the backup only (a store write failed after its backup write); unused unless listed as missing`);
@@ -398,9 +400,12 @@ export function checkKeyStore(db: Database.Database, store: SubjectKeyStore | nu
     const seqs = erasures.unauthenticated.map((e) => e.seq);
     notes.push(`${seqs.length} privacy.erased entr${seqs.length === 1 ? 'y does' : 'ies do'} not authenticate and ${seqs.length === 1 ? 'is' : 'are'} ignored (seq ${seqs.slice(0, 20).join(', ')}${seqs.length > 20 ? ', …' : ''}): not written by \`forget\` with this key store (forged with the append credential, or recorded before erasures were authenticated: confirm your own with \`activity-journal keys confirm-erasure <seq>\`)`);
   }
+  // A check writes nothing (a read-only open): the backup is re-created where the product writes, not here. No
+  // key is unreadable for it, so it fails no check (a copy of the data directory verifies), but it is said.
+  if (store?.backupMissing === true) notes.push(`the key store backup ${store.backupPath} is missing: a lost key store could not be restored; the journal service re-creates it from the store when it starts (or run \`activity-journal checkpoint\` while the service is stopped)`);
   if (store?.backupRecreated === true) notes.push(`the key store backup ${store.backupPath} was missing: it was re-created from the store`);
   const unauthenticatedErasures = store ? erasures.unauthenticated.map((e) => e.seq) : [];
-  return { ok: problems.length === 0, storePresent: store !== null, referenced: referenced.length, missing, resurrected, unauthenticatedErasures, backupInStep, problems, notes };
+  return { ok: problems.length === 0, storePresent: store !== null, backupPresent: store === null ? null : !store.backupMissing, referenced: referenced.length, missing, resurrected, unauthenticatedErasures, backupInStep, problems, notes };
 }
 
 /**
@@ -416,11 +421,12 @@ export function reapplyErasures(db: Database.Database, store: SubjectKeyStore): 
 /**
  * Opens the store for reading and checking: null when there is none at all (no store, no backup, or no master
  * key yet: nothing was ever sealed with them). A store missing while its backup exists throws (KeyStoreError
- * MISSING, naming `keys restore`), and so does a wrong master key.
+ * MISSING, naming `keys restore`), and so does a wrong master key. Read-only unless `readOnly: false` (for
+ * `keys confirm-erasure`, which destroys keys): a check, a reader, `verify` and `status` write nothing.
  */
-export function openKeyStoreForCheck(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }): Privacy | null {
+export function openKeyStoreForCheck(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }, options: { readOnly: boolean } = { readOnly: true }): Privacy | null {
   try {
-    return Privacy.open(config, { create: false });
+    return Privacy.open(config, { create: false, readOnly: options.readOnly });
   } catch (err) {
     if (err instanceof KeyStoreError && err.reason === 'MISSING' && !existsSync(config.keyStoreBackupPath)) return null;
     if (err instanceof MasterKeyError && err.reason === 'MISSING') return null;

@@ -2,7 +2,7 @@
  * Read-only queries over the journal. Opens its own read-only connection: readers can never write.
  */
 import type Database from 'better-sqlite3';
-import { openReadConnection } from './sqlite.ts';
+import { openCheckConnection, openReadConnection } from './sqlite.ts';
 import { checkReadable } from './schema.ts';
 import { ENTRY_COLUMNS, StoredNodes, archivedRanges, rowHeader, rowToEntry, type ArchivedRange, type EntryRow } from './store.ts';
 import type { ArchivedSegmentSource } from './verify.ts';
@@ -79,8 +79,9 @@ export class JournalReader {
     this.byCorrelationStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE correlation_id = ? AND seq > ? ORDER BY seq LIMIT ?`);
   }
 
-  static open(path: string): JournalReader {
-    const db = openReadConnection(path);
+  /** With `check`, the connection leaves no file behind (openCheckConnection): for verify and status. */
+  static open(path: string, options: { check?: boolean } = {}): JournalReader {
+    const db = options.check === true ? openCheckConnection(path) : openReadConnection(path);
     try {
       checkReadable(db);
     } catch (err) {

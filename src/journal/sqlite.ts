@@ -41,3 +41,32 @@ export function openReadConnection(path: string): Database.Database {
     throw new JournalFileError('UNREADABLE', `cannot open the journal ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
+
+/**
+ * Opens the journal for a check that must leave the directory as it found it (`verify`, `status`, `keys
+ * status`: a copy checked elsewhere stays byte-identical). A read-only connection to a WAL database creates its
+ * -wal and -shm files and, read-only, cannot remove them again. So when neither is there (no connection is open
+ * on the journal: a cleanly closed journal, a copy), the check opens it read-write with `query_only` (no
+ * statement can write), and SQLite removes the two files when it closes as the last connection: the WAL it
+ * checkpoints then is the empty one it made. When they are there (the journal service is running), read-only,
+ * as every reader.
+ */
+export function openCheckConnection(path: string): Database.Database {
+  if (existsSync(`${path}-wal`) || existsSync(`${path}-shm`)) return openReadConnection(path);
+  if (!existsSync(path)) throw new JournalFileError('UNREADABLE', `no journal at ${path}`);
+  if (!statSync(path).isFile()) throw new JournalFileError('UNREADABLE', `${path} is not a file`);
+  let db: Database.Database;
+  try {
+    db = new Database(path, { fileMustExist: true, timeout: 5000 });
+  } catch {
+    return openReadConnection(path); // not writable here (read-only media, a file of another user): read-only
+  }
+  try {
+    db.pragma('query_only = ON');
+    db.pragma('trusted_schema = OFF');
+    return db;
+  } catch (err) {
+    db.close();
+    throw new JournalFileError('UNREADABLE', `cannot open the journal ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -3,18 +3,21 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tempDir } from '../helpers/tmp.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
+import { readUsersFile, verifyPassword } from '../../src/audit/users.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let env: NodeJS.ProcessEnv;
 beforeEach(() => {
   tmp = tempDir('aj-cli-');
-  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' };
+  // The key store backup defaults to beside the data directory, which is tmp.dir itself here: kept inside it.
+  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', KEY_STORE_BACKUP: join(tmp.dir, 'key-backup', 'subject-keys.sqlite') };
 });
 afterEach(() => tmp.cleanup());
 
@@ -105,7 +108,155 @@ describe('activity-journal prove / verify-proof / trace / public-key', () => {
     expect(noJournal.status).toBe(2);
     expect(noJournal.stderr).toMatch(/no journal at/);
     expect(cli(['verify', '--anchors', join(tmp.dir, 'nowhere')]).status).toBe(2);
+    // A seq the journal never had is a misuse, and the message says which seqs there are.
+    expect(cli(['checkpoint']).status).toBe(0);
+    const beyond = cli(['prove', '99999']);
+    expect(beyond.status).toBe(2);
+    expect(beyond.stderr).toMatch(/no entry at seq 99999: the journal holds seq 0 to \d+/);
   });
+});
+
+/**
+ * Runs the CLI with its stdout read by a reader that goes away: at once (`start`), or after the first chunk of
+ * output (`first-data`, like `| head -1`). The CLI's later writes then fail with EPIPE.
+ */
+function intoClosedPipe(args: string[], closeAt: 'start' | 'first-data'): Promise<{ status: number | null; stderr: string; received: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/activity-journal.mjs', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let received = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (closeAt === 'start') child.stdout.destroy();
+    else
+      child.stdout.once('data', (d: Buffer) => {
+        received = d.toString();
+        child.stdout.destroy();
+      });
+    child.on('exit', (status) => resolve({ status, stderr, received }));
+  });
+}
+
+describe('activity-journal output into a pipe whose reader goes away (| head)', () => {
+  it('trace, status and export end quietly with their own exit code: no EPIPE stack trace', async () => {
+    // Far more output than a pipe buffers (64 KiB), so writes are still due when the reader has gone.
+    const many = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ kind: 'state.changed', source: 'crm', actor: 'import', correlationId: 'contact/many', payload: { entity: `contact/${i}`, field: 'lifecyclestage', from: 'lead', to: 'customer' } }));
+    expect((await appendLines(many)).status).toBe(0);
+    expect(cli(['checkpoint']).status).toBe(0);
+    const noStackTrace = (r: { stderr: string }): void => {
+      expect(r.stderr).not.toMatch(/EPIPE|Unhandled|\n\s+at /);
+    };
+    const trace = await intoClosedPipe(['trace', 'contact/many'], 'first-data');
+    expect(trace.received).toMatch(/^correlation contact\/many: 3000 entries/);
+    noStackTrace(trace);
+    expect(trace.status).toBe(0);
+    const status = await intoClosedPipe(['status'], 'start');
+    noStackTrace(status);
+    expect(status.status).toBe(0);
+    const exported = await intoClosedPipe(['export', '--correlation', 'contact/many'], 'first-data');
+    noStackTrace(exported);
+    expect(exported.status).toBe(0);
+    // The export ran to its end although nobody read it all: it is journaled.
+    expect(cli(['trace', 'audit/exports']).stdout).toMatch(/audit\.exported/);
+  }, 120_000);
+});
+
+/** Every file under `dir`: path, size, mode and SHA-256; what a command that writes nothing leaves as it was. */
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const f = join(d, name);
+      const st = statSync(f);
+      if (st.isDirectory()) {
+        out.push(`${f.slice(dir.length)}/ ${(st.mode & 0o777).toString(8)}`);
+        walk(f);
+      } else out.push(`${f.slice(dir.length)} ${st.size} ${(st.mode & 0o777).toString(8)} ${createHash('sha256').update(readFileSync(f)).digest('hex')}`);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+describe('activity-journal verify, status and keys status write nothing', () => {
+  it('on a copy of the data directory, with or without the key store backup, every file stays byte-identical and nothing is added', async () => {
+    // A journal with sealed entries (so a key store and its backup), in a data directory of its own.
+    env = { ...env, JOURNAL_PATH: join(tmp.dir, 'live', 'data', 'journal.sqlite'), KEY_STORE_BACKUP: '' };
+    expect((await appendLines([line(1), line(2), line(3)])).status).toBe(0);
+    expect(cli(['checkpoint']).status).toBe(0);
+    expect(existsSync(join(tmp.dir, 'live', 'data-key-backup', 'subject-keys.sqlite'))).toBe(true);
+
+    const checks = (where: string): { verify: ReturnType<typeof cli>; status: ReturnType<typeof cli>; keys: ReturnType<typeof cli> } => {
+      env = { ...env, JOURNAL_PATH: join(where, 'data', 'journal.sqlite') };
+      return { verify: cli(['verify']), status: cli(['status']), keys: cli(['keys', 'status']) };
+    };
+
+    // 1. The data directory alone, as one copies it to check it elsewhere: the backup lives beside it, not in it.
+    const alone = join(tmp.dir, 'copy-alone');
+    cpSync(join(tmp.dir, 'live', 'data'), join(alone, 'data'), { recursive: true });
+    const before = listing(alone);
+    const r = checks(alone);
+    expect(r.verify.status, r.verify.stdout + r.verify.stderr).toBe(0);
+    expect(r.status.status, r.status.stdout + r.status.stderr).toBe(0);
+    expect(r.keys.status, r.keys.stdout + r.keys.stderr).toBe(0);
+    expect(r.keys.stdout).toMatch(/backup MISSING/);
+    expect(r.keys.stdout).toMatch(/KEY STORE NOTE: the key store backup .* is missing/);
+    expect(listing(alone)).toEqual(before);
+
+    // 2. With its backup beside it.
+    const both = join(tmp.dir, 'copy-both');
+    cpSync(join(tmp.dir, 'live'), both, { recursive: true });
+    const beforeBoth = listing(both);
+    const b = checks(both);
+    expect([b.verify.status, b.status.status, b.keys.status]).toEqual([0, 0, 0]);
+    expect(b.keys.stdout).toMatch(/backup in step/);
+    expect(listing(both)).toEqual(beforeBoth);
+  }, 120_000);
+
+  it('on a new journal, the key store is "none yet", not MISSING and then ok; status says "newest signed checkpoint: size N"', () => {
+    const fresh = cli(['status']);
+    expect(fresh.status).toBe(0);
+    expect(fresh.stdout).toMatch(/: not created yet\n/);
+    expect(fresh.stdout).toMatch(/^key store: none yet \(nothing sealed\)$/m);
+    expect(fresh.stdout).not.toMatch(/MISSING|key store: ok/);
+    // A journal whose entries need no key: nothing was sealed.
+    expect(cli(['checkpoint']).status).toBe(0);
+    const status = cli(['status']);
+    expect(status.stdout).toMatch(/: 4 entries; newest signed checkpoint: size 2\n/);
+    expect(status.stdout).toMatch(/^key store: none yet \(nothing sealed\)$/m);
+    expect(status.stdout).not.toMatch(/MISSING|key store: ok/);
+    const verify = cli(['verify']);
+    expect(verify.status).toBe(0);
+    expect(verify.stdout).toMatch(/^key store: none yet \(nothing sealed\)$/m);
+    expect(verify.stdout).not.toMatch(/MISSING|key store: ok/);
+  });
+});
+
+describe('activity-journal users add', () => {
+  it('refuses to add a user who exists (exit 2, naming --reset); --reset replaces the password and keeps role and tokens', async () => {
+    const usersPath = join(tmp.dir, 'users.json');
+    env = { ...env, AUDIT_USERS_PATH: usersPath };
+    const user = (): { role: string; passwordHash: string | null; apiTokens: unknown[] } => readUsersFile(usersPath).users.find((u) => u.id === 'maria') as { role: string; passwordHash: string | null; apiTokens: unknown[] };
+    const added = cli(['users', 'add', 'maria', '--role', 'reviewer'], 'first password 123\n');
+    expect(added.status, added.stderr).toBe(0);
+    expect(added.stdout).toMatch(/added maria \(reviewer\)/);
+    const first = user().passwordHash as string;
+    expect(cli(['users', 'token', 'maria']).status).toBe(0);
+
+    const again = cli(['users', 'add', 'maria', '--role', 'admin'], 'someone elses password\n');
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/maria already exists .*users add maria --reset/);
+    expect(user()).toMatchObject({ role: 'reviewer', passwordHash: first });
+
+    expect(cli(['users', 'add', 'nobody', '--reset'], 'a password of twelve\n').status).toBe(2);
+
+    const reset = cli(['users', 'add', 'maria', '--reset'], 'second password 456\n');
+    expect(reset.status, reset.stderr).toBe(0);
+    expect(reset.stdout).toMatch(/password reset for maria \(reviewer\)/);
+    expect(user().role).toBe('reviewer');
+    expect(user().apiTokens).toHaveLength(1);
+    expect(await verifyPassword('second password 456', user().passwordHash as string)).toBe(true);
+    expect(await verifyPassword('first password 123', user().passwordHash as string)).toBe(false);
+  }, 60_000);
 });
 
 describe('activity-journal import calls', () => {

@@ -218,12 +218,20 @@ describe('crypto-shredding', () => {
     expect(payloadOf(trace(alice), 'interaction.received')).toMatchObject({ erased: true });
     expect(cli(['keys', 'status']).status).toBe(0);
 
-    // A lost backup is re-created from the store, and that is said.
+    // A lost backup is said by a check, which writes nothing; where the product writes it is re-created.
     rmSync(config.privacy.keyStoreBackupPath);
-    const rebuilt = cli(['keys', 'status']);
-    expect(rebuilt.status).toBe(0);
-    expect(rebuilt.stdout).toMatch(/KEY STORE NOTE: the key store backup .* was missing: it was re-created/);
+    const lost = cli(['keys', 'status']);
+    expect(lost.status).toBe(0);
+    expect(lost.stdout).toMatch(/backup MISSING/);
+    expect(lost.stdout).toMatch(/KEY STORE NOTE: the key store backup .* is missing: a lost key store could not be restored/);
+    expect(existsSync(config.privacy.keyStoreBackupPath)).toBe(false);
+    expect(cli(['verify']).status).toBe(0);
+    expect(existsSync(config.privacy.keyStoreBackupPath)).toBe(false);
+    expect(cli(['keys', 'restore']).status).toBe(2);
+    const rebuilt = cli(['checkpoint']);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
     expect(existsSync(config.privacy.keyStoreBackupPath)).toBe(true);
+    expect(cli(['keys', 'status']).status).toBe(0);
   }, 300_000);
 
   it('takes no privacy.erased from the append credential; one forged into the journal erases nothing and fails no check; older ones can be confirmed', async () => {
