@@ -1,6 +1,7 @@
 /**
  * The `activity-journal` command line. Exit codes: 0 success, 1 the journal (or a proof) is not intact or some
- * input lines were refused, 2 usage errors and unreadable files.
+ * input lines were refused, 2 usage errors and unreadable files, and a journal (or, for `start`, a data directory
+ * or port) already in use.
  */
 import { Command, CommanderError } from 'commander';
 import { createInterface } from 'node:readline';
