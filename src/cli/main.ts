@@ -22,7 +22,7 @@ import { progressBar } from './progress.ts';
 import { UsageError } from './usage-error.ts';
 import { describeEntry } from './describe.ts';
 import { terminalSafe } from './terminal-text.ts';
-import { isSupervised, waitForStop } from './stop-signal.ts';
+import { armStopSignals, isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
@@ -79,6 +79,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const json = (): boolean => program.opts<GlobalOpts>().json === true;
 
   const serve = async (): Promise<void> => {
+    armStopSignals(); // a stop asked for during start-up is kept, and honoured once started
     const config = cfg();
     const logger = createLogger(config.logLevel, 'activity-journal');
     const running = await startJournalService(config, logger);
@@ -117,6 +118,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('worker')
     .description('run the pipeline workers (ingest, classify, decide, mirror); needs Redis and the journal service')
     .action(async () => {
+      armStopSignals();
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
       const runtime = await startPipeline(config, logger);
@@ -127,6 +129,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('web')
     .description('run the web server (/healthz, /metrics, webhooks, the audit UI at /audit and its API at /api/v1)')
     .action(async () => {
+      armStopSignals();
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
       const web = await startWeb(config, logger);

@@ -10,11 +10,13 @@
  * them. A SIGTERM sent to a child (alone, or to every process at once as systemd does) is passed to the
  * supervisor as a request to stop everything in order; a second SIGTERM stops the child at once.
  *
- * The supervised side is set up when this module loads, so that nothing said during start-up is lost.
+ * A long-running command arms this first (armStopSignals), so that nothing said during its start-up is lost.
  */
 
 export const STOP_MESSAGE = 'activity-journal/stop';
 export const STOP_REQUEST = 'activity-journal/stop-request';
+/** Sent by a child once it listens: before that the supervisor stops it with SIGTERM (nothing to close yet). */
+export const ARMED = 'activity-journal/armed';
 
 export interface StopRequest {
   readonly type: typeof STOP_REQUEST;
@@ -23,6 +25,10 @@ export interface StopRequest {
 
 export function isStopRequest(m: unknown): m is StopRequest {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === STOP_REQUEST;
+}
+
+export function isArmed(m: unknown): boolean {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === ARMED;
 }
 
 const supervised = process.channel !== undefined;
@@ -35,7 +41,16 @@ function stopNow(reason: string): void {
   waiters.clear();
 }
 
-if (supervised) {
+let armed = false;
+
+/** Starts listening for the stop signals above (idempotent); other commands keep Node's default handling. */
+export function armStopSignals(): void {
+  if (armed) return;
+  armed = true;
+  if (!supervised) {
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => stopNow(signal));
+    return;
+  }
   // The channel must not keep the process alive by itself once the work is done.
   process.channel?.unref();
   process.once('disconnect', () => stopNow('supervisor gone'));
@@ -59,16 +74,19 @@ if (supervised) {
       stopNow('SIGTERM');
     }
   });
+  try {
+    process.send?.({ type: ARMED });
+  } catch {
+    stopNow('supervisor gone');
+  }
 }
 
 /** Resolves when the process is asked to stop (see above); at once when it already was. */
 export function waitForStop(): Promise<string> {
   return new Promise((resolve) => {
+    armStopSignals();
     if (stopReason !== null) return resolve(stopReason);
     waiters.add(resolve);
-    if (!supervised) {
-      for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => stopNow(signal));
-    }
   });
 }
 

@@ -17,7 +17,7 @@ import { HttpJournalClient } from '../journal/service/http-client.ts';
 import { ensureRedis } from './redis.ts';
 import { loadMasterKey } from '../journal/master-key.ts';
 import { claimInstance } from './instance.ts';
-import { STOP_MESSAGE, isStopRequest } from './stop-signal.ts';
+import { STOP_MESSAGE, isArmed, isStopRequest } from './stop-signal.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/activity-journal.mjs');
 
@@ -25,6 +25,8 @@ interface Managed {
   readonly name: string;
   readonly args: readonly string[];
   child: ChildProcess | null;
+  /** It listens for our stop message (until then SIGTERM ends it: it has nothing to close yet). */
+  armed: boolean;
   restarts: number;
   stopping: boolean;
   exited: Promise<void>;
@@ -112,8 +114,15 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     // supervisor tell it when to stop, and the child pass on a SIGTERM it was sent.
     const child = spawn(process.execPath, [BIN, ...m.args], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     m.child = child;
+    m.armed = false;
     child.on('message', (msg: unknown) => {
-      if (isStopRequest(msg)) control.stop(`${msg.signal} to ${m.name}`);
+      if (isArmed(msg)) m.armed = true;
+      else if (isStopRequest(msg)) {
+        m.armed = true;
+        // Already being stopped (a SIGTERM raced our stop): tell it again, now that it surely listens.
+        if (m.stopping) stopChild(m);
+        else control.stop(`${msg.signal} to ${m.name}`);
+      }
     });
     m.exited = new Promise((resolveExit) => {
       child.once('exit', (code, signal) => {
@@ -130,17 +139,17 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     });
     log.info({ process: m.name, pid: child.pid }, 'started');
   };
-  const make = (name: string, args: string[]): Managed => ({ name, args, child: null, restarts: 0, stopping: false, exited: Promise.resolve() });
+  const make = (name: string, args: string[]): Managed => ({ name, args, child: null, armed: false, restarts: 0, stopping: false, exited: Promise.resolve() });
 
   const journal = make('journal-service', ['journal-service']);
   const others = [make('worker', ['worker']), make('web', ['web'])];
-  const stopChild = (m: Managed): void => {
+  function stopChild(m: Managed): void {
     m.stopping = true;
     const child = m.child;
     if (!child) return;
-    if (child.connected) child.send({ type: STOP_MESSAGE }, (err) => err && child.kill('SIGTERM'));
+    if (child.connected && m.armed) child.send({ type: STOP_MESSAGE }, (err) => err && child.kill('SIGTERM'));
     else child.kill('SIGTERM');
-  };
+  }
   const shutdown = async (): Promise<number> => {
     const hardStop = setTimeout(() => {
       log.error({}, 'children did not stop in time; killing them');
