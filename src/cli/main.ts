@@ -1,6 +1,7 @@
 /**
  * The `activity-journal` command line. Exit codes: 0 success, 1 the journal (or a proof) is not intact or some
- * input lines were refused, 2 usage errors and unreadable files.
+ * input lines were refused, 2 usage errors and unreadable files, and a journal (or, for `start`, a data directory
+ * or port) already in use.
  */
 import { Command, CommanderError } from 'commander';
 import { createInterface } from 'node:readline';
@@ -22,7 +23,7 @@ import { UsageError } from './usage-error.ts';
 import { describeEntry } from './describe.ts';
 import { terminalSafe } from './terminal-text.ts';
 import { guardOutput, write } from './output.ts';
-import { isSupervised, waitForStop } from './stop-signal.ts';
+import { armStopSignals, isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
 import { runDemo } from './demo.ts';
@@ -81,6 +82,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const json = (): boolean => program.opts<GlobalOpts>().json === true;
 
   const serve = async (): Promise<void> => {
+    armStopSignals(); // a stop asked for during start-up is kept, and honoured once started
     const config = cfg();
     const logger = createLogger(config.logLevel, 'activity-journal');
     const running = await startJournalService(config, logger);
@@ -119,6 +121,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('worker')
     .description('run the pipeline workers (ingest, classify, decide, mirror); needs Redis and the journal service')
     .action(async () => {
+      armStopSignals();
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
       const runtime = await startPipeline(config, logger);
@@ -129,6 +132,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('web')
     .description('run the web server (/healthz, /metrics, webhooks, the audit UI at /audit and its API at /api/v1)')
     .action(async () => {
+      armStopSignals();
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
       const web = await startWeb(config, logger);

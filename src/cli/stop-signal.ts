@@ -1,22 +1,96 @@
 /**
- * Resolves when the process is asked to stop: SIGTERM, SIGINT (unless supervised: then the supervisor decides
- * the order in which processes stop), or the supervisor's IPC channel closing because it died.
+ * When a long-running process stops.
+ *
+ * On its own: SIGTERM, SIGINT or SIGHUP.
+ *
+ * Under our supervisor (which gives each child an IPC channel), the supervisor decides the order in which
+ * processes stop (web and workers first, the journal service last), so a child stops when the supervisor tells
+ * it to (an IPC message), or when the channel closes because the supervisor died (even by kill -9). SIGINT and
+ * SIGHUP reach the whole process group (Ctrl-C, a closed terminal) and thus the supervisor too: a child ignores
+ * them. A SIGTERM sent to a child (alone, or to every process at once as systemd does) is passed to the
+ * supervisor as a request to stop everything in order; a second SIGTERM stops the child at once.
+ *
+ * A long-running command arms this first (armStopSignals), so that nothing said during its start-up is lost.
  */
+
+export const STOP_MESSAGE = 'activity-journal/stop';
+export const STOP_REQUEST = 'activity-journal/stop-request';
+/** Sent by a child once it listens: before that the supervisor stops it with SIGTERM (nothing to close yet). */
+export const ARMED = 'activity-journal/armed';
+
+export interface StopRequest {
+  readonly type: typeof STOP_REQUEST;
+  readonly signal: string;
+}
+
+export function isStopRequest(m: unknown): m is StopRequest {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === STOP_REQUEST;
+}
+
+export function isArmed(m: unknown): boolean {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === ARMED;
+}
+
+const supervised = process.channel !== undefined;
+let stopReason: string | null = null;
+const waiters = new Set<(reason: string) => void>();
+
+function stopNow(reason: string): void {
+  stopReason ??= reason;
+  for (const w of waiters) w(stopReason);
+  waiters.clear();
+}
+
+let armed = false;
+
+/** Starts listening for the stop signals above (idempotent); other commands keep Node's default handling. */
+export function armStopSignals(): void {
+  if (armed) return;
+  armed = true;
+  if (!supervised) {
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => stopNow(signal));
+    return;
+  }
+  // The channel must not keep the process alive by itself once the work is done.
+  process.channel?.unref();
+  process.once('disconnect', () => stopNow('supervisor gone'));
+  process.on('message', (m: unknown) => {
+    if (typeof m === 'object' && m !== null && (m as { type?: unknown }).type === STOP_MESSAGE) stopNow('stopped by the supervisor');
+  });
+  process.on('SIGINT', () => {});
+  process.on('SIGHUP', () => {});
+  let forwarded = false;
+  process.on('SIGTERM', () => {
+    if (forwarded || !process.connected) {
+      // Still starting up (nobody waits yet): nothing to close in order, so end now.
+      if (waiters.size === 0 && stopReason === null) process.exit(143);
+      stopNow('SIGTERM');
+      return;
+    }
+    forwarded = true;
+    try {
+      process.send?.({ type: STOP_REQUEST, signal: 'SIGTERM' } satisfies StopRequest);
+    } catch {
+      stopNow('SIGTERM');
+    }
+  });
+  try {
+    process.send?.({ type: ARMED });
+  } catch {
+    stopNow('supervisor gone');
+  }
+}
+
+/** Resolves when the process is asked to stop (see above); at once when it already was. */
 export function waitForStop(): Promise<string> {
   return new Promise((resolve) => {
-    const supervised = isSupervised();
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    if (supervised) process.on('SIGINT', () => {});
-    else process.once('SIGINT', () => resolve('SIGINT'));
-    if (process.channel) {
-      // The channel must not keep the process alive by itself once the work is done.
-      process.channel.unref();
-      process.once('disconnect', () => resolve('supervisor gone'));
-    }
+    armStopSignals();
+    if (stopReason !== null) return resolve(stopReason);
+    waiters.add(resolve);
   });
 }
 
 /** Started by our supervisor: it gives each child an IPC channel. */
 export function isSupervised(): boolean {
-  return process.channel !== undefined;
+  return supervised;
 }

@@ -1,17 +1,23 @@
 /**
  * `activity-journal start`: the journal service, the pipeline workers and the web server as separate processes
  * under one supervisor (plus a local redis-server when none is available). A child that dies is restarted with
- * backoff; SIGTERM stops the workers and the web server first and the journal service last, so that
- * everything they accepted is journaled.
+ * backoff. SIGTERM, SIGINT or SIGHUP to the supervisor, a SIGTERM to any child (passed on as a request), or the
+ * death of the supervisor's parent (npm exits on SIGTERM without waiting for its child: the supervisor notices it
+ * was re-parented) stop the workers and the web server first and the journal service last, so that everything
+ * they accepted is journaled and the journal service writes its final checkpoint. Children stop by themselves
+ * when the supervisor dies (their IPC channel closes). A second start on the same data directory refuses at once
+ * (src/cli/instance.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
 import { resolveCredentials } from '../journal/service/credentials.ts';
 import { HttpJournalClient } from '../journal/service/http-client.ts';
 import { ensureRedis } from './redis.ts';
 import { loadMasterKey } from '../journal/master-key.ts';
+import { claimInstance } from './instance.ts';
+import { STOP_MESSAGE, isArmed, isStopRequest } from './stop-signal.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/activity-journal.mjs');
 
@@ -19,6 +25,8 @@ interface Managed {
   readonly name: string;
   readonly args: readonly string[];
   child: ChildProcess | null;
+  /** It listens for our stop message (until then SIGTERM ends it: it has nothing to close yet). */
+  armed: boolean;
   restarts: number;
   stopping: boolean;
   exited: Promise<void>;
@@ -36,6 +44,56 @@ function archiveLine(config: Config): string {
 
 export async function runSupervisor(config: Config, logger: Logger, env: NodeJS.ProcessEnv): Promise<number> {
   const log = logger.child({ component: 'supervisor' });
+  // Before anything else: one start per data directory, refused at once (no child spawned, no back-off loop).
+  const claimed = await claimInstance(config);
+  try {
+    return await supervise(config, logger, env, log);
+  } finally {
+    claimed.release();
+  }
+}
+
+/** How often the supervisor checks that its parent (npm, a shell) is still there. */
+const PARENT_CHECK_MS = 500;
+
+async function supervise(config: Config, logger: Logger, env: NodeJS.ProcessEnv, log: Logger): Promise<number> {
+  // Stop requests are taken from the very start, so that one arriving during start-up is not lost.
+  let shuttingDown = false;
+  let resolveStop: () => void = () => {};
+  const stopped = new Promise<void>((r) => {
+    resolveStop = r;
+  });
+  const stop = (reason: string): void => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info({ signal: reason }, 'stopping');
+    resolveStop();
+  };
+  const onSignal = (signal: NodeJS.Signals) => () => stop(signal);
+  const handlers = (['SIGTERM', 'SIGINT', 'SIGHUP'] as const).map((signal) => [signal, onSignal(signal)] as const);
+  for (const [signal, h] of handlers) process.on(signal, h);
+  // npm (and other wrappers) may exit on SIGTERM without passing it on: we are then re-parented (to init or a
+  // subreaper). A parent that is gone means stop, in order, rather than serve on unsupervised.
+  const parent = process.ppid;
+  const watchdog = setInterval(() => {
+    if (process.ppid !== parent) stop(`parent ${parent} gone`);
+  }, PARENT_CHECK_MS);
+  watchdog.unref();
+  try {
+    return await superviseUntilStopped(config, logger, env, log, { stopped, stop, isStopping: () => shuttingDown });
+  } finally {
+    clearInterval(watchdog);
+    for (const [signal, h] of handlers) process.off(signal, h);
+  }
+}
+
+interface StopControl {
+  readonly stopped: Promise<void>;
+  stop(reason: string): void;
+  isStopping(): boolean;
+}
+
+async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS.ProcessEnv, log: Logger, control: StopControl): Promise<number> {
   // The master key first, before any child could race to create it: said out loud when it is new.
   const master = loadMasterKey(config.privacy, { create: true });
   if (master.source === 'created') {
@@ -51,81 +109,94 @@ export async function runSupervisor(config: Config, logger: Logger, env: NodeJS.
     JOURNAL_READ_TOKEN: creds.readToken,
     REDIS_URL: redis.url,
   };
-  let shuttingDown = false;
-
   const start = (m: Managed): void => {
-    // An IPC channel lets a child notice when the supervisor dies (even by kill -9) and shut down cleanly.
+    // An IPC channel lets a child notice when the supervisor dies (even by kill -9) and shut down cleanly, the
+    // supervisor tell it when to stop, and the child pass on a SIGTERM it was sent.
     const child = spawn(process.execPath, [BIN, ...m.args], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     m.child = child;
+    m.armed = false;
+    child.on('message', (msg: unknown) => {
+      if (isArmed(msg)) m.armed = true;
+      else if (isStopRequest(msg)) {
+        m.armed = true;
+        // Already being stopped (a SIGTERM raced our stop): tell it again, now that it surely listens.
+        if (m.stopping) stopChild(m);
+        else control.stop(`${msg.signal} to ${m.name}`);
+      }
+    });
     m.exited = new Promise((resolveExit) => {
       child.once('exit', (code, signal) => {
         m.child = null;
         resolveExit();
-        if (shuttingDown || m.stopping) return;
+        if (control.isStopping() || m.stopping) return;
         m.restarts++;
         const delay = Math.min(30_000, 500 * 2 ** Math.min(m.restarts, 6));
         log.error({ process: m.name, code, signal, restartInMs: delay }, 'process exited; restarting');
         setTimeout(() => {
-          if (!shuttingDown) start(m);
+          if (!control.isStopping()) start(m);
         }, delay).unref();
       });
     });
     log.info({ process: m.name, pid: child.pid }, 'started');
   };
-  const make = (name: string, args: string[]): Managed => ({ name, args, child: null, restarts: 0, stopping: false, exited: Promise.resolve() });
+  const make = (name: string, args: string[]): Managed => ({ name, args, child: null, armed: false, restarts: 0, stopping: false, exited: Promise.resolve() });
 
   const journal = make('journal-service', ['journal-service']);
+  const others = [make('worker', ['worker']), make('web', ['web'])];
+  function stopChild(m: Managed): void {
+    m.stopping = true;
+    const child = m.child;
+    if (!child) return;
+    if (child.connected && m.armed) child.send({ type: STOP_MESSAGE }, (err) => err && child.kill('SIGTERM'));
+    else child.kill('SIGTERM');
+  }
+  const shutdown = async (): Promise<number> => {
+    const hardStop = setTimeout(() => {
+      log.error({}, 'children did not stop in time; killing them');
+      for (const m of [...others, journal]) m.child?.kill('SIGKILL');
+      redis.child?.kill('SIGKILL');
+    }, config.shutdownDeadlineMs + 15_000);
+    hardStop.unref();
+    others.forEach(stopChild);
+    await Promise.all(others.map((m) => m.exited));
+    stopChild(journal);
+    await journal.exited;
+    if (redis.child && redis.child.exitCode === null) {
+      const exited = new Promise((r) => redis.child?.once('exit', r));
+      redis.child.kill('SIGTERM');
+      await exited;
+    }
+    clearTimeout(hardStop);
+    return 0;
+  };
   start(journal);
   const client = new HttpJournalClient({ url: config.service.url, attempts: 1 });
   const deadline = Date.now() + 30_000;
   for (;;) {
+    if (control.isStopping()) {
+      await client.close();
+      return shutdown();
+    }
     try {
       await client.health();
       break;
     } catch {
       if (Date.now() > deadline) {
         await client.close();
+        await shutdown();
         throw new Error(`the journal service did not come up on ${config.service.url} within 30 s`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
   await client.close();
-  const others = [make('worker', ['worker']), make('web', ['web'])];
+  if (control.isStopping()) return shutdown();
   others.forEach(start);
   process.stderr.write(
-    `activity-journal is running: journal service ${config.service.url}, web http://${config.web.listen.kind === 'tcp' ? `${config.web.listen.host}:${config.web.listen.port}` : ''} (/healthz, /metrics, the audit UI at /audit), Redis ${redis.url}${redis.child ? ' (started by us)' : ''}.\n` +
-      `Classifier: ${config.pipeline.openai ? `OpenAI ${config.pipeline.openai.model}` : 'offline rules (set OPENAI_API_KEY for a model)'}; CRM: dry-run. ${archiveLine(config)} Ctrl-C to stop.\n`,
+    `activity-journal is running (supervisor pid ${process.pid}; data dir ${dirname(config.journal.path)}): journal service ${config.service.url}, web http://${config.web.listen.kind === 'tcp' ? `${config.web.listen.host}:${config.web.listen.port}` : ''} (/healthz, /metrics, the audit UI at /audit), Redis ${redis.url}${redis.child ? ' (started by us)' : ''}.\n` +
+      `Classifier: ${config.pipeline.openai ? `OpenAI ${config.pipeline.openai.model}` : 'offline rules (set OPENAI_API_KEY for a model)'}; CRM: ${config.pipeline.hubspot ? `HubSpot (writes for real${config.pipeline.hubspot.basePath ? ` to ${config.pipeline.hubspot.basePath}` : ''})` : 'dry-run (set HUBSPOT_ACCESS_TOKEN to write to HubSpot)'}. ${archiveLine(config)} Ctrl-C to stop.\n`,
   );
 
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: string): void => {
-      if (shuttingDown) return;
-      shuttingDown = true;
-      log.info({ signal }, 'stopping');
-      resolveStop();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  const hardStop = setTimeout(() => {
-    log.error({}, 'children did not stop in time; killing them');
-    for (const m of [...others, journal]) m.child?.kill('SIGKILL');
-    redis.child?.kill('SIGKILL');
-  }, config.shutdownDeadlineMs + 15_000);
-  hardStop.unref();
-  for (const m of others) {
-    m.stopping = true;
-    m.child?.kill('SIGTERM');
-  }
-  await Promise.all(others.map((m) => m.exited));
-  journal.stopping = true;
-  journal.child?.kill('SIGTERM');
-  await journal.exited;
-  if (redis.child) {
-    redis.child.kill('SIGTERM');
-    await new Promise((r) => redis.child?.once('exit', r));
-  }
-  clearTimeout(hardStop);
-  return 0;
+  await control.stopped;
+  return shutdown();
 }

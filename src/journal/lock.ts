@@ -2,6 +2,7 @@
  * The single-writer lock. It is an exclusive SQLite lock on a small side file, held for the life of the
  * process: the operating system releases it when the process dies (even by kill -9), so there is no stale lock
  * to clean up, and a second writer, in this process or another, gets SQLITE_BUSY and refuses to start.
+ * The same kind of lock marks a running `activity-journal start` (see src/cli/instance.ts).
  */
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,10 +14,15 @@ export interface WriterLock {
   release(): void;
 }
 
-export function acquireWriterLock(journalPath: string): WriterLock {
-  const lockPath = `${journalPath}.writer-lock`;
+export type FileLockResult = { readonly held: true; readonly lock: WriterLock } | { readonly held: false; readonly owner: string | null; readonly cause: unknown };
+
+/**
+ * Takes the exclusive lock on `lockPath`, or says who holds it (the text of `<lockPath>.owner`, written by the
+ * holder). `owner` (when given) is written there once the lock is ours.
+ */
+export function tryFileLock(lockPath: string, owner?: string): FileLockResult {
   const infoPath = `${lockPath}.owner`;
-  mkdirSync(dirname(journalPath), { recursive: true, mode: 0o700 });
+  mkdirSync(dirname(lockPath), { recursive: true, mode: 0o700 });
   // Create it 0600 only when missing: opening and closing a file this process holds a POSIX lock on would
   // silently drop that lock (fcntl locks belong to the process, and any close releases them).
   if (!existsSync(lockPath)) {
@@ -35,24 +41,38 @@ export function acquireWriterLock(journalPath: string): WriterLock {
     db.exec('CREATE TABLE IF NOT EXISTS held (at TEXT)');
   } catch (err) {
     db.close();
-    let owner = 'another process';
+    let note: string | null = null;
     try {
-      owner = readFileSync(infoPath, 'utf8').trim() || owner;
+      note = readFileSync(infoPath, 'utf8').trim() || null;
     } catch {
       // the owner note is a courtesy; the lock itself is what counts
     }
-    throw new JournalFileError('LOCKED', `the journal ${journalPath} is already open for writing by ${owner}; only one writer may run (stop it, or send appends through the journal service)`, { cause: err });
+    return { held: false, owner: note, cause: err };
   }
-  writeFileSync(infoPath, `pid ${process.pid} on ${hostname()}\n`, { mode: 0o600 });
+  if (owner !== undefined) writeFileSync(infoPath, `${owner}\n`, { mode: 0o600 });
   return {
-    release(): void {
-      if (!db.open) return;
-      try {
-        db.exec('ROLLBACK');
-      } catch {
-        // nothing to roll back
-      }
-      db.close();
+    held: true,
+    lock: {
+      release(): void {
+        if (!db.open) return;
+        try {
+          db.exec('ROLLBACK');
+        } catch {
+          // nothing to roll back
+        }
+        db.close();
+      },
     },
   };
+}
+
+export function writerLockPath(journalPath: string): string {
+  return `${journalPath}.writer-lock`;
+}
+
+export function acquireWriterLock(journalPath: string): WriterLock {
+  mkdirSync(dirname(journalPath), { recursive: true, mode: 0o700 });
+  const result = tryFileLock(writerLockPath(journalPath), `pid ${process.pid} on ${hostname()}`);
+  if (result.held) return result.lock;
+  throw new JournalFileError('LOCKED', `the journal ${journalPath} is already open for writing by ${result.owner ?? 'another process'}; only one writer may run (stop it, or send appends through the journal service)`, { cause: result.cause });
 }

@@ -491,13 +491,20 @@ export class JournalWriter {
     return { walTruncated: rows[0]?.busy === 0 };
   }
 
-  /** Waits for queued appends and anchoring, writes a final checkpoint if entries came since the last, releases the lock. */
+  /**
+   * Waits for queued appends and anchoring, writes a final checkpoint unless the newest one already covers every
+   * entry (only its own anchoring outcomes may follow it), releases the lock. A new journal gets one too: its
+   * genesis and policy entries are housekeeping, but a clean shutdown always leaves the journal signed to its end.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.timer) clearInterval(this.timer);
     try {
-      if (this.state.userSinceCheckpoint > 0) await this.checkpoint();
-      else await this.enqueue([]);
+      await this.enqueue([]); // a barrier: everything queued before is committed first
+      if (this.uncoveredByCheckpoint()) {
+        const result = this.writeCheckpointNow();
+        this.startAnchoring(result);
+      }
       while (this.inflightAnchoring.size > 0) await Promise.allSettled([...this.inflightAnchoring]);
       await this.enqueue([]);
     } finally {
@@ -505,6 +512,15 @@ export class JournalWriter {
       this.db.close();
       this.lock.release();
     }
+  }
+
+  /** Entries after the newest checkpoint other than anchoring outcomes (which report on a checkpoint, not new facts). */
+  private uncoveredByCheckpoint(): boolean {
+    const last = this.state.lastCheckpoint;
+    if (last === null) return this.state.size > 0;
+    if (this.state.userSinceCheckpoint > 0) return true;
+    const row = this.db.prepare(`SELECT 1 AS x FROM entries WHERE seq > ? AND kind <> 'checkpoint.anchored' LIMIT 1`).get(last.seq);
+    return row !== undefined;
   }
 
   private enqueue(entries: readonly PreparedEntry[]): Promise<AppendResult[]> {

@@ -1,23 +1,116 @@
 /**
  * `npm start` (activity-journal start): journal service, workers and web server as separate processes under one
- * supervisor; a killed child is restarted; SIGTERM stops everything cleanly.
+ * supervisor; a killed child is restarted; SIGTERM stops everything cleanly, whichever process of the tree gets it
+ * (npm's own pid included, which exits without passing it on); a killed supervisor leaves no child serving; a
+ * second start on the same data refuses at once.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tempDir } from '../helpers/tmp.ts';
 import { freePort } from '../helpers/service.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let prefix: string;
+let started: ChildProcess[] = [];
+let seen: number[] = [];
 beforeEach(() => {
   tmp = tempDir('aj-start-');
   prefix = uniquePrefix();
+  started = [];
+  seen = [];
 });
 afterEach(async () => {
+  // A failed test must not leave a tree serving: kill whatever of ours is still there.
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const pid of seen) if (alive(pid) && /activity-journal|esbuild/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) process.kill(pid, 'SIGKILL');
   await obliterate(prefix);
   tmp.cleanup();
 });
+
+const alive = (pid: number): boolean => existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+
+/** `pid` and every process below it, now (from /proc). */
+function tree(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [child, parent] of parentOf) if (parent === out[i]) out.push(child);
+  seen.push(...out);
+  return out;
+}
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  stderr(): string;
+}
+
+function startProduct(command: 'npm' | 'node', env: NodeJS.ProcessEnv): Started {
+  const child = command === 'npm'
+    ? spawn('npm', ['start'], { cwd: process.cwd(), env, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, ['bin/activity-journal.mjs', 'start'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  started.push(child);
+  return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))), stderr: () => stderr };
+}
+
+function productEnv(web: number, journalPort: number): NodeJS.ProcessEnv {
+  return { ...process.env, JOURNAL_PATH: `${tmp.dir}/journal.sqlite`, JOURNAL_SERVICE_LISTEN: `127.0.0.1:${journalPort}`, WEB_LISTEN: `127.0.0.1:${web}`, REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' };
+}
+
+async function healthy(web: number, product: Started): Promise<void> {
+  let exited: number | null | undefined;
+  void product.exited.then((code) => {
+    exited = code;
+  });
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`the product exited (${String(exited)}) before it was healthy; its stderr:\n${product.stderr()}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for healthy; its stderr:\n${product.stderr()}`);
+    const ok = await fetch(`http://127.0.0.1:${web}/healthz`).then(async (r) => r.status === 200 && ((await r.json()) as { ok: boolean }).ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const serving = (port: number): Promise<boolean> => fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false);
+
+/** The newest checkpoint entry covers every entry before it, and only its own anchoring outcomes follow it. */
+function expectSignedToTheEnd(): void {
+  const db = new Database(`${tmp.dir}/journal.sqlite`, { readonly: true });
+  try {
+    const rows = db.prepare('SELECT seq, kind, payload FROM entries ORDER BY seq').all() as { seq: number; kind: string; payload: string }[];
+    const cp = rows.filter((r) => r.kind === 'checkpoint').at(-1);
+    expect(cp, 'a checkpoint').toBeDefined();
+    expect((JSON.parse(cp?.payload ?? '{}') as { treeSize: number }).treeSize).toBe(cp?.seq);
+    expect(rows.filter((r) => r.seq > (cp?.seq ?? 0)).every((r) => r.kind === 'checkpoint.anchored')).toBe(true);
+  } finally {
+    db.close();
+  }
+}
+
+/** Its exit code, or 'still running' after `seconds`. */
+const exitWithin = (p: Started, seconds: number): Promise<number | null | 'still running'> => Promise.race([p.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), seconds * 1000))]);
+
+async function allGone(pids: readonly number[], seconds: number): Promise<number[]> {
+  const deadline = Date.now() + seconds * 1000;
+  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return pids.filter(alive);
+}
 
 async function waitFor<T>(what: string, f: () => Promise<T | null>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -75,5 +168,64 @@ describe('activity-journal start', () => {
     expect(stderr).toMatch(/journal service stopped/);
     const probe = await fetch(`http://127.0.0.1:${web}/healthz`).then(() => 'up', () => 'down');
     expect(probe).toBe('down');
+    expectSignedToTheEnd();
+  });
+
+  it('refuses a second start on the same data at once, and SIGTERM to npm\'s own pid stops the whole tree in order', async () => {
+    const web = await freePort();
+    const journalPort = await freePort();
+    const env = productEnv(web, journalPort);
+    const npm = startProduct('npm', env);
+    await healthy(web, npm);
+    const supervisorPid = Number(/supervisor pid (\d+)/.exec(npm.stderr())?.[1]);
+    expect(supervisorPid).toBeGreaterThan(0);
+    const pids = tree(npm.child.pid as number);
+    expect(pids).toContain(supervisorPid);
+    expect(pids.length).toBeGreaterThanOrEqual(5); // npm, (sh,) the supervisor, journal service, worker, web
+
+    // A second start on the same data directory: refused before it spawns anything, naming what runs.
+    const second = startProduct('node', productEnv(await freePort(), await freePort()));
+    expect(await exitWithin(second, 20)).toBe(2);
+    expect(second.stderr()).toContain(`already running on the data directory ${tmp.dir}`);
+    expect(second.stderr()).toContain(`pid ${supervisorPid}`);
+    expect(second.stderr()).toContain(`127.0.0.1:${web}`);
+    expect(second.stderr()).toContain(`127.0.0.1:${journalPort}`);
+    // The same ports with another data directory: refused too, naming the port.
+    const otherData = startProduct('node', { ...env, JOURNAL_PATH: `${tmp.dir}/other/journal.sqlite` });
+    expect(await exitWithin(otherData, 20)).toBe(2);
+    expect(otherData.stderr()).toMatch(new RegExp(`127\\.0\\.0\\.1:${journalPort} \\(JOURNAL_SERVICE_LISTEN\\) is already in use`));
+    expect(await serving(web)).toBe(true);
+
+    process.kill(npm.child.pid as number, 'SIGTERM');
+    expect(await allGone(pids, 15)).toEqual([]);
+    expect(npm.stderr()).toMatch(/"signal":"parent \d+ gone","msg":"stopping"/);
+    expect(npm.stderr()).toMatch(/journal service stopped/);
+    expect(await serving(web)).toBe(false);
+    expectSignedToTheEnd();
+  });
+
+  it('leaves no child serving when the supervisor is killed; a start after that is not blocked; SIGTERM to a child stops all in order', async () => {
+    const web = await freePort();
+    const journalPort = await freePort();
+    const env = productEnv(web, journalPort);
+    const first = startProduct('node', env);
+    await healthy(web, first);
+    const pids = tree(first.child.pid as number);
+    expect(pids.length).toBeGreaterThanOrEqual(4); // the supervisor, journal service, worker, web (and tsx's esbuild)
+    process.kill(first.child.pid as number, 'SIGKILL');
+    expect(await allGone(pids, 15)).toEqual([]);
+    expect(await serving(web)).toBe(false);
+
+    // The killed supervisor's note is still on disk; it does not block the next start.
+    const again = startProduct('node', env);
+    await healthy(web, again);
+    const workerPid = await waitFor('worker pid', () => Promise.resolve(Number(/"process":"worker","pid":(\d+)/.exec(again.stderr())?.[1]) || null));
+    const running = tree(again.child.pid as number);
+    process.kill(workerPid, 'SIGTERM');
+    expect(await exitWithin(again, 30)).toBe(0);
+    expect(await allGone(running, 15)).toEqual([]);
+    expect(again.stderr()).toMatch(/"signal":"SIGTERM to worker","msg":"stopping"/);
+    expect(again.stderr()).not.toMatch(/process exited; restarting/);
+    expectSignedToTheEnd();
   });
 });

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
@@ -14,6 +14,7 @@ import { IdempotencyConflictError } from '../../src/journal/errors/idempotency-c
 import { EntryValidationError } from '../../src/journal/errors/entry-validation.error.ts';
 import { JournalFileError } from '../../src/journal/errors/journal-file.error.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { DirectoryAnchor } from '../../src/journal/anchors.ts';
 import { ruleDecision, stateChange } from '../helpers/entries.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -126,6 +127,31 @@ describe('JournalWriter', () => {
     expect(report.ok).toBe(true);
     expect(report.checkpointsChecked).toBe(3);
     expect(report.sealsChecked).toBe(true);
+  });
+
+  it('signs a new journal to its end on its first clean close, and adds nothing on a close with nothing new', async () => {
+    const rows = (): { seq: number; kind: string; payload: string }[] => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return db.prepare('SELECT seq, kind, payload FROM entries ORDER BY seq').all() as { seq: number; kind: string; payload: string }[];
+      } finally {
+        db.close();
+      }
+    };
+    mkdirSync(join(tmp.dir, 'anchors'));
+    const w = await open({ anchors: [new DirectoryAnchor(join(tmp.dir, 'anchors'))] });
+    await w.close();
+    const all = rows();
+    const cp = all.filter((r) => r.kind === 'checkpoint').at(-1);
+    expect(cp).toBeDefined();
+    // The checkpoint covers every entry before it; only its own anchoring outcome follows it.
+    expect((JSON.parse(cp?.payload ?? '{}') as { treeSize: number }).treeSize).toBe(cp?.seq);
+    expect(all.filter((r) => r.seq > (cp?.seq ?? 0)).map((r) => r.kind)).toEqual(['checkpoint.anchored']);
+    expect(verify()).toMatchObject({ ok: true, checkpointsChecked: 1 });
+
+    const again = await open({ anchors: [new DirectoryAnchor(join(tmp.dir, 'anchors'))] });
+    await again.close();
+    expect(rows().length).toBe(all.length);
   });
 
   it('carries on after a restart with the same chain and tree', async () => {
