@@ -194,9 +194,15 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
   others.forEach(start);
   process.stderr.write(
     `activity-journal is running (supervisor pid ${process.pid}; data dir ${dirname(config.journal.path)}): journal service ${config.service.url}, web http://${config.web.listen.kind === 'tcp' ? `${config.web.listen.host}:${config.web.listen.port}` : ''} (/healthz, /metrics, the audit UI at /audit), Redis ${redis.url}${redis.child ? ' (started by us)' : ''}.\n` +
-      `Classifier: ${config.pipeline.openai ? `OpenAI ${config.pipeline.openai.model}` : 'offline rules (set OPENAI_API_KEY for a model)'}; CRM: ${config.pipeline.hubspot ? `HubSpot (writes for real${config.pipeline.hubspot.basePath ? ` to ${config.pipeline.hubspot.basePath}` : ''})` : 'dry-run (set HUBSPOT_ACCESS_TOKEN to write to HubSpot)'}. ${archiveLine(config)} Ctrl-C to stop.\n`,
+      `Classifier: ${config.pipeline.openai ? `OpenAI ${config.pipeline.openai.model}` : 'offline rules (set OPENAI_API_KEY for a model)'}; ${crmLine(config)}. ${archiveLine(config)} Ctrl-C to stop.\n`,
   );
 
   await control.stopped;
   return shutdown();
+}
+
+/** The banner's CRM mode: what the workers will do, said plainly (it said "dry-run" with HubSpot configured). */
+export function crmLine(config: Config): string {
+  const h = config.pipeline.hubspot;
+  return h ? `CRM: HubSpot (writes for real${h.basePath ? ` to ${h.basePath}` : ''})` : 'CRM: dry-run (set HUBSPOT_ACCESS_TOKEN to write to HubSpot)';
 }

@@ -1,6 +1,7 @@
 /** loadConfig reports every problem of the environment at once: schema problems and the checks after them. */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.ts';
+import { crmLine } from '../../src/cli/supervisor.ts';
 
 const base = { JOURNAL_PATH: '/tmp/aj-config/journal.sqlite' };
 
@@ -39,5 +40,12 @@ describe('loadConfig', () => {
 
   it('still accepts a good environment', () => {
     expect(loadConfig({ ...base, WEB_LISTEN: '0.0.0.0:9090' }).web.listen).toEqual({ kind: 'tcp', host: '0.0.0.0', port: 9090 });
+  });
+});
+
+describe('the start-up banner', () => {
+  it('says which CRM mode is on', () => {
+    expect(crmLine(loadConfig({}))).toMatch(/^CRM: dry-run/);
+    expect(crmLine(loadConfig({ HUBSPOT_ACCESS_TOKEN: 'pat-na1-00000000-0000-0000-0000-000000000000' }))).toBe('CRM: HubSpot (writes for real)');
   });
 });
