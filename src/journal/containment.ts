@@ -14,20 +14,19 @@
  * insert-only). Containment runs only when the operator asks (`privacy contain`, which archives closed months
  * first): it drops records for good, so it is never a silent side effect of the scheduled archive.
  */
-import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { canonicalHeader } from './entry.ts';
 import { sha256 } from './sha256.ts';
-import { ENTRY_COLUMNS, archivedRanges, rowHeader, type EntryRow } from './store.ts';
+import { ENTRY_COLUMNS, archivedRanges, type EntryRow } from './store.ts';
 import { openReadConnection } from './sqlite.ts';
-import { storeFor, type ArchiveStore } from './archive-store.ts';
-import { expiryOf, journaledPolicies, type JournaledPolicy } from './retention.ts';
-import { ArchiveError, SEGMENT_APPLICATION_ID, currentObject, monthOf, objectsOf, type CurrentObject } from './segments.ts';
+import type { ArchiveStore } from './archive-store.ts';
+import { expiryOf, journaledPolicies, retentionAssignments, type JournaledPolicy, type RetentionAssignment } from './retention.ts';
+import { ArchiveError, currentObject, monthOf, objectsOf, type CurrentObject } from './segments.ts';
 import { CONTAINMENT_REASON, containable, containedPayload, parseContainedPayload, unsealedFieldsOf } from './contained-payload.ts';
 import type { JournalWriter } from './writer.ts';
+import { checkCopy, fetchVerified, replaceSegmentCopy, sha256Hex, type CopyRules, type SegmentRef } from './pruned-copy.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Scan
@@ -196,6 +195,8 @@ export async function containArchived(writer: JournalWriter, options: ContainOpt
   try {
     const ranges = archivedRanges(db);
     const history = journaledPolicies(db);
+    // A promise raised after append (retention.assigned) lengthens how long the store must protect the copy.
+    const assignments = retentionAssignments(db);
     for (const r of ranges) {
       const objects = objectsOf(db, r.segmentId);
       const cur = objects[objects.length - 1] as CurrentObject;
@@ -203,7 +204,7 @@ export async function containArchived(writer: JournalWriter, options: ContainOpt
       const curFile = join(staging, `${r.segmentId}.contain.sqlite`);
       writeFileSync(curFile, await fetchVerified(r.segmentId, cur, stores), { mode: 0o600 });
       try {
-        const due = dueForContainment(curFile, history);
+        const due = dueForContainment(curFile, history, assignments);
         if (due.seqs.length === 0) continue;
         if (options.dryRun) {
           out.push({ segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq, action: 'would contain', generation: null, location: null, entries: due.seqs.length, seqs: due.seqs, kinds: due.kinds, deleted: [], kept: [] });
@@ -211,7 +212,7 @@ export async function containArchived(writer: JournalWriter, options: ContainOpt
         }
         const latest = history[history.length - 1];
         if (!latest) throw new ArchiveError(`segment ${r.segmentId}: no retention policy version is journaled; open the journal once with a retention policy (activity-journal archive does) before containing`);
-        out.push(await contain(writer, db, { segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq }, cur, curFile, due, latest.version, staging, stores, options, now));
+        out.push(await contain(writer, { segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq }, cur, curFile, due, latest.version, staging, stores, options, now));
       } finally {
         rmSync(curFile, { force: true });
       }
@@ -232,7 +233,7 @@ interface Due {
 }
 
 /** The entries of a segment file whose whole payload holds personal data in clear, of a kind containment drops. */
-function dueForContainment(file: string, history: readonly JournaledPolicy[]): Due {
+function dueForContainment(file: string, history: readonly JournaledPolicy[], assignments: ReadonlyMap<number, readonly RetentionAssignment[]>): Due {
   const seg = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const seqs: number[] = [];
@@ -240,7 +241,7 @@ function dueForContainment(file: string, history: readonly JournaledPolicy[]): D
     const kinds: Record<string, number> = {};
     let keepUntil: number | null = null;
     for (const row of seg.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>) {
-      const { expiresAt } = expiryOf({ seq: row.seq, recordedAt: row.recorded_at, retentionClass: row.retention_class }, history);
+      const { expiresAt } = expiryOf({ seq: row.seq, recordedAt: row.recorded_at, retentionClass: row.retention_class }, history, assignments.get(row.seq));
       if (expiresAt !== null && (keepUntil === null || expiresAt > keepUntil)) keepUntil = expiresAt;
       if (row.seq === 0 || !containable(row.kind) || !sha256(row.payload).equals(row.payload_hash)) continue;
       if (unsealedFieldsOf(row.kind, row.payload) === null) continue;
@@ -256,8 +257,7 @@ function dueForContainment(file: string, history: readonly JournaledPolicy[]): D
 
 async function contain(
   writer: JournalWriter,
-  db: Database.Database,
-  seg: { segmentId: string; fromSeq: number; toSeq: number },
+  seg: SegmentRef,
   cur: CurrentObject,
   curFile: string,
   due: Due,
@@ -267,171 +267,23 @@ async function contain(
   options: ContainOptions,
   now: () => number,
 ): Promise<ContainSummary> {
-  const store = options.store;
-  const generation = cur.generation + 1;
-  const marker = containedPayload({ at: new Date(now()).toISOString(), policyVersion });
-  // 1. The contained copy: the current file with those payloads replaced, rebuilt (VACUUM) so no byte of them stays in a free page.
-  const built = join(staging, `${seg.segmentId}.pruned-${generation}.sqlite`);
-  rmSync(built, { force: true });
-  copyFileSync(curFile, built);
-  const w = new Database(built);
-  try {
-    const upd = w.prepare('UPDATE entries SET payload = ? WHERE seq = ?');
-    w.transaction(() => {
-      for (const s of due.seqs) upd.run(marker, s);
-      w.prepare('INSERT OR REPLACE INTO segment_meta (key, value) VALUES (?, ?)').run('pruned_generation', String(generation));
-    })();
-    w.exec('VACUUM');
-  } finally {
-    w.close();
-  }
-  const gz = gzipSync(readFileSync(built), { level: 9 });
-  rmSync(built, { force: true });
-  const put = await store.put(`${writer.identity.journalId}/${seg.segmentId}.pruned-${generation}.sqlite.gz`, gz, { keepUntil: due.keepUntil });
-  await options.onStep?.('contained-uploaded', seg.segmentId);
-  // 2. Read back what the store holds; after a crash it may be an earlier run's copy, checked on its own terms.
-  const back = await store.get(put.location);
-  if (back === null) throw new ArchiveError(`segment ${seg.segmentId}: ${store.description} does not return ${put.location} after writing it`);
-  const backHash = sha256Hex(back);
-  if (!put.alreadyPresent && backHash !== sha256Hex(gz)) throw new ArchiveError(`segment ${seg.segmentId}: the stored contained copy (${put.location}) hashes ${backHash}, not what was written`);
-  const raw = gunzipSync(back);
-  const check = join(staging, `${seg.segmentId}.pruned-${generation}.check.sqlite`);
-  writeFileSync(check, raw, { mode: 0o600 });
-  let result: ContainedCheck;
-  try {
-    result = checkContainedCopy(curFile, check, seg, now());
-  } catch (err) {
-    const why = (err as Error).message;
-    throw new ArchiveError(`${put.alreadyPresent ? 'an object already stored under that name' : 'the contained copy'} (${put.location}) is not a valid contained copy: ${why}${put.alreadyPresent ? '; it cannot be replaced (write-once store): remove it if the store allows, then re-run' : ''}`);
-  } finally {
-    rmSync(check, { force: true });
-  }
-  // 3. Journal it; from now on readers use this copy.
-  await writer.commitPrune({
-    segmentId: seg.segmentId,
-    generation,
-    store: store.kind,
-    location: put.location,
-    sha256: backHash,
-    fileSha256: sha256Hex(raw),
-    compressedBytes: back.length,
-    replaces: cur.location,
-    dropped: ranges(result.seqs),
-    entries: result.seqs.length,
-    classes: result.classes,
-    kinds: result.kinds,
-    droppedAt: result.at,
-    policyVersion: result.policyVersion,
-    reason: CONTAINMENT_REASON,
+  // A payload may carry the contained marker when it is of a kind containment drops and held personal data in clear.
+  const rules: CopyRules = {
+    word: 'contained',
+    parse: parseContainedPayload,
+    problem: (o) => (containable(o.kind) && unsealedFieldsOf(o.kind, o.payload) !== null ? null : 'its payload held no personal data in clear'),
+  };
+  const r = await replaceSegmentCopy({
+    writer, seg, cur, curFile, staging, stores,
+    store: options.store,
+    cacheDir: options.cacheDir,
+    seqs: due.seqs,
+    marker: containedPayload({ at: new Date(now()).toISOString(), policyVersion }),
+    keepUntil: due.keepUntil,
+    label: 'contained copy',
+    check: (file) => checkCopy(curFile, file, seg, rules, now()),
+    commitExtra: (checked) => ({ reason: CONTAINMENT_REASON, kinds: checked.kinds }),
+    onStep: (step) => options.onStep?.(`contained-${step}`, seg.segmentId),
   });
-  await options.onStep?.('contained-committed', seg.segmentId);
-  // 4. Only now may the copies holding the clear payloads go, where the store can delete; and the readers' cached copy.
-  const cleaned = await deleteSuperseded(objectsOf(db, seg.segmentId).slice(0, -1), stores);
-  if (options.cacheDir) rmSync(join(options.cacheDir, `${seg.segmentId}.sqlite`), { force: true });
-  await options.onStep?.('contained-deleted', seg.segmentId);
-  return { segmentId: seg.segmentId, fromSeq: seg.fromSeq, toSeq: seg.toSeq, action: 'contained', generation, location: put.location, entries: result.seqs.length, seqs: result.seqs, kinds: result.kinds, deleted: cleaned.deleted, kept: cleaned.kept };
-}
-
-interface ContainedCheck {
-  readonly seqs: number[];
-  readonly classes: Record<string, number>;
-  readonly kinds: Record<string, number>;
-  readonly at: string;
-  readonly policyVersion: number;
-}
-
-/**
- * A contained copy against the current copy it replaces: the same segment and rows, every column but the payload
- * identical (each header still hashing to its leaf), and each payload either unchanged or one contained marker
- * on an entry whose whole payload held personal data in clear. Throws what is wrong.
- */
-function checkContainedCopy(curFile: string, copyFile: string, seg: { segmentId: string; fromSeq: number; toSeq: number }, now: number): ContainedCheck {
-  const a = new Database(curFile, { readonly: true, fileMustExist: true });
-  const b = new Database(copyFile, { readonly: true, fileMustExist: true });
-  try {
-    b.pragma('trusted_schema = OFF');
-    if ((b.pragma('application_id', { simple: true }) as number) !== SEGMENT_APPLICATION_ID) throw new ArchiveError('not a segment file');
-    const meta = Object.fromEntries((b.prepare('SELECT key, value FROM segment_meta').all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
-    if (meta.segment_id !== seg.segmentId || meta.from_seq !== String(seg.fromSeq) || meta.to_seq !== String(seg.toSeq)) throw new ArchiveError(`it describes segment ${meta.segment_id ?? '?'} (${meta.from_seq ?? '?'}..${meta.to_seq ?? '?'})`);
-    const left = a.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>;
-    const right = b.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>;
-    const seqs: number[] = [];
-    const classes: Record<string, number> = {};
-    const kinds: Record<string, number> = {};
-    let marker: { at: string; policyVersion: number } | null = null;
-    for (;;) {
-      const x = left.next();
-      const y = right.next();
-      if (x.done || y.done) {
-        if (!x.done || !y.done) throw new ArchiveError('it does not hold the same entries as the copy it replaces');
-        break;
-      }
-      const o = x.value;
-      const p = y.value;
-      for (const col of ENTRY_COLUMNS.split(',').map((c) => c.trim()) as (keyof EntryRow)[]) {
-        if (col === 'payload') continue;
-        const u = o[col];
-        const v = p[col];
-        const same = Buffer.isBuffer(u) && Buffer.isBuffer(v) ? u.equals(v) : u === v;
-        if (!same) throw new ArchiveError(`seq ${o.seq}: ${col} differs from the copy it replaces`);
-      }
-      if (!sha256('\u0000' + canonicalHeader(rowHeader(p))).equals(p.leaf_hash)) throw new ArchiveError(`seq ${p.seq}: the header does not match its leaf hash`);
-      if (p.payload === o.payload) continue;
-      const m = parseContainedPayload(p.payload);
-      if (m === null) throw new ArchiveError(`seq ${p.seq}: the payload changed and is not a contained marker`);
-      if (!sha256(o.payload).equals(o.payload_hash)) throw new ArchiveError(`seq ${p.seq}: was already dropped`);
-      if (!containable(o.kind) || unsealedFieldsOf(o.kind, o.payload) === null) throw new ArchiveError(`seq ${p.seq}: its payload held no personal data in clear`);
-      if (marker === null) marker = m;
-      else if (marker.at !== m.at || marker.policyVersion !== m.policyVersion) throw new ArchiveError(`seq ${p.seq}: its contained marker differs from the others in the copy`);
-      if (Date.parse(m.at) > now) throw new ArchiveError(`seq ${p.seq}: contained at ${m.at}, in the future`);
-      seqs.push(p.seq);
-      classes[p.retention_class] = (classes[p.retention_class] ?? 0) + 1;
-      kinds[p.kind] = (kinds[p.kind] ?? 0) + 1;
-    }
-    if (marker === null) throw new ArchiveError('it contains no payload');
-    return { seqs, classes, kinds, at: marker.at, policyVersion: marker.policyVersion };
-  } finally {
-    a.close();
-    b.close();
-  }
-}
-
-/** The current object's bytes, decompressed, checked against the hashes the journal holds. */
-async function fetchVerified(segmentId: string, cur: CurrentObject, stores: readonly ArchiveStore[]): Promise<Buffer> {
-  const gz = await storeFor(cur.location, stores).get(cur.location);
-  if (gz === null) throw new ArchiveError(`archived segment ${segmentId} is missing from ${cur.location}`);
-  if (sha256Hex(gz) !== cur.sha256) throw new ArchiveError(`archived segment ${segmentId} at ${cur.location} does not match the hash journaled for it`);
-  const raw = gunzipSync(gz);
-  if (sha256Hex(raw) !== cur.fileSha256) throw new ArchiveError(`archived segment ${segmentId}: the decompressed file does not match the journaled hash`);
-  return raw;
-}
-
-/** Deletes superseded objects from stores that can; returns which were deleted and which stay. */
-async function deleteSuperseded(objects: readonly CurrentObject[], stores: readonly ArchiveStore[]): Promise<{ deleted: string[]; kept: string[] }> {
-  const deleted: string[] = [];
-  const kept: string[] = [];
-  for (const o of objects) {
-    const store = storeFor(o.location, stores);
-    if (!store.delete) {
-      kept.push(o.location);
-      continue;
-    }
-    if (await store.delete(o.location)) deleted.push(o.location);
-  }
-  return { deleted, kept };
-}
-
-/** Sorted seqs as inclusive ranges. */
-function ranges(seqs: readonly number[]): [number, number][] {
-  const out: [number, number][] = [];
-  for (const s of [...seqs].sort((x, y) => x - y)) {
-    const last = out[out.length - 1];
-    if (last && last[1] === s - 1) last[1] = s;
-    else out.push([s, s]);
-  }
-  return out;
-}
-
-function sha256Hex(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+  return { segmentId: seg.segmentId, fromSeq: seg.fromSeq, toSeq: seg.toSeq, action: 'contained', generation: r.generation, location: r.location, entries: r.result.seqs.length, seqs: r.result.seqs, kinds: r.result.kinds, deleted: r.deleted, kept: r.kept };
 }
