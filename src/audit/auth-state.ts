@@ -9,8 +9,7 @@
  */
 import Database from 'better-sqlite3';
 import { createHmac } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { createPrivateFile } from '../journal/sqlite.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS revoked_sessions (
@@ -81,15 +80,7 @@ export class AuthStateStore implements RevocationList, FailureCounters {
   /** Opens (creating with mode 0600) the store; `hashKey` keys the HMAC of every stored id and must be the same in every process sharing the file. */
   static open(path: string, hashKey: Buffer, now: () => number = Date.now): AuthStateStore {
     if (hashKey.length < 32) throw new RangeError('the auth state hash key must be at least 32 bytes');
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    if (!existsSync(path)) {
-      try {
-        // SQLite gives the -wal and -shm files the main file's mode.
-        closeSync(openSync(path, 'wx', 0o600));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-    }
+    createPrivateFile(path);
     const db = new Database(path, { timeout: 5000 });
     try {
       const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;

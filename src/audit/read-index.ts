@@ -11,8 +11,8 @@
  */
 import Database from 'better-sqlite3';
 import { createHmac } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync } from 'node:fs';
+import { createPrivateFile } from '../journal/sqlite.ts';
 import type { JournalReader } from '../journal/reader.ts';
 import type { JournalEntry } from '../journal/entry.ts';
 import { normaliseAddress } from '../journal/key-store.ts';
@@ -206,13 +206,7 @@ const INDEX_FILE_MODE = 0o600;
  * here: closing a descriptor of it would drop the POSIX locks of every SQLite connection to it in this process.
  */
 function makePrivate(path: string): void {
-  if (!existsSync(path)) {
-    try {
-      closeSync(openSync(path, 'wx', INDEX_FILE_MODE));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
+  createPrivateFile(path);
   for (const f of indexFiles(path)) {
     try {
       chmodSync(f, INDEX_FILE_MODE);
@@ -318,10 +312,7 @@ export class ReadIndex {
    * Production code opens it through configured-index.ts, which picks the key.
    */
   static open(path: string, contactHash: ContactHasher, limits: IndexLimits = {}): ReadIndex {
-    if (path !== ':memory:') {
-      mkdirSync(dirname(path), { recursive: true });
-      makePrivate(path);
-    }
+    if (path !== ':memory:') makePrivate(path);
     const db = new Database(path, { timeout: 5000 });
     try {
       // Freed bytes are overwritten with zeros: a deleted contact hash does not linger in free pages.

@@ -8,16 +8,23 @@ import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { JournalFileError } from './errors/journal-file.error.ts';
 
+/**
+ * Creates `path` empty with mode 0600 (and its directory 0700) when it does not exist, whatever the umask, before
+ * SQLite opens it: SQLite gives the -wal and -shm files the main file's mode.
+ */
+export function createPrivateFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (existsSync(path)) return;
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
 /** Opens the journal for writing, creating the file with mode 0600 when it does not exist. */
 export function openWriteConnection(path: string): Database.Database {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  if (!existsSync(path)) {
-    try {
-      closeSync(openSync(path, 'wx', 0o600));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
+  createPrivateFile(path);
   const db = new Database(path, { timeout: 5000 });
   const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
   if (mode !== 'wal') throw new JournalFileError('UNREADABLE', `could not switch the journal to WAL mode (got ${mode})`);
