@@ -5,12 +5,12 @@
  * requests), real receivers, real pipeline and journal, with the default limits.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { tempDir } from '../helpers/tmp.ts';
 import { allEntries, inProcessPipeline, testConfig, type InProcessPipeline } from '../helpers/pipeline.ts';
-import { webhookServer } from '../helpers/web.ts';
+import { genericCall, signedRaw as signedAt, webhookServer } from '../helpers/web.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 import { loadConfig } from '../../src/config/config.ts';
 
@@ -36,22 +36,11 @@ afterEach(async () => {
   tmp.cleanup();
 });
 
-function signedRaw(secret: string, payload: string, type = 'application/json'): { headers: Record<string, string>; payload: string } {
-  const ts = Math.floor(Date.now() / 1000);
-  return { headers: { 'content-type': type, 'x-aj-timestamp': String(ts), 'x-aj-signature': `v1=${createHmac('sha256', secret).update(`${ts}.${payload}`).digest('hex')}` }, payload };
+function signedRaw(secret: string, payload: string): { headers: Record<string, string>; payload: string } {
+  return signedAt(secret, payload, Date.now());
 }
 
-const call = (id: string, extra: object = {}): Record<string, unknown> => ({
-  id: `evt-${id}`,
-  event: 'call.completed',
-  callId: id,
-  direction: 'inbound',
-  from: '+15555550123',
-  to: '+15555550188',
-  startedAt: new Date(Date.now() - 600_000).toISOString(),
-  durationSeconds: 320,
-  ...extra,
-});
+const call = (id: string, extra: object = {}): Record<string, unknown> => genericCall(id, Date.now(), extra);
 
 const entries = (kind: string): JournalEntry[] => allEntries(p.path).filter((e) => e.kind === kind);
 

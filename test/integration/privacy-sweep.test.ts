@@ -25,16 +25,15 @@ import { join, relative } from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { tempDir } from '../helpers/tmp.ts';
+import { webhookServer } from '../helpers/web.ts';
 import { REDIS_URL, drained, obliterate, testConfig, uniquePrefix } from '../helpers/pipeline.ts';
 import { startFakeGmail, AUTHORIZATION_CODE, type FakeGmail } from '../fakes/gmail.fake.ts';
 import { startFakeGoogleForms, FORMS_AUTHORIZATION_CODE, type FakeGoogleForms } from '../fakes/google-forms.fake.ts';
 import { startFakeHubSpotForms, type FakeHubSpotForms } from '../fakes/hubspot-forms.fake.ts';
 import { startHubSpotFake, type HubSpotFake } from '../fakes/hubspot.fake.ts';
 import { defaultClassification, startFakeOpenAi, type FakeOpenAi } from '../fakes/openai.fake.ts';
-import { startPipeline, configuredReceivers, type PipelineOverrides, type PipelineRuntime } from '../../jobs/main.ts';
+import { startPipeline, type PipelineOverrides, type PipelineRuntime } from '../../jobs/main.ts';
 import { enqueueVia } from '../../jobs/queues.ts';
-import { createWebServer } from '../../src/web/server.ts';
-import { RedisReplayGuard } from '../../src/web/webhooks.ts';
 import { openWriterPrivacy, attachConfiguredPrivacy } from '../../src/journal/configured-privacy.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
@@ -176,33 +175,9 @@ async function startPhase(label: string, env: NodeJS.ProcessEnv, overrides: Omit
   };
 }
 
-/** The web server with every webhook receiver, taking webhooks into `phase`. */
-async function webhooks(phase: Phase, env: NodeJS.ProcessEnv): Promise<{ app: ReturnType<typeof createWebServer>; close(): Promise<void> }> {
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const config = testConfig(dataDir, env);
-  const { logger } = fileLogger('web');
-  const app = createWebServer({
-    checks: [],
-    gauges: () => Promise.resolve([]),
-    webhooks: {
-      receivers: configuredReceivers(config),
-      intake: (ix) => phase.runtime.pipeline.intake(ix),
-      journal: phase.journal,
-      replays: new RedisReplayGuard(redis, phase.prefix),
-      publicUrl: config.web.webhooks.publicUrl,
-      maxBodyBytes: config.web.webhooks.maxBodyBytes,
-      rejectionsPerMinute: 100,
-      logger,
-    },
-  });
-  await app.ready();
-  return {
-    app,
-    async close() {
-      await app.close();
-      redis.disconnect();
-    },
-  };
+/** The web server with every webhook receiver, taking webhooks into `phase`, logging to a scanned file. */
+function webhooks(phase: Phase, env: NodeJS.ProcessEnv): ReturnType<typeof webhookServer> {
+  return webhookServer(phase, dataDir, env, { rejectionsPerMinute: 100, logger: fileLogger('web').logger });
 }
 
 function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { tempDir } from '../helpers/tmp.ts';
 import { allEntries, drained, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
-import { webhookServer } from '../helpers/web.ts';
+import { genericCall, signedRaw as signedAt, webhookServer } from '../helpers/web.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 import { describeEntry } from '../../src/cli/describe.ts';
 
@@ -42,18 +42,7 @@ function signed(secret: string, body: object, ts = Math.floor(clock / 1000)): { 
   return { headers: { 'content-type': 'application/json', 'x-aj-timestamp': String(ts), 'x-aj-signature': `v1=${sig}` }, payload };
 }
 
-const call = (id: string, extra: object = {}): object => ({
-  id: `evt-${id}`,
-  event: 'call.completed',
-  callId: id,
-  direction: 'inbound',
-  from: '+15555550123',
-  to: '+15555550188',
-  startedAt: new Date(clock - 600_000).toISOString(),
-  durationSeconds: 320,
-  subject: 'Pricing call',
-  ...extra,
-});
+const call = (id: string, extra: object = {}): object => genericCall(id, clock, { subject: 'Pricing call', ...extra });
 
 const entries = (kind: string): JournalEntry[] => allEntries(p.path).filter((e) => e.kind === kind);
 
@@ -229,6 +218,5 @@ describe('retention raised by classification', () => {
 });
 
 function signedRaw(secret: string, payload: string): { headers: Record<string, string>; payload: string } {
-  const ts = Math.floor(clock / 1000);
-  return { headers: { 'content-type': 'application/json', 'x-aj-timestamp': String(ts), 'x-aj-signature': `v1=${createHmac('sha256', secret).update(`${ts}.${payload}`).digest('hex')}` }, payload };
+  return signedAt(secret, payload, clock);
 }
