@@ -118,12 +118,13 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   };
 }
 
-/** The journal service's health failure in words: unreachable, or what it said. */
-function journalProblem(url: string, err: unknown): string {
-  if (err instanceof JournalRequestError) return `journal service at ${url} answered: ${err.message.slice(0, 200)}`;
-  const e = err as Error & { cause?: { code?: string } };
-  const code = e.cause?.code;
-  return `journal service unreachable at ${url} (${code === 'ECONNREFUSED' ? 'connection refused' : e.name === 'TimeoutError' || e.name === 'AbortError' ? 'no answer within 2 s' : (code ?? e.message).slice(0, 120)})`;
+/** The journal service's health failure in words: unreachable (and why), or what it answered. */
+export function journalProblem(url: string, err: unknown): string {
+  if (err instanceof JournalRequestError && err.status > 0) return `journal service at ${url} answered ${err.status}: ${err.message.slice(0, 200)}`;
+  const cause = (err as { cause?: Error & { code?: string } }).cause;
+  const code = cause?.code;
+  const why = code === 'ECONNREFUSED' ? 'connection refused' : cause?.message === 'timed out' ? 'no answer within 2 s' : (code ?? cause?.message ?? (err as Error).message).slice(0, 120);
+  return `journal service unreachable at ${url} (${why})`;
 }
 
 /** The connectors page's data: Gmail inboxes (from the encrypted state store) and the configured webhook receivers. */
