@@ -1,6 +1,8 @@
 /**
  * The one place where configuration, connectors and workers are wired together.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config/config.ts';
 import type { Logger } from '../src/config/logger.ts';
@@ -83,14 +85,30 @@ export function configuredClassifier(config: Config, ownDomains: readonly string
   return new OpenAiClassifier({ apiKey: ai.apiKey, model: ai.model, timeoutMs: ai.timeoutMs, maxRetries: ai.maxRetries, ...(ai.baseURL ? { baseURL: ai.baseURL } : {}) });
 }
 
+/** Where the locally generated form-webhook secret lives (in the pipeline's state directory, mode 0600). */
+export const LOCAL_FORMS_SECRET_FILE = 'forms-webhook.key';
+
+/**
+ * The generic form receiver's secret: FORMS_WEBHOOK_SECRET when set; else one generated on the web process's
+ * first start (`create`), so that a fresh install takes signed form submissions from `activity-journal
+ * send-sample` (and a local site) with nothing configured. Readers never create it.
+ */
+export function formsWebhookSecret(config: Config, create = false): string | undefined {
+  const configured = config.web.webhooks.formsSecret;
+  if (configured) return configured;
+  if (!create && !existsSync(join(config.pipeline.stateDir, LOCAL_FORMS_SECRET_FILE))) return undefined;
+  return loadOrCreateSecret(config.pipeline.stateDir, LOCAL_FORMS_SECRET_FILE).toString('hex');
+}
+
 /** The webhook receivers whose secrets are configured; a provider without one is answered 404 (and journaled). */
 export function configuredReceivers(config: Config): Map<string, WebhookReceiver> {
   const w = config.web.webhooks;
+  const formsSecret = formsWebhookSecret(config);
   const list: WebhookReceiver[] = [];
   if (w.twilioAuthToken) list.push(new TwilioReceiver({ authToken: w.twilioAuthToken }));
   if (w.aircallToken) list.push(new AircallReceiver({ webhookToken: w.aircallToken }));
   if (w.callsSecret) list.push(new GenericCallReceiver({ secret: w.callsSecret }));
-  if (w.formsSecret) list.push(new GenericFormReceiver({ secret: w.formsSecret }));
+  if (formsSecret) list.push(new GenericFormReceiver({ secret: formsSecret }));
   if (w.hubspotClientSecret) list.push(new HubSpotFormReceiver({ clientSecret: w.hubspotClientSecret }));
   return new Map(list.map((r) => [r.provider, r]));
 }

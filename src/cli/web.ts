@@ -8,7 +8,7 @@ import { HttpJournalClient } from '../journal/service/http-client.ts';
 import { JournalRequestError } from '../journal/errors/journal-request.error.ts';
 import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
 import { createQueues, closeQueues, enqueueVia } from '../../jobs/queues.ts';
-import { DEFAULT_REDIS_URL, configuredReceivers, startPipeline } from '../../jobs/main.ts';
+import { DEFAULT_REDIS_URL, configuredReceivers, formsWebhookSecret, startPipeline } from '../../jobs/main.ts';
 import { RedisReplayGuard } from '../web/webhooks.ts';
 import { createAuditSurface, type AuditSurface } from '../web/audit-surface.ts';
 import { gmailInboxStore } from '../../jobs/gmail.ts';
@@ -45,6 +45,8 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
       payload: { endpoint, status, reason: reason.slice(0, 2000) },
     });
   };
+  // A fresh install gets a generated form-webhook secret here (see formsWebhookSecret), for send-sample.
+  formsWebhookSecret(config, true);
   const app = createWebServer({
     ...(audit ? { audit: audit.routes } : {}),
     ...(gmail ? { gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state) } : {}),
