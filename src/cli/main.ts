@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { createInterface } from 'node:readline';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { loadConfig, ConfigError, type Config } from '../config/config.ts';
+import { loadConfig, parseListen, ConfigError, type Config } from '../config/config.ts';
 import { createLogger } from '../config/logger.ts';
 import type { AppendResult } from '../journal/writer.ts';
 import { JournalReader } from '../journal/reader.ts';
@@ -26,7 +26,7 @@ import { guardOutput, write } from './output.ts';
 import { armStopSignals, isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
-import { runDemo } from './demo.ts';
+import { DEFAULT_DEMO_PORT, runDemo } from './demo.ts';
 import { SAMPLE_FORMS, sendSample, type SampleKind } from './send-sample.ts';
 import { importCalls } from './import-calls.ts';
 import { registerAuditCommands } from './audit-commands.ts';
@@ -64,6 +64,13 @@ const io: Io = {
   out: (line) => write(process.stdout, terminalSafe(line) + '\n'),
   err: (line) => write(process.stderr, terminalSafe(line) + '\n'),
 };
+
+/** HOST:PORT from a command-line option, or a UsageError saying what is expected. */
+function tcpListen(value: string, option: string): { host: string; port: number } {
+  const l = parseListen(value);
+  if (!l || l.kind !== 'tcp') throw new UsageError(`${option} takes HOST:PORT (e.g. 127.0.0.1:${DEFAULT_DEMO_PORT}), not ${JSON.stringify(value)}`);
+  return { host: l.host, port: l.port };
+}
 
 /** Runs the command line; resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -144,9 +151,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('demo')
     .description('feed the bundled sample interactions through the whole pipeline into a separate demo journal')
     .option('--keep', 'keep the demo queues in Redis afterwards')
-    .action(async (opts: { keep?: boolean }) => {
+    .option('--serve [host:port]', `then serve the demo journal's audit UI (default 127.0.0.1:${DEFAULT_DEMO_PORT}) until Ctrl-C`)
+    .action(async (opts: { keep?: boolean; serve?: string | boolean }) => {
       const config = cfg();
-      exitCode = await runDemo(config, { json: json(), keep: opts.keep === true });
+      const serve = opts.serve === undefined || opts.serve === false ? undefined : tcpListen(opts.serve === true ? `127.0.0.1:${DEFAULT_DEMO_PORT}` : opts.serve, '--serve');
+      exitCode = await runDemo(config, { json: json(), keep: opts.keep === true, serve });
     });
 
   program

@@ -14,7 +14,6 @@ import { freePort } from '../helpers/service.ts';
 import { signedRaw } from '../helpers/web.ts';
 import { OwnRedis, alive, exitWithin, healthy, processTree, startProduct, stillAlive, waitFor, type Started } from '../helpers/product.ts';
 
-const FORMS_SECRET = 'first-run-forms-secret-0123456789';
 
 let tmp: { dir: string; cleanup: () => void };
 let redis: OwnRedis | null;
@@ -53,7 +52,8 @@ describe('the first run, as the README tells it', () => {
       JOURNAL_SERVICE_LISTEN: `127.0.0.1:${journalPort}`,
       WEB_LISTEN: `127.0.0.1:${web}`,
       REDIS_URL: ownRedis.url,
-      FORMS_WEBHOOK_SECRET: FORMS_SECRET,
+      // Nothing configured for forms: the web process generates the form-webhook secret on its first start.
+      FORMS_WEBHOOK_SECRET: '',
       // The re-drive looks for journaled interactions whose jobs were lost every second, after a second.
       REDRIVE_INTERVAL_SECONDS: '1',
       REDRIVE_GRACE_SECONDS: '1',
@@ -66,11 +66,18 @@ describe('the first run, as the README tells it', () => {
     started.push(npm);
     await healthy(web, npm);
 
-    // The first user, as the README says (password on stdin), and an API token for this test.
     const cli = (args: string[], input?: string): { status: number | null; stdout: string; stderr: string } => {
       const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
     };
+    // The walkthrough's one command: a signed sample, its decision, and where to see it.
+    const sample = cli(['send-sample']);
+    expect(sample.status, sample.stderr).toBe(0);
+    expect(sample.stdout).toMatch(/^Sent a signed sample form submission \(contact-sales\): journal entry #\d+/m);
+    expect(sample.stdout).toMatch(/^Decided by offline: new_lead \(confidence 0\.\d\d\)\.$/m);
+    expect(sample.stdout).toContain(`See it, with its decision and proofs: http://127.0.0.1:${web}/audit/trace?correlationId=form%2Fwebform%2Fsample-`);
+    expect(sample.stdout).toContain('No audit UI user yet: create the first one with  npx activity-journal users add YOUR-NAME --role admin');
+    // Then the first user, as the README says (password on stdin), and an API token for this test.
     const added = cli(['users', 'add', 'maria', '--role', 'reviewer'], 'a first password 123\n');
     expect(added.status, added.stderr).toBe(0);
     const tokenOut = cli(['--json', 'users', 'token', 'maria']);
@@ -82,6 +89,12 @@ describe('the first run, as the README tells it', () => {
       return (await r.json()) as { rows: Row[] };
     };
 
+    const sampleRow = await waitFor('the sample in the audit API', async () => (await api('/interactions')).rows.find((r) => r.summary) ?? null, 30_000, 250);
+    expect(sampleRow).toMatchObject({ category: 'new_lead' });
+    expect(sampleRow?.summary).toBeTruthy();
+
+    // A form provider signs with the secret the web process generated (hex, in the state directory).
+    const FORMS_SECRET = readFileSync(join(dataDir, 'state', 'forms-webhook.key')).toString('hex');
     const at = Date.now();
     const submission = (id: string, form: string, message: string): Record<string, unknown> => ({ submissionId: id, form, submittedAt: new Date(at).toISOString(), email: `${id}@prospect.example`, name: `Pat ${id}`, fields: { Message: message } });
     const post = (body: Record<string, unknown>): Promise<Response> => {
@@ -100,9 +113,9 @@ describe('the first run, as the README tells it', () => {
     expect(billed.category).toBe('billing');
     const all = await waitFor('both forms decided', async () => {
       const rows = (await api('/interactions')).rows;
-      return rows.length === 2 && rows.every((r) => r.summary && r.category && r.subject) ? rows : null;
+      return rows.length === 3 && rows.every((r) => r.summary && r.category && r.subject) ? rows : null;
     }, 60_000, 250);
-    const leadRow = all.find((r) => r.correlationId !== billed.correlationId);
+    const leadRow = all.find((r) => r.correlationId !== billed.correlationId && r.correlationId !== sampleRow?.correlationId);
     expect(leadRow?.subject).toMatch(/contact-sales/);
     expect((await api(`/interactions?category=${leadRow?.category ?? ''}`)).rows.map((r) => r.correlationId)).toContain(leadRow?.correlationId);
 
@@ -135,13 +148,13 @@ describe('the first run, as the README tells it', () => {
     await waitFor('/healthz ok again', async () => ((await fetch(`http://127.0.0.1:${web}/healthz`)).status === 200 ? true : null), 30_000);
     const rows = await waitFor('the outage interaction decided', async () => {
       const r = (await api('/interactions')).rows;
-      return r.length === 3 && r.every((x) => x.summary && x.category) ? r : null;
+      return r.length === 4 && r.every((x) => x.summary && x.category) ? r : null;
     }, 90_000, 500);
-    expect(rows).toHaveLength(3);
+    expect(rows).toHaveLength(4);
     const retried = await post(during);
     expect(retried.status).toBe(200);
     expect(((await retried.json()) as { results: { duplicate: boolean }[] }).results[0]?.duplicate).toBe(true);
-    expect((await api('/interactions')).rows).toHaveLength(3);
+    expect((await api('/interactions')).rows).toHaveLength(4);
 
     // SIGTERM to npm's own pid, as Docker and systemd send it: every process gone within 15 s.
     const pids = processTree(npm.child.pid as number);
