@@ -1,7 +1,9 @@
 /**
  * The one place where configuration, connectors and workers are wired together.
  */
-import { Redis } from 'ioredis';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import type { Config } from '../src/config/config.ts';
 import type { Logger } from '../src/config/logger.ts';
 import type { JournalClient } from '../src/journal/journal-client.ts';
@@ -25,6 +27,7 @@ import { AircallReceiver, GenericCallReceiver, TwilioReceiver } from '../connect
 import { GenericFormReceiver, HubSpotFormReceiver } from '../connectors/forms/index.ts';
 import type { WebhookReceiver } from '../src/pipeline/webhook.ts';
 import { closeQueues, createQueues, enqueueVia, evictionWarning, reviveVia, type Queues } from './queues.ts';
+import { producerRedis, redisAddress, workerRedis } from './redis-connection.ts';
 import { startWorkers, type WorkerSet } from './workers.ts';
 import { startRedriveLoop, type RedriveLoop } from './redrive.ts';
 import { gmailConnector, type GmailConnector } from './gmail.ts';
@@ -61,6 +64,12 @@ export interface PipelineOverrides {
   /** Start workers for these queues (default all); an empty list starts none (producer only). */
   readonly queues?: readonly QueueName[];
   readonly prefix?: string;
+  /**
+   * A producer that must answer its own callers in time (the web process): Redis is not waited for at start,
+   * and a job that cannot be queued fails at once with QueueUnavailableError (see redis-connection.ts).
+   * Only with `queues: []`.
+   */
+  readonly failFast?: boolean;
 }
 
 /** The journal client every pipeline process uses: the journal service, with the credentials from config or the keys dir. */
@@ -76,14 +85,30 @@ export function configuredClassifier(config: Config, ownDomains: readonly string
   return new OpenAiClassifier({ apiKey: ai.apiKey, model: ai.model, timeoutMs: ai.timeoutMs, maxRetries: ai.maxRetries, ...(ai.baseURL ? { baseURL: ai.baseURL } : {}) });
 }
 
+/** Where the locally generated form-webhook secret lives (in the pipeline's state directory, mode 0600). */
+export const LOCAL_FORMS_SECRET_FILE = 'forms-webhook.key';
+
+/**
+ * The generic form receiver's secret: FORMS_WEBHOOK_SECRET when set; else one generated on the web process's
+ * first start (`create`), so that a fresh install takes signed form submissions from `activity-journal
+ * send-sample` (and a local site) with nothing configured. Readers never create it.
+ */
+export function formsWebhookSecret(config: Config, create = false): string | undefined {
+  const configured = config.web.webhooks.formsSecret;
+  if (configured) return configured;
+  if (!create && !existsSync(join(config.pipeline.stateDir, LOCAL_FORMS_SECRET_FILE))) return undefined;
+  return loadOrCreateSecret(config.pipeline.stateDir, LOCAL_FORMS_SECRET_FILE).toString('hex');
+}
+
 /** The webhook receivers whose secrets are configured; a provider without one is answered 404 (and journaled). */
 export function configuredReceivers(config: Config): Map<string, WebhookReceiver> {
   const w = config.web.webhooks;
+  const formsSecret = formsWebhookSecret(config);
   const list: WebhookReceiver[] = [];
   if (w.twilioAuthToken) list.push(new TwilioReceiver({ authToken: w.twilioAuthToken }));
   if (w.aircallToken) list.push(new AircallReceiver({ webhookToken: w.aircallToken }));
   if (w.callsSecret) list.push(new GenericCallReceiver({ secret: w.callsSecret }));
-  if (w.formsSecret) list.push(new GenericFormReceiver({ secret: w.formsSecret }));
+  if (formsSecret) list.push(new GenericFormReceiver({ secret: formsSecret }));
   if (w.hubspotClientSecret) list.push(new HubSpotFormReceiver({ clientSecret: w.hubspotClientSecret }));
   return new Map(list.map((r) => [r.provider, r]));
 }
@@ -91,15 +116,23 @@ export function configuredReceivers(config: Config): Map<string, WebhookReceiver
 /** Builds the pipeline and (unless told otherwise) its workers. */
 export async function startPipeline(config: Config, logger: Logger, overrides: PipelineOverrides = {}): Promise<PipelineRuntime> {
   const log = logger.child({ component: 'jobs.main' });
-  const redis = new Redis(config.pipeline.redisUrl ?? DEFAULT_REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true });
+  const redisUrl = config.pipeline.redisUrl ?? DEFAULT_REDIS_URL;
+  const failFast = overrides.failFast === true;
+  if (failFast && overrides.queues?.length !== 0) throw new Error('failFast is for producer-only pipelines (queues: [])');
+  const redis = failFast ? producerRedis(redisUrl) : workerRedis(redisUrl);
   try {
     await redis.connect();
+    const warning = await evictionWarning(redis);
+    if (warning) log.warn({}, warning);
   } catch (err) {
-    redis.disconnect();
-    throw new Error(`cannot reach Redis at ${config.pipeline.redisUrl ?? DEFAULT_REDIS_URL}: ${(err as Error).message}`, { cause: err });
+    // A producer that answers callers starts without Redis (it reconnects by itself; until then its callers get
+    // 503s); everything else needs Redis to do anything.
+    if (!failFast) {
+      redis.disconnect();
+      throw new Error(`cannot reach Redis at ${redisAddress(redisUrl)}: ${(err as Error).message}`, { cause: err });
+    }
+    log.warn({ redis: redisAddress(redisUrl) }, 'Redis not reachable yet: webhooks are answered 503 until it is');
   }
-  const warning = await evictionWarning(redis);
-  if (warning) log.warn({}, warning);
 
   const prefix = overrides.prefix ?? config.pipeline.queuePrefix;
   const rules = loadRuleset(config.pipeline.rulesPath);
@@ -118,7 +151,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     crm: hubspot?.stageCrm ?? overrides.crm ?? new DryRunCrm(journal),
     notifier: new LogNotifier(journal, logger),
     cache: new RedisDecisionCache(redis, prefix),
-    enqueue: enqueueVia(queues),
+    enqueue: enqueueVia(queues, failFast ? { redis, url: redisUrl } : undefined),
     ...(overrides.sources ? { sources: overrides.sources } : {}),
     identifierKey,
     // The journal service stamps classes by the same file; here only its `categories` are read (decide raises

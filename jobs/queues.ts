@@ -6,6 +6,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { JOBS, QUEUE_NAMES, jobIdFor, jobOptions, type JobData, type QueueName } from '../src/pipeline/job-catalog.ts';
 import type { Enqueue } from '../src/pipeline/ports.ts';
+import { PRODUCER_COMMAND_TIMEOUT_MS, assertRedisReady, withinDeadline } from './redis-connection.ts';
 
 export type Queues = Record<QueueName, Queue>;
 
@@ -13,11 +14,21 @@ export function createQueues(connection: Redis, prefix: string): Queues {
   return Object.fromEntries(QUEUE_NAMES.map((name) => [name, new Queue(name, { connection, prefix })])) as Queues;
 }
 
-export function enqueueVia(queues: Queues): Enqueue {
+/**
+ * Adds checked jobs. A producer (`failFast`: the web process) gets a QueueUnavailableError at once when Redis is
+ * not connected, and after a deadline when it does not answer, instead of waiting for it without end (BullMQ's
+ * add waits for a connection that is not ready).
+ */
+export function enqueueVia(queues: Queues, failFast?: { readonly redis: Redis; readonly url: string }): Enqueue {
   return async <Q extends QueueName>(queue: Q, data: JobData<Q>, jobKey: string): Promise<void> => {
     const checked = JOBS[queue].schema.parse(data);
     const jobId = jobIdFor(queue, jobKey);
-    await queues[queue].add(queue, checked, jobOptions(queue, jobId));
+    if (!failFast) {
+      await queues[queue].add(queue, checked, jobOptions(queue, jobId));
+      return;
+    }
+    assertRedisReady(failFast.redis, failFast.url);
+    await withinDeadline(queues[queue].add(queue, checked, jobOptions(queue, jobId)), 2 * PRODUCER_COMMAND_TIMEOUT_MS, `queueing the ${queue} job`);
   };
 }
 

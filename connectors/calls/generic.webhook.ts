@@ -23,11 +23,10 @@
  * captured request cannot be replayed later. Duplicates inside the window are absorbed by the journal's
  * idempotency key (sourceId).
  */
-import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import type { Interaction, Participant } from '../../src/pipeline/interaction.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../src/pipeline/webhook.ts';
-import { parseSignatureHeader } from '../../src/pipeline/webhook-signature.ts';
+import { parseSignatureHeader, signV1 } from '../../src/pipeline/webhook-signature.ts';
 import { acceptInteractions, safeEqual } from './verify.ts';
 import { SOURCES } from '../../src/journal/source-catalog.ts';
 
@@ -55,8 +54,7 @@ export type GenericCallEvent = z.infer<typeof GenericCallEventSchema>;
 
 /** Computes the `x-aj-signature` value for a timestamp and raw body (for senders and tests). */
 export function genericCallSignature(secret: string, timestamp: string | number, rawBody: Buffer | string): string {
-  const mac = createHmac('sha256', secret).update(`${timestamp}.`, 'utf8').update(rawBody).digest('hex');
-  return `v1=${mac}`;
+  return signV1(secret, timestamp, rawBody);
 }
 
 function reject(status: 401 | 415 | 422, reason: string): WebhookOutcome {

@@ -23,8 +23,22 @@ import { describeEntry } from './describe.ts';
 import { terminalSafe } from './terminal-text.ts';
 import { write } from './output.ts';
 import { Privacy } from '../journal/privacy.ts';
+import type { Logger } from '../config/logger.ts';
+import type { Enqueue } from '../pipeline/ports.ts';
+import { hashPassword, writeUsersFile } from '../audit/users.ts';
+import { createAuditSurface } from '../web/audit-surface.ts';
+import { createWebServer } from '../web/server.ts';
+import { armStopSignals, waitForStop } from './stop-signal.ts';
+import { UsageError } from './usage-error.ts';
 
-export async function runDemo(config: Config, options: { json: boolean; keep: boolean }): Promise<number> {
+export interface DemoOptions {
+  readonly json: boolean;
+  readonly keep: boolean;
+  /** After the run, serve the demo journal's audit UI here (HOST:PORT) until Ctrl-C or SIGTERM. */
+  readonly serve?: { readonly host: string; readonly port: number } | undefined;
+}
+
+export async function runDemo(config: Config, options: DemoOptions): Promise<number> {
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal-demo');
   const out = (s: string): void => write(process.stdout, terminalSafe(s) + '\n');
   const redis = await ensureRedis(config, logger);
@@ -54,6 +68,13 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
     const enqueue = enqueueVia(runtime.queues);
     for (const ix of source.interactions) await enqueue('ingest', { source: source.name, sourceId: ix.sourceId }, `samples/${ix.sourceId}`);
     await waitUntilDrained(runtime.queues, 120_000);
+    if (options.serve) {
+      // The pipeline stays up while the UI is served: an override made in the demo UI re-drives its (dry-run)
+      // mirror into the demo journal, as in the product.
+      const code = report(path, privacy, false, options, started, out);
+      await serveDemoUi({ dir, path, masterKey: config.privacy.masterKey, journal, enqueue: enqueueVia(runtime.queues), listen: options.serve, logger, json: options.json, out });
+      return code;
+    }
   } finally {
     await runtime.close();
     if (!options.keep) {
@@ -64,8 +85,13 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
     await writer.close();
     redis.child?.kill('SIGTERM');
   }
+  return report(path, privacy, true, options, started, out);
+}
+
+/** Prints the run's summary and one trace (or its JSON); the exit code says whether any job failed. */
+function report(path: string, privacy: Privacy, ownPrivacy: boolean, options: DemoOptions, started: number, out: (s: string) => void): number {
   const reader = JournalReader.open(path);
-  reader.attachPrivacy(privacy, { owned: true });
+  reader.attachPrivacy(privacy, { owned: ownPrivacy });
   try {
     const entries: JournalEntry[] = [...reader.iterate()];
     const summary = summarise(entries);
@@ -85,10 +111,43 @@ export async function runDemo(config: Config, options: { json: boolean; keep: bo
       for (const e of entries.filter((x) => x.correlationId === traceId)) out(`  #${e.seq} ${e.kind.padEnd(20)} ${terminalSafe(describeEntry(e), { singleLine: true })}`);
     }
     out(`\nCheck it: npx activity-journal --journal ${path} verify`);
+    if (!options.serve) out(`See it in the audit UI: npx activity-journal demo --serve (a new run, served at http://127.0.0.1:${DEFAULT_DEMO_PORT}/audit)`);
     return summary.jobFailures === 0 ? 0 : 1;
   } finally {
     reader.close();
   }
+}
+
+/** Where `demo --serve` listens unless told otherwise (beside the product's 8080, so both can run). */
+export const DEFAULT_DEMO_PORT = 8090;
+
+/**
+ * The demo journal's audit UI: its own users file (one `demo` reviewer with a password made for this run,
+ * printed once), its own read index and auth state, all inside the demo run's directory. The real journal,
+ * users and keys are not touched.
+ */
+async function serveDemoUi(o: { dir: string; path: string; masterKey: string | undefined; journal: LocalJournalClient; enqueue: Enqueue; listen: { host: string; port: number }; logger: Logger; json: boolean; out: (s: string) => void }): Promise<void> {
+  const usersPath = join(o.dir, 'audit-users.json');
+  const password = randomBytes(12).toString('base64url');
+  writeUsersFile(usersPath, { users: [{ id: 'demo', role: 'reviewer', passwordHash: await hashPassword(password), apiTokens: [] }] });
+  const demoConfig = loadConfig({ JOURNAL_PATH: o.path, AUDIT_USERS_PATH: usersPath, WEB_LISTEN: `${o.listen.host}:${o.listen.port}`, LOG_LEVEL: 'warn', ...(o.masterKey ? { JOURNAL_MASTER_KEY: o.masterKey } : {}) });
+  const surface = createAuditSurface(demoConfig, { journal: o.journal, enqueue: o.enqueue, connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }), logger: o.logger });
+  const app = createWebServer({ checks: [], gauges: () => Promise.resolve([]), audit: surface.routes });
+  try {
+    await app.listen({ host: o.listen.host, port: o.listen.port });
+  } catch (err) {
+    surface.close();
+    const code = (err as { code?: string }).code;
+    throw new UsageError(code === 'EADDRINUSE' ? `${o.listen.host}:${o.listen.port} is already in use: choose another with --serve HOST:PORT` : `cannot listen on ${o.listen.host}:${o.listen.port}: ${(err as Error).message}`);
+  }
+  const host = o.listen.host.includes(':') ? `[${o.listen.host}]` : o.listen.host;
+  const auditUrl = `http://${host}:${o.listen.port}/audit`;
+  if (o.json) o.out(JSON.stringify({ auditUrl, user: 'demo', password }));
+  else o.out(`\nThe demo journal's audit UI: ${auditUrl}  (sign in as demo, password ${password}; made for this run only). Ctrl-C to stop.`);
+  armStopSignals();
+  await waitForStop();
+  await app.close();
+  surface.close();
 }
 
 function summarise(entries: readonly JournalEntry[]) {

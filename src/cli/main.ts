@@ -3,10 +3,10 @@
  * input lines were refused, 2 usage errors and unreadable files, and a journal (or, for `start`, a data directory
  * or port) already in use.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { createInterface } from 'node:readline';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { loadConfig, ConfigError, type Config } from '../config/config.ts';
+import { loadConfig, parseListen, ConfigError, type Config } from '../config/config.ts';
 import { createLogger } from '../config/logger.ts';
 import type { AppendResult } from '../journal/writer.ts';
 import { JournalReader } from '../journal/reader.ts';
@@ -26,7 +26,8 @@ import { guardOutput, write } from './output.ts';
 import { armStopSignals, isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
-import { runDemo } from './demo.ts';
+import { DEFAULT_DEMO_PORT, runDemo } from './demo.ts';
+import { SAMPLE_FORMS, sendSample, type SampleKind } from './send-sample.ts';
 import { importCalls } from './import-calls.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { driftLines, parseSince, runCrmDrift } from './crm-drift.ts';
@@ -63,6 +64,13 @@ const io: Io = {
   out: (line) => write(process.stdout, terminalSafe(line) + '\n'),
   err: (line) => write(process.stderr, terminalSafe(line) + '\n'),
 };
+
+/** HOST:PORT from a command-line option, or a UsageError saying what is expected. */
+function tcpListen(value: string, option: string): { host: string; port: number } {
+  const l = parseListen(value);
+  if (!l || l.kind !== 'tcp') throw new UsageError(`${option} takes HOST:PORT (e.g. 127.0.0.1:${DEFAULT_DEMO_PORT}), not ${JSON.stringify(value)}`);
+  return { host: l.host, port: l.port };
+}
 
 /** Runs the command line; resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -143,9 +151,33 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('demo')
     .description('feed the bundled sample interactions through the whole pipeline into a separate demo journal')
     .option('--keep', 'keep the demo queues in Redis afterwards')
-    .action(async (opts: { keep?: boolean }) => {
+    .option('--serve [host:port]', `then serve the demo journal's audit UI (default 127.0.0.1:${DEFAULT_DEMO_PORT}) until Ctrl-C`)
+    .action(async (opts: { keep?: boolean; serve?: string | boolean }) => {
       const config = cfg();
-      exitCode = await runDemo(config, { json: json(), keep: opts.keep === true });
+      const serve = opts.serve === undefined || opts.serve === false ? undefined : tcpListen(opts.serve === true ? `127.0.0.1:${DEFAULT_DEMO_PORT}` : opts.serve, '--serve');
+      exitCode = await runDemo(config, { json: json(), keep: opts.keep === true, serve });
+    });
+
+  program
+    .command('send-sample')
+    .description('send one signed sample form submission to the running web server, wait for its decision and print where to see it')
+    .addOption(new Option('--kind <kind>', 'which sample').choices(Object.keys(SAMPLE_FORMS)).default('contact-sales'))
+    .option('--url <url>', 'the web server (default: http://WEB_LISTEN)')
+    .option('--wait <seconds>', 'how long to wait for the decision', '30')
+    .action(async (opts: { kind: SampleKind; url?: string; wait: string }) => {
+      const wait = Number(opts.wait);
+      if (!Number.isFinite(wait) || wait < 0) throw new UsageError(`--wait must be a number of seconds, not ${JSON.stringify(opts.wait)}`);
+      const config = cfg();
+      const r = await sendSample(config, { kind: opts.kind, url: opts.url, waitMs: wait * 1000 });
+      if (json()) {
+        io.out(JSON.stringify(r));
+      } else {
+        io.out(`Sent a signed sample form submission (${opts.kind}): journal entry #${r.seq}, correlation ${r.correlationId}.`);
+        io.out(r.decision ? `Decided by ${r.decision.provider}: ${r.decision.category} (confidence ${r.decision.confidence.toFixed(2)}).` : `Not decided within ${wait} s: are the workers running (npm start runs them)?`);
+        io.out(`See it, with its decision and proofs: ${r.traceUrl}`);
+        if (!r.hasUsers) io.out('No audit UI user yet: create the first one with  npx activity-journal users add YOUR-NAME --role admin');
+      }
+      exitCode = r.decision ? 0 : 1;
     });
 
   program.command('journal-service').description('run the journal service: the only writer of the journal').action(serve);

@@ -1,7 +1,6 @@
 /**
  * Wiring of the web process: health checks of the journal service and Redis, and gauges from both.
  */
-import { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
 import { createWebServer, type Gauge } from '../web/server.ts';
@@ -9,25 +8,28 @@ import { HttpJournalClient } from '../journal/service/http-client.ts';
 import { JournalRequestError } from '../journal/errors/journal-request.error.ts';
 import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
 import { createQueues, closeQueues, enqueueVia } from '../../jobs/queues.ts';
-import { DEFAULT_REDIS_URL, configuredReceivers, startPipeline } from '../../jobs/main.ts';
+import { DEFAULT_REDIS_URL, configuredReceivers, formsWebhookSecret, startPipeline } from '../../jobs/main.ts';
 import { RedisReplayGuard } from '../web/webhooks.ts';
 import { createAuditSurface, type AuditSurface } from '../web/audit-surface.ts';
 import { gmailInboxStore } from '../../jobs/gmail.ts';
+import { producerRedis, redisHealthProblem } from '../../jobs/redis-connection.ts';
 import type { InboxStatus } from '../audit/audit-service.ts';
 
 export async function startWeb(config: Config, logger: Logger): Promise<{ url: string; close(): Promise<void> }> {
-  const redis = new Redis(config.pipeline.redisUrl ?? DEFAULT_REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true, enableOfflineQueue: false });
-  redis.on('error', () => {}); // reported through /healthz, not as a crash
-  await redis.connect().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'Redis not reachable yet'));
+  const redisUrl = config.pipeline.redisUrl ?? DEFAULT_REDIS_URL;
+  // Health and gauges: a connection that fails fast (reported through /healthz, in words, never as a crash).
+  const redis = producerRedis(redisUrl);
+  await redis.connect().catch(() => undefined);
   const queues = createQueues(redis, config.pipeline.queuePrefix);
   const journal = new HttpJournalClient({ url: config.service.url, attempts: 1, timeoutMs: 2000 });
-  // The web process takes webhooks in: a producer-only pipeline (intake journals and queues; workers do the rest).
-  const producer = await startPipeline(config, logger, { queues: [] });
+  // The web process takes webhooks in: a producer-only pipeline (intake journals and queues; workers do the
+  // rest), which answers 503 rather than waiting when Redis is down.
+  const producer = await startPipeline(config, logger, { queues: [], failFast: true });
   const gmail = producer.gmail;
   // The audit UI reads the journal file (read-only) on this machine; without it, the UI is off.
   let audit: AuditSurface | null = null;
   try {
-    audit = createAuditSurface(config, { journal: producer.journal, enqueue: enqueueVia(producer.queues), connectors: () => auditConnectors(config), logger });
+    audit = createAuditSurface(config, { journal: producer.journal, enqueue: enqueueVia(producer.queues, { redis: producer.redis, url: redisUrl }), connectors: () => auditConnectors(config), logger });
   } catch (err) {
     logger.warn({ component: 'web', err: (err as Error).message }, 'audit UI off: its journal file, read index or auth state file could not be opened from the web process');
   }
@@ -43,6 +45,8 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
       payload: { endpoint, status, reason: reason.slice(0, 2000) },
     });
   };
+  // A fresh install gets a generated form-webhook secret here (see formsWebhookSecret), for send-sample.
+  formsWebhookSecret(config, true);
   const app = createWebServer({
     ...(audit ? { audit: audit.routes } : {}),
     ...(gmail ? { gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state) } : {}),
@@ -58,8 +62,23 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
       logger,
     },
     checks: [
-      { name: 'journal', check: async () => void (await journal.health()) },
-      { name: 'redis', check: async () => void (await redis.ping()) },
+      {
+        name: 'journal',
+        check: async () => {
+          try {
+            await journal.health();
+          } catch (err) {
+            throw new Error(journalProblem(config.service.url, err));
+          }
+        },
+      },
+      {
+        name: 'redis',
+        check: async () => {
+          const problem = await redisHealthProblem(redis, redisUrl);
+          if (problem) throw new Error(problem);
+        },
+      },
     ],
     gauges: async () => {
       const gauges: Gauge[] = [{ name: 'aj_up', help: 'The web process is up.', value: 1 }];
@@ -99,6 +118,15 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
       redis.disconnect();
     },
   };
+}
+
+/** The journal service's health failure in words: unreachable (and why), or what it answered. */
+export function journalProblem(url: string, err: unknown): string {
+  if (err instanceof JournalRequestError && err.status > 0) return `journal service at ${url} answered ${err.status}: ${err.message.slice(0, 200)}`;
+  const cause = (err as { cause?: Error & { code?: string } }).cause;
+  const code = cause?.code;
+  const why = code === 'ECONNREFUSED' ? 'connection refused' : cause?.message === 'timed out' ? 'no answer within 2 s' : (code ?? cause?.message ?? (err as Error).message).slice(0, 120);
+  return `journal service unreachable at ${url} (${why})`;
 }
 
 /** The connectors page's data: Gmail inboxes (from the encrypted state store) and the configured webhook receivers. */

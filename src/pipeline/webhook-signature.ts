@@ -6,6 +6,13 @@
  */
 export type SignatureHeader = { readonly kind: 'parsed'; readonly v1: readonly string[] } | { readonly kind: 'malformed' };
 
+import { createHmac } from 'node:crypto';
+
+/** The `x-aj-signature` value a sender puts on a body: `v1=` and the hex HMAC-SHA256 of `<timestamp>.<raw body>`. */
+export function signV1(secret: string, timestamp: string | number, rawBody: Buffer | string): string {
+  return `v1=${createHmac('sha256', secret).update(`${timestamp}.`, 'utf8').update(rawBody).digest('hex')}`;
+}
+
 const ENTRY = /^v(\d{1,3})=(.*)$/s;
 const V1 = /^[0-9a-f]{64}$/i;
 

@@ -21,6 +21,7 @@ import { OverrideError } from '../pipeline/errors/override.error.ts';
 import { ExportError, type ExportScope } from '../audit/export.ts';
 import { CONTENT_SECURITY_POLICY, connectorsPage, exportPage, integrityPage, layout, loginPage, reviewPage, timelinePage, tracePage, type PageUser } from './audit-pages.ts';
 import { openApiDocument } from './openapi.ts';
+import { QueueUnavailableError } from '../pipeline/errors/queue-unavailable.error.ts';
 
 export interface AuditRoutesOptions {
   readonly service: AuditService;
@@ -155,8 +156,10 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     audit.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
       const api = req.url.startsWith('/api/');
       const status = err instanceof HttpError ? err.status : err instanceof OverrideError ? (err.code === 'NOT_FOUND' ? 404 : err.code === 'UNCHANGED' ? 409 : 400) : err instanceof ExportError ? 409 : err instanceof RangeError ? 400 : (err.statusCode ?? 500);
-      if (status >= 500) log.error({ url: req.routeOptions.url, err: err.message }, 'audit request failed');
-      const message = status >= 500 ? 'internal error; see the server log' : err.message;
+      if (status >= 500 && !(err instanceof QueueUnavailableError)) log.error({ url: req.routeOptions.url, err: err.message }, 'audit request failed');
+      // The queue being down is said as such (the UI's users are staff): what they did may need doing again.
+      const message = err instanceof QueueUnavailableError ? `the work queue is unavailable (${err.message}); what was recorded stays recorded, try the action again shortly` : status >= 500 ? 'internal error; see the server log' : err.message;
+      if (err instanceof QueueUnavailableError) void reply.header('retry-after', '5');
       if (api) return reply.code(status).send({ error: message });
       return reply.code(status).type('text/html; charset=utf-8').send(layout(status === 403 ? 'Not allowed' : 'Something went wrong', null, '', `<p class="error" role="alert">${message.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)}</p><p><a href="/audit/timeline">Back to the timeline</a></p>`));
     });

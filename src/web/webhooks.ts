@@ -15,6 +15,10 @@ import type { Logger } from '../config/logger.ts';
 import type { IntakeOutcome } from '../pipeline/pipeline.ts';
 import type { Interaction } from '../pipeline/interaction.ts';
 import type { WebhookReceiver, WebhookRequest } from '../pipeline/webhook.ts';
+import { QueueUnavailableError } from '../pipeline/errors/queue-unavailable.error.ts';
+
+/** What a 503 asks the provider to wait before retrying, in seconds. */
+const RETRY_AFTER_S = 5;
 
 export interface ReplayGuard {
   /** Whether a request with this key was accepted within the memory window. */
@@ -201,7 +205,15 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
     // The key is what the signature authenticates, never the signature header itself: a re-sent request with
     // an extra or re-cased signature is still the request that was accepted.
     const replayKey = `${provider}:${authenticatedDigest(receiver.authenticated(request))}`;
-    if (await options.replays.seen(replayKey)) return reject(reply, provider, { status: 409, reason: 'this signed request was already received (replay)' }, raw);
+    // Replay memory lives in Redis. Without it, the request goes on to intake: the journal's idempotency keys
+    // keep a replay to one entry, and the interaction is committed before its job is queued, so the evidence is
+    // kept even while Redis is down (the answer is then a 503 below, and the provider's retry, or the re-drive,
+    // queues the work).
+    const replayed = await options.replays.seen(replayKey).catch((err: unknown) => {
+      log.warn({ provider, event: outcome.kind === 'accepted' ? outcome.eventId : undefined, err: (err as Error).message.slice(0, 200) }, 'replay memory unavailable; relying on the journal\'s idempotency');
+      return false;
+    });
+    if (replayed) return reject(reply, provider, { status: 409, reason: 'this signed request was already received (replay)' }, raw);
     if (outcome.kind === 'ignored') return reply.code(200).send({ ignored: outcome.reason });
     const results = [];
     try {
@@ -215,10 +227,16 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
       if (refused === 'IDEMPOTENCY_CONFLICT') return reject(reply, provider, { status: 409, reason: 'an event with this id was already received with different content; the first one stands' }, raw);
       if (refused === 'ENTRY_TOO_LARGE') return reject(reply, provider, { status: 413, reason: 'the event is larger than the journal accepts (JOURNAL_MAX_PAYLOAD_BYTES)' }, raw);
       if (refused) return reject(reply, provider, { status: 422, reason: `the event holds values the journal cannot record (${refused})` }, raw);
+      if (err instanceof QueueUnavailableError) {
+        // Journaled (if it got that far), not queued: the provider's retry is idempotent and queues it; if the
+        // provider gives up, the lost-job re-drive finds the journaled interaction once Redis answers.
+        log.warn({ provider, event: outcome.eventId, err: err.message }, 'could not queue a webhook\'s interaction; answered 503');
+        return reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send({ error: 'the work queue is unavailable; the event was recorded, retry later' });
+      }
       log.error({ provider, event: outcome.eventId, err: (err as Error).name }, 'could not journal a webhook; the provider will retry');
-      return reply.code(503).header('retry-after', '5').send({ error: 'the journal is unavailable; retry later' });
+      return reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send({ error: 'the journal is unavailable; retry later' });
     }
-    await options.replays.remember(replayKey, 10 * 60_000);
+    await options.replays.remember(replayKey, 10 * 60_000).catch((err: unknown) => log.warn({ provider, event: outcome.eventId, err: (err as Error).message.slice(0, 200) }, 'could not remember an accepted request for replay detection'));
     return reply.code(200).send({ event: outcome.eventId, results });
   });
 }
