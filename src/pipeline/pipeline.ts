@@ -257,8 +257,11 @@ export class Pipeline {
       ...notifications.map((n) => decisionOf(`notify/${n.ruleId}`, n.ruleId, `notify:${n.notify}`, undefined)),
       ...this.retentionRaise(entry, decision, d.output.category, job.correlationId),
     ]);
+    // Delivery is a job per (rule, channel): a failing channel retries on its own, without deciding again.
     for (const n of notifications) {
-      await this.deps.notifier.notify({ entryId: entry.id, correlationId: job.correlationId, recipient: n.notify, ruleId: n.ruleId, ruleVersion: rules.version, category: d.output.category, summary: d.output.summary });
+      for (const channel of this.deps.notifier.channelsFor(n.notify)) {
+        await this.deps.enqueue('notify', { entryId: entry.id, seq: entry.seq, correlationId: job.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq, ruleId: n.ruleId, channel }, `${entry.id}.${n.ruleId}.${channel}`);
+      }
     }
     if (mirror.outcome === 'mirror') await this.deps.enqueue('mirror', job, entry.id);
     return { mirror: mirror.outcome === 'mirror', review: review.outcome === 'review', notified: notifications.map((n) => n.notify) };
