@@ -269,7 +269,7 @@ describe('notifications', () => {
       expect(keys.length).toBeGreaterThan(0);
       for (const key of keys) {
         const type = await redis.type(key);
-        const text = type === 'hash' ? JSON.stringify(await redis.hgetall(key)) : type === 'list' ? (await redis.lrange(key, 0, -1)).join(' ') : type === 'zset' ? (await redis.zrange(key, 0, -1)).join(' ') : type === 'string' ? ((await redis.get(key)) ?? '') : '';
+        const text = type === 'hash' ? JSON.stringify(await redis.hgetall(key)) : type === 'list' ? (await redis.lrange(key, 0, -1)).join(' ') : type === 'zset' ? (await redis.zrange(key, '0', '-1')).join(' ') : type === 'string' ? ((await redis.get(key)) ?? '') : '';
         for (const needle of needles) if (text.includes(needle)) hits.push(`redis ${key}: ${needle}`);
       }
     } finally {
