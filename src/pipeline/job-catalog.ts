@@ -108,3 +108,8 @@ export function jobOptions(queue: QueueName, jobId: string): JobsOptions {
 export function jobIdFor(queue: QueueName, key: string): string {
   return /^[A-Za-z0-9._-]{1,200}$/.test(key) ? `${queue}-${key}` : `${queue}-h${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
 }
+
+/** The job key of one notification delivery: interaction, rule, channel (job id, delivery id, idempotency header). */
+export function notifyJobKey(entryId: string, ruleId: string, channel: string): string {
+  return `${entryId}.${ruleId}.${channel}`;
+}

@@ -18,7 +18,7 @@ import type { JournalClient } from '../journal/journal-client.ts';
 import type { Logger } from '../config/logger.ts';
 import { silentLogger } from '../config/logger.ts';
 import type { Classification } from './classification.ts';
-import type { JobData } from './job-catalog.ts';
+import { notifyJobKey, type JobData } from './job-catalog.ts';
 import type { Notifier, NotifyChannelName } from './ports.ts';
 import type { Ruleset } from './rules.ts';
 import { PermanentJobError } from './errors/permanent-job.error.ts';
@@ -156,7 +156,7 @@ export class Notifications implements Notifier {
     const subject = `${title.replace(/\.$/, '')}: ${output.category} ${channelOf}`.slice(0, 200);
     const text = [summary, '', `Category: ${output.category}, urgency: ${output.urgency}. Rule ${job.ruleId}@${rules.version}, for ${group}.`, `Trace: ${traceUrl}`].join('\n');
     return {
-      deliveryId: `${job.entryId}.${job.ruleId}.${job.channel}`,
+      deliveryId: notifyJobKey(job.entryId, job.ruleId, job.channel),
       subject,
       text,
       traceUrl,

@@ -13,7 +13,10 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { tempDir } from '../helpers/tmp.ts';
-import { REDIS_URL, allEntries, drained, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
+import { REDIS_URL, allEntries, drained, inProcessPipeline, testConfig, type InProcessPipeline } from '../helpers/pipeline.ts';
+import { startPipeline } from '../../jobs/main.ts';
+import { silentLogger } from '../../src/config/logger.ts';
+import { QUEUE_NAMES } from '../../src/pipeline/job-catalog.ts';
 import { startSmtpFake, type SmtpFake } from '../fakes/smtp.fake.ts';
 import { startSlackFake, type SlackFake } from '../fakes/slack.fake.ts';
 import { DEFAULT_RULES_PATH } from '../../src/config/config.ts';
@@ -101,7 +104,10 @@ beforeEach(async () => {
   slack.messages.length = 0;
   slack.answers.length = 0;
   hook.calls.length = 0;
-  p = await inProcessPipeline(tmp.dir, {}, {
+  p = await inProcessPipeline(tmp.dir, {}, env());
+});
+function env(): NodeJS.ProcessEnv {
+  return {
     RULES_PATH: rulesPath,
     WEBHOOK_PUBLIC_URL: PUBLIC_URL,
     SMTP_HOST: '127.0.0.1',
@@ -115,8 +121,9 @@ beforeEach(async () => {
     SLACK_SALES_WEBHOOK_URL: slack.webhookUrl,
     SALES_HOOK_URL: hook.url,
     SALES_HOOK_SECRET: HOOK_SECRET,
-  });
-});
+    REDRIVE_GRACE_SECONDS: '0',
+  };
+}
 afterEach(async () => {
   await p?.stop();
   p = null;
@@ -235,6 +242,36 @@ describe('notifications', () => {
     const after = allEntries(pipeline.path).filter((e) => e.correlationId === correlationId);
     expect(of(after, 'notification.attempted')).toHaveLength(3);
     expect(of(after, 'notification.sent')).toHaveLength(3);
+  });
+
+  it('re-drives from the journal the notify jobs Redis lost, and sends each once', async () => {
+    const first = p as InProcessPipeline;
+    await first.runtime.close();
+    // Workers for every stage but notify: the notify jobs wait in Redis, and are then lost with it.
+    const producer = await startPipeline(testConfig(tmp.dir, env()), silentLogger, { journal: first.journal, prefix: first.prefix, queues: QUEUE_NAMES.filter((q) => q !== 'notify') });
+    const out = await producer.pipeline.intake(contactSalesForm());
+    if (out.status !== 'accepted') throw new Error('the form was excluded');
+    const waiting = async (): Promise<number> => (await producer.queues.notify.getJobCounts('waiting')).waiting ?? 0;
+    for (let i = 0; i < 600 && (await waiting()) < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await waiting()).toBe(3);
+    await producer.queues.notify.obliterate({ force: true });
+    await producer.close();
+    expect(smtp.received).toHaveLength(0);
+    const decided = allEntries(first.path).find((e) => e.kind === 'rule.decision' && payload(e).ruleId === 'contact-sales-form') as JournalEntry;
+    expect((payload(decided).evaluated as { channels: string[] }).channels).toEqual(['email', 'slack', 'webhook']);
+    // A restarted worker set re-drives them from the journal alone.
+    const again = await startPipeline(testConfig(tmp.dir, env()), silentLogger, { journal: first.journal, prefix: first.prefix });
+    try {
+      await again.redrive?.runOnce();
+      await drained(first.prefix);
+      expect(smtp.received).toHaveLength(1);
+      expect(slack.messages).toHaveLength(1);
+      expect(hook.calls).toHaveLength(1);
+      // Everything on the record now: another pass re-drives nothing.
+      expect(await again.redrive?.runOnce()).toBe(0);
+    } finally {
+      await again.close();
+    }
   });
 
   it('keeps addresses, the message and every secret out of the journal file and the job data in clear', async () => {

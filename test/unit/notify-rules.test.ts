@@ -9,7 +9,7 @@ import { tempDir } from '../helpers/tmp.ts';
 import { DEFAULT_RULES_PATH, loadConfig } from '../../src/config/config.ts';
 import { RulesetError, loadRuleset } from '../../src/pipeline/rules.ts';
 import { Notifications } from '../../src/pipeline/notifications.ts';
-import { LocalJournalClient } from '../../src/journal/local-client.ts';
+import type { LocalJournalClient } from '../../src/journal/local-client.ts';
 import { configuredChannels, NotifyConfigError } from '../../connectors/notify/index.ts';
 
 let tmp: { dir: string; cleanup: () => void } | null = null;
@@ -35,7 +35,7 @@ describe('recipient groups in the rules', () => {
 
   it('refuses, at load time, a notification rule whose group is not defined', () => {
     const path = rulesWith((r) => {
-      (r.notifications as { notify: string }[])[0] = { ...(r.notifications as { notify: string }[])[0], notify: 'sales-tema' } as { notify: string };
+      (r.notifications as { notify: string }[])[0] = { ...(r.notifications as { notify: string }[])[0], notify: 'sales-tema' };
     });
     expect(() => loadRuleset(path)).toThrow(RulesetError);
     expect(() => loadRuleset(path)).toThrow(/contact-sales-form notifies "sales-tema", which is not a group/);
