@@ -14,6 +14,7 @@
  * Job data, logs and errors carry ids and codes only; addresses come from the rules, the text from the journaled
  * decision, at send time.
  */
+import { createHash } from 'node:crypto';
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { Logger } from '../config/logger.ts';
 import { silentLogger } from '../config/logger.ts';
@@ -123,7 +124,8 @@ export class Notifications implements Notifier {
       await journal.append({
         kind: 'notification.failed',
         ...common,
-        idempotencyKey: `${sentKey}/failed/${attempt}`,
+        // The attempt and what went wrong: a worker that died after journaling a failure re-runs the same attempt.
+        idempotencyKey: `${sentKey}/failed/${attempt}/${createHash('sha256').update(`${refusal.code}\n${refusal.detail}`).digest('hex').slice(0, 16)}`,
         payload: { ...base, ...delivery, retryable: refusal.retryable, code: refusalCode(refusal.code), error: refusal.detail.slice(0, 4000), ...(refusal.retryAfterSeconds !== undefined ? { retryAfterSeconds: refusal.retryAfterSeconds } : {}) },
       });
       this.log.warn({ ...ids, attempt, code: refusal.code, retryable: refusal.retryable }, 'notification failed');
