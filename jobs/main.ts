@@ -18,7 +18,7 @@ import { loadRuleset } from '../src/pipeline/rules.ts';
 import { RetentionPolicy } from '../src/journal/retention.ts';
 import { DEFAULT_MAX_CHARS, redactionRulesFromConfig } from '../src/pipeline/minimise.ts';
 import { DryRunCrm } from '../src/pipeline/dry-run-crm.ts';
-import { LogNotifier } from '../src/pipeline/journal-notifier.ts';
+import { Notifications } from '../src/pipeline/notifications.ts';
 import { RedisDecisionCache } from '../src/pipeline/decision-cache.ts';
 import type { ActivitySource, CrmClient } from '../src/pipeline/ports.ts';
 import type { JobData, QueueName } from '../src/pipeline/job-catalog.ts';
@@ -33,6 +33,7 @@ import { startRedriveLoop, type RedriveLoop } from './redrive.ts';
 import { gmailConnector, type GmailConnector } from './gmail.ts';
 import { hubspotMirror, type HubSpotMirror } from './hubspot.ts';
 import { formsConnector, type FormsConnector } from './forms.ts';
+import { configuredChannels } from '../connectors/notify/index.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const CLASSIFY_PROMPT = { id: 'classify-interaction', version: 'v1' } as const;
@@ -140,6 +141,11 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
   const classifier = overrides.classifier ?? configuredClassifier(config, rules.ownDomains);
   const queues = createQueues(redis, prefix);
   const identifierKey = config.pipeline.identifierKey ? Buffer.from(config.pipeline.identifierKey) : loadOrCreateSecret(config.pipeline.stateDir, 'identifier-hash.key');
+  const delivery = await configuredChannels(config, rules).catch((err: unknown) => {
+    redis.disconnect();
+    throw err;
+  });
+  const notifier = new Notifications({ journal, rules, channels: delivery.channels, publicUrl: config.web.webhooks.publicUrl, logger });
   const hubspot = hubspotMirror(config, { journal, redis, queues, prefix, logger, ...(overrides.crm ? { crm: overrides.crm } : {}) });
   const pipeline = new Pipeline({
     journal,
@@ -149,7 +155,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     rules,
     minimise: { maxChars: config.pipeline.modelInputMaxChars ?? DEFAULT_MAX_CHARS, rules: redactionRulesFromConfig(config.pipeline.redactionRules) },
     crm: hubspot?.stageCrm ?? overrides.crm ?? new DryRunCrm(journal),
-    notifier: new LogNotifier(journal, logger),
+    notifier,
     cache: new RedisDecisionCache(redis, prefix),
     enqueue: enqueueVia(queues, failFast ? { redis, url: redisUrl } : undefined),
     ...(overrides.sources ? { sources: overrides.sources } : {}),
@@ -181,6 +187,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           lockMs: config.pipeline.jobLockMs,
           handlers: {
             'sync-inbox': syncJob,
+            notify: (data, signal, job) => notifier.deliver(data as JobData<'notify'>, job.attemptsMade + 1, signal),
             ...(hubspot ? { 'crm-batch': hubspot.handler(pipeline) } : {}),
           },
           ...(hubspot ? { limiters: { 'crm-batch': { max: hubspot.settings.limitMax, duration: hubspot.settings.limitDurationMs } } } : {}),
@@ -199,7 +206,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
       }, config.pipeline.redriveIntervalMs)
     : null;
   keeper?.unref();
-  log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: hubspot ? 'hubspot' : 'dry-run', rules: rules.version, prefix }, 'pipeline ready');
+  log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: hubspot ? 'hubspot' : 'dry-run', rules: rules.version, notify: notifier.describe(), prefix }, 'pipeline ready');
   let closing: Promise<void> | null = null;
   return {
     pipeline,
@@ -219,6 +226,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
         await redriveLoop?.stop();
         await workers?.close(config.shutdownDeadlineMs);
         await closeQueues(queues);
+        delivery.close();
         if (!overrides.journal) await journal.close();
         redis.disconnect();
       })();

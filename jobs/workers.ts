@@ -114,6 +114,7 @@ function runStage(queue: QueueName, data: unknown, options: WorkerSetOptions, si
     case 'mirror':
       return pipeline.mirror(data as never).then(() => ({ mirrored: true }));
     case 'crm-batch':
+    case 'notify':
     case 'sync-inbox': {
       const handler = options.handlers?.[queue];
       if (!handler) return Promise.reject(new PermanentJobError(`no ${queue} handler is configured in this worker (is the connector configured?)`));

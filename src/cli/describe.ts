@@ -48,6 +48,8 @@ const DESCRIBE: Record<string, (p: P) => string> = {
   'webhook.rejected': (p) => `${s(p.endpoint)} answered ${s(p.status)}${opt(p, 'reason', (v) => `: ${s(v)}`)}`,
   'job.failed': (p) => `${s(p.queue)} job ${s(p.jobId)} failed for good after ${s(p.attempts)} attempt(s) (${s(p.finality)})${opt(p, 'error', (v) => `: ${s(v)}`, (why) => `; error ${why}`)}`,
   'notification.sent': (p) => `notified ${s(p.recipient)} via ${s(p.channel)} (rule ${s(p.ruleId)}@${s(p.ruleVersion)})${p.dryRun ? ', dry run' : ''}`,
+  'notification.attempted': (p) => `notifying ${s(p.recipient)} via ${s(p.channel)}, attempt ${s(p.attempt)} (rule ${s(p.ruleId)})`,
+  'notification.failed': (p) => `notifying ${s(p.recipient)} via ${s(p.channel)} failed (${s(p.code)}, ${p.retryable ? 'will retry' : 'permanent'}; attempt ${s(p.attempt)})`,
   'journal.created': (p) => `journal ${s(p.journalId)} created; checkpoints signed by ${s(p.verifierKey)}`,
   checkpoint: (p) => `signed checkpoint of ${s(p.treeSize)} entries`,
   'privacy.erased': (p) => `subject ${s(p.subjectHash).slice(0, 16)}… forgotten: ${Array.isArray(p.keyIds) ? p.keyIds.length : 0} key(s) destroyed, ${s(p.entries)} entr(ies) in ${s(p.correlations)} correlation(s)${opt(p, 'reason', (v) => ` (${s(v)})`)}`,

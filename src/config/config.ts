@@ -47,6 +47,13 @@ export const EnvSchema = z.object({
   MODEL_INPUT_MAX_CHARS: intFrom(8000, 200),
   PIPELINE_IDENTIFIER_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   WEB_LISTEN: z.string().min(1).default('127.0.0.1:8080'),
+  SMTP_HOST: z.string().min(1).optional(),
+  SMTP_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  SMTP_TLS: z.enum(['starttls', 'implicit', 'none']).default('starttls'),
+  SMTP_TLS_REJECT_UNAUTHORIZED: z.enum(['true', 'false']).default('true'),
+  SMTP_USER: z.string().min(1).optional(),
+  SMTP_PASSWORD: z.string().min(1).optional(),
+  SMTP_FROM: z.string().min(3).default('activity-journal@localhost'),
   WEBHOOK_PUBLIC_URL: z.string().url().optional(),
   WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).optional(),
   TWILIO_AUTH_TOKEN: z.string().min(8).optional(),
@@ -229,6 +236,20 @@ export interface Config {
     /** How often the workers look for accepted interactions whose jobs were lost, and how old they must be. */
     readonly redriveIntervalMs: number;
     readonly redriveGraceMs: number;
+    /** Notification delivery: SMTP (null without SMTP_HOST), and the secrets rules.json names by variable. */
+    readonly notify: {
+      readonly smtp: {
+        readonly host: string;
+        readonly port: number;
+        /** starttls: upgrade required (port 587); implicit: TLS from the start (465); none: plain, e.g. a local relay. */
+        readonly tls: 'starttls' | 'implicit' | 'none';
+        readonly rejectUnauthorized: boolean;
+        readonly auth: { readonly user: string; readonly pass: string } | null;
+        readonly from: string;
+      } | null;
+      /** The value of an environment variable named in the rules (Slack webhook URLs, webhook URLs and secrets). */
+      readonly secret: (name: string) => string | undefined;
+    };
   };
   readonly web: {
     readonly listen: Listen;
@@ -320,6 +341,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   });
   for (const f of hubspotForms) if (!/^[A-Za-z0-9-]{1,64}$/.test(f.guid) && usable('HUBSPOT_FORMS_POLL')) problems.push(`HUBSPOT_FORMS_POLL: ${JSON.stringify(f.guid)} is not a form guid (expected guid or guid=name, comma-separated)`);
   if (hubspotForms.length > 0 && !e.HUBSPOT_ACCESS_TOKEN && usable('HUBSPOT_FORMS_POLL', 'HUBSPOT_ACCESS_TOKEN')) problems.push('HUBSPOT_FORMS_POLL: polling needs HUBSPOT_ACCESS_TOKEN (a private app token with the "forms" scope)');
+  if ((e.SMTP_USER === undefined) !== (e.SMTP_PASSWORD === undefined) && usable('SMTP_USER', 'SMTP_PASSWORD')) problems.push('SMTP_USER and SMTP_PASSWORD: set both (SMTP authentication) or neither');
   const archiveEvery = parseArchiveSchedule(e.ARCHIVE_SCHEDULE);
   if (archiveEvery === undefined && usable('ARCHIVE_SCHEDULE')) problems.push(`ARCHIVE_SCHEDULE: expected off, hourly, daily or a period like 6h, 30m, 1d; got ${JSON.stringify(e.ARCHIVE_SCHEDULE)}`);
   let archiveStore: ArchiveStoreConfig = { kind: 'directory', dir: resolve(e.ARCHIVE_DIR ?? join(dataDir, 'archive')) };
@@ -378,6 +400,19 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       identifierKey: e.PIPELINE_IDENTIFIER_KEY,
       stateDir: join(dataDir, 'state'),
       jobLockMs: e.JOB_LOCK_SECONDS * 1000,
+      notify: {
+        smtp: e.SMTP_HOST
+          ? {
+              host: e.SMTP_HOST,
+              port: e.SMTP_PORT ?? (e.SMTP_TLS === 'implicit' ? 465 : e.SMTP_TLS === 'starttls' ? 587 : 25),
+              tls: e.SMTP_TLS,
+              rejectUnauthorized: e.SMTP_TLS_REJECT_UNAUTHORIZED === 'true',
+              auth: e.SMTP_USER && e.SMTP_PASSWORD ? { user: e.SMTP_USER, pass: e.SMTP_PASSWORD } : null,
+              from: e.SMTP_FROM,
+            }
+          : null,
+        secret: (name: string): string | undefined => present[name],
+      },
       gmail:
         e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET
           ? {

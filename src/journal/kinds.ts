@@ -188,14 +188,54 @@ const jobFailed = z.strictObject({
   entryId: id.optional(),
 });
 
-const notificationSent = z.strictObject({
-  channel: z.enum(['log', 'email', 'slack', 'webhook']),
-  /** A team or role name, never a person's address. */
+const notificationChannel = z.enum(['log', 'email', 'slack', 'webhook']);
+const notificationCommon = {
+  channel: notificationChannel,
+  /** A recipient group of the rules (e.g. sales-team), never a person's address. */
   recipient: id,
   ruleId: id,
   ruleVersion: id,
   template: id,
+};
+/** Why a provider refused, as a short code: an SMTP reply code (550), Slack's error string, an HTTP status, a network error code. */
+const refusalCode = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/);
+
+const notificationSent = z.strictObject({
+  ...notificationCommon,
   dryRun: z.boolean(),
+  /** The interaction notified about, the delivery attempt that succeeded and its delivery id (Message-ID, Idempotency-Key). */
+  entryId: id.optional(),
+  attempt: z.number().int().positive().optional(),
+  deliveryId: id.optional(),
+  /** E-mail recipients (sealed) and the provider's reply (sealed: an SMTP reply can quote an address). */
+  to: z.array(z.string().min(1).max(512)).max(100).optional(),
+  providerReply: text.optional(),
+});
+
+/** Journaled before a notification is handed to its channel: what is about to be sent, and to whom (sealed). */
+const notificationAttempted = z.strictObject({
+  ...notificationCommon,
+  entryId: id,
+  attempt: z.number().int().positive(),
+  deliveryId: id,
+  to: z.array(z.string().min(1).max(512)).max(100).optional(),
+  /** The environment variable naming the Slack or webhook URL (the URL itself is a secret and never journaled). */
+  targetEnv: id.optional(),
+  subject: z.string().max(2000).optional(),
+  text: text.optional(),
+});
+
+/** A channel refused or failed one attempt: retryable (a retry follows with backoff) or not (the job fails now). */
+const notificationFailed = z.strictObject({
+  ...notificationCommon,
+  entryId: id,
+  attempt: z.number().int().positive(),
+  deliveryId: id,
+  retryable: z.boolean(),
+  code: refusalCode,
+  /** The provider's words (sealed: they can quote an address). */
+  error: text.optional(),
+  retryAfterSeconds: z.number().int().nonnegative().optional(),
 });
 
 /** A data subject forgotten: their keys destroyed. Never the address: its keyed hash (see key-store.ts). */
@@ -350,6 +390,8 @@ export const KINDS = {
   'webhook.rejected': { schema: webhookRejected, defaultRetention: 'standard', internal: false },
   'job.failed': { schema: jobFailed, defaultRetention: 'standard', internal: false },
   'notification.sent': { schema: notificationSent, defaultRetention: 'standard', internal: false },
+  'notification.attempted': { schema: notificationAttempted, defaultRetention: 'standard', internal: false },
+  'notification.failed': { schema: notificationFailed, defaultRetention: 'standard', internal: false },
   'privacy.erased': { schema: privacyErased, defaultRetention: 'permanent', internal: false },
   'segment.sealed': { schema: segmentSealed, defaultRetention: 'permanent', internal: true },
   'segment.archived': { schema: segmentArchived, defaultRetention: 'permanent', internal: true },

@@ -50,6 +50,10 @@ const RULES: Record<EntryKind, SealRule> = {
   'state.changed': { fields: ['from', 'to'] },
   'human.override': { fields: ['reason'], links: (p) => [p.supersedes] },
   'job.failed': { fields: ['error'], links: (p) => [p.entryId] },
+  // Recipients' addresses, the message and the provider's words are sealed under the interaction's subjects.
+  'notification.sent': { fields: ['to', 'providerReply'], links: (p) => [p.entryId] },
+  'notification.attempted': { fields: ['to', 'subject', 'text'], links: (p) => [p.entryId] },
+  'notification.failed': { fields: ['error'], links: (p) => [p.entryId] },
   // Ids, enums, counts, hashes, class names and ids of configured users only (their schemas say so).
   'audit.login': NONE,
   'audit.exported': NONE,
@@ -57,7 +61,6 @@ const RULES: Record<EntryKind, SealRule> = {
   'connector.health': NONE,
   'inbox.connected': NONE,
   'webhook.rejected': NONE,
-  'notification.sent': NONE,
   'privacy.erased': NONE,
   'retention.assigned': NONE,
   'segment.sealed': NONE,

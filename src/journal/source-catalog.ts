@@ -76,6 +76,8 @@ const OTHER_WRITES: readonly (readonly [kind: string, sources: readonly string[]
   ['webhook.rejected', ['web']],
   ['job.failed', ['pipeline']],
   ['notification.sent', ['pipeline']],
+  ['notification.attempted', ['pipeline']],
+  ['notification.failed', ['pipeline']],
   ['privacy.erased', ['cli']],
   ['journal.created', ['journal']],
   ['checkpoint', ['journal']],

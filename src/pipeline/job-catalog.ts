@@ -44,6 +44,22 @@ export const JOBS = {
     timeoutMs: 60_000,
   },
   /**
+   * Deliver one notification on one channel of its rule's recipient group (journaled: attempted, then sent or
+   * failed). Ids only: the addresses come from the rules, the text from the journaled decision, at send time.
+   */
+  notify: {
+    schema: z.strictObject({
+      ...entryRef,
+      decisionEntryId: z.string().uuid(),
+      decisionSeq: z.number().int().nonnegative(),
+      ruleId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/),
+      channel: z.enum(['log', 'email', 'slack', 'webhook']),
+    }),
+    attempts: 8,
+    backoffMs: 2_000,
+    timeoutMs: 60_000,
+  },
+  /**
    * Write the pending mirror plans of one short window to HubSpot in batches (jobs/crm-batch.ts). The plans wait
    * in Redis by entry id; the job only names its window. Waiting on rate limits happens inside, hence the timeout.
    */
@@ -91,4 +107,9 @@ export function jobOptions(queue: QueueName, jobId: string): JobsOptions {
 /** A deterministic job id (BullMQ forbids ':' in custom ids): the key itself when it is plain, else its hash. */
 export function jobIdFor(queue: QueueName, key: string): string {
   return /^[A-Za-z0-9._-]{1,200}$/.test(key) ? `${queue}-${key}` : `${queue}-h${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
+}
+
+/** The job key of one notification delivery: interaction, rule, channel (job id, delivery id, idempotency header). */
+export function notifyJobKey(entryId: string, ruleId: string, channel: string): string {
+  return `${entryId}.${ruleId}.${channel}`;
 }

@@ -14,8 +14,8 @@ import { PermanentJobError } from './errors/permanent-job.error.ts';
 import { InteractionSchema, correlationIdFor, interactionFromEntry, interactionKey, interactionPayload, type Interaction } from './interaction.ts';
 import { minimise, type MinimiseOptions } from './minimise.ts';
 import { evaluateExclusions, evaluateMirror, evaluateNotifications, evaluateReview, type Ruleset } from './rules.ts';
-import type { ActivitySource, CrmClient, DecisionCache, Enqueue, MirrorPlan, Notifier } from './ports.ts';
-import type { JobData } from './job-catalog.ts';
+import type { ActivitySource, CrmClient, DecisionCache, Enqueue, MirrorPlan, Notifier, NotifyChannelName } from './ports.ts';
+import { notifyJobKey, type JobData } from './job-catalog.ts';
 import { buildMirrorPlan } from './mirror-plan.ts';
 import { effectiveAssociations, effectiveCategory } from './override.ts';
 import type { RetentionPolicy } from '../journal/retention.ts';
@@ -242,23 +242,38 @@ export class Pipeline {
     const mirror = evaluateMirror(rules, facts);
     const review = evaluateReview(rules, facts);
     const notifications = evaluateNotifications(rules, facts);
-    const decisionOf = (section: string, ruleId: string, outcome: string, reason: string | undefined): Parameters<JournalClient['append']>[0] => ({
+    const decisionOf = (section: string, ruleId: string, outcome: string, reason: string | undefined, extra: Record<string, string[]> = {}): Parameters<JournalClient['append']>[0] => ({
       kind: 'rule.decision',
       source: 'pipeline',
       actor: 'rules',
       correlationId: job.correlationId,
       causationId: decision.id,
       idempotencyKey: `rules/${entry.id}/${rules.version}/${section}`,
-      payload: { ruleId, ruleVersion: rules.version, inputEntryId: decision.id, evaluated: { section, ...evaluated }, outcome, ...(reason ? { reason } : {}) },
+      payload: { ruleId, ruleVersion: rules.version, inputEntryId: decision.id, evaluated: { section, ...evaluated, ...extra }, outcome, ...(reason ? { reason } : {}) },
     });
+    // The channels each notification goes out on are part of its decision (the re-drive reads them). A decide
+    // run again keeps the channels it recorded, even if the configuration changed since (and a decision recorded
+    // before delivery jobs existed, without channels, stands as the dry run it was).
+    const planned = await Promise.all(
+      notifications.map(async (n) => {
+        const earlier = await journal.byIdempotencyKey(`rules/${entry.id}/${rules.version}/notify/${n.ruleId}`);
+        const recorded = earlier ? (earlier.payload as { evaluated?: { channels?: unknown } }).evaluated?.channels : undefined;
+        if (earlier && !Array.isArray(recorded)) return { ...n, channels: [] as NotifyChannelName[], extra: {} };
+        const channels = (Array.isArray(recorded) ? recorded : this.deps.notifier.channelsFor(n.notify)) as NotifyChannelName[];
+        return { ...n, channels, extra: { channels: [...channels] } };
+      }),
+    );
     await journal.appendBatch([
       decisionOf('mirror', mirror.ruleId, mirror.outcome, mirror.description),
       decisionOf('review', review.ruleId, review.outcome, review.description),
-      ...notifications.map((n) => decisionOf(`notify/${n.ruleId}`, n.ruleId, `notify:${n.notify}`, undefined)),
+      ...planned.map((n) => decisionOf(`notify/${n.ruleId}`, n.ruleId, `notify:${n.notify}`, undefined, n.extra)),
       ...this.retentionRaise(entry, decision, d.output.category, job.correlationId),
     ]);
-    for (const n of notifications) {
-      await this.deps.notifier.notify({ entryId: entry.id, correlationId: job.correlationId, recipient: n.notify, ruleId: n.ruleId, ruleVersion: rules.version, category: d.output.category, summary: d.output.summary });
+    // Delivery is a job per (rule, channel): a failing channel retries on its own, without deciding again.
+    for (const n of planned) {
+      for (const channel of n.channels) {
+        await this.deps.enqueue('notify', { entryId: entry.id, seq: entry.seq, correlationId: job.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq, ruleId: n.ruleId, channel }, notifyJobKey(entry.id, n.ruleId, channel));
+      }
     }
     if (mirror.outcome === 'mirror') await this.deps.enqueue('mirror', job, entry.id);
     return { mirror: mirror.outcome === 'mirror', review: review.outcome === 'review', notified: notifications.map((n) => n.notify) };

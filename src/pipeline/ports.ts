@@ -103,19 +103,12 @@ export function isBatchCrm(crm: CrmClient): crm is BatchCrmClient {
   return typeof (crm as Partial<BatchCrmClient>).mirrorBatch === 'function';
 }
 
-export interface Notification {
-  readonly entryId: string;
-  readonly correlationId: string;
-  readonly recipient: string;
-  readonly ruleId: string;
-  readonly ruleVersion: string;
-  readonly category: Category;
-  readonly summary: string;
-}
+/** The channels a notification can go out on ('log': journaled as a dry run only). */
+export type NotifyChannelName = 'log' | 'email' | 'slack' | 'webhook';
 
-/** Sends a notification and journals it (notification.sent) under the interaction's correlation. */
+/** Which channels a recipient group is notified on here (those configured); the notify jobs deliver on each. */
 export interface Notifier {
-  notify(n: Notification): Promise<void>;
+  channelsFor(group: string): readonly NotifyChannelName[];
 }
 
 /** Identical minimised input with the same prompt is classified once: this remembers where that decision is. */

@@ -7,6 +7,7 @@
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { JournalEntry } from '../journal/entry.ts';
 import type { Enqueue } from './ports.ts';
+import { jobIdFor, notifyJobKey, JOBS, type JobData } from './job-catalog.ts';
 
 export interface RedriveOptions {
   readonly journal: JournalClient;
@@ -47,12 +48,16 @@ export async function redrive(options: RedriveOptions): Promise<RedriveReport> {
     }
     scanned++;
     nextSeq = ix.seq + 1;
-    const state = stateOf(ix, await journal.byCorrelation(ix.correlationId));
+    const chain = await journal.byCorrelation(ix.correlationId);
+    const state = stateOf(ix, chain);
     const job = { entryId: ix.id, seq: ix.seq, correlationId: ix.correlationId };
     if (state.kind === 'needs-classify') await enqueue('classify', job, ix.id);
     else if (state.kind === 'needs-decide') await enqueue('decide', { ...job, decisionEntryId: state.decision.id, decisionSeq: state.decision.seq }, ix.id);
     else if (state.kind === 'needs-mirror') await enqueue('mirror', { ...job, decisionEntryId: state.decision.id, decisionSeq: state.decision.seq }, ix.id);
-    if (state.kind === 'finished') {
+    // Notifications: every (rule, channel) its decision recorded, until sent or refused for good.
+    const notify = state.kind === 'needs-classify' || state.kind === 'needs-decide' ? [] : missingNotifications(ix, chain);
+    for (const n of notify) await enqueue('notify', { ...job, decisionEntryId: n.decision.id, decisionSeq: n.decision.seq, ruleId: n.ruleId, channel: n.channel }, notifyJobKey(ix.id, n.ruleId, n.channel));
+    if (state.kind === 'finished' && notify.length === 0) {
       if (contiguous) watermark = ix.seq + 1;
     } else {
       redriven++;
@@ -65,9 +70,38 @@ export async function redrive(options: RedriveOptions): Promise<RedriveReport> {
 
 type State = { kind: 'finished' } | { kind: 'needs-classify' } | { kind: 'needs-decide' | 'needs-mirror'; decision: JournalEntry };
 
+const p = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
+
+type Channel = JobData<'notify'>['channel'];
+const CHANNELS: readonly string[] = JOBS.notify.schema.shape.channel.options;
+
+/** The notify jobs an interaction's notification decisions recorded (evaluated.channels) that have no outcome yet. */
+function missingNotifications(ix: JournalEntry, chain: readonly JournalEntry[]): { ruleId: string; channel: Channel; decision: JournalEntry }[] {
+  const out: { ruleId: string; channel: Channel; decision: JournalEntry }[] = [];
+  const decision = chain.find((e) => e.kind === 'ai.decision' && p(e).inputEntryId === ix.id && p(e).outcome !== 'failed');
+  if (!decision) return out;
+  for (const d of chain) {
+    if (d.kind !== 'rule.decision' || p(d).inputEntryId !== decision.id) continue;
+    const evaluated = p(d).evaluated as { section?: unknown; channels?: unknown };
+    if (typeof evaluated.section !== 'string' || !evaluated.section.startsWith('notify/') || !Array.isArray(evaluated.channels)) continue;
+    const ruleId = String(p(d).ruleId);
+    for (const channel of evaluated.channels) {
+      if (typeof channel !== 'string' || !CHANNELS.includes(channel)) continue;
+      const jobId = jobIdFor('notify', notifyJobKey(ix.id, ruleId, channel));
+      const done = chain.some(
+        (e) =>
+          (e.causationId === ix.id && p(e).ruleId === ruleId && p(e).channel === channel && (e.kind === 'notification.sent' || (e.kind === 'notification.failed' && p(e).retryable === false))) ||
+          (e.kind === 'job.failed' && p(e).queue === 'notify' && p(e).jobId === jobId),
+      );
+      if (!done) out.push({ ruleId, channel: channel as Channel, decision });
+    }
+  }
+  return out;
+}
+
 function stateOf(ix: JournalEntry, chain: readonly JournalEntry[]): State {
-  const p = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
-  if (chain.some((e) => e.kind === 'job.failed' && p(e).entryId === ix.id)) return { kind: 'finished' };
+  // A notify job that failed for good ends only its notification (missingNotifications), not the interaction.
+  if (chain.some((e) => e.kind === 'job.failed' && p(e).entryId === ix.id && p(e).queue !== 'notify')) return { kind: 'finished' };
   const decision = chain.find((e) => e.kind === 'ai.decision' && p(e).inputEntryId === ix.id && p(e).outcome !== 'failed');
   if (!decision) return { kind: 'needs-classify' };
   const mirror = chain.find((e) => e.kind === 'rule.decision' && p(e).inputEntryId === decision.id && (p(e).evaluated as { section?: string }).section === 'mirror');

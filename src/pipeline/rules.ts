@@ -21,6 +21,23 @@ const ConditionSchema = z.strictObject({
 });
 export type Condition = z.infer<typeof ConditionSchema>;
 
+const groupId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/);
+/** The name of an environment variable holding a secret (never the secret itself in the rules file). */
+const envName = z.string().regex(/^[A-Z][A-Z0-9_]{0,127}$/, 'an environment variable name (A-Z, 0-9, _)');
+
+/**
+ * A recipient group: where its notifications go. Addresses are data here; secrets (Slack webhook URLs, webhook
+ * URLs and signing secrets) are named by environment variable. A channel whose variable (or, for e-mail,
+ * SMTP_HOST) is not set is not used; a group with no usable channel is notified on the log channel (dry run).
+ */
+const RecipientGroupSchema = z.strictObject({
+  description: z.string().optional(),
+  email: z.strictObject({ to: z.array(z.email()).min(1).max(50) }).optional(),
+  slack: z.strictObject({ webhookUrlEnv: envName }).optional(),
+  webhook: z.strictObject({ urlEnv: envName, secretEnv: envName }).optional(),
+});
+export type RecipientGroup = z.infer<typeof RecipientGroupSchema>;
+
 const ruleBase = { id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/), description: z.string().optional(), when: ConditionSchema };
 
 export const RulesetSchema = z.strictObject({
@@ -30,7 +47,9 @@ export const RulesetSchema = z.strictObject({
   exclusions: z.array(z.strictObject(ruleBase)).default([]),
   mirror: z.array(z.strictObject({ ...ruleBase, outcome: z.enum(['mirror', 'skip']) })).min(1),
   review: z.array(z.strictObject({ ...ruleBase, outcome: z.enum(['review', 'none']) })).min(1),
-  notifications: z.array(z.strictObject({ ...ruleBase, notify: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/) })).default([]),
+  notifications: z.array(z.strictObject({ ...ruleBase, notify: groupId })).default([]),
+  /** The recipient groups a notification rule's `notify` names, with their channels. */
+  recipients: z.record(groupId, RecipientGroupSchema).default({}),
 });
 export type Ruleset = z.infer<typeof RulesetSchema>;
 
@@ -61,6 +80,11 @@ export function loadRuleset(path: string): Ruleset {
     const final = list[list.length - 1];
     if (!final || Object.keys(final.when).length !== 0) throw new RulesetError(`invalid rules in ${path}: the last ${section} rule must have an empty "when" so every interaction gets an outcome`);
   };
+  for (const n of parsed.data.notifications) {
+    if (!Object.prototype.hasOwnProperty.call(parsed.data.recipients, n.notify)) {
+      throw new RulesetError(`invalid rules in ${path}: notification rule ${n.id} notifies "${n.notify}", which is not a group in "recipients" (known: ${Object.keys(parsed.data.recipients).join(', ') || 'none'})`);
+    }
+  }
   last(parsed.data.mirror, 'mirror');
   last(parsed.data.review, 'review');
   return parsed.data;
