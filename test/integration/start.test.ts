@@ -82,7 +82,8 @@ async function healthy(web: number, product: Started): Promise<void> {
     if (exited !== undefined) throw new Error(`the product exited (${String(exited)}) before it was healthy; its stderr:\n${product.stderr()}`);
     if (Date.now() > deadline) throw new Error(`timed out waiting for healthy; its stderr:\n${product.stderr()}`);
     const ok = await fetch(`http://127.0.0.1:${web}/healthz`).then(async (r) => r.status === 200 && ((await r.json()) as { ok: boolean }).ok, () => false);
-    if (ok) return;
+    // The banner (which names the supervisor's pid) follows /healthz: healthy means announced too.
+    if (ok && product.stderr().includes('activity-journal is running')) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
