@@ -206,7 +206,10 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
       }, config.pipeline.redriveIntervalMs)
     : null;
   keeper?.unref();
-  log.info({ classifier: `${classifier.provider}/${classifier.model}`, crm: hubspot ? 'hubspot' : 'dry-run', rules: rules.version, notify: notifier.describe(), prefix }, 'pipeline ready');
+  // Said once, by the process whose workers run (the web's producer-only pipeline only takes webhooks in).
+  const ready = { classifier: `${classifier.provider}/${classifier.model}`, crm: hubspot ? 'hubspot' : 'dry-run', rules: rules.version, notify: notifier.describe(), prefix };
+  if (workers) log.info(ready, 'pipeline ready');
+  else log.debug(ready, 'producer-only pipeline ready (no workers here)');
   let closing: Promise<void> | null = null;
   return {
     pipeline,

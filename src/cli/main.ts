@@ -23,7 +23,7 @@ import { UsageError } from './usage-error.ts';
 import { describeEntry } from './describe.ts';
 import { terminalSafe } from './terminal-text.ts';
 import { guardOutput, write } from './output.ts';
-import { armStopSignals, isSupervised, waitForStop } from './stop-signal.ts';
+import { announceReady, armStopSignals, isSupervised, waitForStop } from './stop-signal.ts';
 import { runSupervisor } from './supervisor.ts';
 import { startWeb } from './web.ts';
 import { DEFAULT_DEMO_PORT, runDemo } from './demo.ts';
@@ -133,6 +133,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
       const runtime = await startPipeline(config, logger);
+      announceReady(); // its workers run: the supervisor's banner waits for this
       exitCode = await stopWithin(await waitForStop(), () => runtime.close(), config.shutdownDeadlineMs + 5_000, logger);
     });
 

@@ -18,6 +18,9 @@ export const STOP_REQUEST = 'activity-journal/stop-request';
 /** Sent by a child once it listens: before that the supervisor stops it with SIGTERM (nothing to close yet). */
 export const ARMED = 'activity-journal/armed';
 
+/** Sent by a child once it does its work (the worker: its workers run); the supervisor's banner waits for it. */
+export const READY = 'activity-journal/ready';
+
 export interface StopRequest {
   readonly type: typeof STOP_REQUEST;
   readonly signal: string;
@@ -31,7 +34,22 @@ export function isArmed(m: unknown): boolean {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === ARMED;
 }
 
+export function isReady(m: unknown): boolean {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === READY;
+}
+
 const supervised = process.channel !== undefined;
+
+/** Tells the supervisor (if any) that this process is up; nothing when run on its own. */
+export function announceReady(): void {
+  if (!supervised || !process.connected) return;
+  try {
+    process.send?.({ type: READY });
+  } catch {
+    // the supervisor is gone: the disconnect handler stops us
+  }
+}
+
 let stopReason: string | null = null;
 const waiters = new Set<(reason: string) => void>();
 

@@ -17,7 +17,9 @@ import { HttpJournalClient } from '../journal/service/http-client.ts';
 import { ensureRedis } from './redis.ts';
 import { loadMasterKey } from '../journal/master-key.ts';
 import { claimInstance } from './instance.ts';
-import { STOP_MESSAGE, isArmed, isStopRequest } from './stop-signal.ts';
+import { STOP_MESSAGE, isArmed, isReady, isStopRequest } from './stop-signal.ts';
+import { chooseLogFormat } from '../config/logger.ts';
+import { readUsersFile } from '../audit/users.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/activity-journal.mjs');
 
@@ -30,7 +32,14 @@ interface Managed {
   restarts: number;
   stopping: boolean;
   exited: Promise<void>;
+  /** It said it is up (the worker: an IPC ready message once its workers run). */
+  ready: boolean;
+  /** What we last heard of it, for the message when it does not come up in time. */
+  lastSaid: string;
 }
+
+/** How long the banner waits for every process to answer before saying which does not. */
+const READY_DEADLINE_MS = 60_000;
 
 /** What the journal service archives, where, how often (from the configuration; nothing is contacted here). */
 function archiveLine(config: Config): string {
@@ -108,6 +117,8 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     JOURNAL_APPEND_TOKEN: creds.appendToken,
     JOURNAL_READ_TOKEN: creds.readToken,
     REDIS_URL: redis.url,
+    // Their stderr is ours: the same format as ours, said explicitly rather than left to each to guess.
+    LOG_FORMAT: chooseLogFormat(config.logFormat, process.stderr.isTTY === true),
   };
   const start = (m: Managed): void => {
     // An IPC channel lets a child notice when the supervisor dies (even by kill -9) and shut down cleanly, the
@@ -115,8 +126,14 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     const child = spawn(process.execPath, [BIN, ...m.args], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     m.child = child;
     m.armed = false;
+    m.ready = false;
+    m.lastSaid = `started as pid ${child.pid ?? '?'}, not ready yet`;
     child.on('message', (msg: unknown) => {
       if (isArmed(msg)) m.armed = true;
+      else if (isReady(msg)) {
+        m.ready = true;
+        m.lastSaid = 'ready';
+      }
       else if (isStopRequest(msg)) {
         m.armed = true;
         // Already being stopped (a SIGTERM raced our stop): tell it again, now that it surely listens.
@@ -127,6 +144,8 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     m.exited = new Promise((resolveExit) => {
       child.once('exit', (code, signal) => {
         m.child = null;
+        m.ready = false;
+        m.lastSaid = `exited (code ${String(code)}, signal ${String(signal)})`;
         resolveExit();
         if (control.isStopping() || m.stopping) return;
         m.restarts++;
@@ -139,7 +158,7 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     });
     log.info({ process: m.name, pid: child.pid }, 'started');
   };
-  const make = (name: string, args: string[]): Managed => ({ name, args, child: null, armed: false, restarts: 0, stopping: false, exited: Promise.resolve() });
+  const make = (name: string, args: string[]): Managed => ({ name, args, child: null, armed: false, restarts: 0, stopping: false, exited: Promise.resolve(), ready: false, lastSaid: 'not started' });
 
   const journal = make('journal-service', ['journal-service']);
   const others = [make('worker', ['worker']), make('web', ['web'])];
@@ -192,13 +211,97 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
   await client.close();
   if (control.isStopping()) return shutdown();
   others.forEach(start);
-  process.stderr.write(
-    `activity-journal is running (supervisor pid ${process.pid}; data dir ${dirname(config.journal.path)}): journal service ${config.service.url}, web http://${config.web.listen.kind === 'tcp' ? `${config.web.listen.host}:${config.web.listen.port}` : ''} (/healthz, /metrics, the audit UI at /audit), Redis ${redis.url}${redis.child ? ' (started by us)' : ''}.\n` +
-      `Classifier: ${config.pipeline.openai ? `OpenAI ${config.pipeline.openai.model}` : 'offline rules (set OPENAI_API_KEY for a model)'}; ${crmLine(config)}. ${archiveLine(config)} Ctrl-C to stop.\n`,
-  );
+  const [worker, web] = others as [Managed, Managed];
+  void announceWhenReady({ config, log, control, worker, web, banner: () => banner(config, redis) });
 
   await control.stopped;
   return shutdown();
+}
+
+interface Readiness {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly control: StopControl;
+  readonly worker: Managed;
+  readonly web: Managed;
+  banner(): string;
+}
+
+/**
+ * Prints the banner once, when everything answers: the journal service's health, the web server's /healthz (200)
+ * and the worker's ready message. Past READY_DEADLINE_MS, says which does not and what it last said (and keeps
+ * waiting: a restarted child or a late Redis may still bring it up).
+ */
+async function announceWhenReady(r: Readiness): Promise<void> {
+  const journal = { lastSaid: 'not asked yet', ok: false };
+  const client = new HttpJournalClient({ url: r.config.service.url, attempts: 1, timeoutMs: 2000 });
+  const listen = r.config.web.listen;
+  const healthz = listen.kind === 'tcp' ? `http://${listen.host}:${listen.port}/healthz` : '';
+  const deadline = Date.now() + READY_DEADLINE_MS;
+  let warned = false;
+  try {
+    while (!r.control.isStopping()) {
+      try {
+        await client.health();
+        journal.ok = true;
+        journal.lastSaid = 'healthy';
+      } catch (err) {
+        journal.ok = false;
+        journal.lastSaid = `health check failed: ${(err as Error).message.slice(0, 200)}`;
+      }
+      let webOk = false;
+      if (r.web.child) {
+        try {
+          const res = await fetch(healthz, { signal: AbortSignal.timeout(2000) });
+          const body = (await res.json().catch(() => null)) as { checks?: { name: string; ok: boolean; error?: string }[] } | null;
+          webOk = res.status === 200;
+          const failing = (body?.checks ?? []).filter((c) => !c.ok).map((c) => `${c.name}: ${c.error ?? 'failed'}`);
+          r.web.lastSaid = webOk ? 'ready' : `/healthz answered ${res.status}${failing.length > 0 ? ` (${failing.join('; ')})` : ''}`;
+        } catch (err) {
+          r.web.lastSaid = `/healthz does not answer (${(err as Error).message.slice(0, 200)})`;
+        }
+      }
+      if (journal.ok && webOk && r.worker.ready) {
+        if (!r.control.isStopping()) process.stderr.write(r.banner());
+        return;
+      }
+      if (!warned && Date.now() > deadline) {
+        warned = true;
+        const waiting: [string, string][] = [];
+        if (!journal.ok) waiting.push(['journal-service', journal.lastSaid]);
+        if (!r.worker.ready) waiting.push([r.worker.name, r.worker.lastSaid]);
+        if (!webOk) waiting.push([r.web.name, r.web.lastSaid]);
+        r.log.error({ waitingFor: waiting.map(([name]) => name), lastSaid: Object.fromEntries(waiting) }, `not up after ${READY_DEADLINE_MS / 1000} s: ${waiting.map(([name, said]) => `${name} (${said})`).join(', ')}`);
+      }
+      await new Promise((done) => setTimeout(done, 200));
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+/** The first user's command, when the audit UI has none yet (null when it has, or its users file is unreadable). */
+export function firstUserLine(config: Config): string | null {
+  let users: number;
+  try {
+    users = readUsersFile(config.audit.usersPath).users.length;
+  } catch {
+    return null; // the web process reports an unreadable users file itself
+  }
+  if (users > 0) return null;
+  const defaultPath = resolve(dirname(config.journal.path), 'audit-users.json');
+  const env = config.audit.usersPath === defaultPath ? (config.journal.path === resolve('data/journal.sqlite') ? '' : `JOURNAL_PATH=${config.journal.path} `) : `AUDIT_USERS_PATH=${config.audit.usersPath} `;
+  return `The audit UI has no users yet: create the first with  ${env}npx activity-journal users add admin --role admin  (it asks for a password).`;
+}
+
+function banner(config: Config, redis: { url: string; child: ChildProcess | null }): string {
+  const web = config.web.listen.kind === 'tcp' ? `http://${config.web.listen.host}:${config.web.listen.port}` : '';
+  const first = firstUserLine(config);
+  return (
+    `activity-journal is running (supervisor pid ${process.pid}; data dir ${dirname(config.journal.path)}): journal service ${config.service.url}, web ${web} (/healthz, /metrics), pipeline workers running, Redis ${redis.url}${redis.child ? ' (started by us)' : ''}.\n` +
+    `Audit UI: ${web}/audit${first ? `. ${first}` : ''}\n` +
+    `Classifier: ${config.pipeline.openai ? `OpenAI ${config.pipeline.openai.model}` : 'offline rules (set OPENAI_API_KEY for a model)'}; ${crmLine(config)}. ${archiveLine(config)} Ctrl-C to stop.\n`
+  );
 }
 
 /** The banner's CRM mode: what the workers will do, said plainly (it said "dry-run" with HubSpot configured). */

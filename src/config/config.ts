@@ -107,6 +107,7 @@ export const EnvSchema = z.object({
   KEY_STORE_PATH: z.string().min(1).optional(),
   KEY_STORE_BACKUP: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -296,6 +297,8 @@ export interface Config {
   };
   readonly shutdownDeadlineMs: number;
   readonly logLevel: string;
+  /** LOG_FORMAT: forced 'pretty' or 'json'; unset, pretty when stderr is a terminal (see src/config/logger.ts). */
+  readonly logFormat?: 'pretty' | 'json';
 }
 
 export class ConfigError extends Error {
@@ -492,5 +495,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
     },
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,
+    ...(e.LOG_FORMAT ? { logFormat: e.LOG_FORMAT } : {}),
   };
 }

@@ -82,7 +82,8 @@ async function healthy(web: number, product: Started): Promise<void> {
     if (exited !== undefined) throw new Error(`the product exited (${String(exited)}) before it was healthy; its stderr:\n${product.stderr()}`);
     if (Date.now() > deadline) throw new Error(`timed out waiting for healthy; its stderr:\n${product.stderr()}`);
     const ok = await fetch(`http://127.0.0.1:${web}/healthz`).then(async (r) => r.status === 200 && ((await r.json()) as { ok: boolean }).ok, () => false);
-    if (ok) return;
+    // The banner (which names the supervisor's pid) follows /healthz: healthy means announced too.
+    if (ok && product.stderr().includes('activity-journal is running')) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -150,7 +151,7 @@ describe('activity-journal start', () => {
     expect(metrics).toMatch(/^aj_journal_entries \d+$/m);
     expect(metrics).toMatch(/^aj_journal_writable 1$/m);
     expect(metrics).toMatch(/^aj_queue_jobs\{queue="classify",state="waiting"\} 0$/m);
-    expect(stderr).toMatch(/activity-journal is running/);
+    await waitFor('the banner', () => Promise.resolve(/activity-journal is running/.test(stderr) ? true : null)); // it follows /healthz
 
     // A worker that dies is restarted by the supervisor.
     const pidOf = (name: string): number | null => {
@@ -169,6 +170,35 @@ describe('activity-journal start', () => {
     const probe = await fetch(`http://127.0.0.1:${web}/healthz`).then(() => 'up', () => 'down');
     expect(probe).toBe('down');
     expectSignedToTheEnd();
+  });
+
+  it('prints the banner once, only after the web server\'s /healthz answers and the worker is ready, naming the audit URL and the first user\'s command', async () => {
+    const web = await freePort();
+    const journalPort = await freePort();
+    const product = startProduct('node', productEnv(web, journalPort));
+    // Poll /healthz and note, at each answer, whether the banner had already been printed.
+    let bannerBeforeHealthy = false;
+    let healthyAt = -1;
+    await waitFor('banner', async () => {
+      const printed = product.stderr().includes('activity-journal is running');
+      const ok = await fetch(`http://127.0.0.1:${web}/healthz`).then((r) => r.status === 200, () => false);
+      if (printed && healthyAt < 0) bannerBeforeHealthy = true;
+      if (ok && healthyAt < 0) healthyAt = product.stderr().length;
+      return printed ? true : null;
+    });
+    expect(bannerBeforeHealthy).toBe(false);
+    const stderr = product.stderr();
+    expect(stderr.indexOf('activity-journal is running')).toBeGreaterThanOrEqual(healthyAt);
+    // After the worker said "pipeline ready", once, and the web's producer pipeline did not claim it.
+    expect(stderr.match(/"msg":"pipeline ready"/g)?.length).toBe(1);
+    expect(stderr.indexOf('"msg":"pipeline ready"')).toBeLessThan(stderr.indexOf('activity-journal is running'));
+    expect(stderr).toContain(`Audit UI: http://127.0.0.1:${web}/audit`);
+    expect(stderr).toContain(`JOURNAL_PATH=${tmp.dir}/journal.sqlite npx activity-journal users add admin --role admin`);
+    // JSON logs into a pipe, with ISO times, in every process.
+    expect(stderr).toMatch(/^\{"level":30,"time":"\d{4}-\d\d-\d\dT[\d:.]+Z","component":"activity-journal"/m);
+    product.child.kill('SIGTERM');
+    expect(await product.exited).toBe(0);
+    expect(product.stderr().match(/activity-journal is running/g)?.length).toBe(1);
   });
 
   it('refuses a second start on the same data at once, and SIGTERM to npm\'s own pid stops the whole tree in order', async () => {
