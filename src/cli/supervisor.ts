@@ -18,8 +18,9 @@ import { ensureRedis } from './redis.ts';
 import { loadMasterKey } from '../journal/master-key.ts';
 import { claimInstance } from './instance.ts';
 import { STOP_MESSAGE, isArmed, isStopRequest } from './stop-signal.ts';
+import { PROJECT_ROOT } from '../config/project-root.ts';
 
-const BIN = resolve(import.meta.dirname, '../../bin/activity-journal.mjs');
+const BIN = resolve(PROJECT_ROOT, 'bin/activity-journal.mjs');
 
 interface Managed {
   readonly name: string;
