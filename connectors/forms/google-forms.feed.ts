@@ -5,7 +5,7 @@
  * edited response keeps its id and is not journaled again). Auth: a Google OAuth grant per form, with the scopes
  * forms.responses.readonly and forms.body.readonly (see google-forms.oauth.ts).
  */
-import type { google, forms_v1 } from 'googleapis';
+import type { forms_v1 } from 'googleapis';
 import { googleApis } from '../google/googleapis.ts';
 import { z } from 'zod';
 import { InteractionSchema, type Interaction, type Participant } from '../../src/pipeline/interaction.ts';

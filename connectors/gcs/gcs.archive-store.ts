@@ -19,7 +19,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { google } from 'googleapis';
 import { googleApis } from '../google/googleapis.ts';
 import type { storage_v1 } from 'googleapis';
 import { ArchiveStoreError, type ArchiveStore, type PutOptions, type PutResult, type StoreRetention } from '../../src/journal/archive-store.ts';

@@ -2,7 +2,6 @@
  * The OAuth2 side of connecting an inbox: the consent URL, the code exchange on our callback, and clients that
  * persist rotated tokens. Scopes: gmail.readonly (default) or gmail.metadata (headers only, privacy mode).
  */
-import type { google } from 'googleapis';
 import { googleApis } from '../google/googleapis.ts';
 import { gmailClient, mapGmailError, type GmailOAuth2Client } from './gmail.source.ts';
 
