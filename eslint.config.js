@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'coverage/', 'bin/', '.bench-tmp/'] },
+  { ignores: ['node_modules/', 'data/', 'coverage/', 'bin/', 'scripts/', 'dist/', '.bench-tmp/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

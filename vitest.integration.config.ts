@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 60_000,
     fileParallelism: false,
+    // The CLI the tests spawn runs dist/: compile it from the sources as they are now, once per run.
+    globalSetup: ['test/integration/build.global-setup.ts'],
   },
 });

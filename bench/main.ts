@@ -12,8 +12,9 @@ import { pipelineSuite } from './pipeline.bench.ts';
 import { auditSuite } from './audit.bench.ts';
 import { crmSuite } from './crm.bench.ts';
 import { sealingSuite } from './sealing-cost.ts';
+import { startupSuite } from './startup.bench.ts';
 
-const SUITES: readonly Suite[] = [journalSuite, pipelineSuite, crmSuite, auditSuite, sealingSuite];
+const SUITES: readonly Suite[] = [journalSuite, pipelineSuite, crmSuite, auditSuite, sealingSuite, startupSuite];
 
 function usage(): string {
   const names = SUITES.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n');

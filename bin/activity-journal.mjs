@@ -1,9 +1,20 @@
 #!/usr/bin/env node
-// The activity-journal command line. TypeScript sources run through tsx: no build step to forget.
-import { register } from 'tsx/esm/api';
+// The activity-journal command line. It runs the compiled JavaScript in dist/ (built by `npm ci`, by every
+// integration test run and by `npm run build`) while dist/ was built from the sources as they are now; after an
+// edit to src/, jobs/ or connectors/ (or with no build at all) it runs the sources through tsx instead, saying so
+// in one line on stderr: a stale build never runs. The check is a few ms of stat calls (scripts/fingerprint.mjs).
+import { fileURLToPath } from 'node:url';
+import { buildState } from '../scripts/fingerprint.mjs';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const state = buildState(fileURLToPath(new URL('..', import.meta.url)));
+let main;
+if (state === 'fresh') ({ main } = await import('../dist/main.js'));
+else {
+  process.stderr.write(`activity-journal: ${state === 'missing' ? 'no compiled build in dist/' : 'dist/ is older than the sources'}; running the sources through tsx (slower start; \`npm run build\` compiles them)\n`);
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import('../src/cli/main.ts'));
+}
 const code = await main(process.argv);
 process.exitCode = code;
 // A finished command must end even if a client library keeps an idle connection or timer alive

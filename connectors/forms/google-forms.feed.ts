@@ -5,7 +5,8 @@
  * edited response keeps its id and is not journaled again). Auth: a Google OAuth grant per form, with the scopes
  * forms.responses.readonly and forms.body.readonly (see google-forms.oauth.ts).
  */
-import { google, type forms_v1 } from 'googleapis';
+import type { forms_v1 } from 'googleapis';
+import { googleApis } from '../google/googleapis.ts';
 import { z } from 'zod';
 import { InteractionSchema, type Interaction, type Participant } from '../../src/pipeline/interaction.ts';
 import { withBackoff, type FormFeed, type PolledSubmission } from './form-poll.ts';
@@ -66,7 +67,7 @@ export function googleResponseInteraction(formId: string, formTitle: string, tit
 export class GoogleFormsFeed implements FormFeed {
   private readonly forms: forms_v1.Forms;
   constructor(private readonly o: GoogleFormsFeedOptions) {
-    this.forms = google.forms({ version: 'v1', auth: o.auth, ...(o.rootUrl ? { rootUrl: o.rootUrl } : {}) });
+    this.forms = googleApis().forms({ version: 'v1', auth: o.auth, ...(o.rootUrl ? { rootUrl: o.rootUrl } : {}) });
   }
 
   async list(cursor: string | null, floorMs: number): Promise<PolledSubmission[]> {

@@ -3,7 +3,8 @@
  * token endpoint override for tests), its own callback (/oauth/google-forms/callback) and scopes
  * forms.responses.readonly + forms.body.readonly (answers and question titles; nothing else of the account).
  */
-import { google } from 'googleapis';
+import type { google } from 'googleapis';
+import { googleApis } from '../google/googleapis.ts';
 import { mapGoogleError } from './google-forms.errors.ts';
 import { grantedClient, oauthClient } from '../gmail/gmail.oauth.ts';
 
@@ -31,7 +32,7 @@ export async function completeFormsConsent(cfg: GoogleFormsOAuthConfig, code: st
     const { tokens } = await client.getToken(code);
     if (!tokens.refresh_token) throw new Error('Google returned no refresh token (the consent must be asked with access_type=offline and prompt=consent)');
     client.setCredentials(tokens);
-    await google.forms({ version: 'v1', auth: client, ...(cfg.apiRoot ? { rootUrl: cfg.apiRoot } : {}) }).forms.get({ formId }, { retry: false });
+    await googleApis().forms({ version: 'v1', auth: client, ...(cfg.apiRoot ? { rootUrl: cfg.apiRoot } : {}) }).forms.get({ formId }, { retry: false });
     return { refreshToken: tokens.refresh_token, scopes: (tokens.scope ?? GOOGLE_FORMS_SCOPES.join(' ')).split(' ') };
   } catch (err) {
     throw mapGoogleError(err);

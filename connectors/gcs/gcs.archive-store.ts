@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { google } from 'googleapis';
+import { googleApis } from '../google/googleapis.ts';
 import type { storage_v1 } from 'googleapis';
 import { ArchiveStoreError, type ArchiveStore, type PutOptions, type PutResult, type StoreRetention } from '../../src/journal/archive-store.ts';
 
@@ -99,14 +99,14 @@ export class GcsArchiveStore implements ArchiveStore {
     const c = options.credentials;
     let auth;
     if (c && 'accessToken' in c) {
-      const client = new google.auth.OAuth2();
+      const client = new (googleApis().auth.OAuth2)();
       client.setCredentials({ access_token: c.accessToken });
       auth = client;
     } else {
       if (c && !existsSync(c.keyFile)) throw new ArchiveStoreError(`the service-account key file ${c.keyFile} (GOOGLE_APPLICATION_CREDENTIALS) does not exist`, { reason: 'denied' });
-      auth = new google.auth.GoogleAuth({ ...(c ? { keyFile: c.keyFile } : {}), scopes: [SCOPE] });
+      auth = new (googleApis().auth.GoogleAuth)({ ...(c ? { keyFile: c.keyFile } : {}), scopes: [SCOPE] });
     }
-    this.api = google.storage({ version: 'v1', auth, ...(options.rootUrl ? { rootUrl: options.rootUrl } : {}) });
+    this.api = googleApis().storage({ version: 'v1', auth, ...(options.rootUrl ? { rootUrl: options.rootUrl } : {}) });
     this.callOptions = { retry: false, ...(options.rootUrl ? { rootUrl: options.rootUrl } : {}) };
   }
 

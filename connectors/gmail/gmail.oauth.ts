@@ -2,7 +2,7 @@
  * The OAuth2 side of connecting an inbox: the consent URL, the code exchange on our callback, and clients that
  * persist rotated tokens. Scopes: gmail.readonly (default) or gmail.metadata (headers only, privacy mode).
  */
-import { google } from 'googleapis';
+import { googleApis } from '../google/googleapis.ts';
 import { gmailClient, mapGmailError, type GmailOAuth2Client } from './gmail.source.ts';
 
 export interface GmailOAuthConfig {
@@ -29,7 +29,7 @@ export interface GoogleClientConfig {
 }
 
 export function oauthClient(cfg: GoogleClientConfig): GmailOAuth2Client {
-  return new google.auth.OAuth2({
+  return new (googleApis().auth.OAuth2)({
     clientId: cfg.clientId,
     clientSecret: cfg.clientSecret,
     redirectUri: cfg.redirectUrl,

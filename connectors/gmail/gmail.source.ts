@@ -3,7 +3,8 @@
  * our own MIME rules. Google errors are mapped to our error classes by status and reason; googleapis types do
  * not leave this folder.
  */
-import { google } from 'googleapis';
+import type { google } from 'googleapis';
+import { googleApis } from '../google/googleapis.ts';
 import type { Auth, gmail_v1 } from 'googleapis';
 import type { ActivitySource } from '../../src/pipeline/ports.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
@@ -119,7 +120,7 @@ function statusOf(err: unknown): number | undefined {
 export function gmailClient(options: Pick<GmailSourceOptions, 'auth' | 'rootUrl'>): gmail_v1.Gmail {
   // Both OAuth2Client declarations are the same class at run time (duck-typed by googleapis-common).
   const auth = options.auth as GmailOAuth2Client;
-  return google.gmail({ version: 'v1', auth, ...(options.rootUrl === undefined ? {} : { rootUrl: options.rootUrl }) });
+  return googleApis().gmail({ version: 'v1', auth, ...(options.rootUrl === undefined ? {} : { rootUrl: options.rootUrl }) });
 }
 
 export class GmailSource implements ActivitySource {

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { PROJECT_ROOT } from '../config/project-root.ts';
 
 export interface VerifyRun {
   readonly id: string;
@@ -20,7 +21,7 @@ export interface VerifyRun {
   error: string | null;
 }
 
-const BIN = resolve(import.meta.dirname, '../../bin/activity-journal.mjs');
+const BIN = resolve(PROJECT_ROOT, 'bin/activity-journal.mjs');
 
 export class VerifyRunner {
   private current: VerifyRun | null = null;

@@ -17,15 +17,11 @@ import { JournalFileError } from '../journal/errors/journal-file.error.ts';
 import type { ArchivedSegmentSource } from '../journal/verify.ts';
 import { progressBar } from './progress.ts';
 import { UsageError } from './usage-error.ts';
+import { archiveCacheDir } from './archive-cache.ts';
 
 interface Out {
   out(line: string): void;
   err(line: string): void;
-}
-
-/** Where downloaded archived segments are kept (decompressed, read-only use). */
-export function archiveCacheDir(config: Config): string {
-  return `${config.journal.path}.archive-cache`;
 }
 
 /** Opens the archived segments of the journal behind `reader` and attaches them; returns them (closed with the reader). */

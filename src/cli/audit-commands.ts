@@ -6,7 +6,6 @@ import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { JournalReader } from '../journal/reader.ts';
 import { parseVerifierKey, type Verifier } from '../journal/keys.ts';
@@ -22,8 +21,6 @@ import { withJournal } from './journal-access.ts';
 import { UsageError } from './usage-error.ts';
 import { terminalSafe } from './terminal-text.ts';
 import { progressBar } from './progress.ts';
-import { DEFAULT_REDIS_URL } from '../../jobs/main.ts';
-import { closeQueues, createQueues, enqueueVia } from '../../jobs/queues.ts';
 import { attachConfiguredPrivacy } from '../journal/configured-privacy.ts';
 
 export interface AuditCommandContext {
@@ -119,6 +116,8 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
       if (!allowed(user.role, 'override')) throw new UsageError(`${user.id} is a ${user.role}; overrides need the reviewer or admin role`);
       const action = associations ? 'associate' : opts.outcome === 'approve' ? 'approve' : 'override';
       const category = action === 'override' ? parseCategory(opts.outcome, '--outcome') : undefined;
+      // Loaded here, not at the top: every other command (and --help) would pay for ioredis, bullmq and the pipeline.
+      const [{ Redis }, { DEFAULT_REDIS_URL }, { closeQueues, createQueues, enqueueVia }] = await Promise.all([import('ioredis'), import('../../jobs/main.ts'), import('../../jobs/queues.ts')]);
       const redis = new Redis(config.pipeline.redisUrl ?? DEFAULT_REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
       await redis.connect().catch((err: unknown) => {
         throw new UsageError(`cannot reach Redis to re-drive the mirror: ${(err as Error).message}`);

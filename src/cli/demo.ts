@@ -30,6 +30,7 @@ import { createAuditSurface } from '../web/audit-surface.ts';
 import { createWebServer } from '../web/server.ts';
 import { armStopSignals, waitForStop } from './stop-signal.ts';
 import { UsageError } from './usage-error.ts';
+import { DEFAULT_DEMO_PORT } from './walkthrough.ts';
 
 export interface DemoOptions {
   readonly json: boolean;
@@ -117,9 +118,6 @@ function report(path: string, privacy: Privacy, ownPrivacy: boolean, options: De
     reader.close();
   }
 }
-
-/** Where `demo --serve` listens unless told otherwise (beside the product's 8080, so both can run). */
-export const DEFAULT_DEMO_PORT = 8090;
 
 /**
  * The demo journal's audit UI: its own users file (one `demo` reviewer with a password made for this run,

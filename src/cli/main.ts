@@ -2,6 +2,9 @@
  * The `activity-journal` command line. Exit codes: 0 success, 1 the journal (or a proof) is not intact or some
  * input lines were refused, 2 usage errors and unreadable files, and a journal (or, for `start`, a data directory
  * or port) already in use.
+ *
+ * Each command imports its implementation when it runs (`await import(...)` in its action): `--help` and the
+ * light commands do not pay for googleapis, bullmq, fastify, openai..., nor does `start`'s supervisor process.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { createInterface } from 'node:readline';
@@ -15,7 +18,6 @@ import { readAnchoredNotes, readPinnedKey, originSlug } from '../journal/anchors
 import { parseVerifierKey, type Verifier } from '../journal/keys.ts';
 import { readSealKey } from '../journal/identity.ts';
 import { checkInclusionBundle } from '../journal/proof.ts';
-import { startJournalService } from '../journal/service/run.ts';
 import { JournalFileError } from '../journal/errors/journal-file.error.ts';
 import type { JournalEntry } from '../journal/entry.ts';
 import { progressBar } from './progress.ts';
@@ -24,23 +26,11 @@ import { describeEntry } from './describe.ts';
 import { terminalSafe } from './terminal-text.ts';
 import { guardOutput, write } from './output.ts';
 import { announceReady, armStopSignals, isSupervised, waitForStop } from './stop-signal.ts';
-import { runSupervisor } from './supervisor.ts';
-import { startWeb } from './web.ts';
-import { DEFAULT_DEMO_PORT, runDemo } from './demo.ts';
-import { SAMPLE_FORMS, sendSample, type SampleKind } from './send-sample.ts';
-import { importCalls } from './import-calls.ts';
+import { DEFAULT_DEMO_PORT, SAMPLE_FORMS, type SampleKind } from './walkthrough.ts';
 import { registerAuditCommands } from './audit-commands.ts';
-import { driftLines, parseSince, runCrmDrift } from './crm-drift.ts';
 import { serviceClient, withJournal, withWriterOrService } from './journal-access.ts';
-import { defaultLabels, gmailInboxStore, gmailOAuthConfig } from '../../jobs/gmail.ts';
-import { changeInboxLabels, effectiveLabels, parseLabelList, type EffectiveLabels } from '../../connectors/gmail/inbox-labels.ts';
-import { archiveCommand, attachArchives, retentionReportCommand } from './archive.ts';
-import { archiveStagingDir, configuredArchiveStores, startArchiveSchedule } from '../../jobs/archive.ts';
 import type { ArchiveStore } from '../journal/archive-store.ts';
-import { consentUrl } from '../../connectors/gmail/gmail.oauth.ts';
-import { formPollStore } from '../../jobs/forms.ts';
-import { formsConsentUrl } from '../../connectors/forms/google-forms.oauth.ts';
-import { startPipeline } from '../../jobs/main.ts';
+import type { EffectiveLabels } from '../../connectors/gmail/inbox-labels.ts';
 import type { Logger } from '../config/logger.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -93,6 +83,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     armStopSignals(); // a stop asked for during start-up is kept, and honoured once started
     const config = cfg();
     const logger = createLogger(config.logLevel, 'activity-journal');
+    const [{ startJournalService }, { archiveStagingDir, configuredArchiveStores, startArchiveSchedule }] = await Promise.all([import('../journal/service/run.ts'), import('../../jobs/archive.ts')]);
     const running = await startJournalService(config, logger);
     // The scheduled archive runs here, next to the journal's only writer (see jobs/archive.ts).
     const schedule = config.journal.archiveSchedule
@@ -122,6 +113,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('run the product: journal service, pipeline workers and web server, under one supervisor')
     .action(async () => {
       const config = cfg();
+      const { runSupervisor } = await import('./supervisor.ts');
       exitCode = await runSupervisor(config, createLogger(config.logLevel, 'activity-journal'), process.env);
     });
 
@@ -132,6 +124,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       armStopSignals();
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
+      const { startPipeline } = await import('../../jobs/main.ts');
       const runtime = await startPipeline(config, logger);
       announceReady(); // its workers run: the supervisor's banner waits for this
       exitCode = await stopWithin(await waitForStop(), () => runtime.close(), config.shutdownDeadlineMs + 5_000, logger);
@@ -144,6 +137,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       armStopSignals();
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
+      const { startWeb } = await import('./web.ts');
       const web = await startWeb(config, logger);
       exitCode = await stopWithin(await waitForStop(), () => web.close(), config.shutdownDeadlineMs, logger);
     });
@@ -156,6 +150,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(async (opts: { keep?: boolean; serve?: string | boolean }) => {
       const config = cfg();
       const serve = opts.serve === undefined || opts.serve === false ? undefined : tcpListen(opts.serve === true ? `127.0.0.1:${DEFAULT_DEMO_PORT}` : opts.serve, '--serve');
+      const { runDemo } = await import('./demo.ts');
       exitCode = await runDemo(config, { json: json(), keep: opts.keep === true, serve });
     });
 
@@ -169,6 +164,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const wait = Number(opts.wait);
       if (!Number.isFinite(wait) || wait < 0) throw new UsageError(`--wait must be a number of seconds, not ${JSON.stringify(opts.wait)}`);
       const config = cfg();
+      const { sendSample } = await import('./send-sample.ts');
       const r = await sendSample(config, { kind: opts.kind, url: opts.url, waitMs: wait * 1000 });
       if (json()) {
         io.out(JSON.stringify(r));
@@ -176,7 +172,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         io.out(`Sent a signed sample form submission (${opts.kind}): journal entry #${r.seq}, correlation ${r.correlationId}.`);
         io.out(r.decision ? `Decided by ${r.decision.provider}: ${r.decision.category} (confidence ${r.decision.confidence.toFixed(2)}).` : `Not decided within ${wait} s: are the workers running (npm start runs them)?`);
         io.out(`See it, with its decision and proofs: ${r.traceUrl}`);
-        if (!r.hasUsers) io.out('No audit UI user yet: create the first one with  npx activity-journal users add YOUR-NAME --role admin');
+        if (r.firstUser) io.out(r.firstUser);
       }
       exitCode = r.decision ? 0 : 1;
     });
@@ -200,6 +196,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--exclude-labels <ids>', 'comma list of label ids this inbox leaves out (default: GMAIL_EXCLUDE_LABELS)')
     .action(async (connector: string, formId: string | undefined, opts: { includeLabels?: string; excludeLabels?: string }) => {
       if (connector === 'google-forms') {
+        const [{ formPollStore }, { formsConsentUrl }] = await Promise.all([import('../../jobs/forms.ts'), import('../../connectors/forms/google-forms.oauth.ts')]);
         const config = cfg();
         const g = config.pipeline.forms.google;
         if (!g) throw new UsageError('Google Forms is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (the OAuth client must also allow the redirect URI <WEBHOOK_PUBLIC_URL>/oauth/google-forms/callback)');
@@ -212,6 +209,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (connector !== 'gmail') throw new UsageError(`can only connect "gmail" or "google-forms" (got ${JSON.stringify(connector)}): activity-journal connect gmail`);
       if (formId !== undefined) throw new UsageError('connect gmail takes no further argument (the mailbox is the account that gives consent)');
       const config = cfg();
+      const [{ defaultLabels, gmailInboxStore, gmailOAuthConfig }, { parseLabelList }, { consentUrl }] = await Promise.all([import('../../jobs/gmail.ts'), import('../../connectors/gmail/inbox-labels.ts'), import('../../connectors/gmail/gmail.oauth.ts')]);
       const oauth = gmailOAuthConfig(config);
       if (!oauth) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (an OAuth client of type "Web application" whose redirect URI is <WEBHOOK_PUBLIC_URL>/oauth/gmail/callback)');
       const defaults = defaultLabels(config);
@@ -235,6 +233,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(async (mailbox: string, opts: { include?: string; exclude?: string; defaults?: boolean }) => {
       const config = cfg();
       if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
+      const [{ defaultLabels, gmailInboxStore }, { changeInboxLabels, effectiveLabels, parseLabelList }] = await Promise.all([import('../../jobs/gmail.ts'), import('../../connectors/gmail/inbox-labels.ts')]);
       const store = gmailInboxStore(config);
       if (!store.record(mailbox)) throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
       if (opts.defaults && (opts.include !== undefined || opts.exclude !== undefined)) throw new UsageError('--defaults cannot be combined with --include or --exclude');
@@ -259,6 +258,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .argument('<connector>', 'gmail, hubspot-forms or google-forms')
     .argument('<account>', 'the mailbox, HubSpot form guid or Google form id')
     .action(async (connector: string, mailbox: string) => {
+      const [{ startPipeline }, { formPollStore }, { gmailInboxStore }] = await Promise.all([import('../../jobs/main.ts'), import('../../jobs/forms.ts'), import('../../jobs/gmail.ts')]);
       if (connector === 'hubspot-forms' || connector === 'google-forms') {
         const config = cfg();
         if (connector === 'hubspot-forms' && !config.pipeline.forms.hubspot?.forms.some((f) => f.guid === mailbox)) throw new UsageError(`${mailbox} is not a polled HubSpot form: add it to HUBSPOT_FORMS_POLL (and set HUBSPOT_ACCESS_TOKEN)`);
@@ -307,6 +307,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--report-only', 'report, do not take the missing messages in')
     .action(async (connector: string, mailbox: string, opts: { since?: string; reportOnly?: boolean }) => {
       if (connector !== 'gmail') throw new UsageError(`can only reconcile "gmail" (got ${JSON.stringify(connector)})`);
+      const [{ startPipeline }, { gmailInboxStore }] = await Promise.all([import('../../jobs/main.ts'), import('../../jobs/gmail.ts')]);
       const config = cfg();
       if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
       const since = opts.since ? new Date(`${opts.since}T00:00:00Z`) : new Date(Date.now() - config.pipeline.gmail.backfillDays * 86_400_000);
@@ -342,6 +343,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(async (what: string, opts: { since?: string; repair?: boolean }) => {
       if (what !== 'drift') throw new UsageError(`unknown crm command ${JSON.stringify(what)}: activity-journal crm drift [--since DAY] [--repair]`);
       const config = cfg();
+      const { driftLines, parseSince, runCrmDrift } = await import('./crm-drift.ts');
       const since = parseSince(opts.since);
       const report = await runCrmDrift(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal'), { since, repair: opts.repair === true });
       if (json()) io.out(JSON.stringify(report));
@@ -352,8 +354,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   program
     .command('status')
     .description('connected inboxes (health, last sync, cursor) and the journal (size, newest checkpoint)')
-    .action(() => {
+    .action(async () => {
       const config = cfg();
+      const [{ gmailInboxStore }, { formPollStore }] = await Promise.all([import('../../jobs/gmail.ts'), import('../../jobs/forms.ts')]);
       const inboxes = config.pipeline.gmail ? gmailInboxStore(config).list().map((i) => ({ connector: 'gmail', mailbox: i.mailbox, status: i.status, lastSyncAt: i.lastSyncAt, cursor: i.historyId, connectedAt: i.connectedAt })) : [];
       const forms = (existsSync(join(config.pipeline.stateDir, 'form-polls.enc')) ? formPollStore(config).list() : []).map((f) => ({ connector: f.key.split('/')[0] ?? '', formId: f.key.split('/').slice(1).join('/'), status: f.status, lastPollAt: f.lastPollAt, cursor: f.cursor }));
       // Size and checkpoint need no key store: the journal is read as stored. Not there is "not created yet";
@@ -396,6 +399,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(async (what: string, file: string) => {
       if (what !== 'calls') throw new UsageError(`can only import "calls" (got ${JSON.stringify(what)}): activity-journal import calls FILE.csv`);
       const config = cfg();
+      const { importCalls } = await import('./import-calls.ts');
       const report = await importCalls(config, file, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal'), json());
       if (json()) io.out(JSON.stringify(report));
       else {
@@ -424,6 +428,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('seal closed months and move them to the archive store (read back and verified before they leave hot storage)')
     .option('--dry-run', 'say what would be sealed and archived; write nothing')
     .action(async (opts: { dryRun?: boolean }) => {
+      const { archiveCommand } = await import('./archive.ts');
       exitCode = await archiveCommand(cfg(), { dryRun: opts.dryRun === true, json: json() }, io);
     });
 
@@ -432,6 +437,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('report')
     .description('per class: hot entries, size, oldest entry and when it expires; archived segments; the next seal')
     .action(async () => {
+      const { retentionReportCommand } = await import('./archive.ts');
       exitCode = await retentionReportCommand(cfg(), json(), io);
     });
 
@@ -442,6 +448,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(async (correlationId: string) => {
       const reader = openReader(cfg());
       try {
+        const { attachArchives } = await import('./archive.ts');
         await attachArchives(cfg(), reader);
         const entries = reader.byCorrelation(correlationId);
         if (json()) for (const e of entries) io.out(JSON.stringify(e));
@@ -664,7 +671,7 @@ async function verifyCommand(config: Config, anchorDirs: string[], asJson: boole
   // writes nothing, not even SQLite's side files (`check`).
   const reader = JournalReader.open(config.journal.path, { check: true });
   try {
-    const archives = includeArchives ? await attachArchives(config, reader) : undefined;
+    const archives = includeArchives ? await (await import('./archive.ts')).attachArchives(config, reader) : undefined;
     const genesis = reader.bySeq(0);
     const origin = genesis && genesis.kind === 'journal.created' ? (genesis.payload as { origin: string }).origin : null;
     // Explicit --anchors, else the configured directory anchors that exist.

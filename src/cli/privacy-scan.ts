@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import { scanJournal, type ScanReport } from '../journal/containment.ts';
-import { archiveCacheDir, archiveCommand } from './archive.ts';
+import { archiveCacheDir } from './archive-cache.ts';
 import { terminalSafe } from './terminal-text.ts';
 import { UsageError } from './usage-error.ts';
 import type { AuditCommandContext } from './audit-commands.ts';
@@ -29,6 +29,7 @@ export function registerPrivacyScanCommands(program: Command, ctx: AuditCommandC
       const config = ctx.config();
       if (!existsSync(config.journal.path)) throw new UsageError(`no journal at ${config.journal.path}`);
       const dryRun = opts.dryRun === true;
+      const { archiveCommand } = await import('./archive.ts'); // the archive stores' clients (googleapis) only when used
       const code = await archiveCommand(config, { dryRun, json: ctx.json(), contain: true }, ctx);
       if (code !== 0) {
         ctx.setExit(code);

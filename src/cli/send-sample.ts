@@ -10,23 +10,17 @@ import { formsWebhookSecret } from '../../jobs/main.ts';
 import { signV1 } from '../pipeline/webhook-signature.ts';
 import { JournalReader } from '../journal/reader.ts';
 import { attachConfiguredPrivacy } from '../journal/configured-privacy.ts';
-import { readUsersFile } from '../audit/users.ts';
+import { firstUserLine } from './supervisor.ts';
 import { UsageError } from './usage-error.ts';
-import { existsSync } from 'node:fs';
-
-/** The sample forms: one a new lead (the contact-sales rule notifies the sales team), one a billing question (kept 7 years, reviewed). */
-export const SAMPLE_FORMS = {
-  'contact-sales': { form: 'contact-sales', name: 'Dana Sample', email: 'dana.sample@prospect.example', fields: { Company: 'Prospect Inc', Seats: '25', Message: 'We would like a demo and pricing for 25 seats next month.' } },
-  billing: { form: 'support', name: 'Sam Sample', email: 'sam.sample@customer.example', fields: { Company: 'Customer Ltd', Message: 'Invoice INV-2231 was charged twice on our card; please refund the duplicate payment.' } },
-} as const;
-export type SampleKind = keyof typeof SAMPLE_FORMS;
+import { SAMPLE_FORMS, type SampleKind } from './walkthrough.ts';
 
 export interface SendSampleResult {
   readonly correlationId: string;
   readonly seq: number;
   readonly decision: { readonly category: string; readonly confidence: number; readonly provider: string } | null;
   readonly traceUrl: string;
-  readonly hasUsers: boolean;
+  /** How to create the audit UI's first user, when it has none yet. */
+  readonly firstUser: string | null;
 }
 
 /** The base URL of the local web server (WEB_LISTEN; a wildcard host is reached on loopback). */
@@ -61,13 +55,12 @@ export async function sendSample(config: Config, options: { kind: SampleKind; ur
     const received = reader.bySeq(seq);
     if (!received) throw new Error(`entry #${seq} is not in ${config.journal.path}: is the web server at ${base} writing another journal?`);
     const decision = await waitForDecision(reader, received.correlationId, received.id, options.waitMs);
-    const users = existsSync(config.audit.usersPath) ? readUsersFile(config.audit.usersPath).users : [];
     return {
       correlationId: received.correlationId,
       seq,
       decision,
       traceUrl: `${config.web.webhooks.publicUrl.replace(/\/$/, '')}/audit/trace?correlationId=${encodeURIComponent(received.correlationId)}`,
-      hasUsers: users.length > 0,
+      firstUser: firstUserLine(config),
     };
   } finally {
     reader.close();

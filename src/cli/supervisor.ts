@@ -20,8 +20,9 @@ import { claimInstance } from './instance.ts';
 import { STOP_MESSAGE, isArmed, isReady, isStopRequest } from './stop-signal.ts';
 import { chooseLogFormat } from '../config/logger.ts';
 import { readUsersFile } from '../audit/users.ts';
+import { PROJECT_ROOT } from '../config/project-root.ts';
 
-const BIN = resolve(import.meta.dirname, '../../bin/activity-journal.mjs');
+const BIN = resolve(PROJECT_ROOT, 'bin/activity-journal.mjs');
 
 interface Managed {
   readonly name: string;

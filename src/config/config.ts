@@ -4,6 +4,7 @@
  */
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { PROJECT_ROOT } from './project-root.ts';
 
 const intFrom = (def: number, min: number) => z.coerce.number().int().min(min).default(def);
 const list = z
@@ -113,8 +114,8 @@ export const EnvSchema = z.object({
 export type Env = z.infer<typeof EnvSchema>;
 
 /** The rules shipped with the product (config/rules.json in the checkout). */
-export const DEFAULT_RULES_PATH = resolve(import.meta.dirname, '../../config/rules.json');
-export const DEFAULT_RETENTION_PATH = resolve(import.meta.dirname, '../../config/retention.json');
+export const DEFAULT_RULES_PATH = resolve(PROJECT_ROOT, 'config/rules.json');
+export const DEFAULT_RETENTION_PATH = resolve(PROJECT_ROOT, 'config/retention.json');
 
 export type ArchiveStoreConfig =
   | { readonly kind: 'directory'; readonly dir: string }

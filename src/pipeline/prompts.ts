@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Prompt } from './classification.ts';
+import { PROJECT_ROOT } from '../config/project-root.ts';
 
-export const DEFAULT_PROMPTS_DIR = resolve(import.meta.dirname, '../../prompts');
+export const DEFAULT_PROMPTS_DIR = resolve(PROJECT_ROOT, 'prompts');
 
 export function loadPrompt(id: string, version: string, dir: string = DEFAULT_PROMPTS_DIR): Prompt {
   if (!/^[a-z0-9-]+$/.test(id) || !/^v[0-9]+$/.test(version)) throw new Error(`invalid prompt reference ${id}@${version}`);

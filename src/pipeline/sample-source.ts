@@ -6,8 +6,9 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { InteractionSchema, type Interaction } from './interaction.ts';
 import type { ActivitySource } from './ports.ts';
+import { PROJECT_ROOT } from '../config/project-root.ts';
 
-export const DEFAULT_SAMPLES_PATH = resolve(import.meta.dirname, '../../samples/demo-interactions.json');
+export const DEFAULT_SAMPLES_PATH = resolve(PROJECT_ROOT, 'samples/demo-interactions.json');
 
 const SampleFileSchema = z.object({ version: z.literal(1), ownDomains: z.array(z.string()), interactions: z.array(InteractionSchema).min(1) });
 

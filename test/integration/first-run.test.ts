@@ -76,7 +76,7 @@ describe('the first run, as the README tells it', () => {
     expect(sample.stdout).toMatch(/^Sent a signed sample form submission \(contact-sales\): journal entry #\d+/m);
     expect(sample.stdout).toMatch(/^Decided by offline: new_lead \(confidence 0\.\d\d\)\.$/m);
     expect(sample.stdout).toContain(`See it, with its decision and proofs: http://127.0.0.1:${web}/audit/trace?correlationId=form%2Fwebform%2Fsample-`);
-    expect(sample.stdout).toContain('No audit UI user yet: create the first one with  npx activity-journal users add YOUR-NAME --role admin');
+    expect(sample.stdout).toContain(`The audit UI has no users yet: create the first with  JOURNAL_PATH=${join(dataDir, 'journal.sqlite')} npx activity-journal users add admin --role admin`);
     // Then the first user, as the README says (password on stdin), and an API token for this test.
     const added = cli(['users', 'add', 'maria', '--role', 'reviewer'], 'a first password 123\n');
     expect(added.status, added.stderr).toBe(0);
