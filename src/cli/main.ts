@@ -10,6 +10,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { createInterface } from 'node:readline';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadConfig, parseListen, ConfigError, type Config } from '../config/config.ts';
+import { RulesetError } from '../pipeline/rules.ts';
 import { createLogger } from '../config/logger.ts';
 import type { AppendResult } from '../journal/writer.ts';
 import { JournalReader } from '../journal/reader.ts';
@@ -545,7 +546,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    if (err instanceof UsageError || err instanceof ConfigError) {
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof RulesetError) {
       io.err(`activity-journal: ${err.message}`);
       return 2;
     }

@@ -37,7 +37,19 @@ interface Managed {
   ready: boolean;
   /** What we last heard of it, for the message when it does not come up in time. */
   lastSaid: string;
+  /** When its current run started, and how many runs in a row ended within QUICK_EXIT_MS of starting. */
+  startedAt: number;
+  quickExits: number;
 }
+
+/**
+ * A child that cannot start is not restarted for ever: exit code 2 (a configuration or usage problem, which a
+ * restart cannot fix) stops the product at once; so do MAX_QUICK_EXITS runs in a row that each ended within
+ * QUICK_EXIT_MS of starting (a crash loop, e.g. an unreadable key store). The supervisor then stops the others in
+ * order and exits non-zero, naming the process; its own error is above in the log.
+ */
+export const QUICK_EXIT_MS = 10_000;
+export const MAX_QUICK_EXITS = 3;
 
 /** How long the banner waits for every process to answer before saying which does not. */
 const READY_DEADLINE_MS = 60_000;
@@ -121,12 +133,14 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     // Their stderr is ours: the same format as ours, said explicitly rather than left to each to guess.
     LOG_FORMAT: chooseLogFormat(config.logFormat, process.stderr.isTTY === true),
   };
+  let failure: { code: number; process: string } | null = null;
   const start = (m: Managed): void => {
     // An IPC channel lets a child notice when the supervisor dies (even by kill -9) and shut down cleanly, the
     // supervisor tell it when to stop, and the child pass on a SIGTERM it was sent.
     const child = spawn(process.execPath, [BIN, ...m.args], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     m.child = child;
     m.armed = false;
+    m.startedAt = Date.now();
     m.ready = false;
     m.lastSaid = `started as pid ${child.pid ?? '?'}, not ready yet`;
     child.on('message', (msg: unknown) => {
@@ -149,6 +163,14 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
         m.lastSaid = `exited (code ${String(code)}, signal ${String(signal)})`;
         resolveExit();
         if (control.isStopping() || m.stopping) return;
+        m.quickExits = Date.now() - m.startedAt < QUICK_EXIT_MS ? m.quickExits + 1 : 0;
+        if (code === 2 || m.quickExits >= MAX_QUICK_EXITS) {
+          const why = code === 2 ? 'it cannot start: a configuration or usage problem, which a restart cannot fix' : `it ended within ${QUICK_EXIT_MS / 1000} s of starting ${m.quickExits} times in a row`;
+          failure ??= { code: code === 2 ? 2 : 1, process: m.name };
+          log.error({ process: m.name, code, signal }, `${m.name} exited and is not restarted: ${why} (its error is above); stopping`);
+          control.stop(`${m.name} cannot start`);
+          return;
+        }
         m.restarts++;
         const delay = Math.min(30_000, 500 * 2 ** Math.min(m.restarts, 6));
         log.error({ process: m.name, code, signal, restartInMs: delay }, 'process exited; restarting');
@@ -159,7 +181,7 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     });
     log.info({ process: m.name, pid: child.pid }, 'started');
   };
-  const make = (name: string, args: string[]): Managed => ({ name, args, child: null, armed: false, restarts: 0, stopping: false, exited: Promise.resolve(), ready: false, lastSaid: 'not started' });
+  const make = (name: string, args: string[]): Managed => ({ name, args, child: null, armed: false, restarts: 0, stopping: false, exited: Promise.resolve(), ready: false, lastSaid: 'not started', startedAt: 0, quickExits: 0 });
 
   const journal = make('journal-service', ['journal-service']);
   const others = [make('worker', ['worker']), make('web', ['web'])];
@@ -187,7 +209,8 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
       await exited;
     }
     clearTimeout(hardStop);
-    return 0;
+    if (failure) process.stderr.write(`activity-journal stopped: the ${failure.process} process could not start (see its error above).\n`);
+    return failure?.code ?? 0;
   };
   start(journal);
   const client = new HttpJournalClient({ url: config.service.url, attempts: 1 });

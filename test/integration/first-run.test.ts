@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { freePort } from '../helpers/service.ts';
@@ -162,5 +162,27 @@ describe('the first run, as the README tells it', () => {
     expect(pids.length).toBeGreaterThanOrEqual(4);
     process.kill(npm.child.pid as number, 'SIGTERM');
     expect(await stillAlive(pids, 15)).toEqual([]);
+  });
+
+  it('a process that cannot start stops the product with its reason, instead of being restarted for ever', async () => {
+    const rules = join(tmp.dir, 'rules.json');
+    writeFileSync(rules, '{ "version": "broken", ');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'),
+      JOURNAL_SERVICE_LISTEN: `127.0.0.1:${await freePort()}`,
+      WEB_LISTEN: `127.0.0.1:${await freePort()}`,
+      RULES_PATH: rules,
+      LOG_LEVEL: 'info',
+      JOURNAL_APPEND_TOKEN: '',
+      JOURNAL_READ_TOKEN: '',
+    };
+    const product = startProduct('node', env);
+    started.push(product);
+    // The worker and the web process read the rules at start and exit 2: not restarted, the product stops.
+    expect(await exitWithin(product, 60)).toBe(2);
+    expect(product.stderr()).toContain(`cannot read rules from ${rules}`);
+    expect(product.stderr()).toMatch(/activity-journal stopped: the (worker|web) process could not start/);
+    expect(product.stderr()).not.toMatch(/process exited; restarting/);
   });
 });
