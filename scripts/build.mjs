@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Compiles the CLI (src/cli/main.ts and everything it imports, including jobs/ and connectors/) to plain
 // JavaScript in dist/, so that a command does not pay for compiling TypeScript at run time. Run by `npm ci`
-// (the `prepare` script) and before `npm test` (`pretest`); `npm run build` by hand.
+// (the `prepare` script) and before every integration test run (its global setup); `npm run build` by hand.
 //
 // esbuild, not tsc: it bundles (one file per lazily imported part instead of ~160 modules to resolve and
 // read on every start) and takes well under a second, so it can run before every `npm test`; type checking
