@@ -12,14 +12,15 @@
  * Targets: --help <= 0.5 s, ready <= 5 s, RSS at rest <= 500 MB.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { removeAllUnder } from '../jobs/queues.ts';
 import { REDIS_URL } from '../test/helpers/pipeline.ts';
+import { freePort } from '../test/helpers/service.ts';
+import { processTree } from '../test/helpers/product.ts';
 import { atMost, fmtFixed, median, now, secondsSince, table, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
 
 const BIN = resolve(import.meta.dirname, '../bin/activity-journal.mjs');
@@ -40,34 +41,6 @@ function timeRun(args: readonly string[]): Promise<number> {
     child.once('error', reject);
     child.once('exit', (code) => (code === 0 ? resolvePromise(secondsSince(t)) : reject(new Error(`${args.join(' ')} exited ${code}: ${stderr}`))));
   });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolvePromise(port));
-    });
-  });
-}
-
-/** pid and every descendant of it, from /proc. */
-function family(pid: number): number[] {
-  const parentOf = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) for (const [child, parent] of parentOf) if (parent === out[i]) out.push(child);
-  return out;
 }
 
 function rssKiB(pid: number): number {
@@ -120,7 +93,7 @@ async function startOnce(ctx: SuiteContext, run: number): Promise<StartFigures> 
     }
     const readyS = secondsSince(t);
     await new Promise((r) => setTimeout(r, IDLE_MS));
-    const pids = family(child.pid as number);
+    const pids = processTree(child.pid as number);
     const processes = pids.map((pid) => ({ name: processName(pid), rssMB: rssKiB(pid) / 1024 }));
     const rssMB = processes.reduce((s, p) => s + p.rssMB, 0);
     ctx.progress(`startup: start run ${run + 1}: ready in ${fmtFixed(readyS, 2)} s, ${processes.length} processes, ${fmtFixed(rssMB, 0)} MB RSS at rest`);

@@ -45,10 +45,12 @@ export function startProduct(command: 'npm' | 'node', env: NodeJS.ProcessEnv): S
   return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))), stderr: () => stderr };
 }
 
-/** Polls `f` until it gives a value (exceptions count as "not yet"). */
-export async function waitFor<T>(what: string, f: () => Promise<T | null> | T | null, timeoutMs = 90_000, everyMs = 100): Promise<T> {
+/** Polls `f` until it gives a value (exceptions count as "not yet"); `giveUp` names a reason to stop waiting at once. */
+export async function waitFor<T>(what: string, f: () => Promise<T | null> | T | null, timeoutMs = 90_000, everyMs = 100, giveUp: () => string | null = () => null): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const reason = giveUp();
+    if (reason !== null) throw new Error(`gave up waiting for ${what}: ${reason}`);
     try {
       const v = await f();
       if (v !== null) return v;
@@ -60,17 +62,17 @@ export async function waitFor<T>(what: string, f: () => Promise<T | null> | T | 
   }
 }
 
-/** Waits until /healthz says ok; fails at once, with its stderr, if the product exits first. */
+/** Waits until /healthz says ok and the banner is out; fails at once, with its stderr, if the product exits first. */
 export async function healthy(web: number, product: Started, timeoutMs = 90_000): Promise<void> {
   let exited: number | null | undefined;
   void product.exited.then((code) => {
     exited = code;
   });
   await waitFor('healthy', async () => {
-    if (exited !== undefined) throw new Error(`the product exited (${String(exited)}) before it was healthy; its stderr:\n${product.stderr()}`);
     const r = await fetch(`http://127.0.0.1:${web}/healthz`);
-    return r.status === 200 && ((await r.json()) as { ok: boolean }).ok ? true : null;
-  }, timeoutMs).catch((err: Error) => {
+    // The banner (which names the supervisor's pid) follows /healthz: healthy means announced too.
+    return r.status === 200 && ((await r.json()) as { ok: boolean }).ok && product.stderr().includes('activity-journal is running') ? true : null;
+  }, timeoutMs, 100, () => (exited === undefined ? null : `the product exited (${String(exited)})`)).catch((err: Error) => {
     throw new Error(`${err.message}; its stderr:\n${product.stderr()}`);
   });
 }

@@ -6,11 +6,12 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { tempDir } from '../helpers/tmp.ts';
 import { freePort } from '../helpers/service.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
+import { alive, exitWithin, healthy, processTree, serving, startProduct as start, stillAlive, waitFor, type Started } from '../helpers/product.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let prefix: string;
@@ -30,65 +31,22 @@ afterEach(async () => {
   tmp.cleanup();
 });
 
-const alive = (pid: number): boolean => existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-
-/** `pid` and every process below it, now (from /proc). */
+/** `pid` and every process below it, now; remembered so that a failed test kills what it left. */
 function tree(pid: number): number[] {
-  const parentOf = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) for (const [child, parent] of parentOf) if (parent === out[i]) out.push(child);
+  const out = processTree(pid);
   seen.push(...out);
   return out;
 }
 
-interface Started {
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  stderr(): string;
-}
-
 function startProduct(command: 'npm' | 'node', env: NodeJS.ProcessEnv): Started {
-  const child = command === 'npm'
-    ? spawn('npm', ['start'], { cwd: process.cwd(), env, stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn(process.execPath, ['bin/activity-journal.mjs', 'start'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  started.push(child);
-  return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))), stderr: () => stderr };
+  const p = start(command, env);
+  started.push(p.child);
+  return p;
 }
 
 function productEnv(web: number, journalPort: number): NodeJS.ProcessEnv {
   return { ...process.env, JOURNAL_PATH: `${tmp.dir}/journal.sqlite`, JOURNAL_SERVICE_LISTEN: `127.0.0.1:${journalPort}`, WEB_LISTEN: `127.0.0.1:${web}`, REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' };
 }
-
-async function healthy(web: number, product: Started): Promise<void> {
-  let exited: number | null | undefined;
-  void product.exited.then((code) => {
-    exited = code;
-  });
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    if (exited !== undefined) throw new Error(`the product exited (${String(exited)}) before it was healthy; its stderr:\n${product.stderr()}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for healthy; its stderr:\n${product.stderr()}`);
-    const ok = await fetch(`http://127.0.0.1:${web}/healthz`).then(async (r) => r.status === 200 && ((await r.json()) as { ok: boolean }).ok, () => false);
-    // The banner (which names the supervisor's pid) follows /healthz: healthy means announced too.
-    if (ok && product.stderr().includes('activity-journal is running')) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const serving = (port: number): Promise<boolean> => fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false);
 
 /** The newest checkpoint entry covers every entry before it, and only its own anchoring outcomes follow it. */
 function expectSignedToTheEnd(): void {
@@ -104,28 +62,7 @@ function expectSignedToTheEnd(): void {
   }
 }
 
-/** Its exit code, or 'still running' after `seconds`. */
-const exitWithin = (p: Started, seconds: number): Promise<number | null | 'still running'> => Promise.race([p.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), seconds * 1000))]);
-
-async function allGone(pids: readonly number[], seconds: number): Promise<number[]> {
-  const deadline = Date.now() + seconds * 1000;
-  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  return pids.filter(alive);
-}
-
-async function waitFor<T>(what: string, f: () => Promise<T | null>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== null) return v;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const allGone = stillAlive;
 
 describe('activity-journal start', () => {
   it('supervises the journal service, the workers and the web server, and stops cleanly', async () => {
