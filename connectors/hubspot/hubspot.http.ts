@@ -5,7 +5,12 @@
  * Types of the SDK stay inside connectors/hubspot.
  */
 import { randomUUID } from 'node:crypto';
-import { Client } from '@hubspot/api-client';
+import { createRequire } from 'node:module';
+import type { Client } from '@hubspot/api-client';
+
+// Loaded on first use (~60 ms and 15 MB): a worker in dry-run mode never builds a HubSpot client.
+const require = createRequire(import.meta.url);
+let HubSpotClient: typeof Client | null = null;
 
 /** What one API call did, for the record. */
 export interface CallRecord {
@@ -62,7 +67,8 @@ export interface CallResult<T> {
 export function createHubSpotClient(o: HubSpotHttpOptions): Client {
   // numberOfApiCallRetries 0 and no limiterOptions: the SDK then installs neither its RetryDecorator (which retries
   // 429s blindly and ignores Retry-After) nor its per-process Bottleneck limiter.
-  return new Client({ accessToken: o.accessToken, numberOfApiCallRetries: 0, ...(o.basePath ? { basePath: o.basePath.replace(/\/$/, '') } : {}) });
+  HubSpotClient ??= (require('@hubspot/api-client') as { Client: typeof Client }).Client;
+  return new HubSpotClient({ accessToken: o.accessToken, numberOfApiCallRetries: 0, ...(o.basePath ? { basePath: o.basePath.replace(/\/$/, '') } : {}) });
 }
 
 function lower(headers: unknown): Record<string, string> {
