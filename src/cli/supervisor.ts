@@ -9,6 +9,7 @@
  * (src/cli/instance.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
@@ -75,6 +76,16 @@ export async function runSupervisor(config: Config, logger: Logger, env: NodeJS.
   }
 }
 
+/** The parent pid of `pid` (from /proc; null where there is no /proc or the process is gone). */
+function parentOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
 /** How often the supervisor checks that its parent (npm, a shell) is still there. */
 const PARENT_CHECK_MS = 500;
 
@@ -96,9 +107,13 @@ async function supervise(config: Config, logger: Logger, env: NodeJS.ProcessEnv,
   for (const [signal, h] of handlers) process.on(signal, h);
   // npm (and other wrappers) may exit on SIGTERM without passing it on: we are then re-parented (to init or a
   // subreaper). A parent that is gone means stop, in order, rather than serve on unsupervised.
+  // `npm start` runs us through `sh -c`: npm killed outright (SIGKILL, OOM killer) leaves that shell waiting for us,
+  // so our own parent stays. The shell's parent (npm) is watched too.
   const parent = process.ppid;
+  const grandparent = parentOf(parent);
   const watchdog = setInterval(() => {
     if (process.ppid !== parent) stop(`parent ${parent} gone`);
+    else if (grandparent !== null && grandparent > 1 && parentOf(parent) !== grandparent) stop(`parent's parent ${grandparent} gone`);
   }, PARENT_CHECK_MS);
   watchdog.unref();
   try {

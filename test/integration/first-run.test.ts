@@ -65,6 +65,7 @@ describe('the first run, as the README tells it', () => {
     const npm = startProduct('npm', env);
     started.push(npm);
     await healthy(web, npm);
+    seen.push(...processTree(npm.child.pid as number)); // so that a failed test leaves nothing serving
 
     const cli = (args: string[], input?: string): { status: number | null; stdout: string; stderr: string } => {
       const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8', ...(input !== undefined ? { input } : {}) });

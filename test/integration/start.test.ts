@@ -171,6 +171,18 @@ describe('activity-journal start', () => {
     expectSignedToTheEnd();
   });
 
+  it('stops the whole tree when npm itself is killed outright (SIGKILL leaves npm\'s `sh -c` waiting: its parent is watched too)', async () => {
+    const web = await freePort();
+    const npm = startProduct('npm', productEnv(web, await freePort()));
+    await healthy(web, npm);
+    const pids = tree(npm.child.pid as number);
+    expect(pids.length).toBeGreaterThanOrEqual(5); // npm, sh, the supervisor, journal service, worker, web
+    process.kill(npm.child.pid as number, 'SIGKILL');
+    expect(await allGone(pids, 15)).toEqual([]);
+    expect(await serving(web)).toBe(false);
+    expectSignedToTheEnd();
+  });
+
   it('leaves no child serving when the supervisor is killed; a start after that is not blocked; SIGTERM to a child stops all in order', async () => {
     const web = await freePort();
     const journalPort = await freePort();
