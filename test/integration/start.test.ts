@@ -113,19 +113,16 @@ describe('activity-journal start', () => {
     const web = await freePort();
     const journalPort = await freePort();
     const product = startProduct('node', productEnv(web, journalPort));
-    // Poll /healthz and note, at each answer, whether the banner had already been printed.
-    let bannerBeforeHealthy = false;
-    let healthyAt = -1;
-    await waitFor('banner', async () => {
-      const printed = product.stderr().includes('activity-journal is running');
-      const ok = await fetch(`http://127.0.0.1:${web}/healthz`).then((r) => r.status === 200, () => false);
-      if (printed && healthyAt < 0) bannerBeforeHealthy = true;
-      if (ok && healthyAt < 0) healthyAt = product.stderr().length;
-      return printed ? true : null;
-    });
-    expect(bannerBeforeHealthy).toBe(false);
+    await waitFor('banner', () => (product.stderr().includes('activity-journal is running') ? true : null));
+    // When the banner is out, /healthz answers 200 (the supervisor waited for it), and the banner comes after
+    // every process said it was ready (before, it came right after the children were spawned).
+    expect((await fetch(`http://127.0.0.1:${web}/healthz`)).status).toBe(200);
     const stderr = product.stderr();
-    expect(stderr.indexOf('activity-journal is running')).toBeGreaterThanOrEqual(healthyAt);
+    const banner = stderr.indexOf('activity-journal is running');
+    for (const ready of ['"msg":"journal service ready"', '"msg":"web server ready"', '"msg":"pipeline ready"']) {
+      expect(stderr.indexOf(ready), ready).toBeGreaterThanOrEqual(0);
+      expect(stderr.indexOf(ready), ready).toBeLessThan(banner);
+    }
     // After the worker said "pipeline ready", once, and the web's producer pipeline did not claim it.
     expect(stderr.match(/"msg":"pipeline ready"/g)?.length).toBe(1);
     expect(stderr.indexOf('"msg":"pipeline ready"')).toBeLessThan(stderr.indexOf('activity-journal is running'));
