@@ -13,6 +13,7 @@ import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts
 import { journalRefusal } from '../src/journal/errors/refusal.ts';
 import { StageTimeoutError } from '../src/pipeline/errors/stage-timeout.error.ts';
 import type { Logger } from '../src/config/logger.ts';
+import { secondsSince, stageSeconds } from '../src/metrics/registry.ts';
 
 export interface WorkerSetOptions {
   readonly pipeline: Pipeline;
@@ -83,6 +84,8 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
   }
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new StageTimeoutError(queue, spec.timeoutMs)), spec.timeoutMs);
+  const started = process.hrtime.bigint();
+  let outcome: 'completed' | 'retry' | 'failed' = 'completed';
   try {
     return await raceAbort(runStage(queue, parsed.data, options, controller.signal, job), controller.signal);
   } catch (err) {
@@ -91,6 +94,7 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
     const refused = journalRefusal(err);
     const permanent = err instanceof PermanentJobError || refused !== null;
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    outcome = permanent || lastAttempt ? 'failed' : 'retry';
     if (permanent || lastAttempt) {
       const reason = `${(err as Error).name}: ${(err as Error).message}`;
       await recordFailure(options.journal, queue, job, permanent ? 'permanent' : 'attempts-exhausted', reason);
@@ -99,6 +103,7 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
     throw err;
   } finally {
     clearTimeout(timer);
+    stageSeconds.observe({ stage: queue, outcome }, secondsSince(started));
   }
 }
 

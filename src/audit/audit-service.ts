@@ -123,6 +123,12 @@ export class AuditService {
     return this.timeline({ ...q, reviewState: 'pending' });
   }
 
+  /** The review queue's size and its oldest item (for the review backlog metrics). */
+  reviewBacklog(): { count: number; oldestRecordedAt: string | null } {
+    this.refresh();
+    return this.deps.index.reviewBacklog();
+  }
+
   decision(decisionId: string): IndexedInteraction | null {
     this.refresh();
     return this.deps.index.byDecisionId(decisionId);

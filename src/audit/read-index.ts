@@ -275,6 +275,9 @@ export class ReadIndex {
     this.dateSortMax = limits.dateSortMax ?? DATE_SORT_MAX;
     this.stmts = {
       countAll: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM interactions'),
+      reviewBacklog: db.prepare<[], { n: number; oldest: string | null }>(
+        "SELECT count(*) AS n, (SELECT recorded_at FROM interactions WHERE review_state = 'pending' ORDER BY seq LIMIT 1) AS oldest FROM interactions WHERE review_state = 'pending'",
+      ),
       oldest: db.prepare<[], { occurred_at: string }>('SELECT occurred_at FROM interactions INDEXED BY interactions_occurred ORDER BY occurred_at LIMIT 1'),
       newestOfDay: db.prepare<[string], { m: number | null }>('SELECT max(seq) AS m FROM interactions WHERE substr(occurred_at, 1, 10) = ?'),
       newest: db.prepare<[], { occurred_at: string }>('SELECT occurred_at FROM interactions ORDER BY seq DESC LIMIT 1'),
@@ -444,6 +447,12 @@ export class ReadIndex {
     else if (plan.windowSize !== null) n = plan.windowSize;
     else n = (this.prepared(`SELECT count(*) AS n FROM (SELECT 1 FROM ${from} WHERE ${plan.countWhere.join(' AND ')} LIMIT ${this.countCap + 1})`).get(...plan.params) as { n: number }).n;
     return n > this.countCap ? { count: this.countCap, capped: true } : { count: n, capped: false };
+  }
+
+  /** Decisions waiting for review, and when the oldest one's interaction was recorded (null: none waits). */
+  reviewBacklog(): { count: number; oldestRecordedAt: string | null } {
+    const r = this.stmts.reviewBacklog.get();
+    return { count: r?.n ?? 0, oldestRecordedAt: r?.oldest ?? null };
   }
 
   /** EXPLAIN QUERY PLAN of a page query (for the bench and for checking that each filter uses an index). */

@@ -130,7 +130,7 @@ async function serveDemoUi(o: { dir: string; path: string; masterKey: string | u
   writeUsersFile(usersPath, { users: [{ id: 'demo', role: 'reviewer', passwordHash: await hashPassword(password), apiTokens: [] }] });
   const demoConfig = loadConfig({ JOURNAL_PATH: o.path, AUDIT_USERS_PATH: usersPath, WEB_LISTEN: `${o.listen.host}:${o.listen.port}`, LOG_LEVEL: 'warn', ...(o.masterKey ? { JOURNAL_MASTER_KEY: o.masterKey } : {}) });
   const surface = createAuditSurface(demoConfig, { journal: o.journal, enqueue: o.enqueue, connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }), logger: o.logger });
-  const app = createWebServer({ checks: [], gauges: () => Promise.resolve([]), audit: surface.routes });
+  const app = createWebServer({ checks: [], audit: surface.routes });
   try {
     await app.listen({ host: o.listen.host, port: o.listen.port });
   } catch (err) {

@@ -84,7 +84,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     armStopSignals(); // a stop asked for during start-up is kept, and honoured once started
     const config = cfg();
     const logger = createLogger(config.logLevel, 'activity-journal');
-    const [{ startJournalService }, { archiveStagingDir, configuredArchiveStores, startArchiveSchedule }] = await Promise.all([import('../journal/service/run.ts'), import('../../jobs/archive.ts')]);
+    const [{ startJournalService }, { archiveStagingDir, configuredArchiveStores, startArchiveSchedule }, { collectProcessMetrics }] = await Promise.all([import('../journal/service/run.ts'), import('../../jobs/archive.ts'), import('../metrics/registry.ts')]);
+    collectProcessMetrics('journal-service');
     const running = await startJournalService(config, logger);
     // The scheduled archive runs here, next to the journal's only writer (see jobs/archive.ts).
     const schedule = config.journal.archiveSchedule
@@ -125,10 +126,20 @@ export async function main(argv: readonly string[]): Promise<number> {
       armStopSignals();
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
-      const { startPipeline } = await import('../../jobs/main.ts');
+      const [{ startPipeline }, { collectProcessMetrics }, { serveMetrics }] = await Promise.all([import('../../jobs/main.ts'), import('../metrics/registry.ts'), import('../metrics/serve.ts')]);
+      collectProcessMetrics('worker');
       const runtime = await startPipeline(config, logger);
+      const metrics = await serveMetrics(config.web.workerMetrics, logger);
       announceReady(); // its workers run: the supervisor's banner waits for this
-      exitCode = await stopWithin(await waitForStop(), () => runtime.close(), config.shutdownDeadlineMs + 5_000, logger);
+      exitCode = await stopWithin(
+        await waitForStop(),
+        async () => {
+          await metrics.close();
+          await runtime.close();
+        },
+        config.shutdownDeadlineMs + 5_000,
+        logger,
+      );
     });
 
   program
@@ -138,7 +149,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       armStopSignals();
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
-      const { startWeb } = await import('./web.ts');
+      const [{ startWeb }, { collectProcessMetrics }] = await Promise.all([import('./web.ts'), import('../metrics/registry.ts')]);
+      collectProcessMetrics('web');
       const web = await startWeb(config, logger);
       exitCode = await stopWithin(await waitForStop(), () => web.close(), config.shutdownDeadlineMs, logger);
     });

@@ -10,6 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
@@ -86,6 +87,18 @@ function parentOf(pid: number): number | null {
   }
 }
 
+/** A TCP port free on 127.0.0.1 right now (the kernel's pick; kept for the children's whole life, restarts included). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port was assigned'))));
+    });
+  });
+}
+
 /** How often the supervisor checks that its parent (npm, a shell) is still there. */
 const PARENT_CHECK_MS = 500;
 
@@ -147,6 +160,9 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     REDIS_URL: redis.url,
     // Their stderr is ours: the same format as ours, said explicitly rather than left to each to guess.
     LOG_FORMAT: chooseLogFormat(config.logFormat, process.stderr.isTTY === true),
+    // The worker's own /metrics, gathered by the web server's: on a free loopback port unless one is configured,
+    // so that two instances on one machine (or anything else on 9465) do not collide.
+    WORKER_METRICS_LISTEN: env.WORKER_METRICS_LISTEN ? env.WORKER_METRICS_LISTEN : `127.0.0.1:${await freeLoopbackPort()}`,
   };
   let failure: { code: number; process: string } | null = null;
   const start = (m: Managed): void => {

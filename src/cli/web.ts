@@ -1,12 +1,14 @@
 /**
- * Wiring of the web process: health checks of the journal service and Redis, and gauges from both.
+ * Wiring of the web process: health checks of the journal service and Redis, and /metrics for every process
+ * (src/metrics/scrape.ts).
  */
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
-import { createWebServer, type Gauge } from '../web/server.ts';
+import { createWebServer } from '../web/server.ts';
 import { HttpJournalClient } from '../journal/service/http-client.ts';
+import { resolveCredentials } from '../journal/service/credentials.ts';
 import { JournalRequestError } from '../journal/errors/journal-request.error.ts';
-import { QUEUE_NAMES } from '../pipeline/job-catalog.ts';
+import { webMetrics } from '../metrics/scrape.ts';
 import { createQueues, closeQueues, enqueueVia } from '../../jobs/queues.ts';
 import { DEFAULT_REDIS_URL, configuredReceivers, formsWebhookSecret, startPipeline } from '../../jobs/main.ts';
 import { RedisReplayGuard } from '../web/webhooks.ts';
@@ -17,11 +19,13 @@ import type { InboxStatus } from '../audit/audit-service.ts';
 
 export async function startWeb(config: Config, logger: Logger): Promise<{ url: string; close(): Promise<void> }> {
   const redisUrl = config.pipeline.redisUrl ?? DEFAULT_REDIS_URL;
-  // Health and gauges: a connection that fails fast (reported through /healthz, in words, never as a crash).
+  // Health and metrics: a connection that fails fast (reported through /healthz, in words, never as a crash).
   const redis = producerRedis(redisUrl);
   await redis.connect().catch(() => undefined);
   const queues = createQueues(redis, config.pipeline.queuePrefix);
-  const journal = new HttpJournalClient({ url: config.service.url, attempts: 1, timeoutMs: 2000 });
+  // Health needs no credential; the journal service's own metrics need the read one.
+  const readToken = resolveCredentials(config.journal.keysDir, config.service, false)?.readToken;
+  const journal = new HttpJournalClient({ url: config.service.url, attempts: 1, timeoutMs: 2000, ...(readToken ? { readToken } : {}) });
   // The web process takes webhooks in: a producer-only pipeline (intake journals and queues; workers do the
   // rest), which answers 503 rather than waiting when Redis is down.
   const producer = await startPipeline(config, logger, { queues: [], failFast: true });
@@ -80,26 +84,12 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
         },
       },
     ],
-    gauges: async () => {
-      const gauges: Gauge[] = [{ name: 'aj_up', help: 'The web process is up.', value: 1 }];
-      const writable = { name: 'aj_journal_writable', help: 'Whether the journal takes writes (0: its last commit failed, e.g. on a full disk).' };
-      try {
-        const h = await journal.health();
-        gauges.push({ name: 'aj_journal_entries', help: 'Entries in the journal.', value: h.size }, { ...writable, value: 1 });
-      } catch (err) {
-        if (err instanceof JournalRequestError && err.code === 'WRITE_FAILED') gauges.push({ ...writable, value: 0 });
-        else gauges.push({ name: 'aj_journal_up', help: 'Whether the journal service answers.', value: 0 });
-      }
-      for (const name of QUEUE_NAMES) {
-        try {
-          const counts = await queues[name].getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
-          for (const [state, n] of Object.entries(counts)) gauges.push({ name: 'aj_queue_jobs', help: 'Jobs per queue and state.', labels: { queue: name, state }, value: n });
-        } catch {
-          gauges.push({ name: 'aj_queue_up', help: 'Whether queue counts could be read.', labels: { queue: name }, value: 0 });
-        }
-      }
-      return gauges;
-    },
+    metrics: webMetrics({
+      journal,
+      queues,
+      workerUrl: config.web.workerMetrics ? `http://${config.web.workerMetrics.host}:${config.web.workerMetrics.port}/metrics` : null,
+      review: audit ? () => (audit).service.reviewBacklog() : null,
+    }),
   });
   const listen = config.web.listen;
   if (listen.kind !== 'tcp') throw new Error('WEB_LISTEN must be HOST:PORT');

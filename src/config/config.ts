@@ -48,6 +48,7 @@ export const EnvSchema = z.object({
   MODEL_INPUT_MAX_CHARS: intFrom(8000, 200),
   PIPELINE_IDENTIFIER_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   WEB_LISTEN: z.string().min(1).default('127.0.0.1:8080'),
+  WORKER_METRICS_LISTEN: z.string().min(1).default('127.0.0.1:9465'),
   SMTP_HOST: z.string().min(1).optional(),
   SMTP_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   SMTP_TLS: z.enum(['starttls', 'implicit', 'none']).default('starttls'),
@@ -255,6 +256,8 @@ export interface Config {
   };
   readonly web: {
     readonly listen: Listen;
+    /** Where the worker serves its own /metrics (null: off); the web server's /metrics gathers it from there. */
+    readonly workerMetrics: { readonly host: string; readonly port: number } | null;
     readonly webhooks: {
       /** The base URL providers call; their signatures cover it. */
       readonly publicUrl: string;
@@ -339,6 +342,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   if (!listen && usable('JOURNAL_SERVICE_LISTEN')) problems.push(`JOURNAL_SERVICE_LISTEN: expected HOST:PORT or unix:/path, got ${JSON.stringify(e.JOURNAL_SERVICE_LISTEN)}`);
   const web = parseListen(e.WEB_LISTEN);
   if ((!web || web.kind !== 'tcp') && usable('WEB_LISTEN')) problems.push(`WEB_LISTEN: expected HOST:PORT, got ${JSON.stringify(e.WEB_LISTEN)}`);
+  const workerMetrics = e.WORKER_METRICS_LISTEN === 'off' ? null : parseListen(e.WORKER_METRICS_LISTEN);
+  if (e.WORKER_METRICS_LISTEN !== 'off' && workerMetrics?.kind !== 'tcp' && usable('WORKER_METRICS_LISTEN')) problems.push(`WORKER_METRICS_LISTEN: expected HOST:PORT or off, got ${JSON.stringify(e.WORKER_METRICS_LISTEN)}`);
   const hubspotForms = e.HUBSPOT_FORMS_POLL.map((item) => {
     const [guid = '', name] = item.split('=').map((x) => x.trim());
     return { guid, name: name && name.length > 0 ? name : guid };
@@ -466,6 +471,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
     },
     web: {
       listen: web as Listen,
+      workerMetrics: workerMetrics?.kind === 'tcp' ? { host: workerMetrics.host, port: workerMetrics.port } : null,
       webhooks: {
         publicUrl: e.WEBHOOK_PUBLIC_URL ?? `http://${e.WEB_LISTEN}`,
         maxBodyBytes: webhookMaxBody,

@@ -19,6 +19,7 @@ import { notifyJobKey, type JobData } from './job-catalog.ts';
 import { buildMirrorPlan } from './mirror-plan.ts';
 import { effectiveAssociations, effectiveCategory } from './override.ts';
 import type { RetentionPolicy } from '../journal/retention.ts';
+import { modelSeconds, secondsSince } from '../metrics/registry.ts';
 
 export interface PipelineDeps {
   readonly journal: JournalClient;
@@ -180,14 +181,20 @@ export class Pipeline {
 
     const { classifier, fallback } = this.deps;
     let result: ClassifierResult;
+    // Model latency: the call alone, answered or failed (an answer that fails our checks was still an answer).
+    const called = process.hrtime.bigint();
+    let answered = false;
     try {
       const timeout = AbortSignal.timeout(this.deps.classifyTimeoutMs ?? 60_000);
       result = await classifier.classify(m.input, prompt, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+      answered = true;
+      modelSeconds.observe({ provider: classifier.provider, model: classifier.model, outcome: 'ok' }, secondsSince(called));
       const problems = classificationProblems(ClassificationSchema.parse(result.output));
       if (problems.length > 0) throw new ClassifierError('INVALID_OUTPUT', `the classification is out of bounds: ${problems.join('; ')}`, { attempts: result.attempts, requestId: result.requestId });
     } catch (err) {
       // A shutdown is not a model failure: let the job be retried.
       if (signal?.aborted) throw err;
+      if (!answered) modelSeconds.observe({ provider: classifier.provider, model: classifier.model, outcome: 'failed' }, secondsSince(called));
       const failure = err instanceof ClassifierError ? err : new ClassifierError('PROVIDER_ERROR', `the classifier failed: ${(err as Error).name}`, { attempts: 1 }, { cause: err });
       this.log.warn({ entryId: entry.id, code: failure.code, provider: classifier.provider }, 'classifier failed; falling back to the offline rules');
       const { entry: failed } = await journal.append({
@@ -209,7 +216,9 @@ export class Pipeline {
           reviewRequired: true,
         },
       });
+      const fellBack = process.hrtime.bigint();
       const offline = await fallback.classify(m.input, prompt);
+      modelSeconds.observe({ provider: offline.provider, model: offline.model, outcome: 'ok' }, secondsSince(fellBack));
       const { entry: decision } = await journal.append({
         ...common,
         actor: `classifier:${offline.provider}`,

@@ -5,23 +5,17 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { registerWebhooks, type WebhookOptions } from './webhooks.ts';
 import { registerAuditRoutes, type AuditRoutesOptions } from './audit-routes.ts';
+import { registry } from '../metrics/registry.ts';
 
 export interface DependencyCheck {
   readonly name: string;
   check(): Promise<void>;
 }
 
-export interface Gauge {
-  readonly name: string;
-  readonly help: string;
-  readonly labels?: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
 export interface WebServerOptions {
   readonly checks: readonly DependencyCheck[];
-  /** Gauges to expose; read on every scrape. */
-  readonly gauges: () => Promise<readonly Gauge[]>;
+  /** The Prometheus text for /metrics, made on every scrape (default: this process's registry). */
+  readonly metrics?: () => Promise<string>;
   /** Webhook intake (POST /webhooks/<provider>), when the product takes interactions in here. */
   readonly webhooks?: WebhookOptions;
   /** The Gmail consent callback (GET /oauth/gmail/callback), when Gmail is configured. */
@@ -89,8 +83,8 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
   }
 
   app.get('/metrics', async (_req, reply) => {
-    const gauges = await options.gauges();
-    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderPrometheus(gauges));
+    const text = await (options.metrics ?? (() => registry.metrics()))();
+    return reply.type(registry.contentType).header('cache-control', 'no-store').send(text);
   });
 
   return app;
@@ -98,19 +92,4 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** Prometheus text exposition format: HELP and TYPE once per metric name, then one line per label set. */
-export function renderPrometheus(gauges: readonly Gauge[]): string {
-  const lines: string[] = [];
-  const seen = new Set<string>();
-  for (const g of gauges) {
-    if (!seen.has(g.name)) {
-      seen.add(g.name);
-      lines.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`);
-    }
-    const labels = g.labels ? Object.entries(g.labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`) : [];
-    lines.push(`${g.name}${labels.length > 0 ? `{${labels.join(',')}}` : ''} ${Number.isFinite(g.value) ? g.value : 'NaN'}`);
-  }
-  return lines.join('\n') + '\n';
 }

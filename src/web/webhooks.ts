@@ -16,6 +16,7 @@ import type { IntakeOutcome } from '../pipeline/pipeline.ts';
 import type { Interaction } from '../pipeline/interaction.ts';
 import type { WebhookReceiver, WebhookRequest } from '../pipeline/webhook.ts';
 import { QueueUnavailableError } from '../pipeline/errors/queue-unavailable.error.ts';
+import { webhookResponseSeconds, webhooksRefused } from '../metrics/registry.ts';
 
 /** What a 503 asks the provider to wait before retrying, in seconds. */
 const RETRY_AFTER_S = 5;
@@ -116,6 +117,16 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
   const now = options.now ?? Date.now;
   const cap = options.rejectionsPerMinute ?? 60;
   const windows = new Map<string, { start: number; journaled: number; suppressed: number }>();
+
+  // Answer time and refusals per provider: a name nobody configured is counted as "unknown" (the path segment is
+  // the caller's to choose; a label per made-up name would grow without end).
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.routeOptions.url !== '/webhooks/:provider') return;
+    const named = providerOf(req);
+    const labels = { provider: options.receivers.has(named) ? named : 'unknown', status: String(reply.statusCode) };
+    webhookResponseSeconds.observe(labels, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 400 && reply.statusCode < 500) webhooksRefused.inc(labels);
+  });
 
   const journalRejection = async (provider: string, r: Rejection, body: RejectedBody): Promise<void> => {
     const endpoint = `/webhooks/${provider}`.slice(0, 200);

@@ -13,7 +13,7 @@ export async function webhookServer(p: Pick<InProcessPipeline, 'runtime' | 'jour
   const config = testConfig(dir, env);
   const app = createWebServer({
     checks: [],
-    gauges: () => Promise.resolve([]),
+   
     webhooks: {
       receivers: configuredReceivers(config),
       intake: (ix) => p.runtime.pipeline.intake(ix),

@@ -41,7 +41,7 @@ async function web(env: Record<string, string> = {}): Promise<Web> {
     checked.push(stored);
     return verifyPassword(password, stored);
   };
-  const app = createWebServer({ checks: [], gauges: () => Promise.resolve([]), audit: { ...surface.routes, checkPassword } });
+  const app = createWebServer({ checks: [], audit: { ...surface.routes, checkPassword } });
   await app.ready();
   const entry = { app, surface };
   running.push(entry);

@@ -134,7 +134,7 @@ beforeAll(async () => {
   await p.writer.checkpoint();
   const config = testConfig(tmp.dir, env);
   surface = createAuditSurface(config, { journal: p.journal, enqueue: enqueueVia(p.runtime.queues), connectors: () => ({ inboxes: [{ connector: 'gmail', account: 'sales@northwind-analytics.example', status: 'needs_consent', lastSyncAt: '2026-11-27T08:00:00.000Z', cursor: '81234', connectedAt: '2026-11-20T10:00:00.000Z' }], webhooks: ['calls', 'forms'], gmailConfigured: true }), logger: silentLogger, env: { ...process.env, ...env } });
-  app = createWebServer({ checks: [], gauges: () => Promise.resolve([]), audit: surface.routes });
+  app = createWebServer({ checks: [], audit: surface.routes });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

@@ -48,7 +48,7 @@ describe('connecting a Gmail inbox', () => {
     const refused: number[] = [];
     const app = createWebServer({
       checks: [],
-      gauges: () => Promise.resolve([]),
+     
       gmailConsent: (code, s) => gmail.completeConsent(code, s),
       onConsentRefused: (status) => {
         refused.push(status);
@@ -86,7 +86,7 @@ describe('connecting a Gmail inbox', () => {
     const gmail = p.runtime.gmail as GmailConnector;
     fake.burst(4);
     const url = new URL(await gmail.consentUrl());
-    const app = createWebServer({ checks: [], gauges: () => Promise.resolve([]), gmailConsent: (code, s) => gmail.completeConsent(code, s) });
+    const app = createWebServer({ checks: [], gmailConsent: (code, s) => gmail.completeConsent(code, s) });
     expect((await app.inject({ method: 'GET', url: `/oauth/gmail/callback?code=${encodeURIComponent(AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}` })).statusCode).toBe(200);
     await app.close();
     await drained(p.prefix, 60_000);

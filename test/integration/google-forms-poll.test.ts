@@ -44,7 +44,7 @@ async function connect(): Promise<void> {
   const url = new URL((await p.runtime.forms.googleConsentUrl(FORM)) ?? '');
   expect(url.searchParams.get('scope')).toBe('https://www.googleapis.com/auth/forms.responses.readonly https://www.googleapis.com/auth/forms.body.readonly');
   expect(url.searchParams.get('redirect_uri')).toBe('https://hooks.example.test/oauth/google-forms/callback');
-  const app = createWebServer({ checks: [], gauges: () => Promise.resolve([]), googleFormsConsent: (code, state) => p.runtime.forms.completeGoogleConsent(code, state) });
+  const app = createWebServer({ checks: [], googleFormsConsent: (code, state) => p.runtime.forms.completeGoogleConsent(code, state) });
   const ok = await app.inject({ method: 'GET', url: `/oauth/google-forms/callback?code=${encodeURIComponent(FORMS_AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}` });
   expect(ok.statusCode).toBe(200);
   const replay = await app.inject({ method: 'GET', url: `/oauth/google-forms/callback?code=${encodeURIComponent(FORMS_AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}` });

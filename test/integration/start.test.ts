@@ -85,9 +85,9 @@ describe('activity-journal start', () => {
     });
     expect(health.checks.map((c) => c.name).sort()).toEqual(['journal', 'redis']);
     const metrics = await (await fetch(`http://127.0.0.1:${web}/metrics`)).text();
-    expect(metrics).toMatch(/^aj_journal_entries \d+$/m);
-    expect(metrics).toMatch(/^aj_journal_writable 1$/m);
-    expect(metrics).toMatch(/^aj_queue_jobs\{queue="classify",state="waiting"\} 0$/m);
+    expect(metrics).toMatch(/^aj_journal_entries\{process="web"\} \d+$/m);
+    expect(metrics).toMatch(/^aj_journal_writable\{process="web"\} 1$/m);
+    expect(metrics).toMatch(/^aj_queue_jobs\{queue="classify",state="waiting",process="web"\} 0$/m);
     await waitFor('the banner', () => Promise.resolve(/activity-journal is running/.test(stderr) ? true : null)); // it follows /healthz
 
     // A worker that dies is restarted by the supervisor.

@@ -107,6 +107,13 @@ export class HttpJournalClient implements JournalClient {
     return this.call('GET', '/healthz', null, undefined, 1);
   }
 
+  /** The journal service's own metrics (Prometheus text; read credential). */
+  metrics(): Promise<string> {
+    const token = this.options.readToken;
+    if (!token) return Promise.reject(new JournalRequestError(0, 'NO_CREDENTIAL', 'no read credential configured for the journal service', false));
+    return this.once<string>('GET', '/metrics', token, undefined, true);
+  }
+
   close(): Promise<void> {
     this.agent.destroy();
     return Promise.resolve();
@@ -129,9 +136,9 @@ export class HttpJournalClient implements JournalClient {
     throw lastError as JournalRequestError;
   }
 
-  private once<T>(method: string, path: string, token: string | undefined, text: string | undefined): Promise<T> {
+  private once<T>(method: string, path: string, token: string | undefined, text: string | undefined, plain = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const headers: Record<string, string | number> = { accept: 'application/json' };
+      const headers: Record<string, string | number> = { accept: plain ? 'text/plain' : 'application/json' };
       if (token) headers.authorization = `Bearer ${token}`;
       if (text !== undefined) {
         headers['content-type'] = 'application/json';
@@ -143,6 +150,10 @@ export class HttpJournalClient implements JournalClient {
         res.on('error', (err) => reject(new JournalRequestError(0, 'NETWORK', `journal service connection failed: ${err.message}`, true, { cause: err })));
         res.on('end', () => {
           const status = res.statusCode ?? 0;
+          if (plain && status >= 200 && status < 300) {
+            resolve(Buffer.concat(chunks).toString('utf8') as T);
+            return;
+          }
           let parsed: unknown;
           try {
             parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));

@@ -12,6 +12,7 @@ import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.t
 import { JournalWriteError } from '../errors/journal-write.error.ts';
 import { ProofUnavailableError } from '../errors/proof-unavailable.error.ts';
 import { silentLogger, type Logger } from '../../config/logger.ts';
+import { journalAppendSeconds, registry, secondsSince } from '../../metrics/registry.ts';
 
 export interface JournalApiOptions {
   readonly writer: JournalWriter;
@@ -65,17 +66,28 @@ export function createJournalServer(options: JournalApiOptions): Server {
 
     if (path === '/v1/entries' && method === 'POST') {
       need(req, 'append');
-      const body = await readJson(req, maxBody);
-      const isBatch = typeof body === 'object' && body !== null && !Array.isArray(body) && 'entries' in body;
-      if (isBatch) {
-        const entries = body.entries;
-        if (!Array.isArray(entries) || entries.length === 0) throw new HttpError(422, 'INVALID_BATCH', '`entries` must be a non-empty array');
-        if (entries.length > maxBatch) throw new HttpError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${maxBatch} entries`);
-        const results = await writer.appendBatch(entries as never[]);
-        return send(res, results.every((r) => r.duplicate) ? 200 : 201, { results: results.map(withoutPayload) });
+      const started = process.hrtime.bigint();
+      let request: 'single' | 'batch' = 'single';
+      try {
+        const body = await readJson(req, maxBody);
+        const isBatch = typeof body === 'object' && body !== null && !Array.isArray(body) && 'entries' in body;
+        if (isBatch) {
+          request = 'batch';
+          const entries = body.entries;
+          if (!Array.isArray(entries) || entries.length === 0) throw new HttpError(422, 'INVALID_BATCH', '`entries` must be a non-empty array');
+          if (entries.length > maxBatch) throw new HttpError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${maxBatch} entries`);
+          const results = await writer.appendBatch(entries as never[]);
+          const duplicate = results.every((r) => r.duplicate);
+          journalAppendSeconds.observe({ request, outcome: duplicate ? 'duplicate' : 'appended' }, secondsSince(started));
+          return send(res, duplicate ? 200 : 201, { results: results.map(withoutPayload) });
+        }
+        const result = await writer.append(body as never);
+        journalAppendSeconds.observe({ request, outcome: result.duplicate ? 'duplicate' : 'appended' }, secondsSince(started));
+        return send(res, result.duplicate ? 200 : 201, { result: withoutPayload(result) });
+      } catch (err) {
+        journalAppendSeconds.observe({ request, outcome: toHttpError(err).status < 500 ? 'refused' : 'failed' }, secondsSince(started));
+        throw err;
       }
-      const result = await writer.append(body as never);
-      return send(res, result.duplicate ? 200 : 201, { result: withoutPayload(result) });
     }
 
     if (path === '/v1/checkpoints' && method === 'POST') {
@@ -87,6 +99,12 @@ export function createJournalServer(options: JournalApiOptions): Server {
     if (method !== 'GET') throw new HttpError(method === 'PUT' || method === 'PATCH' || method === 'DELETE' ? 405 : 404, 'NO_SUCH_OPERATION', `${method} ${path}: the journal offers no such operation (entries can only be appended)`);
     need(req, 'read');
     const q = url.searchParams;
+
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(await registry.metrics());
+      return;
+    }
 
     if (path === '/v1/entries') {
       const limit = intParam(q, 'limit', 1000);
