@@ -39,7 +39,7 @@ import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
 import { LocalJournalClient } from '../../src/journal/local-client.ts';
 import { RetentionPolicy } from '../../src/journal/retention.ts';
-import { DEFAULT_RETENTION_PATH } from '../../src/config/config.ts';
+import { DEFAULT_RETENTION_PATH, DEFAULT_RULES_PATH } from '../../src/config/config.ts';
 import { DirectoryArchiveStore } from '../../src/journal/archive-store.ts';
 import { openArchivedSegments } from '../../src/journal/segments.ts';
 import { openKeyStoreForCheck } from '../../src/journal/privacy.ts';
@@ -51,6 +51,10 @@ import { createHubSpotClient } from '../../connectors/hubspot/hubspot.http.ts';
 import type { Logger } from '../../src/config/logger.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startSmtpFake, type SmtpFake } from '../fakes/smtp.fake.ts';
+import { startSlackFake, type SlackFake } from '../fakes/slack.fake.ts';
 
 const DAY = 86_400_000;
 /** The pipeline phases' clock: far enough back that their month is closed and the 90-day form payloads expired. */
@@ -173,6 +177,21 @@ async function startPhase(label: string, env: NodeJS.ProcessEnv, overrides: Omit
       log.flush();
     },
   };
+}
+
+/** A notification webhook receiver that takes everything (what it receives is the receiver's business). */
+async function startHook(): Promise<{ url: string; bodies: string[]; close(): Promise<void> }> {
+  const bodies: string[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/sales`, bodies, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
 /** The web server with every webhook receiver, taking webhooks into `phase`, logging to a scanned file. */
@@ -333,7 +352,12 @@ const COVERED = [
   'ai.decision.output', 'rule.decision.reason',
   'crm.write.properties', 'crm.write.associations', 'crm.write_failed.properties', 'crm.write_failed.error',
   'state.changed.from', 'state.changed.to', 'human.override.reason',
+  'notification.attempted.to', 'notification.attempted.text', 'notification.sent.to', 'notification.failed.error',
 ];
+
+const SMTP_USER = 'aj-sweep-notifier';
+const SMTP_PASS = 'smtp-pass-sweep-0123';
+const HOOK_SECRET = 'hook-secret-sweep-0123456789';
 
 describe('the privacy sweep', () => {
   let fakeGmail: FakeGmail;
@@ -341,6 +365,15 @@ describe('the privacy sweep', () => {
   let fakeHsForms: FakeHubSpotForms;
   let fakeHs: HubSpotFake;
   let fakeAi: FakeOpenAi;
+  // Notifications for real: the sales team on e-mail (SMTP), Slack and a signed webhook.
+  let smtp: SmtpFake;
+  let slack: SlackFake;
+  let hook: { url: string; bodies: string[]; close(): Promise<void> };
+  let rulesPath: string;
+  const notifyEnv = (): NodeJS.ProcessEnv => ({
+    RULES_PATH: rulesPath, SMTP_HOST: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TLS: 'starttls', SMTP_TLS_REJECT_UNAUTHORIZED: 'false', SMTP_USER, SMTP_PASSWORD: SMTP_PASS, SMTP_FROM: 'Activity Journal <journal@northwind-analytics.example>',
+    SLACK_SALES_WEBHOOK_URL: slack.webhookUrl, SALES_HOOK_URL: hook.url, SALES_HOOK_SECRET: HOOK_SECRET,
+  });
   /** One interaction's correlation per source, for trace on the command line. */
   const correlations = new Map<string, string>();
 
@@ -361,16 +394,29 @@ describe('the privacy sweep', () => {
       startHubSpotFake({ accessToken: HS_TOKEN }),
       startFakeOpenAi(),
     ]);
+    [smtp, slack, hook] = await Promise.all([startSmtpFake({ user: SMTP_USER, pass: SMTP_PASS }), startSlackFake(), startHook()]);
+    // The shipped rules, with the sales team (a planted address) reachable on all three channels; kept outside
+    // the scanned directory, as an operator's rules file would be.
+    rulesPath = join(inputs.dir, 'rules.json');
+    const rules = JSON.parse(readFileSync(DEFAULT_RULES_PATH, 'utf8')) as { recipients: Record<string, unknown> };
+    rules.recipients['sales-team'] = { email: { to: [email('notify:recipient', false)] }, slack: { webhookUrlEnv: 'SLACK_SALES_WEBHOOK_URL' }, webhook: { urlEnv: 'SALES_HOOK_URL', secretEnv: 'SALES_HOOK_SECRET' } };
+    writeFileSync(rulesPath, JSON.stringify(rules));
   });
   afterAll(async () => {
     for (const prefix of prefixes) await obliterate(prefix);
-    await Promise.all([fakeGmail?.close(), fakeForms?.close(), fakeHsForms?.close(), fakeHs?.close(), fakeAi?.close()]);
+    await Promise.all([fakeGmail?.close(), fakeForms?.close(), fakeHsForms?.close(), fakeHs?.close(), fakeAi?.close(), smtp?.close(), slack?.close(), hook?.close()]);
     tmp?.cleanup();
     inputs?.cleanup();
   });
 
   it('plants through every webhook, the offline classifier, the dry-run CRM, notifications and overrides of both kinds', async () => {
-    const env = { CALLS_WEBHOOK_SECRET: CALLS_SECRET, FORMS_WEBHOOK_SECRET: FORMS_SECRET, TWILIO_AUTH_TOKEN: TWILIO_TOKEN, AIRCALL_WEBHOOK_TOKEN: AIRCALL_TOKEN, HUBSPOT_CLIENT_SECRET: HUBSPOT_SECRET, WEBHOOK_PUBLIC_URL: PUBLIC_URL };
+    const env = {
+      CALLS_WEBHOOK_SECRET: CALLS_SECRET, FORMS_WEBHOOK_SECRET: FORMS_SECRET, TWILIO_AUTH_TOKEN: TWILIO_TOKEN, AIRCALL_WEBHOOK_TOKEN: AIRCALL_TOKEN, HUBSPOT_CLIENT_SECRET: HUBSPOT_SECRET, WEBHOOK_PUBLIC_URL: PUBLIC_URL,
+      ...notifyEnv(),
+    };
+    // The first e-mail is refused by the server with a reply that quotes what it refused (a notification.failed
+    // whose error carries it).
+    smtp.refuseNext({ at: 'data', code: 550, message: `5.7.1 Message refused: ${plant('notify:smtp-refusal', (t) => `content from sweep.refused+${t}@example.test`)} looks like spam` });
     const phase = await startPhase('webhooks', env, {}, { now: PAST });
     const web = await webhooks(phase, env);
     try {
@@ -420,8 +466,14 @@ describe('the privacy sweep', () => {
       await web.close();
       await phase.stop();
     }
-    const kinds = new Set((await readAll()).map((e) => e.kind));
-    for (const k of ['interaction.received', 'ai.decision', 'rule.decision', 'crm.write', 'notification.sent', 'human.override']) expect(kinds, k).toContain(k);
+    const all = await readAll();
+    const kinds = new Set(all.map((e) => e.kind));
+    for (const k of ['interaction.received', 'ai.decision', 'rule.decision', 'crm.write', 'notification.sent', 'notification.failed', 'human.override']) expect(kinds, k).toContain(k);
+    // Each channel delivered (so their paths were planted through), and the refused e-mail is on the record.
+    expect(new Set(all.filter((e) => e.kind === 'notification.sent').map((e) => (e.payload as { channel: string }).channel))).toEqual(new Set(['email', 'slack', 'webhook']));
+    expect(smtp.answers.some((a) => a.code === 550)).toBe(true);
+    expect(slack.messages.length).toBeGreaterThan(0);
+    expect(hook.bodies.length).toBeGreaterThan(0);
   });
 
   it('plants through the model path, model failures and Gmail sync', async () => {
@@ -429,11 +481,16 @@ describe('the privacy sweep', () => {
     const summaries = new Map<string, string>();
     fakeAi.setDefault({ kind: 'ok', output: (req) => ({ ...defaultClassification(req.userText), summary: summaries.get('next') ?? 'A summary.', nextSteps: [plant('model:output', (t) => `Sweep next step ${t}`)] }) });
     const classifier = new OpenAiClassifier({ apiKey: 'sk-sweep-not-a-real-key-0123456789', baseURL: fakeAi.baseURL, model: 'gpt-4o-mini', timeoutMs: 1000, maxRetries: 0 });
-    const env = { GOOGLE_CLIENT_ID: fakeGmail.clientId, GOOGLE_CLIENT_SECRET: fakeGmail.clientSecret, GOOGLE_TOKEN_URL: fakeGmail.tokenUrl, GMAIL_API_ROOT: fakeGmail.rootUrl, WEBHOOK_PUBLIC_URL: PUBLIC_URL, MODEL_CONCURRENCY: '1' };
+    const env = { GOOGLE_CLIENT_ID: fakeGmail.clientId, GOOGLE_CLIENT_SECRET: fakeGmail.clientSecret, GOOGLE_TOKEN_URL: fakeGmail.tokenUrl, GMAIL_API_ROOT: fakeGmail.rootUrl, WEBHOOK_PUBLIC_URL: PUBLIC_URL, MODEL_CONCURRENCY: '1', ...notifyEnv() };
     const phase = await startPhase('model-gmail', env, { classifier }, { now: PAST });
     try {
       summaries.set('next', plant('model:output', (t) => `Sweep model summary ${t}`));
       await phase.runtime.pipeline.intake(emailInteraction('intake:model', 'sweep-model-1').ix);
+      await drained(phase.prefix);
+      // A contact-sales form decided by the model: its notification's text carries the model's summary.
+      summaries.set('next', plant('model:notified-summary', (t) => `Sweep notified summary ${t}`));
+      const submitter = email('intake:model-form');
+      await phase.runtime.pipeline.intake({ channel: 'form', source: 'webform', sourceId: 'sweep-model-form-1', direction: 'inbound', occurredAt: new Date(Date.now() - 3_600_000).toISOString(), participants: [{ role: 'submitter', address: submitter, name: name('intake:model-form') }], text: `Form: Contact sales\nEmail: ${submitter}\nMessage: ${text('intake:model-form')}`, metadata: { form: 'contact-sales' } });
       await drained(phase.prefix);
       // Every kind of model failure: the offline fallback decides, on the record.
       fakeAi.script({ kind: 'server-error', status: 500 }, { kind: 'refusal' }, { kind: 'invalid-json' }, { kind: 'schema-violation' });
