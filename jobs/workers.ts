@@ -6,7 +6,7 @@
  */
 import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { JOBS, QUEUE_NAMES, type QueueName } from '../src/pipeline/job-catalog.ts';
+import { JOBS, QUEUE_NAMES, retryAfterBackoff, type QueueName } from '../src/pipeline/job-catalog.ts';
 import type { Pipeline } from '../src/pipeline/pipeline.ts';
 import type { JournalClient } from '../src/journal/journal-client.ts';
 import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
@@ -50,6 +50,8 @@ export function startWorkers(options: WorkerSetOptions): WorkerSet {
       lockDuration: options.lockMs ?? 30_000,
       stalledInterval: options.lockMs ?? 30_000,
       maxStalledCount: 5,
+      // The notify queue's backoff follows a provider's Retry-After (src/pipeline/job-catalog.ts).
+      settings: { backoffStrategy: retryAfterBackoff },
       ...(options.limiters?.[queue] ? { limiter: options.limiters[queue] } : {}),
     });
     worker.on('failed', (job, err) => log.warn({ queue, jobId: job?.id, attemptsMade: job?.attemptsMade, error: err.name }, 'job attempt failed'));

@@ -10,9 +10,17 @@ export async function readShort(res: Response): Promise<string> {
   }
 }
 
-/** 408, 425, 429 and 5xx are temporary (429's Retry-After is kept); every other non-2xx is permanent. */
-export function httpRefusal(res: Response, code: string, body: string): NotifyRefusal {
+/** 408, 425, 429 and 5xx are temporary (a Retry-After is kept, and followed); every other non-2xx is permanent. */
+export function httpRefusal(res: Response, code: string, body: string, now = Date.now()): NotifyRefusal {
   const retryable = res.status === 408 || res.status === 425 || res.status === 429 || res.status >= 500;
-  const after = Number(res.headers.get('retry-after'));
-  return new NotifyRefusal(code, retryable, `HTTP ${res.status}: ${body}`, Number.isInteger(after) && after >= 0 ? after : undefined);
+  return new NotifyRefusal(code, retryable, `HTTP ${res.status}: ${body}`, retryAfterSeconds(res.headers.get('retry-after'), now));
+}
+
+/** Retry-After as RFC 9110 gives it: delay-seconds, or an HTTP-date (then the seconds from now, at least 0). */
+export function retryAfterSeconds(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d{1,10}$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isFinite(at) && /[a-z]/i.test(v) ? Math.max(0, Math.ceil((at - now) / 1000)) : undefined;
 }

@@ -49,8 +49,10 @@ export class SmtpChannel implements DeliveryChannel {
         messageId: `<${m.deliveryId}@${domain}>`,
         headers: { 'X-Activity-Journal-Entry': m.entryId, 'X-Activity-Journal-Rule': m.ruleId },
       })) as { response?: string; accepted?: unknown[]; rejected?: unknown[] };
-      const rejected = info.rejected?.length ?? 0;
-      return { providerReply: `${info.response ?? ''}${rejected > 0 ? ` (accepted ${info.accepted?.length ?? 0}, rejected ${rejected})` : ''}` };
+      // Some recipients refused, the others accepted: delivered, with the refused ones named (nodemailer lists
+      // them as addresses, or as objects with an address).
+      const rejected = (info.rejected ?? []).map((r) => (typeof r === 'string' ? r : (r as { address?: unknown }).address)).filter((a): a is string => typeof a === 'string' && a.length > 0);
+      return { providerReply: info.response ?? '', ...(rejected.length > 0 ? { rejected } : {}) };
     } catch (err) {
       throw smtpRefusal(err);
     }

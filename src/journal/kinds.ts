@@ -207,9 +207,11 @@ const notificationSent = z.strictObject({
   entryId: id.optional(),
   attempt: z.number().int().positive().optional(),
   deliveryId: id.optional(),
-  /** E-mail recipients (sealed) and the provider's reply (sealed: an SMTP reply can quote an address). */
+  /** E-mail recipients the server accepted (sealed) and the provider's reply (sealed: an SMTP reply can quote an address). */
   to: z.array(z.string().min(1).max(512)).max(100).optional(),
   providerReply: text.optional(),
+  /** Recipients the SMTP server refused while it accepted the others (sealed); not retried: the others have it. */
+  rejected: z.array(z.string().min(1).max(512)).max(100).optional(),
 });
 
 /** Journaled before a notification is handed to its channel: what is about to be sent, and to whom (sealed). */

@@ -51,7 +51,7 @@ const RULES: Record<EntryKind, SealRule> = {
   'human.override': { fields: ['reason'], links: (p) => [p.supersedes] },
   'job.failed': { fields: ['error'], links: (p) => [p.entryId] },
   // Recipients' addresses, the message and the provider's words are sealed under the interaction's subjects.
-  'notification.sent': { fields: ['to', 'providerReply'], links: (p) => [p.entryId] },
+  'notification.sent': { fields: ['to', 'providerReply', 'rejected'], links: (p) => [p.entryId] },
   'notification.attempted': { fields: ['to', 'subject', 'text'], links: (p) => [p.entryId] },
   'notification.failed': { fields: ['error'], links: (p) => [p.entryId] },
   // Ids, enums, counts, hashes, class names and ids of configured users only (their schemas say so).

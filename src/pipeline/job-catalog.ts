@@ -58,6 +58,8 @@ export const JOBS = {
     attempts: 8,
     backoffMs: 2_000,
     timeoutMs: 60_000,
+    // A provider's Retry-After (Slack's 429, a webhook's 429 or 503) is waited out before the next attempt.
+    honoursRetryAfter: true,
   },
   /**
    * Write the pending mirror plans of one short window to HubSpot in batches (jobs/crm-batch.ts). The plans wait
@@ -90,13 +92,32 @@ export type QueueName = keyof typeof JOBS;
 export type JobData<Q extends QueueName> = z.infer<(typeof JOBS)[Q]['schema']>;
 export const QUEUE_NAMES = Object.keys(JOBS) as QueueName[];
 
+/** The backoff of queues whose errors may say when to retry (a custom strategy: see retryAfterBackoff). */
+export const RETRY_AFTER_BACKOFF = 'exponential-or-retry-after';
+/** The longest Retry-After followed; a longer one is cut to this (the attempts run out later, not never). */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/**
+ * BullMQ's custom backoff strategy (Worker settings.backoffStrategy) for RETRY_AFTER_BACKOFF: the exponential
+ * backoff with jitter the other queues use, or the error's `retryAfterMs` (a provider's Retry-After) when that
+ * is later, capped at MAX_RETRY_AFTER_MS.
+ */
+export function retryAfterBackoff(attemptsMade: number, _type: string | undefined, err: Error | undefined, job?: { opts: { backoff?: number | { delay?: number } } }): number {
+  const b = job?.opts.backoff;
+  const delay = typeof b === 'number' ? b : (b?.delay ?? 1000);
+  const max = Math.round(2 ** Math.max(0, attemptsMade - 1) * delay);
+  const exponential = Math.floor(max * 0.5 + Math.random() * max * 0.5);
+  const asked = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  return typeof asked === 'number' && Number.isFinite(asked) && asked > exponential ? Math.min(asked, MAX_RETRY_AFTER_MS) : exponential;
+}
+
 /** BullMQ options for a job: attempts, exponential backoff with jitter, a deterministic id for dedupe, bounded retention. */
 export function jobOptions(queue: QueueName, jobId: string): JobsOptions {
-  const spec = JOBS[queue];
+  const spec: { attempts: number; backoffMs: number; honoursRetryAfter?: boolean } = JOBS[queue];
   return {
     jobId,
     attempts: spec.attempts,
-    backoff: { type: 'exponential', delay: spec.backoffMs, jitter: 0.5 },
+    backoff: { type: spec.honoursRetryAfter ? RETRY_AFTER_BACKOFF : 'exponential', delay: spec.backoffMs, jitter: 0.5 },
     // Completed jobs are kept for an hour so that a redelivered add with the same id is a no-op; the journal,
     // not Redis, is the record.
     removeOnComplete: { age: 3600, count: 50_000 },

@@ -48,6 +48,8 @@ export interface OutgoingMessage {
 export interface SendResult {
   /** What the provider answered (SMTP's reply, Slack's body); journaled sealed. */
   readonly providerReply?: string;
+  /** E-mail recipients the server refused while it took the message for the others (journaled sealed). */
+  readonly rejected?: readonly string[];
 }
 
 /** One configured way to reach a group. Throws NotifyRefusal when the provider refuses (retryable or not). */
@@ -130,15 +132,22 @@ export class Notifications implements Notifier {
       });
       this.log.warn({ ...ids, attempt, code: refusal.code, retryable: refusal.retryable }, 'notification failed');
       const reason = `${job.channel} refused the notification: ${refusalCode(refusal.code)}`;
-      throw refusal.retryable ? new NotifyRetryError(`${reason} (temporary; retried with backoff)`, { cause: err }) : new PermanentJobError(reason, { cause: err });
+      if (!refusal.retryable) throw new PermanentJobError(reason, { cause: err });
+      const after = refusal.retryAfterSeconds;
+      throw new NotifyRetryError(`${reason} (temporary; retried ${after !== undefined ? `after the ${after} s it asked for` : 'with backoff'})`, { cause: err }, after !== undefined ? after * 1000 : undefined);
     }
+    // Refused recipients are on the record and said (a count, never an address); the message is not sent again
+    // for them, which would send it twice to the others.
+    const rejected = new Set((result.rejected ?? []).map((a) => a.toLowerCase()));
+    const to = channel.target.to?.filter((a) => !rejected.has(a.toLowerCase()));
     await journal.append({
       kind: 'notification.sent',
       ...common,
       idempotencyKey: sentKey,
-      payload: { ...base, dryRun: false, ...delivery, ...(channel.target.to ? { to: [...channel.target.to] } : {}), ...(result.providerReply ? { providerReply: result.providerReply.slice(0, 2000) } : {}) },
+      payload: { ...base, dryRun: false, ...delivery, ...(to ? { to } : {}), ...(result.providerReply ? { providerReply: result.providerReply.slice(0, 2000) } : {}), ...(rejected.size > 0 ? { rejected: [...(result.rejected ?? [])] } : {}) },
     });
-    this.log.info({ ...ids, attempt }, 'notification sent');
+    if (rejected.size > 0) this.log.warn({ ...ids, attempt, accepted: to?.length ?? 0, rejected: rejected.size }, 'notification sent, but the mail server refused some recipients');
+    else this.log.info({ ...ids, attempt }, 'notification sent');
     return { status: 'sent', channel: job.channel };
   }
 

@@ -15,6 +15,10 @@ export interface SlackFake {
   readonly webhookUrl: string;
   readonly messages: { text: string }[];
   readonly answers: number[];
+  /** When each answer was given (ms since the epoch), in the order of `answers`. */
+  readonly answeredAt: number[];
+  /** The Retry-After (seconds) of a rate_limited answer (default 1). */
+  retryAfterSeconds: number;
   refuseNext(...r: SlackRefusal[]): void;
   close(): Promise<void>;
 }
@@ -23,9 +27,11 @@ export async function startSlackFake(): Promise<SlackFake> {
   const secretPath = `/services/T0FAKE/B0FAKE/${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
   const messages: { text: string }[] = [];
   const answers: number[] = [];
+  const answeredAt: number[] = [];
   const queue: SlackRefusal[] = [];
   const answer = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void => {
     answers.push(status);
+    answeredAt.push(Date.now());
     res.writeHead(status, { 'content-type': 'text/html', ...headers }).end(body);
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -42,18 +48,21 @@ export async function startSlackFake(): Promise<SlackFake> {
       const text = (body as { text?: unknown } | null)?.text;
       if (typeof text !== 'string' || text.length === 0) return answer(res, 400, 'invalid_payload');
       const r = queue.shift();
-      if (r) return answer(res, STATUS[r], r === 'rate_limited' ? 'rate_limited' : r, r === 'rate_limited' ? { 'retry-after': '1' } : {});
+      if (r) return answer(res, STATUS[r], r === 'rate_limited' ? 'rate_limited' : r, r === 'rate_limited' ? { 'retry-after': String(fake.retryAfterSeconds) } : {});
       messages.push({ text });
       answer(res, 200, 'ok');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
+  const fake: SlackFake = {
     webhookUrl: `http://127.0.0.1:${port}${secretPath}`,
     messages,
     answers,
+    answeredAt,
+    retryAfterSeconds: 1,
     refuseNext: (...r) => queue.push(...r),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+  return fake;
 }

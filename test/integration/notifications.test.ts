@@ -103,6 +103,8 @@ beforeEach(async () => {
   smtp.answers.length = 0;
   slack.messages.length = 0;
   slack.answers.length = 0;
+  slack.answeredAt.length = 0;
+  slack.retryAfterSeconds = 1;
   hook.calls.length = 0;
   p = await inProcessPipeline(tmp.dir, {}, env());
 });
@@ -195,6 +197,37 @@ describe('notifications', () => {
     }
     expect(payload(of(chain, 'notification.failed', 'slack')[0] as JournalEntry).retryAfterSeconds).toBe(1);
     expect(of(chain, 'job.failed')).toHaveLength(0);
+  });
+
+  it('a Retry-After longer than the backoff is waited out before the next attempt', async () => {
+    // The notify queue's first backoff is 1-2 s; Slack asks for 6.
+    slack.retryAfterSeconds = 6;
+    slack.refuseNext('rate_limited');
+    const { chain } = await runForm();
+    expect(slack.answers).toEqual([429, 200]);
+    expect((slack.answeredAt[1] as number) - (slack.answeredAt[0] as number)).toBeGreaterThanOrEqual(5_900);
+    expect(payload(of(chain, 'notification.failed', 'slack')[0] as JournalEntry)).toMatchObject({ retryable: true, code: '429-rate_limited', retryAfterSeconds: 6 });
+    expect(of(chain, 'notification.sent', 'slack').map((e) => payload(e).attempt)).toEqual([2]);
+  }, 60_000);
+
+  it('a recipient the mail server refuses while it takes the others: sent to the others, the refused one on the record, nothing sent twice', async () => {
+    await p?.stop();
+    const BOUNCE = 'left-the-company@northwind-analytics.example';
+    const rules = JSON.parse(readFileSync(DEFAULT_RULES_PATH, 'utf8')) as { recipients: Record<string, unknown> };
+    rules.recipients['sales-team'] = { email: { to: [BOUNCE, TEAM] } };
+    const partialRules = join(rulesDir.dir, 'rules-partial.json');
+    writeFileSync(partialRules, JSON.stringify(rules));
+    p = await inProcessPipeline(tmp.dir, {}, { ...env(), RULES_PATH: partialRules });
+    smtp.refuseNext({ at: 'rcpt', code: 550, message: `5.1.1 <${BOUNCE}>: Recipient address rejected: User unknown` });
+    const { chain } = await runForm();
+    expect(smtp.received).toHaveLength(1);
+    expect(smtp.received[0]?.to).toEqual([TEAM]);
+    expect(smtp.answers.filter((a) => a.at === 'rcpt').map((a) => a.code)).toEqual([550, 250]);
+    const sent = of(chain, 'notification.sent', 'email');
+    expect(sent.map((e) => payload(e))).toMatchObject([{ attempt: 1, to: [TEAM], rejected: [BOUNCE] }]);
+    expect(of(chain, 'notification.failed', 'email')).toHaveLength(0);
+    // Sealed, like the other addresses: not in clear in the journal file.
+    expect(readFileSync(p.path).includes(Buffer.from(BOUNCE))).toBe(false);
   });
 
   it('a permanent refusal (550 for the recipient, Slack 404 channel_not_found) fails the job at once with its reason on the record', async () => {

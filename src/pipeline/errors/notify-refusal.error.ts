@@ -16,9 +16,16 @@ export class NotifyRefusal extends Error {
   }
 }
 
-/** A delivery that failed for now; the job is retried with backoff. Its message carries only the channel and code. */
+/**
+ * A delivery that failed for now; the job is retried with backoff, no sooner than `retryAfterMs` when the
+ * provider said when (the notify queue's backoff strategy reads it). Its message carries only the channel and code.
+ */
 export class NotifyRetryError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    options?: { cause?: unknown },
+    readonly retryAfterMs?: number,
+  ) {
     super(message, options);
     this.name = 'NotifyRetryError';
   }
