@@ -232,6 +232,19 @@ function facts(step: TraceStep): string {
 
 const STEP_TITLES: Record<TraceStep['step'], string> = { received: 'Received', 'ai-decision': 'AI decision', 'rule-decision': 'Rule decision', 'crm-write': 'CRM write', override: 'Human override', other: 'Entry' };
 
+/** /audit/trace without a correlation: what it needs, and a field to give it. */
+export function traceFinderPage(user: PageUser): string {
+  const body = `<p>A trace shows everything the journal holds under one <strong>correlation id</strong>: the interaction, its decision, the rules applied, the CRM writes, notifications and overrides, each with its proof.</p>
+<form method="get" action="/audit/trace"><label>Correlation id <input name="correlationId" required maxlength="512" size="60" placeholder="form/webform/contact-sales-1234"></label> <button type="submit">Show the trace</button></form>
+<p>Correlation ids are in the <a href="/audit/timeline">timeline</a>, the <a href="/audit/review">review queue</a>, <code>send-sample</code>'s output and <code>activity-journal trace</code>.</p>`;
+  return layout('Trace', user, '', body);
+}
+
+/** The page for an /audit address that does not exist (signed in or not: it names no data). */
+export function notFoundPage(path: string): string {
+  return layout('Not found', null, '', `<p class="error" role="alert">There is no page at <code>${esc(path.slice(0, 200))}</code>.</p><p>The audit UI's pages: <a href="/audit/timeline">timeline</a>, <a href="/audit/review">review queue</a>, <a href="/audit/connectors">connectors</a>, <a href="/audit/integrity">integrity</a>, <a href="/audit/export">export</a>.</p>`);
+}
+
 export function tracePage(user: PageUser, view: TraceView, canOverride: boolean, notice: string | null, error: string | null): string {
   const decision = view.interaction?.decisionId ?? null;
   const steps = view.steps

@@ -19,7 +19,7 @@ import { silentLogger } from '../config/logger.ts';
 import { CATEGORIES } from '../pipeline/classification.ts';
 import { OverrideError } from '../pipeline/errors/override.error.ts';
 import { ExportError, type ExportScope } from '../audit/export.ts';
-import { CONTENT_SECURITY_POLICY, connectorsPage, exportPage, integrityPage, layout, loginPage, reviewPage, timelinePage, tracePage, type PageUser } from './audit-pages.ts';
+import { CONTENT_SECURITY_POLICY, connectorsPage, exportPage, integrityPage, layout, loginPage, reviewPage, timelinePage, traceFinderPage, tracePage, type PageUser } from './audit-pages.ts';
 import { openApiDocument } from './openapi.ts';
 import { QueueUnavailableError } from '../pipeline/errors/queue-unavailable.error.ts';
 
@@ -295,7 +295,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       page((req, p) => {
         const q = req.query as Record<string, unknown>;
         const id = str(q.correlationId);
-        if (!id) throw new HttpError(400, 'which correlation? /audit/trace?correlationId=...');
+        if (!id) return traceFinderPage(pageUser(p));
         return tracePage(pageUser(p), service.trace(id), allowed(p.user.role, 'override'), str(q.notice) ?? null, str(q.error) ?? null);
       }),
     );

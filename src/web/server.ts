@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { registerWebhooks, type WebhookOptions } from './webhooks.ts';
 import { registerAuditRoutes, type AuditRoutesOptions } from './audit-routes.ts';
 import { registry } from '../metrics/registry.ts';
+import { CONTENT_SECURITY_POLICY, notFoundPage } from './audit-pages.ts';
 
 export interface DependencyCheck {
   readonly name: string;
@@ -81,6 +82,21 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
       return `Google form ${formId} is connected; its responses are being taken in. You can close this window.`;
     });
   }
+
+  // An address that does not exist, said for the reader it is for: a page in the audit UI, JSON for the API
+  // and everything else (webhook providers, health checks, scrapers).
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0] ?? '/';
+    if (path === '/audit' || path.startsWith('/audit/')) {
+      return reply
+        .code(404)
+        .type('text/html; charset=utf-8')
+        .headers({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer', 'content-security-policy': CONTENT_SECURITY_POLICY })
+        .send(notFoundPage(path));
+    }
+    const hint = path.startsWith('/api/') ? ' (the API is described at /api/v1/openapi.json)' : path.startsWith('/webhooks/') ? ' (webhooks are POSTed to /webhooks/<provider>)' : ' (this server has /healthz, /metrics, /webhooks/<provider>, /audit and /api/v1)';
+    return reply.code(404).send({ error: `no such endpoint: ${req.method} ${path.slice(0, 200)}${hint}` });
+  });
 
   app.get('/metrics', async (_req, reply) => {
     const text = await (options.metrics ?? (() => registry.metrics()))();

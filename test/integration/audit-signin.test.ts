@@ -260,4 +260,27 @@ describe('cookies and the content security policy', () => {
     expect(login.body).not.toMatch(/\sstyle="/);
     expect(login.headers['content-security-policy']).toBe(csp);
   });
+
+  it('answers an address that does not exist in words for its reader, and /audit/trace without a correlation asks for one', async () => {
+    const w = await web();
+    const page = await w.app.inject({ method: 'GET', url: '/audit/no-such-page?x=1' });
+    expect(page.statusCode).toBe(404);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.headers['content-security-policy']).toBeDefined();
+    expect(page.body).toContain('There is no page at <code>/audit/no-such-page</code>');
+    expect(page.body).toContain('href="/audit/timeline"');
+    const escaped = await w.app.inject({ method: 'GET', url: '/audit/%3Cscript%3E' });
+    expect(escaped.body).not.toContain('<script>');
+    const api = await w.app.inject({ method: 'GET', url: '/api/v1/nothing' });
+    expect(api.statusCode).toBe(404);
+    expect(api.json()).toEqual({ error: 'no such endpoint: GET /api/v1/nothing (the API is described at /api/v1/openapi.json)' });
+    const other = await w.app.inject({ method: 'GET', url: '/favicon.ico' });
+    expect(other.statusCode).toBe(404);
+    expect(other.json<{ error: string }>().error).toMatch(/^no such endpoint: GET \/favicon\.ico \(this server has \/healthz/);
+
+    const cookie = sessionCookie(await signIn(w.app, ALICE.id, ALICE.password));
+    const finder = await w.app.inject({ method: 'GET', url: '/audit/trace', headers: { cookie } });
+    expect(finder.statusCode).toBe(200);
+    expect(finder.body).toContain('<form method="get" action="/audit/trace"><label>Correlation id <input name="correlationId" required');
+  });
 });
