@@ -53,9 +53,6 @@ interface Managed {
 export const QUICK_EXIT_MS = 10_000;
 export const MAX_QUICK_EXITS = 3;
 
-/** How long the banner waits for every process to answer before saying which does not. */
-const READY_DEADLINE_MS = 60_000;
-
 /** What the journal service archives, where, how often (from the configuration; nothing is contacted here). */
 function archiveLine(config: Config): string {
   const s = config.journal.archiveStore;
@@ -284,7 +281,7 @@ interface Readiness {
 
 /**
  * Prints the banner once, when everything answers: the journal service's health, the web server's /healthz (200)
- * and the worker's ready message. Past READY_DEADLINE_MS, says which does not and what it last said (and keeps
+ * and the worker's ready message. Past STARTUP_REPORT_SECONDS, says which does not and what it last said (and keeps
  * waiting: a restarted child or a late Redis may still bring it up).
  */
 async function announceWhenReady(r: Readiness): Promise<void> {
@@ -292,7 +289,7 @@ async function announceWhenReady(r: Readiness): Promise<void> {
   const client = new HttpJournalClient({ url: r.config.service.url, attempts: 1, timeoutMs: 2000 });
   const listen = r.config.web.listen;
   const healthz = listen.kind === 'tcp' ? `http://${listen.host}:${listen.port}/healthz` : '';
-  const deadline = Date.now() + READY_DEADLINE_MS;
+  const deadline = Date.now() + r.config.startupReportMs;
   let warned = false;
   try {
     while (!r.control.isStopping()) {
@@ -326,7 +323,7 @@ async function announceWhenReady(r: Readiness): Promise<void> {
         if (!journal.ok) waiting.push(['journal-service', journal.lastSaid]);
         if (!r.worker.ready) waiting.push([r.worker.name, r.worker.lastSaid]);
         if (!webOk) waiting.push([r.web.name, r.web.lastSaid]);
-        r.log.error({ waitingFor: waiting.map(([name]) => name), lastSaid: Object.fromEntries(waiting) }, `not up after ${READY_DEADLINE_MS / 1000} s: ${waiting.map(([name, said]) => `${name} (${said})`).join(', ')}`);
+        r.log.error({ waitingFor: waiting.map(([name]) => name), lastSaid: Object.fromEntries(waiting) }, `not up after ${r.config.startupReportMs / 1000} s: ${waiting.map(([name, said]) => `${name} (${said})`).join(', ')}`);
       }
       await new Promise((done) => setTimeout(done, 200));
     }

@@ -90,6 +90,7 @@ export const EnvSchema = z.object({
   FORMS_POLL_EVERY_SECONDS: intFrom(120, 5),
   FORMS_BACKFILL_DAYS: intFrom(30, 1),
   SHUTDOWN_DEADLINE_SECONDS: intFrom(20, 1),
+  STARTUP_REPORT_SECONDS: intFrom(60, 1),
   JOB_LOCK_SECONDS: intFrom(30, 1),
   REDRIVE_INTERVAL_SECONDS: intFrom(60, 1),
   REDRIVE_GRACE_SECONDS: intFrom(120, 0),
@@ -300,6 +301,8 @@ export interface Config {
     readonly keyStoreBackupPath: string;
   };
   readonly shutdownDeadlineMs: number;
+  /** How long `start` waits for every process to answer before it says which does not (and goes on waiting). */
+  readonly startupReportMs: number;
   readonly logLevel: string;
   /** LOG_FORMAT: forced 'pretty' or 'json'; unset, pretty when stderr is a terminal (see src/config/logger.ts). */
   readonly logFormat?: 'pretty' | 'json';
@@ -501,6 +504,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       keyStoreBackupPath: resolve(e.KEY_STORE_BACKUP ?? join(dirname(dataDir), `${basename(dataDir)}-key-backup`, 'subject-keys.sqlite')),
     },
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_SECONDS * 1000,
+    startupReportMs: e.STARTUP_REPORT_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,
     ...(e.LOG_FORMAT ? { logFormat: e.LOG_FORMAT } : {}),
   };

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { tempDir } from '../helpers/tmp.ts';
 import { freePort } from '../helpers/service.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
-import { alive, exitWithin, healthy, processTree, serving, startProduct as start, stillAlive, waitFor, type Started } from '../helpers/product.ts';
+import { OwnRedis, alive, exitWithin, healthy, processTree, serving, startProduct as start, stillAlive, waitFor, type Started } from '../helpers/product.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let prefix: string;
@@ -133,6 +133,28 @@ describe('activity-journal start', () => {
     product.child.kill('SIGTERM');
     expect(await product.exited).toBe(0);
     expect(product.stderr().match(/activity-journal is running/g)?.length).toBe(1);
+  });
+
+  it('says which process is not up, and what it last said, after STARTUP_REPORT_SECONDS; keeps waiting, and the banner follows when Redis comes', async () => {
+    const redis = await OwnRedis.start();
+    await redis.down();
+    try {
+      const web = await freePort();
+      const journalPort = await freePort();
+      const product = startProduct('node', { ...productEnv(web, journalPort), REDIS_URL: redis.url, STARTUP_REPORT_SECONDS: '3' });
+      const report = await waitFor('the not-up report', () => /"msg":"not up after 3 s: [^"]*"/.exec(product.stderr())?.[0] ?? null, 60_000);
+      expect(report).toContain('worker (');
+      expect(report).toContain(`web (/healthz answered 503 (redis: redis unreachable at 127.0.0.1:${redis.port}`);
+      expect(report).not.toContain('journal-service');
+      expect(product.stderr()).not.toContain('activity-journal is running');
+      await redis.up();
+      await waitFor('the banner once Redis answers', () => (product.stderr().includes('activity-journal is running') ? true : null), 60_000);
+      expect(product.stderr().match(/not up after/g)?.length).toBe(1);
+      product.child.kill('SIGTERM');
+      expect(await product.exited).toBe(0);
+    } finally {
+      await redis.down();
+    }
   });
 
   it('refuses a second start on the same data at once, and SIGTERM to npm\'s own pid stops the whole tree in order', async () => {
