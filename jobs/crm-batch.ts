@@ -242,8 +242,12 @@ export class QueueRequestGate implements RequestGate {
   }
 
   /** BullMQ's manual rate limit on the queue: no worker fetches a crm-batch job, nor sends a request, until it ends. */
-  async pause(ms: number): Promise<void> {
+  async halt(ms: number): Promise<void> {
     await this.queue.rateLimit(Math.max(1, Math.round(ms)));
+  }
+
+  async pause(ms: number): Promise<void> {
+    await this.halt(ms);
     await new Promise((r) => setTimeout(r, Math.min(ms, 60_000)));
   }
 }
@@ -259,6 +263,7 @@ function firstFree(gate: RequestGate): RequestGate {
       }
       return gate.acquire();
     },
+    halt: (ms) => gate.halt(ms),
     pause: (ms) => gate.pause(ms),
   };
 }

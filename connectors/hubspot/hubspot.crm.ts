@@ -17,7 +17,7 @@
  *   5xx and network errors back off and retry, then throw; 207 is handled item by item; a 400 fails only the
  *   items it names (a batch that names none is split until the bad item stands alone).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Client } from '@hubspot/api-client';
 import type { JournalClient } from '../../src/journal/journal-client.ts';
@@ -29,8 +29,25 @@ import { ASSOCIATION_TYPE_IDS } from './association-types.ts';
 import { HubSpotCallError, call, createHubSpotClient, dailyBudgetFrom, msUntilDailyReset, type CallRecord, type DailyBudget } from './hubspot.http.ts';
 
 export const ID_PROPERTY = 'journal_entry_id';
-const ACTIVITY_TYPES = ['emails', 'calls', 'notes', 'meetings'] as const;
+/** The object types the mirror writes (meetings are never written, so never set up). */
+const WRITTEN_TYPES = ['emails', 'calls', 'notes'] as const;
 type ObjectType = MirrorPlan['objectType'];
+/** How a type's writes are kept to one object per journal entry (see doSetup). */
+export type Scheme = 'unique-upsert' | 'search-before-create' | 'unavailable';
+interface TypeSetup {
+  readonly scheme: Scheme;
+  readonly reason: string;
+  readonly at: number;
+}
+/** Our own property group, made only when HubSpot lists none for the type. */
+const OWN_GROUP = 'activity_journal';
+const UNAVAILABLE_RETRY_MS = 10 * 60_000;
+/** HubSpot's search API: 4 requests per second per token, 200 results per page, 10,000 results per query. */
+const SEARCH_MIN_GAP_MS = 250;
+const SEARCH_PAGE = 200;
+const SEARCH_MAX_RESULTS = 10_000;
+/** Values per IN filter we send (our bound; a query has one filter group of one filter, well inside HubSpot's 5 groups and 25 filters). */
+const SEARCH_IN_VALUES = 100;
 
 
 /** Thrown when HubSpot's daily limit is reached (a 429 DAILY, or the tracked budget is down to the reserve). */
@@ -59,8 +76,24 @@ export interface HubSpotCrmOptions {
   readonly backoffMs?: number;
   /** How long contact/company/deal lookups are remembered (default 10 min). */
   readonly cacheTtlMs?: number;
+  /** The account's time zone (IANA): HubSpot's daily limit resets at midnight there (default UTC). */
+  readonly timeZone?: string;
+  /**
+   * How long HubSpot's search index may lag a write (default 15 s): under search-before-create, an entry whose
+   * create was decided less than this ago is searched for only once the time has passed.
+   */
+  readonly searchIndexDelayMs?: number;
   readonly logger?: Logger;
 }
+
+/** What HubSpot last got for an entry, by the journal: the properties, and the object's id. */
+interface Written {
+  readonly properties: Record<string, unknown>;
+  readonly objectId: string | null;
+}
+
+const LOST_ANSWER_NOTE = 'an earlier attempt created this activity and its answer was lost (no successful write of it was on the record)';
+const FOUND_BY_SEARCH_NOTE = 'found by a search on journal_entry_id: an earlier attempt created it and its answer was lost';
 
 interface Cached<T> {
   readonly value: T;
@@ -86,12 +119,20 @@ export class HubSpotCrm implements BatchCrmClient {
   private readonly companyCache = new Map<string, Cached<string[]>>();
   private readonly dealCache = new Map<string, Cached<{ candidates: string[]; open: string[] }>>();
   private budget: DailyBudget = { limit: null, remaining: null, observedAt: null, resetsAt: null };
-  private bootstrapped: Promise<void> | null = null;
+  private readonly setups = new Map<ObjectType, Promise<TypeSetup>>();
+  private readonly decided = new Map<ObjectType, TypeSetup>();
+  /** Tells this process's setup entries from another's (each process decides once per type). */
+  private readonly runId = randomUUID();
+  private searchTurn: Promise<void> = Promise.resolve();
+  private lastSearchAt = 0;
   private readonly gateOfCall = new AsyncLocalStorage<RequestGate>();
   /** Calls made by this client (for the bench and tests): method, path, status. */
   readonly calls: CallRecord[] = [];
 
+  private readonly timeZone: string;
+
   constructor(private readonly o: HubSpotCrmOptions) {
+    this.timeZone = o.timeZone ?? 'UTC';
     this.log = (o.logger ?? silentLogger).child({ component: 'connectors.hubspot' });
     this.client = createHubSpotClient({ accessToken: o.accessToken, ...(o.basePath ? { basePath: o.basePath } : {}) });
   }
@@ -112,50 +153,161 @@ export class HubSpotCrm implements BatchCrmClient {
 
   // ---------------------------------------------------------------- bootstrap
 
-  bootstrap(): Promise<void> {
-    this.bootstrapped ??= this.doBootstrap().catch((err: unknown) => {
-      this.bootstrapped = null;
-      throw err;
-    });
-    return this.bootstrapped;
+  /** Sets up every object type the mirror writes (each on its own: a refusal on one does not hold up the others). */
+  async bootstrap(): Promise<void> {
+    for (const type of WRITTEN_TYPES) await this.setupOf(type);
   }
 
-  private async doBootstrap(): Promise<void> {
+  /** How writes of this type are made idempotent (decided once per process and type, journaled). */
+  schemeOf(type: ObjectType): Scheme | null {
+    return this.decided.get(type)?.scheme ?? null;
+  }
+
+  private setupOf(type: ObjectType): Promise<TypeSetup> {
+    const known = this.setups.get(type);
+    const setup = this.decided.get(type);
+    // A type HubSpot would not let us set up is asked again after a while (a permission may have been granted).
+    if (known && !(setup?.scheme === 'unavailable' && setup.at + UNAVAILABLE_RETRY_MS < Date.now())) return known;
+    const run = this.doSetup(type).then(
+      (s) => {
+        this.decided.set(type, s);
+        return s;
+      },
+      (err: unknown) => {
+        this.setups.delete(type);
+        throw err;
+      },
+    );
+    this.setups.set(type, run);
+    return run;
+  }
+
+  /**
+   * Decides, for one object type, how writes are made idempotent, and journals the decision:
+   * - `unique-upsert`: journal_entry_id is a property with unique values (found, or created with hasUniqueValue),
+   *   and every write is a batch upsert by it;
+   * - `search-before-create`: HubSpot refused a unique property on this type (it documents unique properties for
+   *   contacts, companies, deals, tickets and custom objects), so journal_entry_id is an ordinary property and a
+   *   write updates the object id the journal recorded, else the object a search by journal_entry_id finds, and
+   *   creates only when neither exists;
+   * - `unavailable`: not even an ordinary property could be created; writes of this type fail with the reason.
+   * Every call is journaled, the refused ones too.
+   */
+  private async doSetup(type: ObjectType): Promise<TypeSetup> {
     const correlationId = 'crm/bootstrap';
-    for (const type of ACTIVITY_TYPES) {
-      const path = `/crm/v3/properties/${type}/${ID_PROPERTY}`;
+    const evaluated: Record<string, string | number | boolean | null> = { objectType: type, property: ID_PROPERTY };
+    const attempt = async <T>(purpose: string, method: CallRecord['method'], path: string, run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>, extra: Record<string, unknown> = {}): Promise<{ data: T } | HubSpotCallError> => {
       try {
-        const got = await this.send('GET', path, () => this.client.crm.properties.coreApi.getByNameWithHttpInfo(type, ID_PROPERTY));
-        await this.journalCall(correlationId, got.record, { purpose: 'bootstrap-check', objectType: type });
-        if (!got.data.hasUniqueValue) throw new Error(`the HubSpot property ${type}.${ID_PROPERTY} exists without hasUniqueValue; delete it or make it unique, or idempotent writes are impossible`);
-        continue;
+        const got = await this.send(method, path, run);
+        await this.journalCall(correlationId, got.record, { purpose, objectType: type, ...extra });
+        evaluated[purpose] = got.record.status;
+        return got;
       } catch (err) {
-        if (!(err instanceof HubSpotCallError) || err.kind !== 'not-found') throw err;
-        await this.journalCall(correlationId, err.record, { purpose: 'bootstrap-check', objectType: type });
+        if (!(err instanceof HubSpotCallError)) throw err;
+        await this.journalCall(correlationId, err.record, { purpose, objectType: type, ...extra }, err.message, err.retryable);
+        evaluated[purpose] = err.record.status;
+        // Retryable (429, 5xx, network) or a refused token: the setup is tried again by the next write.
+        if (err.retryable || err.kind === 'auth') throw err;
+        return err;
       }
-      const createPath = `/crm/v3/properties/${type}`;
-      const created = await this.send('POST', createPath, () =>
-        this.client.crm.properties.coreApi.createWithHttpInfo(type, {
-          name: ID_PROPERTY,
-          label: 'Journal entry id',
-          description: 'The activity-journal entry this activity mirrors (unique: makes every write idempotent).',
-          groupName: type === 'emails' ? 'email' : type === 'calls' ? 'call' : type === 'notes' ? 'note' : 'meeting',
-          type: 'string' as never,
-          fieldType: 'text' as never,
-          hasUniqueValue: true,
-          formField: false,
-        }),
-      );
-      await this.journalCall(correlationId, created.record, { purpose: 'bootstrap-create', objectType: type, properties: { name: ID_PROPERTY, hasUniqueValue: true } });
-      await this.o.journal.append({
-        kind: 'state.changed',
+    };
+
+    const got = await attempt('bootstrap-check', 'GET', `/crm/v3/properties/${type}/${ID_PROPERTY}`, () => this.client.crm.properties.coreApi.getByNameWithHttpInfo(type, ID_PROPERTY));
+    if (!(got instanceof HubSpotCallError)) {
+      evaluated['exists'] = true;
+      evaluated['hasUniqueValue'] = got.data.hasUniqueValue === true;
+      if (got.data.hasUniqueValue) return this.decide(type, 'unique-upsert', evaluated, `${type}.${ID_PROPERTY} exists with unique values: writes are batch upserts by it`);
+      return this.decide(type, 'search-before-create', evaluated, `${type}.${ID_PROPERTY} exists without unique values (HubSpot cannot make an existing property unique): writes update the object the journal recorded or a search by ${ID_PROPERTY} finds, and create only when there is none`);
+    }
+    if (got.kind !== 'not-found') return this.decide(type, 'unavailable', evaluated, `HubSpot refused to show the property ${type}.${ID_PROPERTY}: ${got.message}`);
+    evaluated['exists'] = false;
+
+    const groupName = await this.groupFor(type, attempt, evaluated);
+    const definition = (unique: boolean) => ({
+      name: ID_PROPERTY,
+      label: 'Journal entry id',
+      description: 'The activity-journal entry this activity mirrors (one activity per entry).',
+      groupName,
+      type: 'string' as never,
+      fieldType: 'text' as never,
+      hasUniqueValue: unique,
+      formField: false,
+    });
+    const createPath = `/crm/v3/properties/${type}`;
+    const unique = await attempt('bootstrap-create', 'POST', createPath, () => this.client.crm.properties.coreApi.createWithHttpInfo(type, definition(true)), { properties: { name: ID_PROPERTY, hasUniqueValue: true, groupName } });
+    if (!(unique instanceof HubSpotCallError)) {
+      await this.created(type, correlationId, true);
+      return this.decide(type, 'unique-upsert', evaluated, `created ${type}.${ID_PROPERTY} with unique values: writes are batch upserts by it`);
+    }
+    // Created meanwhile by another worker: read what it made.
+    if (unique.record.status === 409) {
+      this.setups.delete(type);
+      return this.doSetup(type);
+    }
+    evaluated['uniqueRefused'] = unique.message.slice(0, 500);
+    const plain = await attempt('bootstrap-create', 'POST', createPath, () => this.client.crm.properties.coreApi.createWithHttpInfo(type, definition(false)), { properties: { name: ID_PROPERTY, hasUniqueValue: false, groupName } });
+    if (plain instanceof HubSpotCallError) {
+      return this.decide(type, 'unavailable', evaluated, `HubSpot refused the property ${type}.${ID_PROPERTY} with unique values (${unique.message}) and without (${plain.message}): ${type} cannot be mirrored`);
+    }
+    await this.created(type, correlationId, false);
+    return this.decide(type, 'search-before-create', evaluated, `HubSpot refused a unique ${type}.${ID_PROPERTY} (${unique.message}); created it without unique values: writes update the object the journal recorded or a search by ${ID_PROPERTY} finds, and create only when there is none`);
+  }
+
+  /**
+   * The property group the new property goes in: the type's default information group when HubSpot lists it
+   * (e.g. emailinformation), else the first group listed, else one we create.
+   */
+  private async groupFor(type: ObjectType, attempt: <T>(purpose: string, method: CallRecord['method'], path: string, run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>, extra?: Record<string, unknown>) => Promise<{ data: T } | HubSpotCallError>, evaluated: Record<string, string | number | boolean | null>): Promise<string> {
+    const listed = await attempt('bootstrap-groups', 'GET', `/crm/v3/properties/${type}/groups`, () => this.client.crm.properties.groupsApi.getAllWithHttpInfo(type));
+    const names = listed instanceof HubSpotCallError ? [] : ((listed.data.results ?? []) as { name: string; archived?: boolean }[]).filter((g) => g.archived !== true).map((g) => g.name);
+    const preferred = `${type.replace(/s$/, '')}information`;
+    const chosen = names.includes(preferred) ? preferred : names.includes(OWN_GROUP) ? OWN_GROUP : (names[0] ?? null);
+    if (chosen !== null) {
+      evaluated['groupName'] = chosen;
+      return chosen;
+    }
+    await attempt('bootstrap-group-create', 'POST', `/crm/v3/properties/${type}/groups`, () => this.client.crm.properties.groupsApi.createWithHttpInfo(type, { name: OWN_GROUP, label: 'Activity journal', displayOrder: -1 }));
+    evaluated['groupName'] = OWN_GROUP;
+    return OWN_GROUP;
+  }
+
+  private async created(type: ObjectType, correlationId: string, unique: boolean): Promise<void> {
+    await this.o.journal.append({
+      kind: 'state.changed',
+      source: 'hubspot',
+      actor: 'crm:hubspot',
+      correlationId,
+      idempotencyKey: `crm/bootstrap/${type}/${ID_PROPERTY}/${unique ? 'unique' : 'plain'}/${this.runId}`,
+      payload: { entity: `hubspot/properties/${type}/${ID_PROPERTY}`, field: 'exists', from: false, to: true },
+    });
+  }
+
+  /** Journals the scheme chosen for a type (rule.decision), and a connector.health when it is not the unique upsert. */
+  private async decide(type: ObjectType, scheme: Scheme, evaluated: Record<string, string | number | boolean | null>, reason: string): Promise<TypeSetup> {
+    const correlationId = 'crm/bootstrap';
+    const entries: AppendInput[] = [
+      {
+        kind: 'rule.decision',
         source: 'hubspot',
         actor: 'crm:hubspot',
         correlationId,
-        idempotencyKey: `crm/bootstrap/${type}/${ID_PROPERTY}/${created.record.correlationId}`,
-        payload: { entity: `hubspot/properties/${type}/${ID_PROPERTY}`, field: 'exists', from: false, to: true },
+        idempotencyKey: `crm/idempotency/${type}/${this.runId}`,
+        payload: { ruleId: 'crm-idempotency', ruleVersion: 'hubspot-idempotency@1', evaluated: { ...evaluated }, outcome: scheme, reason: reason.slice(0, 10_000) },
+      },
+    ];
+    if (scheme !== 'unique-upsert') {
+      entries.push({
+        kind: 'connector.health',
+        source: 'hubspot',
+        actor: 'crm:hubspot',
+        correlationId: 'crm/health',
+        idempotencyKey: `crm/health/idempotency/${type}/${this.runId}`,
+        payload: { connector: 'hubspot', status: scheme === 'unavailable' ? 'failing' : 'degraded', reason: `${type}: ${reason}`.slice(0, 10_000), windowStart: new Date().toISOString() },
       });
     }
+    await this.o.journal.appendBatch(entries);
+    if (scheme !== 'unique-upsert') this.log.warn({ objectType: type, scheme }, 'HubSpot did not accept a unique journal_entry_id property on this object type');
+    return { scheme, reason, at: Date.now() };
   }
 
   // ---------------------------------------------------------------- writes
@@ -203,7 +355,6 @@ export class HubSpotCrm implements BatchCrmClient {
 
   private async writeBatch(plans: readonly MirrorPlan[]): Promise<MirrorItemOutcome[]> {
     if (plans.length === 0) return [];
-    await this.bootstrap();
     this.checkBudget(plans.length);
     const outcomes = new Map<string, MirrorItemOutcome>();
     const byType = new Map<ObjectType, MirrorPlan[]>();
@@ -216,7 +367,6 @@ export class HubSpotCrm implements BatchCrmClient {
   private async associateWritten(items: readonly { plan: MirrorPlan; objectId: string }[], batchId: string): Promise<Map<string, string>> {
     const refused = new Map<string, string>();
     if (items.length === 0) return refused;
-    await this.bootstrap();
     this.checkBudget(items.length);
     const matches = await this.match(items.map((i) => i.plan), batchId);
     const byType = new Map<ObjectType, { plan: MirrorPlan; objectId: string }[]>();
@@ -265,31 +415,197 @@ export class HubSpotCrm implements BatchCrmClient {
     await this.o.journal.appendBatch(changes);
   }
 
-  /** Upserts one type's plans; records each item's outcome; returns the written ones with their object ids. */
+  /** Writes one type's plans by the type's scheme; records each item's outcome. */
   private async upsert(type: ObjectType, plans: readonly MirrorPlan[], outcomes: Map<string, MirrorItemOutcome>): Promise<void> {
-    const previous = new Map<string, Record<string, unknown>>();
+    const setup = await this.setupOf(type);
+    const previous = new Map<string, Written>();
     for (const p of plans) {
       const last = await this.lastWritten(p);
       if (last) previous.set(p.entryId, last);
     }
-    const path = `/crm/v3/objects/${type}/batch/upsert`;
+    if (setup.scheme === 'unavailable') {
+      const record: CallRecord = { method: 'POST', path: `/crm/v3/objects/${type}`, status: 0, durationMs: 0, correlationId: `not-sent/${type}/${this.runId}`, startedAt: Date.now() };
+      const reason = `not sent: ${setup.reason}`.slice(0, 2000);
+      await this.o.journal.appendBatch(plans.map((p) => this.itemEntry('crm.write_failed', p, record, 'unavailable', { objectType: type, properties: { ...p.properties }, batchSize: plans.length, error: reason, retryable: false })));
+      for (const p of plans) outcomes.set(p.entryId, { entryId: p.entryId, status: 'failed', objectId: null, reason, retryable: false });
+      return;
+    }
+    if (setup.scheme === 'unique-upsert') {
+      await this.batchWrite(type, 'upsert', plans, previous, outcomes, (chunk) => {
+        const inputs = chunk.map((p) => ({ idProperty: ID_PROPERTY, id: p.entryId, objectWriteTraceId: p.entryId, properties: { ...p.properties } }));
+        return this.send('POST', `/crm/v3/objects/${type}/batch/upsert`, () => this.batchApi(type).upsertWithHttpInfo({ inputs }));
+      });
+      return;
+    }
+    await this.writeBySearch(type, plans, previous, outcomes);
+  }
+
+  /**
+   * The scheme for a type without a unique id property. An entry whose object id the journal recorded is updated
+   * by that id. Any other is searched for by journal_entry_id first, so an object created by an attempt whose
+   * answer was lost (a timeout, a killed worker) is found and updated instead of created twice. HubSpot's search
+   * index lags its writes by a few seconds: when the journal holds an earlier decision to create the entry that is
+   * younger than `searchIndexDelayMs`, the search waits until it is older before it trusts "not found". Each create
+   * is journaled beforehand as a rule.decision (what the search found, the rule), which is what tells a later
+   * attempt that a create may have happened.
+   */
+  private async writeBySearch(type: ObjectType, plans: readonly MirrorPlan[], previous: Map<string, Written>, outcomes: Map<string, MirrorItemOutcome>): Promise<void> {
+    const known = new Map<string, string>();
+    for (const p of plans) {
+      const id = previous.get(p.entryId)?.objectId;
+      if (id) known.set(p.entryId, id);
+    }
+    let unknown = plans.filter((p) => !known.has(p.entryId));
+    const found = new Map<string, string>();
+    const earlier = new Map<string, number>();
+    if (unknown.length > 0) {
+      for (const p of unknown) {
+        const at = await this.earlierCreateDecision(p);
+        if (at !== null) earlier.set(p.entryId, at);
+      }
+      // Wait out the index lag of any earlier create decision before a search may say "not there".
+      const delay = this.o.searchIndexDelayMs ?? 15_000;
+      const youngest = Math.max(0, ...earlier.values());
+      const wait = youngest + delay - Date.now();
+      if (earlier.size > 0 && wait > 0) await sleep(wait);
+      for (const [entryId, objectId] of await this.searchByEntryIds(type, unknown.map((p) => p.entryId), [ID_PROPERTY], `crm/search/${type}`)) found.set(entryId, objectId.objectId);
+      unknown = unknown.filter((p) => !found.has(p.entryId));
+    }
+    const lost = (p: MirrorPlan): string | undefined => (found.has(p.entryId) ? (earlier.has(p.entryId) ? LOST_ANSWER_NOTE : FOUND_BY_SEARCH_NOTE) : undefined);
+    const updates = plans.filter((p) => known.has(p.entryId) || found.has(p.entryId));
+    const objectIdOf = (p: MirrorPlan): string => (known.get(p.entryId) ?? found.get(p.entryId)) as string;
+    if (updates.length > 0) {
+      await this.batchWrite(type, 'update', updates, previous, outcomes, (chunk) => {
+        const inputs = chunk.map((p) => ({ id: objectIdOf(p), objectWriteTraceId: p.entryId, properties: { ...p.properties } }));
+        return this.send('POST', `/crm/v3/objects/${type}/batch/update`, () => this.batchApi(type).updateWithHttpInfo({ inputs }));
+      }, (p) => ({ objectId: objectIdOf(p), note: lost(p) }));
+    }
+    if (unknown.length === 0) return;
+    await this.o.journal.appendBatch(
+      unknown.map((p) => ({
+        kind: 'rule.decision' as const,
+        source: 'hubspot',
+        actor: 'crm:hubspot',
+        correlationId: p.correlationId,
+        causationId: p.decisionEntryId,
+        idempotencyKey: `crm-create/${p.entryId}/${Date.now()}`,
+        payload: {
+          ruleId: 'crm-create',
+          ruleVersion: 'hubspot-search-before-create@1',
+          inputEntryId: p.entryId,
+          evaluated: { objectType: type, idProperty: ID_PROPERTY, recordedObjectId: null, searchMatches: 0, earlierCreateDecision: earlier.has(p.entryId) ? new Date(earlier.get(p.entryId) as number).toISOString() : null },
+          outcome: 'create',
+          reason: earlier.has(p.entryId)
+            ? `an earlier attempt decided to create it and left no write on the record; a search by ${ID_PROPERTY} after the index delay found nothing, so that attempt did not reach HubSpot`
+            : `no object id on the record and a search by ${ID_PROPERTY} found none`,
+        },
+      })),
+    );
+    await this.batchWrite(type, 'create', unknown, previous, outcomes, (chunk) => {
+      const inputs = chunk.map((p) => ({ objectWriteTraceId: p.entryId, properties: { ...p.properties }, associations: [] }));
+      return this.send('POST', `/crm/v3/objects/${type}/batch/create`, () => this.batchApi(type).createWithHttpInfo({ inputs }));
+    });
+  }
+
+  /** When the journal says an earlier attempt decided to create this entry's object (ms), or null. */
+  private async earlierCreateDecision(plan: MirrorPlan): Promise<number | null> {
+    const chain: JournalEntry[] = await this.o.journal.byCorrelation(plan.correlationId);
+    let at: number | null = null;
+    for (const e of chain) {
+      const p = e.payload as { ruleId?: string; inputEntryId?: string };
+      if (e.kind === 'rule.decision' && p.ruleId === 'crm-create' && p.inputEntryId === plan.entryId) at = Date.parse(e.recordedAt);
+    }
+    return at;
+  }
+
+  /**
+   * The objects of a type carrying these journal entry ids, by a search on journal_entry_id: IN filters of up to
+   * 100 values, 200 results a page, every page followed, at most 4 searches a second from this process.
+   */
+  private async searchByEntryIds(type: ObjectType, entryIds: readonly string[], properties: readonly string[], correlationId: string): Promise<Map<string, MirroredActivity>> {
+    const out = new Map<string, MirroredActivity>();
+    for (let i = 0; i < entryIds.length; i += SEARCH_IN_VALUES) {
+      const slice = entryIds.slice(i, i + SEARCH_IN_VALUES);
+      const results = await this.searchAll(type, slice, ID_PROPERTY, [...new Set([ID_PROPERTY, ...properties])], correlationId, 'entry-search');
+      // Sorted by id: when duplicates exist (made before this scheme), the oldest object is the activity.
+      for (const r of results.sort((a, b) => Number(a.id) - Number(b.id))) {
+        const key = r.properties?.[ID_PROPERTY];
+        if (key && !out.has(key)) out.set(key, { objectId: r.id, properties: r.properties ?? {} });
+      }
+    }
+    return out;
+  }
+
+  /** Every result of one IN search, page by page (journaled once per page). */
+  private async searchAll(type: 'emails' | 'calls' | 'notes' | 'companies', values: readonly string[], propertyName: string, properties: readonly string[], correlationId: string, purpose: string): Promise<{ id: string; properties?: Record<string, string | null> }[]> {
+    const path = `/crm/v3/objects/${type}/search`;
+    const api = type === 'companies' ? this.client.crm.companies.searchApi : this.client.crm.objects.searchApi;
+    const out: { id: string; properties?: Record<string, string | null> }[] = [];
+    let after: string | undefined = '0';
+    while (after !== undefined) {
+      const request = { filterGroups: [{ filters: [{ propertyName, operator: 'IN' as never, values: [...values] }] }], properties: [...properties], limit: SEARCH_PAGE, sorts: [], after };
+      await this.searchSlot();
+      const res: { data: { total?: number; results?: unknown[]; paging?: { next?: { after?: string } } }; record: CallRecord } =
+        type === 'companies'
+          ? await this.send('POST', path, () => this.client.crm.companies.searchApi.doSearchWithHttpInfo(request))
+          : await this.send('POST', path, () => (api as Client['crm']['objects']['searchApi']).doSearchWithHttpInfo(type, request));
+      const page = (res.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[];
+      out.push(...page);
+      await this.journalCall(correlationId, res.record, { purpose, objectType: type, objectIds: page.map((r) => r.id).slice(0, 1000), batchSize: values.length });
+      const next = res.data.paging?.next?.after;
+      // HubSpot serves at most 10,000 results of one query: a query that matches more is split by its caller.
+      after = next !== undefined && next !== '' && Number(next) < SEARCH_MAX_RESULTS ? next : undefined;
+      if (after === undefined && next !== undefined && values.length > 1) {
+        const half = Math.ceil(values.length / 2);
+        out.length = 0;
+        out.push(...(await this.searchAll(type, values.slice(0, half), propertyName, properties, correlationId, purpose)), ...(await this.searchAll(type, values.slice(half), propertyName, properties, correlationId, purpose)));
+      }
+    }
+    return out;
+  }
+
+  /** Spaces this process's searches at least 250 ms apart (HubSpot allows 4 search requests a second). */
+  private searchSlot(): Promise<void> {
+    const turn = this.searchTurn.then(async () => {
+      const wait = this.lastSearchAt + SEARCH_MIN_GAP_MS - Date.now();
+      if (wait > 0) await sleep(wait);
+      this.lastSearchAt = Date.now();
+    });
+    this.searchTurn = turn.catch(() => undefined);
+    return turn;
+  }
+
+  /**
+   * One batch write (upsert, update or create) of up to 100 plans, with HubSpot's refusals handled: a 400 for the
+   * whole batch fails the items it names (a batch that names none is split until the bad item stands alone); a
+   * 207 is read item by item. Every item gets its crm.write or crm.write_failed; a property that changes on an
+   * activity HubSpot already had is a state.changed (from what the journal says HubSpot last got).
+   */
+  private async batchWrite(
+    type: ObjectType,
+    op: 'upsert' | 'update' | 'create',
+    plans: readonly MirrorPlan[],
+    previous: Map<string, Written>,
+    outcomes: Map<string, MirrorItemOutcome>,
+    write: (chunk: MirrorPlan[]) => Promise<{ data: unknown; record: CallRecord }>,
+    known: (p: MirrorPlan) => { objectId: string; note: string | undefined } = () => ({ objectId: '', note: undefined }),
+  ): Promise<void> {
+    const byKey = op === 'upsert' ? { idProperty: ID_PROPERTY } : {};
     const queue: MirrorPlan[][] = [[...plans]];
     while (queue.length > 0) {
       const chunk = queue.shift() as MirrorPlan[];
-      const inputs = chunk.map((p) => ({ idProperty: ID_PROPERTY, id: p.entryId, objectWriteTraceId: p.entryId, properties: { ...p.properties } }));
       let res;
       try {
-        res = await this.send('POST', path, () => this.batchApi(type).upsertWithHttpInfo({ inputs }));
+        res = await write(chunk);
       } catch (err) {
         if (!(err instanceof HubSpotCallError) || err.kind !== 'validation') {
-          if (err instanceof HubSpotCallError) await this.journalItems(chunk, err.record, 'upsert', { objectType: type, idProperty: ID_PROPERTY }, err.message, err.retryable);
+          if (err instanceof HubSpotCallError) await this.journalItems(chunk, err.record, op, { objectType: type, ...byKey }, err.message, err.retryable);
           throw err;
         }
-        // 400 for the whole batch: fail the items HubSpot names; split a batch that names none.
-        const named = chunk.filter((p) => JSON.stringify(err.body ?? '').includes(p.entryId));
+        const named = chunk.filter((p) => JSON.stringify(err.body ?? '').includes(p.entryId) || (op === 'update' && JSON.stringify(err.body ?? '').includes(`"${known(p).objectId}"`)));
         const blamed = named.length > 0 ? named : chunk.length === 1 ? chunk : [];
         if (blamed.length > 0) {
-          await this.journalItems(blamed, err.record, 'upsert', { objectType: type, idProperty: ID_PROPERTY }, err.message, false);
+          await this.journalItems(blamed, err.record, op, { objectType: type, ...byKey }, err.message, false);
           for (const p of blamed) outcomes.set(p.entryId, { entryId: p.entryId, status: 'failed', objectId: null, reason: err.message, retryable: false });
           const rest = chunk.filter((p) => !blamed.includes(p));
           if (rest.length > 0) queue.push(rest);
@@ -299,27 +615,32 @@ export class HubSpotCrm implements BatchCrmClient {
         }
         continue;
       }
-      const results = (res.data.results ?? []) as { id: string; objectWriteTraceId?: string; properties?: Record<string, string | null>; _new?: boolean }[];
+      const data = res.data as { results?: unknown[]; errors?: unknown[] };
+      const results = (data.results ?? []) as { id: string; objectWriteTraceId?: string; properties?: Record<string, string | null>; _new?: boolean }[];
       const byEntry = new Map<string, { id: string; created: boolean }>();
       const mine = new Set(chunk.map((p) => p.entryId));
+      const byObject = new Map(op === 'update' ? chunk.map((p) => [known(p).objectId, p.entryId]) : []);
       for (const r of results) {
-        const key = [r.properties?.[ID_PROPERTY], r.objectWriteTraceId].find((k) => k !== undefined && k !== null && mine.has(k));
-        if (key) byEntry.set(key, { id: r.id, created: r._new === true });
+        const key = [r.properties?.[ID_PROPERTY], r.objectWriteTraceId, byObject.get(r.id)].find((k) => k !== undefined && k !== null && mine.has(k));
+        if (key) byEntry.set(key, { id: r.id, created: op === 'create' || r._new === true });
       }
       // HubSpot echoes journal_entry_id on every result; a server that echoes neither it nor the trace id but
       // answers every input (a schema-generated mock) is read in input order.
-      if (byEntry.size === 0 && res.record.status === 200 && results.length === chunk.length) chunk.forEach((p, i) => byEntry.set(p.entryId, { id: (results[i] as { id: string }).id, created: (results[i] as { _new?: boolean })._new === true }));
-      const errors = ((res.data as { errors?: unknown[] }).errors ?? []) as { message?: string; category?: string; status?: string; context?: Record<string, unknown> }[];
+      if (byEntry.size === 0 && res.record.status === 200 && results.length === chunk.length) chunk.forEach((p, i) => byEntry.set(p.entryId, { id: (results[i] as { id: string }).id, created: op === 'create' || (results[i] as { _new?: boolean })._new === true }));
+      const errors = (data.errors ?? []) as { message?: string; category?: string; status?: string; context?: Record<string, unknown> }[];
       const journalInputs: AppendInput[] = [];
       for (const p of chunk) {
         const hit = byEntry.get(p.entryId);
         if (hit) {
           outcomes.set(p.entryId, { entryId: p.entryId, status: 'mirrored', objectId: hit.id });
-          journalInputs.push(this.itemEntry('crm.write', p, res.record, 'upsert', { objectType: type, idProperty: ID_PROPERTY, objectIds: [hit.id], properties: { ...p.properties }, batchSize: chunk.length, created: hit.created }));
           const before = previous.get(p.entryId);
+          // An upsert that found the object although no write of it is on the record: an earlier attempt made it
+          // and its answer never reached the journal (a timeout, a killed worker). Said, so the count adds up.
+          const note = op === 'update' ? known(p).note : !hit.created && !before ? LOST_ANSWER_NOTE : undefined;
+          journalInputs.push(this.itemEntry('crm.write', p, res.record, op, { objectType: type, ...byKey, objectIds: [hit.id], properties: { ...p.properties }, batchSize: chunk.length, created: hit.created, ...(note ? { note } : {}) }));
           if (before) {
             for (const [field, to] of Object.entries(p.properties)) {
-              const from = before[field] ?? null;
+              const from = before.properties[field] ?? null;
               if (from !== to) journalInputs.push({ kind: 'state.changed', source: 'hubspot', actor: 'crm:hubspot', correlationId: p.correlationId, causationId: p.decisionEntryId, idempotencyKey: `crm/${p.entryId}/state/${field}/${res.record.correlationId}`, payload: { entity: `hubspot/${type}/${hit.id}`, field, from: from as never, to } });
             }
           }
@@ -328,20 +649,20 @@ export class HubSpotCrm implements BatchCrmClient {
           const reason = e ? `${e.category ?? 'ERROR'}: ${e.message ?? 'no message'}`.slice(0, 2000) : `HubSpot answered ${res.record.status} without this item`;
           const retryable = e ? /RATE_LIMIT|INTERNAL|TIMEOUT|UNAVAILABLE/i.test(`${e.category ?? ''} ${e.status ?? ''}`) : true;
           outcomes.set(p.entryId, { entryId: p.entryId, status: 'failed', objectId: null, reason, retryable });
-          journalInputs.push(this.itemEntry('crm.write_failed', p, res.record, 'upsert', { objectType: type, idProperty: ID_PROPERTY, properties: { ...p.properties }, batchSize: chunk.length, error: reason, retryable }));
+          journalInputs.push(this.itemEntry('crm.write_failed', p, res.record, op, { objectType: type, ...byKey, properties: { ...p.properties }, batchSize: chunk.length, error: reason, retryable }));
         }
       }
       await this.o.journal.appendBatch(journalInputs);
     }
   }
 
-  /** The properties the journal says HubSpot last got for this entry (its newest successful upsert), if any. */
-  private async lastWritten(plan: MirrorPlan): Promise<Record<string, unknown> | null> {
+  /** What the journal says HubSpot last got for this entry (its newest successful activity write), if anything. */
+  private async lastWritten(plan: MirrorPlan): Promise<Written | null> {
     const chain: JournalEntry[] = await this.o.journal.byCorrelation(plan.correlationId);
     for (let i = chain.length - 1; i >= 0; i--) {
       const e = chain[i] as JournalEntry;
-      const p = e.payload as { entryId?: string; path?: string; properties?: Record<string, unknown>; dryRun?: boolean };
-      if (e.kind === 'crm.write' && p.entryId === plan.entryId && p.dryRun !== true && p.path?.endsWith('/batch/upsert') && p.properties) return p.properties;
+      const p = e.payload as { entryId?: string; path?: string; properties?: Record<string, unknown>; dryRun?: boolean; objectIds?: string[] };
+      if (e.kind === 'crm.write' && p.entryId === plan.entryId && p.dryRun !== true && /\/batch\/(upsert|update|create)$/.test(p.path ?? '') && p.properties) return { properties: p.properties, objectId: p.objectIds?.[0] ?? null };
     }
     return null;
   }
@@ -538,21 +859,17 @@ export class HubSpotCrm implements BatchCrmClient {
     }
   }
 
+  /** Companies by domain: IN searches of up to 100 domains, every page of 200 followed (a domain may have several). */
   private async lookupCompanies(domains: readonly string[], correlationId: string): Promise<void> {
     const missing = domains.filter((d) => this.cached(this.companyCache, d) === undefined);
-    for (let i = 0; i < missing.length; i += 100) {
-      const slice = missing.slice(i, i + 100);
-      const path = '/crm/v3/objects/companies/search';
-      const res = await this.send('POST', path, () =>
-        this.client.crm.companies.searchApi.doSearchWithHttpInfo({ filterGroups: [{ filters: [{ propertyName: 'domain', operator: 'IN' as never, values: slice }] }], properties: ['domain'], limit: 200, sorts: [], after: '0' }),
-      );
+    for (let i = 0; i < missing.length; i += SEARCH_IN_VALUES) {
+      const slice = missing.slice(i, i + SEARCH_IN_VALUES);
       const found = new Map<string, string[]>();
-      for (const r of (res.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[]) {
+      for (const r of await this.searchAll('companies', slice, 'domain', ['domain'], correlationId, 'company-search')) {
         const d = r.properties?.['domain']?.toLowerCase();
-        if (d) found.set(d, [...(found.get(d) ?? []), r.id]);
+        if (d && !(found.get(d) ?? []).includes(r.id)) found.set(d, [...(found.get(d) ?? []), r.id]);
       }
       for (const d of slice) this.remember(this.companyCache, d, found.get(d) ?? []);
-      await this.journalCall(correlationId, res.record, { purpose: 'company-search', objectType: 'companies', objectIds: [...found.values()].flat().slice(0, 1000), batchSize: slice.length });
     }
   }
 
@@ -587,6 +904,9 @@ export class HubSpotCrm implements BatchCrmClient {
   // ---------------------------------------------------------------- reads (drift)
 
   async readMirrored(objectType: ObjectType, entryIds: readonly string[], properties: readonly string[]): Promise<Map<string, MirroredActivity>> {
+    const setup = await this.setupOf(objectType);
+    // Without a unique property HubSpot reads nothing by journal_entry_id: those types are found by search.
+    if (setup.scheme !== 'unique-upsert') return this.searchByEntryIds(objectType, entryIds, properties, 'crm/drift');
     const out = new Map<string, MirroredActivity>();
     for (let i = 0; i < entryIds.length; i += 100) {
       const slice = entryIds.slice(i, i + 100);
@@ -624,14 +944,20 @@ export class HubSpotCrm implements BatchCrmClient {
           rateLimited++;
           const wait = err.retryAfterMs ?? 1000;
           this.log.warn({ path, waitMs: wait, correlationId: err.record.correlationId }, 'HubSpot TEN_SECONDLY_ROLLING limit: pausing the queue, then retrying');
+          // Pause first (every worker stops sending at once), then record: the journal append takes time that
+          // other senders would otherwise spend on requests HubSpot refuses.
+          const resumeAt = Date.now() + wait;
+          await gate?.halt(wait);
           await this.journalCall('crm/rate-limit', err.record, { purpose: 'rate-limited' }, err.message, true);
-          if (gate) await gate.pause(wait);
-          else await sleep(wait);
+          await sleep(Math.max(0, resumeAt - Date.now()));
           continue;
         }
         if (err.kind === 'rate-limit-daily') {
+          // Retry-After when HubSpot sends one; else the daily reset, midnight in the account's time zone.
+          const resetInMs = err.retryAfterMs ?? msUntilDailyReset(new Date(), this.timeZone);
+          await gate?.halt(resetInMs);
           await this.journalCall('crm/rate-limit', err.record, { purpose: 'rate-limited' }, err.message, true);
-          throw await this.dailyLimit(err.retryAfterMs ?? msUntilDailyReset(new Date()), 'HubSpot answered 429 DAILY');
+          throw await this.dailyLimit(resetInMs, err.retryAfterMs === null ? `HubSpot answered 429 DAILY without Retry-After` : `HubSpot answered 429 DAILY with Retry-After ${Math.round(err.retryAfterMs / 1000)} s`);
         }
         if ((err.kind === 'server' || err.kind === 'network') && serverFailures + 1 < retries) {
           serverFailures++;
@@ -648,7 +974,7 @@ export class HubSpotCrm implements BatchCrmClient {
 
   private observe(record: CallRecord, headers: Readonly<Record<string, string>>): void {
     this.calls.push(record);
-    const b = dailyBudgetFrom(headers, new Date().toISOString());
+    const b = dailyBudgetFrom(headers, new Date().toISOString(), this.timeZone);
     if (b) this.budget = b;
   }
 
@@ -661,7 +987,7 @@ export class HubSpotCrm implements BatchCrmClient {
       return;
     }
     if (this.budget.remaining !== null && this.budget.remaining < reserve + Math.ceil(items / 100) * 6) {
-      throw new DailyLimitError(resetsAt !== null ? Math.max(1000, resetsAt - Date.now()) : msUntilDailyReset(new Date()));
+      throw new DailyLimitError(resetsAt !== null ? Math.max(1000, resetsAt - Date.now()) : msUntilDailyReset(new Date(), this.timeZone));
     }
   }
 
@@ -675,7 +1001,7 @@ export class HubSpotCrm implements BatchCrmClient {
       correlationId: 'crm/health',
       // One record per pause: a second daily limit on the same day is another event, not a conflicting copy.
       idempotencyKey: `crm/health/daily/${day}/${until}`,
-      payload: { connector: 'hubspot', status: 'degraded', reason: `${why}: writes pause until the daily reset (${until})`, windowStart: new Date().toISOString(), windowEnd: until },
+      payload: { connector: 'hubspot', status: 'degraded', reason: `${why}: writes pause until ${until} (the daily reset: midnight ${this.timeZone}, the account time zone HUBSPOT_TIME_ZONE)`, windowStart: new Date().toISOString(), windowEnd: until },
     });
     // Spent until HubSpot's reset (Retry-After when it says, else midnight): then the budget is unknown again.
     this.budget = { ...this.budget, remaining: 0, resetsAt: until };

@@ -77,14 +77,24 @@ function lower(headers: unknown): Record<string, string> {
   return out;
 }
 
-/** How long HubSpot asks us to wait: Retry-After, else the rolling window's length. */
-function retryAfterMs(headers: Record<string, string>): number | null {
+/** How long HubSpot asks us to wait: its Retry-After header (seconds or a date), or null when it sent none. */
+function retryAfterHeaderMs(headers: Record<string, string>): number | null {
   const h = headers['retry-after'];
   if (h !== undefined && /^\d+(\.\d+)?$/.test(h.trim())) return Math.round(Number(h) * 1000);
   if (h !== undefined) {
     const at = Date.parse(h);
     if (!Number.isNaN(at)) return Math.max(0, at - Date.now());
   }
+  return null;
+}
+
+/**
+ * How long to wait after a 429 of the rolling window: Retry-After, else the window's length
+ * (X-HubSpot-RateLimit-Interval-Milliseconds). Never used for the daily limit: that window is the day.
+ */
+function secondlyRetryMs(headers: Record<string, string>): number | null {
+  const asked = retryAfterHeaderMs(headers);
+  if (asked !== null) return asked;
   const interval = headers['x-hubspot-ratelimit-interval-milliseconds'];
   if (interval && /^\d+$/.test(interval)) return Number(interval);
   return null;
@@ -140,7 +150,9 @@ export async function call<T>(
     if (status === 429) {
       const policy = policyOf(body);
       const daily = policy === 'DAILY';
-      throw new HubSpotCallError(daily ? 'rate-limit-daily' : 'rate-limit-secondly', record, `HubSpot rate limit ${policy ?? 'TEN_SECONDLY_ROLLING'} on ${method} ${path}`, retryAfterMs(headers), body);
+      // A daily 429 waits for Retry-After when HubSpot sends one, else (null) for the daily reset: the interval
+      // header names the ten-second window, not the time to midnight.
+      throw new HubSpotCallError(daily ? 'rate-limit-daily' : 'rate-limit-secondly', record, `HubSpot rate limit ${policy ?? 'TEN_SECONDLY_ROLLING'} on ${method} ${path}`, daily ? retryAfterHeaderMs(headers) : secondlyRetryMs(headers), body);
     }
     if (status >= 500) throw new HubSpotCallError('server', record, `HubSpot answered ${status} to ${method} ${path}: ${describe(body)}`, null, body);
     if (status === 401 || status === 403) throw new HubSpotCallError('auth', record, `HubSpot refused the token (${status}) for ${method} ${path}`, null, body);
@@ -149,18 +161,49 @@ export async function call<T>(
   }
 }
 
-/** Reads the daily budget from a call's headers (both names HubSpot uses). */
-export function dailyBudgetFrom(headers: Readonly<Record<string, string>>, observedAt: string): DailyBudget | null {
+/** Reads the daily budget from a call's headers (both names HubSpot uses); the day ends at midnight in `timeZone`. */
+export function dailyBudgetFrom(headers: Readonly<Record<string, string>>, observedAt: string, timeZone = 'UTC'): DailyBudget | null {
   const limit = headers['x-hubspot-ratelimit-daily'];
   const remaining = headers['x-hubspot-ratelimit-daily-remaining'];
   if (limit === undefined && remaining === undefined) return null;
   const n = (v: string | undefined): number | null => (v !== undefined && /^\d+$/.test(v.trim()) ? Number(v) : null);
-  return { limit: n(limit), remaining: n(remaining), observedAt, resetsAt: new Date(Date.parse(observedAt) + msUntilDailyReset(new Date(observedAt))).toISOString() };
+  return { limit: n(limit), remaining: n(remaining), observedAt, resetsAt: nextMidnight(new Date(observedAt), timeZone).toISOString() };
+}
+
+/** True when `zone` is an IANA time zone this runtime knows (e.g. America/New_York, Europe/Berlin, UTC). */
+export function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The zone's offset from UTC at `at`, in minutes (east positive). */
+function offsetMinutes(at: number, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' }).formatToParts(new Date(at));
+  const get = (t: string): number => Number(parts.find((p) => p.type === t)?.value ?? '0');
+  const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+  return Math.round((asUtc - Math.floor(at / 1000) * 1000) / 60_000);
+}
+
+/**
+ * The next midnight in `timeZone` after `now`: when HubSpot's daily limit resets (it counts the day in the
+ * account's time zone). Daylight-saving changes are taken into account; a zone whose midnight is skipped that day
+ * resets at its first minute.
+ */
+export function nextMidnight(now: Date, timeZone = 'UTC'): Date {
+  const t = now.getTime();
+  const local = new Date(t + offsetMinutes(t, timeZone) * 60_000);
+  const midnightLocal = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate() + 1);
+  // Convert the local wall-clock midnight back to an instant with the offset in force then (twice: DST edges).
+  let guess = midnightLocal - offsetMinutes(t, timeZone) * 60_000;
+  guess = midnightLocal - offsetMinutes(guess, timeZone) * 60_000;
+  return new Date(guess > t ? guess : t + 1000);
 }
 
 /** Milliseconds until HubSpot's daily limit resets: midnight in the account's time zone (UTC unless told). */
-export function msUntilDailyReset(now: Date, timeZoneOffsetMinutes = 0): number {
-  const local = new Date(now.getTime() + timeZoneOffsetMinutes * 60_000);
-  const next = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate() + 1) - timeZoneOffsetMinutes * 60_000;
-  return Math.max(1000, next - now.getTime());
+export function msUntilDailyReset(now: Date, timeZone = 'UTC'): number {
+  return Math.max(1000, nextMidnight(now, timeZone).getTime() - now.getTime());
 }

@@ -73,6 +73,17 @@ export const EnvSchema = z.object({
   HUBSPOT_DAILY_RESERVE: intFrom(500, 0),
   HUBSPOT_CREATE_CONTACTS: z.enum(['never', 'inbound', 'always']).default('never'),
   HUBSPOT_DEAL_RULE: z.enum(['single-open-deal', 'none']).default('single-open-deal'),
+  HUBSPOT_TIME_ZONE: z
+    .string()
+    .default('UTC')
+    .refine((z) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: z });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'must be an IANA time zone such as America/New_York or Europe/Berlin (the account time zone of HubSpot settings > Account defaults)'),
   GOOGLE_CLIENT_ID: z.string().min(1).optional(),
   GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
   GOOGLE_REDIRECT_URL: z.string().url().optional(),
@@ -227,6 +238,8 @@ export interface Config {
       readonly dailyReserve: number;
       readonly createContacts: 'never' | 'inbound' | 'always';
       readonly dealRule: 'single-open-deal' | 'none';
+      /** The HubSpot account's time zone: its daily API limit resets at midnight there. */
+      readonly timeZone: string;
     } | null;
     /** Polled forms (HubSpot form guids, Google Forms), and how often and how far back they are read. */
     readonly forms: {
@@ -452,6 +465,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
             dailyReserve: e.HUBSPOT_DAILY_RESERVE,
             createContacts: e.HUBSPOT_CREATE_CONTACTS,
             dealRule: e.HUBSPOT_DEAL_RULE,
+            timeZone: e.HUBSPOT_TIME_ZONE,
           }
         : null,
       forms: {

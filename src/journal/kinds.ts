@@ -104,6 +104,8 @@ const crmCall = {
   created: z.boolean().optional(),
   /** For reads and lookups: what the call was for (bootstrap, contact-lookup, company-search, deal-lookup, drift-read...). */
   purpose: z.string().max(64).optional(),
+  /** A fixed explanation of what the call's outcome means (e.g. an earlier attempt's answer was lost); never data. */
+  note: z.string().max(500).optional(),
 };
 const crmWrite = z.strictObject(crmCall);
 const crmWriteFailed = z.strictObject({ ...crmCall, error: text, retryable: z.boolean() });

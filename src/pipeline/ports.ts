@@ -82,6 +82,9 @@ export interface MirroredActivity {
 /** A limit on CRM requests shared by every worker process: wait for a slot; pause everyone after a 429. */
 export interface RequestGate {
   acquire(): Promise<void>;
+  /** Stops every sender sharing the gate for `ms` and returns once that holds (before anything is recorded). */
+  halt(ms: number): Promise<void>;
+  /** halt, then waits the `ms` out. */
   pause(ms: number): Promise<void>;
 }
 

@@ -22,6 +22,15 @@ export interface HubSpotFakeOptions {
   dailyLimit?: number;
   /** Accept writes of properties that have no definition (real HubSpot refuses them; default false). */
   allowUnknownProperties?: boolean;
+  /**
+   * Object types on which a property with `hasUniqueValue: true` is refused (400 VALIDATION_ERROR), as HubSpot
+   * may do: it documents unique properties for contacts, companies, deals, tickets and custom objects only.
+   */
+  refuseUniqueOn?: readonly ObjectType[];
+  /** How long a written object stays invisible to search (HubSpot's index lags its writes; default 0). */
+  searchIndexDelayMs?: number;
+  /** Search requests allowed per second across all object types (HubSpot: 4; default 4). */
+  searchPerSecond?: number;
 }
 
 export type HubSpotFault =
@@ -397,6 +406,11 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
   const tenSecondlyLimit = opts.tenSecondlyLimit ?? 100;
   const dailyLimit = opts.dailyLimit ?? 250_000;
   const allowUnknown = opts.allowUnknownProperties ?? false;
+  const refuseUniqueOn = new Set<string>(opts.refuseUniqueOn ?? []);
+  const searchIndexDelayMs = opts.searchIndexDelayMs ?? 0;
+  const searchPerSecond = opts.searchPerSecond ?? 4;
+  let searchWindow: number[] = [];
+  let customGroups = new Map<ObjectType, Set<string>>();
 
   let nextId = 1001;
   let objects = new Map<ObjectType, Map<string, StoredObject>>();
@@ -439,6 +453,8 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     links = [];
     faults = [];
     window = [];
+    searchWindow = [];
+    customGroups = new Map();
     dailyUsed = 0;
   };
   initState();
@@ -451,6 +467,9 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     if (!type) throw new HttpError(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${raw}`);
     return type;
   };
+
+  /** The type's property groups: HubSpot's default information group (e.g. emailinformation), then any created. */
+  const groupsOf = (type: ObjectType): string[] => [`${SINGULAR[type]}information`, ...(customGroups.get(type) ?? [])];
 
   const isUnique = (type: ObjectType, name: string) => defs(type).get(name)?.hasUniqueValue === true;
 
@@ -734,6 +753,11 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     const body = isRecord(ctx.body) ? ctx.body : {};
     const name = str(body['name'], '');
     if (defs(type).has(name)) throw new HttpError(409, 'OBJECT_ALREADY_EXISTS', `Property named '${name}' already exists.`);
+    if (body['hasUniqueValue'] === true && refuseUniqueOn.has(type)) {
+      throw new HttpError(400, 'VALIDATION_ERROR', `Property ${name} cannot have unique values: unique value properties are not supported for object type ${OBJECT_TYPE_IDS[type] ?? type}`);
+    }
+    const group = str(body['groupName'], '');
+    if (!groupsOf(type).includes(group)) throw new HttpError(400, 'VALIDATION_ERROR', `Property group ${group} does not exist`);
     const at = now();
     const def: PropertyDefinition = {
       name,
@@ -752,6 +776,20 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     };
     defs(type).set(name, def);
     return { status: 201, body: propertyJson(def) };
+  });
+
+  route('GET', '/crm/v3/properties/:type/groups', (_ctx, [rawType = '']) => {
+    const type = typeOf(rawType);
+    return { status: 200, body: { results: groupsOf(type).map((name, i) => ({ name, label: name, displayOrder: i, archived: false })) } };
+  });
+
+  route('POST', '/crm/v3/properties/:type/groups', (ctx, [rawType = '']) => {
+    const type = typeOf(rawType);
+    const body = isRecord(ctx.body) ? ctx.body : {};
+    const name = str(body['name'], '');
+    if (groupsOf(type).includes(name)) throw new HttpError(409, 'OBJECT_ALREADY_EXISTS', `Property group ${name} already exists.`);
+    customGroups.set(type, new Set([...(customGroups.get(type) ?? []), name]));
+    return { status: 201, body: { name, label: str(body['label'], name), displayOrder: typeof body['displayOrder'] === 'number' ? body['displayOrder'] : -1, archived: false } };
   });
 
   route('GET', '/crm/v3/properties/:type/:name', (_ctx, [rawType = '', name = '']) => {
@@ -996,8 +1034,17 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     if (limit > 200) throw new HttpError(400, 'VALIDATION_ERROR', 'limit: must be less than or equal to 200');
     const after = Number(body['after'] ?? 0) || 0;
     const groups = asArray(body['filterGroups']).filter(isRecord);
+    // HubSpot's documented bounds: 5 filter groups, 10 filters in a group, 25 filters in all, 10,000 results.
+    const filterCounts = groups.map((g) => asArray(g['filters']).length);
+    if (groups.length > 5) throw new HttpError(400, 'VALIDATION_ERROR', `Too many filter groups (${groups.length}); the maximum is 5`);
+    if (filterCounts.some((n) => n > 10)) throw new HttpError(400, 'VALIDATION_ERROR', 'Too many filters in a filter group; the maximum is 10');
+    if (filterCounts.reduce((a, b) => a + b, 0) > 25) throw new HttpError(400, 'VALIDATION_ERROR', 'Too many filters; the maximum is 25');
+    for (const g of groups) for (const f of asArray(g['filters']).filter(isRecord)) if (asArray(f['values']).length > 100) throw new HttpError(400, 'VALIDATION_ERROR', 'Too many values in an IN filter; the maximum is 100');
+    if (after + limit > 10_000) throw new HttpError(400, 'VALIDATION_ERROR', 'Search results are limited to 10,000: narrow the query');
     const query = typeof body['query'] === 'string' ? body['query'].toLowerCase() : '';
-    let found = [...store(type).values()].filter(
+    // The search index lags writes: objects written less than searchIndexDelayMs ago are not found yet.
+    const indexedBy = Date.now() - searchIndexDelayMs;
+    let found = [...store(type).values()].filter((o) => searchIndexDelayMs === 0 || Date.parse(o.createdAt) <= indexedBy).filter(
       (o) => groups.length === 0 || groups.some((g) => asArray(g['filters']).filter(isRecord).every((f) => matches(o, f))),
     );
     if (query !== '') found = found.filter((o) => Object.values(o.properties).some((v) => v.toLowerCase().includes(query)));
@@ -1134,13 +1181,13 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     };
   };
 
-  const rateLimited = (policy: 'TEN_SECONDLY_ROLLING' | 'DAILY', correlationId: string, retryAfterSeconds: number | undefined): Answer => ({
+  const rateLimited = (policy: 'TEN_SECONDLY_ROLLING' | 'DAILY' | 'SECONDLY', correlationId: string, retryAfterSeconds: number | undefined): Answer => ({
     status: 429,
     unchecked: true,
     headers: retryAfterSeconds === undefined ? {} : { 'Retry-After': String(retryAfterSeconds) },
     body: {
       status: 'error',
-      message: policy === 'DAILY' ? 'You have reached your daily limit.' : 'You have reached your ten_secondly_rolling limit.',
+      message: policy === 'DAILY' ? 'You have reached your daily limit.' : policy === 'SECONDLY' ? 'You have reached your secondly limit.' : 'You have reached your ten_secondly_rolling limit.',
       errorType: 'RATE_LIMIT',
       correlationId,
       policyName: policy,
@@ -1234,6 +1281,14 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       const oldest = window[0] ?? at;
       finish(rateLimited('TEN_SECONDLY_ROLLING', correlationId, Math.max(1, Math.ceil((oldest + TEN_SECONDS_MS - at) / 1000))));
       return;
+    }
+    if (method === 'POST' && /^\/crm\/v3\/objects\/[^/]+\/search$/.test(path)) {
+      searchWindow = searchWindow.filter((t) => t > at - 1000);
+      if (searchWindow.length >= searchPerSecond) {
+        finish(rateLimited('SECONDLY', correlationId, 1));
+        return;
+      }
+      searchWindow.push(at);
     }
     window.push(at);
     dailyUsed += 1;

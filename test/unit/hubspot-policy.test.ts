@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dailyBudgetFrom, msUntilDailyReset } from '../../connectors/hubspot/hubspot.http.ts';
+import { dailyBudgetFrom, isTimeZone, msUntilDailyReset, nextMidnight } from '../../connectors/hubspot/hubspot.http.ts';
 import { recordingUrl } from '../../src/pipeline/mirror-plan.ts';
 import { sameValue } from '../../src/pipeline/crm-drift.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
@@ -32,9 +32,18 @@ describe('HubSpot daily budget', () => {
     });
     expect(dailyBudgetFrom({ 'x-hubspot-ratelimit-max': '100' }, 't')).toBeNull();
   });
-  it('waits until the next midnight (UTC by default, or the account offset)', () => {
+  it('waits until the next midnight in the account time zone (UTC by default), across daylight-saving changes', () => {
     expect(msUntilDailyReset(new Date('2026-11-27T23:00:00Z'))).toBe(3_600_000);
-    expect(msUntilDailyReset(new Date('2026-11-27T23:00:00Z'), -300)).toBe(6 * 3_600_000);
+    // New York is UTC-5 in November: midnight there is 05:00 UTC.
+    expect(msUntilDailyReset(new Date('2026-11-27T23:00:00Z'), 'America/New_York')).toBe(6 * 3_600_000);
+    expect(nextMidnight(new Date('2026-11-27T23:00:00Z'), 'Europe/Berlin').toISOString()).toBe('2026-11-28T23:00:00.000Z');
+    expect(nextMidnight(new Date('2026-07-01T12:00:00Z'), 'Europe/Berlin').toISOString()).toBe('2026-07-01T22:00:00.000Z');
+    // The night the clocks go back in New York (1 Nov 2026), the next midnight is at UTC-5 again.
+    expect(nextMidnight(new Date('2026-11-01T12:00:00Z'), 'America/New_York').toISOString()).toBe('2026-11-02T05:00:00.000Z');
+    expect(nextMidnight(new Date('2026-10-31T12:00:00Z'), 'America/New_York').toISOString()).toBe('2026-11-01T04:00:00.000Z');
+    expect(dailyBudgetFrom({ 'x-hubspot-ratelimit-daily-remaining': '3' }, '2026-11-27T15:30:00.000Z', 'Asia/Tokyo')?.resetsAt).toBe('2026-11-27T15:00:00.000Z'.replace('27T15', '28T15'));
+    expect(isTimeZone('Europe/Berlin')).toBe(true);
+    expect(isTimeZone('Mars/Olympus')).toBe(false);
   });
 });
 
