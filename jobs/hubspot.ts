@@ -32,7 +32,7 @@ export interface HubSpotMirror {
 export function configuredHubSpot(config: Config, journal: JournalClient, logger: Logger): HubSpotCrm | null {
   const h = config.pipeline.hubspot;
   if (!h) return null;
-  return new HubSpotCrm({ accessToken: h.accessToken, ...(h.basePath ? { basePath: h.basePath } : {}), journal, createContacts: h.createContacts, dealRule: h.dealRule, dailyReserve: h.dailyReserve, timeZone: h.timeZone, logger });
+  return new HubSpotCrm({ accessToken: h.accessToken, ...(h.basePath ? { basePath: h.basePath } : {}), journal, createContacts: h.createContacts, dealRule: h.dealRule, dailyReserve: h.dailyReserve, timeZone: h.timeZone, searchIndexDelayMs: h.searchIndexDelayMs, logger });
 }
 
 export function hubspotMirror(config: Config, deps: { journal: JournalClient; redis: Redis; queues: Queues; prefix: string; logger: Logger; crm?: CrmClient }): HubSpotMirror | null {

@@ -24,7 +24,7 @@ import type { JournalClient } from '../../src/journal/journal-client.ts';
 import type { AppendInput, JournalEntry } from '../../src/journal/entry.ts';
 import type { Logger } from '../../src/config/logger.ts';
 import { silentLogger } from '../../src/config/logger.ts';
-import type { BatchCrmClient, MirrorItemOutcome, MirrorPlan, MirrorResult, MirroredActivity, RequestGate } from '../../src/pipeline/ports.ts';
+import { ACTIVITY_WRITE_PATH, type BatchCrmClient, type MirrorItemOutcome, type MirrorPlan, type MirrorResult, type MirroredActivity, type RequestGate } from '../../src/pipeline/ports.ts';
 import { ASSOCIATION_TYPE_IDS } from './association-types.ts';
 import { HubSpotCallError, call, createHubSpotClient, dailyBudgetFrom, msUntilDailyReset, type CallRecord, type DailyBudget } from './hubspot.http.ts';
 
@@ -503,7 +503,7 @@ export class HubSpotCrm implements BatchCrmClient {
     );
     await this.batchWrite(type, 'create', unknown, previous, outcomes, (chunk) => {
       const inputs = chunk.map((p) => ({ objectWriteTraceId: p.entryId, properties: { ...p.properties }, associations: [] }));
-      return this.send('POST', `/crm/v3/objects/${type}/batch/create`, () => this.batchApi(type).createWithHttpInfo({ inputs }));
+      return this.send('POST', `/crm/v3/objects/${type}/batch/create`, () => this.batchApi(type).createWithHttpInfo({ inputs }), false);
     });
   }
 
@@ -662,7 +662,7 @@ export class HubSpotCrm implements BatchCrmClient {
     for (let i = chain.length - 1; i >= 0; i--) {
       const e = chain[i] as JournalEntry;
       const p = e.payload as { entryId?: string; path?: string; properties?: Record<string, unknown>; dryRun?: boolean; objectIds?: string[] };
-      if (e.kind === 'crm.write' && p.entryId === plan.entryId && p.dryRun !== true && /\/batch\/(upsert|update|create)$/.test(p.path ?? '') && p.properties) return { properties: p.properties, objectId: p.objectIds?.[0] ?? null };
+      if (e.kind === 'crm.write' && p.entryId === plan.entryId && p.dryRun !== true && ACTIVITY_WRITE_PATH.test(p.path ?? '') && p.properties) return { properties: p.properties, objectId: p.objectIds?.[0] ?? null };
     }
     return null;
   }
@@ -929,7 +929,7 @@ export class HubSpotCrm implements BatchCrmClient {
   }
 
   /** One call under our policy: through the shared gate; 429 secondly → pause everyone and retry; 5xx → back off. */
-  private async send<T>(method: CallRecord['method'], path: string, run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>): Promise<{ data: T; record: CallRecord }> {
+  private async send<T>(method: CallRecord['method'], path: string, run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>, idempotent = true): Promise<{ data: T; record: CallRecord }> {
     const retries = this.o.serverRetries ?? 4;
     let serverFailures = 0;
     let rateLimited = 0;
@@ -959,7 +959,9 @@ export class HubSpotCrm implements BatchCrmClient {
           await this.journalCall('crm/rate-limit', err.record, { purpose: 'rate-limited' }, err.message, true);
           throw await this.dailyLimit(resetInMs, err.retryAfterMs === null ? `HubSpot answered 429 DAILY without Retry-After` : `HubSpot answered 429 DAILY with Retry-After ${Math.round(err.retryAfterMs / 1000)} s`);
         }
-        if ((err.kind === 'server' || err.kind === 'network') && serverFailures + 1 < retries) {
+        // A create that failed on the way back (5xx, no answer) may have happened: it is not sent again here; the
+        // next attempt searches for it first (writeBySearch). A 429 is refused before anything is written.
+        if ((err.kind === 'server' || err.kind === 'network') && idempotent && serverFailures + 1 < retries) {
           serverFailures++;
           const wait = (this.o.backoffMs ?? 500) * 2 ** (serverFailures - 1) * (0.75 + Math.random() / 2);
           this.log.warn({ path, status: err.record.status, attempt: serverFailures, waitMs: Math.round(wait) }, 'HubSpot server error: backing off');

@@ -73,6 +73,7 @@ export const EnvSchema = z.object({
   HUBSPOT_DAILY_RESERVE: intFrom(500, 0),
   HUBSPOT_CREATE_CONTACTS: z.enum(['never', 'inbound', 'always']).default('never'),
   HUBSPOT_DEAL_RULE: z.enum(['single-open-deal', 'none']).default('single-open-deal'),
+  HUBSPOT_SEARCH_INDEX_DELAY_MS: intFrom(15_000, 0),
   HUBSPOT_TIME_ZONE: z
     .string()
     .default('UTC')
@@ -240,6 +241,8 @@ export interface Config {
       readonly dealRule: 'single-open-deal' | 'none';
       /** The HubSpot account's time zone: its daily API limit resets at midnight there. */
       readonly timeZone: string;
+      /** How long HubSpot's search index may lag a write (search-before-create waits this out before it creates again). */
+      readonly searchIndexDelayMs: number;
     } | null;
     /** Polled forms (HubSpot form guids, Google Forms), and how often and how far back they are read. */
     readonly forms: {
@@ -466,6 +469,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
             createContacts: e.HUBSPOT_CREATE_CONTACTS,
             dealRule: e.HUBSPOT_DEAL_RULE,
             timeZone: e.HUBSPOT_TIME_ZONE,
+            searchIndexDelayMs: e.HUBSPOT_SEARCH_INDEX_DELAY_MS,
           }
         : null,
       forms: {

@@ -6,7 +6,7 @@
  */
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { AppendInput, JournalEntry } from '../journal/entry.ts';
-import type { BatchCrmClient, MirrorPlan } from './ports.ts';
+import { ACTIVITY_WRITE_PATH, type BatchCrmClient, type MirrorPlan } from './ports.ts';
 
 export interface DriftField {
   readonly field: string;
@@ -72,7 +72,7 @@ export function sameValue(field: string, expected: string | null, actual: string
   return expected.trimEnd() === actual.trimEnd();
 }
 
-/** The newest successful upsert of every mirrored entry recorded since `since`. */
+/** The newest successful activity write of every mirrored entry recorded since `since`. */
 export async function mirroredSince(journal: JournalClient, since: Date | null): Promise<Map<string, Written>> {
   const out = new Map<string, Written>();
   let afterSeq: number | undefined;
@@ -80,7 +80,7 @@ export async function mirroredSince(journal: JournalClient, since: Date | null):
     const page = await journal.byKind({ kind: 'crm.write', ...(since ? { since: since.toISOString() } : {}), ...(afterSeq !== undefined ? { afterSeq } : {}), limit: 1000 });
     for (const e of page) {
       const p = e.payload as { entryId?: string; path?: string; objectType?: string; properties?: Record<string, string>; dryRun?: boolean };
-      if (!p.entryId || p.dryRun === true || !p.path?.endsWith('/batch/upsert') || !p.properties) continue;
+      if (!p.entryId || p.dryRun === true || !ACTIVITY_WRITE_PATH.test(p.path ?? '') || !p.properties) continue;
       if (p.objectType !== 'emails' && p.objectType !== 'calls' && p.objectType !== 'notes') continue;
       out.set(p.entryId, { entryId: p.entryId, objectType: p.objectType, properties: p.properties, correlationId: e.correlationId });
     }

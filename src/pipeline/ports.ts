@@ -80,6 +80,9 @@ export interface MirroredActivity {
 }
 
 /** A limit on CRM requests shared by every worker process: wait for a slot; pause everyone after a 429. */
+/** The paths of an activity write (batch upsert, or update/create under search-before-create): what drift and re-mirrors read back. */
+export const ACTIVITY_WRITE_PATH = /^\/crm\/v3\/objects\/[^/]+\/batch\/(upsert|update|create)$/;
+
 export interface RequestGate {
   acquire(): Promise<void>;
   /** Stops every sender sharing the gate for `ms` and returns once that holds (before anything is recorded). */

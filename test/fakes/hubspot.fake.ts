@@ -37,6 +37,8 @@ export type HubSpotFault =
   | { kind: '429'; policy: 'TEN_SECONDLY_ROLLING' | 'DAILY'; count?: number; retryAfterSeconds?: number }
   | { kind: '5xx'; status?: 500 | 502 | 503 | 504; count?: number }
   | { kind: 'slow'; ms: number; count?: number }
+  /** The request is carried out, then the connection is cut before the answer: a lost answer. */
+  | { kind: 'lost'; count?: number }
   /** Items carrying that property fail validation (an error item and 207 in batches, 400 on single writes). */
   | { kind: 'invalid'; property: string; count?: number };
 
@@ -1337,6 +1339,16 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       return;
     }
 
+    if (fault?.kind === 'lost') {
+      try {
+        dispatch({ method, path, query: url.searchParams, body, correlationId, invalidProperties });
+      } catch {
+        // Refused or not: the client hears nothing either way.
+      }
+      requests.push({ method, path, status: 0, correlationId, ms: Math.round((performance.now() - started) * 10) / 10 });
+      res.destroy();
+      return;
+    }
     try {
       finish(dispatch({ method, path, query: url.searchParams, body, correlationId, invalidProperties }));
     } catch (error) {

@@ -64,7 +64,14 @@ describe('the HubSpot mirror under faults', () => {
     await obliterate(prefix);
   });
 
-  it('1,000 interactions, 429s of both policies, 5xx and a killed worker: exactly 1,000 activities, every write on the record', { timeout: 540_000 }, async () => {
+  // Both idempotency schemes: HubSpot accepting a unique journal_entry_id, and HubSpot refusing it on emails, notes
+  // and meetings (then the mirror searches before it creates). Lost answers land on the path each scheme writes by.
+  it.each([
+    { scheme: 'unique-upsert', refuseUniqueOn: [] as ('emails' | 'notes' | 'meetings')[], writePath: '/crm/v3/objects/emails/batch/upsert' },
+    { scheme: 'search-before-create', refuseUniqueOn: ['emails', 'notes', 'meetings'] as ('emails' | 'notes' | 'meetings')[], writePath: '/crm/v3/objects/emails/batch/create' },
+  ])('1,000 interactions, 429s of both policies, 5xx, lost answers and a killed worker ($scheme): exactly 1,000 activities, every write on the record', { timeout: 540_000 }, async ({ scheme, refuseUniqueOn, writePath }) => {
+    await fake.close();
+    fake = await startHubSpotFake({ accessToken: TOKEN, tenSecondlyLimit: 100, refuseUniqueOn, searchIndexDelayMs: 1_000 });
     const N = Number(process.env.AJ_HS_N ?? 1000);
     const items = generatedInteractions(N, 'hs');
     // Some counterparts are known contacts, with their companies: associations are written too.
@@ -82,14 +89,17 @@ describe('the HubSpot mirror under faults', () => {
       HUBSPOT_DEAL_RULE: 'none',
       JOB_LOCK_SECONDS: '2',
       SHUTDOWN_DEADLINE_SECONDS: '5',
+      HUBSPOT_SEARCH_INDEX_DELAY_MS: '2000',
       LOG_LEVEL: 'error',
     };
     const producer = await startPipeline(testConfig(tmp.dir, { ...env, JOURNAL_PATH: env.JOURNAL_PATH as string }), silentLogger, { prefix, queues: [] });
     for (const ix of items) await producer.pipeline.intake(ix);
 
-    const upsert = { method: 'POST', pathPrefix: '/crm/v3/objects/emails/batch/upsert' };
+    const upsert = { method: 'POST', pathPrefix: writePath };
     fake.inject({ kind: '429', policy: 'TEN_SECONDLY_ROLLING', count: 2, retryAfterSeconds: 1 }, upsert);
     fake.inject({ kind: '5xx', status: 503, count: 2 }, upsert);
+    // Two writes HubSpot carries out whose answers never arrive.
+    fake.inject({ kind: 'lost', count: 2 }, upsert);
     fake.inject({ kind: '429', policy: 'DAILY', count: 1, retryAfterSeconds: 2 }, { method: 'POST', pathPrefix: '/crm/v4/associations/' });
 
     const first = startWorker(env);
@@ -137,10 +147,10 @@ describe('the HubSpot mirror under faults', () => {
     // Every upsert HubSpot answered 2xx is journaled for each activity it wrote; only those in flight at the kill
     // (at most one per concurrent crm-batch job: 2 per process) are missing, and their items were written again by
     // the retried batch, on the record.
-    const upserts = entries.filter((e) => e.kind === 'crm.write' && String(payload(e).path).endsWith('/batch/upsert') && payload(e).objectType === 'emails');
+    const upserts = entries.filter((e) => e.kind === 'crm.write' && /^\/crm\/v3\/objects\/[^/]+\/batch\/(upsert|create|update)$/.test(String(payload(e).path)) && payload(e).objectType === 'emails');
     const journaledCalls = new Set(upserts.map((e) => payload(e).providerCorrelationId as string));
-    const okCalls = fake.requests.filter((r) => r.method === 'POST' && r.path === '/crm/v3/objects/emails/batch/upsert' && r.status >= 200 && r.status < 300);
-    for (const c of journaledCalls) expect(okCalls.some((r) => r.correlationId === c), `journaled call ${c} happened`).toBe(true);
+    const okCalls = fake.requests.filter((r) => r.method === 'POST' && /^\/crm\/v3\/objects\/emails\/batch\/(upsert|create|update)$/.test(r.path) && r.status >= 200 && r.status < 300);
+    for (const c of journaledCalls) expect(okCalls.some((r) => r.correlationId === c), `journaled call ${c} happened: ${JSON.stringify(fake.requests.filter((r) => r.correlationId === c))} ${JSON.stringify(upserts.find((e) => payload(e).providerCorrelationId === c)?.payload)}`).toBe(true);
     expect(okCalls.filter((r) => !journaledCalls.has(r.correlationId)).length).toBeLessThanOrEqual(2);
     const writesPerCall = new Map<string, Set<string>>();
     for (const e of upserts) {
@@ -154,6 +164,18 @@ describe('the HubSpot mirror under faults', () => {
     const idOf = new Map(activities.map((a) => [a.properties['journal_entry_id'], a.id]));
     const written = new Map(upserts.map((e) => [payload(e).entryId as string, (payload(e).objectIds as string[])[0]]));
     for (const r of received) expect(written.get(r.id)).toBe(idOf.get(r.id));
+    // The scheme chosen for emails is on the record, with a connector.health when it is not the unique upsert.
+    const choice = entries.filter((e) => e.kind === 'rule.decision' && payload(e).ruleId === 'crm-idempotency' && (payload(e).evaluated as { objectType?: string }).objectType === 'emails');
+    expect(choice.length).toBeGreaterThanOrEqual(1);
+    for (const c of choice) expect(payload(c).outcome).toBe(scheme);
+    expect(entries.some((e) => e.kind === 'connector.health' && String(payload(e).reason).startsWith('emails: '))).toBe(scheme !== 'unique-upsert');
+    expect(entries.some((e) => e.kind === 'crm.write_failed' && payload(e).purpose === 'bootstrap-create' && payload(e).status === 400)).toBe(scheme !== 'unique-upsert');
+    // A write whose answer was lost (or in flight at the kill) is said to be so when its object is met again.
+    expect(upserts.filter((e) => typeof payload(e).note === 'string' && /answer was lost/.test(String(payload(e).note))).length).toBeGreaterThanOrEqual(1);
+    if (scheme === 'search-before-create') {
+      expect(fake.requests.filter((r) => r.path === '/crm/v3/objects/emails/batch/upsert')).toHaveLength(0);
+      expect(fake.requests.some((r) => r.path === '/crm/v3/objects/emails/search' && r.status === 200)).toBe(true);
+    }
 
     // The faults were met and handled as the policy says.
     const statuses = fake.requests.map((r) => r.status);
