@@ -68,6 +68,8 @@ export interface HubSpotFakePropertyDefinition {
 }
 
 export interface HubSpotFakeRequest {
+  /** When the request arrived (ms since the epoch). */
+  at: number;
   method: string;
   path: string;
   status: number;
@@ -1226,6 +1228,7 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
+    const arrivedAt = Date.now();
     const raw = await readBody(req);
     const method = (req.method ?? 'GET').toUpperCase();
     const url = new URL(req.url ?? '/', 'http://fake');
@@ -1250,7 +1253,7 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
         });
         res.end(payload);
       }
-      requests.push({ method, path, status: answer.status, correlationId, ms: Math.round((performance.now() - started) * 10) / 10 });
+      requests.push({ at: arrivedAt, method, path, status: answer.status, correlationId, ms: Math.round((performance.now() - started) * 10) / 10 });
     };
 
     let body: unknown = null;
@@ -1345,7 +1348,7 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       } catch {
         // Refused or not: the client hears nothing either way.
       }
-      requests.push({ method, path, status: 0, correlationId, ms: Math.round((performance.now() - started) * 10) / 10 });
+      requests.push({ at: arrivedAt, method, path, status: 0, correlationId, ms: Math.round((performance.now() - started) * 10) / 10 });
       res.destroy();
       return;
     }

@@ -26,7 +26,7 @@ import type { JournalEntry } from '../../src/journal/entry.ts';
 import type { MirrorPlan } from '../../src/pipeline/ports.ts';
 import { crmDrift } from '../../src/pipeline/crm-drift.ts';
 import { DailyLimitError, HubSpotCrm } from '../../connectors/hubspot/hubspot.crm.ts';
-import { createHubSpotClient } from '../../connectors/hubspot/hubspot.http.ts';
+import { createHubSpotClient, nextMidnight } from '../../connectors/hubspot/hubspot.http.ts';
 
 const TOKEN = 'pat-na1-behaviour-test-token';
 const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
@@ -256,6 +256,98 @@ describe('the HubSpot adapter, item by item', () => {
     const health = allEntries(path).filter((e) => e.kind === 'connector.health' && payload(e).connector === 'hubspot');
     expect(health).toHaveLength(1);
     expect(String(payload(health[0] as JournalEntry).reason)).toMatch(/429 DAILY/);
+  });
+
+  it('a 429 DAILY without Retry-After pauses until midnight in the account time zone, not for the 10 s window', async () => {
+    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal, dealRule: 'none', timeZone: 'America/New_York' });
+    await crm.bootstrap();
+    // HubSpot's daily 429 carries X-HubSpot-RateLimit-Interval-Milliseconds: 10000 and no Retry-After.
+    fake.inject({ kind: '429', policy: 'DAILY', count: 1 }, { method: 'POST', pathPrefix: '/crm/v3/objects/emails/batch/upsert' });
+    const before = Date.now();
+    const err = await crm.upsertBatch([plan('emails')], 'daily-tz').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DailyLimitError);
+    const expected = nextMidnight(new Date(before), 'America/New_York').getTime() - before;
+    expect(Math.abs((err as DailyLimitError).resetInMs - expected)).toBeLessThan(5_000);
+    expect((err as DailyLimitError).resetInMs).toBeGreaterThan(60_000);
+    const health = allEntries(path).filter((e) => e.kind === 'connector.health' && payload(e).connector === 'hubspot');
+    expect(health).toHaveLength(1);
+    const h = payload(health[0] as JournalEntry);
+    expect(String(h.reason)).toMatch(/without Retry-After.*midnight America\/New_York/);
+    expect(Math.abs(Date.parse(String(h.windowEnd)) - nextMidnight(new Date(before), 'America/New_York').getTime())).toBeLessThan(5_000);
+  });
+
+  it('a 429 pauses every sender before the journal append records it', async () => {
+    const order: string[] = [];
+    const recording: typeof journal = Object.create(journal) as typeof journal;
+    recording.append = async (input) => {
+      if (input.kind === 'crm.write_failed' && (input.payload as { status?: number }).status === 429) order.push('journaled');
+      return journal.append(input);
+    };
+    const gate = { acquire: async () => {}, halt: async () => void order.push('halted'), pause: async () => void order.push('halted') };
+    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal: recording, dealRule: 'none', gate });
+    await crm.bootstrap();
+    fake.inject({ kind: '429', policy: 'TEN_SECONDLY_ROLLING', count: 1, retryAfterSeconds: 1 }, { method: 'POST', pathPrefix: '/crm/v3/objects/emails/batch/upsert' });
+    const [o] = await crm.upsertBatch([plan('emails')], 'pause-first');
+    expect(o?.status).toBe('mirrored');
+    expect(order).toEqual(['halted', 'journaled']);
+  });
+
+  it('a unique property refused on one object type changes that type\'s scheme only, in an existing group, on the record', async () => {
+    await fake.close();
+    fake = await startHubSpotFake({ accessToken: TOKEN, refuseUniqueOn: ['notes', 'meetings'] });
+    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal, dealRule: 'none', searchIndexDelayMs: 0 });
+    const outcomes = await crm.upsertBatch([plan('emails'), plan('calls'), plan('notes')], 'schemes');
+    expect(outcomes.map((o) => o.status)).toEqual(['mirrored', 'mirrored', 'mirrored']);
+    expect([crm.schemeOf('emails'), crm.schemeOf('calls'), crm.schemeOf('notes')]).toEqual(['unique-upsert', 'unique-upsert', 'search-before-create']);
+    // Meetings are never written, so never set up: a refusal there cannot hold anything up.
+    expect(fake.requests.some((r) => r.path.includes('/meetings'))).toBe(false);
+    expect(fake.propertyDefinitions('notes').find((d) => d.name === 'journal_entry_id')?.hasUniqueValue).toBe(false);
+    expect(fake.violations).toEqual([]);
+    const entries = allEntries(path);
+    const decisions = entries.filter((e) => e.kind === 'rule.decision' && payload(e).ruleId === 'crm-idempotency');
+    expect(decisions.map((e) => [(payload(e).evaluated as { objectType: string }).objectType, payload(e).outcome]).sort()).toEqual([
+      ['calls', 'unique-upsert'],
+      ['emails', 'unique-upsert'],
+      ['notes', 'search-before-create'],
+    ]);
+    expect(decisions.every((e) => (payload(e).evaluated as { groupName?: string }).groupName?.endsWith('information'))).toBe(true);
+    const refused = entries.filter((e) => e.kind === 'crm.write_failed' && payload(e).purpose === 'bootstrap-create');
+    expect(refused).toHaveLength(1);
+    expect(payload(refused[0] as JournalEntry).objectType).toBe('notes');
+    expect(entries.filter((e) => e.kind === 'connector.health').map((e) => String(payload(e).reason).split(':')[0])).toEqual(['notes']);
+    // Writing the note again updates it (by the id on the record), never a second note.
+    const again = await crm.upsertBatch([{ ...(plan('notes')) }], 'more');
+    expect(again[0]?.status).toBe('mirrored');
+    expect(fake.objects('notes')).toHaveLength(2);
+  });
+
+  it('company search pages through every match and stays within HubSpot\'s search limits', async () => {
+    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal, dealRule: 'none' });
+    // 86 domains with 3 companies each: 258 matches, more than one page of 200.
+    const plans: MirrorPlan[] = [];
+    for (let d = 0; d < 86; d++) {
+      for (let c = 0; c < 3; c++) fake.seed('companies', { name: `Co ${d}.${c}`, domain: `d${d}.example` });
+      fake.seed('contacts', { email: `buyer@d${d}.example` });
+      plans.push(plan('emails', {}, [`buyer@d${d}.example`]));
+    }
+    await crm.mirrorBatch(plans.slice(0, 50), 'companies-a');
+    await crm.mirrorBatch(plans.slice(50), 'companies-b');
+    // Each activity gets its domain's oldest company (the tie-break), chosen among all three candidates.
+    const toCompanies = fake.associations().filter((a) => a.fromType === 'emails' && a.toType === 'companies');
+    expect(toCompanies).toHaveLength(86);
+    const searches = fake.requests.filter((r) => r.path === '/crm/v3/objects/companies/search');
+    expect(searches.length).toBeGreaterThanOrEqual(2);
+    expect(searches.every((r) => r.status === 200)).toBe(true);
+    // Never more than 4 searches in any second (HubSpot's search limit per token).
+    const times = searches.map((r) => r.at);
+    for (let i = 4; i < times.length; i++) expect((times[i] as number) - (times[i - 4] as number)).toBeGreaterThanOrEqual(1000);
+    const matches = allEntries(path).filter((e) => e.kind === 'rule.decision' && payload(e).ruleId === 'crm-match');
+    expect(matches).toHaveLength(86);
+    for (const m of matches) {
+      expect(String(payload(m).outcome)).toContain('companies:1');
+      expect((payload(m).evaluated as { companyCandidates: string[] }).companyCandidates).toHaveLength(3);
+    }
+    expect(fake.violations).toEqual([]);
   });
 
   it('associations of activities written in several batches go out in one v4 call per activity type and target type', async () => {

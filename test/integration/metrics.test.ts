@@ -102,7 +102,9 @@ describe('metrics, as `npm start` serves them', () => {
     // (Two different messages: a repeated one would reuse the first decision, without a model call.)
     for (const [id, message] of [['b-1', 'We would like a demo and pricing for 25 seats.'], ['b-2', 'Could you send a quote for the enterprise plan? We want a trial first.']]) expect((await post(b.web, submission(id as string, message as string))).status).toBe(200);
 
-    const decided = (text: string): number | null => sample(text, 'aj_stage_duration_seconds_count', { process: 'worker', stage: 'decide', outcome: 'completed' });
+    // The mirror stage runs after decide, in its own job: wait for the last stage, not the one before it.
+    const stage = (text: string, name: string): number | null => sample(text, 'aj_stage_duration_seconds_count', { process: 'worker', stage: name, outcome: 'completed' });
+    const decided = (text: string): number | null => Math.min(stage(text, 'decide') ?? 0, stage(text, 'mirror') ?? 0);
     const textA = await waitFor('A decided its interaction', async () => {
       const t = await scrape(a.web);
       return decided(t) === 1 && (sample(t, 'aj_review_backlog', { process: 'web' }) ?? 0) >= 1 ? t : null;
