@@ -283,7 +283,7 @@ describe('the HubSpot adapter, item by item', () => {
       if (input.kind === 'crm.write_failed' && (input.payload as { status?: number }).status === 429) order.push('journaled');
       return journal.append(input);
     };
-    const gate = { acquire: async () => {}, halt: async () => void order.push('halted'), pause: async () => void order.push('halted') };
+    const gate = { acquire: async () => {}, halt: () => { order.push('halted'); return Promise.resolve(); }, pause: () => { order.push('halted'); return Promise.resolve(); } };
     const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal: recording, dealRule: 'none', gate });
     await crm.bootstrap();
     fake.inject({ kind: '429', policy: 'TEN_SECONDLY_ROLLING', count: 1, retryAfterSeconds: 1 }, { method: 'POST', pathPrefix: '/crm/v3/objects/emails/batch/upsert' });
