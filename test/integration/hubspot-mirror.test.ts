@@ -330,13 +330,23 @@ describe('the HubSpot adapter, item by item', () => {
       fake.seed('contacts', { email: `buyer@d${d}.example` });
       plans.push(plan('emails', {}, [`buyer@d${d}.example`]));
     }
-    await crm.mirrorBatch(plans.slice(0, 50), 'companies-a');
-    await crm.mirrorBatch(plans.slice(50), 'companies-b');
+    // One batch: its 258 matches need a second page.
+    await crm.mirrorBatch(plans.slice(0, 80), 'companies-a');
+    const paged = fake.requests.filter((r) => r.path === '/crm/v3/objects/companies/search').length;
+    expect(paged).toBeGreaterThanOrEqual(2);
+    // Then six one-plan batches back to back: more than 4 searches inside a second unless they are spaced.
+    for (let i = 80; i < 86; i++) await crm.mirrorBatch([plans[i] as MirrorPlan], `companies-${i}`);
     // Each activity gets its domain's oldest company (the tie-break), chosen among all three candidates.
     const toCompanies = fake.associations().filter((a) => a.fromType === 'emails' && a.toType === 'companies');
     expect(toCompanies).toHaveLength(86);
+    const oldest = new Map<string, string>();
+    for (const c of fake.objects('companies')) {
+      const domain = String((c.properties as Record<string, unknown>).domain);
+      if (!oldest.has(domain)) oldest.set(domain, String(c.id));
+    }
+    expect(new Set(toCompanies.map((a) => String(a.toId)))).toEqual(new Set(oldest.values()));
     const searches = fake.requests.filter((r) => r.path === '/crm/v3/objects/companies/search');
-    expect(searches.length).toBeGreaterThanOrEqual(2);
+    expect(searches.length).toBeGreaterThanOrEqual(8);
     expect(searches.every((r) => r.status === 200)).toBe(true);
     // Never more than 4 searches in any second (HubSpot's search limit per token).
     const times = searches.map((r) => r.at);
