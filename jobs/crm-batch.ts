@@ -36,7 +36,7 @@ export interface CrmBatchSettings {
   readonly windowMs: number;
   /** Plans per batch (at most 100, HubSpot's batch size). */
   readonly batchSize: number;
-  /** How long a claim is held before it returns to pending (a worker that died). */
+  /** How long a claim is held before it returns to pending (a worker that died); renewed while its job runs. */
   readonly leaseMs: number;
   /** Tries per plan (retryable item failures) before it is given up with a job.failed entry. */
   readonly maxItemAttempts?: number;
@@ -110,6 +110,17 @@ for _, id in ipairs(candidates) do
   end
 end
 return taken
+`;
+
+// Renews the leases of job ARGV[1]'s live claims to now (ARGV[2]) + lease (ARGV[3]); returns how many it holds.
+const RENEW = `
+local own = redis.call('SMEMBERS', KEYS[3]); local n = 0
+for _, id in ipairs(own) do
+  if redis.call('HGET', KEYS[2], id) == ARGV[1] then
+    redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[2]) + tonumber(ARGV[3]), id); n = n + 1
+  end
+end
+return n
 `;
 
 // Finishes items of job ARGV[1]: ARGV[2] = 'ack' (done or given up) or 'retry' (back to pending); ids from ARGV[4].
@@ -194,6 +205,24 @@ export class PendingPlans<R extends PlanRef = PlanRef> {
     if (ids.length === 0) return [];
     const raw = await this.redis.hmget(this.k.refs, ...ids);
     return raw.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as R);
+  }
+
+  /** Extends the lease of the job's live claims (a job that runs keeps what it claimed); returns how many it holds. */
+  async renew(jobId: string, leaseMs: number): Promise<number> {
+    return Number(await this.redis.eval(RENEW, 3, this.k.leases, this.k.owner, this.k.job(jobId), jobId, Date.now(), leaseMs));
+  }
+
+  /**
+   * Runs `work` while renewing the job's claims every third of the lease: a live job's claims never expire
+   * under it, however long HubSpot makes it wait, and a dead one's return to pending after one lease.
+   */
+  async holding<T>(jobId: string, leaseMs: number, work: () => Promise<T>): Promise<T> {
+    const timer = setInterval(() => void this.renew(jobId, leaseMs).catch(() => undefined), Math.max(50, Math.floor(leaseMs / 3)));
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   async finish(jobId: string, mode: 'ack' | 'retry', entryIds: readonly string[]): Promise<void> {
@@ -318,7 +347,8 @@ const linkBatchOf = (s: CrmBatchSettings): number => Math.max(1, s.linkBatchSize
 export async function processCrmBatch(job: Pick<Job, 'id' | 'data'>, deps: CrmBatchDeps): Promise<CrmBatchResult> {
   const stage: CrmBatchStage = (job.data as { stage?: CrmBatchStage } | undefined)?.stage === 'links' ? 'links' : 'upsert';
   try {
-    return stage === 'links' ? await processLinks(job, deps) : await processUpserts(job, deps);
+    const store = stage === 'links' ? deps.links : deps.pending;
+    return await store.holding(String(job.id), deps.settings.leaseMs, () => (stage === 'links' ? processLinks(job, deps) : processUpserts(job, deps)));
   } catch (err) {
     if (err instanceof DailyLimitError) {
       // Every worker stops fetching crm-batch jobs until the reset; this job's claims stay its own and resume.

@@ -46,7 +46,8 @@ export function hubspotMirror(config: Config, deps: { journal: JournalClient; re
     batchSize: h?.batchSize ?? 100,
     linkWindowMs: h?.linkWindowMs ?? 5000,
     linkBatchSize: 1000,
-    leaseMs: Math.max(3 * config.pipeline.jobLockMs, 15_000),
+    // Claims are renewed while their job runs (every third of the lease), so the lease can be short.
+    leaseMs: 3 * config.pipeline.crmBatchLockMs,
   };
   const queue = deps.queues['crm-batch'];
   const pending = new PendingPlans(deps.redis, deps.prefix);

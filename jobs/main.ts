@@ -186,6 +186,7 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           concurrency: { ingest: config.pipeline.workerConcurrency, classify: config.pipeline.modelConcurrency, decide: config.pipeline.workerConcurrency, mirror: config.pipeline.workerConcurrency, 'crm-batch': 2 },
           logger,
           lockMs: config.pipeline.jobLockMs,
+          lockMsByQueue: { 'crm-batch': config.pipeline.crmBatchLockMs },
           handlers: {
             'sync-inbox': syncJob,
             notify: (data, signal, job) => notifier.deliver(data as JobData<'notify'>, job.attemptsMade + 1, signal),

@@ -29,6 +29,8 @@ export interface WorkerSetOptions {
   readonly limiters?: Partial<Record<QueueName, NonNullable<WorkerOptions['limiter']>>>;
   /** Lock duration and stalled-job check interval (default 30 s). */
   readonly lockMs?: number;
+  /** A queue's own lock duration and stalled-job check interval (crm-batch: short, so a killed worker's batch returns soon). */
+  readonly lockMsByQueue?: Partial<Record<QueueName, number>>;
   /** Only these queues (default: all). */
   readonly queues?: readonly QueueName[];
 }
@@ -46,9 +48,10 @@ export function startWorkers(options: WorkerSetOptions): WorkerSet {
       connection: options.connection,
       prefix: options.prefix,
       concurrency: options.concurrency[queue] ?? 4,
-      // A job whose worker died is taken back after this long (and retried: its appends are idempotent).
-      lockDuration: options.lockMs ?? 30_000,
-      stalledInterval: options.lockMs ?? 30_000,
+      // A job whose worker died is taken back after this long (and retried: its appends are idempotent). BullMQ
+      // renews the lock every half of it while the worker's process lives, so a long job keeps its lock.
+      lockDuration: options.lockMsByQueue?.[queue] ?? options.lockMs ?? 30_000,
+      stalledInterval: options.lockMsByQueue?.[queue] ?? options.lockMs ?? 30_000,
       maxStalledCount: 5,
       // The notify queue's backoff follows a provider's Retry-After (src/pipeline/job-catalog.ts).
       settings: { backoffStrategy: retryAfterBackoff },

@@ -104,6 +104,7 @@ export const EnvSchema = z.object({
   SHUTDOWN_DEADLINE_SECONDS: intFrom(20, 1),
   STARTUP_REPORT_SECONDS: intFrom(60, 1),
   JOB_LOCK_SECONDS: intFrom(30, 1),
+  CRM_BATCH_LOCK_SECONDS: intFrom(5, 1),
   REDRIVE_INTERVAL_SECONDS: intFrom(60, 1),
   REDRIVE_GRACE_SECONDS: intFrom(120, 0),
   AUDIT_USERS_PATH: z.string().min(1).optional(),
@@ -211,6 +212,8 @@ export interface Config {
     readonly stateDir: string;
     /** How long a job stays locked to its worker; a worker that died is noticed (and its jobs retried) after about this long. */
     readonly jobLockMs: number;
+    /** The crm-batch queue's own lock (short, renewed while the job runs): a killed worker's batch is taken back after about this long, twice over. */
+    readonly crmBatchLockMs: number;
     /** Gmail inboxes: null until an OAuth client is configured. */
     readonly gmail: {
       readonly clientId: string;
@@ -428,6 +431,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       identifierKey: e.PIPELINE_IDENTIFIER_KEY,
       stateDir: join(dataDir, 'state'),
       jobLockMs: e.JOB_LOCK_SECONDS * 1000,
+      crmBatchLockMs: e.CRM_BATCH_LOCK_SECONDS * 1000,
       notify: {
         smtp: e.SMTP_HOST
           ? {

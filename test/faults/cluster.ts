@@ -131,6 +131,7 @@ export class Cluster {
       REDRIVE_INTERVAL_SECONDS: '1',
       REDRIVE_GRACE_SECONDS: '3',
       JOB_LOCK_SECONDS: '2',
+      CRM_BATCH_LOCK_SECONDS: '2',
       SHUTDOWN_DEADLINE_SECONDS: '5',
       LOG_LEVEL: 'warn',
     };

@@ -88,6 +88,7 @@ describe('the HubSpot mirror under faults', () => {
       HUBSPOT_BATCH_WINDOW_MS: '200',
       HUBSPOT_DEAL_RULE: 'none',
       JOB_LOCK_SECONDS: '2',
+      CRM_BATCH_LOCK_SECONDS: '2',
       SHUTDOWN_DEADLINE_SECONDS: '5',
       HUBSPOT_SEARCH_INDEX_DELAY_MS: '2000',
       LOG_LEVEL: 'error',

@@ -50,6 +50,7 @@ describe('a worker killed mid-run', () => {
       OPENAI_MAX_RETRIES: '0',
       MODEL_CONCURRENCY: '4',
       JOB_LOCK_SECONDS: '2',
+      CRM_BATCH_LOCK_SECONDS: '2',
       SHUTDOWN_DEADLINE_SECONDS: '5',
       LOG_LEVEL: 'error',
     };
