@@ -32,8 +32,10 @@ export interface CrmBatchSettings {
   /** Requests allowed per window, shared by every worker (default 9 per 1000 ms). */
   readonly limitMax: number;
   readonly limitDurationMs: number;
-  /** How long plans are gathered before a batch is written (default 1000 ms). */
+  /** How long plans are gathered before a batch is written (default 1000 ms): the quiet gap that ends a gathering. */
   readonly windowMs: number;
+  /** The longest a plan waits for its batch to fill while plans keep arriving (default 10 windows). */
+  readonly maxWaitMs?: number;
   /** Plans per batch (at most 100, HubSpot's batch size). */
   readonly batchSize: number;
   /** How long a claim is held before it returns to pending (a worker that died); renewed while its job runs. */
@@ -55,13 +57,14 @@ const keys = (prefix: string, ns = 'crm') => ({
   leases: `${prefix}:${ns}:leases`,
   owner: `${prefix}:${ns}:owner`,
   attempts: `${prefix}:${ns}:attempts`,
+  last: `${prefix}:${ns}:last-submitted`,
   job: (jobId: string) => `${prefix}:${ns}:job:${jobId}`,
   limiter: `${prefix}:crm-batch:limiter`,
 });
 
 // Claims up to ARGV[2] items for job ARGV[1]: its own live claims first (a retried job resumes them); expired
 // leases go back to pending; then the oldest-waiting lane if it waited too long, else the lane with most waiting.
-// Nothing is claimed while fewer than ARGV[7] wait and the oldest has waited less than ARGV[5] ms (gathering).
+// Nothing is claimed while no lane has ARGV[7] waiting and the oldest has waited less than ARGV[5] ms (gathering).
 // The lanes are ARGV[8...]; an item's lane is its ref's "lane", else its "objectType".
 const CLAIM = `
 local now = tonumber(ARGV[3]); local lease = tonumber(ARGV[4]); local max = tonumber(ARGV[2]); local starve = tonumber(ARGV[5])
@@ -82,11 +85,10 @@ if #own > 0 then
   for _, id in ipairs(own) do redis.call('ZADD', KEYS[3], now + lease, id) end
   return own
 end
-local best = nil; local bestCount = 0; local oldest = nil; local oldestType = nil; local total = 0
+local best = nil; local bestCount = 0; local oldest = nil; local oldestType = nil
 for i = 8, #ARGV do
   local t = ARGV[i]
   local c = redis.call('ZCARD', KEYS[1] .. t)
-  total = total + c
   if c > bestCount then best = t; bestCount = c end
   if c > 0 then
     local first = redis.call('ZRANGE', KEYS[1] .. t, 0, 0, 'WITHSCORES')
@@ -95,7 +97,7 @@ for i = 8, #ARGV do
   end
 end
 if best == nil then return {} end
-if total < tonumber(ARGV[7]) and oldest >= now - starve then return {} end
+if bestCount < tonumber(ARGV[7]) and oldest >= now - starve then return {} end
 if oldest ~= nil and oldest < now - starve then best = oldestType end
 local candidates = redis.call('ZRANGE', KEYS[1] .. best, 0, max * 3)
 local taken = {}
@@ -193,12 +195,13 @@ export class PendingPlans<R extends PlanRef = PlanRef> {
     const m = this.redis.multi();
     const now = Date.now();
     for (const ref of refs) m.hset(this.k.refs, ref.entryId, JSON.stringify(ref)).zadd(this.k.pending(this.laneOf(ref)), 'NX', now, ref.entryId);
+    m.set(this.k.last, String(now));
     await m.exec();
   }
 
   /**
    * Claims up to `max` items for the job (its own earlier claims first). With `gatherMin`, nothing is claimed
-   * while fewer than that wait and the oldest has waited less than `starveMs`.
+   * while no lane has that many waiting and the oldest has waited less than `starveMs`.
    */
   async claim(jobId: string, max: number, leaseMs: number, starveMs: number, gatherMin = 0): Promise<R[]> {
     const ids = (await this.redis.eval(CLAIM, 5, this.k.pending(''), this.k.refs, this.k.leases, this.k.owner, this.k.job(jobId), jobId, max, Date.now(), leaseMs, starveMs, this.k.job(''), gatherMin, ...this.lanes)) as string[];
@@ -233,6 +236,12 @@ export class PendingPlans<R extends PlanRef = PlanRef> {
   /** Counts a retryable failure of an item; returns how many it has had. */
   async failedOnce(entryId: string): Promise<number> {
     return this.redis.hincrby(this.k.attempts, entryId, 1);
+  }
+
+  /** When the newest item was submitted (ms since the epoch), or null before the first. */
+  async lastSubmitted(): Promise<number | null> {
+    const v = await this.redis.get(this.k.last);
+    return v === null ? null : Number(v);
   }
 
   /** When the longest-waiting unclaimed item was submitted (ms since the epoch), or null when none waits. */
@@ -341,6 +350,7 @@ export interface CrmBatchDeps {
 export type CrmBatchResult = { stage: CrmBatchStage; claimed: number; mirrored: number; failed: number; retried: number };
 
 const linkWindowOf = (s: CrmBatchSettings): number => s.linkWindowMs ?? s.windowMs * 5;
+const maxWaitOf = (s: CrmBatchSettings): number => s.maxWaitMs ?? s.windowMs * 10;
 const linkBatchOf = (s: CrmBatchSettings): number => Math.max(1, s.linkBatchSize ?? 1000);
 
 /** One crm-batch job: the window's upserts, or (stage "links") the gathered associations. */
@@ -363,7 +373,13 @@ export async function processCrmBatch(job: Pick<Job, 'id' | 'data'>, deps: CrmBa
 async function processUpserts(job: Pick<Job, 'id'>, deps: CrmBatchDeps): Promise<CrmBatchResult> {
   const jobId = String(job.id);
   const { pending, links, settings } = deps;
-  const refs = await pending.claim(jobId, Math.min(100, settings.batchSize), settings.leaseMs, settings.windowMs * 10);
+  // The window grows while plans keep arriving: a lane is written once it holds a full batch, once its oldest
+  // plan has waited `maxWaitOf` (10 windows), or once arrivals pause for a window (a lone interaction goes out
+  // after one window). At a steady flow that fills batches instead of writing a few plans per window.
+  const last = await pending.lastSubmitted();
+  const quiet = last === null || Date.now() - last >= settings.windowMs;
+  const size = Math.min(100, settings.batchSize);
+  const refs = await pending.claim(jobId, size, settings.leaseMs, maxWaitOf(settings), quiet ? 0 : size);
   const counts: CrmBatchResult = { stage: 'upsert', claimed: refs.length, mirrored: 0, failed: 0, retried: 0 };
   // A backlog of full batches does not wait for the next window: a follow-up job (one per job, so a retry adds
   // none) runs beside this one, under the same shared limit.

@@ -44,7 +44,7 @@ export function hubspotMirror(config: Config, deps: { journal: JournalClient; re
     limitDurationMs: h?.rateLimit.durationMs ?? 1000,
     windowMs: h?.batchWindowMs ?? 1000,
     batchSize: h?.batchSize ?? 100,
-    linkWindowMs: h?.linkWindowMs ?? 5000,
+    linkWindowMs: h?.linkWindowMs ?? 30_000,
     linkBatchSize: 1000,
     // Claims are renewed while their job runs (every third of the lease), so the lease can be short.
     leaseMs: 3 * config.pipeline.crmBatchLockMs,

@@ -69,7 +69,7 @@ export const EnvSchema = z.object({
   HUBSPOT_RATE_LIMIT_WINDOW_MS: intFrom(1000, 100),
   HUBSPOT_BATCH_WINDOW_MS: intFrom(1000, 10),
   HUBSPOT_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(100),
-  HUBSPOT_LINK_WINDOW_MS: intFrom(5000, 10),
+  HUBSPOT_LINK_WINDOW_MS: intFrom(30_000, 10),
   HUBSPOT_DAILY_RESERVE: intFrom(500, 0),
   HUBSPOT_CREATE_CONTACTS: z.enum(['never', 'inbound', 'always']).default('never'),
   HUBSPOT_DEAL_RULE: z.enum(['single-open-deal', 'none']).default('single-open-deal'),
