@@ -1010,8 +1010,9 @@ export class HubSpotCrm implements BatchCrmClient {
     return new DailyLimitError(resetInMs);
   }
 
-  /** One journal entry per activity for one call. */
+  /** One journal entry per activity for one call (naming the interactions a call activity holds: its transcripts too). */
   private itemEntry(kind: 'crm.write' | 'crm.write_failed', plan: MirrorPlan, record: CallRecord, op: string, extra: Record<string, unknown>): AppendInput {
+    const members = plan.members?.length ? { members: plan.members.map((m) => ({ entryId: m.entryId, decisionEntryId: m.decisionEntryId, ...(m.overrideEntryId ? { overrideEntryId: m.overrideEntryId } : {}) })) } : {};
     return {
       kind,
       source: 'hubspot',
@@ -1019,7 +1020,7 @@ export class HubSpotCrm implements BatchCrmClient {
       correlationId: plan.correlationId,
       causationId: plan.decisionEntryId,
       idempotencyKey: `crm/${plan.entryId}/${op}/${record.correlationId}`,
-      payload: { system: 'hubspot', method: record.method, path: record.path, status: record.status, durationMs: record.durationMs, providerCorrelationId: record.correlationId, entryId: plan.entryId, ...extra },
+      payload: { system: 'hubspot', method: record.method, path: record.path, status: record.status, durationMs: record.durationMs, providerCorrelationId: record.correlationId, entryId: plan.entryId, ...members, ...extra },
     };
   }
 

@@ -291,6 +291,8 @@ export class AuditService {
         const props = (p.properties ?? {}) as Record<string, unknown>;
         const body = [props.hs_email_text, props.hs_call_body, props.hs_note_body].find((x): x is string => typeof x === 'string');
         const category = body ? (/^Category: (\S+)/m.exec(body)?.[1] ?? null) : null;
+        // A call activity also holds its transcripts: the other interactions it was written for.
+        const holds = Array.isArray(p.members) ? (p.members as { entryId?: unknown }[]).map((m) => m.entryId).filter((id): id is string => typeof id === 'string' && id !== p.entryId) : [];
         return {
           ...base,
           step: 'crm-write',
@@ -299,6 +301,8 @@ export class AuditService {
             status: p.status,
             dryRun: p.dryRun ?? false,
             objectType: objectType ?? null,
+            activityOf: typeof p.entryId === 'string' ? p.entryId : null,
+            holds,
             category,
             objects: ids.map((id) => ({ id, link: this.hubspotLink(objectType, id) })),
             error: p.error ?? null,

@@ -613,7 +613,10 @@ export class ReadIndex {
       }
       case 'crm.write': {
         const entryId = (p.properties as { journal_entry_id?: unknown } | undefined)?.journal_entry_id;
-        if (typeof entryId === 'string') this.stmts.crmWrite.run(entryId);
+        // A call activity's write counts for every interaction it holds (a transcript is mirrored onto its call's).
+        const members = Array.isArray(p.members) ? (p.members as { entryId?: unknown }[]).map((m) => m.entryId) : [];
+        const written = new Set([entryId, ...(typeof entryId === 'string' ? members : [])].filter((x): x is string => typeof x === 'string'));
+        for (const id of written) this.stmts.crmWrite.run(id);
         return false;
       }
       case 'human.override': {

@@ -169,7 +169,8 @@ function summarise(entries: readonly JournalEntry[]) {
     decisions: decisions.length,
     decisionOutcomes,
     categories,
-    mirrored: count((e) => e.kind === 'crm.write'),
+    // Interactions mirrored: a call's transcripts are on their call's activity (its writes name them as members).
+    mirrored: new Set(entries.filter((e) => e.kind === 'crm.write').flatMap((e) => [payload(e).entryId, ...(Array.isArray(payload(e).members) ? (payload(e).members as { entryId?: unknown }[]).map((m) => m.entryId) : [])]).filter((id) => typeof id === 'string')).size,
     skipped: rule('mirror', 'skip'),
     review: rule('review', 'review'),
     notifications: count((e) => e.kind === 'notification.sent'),

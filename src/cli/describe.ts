@@ -29,6 +29,12 @@ function opt(p: P, key: string, present: (v: unknown) => string, gone: (why: str
   return why === null ? absent : gone(why);
 }
 
+/** The other interactions a call activity's write holds (its transcripts), by id. */
+function held(p: P): string {
+  const ids = Array.isArray(p.members) ? (p.members as { entryId?: unknown }[]).map((m) => m.entryId).filter((id) => typeof id === 'string' && id !== p.entryId) : [];
+  return ids.length > 0 ? `; activity of ${s(p.entryId)}, also holding ${ids.map(s).join(', ')}` : '';
+}
+
 const DESCRIBE: Record<string, (p: P) => string> = {
   'interaction.received': (p) => `${s(p.direction)} ${s(p.channel)} ${s(p.sourceId)}${opt(p, 'threadId', (v) => ` in thread ${s(v)}`)}${opt(p, 'subject', (v) => ` "${s(v)}"`)}, ${opt(p, 'participants', (v) => `${Array.isArray(v) ? v.length : 0} participant(s)`, (why) => `participants ${why}`, '0 participant(s)')}`,
   'ai.decision': (p) => {
@@ -37,7 +43,7 @@ const DESCRIBE: Record<string, (p: P) => string> = {
     return `${s(p.outcome)} by ${s(p.provider)}/${s(p.model)}, prompt ${s(p.promptId)}@${s(p.promptVersion)}, confidence ${j(p.confidence)}${p.reviewRequired ? ', needs review' : ''}${what}`;
   },
   'rule.decision': (p) => `rule ${s(p.ruleId)}@${s(p.ruleVersion)} → ${s(p.outcome)}${opt(p, 'reason', (v) => ` (${s(v)})`, (why) => ` (reason ${why})`)}`,
-  'crm.write': (p) => `${s(p.method)} ${s(p.path)} → ${s(p.status)} in ${s(p.durationMs)} ms${p.dryRun ? ' (dry run)' : ''}`,
+  'crm.write': (p) => `${s(p.method)} ${s(p.path)} → ${s(p.status)} in ${s(p.durationMs)} ms${p.dryRun ? ' (dry run)' : ''}${held(p)}`,
   'crm.write_failed': (p) => `${s(p.method)} ${s(p.path)} → ${s(p.status)} failed${opt(p, 'error', (v) => `: ${s(v)}`, (why) => ` (error ${why})`)}`,
   'state.changed': (p) => `${s(p.entity)} ${s(p.field)}: ${withheld(p) !== null && p.from === undefined && p.to === undefined ? `changed (values ${withheld(p)})` : `${j(p.from)} → ${j(p.to)}`}`,
   'human.override': (p) => `overrides ${s(p.supersedes)}: ${s(p.field)} ${j(p.from)} → ${j(p.to)}${opt(p, 'reason', (v) => ` because ${j(v)}`, (why) => `; reason ${why}`)}`,

@@ -98,6 +98,8 @@ const crmCall = {
   override: id.optional(),
   /** The journal entry whose activity this call wrote (one crm.write per activity per call). */
   entryId: id.optional(),
+  /** The interactions whose sections that activity holds (a call and its transcripts), with the decision of each: ids only. */
+  members: z.array(z.strictObject({ entryId: id, decisionEntryId: id, overrideEntryId: id.optional() })).max(1000).optional(),
   /** How many items the call carried (a batch call is journaled once per activity it wrote). */
   batchSize: z.number().int().min(1).max(10_000).optional(),
   /** For upserts: whether HubSpot created the object (false: it updated an existing one). */

@@ -28,7 +28,12 @@ interface SealRule {
    * them). interaction.received has none: its subjects are its participants.
    */
   readonly links?: (payload: Record<string, unknown>) => readonly unknown[];
+  /** Entries whose subjects are added to those (a call activity's write holds its transcripts' summaries too). */
+  readonly also?: (payload: Record<string, unknown>) => readonly unknown[];
 }
+
+/** The interactions a CRM write names as held by its activity besides its own entry (`members`). */
+const membersOf = (p: Record<string, unknown>): unknown[] => (Array.isArray(p.members) ? (p.members as { entryId?: unknown }[]).map((m) => m?.entryId) : []);
 
 /**
  * Which fields are personal, kind by kind. Free text that may quote a person (reasons, error messages a CRM or
@@ -45,8 +50,8 @@ const RULES: Record<EntryKind, SealRule> = {
   'interaction.received': { fields: ['participants', 'subject', 'text', 'attachments', 'metadata'] },
   'ai.decision': { fields: ['output', 'error'], links: (p) => [p.inputEntryId, p.replacesEntryId, p.reusedEntryId] },
   'rule.decision': { fields: ['reason'], links: (p) => [p.inputEntryId] },
-  'crm.write': { fields: ['properties', 'associations', 'removedAssociations'], links: (p) => [p.entryId] },
-  'crm.write_failed': { fields: ['properties', 'associations', 'removedAssociations', 'error'], links: (p) => [p.entryId] },
+  'crm.write': { fields: ['properties', 'associations', 'removedAssociations'], links: (p) => [p.entryId], also: membersOf },
+  'crm.write_failed': { fields: ['properties', 'associations', 'removedAssociations', 'error'], links: (p) => [p.entryId], also: membersOf },
   'state.changed': { fields: ['from', 'to'] },
   'human.override': { fields: ['reason'], links: (p) => [p.supersedes] },
   'job.failed': { fields: ['error'], links: (p) => [p.entryId] },
@@ -167,6 +172,7 @@ export class Privacy {
    *    its call's people);
    * 3. the correlation's own subject (`correlationSubject`): a key that `forget` of anyone in the correlation
    *    destroys along with their own, so such fields are erased with the people they came with.
+   * Plus the subjects of the entries its rule adds (`also`: the transcripts a call activity's write holds).
    */
   seal(kind: EntryKind, payload: unknown, ids: { causationId: string | null; correlationId: string }, linked: LinkedKeys): unknown {
     const rule = ruleOf(kind);
@@ -177,6 +183,7 @@ export class Privacy {
     let subjects = this.subjectsOf(rule, p, ids.causationId, linked);
     if (subjects.length === 0) subjects = linked.byCorrelation(ids.correlationId).map((r) => r.subject);
     if (subjects.length === 0) subjects = [this.keys.subjectHash(correlationSubject(ids.correlationId))];
+    for (const target of rule.also?.(p) ?? []) if (typeof target === 'string') subjects.push(...(linked.byId(target) ?? []).map((r) => r.subject));
     subjects = [...new Set(subjects)].sort();
     const keys = subjects.map((s) => this.keys.activeKey(s));
     const fields: Record<string, unknown> = {};

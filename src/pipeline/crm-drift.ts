@@ -48,13 +48,23 @@ export interface DriftDeps {
 
 type PlanRefFor = (ref: { entryId: string; entrySeq: number; correlationId: string; decisionEntryId: string; decisionSeq: number }) => Promise<MirrorPlan>;
 
-/** Finds a mirrored entry's interaction and newest decision in its correlation, and builds the plan from them. */
+/**
+ * Finds a mirrored entry's interaction and newest decision in its correlation, and builds the plan from them. A
+ * call activity whose anchor has no decision (a transcript's section written first) is planned from the newest
+ * decision of an interaction its writes say it holds (`members`).
+ */
 export function planFromJournal(journal: JournalClient, planFor: PlanRefFor): DriftDeps['planFor'] {
   return async (w) => {
     const chain = await journal.byCorrelation(w.correlationId);
     const entry = chain.find((e) => e.id === w.entryId);
-    const decisions = chain.filter((e) => e.kind === 'ai.decision' && (e.payload as { inputEntryId?: string }).inputEntryId === w.entryId && (e.payload as { output?: unknown }).output !== null);
-    const decision = decisions[decisions.length - 1];
+    const held = new Set([w.entryId]);
+    for (const e of chain) {
+      const p = e.payload as { entryId?: unknown; members?: { entryId?: unknown }[] } | null;
+      if (e.kind === 'crm.write' && p?.entryId === w.entryId && Array.isArray(p.members)) for (const m of p.members) if (typeof m.entryId === 'string') held.add(m.entryId);
+    }
+    const decisionOf = (ids: ReadonlySet<string>): JournalEntry | undefined =>
+      chain.filter((e) => e.kind === 'ai.decision' && ids.has((e.payload as { inputEntryId?: string }).inputEntryId ?? '') && (e.payload as { output?: unknown }).output !== null).at(-1);
+    const decision = decisionOf(new Set([w.entryId])) ?? decisionOf(held);
     if (!entry || !decision) throw new Error(`the journal has no interaction and decision for mirrored entry ${w.entryId}`);
     return planFor({ entryId: entry.id, entrySeq: entry.seq, correlationId: entry.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq });
   };

@@ -1,7 +1,10 @@
 /**
  * The CRM until the HubSpot adapter is configured: it sends nothing and journals exactly what it would have
- * written (a crm.write with dryRun: true and status 0), once per interaction.
+ * written (a crm.write with dryRun: true and status 0), once per interaction, and once more for a call each time
+ * what its activity would hold changes (a transcript's section added to its call's activity: under the call's
+ * entry id, naming the interactions the activity holds as `members`).
  */
+import { createHash } from 'node:crypto';
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { CrmClient, MirrorPlan, MirrorResult } from './ports.ts';
 
@@ -11,23 +14,30 @@ export class DryRunCrm implements CrmClient {
 
   async mirror(plan: MirrorPlan): Promise<MirrorResult> {
     const started = Date.now();
-    if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));
+    // An override re-drives the mirror: its write is a new one (keyed by the overrides), not a duplicate. So is
+    // an activity that holds more than its own entry (a call with transcripts): keyed by what it would hold.
+    const idempotencyKey = `crm/${plan.entryId}/upsert${plan.overrideEntryId ? `/override/${plan.overrideEntryId}` : ''}${plan.associationOverride ? `/associations/${plan.associationOverride.entryId}` : ''}${plan.members?.length ? `/holds/${holding(plan)}` : ''}`;
+    // Written already (a redelivered job, or a call's plan made again by another of its interactions): the same
+    // plan is the same write, so it keeps the duration on the record (anything else that differs is a conflict).
+    const earlier = await this.journal.byIdempotencyKey(idempotencyKey);
+    const recorded = (earlier?.payload as { durationMs?: unknown } | null | undefined)?.durationMs;
+    if (this.options.latencyMs && !earlier) await new Promise((r) => setTimeout(r, this.options.latencyMs));
     await this.journal.append({
       kind: 'crm.write',
       source: 'hubspot',
       actor: 'crm:dry-run',
       correlationId: plan.correlationId,
       causationId: plan.overrideEntryId ?? plan.decisionEntryId,
-      // An override re-drives the mirror: its write is a new one (keyed by the overrides), not a duplicate.
-      idempotencyKey: `crm/${plan.entryId}/upsert${plan.overrideEntryId ? `/override/${plan.overrideEntryId}` : ''}${plan.associationOverride ? `/associations/${plan.associationOverride.entryId}` : ''}`,
+      idempotencyKey,
       payload: {
         system: 'hubspot',
         method: 'POST',
         path: `/crm/v3/objects/${plan.objectType}/batch/upsert`,
         status: 0,
-        durationMs: Date.now() - started,
+        durationMs: typeof recorded === 'number' ? recorded : Date.now() - started,
         dryRun: true,
         entryId: plan.entryId,
+        ...(plan.members?.length ? { members: plan.members.map((m) => ({ entryId: m.entryId, decisionEntryId: m.decisionEntryId, ...(m.overrideEntryId ? { overrideEntryId: m.overrideEntryId } : {}) })) } : {}),
         objectType: plan.objectType,
         idProperty: 'journal_entry_id',
         properties: plan.properties,
@@ -41,4 +51,10 @@ export class DryRunCrm implements CrmClient {
     });
     return { objectId: null, dryRun: true };
   }
+}
+
+/** What a call activity would hold, by the ids of the decisions and overrides its sections are built from (never the text). */
+function holding(plan: MirrorPlan): string {
+  const ids = (plan.members ?? []).map((m) => [m.entryId, m.decisionEntryId, m.overrideEntryId ?? null]);
+  return createHash('sha256').update(JSON.stringify([plan.decisionEntryId, ids])).digest('hex').slice(0, 32);
 }

@@ -50,6 +50,26 @@ export function correlationIdFor(ix: Pick<Interaction, 'source' | 'sourceId' | '
   return ix.threadId !== undefined ? `${ix.channel}-thread/${ix.source}/${idPart(ix.threadId)}` : `${ix.channel}/${ix.source}/${idPart(ix.sourceId)}`;
 }
 
+/** How a transcript's sourceId names its call: `<callId>/transcript/<transcriptId>`. */
+const TRANSCRIPT_PART = '/transcript/';
+
+/**
+ * The call a call-channel interaction is, or is a transcript of (null for the other channels): its threadId (every
+ * call provider threads a transcript onto its call id), else the part of its sourceId before `/transcript/`, else
+ * its sourceId. The one place that says which interactions belong to one call, i.e. to one CRM call activity.
+ */
+export function callOf(ix: Pick<Interaction, 'channel' | 'sourceId' | 'threadId'>): string | null {
+  if (ix.channel !== 'call') return null;
+  if (ix.threadId !== undefined) return ix.threadId;
+  const at = ix.sourceId.indexOf(TRANSCRIPT_PART);
+  return at > 0 ? ix.sourceId.slice(0, at) : ix.sourceId;
+}
+
+/** True for the call itself, false for a later part of it (a transcript): whatever is not the call is. */
+export function isCallItself(ix: Pick<Interaction, 'channel' | 'sourceId' | 'threadId'>): boolean {
+  return ix.channel === 'call' && callOf(ix) === ix.sourceId;
+}
+
 /** The interaction.received idempotency key: one entry per source message, however often it is delivered. */
 export function interactionKey(ix: Pick<Interaction, 'source' | 'sourceId'>): string {
   return `interaction/${ix.source}/${idPart(ix.sourceId)}`;

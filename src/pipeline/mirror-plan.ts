@@ -1,10 +1,11 @@
 /**
  * How an interaction and its decision become one CRM activity: emails as emails, calls as calls, form
- * submissions as notes, with the AI summary and category in the body and the interaction's own time.
+ * submissions as notes, with the AI summary and category in the body and the interaction's own time. A call and
+ * its transcripts are one call activity (buildCallPlan).
  */
 import type { JournalEntry } from '../journal/entry.ts';
 import type { Category, Classification } from './classification.ts';
-import type { Interaction } from './interaction.ts';
+import { isCallItself, type Interaction } from './interaction.ts';
 import type { MirrorPlan } from './ports.ts';
 
 /** A reviewer's correction to carry instead of the model's category. */
@@ -13,18 +14,28 @@ export interface PlanOverride {
   readonly category: Category;
 }
 
-export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: JournalEntry, override: PlanOverride | null = null): MirrorPlan {
+/** The Summary, Category (a reviewer's override said as such) and Next steps lines of one decision. */
+function decisionLines(decision: JournalEntry, override: PlanOverride | null): string[] {
   const model = (decision.payload as { output: Classification }).output;
   const c = override ? { ...model, category: override.category } : model;
   const categoryLine = override
     ? `Category: ${c.category} (set by a reviewer, override ${override.entryId}; the model said ${model.category} with confidence ${model.confidence.toFixed(2)})`
     : `Category: ${c.category} (confidence ${c.confidence.toFixed(2)})`;
-  const timestamp = new Date(ix.occurredAt).toISOString();
-  const body = [`Summary: ${c.summary}`, categoryLine, c.nextSteps.length > 0 ? `Next steps: ${c.nextSteps.join('; ')}` : '', `Journal entry: ${entry.id}`]
-    .filter(Boolean)
-    .join('\n');
+  return [`Summary: ${c.summary}`, categoryLine, c.nextSteps.length > 0 ? `Next steps: ${c.nextSteps.join('; ')}` : ''].filter(Boolean);
+}
+
+/** The other side of an interaction: email addresses or phone numbers of the participants that are not us. */
+function counterpartsOf(ix: Interaction): string[] {
   const ours = ix.direction === 'outbound' ? ['from', 'caller', 'agent'] : ['to', 'cc', 'bcc', 'callee', 'agent'];
-  const counterparts = [...new Set(ix.participants.filter((p) => !ours.includes(p.role)).map((p) => p.address.toLowerCase()))];
+  return [...new Set(ix.participants.filter((p) => !ours.includes(p.role)).map((p) => p.address.toLowerCase()))];
+}
+
+export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: JournalEntry, override: PlanOverride | null = null): MirrorPlan {
+  const model = (decision.payload as { output: Classification }).output;
+  const c = override ? { ...model, category: override.category } : model;
+  const timestamp = new Date(ix.occurredAt).toISOString();
+  const body = [...decisionLines(decision, override), `Journal entry: ${entry.id}`].join('\n');
+  const counterparts = counterpartsOf(ix);
   const common = { entryId: entry.id, entrySeq: entry.seq, correlationId: entry.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq, direction: ix.direction, counterparts, category: c.category, ...(override ? { overrideEntryId: override.entryId } : {}) };
   if (ix.channel === 'email') {
     return {
@@ -77,4 +88,59 @@ export function recordingUrl(ix: Interaction): string | null {
   // Twilio serves a recording as mp3 when asked for it with the extension.
   if (/(^|\.)twilio\.com$/i.test(u.hostname) && /\/Recordings\/RE[0-9a-f]{32}$/i.test(u.pathname)) return `${u.origin}${u.pathname}.mp3`;
   return null;
+}
+
+/** One interaction of a call (the call itself or a transcript of it), as buildCallPlan takes it. */
+export interface CallPart {
+  readonly entry: JournalEntry;
+  readonly ix: Interaction;
+  /** Its newest decision, when the activity carries it; null leaves the part out of the body (not decided yet). */
+  readonly decision: JournalEntry | null;
+  /** The reviewer's category override in force for that decision, if any. */
+  readonly override: PlanOverride | null;
+}
+
+/**
+ * One call activity for a call and its transcripts. `parts` are the call's interactions in journal order; the
+ * first is the anchor, whose entry id the activity carries as journal_entry_id (normally the call; a transcript
+ * journaled before its call stays the anchor, so nothing is ever created twice). `lead` is the decision the plan
+ * is caused by: the anchor's, else (the anchor not decided yet) the decision of the part being mirrored.
+ *
+ * - Properties (title, direction, duration, recording, time) and the association direction come from the call
+ *   itself when it is among the parts, else from the anchor; counterparts are those of the call and every part
+ *   the body carries.
+ * - hs_call_body: the anchor's lines as for a lone call (or only its `Journal entry:` line while it has no
+ *   decision), then for every other decided part, in journal order, a blank line, `Transcript (journal entry
+ *   <id>):` (`Call (...)` for the call under a transcript anchor) and that part's Summary, Category (override
+ *   wording as for a lone interaction) and Next steps lines from its own decision.
+ * - category: the category in force of the most confident decided part, a reviewer's override counting above
+ *   any model confidence, and of equals the latest: the best-informed word on what the call was about.
+ *
+ * A call with no other decided part is planned exactly as a lone interaction (buildMirrorPlan).
+ */
+export function buildCallPlan(parts: readonly CallPart[], lead: JournalEntry): MirrorPlan {
+  const anchor = parts[0];
+  if (!anchor) throw new Error('a call plan needs at least one interaction');
+  const call = parts.find((p) => isCallItself(p.ix)) ?? anchor;
+  const others = parts.slice(1).filter((p): p is CallPart & { decision: JournalEntry } => p.decision !== null);
+  if (others.length === 0 && anchor.decision !== null && call === anchor) return buildMirrorPlan(anchor.ix, anchor.entry, anchor.decision, anchor.override);
+
+  const base = buildMirrorPlan(call.ix, anchor.entry, lead, null);
+  const head = [...(anchor.decision !== null ? decisionLines(anchor.decision, anchor.override) : []), `Journal entry: ${anchor.entry.id}`].join('\n');
+  const sections = others.map((p) => [`${isCallItself(p.ix) ? 'Call' : 'Transcript'} (journal entry ${p.entry.id}):`, ...decisionLines(p.decision, p.override)].join('\n'));
+  const decided = parts.filter((p): p is CallPart & { decision: JournalEntry } => p.decision !== null);
+  const rank = (p: CallPart & { decision: JournalEntry }): number => (p.override ? Number.POSITIVE_INFINITY : (p.decision.payload as { output: Classification }).output.confidence);
+  // parts are in journal order: of equal rank, the later one wins.
+  const best = decided.reduce<(CallPart & { decision: JournalEntry }) | null>((a, p) => (a === null || rank(p) >= rank(a) ? p : a), null);
+  const category = best ? (best.override?.category ?? (best.decision.payload as { output: Classification }).output.category) : base.category;
+  const counterparts = [...new Set([call, ...decided].flatMap((p) => counterpartsOf(p.ix)))];
+  const { overrideEntryId: _none, ...rest } = base;
+  return {
+    ...rest,
+    counterparts,
+    category,
+    ...(best?.override ? { overrideEntryId: best.override.entryId } : {}),
+    properties: { ...base.properties, hs_call_body: [head, ...sections].join('\n\n') },
+    members: decided.map((p) => ({ entryId: p.entry.id, decisionEntryId: p.decision.id, ...(p.override ? { overrideEntryId: p.override.entryId } : {}) })),
+  };
 }

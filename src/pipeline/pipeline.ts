@@ -11,12 +11,12 @@ import { silentLogger } from '../config/logger.ts';
 import { ClassificationSchema, classificationProblems, type Classification, type Classifier, type ClassifierResult, type Prompt } from './classification.ts';
 import { ClassifierError } from './errors/classifier.error.ts';
 import { PermanentJobError } from './errors/permanent-job.error.ts';
-import { InteractionSchema, correlationIdFor, interactionFromEntry, interactionKey, interactionPayload, type Interaction } from './interaction.ts';
+import { InteractionSchema, callOf, correlationIdFor, interactionFromEntry, interactionKey, interactionPayload, type Interaction } from './interaction.ts';
 import { minimise, type MinimiseOptions } from './minimise.ts';
 import { evaluateExclusions, evaluateMirror, evaluateNotifications, evaluateReview, type Ruleset } from './rules.ts';
-import type { ActivitySource, CrmClient, DecisionCache, Enqueue, MirrorPlan, Notifier, NotifyChannelName } from './ports.ts';
+import type { ActivitySource, AssociationOverride, CrmClient, DecisionCache, Enqueue, MirrorPlan, Notifier, NotifyChannelName } from './ports.ts';
 import { notifyJobKey, type JobData } from './job-catalog.ts';
-import { buildMirrorPlan } from './mirror-plan.ts';
+import { buildCallPlan, buildMirrorPlan, type CallPart, type PlanOverride } from './mirror-plan.ts';
 import { effectiveAssociations, effectiveCategory } from './override.ts';
 import type { RetentionPolicy } from '../journal/retention.ts';
 import { modelSeconds, secondsSince } from '../metrics/registry.ts';
@@ -310,14 +310,18 @@ export class Pipeline {
     ];
   }
 
-  /** Mirror stage: exactly one CRM activity per interaction (the CRM client journals every call). */
+  /**
+   * Mirror stage: exactly one CRM activity per interaction, a call's transcripts on their call's (a transcript's
+   * mirror writes the call's plan, now with its section). The CRM client journals every call.
+   */
   async mirror(job: JobData<'mirror'>): Promise<void> {
     await this.deps.crm.mirror(await this.planFor({ entryId: job.entryId, entrySeq: job.seq, correlationId: job.correlationId, decisionEntryId: job.decisionEntryId, decisionSeq: job.decisionSeq }));
   }
 
   /**
    * The plan of one interaction, built from the journal: what the mirror stage and the batched HubSpot writer
-   * (jobs/crm-batch.ts, which keeps only these ids in Redis) both write. The one place a plan is made.
+   * (jobs/crm-batch.ts, which keeps only these ids in Redis) both write. The one place a plan is made. For a call
+   * or a transcript it is the plan of the whole call (callPlanFor): its entry ids are the call's anchor's.
    */
   async planFor(ref: { entryId: string; entrySeq: number; correlationId: string; decisionEntryId: string; decisionSeq: number }): Promise<MirrorPlan> {
     const job = { entryId: ref.entryId, seq: ref.entrySeq, correlationId: ref.correlationId, decisionEntryId: ref.decisionEntryId, decisionSeq: ref.decisionSeq };
@@ -326,9 +330,81 @@ export class Pipeline {
     // A reviewer's newest category override wins over the model's, and an association override over the matching
     // rule (overrides re-drive the mirror).
     const chain = await this.deps.journal.byCorrelation(job.correlationId);
+    const ix = interactionFromEntry(entry);
+    // A call and its transcripts are one call activity: any of them plans the whole call.
+    if (callOf(ix) !== null) return this.callPlanFor(entry, ix, decision, chain);
     const { override, category } = effectiveCategory(decision, chain);
-    const plan = buildMirrorPlan(interactionFromEntry(entry), entry, decision, override ? { entryId: override.id, category } : null);
+    const plan = buildMirrorPlan(ix, entry, decision, override ? { entryId: override.id, category } : null);
     const associations = effectiveAssociations(decision, chain);
+    return associations ? { ...plan, associationOverride: associations } : plan;
+  }
+
+  /**
+   * The plan of the call `entry` is (or is a transcript of): one activity for the call's interactions of the same
+   * source in this correlation, anchored on the first of them journaled (see buildCallPlan). A part's section is
+   * built from its newest decision (the job's, for the interaction the job is about) once that decision is to be
+   * mirrored (the mirror rule said so, or a reviewer's override re-drove it): an undecided part, or one the rules
+   * keep out of the CRM, adds nothing until its own mirror runs. The plan's decision is the anchor's when the
+   * activity carries it, else the job's. The newest association override of any carried decision applies.
+   */
+  private callPlanFor(entry: JournalEntry, ix: Interaction, decision: JournalEntry, chain: readonly JournalEntry[]): MirrorPlan {
+    const call = callOf(ix);
+    const inputOf = (d: JournalEntry): unknown => (d.payload as { inputEntryId?: unknown } | null)?.inputEntryId;
+    const group = chain
+      .filter((e) => e.kind === 'interaction.received' && e.source === entry.source && isInteractionPayload(e.payload) && callOf(e.payload) === call)
+      .sort((a, b) => a.seq - b.seq);
+    if (!group.some((e) => e.id === entry.id)) group.push(entry);
+    const newestDecision = (entryId: string): JournalEntry | null => {
+      let newest: JournalEntry | null = null;
+      for (const e of chain) {
+        const p = e.payload as { inputEntryId?: unknown; outcome?: unknown; output?: unknown } | null;
+        if (e.kind === 'ai.decision' && p?.inputEntryId === entryId && p.outcome !== 'failed' && typeof p.output === 'object' && p.output !== null && (newest === null || e.seq > newest.seq)) newest = e;
+      }
+      return newest;
+    };
+    const mirrored = (d: JournalEntry): boolean => {
+      let rule: JournalEntry | null = null;
+      for (const e of chain) {
+        const p = e.payload as { inputEntryId?: unknown; supersedes?: unknown; field?: unknown; evaluated?: { section?: unknown } } | null;
+        if (e.kind === 'human.override' && p?.supersedes === d.id && (p.field === 'category' || p.field === 'associations')) return true;
+        if (e.kind === 'rule.decision' && p?.inputEntryId === d.id && p.evaluated?.section === 'mirror' && (rule === null || e.seq > rule.seq)) rule = e;
+      }
+      return rule !== null && (rule.payload as { outcome?: unknown }).outcome === 'mirror';
+    };
+    const overrideOf = (d: JournalEntry): PlanOverride | null => {
+      const { override, category } = effectiveCategory(d, chain);
+      return override ? { entryId: override.id, category } : null;
+    };
+    const parts: CallPart[] = [];
+    for (const [i, e] of group.entries()) {
+      let partIx: Interaction;
+      try {
+        partIx = e.id === entry.id ? ix : interactionFromEntry(e);
+      } catch (err) {
+        // A transcript whose subject was forgotten leaves the call's activity; the call's own anchor cannot.
+        if (err instanceof PermanentJobError && i > 0) continue;
+        if (err instanceof PermanentJobError) throw new PermanentJobError(`the call activity of ${entry.id} is anchored on ${e.id}, which cannot be planned: ${err.message}`);
+        throw err;
+      }
+      const own = e.id === entry.id && inputOf(decision) === entry.id ? decision : newestDecision(e.id);
+      const carried = own !== null && mirrored(own) ? own : null;
+      parts.push({ entry: e, ix: partIx, decision: carried, override: carried ? overrideOf(carried) : null });
+    }
+    // Nothing on the record says to mirror any part (a mirror run without its rule decision): the job's decision is.
+    if (!parts.some((p) => p.decision !== null)) {
+      const at = parts.findIndex((p) => p.entry.id === inputOf(decision));
+      const part = parts[at];
+      if (part) parts[at] = { ...part, decision, override: overrideOf(decision) };
+    }
+    // parts[0] is the anchor (an anchor that cannot be planned threw above).
+    const plan = buildCallPlan(parts, parts[0]?.decision ?? decision);
+    let associations: AssociationOverride | null = null;
+    let at = -1;
+    for (const d of parts.flatMap((p) => (p.decision ? [p.decision] : []))) {
+      const a = effectiveAssociations(d, chain);
+      const seq = a ? (chain.find((e) => e.id === a.entryId)?.seq ?? -1) : -1;
+      if (a && seq > at) [associations, at] = [a, seq];
+    }
     return associations ? { ...plan, associationOverride: associations } : plan;
   }
 
@@ -368,6 +444,12 @@ export class Pipeline {
   private hashId(value: string): string {
     return createHmac('sha256', this.deps.identifierKey).update(value).digest('hex');
   }
+}
+
+/** Whether a journaled interaction payload still says what it is (a dropped or archived one is null). */
+function isInteractionPayload(payload: unknown): payload is Pick<Interaction, 'channel' | 'sourceId' | 'threadId'> {
+  const p = payload as { channel?: unknown; sourceId?: unknown; threadId?: unknown } | null;
+  return p !== null && typeof p === 'object' && typeof p.channel === 'string' && typeof p.sourceId === 'string' && (p.threadId === undefined || typeof p.threadId === 'string');
 }
 
 function wellFormed(value: unknown): unknown {

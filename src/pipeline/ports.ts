@@ -12,9 +12,12 @@ export interface ActivitySource {
   fetch(sourceId: string, account?: string): Promise<Interaction | null>;
 }
 
-/** What the mirror stage asks the CRM to hold: exactly one activity per journaled interaction. */
+/**
+ * What the mirror stage asks the CRM to hold: exactly one activity per journaled interaction, except that a call
+ * and its transcripts are one call activity (its anchor's; see buildCallPlan).
+ */
 export interface MirrorPlan {
-  /** The interaction entry; becomes the activity's unique `journal_entry_id`. */
+  /** The interaction entry (a call's anchor); becomes the activity's unique `journal_entry_id`. */
   readonly entryId: string;
   /** Where the interaction and its decision are in the journal: what a batch job rebuilds the plan from. */
   readonly entrySeq: number;
@@ -31,6 +34,18 @@ export interface MirrorPlan {
   readonly overrideEntryId?: string | undefined;
   /** A reviewer's association override: these targets replace the matching rule's (absent: the rule matches). */
   readonly associationOverride?: AssociationOverride | undefined;
+  /**
+   * For an activity that holds more than its own entry (a call and its transcripts): every interaction whose
+   * section the body holds, in journal order, with the decision (and category override) it is built from. Absent:
+   * the activity is its entry's alone.
+   */
+  readonly members?: readonly PlanMember[] | undefined;
+}
+
+export interface PlanMember {
+  readonly entryId: string;
+  readonly decisionEntryId: string;
+  readonly overrideEntryId?: string | undefined;
 }
 
 /** CRM record ids by target type. */

@@ -107,11 +107,14 @@ function stateOf(ix: JournalEntry, chain: readonly JournalEntry[]): State {
   const mirror = chain.find((e) => e.kind === 'rule.decision' && p(e).inputEntryId === decision.id && (p(e).evaluated as { section?: string }).section === 'mirror');
   if (!mirror) return { kind: 'needs-decide', decision };
   if (p(mirror).outcome !== 'mirror') return { kind: 'finished' };
-  const writes = chain.filter((e) => (e.kind === 'crm.write' || e.kind === 'crm.write_failed') && e.causationId === decision.id);
+  // Its writes: those its decision caused, and those of the call activity that holds it (a transcript's section).
+  const holds = (e: JournalEntry): boolean => Array.isArray(p(e).members) && (p(e).members as { entryId?: unknown }[]).some((m) => m.entryId === ix.id);
+  const writes = chain.filter((e) => (e.kind === 'crm.write' || e.kind === 'crm.write_failed') && (e.causationId === decision.id || holds(e)));
+  const activities = new Set([ix.id, ...writes.map((e) => p(e).entryId)]);
   // Finished: written in dry-run, refused for good, or (HubSpot) written and matched for its associations, which
   // follow the upsert in a later batch: an activity whose associations were lost with Redis is mirrored again.
   const finished =
     writes.some((e) => p(e).dryRun === true || (e.kind === 'crm.write_failed' && p(e).retryable === false)) ||
-    (writes.length > 0 && chain.some((e) => e.kind === 'rule.decision' && p(e).ruleId === 'crm-match' && p(e).inputEntryId === ix.id));
+    (writes.length > 0 && chain.some((e) => e.kind === 'rule.decision' && p(e).ruleId === 'crm-match' && activities.has(p(e).inputEntryId)));
   return finished ? { kind: 'finished' } : { kind: 'needs-mirror', decision };
 }

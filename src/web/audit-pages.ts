@@ -213,6 +213,10 @@ function facts(step: TraceStep): string {
       add('request', f.request);
       add('status', `${String(f.status)}${f.dryRun ? ' (dry run: nothing sent)' : ''}`);
       add('category written', f.category);
+      if (Array.isArray(f.holds) && f.holds.length > 0) {
+        add('activity of', f.activityOf);
+        add('also holds', (f.holds as string[]).join(', '));
+      }
       const objects = f.objects as { id: string; link: string | null }[];
       if (objects.length > 0) rows.push(['objects', objects.map((o) => (o.link ? `<a href="${esc(o.link)}" rel="noreferrer">${esc(o.id)}</a>` : esc(o.id))).join(', ')]);
       add('error', f.error);

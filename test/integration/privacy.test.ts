@@ -442,4 +442,37 @@ describe('sealing on every path', () => {
     expect(payloadOf(trace(lone), 'interaction.received')).toMatchObject({ text: 'Lone transcript mentioning Zed Quill' });
     expect(cli(['verify']).status).toBe(0);
   });
+
+  it('seals a call activity\'s write under the people of every transcript it holds: forgetting one erases it', async () => {
+    const OTHER = '+1 415 555 0123';
+    const privacy = openWriterPrivacy(config);
+    const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
+    const call = 'call-thread/calls/c-7';
+    try {
+      const { entry: ev } = await writer.append({
+        kind: 'interaction.received', source: 'calls', actor: 'connector:calls', correlationId: call, idempotencyKey: 'interaction/calls/c-7',
+        payload: { channel: 'call', sourceId: 'c-7', threadId: 'c-7', direction: 'inbound', occurredAt: '2026-11-01T09:00:00Z', participants: [{ role: 'caller', address: CALLER }] },
+      });
+      // The transcript names someone the call does not (a colleague who took over the line).
+      const { entry: tr } = await writer.append({
+        kind: 'interaction.received', source: 'calls', actor: 'connector:calls', correlationId: call, idempotencyKey: 'interaction/calls/c-7/transcript/t-1',
+        payload: { channel: 'call', sourceId: 'c-7/transcript/t-1', threadId: 'c-7', direction: 'inbound', occurredAt: '2026-11-01T09:05:00Z', participants: [{ role: 'caller', address: OTHER }], text: 'Transcript: Ola Vance asks for a refund' },
+      });
+      await writer.append({
+        kind: 'crm.write', source: 'hubspot', actor: 'crm:dry-run', correlationId: call, causationId: ev.id, idempotencyKey: 'crm/dry/c-7',
+        payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/calls/batch/upsert', status: 0, durationMs: 0, dryRun: true, entryId: ev.id, members: [{ entryId: ev.id, decisionEntryId: ev.id }, { entryId: tr.id, decisionEntryId: tr.id }], properties: { hs_call_body: `Journal entry: ${ev.id}\n\nTranscript (journal entry ${tr.id}):\nSummary: Ola Vance asks for a refund` } },
+      });
+    } finally {
+      await writer.close();
+      privacy.close();
+    }
+    expect(((payloadOf(trace(call), 'crm.write').properties ?? {}) as Record<string, string>)['hs_call_body']).toContain('Ola Vance');
+    const done = cli(['--json', 'forget', OTHER]);
+    expect(done.status, done.stderr).toBe(0);
+    const after = trace(call);
+    expect(payloadOf(after, 'crm.write')).toMatchObject({ erased: true });
+    expect(JSON.stringify(after)).not.toContain('Ola Vance');
+    // The call's own entry belongs to its caller alone, who was not forgotten.
+    expect((after.find((e) => e.kind === 'interaction.received' && (e.payload as { sourceId: string }).sourceId === 'c-7')?.payload as { erased?: boolean }).erased).toBeUndefined();
+  });
 });

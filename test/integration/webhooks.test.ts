@@ -66,6 +66,16 @@ describe('webhooks', () => {
     const received = entries('interaction.received');
     expect(received).toHaveLength(2);
     expect(received[0]?.correlationId).toBe(received[1]?.correlationId);
+    // One call activity (dry run): the transcript's section joins the call's, under the call's entry id.
+    await drained(p.prefix);
+    const [first, later] = received as [JournalEntry, JournalEntry];
+    const writes = entries('crm.write');
+    expect(writes.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(writes.map((e) => (e.payload as { entryId: string }).entryId))).toEqual(new Set([first.id]));
+    const last = writes.at(-1)?.payload as { members?: { entryId: string }[]; properties: Record<string, string> };
+    expect(last.members?.map((m) => m.entryId)).toEqual([first.id, later.id]);
+    expect(last.properties['hs_call_body']).toMatch(new RegExp(`Journal entry: ${first.id}\\n\\nTranscript \\(journal entry ${later.id}\\):\\nSummary: `));
+    expect(describeEntry(writes.at(-1) as JournalEntry)).toContain(`also holding ${later.id}`);
   });
 
   it('records ids that journal identifiers refuse (white space, control characters) instead of failing with a 5xx', async () => {
