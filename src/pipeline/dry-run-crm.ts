@@ -13,15 +13,13 @@ export class DryRunCrm implements CrmClient {
   constructor(private readonly journal: JournalClient, private readonly options: { latencyMs?: number } = {}) {}
 
   async mirror(plan: MirrorPlan): Promise<MirrorResult> {
-    const started = Date.now();
     // An override re-drives the mirror: its write is a new one (keyed by the overrides), not a duplicate. So is
     // an activity that holds more than its own entry (a call with transcripts): keyed by what it would hold.
     const idempotencyKey = `crm/${plan.entryId}/upsert${plan.overrideEntryId ? `/override/${plan.overrideEntryId}` : ''}${plan.associationOverride ? `/associations/${plan.associationOverride.entryId}` : ''}${plan.members?.length ? `/holds/${holding(plan)}` : ''}`;
-    // Written already (a redelivered job, or a call's plan made again by another of its interactions): the same
-    // plan is the same write, so it keeps the duration on the record (anything else that differs is a conflict).
-    const earlier = await this.journal.byIdempotencyKey(idempotencyKey);
-    const recorded = (earlier?.payload as { durationMs?: unknown } | null | undefined)?.durationMs;
-    if (this.options.latencyMs && !earlier) await new Promise((r) => setTimeout(r, this.options.latencyMs));
+    // The same plan is the same write, byte for byte (a redelivered job, or a call's plan made again by another of
+    // its interactions, even at the same moment in another worker): nothing is sent, so its duration is 0, never a
+    // measured time that would differ between two writers and make the second a conflicting entry.
+    if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));
     await this.journal.append({
       kind: 'crm.write',
       source: 'hubspot',
@@ -34,7 +32,7 @@ export class DryRunCrm implements CrmClient {
         method: 'POST',
         path: `/crm/v3/objects/${plan.objectType}/batch/upsert`,
         status: 0,
-        durationMs: typeof recorded === 'number' ? recorded : Date.now() - started,
+        durationMs: 0,
         dryRun: true,
         entryId: plan.entryId,
         ...(plan.members?.length ? { members: plan.members.map((m) => ({ entryId: m.entryId, decisionEntryId: m.decisionEntryId, ...(m.overrideEntryId ? { overrideEntryId: m.overrideEntryId } : {}) })) } : {}),
