@@ -210,7 +210,7 @@ describe('one call activity per call', () => {
     expect(await planOf(transcript)).toMatchObject({ entryId: call.id, category: 'billing', overrideEntryId: override.id });
   });
 
-  it('the same call plan written again (by the call\'s mirror after its transcript\'s) is the same dry-run write, whatever it took', async () => {
+  it('the same call plan written again, one after the other or at the same moment, is the same dry-run write', async () => {
     const call = await intake(callIx('CA6', 'Pricing call [new_lead 0.70].'));
     await run('classify', call.id);
     await run('decide', call.id);
@@ -219,11 +219,12 @@ describe('one call activity per call', () => {
     await run('decide', transcript.id);
     const plan = await planOf(transcript);
     expect(plan.members?.map((m) => m.entryId)).toEqual([call.id, transcript.id]);
-    await new DryRunCrm(journal, { latencyMs: 30 }).mirror(plan);
+    // The call's and the transcript's mirror jobs in two workers at once (the demo's race), then a redelivery.
+    await Promise.all([new DryRunCrm(journal, { latencyMs: 30 }).mirror(plan), new DryRunCrm(journal, { latencyMs: 5 }).mirror(await planOf(call))]);
     await new DryRunCrm(journal).mirror(await planOf(call));
     const [w] = writes(await chainOf(call));
     expect(writes(await chainOf(call))).toHaveLength(1);
-    expect(payload(w as JournalEntry).durationMs).toBeGreaterThanOrEqual(25);
+    expect(payload(w as JournalEntry).durationMs).toBe(0);
   });
 
   it('a transcript journaled before its call is the anchor: the call joins its activity', async () => {
