@@ -34,15 +34,20 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** A pending store under a prefix of its own, removed after the test. */
+function pendingStore(): { redis: Redis; pending: PendingPlans } {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const prefix = uniquePrefix();
+  cleanups.push(async () => {
+    await obliterate(prefix);
+    redis.disconnect();
+  });
+  return { redis, pending: new PendingPlans(redis, prefix) };
+}
+
 describe('crm-batch claims and locks', () => {
   it('a running job renews its claims past the lease; once it stops renewing, they go back to pending after one lease', async () => {
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    const prefix = uniquePrefix();
-    cleanups.push(async () => {
-      await obliterate(prefix);
-      redis.disconnect();
-    });
-    const pending = new PendingPlans(redis, prefix);
+    const { pending } = pendingStore();
     const items = refs(3);
     await pending.submitMany(items);
     const lease = 300;
@@ -82,13 +87,7 @@ describe('crm-batch claims and locks', () => {
   });
 
   it('a lane is gathered until it is full, not written a few plans per window; other lanes do not trigger it', async () => {
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    const prefix = uniquePrefix();
-    cleanups.push(async () => {
-      await obliterate(prefix);
-      redis.disconnect();
-    });
-    const pending = new PendingPlans(redis, prefix);
+    const { pending } = pendingStore();
     await pending.submitMany([...refs(60), ...refs(50).map((r) => ({ ...r, objectType: 'calls' as const }))]);
     // 110 wait in all, but no lane has 100: nothing yet while gathering.
     expect(await pending.claim('job-a', 100, 5_000, 60_000, 100)).toEqual([]);
