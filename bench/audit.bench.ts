@@ -52,14 +52,93 @@ function entriesFor(i: number): AppendInput[] {
   const review = confidence < 0.1 || category === 'billing';
   return [
     {
-      kind: 'interaction.received', source, actor: `connector:${source}`, correlationId, idempotencyKey: `bench/ix/${i}`, occurredAt,
-      payload: { channel: source === 'webform' ? 'form' : source === 'gmail' ? 'email' : 'call', sourceId: `s-${i}`, direction: 'inbound', occurredAt, participants: [{ role: 'from', address: `buyer${i % 5000}@customer${i % 997}.example` }, { role: 'to', address: 'sales@northwind.example' }], subject: `Subject ${i}`, text: 'A short body of an interaction, as the minimised text would be.' },
+      kind: 'interaction.received',
+      source,
+      actor: `connector:${source}`,
+      correlationId,
+      idempotencyKey: `bench/ix/${i}`,
+      occurredAt,
+      payload: {
+        channel: source === 'webform' ? 'form' : source === 'gmail' ? 'email' : 'call',
+        sourceId: `s-${i}`,
+        direction: 'inbound',
+        occurredAt,
+        participants: [
+          { role: 'from', address: `buyer${i % 5000}@customer${i % 997}.example` },
+          { role: 'to', address: 'sales@northwind.example' },
+        ],
+        subject: `Subject ${i}`,
+        text: 'A short body of an interaction, as the minimised text would be.',
+      },
     },
     // The decision's inputEntryId is filled in after the received entry is appended (see below).
-    { kind: 'ai.decision', source: 'pipeline', actor: 'classifier:offline', correlationId, idempotencyKey: `bench/d/${i}`, payload: { inputEntryId: 'PLACEHOLDER', inputHash: HEX, promptId: 'classify-interaction', promptVersion: 'v1', promptHash: HEX, provider: 'offline', model: 'rules', outcome: 'ok', output: { category, summary: `Summary ${i}`, intent: 'ask', sentiment: 'neutral', urgency: 'normal', nextSteps: [], confidence }, confidence, tokens: null, latencyMs: 1, requestId: null, attempts: 1 } },
-    { kind: 'rule.decision', source: 'pipeline', actor: 'rules', correlationId, idempotencyKey: `bench/rm/${i}`, payload: { ruleId: 'mirror-everything-else', ruleVersion: '1', inputEntryId: decisionId, evaluated: { section: 'mirror', category }, outcome: 'mirror' } },
-    { kind: 'rule.decision', source: 'pipeline', actor: 'rules', correlationId, idempotencyKey: `bench/rr/${i}`, payload: { ruleId: review ? 'low-confidence' : 'no-review', ruleVersion: '1', inputEntryId: decisionId, evaluated: { section: 'review', category }, outcome: review ? 'review' : 'none' } },
-    { kind: 'crm.write', source: 'hubspot', actor: 'crm:dry-run', correlationId, idempotencyKey: `bench/crm/${i}`, payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/emails/batch/upsert', status: 0, durationMs: 0, dryRun: true, properties: { journal_entry_id: `ix-${i}` } } },
+    {
+      kind: 'ai.decision',
+      source: 'pipeline',
+      actor: 'classifier:offline',
+      correlationId,
+      idempotencyKey: `bench/d/${i}`,
+      payload: {
+        inputEntryId: 'PLACEHOLDER',
+        inputHash: HEX,
+        promptId: 'classify-interaction',
+        promptVersion: 'v1',
+        promptHash: HEX,
+        provider: 'offline',
+        model: 'rules',
+        outcome: 'ok',
+        output: { category, summary: `Summary ${i}`, intent: 'ask', sentiment: 'neutral', urgency: 'normal', nextSteps: [], confidence },
+        confidence,
+        tokens: null,
+        latencyMs: 1,
+        requestId: null,
+        attempts: 1,
+      },
+    },
+    {
+      kind: 'rule.decision',
+      source: 'pipeline',
+      actor: 'rules',
+      correlationId,
+      idempotencyKey: `bench/rm/${i}`,
+      payload: {
+        ruleId: 'mirror-everything-else',
+        ruleVersion: '1',
+        inputEntryId: decisionId,
+        evaluated: { section: 'mirror', category },
+        outcome: 'mirror',
+      },
+    },
+    {
+      kind: 'rule.decision',
+      source: 'pipeline',
+      actor: 'rules',
+      correlationId,
+      idempotencyKey: `bench/rr/${i}`,
+      payload: {
+        ruleId: review ? 'low-confidence' : 'no-review',
+        ruleVersion: '1',
+        inputEntryId: decisionId,
+        evaluated: { section: 'review', category },
+        outcome: review ? 'review' : 'none',
+      },
+    },
+    {
+      kind: 'crm.write',
+      source: 'hubspot',
+      actor: 'crm:dry-run',
+      correlationId,
+      idempotencyKey: `bench/crm/${i}`,
+      payload: {
+        system: 'hubspot',
+        method: 'POST',
+        path: '/crm/v3/objects/emails/batch/upsert',
+        status: 0,
+        durationMs: 0,
+        dryRun: true,
+        properties: { journal_entry_id: `ix-${i}` },
+      },
+    },
   ];
 }
 
@@ -71,9 +150,29 @@ async function generate(path: string, ctx: SuiteContext): Promise<{ seconds: num
     // Two appends per batch: the received entries first, then what refers to their ids.
     const group = Array.from({ length: Math.min(BATCH_INTERACTIONS, interactions - i) }, (_, k) => entriesFor(i + k));
     const received = await writer.appendBatch(group.map((g) => g[0] as AppendInput));
-    const decisions = await writer.appendBatch(group.map((g, k) => ({ ...(g[1] as AppendInput), payload: { ...((g[1] as AppendInput).payload as object), inputEntryId: (received[k] as { entry: { id: string } }).entry.id } })));
-    await writer.appendBatch(group.flatMap((g, k) => [g[2], g[3]].map((e) => ({ ...(e as AppendInput), payload: { ...((e as AppendInput).payload as object), inputEntryId: (decisions[k] as { entry: { id: string } }).entry.id } }))));
-    await writer.appendBatch(group.map((g, k) => ({ ...(g[4] as AppendInput), payload: { ...((g[4] as AppendInput).payload as object), properties: { journal_entry_id: (received[k] as { entry: { id: string } }).entry.id } } })));
+    const decisions = await writer.appendBatch(
+      group.map((g, k) => ({
+        ...(g[1] as AppendInput),
+        payload: { ...((g[1] as AppendInput).payload as object), inputEntryId: (received[k] as { entry: { id: string } }).entry.id },
+      })),
+    );
+    await writer.appendBatch(
+      group.flatMap((g, k) =>
+        [g[2], g[3]].map((e) => ({
+          ...(e as AppendInput),
+          payload: { ...((e as AppendInput).payload as object), inputEntryId: (decisions[k] as { entry: { id: string } }).entry.id },
+        })),
+      ),
+    );
+    await writer.appendBatch(
+      group.map((g, k) => ({
+        ...(g[4] as AppendInput),
+        payload: {
+          ...((g[4] as AppendInput).payload as object),
+          properties: { journal_entry_id: (received[k] as { entry: { id: string } }).entry.id },
+        },
+      })),
+    );
     if (i % 20_000 === 0) ctx.progress(`audit: generated ${fmtInt(i * PER_INTERACTION)} of ${fmtInt(ENTRIES)} entries`);
   }
   await writer.checkpoint();
@@ -114,7 +213,7 @@ function time(fn: () => unknown): number {
 
 export const auditSuite: Suite = {
   name: 'audit',
-  description: 'audit UI page queries on a 1,000,000-entry journal vs the journal\'s own indexed query',
+  description: "audit UI page queries on a 1,000,000-entry journal vs the journal's own indexed query",
   async run(ctx: SuiteContext): Promise<SuiteResult> {
     const dir = mkdtempSync(join(tmpdir(), 'aj-bench-audit-'));
     const keep = process.env.AUDIT_BENCH_JOURNAL_DIR ? join(process.env.AUDIT_BENCH_JOURNAL_DIR, String(ENTRIES)) : null;
@@ -140,7 +239,14 @@ export const auditSuite: Suite = {
       const buildSeconds = (performance.now() - t0) / 1000;
       ctx.progress(`audit: index built in ${fmtFixed(buildSeconds, 1)} s`);
       const refusing = (): Promise<never> => Promise.reject(new Error('read-only'));
-      const service = new AuditService({ reader, index, journal: { append: refusing } as unknown as JournalClient, enqueue: refusing, connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }), refreshEveryMs: 3_600_000 });
+      const service = new AuditService({
+        reader,
+        index,
+        journal: { append: refusing } as unknown as JournalClient,
+        enqueue: refusing,
+        connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }),
+        refreshEveryMs: 3_600_000,
+      });
       service.refresh(true);
 
       const db = reader.connection;
@@ -167,8 +273,17 @@ export const auditSuite: Suite = {
         ['review queue', { reviewState: 'pending' }],
         ['page deep in history (no count)', { before: mid }],
       ];
-      const rows: string[][] = [['journal indexed query + 50 reads (baseline, alone)', fmtFixed(baseline, 2), fmtFixed(baseline, 2), '1.00', '']];
-      const data: Record<string, unknown> = { entries: gen.entries, generateSeconds: gen.seconds, indexBuildSeconds: buildSeconds, indexBuildEntriesPerSecond: gen.entries / buildSeconds, baselineMs: baseline, queries: {} };
+      const rows: string[][] = [
+        ['journal indexed query + 50 reads (baseline, alone)', fmtFixed(baseline, 2), fmtFixed(baseline, 2), '1.00', ''],
+      ];
+      const data: Record<string, unknown> = {
+        entries: gen.entries,
+        generateSeconds: gen.seconds,
+        indexBuildSeconds: buildSeconds,
+        indexBuildEntriesPerSecond: gen.entries / buildSeconds,
+        baselineMs: baseline,
+        queries: {},
+      };
       for (const [name, q] of queries) {
         let n = 0;
         let matches = '';
@@ -179,13 +294,27 @@ export const auditSuite: Suite = {
         }, baselineRun);
         const r: Ratio = ratio(baselineMs / ms, BAR);
         (data.queries as Record<string, unknown>)[name] = { ms, baselineMs, rows: n, matches, ratio: r, plan: index.explain(q) };
-        rows.push([`${name} (${n} rows; ${matches})`, fmtFixed(ms, 2), fmtFixed(baselineMs, 2), fmtFixed(r.value, 2), r.pass ? 'ok' : `below ${BAR}`]);
+        rows.push([
+          `${name} (${n} rows; ${matches})`,
+          fmtFixed(ms, 2),
+          fmtFixed(baselineMs, 2),
+          fmtFixed(r.value, 2),
+          r.pass ? 'ok' : `below ${BAR}`,
+        ]);
       }
       // Context: the category filter without the read index.
-      const naiveStmt = db.prepare(`SELECT seq FROM entries WHERE kind = 'ai.decision' AND json_extract(payload, '$.output.category') = 'billing' ORDER BY seq DESC LIMIT 50`);
+      const naiveStmt = db.prepare(
+        `SELECT seq FROM entries WHERE kind = 'ai.decision' AND json_extract(payload, '$.output.category') = 'billing' ORDER BY seq DESC LIMIT 50`,
+      );
       const naive = time(() => naiveStmt.all());
       data.withoutIndexCategoryMs = naive;
-      rows.push(['category = billing WITHOUT the index (json_extract)', fmtFixed(naive, 2), fmtFixed(baseline, 2), fmtFixed(baseline / naive, 2), 'context']);
+      rows.push([
+        'category = billing WITHOUT the index (json_extract)',
+        fmtFixed(naive, 2),
+        fmtFixed(baseline, 2),
+        fmtFixed(baseline / naive, 2),
+        'context',
+      ]);
       index.close();
       reader.close();
       const text = [

@@ -35,22 +35,59 @@ const path = join(dir, 'journal.sqlite');
 const writer = await JournalWriter.open({ path, keysDir: join(dir, 'keys'), checkpointEveryMs: 0 });
 const journal = new LocalJournalClient(writer, JournalReader.open(path));
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
-const settings: CrmBatchSettings = { limitMax: 9, limitDurationMs: 1000, windowMs: 1000, batchSize: 100, leaseMs: 3 * lockMs, linkWindowMs: 30_000, linkBatchSize: 1000 };
+const settings: CrmBatchSettings = {
+  limitMax: 9,
+  limitDurationMs: 1000,
+  windowMs: 1000,
+  batchSize: 100,
+  leaseMs: 3 * lockMs,
+  linkWindowMs: 30_000,
+  linkBatchSize: 1000,
+};
 const queue = new Queue('crm-batch', { connection: redis, prefix });
 const pending = new PendingPlans(redis, prefix);
 const links = PendingPlans.links(redis, prefix);
 const gate = new QueueRequestGate(redis, queue, prefix, settings.limitMax, settings.limitDurationMs);
-const crm = new HubSpotCrm({ accessToken: 'pat-na1-bench-token-0000', basePath: fakeUrl, journal, dealRule: 'single-open-deal', createContacts: 'never' });
-await crm.bootstrap();
-new Worker('crm-batch', (job) => processCrmBatch(job, { crm, pending, links, queue, gate, journal, planFor: (ref) => Promise.resolve(byId.get(ref.entryId) as MirrorPlan), settings, logger: silentLogger }), {
-  connection: redis,
-  prefix,
-  concurrency: 2,
-  lockDuration: lockMs,
-  stalledInterval: lockMs,
-  maxStalledCount: 5,
-  limiter: { max: settings.limitMax, duration: settings.limitDurationMs },
+const crm = new HubSpotCrm({
+  accessToken: 'pat-na1-bench-token-0000',
+  basePath: fakeUrl,
+  journal,
+  dealRule: 'single-open-deal',
+  createContacts: 'never',
 });
-startBatchSweeper(pending, links, queue, settings.windowMs, settings.linkWindowMs ?? 30_000, Math.max(settings.leaseMs / 3, 2_000), silentLogger);
+await crm.bootstrap();
+new Worker(
+  'crm-batch',
+  (job) =>
+    processCrmBatch(job, {
+      crm,
+      pending,
+      links,
+      queue,
+      gate,
+      journal,
+      planFor: (ref) => Promise.resolve(byId.get(ref.entryId) as MirrorPlan),
+      settings,
+      logger: silentLogger,
+    }),
+  {
+    connection: redis,
+    prefix,
+    concurrency: 2,
+    lockDuration: lockMs,
+    stalledInterval: lockMs,
+    maxStalledCount: 5,
+    limiter: { max: settings.limitMax, duration: settings.limitDurationMs },
+  },
+);
+startBatchSweeper(
+  pending,
+  links,
+  queue,
+  settings.windowMs,
+  settings.linkWindowMs ?? 30_000,
+  Math.max(settings.leaseMs / 3, 2_000),
+  silentLogger,
+);
 process.stdout.write('ready\n');
 process.on('SIGTERM', () => process.exit(0));

@@ -59,7 +59,9 @@ interface World {
 async function world(): Promise<World> {
   const fake = await startHubSpotFake({ accessToken: TOKEN, tenSecondlyLimit: 1_000_000, dailyLimit: 10_000_000 });
   const emails: string[] = [];
-  const companies = Array.from({ length: COMPANIES }, (_, i) => fake.seed('companies', { name: `Company ${i}`, domain: `company${i}.example` }));
+  const companies = Array.from({ length: COMPANIES }, (_, i) =>
+    fake.seed('companies', { name: `Company ${i}`, domain: `company${i}.example` }),
+  );
   const client = createHubSpotClient({ accessToken: TOKEN, basePath: fake.baseUrl });
   for (let i = 0; i < CONTACTS; i++) {
     const email = `person${i}@company${i % COMPANIES}.example`;
@@ -84,9 +86,26 @@ function plans(n: number, emails: readonly string[]): MirrorPlan[] {
       objectType === 'emails'
         ? { ...base, hs_email_direction: 'INCOMING_EMAIL', hs_email_subject: `Question #${i}`, hs_email_text: `Summary: question ${i}` }
         : objectType === 'calls'
-          ? { ...base, hs_call_direction: 'INBOUND', hs_call_title: `Call ${i}`, hs_call_body: `Summary: call ${i}`, hs_call_duration: '120000' }
+          ? {
+              ...base,
+              hs_call_direction: 'INBOUND',
+              hs_call_title: `Call ${i}`,
+              hs_call_body: `Summary: call ${i}`,
+              hs_call_duration: '120000',
+            }
           : { ...base, hs_note_body: `Form submission ${i}` };
-    return { entryId, entrySeq: i, correlationId: `bench/${entryId}`, decisionEntryId: randomUUID(), decisionSeq: i, direction: 'inbound', objectType, properties, counterparts: [emails[(i * 7) % emails.length] as string], category: 'new_lead' };
+    return {
+      entryId,
+      entrySeq: i,
+      correlationId: `bench/${entryId}`,
+      decisionEntryId: randomUUID(),
+      decisionSeq: i,
+      direction: 'inbound',
+      objectType,
+      properties,
+      counterparts: [emails[(i * 7) % emails.length] as string],
+      category: 'new_lead',
+    };
   });
 }
 
@@ -114,7 +133,14 @@ function webhookGaps(n: number, seconds: number): number[] {
   return Array.from({ length: n }, () => -Math.log(next()) * mean);
 }
 
-async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[], settings: CrmBatchSettings, concurrency: number, arrival: Arrival = 'burst'): Promise<BatchedRun> {
+async function batched(
+  ctx: SuiteContext,
+  w: World,
+  list: readonly MirrorPlan[],
+  settings: CrmBatchSettings,
+  concurrency: number,
+  arrival: Arrival = 'burst',
+): Promise<BatchedRun> {
   const preload = arrival === 'backlog';
   const dir = mkdtempSync(join(tmpdir(), 'aj-bench-crm-'));
   const path = join(dir, 'journal.sqlite');
@@ -126,7 +152,13 @@ async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[],
   const pending = new PendingPlans(redis, prefix);
   const links = PendingPlans.links(redis, prefix);
   const gate = new QueueRequestGate(redis, queue, prefix, settings.limitMax, settings.limitDurationMs);
-  const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: w.fake.baseUrl, journal, dealRule: 'single-open-deal', createContacts: 'never' });
+  const crm = new HubSpotCrm({
+    accessToken: TOKEN,
+    basePath: w.fake.baseUrl,
+    journal,
+    dealRule: 'single-open-deal',
+    createContacts: 'never',
+  });
   const byId = new Map(list.map((p) => [p.entryId, p]));
   const before = w.fake.requests.length;
   await crm.bootstrap();
@@ -135,12 +167,27 @@ async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[],
   // preload: the plans are all pending before a worker runs (a backlog); else they arrive while it runs.
   if (preload) for (const p of list) await stage.mirror(p);
   const start = performance.now();
-  const worker = new Worker('crm-batch', (job) => processCrmBatch(job, { crm, pending, links, queue, gate, journal, planFor: (ref) => Promise.resolve(byId.get(ref.entryId) as MirrorPlan), settings, logger: silentLogger }), {
-    connection: redis,
-    prefix,
-    concurrency,
-    limiter: { max: settings.limitMax, duration: settings.limitDurationMs },
-  });
+  const worker = new Worker(
+    'crm-batch',
+    (job) =>
+      processCrmBatch(job, {
+        crm,
+        pending,
+        links,
+        queue,
+        gate,
+        journal,
+        planFor: (ref) => Promise.resolve(byId.get(ref.entryId) as MirrorPlan),
+        settings,
+        logger: silentLogger,
+      }),
+    {
+      connection: redis,
+      prefix,
+      concurrency,
+      limiter: { max: settings.limitMax, duration: settings.limitDurationMs },
+    },
+  );
   if (arrival === 'burst') for (const p of list) await stage.mirror(p);
   if (typeof arrival === 'object') {
     const gaps = webhookGaps(list.length, arrival.seconds);
@@ -161,12 +208,18 @@ async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[],
   await queue.close();
   const requests = w.fake.requests.length - before - bootstrap;
   const calls = crm.calls.slice(bootstrap);
-  const firstToLastSeconds = calls.length > 1 ? (Math.max(...calls.map((c) => c.startedAt + c.durationMs)) - Math.min(...calls.map((c) => c.startedAt))) / 1000 : seconds;
+  const firstToLastSeconds =
+    calls.length > 1
+      ? (Math.max(...calls.map((c) => c.startedAt + c.durationMs)) - Math.min(...calls.map((c) => c.startedAt))) / 1000
+      : seconds;
   await removeAllUnder(redis, prefix);
   redis.disconnect();
   await journal.close();
   rmSync(dir, { recursive: true, force: true });
-  const activities = ['emails', 'calls', 'notes'].reduce((n, t) => n + w.fake.objects(t).filter((o) => byId.has(o.properties['journal_entry_id'] ?? '')).length, 0);
+  const activities = ['emails', 'calls', 'notes'].reduce(
+    (n, t) => n + w.fake.objects(t).filter((o) => byId.has(o.properties['journal_entry_id'] ?? '')).length,
+    0,
+  );
   ctx.progress(`batched: ${activities} activities, ${requests} requests in ${fmtFixed(seconds, 1)} s`);
   return { requests, bootstrap, seconds, firstToLastSeconds, activities };
 }
@@ -179,12 +232,25 @@ async function batched(ctx: SuiteContext, w: World, list: readonly MirrorPlan[],
 async function recovery(ctx: SuiteContext, w: World, lockMs: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'aj-bench-crm-kill-'));
   const prefix = `aj-bench-crm-${randomUUID().slice(0, 8)}`;
-  const list = plans(RECOVERY_PLANS, w.emails).map((p) => ({ ...p, objectType: 'emails' as const, properties: { journal_entry_id: p.entryId, hs_timestamp: p.properties['hs_timestamp'] as string, hs_email_direction: 'INCOMING_EMAIL', hs_email_subject: 'Recovery', hs_email_text: 'Summary: recovery' } }));
+  const list = plans(RECOVERY_PLANS, w.emails).map((p) => ({
+    ...p,
+    objectType: 'emails' as const,
+    properties: {
+      journal_entry_id: p.entryId,
+      hs_timestamp: p.properties['hs_timestamp'] as string,
+      hs_email_direction: 'INCOMING_EMAIL',
+      hs_email_subject: 'Recovery',
+      hs_email_text: 'Summary: recovery',
+    },
+  }));
   const plansPath = join(dir, 'plans.json');
   writeFileSync(plansPath, JSON.stringify(list));
   const env = { ...process.env, AJ_BENCH_FAKE_URL: w.fake.baseUrl, AJ_BENCH_PREFIX: prefix, REDIS_URL };
   const child = async (): Promise<ReturnType<typeof spawn>> => {
-    const c = spawn(process.execPath, ['bin/run-ts.mjs', 'bench/crm-worker-child.ts', String(lockMs), plansPath], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn(process.execPath, ['bin/run-ts.mjs', 'bench/crm-worker-child.ts', String(lockMs), plansPath], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     c.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     while (!out.includes('ready')) {
@@ -240,11 +306,22 @@ async function naive(ctx: SuiteContext, w: World, list: readonly MirrorPlan[]): 
     }
     const { journal_entry_id: _ignored, ...props } = p.properties;
     void _ignored;
-    const api = p.objectType === 'emails' ? client.crm.objects.emails.basicApi : p.objectType === 'calls' ? client.crm.objects.calls.basicApi : client.crm.objects.notes.basicApi;
+    const api =
+      p.objectType === 'emails'
+        ? client.crm.objects.emails.basicApi
+        : p.objectType === 'calls'
+          ? client.crm.objects.calls.basicApi
+          : client.crm.objects.notes.basicApi;
     const activity = await api.create({ properties: props, associations: [] });
     created++;
-    if (contactId) await client.crm.associations.v4.basicApi.create(p.objectType, activity.id, 'contacts', contactId, [{ associationCategory: 'HUBSPOT_DEFINED' as never, associationTypeId: ASSOCIATION_TYPE_IDS[p.objectType].contacts }]);
-    if (companyId) await client.crm.associations.v4.basicApi.create(p.objectType, activity.id, 'companies', companyId, [{ associationCategory: 'HUBSPOT_DEFINED' as never, associationTypeId: ASSOCIATION_TYPE_IDS[p.objectType].companies }]);
+    if (contactId)
+      await client.crm.associations.v4.basicApi.create(p.objectType, activity.id, 'contacts', contactId, [
+        { associationCategory: 'HUBSPOT_DEFINED' as never, associationTypeId: ASSOCIATION_TYPE_IDS[p.objectType].contacts },
+      ]);
+    if (companyId)
+      await client.crm.associations.v4.basicApi.create(p.objectType, activity.id, 'companies', companyId, [
+        { associationCategory: 'HUBSPOT_DEFINED' as never, associationTypeId: ASSOCIATION_TYPE_IDS[p.objectType].companies },
+      ]);
   }
   const requests = w.fake.requests.length - before;
   ctx.progress(`naive: ${created} activities, ${requests} requests`);
@@ -259,8 +336,22 @@ export const crmSuite: Suite = {
     try {
       const list = plans(ACTIVITIES, w.emails);
       const ours = await batched(ctx, w, list, { limitMax: 9, limitDurationMs: 1000, windowMs: 1000, batchSize: 100, leaseMs: 60_000 }, 2);
-      const backlog = await batched(ctx, w, plans(ACTIVITIES, w.emails), { limitMax: 9, limitDurationMs: 1000, windowMs: 1000, batchSize: 100, leaseMs: 60_000 }, 2, 'backlog');
-      const hooks = await batched(ctx, w, plans(ACTIVITIES, w.emails), { limitMax: 9, limitDurationMs: 1000, windowMs: 1000, batchSize: 100, leaseMs: 60_000, linkWindowMs: 30_000, linkBatchSize: 1000 }, 2, { seconds: WEBHOOK_SECONDS });
+      const backlog = await batched(
+        ctx,
+        w,
+        plans(ACTIVITIES, w.emails),
+        { limitMax: 9, limitDurationMs: 1000, windowMs: 1000, batchSize: 100, leaseMs: 60_000 },
+        2,
+        'backlog',
+      );
+      const hooks = await batched(
+        ctx,
+        w,
+        plans(ACTIVITIES, w.emails),
+        { limitMax: 9, limitDurationMs: 1000, windowMs: 1000, batchSize: 100, leaseMs: 60_000, linkWindowMs: 30_000, linkBatchSize: 1000 },
+        2,
+        { seconds: WEBHOOK_SECONDS },
+      );
       const hooksPerK = (hooks.requests / hooks.activities) * 1000;
       const fast = await recovery(ctx, w, 5_000);
       const slow = await recovery(ctx, w, 30_000);
@@ -270,7 +361,13 @@ export const crmSuite: Suite = {
       const naivePerK = (baseline.requests / baseline.activities) * 1000;
 
       const heavy = plans(THROUGHPUT_ACTIVITIES, w.emails);
-      const tp = await batched(ctx, w, heavy, { limitMax: LIMIT_MAX, limitDurationMs: LIMIT_MS, windowMs: 200, batchSize: THROUGHPUT_BATCH, leaseMs: 60_000 }, 4);
+      const tp = await batched(
+        ctx,
+        w,
+        heavy,
+        { limitMax: LIMIT_MAX, limitDurationMs: LIMIT_MS, windowMs: 200, batchSize: THROUGHPUT_BATCH, leaseMs: 60_000 },
+        4,
+      );
       const rps = tp.requests / tp.firstToLastSeconds;
       const limitRps = (LIMIT_MAX * 1000) / LIMIT_MS;
       const callsBar = { value: perK, bar: 30, pass: perK <= 30 };
@@ -281,17 +378,52 @@ export const crmSuite: Suite = {
         table(
           ['flow', 'activities', 'calls', 'calls per 1,000', 'bar'],
           [
-            ['batched, arriving one by one (ours, 9 req/s, 1 s window)', fmtInt(ours.activities), fmtInt(ours.requests), fmtFixed(perK, 1), `<= 30 ${callsBar.pass ? 'PASS' : 'FAIL'}`],
-            ['batched, all pending at once (full batches of 100)', fmtInt(backlog.activities), fmtInt(backlog.requests), fmtFixed(backlogPerK, 1), `<= 30 ${backlogPerK <= 30 ? 'PASS' : 'FAIL'}`],
-            [`batched, webhook-like arrivals (Poisson, ${WEBHOOK_SECONDS} s)`, fmtInt(hooks.activities), fmtInt(hooks.requests), fmtFixed(hooksPerK, 1), `<= 30 ${hooksPerK <= 30 ? 'PASS' : 'FAIL'}`],
-            ['naive per item (lookup, create, associate)', fmtInt(baseline.activities), fmtInt(baseline.requests), fmtFixed(naivePerK, 1), ''],
+            [
+              'batched, arriving one by one (ours, 9 req/s, 1 s window)',
+              fmtInt(ours.activities),
+              fmtInt(ours.requests),
+              fmtFixed(perK, 1),
+              `<= 30 ${callsBar.pass ? 'PASS' : 'FAIL'}`,
+            ],
+            [
+              'batched, all pending at once (full batches of 100)',
+              fmtInt(backlog.activities),
+              fmtInt(backlog.requests),
+              fmtFixed(backlogPerK, 1),
+              `<= 30 ${backlogPerK <= 30 ? 'PASS' : 'FAIL'}`,
+            ],
+            [
+              `batched, webhook-like arrivals (Poisson, ${WEBHOOK_SECONDS} s)`,
+              fmtInt(hooks.activities),
+              fmtInt(hooks.requests),
+              fmtFixed(hooksPerK, 1),
+              `<= 30 ${hooksPerK <= 30 ? 'PASS' : 'FAIL'}`,
+            ],
+            [
+              'naive per item (lookup, create, associate)',
+              fmtInt(baseline.activities),
+              fmtInt(baseline.requests),
+              fmtFixed(naivePerK, 1),
+              '',
+            ],
           ],
         ),
         `bootstrap (once per process, not counted above): ${ours.bootstrap} calls; the naive flow makes ${fmtFixed(naivePerK / perK, 1)}x as many calls`,
         '',
         table(
           ['throughput run', 'activities', 'requests', 'seconds (first→last request)', 'requests/s', 'limit/s', 'ratio', 'bar'],
-          [[`batches of ${THROUGHPUT_BATCH}, limit ${LIMIT_MAX}/${LIMIT_MS} ms`, fmtInt(tp.activities), fmtInt(tp.requests), fmtFixed(tp.firstToLastSeconds, 1), fmtFixed(rps, 1), fmtFixed(limitRps, 0), fmtFixed(throughput.value, 2), `>= 0.9 ${throughput.pass ? 'PASS' : 'FAIL'}`]],
+          [
+            [
+              `batches of ${THROUGHPUT_BATCH}, limit ${LIMIT_MAX}/${LIMIT_MS} ms`,
+              fmtInt(tp.activities),
+              fmtInt(tp.requests),
+              fmtFixed(tp.firstToLastSeconds, 1),
+              fmtFixed(rps, 1),
+              fmtFixed(limitRps, 0),
+              fmtFixed(throughput.value, 2),
+              `>= 0.9 ${throughput.pass ? 'PASS' : 'FAIL'}`,
+            ],
+          ],
         ),
         '',
         'recovery after a worker is killed (SIGKILL) mid-batch, a standby worker running: seconds from the kill until every plan of the dead batch is written and associated',
@@ -303,7 +435,18 @@ export const crmSuite: Suite = {
           ],
         ),
       ].join('\n');
-      return { text, data: { batched: { ...ours, callsPer1000: perK }, batchedBacklog: { ...backlog, callsPer1000: backlogPerK }, batchedWebhooks: { ...hooks, callsPer1000: hooksPerK }, recovery: { lock5sSeconds: fast, lock30sSeconds: slow, ratio: fast / slow }, naive: { ...baseline, callsPer1000: naivePerK }, callsBar, throughput: { ...tp, requestsPerSecond: rps, limitPerSecond: limitRps, ratio: throughput } } };
+      return {
+        text,
+        data: {
+          batched: { ...ours, callsPer1000: perK },
+          batchedBacklog: { ...backlog, callsPer1000: backlogPerK },
+          batchedWebhooks: { ...hooks, callsPer1000: hooksPerK },
+          recovery: { lock5sSeconds: fast, lock30sSeconds: slow, ratio: fast / slow },
+          naive: { ...baseline, callsPer1000: naivePerK },
+          callsBar,
+          throughput: { ...tp, requestsPerSecond: rps, limitPerSecond: limitRps, ratio: throughput },
+        },
+      };
     } finally {
       await w.fake.close();
     }

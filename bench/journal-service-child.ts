@@ -42,7 +42,13 @@ const reader = JournalReader.open(config.journal.path);
 if (privacy) reader.attachPrivacy(privacy);
 const credentials = resolveCredentials(config.journal.keysDir, config.service, true);
 if (!credentials) throw new Error('no service credentials could be resolved');
-const server: Server = createJournalServer({ writer, reader, credentials, maxBodyBytes: Math.max(16 * 1024 * 1024, config.journal.maxPayloadBytes * 4), logger: silentLogger });
+const server: Server = createJournalServer({
+  writer,
+  reader,
+  credentials,
+  maxBodyBytes: Math.max(16 * 1024 * 1024, config.journal.maxPayloadBytes * 4),
+  logger: silentLogger,
+});
 server.keepAliveTimeout = 30_000;
 const listen = config.service.listen;
 if (listen.kind !== 'tcp') throw new Error('the bench service listens on TCP');

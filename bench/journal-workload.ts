@@ -110,7 +110,11 @@ export class Workload {
     const out = new Array<RawRow>(n);
     for (let k = 0; k < n; k++) {
       const i = this.next++;
-      out[k] = { correlationId: correlationOf(i), idempotencyKey: `gmail/${this.run}/${String(i).padStart(8, '0')}`, text: (this.pool[i % POOL] as PoolEntry).text };
+      out[k] = {
+        correlationId: correlationOf(i),
+        idempotencyKey: `gmail/${this.run}/${String(i).padStart(8, '0')}`,
+        text: (this.pool[i % POOL] as PoolEntry).text,
+      };
     }
     return out;
   }
@@ -163,7 +167,25 @@ export function sameShapeInserter(db: Database.Database): RawInserter {
     const recordedAt = new Date().toISOString();
     for (const r of rows) {
       // uuidv7 as the journal does: time-ordered ids keep the id index append-only here too.
-      stmt.run(seq++, uuidv7(), recordedAt, recordedAt, 'interaction.received', 'gmail', 'connector/gmail', r.correlationId, null, r.idempotencyKey, 'standard', r.text, h1, h2, h3, h4, h5);
+      stmt.run(
+        seq++,
+        uuidv7(),
+        recordedAt,
+        recordedAt,
+        'interaction.received',
+        'gmail',
+        'connector/gmail',
+        r.correlationId,
+        null,
+        r.idempotencyKey,
+        'standard',
+        r.text,
+        h1,
+        h2,
+        h3,
+        h4,
+        h5,
+      );
     }
   });
   return (rows) => tx.immediate(rows);

@@ -38,9 +38,34 @@ import { startJournalService } from '../src/journal/service/run.ts';
 import { HttpJournalClient } from '../src/journal/service/http-client.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/config/logger.ts';
-import { atMost, fmtFixed, fmtInt, median, now, percentile, ratio, secondsSince, table, type Ratio, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
+import {
+  atMost,
+  fmtFixed,
+  fmtInt,
+  median,
+  now,
+  percentile,
+  ratio,
+  secondsSince,
+  table,
+  type Ratio,
+  type Suite,
+  type SuiteContext,
+  type SuiteResult,
+} from './suite.ts';
 import { SEALING_COST_BAR, SEALING_COST_RUN, describeSealingCost, measureSealingCost, type SealingCost } from './sealing-cost.ts';
-import { BARE_DDL, JOURNAL_EXTRA_PRAGMAS, SAME_SHAPE_DDL, Workload, bareInserter, chunk, openRaw, sameShapeInserter, timeRawInserts, type RawInserter } from './journal-workload.ts';
+import {
+  BARE_DDL,
+  JOURNAL_EXTRA_PRAGMAS,
+  SAME_SHAPE_DDL,
+  Workload,
+  bareInserter,
+  chunk,
+  openRaw,
+  sameShapeInserter,
+  timeRawInserts,
+  type RawInserter,
+} from './journal-workload.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const CONCURRENCY = 64;
@@ -115,7 +140,12 @@ function rawContender(key: 'rawBare' | 'raw' | 'rawTuned', insert: RawInserter, 
  * The writer; `key` and `shape` name a variant: with per-subject sealing (privacy attached), and with every entry
  * from a sender never seen before (a new subject key each: the first-contact worst case).
  */
-function writerContender(writer: JournalWriter, work: Workload, key: 'ours' | 'oursSealed' | 'oursSealedNewSubjects' = 'ours', shape: (inputs: AppendInput[]) => AppendInput[] = (x) => x): Contender {
+function writerContender(
+  writer: JournalWriter,
+  work: Workload,
+  key: 'ours' | 'oursSealed' | 'oursSealedNewSubjects' = 'ours',
+  shape: (inputs: AppendInput[]) => AppendInput[] = (x) => x,
+): Contender {
   return {
     key,
     async run(n, batch) {
@@ -143,7 +173,12 @@ function writerContender(writer: JournalWriter, work: Workload, key: 'ours' | 'o
  * Warms every contender up, then runs them in ROUNDS rounds of count/ROUNDS entries each, rotating who goes
  * first, so that a disk whose speed drifts (virtual disks do) weighs on all of them alike. Seconds per key.
  */
-async function interleaved(contenders: readonly Contender[], batch: number, warmup: number, count: number): Promise<Record<string, number>> {
+async function interleaved(
+  contenders: readonly Contender[],
+  batch: number,
+  warmup: number,
+  count: number,
+): Promise<Record<string, number>> {
   for (const c of contenders) await c.run(warmup, batch);
   const seconds: Record<string, number> = {};
   for (const c of contenders) seconds[c.key] = 0;
@@ -282,7 +317,13 @@ async function measureChildService(dir: string, work: Workload, ctx: SuiteContex
     const cpu1 = child.pid ? processCpuSeconds(child.pid) : null;
     const serverCpuSeconds = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null;
     return {
-      figure: figure(`service, child process, ${CONCURRENCY} concurrent single appends`, 1, SERVICE_COUNT, load.seconds, loadExtra(load, serverCpuSeconds)),
+      figure: figure(
+        `service, child process, ${CONCURRENCY} concurrent single appends`,
+        1,
+        SERVICE_COUNT,
+        load.seconds,
+        loadExtra(load, serverCpuSeconds),
+      ),
       serverCpuSeconds,
     };
   } finally {
@@ -316,7 +357,13 @@ async function measureInProcessService(dir: string, work: Workload, ctx: SuiteCo
   mkdirSync(anchors, { recursive: true, mode: 0o700 });
   const appendToken = token();
   const config = loadConfig(
-    { JOURNAL_SERVICE_LISTEN: '127.0.0.1:0', JOURNAL_APPEND_TOKEN: appendToken, JOURNAL_READ_TOKEN: token(), JOURNAL_ANCHOR_DIRS: anchors, LOG_LEVEL: 'warn' },
+    {
+      JOURNAL_SERVICE_LISTEN: '127.0.0.1:0',
+      JOURNAL_APPEND_TOKEN: appendToken,
+      JOURNAL_READ_TOKEN: token(),
+      JOURNAL_ANCHOR_DIRS: anchors,
+      LOG_LEVEL: 'warn',
+    },
     { journalPath: join(dir, 'journal.sqlite') },
   );
   const service = await startJournalService(config, silentLogger);
@@ -325,7 +372,13 @@ async function measureInProcessService(dir: string, work: Workload, ctx: SuiteCo
     ctx.progress(`in-process service at ${service.url}; warm-up ${INPROC_WARMUP}, then ${INPROC_COUNT}`);
     await driveClients(client, work.inputs(INPROC_WARMUP), CONCURRENCY);
     const load = await driveClients(client, work.inputs(INPROC_COUNT), CONCURRENCY);
-    return figure(`service, in-process (shares the client's event loop), ${CONCURRENCY} concurrent`, 1, INPROC_COUNT, load.seconds, loadExtra(load, null));
+    return figure(
+      `service, in-process (shares the client's event loop), ${CONCURRENCY} concurrent`,
+      1,
+      INPROC_COUNT,
+      load.seconds,
+      loadExtra(load, null),
+    );
   } finally {
     await client.close();
     await service.close();
@@ -362,7 +415,8 @@ function measureVerify(journalPath: string, keysDir: string, ctx: SuiteContext):
       const start = now();
       const report = verifyJournal(db, { sealKey });
       const seconds = secondsSince(start);
-      if (!report.ok || !report.sealsChecked) throw new Error(`the benchmark journal does not verify: ${report.reason ?? '?'} at ${String(report.firstBadSeq)}`);
+      if (!report.ok || !report.sealsChecked)
+        throw new Error(`the benchmark journal does not verify: ${report.reason ?? '?'} at ${String(report.firstBadSeq)}`);
       return { rows: report.entries, seconds };
     };
     const runScan = (): { rows: number; seconds: number } => {
@@ -384,8 +438,12 @@ function measureVerify(journalPath: string, keysDir: string, ctx: SuiteContext):
     const sSec = median(scans.map((s) => s.seconds));
     ctx.progress(`verify: ${rows} rows in ${fmtFixed(vSec, 3)} s (median of ${VERIFY_RUNS}); raw scan ${fmtFixed(sSec, 3)} s`);
     return {
-      verify: figure('verifyJournal (hashes, chain, seals, tree nodes, checkpoints)', null, rows, vSec, { runs: verifies.map((v) => v.seconds) }),
-      scan: figure('raw scan: SELECT * ORDER BY seq .iterate() + SHA-256(payload)', null, (scans[0] as { rows: number }).rows, sSec, { runs: scans.map((s) => s.seconds) }),
+      verify: figure('verifyJournal (hashes, chain, seals, tree nodes, checkpoints)', null, rows, vSec, {
+        runs: verifies.map((v) => v.seconds),
+      }),
+      scan: figure('raw scan: SELECT * ORDER BY seq .iterate() + SHA-256(payload)', null, (scans[0] as { rows: number }).rows, sSec, {
+        runs: scans.map((s) => s.seconds),
+      }),
     };
   } finally {
     reader.close();
@@ -408,7 +466,6 @@ function calibrate(dir: string, work: Workload): number {
   }
 }
 
-
 async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
   const suiteStart = now();
   const dir = mkdtempSync(join(tmpdir(), 'activity-journal-bench-'));
@@ -421,7 +478,9 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     const fsyncRate = calibrate(dir, work);
     const step = ROUNDS * BATCH;
     const batch1Count = Math.min(BATCH1_MAX, Math.max(step * 2, Math.round((fsyncRate * BATCH1_SECONDS) / step) * step));
-    ctx.progress(`disk: ~${fmtInt(fsyncRate)} single-row FULL commits/s; batch-1 count ${batch1Count}, batch-${BATCH} count ${BATCH100_COUNT}, ${ROUNDS} interleaved rounds`);
+    ctx.progress(
+      `disk: ~${fmtInt(fsyncRate)} single-row FULL commits/s; batch-1 count ${batch1Count}, batch-${BATCH} count ${BATCH100_COUNT}, ${ROUNDS} interleaved rounds`,
+    );
 
     // 1 and 2: raw (bare and same shape) and ours through the writer, interleaved round by round.
     const bareDb = openRaw(join(dir, 'raw-bare.sqlite'), BARE_DDL);
@@ -435,17 +494,45 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     const keysDir = join(dir, 'writer', 'keys');
     const writer = await JournalWriter.open({ path: journalPath, keysDir, checkpointEveryMs: 0 });
     // The same writer with per-subject sealing, as the journal service runs it (master key, key store and backup).
-    const privacyFor = (name: string): Privacy => Privacy.open({ masterKey: randomBytes(32).toString('base64'), masterKeyFile: join(dir, name, 'master.key'), keyStorePath: join(dir, name, 'subject-keys.sqlite'), keyStoreBackupPath: join(dir, `${name}-backup`, 'subject-keys.sqlite') }, { create: true });
-    const sealedWriter = await JournalWriter.open({ path: join(dir, 'sealed', 'journal.sqlite'), keysDir: join(dir, 'sealed', 'keys'), checkpointEveryMs: 0, privacy: privacyFor('sealed-privacy') });
-    const newSubjectsWriter = await JournalWriter.open({ path: join(dir, 'new-subjects', 'journal.sqlite'), keysDir: join(dir, 'new-subjects', 'keys'), checkpointEveryMs: 0, privacy: privacyFor('new-subjects-privacy') });
+    const privacyFor = (name: string): Privacy =>
+      Privacy.open(
+        {
+          masterKey: randomBytes(32).toString('base64'),
+          masterKeyFile: join(dir, name, 'master.key'),
+          keyStorePath: join(dir, name, 'subject-keys.sqlite'),
+          keyStoreBackupPath: join(dir, `${name}-backup`, 'subject-keys.sqlite'),
+        },
+        { create: true },
+      );
+    const sealedWriter = await JournalWriter.open({
+      path: join(dir, 'sealed', 'journal.sqlite'),
+      keysDir: join(dir, 'sealed', 'keys'),
+      checkpointEveryMs: 0,
+      privacy: privacyFor('sealed-privacy'),
+    });
+    const newSubjectsWriter = await JournalWriter.open({
+      path: join(dir, 'new-subjects', 'journal.sqlite'),
+      keysDir: join(dir, 'new-subjects', 'keys'),
+      checkpointEveryMs: 0,
+      privacy: privacyFor('new-subjects-privacy'),
+    });
     let sender = 0;
     const newSender = (inputs: AppendInput[]): AppendInput[] =>
       inputs.map((input) => {
         const p = input.payload as { participants: { role: string; address: string; name?: string }[] };
         const n = sender++;
-        return { ...input, payload: { ...p, participants: p.participants.map((x, i) => (i === 0 ? { ...x, address: `buyer-${n}@customer-${n % 997}.example` } : x)) } };
+        return {
+          ...input,
+          payload: {
+            ...p,
+            participants: p.participants.map((x, i) => (i === 0 ? { ...x, address: `buyer-${n}@customer-${n % 997}.example` } : x)),
+          },
+        };
       });
-    const sealedContenders = [writerContender(sealedWriter, work, 'oursSealed'), writerContender(newSubjectsWriter, work, 'oursSealedNewSubjects', newSender)];
+    const sealedContenders = [
+      writerContender(sealedWriter, work, 'oursSealed'),
+      writerContender(newSubjectsWriter, work, 'oursSealedNewSubjects', newSender),
+    ];
     const ours = writerContender(writer, work);
     const contenders = [
       rawContender('rawBare', bareInserter(bareDb), work),
@@ -474,15 +561,45 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     const seconds = (m: Record<string, number>, k: string): number => m[k] as number;
     figures.rawBareBatch1 = figure('raw SQLite, bare (INTEGER PK + TEXT)', 1, batch1Count, seconds(batch1, 'rawBare'));
     figures.rawBatch1 = figure('raw SQLite, same shape as entries', 1, batch1Count, seconds(batch1, 'raw'));
-    figures.rawTunedBatch1 = figure('raw SQLite, same shape, our pragmas (wal_autocheckpoint=4000)', 1, batch1Count, seconds(batch1, 'rawTuned'));
+    figures.rawTunedBatch1 = figure(
+      'raw SQLite, same shape, our pragmas (wal_autocheckpoint=4000)',
+      1,
+      batch1Count,
+      seconds(batch1, 'rawTuned'),
+    );
     figures.oursBatch1 = figure('ours, JournalWriter.append awaited in turn', 1, batch1Count, seconds(batch1, 'ours'));
     figures.rawBareBatch100 = figure('raw SQLite, bare (INTEGER PK + TEXT)', BATCH, BATCH100_COUNT, seconds(batchN, 'rawBare'));
     figures.rawBatch100 = figure('raw SQLite, same shape as entries', BATCH, BATCH100_COUNT, seconds(batchN, 'raw'));
-    figures.rawTunedBatch100 = figure('raw SQLite, same shape, our pragmas (wal_autocheckpoint=4000)', BATCH, BATCH100_COUNT, seconds(batchN, 'rawTuned'));
-    figures.oursBatch100 = figure(`ours, JournalWriter.appendBatch(${BATCH}) awaited in turn`, BATCH, BATCH100_COUNT, seconds(batchN, 'ours'));
-    figures.oursUnsealedSealingPass = figure(`ours unsealed, appendBatch(${BATCH}) (the sealing pass's baseline)`, BATCH, SEALING_COUNT, seconds(sealing, 'ours'));
-    figures.oursSealedBatch100 = figure(`ours sealed per subject (3 known senders), appendBatch(${BATCH})`, BATCH, SEALING_COUNT, seconds(sealing, 'oursSealed'));
-    figures.oursSealedNewSubjectsBatch100 = figure(`ours sealed, a new sender every entry (new subject key each), appendBatch(${BATCH})`, BATCH, SEALING_COUNT, seconds(sealing, 'oursSealedNewSubjects'));
+    figures.rawTunedBatch100 = figure(
+      'raw SQLite, same shape, our pragmas (wal_autocheckpoint=4000)',
+      BATCH,
+      BATCH100_COUNT,
+      seconds(batchN, 'rawTuned'),
+    );
+    figures.oursBatch100 = figure(
+      `ours, JournalWriter.appendBatch(${BATCH}) awaited in turn`,
+      BATCH,
+      BATCH100_COUNT,
+      seconds(batchN, 'ours'),
+    );
+    figures.oursUnsealedSealingPass = figure(
+      `ours unsealed, appendBatch(${BATCH}) (the sealing pass's baseline)`,
+      BATCH,
+      SEALING_COUNT,
+      seconds(sealing, 'ours'),
+    );
+    figures.oursSealedBatch100 = figure(
+      `ours sealed per subject (3 known senders), appendBatch(${BATCH})`,
+      BATCH,
+      SEALING_COUNT,
+      seconds(sealing, 'oursSealed'),
+    );
+    figures.oursSealedNewSubjectsBatch100 = figure(
+      `ours sealed, a new sender every entry (new subject key each), appendBatch(${BATCH})`,
+      BATCH,
+      SEALING_COUNT,
+      seconds(sealing, 'oursSealedNewSubjects'),
+    );
 
     // 3. ours through the service, bracketed by short raw batch-1 runs that show how far the disk drifted meanwhile.
     const bracket = (): number => BRACKET_COUNT / timeRawInserts(rawInsert, work.rows(BRACKET_COUNT), 1);
@@ -492,7 +609,12 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     const rawAfter = bracket();
     ctx.progress(`raw same shape at batch ${CONCURRENCY}: the ceiling for ${CONCURRENCY} single-entry clients`);
     timeRawInserts(rawInsert, work.rows(CEILING_WARMUP), CONCURRENCY);
-    figures.rawBatch64 = figure(`raw SQLite, same shape, batch ${CONCURRENCY} (service ceiling)`, CONCURRENCY, CEILING_COUNT, timeRawInserts(rawInsert, work.rows(CEILING_COUNT), CONCURRENCY));
+    figures.rawBatch64 = figure(
+      `raw SQLite, same shape, batch ${CONCURRENCY} (service ceiling)`,
+      CONCURRENCY,
+      CEILING_COUNT,
+      timeRawInserts(rawInsert, work.rows(CEILING_COUNT), CONCURRENCY),
+    );
     rawDb.close();
     figures.serviceChild = child.figure;
     ctx.progress('service in this process');
@@ -504,7 +626,10 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
     figures.rawScan = v.scan;
 
     // 5. what sealing costs the service, in its own CPU time
-    const sealingCost = await measureSealingCost(join(dir, 'sealing-cost'), work, ctx, { ...SEALING_COST_RUN, cpuProfDir: process.env.BENCH_CPU_PROF_DIR });
+    const sealingCost = await measureSealingCost(join(dir, 'sealing-cost'), work, ctx, {
+      ...SEALING_COST_RUN,
+      cpuProfDir: process.env.BENCH_CPU_PROF_DIR,
+    });
 
     const f = (k: string): Figure => figures[k] as Figure;
     const ratios = {
@@ -542,7 +667,13 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
         rawPragmas: 'journal_mode=WAL, synchronous=FULL, otherwise better-sqlite3 defaults (wal_autocheckpoint=1000)',
         oursPragmas: 'journal_mode=WAL, synchronous=FULL, trusted_schema=OFF, wal_autocheckpoint=4000 (src/journal/sqlite.ts)',
         writer: { checkpointEveryEntries: 1000, checkpointEveryMs: 0, anchors: 0 },
-        service: { concurrency: CONCURRENCY, process: 'child: node bin/activity-journal.mjs journal-service', anchors: 'one directory anchor', checkpointEverySeconds: 10, checkpointEveryEntries: 1000 },
+        service: {
+          concurrency: CONCURRENCY,
+          process: 'child: node bin/activity-journal.mjs journal-service',
+          anchors: 'one directory anchor',
+          checkpointEverySeconds: 10,
+          checkpointEveryEntries: 1000,
+        },
       },
       figures,
       sealingCost,
@@ -568,17 +699,48 @@ function render(
   figures: Record<string, Figure>,
   ratios: Record<string, Ratio>,
   informational: Record<string, number>,
-  info: { bytes: { min: number; max: number; mean: number }; fsyncRate: number; dir: string; totalSeconds: number; batch1Count: number; sealingCost: SealingCost },
+  info: {
+    bytes: { min: number; max: number; mean: number };
+    fsyncRate: number;
+    dir: string;
+    totalSeconds: number;
+    batch1Count: number;
+    sealingCost: SealingCost;
+  },
 ): string {
-  const order = ['rawBareBatch1', 'rawBatch1', 'rawTunedBatch1', 'oursBatch1', 'rawBareBatch100', 'rawBatch100', 'rawTunedBatch100', 'oursBatch100', 'oursUnsealedSealingPass', 'oursSealedBatch100', 'oursSealedNewSubjectsBatch100', 'rawBatch64', 'serviceChild', 'serviceInProcess', 'verify', 'rawScan'];
+  const order = [
+    'rawBareBatch1',
+    'rawBatch1',
+    'rawTunedBatch1',
+    'oursBatch1',
+    'rawBareBatch100',
+    'rawBatch100',
+    'rawTunedBatch100',
+    'oursBatch100',
+    'oursUnsealedSealingPass',
+    'oursSealedBatch100',
+    'oursSealedNewSubjectsBatch100',
+    'rawBatch64',
+    'serviceChild',
+    'serviceInProcess',
+    'verify',
+    'rawScan',
+  ];
   const rows = order.map((k) => {
     const fig = figures[k] as Figure;
     return [fig.label, fig.batch === null ? 'scan' : String(fig.batch), fmtInt(fig.count), fmtFixed(fig.seconds, 3), fmtInt(fig.perSecond)];
   });
   const svc = (k: string): string => {
     const fig = figures[k] as Figure;
-    const e = fig.extra as { latencyMs: { p50: number; p99: number; max: number }; clientCpuSeconds: number; serverCpuSeconds: number | null };
-    const server = e.serverCpuSeconds === null ? '' : `, server CPU ${fmtFixed(e.serverCpuSeconds, 1)} s (${fmtFixed((e.serverCpuSeconds / fig.count) * 1e6, 0)} us/entry)`;
+    const e = fig.extra as {
+      latencyMs: { p50: number; p99: number; max: number };
+      clientCpuSeconds: number;
+      serverCpuSeconds: number | null;
+    };
+    const server =
+      e.serverCpuSeconds === null
+        ? ''
+        : `, server CPU ${fmtFixed(e.serverCpuSeconds, 1)} s (${fmtFixed((e.serverCpuSeconds / fig.count) * 1e6, 0)} us/entry)`;
     return `latency p50 ${fmtFixed(e.latencyMs.p50, 2)} ms, p99 ${fmtFixed(e.latencyMs.p99, 2)} ms, max ${fmtFixed(e.latencyMs.max, 1)} ms; client CPU ${fmtFixed(e.clientCpuSeconds, 1)} s${server}`;
   };
   const n = (k: string): number => informational[k] as number;

@@ -46,7 +46,18 @@ import type { Classifier } from '../src/pipeline/classification.ts';
 import { startPipeline, type PipelineRuntime } from '../jobs/main.ts';
 import { removeAllUnder } from '../jobs/queues.ts';
 import { REDIS_URL, drained, generatedInteractions, obliterate } from '../test/helpers/pipeline.ts';
-import { fmtFixed, fmtInt, median, percentile, ratio, table, type Ratio, type Suite, type SuiteContext, type SuiteResult } from './suite.ts';
+import {
+  fmtFixed,
+  fmtInt,
+  median,
+  percentile,
+  ratio,
+  table,
+  type Ratio,
+  type Suite,
+  type SuiteContext,
+  type SuiteResult,
+} from './suite.ts';
 import { DelayedClassifier, RecordingCrm, costMeter, runConcurrently, type CostSample } from './pipeline-workload.ts';
 
 /** Sized for a suite of about 1 to 1.5 minutes on a 2-core VM. */
@@ -171,7 +182,6 @@ function completions(worker: Worker, n: number): Promise<void> {
     worker.on('failed', onFailed);
   });
 }
-
 
 // ---------------------------------------------------------------------------------------------------------
 // 1. BullMQ no-op: one stage, and a 4-stage chain
@@ -329,7 +339,9 @@ async function checkRun(p: BenchPipeline, expectedWrites: number): Promise<void>
   await drained(p.prefix, 120_000);
   const c = journalCounts(p.reader);
   if (c.crmWrites !== expectedWrites || c.jobFailed !== 0 || c.notOkDecisions !== 0) {
-    throw new Error(`the pipeline run is not clean: ${c.crmWrites} crm.write (expected ${expectedWrites}), ${c.jobFailed} job.failed, ${c.notOkDecisions} decisions not 'ok'`);
+    throw new Error(
+      `the pipeline run is not clean: ${c.crmWrites} crm.write (expected ${expectedWrites}), ${c.jobFailed} job.failed, ${c.notOkDecisions} decisions not 'ok'`,
+    );
   }
 }
 
@@ -395,7 +407,12 @@ interface Dist {
 
 function dist(values: readonly number[]): Dist {
   const s = [...values].sort((a, b) => a - b);
-  return { mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length), p50: percentile(s, 50), p99: percentile(s, 99), max: percentile(s, 100) };
+  return {
+    mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length),
+    p50: percentile(s, 50),
+    p99: percentile(s, 99),
+    max: percentile(s, 100),
+  };
 }
 
 interface LatencyRun {
@@ -417,13 +434,26 @@ interface LatencyRun {
   /** Model-busy time over (MODEL_CONCURRENCY × modelPhase). */
   readonly modelSlotUtilisation: number;
   /** Per classify job: active event → model call start; the model call; model end → completed event; active → completed. */
-  readonly classify: { readonly preModelMs: Dist; readonly modelMs: Dist; readonly postModelMs: Dist; readonly slotHoldMs: Dist; readonly matched: number };
+  readonly classify: {
+    readonly preModelMs: Dist;
+    readonly modelMs: Dist;
+    readonly postModelMs: Dist;
+    readonly slotHoldMs: Dist;
+    readonly matched: number;
+  };
   /** Per interaction: classify completed → decide active; decide active → completed; decide completed → mirror active; mirror active → completed. */
   readonly downstream: { readonly decideWaitMs: Dist; readonly decideMs: Dist; readonly mirrorWaitMs: Dist; readonly mirrorMs: Dist };
   readonly cost: CostSample;
 }
 
-async function latencyRun(p: BenchPipeline, model: DelayedClassifier, probe: ReturnType<typeof stageProbe>, ctl: Redis, seed: string, mode: LatencyRun['mode']): Promise<LatencyRun> {
+async function latencyRun(
+  p: BenchPipeline,
+  model: DelayedClassifier,
+  probe: ReturnType<typeof stageProbe>,
+  ctl: Redis,
+  seed: string,
+  mode: LatencyRun['mode'],
+): Promise<LatencyRun> {
   const m = LATENCY.interactions;
   const items = generatedInteractions(m, seed);
   const entryIdOf = new Map<string, string>(); // `${seed}-${i}` → interaction entry id
@@ -510,7 +540,13 @@ async function latencyRun(p: BenchPipeline, model: DelayedClassifier, probe: Ret
     modelPhaseMs: lastEnd - t0,
     tailMs: t1 - lastEnd,
     modelSlotUtilisation: busy / (LATENCY.modelConcurrency * (lastEnd - t0)),
-    classify: { preModelMs: dist(pre), modelMs: dist(calls.map((c) => c.endMs - c.startMs)), postModelMs: dist(post), slotHoldMs: dist(hold), matched: hold.length },
+    classify: {
+      preModelMs: dist(pre),
+      modelMs: dist(calls.map((c) => c.endMs - c.startMs)),
+      postModelMs: dist(post),
+      slotHoldMs: dist(hold),
+      matched: hold.length,
+    },
     downstream: { decideWaitMs: dist(decideWait), decideMs: dist(decideMs), mirrorWaitMs: dist(mirrorWait), mirrorMs: dist(mirrorMs) },
     cost,
   };
@@ -531,7 +567,6 @@ function finiteRunIdeal(): { seconds: number; perSecond: number } {
 // The suite
 // ---------------------------------------------------------------------------------------------------------
 
-
 async function runPipelineSuite(ctx: SuiteContext): Promise<SuiteResult> {
   const suiteStart = performance.now();
   const dir = mkdtempSync(join(tmpdir(), 'activity-journal-bench-pipeline-'));
@@ -540,7 +575,9 @@ async function runPipelineSuite(ctx: SuiteContext): Promise<SuiteResult> {
   const pipelines: BenchPipeline[] = [];
   try {
     // 1 and 2, interleaved round by round.
-    ctx.progress(`temp dir ${dir}; zero-latency pipeline (MODEL_CONCURRENCY ${DEFAULTS.modelConcurrency}, WORKER_CONCURRENCY ${DEFAULTS.workerConcurrency})`);
+    ctx.progress(
+      `temp dir ${dir}; zero-latency pipeline (MODEL_CONCURRENCY ${DEFAULTS.modelConcurrency}, WORKER_CONCURRENCY ${DEFAULTS.workerConcurrency})`,
+    );
     const zeroConfig = benchConfig(join(dir, 'zero'), {});
     const zero = await benchPipeline(zeroConfig, { classifier: offlineClassifier(zeroConfig), crmLatencyMs: 0 });
     pipelines.push(zero);
@@ -568,7 +605,10 @@ async function runPipelineSuite(ctx: SuiteContext): Promise<SuiteResult> {
           noopDrain.push(r.drain);
         },
       },
-      { name: `${CHAIN_STAGES}-stage chain ${CHAIN_INTERACTIONS}`, run: async () => void chain.push(await chainRound(redis, ctl, CHAIN_INTERACTIONS)) },
+      {
+        name: `${CHAIN_STAGES}-stage chain ${CHAIN_INTERACTIONS}`,
+        run: async () => void chain.push(await chainRound(redis, ctl, CHAIN_INTERACTIONS)),
+      },
       {
         name: `pipeline ${PIPELINE_INTERACTIONS}`,
         run: async (round) => {
@@ -593,16 +633,29 @@ async function runPipelineSuite(ctx: SuiteContext): Promise<SuiteResult> {
       noop: medianFigure(`BullMQ no-op, addBulk + 1 worker (concurrency ${DEFAULTS.workerConcurrency}) at once`, 'jobs', noopStreaming),
       noopAdd: medianFigure('BullMQ no-op, addBulk alone (no worker)', 'jobs', noopAdd),
       noopDrain: medianFigure(`BullMQ no-op, worker draining a full queue (concurrency ${DEFAULTS.workerConcurrency})`, 'jobs', noopDrain),
-      chain: medianFigure(`BullMQ no-op ${CHAIN_STAGES}-stage chain (each stage adds the next, concurrency ${DEFAULTS.workerConcurrency} each)`, 'interactions', chain),
+      chain: medianFigure(
+        `BullMQ no-op ${CHAIN_STAGES}-stage chain (each stage adds the next, concurrency ${DEFAULTS.workerConcurrency} each)`,
+        'interactions',
+        chain,
+      ),
       pipeline: {
-        ...medianFigure(`pipeline, zero-latency fakes, intake included (${DEFAULTS.workerConcurrency} intakes in flight)`, 'interactions', pipe),
+        ...medianFigure(
+          `pipeline, zero-latency fakes, intake included (${DEFAULTS.workerConcurrency} intakes in flight)`,
+          'interactions',
+          pipe,
+        ),
         extra: pipelineExtra(pipe),
       },
     };
 
     // 3. Simulated latency.
-    ctx.progress(`simulated latency: model ${LATENCY.modelMs} ms, CRM ${LATENCY.crmMs} ms, MODEL_CONCURRENCY ${LATENCY.modelConcurrency}, WORKER_CONCURRENCY ${LATENCY.workerConcurrency}, ${LATENCY.interactions} interactions`);
-    const slowConfig = benchConfig(join(dir, 'latency'), { MODEL_CONCURRENCY: String(LATENCY.modelConcurrency), WORKER_CONCURRENCY: String(LATENCY.workerConcurrency) });
+    ctx.progress(
+      `simulated latency: model ${LATENCY.modelMs} ms, CRM ${LATENCY.crmMs} ms, MODEL_CONCURRENCY ${LATENCY.modelConcurrency}, WORKER_CONCURRENCY ${LATENCY.workerConcurrency}, ${LATENCY.interactions} interactions`,
+    );
+    const slowConfig = benchConfig(join(dir, 'latency'), {
+      MODEL_CONCURRENCY: String(LATENCY.modelConcurrency),
+      WORKER_CONCURRENCY: String(LATENCY.workerConcurrency),
+    });
     const delayed = new DelayedClassifier(offlineClassifier(slowConfig), LATENCY.modelMs);
     const slow = await benchPipeline(slowConfig, { classifier: delayed, crmLatencyMs: LATENCY.crmMs });
     pipelines.push(slow);
@@ -611,7 +664,9 @@ async function runPipelineSuite(ctx: SuiteContext): Promise<SuiteResult> {
     ctx.progress('simulated latency: warm-up (one wave)');
     const warm = slow.crm.expect(LATENCY.modelConcurrency);
     const warmItems = generatedInteractions(LATENCY.modelConcurrency, 'lat-warmup');
-    await runConcurrently(LATENCY.modelConcurrency, DEFAULTS.workerConcurrency, (i) => slow.runtime.pipeline.intake(warmItems[i] as Interaction));
+    await runConcurrently(LATENCY.modelConcurrency, DEFAULTS.workerConcurrency, (i) =>
+      slow.runtime.pipeline.intake(warmItems[i] as Interaction),
+    );
     await warm;
     let slowWrites = LATENCY.modelConcurrency;
     await checkRun(slow, slowWrites);
@@ -674,7 +729,8 @@ async function runPipelineSuite(ctx: SuiteContext): Promise<SuiteResult> {
         workerConcurrency: DEFAULTS.workerConcurrency,
         modelConcurrency: DEFAULTS.modelConcurrency,
         intakeConcurrency: DEFAULTS.workerConcurrency,
-        journal: 'LocalJournalClient over JournalWriter (WAL, synchronous=FULL, group commit; checkpoint every 1,000 entries, no timer, no anchors)',
+        journal:
+          'LocalJournalClient over JournalWriter (WAL, synchronous=FULL, group commit; checkpoint every 1,000 entries, no timer, no anchors)',
         redis: REDIS_URL,
         bullmq: BULLMQ_VERSION,
         latency: LATENCY,
@@ -759,8 +815,14 @@ function render(
       c && c.otherCoresMax !== null ? fmtFixed(c.otherCoresMax, 2) : '',
     ];
   });
-  const pe = (figures.pipeline as Figure).extra as { journalEntriesPerInteraction: number; journalTransactionsPerInteraction: number; journalEntriesPerTransaction: number; intakeSeconds: number[] };
-  const ms = (d: Dist): string => `${fmtFixed(d.mean, 1)} (p50 ${fmtFixed(d.p50, 1)}, p99 ${fmtFixed(d.p99, 1)}, max ${fmtFixed(d.max, 1)})`;
+  const pe = (figures.pipeline as Figure).extra as {
+    journalEntriesPerInteraction: number;
+    journalTransactionsPerInteraction: number;
+    journalEntriesPerTransaction: number;
+    intakeSeconds: number[];
+  };
+  const ms = (d: Dist): string =>
+    `${fmtFixed(d.mean, 1)} (p50 ${fmtFixed(d.p50, 1)}, p99 ${fmtFixed(d.p99, 1)}, max ${fmtFixed(d.max, 1)})`;
   const latRows = [...latencyRuns, streaming].map((r, i) => [
     i < latencyRuns.length ? `run ${i + 1}, intake first` : 'streaming intake',
     fmtFixed(r.seconds, 3),
@@ -778,7 +840,10 @@ function render(
   const last = latencyRuns[Math.floor(latencyRuns.length / 2)] as LatencyRun;
   const ratioRows = [
     [`pipeline (zero latency) / BullMQ no-op (addBulk + worker)`, ratios.pipelineOverNoop as Ratio],
-    [`latency run / bound (${LATENCY.modelConcurrency} / ${LATENCY.modelMs / 1000} s = ${fmtFixed(info.latencyBound as number, 1)} ix/s)`, ratios.latencyOverBound as Ratio],
+    [
+      `latency run / bound (${LATENCY.modelConcurrency} / ${LATENCY.modelMs / 1000} s = ${fmtFixed(info.latencyBound as number, 1)} ix/s)`,
+      ratios.latencyOverBound as Ratio,
+    ],
   ] as const;
   return [
     `pipeline suite: BullMQ ${BULLMQ_VERSION} on ${REDIS_URL}, all stages in this process; journal in-process (WAL, synchronous=FULL, group commit)`,
@@ -792,7 +857,23 @@ function render(
       `(${fmtFixed(pe.journalEntriesPerTransaction, 1)} entries per group commit); intake itself took ${pe.intakeSeconds.map((s) => fmtFixed(s, 2)).join(' / ')} s of the rounds`,
     '',
     `simulated latency: model ${LATENCY.modelMs} ms, CRM ${LATENCY.crmMs} ms, MODEL_CONCURRENCY ${LATENCY.modelConcurrency}, WORKER_CONCURRENCY ${LATENCY.workerConcurrency}, ${LATENCY.interactions} interactions`,
-    table(['run', 'seconds', 'ix/s', '/ bound', 'excl. tail', 'intake s', 'to 1st model ms', 'model phase ms', 'tail ms', 'model slot use', `slot hold - ${LATENCY.modelMs} ms`, 'others'], latRows),
+    table(
+      [
+        'run',
+        'seconds',
+        'ix/s',
+        '/ bound',
+        'excl. tail',
+        'intake s',
+        'to 1st model ms',
+        'model phase ms',
+        'tail ms',
+        'model slot use',
+        `slot hold - ${LATENCY.modelMs} ms`,
+        'others',
+      ],
+      latRows,
+    ),
     `  finite-run ideal (${Math.ceil(LATENCY.interactions / LATENCY.modelConcurrency)} back-to-back waves + one ${LATENCY.crmMs} ms CRM call): ` +
       `${fmtFixed(info.latencyFiniteRunIdeal as number, 2)} ix/s = ${fmtFixed((info.latencyFiniteRunIdeal as number) / (info.latencyBound as number), 3)} of the bound; measured / that = ${fmtFixed(info.latencyOverFiniteRunIdeal as number, 3)}`,
     `  classify job (median run), ms: before the model ${ms(last.classify.preModelMs)}; model ${ms(last.classify.modelMs)}; after the model ${ms(last.classify.postModelMs)}`,

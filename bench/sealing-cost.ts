@@ -65,7 +65,8 @@ async function start(variant: 'sealed' | 'unsealed', dir: string, cpuProfDir: st
   mkdirSync(anchors, { recursive: true, mode: 0o700 });
   const appendToken = randomBytes(32).toString('base64url');
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('JOURNAL_') && !k.startsWith('KEY_STORE') && k !== 'LOG_LEVEL') env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith('JOURNAL_') && !k.startsWith('KEY_STORE') && k !== 'LOG_LEVEL') env[k] = v;
   Object.assign(env, {
     JOURNAL_SERVICE_LISTEN: '127.0.0.1:0',
     JOURNAL_APPEND_TOKEN: appendToken,
@@ -75,11 +76,15 @@ async function start(variant: 'sealed' | 'unsealed', dir: string, cpuProfDir: st
   });
   // One directory per variant: node names the profiles of a process's threads itself.
   const prof = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfDir, variant)}`] : [];
-  const child = spawn(process.execPath, [...prof, join(ROOT, 'bin/run-ts.mjs'), join(ROOT, 'bench/journal-service-child.ts'), variant, join(dir, 'journal.sqlite')], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...prof, join(ROOT, 'bin/run-ts.mjs'), join(ROOT, 'bench/journal-service-child.ts'), variant, join(dir, 'journal.sqlite')],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   const exit = new Promise<void>((res) => child.once('exit', () => res()));
   const url = await new Promise<string>((res, rej) => {
@@ -99,7 +104,13 @@ async function start(variant: 'sealed' | 'unsealed', dir: string, cpuProfDir: st
     });
   });
   if (child.pid === undefined) throw new Error('no pid');
-  return { child, pid: child.pid, client: new HttpJournalClient({ url, appendToken, maxSockets: CONCURRENCY }), exit, output: () => output };
+  return {
+    child,
+    pid: child.pid,
+    client: new HttpJournalClient({ url, appendToken, maxSockets: CONCURRENCY }),
+    exit,
+    output: () => output,
+  };
 }
 
 async function stop(r: Running): Promise<void> {

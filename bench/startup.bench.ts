@@ -39,7 +39,9 @@ function timeRun(args: readonly string[]): Promise<number> {
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolvePromise(secondsSince(t)) : reject(new Error(`${args.join(' ')} exited ${code}: ${stderr}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolvePromise(secondsSince(t)) : reject(new Error(`${args.join(' ')} exited ${code}: ${stderr}`)),
+    );
   });
 }
 
@@ -72,7 +74,18 @@ async function startOnce(ctx: SuiteContext, run: number): Promise<StartFigures> 
   const dir = mkdtempSync(join(tmpdir(), 'aj-bench-startup-'));
   const [web, journal] = [await freePort(), await freePort()];
   const prefix = `aj-bench-startup-${randomBytes(6).toString('hex')}`;
-  const env = { ...process.env, JOURNAL_PATH: join(dir, 'data', 'journal.sqlite'), JOURNAL_SERVICE_LISTEN: `127.0.0.1:${journal}`, WEB_LISTEN: `127.0.0.1:${web}`, REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', KEY_STORE_BACKUP: join(dir, 'key-backup', 'subject-keys.sqlite') };
+  const env = {
+    ...process.env,
+    JOURNAL_PATH: join(dir, 'data', 'journal.sqlite'),
+    JOURNAL_SERVICE_LISTEN: `127.0.0.1:${journal}`,
+    WEB_LISTEN: `127.0.0.1:${web}`,
+    REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'info',
+    JOURNAL_APPEND_TOKEN: '',
+    JOURNAL_READ_TOKEN: '',
+    KEY_STORE_BACKUP: join(dir, 'key-backup', 'subject-keys.sqlite'),
+  };
   const t = now();
   const child = spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -86,7 +99,10 @@ async function startOnce(ctx: SuiteContext, run: number): Promise<StartFigures> 
       if (gone !== undefined) throw new Error(`start exited (${String(gone)}) before it was ready: ${stderr.slice(-2000)}`);
       if (Date.now() > deadline) throw new Error(`start was not ready within 120 s: ${stderr.slice(-2000)}`);
       if (stderr.includes('activity-journal is running') && stderr.includes('pipeline ready')) {
-        const ok = await fetch(`http://127.0.0.1:${web}/healthz`).then(async (r) => r.status === 200 && ((await r.json()) as { ok: boolean }).ok, () => false);
+        const ok = await fetch(`http://127.0.0.1:${web}/healthz`).then(
+          async (r) => r.status === 200 && ((await r.json()) as { ok: boolean }).ok,
+          () => false,
+        );
         if (ok) break;
       }
       await new Promise((r) => setTimeout(r, 25));
@@ -96,7 +112,9 @@ async function startOnce(ctx: SuiteContext, run: number): Promise<StartFigures> 
     const pids = processTree(child.pid as number);
     const processes = pids.map((pid) => ({ name: processName(pid), rssMB: rssKiB(pid) / 1024 }));
     const rssMB = processes.reduce((s, p) => s + p.rssMB, 0);
-    ctx.progress(`startup: start run ${run + 1}: ready in ${fmtFixed(readyS, 2)} s, ${processes.length} processes, ${fmtFixed(rssMB, 0)} MB RSS at rest`);
+    ctx.progress(
+      `startup: start run ${run + 1}: ready in ${fmtFixed(readyS, 2)} s, ${processes.length} processes, ${fmtFixed(rssMB, 0)} MB RSS at rest`,
+    );
     return { readyS, rssMB, processes };
   } finally {
     child.kill('SIGTERM');
@@ -142,8 +160,20 @@ export const startupSuite: Suite = {
         ['figure', 'measured', 'x node -e 0', 'target', ''],
         [
           ['node -e 0 (baseline)', `${fmtFixed(nodeS, 3)} s`, '1.0', '', ''],
-          [`--help (median of ${HELP_RUNS})`, `${fmtFixed(helpS, 3)} s`, fmtFixed(helpS / nodeS, 1), `<= ${TARGET_HELP_S} s`, pass(figures.ratios.help.pass)],
-          [`start: ready (median of ${START_RUNS})`, `${fmtFixed(readyS, 2)} s`, fmtFixed(readyS / nodeS, 1), `<= ${TARGET_READY_S} s`, pass(figures.ratios.ready.pass)],
+          [
+            `--help (median of ${HELP_RUNS})`,
+            `${fmtFixed(helpS, 3)} s`,
+            fmtFixed(helpS / nodeS, 1),
+            `<= ${TARGET_HELP_S} s`,
+            pass(figures.ratios.help.pass),
+          ],
+          [
+            `start: ready (median of ${START_RUNS})`,
+            `${fmtFixed(readyS, 2)} s`,
+            fmtFixed(readyS / nodeS, 1),
+            `<= ${TARGET_READY_S} s`,
+            pass(figures.ratios.ready.pass),
+          ],
           [`start: RSS at rest, all processes`, `${fmtFixed(rssMB, 0)} MB`, '', `<= ${TARGET_RSS_MB} MB`, pass(figures.ratios.rss.pass)],
         ],
       ) +

@@ -10,7 +10,9 @@ const state = buildState(fileURLToPath(new URL('..', import.meta.url)));
 let main;
 if (state === 'fresh') ({ main } = await import('../dist/main.js'));
 else {
-  process.stderr.write(`activity-journal: ${state === 'missing' ? 'no compiled build in dist/' : 'dist/ is older than the sources'}; running the sources through tsx (slower start; \`npm run build\` compiles them)\n`);
+  process.stderr.write(
+    `activity-journal: ${state === 'missing' ? 'no compiled build in dist/' : 'dist/ is older than the sources'}; running the sources through tsx (slower start; \`npm run build\` compiles them)\n`,
+  );
   const { register } = await import('tsx/esm/api');
   register();
   ({ main } = await import('../src/cli/main.ts'));

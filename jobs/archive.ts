@@ -30,7 +30,13 @@ export function configuredArchiveStores(config: Config): ArchiveStore[] {
   const s = config.journal.archiveStore;
   const directory = new DirectoryArchiveStore(config.journal.archiveDir);
   if (s.kind === 'directory') return [new DirectoryArchiveStore(s.dir)];
-  const gcs = new GcsArchiveStore({ bucket: s.bucket, prefix: s.prefix, credentials: s.credentials, rootUrl: s.baseUrl, requireRetention: s.requireRetention });
+  const gcs = new GcsArchiveStore({
+    bucket: s.bucket,
+    prefix: s.prefix,
+    credentials: s.credentials,
+    rootUrl: s.baseUrl,
+    requireRetention: s.requireRetention,
+  });
   // Segments archived to the directory before the bucket was configured stay readable.
   return [gcs, directory];
 }
@@ -95,13 +101,38 @@ export function startArchiveSchedule(o: ArchiveScheduleOptions): ArchiveSchedule
       const pruned = expiry.filter((e) => e.action === 'pruned');
       stats.pruned += pruned.length;
       if (expiry.length > 0) {
-        log.info({ segments: expiry.map((e) => ({ segmentId: e.segmentId, action: e.action, droppedEntries: e.droppedEntries, classes: e.classes, location: e.location, deleted: e.deleted.length, kept: e.kept.length })) }, 'scheduled archive: expired payloads dropped from archived segments');
+        log.info(
+          {
+            segments: expiry.map((e) => ({
+              segmentId: e.segmentId,
+              action: e.action,
+              droppedEntries: e.droppedEntries,
+              classes: e.classes,
+              location: e.location,
+              deleted: e.deleted.length,
+              kept: e.kept.length,
+            })),
+          },
+          'scheduled archive: expired payloads dropped from archived segments',
+        );
       }
       stats.runs++;
       stats.segments += summary.length;
       stats.lastError = null;
       if (summary.length > 0) {
-        log.info({ store: o.store.kind, segments: summary.map((s) => ({ segmentId: s.segmentId, entries: s.entries, location: s.location, compressedBytes: s.compressedBytes })), ms: Date.now() - started }, 'scheduled archive moved segments');
+        log.info(
+          {
+            store: o.store.kind,
+            segments: summary.map((s) => ({
+              segmentId: s.segmentId,
+              entries: s.entries,
+              location: s.location,
+              compressedBytes: s.compressedBytes,
+            })),
+            ms: Date.now() - started,
+          },
+          'scheduled archive moved segments',
+        );
       } else {
         log.debug({ ms: Date.now() - started }, 'scheduled archive: nothing due');
       }
@@ -115,7 +146,17 @@ export function startArchiveSchedule(o: ArchiveScheduleOptions): ArchiveSchedule
       stats.failures++;
       // Our error messages name segments, stores and locations, never credentials; a re-run carries on from the journal.
       stats.lastError = `${(err as Error).name}: ${(err as Error).message}`;
-      log.error({ err: { name: (err as Error).name, code: (err as { code?: unknown }).code, reason: (err as { reason?: unknown }).reason, message: (err as Error).message } }, 'scheduled archive failed; the next run carries on');
+      log.error(
+        {
+          err: {
+            name: (err as Error).name,
+            code: (err as { code?: unknown }).code,
+            reason: (err as { reason?: unknown }).reason,
+            message: (err as Error).message,
+          },
+        },
+        'scheduled archive failed; the next run carries on',
+      );
       return [];
     } finally {
       stats.lastRunAt = new Date().toISOString();

@@ -13,7 +13,7 @@
  * key; a 429 TEN_SECONDLY_ROLLING sets BullMQ's manual rate limit on the queue (Queue.rateLimit), which stops
  * every worker; a 429 DAILY does the same until the reset.
  */
-import type { Queue} from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { jobIdFor, jobOptions } from '../src/pipeline/job-catalog.ts';
@@ -172,7 +172,12 @@ return 0
  */
 export class PendingPlans<R extends PlanRef = PlanRef> {
   private readonly k: ReturnType<typeof keys>;
-  constructor(private readonly redis: Redis, prefix: string, ns = 'crm', private readonly lanes: readonly string[] = TYPES) {
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    ns = 'crm',
+    private readonly lanes: readonly string[] = TYPES,
+  ) {
     this.k = keys(prefix, ns);
   }
 
@@ -194,7 +199,8 @@ export class PendingPlans<R extends PlanRef = PlanRef> {
     if (refs.length === 0) return;
     const m = this.redis.multi();
     const now = Date.now();
-    for (const ref of refs) m.hset(this.k.refs, ref.entryId, JSON.stringify(ref)).zadd(this.k.pending(this.laneOf(ref)), 'NX', now, ref.entryId);
+    for (const ref of refs)
+      m.hset(this.k.refs, ref.entryId, JSON.stringify(ref)).zadd(this.k.pending(this.laneOf(ref)), 'NX', now, ref.entryId);
     m.set(this.k.last, String(now));
     await m.exec();
   }
@@ -204,7 +210,23 @@ export class PendingPlans<R extends PlanRef = PlanRef> {
    * while no lane has that many waiting and the oldest has waited less than `starveMs`.
    */
   async claim(jobId: string, max: number, leaseMs: number, starveMs: number, gatherMin = 0): Promise<R[]> {
-    const ids = (await this.redis.eval(CLAIM, 5, this.k.pending(''), this.k.refs, this.k.leases, this.k.owner, this.k.job(jobId), jobId, max, Date.now(), leaseMs, starveMs, this.k.job(''), gatherMin, ...this.lanes)) as string[];
+    const ids = (await this.redis.eval(
+      CLAIM,
+      5,
+      this.k.pending(''),
+      this.k.refs,
+      this.k.leases,
+      this.k.owner,
+      this.k.job(jobId),
+      jobId,
+      max,
+      Date.now(),
+      leaseMs,
+      starveMs,
+      this.k.job(''),
+      gatherMin,
+      ...this.lanes,
+    )) as string[];
     if (ids.length === 0) return [];
     const raw = await this.redis.hmget(this.k.refs, ...ids);
     return raw.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as R);
@@ -230,7 +252,20 @@ export class PendingPlans<R extends PlanRef = PlanRef> {
 
   async finish(jobId: string, mode: 'ack' | 'retry', entryIds: readonly string[]): Promise<void> {
     if (entryIds.length === 0) return;
-    await this.redis.eval(FINISH, 6, this.k.pending(''), this.k.refs, this.k.leases, this.k.owner, this.k.job(jobId), this.k.attempts, jobId, mode, Date.now(), ...entryIds);
+    await this.redis.eval(
+      FINISH,
+      6,
+      this.k.pending(''),
+      this.k.refs,
+      this.k.leases,
+      this.k.owner,
+      this.k.job(jobId),
+      this.k.attempts,
+      jobId,
+      mode,
+      Date.now(),
+      ...entryIds,
+    );
   }
 
   /** Counts a retryable failure of an item; returns how many it has had. */
@@ -267,7 +302,13 @@ export class PendingPlans<R extends PlanRef = PlanRef> {
 /** The HubSpot request limit shared by every worker process, kept in the crm-batch queue's BullMQ limiter key. */
 export class QueueRequestGate implements RequestGate {
   private readonly key: string;
-  constructor(private readonly redis: Redis, private readonly queue: Queue, prefix: string, private readonly max: number, private readonly durationMs: number) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly queue: Queue,
+    prefix: string,
+    private readonly max: number,
+    private readonly durationMs: number,
+  ) {
     this.key = keys(prefix).limiter;
   }
 
@@ -317,16 +358,31 @@ export async function scheduleBatch(queue: Queue, windowMs: number, now = Date.n
 export async function scheduleLinks(queue: Queue, windowMs: number, dueAt: number, now = Date.now()): Promise<void> {
   const window = Math.ceil(dueAt / windowMs);
   const jobId = jobIdFor('crm-batch', `links-${window}`);
-  await queue.add('crm-batch', { window, stage: 'links' }, { ...jobOptions('crm-batch', jobId), delay: Math.max(0, window * windowMs - now) });
+  await queue.add(
+    'crm-batch',
+    { window, stage: 'links' },
+    { ...jobOptions('crm-batch', jobId), delay: Math.max(0, window * windowMs - now) },
+  );
 }
 
 /** The CrmClient the mirror stage uses when HubSpot is configured: pending + a job for the window. */
 export class BatchingCrm implements CrmClient {
   readonly dryRun = false;
-  constructor(private readonly pending: PendingPlans, private readonly queue: Queue, private readonly windowMs: number) {}
+  constructor(
+    private readonly pending: PendingPlans,
+    private readonly queue: Queue,
+    private readonly windowMs: number,
+  ) {}
 
   async mirror(plan: MirrorPlan): Promise<MirrorResult> {
-    await this.pending.submit({ entryId: plan.entryId, entrySeq: plan.entrySeq, correlationId: plan.correlationId, decisionEntryId: plan.decisionEntryId, decisionSeq: plan.decisionSeq, objectType: plan.objectType });
+    await this.pending.submit({
+      entryId: plan.entryId,
+      entrySeq: plan.entrySeq,
+      correlationId: plan.correlationId,
+      decisionEntryId: plan.decisionEntryId,
+      decisionSeq: plan.decisionSeq,
+      objectType: plan.objectType,
+    });
     await scheduleBatch(this.queue, this.windowMs);
     return { objectId: null, dryRun: false };
   }
@@ -358,7 +414,9 @@ export async function processCrmBatch(job: Pick<Job, 'id' | 'data'>, deps: CrmBa
   const stage: CrmBatchStage = (job.data as { stage?: CrmBatchStage } | undefined)?.stage === 'links' ? 'links' : 'upsert';
   try {
     const store = stage === 'links' ? deps.links : deps.pending;
-    return await store.holding(String(job.id), deps.settings.leaseMs, () => (stage === 'links' ? processLinks(job, deps) : processUpserts(job, deps)));
+    return await store.holding(String(job.id), deps.settings.leaseMs, () =>
+      stage === 'links' ? processLinks(job, deps) : processUpserts(job, deps),
+    );
   } catch (err) {
     if (err instanceof DailyLimitError) {
       // Every worker stops fetching crm-batch jobs until the reset; this job's claims stay its own and resume.
@@ -442,7 +500,11 @@ async function processLinks(job: Pick<Job, 'id'>, deps: CrmBatchDeps): Promise<C
     const byId = new Map(refs.map((r) => [r.entryId, r.objectId]));
     const items = plans.map((plan) => ({ plan, objectId: byId.get(plan.entryId) as string }));
     await deps.crm.associateBatch(items, `links-${jobId}`, firstFree(deps.gate));
-    await links.finish(jobId, 'ack', items.map((i) => i.plan.entryId));
+    await links.finish(
+      jobId,
+      'ack',
+      items.map((i) => i.plan.entryId),
+    );
     counts.mirrored = items.length;
   }
   const oldest = await links.oldestWaiting();
@@ -451,13 +513,23 @@ async function processLinks(job: Pick<Job, 'id'>, deps: CrmBatchDeps): Promise<C
     // is left to gather for, else when the oldest waiting activity has waited the link window.
     const stillGathering = (await pending.outstanding()) > 0;
     const delay = refs.length >= max || !stillGathering ? 0 : Math.max(0, oldest + linkWindowOf(settings) + 1 - Date.now());
-    await deps.queue.add('crm-batch', { window: 0, stage: 'links' }, { ...jobOptions('crm-batch', jobIdFor('crm-batch', `links-next-${jobId}`)), delay });
+    await deps.queue.add(
+      'crm-batch',
+      { window: 0, stage: 'links' },
+      { ...jobOptions('crm-batch', jobIdFor('crm-batch', `links-next-${jobId}`)), delay },
+    );
   }
   return counts;
 }
 
 /** Each ref's plan rebuilt from the journal; a ref that can no longer be planned is given up on the record. */
-async function plansOf<R extends PlanRef>(refs: readonly R[], jobId: string, deps: CrmBatchDeps, store: PendingPlans<R>, counts: CrmBatchResult): Promise<MirrorPlan[]> {
+async function plansOf<R extends PlanRef>(
+  refs: readonly R[],
+  jobId: string,
+  deps: CrmBatchDeps,
+  store: PendingPlans<R>,
+  counts: CrmBatchResult,
+): Promise<MirrorPlan[]> {
   const plans: MirrorPlan[] = [];
   for (const ref of refs) {
     try {
@@ -473,7 +545,14 @@ async function plansOf<R extends PlanRef>(refs: readonly R[], jobId: string, dep
 }
 
 function pick(ref: PlanRef): PlanRef {
-  return { entryId: ref.entryId, entrySeq: ref.entrySeq, correlationId: ref.correlationId, decisionEntryId: ref.decisionEntryId, decisionSeq: ref.decisionSeq, objectType: ref.objectType };
+  return {
+    entryId: ref.entryId,
+    entrySeq: ref.entrySeq,
+    correlationId: ref.correlationId,
+    decisionEntryId: ref.decisionEntryId,
+    decisionSeq: ref.decisionSeq,
+    objectType: ref.objectType,
+  };
 }
 
 async function recordGivenUp(journal: JournalClient, jobId: string, ref: PlanRef, reason: string): Promise<void> {
@@ -489,7 +568,15 @@ async function recordGivenUp(journal: JournalClient, jobId: string, ref: PlanRef
 }
 
 /** Keeps batches coming while plans or associations are outstanding (a lost job, an expired lease): a cheap tick per worker process. */
-export function startBatchSweeper(pending: PendingPlans, links: PendingPlans<LinkRef>, queue: Queue, windowMs: number, linkWindowMs: number, everyMs: number, log: Logger): { stop(): void } {
+export function startBatchSweeper(
+  pending: PendingPlans,
+  links: PendingPlans<LinkRef>,
+  queue: Queue,
+  windowMs: number,
+  linkWindowMs: number,
+  everyMs: number,
+  log: Logger,
+): { stop(): void } {
   const timer = setInterval(() => {
     Promise.all([pending.outstanding(), links.outstanding()])
       .then(async ([plans, waitingLinks]) => {

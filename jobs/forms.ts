@@ -18,7 +18,11 @@ import type { Queues } from './queues.ts';
 import { loadMasterKey } from '../src/journal/master-key.ts';
 
 export function formPollStore(config: Config): FormPollStore {
-  return new FormPollStore(join(config.pipeline.stateDir, 'form-polls.enc'), loadMasterKey(config.privacy, { create: true }).key, config.pipeline.stateDir);
+  return new FormPollStore(
+    join(config.pipeline.stateDir, 'form-polls.enc'),
+    loadMasterKey(config.privacy, { create: true }).key,
+    config.pipeline.stateDir,
+  );
 }
 
 export type PolledConnector = 'hubspot-forms' | 'google-forms';
@@ -35,7 +39,10 @@ export interface FormsConnector {
   completeGoogleConsent(code: string, state: string): Promise<{ formId: string }>;
 }
 
-export function formsConnector(config: Config, deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; sleep?: (ms: number) => Promise<void> }): FormsConnector {
+export function formsConnector(
+  config: Config,
+  deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; sleep?: (ms: number) => Promise<void> },
+): FormsConnector {
   const f = config.pipeline.forms;
   // Opened on first use: a deployment without polled forms gets no state file or key for them.
   let opened: FormPollStore | null = null;
@@ -47,7 +54,19 @@ export function formsConnector(config: Config, deps: { journal: JournalClient; p
     const data = JOBS['sync-inbox'].schema.parse({ connector, formId });
     const q = deps.queues['sync-inbox'];
     if (every && onlyMissing && (await q.getJobScheduler(`${connector}-${formId}`))) return;
-    if (every) await q.upsertJobScheduler(`${connector}-${formId}`, { every: f.pollEveryMs }, { name: 'sync-inbox', data, opts: { attempts: JOBS['sync-inbox'].attempts, backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 } } });
+    if (every)
+      await q.upsertJobScheduler(
+        `${connector}-${formId}`,
+        { every: f.pollEveryMs },
+        {
+          name: 'sync-inbox',
+          data,
+          opts: {
+            attempts: JOBS['sync-inbox'].attempts,
+            backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 },
+          },
+        },
+      );
     else await q.add('sync-inbox', data, jobOptions('sync-inbox', `sync-${connector}-now-${Date.now()}`));
   };
   const sleep = deps.sleep ? { sleep: deps.sleep } : {};
@@ -62,25 +81,59 @@ export function formsConnector(config: Config, deps: { journal: JournalClient; p
         const h = f.hubspot;
         const form = h?.forms.find((x) => x.guid === formId);
         if (!h || !form) throw new PermanentJobError(`HubSpot form ${formId} is not in HUBSPOT_FORMS_POLL`);
-        const feed = new HubSpotFormsFeed({ accessToken: h.accessToken, formGuid: formId, formName: form.name, ...(h.basePath ? { basePath: h.basePath } : {}), ...sleep });
-        report = await pollForm({ connector, formId, feed, journal: deps.journal, intake, accounted, state: store, credential: h.accessToken, backfillDays: f.backfillDays });
+        const feed = new HubSpotFormsFeed({
+          accessToken: h.accessToken,
+          formGuid: formId,
+          formName: form.name,
+          ...(h.basePath ? { basePath: h.basePath } : {}),
+          ...sleep,
+        });
+        report = await pollForm({
+          connector,
+          formId,
+          feed,
+          journal: deps.journal,
+          intake,
+          accounted,
+          state: store,
+          credential: h.accessToken,
+          backfillDays: f.backfillDays,
+        });
       } else {
         const g = f.google;
         const grant = store.grant(formId);
-        if (!g || !grant) throw new PermanentJobError(`Google form ${formId} is not connected (activity-journal connect google-forms ${formId})`);
+        if (!g || !grant)
+          throw new PermanentJobError(`Google form ${formId} is not connected (activity-journal connect google-forms ${formId})`);
         const auth = formsClient(g, grant.refreshToken, (rt) => {
-          store.rotate(formId, rt).catch((err: unknown) => log.error({ formId, err: (err as Error).message }, 'could not keep a rotated refresh token'));
+          store
+            .rotate(formId, rt)
+            .catch((err: unknown) => log.error({ formId, err: (err as Error).message }, 'could not keep a rotated refresh token'));
         });
         const feed = new GoogleFormsFeed({ formId, auth, ...(g.apiRoot ? { rootUrl: g.apiRoot } : {}), ...sleep });
-        report = await pollForm({ connector, formId, feed, journal: deps.journal, intake, accounted, state: store, credential: grant.refreshToken, backfillDays: f.backfillDays });
+        report = await pollForm({
+          connector,
+          formId,
+          feed,
+          journal: deps.journal,
+          intake,
+          accounted,
+          state: store,
+          credential: grant.refreshToken,
+          backfillDays: f.backfillDays,
+        });
       }
-      log.info({ connector, formId, mode: report.mode, seen: report.seen, accepted: report.accepted, duplicates: report.duplicates }, 'form polled');
+      log.info(
+        { connector, formId, mode: report.mode, seen: report.seen, accepted: report.accepted, duplicates: report.duplicates },
+        'form polled',
+      );
       return report;
     },
     async schedule(onlyMissing = false) {
       const store = f.google ? open() : null;
       for (const form of f.hubspot?.forms ?? []) await enqueue('hubspot-forms', form.guid, true, onlyMissing);
-      if (store) for (const formId of store.grantedForms()) if (store.get(stateKey('google-forms', formId)).status === 'ok') await enqueue('google-forms', formId, true, onlyMissing);
+      if (store)
+        for (const formId of store.grantedForms())
+          if (store.get(stateKey('google-forms', formId)).status === 'ok') await enqueue('google-forms', formId, true, onlyMissing);
     },
     async googleConsentUrl(formId) {
       return f.google ? formsConsentUrl(f.google, await open().newConsentState(formId)) : null;
@@ -90,7 +143,8 @@ export function formsConnector(config: Config, deps: { journal: JournalClient; p
       if (!g) throw new PermanentJobError('Google Forms is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
       const store = open();
       const formId = await store.takeConsentState(state);
-      if (!formId) throw new PermanentJobError('unknown or expired consent state: start again with `activity-journal connect google-forms <formId>`');
+      if (!formId)
+        throw new PermanentJobError('unknown or expired consent state: start again with `activity-journal connect google-forms <formId>`');
       const { refreshToken, scopes } = await completeFormsConsent(g, code, formId);
       await store.connect(formId, stateKey('google-forms', formId), refreshToken, scopes);
       await deps.journal.append({

@@ -21,11 +21,24 @@ import { loadMasterKey } from '../src/journal/master-key.ts';
 
 export function gmailOAuthConfig(config: Config): GmailOAuthConfig | null {
   const g = config.pipeline.gmail;
-  return g ? { clientId: g.clientId, clientSecret: g.clientSecret, redirectUrl: g.redirectUrl, scopeMode: g.scope, tokenUrl: g.tokenUrl, rootUrl: g.apiRoot } : null;
+  return g
+    ? {
+        clientId: g.clientId,
+        clientSecret: g.clientSecret,
+        redirectUrl: g.redirectUrl,
+        scopeMode: g.scope,
+        tokenUrl: g.tokenUrl,
+        rootUrl: g.apiRoot,
+      }
+    : null;
 }
 
 export function gmailInboxStore(config: Config): GmailInboxStore {
-  return new GmailInboxStore(join(config.pipeline.stateDir, 'gmail-inboxes.enc'), loadMasterKey(config.privacy, { create: true }).key, config.pipeline.stateDir);
+  return new GmailInboxStore(
+    join(config.pipeline.stateDir, 'gmail-inboxes.enc'),
+    loadMasterKey(config.privacy, { create: true }).key,
+    config.pipeline.stateDir,
+  );
 }
 
 /** The label filter of inboxes without their own (GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS). */
@@ -39,7 +52,11 @@ export interface GmailConnector {
   /** An inbox's label filter (its own, or the defaults). */
   labels(mailbox: string): EffectiveLabels;
   /** Changes an inbox's label filter; the change is journaled (state.changed). */
-  setLabels(mailbox: string, change: LabelChange, actor?: string): Promise<{ before: EffectiveLabels; after: EffectiveLabels; changed: boolean }>;
+  setLabels(
+    mailbox: string,
+    change: LabelChange,
+    actor?: string,
+  ): Promise<{ before: EffectiveLabels; after: EffectiveLabels; changed: boolean }>;
   /** Runs one sync of a connected inbox (the sync-inbox job, or `activity-journal sync gmail` with progress). */
   sync(mailbox: string, onProgress?: (done: number, total: number) => void): Promise<SyncReport>;
   /** Makes sure every connected inbox has its repeating sync job (`onlyMissing`: leave existing schedules be). */
@@ -52,33 +69,52 @@ export interface GmailConnector {
   completeConsent(code: string, state: string): Promise<{ mailbox: string }>;
 }
 
-export function gmailConnector(config: Config, deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; redis: Redis; prefix: string }): GmailConnector | null {
+export function gmailConnector(
+  config: Config,
+  deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; redis: Redis; prefix: string },
+): GmailConnector | null {
   const cfg = gmailOAuthConfig(config);
   const g = config.pipeline.gmail;
   if (!cfg || !g) return null;
   const store = gmailInboxStore(config);
   const log = deps.logger.child({ component: 'connector.gmail' });
   // One bucket per mailbox in Redis, shared by every sync of it in every worker process.
-  const bucketFor = (mailbox: string): RedisQuotaBucket => new RedisQuotaBucket({ redis: deps.redis, prefix: deps.prefix, account: mailbox, unitsPerMinute: g.quotaUnitsPerMinute });
+  const bucketFor = (mailbox: string): RedisQuotaBucket =>
+    new RedisQuotaBucket({ redis: deps.redis, prefix: deps.prefix, account: mailbox, unitsPerMinute: g.quotaUnitsPerMinute });
   const enqueueSync = async (mailbox: string, every: boolean, onlyMissing = false): Promise<void> => {
     const data = JOBS['sync-inbox'].schema.parse({ connector: 'gmail', mailbox });
     const q = deps.queues['sync-inbox'];
     if (every && onlyMissing && (await q.getJobScheduler(`gmail-${mailbox}`))) return;
-    if (every) await q.upsertJobScheduler(`gmail-${mailbox}`, { every: g.syncEveryMs }, { name: 'sync-inbox', data, opts: { attempts: JOBS['sync-inbox'].attempts, backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 } } });
+    if (every)
+      await q.upsertJobScheduler(
+        `gmail-${mailbox}`,
+        { every: g.syncEveryMs },
+        {
+          name: 'sync-inbox',
+          data,
+          opts: {
+            attempts: JOBS['sync-inbox'].attempts,
+            backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 },
+          },
+        },
+      );
     else await q.add('sync-inbox', data, jobOptions('sync-inbox', `sync-inbox-now-${Date.now()}`));
   };
   const authFor = (mailbox: string): ReturnType<typeof inboxClient> => {
     const record = store.record(mailbox);
     if (!record) throw new PermanentJobError(`no connected inbox ${mailbox}`);
     return inboxClient(cfg, record.refreshToken, (rt) => {
-      store.rotate(mailbox, rt).catch((err: unknown) => log.error({ mailbox, err: (err as Error).message }, 'could not keep a rotated refresh token'));
+      store
+        .rotate(mailbox, rt)
+        .catch((err: unknown) => log.error({ mailbox, err: (err as Error).message }, 'could not keep a rotated refresh token'));
     });
   };
   const defaults = defaultLabels(config);
   return {
     store,
     labels: (mailbox) => effectiveLabels(store, mailbox, defaults),
-    setLabels: (mailbox, change, actor = 'operator:cli') => changeInboxLabels({ store, journal: deps.journal, defaults, actor }, mailbox, change),
+    setLabels: (mailbox, change, actor = 'operator:cli') =>
+      changeInboxLabels({ store, journal: deps.journal, defaults, actor }, mailbox, change),
     reconcile(mailbox, since, reportOnly, onProgress) {
       return reconcileInbox({
         mailbox,
@@ -131,7 +167,8 @@ export function gmailConnector(config: Config, deps: { journal: JournalClient; p
         payload: { connector: 'gmail', account: mailbox, scopes },
       });
       // Labels asked for at `connect gmail` apply before the first sync, and the change is on the record.
-      if (asked.labels) await changeInboxLabels({ store, journal: deps.journal, defaults, actor: 'connector:gmail' }, mailbox, asked.labels);
+      if (asked.labels)
+        await changeInboxLabels({ store, journal: deps.journal, defaults, actor: 'connector:gmail' }, mailbox, asked.labels);
       await enqueueSync(mailbox, true);
       await enqueueSync(mailbox, false);
       return { mailbox };

@@ -11,7 +11,15 @@ import type { JournalClient } from '../src/journal/journal-client.ts';
 import type { Pipeline } from '../src/pipeline/pipeline.ts';
 import { isBatchCrm, type BatchCrmClient, type CrmClient } from '../src/pipeline/ports.ts';
 import { HubSpotCrm } from '../connectors/hubspot/hubspot.crm.ts';
-import { BatchingCrm, PendingPlans, QueueRequestGate, processCrmBatch, startBatchSweeper, type CrmBatchSettings, type LinkRef } from './crm-batch.ts';
+import {
+  BatchingCrm,
+  PendingPlans,
+  QueueRequestGate,
+  processCrmBatch,
+  startBatchSweeper,
+  type CrmBatchSettings,
+  type LinkRef,
+} from './crm-batch.ts';
 import type { Queues } from './queues.ts';
 
 export interface HubSpotMirror {
@@ -32,10 +40,23 @@ export interface HubSpotMirror {
 export function configuredHubSpot(config: Config, journal: JournalClient, logger: Logger): HubSpotCrm | null {
   const h = config.pipeline.hubspot;
   if (!h) return null;
-  return new HubSpotCrm({ accessToken: h.accessToken, ...(h.basePath ? { basePath: h.basePath } : {}), journal, createContacts: h.createContacts, dealRule: h.dealRule, dailyReserve: h.dailyReserve, timeZone: h.timeZone, searchIndexDelayMs: h.searchIndexDelayMs, logger });
+  return new HubSpotCrm({
+    accessToken: h.accessToken,
+    ...(h.basePath ? { basePath: h.basePath } : {}),
+    journal,
+    createContacts: h.createContacts,
+    dealRule: h.dealRule,
+    dailyReserve: h.dailyReserve,
+    timeZone: h.timeZone,
+    searchIndexDelayMs: h.searchIndexDelayMs,
+    logger,
+  });
 }
 
-export function hubspotMirror(config: Config, deps: { journal: JournalClient; redis: Redis; queues: Queues; prefix: string; logger: Logger; crm?: CrmClient }): HubSpotMirror | null {
+export function hubspotMirror(
+  config: Config,
+  deps: { journal: JournalClient; redis: Redis; queues: Queues; prefix: string; logger: Logger; crm?: CrmClient },
+): HubSpotMirror | null {
   const crm = deps.crm ? (isBatchCrm(deps.crm) ? deps.crm : null) : configuredHubSpot(config, deps.journal, deps.logger);
   if (!crm) return null;
   const h = config.pipeline.hubspot;
@@ -61,7 +82,27 @@ export function hubspotMirror(config: Config, deps: { journal: JournalClient; re
     links,
     gate,
     settings,
-    handler: (pipeline) => (_data, _signal, job) => processCrmBatch(job, { crm, pending, links, queue, gate, journal: deps.journal, planFor: (ref) => pipeline.planFor(ref), settings, logger: log }),
-    startSweeper: () => startBatchSweeper(pending, links, queue, settings.windowMs, settings.linkWindowMs ?? settings.windowMs * 5, Math.max(settings.leaseMs / 3, 2_000), log),
+    handler: (pipeline) => (_data, _signal, job) =>
+      processCrmBatch(job, {
+        crm,
+        pending,
+        links,
+        queue,
+        gate,
+        journal: deps.journal,
+        planFor: (ref) => pipeline.planFor(ref),
+        settings,
+        logger: log,
+      }),
+    startSweeper: () =>
+      startBatchSweeper(
+        pending,
+        links,
+        queue,
+        settings.windowMs,
+        settings.linkWindowMs ?? settings.windowMs * 5,
+        Math.max(settings.leaseMs / 3, 2_000),
+        log,
+      ),
   };
 }

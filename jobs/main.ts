@@ -75,7 +75,10 @@ export interface PipelineOverrides {
 /** The journal client every pipeline process uses: the journal service, with the credentials from config or the keys dir. */
 export function journalServiceClient(config: Config): HttpJournalClient {
   const creds = resolveCredentials(config.journal.keysDir, config.service, false);
-  if (!creds) throw new Error(`no journal service credentials: set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN, or start the journal service once on this machine (it writes ${config.journal.keysDir}/service-credentials.json)`);
+  if (!creds)
+    throw new Error(
+      `no journal service credentials: set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN, or start the journal service once on this machine (it writes ${config.journal.keysDir}/service-credentials.json)`,
+    );
   return new HttpJournalClient({ url: config.service.url, appendToken: creds.appendToken, readToken: creds.readToken });
 }
 
@@ -84,7 +87,13 @@ export async function configuredClassifier(config: Config, ownDomains: readonly 
   const ai = config.pipeline.openai;
   if (!ai) return new OfflineClassifier({ ownDomains });
   const { OpenAiClassifier } = await import('../connectors/openai/openai.classifier.ts');
-  return new OpenAiClassifier({ apiKey: ai.apiKey, model: ai.model, timeoutMs: ai.timeoutMs, maxRetries: ai.maxRetries, ...(ai.baseURL ? { baseURL: ai.baseURL } : {}) });
+  return new OpenAiClassifier({
+    apiKey: ai.apiKey,
+    model: ai.model,
+    timeoutMs: ai.timeoutMs,
+    maxRetries: ai.maxRetries,
+    ...(ai.baseURL ? { baseURL: ai.baseURL } : {}),
+  });
 }
 
 /** Where the locally generated form-webhook secret lives (in the pipeline's state directory, mode 0600). */
@@ -141,7 +150,9 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
   const journal = overrides.journal ?? journalServiceClient(config);
   const classifier = overrides.classifier ?? (await configuredClassifier(config, rules.ownDomains));
   const queues = createQueues(redis, prefix);
-  const identifierKey = config.pipeline.identifierKey ? Buffer.from(config.pipeline.identifierKey) : loadOrCreateSecret(config.pipeline.stateDir, 'identifier-hash.key');
+  const identifierKey = config.pipeline.identifierKey
+    ? Buffer.from(config.pipeline.identifierKey)
+    : loadOrCreateSecret(config.pipeline.stateDir, 'identifier-hash.key');
   const delivery = await configuredChannels(config, rules).catch((err: unknown) => {
     redis.disconnect();
     throw err;
@@ -154,7 +165,10 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
     fallback: new OfflineClassifier({ ownDomains: rules.ownDomains }),
     prompt: loadPrompt(CLASSIFY_PROMPT.id, CLASSIFY_PROMPT.version),
     rules,
-    minimise: { maxChars: config.pipeline.modelInputMaxChars ?? DEFAULT_MAX_CHARS, rules: redactionRulesFromConfig(config.pipeline.redactionRules) },
+    minimise: {
+      maxChars: config.pipeline.modelInputMaxChars ?? DEFAULT_MAX_CHARS,
+      rules: redactionRulesFromConfig(config.pipeline.redactionRules),
+    },
     crm: hubspot?.stageCrm ?? overrides.crm ?? new DryRunCrm(journal),
     notifier,
     cache: new RedisDecisionCache(redis, prefix),
@@ -183,7 +197,13 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           journal,
           connection: redis,
           prefix,
-          concurrency: { ingest: config.pipeline.workerConcurrency, classify: config.pipeline.modelConcurrency, decide: config.pipeline.workerConcurrency, mirror: config.pipeline.workerConcurrency, 'crm-batch': 2 },
+          concurrency: {
+            ingest: config.pipeline.workerConcurrency,
+            classify: config.pipeline.modelConcurrency,
+            decide: config.pipeline.workerConcurrency,
+            mirror: config.pipeline.workerConcurrency,
+            'crm-batch': 2,
+          },
           logger,
           lockMs: config.pipeline.jobLockMs,
           lockMsByQueue: { 'crm-batch': config.pipeline.crmBatchLockMs },
@@ -195,7 +215,17 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
           ...(hubspot ? { limiters: { 'crm-batch': { max: hubspot.settings.limitMax, duration: hubspot.settings.limitDurationMs } } } : {}),
           ...(workerQueues ? { queues: workerQueues } : {}),
         });
-  const redriveLoop = workers ? startRedriveLoop({ redis, prefix, journal, enqueue: reviveVia(queues), intervalMs: config.pipeline.redriveIntervalMs, graceMs: config.pipeline.redriveGraceMs, logger }) : null;
+  const redriveLoop = workers
+    ? startRedriveLoop({
+        redis,
+        prefix,
+        journal,
+        enqueue: reviveVia(queues),
+        intervalMs: config.pipeline.redriveIntervalMs,
+        graceMs: config.pipeline.redriveGraceMs,
+        logger,
+      })
+    : null;
   if (workers && gmail) await gmail.schedule();
   const sweeper = workers && hubspot ? hubspot.startSweeper() : null;
   if (workers) await forms.schedule();
@@ -204,12 +234,20 @@ export async function startPipeline(config: Config, logger: Logger, overrides: P
   // the re-drive's beat (the journal and the state store, not Redis, say which inboxes and forms exist).
   const keeper = workers
     ? setInterval(() => {
-        Promise.all([gmail?.schedule(true), forms.schedule(true)]).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not restore the sync schedules'));
+        Promise.all([gmail?.schedule(true), forms.schedule(true)]).catch((err: unknown) =>
+          log.warn({ err: (err as Error).message }, 'could not restore the sync schedules'),
+        );
       }, config.pipeline.redriveIntervalMs)
     : null;
   keeper?.unref();
   // Said once, by the process whose workers run (the web's producer-only pipeline only takes webhooks in).
-  const ready = { classifier: `${classifier.provider}/${classifier.model}`, crm: hubspot ? 'hubspot' : 'dry-run', rules: rules.version, notify: notifier.describe(), prefix };
+  const ready = {
+    classifier: `${classifier.provider}/${classifier.model}`,
+    crm: hubspot ? 'hubspot' : 'dry-run',
+    rules: rules.version,
+    notify: notifier.describe(),
+    prefix,
+  };
   if (workers) log.info(ready, 'pipeline ready');
   else log.debug(ready, 'producer-only pipeline ready (no workers here)');
   let closing: Promise<void> | null = null;

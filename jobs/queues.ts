@@ -28,7 +28,11 @@ export function enqueueVia(queues: Queues, failFast?: { readonly redis: Redis; r
       return;
     }
     assertRedisReady(failFast.redis, failFast.url);
-    await withinDeadline(queues[queue].add(queue, checked, jobOptions(queue, jobId)), 2 * PRODUCER_COMMAND_TIMEOUT_MS, `queueing the ${queue} job`);
+    await withinDeadline(
+      queues[queue].add(queue, checked, jobOptions(queue, jobId)),
+      2 * PRODUCER_COMMAND_TIMEOUT_MS,
+      `queueing the ${queue} job`,
+    );
   };
 }
 
@@ -59,9 +63,11 @@ export async function closeQueues(queues: Queues): Promise<void> {
 /** Redis must not evict keys: an evicted job is a silently lost interaction. Returns a warning, or null. */
 export async function evictionWarning(redis: Redis): Promise<string | null> {
   try {
-    const reply = (await redis.config('GET', 'maxmemory-policy'));
+    const reply = await redis.config('GET', 'maxmemory-policy');
     const policy = reply[1] ?? 'unknown';
-    return policy === 'noeviction' ? null : `Redis maxmemory-policy is "${policy}"; set it to "noeviction" (CONFIG SET maxmemory-policy noeviction), or queued jobs can be evicted under memory pressure`;
+    return policy === 'noeviction'
+      ? null
+      : `Redis maxmemory-policy is "${policy}"; set it to "noeviction" (CONFIG SET maxmemory-policy noeviction), or queued jobs can be evicted under memory pressure`;
   } catch {
     return 'could not read Redis maxmemory-policy (CONFIG GET refused); make sure it is "noeviction"';
   }
@@ -90,7 +96,10 @@ export async function waitUntilDrained(queues: Queues, timeoutMs: number): Promi
   while (Date.now() < deadline) {
     let pending = 0;
     for (const name of QUEUE_NAMES) {
-      const states = name === 'sync-inbox' ? (['waiting', 'active', 'prioritized'] as const) : (['waiting', 'active', 'delayed', 'prioritized'] as const);
+      const states =
+        name === 'sync-inbox'
+          ? (['waiting', 'active', 'prioritized'] as const)
+          : (['waiting', 'active', 'delayed', 'prioritized'] as const);
       const c = await queues[name].getJobCounts(...states);
       pending += Object.values(c).reduce((a, b) => a + b, 0);
     }

@@ -36,7 +36,9 @@ export function workerRedis(url: string): Redis {
 }
 
 export function producerRedis(url: string): Redis {
-  return watch(new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS }));
+  return watch(
+    new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS }),
+  );
 }
 
 /** host:port of a redis:// URL, without credentials (for messages: never the password). */
@@ -62,7 +64,11 @@ const REASONS: Readonly<Record<string, string>> = {
 export function redisProblem(redis: Redis, url: string): string | null {
   if (redis.status === 'ready') return null;
   const last = watched.get(redis)?.lastError ?? null;
-  const why = last ? (REASONS[last] ?? last.slice(0, 120)) : redis.status === 'wait' || redis.status === 'connecting' ? 'still connecting' : 'not connected';
+  const why = last
+    ? (REASONS[last] ?? last.slice(0, 120))
+    : redis.status === 'wait' || redis.status === 'connecting'
+      ? 'still connecting'
+      : 'not connected';
   return `redis unreachable at ${redisAddress(url)} (${why})`;
 }
 
@@ -76,7 +82,10 @@ export async function redisHealthProblem(redis: Redis, url: string): Promise<str
   } catch (err) {
     // The connection dropped between the look and the PING: say what the connection knows by now.
     const msg = (err as Error).message;
-    return redisProblem(redis, url) ?? `redis unreachable at ${redisAddress(url)} (${/timed? ?out/i.test(msg) ? `no answer within ${PRODUCER_COMMAND_TIMEOUT_MS} ms` : /writeable|closed/i.test(msg) ? 'connection closed' : msg.slice(0, 120)})`;
+    return (
+      redisProblem(redis, url) ??
+      `redis unreachable at ${redisAddress(url)} (${/timed? ?out/i.test(msg) ? `no answer within ${PRODUCER_COMMAND_TIMEOUT_MS} ms` : /writeable|closed/i.test(msg) ? 'connection closed' : msg.slice(0, 120)})`
+    );
   }
 }
 

@@ -14,7 +14,15 @@ export interface RedriveLoop {
   stop(): Promise<void>;
 }
 
-export function startRedriveLoop(options: { redis: Redis; prefix: string; journal: JournalClient; enqueue: Enqueue; intervalMs: number; graceMs: number; logger: Logger }): RedriveLoop {
+export function startRedriveLoop(options: {
+  redis: Redis;
+  prefix: string;
+  journal: JournalClient;
+  enqueue: Enqueue;
+  intervalMs: number;
+  graceMs: number;
+  logger: Logger;
+}): RedriveLoop {
   const log = options.logger.child({ component: 'jobs.redrive' });
   const key = `${options.prefix}:redrive:watermark`;
   const lockKey = `${options.prefix}:redrive:lock`;

@@ -57,7 +57,9 @@ export function startWorkers(options: WorkerSetOptions): WorkerSet {
       settings: { backoffStrategy: retryAfterBackoff },
       ...(options.limiters?.[queue] ? { limiter: options.limiters[queue] } : {}),
     });
-    worker.on('failed', (job, err) => log.warn({ queue, jobId: job?.id, attemptsMade: job?.attemptsMade, error: err.name }, 'job attempt failed'));
+    worker.on('failed', (job, err) =>
+      log.warn({ queue, jobId: job?.id, attemptsMade: job?.attemptsMade, error: err.name }, 'job attempt failed'),
+    );
     worker.on('error', (err) => log.error({ queue, error: err.message }, 'worker error'));
     return worker;
   });
@@ -127,7 +129,8 @@ function runStage(queue: QueueName, data: unknown, options: WorkerSetOptions, si
     case 'notify':
     case 'sync-inbox': {
       const handler = options.handlers?.[queue];
-      if (!handler) return Promise.reject(new PermanentJobError(`no ${queue} handler is configured in this worker (is the connector configured?)`));
+      if (!handler)
+        return Promise.reject(new PermanentJobError(`no ${queue} handler is configured in this worker (is the connector configured?)`));
       return handler(data, signal, job);
     }
   }
@@ -142,9 +145,16 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-async function recordFailure(journal: JournalClient, queue: QueueName, job: Job, finality: 'attempts-exhausted' | 'invalid-payload' | 'permanent', reason: string): Promise<void> {
+async function recordFailure(
+  journal: JournalClient,
+  queue: QueueName,
+  job: Job,
+  finality: 'attempts-exhausted' | 'invalid-payload' | 'permanent',
+  reason: string,
+): Promise<void> {
   const data = (typeof job.data === 'object' && job.data !== null ? job.data : {}) as { correlationId?: unknown; entryId?: unknown };
-  const correlationId = typeof data.correlationId === 'string' && data.correlationId.length > 0 ? data.correlationId : `job/${queue}/${job.id ?? 'unknown'}`;
+  const correlationId =
+    typeof data.correlationId === 'string' && data.correlationId.length > 0 ? data.correlationId : `job/${queue}/${job.id ?? 'unknown'}`;
   const entryId = typeof data.entryId === 'string' && /^[0-9a-f-]{36}$/.test(data.entryId) ? data.entryId : undefined;
   await journal.append({
     kind: 'job.failed',
@@ -153,6 +163,13 @@ async function recordFailure(journal: JournalClient, queue: QueueName, job: Job,
     correlationId: correlationId.slice(0, 512),
     ...(entryId ? { causationId: entryId } : {}),
     idempotencyKey: `job-failed/${queue}/${job.id ?? 'unknown'}`,
-    payload: { queue, jobId: String(job.id ?? 'unknown'), attempts: job.attemptsMade + 1, error: reason.slice(0, 4000), finality, ...(entryId ? { entryId } : {}) },
+    payload: {
+      queue,
+      jobId: String(job.id ?? 'unknown'),
+      attempts: job.attemptsMade + 1,
+      error: reason.slice(0, 4000),
+      finality,
+      ...(entryId ? { entryId } : {}),
+    },
   });
 }

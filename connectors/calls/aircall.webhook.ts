@@ -122,7 +122,8 @@ export class AircallReceiver implements WebhookReceiver {
     if (transcriptId === undefined) return reject(422, 'missing field data.id');
     const content = isObject(data['content']) ? data['content'] : data;
     const utterances = content['utterances'];
-    if (utterances !== undefined && !Array.isArray(utterances)) return reject(422, 'invalid field data.content.utterances: expected an array');
+    if (utterances !== undefined && !Array.isArray(utterances))
+      return reject(422, 'invalid field data.content.utterances: expected an array');
 
     const lines: string[] = [];
     for (const u of (utterances ?? []) as unknown[]) {

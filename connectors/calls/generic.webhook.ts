@@ -110,7 +110,8 @@ export class GenericCallReceiver implements WebhookReceiver {
       return reject(422, unknownKey !== undefined ? `unknown field ${field}` : `invalid field ${field}`);
     }
     const ev = parsed.data;
-    if (ev.event === 'call.transcript' && ev.transcript === undefined) return reject(422, 'invalid field transcript: required for call.transcript');
+    if (ev.event === 'call.transcript' && ev.transcript === undefined)
+      return reject(422, 'invalid field transcript: required for call.transcript');
     return acceptInteractions([toInteraction(ev)], `calls/${ev.id}`);
   }
 

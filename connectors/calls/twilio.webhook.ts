@@ -175,7 +175,8 @@ export class TwilioReceiver implements WebhookReceiver {
     const transcriptSid = str('transcript_sid');
     if (transcriptSid === undefined) return reject(422, 'missing field transcript_sid');
     const eventId = `twilio/transcript/${transcriptSid}`;
-    if (eventType !== undefined && eventType !== TRANSCRIPT_EVENT) return { kind: 'ignored', reason: 'not a transcript-available event', eventId };
+    if (eventType !== undefined && eventType !== TRANSCRIPT_EVENT)
+      return { kind: 'ignored', reason: 'not a transcript-available event', eventId };
     const callSid = str('call_sid') ?? str('CallSid') ?? str('customer_key');
     if (callSid === undefined) return reject(422, 'missing field call_sid or customer_key');
 
@@ -189,7 +190,11 @@ export class TwilioReceiver implements WebhookReceiver {
     const direction = mapDirection(str('direction') ?? '');
 
     const metadata: Record<string, string | boolean> = { transcriptSid };
-    for (const [field, key] of [['service_sid', 'serviceSid'], ['account_sid', 'accountSid'], ['event_type', 'eventType']] as const) {
+    for (const [field, key] of [
+      ['service_sid', 'serviceSid'],
+      ['account_sid', 'accountSid'],
+      ['event_type', 'eventType'],
+    ] as const) {
       const v = str(field);
       if (v !== undefined) metadata[key] = v;
     }

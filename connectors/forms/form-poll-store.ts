@@ -40,7 +40,12 @@ const EMPTY: FormPollCursor = { cursor: null, status: 'ok', lastPollAt: null };
 export class FormPollStore implements FormPollState {
   private readonly store: EncryptedStore<Doc>;
   /** `legacyKeyDir`: where a state file of an older version may have its own key (read once, then re-sealed). */
-  constructor(path: string, masterKey: MasterKey, legacyKeyDir?: string, private readonly now: () => Date = () => new Date()) {
+  constructor(
+    path: string,
+    masterKey: MasterKey,
+    legacyKeyDir?: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {
     this.store = new EncryptedStore<Doc>(path, masterKey, () => ({ forms: {}, grants: {}, pending: {} }), legacyKeyDir);
   }
 

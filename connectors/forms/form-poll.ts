@@ -98,7 +98,10 @@ export async function pollForm(o: FormPollOptions): Promise<FormPollReport> {
     const floorMs = now().getTime() - (o.backfillDays ?? 30) * 86_400_000;
     const items = await o.feed.list(before.cursor, floorMs);
     // Oldest first, so the cursor can follow the commits; equal times keep a stable order by id.
-    items.sort((a, b) => a.atMs - b.atMs || (a.interaction.sourceId < b.interaction.sourceId ? -1 : a.interaction.sourceId > b.interaction.sourceId ? 1 : 0));
+    items.sort(
+      (a, b) =>
+        a.atMs - b.atMs || (a.interaction.sourceId < b.interaction.sourceId ? -1 : a.interaction.sourceId > b.interaction.sourceId ? 1 : 0),
+    );
     const every = Math.max(1, o.advanceEvery ?? 50);
     let sinceAdvance = 0;
     for (const item of items) {
@@ -117,7 +120,8 @@ export async function pollForm(o: FormPollOptions): Promise<FormPollReport> {
     }
     const last = items.at(-1);
     if (last) await advance(last.at);
-    else if (before.status !== 'ok' || before.refusedCredential !== undefined) await o.state.save(key, { cursor, status: 'ok', lastPollAt: now().toISOString() });
+    else if (before.status !== 'ok' || before.refusedCredential !== undefined)
+      await o.state.save(key, { cursor, status: 'ok', lastPollAt: now().toISOString() });
     return { mode: before.cursor === null ? 'backfill' : 'incremental', ...counts, cursor };
   } catch (err) {
     if (!(err instanceof FormPollAuthError)) throw err;
@@ -146,7 +150,10 @@ export async function pollForm(o: FormPollOptions): Promise<FormPollReport> {
  * Runs one provider call, backing off on 429 / 5xx / network failures (Retry-After honoured, capped) up to
  * `attempts` times; a refused credential or anything else is not retried here.
  */
-export async function withBackoff<T>(call: () => Promise<T>, opts: { attempts?: number; baseMs?: number; maxMs?: number; sleep?: (ms: number) => Promise<void> } = {}): Promise<T> {
+export async function withBackoff<T>(
+  call: () => Promise<T>,
+  opts: { attempts?: number; baseMs?: number; maxMs?: number; sleep?: (ms: number) => Promise<void> } = {},
+): Promise<T> {
   const attempts = opts.attempts ?? 4;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   for (let i = 1; ; i++) {
@@ -162,10 +169,15 @@ export async function withBackoff<T>(call: () => Promise<T>, opts: { attempts?: 
 
 /** Maps an HTTP status to our error types (null when it is not an error we classify). */
 export function errorForStatus(provider: string, status: number, retryAfter: string | null | undefined, cause?: unknown): Error | null {
-  if (status === 401 || status === 403) return new FormPollAuthError(`${provider} refused the credential (HTTP ${status})`, { status, cause });
+  if (status === 401 || status === 403)
+    return new FormPollAuthError(`${provider} refused the credential (HTTP ${status})`, { status, cause });
   if (status === 429 || status >= 500) {
     const after = retryAfterMs(retryAfter);
-    return new FormPollTransientError(`${provider} ${status === 429 ? 'rate limit' : 'unavailable'} (HTTP ${status})`, { status, cause, ...(after === undefined ? {} : { retryAfterMs: after }) });
+    return new FormPollTransientError(`${provider} ${status === 429 ? 'rate limit' : 'unavailable'} (HTTP ${status})`, {
+      status,
+      cause,
+      ...(after === undefined ? {} : { retryAfterMs: after }),
+    });
   }
   return null;
 }

@@ -38,7 +38,12 @@ export function questionTitles(form: forms_v1.Schema$Form): Map<string, string> 
   return titles;
 }
 
-export function googleResponseInteraction(formId: string, formTitle: string, titles: ReadonlyMap<string, string>, r: forms_v1.Schema$FormResponse): Interaction | null {
+export function googleResponseInteraction(
+  formId: string,
+  formTitle: string,
+  titles: ReadonlyMap<string, string>,
+  r: forms_v1.Schema$FormResponse,
+): Interaction | null {
   if (!r.responseId || !r.lastSubmittedTime) return null;
   const lines: string[] = [];
   for (const [qid, answer] of Object.entries(r.answers ?? {})) {
@@ -80,7 +85,18 @@ export class GoogleFormsFeed implements FormFeed {
     let pageToken: string | undefined;
     do {
       const token = pageToken;
-      const page = (await withBackoff(() => call(() => this.forms.forms.responses.list({ formId: this.o.formId, filter: `timestamp >= ${since}`, pageSize: 500, ...(token ? { pageToken: token } : {}) }, NO_RETRY)), backoff)).data;
+      const page = (
+        await withBackoff(
+          () =>
+            call(() =>
+              this.forms.forms.responses.list(
+                { formId: this.o.formId, filter: `timestamp >= ${since}`, pageSize: 500, ...(token ? { pageToken: token } : {}) },
+                NO_RETRY,
+              ),
+            ),
+          backoff,
+        )
+      ).data;
       for (const r of page.responses ?? []) {
         const ix = googleResponseInteraction(this.o.formId, formTitle, titles, r);
         const at = r.lastSubmittedTime;

@@ -10,7 +10,10 @@ import { grantedClient, oauthClient } from '../gmail/gmail.oauth.ts';
 
 export type GoogleOAuth2Client = InstanceType<typeof google.auth.OAuth2>;
 
-export const GOOGLE_FORMS_SCOPES = ['https://www.googleapis.com/auth/forms.responses.readonly', 'https://www.googleapis.com/auth/forms.body.readonly'] as const;
+export const GOOGLE_FORMS_SCOPES = [
+  'https://www.googleapis.com/auth/forms.responses.readonly',
+  'https://www.googleapis.com/auth/forms.body.readonly',
+] as const;
 
 export interface GoogleFormsOAuthConfig {
   readonly clientId: string;
@@ -20,19 +23,31 @@ export interface GoogleFormsOAuthConfig {
   readonly apiRoot?: string | undefined;
 }
 
-
 export function formsConsentUrl(cfg: GoogleFormsOAuthConfig, state: string): string {
-  return oauthClient(cfg).generateAuthUrl({ access_type: 'offline', prompt: 'consent', include_granted_scopes: true, scope: [...GOOGLE_FORMS_SCOPES], state });
+  return oauthClient(cfg).generateAuthUrl({
+    access_type: 'offline',
+    prompt: 'consent',
+    include_granted_scopes: true,
+    scope: [...GOOGLE_FORMS_SCOPES],
+    state,
+  });
 }
 
 /** Exchanges the code and checks that the account can read the form (a grant that cannot is refused). */
-export async function completeFormsConsent(cfg: GoogleFormsOAuthConfig, code: string, formId: string): Promise<{ refreshToken: string; scopes: string[] }> {
+export async function completeFormsConsent(
+  cfg: GoogleFormsOAuthConfig,
+  code: string,
+  formId: string,
+): Promise<{ refreshToken: string; scopes: string[] }> {
   const client = oauthClient(cfg);
   try {
     const { tokens } = await client.getToken(code);
-    if (!tokens.refresh_token) throw new Error('Google returned no refresh token (the consent must be asked with access_type=offline and prompt=consent)');
+    if (!tokens.refresh_token)
+      throw new Error('Google returned no refresh token (the consent must be asked with access_type=offline and prompt=consent)');
     client.setCredentials(tokens);
-    await googleApis().forms({ version: 'v1', auth: client, ...(cfg.apiRoot ? { rootUrl: cfg.apiRoot } : {}) }).forms.get({ formId }, { retry: false });
+    await googleApis()
+      .forms({ version: 'v1', auth: client, ...(cfg.apiRoot ? { rootUrl: cfg.apiRoot } : {}) })
+      .forms.get({ formId }, { retry: false });
     return { refreshToken: tokens.refresh_token, scopes: (tokens.scope ?? GOOGLE_FORMS_SCOPES.join(' ')).split(' ') };
   } catch (err) {
     throw mapGoogleError(err);
@@ -40,4 +55,8 @@ export async function completeFormsConsent(cfg: GoogleFormsOAuthConfig, code: st
 }
 
 /** A client for a granted form; `onRotate` receives a new refresh token if Google issues one. */
-export const formsClient: (cfg: GoogleFormsOAuthConfig, refreshToken: string, onRotate: (refreshToken: string) => void) => GoogleOAuth2Client = grantedClient;
+export const formsClient: (
+  cfg: GoogleFormsOAuthConfig,
+  refreshToken: string,
+  onRotate: (refreshToken: string) => void,
+) => GoogleOAuth2Client = grantedClient;

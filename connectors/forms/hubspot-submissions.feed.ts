@@ -22,7 +22,10 @@ export const HUBSPOT_SUBMISSIONS_PAGE = 50;
 const SubmissionSchema = z.object({
   conversionId: z.string().min(1).max(256).optional(),
   submittedAt: z.number().int().nonnegative(),
-  values: z.array(z.object({ name: z.string().max(512), value: z.union([z.string(), z.number(), z.boolean()]).transform(String) })).max(5000).default([]),
+  values: z
+    .array(z.object({ name: z.string().max(512), value: z.union([z.string(), z.number(), z.boolean()]).transform(String) }))
+    .max(5000)
+    .default([]),
   pageUrl: z.string().max(4096).optional(),
 });
 const PageSchema = z.object({
@@ -45,7 +48,10 @@ export interface HubSpotFormsFeedOptions {
 export function hubSpotSubmissionId(formGuid: string, s: HubSpotSubmission): string {
   if (s.conversionId) return s.conversionId;
   const values = s.values.map((v) => [v.name, v.value]);
-  return `h${createHash('sha256').update(JSON.stringify([formGuid, s.submittedAt, values])).digest('hex').slice(0, 40)}`;
+  return `h${createHash('sha256')
+    .update(JSON.stringify([formGuid, s.submittedAt, values]))
+    .digest('hex')
+    .slice(0, 40)}`;
 }
 
 export function hubSpotSubmissionInteraction(formGuid: string, formName: string, s: HubSpotSubmission): Interaction {
@@ -54,7 +60,8 @@ export function hubSpotSubmissionInteraction(formGuid: string, formName: string,
   const one = (name: string): string | undefined => fields.get(name)?.find((x) => x.trim() !== '');
   const email = one('email');
   const name = [one('firstname'), one('lastname')].filter((x) => x !== undefined).join(' ');
-  const participants: Participant[] = email && z.email().safeParse(email).success ? [{ role: 'submitter', address: email, ...(name ? { name } : {}) }] : [];
+  const participants: Participant[] =
+    email && z.email().safeParse(email).success ? [{ role: 'submitter', address: email, ...(name ? { name } : {}) }] : [];
   const lines = [...fields]
     .filter(([k]) => !k.startsWith('hs_'))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -79,7 +86,14 @@ export class HubSpotFormsFeed implements FormFeed {
   /** Loaded on first use: the client library is large, and most processes never poll HubSpot. */
   private hubspot(): Promise<Client> {
     // Retries are ours (withBackoff), so that a refused token is never retried and 429s honour Retry-After.
-    this.client ??= import('@hubspot/api-client').then(({ Client: HubSpotClient }) => new HubSpotClient({ accessToken: this.o.accessToken, ...(this.o.basePath ? { basePath: this.o.basePath.replace(/\/$/, '') } : {}), numberOfApiCallRetries: 0 }));
+    this.client ??= import('@hubspot/api-client').then(
+      ({ Client: HubSpotClient }) =>
+        new HubSpotClient({
+          accessToken: this.o.accessToken,
+          ...(this.o.basePath ? { basePath: this.o.basePath.replace(/\/$/, '') } : {}),
+          numberOfApiCallRetries: 0,
+        }),
+    );
     return this.client;
   }
 
@@ -95,7 +109,11 @@ export class HubSpotFormsFeed implements FormFeed {
           older = true; // newest first: everything after this one is older still
           continue;
         }
-        out.push({ at: String(s.submittedAt), atMs: s.submittedAt, interaction: hubSpotSubmissionInteraction(this.o.formGuid, this.o.formName ?? this.o.formGuid, s) });
+        out.push({
+          at: String(s.submittedAt),
+          atMs: s.submittedAt,
+          interaction: hubSpotSubmissionInteraction(this.o.formGuid, this.o.formName ?? this.o.formGuid, s),
+        });
       }
       after = page.paging?.next?.after;
       if (older || !after || page.results.length === 0) return out;
@@ -107,10 +125,17 @@ export class HubSpotFormsFeed implements FormFeed {
     const client = await this.hubspot();
     let res: Response;
     try {
-      res = (await client.apiRequest({ method: 'GET', path, qs: { limit: String(HUBSPOT_SUBMISSIONS_PAGE), ...(after ? { after } : {}) } })) as unknown as Response;
+      res = (await client.apiRequest({
+        method: 'GET',
+        path,
+        qs: { limit: String(HUBSPOT_SUBMISSIONS_PAGE), ...(after ? { after } : {}) },
+      })) as unknown as Response;
     } catch (err) {
       const status = statusOf(err);
-      throw (status !== undefined ? errorForStatus('HubSpot', status, undefined, err) : null) ?? new FormPollTransientError('HubSpot could not be reached', { cause: err });
+      throw (
+        (status !== undefined ? errorForStatus('HubSpot', status, undefined, err) : null) ??
+        new FormPollTransientError('HubSpot could not be reached', { cause: err })
+      );
     }
     if (!res.ok) {
       const mapped = errorForStatus('HubSpot', res.status, res.headers.get('retry-after'));
@@ -118,7 +143,10 @@ export class HubSpotFormsFeed implements FormFeed {
       throw new Error(`HubSpot answered HTTP ${res.status} for form ${this.o.formGuid} submissions`);
     }
     const parsed = PageSchema.safeParse(await res.json());
-    if (!parsed.success) throw new Error(`HubSpot's submissions page for form ${this.o.formGuid} is not in the documented shape: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.code}`).join('; ')}`);
+    if (!parsed.success)
+      throw new Error(
+        `HubSpot's submissions page for form ${this.o.formGuid} is not in the documented shape: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.code}`).join('; ')}`,
+      );
     return parsed.data;
   }
 }

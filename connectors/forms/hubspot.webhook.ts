@@ -33,7 +33,18 @@ export interface HubSpotFormReceiverOptions {
 export const HUBSPOT_MAX_AGE_MS = 5 * 60 * 1000;
 
 const DECODED: Readonly<Record<string, string>> = {
-  '3A': ':', '2F': '/', '3F': '?', '40': '@', '21': '!', '24': '$', '27': "'", '28': '(', '29': ')', '2A': '*', '2C': ',', '3B': ';',
+  '3A': ':',
+  '2F': '/',
+  '3F': '?',
+  '40': '@',
+  '21': '!',
+  '24': '$',
+  '27': "'",
+  '28': '(',
+  '29': ')',
+  '2A': '*',
+  '2C': ',',
+  '3B': ';',
 };
 
 /** The request URI as HubSpot signs it: only the characters of its table decoded, everything else untouched. */
@@ -52,10 +63,29 @@ export function hubSpotSignatureV3(clientSecret: string, method: string, url: st
 
 /** Contact bookkeeping that says nothing the submitter wrote; left out of the interaction text. */
 const NOT_SUBMITTED = new Set([
-  'vid', 'canonical-vid', 'merged-vids', 'portal-id', 'portalId', 'is-contact', 'profile-token', 'profile-url', 'addedAt',
-  'createdate', 'lastmodifieddate', 'recent_conversion_date', 'recent_conversion_event_name', 'first_conversion_date',
-  'first_conversion_event_name', 'num_conversion_events', 'num_unique_conversion_events', 'lifecyclestage',
-  'conversion-id', 'form_name', 'form_id', 'formGuid', 'timestamp',
+  'vid',
+  'canonical-vid',
+  'merged-vids',
+  'portal-id',
+  'portalId',
+  'is-contact',
+  'profile-token',
+  'profile-url',
+  'addedAt',
+  'createdate',
+  'lastmodifieddate',
+  'recent_conversion_date',
+  'recent_conversion_event_name',
+  'first_conversion_date',
+  'first_conversion_event_name',
+  'num_conversion_events',
+  'num_unique_conversion_events',
+  'lifecyclestage',
+  'conversion-id',
+  'form_name',
+  'form_id',
+  'formGuid',
+  'timestamp',
 ]);
 
 type Rejection = Extract<WebhookOutcome, { kind: 'rejected' }>;
@@ -187,14 +217,22 @@ export class HubSpotFormReceiver implements WebhookReceiver {
     if (!EmailSchema.safeParse(email).success) return reject(422, 'invalid body: email: invalid_format');
 
     const submittedAt = scalar(submission?.['timestamp']) ?? props.get('recent_conversion_date') ?? props.get('timestamp');
-    const sourceId = props.get('hs_form_submission_id')
-      ?? scalar(submission?.['conversion-id'])
-      ?? props.get('conversion-id')
-      ?? compositeId(body, props, submittedAt);
-    if (sourceId === undefined) return reject(422, 'invalid body: submission id: missing (hs_form_submission_id, conversion-id or portal-id+vid+timestamp)');
+    const sourceId =
+      props.get('hs_form_submission_id') ??
+      scalar(submission?.['conversion-id']) ??
+      props.get('conversion-id') ??
+      compositeId(body, props, submittedAt);
+    if (sourceId === undefined)
+      return reject(422, 'invalid body: submission id: missing (hs_form_submission_id, conversion-id or portal-id+vid+timestamp)');
 
-    const form = scalar(submission?.['title']) ?? props.get('hs_form_name') ?? props.get('form_name')
-      ?? scalar(submission?.['form-id']) ?? props.get('hs_form_id') ?? props.get('form_id') ?? props.get('formGuid');
+    const form =
+      scalar(submission?.['title']) ??
+      props.get('hs_form_name') ??
+      props.get('form_name') ??
+      scalar(submission?.['form-id']) ??
+      props.get('hs_form_id') ??
+      props.get('form_id') ??
+      props.get('formGuid');
     const pageUrl = scalar(submission?.['page-url']);
     const name = [props.get('firstname'), props.get('lastname')].filter((p) => p !== undefined).join(' ');
 
@@ -218,7 +256,10 @@ export class HubSpotFormReceiver implements WebhookReceiver {
     const checked = InteractionSchema.safeParse(interaction);
     if (!checked.success) {
       const issue = checked.error.issues[0];
-      return reject(422, `submission exceeds interaction limits: ${issue === undefined ? 'unknown' : `${issue.path.map(String).join('.')}: ${issue.code}`}`);
+      return reject(
+        422,
+        `submission exceeds interaction limits: ${issue === undefined ? 'unknown' : `${issue.path.map(String).join('.')}: ${issue.code}`}`,
+      );
     }
     return { kind: 'accepted', interactions: [checked.data], eventId: sourceId };
   }

@@ -21,7 +21,13 @@ import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { googleApis } from '../google/googleapis.ts';
 import type { storage_v1 } from 'googleapis';
-import { ArchiveStoreError, type ArchiveStore, type PutOptions, type PutResult, type StoreRetention } from '../../src/journal/archive-store.ts';
+import {
+  ArchiveStoreError,
+  type ArchiveStore,
+  type PutOptions,
+  type PutResult,
+  type StoreRetention,
+} from '../../src/journal/archive-store.ts';
 
 /** How the store authenticates: a fixed access token (tests, short jobs), a service-account key file, or ADC. */
 export type GcsCredentials = { readonly accessToken: string } | { readonly keyFile: string } | null;
@@ -45,7 +51,17 @@ export interface GcsArchiveStoreOptions {
 const SCOPE = 'https://www.googleapis.com/auth/devstorage.read_write';
 const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
 const DAY_S = 86_400;
-const TRANSIENT_NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ENETUNREACH', 'EHOSTUNREACH']);
+const TRANSIENT_NETWORK = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+]);
 
 interface GoogleFailure {
   readonly status: number | null;
@@ -68,7 +84,8 @@ function failureOf(err: unknown): GoogleFailure {
   return { status, reason, network };
 }
 
-const retryable = (f: GoogleFailure): boolean => f.status === 429 || f.status === 408 || (f.status !== null && f.status >= 500) || (f.status === null && f.network !== null);
+const retryable = (f: GoogleFailure): boolean =>
+  f.status === 429 || f.status === 408 || (f.status !== null && f.status >= 500) || (f.status === null && f.network !== null);
 
 function humanPeriod(seconds: number): string {
   const days = seconds / DAY_S;
@@ -103,7 +120,10 @@ export class GcsArchiveStore implements ArchiveStore {
       client.setCredentials({ access_token: c.accessToken });
       auth = client;
     } else {
-      if (c && !existsSync(c.keyFile)) throw new ArchiveStoreError(`the service-account key file ${c.keyFile} (GOOGLE_APPLICATION_CREDENTIALS) does not exist`, { reason: 'denied' });
+      if (c && !existsSync(c.keyFile))
+        throw new ArchiveStoreError(`the service-account key file ${c.keyFile} (GOOGLE_APPLICATION_CREDENTIALS) does not exist`, {
+          reason: 'denied',
+        });
       auth = new (googleApis().auth.GoogleAuth)({ ...(c ? { keyFile: c.keyFile } : {}), scopes: [SCOPE] });
     }
     this.api = googleApis().storage({ version: 'v1', auth, ...(options.rootUrl ? { rootUrl: options.rootUrl } : {}) });
@@ -119,14 +139,24 @@ export class GcsArchiveStore implements ArchiveStore {
   }
 
   async retention(): Promise<StoreRetention> {
-    const res = await this.call('read the bucket', () => this.api.buckets.get({ bucket: this.bucket, fields: 'name,retentionPolicy' }, this.callOptions));
+    const res = await this.call('read the bucket', () =>
+      this.api.buckets.get({ bucket: this.bucket, fields: 'name,retentionPolicy' }, this.callOptions),
+    );
     const p = res.data.retentionPolicy;
     const period = p?.retentionPeriod === undefined || p.retentionPeriod === null ? null : Number(p.retentionPeriod);
     const locked = p?.isLocked === true;
     const r: StoreRetention =
       period === null || !Number.isFinite(period)
-        ? { periodSeconds: null, locked: false, description: `bucket ${this.bucket} has no retention policy: objects are protected by IAM permissions only` }
-        : { periodSeconds: period, locked, description: `bucket ${this.bucket} retention policy ${humanPeriod(period)}, ${locked ? 'locked' : 'not locked (an admin can still shorten or remove it)'}` };
+        ? {
+            periodSeconds: null,
+            locked: false,
+            description: `bucket ${this.bucket} has no retention policy: objects are protected by IAM permissions only`,
+          }
+        : {
+            periodSeconds: period,
+            locked,
+            description: `bucket ${this.bucket} retention policy ${humanPeriod(period)}, ${locked ? 'locked' : 'not locked (an admin can still shorten or remove it)'}`,
+          };
     this.lastRetention = r;
     return r;
   }
@@ -154,7 +184,10 @@ export class GcsArchiveStore implements ArchiveStore {
         ),
       );
       if (res.data.md5Hash !== md5) {
-        throw new ArchiveStoreError(`${location}: GCS reports md5 ${res.data.md5Hash ?? '(none)'} for the object written, not ${md5}; the upload did not arrive intact (the object cannot be replaced; delete it once its retention allows, then re-run)`, { reason: 'invalid' });
+        throw new ArchiveStoreError(
+          `${location}: GCS reports md5 ${res.data.md5Hash ?? '(none)'} for the object written, not ${md5}; the upload did not arrive intact (the object cannot be replaced; delete it once its retention allows, then re-run)`,
+          { reason: 'invalid' },
+        );
       }
       return { location, alreadyPresent: false };
     } catch (err) {
@@ -183,7 +216,9 @@ export class GcsArchiveStore implements ArchiveStore {
     if (!this.owns(location)) throw new ArchiveStoreError(`${location} is not in bucket ${this.bucket}`);
     const object = location.slice(`gs://${this.bucket}/`.length);
     try {
-      const res = await this.call(`read ${location}`, () => this.api.objects.get({ bucket: this.bucket, object, alt: 'media' }, { ...this.callOptions, responseType: 'arraybuffer' }));
+      const res = await this.call(`read ${location}`, () =>
+        this.api.objects.get({ bucket: this.bucket, object, alt: 'media' }, { ...this.callOptions, responseType: 'arraybuffer' }),
+      );
       return Buffer.from(res.data as unknown as ArrayBuffer);
     } catch (err) {
       if (err instanceof NotFound) return null;
@@ -192,7 +227,8 @@ export class GcsArchiveStore implements ArchiveStore {
   }
 
   private objectName(objectName: string): string {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,511}$/.test(objectName) || objectName.split('/').includes('..')) throw new ArchiveStoreError(`invalid object name ${JSON.stringify(objectName)}`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,511}$/.test(objectName) || objectName.split('/').includes('..'))
+      throw new ArchiveStoreError(`invalid object name ${JSON.stringify(objectName)}`);
     return `${this.prefix}${objectName}`;
   }
 
@@ -206,14 +242,22 @@ export class GcsArchiveStore implements ArchiveStore {
         const f = failureOf(err);
         if (f.status === 412) throw new PreconditionFailed();
         if (f.status === 404) throw new NotFound(`GCS could not ${what}: not found (404); does bucket ${this.bucket} exist?`);
-        if (f.status === 401) throw new ArchiveStoreError(`GCS did not accept the credentials to ${what} (401); check GCS_ACCESS_TOKEN or the service-account key file (GOOGLE_APPLICATION_CREDENTIALS)`, { reason: 'denied' });
+        if (f.status === 401)
+          throw new ArchiveStoreError(
+            `GCS did not accept the credentials to ${what} (401); check GCS_ACCESS_TOKEN or the service-account key file (GOOGLE_APPLICATION_CREDENTIALS)`,
+            { reason: 'denied' },
+          );
         if (f.status === 403) {
           throw new ArchiveStoreError(
             `GCS refused to ${what} (403${f.reason ? ` ${f.reason}` : ''}): the service account needs storage.buckets.get, storage.objects.create and storage.objects.get on bucket ${this.bucket}`,
             { reason: 'denied' },
           );
         }
-        if (!retryable(f)) throw new ArchiveStoreError(`GCS could not ${what}: ${f.status !== null ? `HTTP ${f.status}${f.reason ? ` ${f.reason}` : ''}` : (err as Error).name}`, { reason: 'invalid' });
+        if (!retryable(f))
+          throw new ArchiveStoreError(
+            `GCS could not ${what}: ${f.status !== null ? `HTTP ${f.status}${f.reason ? ` ${f.reason}` : ''}` : (err as Error).name}`,
+            { reason: 'invalid' },
+          );
         last = f;
         if (attempt < this.attempts) {
           const delay = Math.min(30_000, this.backoffMs * 2 ** (attempt - 1));
@@ -221,7 +265,10 @@ export class GcsArchiveStore implements ArchiveStore {
         }
       }
     }
-    throw new ArchiveStoreError(`GCS could not ${what} after ${this.attempts} tries (last: ${last.status !== null ? `HTTP ${last.status}` : (last.network ?? 'network error')})`, { reason: 'unavailable' });
+    throw new ArchiveStoreError(
+      `GCS could not ${what} after ${this.attempts} tries (last: ${last.status !== null ? `HTTP ${last.status}` : (last.network ?? 'network error')})`,
+      { reason: 'unavailable' },
+    );
   }
 }
 

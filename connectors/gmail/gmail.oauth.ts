@@ -40,17 +40,29 @@ export function oauthClient(cfg: GoogleClientConfig): GmailOAuth2Client {
 
 /** The URL to send the user to; `state` ties the answer to this request. */
 export function consentUrl(cfg: GmailOAuthConfig, state: string): string {
-  return oauthClient(cfg).generateAuthUrl({ access_type: 'offline', prompt: 'consent', include_granted_scopes: true, scope: scopesFor(cfg.scopeMode), state });
+  return oauthClient(cfg).generateAuthUrl({
+    access_type: 'offline',
+    prompt: 'consent',
+    include_granted_scopes: true,
+    scope: scopesFor(cfg.scopeMode),
+    state,
+  });
 }
 
 /** Exchanges the code for tokens and asks Gmail whose inbox it is. */
-export async function completeConsent(cfg: GmailOAuthConfig, code: string): Promise<{ mailbox: string; refreshToken: string; scopes: string[] }> {
+export async function completeConsent(
+  cfg: GmailOAuthConfig,
+  code: string,
+): Promise<{ mailbox: string; refreshToken: string; scopes: string[] }> {
   const client = oauthClient(cfg);
   try {
     const { tokens } = await client.getToken(code);
-    if (!tokens.refresh_token) throw new Error('Google returned no refresh token (the consent must be asked with access_type=offline and prompt=consent)');
+    if (!tokens.refresh_token)
+      throw new Error('Google returned no refresh token (the consent must be asked with access_type=offline and prompt=consent)');
     client.setCredentials(tokens);
-    const profile = await gmailClient({ auth: client, ...(cfg.rootUrl ? { rootUrl: cfg.rootUrl } : {}) }).users.getProfile({ userId: 'me' });
+    const profile = await gmailClient({ auth: client, ...(cfg.rootUrl ? { rootUrl: cfg.rootUrl } : {}) }).users.getProfile({
+      userId: 'me',
+    });
     const mailbox = String(profile.data.emailAddress ?? '').toLowerCase();
     if (!mailbox.includes('@')) throw new Error('Gmail did not say which mailbox was connected');
     return { mailbox, refreshToken: tokens.refresh_token, scopes: (tokens.scope ?? scopesFor(cfg.scopeMode).join(' ')).split(' ') };
@@ -70,4 +82,5 @@ export function grantedClient(cfg: GoogleClientConfig, refreshToken: string, onR
 }
 
 /** A client for a connected inbox. */
-export const inboxClient: (cfg: GmailOAuthConfig, refreshToken: string, onRotate: (refreshToken: string) => void) => GmailOAuth2Client = grantedClient;
+export const inboxClient: (cfg: GmailOAuthConfig, refreshToken: string, onRotate: (refreshToken: string) => void) => GmailOAuth2Client =
+  grantedClient;

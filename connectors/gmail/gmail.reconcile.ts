@@ -39,13 +39,21 @@ const NO_RETRY = { retry: false } as const;
 
 export async function reconcileInbox(o: ReconcileOptions): Promise<CoverageReport> {
   const gmail = gmailClient({ auth: o.auth, ...(o.rootUrl ? { rootUrl: o.rootUrl } : {}) });
-  const source = new GmailSource({ mailbox: o.mailbox, auth: o.auth, metadataOnly: o.metadataOnly === true, ...(o.rootUrl ? { rootUrl: o.rootUrl } : {}) });
+  const source = new GmailSource({
+    mailbox: o.mailbox,
+    auth: o.auth,
+    metadataOnly: o.metadataOnly === true,
+    ...(o.rootUrl ? { rootUrl: o.rootUrl } : {}),
+  });
   const after = `${o.since.getUTCFullYear()}/${o.since.getUTCMonth() + 1}/${o.since.getUTCDate()}`;
   const ids: string[] = [];
   try {
     let pageToken: string | undefined;
     do {
-      const page = await gmail.users.messages.list({ userId: 'me', q: `after:${after}`, maxResults: 500, ...(pageToken ? { pageToken } : {}) }, NO_RETRY);
+      const page = await gmail.users.messages.list(
+        { userId: 'me', q: `after:${after}`, maxResults: 500, ...(pageToken ? { pageToken } : {}) },
+        NO_RETRY,
+      );
       for (const m of page.data.messages ?? []) if (m.id) ids.push(m.id);
       pageToken = page.data.nextPageToken ?? undefined;
     } while (pageToken);

@@ -68,7 +68,8 @@ export function mapGmailError(err: unknown): unknown {
   const status = typeof rawStatus === 'number' ? rawStatus : undefined;
   const data = e.response?.data as { error?: unknown } | undefined;
   const oauthError = typeof data?.error === 'string' ? data.error : undefined;
-  const apiError = typeof data?.error === 'object' && data.error !== null ? (data.error as { errors?: Array<{ reason?: unknown }> }) : undefined;
+  const apiError =
+    typeof data?.error === 'object' && data.error !== null ? (data.error as { errors?: Array<{ reason?: unknown }> }) : undefined;
   const reason = apiError?.errors?.map((x) => x.reason).find((r): r is string => typeof r === 'string');
 
   if (oauthError === 'invalid_grant' || oauthError === 'invalid_client' || oauthError === 'unauthorized_client' || status === 401) {
@@ -140,7 +141,10 @@ export class GmailSource implements ActivitySource {
     let message: gmail_v1.Schema$Message;
     try {
       const res = this.metadataOnly
-        ? await this.gmail.users.messages.get({ userId: 'me', id: messageId, format: 'metadata', metadataHeaders: METADATA_HEADERS }, NO_RETRY)
+        ? await this.gmail.users.messages.get(
+            { userId: 'me', id: messageId, format: 'metadata', metadataHeaders: METADATA_HEADERS },
+            NO_RETRY,
+          )
         : await this.gmail.users.messages.get({ userId: 'me', id: messageId, format: 'raw' }, NO_RETRY);
       message = res.data;
     } catch (err) {

@@ -66,9 +66,15 @@ const NO_RETRY = { retry: false } as const;
 export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
   const now = o.now ?? (() => new Date());
   const before = o.state.get(o.mailbox);
-  if (before.status === 'needs_consent') return { mode: 'needs-consent', seen: 0, accepted: 0, duplicates: 0, excluded: 0, skippedByLabel: 0, cursor: before.historyId };
+  if (before.status === 'needs_consent')
+    return { mode: 'needs-consent', seen: 0, accepted: 0, duplicates: 0, excluded: 0, skippedByLabel: 0, cursor: before.historyId };
   const gmail = gmailClient({ auth: o.auth, ...(o.rootUrl === undefined ? {} : { rootUrl: o.rootUrl }) });
-  const source = new GmailSource({ mailbox: o.mailbox, auth: o.auth, metadataOnly: o.metadataOnly === true, ...(o.rootUrl === undefined ? {} : { rootUrl: o.rootUrl }) });
+  const source = new GmailSource({
+    mailbox: o.mailbox,
+    auth: o.auth,
+    metadataOnly: o.metadataOnly === true,
+    ...(o.rootUrl === undefined ? {} : { rootUrl: o.rootUrl }),
+  });
   const counts = { seen: 0, accepted: 0, duplicates: 0, excluded: 0, skippedByLabel: 0 };
   const quota = o.quota ?? new QuotaBucket(6000);
   const exclude = new Set(o.excludeLabels ?? ['SPAM', 'TRASH', 'DRAFT']);
@@ -79,7 +85,7 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
     await quota.take(GMAIL_UNITS.get);
     const ix = await source.fetch(id);
     if (ix === null) return; // deleted since it was listed: nothing to record
-    const labels = ((ix.metadata?.labelIds as string[] | undefined) ?? []);
+    const labels = (ix.metadata?.labelIds as string[] | undefined) ?? [];
     if (labels.some((l) => exclude.has(l)) || (include && !labels.some((l) => include.has(l)))) {
       counts.skippedByLabel++;
       return;
@@ -115,7 +121,10 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
     do {
       await quota.take(GMAIL_UNITS.list);
       const page = await call(() =>
-        gmail.users.messages.list({ userId: 'me', q: `newer_than:${o.backfillDays ?? 30}d`, maxResults: 500, ...(pageToken ? { pageToken } : {}) }, NO_RETRY),
+        gmail.users.messages.list(
+          { userId: 'me', q: `newer_than:${o.backfillDays ?? 30}d`, maxResults: 500, ...(pageToken ? { pageToken } : {}) },
+          NO_RETRY,
+        ),
       );
       for (const m of page.data.messages ?? []) if (m.id) ids.push(m.id);
       pageToken = page.data.nextPageToken ?? undefined;
@@ -139,7 +148,14 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
       let page: gmail_v1.Schema$ListHistoryResponse;
       try {
         await quota.take(GMAIL_UNITS.history);
-        page = (await call(() => gmail.users.history.list({ userId: 'me', startHistoryId: start, historyTypes: ['messageAdded'], ...(pageToken ? { pageToken } : {}) }, NO_RETRY))).data;
+        page = (
+          await call(() =>
+            gmail.users.history.list(
+              { userId: 'me', startHistoryId: start, historyTypes: ['messageAdded'], ...(pageToken ? { pageToken } : {}) },
+              NO_RETRY,
+            ),
+          )
+        ).data;
       } catch (err) {
         if (statusOf(err) === 404) {
           await o.journal.append({
@@ -148,7 +164,12 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
             actor: 'connector:gmail',
             correlationId: `inbox/gmail/${o.mailbox}`,
             idempotencyKey: `health/gmail/${o.mailbox}/history-expired/${start}`,
-            payload: { connector: 'gmail', account: o.mailbox, status: 'degraded', reason: `history id ${start} has expired; running a full sync (no duplicates: messages already journaled are recognised)` },
+            payload: {
+              connector: 'gmail',
+              account: o.mailbox,
+              status: 'degraded',
+              reason: `history id ${start} has expired; running a full sync (no duplicates: messages already journaled are recognised)`,
+            },
           });
           return await fullSync('full-resync');
         }
@@ -185,7 +206,8 @@ export async function syncInbox(o: GmailSyncOptions): Promise<SyncReport> {
           connector: 'gmail',
           account: o.mailbox,
           status: 'needs_consent',
-          reason: 'Google refused the grant (revoked or expired): connect the inbox again with `activity-journal connect gmail`; mail from the window below is not yet journaled',
+          reason:
+            'Google refused the grant (revoked or expired): connect the inbox again with `activity-journal connect gmail`; mail from the window below is not yet journaled',
           ...(latest.lastSyncAt ? { windowStart: latest.lastSyncAt } : {}),
           windowEnd: now().toISOString(),
         },

@@ -14,12 +14,21 @@ export interface EffectiveLabels extends LabelFilter {
 
 export function effectiveLabels(store: GmailInboxStore, mailbox: string, defaults: LabelFilter): EffectiveLabels {
   const own = store.record(mailbox)?.labels;
-  return own ? { include: own.include, exclude: own.exclude, source: 'inbox' } : { include: defaults.include, exclude: defaults.exclude, source: 'default' };
+  return own
+    ? { include: own.include, exclude: own.exclude, source: 'inbox' }
+    : { include: defaults.include, exclude: defaults.exclude, source: 'default' };
 }
 
 /** A comma list of label ids as typed on the command line: trimmed, empty items dropped, duplicates removed. */
 export function parseLabelList(value: string): string[] {
-  return [...new Set(value.split(',').map((x) => x.trim()).filter((x) => x.length > 0))];
+  return [
+    ...new Set(
+      value
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x.length > 0),
+    ),
+  ];
 }
 
 export interface LabelChange {
@@ -44,7 +53,9 @@ export async function changeInboxLabels(
   const next: LabelFilter | null = change.reset
     ? null
     : { include: [...(change.include ?? before.include)], exclude: [...(change.exclude ?? before.exclude)] };
-  const after: EffectiveLabels = next ? { ...next, source: 'inbox' } : { include: defaults.include, exclude: defaults.exclude, source: 'default' };
+  const after: EffectiveLabels = next
+    ? { ...next, source: 'inbox' }
+    : { include: defaults.include, exclude: defaults.exclude, source: 'default' };
   const changed = before.source !== after.source || !sameList(before.include, after.include) || !sameList(before.exclude, after.exclude);
   if (!changed) return { before, after, changed };
   const at = (deps.now ?? (() => new Date()))().toISOString();

@@ -32,7 +32,12 @@ const STATE_TTL_MS = 15 * 60_000;
 export class GmailInboxStore implements InboxStateStore {
   private readonly store: EncryptedStore<Doc>;
   /** `legacyKeyDir`: where a state file of an older version may have its own key (read once, then re-sealed). */
-  constructor(path: string, masterKey: MasterKey, legacyKeyDir?: string, private readonly now: () => Date = () => new Date()) {
+  constructor(
+    path: string,
+    masterKey: MasterKey,
+    legacyKeyDir?: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {
     this.store = new EncryptedStore<Doc>(path, masterKey, () => ({ inboxes: {}, pending: {} }), legacyKeyDir);
   }
 

@@ -140,7 +140,10 @@ export function scanMimeStructure(raw: Uint8Array): MimeStructure {
     }
     const { headers, bodyStart } = readHeaders(src, node.start, node.end);
     const ct = parseContentType(headers.get('content-type'), node.defaultType);
-    const cte = (headers.get('content-transfer-encoding') ?? '').replace(/\(.*?\)/g, '').trim().toLowerCase();
+    const cte = (headers.get('content-transfer-encoding') ?? '')
+      .replace(/\(.*?\)/g, '')
+      .trim()
+      .toLowerCase();
     if (node.depth === 0) {
       rootType = ct.type;
       if (ct.type === 'multipart/report') reportType = ct.params.get('report-type')?.toLowerCase();

@@ -141,7 +141,10 @@ export async function parseRawMessage(raw: Uint8Array, ctx: RawMessageContext): 
     mailbox,
     labelIds: [...(ctx.labelIds ?? [])],
   };
-  const undecodable: Array<{ mimeType: string; reason: string }> = structure.undecodable.map((p) => ({ mimeType: p.mimeType, reason: p.reason }));
+  const undecodable: Array<{ mimeType: string; reason: string }> = structure.undecodable.map((p) => ({
+    mimeType: p.mimeType,
+    reason: p.reason,
+  }));
 
   let email: Email;
   try {

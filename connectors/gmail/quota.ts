@@ -34,7 +34,8 @@ export class QuotaBucket implements QuotaPacer {
   }
 
   async take(units: number): Promise<void> {
-    if (units > this.unitsPerMinute) throw new RangeError(`${units} units can never be granted by a bucket of ${this.unitsPerMinute} per minute`);
+    if (units > this.unitsPerMinute)
+      throw new RangeError(`${units} units can never be granted by a bucket of ${this.unitsPerMinute} per minute`);
     for (;;) {
       const t = this.now();
       if (t < this.blockedUntil) {
@@ -121,7 +122,8 @@ export class RedisQuotaBucket implements QuotaPacer {
   }
 
   async take(units: number): Promise<void> {
-    if (units > this.o.unitsPerMinute) throw new RangeError(`${units} units can never be granted by a bucket of ${this.o.unitsPerMinute} per minute`);
+    if (units > this.o.unitsPerMinute)
+      throw new RangeError(`${units} units can never be granted by a bucket of ${this.o.unitsPerMinute} per minute`);
     for (;;) {
       const wait = await this.run(units, 0);
       if (wait <= 0) return;

@@ -24,9 +24,25 @@ import type { JournalClient } from '../../src/journal/journal-client.ts';
 import type { AppendInput, JournalEntry } from '../../src/journal/entry.ts';
 import type { Logger } from '../../src/config/logger.ts';
 import { silentLogger } from '../../src/config/logger.ts';
-import { ACTIVITY_WRITE_PATH, type BatchCrmClient, type MirrorItemOutcome, type MirrorPlan, type MirrorResult, type MirroredActivity, type RequestGate } from '../../src/pipeline/ports.ts';
+import {
+  ACTIVITY_WRITE_PATH,
+  type BatchCrmClient,
+  type MirrorItemOutcome,
+  type MirrorPlan,
+  type MirrorResult,
+  type MirroredActivity,
+  type RequestGate,
+} from '../../src/pipeline/ports.ts';
 import { ASSOCIATION_TYPE_IDS } from './association-types.ts';
-import { HubSpotCallError, call, createHubSpotClient, dailyBudgetFrom, msUntilDailyReset, type CallRecord, type DailyBudget } from './hubspot.http.ts';
+import {
+  HubSpotCallError,
+  call,
+  createHubSpotClient,
+  dailyBudgetFrom,
+  msUntilDailyReset,
+  type CallRecord,
+  type DailyBudget,
+} from './hubspot.http.ts';
 
 export const ID_PROPERTY = 'journal_entry_id';
 /** The object types the mirror writes (meetings are never written, so never set up). */
@@ -48,7 +64,6 @@ const SEARCH_PAGE = 200;
 const SEARCH_MAX_RESULTS = 10_000;
 /** Values per IN filter we send (our bound; a query has one filter group of one filter, well inside HubSpot's 5 groups and 25 filters). */
 const SEARCH_IN_VALUES = 100;
-
 
 /** Thrown when HubSpot's daily limit is reached (a 429 DAILY, or the tracked budget is down to the reserve). */
 export class DailyLimitError extends Error {
@@ -141,7 +156,11 @@ export class HubSpotCrm implements BatchCrmClient {
    * Tells the matcher ids learned elsewhere (a CRM webhook, an import, a test): contacts by email, companies by
    * domain, a contact's deals with which of them are open. Remembered like a lookup.
    */
-  warm(known: { contacts?: Record<string, string>; companies?: Record<string, string[]>; deals?: Record<string, { candidates: string[]; open: string[] }> }): void {
+  warm(known: {
+    contacts?: Record<string, string>;
+    companies?: Record<string, string[]>;
+    deals?: Record<string, { candidates: string[]; open: string[] }>;
+  }): void {
     for (const [email, id] of Object.entries(known.contacts ?? {})) this.remember(this.contactCache, email.toLowerCase(), id);
     for (const [domain, ids] of Object.entries(known.companies ?? {})) this.remember(this.companyCache, domain.toLowerCase(), ids);
     for (const [contactId, deals] of Object.entries(known.deals ?? {})) this.remember(this.dealCache, contactId, deals);
@@ -196,7 +215,13 @@ export class HubSpotCrm implements BatchCrmClient {
   private async doSetup(type: ObjectType): Promise<TypeSetup> {
     const correlationId = 'crm/bootstrap';
     const evaluated: Record<string, string | number | boolean | null> = { objectType: type, property: ID_PROPERTY };
-    const attempt = async <T>(purpose: string, method: CallRecord['method'], path: string, run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>, extra: Record<string, unknown> = {}): Promise<{ data: T } | HubSpotCallError> => {
+    const attempt = async <T>(
+      purpose: string,
+      method: CallRecord['method'],
+      path: string,
+      run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>,
+      extra: Record<string, unknown> = {},
+    ): Promise<{ data: T } | HubSpotCallError> => {
       try {
         const got = await this.send(method, path, run);
         await this.journalCall(correlationId, got.record, { purpose, objectType: type, ...extra });
@@ -212,14 +237,28 @@ export class HubSpotCrm implements BatchCrmClient {
       }
     };
 
-    const got = await attempt('bootstrap-check', 'GET', `/crm/v3/properties/${type}/${ID_PROPERTY}`, () => this.client.crm.properties.coreApi.getByNameWithHttpInfo(type, ID_PROPERTY));
+    const got = await attempt('bootstrap-check', 'GET', `/crm/v3/properties/${type}/${ID_PROPERTY}`, () =>
+      this.client.crm.properties.coreApi.getByNameWithHttpInfo(type, ID_PROPERTY),
+    );
     if (!(got instanceof HubSpotCallError)) {
       evaluated['exists'] = true;
       evaluated['hasUniqueValue'] = got.data.hasUniqueValue === true;
-      if (got.data.hasUniqueValue) return this.decide(type, 'unique-upsert', evaluated, `${type}.${ID_PROPERTY} exists with unique values: writes are batch upserts by it`);
-      return this.decide(type, 'search-before-create', evaluated, `${type}.${ID_PROPERTY} exists without unique values (HubSpot cannot make an existing property unique): writes update the object the journal recorded or a search by ${ID_PROPERTY} finds, and create only when there is none`);
+      if (got.data.hasUniqueValue)
+        return this.decide(
+          type,
+          'unique-upsert',
+          evaluated,
+          `${type}.${ID_PROPERTY} exists with unique values: writes are batch upserts by it`,
+        );
+      return this.decide(
+        type,
+        'search-before-create',
+        evaluated,
+        `${type}.${ID_PROPERTY} exists without unique values (HubSpot cannot make an existing property unique): writes update the object the journal recorded or a search by ${ID_PROPERTY} finds, and create only when there is none`,
+      );
     }
-    if (got.kind !== 'not-found') return this.decide(type, 'unavailable', evaluated, `HubSpot refused to show the property ${type}.${ID_PROPERTY}: ${got.message}`);
+    if (got.kind !== 'not-found')
+      return this.decide(type, 'unavailable', evaluated, `HubSpot refused to show the property ${type}.${ID_PROPERTY}: ${got.message}`);
     evaluated['exists'] = false;
 
     const groupName = await this.groupFor(type, attempt, evaluated);
@@ -234,10 +273,21 @@ export class HubSpotCrm implements BatchCrmClient {
       formField: false,
     });
     const createPath = `/crm/v3/properties/${type}`;
-    const unique = await attempt('bootstrap-create', 'POST', createPath, () => this.client.crm.properties.coreApi.createWithHttpInfo(type, definition(true)), { properties: { name: ID_PROPERTY, hasUniqueValue: true, groupName } });
+    const unique = await attempt(
+      'bootstrap-create',
+      'POST',
+      createPath,
+      () => this.client.crm.properties.coreApi.createWithHttpInfo(type, definition(true)),
+      { properties: { name: ID_PROPERTY, hasUniqueValue: true, groupName } },
+    );
     if (!(unique instanceof HubSpotCallError)) {
       await this.created(type, correlationId, true);
-      return this.decide(type, 'unique-upsert', evaluated, `created ${type}.${ID_PROPERTY} with unique values: writes are batch upserts by it`);
+      return this.decide(
+        type,
+        'unique-upsert',
+        evaluated,
+        `created ${type}.${ID_PROPERTY} with unique values: writes are batch upserts by it`,
+      );
     }
     // Created meanwhile by another worker: read what it made.
     if (unique.record.status === 409) {
@@ -245,28 +295,61 @@ export class HubSpotCrm implements BatchCrmClient {
       return this.doSetup(type);
     }
     evaluated['uniqueRefused'] = unique.message.slice(0, 500);
-    const plain = await attempt('bootstrap-create', 'POST', createPath, () => this.client.crm.properties.coreApi.createWithHttpInfo(type, definition(false)), { properties: { name: ID_PROPERTY, hasUniqueValue: false, groupName } });
+    const plain = await attempt(
+      'bootstrap-create',
+      'POST',
+      createPath,
+      () => this.client.crm.properties.coreApi.createWithHttpInfo(type, definition(false)),
+      { properties: { name: ID_PROPERTY, hasUniqueValue: false, groupName } },
+    );
     if (plain instanceof HubSpotCallError) {
-      return this.decide(type, 'unavailable', evaluated, `HubSpot refused the property ${type}.${ID_PROPERTY} with unique values (${unique.message}) and without (${plain.message}): ${type} cannot be mirrored`);
+      return this.decide(
+        type,
+        'unavailable',
+        evaluated,
+        `HubSpot refused the property ${type}.${ID_PROPERTY} with unique values (${unique.message}) and without (${plain.message}): ${type} cannot be mirrored`,
+      );
     }
     await this.created(type, correlationId, false);
-    return this.decide(type, 'search-before-create', evaluated, `HubSpot refused a unique ${type}.${ID_PROPERTY} (${unique.message}); created it without unique values: writes update the object the journal recorded or a search by ${ID_PROPERTY} finds, and create only when there is none`);
+    return this.decide(
+      type,
+      'search-before-create',
+      evaluated,
+      `HubSpot refused a unique ${type}.${ID_PROPERTY} (${unique.message}); created it without unique values: writes update the object the journal recorded or a search by ${ID_PROPERTY} finds, and create only when there is none`,
+    );
   }
 
   /**
    * The property group the new property goes in: the type's default information group when HubSpot lists it
    * (e.g. emailinformation), else the first group listed, else one we create.
    */
-  private async groupFor(type: ObjectType, attempt: <T>(purpose: string, method: CallRecord['method'], path: string, run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>, extra?: Record<string, unknown>) => Promise<{ data: T } | HubSpotCallError>, evaluated: Record<string, string | number | boolean | null>): Promise<string> {
-    const listed = await attempt('bootstrap-groups', 'GET', `/crm/v3/properties/${type}/groups`, () => this.client.crm.properties.groupsApi.getAllWithHttpInfo(type));
-    const names = listed instanceof HubSpotCallError ? [] : ((listed.data.results ?? []) as { name: string; archived?: boolean }[]).filter((g) => g.archived !== true).map((g) => g.name);
+  private async groupFor(
+    type: ObjectType,
+    attempt: <T>(
+      purpose: string,
+      method: CallRecord['method'],
+      path: string,
+      run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>,
+      extra?: Record<string, unknown>,
+    ) => Promise<{ data: T } | HubSpotCallError>,
+    evaluated: Record<string, string | number | boolean | null>,
+  ): Promise<string> {
+    const listed = await attempt('bootstrap-groups', 'GET', `/crm/v3/properties/${type}/groups`, () =>
+      this.client.crm.properties.groupsApi.getAllWithHttpInfo(type),
+    );
+    const names =
+      listed instanceof HubSpotCallError
+        ? []
+        : ((listed.data.results ?? []) as { name: string; archived?: boolean }[]).filter((g) => g.archived !== true).map((g) => g.name);
     const preferred = `${type.replace(/s$/, '')}information`;
     const chosen = names.includes(preferred) ? preferred : names.includes(OWN_GROUP) ? OWN_GROUP : (names[0] ?? null);
     if (chosen !== null) {
       evaluated['groupName'] = chosen;
       return chosen;
     }
-    await attempt('bootstrap-group-create', 'POST', `/crm/v3/properties/${type}/groups`, () => this.client.crm.properties.groupsApi.createWithHttpInfo(type, { name: OWN_GROUP, label: 'Activity journal', displayOrder: -1 }));
+    await attempt('bootstrap-group-create', 'POST', `/crm/v3/properties/${type}/groups`, () =>
+      this.client.crm.properties.groupsApi.createWithHttpInfo(type, { name: OWN_GROUP, label: 'Activity journal', displayOrder: -1 }),
+    );
     evaluated['groupName'] = OWN_GROUP;
     return OWN_GROUP;
   }
@@ -283,7 +366,12 @@ export class HubSpotCrm implements BatchCrmClient {
   }
 
   /** Journals the scheme chosen for a type (rule.decision), and a connector.health when it is not the unique upsert. */
-  private async decide(type: ObjectType, scheme: Scheme, evaluated: Record<string, string | number | boolean | null>, reason: string): Promise<TypeSetup> {
+  private async decide(
+    type: ObjectType,
+    scheme: Scheme,
+    evaluated: Record<string, string | number | boolean | null>,
+    reason: string,
+  ): Promise<TypeSetup> {
     const correlationId = 'crm/bootstrap';
     const entries: AppendInput[] = [
       {
@@ -292,7 +380,13 @@ export class HubSpotCrm implements BatchCrmClient {
         actor: 'crm:hubspot',
         correlationId,
         idempotencyKey: `crm/idempotency/${type}/${this.runId}`,
-        payload: { ruleId: 'crm-idempotency', ruleVersion: 'hubspot-idempotency@1', evaluated: { ...evaluated }, outcome: scheme, reason: reason.slice(0, 10_000) },
+        payload: {
+          ruleId: 'crm-idempotency',
+          ruleVersion: 'hubspot-idempotency@1',
+          evaluated: { ...evaluated },
+          outcome: scheme,
+          reason: reason.slice(0, 10_000),
+        },
       },
     ];
     if (scheme !== 'unique-upsert') {
@@ -302,11 +396,17 @@ export class HubSpotCrm implements BatchCrmClient {
         actor: 'crm:hubspot',
         correlationId: 'crm/health',
         idempotencyKey: `crm/health/idempotency/${type}/${this.runId}`,
-        payload: { connector: 'hubspot', status: scheme === 'unavailable' ? 'failing' : 'degraded', reason: `${type}: ${reason}`.slice(0, 10_000), windowStart: new Date().toISOString() },
+        payload: {
+          connector: 'hubspot',
+          status: scheme === 'unavailable' ? 'failing' : 'degraded',
+          reason: `${type}: ${reason}`.slice(0, 10_000),
+          windowStart: new Date().toISOString(),
+        },
       });
     }
     await this.o.journal.appendBatch(entries);
-    if (scheme !== 'unique-upsert') this.log.warn({ objectType: type, scheme }, 'HubSpot did not accept a unique journal_entry_id property on this object type');
+    if (scheme !== 'unique-upsert')
+      this.log.warn({ objectType: type, scheme }, 'HubSpot did not accept a unique journal_entry_id property on this object type');
     return { scheme, reason, at: Date.now() };
   }
 
@@ -314,7 +414,8 @@ export class HubSpotCrm implements BatchCrmClient {
 
   async mirror(plan: MirrorPlan): Promise<MirrorResult> {
     const [outcome] = await this.mirrorBatch([plan], `single-${plan.entryId}`);
-    if (!outcome || outcome.status !== 'mirrored') throw new Error(`HubSpot did not take entry ${plan.entryId}: ${outcome?.reason ?? 'no outcome'}`);
+    if (!outcome || outcome.status !== 'mirrored')
+      throw new Error(`HubSpot did not take entry ${plan.entryId}: ${outcome?.reason ?? 'no outcome'}`);
     return { objectId: outcome.objectId, dryRun: false };
   }
 
@@ -360,7 +461,9 @@ export class HubSpotCrm implements BatchCrmClient {
     const byType = new Map<ObjectType, MirrorPlan[]>();
     for (const p of plans) byType.set(p.objectType, [...(byType.get(p.objectType) ?? []), p]);
     for (const [type, group] of byType) await this.upsert(type, group, outcomes);
-    return plans.map((p) => outcomes.get(p.entryId) ?? { entryId: p.entryId, status: 'failed', objectId: null, reason: 'no outcome', retryable: true });
+    return plans.map(
+      (p) => outcomes.get(p.entryId) ?? { entryId: p.entryId, status: 'failed', objectId: null, reason: 'no outcome', retryable: true },
+    );
   }
 
   /** Matches and associates; returns the entries whose associations HubSpot refused, with the reason. */
@@ -368,12 +471,19 @@ export class HubSpotCrm implements BatchCrmClient {
     const refused = new Map<string, string>();
     if (items.length === 0) return refused;
     this.checkBudget(items.length);
-    const matches = await this.match(items.map((i) => i.plan), batchId);
+    const matches = await this.match(
+      items.map((i) => i.plan),
+      batchId,
+    );
     const byType = new Map<ObjectType, { plan: MirrorPlan; objectId: string }[]>();
     for (const i of items) byType.set(i.plan.objectType, [...(byType.get(i.plan.objectType) ?? []), i]);
     for (const [type, group] of byType) {
       await this.associate(type, group, matches, refused);
-      await this.dissociate(type, group.filter((i) => i.plan.associationOverride), refused);
+      await this.dissociate(
+        type,
+        group.filter((i) => i.plan.associationOverride),
+        refused,
+      );
     }
     return refused;
   }
@@ -382,20 +492,53 @@ export class HubSpotCrm implements BatchCrmClient {
    * Removes the associations a reviewer's override took away (v4 batch archive, one call per target type), then
    * journals each activity's changed association set as state.changed (from → to).
    */
-  private async dissociate(type: ObjectType, items: readonly { plan: MirrorPlan; objectId: string }[], refused: Map<string, string>): Promise<void> {
+  private async dissociate(
+    type: ObjectType,
+    items: readonly { plan: MirrorPlan; objectId: string }[],
+    refused: Map<string, string>,
+  ): Promise<void> {
     if (items.length === 0) return;
     for (const to of ['contacts', 'companies', 'deals'] as const) {
       const withRemovals = items.filter((i) => (i.plan.associationOverride?.remove[to].length ?? 0) > 0);
       for (let i = 0; i < withRemovals.length; i += 100) {
         const slice = withRemovals.slice(i, i + 100);
         const path = `/crm/v4/associations/${type}/${to}/batch/archive`;
-        const removed = (x: { plan: MirrorPlan }): { objectType: string; id: string }[] => (x.plan.associationOverride?.remove[to] ?? []).map((id) => ({ objectType: to, id }));
+        const removed = (x: { plan: MirrorPlan }): { objectType: string; id: string }[] =>
+          (x.plan.associationOverride?.remove[to] ?? []).map((id) => ({ objectType: to, id }));
         try {
-          const res = await this.send('POST', path, () => this.client.crm.associations.v4.batchApi.archiveWithHttpInfo(type, to, { inputs: slice.map((x) => ({ _from: { id: x.objectId }, to: (x.plan.associationOverride?.remove[to] ?? []).map((id) => ({ id })) })) }));
-          await this.o.journal.appendBatch(slice.map((x) => this.itemEntry('crm.write', x.plan, res.record, `dissociate-${to}`, { objectType: type, objectIds: [x.objectId], removedAssociations: removed(x), batchSize: slice.length, override: x.plan.associationOverride?.entryId })));
+          const res = await this.send('POST', path, () =>
+            this.client.crm.associations.v4.batchApi.archiveWithHttpInfo(type, to, {
+              inputs: slice.map((x) => ({
+                _from: { id: x.objectId },
+                to: (x.plan.associationOverride?.remove[to] ?? []).map((id) => ({ id })),
+              })),
+            }),
+          );
+          await this.o.journal.appendBatch(
+            slice.map((x) =>
+              this.itemEntry('crm.write', x.plan, res.record, `dissociate-${to}`, {
+                objectType: type,
+                objectIds: [x.objectId],
+                removedAssociations: removed(x),
+                batchSize: slice.length,
+                override: x.plan.associationOverride?.entryId,
+              }),
+            ),
+          );
         } catch (err) {
           if (!(err instanceof HubSpotCallError)) throw err;
-          await this.o.journal.appendBatch(slice.map((x) => this.itemEntry('crm.write_failed', x.plan, err.record, `dissociate-${to}`, { objectType: type, objectIds: [x.objectId], removedAssociations: removed(x), batchSize: slice.length, error: err.message, retryable: err.retryable })));
+          await this.o.journal.appendBatch(
+            slice.map((x) =>
+              this.itemEntry('crm.write_failed', x.plan, err.record, `dissociate-${to}`, {
+                objectType: type,
+                objectIds: [x.objectId],
+                removedAssociations: removed(x),
+                batchSize: slice.length,
+                error: err.message,
+                retryable: err.retryable,
+              }),
+            ),
+          );
           if (err.retryable) throw err;
           for (const x of slice) refused.set(x.plan.entryId, err.message);
         }
@@ -409,7 +552,15 @@ export class HubSpotCrm implements BatchCrmClient {
         const from = [...o.from[to]].sort();
         const now = [...o.to[to]].sort();
         if (from.join() === now.join()) continue;
-        changes.push({ kind: 'state.changed', source: 'hubspot', actor: 'crm:hubspot', correlationId: plan.correlationId, causationId: o.entryId, idempotencyKey: `crm/${plan.entryId}/state/associations.${to}/${o.entryId}`, payload: { entity: `hubspot/${type}/${objectId}`, field: `associations.${to}`, from: from as never, to: now as never } });
+        changes.push({
+          kind: 'state.changed',
+          source: 'hubspot',
+          actor: 'crm:hubspot',
+          correlationId: plan.correlationId,
+          causationId: o.entryId,
+          idempotencyKey: `crm/${plan.entryId}/state/associations.${to}/${o.entryId}`,
+          payload: { entity: `hubspot/${type}/${objectId}`, field: `associations.${to}`, from: from as never, to: now as never },
+        });
       }
     }
     await this.o.journal.appendBatch(changes);
@@ -424,15 +575,37 @@ export class HubSpotCrm implements BatchCrmClient {
       if (last) previous.set(p.entryId, last);
     }
     if (setup.scheme === 'unavailable') {
-      const record: CallRecord = { method: 'POST', path: `/crm/v3/objects/${type}`, status: 0, durationMs: 0, correlationId: `not-sent/${type}/${this.runId}`, startedAt: Date.now() };
+      const record: CallRecord = {
+        method: 'POST',
+        path: `/crm/v3/objects/${type}`,
+        status: 0,
+        durationMs: 0,
+        correlationId: `not-sent/${type}/${this.runId}`,
+        startedAt: Date.now(),
+      };
       const reason = `not sent: ${setup.reason}`.slice(0, 2000);
-      await this.o.journal.appendBatch(plans.map((p) => this.itemEntry('crm.write_failed', p, record, 'unavailable', { objectType: type, properties: { ...p.properties }, batchSize: plans.length, error: reason, retryable: false })));
+      await this.o.journal.appendBatch(
+        plans.map((p) =>
+          this.itemEntry('crm.write_failed', p, record, 'unavailable', {
+            objectType: type,
+            properties: { ...p.properties },
+            batchSize: plans.length,
+            error: reason,
+            retryable: false,
+          }),
+        ),
+      );
       for (const p of plans) outcomes.set(p.entryId, { entryId: p.entryId, status: 'failed', objectId: null, reason, retryable: false });
       return;
     }
     if (setup.scheme === 'unique-upsert') {
       await this.batchWrite(type, 'upsert', plans, previous, outcomes, (chunk) => {
-        const inputs = chunk.map((p) => ({ idProperty: ID_PROPERTY, id: p.entryId, objectWriteTraceId: p.entryId, properties: { ...p.properties } }));
+        const inputs = chunk.map((p) => ({
+          idProperty: ID_PROPERTY,
+          id: p.entryId,
+          objectWriteTraceId: p.entryId,
+          properties: { ...p.properties },
+        }));
         return this.send('POST', `/crm/v3/objects/${type}/batch/upsert`, () => this.batchApi(type).upsertWithHttpInfo({ inputs }));
       });
       return;
@@ -449,7 +622,12 @@ export class HubSpotCrm implements BatchCrmClient {
    * is journaled beforehand as a rule.decision (what the search found, the rule), which is what tells a later
    * attempt that a create may have happened.
    */
-  private async writeBySearch(type: ObjectType, plans: readonly MirrorPlan[], previous: Map<string, Written>, outcomes: Map<string, MirrorItemOutcome>): Promise<void> {
+  private async writeBySearch(
+    type: ObjectType,
+    plans: readonly MirrorPlan[],
+    previous: Map<string, Written>,
+    outcomes: Map<string, MirrorItemOutcome>,
+  ): Promise<void> {
     const known = new Map<string, string>();
     for (const p of plans) {
       const id = previous.get(p.entryId)?.objectId;
@@ -468,17 +646,32 @@ export class HubSpotCrm implements BatchCrmClient {
       const youngest = Math.max(0, ...earlier.values());
       const wait = youngest + delay - Date.now();
       if (earlier.size > 0 && wait > 0) await sleep(wait);
-      for (const [entryId, objectId] of await this.searchByEntryIds(type, unknown.map((p) => p.entryId), [ID_PROPERTY], `crm/search/${type}`)) found.set(entryId, objectId.objectId);
+      for (const [entryId, objectId] of await this.searchByEntryIds(
+        type,
+        unknown.map((p) => p.entryId),
+        [ID_PROPERTY],
+        `crm/search/${type}`,
+      ))
+        found.set(entryId, objectId.objectId);
       unknown = unknown.filter((p) => !found.has(p.entryId));
     }
-    const lost = (p: MirrorPlan): string | undefined => (found.has(p.entryId) ? (earlier.has(p.entryId) ? LOST_ANSWER_NOTE : FOUND_BY_SEARCH_NOTE) : undefined);
+    const lost = (p: MirrorPlan): string | undefined =>
+      found.has(p.entryId) ? (earlier.has(p.entryId) ? LOST_ANSWER_NOTE : FOUND_BY_SEARCH_NOTE) : undefined;
     const updates = plans.filter((p) => known.has(p.entryId) || found.has(p.entryId));
     const objectIdOf = (p: MirrorPlan): string => (known.get(p.entryId) ?? found.get(p.entryId)) as string;
     if (updates.length > 0) {
-      await this.batchWrite(type, 'update', updates, previous, outcomes, (chunk) => {
-        const inputs = chunk.map((p) => ({ id: objectIdOf(p), objectWriteTraceId: p.entryId, properties: { ...p.properties } }));
-        return this.send('POST', `/crm/v3/objects/${type}/batch/update`, () => this.batchApi(type).updateWithHttpInfo({ inputs }));
-      }, (p) => ({ objectId: objectIdOf(p), note: lost(p) }));
+      await this.batchWrite(
+        type,
+        'update',
+        updates,
+        previous,
+        outcomes,
+        (chunk) => {
+          const inputs = chunk.map((p) => ({ id: objectIdOf(p), objectWriteTraceId: p.entryId, properties: { ...p.properties } }));
+          return this.send('POST', `/crm/v3/objects/${type}/batch/update`, () => this.batchApi(type).updateWithHttpInfo({ inputs }));
+        },
+        (p) => ({ objectId: objectIdOf(p), note: lost(p) }),
+      );
     }
     if (unknown.length === 0) return;
     await this.o.journal.appendBatch(
@@ -493,7 +686,13 @@ export class HubSpotCrm implements BatchCrmClient {
           ruleId: 'crm-create',
           ruleVersion: 'hubspot-search-before-create@1',
           inputEntryId: p.entryId,
-          evaluated: { objectType: type, idProperty: ID_PROPERTY, recordedObjectId: null, searchMatches: 0, earlierCreateDecision: earlier.has(p.entryId) ? new Date(earlier.get(p.entryId) as number).toISOString() : null },
+          evaluated: {
+            objectType: type,
+            idProperty: ID_PROPERTY,
+            recordedObjectId: null,
+            searchMatches: 0,
+            earlierCreateDecision: earlier.has(p.entryId) ? new Date(earlier.get(p.entryId) as number).toISOString() : null,
+          },
           outcome: 'create',
           reason: earlier.has(p.entryId)
             ? `an earlier attempt decided to create it and left no write on the record; a search by ${ID_PROPERTY} after the index delay found nothing, so that attempt did not reach HubSpot`
@@ -522,11 +721,23 @@ export class HubSpotCrm implements BatchCrmClient {
    * The objects of a type carrying these journal entry ids, by a search on journal_entry_id: IN filters of up to
    * 100 values, 200 results a page, every page followed, at most 4 searches a second from this process.
    */
-  private async searchByEntryIds(type: ObjectType, entryIds: readonly string[], properties: readonly string[], correlationId: string): Promise<Map<string, MirroredActivity>> {
+  private async searchByEntryIds(
+    type: ObjectType,
+    entryIds: readonly string[],
+    properties: readonly string[],
+    correlationId: string,
+  ): Promise<Map<string, MirroredActivity>> {
     const out = new Map<string, MirroredActivity>();
     for (let i = 0; i < entryIds.length; i += SEARCH_IN_VALUES) {
       const slice = entryIds.slice(i, i + SEARCH_IN_VALUES);
-      const results = await this.searchAll(type, slice, ID_PROPERTY, [...new Set([ID_PROPERTY, ...properties])], correlationId, 'entry-search');
+      const results = await this.searchAll(
+        type,
+        slice,
+        ID_PROPERTY,
+        [...new Set([ID_PROPERTY, ...properties])],
+        correlationId,
+        'entry-search',
+      );
       // Sorted by id: when duplicates exist (made before this scheme), the oldest object is the activity.
       for (const r of results.sort((a, b) => Number(a.id) - Number(b.id))) {
         const key = r.properties?.[ID_PROPERTY];
@@ -537,13 +748,26 @@ export class HubSpotCrm implements BatchCrmClient {
   }
 
   /** Every result of one IN search, page by page (journaled once per page). */
-  private async searchAll(type: 'emails' | 'calls' | 'notes' | 'companies', values: readonly string[], propertyName: string, properties: readonly string[], correlationId: string, purpose: string): Promise<{ id: string; properties?: Record<string, string | null> }[]> {
+  private async searchAll(
+    type: 'emails' | 'calls' | 'notes' | 'companies',
+    values: readonly string[],
+    propertyName: string,
+    properties: readonly string[],
+    correlationId: string,
+    purpose: string,
+  ): Promise<{ id: string; properties?: Record<string, string | null> }[]> {
     const path = `/crm/v3/objects/${type}/search`;
     const api = type === 'companies' ? this.client.crm.companies.searchApi : this.client.crm.objects.searchApi;
     const out: { id: string; properties?: Record<string, string | null> }[] = [];
     let after: string | undefined = '0';
     while (after !== undefined) {
-      const request = { filterGroups: [{ filters: [{ propertyName, operator: 'IN' as never, values: [...values] }] }], properties: [...properties], limit: SEARCH_PAGE, sorts: [], after };
+      const request = {
+        filterGroups: [{ filters: [{ propertyName, operator: 'IN' as never, values: [...values] }] }],
+        properties: [...properties],
+        limit: SEARCH_PAGE,
+        sorts: [],
+        after,
+      };
       await this.searchSlot();
       const res: { data: { total?: number; results?: unknown[]; paging?: { next?: { after?: string } } }; record: CallRecord } =
         type === 'companies'
@@ -551,14 +775,22 @@ export class HubSpotCrm implements BatchCrmClient {
           : await this.send('POST', path, () => (api as Client['crm']['objects']['searchApi']).doSearchWithHttpInfo(type, request));
       const page = (res.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[];
       out.push(...page);
-      await this.journalCall(correlationId, res.record, { purpose, objectType: type, objectIds: page.map((r) => r.id).slice(0, 1000), batchSize: values.length });
+      await this.journalCall(correlationId, res.record, {
+        purpose,
+        objectType: type,
+        objectIds: page.map((r) => r.id).slice(0, 1000),
+        batchSize: values.length,
+      });
       const next = res.data.paging?.next?.after;
       // HubSpot serves at most 10,000 results of one query: a query that matches more is split by its caller.
       after = next !== undefined && next !== '' && Number(next) < SEARCH_MAX_RESULTS ? next : undefined;
       if (after === undefined && next !== undefined && values.length > 1) {
         const half = Math.ceil(values.length / 2);
         out.length = 0;
-        out.push(...(await this.searchAll(type, values.slice(0, half), propertyName, properties, correlationId, purpose)), ...(await this.searchAll(type, values.slice(half), propertyName, properties, correlationId, purpose)));
+        out.push(
+          ...(await this.searchAll(type, values.slice(0, half), propertyName, properties, correlationId, purpose)),
+          ...(await this.searchAll(type, values.slice(half), propertyName, properties, correlationId, purpose)),
+        );
       }
     }
     return out;
@@ -599,14 +831,20 @@ export class HubSpotCrm implements BatchCrmClient {
         res = await write(chunk);
       } catch (err) {
         if (!(err instanceof HubSpotCallError) || err.kind !== 'validation') {
-          if (err instanceof HubSpotCallError) await this.journalItems(chunk, err.record, op, { objectType: type, ...byKey }, err.message, err.retryable);
+          if (err instanceof HubSpotCallError)
+            await this.journalItems(chunk, err.record, op, { objectType: type, ...byKey }, err.message, err.retryable);
           throw err;
         }
-        const named = chunk.filter((p) => JSON.stringify(err.body ?? '').includes(p.entryId) || (op === 'update' && JSON.stringify(err.body ?? '').includes(`"${known(p).objectId}"`)));
+        const named = chunk.filter(
+          (p) =>
+            JSON.stringify(err.body ?? '').includes(p.entryId) ||
+            (op === 'update' && JSON.stringify(err.body ?? '').includes(`"${known(p).objectId}"`)),
+        );
         const blamed = named.length > 0 ? named : chunk.length === 1 ? chunk : [];
         if (blamed.length > 0) {
           await this.journalItems(blamed, err.record, op, { objectType: type, ...byKey }, err.message, false);
-          for (const p of blamed) outcomes.set(p.entryId, { entryId: p.entryId, status: 'failed', objectId: null, reason: err.message, retryable: false });
+          for (const p of blamed)
+            outcomes.set(p.entryId, { entryId: p.entryId, status: 'failed', objectId: null, reason: err.message, retryable: false });
           const rest = chunk.filter((p) => !blamed.includes(p));
           if (rest.length > 0) queue.push(rest);
         } else {
@@ -616,17 +854,30 @@ export class HubSpotCrm implements BatchCrmClient {
         continue;
       }
       const data = res.data as { results?: unknown[]; errors?: unknown[] };
-      const results = (data.results ?? []) as { id: string; objectWriteTraceId?: string; properties?: Record<string, string | null>; _new?: boolean }[];
+      const results = (data.results ?? []) as {
+        id: string;
+        objectWriteTraceId?: string;
+        properties?: Record<string, string | null>;
+        _new?: boolean;
+      }[];
       const byEntry = new Map<string, { id: string; created: boolean }>();
       const mine = new Set(chunk.map((p) => p.entryId));
       const byObject = new Map(op === 'update' ? chunk.map((p) => [known(p).objectId, p.entryId]) : []);
       for (const r of results) {
-        const key = [r.properties?.[ID_PROPERTY], r.objectWriteTraceId, byObject.get(r.id)].find((k) => k !== undefined && k !== null && mine.has(k));
+        const key = [r.properties?.[ID_PROPERTY], r.objectWriteTraceId, byObject.get(r.id)].find(
+          (k) => k !== undefined && k !== null && mine.has(k),
+        );
         if (key) byEntry.set(key, { id: r.id, created: op === 'create' || r._new === true });
       }
       // HubSpot echoes journal_entry_id on every result; a server that echoes neither it nor the trace id but
       // answers every input (a schema-generated mock) is read in input order.
-      if (byEntry.size === 0 && res.record.status === 200 && results.length === chunk.length) chunk.forEach((p, i) => byEntry.set(p.entryId, { id: (results[i] as { id: string }).id, created: op === 'create' || (results[i] as { _new?: boolean })._new === true }));
+      if (byEntry.size === 0 && res.record.status === 200 && results.length === chunk.length)
+        chunk.forEach((p, i) =>
+          byEntry.set(p.entryId, {
+            id: (results[i] as { id: string }).id,
+            created: op === 'create' || (results[i] as { _new?: boolean })._new === true,
+          }),
+        );
       const errors = (data.errors ?? []) as { message?: string; category?: string; status?: string; context?: Record<string, unknown> }[];
       const journalInputs: AppendInput[] = [];
       for (const p of chunk) {
@@ -637,19 +888,51 @@ export class HubSpotCrm implements BatchCrmClient {
           // An upsert that found the object although no write of it is on the record: an earlier attempt made it
           // and its answer never reached the journal (a timeout, a killed worker). Said, so the count adds up.
           const note = op === 'update' ? known(p).note : !hit.created && !before ? LOST_ANSWER_NOTE : undefined;
-          journalInputs.push(this.itemEntry('crm.write', p, res.record, op, { objectType: type, ...byKey, objectIds: [hit.id], properties: { ...p.properties }, batchSize: chunk.length, created: hit.created, ...(note ? { note } : {}) }));
+          journalInputs.push(
+            this.itemEntry('crm.write', p, res.record, op, {
+              objectType: type,
+              ...byKey,
+              objectIds: [hit.id],
+              properties: { ...p.properties },
+              batchSize: chunk.length,
+              created: hit.created,
+              ...(note ? { note } : {}),
+            }),
+          );
           if (before) {
             for (const [field, to] of Object.entries(p.properties)) {
               const from = before.properties[field] ?? null;
-              if (from !== to) journalInputs.push({ kind: 'state.changed', source: 'hubspot', actor: 'crm:hubspot', correlationId: p.correlationId, causationId: p.decisionEntryId, idempotencyKey: `crm/${p.entryId}/state/${field}/${res.record.correlationId}`, payload: { entity: `hubspot/${type}/${hit.id}`, field, from: from as never, to } });
+              if (from !== to)
+                journalInputs.push({
+                  kind: 'state.changed',
+                  source: 'hubspot',
+                  actor: 'crm:hubspot',
+                  correlationId: p.correlationId,
+                  causationId: p.decisionEntryId,
+                  idempotencyKey: `crm/${p.entryId}/state/${field}/${res.record.correlationId}`,
+                  payload: { entity: `hubspot/${type}/${hit.id}`, field, from: from as never, to },
+                });
             }
           }
         } else {
-          const e = errors.find((x) => JSON.stringify(x.context ?? {}).includes(p.entryId) || (x.message ?? '').includes(p.entryId)) ?? (errors.length === 1 ? errors[0] : undefined);
-          const reason = e ? `${e.category ?? 'ERROR'}: ${e.message ?? 'no message'}`.slice(0, 2000) : `HubSpot answered ${res.record.status} without this item`;
+          const e =
+            errors.find((x) => JSON.stringify(x.context ?? {}).includes(p.entryId) || (x.message ?? '').includes(p.entryId)) ??
+            (errors.length === 1 ? errors[0] : undefined);
+          const reason = e
+            ? `${e.category ?? 'ERROR'}: ${e.message ?? 'no message'}`.slice(0, 2000)
+            : `HubSpot answered ${res.record.status} without this item`;
           const retryable = e ? /RATE_LIMIT|INTERNAL|TIMEOUT|UNAVAILABLE/i.test(`${e.category ?? ''} ${e.status ?? ''}`) : true;
           outcomes.set(p.entryId, { entryId: p.entryId, status: 'failed', objectId: null, reason, retryable });
-          journalInputs.push(this.itemEntry('crm.write_failed', p, res.record, op, { objectType: type, ...byKey, properties: { ...p.properties }, batchSize: chunk.length, error: reason, retryable }));
+          journalInputs.push(
+            this.itemEntry('crm.write_failed', p, res.record, op, {
+              objectType: type,
+              ...byKey,
+              properties: { ...p.properties },
+              batchSize: chunk.length,
+              error: reason,
+              retryable,
+            }),
+          );
         }
       }
       await this.o.journal.appendBatch(journalInputs);
@@ -661,44 +944,98 @@ export class HubSpotCrm implements BatchCrmClient {
     const chain: JournalEntry[] = await this.o.journal.byCorrelation(plan.correlationId);
     for (let i = chain.length - 1; i >= 0; i--) {
       const e = chain[i] as JournalEntry;
-      const p = e.payload as { entryId?: string; path?: string; properties?: Record<string, unknown>; dryRun?: boolean; objectIds?: string[] };
-      if (e.kind === 'crm.write' && p.entryId === plan.entryId && p.dryRun !== true && ACTIVITY_WRITE_PATH.test(p.path ?? '') && p.properties) return { properties: p.properties, objectId: p.objectIds?.[0] ?? null };
+      const p = e.payload as {
+        entryId?: string;
+        path?: string;
+        properties?: Record<string, unknown>;
+        dryRun?: boolean;
+        objectIds?: string[];
+      };
+      if (
+        e.kind === 'crm.write' &&
+        p.entryId === plan.entryId &&
+        p.dryRun !== true &&
+        ACTIVITY_WRITE_PATH.test(p.path ?? '') &&
+        p.properties
+      )
+        return { properties: p.properties, objectId: p.objectIds?.[0] ?? null };
     }
     return null;
   }
 
-  private async associate(type: ObjectType, written: readonly { plan: MirrorPlan; objectId: string }[], matches: Map<string, Match>, refused: Map<string, string>): Promise<void> {
+  private async associate(
+    type: ObjectType,
+    written: readonly { plan: MirrorPlan; objectId: string }[],
+    matches: Map<string, Match>,
+    refused: Map<string, string>,
+  ): Promise<void> {
     for (const to of ['contacts', 'companies', 'deals'] as const) {
       const typeId = ASSOCIATION_TYPE_IDS[type][to];
       const pairs = written.flatMap((w) => (matches.get(w.plan.entryId)?.[to] ?? []).map((id) => ({ w, id })));
       for (let i = 0; i < pairs.length; i += 1000) {
         const slice = pairs.slice(i, i + 1000);
         const path = `/crm/v4/associations/${type}/${to}/batch/create`;
-        const inputs = slice.map((x) => ({ _from: { id: x.w.objectId }, to: { id: x.id }, types: [{ associationCategory: 'HUBSPOT_DEFINED' as never, associationTypeId: typeId }] }));
+        const inputs = slice.map((x) => ({
+          _from: { id: x.w.objectId },
+          to: { id: x.id },
+          types: [{ associationCategory: 'HUBSPOT_DEFINED' as never, associationTypeId: typeId }],
+        }));
         const perItem = new Map<MirrorPlan, { w: { plan: MirrorPlan; objectId: string }; ids: string[] }>();
         for (const x of slice) {
           const cur = perItem.get(x.w.plan) ?? { w: x.w, ids: [] };
           cur.ids.push(x.id);
           perItem.set(x.w.plan, cur);
         }
-        const assocOf = (ids: string[]): { objectType: string; id: string; typeId: number }[] => ids.slice(0, 100).map((id) => ({ objectType: to, id, typeId }));
+        const assocOf = (ids: string[]): { objectType: string; id: string; typeId: number }[] =>
+          ids.slice(0, 100).map((id) => ({ objectType: to, id, typeId }));
         try {
-          const res = await this.send('POST', path, () => this.client.crm.associations.v4.batchApi.createWithHttpInfo(type, to, { inputs: inputs }));
-          const errors = ((res.data as { errors?: unknown[] }).errors ?? []) as { message?: string; category?: string; context?: Record<string, unknown> }[];
+          const res = await this.send('POST', path, () =>
+            this.client.crm.associations.v4.batchApi.createWithHttpInfo(type, to, { inputs: inputs }),
+          );
+          const errors = ((res.data as { errors?: unknown[] }).errors ?? []) as {
+            message?: string;
+            category?: string;
+            context?: Record<string, unknown>;
+          }[];
           const entries: AppendInput[] = [];
           for (const { w, ids } of perItem.values()) {
             const e = errors.find((x) => JSON.stringify(x.context ?? {}).includes(w.objectId));
             if (e) {
               const reason = `association to ${to} failed: ${e.category ?? 'ERROR'}: ${e.message ?? ''}`.slice(0, 2000);
-              entries.push(this.itemEntry('crm.write_failed', w.plan, res.record, 'associate', { objectType: type, objectIds: [w.objectId], associations: assocOf(ids), batchSize: slice.length, error: reason, retryable: false }));
+              entries.push(
+                this.itemEntry('crm.write_failed', w.plan, res.record, 'associate', {
+                  objectType: type,
+                  objectIds: [w.objectId],
+                  associations: assocOf(ids),
+                  batchSize: slice.length,
+                  error: reason,
+                  retryable: false,
+                }),
+              );
             } else {
-              entries.push(this.itemEntry('crm.write', w.plan, res.record, `associate-${to}`, { objectType: type, objectIds: [w.objectId], associations: assocOf(ids), batchSize: slice.length }));
+              entries.push(
+                this.itemEntry('crm.write', w.plan, res.record, `associate-${to}`, {
+                  objectType: type,
+                  objectIds: [w.objectId],
+                  associations: assocOf(ids),
+                  batchSize: slice.length,
+                }),
+              );
             }
           }
           await this.o.journal.appendBatch(entries);
         } catch (err) {
           if (!(err instanceof HubSpotCallError)) throw err;
-          const entries = [...perItem.values()].map(({ w, ids }) => this.itemEntry('crm.write_failed', w.plan, err.record, `associate-${to}`, { objectType: type, objectIds: [w.objectId], associations: assocOf(ids), batchSize: slice.length, error: err.message, retryable: err.retryable }));
+          const entries = [...perItem.values()].map(({ w, ids }) =>
+            this.itemEntry('crm.write_failed', w.plan, err.record, `associate-${to}`, {
+              objectType: type,
+              objectIds: [w.objectId],
+              associations: assocOf(ids),
+              batchSize: slice.length,
+              error: err.message,
+              retryable: err.retryable,
+            }),
+          );
           await this.o.journal.appendBatch(entries);
           if (err.retryable) throw err;
           // A refused association does not undo the activity: the activity stays mirrored, the failure is on the record.
@@ -718,7 +1055,11 @@ export class HubSpotCrm implements BatchCrmClient {
     const emails = [...new Set(plans.filter((p) => !p.associationOverride).flatMap((p) => p.counterparts.filter((c) => c.includes('@'))))];
     await this.lookupContacts(emails, correlationId);
 
-    const creatable = new Set(plans.filter((p) => !p.associationOverride && (createRule === 'always' || (createRule === 'inbound' && p.direction === 'inbound'))).flatMap((p) => p.counterparts.filter((c) => c.includes('@'))));
+    const creatable = new Set(
+      plans
+        .filter((p) => !p.associationOverride && (createRule === 'always' || (createRule === 'inbound' && p.direction === 'inbound')))
+        .flatMap((p) => p.counterparts.filter((c) => c.includes('@'))),
+    );
     const toCreate = emails.filter((e) => this.cached(this.contactCache, e) === null && creatable.has(e));
     if (toCreate.length > 0) await this.createContacts(toCreate, correlationId);
 
@@ -747,7 +1088,14 @@ export class HubSpotCrm implements BatchCrmClient {
           correlationId: p.correlationId,
           causationId: o.entryId,
           idempotencyKey: `crm-match/${p.entryId}/override/${o.entryId}`,
-          payload: { ruleId: 'crm-match', ruleVersion: 'human.override', inputEntryId: p.entryId, evaluated: { ...m.evaluated, contacts: m.contacts, companies: m.companies, deals: m.deals } as never, outcome: `contacts:${m.contacts.length} companies:${m.companies.length} deals:${m.deals.length}`, reason: m.reasons.join('; ').slice(0, 10_000) },
+          payload: {
+            ruleId: 'crm-match',
+            ruleVersion: 'human.override',
+            inputEntryId: p.entryId,
+            evaluated: { ...m.evaluated, contacts: m.contacts, companies: m.companies, deals: m.deals } as never,
+            outcome: `contacts:${m.contacts.length} companies:${m.companies.length} deals:${m.deals.length}`,
+            reason: m.reasons.join('; ').slice(0, 10_000),
+          },
         });
         continue;
       }
@@ -782,15 +1130,31 @@ export class HubSpotCrm implements BatchCrmClient {
         for (const d of deals?.open ?? []) openDeals.add(d);
       }
       if (phones > 0) reasons.push(`${phones} phone number(s) not matched (contacts are matched by email)`);
-      if (unmatched > 0) reasons.push(`${unmatched} address(es) without a HubSpot contact; create-contacts rule is "${createRule}"${createRule === 'inbound' ? ` and the interaction is ${p.direction}` : ''}`);
+      if (unmatched > 0)
+        reasons.push(
+          `${unmatched} address(es) without a HubSpot contact; create-contacts rule is "${createRule}"${createRule === 'inbound' ? ` and the interaction is ${p.direction}` : ''}`,
+        );
       const deals = dealRule === 'single-open-deal' && openDeals.size === 1 ? [...openDeals] : [];
-      if (dealRule === 'single-open-deal') reasons.push(openDeals.size === 1 ? 'the contacts have exactly one open deal: associated' : `the contacts have ${openDeals.size} open deals: no deal associated (the rule needs exactly one)`);
+      if (dealRule === 'single-open-deal')
+        reasons.push(
+          openDeals.size === 1
+            ? 'the contacts have exactly one open deal: associated'
+            : `the contacts have ${openDeals.size} open deals: no deal associated (the rule needs exactly one)`,
+        );
       const m: Match = {
         contacts: [...new Set(contacts)],
         companies: [...companies],
         deals,
         reasons,
-        evaluated: { counterparts: p.counterparts.length, contactCandidates: [...new Set(contacts)], companyCandidates: [...new Set(companyCandidates)], dealCandidates: [...dealCandidates], openDeals: [...openDeals], createContacts: createRule, dealRule },
+        evaluated: {
+          counterparts: p.counterparts.length,
+          contactCandidates: [...new Set(contacts)],
+          companyCandidates: [...new Set(companyCandidates)],
+          dealCandidates: [...dealCandidates],
+          openDeals: [...openDeals],
+          createContacts: createRule,
+          dealRule,
+        },
       };
       out.set(p.entryId, m);
       const outcome = `contacts:${m.contacts.length} companies:${m.companies.length} deals:${m.deals.length}`;
@@ -802,7 +1166,14 @@ export class HubSpotCrm implements BatchCrmClient {
         correlationId: p.correlationId,
         causationId: p.decisionEntryId,
         idempotencyKey: `crm-match/${p.entryId}/${digest.slice(0, 32)}`,
-        payload: { ruleId: 'crm-match', ruleVersion: `hubspot-match@1;create=${createRule};deal=${dealRule}`, inputEntryId: p.entryId, evaluated: { ...m.evaluated, contacts: m.contacts, companies: m.companies, deals: m.deals } as never, outcome, reason: (reasons.join('; ') || 'every counterpart matched').slice(0, 10_000) },
+        payload: {
+          ruleId: 'crm-match',
+          ruleVersion: `hubspot-match@1;create=${createRule};deal=${dealRule}`,
+          inputEntryId: p.entryId,
+          evaluated: { ...m.evaluated, contacts: m.contacts, companies: m.companies, deals: m.deals } as never,
+          outcome,
+          reason: (reasons.join('; ') || 'every counterpart matched').slice(0, 10_000),
+        },
       });
     }
     await this.o.journal.appendBatch(decisions);
@@ -828,14 +1199,27 @@ export class HubSpotCrm implements BatchCrmClient {
     for (let i = 0; i < missing.length; i += 100) {
       const slice = missing.slice(i, i + 100);
       const path = '/crm/v3/objects/contacts/batch/read';
-      const res = await this.send('POST', path, () => this.client.crm.contacts.batchApi.readWithHttpInfo({ idProperty: 'email', inputs: slice.map((id) => ({ id })), properties: ['email'], propertiesWithHistory: [] }));
+      const res = await this.send('POST', path, () =>
+        this.client.crm.contacts.batchApi.readWithHttpInfo({
+          idProperty: 'email',
+          inputs: slice.map((id) => ({ id })),
+          properties: ['email'],
+          propertiesWithHistory: [],
+        }),
+      );
       const found = new Map<string, string>();
       for (const r of (res.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[]) {
         const email = r.properties?.['email']?.toLowerCase();
         if (email) found.set(email, r.id);
       }
       for (const e of slice) this.remember(this.contactCache, e, found.get(e) ?? null);
-      await this.journalCall(correlationId, res.record, { purpose: 'contact-lookup', objectType: 'contacts', idProperty: 'email', objectIds: [...found.values()], batchSize: slice.length });
+      await this.journalCall(correlationId, res.record, {
+        purpose: 'contact-lookup',
+        objectType: 'contacts',
+        idProperty: 'email',
+        objectIds: [...found.values()],
+        batchSize: slice.length,
+      });
     }
   }
 
@@ -844,17 +1228,32 @@ export class HubSpotCrm implements BatchCrmClient {
       const slice = emails.slice(i, i + 100);
       const path = '/crm/v3/objects/contacts/batch/upsert';
       try {
-        const res = await this.send('POST', path, () => this.client.crm.contacts.batchApi.upsertWithHttpInfo({ inputs: slice.map((email) => ({ idProperty: 'email', id: email, properties: { email } })) }));
+        const res = await this.send('POST', path, () =>
+          this.client.crm.contacts.batchApi.upsertWithHttpInfo({
+            inputs: slice.map((email) => ({ idProperty: 'email', id: email, properties: { email } })),
+          }),
+        );
         const ids: string[] = [];
         for (const r of (res.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[]) {
           const email = r.properties?.['email']?.toLowerCase();
           if (email) this.remember(this.contactCache, email, r.id);
           ids.push(r.id);
         }
-        await this.journalCall(correlationId, res.record, { purpose: 'contact-create', objectType: 'contacts', idProperty: 'email', objectIds: ids, batchSize: slice.length });
+        await this.journalCall(correlationId, res.record, {
+          purpose: 'contact-create',
+          objectType: 'contacts',
+          idProperty: 'email',
+          objectIds: ids,
+          batchSize: slice.length,
+        });
       } catch (err) {
         if (!(err instanceof HubSpotCallError) || err.retryable) throw err;
-        await this.journalCall(correlationId, err.record, { purpose: 'contact-create', objectType: 'contacts', idProperty: 'email', batchSize: slice.length }, err.message);
+        await this.journalCall(
+          correlationId,
+          err.record,
+          { purpose: 'contact-create', objectType: 'contacts', idProperty: 'email', batchSize: slice.length },
+          err.message,
+        );
       }
     }
   }
@@ -878,21 +1277,44 @@ export class HubSpotCrm implements BatchCrmClient {
     for (let i = 0; i < missing.length; i += 100) {
       const slice = missing.slice(i, i + 100);
       const path = '/crm/v4/associations/contacts/deals/batch/read';
-      const res = await this.send('POST', path, () => this.client.crm.associations.v4.batchApi.getPageWithHttpInfo('contacts', 'deals', { inputs: slice.map((id) => ({ id })) }));
+      const res = await this.send('POST', path, () =>
+        this.client.crm.associations.v4.batchApi.getPageWithHttpInfo('contacts', 'deals', { inputs: slice.map((id) => ({ id })) }),
+      );
       const byContact = new Map<string, string[]>();
       for (const r of (res.data.results ?? []) as { _from?: { id: string }; to?: { toObjectId: string | number }[] }[]) {
-        if (r._from) byContact.set(String(r._from.id), (r.to ?? []).map((t) => String(t.toObjectId)));
+        if (r._from)
+          byContact.set(
+            String(r._from.id),
+            (r.to ?? []).map((t) => String(t.toObjectId)),
+          );
       }
-      await this.journalCall(correlationId, res.record, { purpose: 'deal-lookup', objectType: 'deals', objectIds: [...byContact.values()].flat().slice(0, 1000), batchSize: slice.length });
+      await this.journalCall(correlationId, res.record, {
+        purpose: 'deal-lookup',
+        objectType: 'deals',
+        objectIds: [...byContact.values()].flat().slice(0, 1000),
+        batchSize: slice.length,
+      });
       const dealIds = [...new Set([...byContact.values()].flat())];
       const open = new Set<string>();
       for (let j = 0; j < dealIds.length; j += 100) {
         const ds = dealIds.slice(j, j + 100);
         // Deals by their object type id (0-3): the path HubSpot's published deals spec describes.
         const dpath = '/crm/v3/objects/0-3/batch/read';
-        const dres = await this.send('POST', dpath, () => this.client.crm.objects.batchApi.readWithHttpInfo('0-3', { inputs: ds.map((id) => ({ id })), properties: ['hs_is_closed', 'dealstage'], propertiesWithHistory: [] }));
-        for (const d of (dres.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[]) if (d.properties?.['hs_is_closed'] !== 'true') open.add(d.id);
-        await this.journalCall(correlationId, dres.record, { purpose: 'deal-read', objectType: 'deals', objectIds: ds, batchSize: ds.length });
+        const dres = await this.send('POST', dpath, () =>
+          this.client.crm.objects.batchApi.readWithHttpInfo('0-3', {
+            inputs: ds.map((id) => ({ id })),
+            properties: ['hs_is_closed', 'dealstage'],
+            propertiesWithHistory: [],
+          }),
+        );
+        for (const d of (dres.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[])
+          if (d.properties?.['hs_is_closed'] !== 'true') open.add(d.id);
+        await this.journalCall(correlationId, dres.record, {
+          purpose: 'deal-read',
+          objectType: 'deals',
+          objectIds: ds,
+          batchSize: ds.length,
+        });
       }
       for (const c of slice) {
         const candidates = byContact.get(c) ?? [];
@@ -903,7 +1325,11 @@ export class HubSpotCrm implements BatchCrmClient {
 
   // ---------------------------------------------------------------- reads (drift)
 
-  async readMirrored(objectType: ObjectType, entryIds: readonly string[], properties: readonly string[]): Promise<Map<string, MirroredActivity>> {
+  async readMirrored(
+    objectType: ObjectType,
+    entryIds: readonly string[],
+    properties: readonly string[],
+  ): Promise<Map<string, MirroredActivity>> {
     const setup = await this.setupOf(objectType);
     // Without a unique property HubSpot reads nothing by journal_entry_id: those types are found by search.
     if (setup.scheme !== 'unique-upsert') return this.searchByEntryIds(objectType, entryIds, properties, 'crm/drift');
@@ -911,12 +1337,25 @@ export class HubSpotCrm implements BatchCrmClient {
     for (let i = 0; i < entryIds.length; i += 100) {
       const slice = entryIds.slice(i, i + 100);
       const path = `/crm/v3/objects/${objectType}/batch/read`;
-      const res = await this.send('POST', path, () => this.batchApi(objectType).readWithHttpInfo({ idProperty: ID_PROPERTY, inputs: slice.map((id) => ({ id })), properties: [...new Set([ID_PROPERTY, ...properties])], propertiesWithHistory: [] }));
+      const res = await this.send('POST', path, () =>
+        this.batchApi(objectType).readWithHttpInfo({
+          idProperty: ID_PROPERTY,
+          inputs: slice.map((id) => ({ id })),
+          properties: [...new Set([ID_PROPERTY, ...properties])],
+          propertiesWithHistory: [],
+        }),
+      );
       for (const r of (res.data.results ?? []) as { id: string; properties?: Record<string, string | null> }[]) {
         const key = r.properties?.[ID_PROPERTY];
         if (key) out.set(key, { objectId: r.id, properties: r.properties ?? {} });
       }
-      await this.journalCall('crm/drift', res.record, { purpose: 'drift-read', objectType, idProperty: ID_PROPERTY, objectIds: [...out.values()].map((a) => a.objectId).slice(-slice.length), batchSize: slice.length });
+      await this.journalCall('crm/drift', res.record, {
+        purpose: 'drift-read',
+        objectType,
+        idProperty: ID_PROPERTY,
+        objectIds: [...out.values()].map((a) => a.objectId).slice(-slice.length),
+        batchSize: slice.length,
+      });
     }
     return out;
   }
@@ -925,11 +1364,18 @@ export class HubSpotCrm implements BatchCrmClient {
 
   private batchApi(type: ObjectType): Client['crm']['objects']['emails']['batchApi'] {
     const objects = this.client.crm.objects;
-    return (type === 'emails' ? objects.emails.batchApi : type === 'calls' ? objects.calls.batchApi : objects.notes.batchApi) as Client['crm']['objects']['emails']['batchApi'];
+    return (
+      type === 'emails' ? objects.emails.batchApi : type === 'calls' ? objects.calls.batchApi : objects.notes.batchApi
+    ) as Client['crm']['objects']['emails']['batchApi'];
   }
 
   /** One call under our policy: through the shared gate; 429 secondly → pause everyone and retry; 5xx → back off. */
-  private async send<T>(method: CallRecord['method'], path: string, run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>, idempotent = true): Promise<{ data: T; record: CallRecord }> {
+  private async send<T>(
+    method: CallRecord['method'],
+    path: string,
+    run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>,
+    idempotent = true,
+  ): Promise<{ data: T; record: CallRecord }> {
     const retries = this.o.serverRetries ?? 4;
     let serverFailures = 0;
     let rateLimited = 0;
@@ -943,7 +1389,10 @@ export class HubSpotCrm implements BatchCrmClient {
         if (err.kind === 'rate-limit-secondly' && rateLimited < 20) {
           rateLimited++;
           const wait = err.retryAfterMs ?? 1000;
-          this.log.warn({ path, waitMs: wait, correlationId: err.record.correlationId }, 'HubSpot TEN_SECONDLY_ROLLING limit: pausing the queue, then retrying');
+          this.log.warn(
+            { path, waitMs: wait, correlationId: err.record.correlationId },
+            'HubSpot TEN_SECONDLY_ROLLING limit: pausing the queue, then retrying',
+          );
           // Pause first (every worker stops sending at once), then record: the journal append takes time that
           // other senders would otherwise spend on requests HubSpot refuses.
           const resumeAt = Date.now() + wait;
@@ -957,14 +1406,22 @@ export class HubSpotCrm implements BatchCrmClient {
           const resetInMs = err.retryAfterMs ?? msUntilDailyReset(new Date(), this.timeZone);
           await gate?.halt(resetInMs);
           await this.journalCall('crm/rate-limit', err.record, { purpose: 'rate-limited' }, err.message, true);
-          throw await this.dailyLimit(resetInMs, err.retryAfterMs === null ? `HubSpot answered 429 DAILY without Retry-After` : `HubSpot answered 429 DAILY with Retry-After ${Math.round(err.retryAfterMs / 1000)} s`);
+          throw await this.dailyLimit(
+            resetInMs,
+            err.retryAfterMs === null
+              ? `HubSpot answered 429 DAILY without Retry-After`
+              : `HubSpot answered 429 DAILY with Retry-After ${Math.round(err.retryAfterMs / 1000)} s`,
+          );
         }
         // A create that failed on the way back (5xx, no answer) may have happened: it is not sent again here; the
         // next attempt searches for it first (writeBySearch). A 429 is refused before anything is written.
         if ((err.kind === 'server' || err.kind === 'network') && idempotent && serverFailures + 1 < retries) {
           serverFailures++;
           const wait = (this.o.backoffMs ?? 500) * 2 ** (serverFailures - 1) * (0.75 + Math.random() / 2);
-          this.log.warn({ path, status: err.record.status, attempt: serverFailures, waitMs: Math.round(wait) }, 'HubSpot server error: backing off');
+          this.log.warn(
+            { path, status: err.record.status, attempt: serverFailures, waitMs: Math.round(wait) },
+            'HubSpot server error: backing off',
+          );
           await this.journalCall('crm/server-errors', err.record, { purpose: 'server-error' }, err.message, true);
           await sleep(wait);
           continue;
@@ -1003,7 +1460,13 @@ export class HubSpotCrm implements BatchCrmClient {
       correlationId: 'crm/health',
       // One record per pause: a second daily limit on the same day is another event, not a conflicting copy.
       idempotencyKey: `crm/health/daily/${day}/${until}`,
-      payload: { connector: 'hubspot', status: 'degraded', reason: `${why}: writes pause until ${until} (the daily reset: midnight ${this.timeZone}, the account time zone HUBSPOT_TIME_ZONE)`, windowStart: new Date().toISOString(), windowEnd: until },
+      payload: {
+        connector: 'hubspot',
+        status: 'degraded',
+        reason: `${why}: writes pause until ${until} (the daily reset: midnight ${this.timeZone}, the account time zone HUBSPOT_TIME_ZONE)`,
+        windowStart: new Date().toISOString(),
+        windowEnd: until,
+      },
     });
     // Spent until HubSpot's reset (Retry-After when it says, else midnight): then the budget is unknown again.
     this.budget = { ...this.budget, remaining: 0, resetsAt: until };
@@ -1011,8 +1474,22 @@ export class HubSpotCrm implements BatchCrmClient {
   }
 
   /** One journal entry per activity for one call (naming the interactions a call activity holds: its transcripts too). */
-  private itemEntry(kind: 'crm.write' | 'crm.write_failed', plan: MirrorPlan, record: CallRecord, op: string, extra: Record<string, unknown>): AppendInput {
-    const members = plan.members?.length ? { members: plan.members.map((m) => ({ entryId: m.entryId, decisionEntryId: m.decisionEntryId, ...(m.overrideEntryId ? { overrideEntryId: m.overrideEntryId } : {}) })) } : {};
+  private itemEntry(
+    kind: 'crm.write' | 'crm.write_failed',
+    plan: MirrorPlan,
+    record: CallRecord,
+    op: string,
+    extra: Record<string, unknown>,
+  ): AppendInput {
+    const members = plan.members?.length
+      ? {
+          members: plan.members.map((m) => ({
+            entryId: m.entryId,
+            decisionEntryId: m.decisionEntryId,
+            ...(m.overrideEntryId ? { overrideEntryId: m.overrideEntryId } : {}),
+          })),
+        }
+      : {};
     return {
       kind,
       source: 'hubspot',
@@ -1020,16 +1497,49 @@ export class HubSpotCrm implements BatchCrmClient {
       correlationId: plan.correlationId,
       causationId: plan.decisionEntryId,
       idempotencyKey: `crm/${plan.entryId}/${op}/${record.correlationId}`,
-      payload: { system: 'hubspot', method: record.method, path: record.path, status: record.status, durationMs: record.durationMs, providerCorrelationId: record.correlationId, entryId: plan.entryId, ...members, ...extra },
+      payload: {
+        system: 'hubspot',
+        method: record.method,
+        path: record.path,
+        status: record.status,
+        durationMs: record.durationMs,
+        providerCorrelationId: record.correlationId,
+        entryId: plan.entryId,
+        ...members,
+        ...extra,
+      },
     };
   }
 
-  private async journalItems(plans: readonly MirrorPlan[], record: CallRecord, op: string, extra: Record<string, unknown>, error: string, retryable: boolean): Promise<void> {
-    await this.o.journal.appendBatch(plans.map((p) => this.itemEntry('crm.write_failed', p, record, op, { ...extra, properties: { ...p.properties }, batchSize: plans.length, error: error.slice(0, 2000), retryable })));
+  private async journalItems(
+    plans: readonly MirrorPlan[],
+    record: CallRecord,
+    op: string,
+    extra: Record<string, unknown>,
+    error: string,
+    retryable: boolean,
+  ): Promise<void> {
+    await this.o.journal.appendBatch(
+      plans.map((p) =>
+        this.itemEntry('crm.write_failed', p, record, op, {
+          ...extra,
+          properties: { ...p.properties },
+          batchSize: plans.length,
+          error: error.slice(0, 2000),
+          retryable,
+        }),
+      ),
+    );
   }
 
   /** One journal entry for a call that is not an activity write (lookups, bootstrap, reads, refused attempts). */
-  private async journalCall(correlationId: string, record: CallRecord, extra: Record<string, unknown>, error?: string, retryable = false): Promise<void> {
+  private async journalCall(
+    correlationId: string,
+    record: CallRecord,
+    extra: Record<string, unknown>,
+    error?: string,
+    retryable = false,
+  ): Promise<void> {
     const failed = error !== undefined || record.status >= 400 || record.status === 0;
     await this.o.journal.append({
       kind: failed ? 'crm.write_failed' : 'crm.write',

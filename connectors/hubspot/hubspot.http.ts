@@ -68,12 +68,17 @@ export function createHubSpotClient(o: HubSpotHttpOptions): Client {
   // numberOfApiCallRetries 0 and no limiterOptions: the SDK then installs neither its RetryDecorator (which retries
   // 429s blindly and ignores Retry-After) nor its per-process Bottleneck limiter.
   HubSpotClient ??= (require('@hubspot/api-client') as { Client: typeof Client }).Client;
-  return new HubSpotClient({ accessToken: o.accessToken, numberOfApiCallRetries: 0, ...(o.basePath ? { basePath: o.basePath.replace(/\/$/, '') } : {}) });
+  return new HubSpotClient({
+    accessToken: o.accessToken,
+    numberOfApiCallRetries: 0,
+    ...(o.basePath ? { basePath: o.basePath.replace(/\/$/, '') } : {}),
+  });
 }
 
 function lower(headers: unknown): Record<string, string> {
   const out: Record<string, string> = {};
-  if (headers && typeof headers === 'object') for (const [k, v] of Object.entries(headers as Record<string, unknown>)) if (typeof v === 'string') out[k.toLowerCase()] = v;
+  if (headers && typeof headers === 'object')
+    for (const [k, v] of Object.entries(headers as Record<string, unknown>)) if (typeof v === 'string') out[k.toLowerCase()] = v;
   return out;
 }
 
@@ -136,26 +141,49 @@ export async function call<T>(
   try {
     const res = await run();
     const headers = lower(res.headers);
-    const record: CallRecord = { method, path, status: res.httpStatusCode, durationMs: Math.round(performance.now() - started), correlationId: headers['x-hubspot-correlation-id'] ?? ownId, startedAt };
+    const record: CallRecord = {
+      method,
+      path,
+      status: res.httpStatusCode,
+      durationMs: Math.round(performance.now() - started),
+      correlationId: headers['x-hubspot-correlation-id'] ?? ownId,
+      startedAt,
+    };
     options.onCall?.(record, headers);
     return { data: res.data, record };
   } catch (err) {
     const e = err as { code?: unknown; body?: unknown; headers?: unknown; name?: string; message?: string };
     const status = typeof e.code === 'number' && e.code >= 100 && e.code <= 999 ? e.code : 0;
     const headers = lower(e.headers);
-    const record: CallRecord = { method, path, status, durationMs: Math.round(performance.now() - started), correlationId: headers['x-hubspot-correlation-id'] ?? ownId, startedAt };
+    const record: CallRecord = {
+      method,
+      path,
+      status,
+      durationMs: Math.round(performance.now() - started),
+      correlationId: headers['x-hubspot-correlation-id'] ?? ownId,
+      startedAt,
+    };
     options.onCall?.(record, headers);
     const body = e.body;
-    if (status === 0) throw new HubSpotCallError('network', record, `HubSpot did not answer ${method} ${path}: ${e.name ?? 'Error'}`, null, null);
+    if (status === 0)
+      throw new HubSpotCallError('network', record, `HubSpot did not answer ${method} ${path}: ${e.name ?? 'Error'}`, null, null);
     if (status === 429) {
       const policy = policyOf(body);
       const daily = policy === 'DAILY';
       // A daily 429 waits for Retry-After when HubSpot sends one, else (null) for the daily reset: the interval
       // header names the ten-second window, not the time to midnight.
-      throw new HubSpotCallError(daily ? 'rate-limit-daily' : 'rate-limit-secondly', record, `HubSpot rate limit ${policy ?? 'TEN_SECONDLY_ROLLING'} on ${method} ${path}`, daily ? retryAfterHeaderMs(headers) : secondlyRetryMs(headers), body);
+      throw new HubSpotCallError(
+        daily ? 'rate-limit-daily' : 'rate-limit-secondly',
+        record,
+        `HubSpot rate limit ${policy ?? 'TEN_SECONDLY_ROLLING'} on ${method} ${path}`,
+        daily ? retryAfterHeaderMs(headers) : secondlyRetryMs(headers),
+        body,
+      );
     }
-    if (status >= 500) throw new HubSpotCallError('server', record, `HubSpot answered ${status} to ${method} ${path}: ${describe(body)}`, null, body);
-    if (status === 401 || status === 403) throw new HubSpotCallError('auth', record, `HubSpot refused the token (${status}) for ${method} ${path}`, null, body);
+    if (status >= 500)
+      throw new HubSpotCallError('server', record, `HubSpot answered ${status} to ${method} ${path}: ${describe(body)}`, null, body);
+    if (status === 401 || status === 403)
+      throw new HubSpotCallError('auth', record, `HubSpot refused the token (${status}) for ${method} ${path}`, null, body);
     if (status === 404) throw new HubSpotCallError('not-found', record, `HubSpot has no ${path} (404)`, null, body);
     throw new HubSpotCallError('validation', record, `HubSpot refused ${method} ${path} (${status}): ${describe(body)}`, null, body);
   }
@@ -182,7 +210,16 @@ export function isTimeZone(zone: string): boolean {
 
 /** The zone's offset from UTC at `at`, in minutes (east positive). */
 function offsetMinutes(at: number, timeZone: string): number {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' }).formatToParts(new Date(at));
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  }).formatToParts(new Date(at));
   const get = (t: string): number => Number(parts.find((p) => p.type === t)?.value ?? '0');
   const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
   return Math.round((asUtc - Math.floor(at / 1000) * 1000) / 60_000);

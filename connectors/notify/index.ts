@@ -34,7 +34,10 @@ function httpUrl(name: string, value: string): string {
 }
 
 /** The channels of every group; throws (naming the variable, never its value) when a set variable is unusable. */
-export async function configuredChannels(config: Config, rules: Ruleset): Promise<{ channels: Map<string, DeliveryChannel[]>; close: () => void }> {
+export async function configuredChannels(
+  config: Config,
+  rules: Ruleset,
+): Promise<{ channels: Map<string, DeliveryChannel[]>; close: () => void }> {
   const { smtp, secret } = config.pipeline.notify;
   const groups = Object.entries(rules.recipients);
   const transport = smtp && groups.some(([, g]) => g.email) ? await smtpTransport(smtp) : null;
@@ -47,7 +50,10 @@ export async function configuredChannels(config: Config, rules: Ruleset): Promis
     if (g.webhook) {
       const url = secret(g.webhook.urlEnv);
       const key = secret(g.webhook.secretEnv);
-      if (url && !key) throw new NotifyConfigError(`${g.webhook.secretEnv}: recipient group ${name}'s webhook (${g.webhook.urlEnv}) needs its signing secret`);
+      if (url && !key)
+        throw new NotifyConfigError(
+          `${g.webhook.secretEnv}: recipient group ${name}'s webhook (${g.webhook.urlEnv}) needs its signing secret`,
+        );
       if (url && key) {
         if (key.length < 16) throw new NotifyConfigError(`${g.webhook.secretEnv}: must be at least 16 characters`);
         list.push(new WebhookChannel(httpUrl(g.webhook.urlEnv, url), key, g.webhook.urlEnv));

@@ -13,7 +13,10 @@ import { httpRefusal, readShort } from './http.ts';
 export class SlackChannel implements DeliveryChannel {
   readonly name = 'slack' as const;
   readonly target: { readonly targetEnv: string };
-  constructor(private readonly url: string, urlEnv: string) {
+  constructor(
+    private readonly url: string,
+    urlEnv: string,
+  ) {
     this.target = { targetEnv: urlEnv };
   }
 
@@ -21,9 +24,20 @@ export class SlackChannel implements DeliveryChannel {
     const text = `*${m.subject}*\n${m.summary}\n<${m.traceUrl}|Trace in the audit UI>`;
     let res: Response;
     try {
-      res = await fetch(this.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }), ...(signal ? { signal } : {}) });
+      res = await fetch(this.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text }),
+        ...(signal ? { signal } : {}),
+      });
     } catch (err) {
-      throw new NotifyRefusal(refusalCode((err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name), true, (err as Error).message, undefined, { cause: err });
+      throw new NotifyRefusal(
+        refusalCode((err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name),
+        true,
+        (err as Error).message,
+        undefined,
+        { cause: err },
+      );
     }
     const body = await readShort(res);
     if (res.status === 200) return { providerReply: body };

@@ -34,7 +34,11 @@ export async function smtpTransport(smtp: SmtpSettings): Promise<Transporter> {
 export class SmtpChannel implements DeliveryChannel {
   readonly name = 'email' as const;
   readonly target: { readonly to: readonly string[] };
-  constructor(private readonly transport: Transporter, private readonly from: string, to: readonly string[]) {
+  constructor(
+    private readonly transport: Transporter,
+    private readonly from: string,
+    to: readonly string[],
+  ) {
     this.target = { to };
   }
 
@@ -51,7 +55,9 @@ export class SmtpChannel implements DeliveryChannel {
       })) as { response?: string; accepted?: unknown[]; rejected?: unknown[] };
       // Some recipients refused, the others accepted: delivered, with the refused ones named (nodemailer lists
       // them as addresses, or as objects with an address).
-      const rejected = (info.rejected ?? []).map((r) => (typeof r === 'string' ? r : (r as { address?: unknown }).address)).filter((a): a is string => typeof a === 'string' && a.length > 0);
+      const rejected = (info.rejected ?? [])
+        .map((r) => (typeof r === 'string' ? r : (r as { address?: unknown }).address))
+        .filter((a): a is string => typeof a === 'string' && a.length > 0);
       return { providerReply: info.response ?? '', ...(rejected.length > 0 ? { rejected } : {}) };
     } catch (err) {
       throw smtpRefusal(err);
@@ -63,7 +69,8 @@ export class SmtpChannel implements DeliveryChannel {
 export function smtpRefusal(err: unknown): NotifyRefusal {
   const e = err as { responseCode?: number; code?: string; response?: string; message?: string };
   const detail = e.response ?? e.message ?? String(err);
-  if (typeof e.responseCode === 'number') return new NotifyRefusal(String(e.responseCode), e.responseCode < 500, detail, undefined, { cause: err });
+  if (typeof e.responseCode === 'number')
+    return new NotifyRefusal(String(e.responseCode), e.responseCode < 500, detail, undefined, { cause: err });
   // Missing credentials, an envelope nodemailer refused itself: no retry makes them right.
   const permanent = e.code === 'EAUTH' || e.code === 'EENVELOPE' || e.code === 'EMESSAGE';
   return new NotifyRefusal(refusalCode(e.code ?? 'error'), !permanent, detail, undefined, { cause: err });

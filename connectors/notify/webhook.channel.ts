@@ -22,7 +22,12 @@ export function notificationSignature(secret: string, timestamp: string, body: s
 export class WebhookChannel implements DeliveryChannel {
   readonly name = 'webhook' as const;
   readonly target: { readonly targetEnv: string };
-  constructor(private readonly url: string, private readonly secret: string, urlEnv: string, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly url: string,
+    private readonly secret: string,
+    urlEnv: string,
+    private readonly now: () => number = Date.now,
+  ) {
     this.target = { targetEnv: urlEnv };
   }
 
@@ -46,12 +51,23 @@ export class WebhookChannel implements DeliveryChannel {
     try {
       res = await fetch(this.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: notificationSignature(this.secret, timestamp, body), 'idempotency-key': m.deliveryId },
+        headers: {
+          'content-type': 'application/json',
+          [TIMESTAMP_HEADER]: timestamp,
+          [SIGNATURE_HEADER]: notificationSignature(this.secret, timestamp, body),
+          'idempotency-key': m.deliveryId,
+        },
         body,
         ...(signal ? { signal } : {}),
       });
     } catch (err) {
-      throw new NotifyRefusal(refusalCode((err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name), true, (err as Error).message, undefined, { cause: err });
+      throw new NotifyRefusal(
+        refusalCode((err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name),
+        true,
+        (err as Error).message,
+        undefined,
+        { cause: err },
+      );
     }
     const answer = await readShort(res);
     if (res.status >= 200 && res.status < 300) return { providerReply: `HTTP ${res.status}` };

@@ -161,12 +161,16 @@ function toClassifierError(error: unknown, trace: CallTrace, latencyMs: number):
     return new ClassifierError('TIMEOUT', `the OpenAI request timed out after ${base.attempts} attempt(s)`, base, { cause: error });
   }
   if (error instanceof APIConnectionError) {
-    return new ClassifierError('PROVIDER_ERROR', `could not reach the OpenAI API after ${base.attempts} attempt(s)`, base, { cause: error });
+    return new ClassifierError('PROVIDER_ERROR', `could not reach the OpenAI API after ${base.attempts} attempt(s)`, base, {
+      cause: error,
+    });
   }
   if (error instanceof APIError) {
     const requestId = error.requestID ?? base.requestId;
     const status = typeof error.status === 'number' ? error.status : undefined;
-    const label = [status === undefined ? 'no status' : `HTTP ${status}`, stringField(error.type), stringField(error.code)].filter((s) => s !== null).join(' ');
+    const label = [status === undefined ? 'no status' : `HTTP ${status}`, stringField(error.type), stringField(error.code)]
+      .filter((s) => s !== null)
+      .join(' ');
     if (error instanceof RateLimitError) {
       const retryAfterMs = retryAfterMsFrom(error.headers);
       return new ClassifierError(

@@ -32,7 +32,10 @@ export interface TimelinePage {
   readonly matches: InteractionPage['matches'];
 }
 
-export type ProofStatus = { readonly status: 'ok' } | { readonly status: 'pending'; readonly reason: string } | { readonly status: 'failed'; readonly reason: string };
+export type ProofStatus =
+  | { readonly status: 'ok' }
+  | { readonly status: 'pending'; readonly reason: string }
+  | { readonly status: 'failed'; readonly reason: string };
 
 export interface TraceStep {
   readonly seq: number;
@@ -67,7 +70,13 @@ export interface AnchorStatus {
 
 export interface IntegrityView {
   readonly entries: number;
-  readonly checkpoint: { readonly seq: number; readonly treeSize: number; readonly rootHash: string; readonly recordedAt: string | null; readonly uncovered: number } | null;
+  readonly checkpoint: {
+    readonly seq: number;
+    readonly treeSize: number;
+    readonly rootHash: string;
+    readonly recordedAt: string | null;
+    readonly uncovered: number;
+  } | null;
   readonly anchors: readonly AnchorStatus[];
   readonly verifierKey: string | null;
 }
@@ -166,16 +175,33 @@ export class AuditService {
     for (const e of anchored) newest.set((e.payload as { anchor: string }).anchor, e);
     const anchors: AnchorStatus[] = [...newest.values()].map((e) => {
       const p = e.payload as { anchor: string; ok: boolean; treeSize: number; error?: string };
-      const lastOk = [...anchored].reverse().find((x) => (x.payload as { anchor: string; ok: boolean }).anchor === p.anchor && (x.payload as { ok: boolean }).ok);
+      const lastOk = [...anchored]
+        .reverse()
+        .find((x) => (x.payload as { anchor: string; ok: boolean }).anchor === p.anchor && (x.payload as { ok: boolean }).ok);
       const confirmed = lastOk ? (lastOk.payload as { treeSize: number }).treeSize : 0;
-      return { anchor: p.anchor, ok: p.ok, treeSize: p.treeSize, at: e.recordedAt, lag: Math.max(0, (cp?.checkpoint.treeSize ?? 0) - confirmed), error: p.error ?? null };
+      return {
+        anchor: p.anchor,
+        ok: p.ok,
+        treeSize: p.treeSize,
+        at: e.recordedAt,
+        lag: Math.max(0, (cp?.checkpoint.treeSize ?? 0) - confirmed),
+        error: p.error ?? null,
+      };
     });
     const genesis = reader.bySeq(0);
     return {
       entries,
-      checkpoint: cp ? { seq: cp.seq, treeSize: cp.checkpoint.treeSize, rootHash: Buffer.from(cp.checkpoint.rootHash).toString('base64'), recordedAt: cpEntry?.recordedAt ?? null, uncovered: Math.max(0, entries - cp.checkpoint.treeSize) } : null,
+      checkpoint: cp
+        ? {
+            seq: cp.seq,
+            treeSize: cp.checkpoint.treeSize,
+            rootHash: Buffer.from(cp.checkpoint.rootHash).toString('base64'),
+            recordedAt: cpEntry?.recordedAt ?? null,
+            uncovered: Math.max(0, entries - cp.checkpoint.treeSize),
+          }
+        : null,
       anchors,
-      verifierKey: genesis ? (genesis.payload as { verifierKey?: string }).verifierKey ?? null : null,
+      verifierKey: genesis ? ((genesis.payload as { verifierKey?: string }).verifierKey ?? null) : null,
     };
   }
 
@@ -196,7 +222,9 @@ export class AuditService {
       idempotencyKey: `export/${actor}/${h.exportedAt}/${createHash('sha256').update(JSON.stringify(scope)).digest('hex').slice(0, 16)}`,
       payload: {
         scope: scope.kind,
-        ...(scope.kind === 'range' ? { from: new Date(scope.from).toISOString(), until: new Date(scope.until).toISOString() } : { correlationHash: summary.correlationHash as string }),
+        ...(scope.kind === 'range'
+          ? { from: new Date(scope.from).toISOString(), until: new Date(scope.until).toISOString() }
+          : { correlationHash: summary.correlationHash as string }),
         entries: h.entries,
         treeSize: h.treeSize,
         format: h.format,
@@ -209,7 +237,14 @@ export class AuditService {
   hubspotLink(objectType: string | undefined, objectId: string): string | null {
     const portal = this.deps.hubspotPortalId;
     if (!portal) return null;
-    const typeIds: Record<string, string> = { emails: '0-49', calls: '0-48', notes: '0-46', contacts: '0-1', companies: '0-2', deals: '0-3' };
+    const typeIds: Record<string, string> = {
+      emails: '0-49',
+      calls: '0-48',
+      notes: '0-46',
+      contacts: '0-1',
+      companies: '0-2',
+      deals: '0-3',
+    };
     const t = objectType ? typeIds[objectType] : undefined;
     return t ? `https://app.hubspot.com/contacts/${encodeURIComponent(portal)}/record/${t}/${encodeURIComponent(objectId)}` : null;
   }
@@ -250,12 +285,33 @@ export class AuditService {
 
   private stepOf(e: JournalEntry): TraceStep {
     const p = (e.payload ?? {}) as Record<string, unknown>;
-    const base = { seq: e.seq, id: e.id, kind: e.kind, recordedAt: e.recordedAt, actor: e.actor, source: e.source, causationId: e.causationId, proof: this.proofOf(e.seq) };
+    const base = {
+      seq: e.seq,
+      id: e.id,
+      kind: e.kind,
+      recordedAt: e.recordedAt,
+      actor: e.actor,
+      source: e.source,
+      causationId: e.causationId,
+      proof: this.proofOf(e.seq),
+    };
     switch (e.kind) {
       case 'interaction.received': {
         const parts = Array.isArray(p.participants) ? (p.participants as { address: string }[]) : [];
         const domains = [...new Set(parts.map((x) => (x.address.includes('@') ? x.address.split('@')[1] : 'phone')))];
-        return { ...base, step: 'received', facts: { channel: p.channel, direction: p.direction, sourceId: p.sourceId, subject: p.subject ?? null, occurredAt: p.occurredAt, participants: parts.length, domains } };
+        return {
+          ...base,
+          step: 'received',
+          facts: {
+            channel: p.channel,
+            direction: p.direction,
+            sourceId: p.sourceId,
+            subject: p.subject ?? null,
+            occurredAt: p.occurredAt,
+            participants: parts.length,
+            domains,
+          },
+        };
       }
       case 'ai.decision': {
         const out = p.output as { category?: string; summary?: string; urgency?: string; intent?: string } | null | undefined;
@@ -282,7 +338,17 @@ export class AuditService {
       }
       case 'rule.decision': {
         const ev = (p.evaluated ?? {}) as Record<string, unknown>;
-        return { ...base, step: 'rule-decision', facts: { rule: `${String(p.ruleId)}@${String(p.ruleVersion)}`, section: ev.section ?? null, inputs: Object.fromEntries(Object.entries(ev).filter(([k]) => k !== 'section' && k !== 'participantHashes')), outcome: p.outcome, reason: p.reason ?? null } };
+        return {
+          ...base,
+          step: 'rule-decision',
+          facts: {
+            rule: `${String(p.ruleId)}@${String(p.ruleVersion)}`,
+            section: ev.section ?? null,
+            inputs: Object.fromEntries(Object.entries(ev).filter(([k]) => k !== 'section' && k !== 'participantHashes')),
+            outcome: p.outcome,
+            reason: p.reason ?? null,
+          },
+        };
       }
       case 'crm.write':
       case 'crm.write_failed': {
@@ -292,7 +358,11 @@ export class AuditService {
         const body = [props.hs_email_text, props.hs_call_body, props.hs_note_body].find((x): x is string => typeof x === 'string');
         const category = body ? (/^Category: (\S+)/m.exec(body)?.[1] ?? null) : null;
         // A call activity also holds its transcripts: the other interactions it was written for.
-        const holds = Array.isArray(p.members) ? (p.members as { entryId?: unknown }[]).map((m) => m.entryId).filter((id): id is string => typeof id === 'string' && id !== p.entryId) : [];
+        const holds = Array.isArray(p.members)
+          ? (p.members as { entryId?: unknown }[])
+              .map((m) => m.entryId)
+              .filter((id): id is string => typeof id === 'string' && id !== p.entryId)
+          : [];
         return {
           ...base,
           step: 'crm-write',
@@ -310,7 +380,18 @@ export class AuditService {
         };
       }
       case 'human.override':
-        return { ...base, step: 'override', facts: { user: e.actor.replace(/^user:/, ''), supersedes: p.supersedes, field: p.field, from: p.from, to: p.to, reason: p.reason } };
+        return {
+          ...base,
+          step: 'override',
+          facts: {
+            user: e.actor.replace(/^user:/, ''),
+            supersedes: p.supersedes,
+            field: p.field,
+            from: p.from,
+            to: p.to,
+            reason: p.reason,
+          },
+        };
       default:
         return { ...base, step: 'other', facts: { kind: e.kind } };
     }

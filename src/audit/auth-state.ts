@@ -66,7 +66,9 @@ export class AuthStateStore implements RevocationList, FailureCounters {
     this.db = db;
     this.stmts = {
       isRevoked: db.prepare('SELECT 1 AS one FROM revoked_sessions WHERE sid_hash = ? AND expires_at > ?'),
-      revoke: db.prepare('INSERT INTO revoked_sessions (sid_hash, expires_at) VALUES (?, ?) ON CONFLICT (sid_hash) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)'),
+      revoke: db.prepare(
+        'INSERT INTO revoked_sessions (sid_hash, expires_at) VALUES (?, ?) ON CONFLICT (sid_hash) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)',
+      ),
       pruneRevoked: db.prepare('DELETE FROM revoked_sessions WHERE expires_at <= ?'),
       failure: db.prepare('SELECT failures, window_start, locked_until FROM login_failures WHERE key_hash = ?'),
       putFailure: db.prepare(
@@ -118,15 +120,17 @@ export class AuthStateStore implements RevocationList, FailureCounters {
     const h = this.hash(`throttle/${key}`);
     const now = this.now();
     // IMMEDIATE: two processes counting the same key do not both read the old count.
-    this.db.transaction(() => {
-      const row = this.stmts.failure.get(h);
-      const fresh = !row || row.window_start + windowMs <= now;
-      const failures = fresh ? 1 : row.failures + 1;
-      const windowStart = fresh ? now : row.window_start;
-      const lockedUntil = failures >= max ? now + windowMs : (row?.locked_until ?? 0);
-      this.stmts.putFailure.run(h, failures, windowStart, lockedUntil, Math.max(windowStart + windowMs, lockedUntil));
-      this.stmts.pruneFailures.run(now);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const row = this.stmts.failure.get(h);
+        const fresh = !row || row.window_start + windowMs <= now;
+        const failures = fresh ? 1 : row.failures + 1;
+        const windowStart = fresh ? now : row.window_start;
+        const lockedUntil = failures >= max ? now + windowMs : (row?.locked_until ?? 0);
+        this.stmts.putFailure.run(h, failures, windowStart, lockedUntil, Math.max(windowStart + windowMs, lockedUntil));
+        this.stmts.pruneFailures.run(now);
+      })
+      .immediate();
   }
 
   clearFailures(key: string): void {

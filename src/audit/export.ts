@@ -10,7 +10,9 @@ import { parseVerifierKey, type Verifier } from '../journal/keys.ts';
 
 export const EXPORT_FORMAT = 'activity-journal/export/v1';
 
-export type ExportScope = { readonly kind: 'range'; readonly from: string; readonly until: string } | { readonly kind: 'correlation'; readonly correlationId: string };
+export type ExportScope =
+  | { readonly kind: 'range'; readonly from: string; readonly until: string }
+  | { readonly kind: 'correlation'; readonly correlationId: string };
 
 export interface ExportHeader {
   readonly format: typeof EXPORT_FORMAT;
@@ -40,7 +42,8 @@ function seqsInScope(reader: JournalReader, scope: ExportScope): number[] {
   if (scope.kind === 'correlation') return reader.byCorrelation(scope.correlationId).map((e) => e.seq);
   const from = Date.parse(scope.from);
   const until = Date.parse(scope.until);
-  if (Number.isNaN(from) || Number.isNaN(until) || from >= until) throw new ExportError('BAD_SCOPE', 'the range needs a start before its end');
+  if (Number.isNaN(from) || Number.isNaN(until) || from >= until)
+    throw new ExportError('BAD_SCOPE', 'the range needs a start before its end');
   const size = reader.size();
   // recordedAt is the journal's own clock and never decreases along seq: binary search the bounds.
   const lowerBound = (t: number): number => {
@@ -65,7 +68,12 @@ export interface ExportSummary {
 }
 
 /** Writes the export line by line through `write` (so a large export never sits in memory). */
-export async function writeExport(reader: JournalReader, scope: ExportScope, write: (line: string) => void | Promise<void>, now: () => Date = () => new Date()): Promise<ExportSummary> {
+export async function writeExport(
+  reader: JournalReader,
+  scope: ExportScope,
+  write: (line: string) => void | Promise<void>,
+  now: () => Date = () => new Date(),
+): Promise<ExportSummary> {
   const cp = reader.latestCheckpoint();
   if (!cp) throw new ExportError('NO_CHECKPOINT', 'the journal has no checkpoint yet; write one with `activity-journal checkpoint`');
   const treeSize = cp.checkpoint.treeSize;
@@ -73,7 +81,16 @@ export async function writeExport(reader: JournalReader, scope: ExportScope, wri
   const covered = seqs.filter((s) => s < treeSize);
   const genesis = reader.bySeq(0);
   const verifierKey = (genesis?.payload as { verifierKey: string }).verifierKey;
-  const header: ExportHeader = { format: EXPORT_FORMAT, exportedAt: now().toISOString(), scope, treeSize, checkpoint: cp.note, verifierKey, entries: covered.length, notYetCovered: seqs.length - covered.length };
+  const header: ExportHeader = {
+    format: EXPORT_FORMAT,
+    exportedAt: now().toISOString(),
+    scope,
+    treeSize,
+    checkpoint: cp.note,
+    verifierKey,
+    entries: covered.length,
+    notYetCovered: seqs.length - covered.length,
+  };
   await write(JSON.stringify(header));
   for (const seq of covered) {
     const bundle: InclusionProofBundle = reader.proveInclusion(seq, { includePayload: true });
@@ -105,14 +122,22 @@ export function checkExport(text: string, pinned: Verifier | null): ExportCheck 
   } catch {
     throw new NotAnExportError('the first line is not JSON: not an activity-journal export');
   }
-  if ((header as { format?: unknown } | null)?.format !== EXPORT_FORMAT) throw new NotAnExportError(`not an activity-journal export (expected format ${EXPORT_FORMAT} on the first line)`);
+  if ((header as { format?: unknown } | null)?.format !== EXPORT_FORMAT)
+    throw new NotAnExportError(`not an activity-journal export (expected format ${EXPORT_FORMAT} on the first line)`);
   const failures: { line: number; seq: number | null; reason: string }[] = [];
   let verifier = pinned;
   if (!verifier) {
     try {
       verifier = parseVerifierKey(header.verifierKey);
     } catch (err) {
-      return { ok: false, entries: 0, treeSize: header.treeSize, verifierKey: null, keyPinned: false, failures: [{ line: 1, seq: null, reason: `the header's key is malformed: ${(err as Error).message}` }] };
+      return {
+        ok: false,
+        entries: 0,
+        treeSize: header.treeSize,
+        verifierKey: null,
+        keyPinned: false,
+        failures: [{ line: 1, seq: null, reason: `the header's key is malformed: ${(err as Error).message}` }],
+      };
     }
   }
   let entries = 0;
@@ -129,13 +154,22 @@ export function checkExport(text: string, pinned: Verifier | null): ExportCheck 
     entries++;
     const b = bundle as { checkpoint?: unknown; seq?: unknown };
     const seq = typeof b.seq === 'number' ? b.seq : null;
-    if (b.checkpoint !== header.checkpoint) failures.push({ line, seq, reason: 'the proof is against another checkpoint than the header\'s' });
+    if (b.checkpoint !== header.checkpoint)
+      failures.push({ line, seq, reason: "the proof is against another checkpoint than the header's" });
     if (!('payload' in (bundle as object))) failures.push({ line, seq, reason: 'the line has no payload' });
     if (seq !== null && seen.has(seq)) failures.push({ line, seq, reason: `seq ${seq} appears twice` });
     if (seq !== null) seen.add(seq);
     const check = checkInclusionBundle(bundle, verifier);
     if (!check.ok) failures.push({ line, seq, reason: check.reason ?? 'invalid' });
   });
-  if (entries !== header.entries) failures.push({ line: 1, seq: null, reason: `the header announces ${header.entries} entries, the file holds ${entries}` });
-  return { ok: failures.length === 0, entries, treeSize: header.treeSize, verifierKey: verifier.verifierKey, keyPinned: pinned !== null, failures };
+  if (entries !== header.entries)
+    failures.push({ line: 1, seq: null, reason: `the header announces ${header.entries} entries, the file holds ${entries}` });
+  return {
+    ok: failures.length === 0,
+    entries,
+    treeSize: header.treeSize,
+    verifierKey: verifier.verifierKey,
+    keyPinned: pinned !== null,
+    failures,
+  };
 }

@@ -76,11 +76,15 @@ CREATE TABLE IF NOT EXISTS counts (dim TEXT NOT NULL, value TEXT NOT NULL, n INT
  * `dim` names the columns ("category,source"), `value` their values joined by U+001F.
  */
 const COUNTED = ['source', 'channel', 'category', 'review_state'] as const;
-const COUNTED_DIMS: readonly (readonly string[])[] = [...COUNTED.map((c) => [c]), ...COUNTED.flatMap((a, i) => COUNTED.slice(i + 1).map((b) => [a, b]))];
+const COUNTED_DIMS: readonly (readonly string[])[] = [
+  ...COUNTED.map((c) => [c]),
+  ...COUNTED.flatMap((a, i) => COUNTED.slice(i + 1).map((b) => [a, b])),
+];
 const dimValue = (row: 'NEW' | 'OLD', columns: readonly string[]): string => columns.map((c) => `${row}.${c}`).join(` || char(31) || `);
 const countUp = (dim: readonly string[]): string =>
   `INSERT INTO counts (dim, value, n) SELECT '${dim.join(',')}', v, 1 FROM (SELECT ${dimValue('NEW', dim)} AS v) WHERE v IS NOT NULL ON CONFLICT (dim, value) DO UPDATE SET n = n + 1;`;
-const countDown = (dim: readonly string[]): string => `UPDATE counts SET n = n - 1 WHERE dim = '${dim.join(',')}' AND value = ${dimValue('OLD', dim)};`;
+const countDown = (dim: readonly string[]): string =>
+  `UPDATE counts SET n = n - 1 WHERE dim = '${dim.join(',')}' AND value = ${dimValue('OLD', dim)};`;
 const MUTABLE_DIMS = COUNTED_DIMS.filter((d) => d.includes('category') || d.includes('review_state'));
 const COUNT_TRIGGERS = `
 DROP TRIGGER IF EXISTS interactions_counted;
@@ -278,13 +282,21 @@ export class ReadIndex {
       reviewBacklog: db.prepare<[], { n: number; oldest: string | null }>(
         "SELECT count(*) AS n, (SELECT recorded_at FROM interactions WHERE review_state = 'pending' ORDER BY seq LIMIT 1) AS oldest FROM interactions WHERE review_state = 'pending'",
       ),
-      oldest: db.prepare<[], { occurred_at: string }>('SELECT occurred_at FROM interactions INDEXED BY interactions_occurred ORDER BY occurred_at LIMIT 1'),
-      newestOfDay: db.prepare<[string], { m: number | null }>('SELECT max(seq) AS m FROM interactions WHERE substr(occurred_at, 1, 10) = ?'),
+      oldest: db.prepare<[], { occurred_at: string }>(
+        'SELECT occurred_at FROM interactions INDEXED BY interactions_occurred ORDER BY occurred_at LIMIT 1',
+      ),
+      newestOfDay: db.prepare<[string], { m: number | null }>(
+        'SELECT max(seq) AS m FROM interactions WHERE substr(occurred_at, 1, 10) = ?',
+      ),
       newest: db.prepare<[], { occurred_at: string }>('SELECT occurred_at FROM interactions ORDER BY seq DESC LIMIT 1'),
-      newestOf: db.prepare<[string], { occurred_at: string }>('SELECT occurred_at FROM interactions INDEXED BY interactions_source WHERE source = ? ORDER BY seq DESC LIMIT 1'),
+      newestOf: db.prepare<[string], { occurred_at: string }>(
+        'SELECT occurred_at FROM interactions INDEXED BY interactions_source WHERE source = ? ORDER BY seq DESC LIMIT 1',
+      ),
       countOf: db.prepare<[string, string], { n: number }>('SELECT n FROM counts WHERE dim = ? AND value = ?'),
       meta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
-      setMeta: db.prepare<[string, string]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      setMeta: db.prepare<[string, string]>(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      ),
       insertInteraction: db.prepare(
         'INSERT OR IGNORE INTO interactions (seq, entry_id, correlation_id, source, channel, direction, occurred_at, recorded_at) VALUES (@seq, @entryId, @correlationId, @source, @channel, @direction, @occurredAt, @recordedAt)',
       ),
@@ -296,11 +308,17 @@ export class ReadIndex {
            model_category = @category, category = CASE WHEN overrides > 0 AND decision_id = @id THEN category ELSE @category END
          WHERE entry_id = @inputEntryId`,
       ),
-      review: db.prepare<[string, string]>(`UPDATE interactions SET review_rule = ?, review_state = CASE WHEN review_state = 'none' THEN 'pending' ELSE review_state END WHERE decision_id = ?`),
+      review: db.prepare<[string, string]>(
+        `UPDATE interactions SET review_rule = ?, review_state = CASE WHEN review_state = 'none' THEN 'pending' ELSE review_state END WHERE decision_id = ?`,
+      ),
       mirror: db.prepare<[string, string]>('UPDATE interactions SET mirror = ? WHERE decision_id = ?'),
       crmWrite: db.prepare<[string]>('UPDATE interactions SET crm_writes = crm_writes + 1 WHERE entry_id = ?'),
-      overrideCategory: db.prepare<[string, string]>(`UPDATE interactions SET category = ?, review_state = 'overridden', overrides = overrides + 1 WHERE decision_id = ?`),
-      approve: db.prepare<[string]>(`UPDATE interactions SET review_state = CASE WHEN review_state = 'overridden' THEN 'overridden' ELSE 'approved' END, overrides = overrides + 1 WHERE decision_id = ?`),
+      overrideCategory: db.prepare<[string, string]>(
+        `UPDATE interactions SET category = ?, review_state = 'overridden', overrides = overrides + 1 WHERE decision_id = ?`,
+      ),
+      approve: db.prepare<[string]>(
+        `UPDATE interactions SET review_state = CASE WHEN review_state = 'overridden' THEN 'overridden' ELSE 'approved' END, overrides = overrides + 1 WHERE decision_id = ?`,
+      ),
       byDecision: db.prepare<[string], Row>('SELECT * FROM interactions WHERE decision_id = ?'),
       byEntry: db.prepare<[string], Row>('SELECT * FROM interactions WHERE entry_id = ?'),
       sources: db.prepare<[], { source: string; n: number; lo: string | null; lr: string | null }>(
@@ -356,7 +374,9 @@ export class ReadIndex {
    */
   forget(address: string, seqs: readonly number[] = []): { removed: number; walTruncated: boolean } {
     const hash = this.contactHash(address);
-    const removed = this.db.transaction(() => seqs.reduce((n, s) => n + this.stmts.dropContactsOf.run(s).changes, this.stmts.dropContact.run(hash).changes))();
+    const removed = this.db.transaction(() =>
+      seqs.reduce((n, s) => n + this.stmts.dropContactsOf.run(s).changes, this.stmts.dropContact.run(hash).changes),
+    )();
     return { removed, walTruncated: this.truncateWal() };
   }
 
@@ -383,7 +403,11 @@ export class ReadIndex {
     // categories, and contacts hashed under another key: once it can, and whenever the contact key changed,
     // the index is rebuilt from the journal.
     const opened = reader.attachedPrivacy !== null ? '1' : '0';
-    if (this.getMeta('journal') !== genesis.id || this.getMeta('contact_key') !== this.contactHash(KEY_CHECK) || (opened === '1' && this.getMeta('opened') === '0')) {
+    if (
+      this.getMeta('journal') !== genesis.id ||
+      this.getMeta('contact_key') !== this.contactHash(KEY_CHECK) ||
+      (opened === '1' && this.getMeta('opened') === '0')
+    ) {
       this.reset();
       this.stmts.setMeta.run('journal', genesis.id);
     }
@@ -442,10 +466,16 @@ export class ReadIndex {
     // A contact alone is counted on its own index, without reading the interactions.
     const from = plan.key === 'c.seq' && plan.where.length === 1 ? 'contacts c' : plan.countFrom;
     let n: number;
-    if (plan.where.length === 0) n = this.stmts.countAll.get()?.n ?? 0; // a b-tree count: it reads pages, not rows
+    if (plan.where.length === 0)
+      n = this.stmts.countAll.get()?.n ?? 0; // a b-tree count: it reads pages, not rows
     else if (plan.kept) n = this.stmts.countOf.get(plan.kept[0], plan.kept[1])?.n ?? 0;
     else if (plan.windowSize !== null) n = plan.windowSize;
-    else n = (this.prepared(`SELECT count(*) AS n FROM (SELECT 1 FROM ${from} WHERE ${plan.countWhere.join(' AND ')} LIMIT ${this.countCap + 1})`).get(...plan.params) as { n: number }).n;
+    else
+      n = (
+        this.prepared(
+          `SELECT count(*) AS n FROM (SELECT 1 FROM ${from} WHERE ${plan.countWhere.join(' AND ')} LIMIT ${this.countCap + 1})`,
+        ).get(...plan.params) as { n: number }
+      ).n;
     return n > this.countCap ? { count: this.countCap, capped: true } : { count: n, capped: false };
   }
 
@@ -519,10 +549,23 @@ export class ReadIndex {
     // Equality terms are pushed in COUNTED's order, so their columns name the dim and their params its value.
     const columns = where.map((w) => /^i\.(\w+) = \?$/.exec(w)?.[1]);
     const dim = columns.every((c) => c !== undefined) ? columns.join(',') : null;
-    const kept = !q.contact && dim !== null && COUNTED_DIMS.some((d) => d.join(',') === dim) ? ([dim, params.map(String).join('\u001f')] as const) : null;
+    const kept =
+      !q.contact && dim !== null && COUNTED_DIMS.some((d) => d.join(',') === dim)
+        ? ([dim, params.map(String).join('\u001f')] as const)
+        : null;
     // Only the window (of a source) filters: its size, counted above to past countCap, is the count.
     const onlyWindow = window !== null && where.length === (q.source ? 1 : 0) + (since !== null ? 1 : 0) + (until !== null ? 1 : 0);
-    return { from, where, params, key, countFrom: q.contact ? from : 'interactions i', countWhere, kept, windowSize: onlyWindow ? window : null, seqBound };
+    return {
+      from,
+      where,
+      params,
+      key,
+      countFrom: q.contact ? from : 'interactions i',
+      countWhere,
+      kept,
+      windowSize: onlyWindow ? window : null,
+      seqBound,
+    };
   }
 
   /**
@@ -537,7 +580,8 @@ export class ReadIndex {
     const end = Date.parse((until ?? new Date().toISOString()).slice(0, 10)) + DAY;
     if (Number.isNaN(start) || Number.isNaN(end) || (end - start) / DAY > MAX_BOUND_DAYS) return null;
     let bound = -1;
-    for (let t = start; t <= end; t += DAY) bound = Math.max(bound, this.stmts.newestOfDay.get(new Date(t).toISOString().slice(0, 10))?.m ?? -1);
+    for (let t = start; t <= end; t += DAY)
+      bound = Math.max(bound, this.stmts.newestOfDay.get(new Date(t).toISOString().slice(0, 10))?.m ?? -1);
     return bound;
   }
 
@@ -586,22 +630,45 @@ export class ReadIndex {
     if (p === null) return false; // an archived or shredded payload: nothing to index
     switch (e.kind) {
       case 'interaction.received': {
-        this.stmts.insertInteraction.run({ seq: e.seq, entryId: e.id, correlationId: e.correlationId, source: e.source, channel: String(p.channel), direction: String(p.direction), occurredAt: e.occurredAt, recordedAt: e.recordedAt });
+        this.stmts.insertInteraction.run({
+          seq: e.seq,
+          entryId: e.id,
+          correlationId: e.correlationId,
+          source: e.source,
+          channel: String(p.channel),
+          direction: String(p.direction),
+          occurredAt: e.occurredAt,
+          recordedAt: e.recordedAt,
+        });
         const participants = Array.isArray(p.participants) ? (p.participants as { address?: unknown }[]) : [];
-        for (const part of participants) if (part !== null && typeof part === 'object' && typeof part.address === 'string') this.stmts.insertContact.run(this.contactHash(part.address), e.seq);
+        for (const part of participants)
+          if (part !== null && typeof part === 'object' && typeof part.address === 'string')
+            this.stmts.insertContact.run(this.contactHash(part.address), e.seq);
         return false;
       }
       case 'privacy.erased': {
         // Under the key store's subject hash (the production contact key), the erased subject's rows are found
         // by the hash the erasure names: every process's index drops them, whoever ran the forget.
         if (typeof p.subjectHash !== 'string' || !Array.isArray(p.keyIds)) return false;
-        if (this.erasureAuthentic && !this.erasureAuthentic({ subjectHash: p.subjectHash, keyIds: p.keyIds as string[], authentication: p.authentication })) return false;
+        if (
+          this.erasureAuthentic &&
+          !this.erasureAuthentic({ subjectHash: p.subjectHash, keyIds: p.keyIds as string[], authentication: p.authentication })
+        )
+          return false;
         return this.stmts.dropContact.run(p.subjectHash).changes > 0;
       }
       case 'ai.decision': {
         if (p.outcome === 'failed' || typeof p.inputEntryId !== 'string') return false;
         const out = p.output as { category?: unknown } | null;
-        this.stmts.decision.run({ seq: e.seq, id: e.id, outcome: String(p.outcome), model: `${String(p.provider)}/${String(p.model)}`, confidence: typeof p.confidence === 'number' ? p.confidence : null, category: typeof out?.category === 'string' ? out.category : null, inputEntryId: p.inputEntryId });
+        this.stmts.decision.run({
+          seq: e.seq,
+          id: e.id,
+          outcome: String(p.outcome),
+          model: `${String(p.provider)}/${String(p.model)}`,
+          confidence: typeof p.confidence === 'number' ? p.confidence : null,
+          category: typeof out?.category === 'string' ? out.category : null,
+          inputEntryId: p.inputEntryId,
+        });
         return false;
       }
       case 'rule.decision': {
@@ -615,7 +682,9 @@ export class ReadIndex {
         const entryId = (p.properties as { journal_entry_id?: unknown } | undefined)?.journal_entry_id;
         // A call activity's write counts for every interaction it holds (a transcript is mirrored onto its call's).
         const members = Array.isArray(p.members) ? (p.members as { entryId?: unknown }[]).map((m) => m.entryId) : [];
-        const written = new Set([entryId, ...(typeof entryId === 'string' ? members : [])].filter((x): x is string => typeof x === 'string'));
+        const written = new Set(
+          [entryId, ...(typeof entryId === 'string' ? members : [])].filter((x): x is string => typeof x === 'string'),
+        );
         for (const id of written) this.stmts.crmWrite.run(id);
         return false;
       }

@@ -30,8 +30,13 @@ const USER_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const UserSchema = z.strictObject({
   id: z.string().regex(USER_ID, 'user ids are 1-64 characters [a-z0-9._-] (not an email address)'),
   role: z.enum(ROLES),
-  passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, 'a hash made by `activity-journal users hash-password`').nullable(),
-  apiTokens: z.array(z.strictObject({ id: z.string().regex(/^[a-z0-9-]{1,64}$/), sha256: z.string().regex(/^[0-9a-f]{64}$/), createdAt: z.string() })).default([]),
+  passwordHash: z
+    .string()
+    .regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, 'a hash made by `activity-journal users hash-password`')
+    .nullable(),
+  apiTokens: z
+    .array(z.strictObject({ id: z.string().regex(/^[a-z0-9-]{1,64}$/), sha256: z.string().regex(/^[0-9a-f]{64}$/), createdAt: z.string() }))
+    .default([]),
 });
 export const UsersFileSchema = z.strictObject({ users: z.array(UserSchema) });
 export type User = z.infer<typeof UserSchema>;
@@ -50,7 +55,9 @@ const SCRYPT = { N: 32768, r: 8, p: 1, keylen: 32 } as const;
 
 function scrypt(password: string, salt: Buffer, N: number, r: number, p: number, keylen: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    scryptCb(password.normalize('NFC'), salt, keylen, { N, r, p, maxmem: 128 * N * r * 2 }, (err, key) => (err ? reject(err) : resolve(key)));
+    scryptCb(password.normalize('NFC'), salt, keylen, { N, r, p, maxmem: 128 * N * r * 2 }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    );
   });
 }
 
@@ -90,7 +97,8 @@ export function readUsersFile(path: string): UsersFile {
     throw new UsersFileError(`${path} is not valid JSON: ${(err as Error).message}`);
   }
   const parsed = UsersFileSchema.safeParse(raw);
-  if (!parsed.success) throw new UsersFileError(`${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new UsersFileError(`${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const ids = new Set<string>();
   for (const u of parsed.data.users) {
     if (ids.has(u.id)) throw new UsersFileError(`${path}: user ${u.id} appears twice`);

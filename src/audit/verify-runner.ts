@@ -33,9 +33,21 @@ export class VerifyRunner {
   /** Starts a run, or returns the one already running. */
   start(): VerifyRun {
     if (this.current?.state === 'running') return this.current;
-    const run: VerifyRun = { id: randomUUID(), startedAt: new Date().toISOString(), state: 'running', done: 0, total: 0, finishedAt: null, report: null, error: null };
+    const run: VerifyRun = {
+      id: randomUUID(),
+      startedAt: new Date().toISOString(),
+      state: 'running',
+      done: 0,
+      total: 0,
+      finishedAt: null,
+      report: null,
+      error: null,
+    };
     this.current = run;
-    const child = spawn(process.execPath, [BIN, '--journal', this.journalPath, '--json', 'verify', '--progress-lines'], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, '--journal', this.journalPath, '--json', 'verify', '--progress-lines'], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     createInterface({ input: child.stderr }).on('line', (line) => {

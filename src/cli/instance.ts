@@ -46,15 +46,26 @@ export async function claimInstance(config: Config): Promise<WriterLock> {
   const mine = `pid ${process.pid} on ${hostname()}, journal service ${journalAt} (JOURNAL_SERVICE_LISTEN), web ${webAt} (WEB_LISTEN), data dir ${dataDir}, since ${new Date().toISOString()}`;
   const claim = tryFileLock(`${config.journal.path}.supervisor-lock`, mine);
   if (!claim.held) {
-    throw new UsageError(`activity-journal is already running on the data directory ${dataDir}: ${claim.owner ?? 'another process (it left no note)'}; ${stopHint}`);
+    throw new UsageError(
+      `activity-journal is already running on the data directory ${dataDir}: ${claim.owner ?? 'another process (it left no note)'}; ${stopHint}`,
+    );
   }
   try {
     // A journal service started on its own (activity-journal journal-service), or one left running: same refusal.
     const writer = tryFileLock(writerLockPath(config.journal.path));
-    if (!writer.held) throw new UsageError(`the journal ${config.journal.path} (data dir ${dataDir}) is already open for writing by ${writer.owner ?? 'another process'}; ${stopHint}`);
+    if (!writer.held)
+      throw new UsageError(
+        `the journal ${config.journal.path} (data dir ${dataDir}) is already open for writing by ${writer.owner ?? 'another process'}; ${stopHint}`,
+      );
     writer.lock.release();
-    for (const [name, l] of [['JOURNAL_SERVICE_LISTEN', config.service.listen], ['WEB_LISTEN', config.web.listen]] as const) {
-      if (await inUse(l)) throw new UsageError(`${describeListen(l)} (${name}) is already in use by another process, perhaps another activity-journal (data dir here: ${dataDir}); stop it, or set ${name} to a free address`);
+    for (const [name, l] of [
+      ['JOURNAL_SERVICE_LISTEN', config.service.listen],
+      ['WEB_LISTEN', config.web.listen],
+    ] as const) {
+      if (await inUse(l))
+        throw new UsageError(
+          `${describeListen(l)} (${name}) is already in use by another process, perhaps another activity-journal (data dir here: ${dataDir}); stop it, or set ${name} to a free address`,
+        );
     }
   } catch (err) {
     claim.lock.release();

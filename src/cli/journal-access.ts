@@ -23,14 +23,19 @@ export function serviceClient(config: Config): HttpJournalClient | null {
 }
 
 /** Runs `direct` on our own writer, or, when the journal service holds the journal, `viaService` through it. */
-export async function withWriterOrService<T>(config: Config, direct: (w: JournalWriter) => Promise<T>, viaService: (c: HttpJournalClient) => Promise<T>): Promise<T> {
+export async function withWriterOrService<T>(
+  config: Config,
+  direct: (w: JournalWriter) => Promise<T>,
+  viaService: (c: HttpJournalClient) => Promise<T>,
+): Promise<T> {
   let writer: JournalWriter;
   try {
     writer = await openWriter(config);
   } catch (err) {
     if (!(err instanceof JournalFileError && err.code === 'LOCKED')) throw err;
     const client = serviceClient(config);
-    if (!client) throw new UsageError(`${err.message}; and no service credentials were found (set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN)`);
+    if (!client)
+      throw new UsageError(`${err.message}; and no service credentials were found (set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN)`);
     write(process.stderr, `the journal service holds the journal; going through it at ${config.service.url}\n`);
     try {
       return await viaService(client);
@@ -73,4 +78,3 @@ export function withJournal<T>(config: Config, fn: (journal: JournalClient) => P
     (client) => fn(client),
   );
 }
-

@@ -59,7 +59,8 @@ const io: Io = {
 /** HOST:PORT from a command-line option, or a UsageError saying what is expected. */
 function tcpListen(value: string, option: string): { host: string; port: number } {
   const l = parseListen(value);
-  if (!l || l.kind !== 'tcp') throw new UsageError(`${option} takes HOST:PORT (e.g. 127.0.0.1:${DEFAULT_DEMO_PORT}), not ${JSON.stringify(value)}`);
+  if (!l || l.kind !== 'tcp')
+    throw new UsageError(`${option} takes HOST:PORT (e.g. 127.0.0.1:${DEFAULT_DEMO_PORT}), not ${JSON.stringify(value)}`);
   return { host: l.host, port: l.port };
 }
 
@@ -84,7 +85,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     armStopSignals(); // a stop asked for during start-up is kept, and honoured once started
     const config = cfg();
     const logger = createLogger(config.logLevel, 'activity-journal');
-    const [{ startJournalService }, { archiveStagingDir, configuredArchiveStores, startArchiveSchedule }, { collectProcessMetrics }] = await Promise.all([import('../journal/service/run.ts'), import('../../jobs/archive.ts'), import('../metrics/registry.ts')]);
+    const [{ startJournalService }, { archiveStagingDir, configuredArchiveStores, startArchiveSchedule }, { collectProcessMetrics }] =
+      await Promise.all([import('../journal/service/run.ts'), import('../../jobs/archive.ts'), import('../metrics/registry.ts')]);
     collectProcessMetrics('journal-service');
     const running = await startJournalService(config, logger);
     // The scheduled archive runs here, next to the journal's only writer (see jobs/archive.ts).
@@ -126,7 +128,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       armStopSignals();
       const config = cfg();
       const logger = createLogger(config.logLevel, 'activity-journal');
-      const [{ startPipeline }, { collectProcessMetrics }, { serveMetrics }] = await Promise.all([import('../../jobs/main.ts'), import('../metrics/registry.ts'), import('../metrics/serve.ts')]);
+      const [{ startPipeline }, { collectProcessMetrics }, { serveMetrics }] = await Promise.all([
+        import('../../jobs/main.ts'),
+        import('../metrics/registry.ts'),
+        import('../metrics/serve.ts'),
+      ]);
       collectProcessMetrics('worker');
       const runtime = await startPipeline(config, logger);
       const metrics = await serveMetrics(config.web.workerMetrics, logger);
@@ -162,7 +168,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--serve [host:port]', `then serve the demo journal's audit UI (default 127.0.0.1:${DEFAULT_DEMO_PORT}) until Ctrl-C`)
     .action(async (opts: { keep?: boolean; serve?: string | boolean }) => {
       const config = cfg();
-      const serve = opts.serve === undefined || opts.serve === false ? undefined : tcpListen(opts.serve === true ? `127.0.0.1:${DEFAULT_DEMO_PORT}` : opts.serve, '--serve');
+      const serve =
+        opts.serve === undefined || opts.serve === false
+          ? undefined
+          : tcpListen(opts.serve === true ? `127.0.0.1:${DEFAULT_DEMO_PORT}` : opts.serve, '--serve');
       const { runDemo } = await import('./demo.ts');
       exitCode = await runDemo(config, { json: json(), keep: opts.keep === true, serve });
     });
@@ -183,7 +192,11 @@ export async function main(argv: readonly string[]): Promise<number> {
         io.out(JSON.stringify(r));
       } else {
         io.out(`Sent a signed sample form submission (${opts.kind}): journal entry #${r.seq}, correlation ${r.correlationId}.`);
-        io.out(r.decision ? `Decided by ${r.decision.provider}: ${r.decision.category} (confidence ${r.decision.confidence.toFixed(2)}).` : `Not decided within ${wait} s: are the workers running (npm start runs them)?`);
+        io.out(
+          r.decision
+            ? `Decided by ${r.decision.provider}: ${r.decision.category} (confidence ${r.decision.confidence.toFixed(2)}).`
+            : `Not decided within ${wait} s: are the workers running (npm start runs them)?`,
+        );
         io.out(`See it, with its decision and proofs: ${r.traceUrl}`);
         if (r.firstUser) io.out(r.firstUser);
       }
@@ -209,29 +222,59 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--exclude-labels <ids>', 'comma list of label ids this inbox leaves out (default: GMAIL_EXCLUDE_LABELS)')
     .action(async (connector: string, formId: string | undefined, opts: { includeLabels?: string; excludeLabels?: string }) => {
       if (connector === 'google-forms') {
-        const [{ formPollStore }, { formsConsentUrl }] = await Promise.all([import('../../jobs/forms.ts'), import('../../connectors/forms/google-forms.oauth.ts')]);
+        const [{ formPollStore }, { formsConsentUrl }] = await Promise.all([
+          import('../../jobs/forms.ts'),
+          import('../../connectors/forms/google-forms.oauth.ts'),
+        ]);
         const config = cfg();
         const g = config.pipeline.forms.google;
-        if (!g) throw new UsageError('Google Forms is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (the OAuth client must also allow the redirect URI <WEBHOOK_PUBLIC_URL>/oauth/google-forms/callback)');
-        if (!formId || !/^[A-Za-z0-9_-]{1,128}$/.test(formId)) throw new UsageError('name the form: activity-journal connect google-forms <formId> (the id in the form\'s edit URL, /forms/d/<formId>/edit)');
+        if (!g)
+          throw new UsageError(
+            'Google Forms is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (the OAuth client must also allow the redirect URI <WEBHOOK_PUBLIC_URL>/oauth/google-forms/callback)',
+          );
+        if (!formId || !/^[A-Za-z0-9_-]{1,128}$/.test(formId))
+          throw new UsageError(
+            "name the form: activity-journal connect google-forms <formId> (the id in the form's edit URL, /forms/d/<formId>/edit)",
+          );
         const url = formsConsentUrl(g, await formPollStore(config).newConsentState(formId));
         if (json()) io.out(JSON.stringify({ url, redirectUrl: g.redirectUrl }));
-        else io.out(`Open this URL as an owner or editor of the form and allow read access to its responses (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${g.redirectUrl}; \`npm start\` must be running there.`);
+        else
+          io.out(
+            `Open this URL as an owner or editor of the form and allow read access to its responses (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${g.redirectUrl}; \`npm start\` must be running there.`,
+          );
         return;
       }
-      if (connector !== 'gmail') throw new UsageError(`can only connect "gmail" or "google-forms" (got ${JSON.stringify(connector)}): activity-journal connect gmail`);
-      if (formId !== undefined) throw new UsageError('connect gmail takes no further argument (the mailbox is the account that gives consent)');
+      if (connector !== 'gmail')
+        throw new UsageError(
+          `can only connect "gmail" or "google-forms" (got ${JSON.stringify(connector)}): activity-journal connect gmail`,
+        );
+      if (formId !== undefined)
+        throw new UsageError('connect gmail takes no further argument (the mailbox is the account that gives consent)');
       const config = cfg();
-      const [{ defaultLabels, gmailInboxStore, gmailOAuthConfig }, { parseLabelList }, { consentUrl }] = await Promise.all([import('../../jobs/gmail.ts'), import('../../connectors/gmail/inbox-labels.ts'), import('../../connectors/gmail/gmail.oauth.ts')]);
+      const [{ defaultLabels, gmailInboxStore, gmailOAuthConfig }, { parseLabelList }, { consentUrl }] = await Promise.all([
+        import('../../jobs/gmail.ts'),
+        import('../../connectors/gmail/inbox-labels.ts'),
+        import('../../connectors/gmail/gmail.oauth.ts'),
+      ]);
       const oauth = gmailOAuthConfig(config);
-      if (!oauth) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (an OAuth client of type "Web application" whose redirect URI is <WEBHOOK_PUBLIC_URL>/oauth/gmail/callback)');
+      if (!oauth)
+        throw new UsageError(
+          'Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (an OAuth client of type "Web application" whose redirect URI is <WEBHOOK_PUBLIC_URL>/oauth/gmail/callback)',
+        );
       const defaults = defaultLabels(config);
-      const labels = opts.includeLabels === undefined && opts.excludeLabels === undefined
-        ? undefined
-        : { include: opts.includeLabels === undefined ? defaults.include : parseLabelList(opts.includeLabels), exclude: opts.excludeLabels === undefined ? defaults.exclude : parseLabelList(opts.excludeLabels) };
+      const labels =
+        opts.includeLabels === undefined && opts.excludeLabels === undefined
+          ? undefined
+          : {
+              include: opts.includeLabels === undefined ? defaults.include : parseLabelList(opts.includeLabels),
+              exclude: opts.excludeLabels === undefined ? defaults.exclude : parseLabelList(opts.excludeLabels),
+            };
       const url = consentUrl(oauth, await gmailInboxStore(config).newConsentState(labels));
       if (json()) io.out(JSON.stringify({ url, redirectUrl: oauth.redirectUrl }));
-      else io.out(`Open this URL as the mailbox owner and allow read access (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${oauth.redirectUrl}; \`npm start\` must be running there.`);
+      else
+        io.out(
+          `Open this URL as the mailbox owner and allow read access (valid 15 minutes):\n\n${url}\n\nGoogle sends you back to ${oauth.redirectUrl}; \`npm start\` must be running there.`,
+        );
     });
 
   program
@@ -242,15 +285,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     .argument('<mailbox>')
     .option('--include <ids>', 'comma list of label ids to take in ("" = every label)')
     .option('--exclude <ids>', 'comma list of label ids to leave out ("" = none)')
-    .option('--defaults', 'drop the inbox\'s own settings: use GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS')
+    .option('--defaults', "drop the inbox's own settings: use GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS")
     .action(async (mailbox: string, opts: { include?: string; exclude?: string; defaults?: boolean }) => {
       const config = cfg();
       if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
-      const [{ defaultLabels, gmailInboxStore }, { changeInboxLabels, effectiveLabels, parseLabelList }] = await Promise.all([import('../../jobs/gmail.ts'), import('../../connectors/gmail/inbox-labels.ts')]);
+      const [{ defaultLabels, gmailInboxStore }, { changeInboxLabels, effectiveLabels, parseLabelList }] = await Promise.all([
+        import('../../jobs/gmail.ts'),
+        import('../../connectors/gmail/inbox-labels.ts'),
+      ]);
       const store = gmailInboxStore(config);
       if (!store.record(mailbox)) throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
-      if (opts.defaults && (opts.include !== undefined || opts.exclude !== undefined)) throw new UsageError('--defaults cannot be combined with --include or --exclude');
-      const show = (l: EffectiveLabels): string => `include ${l.include.length > 0 ? l.include.join(',') : '(every label)'}; exclude ${l.exclude.length > 0 ? l.exclude.join(',') : '(none)'} (${l.source === 'inbox' ? "the inbox's own" : 'the defaults'})`;
+      if (opts.defaults && (opts.include !== undefined || opts.exclude !== undefined))
+        throw new UsageError('--defaults cannot be combined with --include or --exclude');
+      const show = (l: EffectiveLabels): string =>
+        `include ${l.include.length > 0 ? l.include.join(',') : '(every label)'}; exclude ${l.exclude.length > 0 ? l.exclude.join(',') : '(none)'} (${l.source === 'inbox' ? "the inbox's own" : 'the defaults'})`;
       const defaults = defaultLabels(config);
       if (opts.include === undefined && opts.exclude === undefined && !opts.defaults) {
         const current = effectiveLabels(store, mailbox, defaults);
@@ -259,10 +307,18 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       const change = opts.defaults
         ? { reset: true }
-        : { ...(opts.include !== undefined ? { include: parseLabelList(opts.include) } : {}), ...(opts.exclude !== undefined ? { exclude: parseLabelList(opts.exclude) } : {}) };
-      const r = await withJournal(config, (journal) => changeInboxLabels({ store, journal, defaults, actor: 'operator:cli' }, mailbox, change));
+        : {
+            ...(opts.include !== undefined ? { include: parseLabelList(opts.include) } : {}),
+            ...(opts.exclude !== undefined ? { exclude: parseLabelList(opts.exclude) } : {}),
+          };
+      const r = await withJournal(config, (journal) =>
+        changeInboxLabels({ store, journal, defaults, actor: 'operator:cli' }, mailbox, change),
+      );
       if (json()) io.out(JSON.stringify({ mailbox, changed: r.changed, from: r.before, to: r.after }));
-      else io.out(r.changed ? `${mailbox}: was ${show(r.before)}\n${mailbox}: now ${show(r.after)}` : `${mailbox}: unchanged, ${show(r.after)}`);
+      else
+        io.out(
+          r.changed ? `${mailbox}: was ${show(r.before)}\n${mailbox}: now ${show(r.after)}` : `${mailbox}: unchanged, ${show(r.after)}`,
+        );
     });
 
   program
@@ -271,11 +327,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     .argument('<connector>', 'gmail, hubspot-forms or google-forms')
     .argument('<account>', 'the mailbox, HubSpot form guid or Google form id')
     .action(async (connector: string, mailbox: string) => {
-      const [{ startPipeline }, { formPollStore }, { gmailInboxStore }] = await Promise.all([import('../../jobs/main.ts'), import('../../jobs/forms.ts'), import('../../jobs/gmail.ts')]);
+      const [{ startPipeline }, { formPollStore }, { gmailInboxStore }] = await Promise.all([
+        import('../../jobs/main.ts'),
+        import('../../jobs/forms.ts'),
+        import('../../jobs/gmail.ts'),
+      ]);
       if (connector === 'hubspot-forms' || connector === 'google-forms') {
         const config = cfg();
-        if (connector === 'hubspot-forms' && !config.pipeline.forms.hubspot?.forms.some((f) => f.guid === mailbox)) throw new UsageError(`${mailbox} is not a polled HubSpot form: add it to HUBSPOT_FORMS_POLL (and set HUBSPOT_ACCESS_TOKEN)`);
-        if (connector === 'google-forms' && (!config.pipeline.forms.google || !formPollStore(config).grant(mailbox))) throw new UsageError(`${mailbox} is not a connected Google form: activity-journal connect google-forms ${mailbox}`);
+        if (connector === 'hubspot-forms' && !config.pipeline.forms.hubspot?.forms.some((f) => f.guid === mailbox))
+          throw new UsageError(`${mailbox} is not a polled HubSpot form: add it to HUBSPOT_FORMS_POLL (and set HUBSPOT_ACCESS_TOKEN)`);
+        if (connector === 'google-forms' && (!config.pipeline.forms.google || !formPollStore(config).grant(mailbox)))
+          throw new UsageError(`${mailbox} is not a connected Google form: activity-journal connect google-forms ${mailbox}`);
         const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal');
         const report = await withJournal(config, async (journal) => {
           const runtime = await startPipeline(config, logger, { journal, queues: [] });
@@ -286,14 +348,19 @@ export async function main(argv: readonly string[]): Promise<number> {
           }
         });
         if (json()) io.out(JSON.stringify(report));
-        else io.out(`${connector} ${mailbox}: ${report.mode}; ${report.seen} submission(s) seen, ${report.accepted} new, ${report.duplicates} already journaled, ${report.excluded} excluded by rule; cursor ${report.cursor ?? '-'}`);
+        else
+          io.out(
+            `${connector} ${mailbox}: ${report.mode}; ${report.seen} submission(s) seen, ${report.accepted} new, ${report.duplicates} already journaled, ${report.excluded} excluded by rule; cursor ${report.cursor ?? '-'}`,
+          );
         exitCode = report.mode === 'needs-consent' ? 1 : 0;
         return;
       }
-      if (connector !== 'gmail') throw new UsageError(`can only sync "gmail", "hubspot-forms" or "google-forms" (got ${JSON.stringify(connector)})`);
+      if (connector !== 'gmail')
+        throw new UsageError(`can only sync "gmail", "hubspot-forms" or "google-forms" (got ${JSON.stringify(connector)})`);
       const config = cfg();
       if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
-      if (!gmailInboxStore(config).record(mailbox)) throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
+      if (!gmailInboxStore(config).record(mailbox))
+        throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal');
       const report = await withJournal(config, async (journal) => {
         const runtime = await startPipeline(config, logger, { journal, queues: [] });
@@ -307,7 +374,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         }
       });
       if (json()) io.out(JSON.stringify(report));
-      else io.out(`${mailbox}: ${report.mode}; ${report.seen} message(s) seen, ${report.accepted} new, ${report.duplicates} already journaled, ${report.excluded} excluded by rule, ${report.skippedByLabel} skipped by label; cursor ${report.cursor ?? '-'}`);
+      else
+        io.out(
+          `${mailbox}: ${report.mode}; ${report.seen} message(s) seen, ${report.accepted} new, ${report.duplicates} already journaled, ${report.excluded} excluded by rule, ${report.skippedByLabel} skipped by label; cursor ${report.cursor ?? '-'}`,
+        );
       exitCode = report.mode === 'needs-consent' ? 1 : 0;
     });
 
@@ -323,15 +393,20 @@ export async function main(argv: readonly string[]): Promise<number> {
       const [{ startPipeline }, { gmailInboxStore }] = await Promise.all([import('../../jobs/main.ts'), import('../../jobs/gmail.ts')]);
       const config = cfg();
       if (!config.pipeline.gmail) throw new UsageError('Gmail is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET');
-      const since = opts.since ? new Date(`${opts.since}T00:00:00Z`) : new Date(Date.now() - config.pipeline.gmail.backfillDays * 86_400_000);
+      const since = opts.since
+        ? new Date(`${opts.since}T00:00:00Z`)
+        : new Date(Date.now() - config.pipeline.gmail.backfillDays * 86_400_000);
       if (Number.isNaN(since.getTime())) throw new UsageError(`--since must be a day like 2026-11-01 (got ${JSON.stringify(opts.since)})`);
-      if (!gmailInboxStore(config).record(mailbox)) throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
+      if (!gmailInboxStore(config).record(mailbox))
+        throw new UsageError(`${mailbox} is not a connected inbox (activity-journal status lists them)`);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal');
       const report = await withJournal(config, async (journal) => {
         const runtime = await startPipeline(config, logger, { journal, queues: [] });
         try {
           const bar = json() ? { update() {}, done() {} } : progressBar('reconciling');
-          const r = await (runtime.gmail as NonNullable<typeof runtime.gmail>).reconcile(mailbox, since, opts.reportOnly === true, (d, t) => bar.update(d, t));
+          const r = await (runtime.gmail as NonNullable<typeof runtime.gmail>).reconcile(mailbox, since, opts.reportOnly === true, (d, t) =>
+            bar.update(d, t),
+          );
           bar.done();
           return r;
         } finally {
@@ -340,9 +415,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       });
       if (json()) io.out(JSON.stringify(report));
       else {
-        io.out(`${mailbox} since ${report.since.slice(0, 10)}: ${report.providerMessages} message(s) at Gmail, ${report.journaled} journaled, ${report.excludedByRule} excluded by rule: coverage ${report.coveragePercent}%`);
+        io.out(
+          `${mailbox} since ${report.since.slice(0, 10)}: ${report.providerMessages} message(s) at Gmail, ${report.journaled} journaled, ${report.excludedByRule} excluded by rule: coverage ${report.coveragePercent}%`,
+        );
         for (const w of report.gapWindows) io.out(`  gap: ${w.messages} message(s) from ${w.from} to ${w.to}`);
-        if (report.missing.length > 0) io.out(opts.reportOnly ? `  missing (not taken in: --report-only): ${report.missing.join(', ')}` : `  taken in now: ${report.ingested}`);
+        if (report.missing.length > 0)
+          io.out(
+            opts.reportOnly
+              ? `  missing (not taken in: --report-only): ${report.missing.join(', ')}`
+              : `  taken in now: ${report.ingested}`,
+          );
       }
       exitCode = report.missing.length === 0 || !opts.reportOnly ? 0 : 1;
     });
@@ -354,11 +436,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--since <date>', 'only activities mirrored since this day (YYYY-MM-DD) or time')
     .option('--repair', 'write back what is missing or changed (journaled as crm.write and state.changed)')
     .action(async (what: string, opts: { since?: string; repair?: boolean }) => {
-      if (what !== 'drift') throw new UsageError(`unknown crm command ${JSON.stringify(what)}: activity-journal crm drift [--since DAY] [--repair]`);
+      if (what !== 'drift')
+        throw new UsageError(`unknown crm command ${JSON.stringify(what)}: activity-journal crm drift [--since DAY] [--repair]`);
       const config = cfg();
       const { driftLines, parseSince, runCrmDrift } = await import('./crm-drift.ts');
       const since = parseSince(opts.since);
-      const report = await runCrmDrift(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal'), { since, repair: opts.repair === true });
+      const report = await runCrmDrift(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal'), {
+        since,
+        repair: opts.repair === true,
+      });
       if (json()) io.out(JSON.stringify(report));
       else for (const line of driftLines(report, opts.repair === true)) io.out(line);
       exitCode = report.items.every((i) => i.repaired) ? 0 : 1;
@@ -370,8 +456,25 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(async () => {
       const config = cfg();
       const [{ gmailInboxStore }, { formPollStore }] = await Promise.all([import('../../jobs/gmail.ts'), import('../../jobs/forms.ts')]);
-      const inboxes = config.pipeline.gmail ? gmailInboxStore(config).list().map((i) => ({ connector: 'gmail', mailbox: i.mailbox, status: i.status, lastSyncAt: i.lastSyncAt, cursor: i.historyId, connectedAt: i.connectedAt })) : [];
-      const forms = (existsSync(join(config.pipeline.stateDir, 'form-polls.enc')) ? formPollStore(config).list() : []).map((f) => ({ connector: f.key.split('/')[0] ?? '', formId: f.key.split('/').slice(1).join('/'), status: f.status, lastPollAt: f.lastPollAt, cursor: f.cursor }));
+      const inboxes = config.pipeline.gmail
+        ? gmailInboxStore(config)
+            .list()
+            .map((i) => ({
+              connector: 'gmail',
+              mailbox: i.mailbox,
+              status: i.status,
+              lastSyncAt: i.lastSyncAt,
+              cursor: i.historyId,
+              connectedAt: i.connectedAt,
+            }))
+        : [];
+      const forms = (existsSync(join(config.pipeline.stateDir, 'form-polls.enc')) ? formPollStore(config).list() : []).map((f) => ({
+        connector: f.key.split('/')[0] ?? '',
+        formId: f.key.split('/').slice(1).join('/'),
+        status: f.status,
+        lastPollAt: f.lastPollAt,
+        cursor: f.cursor,
+      }));
       // Size and checkpoint need no key store: the journal is read as stored. Not there is "not created yet";
       // there but unreadable is said as such (and exits 1), not mistaken for a journal not created yet.
       let journal: { entries: number; checkpoint: number | null } | null = null;
@@ -393,15 +496,32 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (json()) {
         io.out(JSON.stringify({ journal, ...(unreadable !== null ? { journalError: unreadable } : {}), inboxes, forms, keyStore }));
       } else {
-        if (journal) io.out(`journal ${config.journal.path}: ${journal.entries} entr${journal.entries === 1 ? 'y' : 'ies'}; newest signed checkpoint: ${journal.checkpoint === null ? 'none yet' : `size ${journal.checkpoint}`}`);
-        else io.out(unreadable !== null ? `journal ${config.journal.path}: CANNOT BE READ: ${unreadable}` : `journal ${config.journal.path}: not created yet`);
+        if (journal)
+          io.out(
+            `journal ${config.journal.path}: ${journal.entries} entr${journal.entries === 1 ? 'y' : 'ies'}; newest signed checkpoint: ${journal.checkpoint === null ? 'none yet' : `size ${journal.checkpoint}`}`,
+          );
+        else
+          io.out(
+            unreadable !== null
+              ? `journal ${config.journal.path}: CANNOT BE READ: ${unreadable}`
+              : `journal ${config.journal.path}: not created yet`,
+          );
         if (!config.pipeline.gmail) io.out('gmail: not configured (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)');
         else if (inboxes.length === 0) io.out('gmail: no inbox connected (activity-journal connect gmail)');
-        for (const i of inboxes) io.out(`gmail ${i.mailbox}: ${i.status === 'ok' ? 'ok' : 'NEEDS CONSENT (run activity-journal connect gmail)'}; last sync ${i.lastSyncAt ?? 'never'}; history id ${i.cursor ?? '-'}`);
-        for (const f of forms) io.out(`${f.connector} ${f.formId}: ${f.status === 'ok' ? 'ok' : f.connector === 'google-forms' ? `NEEDS CONSENT (run activity-journal connect google-forms ${f.formId})` : 'TOKEN REFUSED (set a valid HUBSPOT_ACCESS_TOKEN)'}; last poll ${f.lastPollAt ?? 'never'}; cursor ${f.cursor ?? '-'}`);
+        for (const i of inboxes)
+          io.out(
+            `gmail ${i.mailbox}: ${i.status === 'ok' ? 'ok' : 'NEEDS CONSENT (run activity-journal connect gmail)'}; last sync ${i.lastSyncAt ?? 'never'}; history id ${i.cursor ?? '-'}`,
+          );
+        for (const f of forms)
+          io.out(
+            `${f.connector} ${f.formId}: ${f.status === 'ok' ? 'ok' : f.connector === 'google-forms' ? `NEEDS CONSENT (run activity-journal connect google-forms ${f.formId})` : 'TOKEN REFUSED (set a valid HUBSPOT_ACCESS_TOKEN)'}; last poll ${f.lastPollAt ?? 'never'}; cursor ${f.cursor ?? '-'}`,
+          );
         if (keyStore) for (const line of describeCheck(config, keyStore)) io.out(line);
       }
-      exitCode = unreadable !== null || inboxes.some((i) => i.status !== 'ok') || forms.some((f) => f.status !== 'ok') || keyStore?.ok === false ? 1 : 0;
+      exitCode =
+        unreadable !== null || inboxes.some((i) => i.status !== 'ok') || forms.some((f) => f.status !== 'ok') || keyStore?.ok === false
+          ? 1
+          : 0;
     });
 
   program
@@ -410,21 +530,47 @@ export async function main(argv: readonly string[]): Promise<number> {
     .argument('<what>', 'what to import: calls')
     .argument('<file>', 'the CSV file')
     .action(async (what: string, file: string) => {
-      if (what !== 'calls') throw new UsageError(`can only import "calls" (got ${JSON.stringify(what)}): activity-journal import calls FILE.csv`);
+      if (what !== 'calls')
+        throw new UsageError(`can only import "calls" (got ${JSON.stringify(what)}): activity-journal import calls FILE.csv`);
       const config = cfg();
       const { importCalls } = await import('./import-calls.ts');
-      const report = await importCalls(config, file, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal'), json());
+      const report = await importCalls(
+        config,
+        file,
+        createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'activity-journal'),
+        json(),
+      );
       if (json()) io.out(JSON.stringify(report));
       else {
         for (const e of report.errors) io.out(`line ${e.line}: ${e.message}`);
-        io.out(`${report.rows} row(s): ${report.accepted} imported, ${report.duplicates} already in the journal, ${report.excluded} excluded by rule, ${report.errors.length} refused`);
+        io.out(
+          `${report.rows} row(s): ${report.accepted} imported, ${report.duplicates} already in the journal, ${report.excluded} excluded by rule, ${report.errors.length} refused`,
+        );
       }
       exitCode = report.errors.length === 0 ? 0 : 1;
     });
 
-  registerAuditCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
-  registerPrivacyCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
-  registerPrivacyScanCommands(program, { config: cfg, json, out: (line) => io.out(line), err: (line) => io.err(line), setExit: (code) => void (exitCode = code) });
+  registerAuditCommands(program, {
+    config: cfg,
+    json,
+    out: (line) => io.out(line),
+    err: (line) => io.err(line),
+    setExit: (code) => void (exitCode = code),
+  });
+  registerPrivacyCommands(program, {
+    config: cfg,
+    json,
+    out: (line) => io.out(line),
+    err: (line) => io.err(line),
+    setExit: (code) => void (exitCode = code),
+  });
+  registerPrivacyScanCommands(program, {
+    config: cfg,
+    json,
+    out: (line) => io.out(line),
+    err: (line) => io.err(line),
+    setExit: (code) => void (exitCode = code),
+  });
 
   program
     .command('verify')
@@ -484,7 +630,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       try {
         // A seq the journal never had is a misuse (exit 2), not a proof that failed.
         const size = reader.size();
-        if (seq >= size) throw new UsageError(`no entry at seq ${seq}: the journal holds seq 0 to ${size - 1} (activity-journal trace <correlationId> shows the seqs of a correlation)`);
+        if (seq >= size)
+          throw new UsageError(
+            `no entry at seq ${seq}: the journal holds seq 0 to ${size - 1} (activity-journal trace <correlationId> shows the seqs of a correlation)`,
+          );
         const bundle = reader.proveInclusion(seq, { includePayload: opts.includePayload === true });
         const text = JSON.stringify(bundle, null, 2) + '\n';
         if (opts.out) {
@@ -500,7 +649,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('verify-proof')
     .description('check an inclusion proof offline (exit 0 valid, 1 invalid)')
     .argument('<file>')
-    .option('--public-key <vkey>', 'the journal\'s checkpoint key to trust (from `activity-journal public-key`)')
+    .option('--public-key <vkey>', "the journal's checkpoint key to trust (from `activity-journal public-key`)")
     .action((file: string, opts: { publicKey?: string }) => {
       let bundle: unknown;
       try {
@@ -520,7 +669,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (json()) io.out(JSON.stringify(check));
       else if (check.ok) {
         io.out(`ok: entry seq ${check.seq} is included in the signed checkpoint of ${check.treeSize} entries`);
-        if (!check.keyPinned) io.err('note: the signature was checked against the key named in the file; pass --public-key to pin the key you trust');
+        if (!check.keyPinned)
+          io.err('note: the signature was checked against the key named in the file; pass --public-key to pin the key you trust');
       } else io.out(`invalid proof: ${check.reason}`);
       exitCode = check.ok ? 0 : 1;
     });
@@ -530,22 +680,30 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('write a signed checkpoint now and publish it to the anchors')
     .action(async () => {
       const config = cfg();
-      const r = await withWriterOrService(config, async (writer) => {
-        const c = await writer.checkpoint();
-        return { seq: c.seq, treeSize: c.checkpoint.treeSize, note: c.note, created: c.created };
-      }, (client) => client.checkpoint());
+      const r = await withWriterOrService(
+        config,
+        async (writer) => {
+          const c = await writer.checkpoint();
+          return { seq: c.seq, treeSize: c.checkpoint.treeSize, note: c.note, created: c.created };
+        },
+        (client) => client.checkpoint(),
+      );
       if (json()) io.out(JSON.stringify(r));
-      else io.out(`${r.created ? 'checkpoint written' : 'no new entries; newest checkpoint re-published'}: size ${r.treeSize} (entry seq ${r.seq})\n\n${r.note}`);
+      else
+        io.out(
+          `${r.created ? 'checkpoint written' : 'no new entries; newest checkpoint re-published'}: size ${r.treeSize} (entry seq ${r.seq})\n\n${r.note}`,
+        );
     });
 
   program
     .command('public-key')
-    .description('print the journal\'s checkpoint verifier key (C2SP signed-note format)')
+    .description("print the journal's checkpoint verifier key (C2SP signed-note format)")
     .action(() => {
       const reader = openReader(cfg());
       try {
         const genesis = reader.bySeq(0);
-        if (!genesis || genesis.kind !== 'journal.created') throw new JournalFileError('UNREADABLE', 'the journal has no journal.created entry');
+        if (!genesis || genesis.kind !== 'journal.created')
+          throw new JournalFileError('UNREADABLE', 'the journal has no journal.created entry');
         const p = genesis.payload as { verifierKey: string; origin: string };
         io.out(json() ? JSON.stringify({ verifierKey: p.verifierKey, origin: p.origin }) : p.verifierKey);
       } finally {
@@ -638,7 +796,11 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
           const { entry, duplicate } = s.value;
           if (duplicate) duplicates++;
           else appended++;
-          io.out(asJson ? JSON.stringify({ line, ok: true, seq: entry.seq, id: entry.id, duplicate }) : `line ${line}: ${duplicate ? 'duplicate of' : 'appended as'} seq ${entry.seq}`);
+          io.out(
+            asJson
+              ? JSON.stringify({ line, ok: true, seq: entry.seq, id: entry.id, duplicate })
+              : `line ${line}: ${duplicate ? 'duplicate of' : 'appended as'} seq ${entry.seq}`,
+          );
         } else {
           refused++;
           const message = (s.reason as Error).message;
@@ -658,7 +820,8 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
   if (service !== undefined && service !== false) {
     const url = typeof service === 'string' ? service : config.service.url;
     const client = serviceClient({ ...config, service: { ...config.service, url } });
-    if (!client) throw new UsageError('--service needs credentials: set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN, or run on the service\'s machine');
+    if (!client)
+      throw new UsageError("--service needs credentials: set JOURNAL_APPEND_TOKEN and JOURNAL_READ_TOKEN, or run on the service's machine");
     try {
       await run((input) => client.append(input as never));
     } finally {
@@ -675,11 +838,21 @@ async function appendFromStdin(config: Config, service: string | boolean | undef
     );
   }
   const summary = { lines: total, appended, duplicates, refused, ...(transactions !== null ? { transactions } : {}) };
-  io.err(asJson ? JSON.stringify({ summary }) : `${appended} appended, ${duplicates} duplicate(s), ${refused} refused${transactions !== null ? ` (${transactions} transactions)` : ''}${refused > 0 ? '; a refused line affects no other line' : ''}`);
+  io.err(
+    asJson
+      ? JSON.stringify({ summary })
+      : `${appended} appended, ${duplicates} duplicate(s), ${refused} refused${transactions !== null ? ` (${transactions} transactions)` : ''}${refused > 0 ? '; a refused line affects no other line' : ''}`,
+  );
   return refused === 0 ? 0 : 1;
 }
 
-async function verifyCommand(config: Config, anchorDirs: string[], asJson: boolean, includeArchives: boolean, progressLines = false): Promise<number> {
+async function verifyCommand(
+  config: Config,
+  anchorDirs: string[],
+  asJson: boolean,
+  includeArchives: boolean,
+  progressLines = false,
+): Promise<number> {
   // Verification needs the journal alone (no master key): hashes commit to sealed payloads as stored. It
   // writes nothing, not even SQLite's side files (`check`).
   const reader = JournalReader.open(config.journal.path, { check: true });
@@ -688,7 +861,10 @@ async function verifyCommand(config: Config, anchorDirs: string[], asJson: boole
     const genesis = reader.bySeq(0);
     const origin = genesis && genesis.kind === 'journal.created' ? (genesis.payload as { origin: string }).origin : null;
     // Explicit --anchors, else the configured directory anchors that exist.
-    const dirs = anchorDirs.length > 0 ? anchorDirs : config.journal.anchorDirs.filter((d) => origin !== null && existsSync(join(d, originSlug(origin))));
+    const dirs =
+      anchorDirs.length > 0
+        ? anchorDirs
+        : config.journal.anchorDirs.filter((d) => origin !== null && existsSync(join(d, originSlug(origin))));
     const notes: AnchoredNote[] = [];
     let pinned: Verifier | null = null;
     for (const dir of anchorDirs) if (!existsSync(dir)) throw new UsageError(`--anchors ${dir}: no such directory`);
@@ -699,23 +875,38 @@ async function verifyCommand(config: Config, anchorDirs: string[], asJson: boole
       // nothing of this journal's origin means the file was replaced (its origin is the forger's) or the
       // directory is the wrong one. Either way the journal is not shown consistent with it.
       if (found.length === 0 && key === null && anchorDirs.includes(dir)) {
-        return fail(asJson, 0, `anchor mismatch: ${dir} holds no checkpoint and no pinned key for this journal's origin ${origin ?? '(none: no journal.created entry)'}; the journal file was replaced, or this is not its anchor directory`);
+        return fail(
+          asJson,
+          0,
+          `anchor mismatch: ${dir} holds no checkpoint and no pinned key for this journal's origin ${origin ?? '(none: no journal.created entry)'}; the journal file was replaced, or this is not its anchor directory`,
+        );
       }
       for (const note of found) notes.push({ source: `${dir} (size ${note.split('\n')[1] ?? '?'})`, note });
       if (key !== null) pinned = parseVerifierKey(key);
     }
     const bar = progressLines ? progressLinesTo(process.stderr) : asJson ? { update() {}, done() {} } : progressBar('verifying');
-    const report = verifyJournal(reader.connection, { sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null, verifier: pinned, anchoredNotes: notes, onProgress: (d, t) => bar.update(d, t), ...(archives ? { archives } : {}) });
+    const report = verifyJournal(reader.connection, {
+      sealKey: existsSync(config.journal.keysDir) ? readSealKey(config.journal.keysDir) : null,
+      verifier: pinned,
+      anchoredNotes: notes,
+      onProgress: (d, t) => bar.update(d, t),
+      ...(archives ? { archives } : {}),
+    });
     bar.done();
     // A journal that verifies but whose key store lost keys it needs (or was rolled back over an erasure) is reported, loudly.
     const keys = keyStoreCheck(config);
     if (asJson) io.out(JSON.stringify({ ...report, keyStore: keys }));
     else if (report.ok) {
-      io.out(`ok: ${report.entries} entries intact (payload hashes, leaves, chain, Merkle tree${report.sealsChecked ? ', seals' : ''}); ${report.checkpointsChecked} signed checkpoint(s) match; ${report.anchorsChecked} anchored checkpoint(s) consistent`);
+      io.out(
+        `ok: ${report.entries} entries intact (payload hashes, leaves, chain, Merkle tree${report.sealsChecked ? ', seals' : ''}); ${report.checkpointsChecked} signed checkpoint(s) match; ${report.anchorsChecked} anchored checkpoint(s) consistent`,
+      );
       io.out(`root ${report.rootHash}\nchain head ${report.chainHead}`);
       if (!report.sealsChecked) io.err('note: seals not checked (no seal key in the keys directory)');
       if (dirs.length === 0) io.err('note: no anchors checked; pass --anchors DIR to catch truncation and file replacement');
-      if (report.verifiedFrom > 0) io.err(`note: seq 1..${report.verifiedFrom - 1} are in archived segments, not checked now; pass --include-archives to verify them too`);
+      if (report.verifiedFrom > 0)
+        io.err(
+          `note: seq 1..${report.verifiedFrom - 1} are in archived segments, not checked now; pass --include-archives to verify them too`,
+        );
       for (const line of describeCheck(config, keys)) io.out(line);
     } else {
       if (report.firstBadSeq !== null) io.out(`first bad entry: seq ${report.firstBadSeq}`);
@@ -755,7 +946,12 @@ function printTrace(correlationId: string, entries: readonly JournalEntry[]): vo
   io.out(`correlation ${correlationId}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}`);
   for (const e of entries) {
     // One line each: a newline inside a value (a subject, an actor) must not forge a line of its own.
-    io.out(terminalSafe(`#${e.seq}  ${e.recordedAt}  ${e.kind}  (source ${e.source}, actor ${e.actor}${e.causationId ? `, caused by ${e.causationId}` : ''})`, { singleLine: true }));
+    io.out(
+      terminalSafe(
+        `#${e.seq}  ${e.recordedAt}  ${e.kind}  (source ${e.source}, actor ${e.actor}${e.causationId ? `, caused by ${e.causationId}` : ''})`,
+        { singleLine: true },
+      ),
+    );
     io.out(`      ${terminalSafe(describeEntry(e), { singleLine: true })}`);
   }
 }

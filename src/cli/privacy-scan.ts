@@ -16,14 +16,18 @@ export function registerPrivacyScanCommands(program: Command, ctx: AuditCommandC
   const privacy = program.command('privacy').description('personal data that older versions stored in clear: scan for it, contain it');
   privacy
     .command('scan')
-    .description('list the entries whose stored payload holds personal data in clear (seq, kind, field names; never a value); exit 1 when any')
+    .description(
+      'list the entries whose stored payload holds personal data in clear (seq, kind, field names; never a value); exit 1 when any',
+    )
     .action(() => {
       const config = ctx.config();
       ctx.setExit(scanCommand(config, ctx));
     });
   privacy
     .command('contain')
-    .description('archive closed months and drop the payloads the scan lists from archived segments (headers and hashes stay; journaled as segment.pruned, reason unsealed-personal-data), then rewrite the hot file')
+    .description(
+      'archive closed months and drop the payloads the scan lists from archived segments (headers and hashes stay; journaled as segment.pruned, reason unsealed-personal-data), then rewrite the hot file',
+    )
     .option('--dry-run', 'say what would be sealed, archived and contained; write nothing')
     .action(async (opts: { dryRun?: boolean }) => {
       const config = ctx.config();
@@ -54,13 +58,26 @@ const one = (s: string): string => terminalSafe(s, { singleLine: true });
 export function scanLines(journalPath: string, report: ScanReport): string[] {
   const lines: string[] = [];
   lines.push(`scanned: the hot file ${one(journalPath)} (${report.hotEntries} entries)`);
-  for (const s of report.segments) lines.push(`  archived segment ${s.segmentId} (seq ${s.fromSeq}..${s.toSeq}): ${s.scanned ? `scanned (${one(s.source)})` : one(s.source)}`);
+  for (const s of report.segments)
+    lines.push(
+      `  archived segment ${s.segmentId} (seq ${s.fromSeq}..${s.toSeq}): ${s.scanned ? `scanned (${one(s.source)})` : one(s.source)}`,
+    );
   for (const f of report.findings) {
-    const where = f.where === 'hot' ? `hot file; stays there until ${f.month} is sealed and archived, which contains it` : `archived segment ${f.segmentId ?? '?'}; \`activity-journal privacy contain\` drops it`;
-    const what = f.byShape ? `values shaped like an address or phone number at ${f.fields.map(one).join(', ')}` : `unsealed ${f.fields.map(one).join(', ')}`;
-    lines.push(`UNSEALED seq ${f.seq}  ${one(f.recordedAt)}  ${one(f.kind)}: ${what} (${one(where)}${f.containable ? '' : '; this kind is never contained'})`);
+    const where =
+      f.where === 'hot'
+        ? `hot file; stays there until ${f.month} is sealed and archived, which contains it`
+        : `archived segment ${f.segmentId ?? '?'}; \`activity-journal privacy contain\` drops it`;
+    const what = f.byShape
+      ? `values shaped like an address or phone number at ${f.fields.map(one).join(', ')}`
+      : `unsealed ${f.fields.map(one).join(', ')}`;
+    lines.push(
+      `UNSEALED seq ${f.seq}  ${one(f.recordedAt)}  ${one(f.kind)}: ${what} (${one(where)}${f.containable ? '' : '; this kind is never contained'})`,
+    );
   }
-  for (const c of report.contained) lines.push(`contained seq ${c.seq}  ${one(c.recordedAt)}  ${one(c.kind)}: payload dropped on ${one(c.droppedAt)} (archived segment ${one(c.segmentId)}; headers and hashes stay)`);
+  for (const c of report.contained)
+    lines.push(
+      `contained seq ${c.seq}  ${one(c.recordedAt)}  ${one(c.kind)}: payload dropped on ${one(c.droppedAt)} (archived segment ${one(c.segmentId)}; headers and hashes stay)`,
+    );
   const hot = report.findings.filter((f) => f.where === 'hot').length;
   const unscanned = report.segments.filter((s) => !s.scanned).length;
   lines.push(

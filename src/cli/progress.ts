@@ -1,7 +1,10 @@
 import { write } from './output.ts';
 
 /** A progress bar on stderr, drawn only when stderr is a terminal (never in logs or pipes). */
-export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): { update(done: number, total: number): void; done(): void } {
+export function progressBar(
+  label: string,
+  stream: NodeJS.WriteStream = process.stderr,
+): { update(done: number, total: number): void; done(): void } {
   if (!stream.isTTY) return { update() {}, done() {} };
   let last = 0;
   return {

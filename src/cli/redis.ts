@@ -16,7 +16,8 @@ export interface RedisHandle {
   readonly child: ChildProcess | null;
 }
 
-export const HOW_TO_GET_REDIS = 'No Redis answers on 127.0.0.1:6379 and redis-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) or point REDIS_URL at one, e.g. REDIS_URL=redis://127.0.0.1:6379';
+export const HOW_TO_GET_REDIS =
+  'No Redis answers on 127.0.0.1:6379 and redis-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) or point REDIS_URL at one, e.g. REDIS_URL=redis://127.0.0.1:6379';
 
 /** Sends PING and waits for +PONG (or an auth error, which still means a Redis is there). */
 export function pingRedis(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
@@ -45,7 +46,26 @@ export async function ensureRedis(config: Config, logger: Logger): Promise<Redis
   const dir = join(dirname(config.journal.path), 'redis');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // AOF with fsync every second and noeviction: queued jobs survive a restart and are never evicted.
-  const child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', '6379', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    [
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      '6379',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+    ],
+    { stdio: 'ignore' },
+  );
   for (let i = 0; i < 100; i++) {
     if (await pingRedis('127.0.0.1', 6379)) {
       logger.info({ dir, pid: child.pid }, 'started a local redis-server');

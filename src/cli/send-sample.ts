@@ -31,22 +31,45 @@ export function localWebUrl(config: Config): string {
   return `http://${host}:${l.port}`;
 }
 
-export async function sendSample(config: Config, options: { kind: SampleKind; url?: string | undefined; waitMs: number }): Promise<SendSampleResult> {
+export async function sendSample(
+  config: Config,
+  options: { kind: SampleKind; url?: string | undefined; waitMs: number },
+): Promise<SendSampleResult> {
   const secret = formsWebhookSecret(config);
-  if (!secret) throw new UsageError('no form webhook secret yet: start the product first (npm start creates one on its first run), or set FORMS_WEBHOOK_SECRET');
+  if (!secret)
+    throw new UsageError(
+      'no form webhook secret yet: start the product first (npm start creates one on its first run), or set FORMS_WEBHOOK_SECRET',
+    );
   const base = (options.url ?? localWebUrl(config)).replace(/\/$/, '');
   const sample = SAMPLE_FORMS[options.kind];
   const submissionId = `sample-${Date.now()}-${randomBytes(3).toString('hex')}`;
-  const body = JSON.stringify({ submissionId, form: sample.form, submittedAt: new Date().toISOString(), email: sample.email, name: sample.name, fields: sample.fields });
+  const body = JSON.stringify({
+    submissionId,
+    form: sample.form,
+    submittedAt: new Date().toISOString(),
+    email: sample.email,
+    name: sample.name,
+    fields: sample.fields,
+  });
   const ts = Math.floor(Date.now() / 1000);
   let res: Response;
   try {
-    res = await fetch(`${base}/webhooks/forms`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-aj-timestamp': String(ts), 'x-aj-signature': signV1(secret, ts, body) }, body, signal: AbortSignal.timeout(10_000) });
+    res = await fetch(`${base}/webhooks/forms`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-aj-timestamp': String(ts), 'x-aj-signature': signV1(secret, ts, body) },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
   } catch (err) {
-    throw new UsageError(`nothing answered at ${base} (${(err as Error).name === 'TimeoutError' ? 'no answer within 10 s' : ((err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message)}): is the product running (npm start)? Use --url to point at another web server`);
+    throw new UsageError(
+      `nothing answered at ${base} (${(err as Error).name === 'TimeoutError' ? 'no answer within 10 s' : ((err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message)}): is the product running (npm start)? Use --url to point at another web server`,
+    );
   }
   const answer = (await res.json().catch(() => ({}))) as { results?: { status: string; seq?: number }[]; error?: string };
-  if (res.status === 401) throw new UsageError(`the web server at ${base} refused the signature: it runs with another FORMS_WEBHOOK_SECRET than this shell (${answer.error ?? ''})`);
+  if (res.status === 401)
+    throw new UsageError(
+      `the web server at ${base} refused the signature: it runs with another FORMS_WEBHOOK_SECRET than this shell (${answer.error ?? ''})`,
+    );
   if (res.status !== 200) throw new Error(`the web server at ${base} answered ${res.status}: ${answer.error ?? 'no reason given'}`);
   const seq = answer.results?.[0]?.seq;
   if (seq === undefined) throw new Error(`the submission was not taken in: ${JSON.stringify(answer.results ?? [])}`);
@@ -67,7 +90,12 @@ export async function sendSample(config: Config, options: { kind: SampleKind; ur
   }
 }
 
-async function waitForDecision(reader: JournalReader, correlationId: string, entryId: string, waitMs: number): Promise<SendSampleResult['decision']> {
+async function waitForDecision(
+  reader: JournalReader,
+  correlationId: string,
+  entryId: string,
+  waitMs: number,
+): Promise<SendSampleResult['decision']> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     const d = reader.byCorrelation(correlationId).find((e) => e.kind === 'ai.decision' && e.causationId === entryId);

@@ -140,11 +140,20 @@ interface StopControl {
   isStopping(): boolean;
 }
 
-async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS.ProcessEnv, log: Logger, control: StopControl): Promise<number> {
+async function superviseUntilStopped(
+  config: Config,
+  logger: Logger,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+  control: StopControl,
+): Promise<number> {
   // The master key first, before any child could race to create it: said out loud when it is new.
   const master = loadMasterKey(config.privacy, { create: true });
   if (master.source === 'created') {
-    log.warn({ file: master.file, masterKeyId: master.key.id }, 'no master key was configured: generated one (0600). Back it up apart from the data directory, or set JOURNAL_MASTER_KEY / JOURNAL_MASTER_KEY_FILE: without it, OAuth tokens and personal data in the journal cannot be read');
+    log.warn(
+      { file: master.file, masterKeyId: master.key.id },
+      'no master key was configured: generated one (0600). Back it up apart from the data directory, or set JOURNAL_MASTER_KEY / JOURNAL_MASTER_KEY_FILE: without it, OAuth tokens and personal data in the journal cannot be read',
+    );
   } else log.info({ source: master.source, masterKeyId: master.key.id }, 'master key loaded');
   const redis = await ensureRedis(config, logger);
   const creds = resolveCredentials(config.journal.keysDir, config.service, true);
@@ -176,8 +185,7 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
       else if (isReady(msg)) {
         m.ready = true;
         m.lastSaid = 'ready';
-      }
-      else if (isStopRequest(msg)) {
+      } else if (isStopRequest(msg)) {
         m.armed = true;
         // Already being stopped (a SIGTERM raced our stop): tell it again, now that it surely listens.
         if (m.stopping) stopChild(m);
@@ -193,7 +201,10 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
         if (control.isStopping() || m.stopping) return;
         m.quickExits = Date.now() - m.startedAt < QUICK_EXIT_MS ? m.quickExits + 1 : 0;
         if (code === 2 || m.quickExits >= MAX_QUICK_EXITS) {
-          const why = code === 2 ? 'it cannot start: a configuration or usage problem, which a restart cannot fix' : `it ended within ${QUICK_EXIT_MS / 1000} s of starting ${m.quickExits} times in a row`;
+          const why =
+            code === 2
+              ? 'it cannot start: a configuration or usage problem, which a restart cannot fix'
+              : `it ended within ${QUICK_EXIT_MS / 1000} s of starting ${m.quickExits} times in a row`;
           failure ??= { code: code === 2 ? 2 : 1, process: m.name };
           log.error({ process: m.name, code, signal }, `${m.name} exited and is not restarted: ${why} (its error is above); stopping`);
           control.stop(`${m.name} cannot start`);
@@ -209,7 +220,19 @@ async function superviseUntilStopped(config: Config, logger: Logger, env: NodeJS
     });
     log.info({ process: m.name, pid: child.pid }, 'started');
   };
-  const make = (name: string, args: string[]): Managed => ({ name, args, child: null, armed: false, restarts: 0, stopping: false, exited: Promise.resolve(), ready: false, lastSaid: 'not started', startedAt: 0, quickExits: 0 });
+  const make = (name: string, args: string[]): Managed => ({
+    name,
+    args,
+    child: null,
+    armed: false,
+    restarts: 0,
+    stopping: false,
+    exited: Promise.resolve(),
+    ready: false,
+    lastSaid: 'not started',
+    startedAt: 0,
+    quickExits: 0,
+  });
 
   const journal = make('journal-service', ['journal-service']);
   const others = [make('worker', ['worker']), make('web', ['web'])];
@@ -323,7 +346,10 @@ async function announceWhenReady(r: Readiness): Promise<void> {
         if (!journal.ok) waiting.push(['journal-service', journal.lastSaid]);
         if (!r.worker.ready) waiting.push([r.worker.name, r.worker.lastSaid]);
         if (!webOk) waiting.push([r.web.name, r.web.lastSaid]);
-        r.log.error({ waitingFor: waiting.map(([name]) => name), lastSaid: Object.fromEntries(waiting) }, `not up after ${r.config.startupReportMs / 1000} s: ${waiting.map(([name, said]) => `${name} (${said})`).join(', ')}`);
+        r.log.error(
+          { waitingFor: waiting.map(([name]) => name), lastSaid: Object.fromEntries(waiting) },
+          `not up after ${r.config.startupReportMs / 1000} s: ${waiting.map(([name, said]) => `${name} (${said})`).join(', ')}`,
+        );
       }
       await new Promise((done) => setTimeout(done, 200));
     }
@@ -342,7 +368,12 @@ export function firstUserLine(config: Config): string | null {
   }
   if (users > 0) return null;
   const defaultPath = resolve(dirname(config.journal.path), 'audit-users.json');
-  const env = config.audit.usersPath === defaultPath ? (config.journal.path === resolve('data/journal.sqlite') ? '' : `JOURNAL_PATH=${config.journal.path} `) : `AUDIT_USERS_PATH=${config.audit.usersPath} `;
+  const env =
+    config.audit.usersPath === defaultPath
+      ? config.journal.path === resolve('data/journal.sqlite')
+        ? ''
+        : `JOURNAL_PATH=${config.journal.path} `
+      : `AUDIT_USERS_PATH=${config.audit.usersPath} `;
   return `The audit UI has no users yet: create the first with  ${env}npx activity-journal users add admin --role admin  (it asks for a password).`;
 }
 
@@ -359,5 +390,7 @@ function banner(config: Config, redis: { url: string; child: ChildProcess | null
 /** The banner's CRM mode: what the workers will do, said plainly (it said "dry-run" with HubSpot configured). */
 export function crmLine(config: Config): string {
   const h = config.pipeline.hubspot;
-  return h ? `CRM: HubSpot (writes for real${h.basePath ? ` to ${h.basePath}` : ''})` : 'CRM: dry-run (set HUBSPOT_ACCESS_TOKEN to write to HubSpot)';
+  return h
+    ? `CRM: HubSpot (writes for real${h.basePath ? ` to ${h.basePath}` : ''})`
+    : 'CRM: dry-run (set HUBSPOT_ACCESS_TOKEN to write to HubSpot)';
 }

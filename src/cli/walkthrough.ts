@@ -8,7 +8,17 @@ export const DEFAULT_DEMO_PORT = 8090;
 
 /** `send-sample`'s forms: a new lead (the contact-sales rule notifies the sales team) and a billing question (kept 7 years, reviewed). */
 export const SAMPLE_FORMS = {
-  'contact-sales': { form: 'contact-sales', name: 'Dana Sample', email: 'dana.sample@prospect.example', fields: { Company: 'Prospect Inc', Seats: '25', Message: 'We would like a demo and pricing for 25 seats next month.' } },
-  billing: { form: 'support', name: 'Sam Sample', email: 'sam.sample@customer.example', fields: { Company: 'Customer Ltd', Message: 'Invoice INV-2231 was charged twice on our card; please refund the duplicate payment.' } },
+  'contact-sales': {
+    form: 'contact-sales',
+    name: 'Dana Sample',
+    email: 'dana.sample@prospect.example',
+    fields: { Company: 'Prospect Inc', Seats: '25', Message: 'We would like a demo and pricing for 25 seats next month.' },
+  },
+  billing: {
+    form: 'support',
+    name: 'Sam Sample',
+    email: 'sam.sample@customer.example',
+    fields: { Company: 'Customer Ltd', Message: 'Invoice INV-2231 was charged twice on our card; please refund the duplicate payment.' },
+  },
 } as const;
 export type SampleKind = keyof typeof SAMPLE_FORMS;

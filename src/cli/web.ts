@@ -33,9 +33,17 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   // The audit UI reads the journal file (read-only) on this machine; without it, the UI is off.
   let audit: AuditSurface | null = null;
   try {
-    audit = createAuditSurface(config, { journal: producer.journal, enqueue: enqueueVia(producer.queues, { redis: producer.redis, url: redisUrl }), connectors: () => auditConnectors(config), logger });
+    audit = createAuditSurface(config, {
+      journal: producer.journal,
+      enqueue: enqueueVia(producer.queues, { redis: producer.redis, url: redisUrl }),
+      connectors: () => auditConnectors(config),
+      logger,
+    });
   } catch (err) {
-    logger.warn({ component: 'web', err: (err as Error).message }, 'audit UI off: its journal file, read index or auth state file could not be opened from the web process');
+    logger.warn(
+      { component: 'web', err: (err as Error).message },
+      'audit UI off: its journal file, read index or auth state file could not be opened from the web process',
+    );
   }
   const forms = producer.forms;
   const onConsentRefused = async (status: number, reason: string, endpoint: string): Promise<void> => {
@@ -54,7 +62,9 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
   const app = createWebServer({
     ...(audit ? { audit: audit.routes } : {}),
     ...(gmail ? { gmailConsent: (code: string, state: string) => gmail.completeConsent(code, state) } : {}),
-    ...(config.pipeline.forms.google ? { googleFormsConsent: (code: string, state: string) => forms.completeGoogleConsent(code, state) } : {}),
+    ...(config.pipeline.forms.google
+      ? { googleFormsConsent: (code: string, state: string) => forms.completeGoogleConsent(code, state) }
+      : {}),
     ...(gmail || config.pipeline.forms.google ? { onConsentRefused } : {}),
     webhooks: {
       receivers: configuredReceivers(config),
@@ -88,7 +98,7 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
       journal,
       queues,
       workerUrl: config.web.workerMetrics ? `http://${config.web.workerMetrics.host}:${config.web.workerMetrics.port}/metrics` : null,
-      review: audit ? () => (audit).service.reviewBacklog() : null,
+      review: audit ? () => audit.service.reviewBacklog() : null,
     }),
   });
   const listen = config.web.listen;
@@ -112,17 +122,32 @@ export async function startWeb(config: Config, logger: Logger): Promise<{ url: s
 
 /** The journal service's health failure in words: unreachable (and why), or what it answered. */
 export function journalProblem(url: string, err: unknown): string {
-  if (err instanceof JournalRequestError && err.status > 0) return `journal service at ${url} answered ${err.status}: ${err.message.slice(0, 200)}`;
+  if (err instanceof JournalRequestError && err.status > 0)
+    return `journal service at ${url} answered ${err.status}: ${err.message.slice(0, 200)}`;
   const cause = (err as { cause?: Error & { code?: string } }).cause;
   const code = cause?.code;
-  const why = code === 'ECONNREFUSED' ? 'connection refused' : cause?.message === 'timed out' ? 'no answer within 2 s' : (code ?? cause?.message ?? (err as Error).message).slice(0, 120);
+  const why =
+    code === 'ECONNREFUSED'
+      ? 'connection refused'
+      : cause?.message === 'timed out'
+        ? 'no answer within 2 s'
+        : (code ?? cause?.message ?? (err as Error).message).slice(0, 120);
   return `journal service unreachable at ${url} (${why})`;
 }
 
 /** The connectors page's data: Gmail inboxes (from the encrypted state store) and the configured webhook receivers. */
 export function auditConnectors(config: Config): { inboxes: InboxStatus[]; webhooks: string[]; gmailConfigured: boolean } {
   const inboxes = config.pipeline.gmail
-    ? gmailInboxStore(config).list().map((i) => ({ connector: 'gmail', account: i.mailbox, status: i.status, lastSyncAt: i.lastSyncAt, cursor: i.historyId, connectedAt: i.connectedAt }))
+    ? gmailInboxStore(config)
+        .list()
+        .map((i) => ({
+          connector: 'gmail',
+          account: i.mailbox,
+          status: i.status,
+          lastSyncAt: i.lastSyncAt,
+          cursor: i.historyId,
+          connectedAt: i.connectedAt,
+        }))
     : [];
   return { inboxes, webhooks: [...configuredReceivers(config).keys()], gmailConfigured: config.pipeline.gmail !== null };
 }

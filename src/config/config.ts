@@ -10,7 +10,12 @@ const intFrom = (def: number, min: number) => z.coerce.number().int().min(min).d
 const list = z
   .string()
   .default('')
-  .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0));
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x.length > 0),
+  );
 const token = z.string().min(32, 'must be at least 32 characters').optional();
 
 export const EnvSchema = z.object({
@@ -34,8 +39,14 @@ export const EnvSchema = z.object({
   GCS_ACCESS_TOKEN: z.string().min(8).optional(),
   GOOGLE_APPLICATION_CREDENTIALS: z.string().min(1).optional(),
   GCS_REQUIRE_RETENTION: z.enum(['true', 'false']).default('true'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
-  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('aj'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/)
+    .default('aj'),
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_BASE_URL: z.string().url().optional(),
   OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
@@ -95,7 +106,15 @@ export const EnvSchema = z.object({
   GMAIL_QUOTA_UNITS_PER_MINUTE: intFrom(6000, 60),
   GMAIL_SCOPE: z.enum(['readonly', 'metadata']).default('readonly'),
   GMAIL_INCLUDE_LABELS: list,
-  GMAIL_EXCLUDE_LABELS: z.string().default('SPAM,TRASH,DRAFT').transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0)),
+  GMAIL_EXCLUDE_LABELS: z
+    .string()
+    .default('SPAM,TRASH,DRAFT')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x.length > 0),
+    ),
   HUBSPOT_FORMS_POLL: list,
   GOOGLE_FORMS_REDIRECT_URL: z.string().url().optional(),
   GOOGLE_FORMS_API_ROOT: z.string().url().optional(),
@@ -114,10 +133,16 @@ export const EnvSchema = z.object({
   AUDIT_SECURE_COOKIES: z.enum(['auto', 'always', 'never']).default('auto'),
   AUDIT_AUTH_STATE_PATH: z.string().min(1).optional(),
   AUDIT_LOGIN_MAX_FAILURES_PER_ADDRESS: intFrom(20, 1),
-  HUBSPOT_PORTAL_ID: z.string().regex(/^\d{1,20}$/, 'must be the numeric HubSpot account (portal) id').optional(),
+  HUBSPOT_PORTAL_ID: z
+    .string()
+    .regex(/^\d{1,20}$/, 'must be the numeric HubSpot account (portal) id')
+    .optional(),
   JOURNAL_MASTER_KEY: z
     .string()
-    .refine((v) => /^[A-Za-z0-9+/]{43}=$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be 32 random bytes in base64 (openssl rand -base64 32)')
+    .refine(
+      (v) => /^[A-Za-z0-9+/]{43}=$/.test(v) && Buffer.from(v, 'base64').length === 32,
+      'must be 32 random bytes in base64 (openssl rand -base64 32)',
+    )
     .optional(),
   JOURNAL_MASTER_KEY_FILE: z.string().min(1).optional(),
   KEY_STORE_PATH: z.string().min(1).optional(),
@@ -168,7 +193,8 @@ export function parseBucketUrl(url: string): { bucket: string; prefix: string } 
 }
 
 /** Where the journal service listens: a loopback host and port, or a Unix socket. */
-export type Listen = { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
+export type Listen =
+  { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
 
 export interface Config {
   readonly journal: {
@@ -202,7 +228,13 @@ export interface Config {
     /** Null when not configured: `npm start` then uses (or starts) Redis on 127.0.0.1:6379. */
     readonly redisUrl: string | null;
     readonly queuePrefix: string;
-    readonly openai: { readonly apiKey: string; readonly baseURL: string | undefined; readonly model: string; readonly timeoutMs: number; readonly maxRetries: number } | null;
+    readonly openai: {
+      readonly apiKey: string;
+      readonly baseURL: string | undefined;
+      readonly model: string;
+      readonly timeoutMs: number;
+      readonly maxRetries: number;
+    } | null;
     readonly modelConcurrency: number;
     readonly workerConcurrency: number;
     readonly rulesPath: string;
@@ -252,9 +284,19 @@ export interface Config {
       readonly pollEveryMs: number;
       readonly backfillDays: number;
       /** Null without HUBSPOT_ACCESS_TOKEN and HUBSPOT_FORMS_POLL. */
-      readonly hubspot: { readonly accessToken: string; readonly basePath: string | undefined; readonly forms: readonly { readonly guid: string; readonly name: string }[] } | null;
+      readonly hubspot: {
+        readonly accessToken: string;
+        readonly basePath: string | undefined;
+        readonly forms: readonly { readonly guid: string; readonly name: string }[];
+      } | null;
       /** Null without a Google OAuth client (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET). */
-      readonly google: { readonly clientId: string; readonly clientSecret: string; readonly redirectUrl: string; readonly tokenUrl: string | undefined; readonly apiRoot: string | undefined } | null;
+      readonly google: {
+        readonly clientId: string;
+        readonly clientSecret: string;
+        readonly redirectUrl: string;
+        readonly tokenUrl: string | undefined;
+        readonly apiRoot: string | undefined;
+      } | null;
     };
     /** How often the workers look for accepted interactions whose jobs were lost, and how old they must be. */
     readonly redriveIntervalMs: number;
@@ -361,30 +403,45 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   const path = resolve(overrides.journalPath ?? e.JOURNAL_PATH);
   const dataDir = dirname(path);
   const listen = parseListen(e.JOURNAL_SERVICE_LISTEN);
-  if (!listen && usable('JOURNAL_SERVICE_LISTEN')) problems.push(`JOURNAL_SERVICE_LISTEN: expected HOST:PORT or unix:/path, got ${JSON.stringify(e.JOURNAL_SERVICE_LISTEN)}`);
+  if (!listen && usable('JOURNAL_SERVICE_LISTEN'))
+    problems.push(`JOURNAL_SERVICE_LISTEN: expected HOST:PORT or unix:/path, got ${JSON.stringify(e.JOURNAL_SERVICE_LISTEN)}`);
   const web = parseListen(e.WEB_LISTEN);
-  if ((!web || web.kind !== 'tcp') && usable('WEB_LISTEN')) problems.push(`WEB_LISTEN: expected HOST:PORT, got ${JSON.stringify(e.WEB_LISTEN)}`);
+  if ((!web || web.kind !== 'tcp') && usable('WEB_LISTEN'))
+    problems.push(`WEB_LISTEN: expected HOST:PORT, got ${JSON.stringify(e.WEB_LISTEN)}`);
   const workerMetrics = e.WORKER_METRICS_LISTEN === 'off' ? null : parseListen(e.WORKER_METRICS_LISTEN);
-  if (e.WORKER_METRICS_LISTEN !== 'off' && workerMetrics?.kind !== 'tcp' && usable('WORKER_METRICS_LISTEN')) problems.push(`WORKER_METRICS_LISTEN: expected HOST:PORT or off, got ${JSON.stringify(e.WORKER_METRICS_LISTEN)}`);
+  if (e.WORKER_METRICS_LISTEN !== 'off' && workerMetrics?.kind !== 'tcp' && usable('WORKER_METRICS_LISTEN'))
+    problems.push(`WORKER_METRICS_LISTEN: expected HOST:PORT or off, got ${JSON.stringify(e.WORKER_METRICS_LISTEN)}`);
   const hubspotForms = e.HUBSPOT_FORMS_POLL.map((item) => {
     const [guid = '', name] = item.split('=').map((x) => x.trim());
     return { guid, name: name && name.length > 0 ? name : guid };
   });
-  for (const f of hubspotForms) if (!/^[A-Za-z0-9-]{1,64}$/.test(f.guid) && usable('HUBSPOT_FORMS_POLL')) problems.push(`HUBSPOT_FORMS_POLL: ${JSON.stringify(f.guid)} is not a form guid (expected guid or guid=name, comma-separated)`);
-  if (hubspotForms.length > 0 && !e.HUBSPOT_ACCESS_TOKEN && usable('HUBSPOT_FORMS_POLL', 'HUBSPOT_ACCESS_TOKEN')) problems.push('HUBSPOT_FORMS_POLL: polling needs HUBSPOT_ACCESS_TOKEN (a private app token with the "forms" scope)');
-  if ((e.SMTP_USER === undefined) !== (e.SMTP_PASSWORD === undefined) && usable('SMTP_USER', 'SMTP_PASSWORD')) problems.push('SMTP_USER and SMTP_PASSWORD: set both (SMTP authentication) or neither');
+  for (const f of hubspotForms)
+    if (!/^[A-Za-z0-9-]{1,64}$/.test(f.guid) && usable('HUBSPOT_FORMS_POLL'))
+      problems.push(`HUBSPOT_FORMS_POLL: ${JSON.stringify(f.guid)} is not a form guid (expected guid or guid=name, comma-separated)`);
+  if (hubspotForms.length > 0 && !e.HUBSPOT_ACCESS_TOKEN && usable('HUBSPOT_FORMS_POLL', 'HUBSPOT_ACCESS_TOKEN'))
+    problems.push('HUBSPOT_FORMS_POLL: polling needs HUBSPOT_ACCESS_TOKEN (a private app token with the "forms" scope)');
+  if ((e.SMTP_USER === undefined) !== (e.SMTP_PASSWORD === undefined) && usable('SMTP_USER', 'SMTP_PASSWORD'))
+    problems.push('SMTP_USER and SMTP_PASSWORD: set both (SMTP authentication) or neither');
   const archiveEvery = parseArchiveSchedule(e.ARCHIVE_SCHEDULE);
-  if (archiveEvery === undefined && usable('ARCHIVE_SCHEDULE')) problems.push(`ARCHIVE_SCHEDULE: expected off, hourly, daily or a period like 6h, 30m, 1d; got ${JSON.stringify(e.ARCHIVE_SCHEDULE)}`);
+  if (archiveEvery === undefined && usable('ARCHIVE_SCHEDULE'))
+    problems.push(`ARCHIVE_SCHEDULE: expected off, hourly, daily or a period like 6h, 30m, 1d; got ${JSON.stringify(e.ARCHIVE_SCHEDULE)}`);
   let archiveStore: ArchiveStoreConfig = { kind: 'directory', dir: resolve(e.ARCHIVE_DIR ?? join(dataDir, 'archive')) };
   if (e.ARCHIVE_STORE !== undefined && e.ARCHIVE_STORE !== 'directory') {
     const b = parseBucketUrl(e.ARCHIVE_STORE);
-    if (!b) problems.push(`ARCHIVE_STORE: expected "directory" (ARCHIVE_DIR) or gs://bucket/optional/prefix, got ${JSON.stringify(e.ARCHIVE_STORE)}`);
+    if (!b)
+      problems.push(
+        `ARCHIVE_STORE: expected "directory" (ARCHIVE_DIR) or gs://bucket/optional/prefix, got ${JSON.stringify(e.ARCHIVE_STORE)}`,
+      );
     else {
       archiveStore = {
         kind: 'gcs',
         ...b,
         baseUrl: e.GCS_BASE_URL,
-        credentials: e.GCS_ACCESS_TOKEN ? { accessToken: e.GCS_ACCESS_TOKEN } : e.GOOGLE_APPLICATION_CREDENTIALS ? { keyFile: resolve(e.GOOGLE_APPLICATION_CREDENTIALS) } : null,
+        credentials: e.GCS_ACCESS_TOKEN
+          ? { accessToken: e.GCS_ACCESS_TOKEN }
+          : e.GOOGLE_APPLICATION_CREDENTIALS
+            ? { keyFile: resolve(e.GOOGLE_APPLICATION_CREDENTIALS) }
+            : null,
         requireRetention: e.GCS_REQUIRE_RETENTION === 'true',
       };
     }
@@ -394,9 +451,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
   // journal's limit keeps a margin: at least twice the webhook's. Unset, the webhook limit follows from it.
   const webhookMaxBody = e.WEBHOOK_MAX_BODY_BYTES ?? Math.min(1024 * 1024, Math.floor(e.JOURNAL_MAX_PAYLOAD_BYTES / 2));
   if (webhookMaxBody * 2 > e.JOURNAL_MAX_PAYLOAD_BYTES && usable('WEBHOOK_MAX_BODY_BYTES', 'JOURNAL_MAX_PAYLOAD_BYTES')) {
-    problems.push(`WEBHOOK_MAX_BODY_BYTES: ${webhookMaxBody} admits webhook bodies the journal could refuse (JOURNAL_MAX_PAYLOAD_BYTES is ${e.JOURNAL_MAX_PAYLOAD_BYTES}); set it to at most half of JOURNAL_MAX_PAYLOAD_BYTES (${Math.floor(e.JOURNAL_MAX_PAYLOAD_BYTES / 2)}), or raise JOURNAL_MAX_PAYLOAD_BYTES`);
+    problems.push(
+      `WEBHOOK_MAX_BODY_BYTES: ${webhookMaxBody} admits webhook bodies the journal could refuse (JOURNAL_MAX_PAYLOAD_BYTES is ${e.JOURNAL_MAX_PAYLOAD_BYTES}); set it to at most half of JOURNAL_MAX_PAYLOAD_BYTES (${Math.floor(e.JOURNAL_MAX_PAYLOAD_BYTES / 2)}), or raise JOURNAL_MAX_PAYLOAD_BYTES`,
+    );
   }
-  for (const u of e.JOURNAL_ANCHOR_URLS) if (!/^https?:\/\//.test(u) && usable('JOURNAL_ANCHOR_URLS')) problems.push(`JOURNAL_ANCHOR_URLS: ${u} is not an http(s) URL`);
+  for (const u of e.JOURNAL_ANCHOR_URLS)
+    if (!/^https?:\/\//.test(u) && usable('JOURNAL_ANCHOR_URLS')) problems.push(`JOURNAL_ANCHOR_URLS: ${u} is not an http(s) URL`);
   if (problems.length > 0) throw new ConfigError(problems);
   const l = listen as Listen;
   const defaultUrl = l.kind === 'unix' ? `unix:${l.path}` : `http://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
@@ -407,7 +467,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       maxPayloadBytes: e.JOURNAL_MAX_PAYLOAD_BYTES,
       checkpointEveryEntries: e.JOURNAL_CHECKPOINT_EVERY_ENTRIES,
       checkpointEveryMs: e.JOURNAL_CHECKPOINT_EVERY_SECONDS * 1000,
-      anchorDirs: e.JOURNAL_ANCHOR_DIRS === undefined ? [join(dataDir, 'anchors')] : e.JOURNAL_ANCHOR_DIRS.split(',').map((s) => s.trim()).filter(Boolean).map((d) => resolve(d)),
+      anchorDirs:
+        e.JOURNAL_ANCHOR_DIRS === undefined
+          ? [join(dataDir, 'anchors')]
+          : e.JOURNAL_ANCHOR_DIRS.split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+              .map((d) => resolve(d)),
       createAnchorDirs: e.JOURNAL_ANCHOR_DIRS === undefined,
       anchorUrls: e.JOURNAL_ANCHOR_URLS,
       anchorToken: e.JOURNAL_ANCHOR_TOKEN,
@@ -421,12 +487,23 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       redisUrl: e.REDIS_URL ?? null,
       queuePrefix: e.QUEUE_PREFIX,
       openai: e.OPENAI_API_KEY
-        ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL, timeoutMs: e.OPENAI_TIMEOUT_SECONDS * 1000, maxRetries: e.OPENAI_MAX_RETRIES }
+        ? {
+            apiKey: e.OPENAI_API_KEY,
+            baseURL: e.OPENAI_BASE_URL,
+            model: e.OPENAI_MODEL,
+            timeoutMs: e.OPENAI_TIMEOUT_SECONDS * 1000,
+            maxRetries: e.OPENAI_MAX_RETRIES,
+          }
         : null,
       modelConcurrency: e.MODEL_CONCURRENCY,
       workerConcurrency: e.WORKER_CONCURRENCY,
       rulesPath: e.RULES_PATH ? resolve(e.RULES_PATH) : DEFAULT_RULES_PATH,
-      redactionRules: e.REDACTION_RULES.trim() === 'default' ? 'default' : e.REDACTION_RULES.split(',').map((x) => x.trim()).filter(Boolean),
+      redactionRules:
+        e.REDACTION_RULES.trim() === 'default'
+          ? 'default'
+          : e.REDACTION_RULES.split(',')
+              .map((x) => x.trim())
+              .filter(Boolean),
       modelInputMaxChars: e.MODEL_INPUT_MAX_CHARS,
       identifierKey: e.PIPELINE_IDENTIFIER_KEY,
       stateDir: join(dataDir, 'state'),
@@ -450,7 +527,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
           ? {
               clientId: e.GOOGLE_CLIENT_ID,
               clientSecret: e.GOOGLE_CLIENT_SECRET,
-              redirectUrl: e.GOOGLE_REDIRECT_URL ?? `${(e.WEBHOOK_PUBLIC_URL ?? `http://${e.WEB_LISTEN}`).replace(/\/$/, '')}/oauth/gmail/callback`,
+              redirectUrl:
+                e.GOOGLE_REDIRECT_URL ?? `${(e.WEBHOOK_PUBLIC_URL ?? `http://${e.WEB_LISTEN}`).replace(/\/$/, '')}/oauth/gmail/callback`,
               tokenUrl: e.GOOGLE_TOKEN_URL,
               apiRoot: e.GMAIL_API_ROOT,
               backfillDays: e.GMAIL_BACKFILL_DAYS,
@@ -479,13 +557,18 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { journalPath?: st
       forms: {
         pollEveryMs: e.FORMS_POLL_EVERY_SECONDS * 1000,
         backfillDays: e.FORMS_BACKFILL_DAYS,
-        hubspot: e.HUBSPOT_ACCESS_TOKEN && hubspotForms.length > 0 ? { accessToken: e.HUBSPOT_ACCESS_TOKEN, basePath: e.HUBSPOT_BASE_PATH, forms: hubspotForms } : null,
+        hubspot:
+          e.HUBSPOT_ACCESS_TOKEN && hubspotForms.length > 0
+            ? { accessToken: e.HUBSPOT_ACCESS_TOKEN, basePath: e.HUBSPOT_BASE_PATH, forms: hubspotForms }
+            : null,
         google:
           e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET
             ? {
                 clientId: e.GOOGLE_CLIENT_ID,
                 clientSecret: e.GOOGLE_CLIENT_SECRET,
-                redirectUrl: e.GOOGLE_FORMS_REDIRECT_URL ?? `${(e.WEBHOOK_PUBLIC_URL ?? `http://${e.WEB_LISTEN}`).replace(/\/$/, '')}/oauth/google-forms/callback`,
+                redirectUrl:
+                  e.GOOGLE_FORMS_REDIRECT_URL ??
+                  `${(e.WEBHOOK_PUBLIC_URL ?? `http://${e.WEB_LISTEN}`).replace(/\/$/, '')}/oauth/google-forms/callback`,
                 tokenUrl: e.GOOGLE_TOKEN_URL,
                 apiRoot: e.GOOGLE_FORMS_API_ROOT,
               }

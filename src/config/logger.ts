@@ -33,7 +33,15 @@ export function prettyColours(env: NodeJS.ProcessEnv, stderrIsTty: boolean): boo
 function prettyStream(colorize: boolean): DestinationStream {
   // Loaded only when a terminal reads the logs; synchronous, so that nothing is lost when the process exits.
   const pretty = createRequire(import.meta.url)('pino-pretty') as (o: object) => DestinationStream;
-  return pretty({ destination: 2, sync: true, colorize, translateTime: 'SYS:HH:MM:ss.l', singleLine: true, messageFormat: '{component}: {msg}{if pid} (pid {pid}){end}', ignore: 'component,pid' });
+  return pretty({
+    destination: 2,
+    sync: true,
+    colorize,
+    translateTime: 'SYS:HH:MM:ss.l',
+    singleLine: true,
+    messageFormat: '{component}: {msg}{if pid} (pid {pid}){end}',
+    ignore: 'component,pid',
+  });
 }
 
 /** A logger on stderr in the chosen format (default: chooseLogFormat of LOG_FORMAT and whether stderr is a terminal). */

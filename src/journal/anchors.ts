@@ -47,13 +47,15 @@ function errorCode(error: unknown): string | undefined {
 
 /** Paths of the checkpoint files among `entries` of `folder`, ascending by tree size. */
 function listCheckpointFiles(folder: string, entries: readonly string[]): string[] {
-  return entries
-    .map((entry) => ({ entry, match: CHECKPOINT_FILE.exec(entry) }))
-    .filter((item): item is { entry: string; match: RegExpExecArray } => item.match !== null)
-    .map(({ entry, match }) => ({ entry, size: BigInt(match[1] ?? '0') }))
-    // Numeric, not lexical: a hand-copied "9.checkpoint" must still sort below "10.checkpoint".
-    .sort((a, b) => (a.size < b.size ? -1 : a.size > b.size ? 1 : 0))
-    .map(({ entry }) => path.join(folder, entry));
+  return (
+    entries
+      .map((entry) => ({ entry, match: CHECKPOINT_FILE.exec(entry) }))
+      .filter((item): item is { entry: string; match: RegExpExecArray } => item.match !== null)
+      .map(({ entry, match }) => ({ entry, size: BigInt(match[1] ?? '0') }))
+      // Numeric, not lexical: a hand-copied "9.checkpoint" must still sort below "10.checkpoint".
+      .sort((a, b) => (a.size < b.size ? -1 : a.size > b.size ? 1 : 0))
+      .map(({ entry }) => path.join(folder, entry))
+  );
 }
 
 function readDirOrEmpty(folder: string): string[] {

@@ -88,7 +88,8 @@ export class DirectoryArchiveStore implements ArchiveStore {
   }
 
   private file(objectName: string): string {
-    if (!OBJECT_NAME.test(objectName) || objectName.split('/').includes('..')) throw new ArchiveStoreError(`invalid object name ${JSON.stringify(objectName)}`);
+    if (!OBJECT_NAME.test(objectName) || objectName.split('/').includes('..'))
+      throw new ArchiveStoreError(`invalid object name ${JSON.stringify(objectName)}`);
     return join(this.root, objectName);
   }
 
@@ -120,7 +121,11 @@ export class DirectoryArchiveStore implements ArchiveStore {
   }
 
   retention(): Promise<StoreRetention> {
-    return Promise.resolve({ periodSeconds: null, locked: false, description: 'no retention lock: read-only files (mode 0400), protected by file permissions only' });
+    return Promise.resolve({
+      periodSeconds: null,
+      locked: false,
+      description: 'no retention lock: read-only files (mode 0400), protected by file permissions only',
+    });
   }
 }
 

@@ -43,7 +43,8 @@ function isCanonicalTimestamp(timestamp: string): boolean {
 }
 
 function checkpointProblem(cp: Checkpoint): string | null {
-  if (!isValidKeyName(cp.origin)) return `origin ${JSON.stringify(cp.origin)} must be non-empty with no '+', whitespace or control characters`;
+  if (!isValidKeyName(cp.origin))
+    return `origin ${JSON.stringify(cp.origin)} must be non-empty with no '+', whitespace or control characters`;
   if (!Number.isSafeInteger(cp.treeSize) || cp.treeSize < 0) return `tree size ${cp.treeSize} is not a non-negative safe integer`;
   if (cp.rootHash.length !== HASH_BYTES) return `root hash has ${cp.rootHash.length} bytes, expected ${HASH_BYTES}`;
   if (cp.chainHead.length !== HASH_BYTES) return `chain head has ${cp.chainHead.length} bytes, expected ${HASH_BYTES}`;

@@ -41,7 +41,15 @@ export function parseContainedPayload(payload: string): ContainedMarker | null {
     return null;
   }
   const d = (v as { $dropped?: unknown } | null)?.$dropped as { at?: unknown; policyVersion?: unknown } | undefined;
-  if (typeof d !== 'object' || d === null || typeof d.at !== 'string' || Number.isNaN(Date.parse(d.at)) || typeof d.policyVersion !== 'number' || !Number.isInteger(d.policyVersion)) return null;
+  if (
+    typeof d !== 'object' ||
+    d === null ||
+    typeof d.at !== 'string' ||
+    Number.isNaN(Date.parse(d.at)) ||
+    typeof d.policyVersion !== 'number' ||
+    !Number.isInteger(d.policyVersion)
+  )
+    return null;
   const m = { at: d.at, policyVersion: d.policyVersion };
   return containedPayload(m) === payload ? m : null;
 }
@@ -57,12 +65,17 @@ export function containable(kind: string): boolean {
 }
 
 /** Why a row whose payload does not match its hash is NOT an accepted contained payload, or null when it is. */
-export function containedPayloadProblem(row: { seq: number; kind: string; recorded_at: string; payload: string }, record: PruneRecord): string | null {
+export function containedPayloadProblem(
+  row: { seq: number; kind: string; recorded_at: string; payload: string },
+  record: PruneRecord,
+): string | null {
   const marker = parseContainedPayload(row.payload);
   if (marker === null) return 'the payload does not match its hash';
-  if (marker.at !== record.droppedAt || marker.policyVersion !== record.policyVersion) return `the contained marker (${marker.at}, policy ${marker.policyVersion}) differs from the segment.pruned entry at seq ${record.seq}`;
+  if (marker.at !== record.droppedAt || marker.policyVersion !== record.policyVersion)
+    return `the contained marker (${marker.at}, policy ${marker.policyVersion}) differs from the segment.pruned entry at seq ${record.seq}`;
   if (!containable(row.kind)) return `the payload was dropped as unsealed personal data, but kind ${row.kind} is never contained`;
-  if (Date.parse(row.recorded_at) > Date.parse(record.droppedAt)) return `the payload was dropped at ${record.droppedAt}, before the entry was recorded`;
+  if (Date.parse(row.recorded_at) > Date.parse(record.droppedAt))
+    return `the payload was dropped at ${record.droppedAt}, before the entry was recorded`;
   return null;
 }
 

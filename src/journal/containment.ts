@@ -91,21 +91,42 @@ export function scanJournal(journalPath: string, cacheDir: string): ScanReport {
     const contained: ContainedEntry[] = [];
     const seen = new Set<number>();
     let hotEntries = 0;
-    for (const r of db.prepare('SELECT seq, kind, recorded_at, payload, payload_hash FROM entries ORDER BY seq').iterate() as IterableIterator<ScanRow>) {
+    for (const r of db
+      .prepare('SELECT seq, kind, recorded_at, payload, payload_hash FROM entries ORDER BY seq')
+      .iterate() as IterableIterator<ScanRow>) {
       hotEntries++;
       seen.add(r.seq);
       const u = unsealedFieldsOf(r.kind, r.payload);
-      if (u) findings.push({ seq: r.seq, kind: r.kind, recordedAt: r.recorded_at, fields: u.fields, byShape: u.byShape, where: 'hot', segmentId: null, month: monthOf(r.recorded_at).id, containable: containable(r.kind) });
+      if (u)
+        findings.push({
+          seq: r.seq,
+          kind: r.kind,
+          recordedAt: r.recorded_at,
+          fields: u.fields,
+          byShape: u.byShape,
+          where: 'hot',
+          segmentId: null,
+          month: monthOf(r.recorded_at).id,
+          containable: containable(r.kind),
+        });
     }
     const segments: ScannedSegment[] = [];
     for (const range of archivedRanges(db)) {
       const local = localCopy(db, range.segmentId, cacheDir);
-      segments.push({ segmentId: range.segmentId, fromSeq: range.fromSeq, toSeq: range.toSeq, scanned: local.file !== null, source: local.source });
+      segments.push({
+        segmentId: range.segmentId,
+        fromSeq: range.fromSeq,
+        toSeq: range.toSeq,
+        scanned: local.file !== null,
+        source: local.source,
+      });
       if (local.file === null) continue;
       const seg = new Database(local.file, { readonly: true, fileMustExist: true });
       try {
         seg.pragma('trusted_schema = OFF');
-        for (const r of seg.prepare('SELECT seq, kind, recorded_at, payload, payload_hash FROM entries ORDER BY seq').iterate() as IterableIterator<ScanRow>) {
+        for (const r of seg
+          .prepare('SELECT seq, kind, recorded_at, payload, payload_hash FROM entries ORDER BY seq')
+          .iterate() as IterableIterator<ScanRow>) {
           if (seen.has(r.seq)) continue;
           if (!sha256(r.payload).equals(r.payload_hash)) {
             const m = parseContainedPayload(r.payload);
@@ -113,7 +134,18 @@ export function scanJournal(journalPath: string, cacheDir: string): ScanReport {
             continue;
           }
           const u = unsealedFieldsOf(r.kind, r.payload);
-          if (u) findings.push({ seq: r.seq, kind: r.kind, recordedAt: r.recorded_at, fields: u.fields, byShape: u.byShape, where: 'archive', segmentId: range.segmentId, month: monthOf(r.recorded_at).id, containable: containable(r.kind) });
+          if (u)
+            findings.push({
+              seq: r.seq,
+              kind: r.kind,
+              recordedAt: r.recorded_at,
+              fields: u.fields,
+              byShape: u.byShape,
+              where: 'archive',
+              segmentId: range.segmentId,
+              month: monthOf(r.recorded_at).id,
+              containable: containable(r.kind),
+            });
         }
       } finally {
         seg.close();
@@ -131,12 +163,17 @@ function localCopy(db: Database.Database, segmentId: string, cacheDir: string): 
   const cur = currentObject(db, segmentId);
   const file = join(cacheDir, `${segmentId}.sqlite`);
   if (existsSync(file) && sha256Hex(readFileSync(file)) === cur.fileSha256) return { file, source: `local cache ${file}` };
-  if (!cur.location.startsWith('dir:')) return { file: null, source: `not scanned: ${cur.location} is not on this machine (\`activity-journal verify --include-archives\` fetches it into the local cache; then scan again)` };
+  if (!cur.location.startsWith('dir:'))
+    return {
+      file: null,
+      source: `not scanned: ${cur.location} is not on this machine (\`activity-journal verify --include-archives\` fetches it into the local cache; then scan again)`,
+    };
   const gz = existsSync(cur.location.slice(4)) ? readFileSync(cur.location.slice(4)) : null;
   if (gz === null) return { file: null, source: `not scanned: ${cur.location} is missing` };
   if (sha256Hex(gz) !== cur.sha256) return { file: null, source: `not scanned: ${cur.location} does not match the hash journaled for it` };
   const raw = gunzipSync(gz);
-  if (sha256Hex(raw) !== cur.fileSha256) return { file: null, source: `not scanned: ${cur.location} does not decompress to the journaled file hash` };
+  if (sha256Hex(raw) !== cur.fileSha256)
+    return { file: null, source: `not scanned: ${cur.location} does not decompress to the journaled file hash` };
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   writeFileSync(`${file}.tmp`, raw, { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
@@ -207,12 +244,40 @@ export async function containArchived(writer: JournalWriter, options: ContainOpt
         const due = dueForContainment(curFile, history, assignments);
         if (due.seqs.length === 0) continue;
         if (options.dryRun) {
-          out.push({ segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq, action: 'would contain', generation: null, location: null, entries: due.seqs.length, seqs: due.seqs, kinds: due.kinds, deleted: [], kept: [] });
+          out.push({
+            segmentId: r.segmentId,
+            fromSeq: r.fromSeq,
+            toSeq: r.toSeq,
+            action: 'would contain',
+            generation: null,
+            location: null,
+            entries: due.seqs.length,
+            seqs: due.seqs,
+            kinds: due.kinds,
+            deleted: [],
+            kept: [],
+          });
           continue;
         }
         const latest = history[history.length - 1];
-        if (!latest) throw new ArchiveError(`segment ${r.segmentId}: no retention policy version is journaled; open the journal once with a retention policy (activity-journal archive does) before containing`);
-        out.push(await contain(writer, { segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq }, cur, curFile, due, latest.version, staging, stores, options, now));
+        if (!latest)
+          throw new ArchiveError(
+            `segment ${r.segmentId}: no retention policy version is journaled; open the journal once with a retention policy (activity-journal archive does) before containing`,
+          );
+        out.push(
+          await contain(
+            writer,
+            { segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq },
+            cur,
+            curFile,
+            due,
+            latest.version,
+            staging,
+            stores,
+            options,
+            now,
+          ),
+        );
       } finally {
         rmSync(curFile, { force: true });
       }
@@ -233,7 +298,11 @@ interface Due {
 }
 
 /** The entries of a segment file whose whole payload holds personal data in clear, of a kind containment drops. */
-function dueForContainment(file: string, history: readonly JournaledPolicy[], assignments: ReadonlyMap<number, readonly RetentionAssignment[]>): Due {
+function dueForContainment(
+  file: string,
+  history: readonly JournaledPolicy[],
+  assignments: ReadonlyMap<number, readonly RetentionAssignment[]>,
+): Due {
   const seg = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const seqs: number[] = [];
@@ -241,7 +310,11 @@ function dueForContainment(file: string, history: readonly JournaledPolicy[], as
     const kinds: Record<string, number> = {};
     let keepUntil: number | null = null;
     for (const row of seg.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>) {
-      const { expiresAt } = expiryOf({ seq: row.seq, recordedAt: row.recorded_at, retentionClass: row.retention_class }, history, assignments.get(row.seq));
+      const { expiresAt } = expiryOf(
+        { seq: row.seq, recordedAt: row.recorded_at, retentionClass: row.retention_class },
+        history,
+        assignments.get(row.seq),
+      );
       if (expiresAt !== null && (keepUntil === null || expiresAt > keepUntil)) keepUntil = expiresAt;
       if (row.seq === 0 || !containable(row.kind) || !sha256(row.payload).equals(row.payload_hash)) continue;
       if (unsealedFieldsOf(row.kind, row.payload) === null) continue;
@@ -271,10 +344,16 @@ async function contain(
   const rules: CopyRules = {
     word: 'contained',
     parse: parseContainedPayload,
-    problem: (o) => (containable(o.kind) && unsealedFieldsOf(o.kind, o.payload) !== null ? null : 'its payload held no personal data in clear'),
+    problem: (o) =>
+      containable(o.kind) && unsealedFieldsOf(o.kind, o.payload) !== null ? null : 'its payload held no personal data in clear',
   };
   const r = await replaceSegmentCopy({
-    writer, seg, cur, curFile, staging, stores,
+    writer,
+    seg,
+    cur,
+    curFile,
+    staging,
+    stores,
     store: options.store,
     cacheDir: options.cacheDir,
     seqs: due.seqs,
@@ -285,5 +364,17 @@ async function contain(
     commitExtra: (checked) => ({ reason: CONTAINMENT_REASON, kinds: checked.kinds }),
     onStep: (step) => options.onStep?.(`contained-${step}`, seg.segmentId),
   });
-  return { segmentId: seg.segmentId, fromSeq: seg.fromSeq, toSeq: seg.toSeq, action: 'contained', generation: r.generation, location: r.location, entries: r.result.seqs.length, seqs: r.result.seqs, kinds: r.result.kinds, deleted: r.deleted, kept: r.kept };
+  return {
+    segmentId: seg.segmentId,
+    fromSeq: seg.fromSeq,
+    toSeq: seg.toSeq,
+    action: 'contained',
+    generation: r.generation,
+    location: r.location,
+    entries: r.result.seqs.length,
+    seqs: r.result.seqs,
+    kinds: r.result.kinds,
+    deleted: r.deleted,
+    kept: r.kept,
+  };
 }

@@ -32,7 +32,8 @@ export function parseDroppedPayload(payload: string): DroppedMarker | null {
   const d = (v as { $dropped?: unknown }).$dropped;
   if (typeof d !== 'object' || d === null) return null;
   const { at, policyVersion } = d as { at?: unknown; policyVersion?: unknown };
-  if (typeof at !== 'string' || Number.isNaN(Date.parse(at)) || typeof policyVersion !== 'number' || !Number.isInteger(policyVersion)) return null;
+  if (typeof at !== 'string' || Number.isNaN(Date.parse(at)) || typeof policyVersion !== 'number' || !Number.isInteger(policyVersion))
+    return null;
   const m = { at, policyVersion };
   return droppedPayload(m) === payload ? m : null;
 }
@@ -68,10 +69,29 @@ export function indexPrunes(records: readonly PruneRecord[]): Map<number, PruneR
 /** Parses a segment.pruned payload into a PruneRecord (null when it is not one). */
 export function pruneRecordOf(seq: number, payload: string): PruneRecord | null {
   try {
-    const p = JSON.parse(payload) as { segmentId?: unknown; dropped?: unknown; droppedAt?: unknown; policyVersion?: unknown; reason?: unknown };
-    if (typeof p.segmentId !== 'string' || !Array.isArray(p.dropped) || typeof p.droppedAt !== 'string' || typeof p.policyVersion !== 'number') return null;
+    const p = JSON.parse(payload) as {
+      segmentId?: unknown;
+      dropped?: unknown;
+      droppedAt?: unknown;
+      policyVersion?: unknown;
+      reason?: unknown;
+    };
+    if (
+      typeof p.segmentId !== 'string' ||
+      !Array.isArray(p.dropped) ||
+      typeof p.droppedAt !== 'string' ||
+      typeof p.policyVersion !== 'number'
+    )
+      return null;
     if (p.reason !== undefined && typeof p.reason !== 'string') return null;
-    return { seq, segmentId: p.segmentId, dropped: p.dropped as [number, number][], droppedAt: p.droppedAt, policyVersion: p.policyVersion, ...(p.reason !== undefined ? { reason: p.reason } : {}) };
+    return {
+      seq,
+      segmentId: p.segmentId,
+      dropped: p.dropped as [number, number][],
+      droppedAt: p.droppedAt,
+      policyVersion: p.policyVersion,
+      ...(p.reason !== undefined ? { reason: p.reason } : {}),
+    };
   } catch {
     return null;
   }
@@ -90,8 +110,14 @@ export function droppedPayloadProblem(
   const marker = parseDroppedPayload(row.payload);
   if (marker === null) return 'the payload does not match its hash';
   if (!record) return 'the payload was dropped, but no segment.pruned entry lists this seq';
-  if (marker.at !== record.droppedAt || marker.policyVersion !== record.policyVersion) return `the dropped marker (${marker.at}, policy ${marker.policyVersion}) differs from the segment.pruned entry at seq ${record.seq}`;
-  return expiredProblem(row, Date.parse(record.droppedAt), history.filter((h) => h.seq < record.seq), assignments.filter((a) => a.seq < record.seq));
+  if (marker.at !== record.droppedAt || marker.policyVersion !== record.policyVersion)
+    return `the dropped marker (${marker.at}, policy ${marker.policyVersion}) differs from the segment.pruned entry at seq ${record.seq}`;
+  return expiredProblem(
+    row,
+    Date.parse(record.droppedAt),
+    history.filter((h) => h.seq < record.seq),
+    assignments.filter((a) => a.seq < record.seq),
+  );
 }
 
 /**
@@ -105,8 +131,12 @@ export function expiredProblem(
   assignments: readonly RetentionAssignment[] = [],
 ): string | null {
   const e = expiryOf({ seq: row.seq, recordedAt: row.recorded_at, retentionClass: row.retention_class }, history, assignments);
-  const cls = e.retentionClass === row.retention_class ? `class ${row.retention_class}` : `class ${e.retentionClass} (raised from ${row.retention_class} by retention.assigned)`;
+  const cls =
+    e.retentionClass === row.retention_class
+      ? `class ${row.retention_class}`
+      : `class ${e.retentionClass} (raised from ${row.retention_class} by retention.assigned)`;
   if (e.onExpiry !== 'drop-payload') return `the payload was dropped, but ${cls} keeps payloads (onExpiry keep)`;
-  if (e.expiresAt === null || e.expiresAt > at) return `the payload was dropped, but ${cls} keeps it until ${e.expiresAt === null ? 'forever' : new Date(e.expiresAt).toISOString()}`;
+  if (e.expiresAt === null || e.expiresAt > at)
+    return `the payload was dropped, but ${cls} keeps it until ${e.expiresAt === null ? 'forever' : new Date(e.expiresAt).toISOString()}`;
   return null;
 }

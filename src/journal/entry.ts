@@ -84,7 +84,17 @@ const RETENTION = /^[a-z][a-z0-9_-]{0,63}$/;
 const IDENT = /^[\x21-\x7e\u00a0-\uffff]{1,512}$/u;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
-const ENTRY_FIELDS: ReadonlySet<string> = new Set(['kind', 'source', 'actor', 'correlationId', 'payload', 'causationId', 'occurredAt', 'idempotencyKey', 'retentionClass']);
+const ENTRY_FIELDS: ReadonlySet<string> = new Set([
+  'kind',
+  'source',
+  'actor',
+  'correlationId',
+  'payload',
+  'causationId',
+  'occurredAt',
+  'idempotencyKey',
+  'retentionClass',
+]);
 
 /** Validates one append against the catalogue; throws EntryValidationError saying every problem at once. */
 export function prepareEntry(input: unknown, options: PrepareOptions): PreparedEntry {
@@ -96,14 +106,18 @@ export function prepareEntry(input: unknown, options: PrepareOptions): PreparedE
   if (tooDeep !== null) {
     // Only the top-level field is named: member names deeper down are the caller's data.
     const field = /^\$\.([A-Za-z]+)/.exec(tooDeep)?.[1] ?? 'entry';
-    throw new EntryValidationError('INVALID_ENTRY', `${field} nests deeper than ${MAX_JSON_DEPTH} levels`, [`${field}: nested deeper than ${MAX_JSON_DEPTH} levels`]);
+    throw new EntryValidationError('INVALID_ENTRY', `${field} nests deeper than ${MAX_JSON_DEPTH} levels`, [
+      `${field}: nested deeper than ${MAX_JSON_DEPTH} levels`,
+    ]);
   }
   const issues: string[] = [];
   for (const key in raw) if (!ENTRY_FIELDS.has(key)) issues.push(`${key}: not an entry field (fields: ${[...ENTRY_FIELDS].join(', ')})`);
 
   const kind = raw.kind;
   if (typeof kind !== 'string' || !isEntryKind(kind)) {
-    const list = Object.keys(KINDS).filter((k) => !KINDS[k as EntryKind].internal).join(', ');
+    const list = Object.keys(KINDS)
+      .filter((k) => !KINDS[k as EntryKind].internal)
+      .join(', ');
     throw new EntryValidationError('UNKNOWN_KIND', `unknown kind ${JSON.stringify(kind)}; known kinds: ${list}`, [`kind: unknown`]);
   }
   const spec = KINDS[kind];
@@ -137,12 +151,17 @@ export function prepareEntry(input: unknown, options: PrepareOptions): PreparedE
   else {
     const result = (spec.schema as z.ZodType).safeParse(raw.payload);
     if (!result.success) {
-      for (const issue of result.error.issues) issues.push(`payload${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}: ${issue.message}`);
+      for (const issue of result.error.issues)
+        issues.push(`payload${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}: ${issue.message}`);
     }
   }
   if (issues.length > 0) {
     const payloadOnly = issues.every((i) => i.startsWith('payload'));
-    throw new EntryValidationError(payloadOnly ? 'INVALID_PAYLOAD' : 'INVALID_ENTRY', `invalid ${kind} entry: ${issues.join('; ')}`, issues);
+    throw new EntryValidationError(
+      payloadOnly ? 'INVALID_PAYLOAD' : 'INVALID_ENTRY',
+      `invalid ${kind} entry: ${issues.join('; ')}`,
+      issues,
+    );
   }
 
   let payloadText: string;
@@ -151,7 +170,8 @@ export function prepareEntry(input: unknown, options: PrepareOptions): PreparedE
     stored = options.seal ? options.seal(kind, raw.payload, { causationId, correlationId: correlationId as string }) : raw.payload;
     payloadText = canonicalize(stored);
   } catch (err) {
-    if (err instanceof CanonicalEncodingError) throw new EntryValidationError('INVALID_PAYLOAD', `invalid ${kind} payload: ${err.message}`, [`payload: ${err.message}`]);
+    if (err instanceof CanonicalEncodingError)
+      throw new EntryValidationError('INVALID_PAYLOAD', `invalid ${kind} payload: ${err.message}`, [`payload: ${err.message}`]);
     throw err;
   }
   const payloadBytes = limitedBytes(payloadText, stored);
@@ -192,8 +212,23 @@ function limitedBytes(payloadText: string, stored: unknown): number {
 }
 
 /** `auto/<hex>`: a hash of everything the caller said, so an identical re-send is recognised as the same entry. */
-function derivedIdempotencyKey(e: Pick<PreparedEntry, 'kind' | 'source' | 'actor' | 'correlationId' | 'causationId' | 'occurredAt' | 'payloadHash'>): string {
-  return 'auto/' + sha256Hex(canonicalize({ kind: e.kind, source: e.source, actor: e.actor, correlationId: e.correlationId, causationId: e.causationId, occurredAt: e.occurredAt, payloadHash: e.payloadHash }));
+function derivedIdempotencyKey(
+  e: Pick<PreparedEntry, 'kind' | 'source' | 'actor' | 'correlationId' | 'causationId' | 'occurredAt' | 'payloadHash'>,
+): string {
+  return (
+    'auto/' +
+    sha256Hex(
+      canonicalize({
+        kind: e.kind,
+        source: e.source,
+        actor: e.actor,
+        correlationId: e.correlationId,
+        causationId: e.causationId,
+        occurredAt: e.occurredAt,
+        payloadHash: e.payloadHash,
+      }),
+    )
+  );
 }
 
 /** The header fields that the leaf hash commits to; the payload enters only through its hash. */
@@ -249,8 +284,16 @@ export function headerObject(h: EntryHeader): Record<string, unknown> {
 
 function wellFormed(h: EntryHeader): boolean {
   return (
-    h.actor.isWellFormed() && h.correlationId.isWellFormed() && h.id.isWellFormed() && h.idempotencyKey.isWellFormed() && h.kind.isWellFormed() &&
-    h.occurredAt.isWellFormed() && h.payloadHash.isWellFormed() && h.recordedAt.isWellFormed() && h.retentionClass.isWellFormed() && h.source.isWellFormed() &&
+    h.actor.isWellFormed() &&
+    h.correlationId.isWellFormed() &&
+    h.id.isWellFormed() &&
+    h.idempotencyKey.isWellFormed() &&
+    h.kind.isWellFormed() &&
+    h.occurredAt.isWellFormed() &&
+    h.payloadHash.isWellFormed() &&
+    h.recordedAt.isWellFormed() &&
+    h.retentionClass.isWellFormed() &&
+    h.source.isWellFormed() &&
     (h.causationId === null || h.causationId.isWellFormed())
   );
 }

@@ -81,7 +81,19 @@ export async function expireArchived(writer: JournalWriter, options: ExpiryOptio
       // A run that crashed after journaling a pruned copy: delete what it superseded.
       const cleaned = options.dryRun ? { deleted: [], kept: [] } : await deleteSuperseded(objects.slice(0, -1), stores);
       const cleanedOnly = (): void => {
-        if (cleaned.deleted.length > 0) out.push({ segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq, action: 'cleaned', generation: cur.generation, location: cur.location, droppedEntries: 0, classes: {}, deleted: cleaned.deleted, kept: [] });
+        if (cleaned.deleted.length > 0)
+          out.push({
+            segmentId: r.segmentId,
+            fromSeq: r.fromSeq,
+            toSeq: r.toSeq,
+            action: 'cleaned',
+            generation: cur.generation,
+            location: cur.location,
+            droppedEntries: 0,
+            classes: {},
+            deleted: cleaned.deleted,
+            kept: [],
+          });
       };
       if (!anyDrop) {
         cleanedOnly();
@@ -97,10 +109,35 @@ export async function expireArchived(writer: JournalWriter, options: ExpiryOptio
           continue;
         }
         if (options.dryRun) {
-          out.push({ segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq, action: 'would prune', generation: null, location: null, droppedEntries: due.seqs.length, classes: due.classes, deleted: [], kept: [] });
+          out.push({
+            segmentId: r.segmentId,
+            fromSeq: r.fromSeq,
+            toSeq: r.toSeq,
+            action: 'would prune',
+            generation: null,
+            location: null,
+            droppedEntries: due.seqs.length,
+            classes: due.classes,
+            deleted: [],
+            kept: [],
+          });
           continue;
         }
-        out.push(await prune(writer, { segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq }, cur, curFile, due, history, assignments, staging, stores, options, now));
+        out.push(
+          await prune(
+            writer,
+            { segmentId: r.segmentId, fromSeq: r.fromSeq, toSeq: r.toSeq },
+            cur,
+            curFile,
+            due,
+            history,
+            assignments,
+            staging,
+            stores,
+            options,
+            now,
+          ),
+        );
       } finally {
         rmSync(curFile, { force: true });
       }
@@ -119,7 +156,12 @@ interface Due {
 }
 
 /** The entries of a segment file whose payload is still whole and may be dropped at `at`. */
-function dueForDrop(file: string, at: number, history: readonly JournaledPolicy[], assignments: ReadonlyMap<number, readonly RetentionAssignment[]>): Due {
+function dueForDrop(
+  file: string,
+  at: number,
+  history: readonly JournaledPolicy[],
+  assignments: ReadonlyMap<number, readonly RetentionAssignment[]>,
+): Due {
   const seg = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const seqs: number[] = [];
@@ -159,10 +201,18 @@ function prune(
   const rules: CopyRules = {
     word: 'dropped',
     parse: parseDroppedPayload,
-    problem: (o, m) => (history.some((h) => h.version === m.policyVersion) ? expiredProblem(o, Date.parse(m.at), history, assignments.get(o.seq)) : `dropped by policy version ${m.policyVersion}, which the journal never recorded`),
+    problem: (o, m) =>
+      history.some((h) => h.version === m.policyVersion)
+        ? expiredProblem(o, Date.parse(m.at), history, assignments.get(o.seq))
+        : `dropped by policy version ${m.policyVersion}, which the journal never recorded`,
   };
   return replaceSegmentCopy({
-    writer, seg, cur, curFile, staging, stores,
+    writer,
+    seg,
+    cur,
+    curFile,
+    staging,
+    stores,
     store: options.store,
     cacheDir: options.cacheDir,
     seqs: due.seqs,
@@ -171,5 +221,16 @@ function prune(
     label: 'pruned copy',
     check: (file) => checkCopy(curFile, file, seg, rules, now()),
     onStep: (step) => options.onStep?.(`pruned-${step}`, seg.segmentId),
-  }).then((r) => ({ segmentId: seg.segmentId, fromSeq: seg.fromSeq, toSeq: seg.toSeq, action: 'pruned' as const, generation: r.generation, location: r.location, droppedEntries: r.result.seqs.length, classes: r.result.classes, deleted: r.deleted, kept: r.kept }));
+  }).then((r) => ({
+    segmentId: seg.segmentId,
+    fromSeq: seg.fromSeq,
+    toSeq: seg.toSeq,
+    action: 'pruned' as const,
+    generation: r.generation,
+    location: r.location,
+    droppedEntries: r.result.seqs.length,
+    classes: r.result.classes,
+    deleted: r.deleted,
+    kept: r.kept,
+  }));
 }

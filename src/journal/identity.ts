@@ -39,7 +39,12 @@ export function loadOrCreateIdentity(keysDir: string, journalId: string | null):
     writeFileSync(join(keysDir, JOURNAL_ID_FILE), `${id}\n`, { mode: 0o600, flag: 'wx' });
   }
   const origin = originFor(id);
-  return { journalId: id, origin, signingKey: loadOrCreateSigningKey(keysDir, origin), sealKey: loadOrCreateSecret(keysDir, SEAL_KEY_FILE) };
+  return {
+    journalId: id,
+    origin,
+    signingKey: loadOrCreateSigningKey(keysDir, origin),
+    sealKey: loadOrCreateSecret(keysDir, SEAL_KEY_FILE),
+  };
 }
 
 /** The seal key if the keys directory has one; verification without it checks everything but the seals. */

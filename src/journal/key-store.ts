@@ -142,7 +142,9 @@ export class SubjectKeyStore {
   ) {
     this.now = now ?? (() => new Date());
     this.hashKey = masterKey.open(meta(db, 'subject_hash_key', path), HASH_KEY_CONTEXT, `the subject-hash key in ${path}`);
-    this.activeStmt = db.prepare('SELECT key_id, wrapped FROM keys WHERE subject = ? AND destroyed_at IS NULL ORDER BY created_at DESC, key_id LIMIT 1');
+    this.activeStmt = db.prepare(
+      'SELECT key_id, wrapped FROM keys WHERE subject = ? AND destroyed_at IS NULL ORDER BY created_at DESC, key_id LIMIT 1',
+    );
     this.stateStmt = db.prepare('SELECT subject, wrapped, destroyed_at FROM keys WHERE key_id = ?');
     const insert = 'INSERT INTO keys (key_id, subject, wrapped, created_at) VALUES (?, ?, ?, ?)';
     this.insertStmt = db.prepare(insert);
@@ -163,7 +165,10 @@ export class SubjectKeyStore {
   static open(o: KeyStoreOptions): SubjectKeyStore {
     const there = SubjectKeyStore.exists(o.path, o.backupPath);
     if (!there.store && there.backup) {
-      throw new KeyStoreError('MISSING', `the key store ${o.path} is missing but its backup ${o.backupPath} exists: run \`activity-journal keys restore\``);
+      throw new KeyStoreError(
+        'MISSING',
+        `the key store ${o.path} is missing but its backup ${o.backupPath} exists: run \`activity-journal keys restore\``,
+      );
     }
     if (!there.store && (!o.create || o.readOnly === true)) throw new KeyStoreError('MISSING', `there is no key store at ${o.path}`);
     if (o.readOnly === true) return SubjectKeyStore.openReadOnly(o, there.backup);
@@ -172,7 +177,8 @@ export class SubjectKeyStore {
     try {
       db.exec(SCHEMA);
       if (!db.prepare(`SELECT 1 FROM meta WHERE name = 'check'`).get()) {
-        if (there.store && (db.prepare('SELECT count(*) AS n FROM keys').get() as { n: number }).n > 0) throw new KeyStoreError('NOT_A_KEY_STORE', `${o.path} holds keys but no master-key check`);
+        if (there.store && (db.prepare('SELECT count(*) AS n FROM keys').get() as { n: number }).n > 0)
+          throw new KeyStoreError('NOT_A_KEY_STORE', `${o.path} holds keys but no master-key check`);
         const insert = db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)');
         db.transaction(() => {
           insert.run('check', o.masterKey.seal(Buffer.from('activity-journal key store'), CHECK_CONTEXT));
@@ -188,7 +194,10 @@ export class SubjectKeyStore {
       backup = openDb(o.backupPath);
       backup.exec(SCHEMA);
       if (!meta(backup, 'store_id', o.backupPath).equals(meta(db, 'store_id', o.path))) {
-        throw new KeyStoreError('NOT_A_KEY_STORE', `${o.backupPath} is the backup of another key store (store ids differ); move it away or point KEY_STORE_BACKUP elsewhere`);
+        throw new KeyStoreError(
+          'NOT_A_KEY_STORE',
+          `${o.backupPath} is the backup of another key store (store ids differ); move it away or point KEY_STORE_BACKUP elsewhere`,
+        );
       }
       const store = new SubjectKeyStore(db, backup, o.masterKey, o.path, o.backupPath, o.now);
       store.backupRecreated = backupWasMissing;
@@ -211,7 +220,10 @@ export class SubjectKeyStore {
       if (backupThere) {
         backup = openReadOnlyDb(o.backupPath);
         if (!meta(backup, 'store_id', o.backupPath).equals(meta(db, 'store_id', o.path))) {
-          throw new KeyStoreError('NOT_A_KEY_STORE', `${o.backupPath} is the backup of another key store (store ids differ); move it away or point KEY_STORE_BACKUP elsewhere`);
+          throw new KeyStoreError(
+            'NOT_A_KEY_STORE',
+            `${o.backupPath} is the backup of another key store (store ids differ); move it away or point KEY_STORE_BACKUP elsewhere`,
+          );
         }
       }
       const store = new SubjectKeyStore(db, backup, o.masterKey, o.path, o.backupPath, o.now);
@@ -287,7 +299,8 @@ export class SubjectKeyStore {
   private findOrCreateKey(subject: string): SubjectKey {
     const row = this.activeStmt.get(subject);
     if (row) return { subject, keyId: row.key_id, key: this.unwrap(row.key_id, row.wrapped) };
-    if (this.readOnly) throw new KeyStoreError('READ_ONLY', `the key store ${this.path} was opened read-only: no subject key is created through it`);
+    if (this.readOnly)
+      throw new KeyStoreError('READ_ONLY', `the key store ${this.path} was opened read-only: no subject key is created through it`);
     const keyId = randomBytes(12).toString('hex');
     const key = randomBytes(32);
     const wrapped = this.masterKey.seal(key, `subject-key:${keyId}`);
@@ -296,7 +309,11 @@ export class SubjectKeyStore {
       if (this.backupInsertStmt === null) throw new Error(`there is no backup at ${this.backupPath}`);
       this.backupInsertStmt.run(keyId, subject, wrapped, createdAt);
     } catch (err) {
-      throw new KeyStoreError('BACKUP_FAILED', `a new subject key could not be written to the backup ${this.backupPath}; nothing was sealed under it`, { cause: err });
+      throw new KeyStoreError(
+        'BACKUP_FAILED',
+        `a new subject key could not be written to the backup ${this.backupPath}; nothing was sealed under it`,
+        { cause: err },
+      );
     }
     this.insertStmt.run(keyId, subject, wrapped, createdAt);
     return { subject, keyId, key };
@@ -341,12 +358,17 @@ export class SubjectKeyStore {
   state(keyId: string): KeyState {
     const row = this.stateStmt.get(keyId);
     if (!row) return { status: 'missing' };
-    if (row.wrapped === null || row.destroyed_at !== null) return { status: 'destroyed', destroyedAt: row.destroyed_at ?? '', subject: row.subject };
+    if (row.wrapped === null || row.destroyed_at !== null)
+      return { status: 'destroyed', destroyedAt: row.destroyed_at ?? '', subject: row.subject };
     return { status: 'active', key: this.unwrap(keyId, row.wrapped), subject: row.subject };
   }
 
   keysOf(subject: string): KeyRecord[] {
-    return (this.db.prepare('SELECT key_id, subject, created_at, destroyed_at FROM keys WHERE subject = ? ORDER BY created_at, key_id').all(subject) as { key_id: string; subject: string; created_at: string; destroyed_at: string | null }[]).map(toRecord);
+    return (
+      this.db
+        .prepare('SELECT key_id, subject, created_at, destroyed_at FROM keys WHERE subject = ? ORDER BY created_at, key_id')
+        .all(subject) as { key_id: string; subject: string; created_at: string; destroyed_at: string | null }[]
+    ).map(toRecord);
   }
 
   /**
@@ -356,7 +378,8 @@ export class SubjectKeyStore {
   destroy(keyIds: readonly string[], at: Date = this.now()): void {
     const sql = 'UPDATE keys SET wrapped = NULL, destroyed_at = ? WHERE key_id = ? AND destroyed_at IS NULL';
     const when = at.toISOString();
-    if (this.readOnly) throw new KeyStoreError('READ_ONLY', `the key store ${this.path} was opened read-only: no key is destroyed through it`);
+    if (this.readOnly)
+      throw new KeyStoreError('READ_ONLY', `the key store ${this.path} was opened read-only: no key is destroyed through it`);
     for (const id of keyIds) this.unwrapped.delete(id);
     this.activeCache.clear();
     this.db.transaction(() => {
@@ -369,7 +392,11 @@ export class SubjectKeyStore {
         for (const id of keyIds) backup.prepare(sql).run(when, id);
       })();
     } catch (err) {
-      throw new KeyStoreError('BACKUP_FAILED', `the keys were destroyed in ${this.path} but not in the backup ${this.backupPath}: re-run the erasure`, { cause: err });
+      throw new KeyStoreError(
+        'BACKUP_FAILED',
+        `the keys were destroyed in ${this.path} but not in the backup ${this.backupPath}: re-run the erasure`,
+        { cause: err },
+      );
     }
   }
 
@@ -386,7 +413,13 @@ export class SubjectKeyStore {
    */
   compareWithBackup(): { storeOnly: string[]; backupOnly: string[]; differing: string[] } | null {
     if (this.backup === null) return null;
-    const read = (db: Database.Database): Map<string, boolean> => new Map((db.prepare('SELECT key_id, destroyed_at FROM keys').all() as { key_id: string; destroyed_at: string | null }[]).map((r) => [r.key_id, r.destroyed_at === null]));
+    const read = (db: Database.Database): Map<string, boolean> =>
+      new Map(
+        (db.prepare('SELECT key_id, destroyed_at FROM keys').all() as { key_id: string; destroyed_at: string | null }[]).map((r) => [
+          r.key_id,
+          r.destroyed_at === null,
+        ]),
+      );
     const store = read(this.db);
     const backup = read(this.backup);
     const storeOnly = [...store.keys()].filter((id) => !backup.has(id));
@@ -433,7 +466,10 @@ function toRecord(r: { key_id: string; subject: string; created_at: string; dest
 }
 
 function fingerprintOf(db: Database.Database): KeyStoreFingerprint {
-  const rows = db.prepare('SELECT key_id, destroyed_at FROM keys ORDER BY key_id').all() as { key_id: string; destroyed_at: string | null }[];
+  const rows = db.prepare('SELECT key_id, destroyed_at FROM keys ORDER BY key_id').all() as {
+    key_id: string;
+    destroyed_at: string | null;
+  }[];
   const h = createHash('sha256');
   let destroyed = 0;
   for (const r of rows) {

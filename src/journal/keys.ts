@@ -64,11 +64,7 @@ export function rawEd25519PublicKey(publicKey: KeyObject): Buffer {
 }
 
 function keyIdFor(name: string, rawPublicKey: Uint8Array): Uint8Array {
-  const digest = createHash('sha256')
-    .update(name, 'utf8')
-    .update(Uint8Array.of(0x0a, ALG_ED25519))
-    .update(rawPublicKey)
-    .digest();
+  const digest = createHash('sha256').update(name, 'utf8').update(Uint8Array.of(0x0a, ALG_ED25519)).update(rawPublicKey).digest();
   return new Uint8Array(digest.subarray(0, 4));
 }
 
@@ -108,7 +104,9 @@ export function parseVerifierKey(vkey: string): Verifier {
     throw new KeyFormatError(`malformed verifier key for ${name}: the key is not canonical base64`);
   }
   if (keyBytes[0] !== ALG_ED25519) {
-    throw new KeyFormatError(`unsupported verifier key for ${name}: signature type 0x${(keyBytes[0] ?? 0).toString(16).padStart(2, '0')} is not Ed25519 (0x01)`);
+    throw new KeyFormatError(
+      `unsupported verifier key for ${name}: signature type 0x${(keyBytes[0] ?? 0).toString(16).padStart(2, '0')} is not Ed25519 (0x01)`,
+    );
   }
   const raw = keyBytes.subarray(1);
   if (raw.length !== ED25519_PUBLIC_KEY_BYTES) {

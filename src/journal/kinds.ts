@@ -91,15 +91,24 @@ const crmCall = {
   properties: z.record(z.string(), jsonValue).optional(),
   // As wide as intake admits (an address of 512 characters, 1,000 participants): a dry-run write of what intake
   // took in must never be refused (it was, for addresses over 256 characters, and then retried for 13 minutes).
-  associations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(512), typeId: z.number().int().positive().optional() })).max(1000).optional(),
+  associations: z
+    .array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(512), typeId: z.number().int().positive().optional() }))
+    .max(1000)
+    .optional(),
   /** Associations a call removed (a reviewer's association override). */
-  removedAssociations: z.array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(512) })).max(1000).optional(),
+  removedAssociations: z
+    .array(z.strictObject({ objectType: z.string().max(64), id: z.string().max(512) }))
+    .max(1000)
+    .optional(),
   /** The human.override entry this call carries out. */
   override: id.optional(),
   /** The journal entry whose activity this call wrote (one crm.write per activity per call). */
   entryId: id.optional(),
   /** The interactions whose sections that activity holds (a call and its transcripts), with the decision of each: ids only. */
-  members: z.array(z.strictObject({ entryId: id, decisionEntryId: id, overrideEntryId: id.optional() })).max(1000).optional(),
+  members: z
+    .array(z.strictObject({ entryId: id, decisionEntryId: id, overrideEntryId: id.optional() }))
+    .max(1000)
+    .optional(),
   /** How many items the call carried (a batch call is journaled once per activity it wrote). */
   batchSize: z.number().int().min(1).max(10_000).optional(),
   /** For upserts: whether HubSpot created the object (false: it updated an existing one). */
@@ -130,7 +139,10 @@ const humanOverride = z.strictObject({
 /** A sign-in to the audit UI. The user id only when it names a configured user: never the typed name, password or address. */
 const auditLogin = z.strictObject({
   outcome: z.enum(['success', 'failure']),
-  userId: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/).optional(),
+  userId: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/)
+    .optional(),
   role: z.enum(['viewer', 'reviewer', 'admin']).optional(),
   reason: z.enum(['signed-in', 'unknown-user', 'wrong-password', 'locked-out']),
 });
@@ -258,7 +270,9 @@ const privacyErased = z.strictObject({
    * only `forget`, holding the key store, can make it; the append credential cannot. Erasures that do not
    * authenticate are ignored by `keys restore`, `keys status` and `verify` (and listed as such).
    */
-  authentication: z.string().regex(/^hmac-sha256:[0-9a-f]{64}$/, 'must be hmac-sha256:<64 hex digits> (written by `activity-journal forget`)'),
+  authentication: z
+    .string()
+    .regex(/^hmac-sha256:[0-9a-f]{64}$/, 'must be hmac-sha256:<64 hex digits> (written by `activity-journal forget`)'),
 });
 
 /** A closed period (a calendar month of recordedAt) cut off: its seq range, a signed checkpoint at its end, the segment file's hash. */
@@ -308,7 +322,10 @@ const segmentPruned = z.strictObject({
   /** The object this copy supersedes (readers use the newest generation). */
   replaces: z.string().min(1).max(2048),
   /** Seqs whose payloads this generation dropped, as inclusive ranges [from, to]. */
-  dropped: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()])).min(1).max(100_000),
+  dropped: z
+    .array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]))
+    .min(1)
+    .max(100_000),
   entries: z.number().int().positive(),
   /** Dropped entries per retention class. */
   classes: z.record(z.string().min(1).max(64), z.number().int().positive()),
@@ -413,7 +430,12 @@ export type EntryKind = keyof typeof KINDS;
 export type PayloadOf<K extends EntryKind> = z.infer<(typeof KINDS)[K]['schema']>;
 
 /** Kinds the journal writes about itself; they do not make a new checkpoint due. */
-export const HOUSEKEEPING_KINDS: ReadonlySet<string> = new Set(['journal.created', 'checkpoint', 'checkpoint.anchored', 'retention.policy']);
+export const HOUSEKEEPING_KINDS: ReadonlySet<string> = new Set([
+  'journal.created',
+  'checkpoint',
+  'checkpoint.anchored',
+  'retention.policy',
+]);
 
 export function isEntryKind(kind: string): kind is EntryKind {
   return Object.prototype.hasOwnProperty.call(KINDS, kind);

@@ -14,7 +14,8 @@ export interface WriterLock {
   release(): void;
 }
 
-export type FileLockResult = { readonly held: true; readonly lock: WriterLock } | { readonly held: false; readonly owner: string | null; readonly cause: unknown };
+export type FileLockResult =
+  { readonly held: true; readonly lock: WriterLock } | { readonly held: false; readonly owner: string | null; readonly cause: unknown };
 
 /**
  * Takes the exclusive lock on `lockPath`, or says who holds it (the text of `<lockPath>.owner`, written by the
@@ -74,5 +75,9 @@ export function acquireWriterLock(journalPath: string): WriterLock {
   mkdirSync(dirname(journalPath), { recursive: true, mode: 0o700 });
   const result = tryFileLock(writerLockPath(journalPath), `pid ${process.pid} on ${hostname()}`);
   if (result.held) return result.lock;
-  throw new JournalFileError('LOCKED', `the journal ${journalPath} is already open for writing by ${result.owner ?? 'another process'}; only one writer may run (stop it, or send appends through the journal service)`, { cause: result.cause });
+  throw new JournalFileError(
+    'LOCKED',
+    `the journal ${journalPath} is already open for writing by ${result.owner ?? 'another process'}; only one writer may run (stop it, or send appends through the journal service)`,
+    { cause: result.cause },
+  );
 }

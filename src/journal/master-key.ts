@@ -73,7 +73,10 @@ export class MasterKey {
     const b = Buffer.from(blob);
     const check = b.subarray(MAGIC.length, MAGIC.length + CHECK_BYTES);
     if (!check.equals(this.check)) {
-      throw new MasterKeyError('WRONG_KEY', `${what} was sealed under master key ${check.toString('hex')}, but the configured master key is ${this.id}: set JOURNAL_MASTER_KEY or JOURNAL_MASTER_KEY_FILE to the key it was written with`);
+      throw new MasterKeyError(
+        'WRONG_KEY',
+        `${what} was sealed under master key ${check.toString('hex')}, but the configured master key is ${this.id}: set JOURNAL_MASTER_KEY or JOURNAL_MASTER_KEY_FILE to the key it was written with`,
+      );
     }
     const iv = b.subarray(MAGIC.length + CHECK_BYTES, MAGIC.length + CHECK_BYTES + IV_BYTES);
     const tag = b.subarray(MAGIC.length + CHECK_BYTES + IV_BYTES, HEADER);
@@ -111,19 +114,24 @@ export interface LoadedMasterKey {
 export function loadMasterKey(src: MasterKeySource, options: { create: boolean }): LoadedMasterKey {
   if (src.masterKey !== undefined) {
     const bytes = Buffer.from(src.masterKey, 'base64');
-    if (bytes.length !== 32 || bytes.toString('base64') !== src.masterKey) throw new MasterKeyError('MALFORMED', 'JOURNAL_MASTER_KEY must be 32 random bytes in base64 (openssl rand -base64 32)');
+    if (bytes.length !== 32 || bytes.toString('base64') !== src.masterKey)
+      throw new MasterKeyError('MALFORMED', 'JOURNAL_MASTER_KEY must be 32 random bytes in base64 (openssl rand -base64 32)');
     return { key: new MasterKey(bytes), source: 'env', file: null };
   }
   const file = src.masterKeyFile;
   const exists = existsSync(file);
   if (!exists && (src.masterKeyFileGiven === true || !options.create)) {
-    throw new MasterKeyError('MISSING', `no master key: JOURNAL_MASTER_KEY is not set and ${file} does not exist${src.masterKeyFileGiven === true ? ' (JOURNAL_MASTER_KEY_FILE names it)' : '; `npm start` creates one'}`);
+    throw new MasterKeyError(
+      'MISSING',
+      `no master key: JOURNAL_MASTER_KEY is not set and ${file} does not exist${src.masterKeyFileGiven === true ? ' (JOURNAL_MASTER_KEY_FILE names it)' : '; `npm start` creates one'}`,
+    );
   }
   if (exists && statSync(file).size !== 32) {
     // A file holding the base64 text is accepted too: that is what `openssl rand -base64 32 > file` writes.
     const text = readFileSync(file, 'utf8').trim();
     const bytes = Buffer.from(text, 'base64');
-    if (bytes.length !== 32 || bytes.toString('base64') !== text) throw new MasterKeyError('MALFORMED', `${file} must hold 32 raw bytes or their base64 text`);
+    if (bytes.length !== 32 || bytes.toString('base64') !== text)
+      throw new MasterKeyError('MALFORMED', `${file} must hold 32 raw bytes or their base64 text`);
     loadOrCreateSecretChecked(file); // the same permission checks as every other key file
     return { key: new MasterKey(bytes), source: 'file', file };
   }
@@ -133,5 +141,9 @@ export function loadMasterKey(src: MasterKeySource, options: { create: boolean }
 
 function loadOrCreateSecretChecked(file: string): void {
   const mode = statSync(file).mode & 0o077;
-  if (process.platform !== 'win32' && mode !== 0) throw new MasterKeyError('MALFORMED', `${file} is readable by group or others (mode ${(statSync(file).mode & 0o777).toString(8)}); chmod 600 it`);
+  if (process.platform !== 'win32' && mode !== 0)
+    throw new MasterKeyError(
+      'MALFORMED',
+      `${file} is readable by group or others (mode ${(statSync(file).mode & 0o777).toString(8)}); chmod 600 it`,
+    );
 }

@@ -33,7 +33,8 @@ interface SealRule {
 }
 
 /** The interactions a CRM write names as held by its activity besides its own entry (`members`). */
-const membersOf = (p: Record<string, unknown>): unknown[] => (Array.isArray(p.members) ? (p.members as { entryId?: unknown }[]).map((m) => m?.entryId) : []);
+const membersOf = (p: Record<string, unknown>): unknown[] =>
+  Array.isArray(p.members) ? (p.members as { entryId?: unknown }[]).map((m) => m?.entryId) : [];
 
 /**
  * Which fields are personal, kind by kind. Free text that may quote a person (reasons, error messages a CRM or
@@ -51,7 +52,11 @@ const RULES: Record<EntryKind, SealRule> = {
   'ai.decision': { fields: ['output', 'error'], links: (p) => [p.inputEntryId, p.replacesEntryId, p.reusedEntryId] },
   'rule.decision': { fields: ['reason'], links: (p) => [p.inputEntryId] },
   'crm.write': { fields: ['properties', 'associations', 'removedAssociations'], links: (p) => [p.entryId], also: membersOf },
-  'crm.write_failed': { fields: ['properties', 'associations', 'removedAssociations', 'error'], links: (p) => [p.entryId], also: membersOf },
+  'crm.write_failed': {
+    fields: ['properties', 'associations', 'removedAssociations', 'error'],
+    links: (p) => [p.entryId],
+    also: membersOf,
+  },
   'state.changed': { fields: ['from', 'to'] },
   'human.override': { fields: ['reason'], links: (p) => [p.supersedes] },
   'job.failed': { fields: ['error'], links: (p) => [p.entryId] },
@@ -141,10 +146,20 @@ export class Privacy {
    * now, so a wrong master key or a missing store fails at start-up; with `create` and neither there yet, the
    * master key and the store are created when the first personal payload is sealed, not before.
    */
-  static open(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }, options: { create: boolean; readOnly?: boolean; now?: () => Date }): Privacy {
+  static open(
+    config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string },
+    options: { create: boolean; readOnly?: boolean; now?: () => Date },
+  ): Privacy {
     const open = (): SubjectKeyStore => {
       const { key } = loadMasterKey(config, { create: options.create && options.readOnly !== true });
-      const o: KeyStoreOptions = { path: config.keyStorePath, backupPath: config.keyStoreBackupPath, masterKey: key, create: options.create, ...(options.readOnly === true ? { readOnly: true } : {}), ...(options.now ? { now: options.now } : {}) };
+      const o: KeyStoreOptions = {
+        path: config.keyStorePath,
+        backupPath: config.keyStoreBackupPath,
+        masterKey: key,
+        create: options.create,
+        ...(options.readOnly === true ? { readOnly: true } : {}),
+        ...(options.now ? { now: options.now } : {}),
+      };
       return SubjectKeyStore.open(o);
     };
     const there = SubjectKeyStore.exists(config.keyStorePath, config.keyStoreBackupPath);
@@ -183,7 +198,8 @@ export class Privacy {
     let subjects = this.subjectsOf(rule, p, ids.causationId, linked);
     if (subjects.length === 0) subjects = linked.byCorrelation(ids.correlationId).map((r) => r.subject);
     if (subjects.length === 0) subjects = [this.keys.subjectHash(correlationSubject(ids.correlationId))];
-    for (const target of rule.also?.(p) ?? []) if (typeof target === 'string') subjects.push(...(linked.byId(target) ?? []).map((r) => r.subject));
+    for (const target of rule.also?.(p) ?? [])
+      if (typeof target === 'string') subjects.push(...(linked.byId(target) ?? []).map((r) => r.subject));
     subjects = [...new Set(subjects)].sort();
     const keys = subjects.map((s) => this.keys.activeKey(s));
     const fields: Record<string, unknown> = {};
@@ -195,7 +211,9 @@ export class Privacy {
   private subjectsOf(rule: SealRule, p: Record<string, unknown>, causationId: string | null, linked: LinkedKeys): string[] {
     if (!rule.links) {
       const parts = Array.isArray(p.participants) ? (p.participants as { address?: unknown }[]) : [];
-      return parts.filter((x) => x !== null && typeof x === 'object' && typeof x.address === 'string').map((x) => this.keys.subjectHash(x.address as string));
+      return parts
+        .filter((x) => x !== null && typeof x === 'object' && typeof x.address === 'string')
+        .map((x) => this.keys.subjectHash(x.address as string));
     }
     for (const target of [...rule.links(p), causationId]) {
       const refs = typeof target === 'string' ? linked.byId(target) : null;
@@ -222,7 +240,8 @@ export class Privacy {
     if (envelope === null) return { ...rest, unavailable: 'malformed-envelope' };
     const states = envelope.keys.map((k) => this.keys.state(k.keyId));
     const destroyed = states.flatMap((s) => (s.status === 'destroyed' ? [s.destroyedAt] : [])).sort();
-    if (destroyed.length > 0) return { ...rest, erased: true, erasedAt: destroyed[0] as string } satisfies ErasedMarker & Record<string, unknown>;
+    if (destroyed.length > 0)
+      return { ...rest, erased: true, erasedAt: destroyed[0] as string } satisfies ErasedMarker & Record<string, unknown>;
     const keys = states.flatMap((s) => (s.status === 'active' ? [s.key] : []));
     if (keys.length !== states.length) return { ...rest, unavailable: 'key-missing' };
     try {
@@ -286,13 +305,23 @@ export function planForget(db: Database.Database, store: SubjectKeyStore, addres
   type Sealed = { seq: number; kind: string; correlationId: string };
   type Row = { seq: number; kind: string; correlation_id: string; payload: string };
   const under = (subject: string, rows: Row[]): Sealed[] =>
-    rows.filter((r) => (sealedKeysOf(r.payload) ?? []).some((k) => k.subject === subject)).map((r) => ({ seq: r.seq, kind: r.kind, correlationId: r.correlation_id }));
-  const personal = under(subjectHash, db.prepare('SELECT seq, kind, correlation_id, payload FROM entries WHERE instr(payload, ?) > 0 ORDER BY seq').all(`"subject":"${subjectHash}"`) as Row[]);
+    rows
+      .filter((r) => (sealedKeysOf(r.payload) ?? []).some((k) => k.subject === subject))
+      .map((r) => ({ seq: r.seq, kind: r.kind, correlationId: r.correlation_id }));
+  const personal = under(
+    subjectHash,
+    db
+      .prepare('SELECT seq, kind, correlation_id, payload FROM entries WHERE instr(payload, ?) > 0 ORDER BY seq')
+      .all(`"subject":"${subjectHash}"`) as Row[],
+  );
   // Fields of the person's correlations that no one could be named for were sealed under the correlation's own
   // key (privacy.ts seal, step 3): they go with the person. Such entries are in those correlations by
   // construction, so each is found through the correlation index, not by another scan of the journal.
   const byCorrelation = db.prepare('SELECT seq, kind, correlation_id, payload FROM entries WHERE correlation_id = ? ORDER BY seq');
-  const correlationSubjects = [...new Set(personal.map((e) => e.correlationId))].map((c) => ({ c, subject: store.subjectHash(correlationSubject(c)) }));
+  const correlationSubjects = [...new Set(personal.map((e) => e.correlationId))].map((c) => ({
+    c,
+    subject: store.subjectHash(correlationSubject(c)),
+  }));
   const keys = [...own, ...correlationSubjects.flatMap((x) => store.keysOf(x.subject))];
   const bySeq = new Map(personal.map((e) => [e.seq, e]));
   for (const { c, subject } of correlationSubjects) for (const e of under(subject, byCorrelation.all(c) as Row[])) bySeq.set(e.seq, e);
@@ -306,9 +335,20 @@ export function planForget(db: Database.Database, store: SubjectKeyStore, addres
 }
 
 /** The privacy.erased payload that records a plan carried out (never the address), authenticated by the key store. */
-export function erasedPayload(plan: ForgetPlan, reason: string, store: SubjectKeyStore): { subjectHash: string; keyIds: string[]; reason: string; entries: number; correlations: number; authentication: string } {
+export function erasedPayload(
+  plan: ForgetPlan,
+  reason: string,
+  store: SubjectKeyStore,
+): { subjectHash: string; keyIds: string[]; reason: string; entries: number; correlations: number; authentication: string } {
   const keyIds = [...plan.toDestroy, ...plan.unrecorded].sort();
-  return { subjectHash: plan.subjectHash, keyIds, reason, entries: plan.entries.length, correlations: plan.correlations.length, authentication: store.erasureTag(plan.subjectHash, keyIds) };
+  return {
+    subjectHash: plan.subjectHash,
+    keyIds,
+    reason,
+    entries: plan.entries.length,
+    correlations: plan.correlations.length,
+    authentication: store.erasureTag(plan.subjectHash, keyIds),
+  };
 }
 
 /** Idempotency key of the privacy.erased entry of a plan: re-running a crashed forget finds it. */
@@ -329,17 +369,27 @@ export interface Erasure {
  * can be checked, and none is needed: with no keys there is nothing an erasure could apply to.
  */
 export function erasuresOf(db: Database.Database, store: SubjectKeyStore | null): { authentic: Erasure[]; unauthenticated: Erasure[] } {
-  const rows = db.prepare(`SELECT seq, recorded_at, payload FROM entries WHERE kind = 'privacy.erased' ORDER BY seq`).all() as { seq: number; recorded_at: string; payload: string }[];
+  const rows = db.prepare(`SELECT seq, recorded_at, payload FROM entries WHERE kind = 'privacy.erased' ORDER BY seq`).all() as {
+    seq: number;
+    recorded_at: string;
+    payload: string;
+  }[];
   const authentic: Erasure[] = [];
   const unauthenticated: Erasure[] = [];
   for (const r of rows) {
     const p = JSON.parse(r.payload) as { subjectHash?: unknown; keyIds?: unknown; authentication?: unknown };
     if (typeof p.subjectHash !== 'string' || !Array.isArray(p.keyIds)) continue;
-    const e = { seq: r.seq, recordedAt: r.recorded_at, subjectHash: p.subjectHash, keyIds: p.keyIds.filter((k): k is string => typeof k === 'string') };
+    const e = {
+      seq: r.seq,
+      recordedAt: r.recorded_at,
+      subjectHash: p.subjectHash,
+      keyIds: p.keyIds.filter((k): k is string => typeof k === 'string'),
+    };
     (store?.erasureAuthentic({ ...e, authentication: p.authentication }) === true ? authentic : unauthenticated).push(e);
   }
   // One confirmed since (`keys confirm-erasure`: an authenticated erasure of the same subject and keys) is settled.
-  const confirmed = (e: Erasure): boolean => authentic.some((a) => a.subjectHash === e.subjectHash && e.keyIds.every((k) => a.keyIds.includes(k)));
+  const confirmed = (e: Erasure): boolean =>
+    authentic.some((a) => a.subjectHash === e.subjectHash && e.keyIds.every((k) => a.keyIds.includes(k)));
   return { authentic, unauthenticated: unauthenticated.filter((e) => !confirmed(e)) };
 }
 
@@ -370,7 +420,9 @@ export interface KeyStoreCheck {
 /** Key ids referenced by sealed entries (hot storage). */
 function referencedKeyIds(db: Database.Database): string[] {
   const rows = db
-    .prepare(`SELECT DISTINCT json_extract(k.value, '$.keyId') AS keyId FROM entries e, json_each(e.payload, '$."$sealed".keys') k WHERE instr(e.payload, '"$sealed"') > 0`)
+    .prepare(
+      `SELECT DISTINCT json_extract(k.value, '$.keyId') AS keyId FROM entries e, json_each(e.payload, '$."$sealed".keys') k WHERE instr(e.payload, '"$sealed"') > 0`,
+    )
     .all() as { keyId: string | null }[];
   return rows.flatMap((r) => (typeof r.keyId === 'string' ? [r.keyId] : []));
 }
@@ -397,25 +449,56 @@ export function checkKeyStore(db: Database.Database, store: SubjectKeyStore | nu
   if (diff) {
     backupInStep = diff.storeOnly.length === 0 && diff.differing.length === 0;
     // The backup is written first: a store write that failed (a full disk) leaves an unused key in the backup.
-    if (diff.backupOnly.length > 0) notes.push(`${diff.backupOnly.length} key(s) are in the backup only (a store write failed after its backup write); unused unless listed as missing`);
+    if (diff.backupOnly.length > 0)
+      notes.push(
+        `${diff.backupOnly.length} key(s) are in the backup only (a store write failed after its backup write); unused unless listed as missing`,
+      );
   }
-  if (!store && referenced.length > 0) problems.push(`the key store (or the master key that opens it) is missing but ${referenced.length} key(s) are referenced by sealed journal entries`);
-  if (missing.length > 0) problems.push(`${missing.length} subject key(s) referenced by the journal are missing from the key store (lost or rolled back): their entries cannot be read; restore with \`activity-journal keys restore\``);
-  if (resurrected.length > 0) problems.push(`${resurrected.length} key(s) erased by privacy.erased entries are present again in the key store (a rolled-back store): run \`activity-journal keys restore\` to re-apply the erasures`);
-  if (backupInStep === false) problems.push('the key store backup is behind the key store (keys the backup lacks, or in another state): a lost store could not be fully restored');
+  if (!store && referenced.length > 0)
+    problems.push(
+      `the key store (or the master key that opens it) is missing but ${referenced.length} key(s) are referenced by sealed journal entries`,
+    );
+  if (missing.length > 0)
+    problems.push(
+      `${missing.length} subject key(s) referenced by the journal are missing from the key store (lost or rolled back): their entries cannot be read; restore with \`activity-journal keys restore\``,
+    );
+  if (resurrected.length > 0)
+    problems.push(
+      `${resurrected.length} key(s) erased by privacy.erased entries are present again in the key store (a rolled-back store): run \`activity-journal keys restore\` to re-apply the erasures`,
+    );
+  if (backupInStep === false)
+    problems.push(
+      'the key store backup is behind the key store (keys the backup lacks, or in another state): a lost store could not be fully restored',
+    );
   // A privacy.erased that this store does not authenticate was not written by forget: it is ignored (it erases
   // nothing and cannot make a check fail), and listed. Erasures recorded before they were authenticated are
   // confirmed with `keys confirm-erasure`.
   if (store && erasures.unauthenticated.length > 0) {
     const seqs = erasures.unauthenticated.map((e) => e.seq);
-    notes.push(`${seqs.length} privacy.erased entr${seqs.length === 1 ? 'y does' : 'ies do'} not authenticate and ${seqs.length === 1 ? 'is' : 'are'} ignored (seq ${seqs.slice(0, 20).join(', ')}${seqs.length > 20 ? ', …' : ''}): not written by \`forget\` with this key store (forged with the append credential, or recorded before erasures were authenticated: confirm your own with \`activity-journal keys confirm-erasure <seq>\`)`);
+    notes.push(
+      `${seqs.length} privacy.erased entr${seqs.length === 1 ? 'y does' : 'ies do'} not authenticate and ${seqs.length === 1 ? 'is' : 'are'} ignored (seq ${seqs.slice(0, 20).join(', ')}${seqs.length > 20 ? ', …' : ''}): not written by \`forget\` with this key store (forged with the append credential, or recorded before erasures were authenticated: confirm your own with \`activity-journal keys confirm-erasure <seq>\`)`,
+    );
   }
   // A check writes nothing (a read-only open): the backup is re-created where the product writes, not here. No
   // key is unreadable for it, so it fails no check (a copy of the data directory verifies), but it is said.
-  if (store?.backupMissing === true) notes.push(`the key store backup ${store.backupPath} is missing: a lost key store could not be restored; the journal service re-creates it from the store when it starts (or run \`activity-journal checkpoint\` while the service is stopped)`);
+  if (store?.backupMissing === true)
+    notes.push(
+      `the key store backup ${store.backupPath} is missing: a lost key store could not be restored; the journal service re-creates it from the store when it starts (or run \`activity-journal checkpoint\` while the service is stopped)`,
+    );
   if (store?.backupRecreated === true) notes.push(`the key store backup ${store.backupPath} was missing: it was re-created from the store`);
   const unauthenticatedErasures = store ? erasures.unauthenticated.map((e) => e.seq) : [];
-  return { ok: problems.length === 0, storePresent: store !== null, backupPresent: store === null ? null : !store.backupMissing, referenced: referenced.length, missing, resurrected, unauthenticatedErasures, backupInStep, problems, notes };
+  return {
+    ok: problems.length === 0,
+    storePresent: store !== null,
+    backupPresent: store === null ? null : !store.backupMissing,
+    referenced: referenced.length,
+    missing,
+    resurrected,
+    unauthenticatedErasures,
+    backupInStep,
+    problems,
+    notes,
+  };
 }
 
 /**
@@ -434,7 +517,10 @@ export function reapplyErasures(db: Database.Database, store: SubjectKeyStore): 
  * MISSING, naming `keys restore`), and so does a wrong master key. Read-only unless `readOnly: false` (for
  * `keys confirm-erasure`, which destroys keys): a check, a reader, `verify` and `status` write nothing.
  */
-export function openKeyStoreForCheck(config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string }, options: { readOnly: boolean } = { readOnly: true }): Privacy | null {
+export function openKeyStoreForCheck(
+  config: MasterKeySource & { keyStorePath: string; keyStoreBackupPath: string },
+  options: { readOnly: boolean } = { readOnly: true },
+): Privacy | null {
   try {
     return Privacy.open(config, { create: false, readOnly: options.readOnly });
   } catch (err) {

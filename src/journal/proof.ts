@@ -21,12 +21,28 @@ export interface ProofCheck {
 }
 
 export function checkInclusionBundle(bundle: unknown, pinned: Verifier | null): ProofCheck {
-  const result = (ok: boolean, reason: string | null, extra: Partial<ProofCheck> = {}): ProofCheck => ({ ok, reason, seq: null, treeSize: null, verifierKey: pinned?.verifierKey ?? null, keyPinned: pinned !== null, ...extra });
+  const result = (ok: boolean, reason: string | null, extra: Partial<ProofCheck> = {}): ProofCheck => ({
+    ok,
+    reason,
+    seq: null,
+    treeSize: null,
+    verifierKey: pinned?.verifierKey ?? null,
+    keyPinned: pinned !== null,
+    ...extra,
+  });
   if (typeof bundle !== 'object' || bundle === null) return result(false, 'not a proof bundle');
   const b = bundle as Record<string, unknown>;
   if (b.format !== 'activity-journal/inclusion-proof/v1') return result(false, `unknown proof format ${JSON.stringify(b.format)}`);
   const { seq, treeSize, header, leafHash, proof, checkpoint, verifierKey } = b;
-  if (typeof seq !== 'number' || typeof treeSize !== 'number' || typeof header !== 'object' || header === null || typeof leafHash !== 'string' || !Array.isArray(proof) || typeof checkpoint !== 'string') {
+  if (
+    typeof seq !== 'number' ||
+    typeof treeSize !== 'number' ||
+    typeof header !== 'object' ||
+    header === null ||
+    typeof leafHash !== 'string' ||
+    !Array.isArray(proof) ||
+    typeof checkpoint !== 'string'
+  ) {
     return result(false, 'the bundle is missing fields (seq, treeSize, header, leafHash, proof, checkpoint)');
   }
   const extra = { seq, treeSize };
@@ -54,9 +70,10 @@ export function checkInclusionBundle(bundle: unknown, pinned: Verifier | null): 
   if (Buffer.from(leaf).toString('base64') !== leafHash) return result(false, 'the header does not hash to the leaf hash', withKey);
   if ('payload' in b) {
     const payloadHash = createHash('sha256').update(canonicalize(b.payload), 'utf8').digest('hex');
-    if (payloadHash !== h.payloadHash) return result(false, 'the payload does not match the header\'s payloadHash', withKey);
+    if (payloadHash !== h.payloadHash) return result(false, "the payload does not match the header's payloadHash", withKey);
   }
   const path = proof.map((p) => (typeof p === 'string' ? Buffer.from(p, 'base64') : new Uint8Array()));
-  if (!verifyInclusion(seq, treeSize, leaf, path, cp.rootHash)) return result(false, 'the inclusion proof does not lead to the signed root', withKey);
+  if (!verifyInclusion(seq, treeSize, leaf, path, cp.rootHash))
+    return result(false, 'the inclusion proof does not lead to the signed root', withKey);
   return result(true, null, withKey);
 }

@@ -57,8 +57,11 @@ export function checkCopy(curFile: string, copyFile: string, seg: SegmentRef, ru
   try {
     b.pragma('trusted_schema = OFF');
     if ((b.pragma('application_id', { simple: true }) as number) !== SEGMENT_APPLICATION_ID) throw new ArchiveError('not a segment file');
-    const meta = Object.fromEntries((b.prepare('SELECT key, value FROM segment_meta').all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
-    if (meta.segment_id !== seg.segmentId || meta.from_seq !== String(seg.fromSeq) || meta.to_seq !== String(seg.toSeq)) throw new ArchiveError(`it describes segment ${meta.segment_id ?? '?'} (${meta.from_seq ?? '?'}..${meta.to_seq ?? '?'})`);
+    const meta = Object.fromEntries(
+      (b.prepare('SELECT key, value FROM segment_meta').all() as { key: string; value: string }[]).map((r) => [r.key, r.value]),
+    );
+    if (meta.segment_id !== seg.segmentId || meta.from_seq !== String(seg.fromSeq) || meta.to_seq !== String(seg.toSeq))
+      throw new ArchiveError(`it describes segment ${meta.segment_id ?? '?'} (${meta.from_seq ?? '?'}..${meta.to_seq ?? '?'})`);
     const left = a.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>;
     const right = b.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>;
     const seqs: number[] = [];
@@ -81,13 +84,15 @@ export function checkCopy(curFile: string, copyFile: string, seg: SegmentRef, ru
         const same = Buffer.isBuffer(u) && Buffer.isBuffer(v) ? u.equals(v) : u === v;
         if (!same) throw new ArchiveError(`seq ${o.seq}: ${col} differs from the copy it replaces`);
       }
-      if (!sha256('\u0000' + canonicalHeader(rowHeader(p))).equals(p.leaf_hash)) throw new ArchiveError(`seq ${p.seq}: the header does not match its leaf hash`);
+      if (!sha256('\u0000' + canonicalHeader(rowHeader(p))).equals(p.leaf_hash))
+        throw new ArchiveError(`seq ${p.seq}: the header does not match its leaf hash`);
       if (p.payload === o.payload) continue;
       const m = rules.parse(p.payload);
       if (m === null) throw new ArchiveError(`seq ${p.seq}: the payload changed and is not a ${rules.word} marker`);
       if (!sha256(o.payload).equals(o.payload_hash)) throw new ArchiveError(`seq ${p.seq}: was already dropped`);
       if (marker === null) marker = m;
-      else if (marker.at !== m.at || marker.policyVersion !== m.policyVersion) throw new ArchiveError(`seq ${p.seq}: its ${rules.word} marker differs from the others in the copy`);
+      else if (marker.at !== m.at || marker.policyVersion !== m.policyVersion)
+        throw new ArchiveError(`seq ${p.seq}: its ${rules.word} marker differs from the others in the copy`);
       if (Date.parse(m.at) > now) throw new ArchiveError(`seq ${p.seq}: ${rules.word} at ${m.at}, in the future`);
       const problem = rules.problem(o, m);
       if (problem !== null) throw new ArchiveError(`seq ${p.seq}: ${problem}`);
@@ -156,12 +161,16 @@ export async function replaceSegmentCopy(o: ReplaceOptions): Promise<Replaced> {
   }
   const gz = gzipSync(readFileSync(built), { level: 9 });
   rmSync(built, { force: true });
-  const put = await store.put(`${o.writer.identity.journalId}/${seg.segmentId}.pruned-${generation}.sqlite.gz`, gz, { keepUntil: o.keepUntil });
+  const put = await store.put(`${o.writer.identity.journalId}/${seg.segmentId}.pruned-${generation}.sqlite.gz`, gz, {
+    keepUntil: o.keepUntil,
+  });
   await o.onStep?.('uploaded');
   const back = await store.get(put.location);
-  if (back === null) throw new ArchiveError(`segment ${seg.segmentId}: ${store.description} does not return ${put.location} after writing it`);
+  if (back === null)
+    throw new ArchiveError(`segment ${seg.segmentId}: ${store.description} does not return ${put.location} after writing it`);
   const backHash = sha256Hex(back);
-  if (!put.alreadyPresent && backHash !== sha256Hex(gz)) throw new ArchiveError(`segment ${seg.segmentId}: the stored ${o.label} (${put.location}) hashes ${backHash}, not what was written`);
+  if (!put.alreadyPresent && backHash !== sha256Hex(gz))
+    throw new ArchiveError(`segment ${seg.segmentId}: the stored ${o.label} (${put.location}) hashes ${backHash}, not what was written`);
   const raw = gunzipSync(back);
   const checkFile = join(o.staging, `${seg.segmentId}.pruned-${generation}.check.sqlite`);
   writeFileSync(checkFile, raw, { mode: 0o600 });
@@ -170,7 +179,9 @@ export async function replaceSegmentCopy(o: ReplaceOptions): Promise<Replaced> {
     result = o.check(checkFile);
   } catch (err) {
     const why = (err as Error).message;
-    throw new ArchiveError(`${put.alreadyPresent ? 'an object already stored under that name' : `the ${o.label}`} (${put.location}) is not a valid ${o.label}: ${why}${put.alreadyPresent ? '; it cannot be replaced (write-once store): remove it if the store allows, then re-run' : ''}`);
+    throw new ArchiveError(
+      `${put.alreadyPresent ? 'an object already stored under that name' : `the ${o.label}`} (${put.location}) is not a valid ${o.label}: ${why}${put.alreadyPresent ? '; it cannot be replaced (write-once store): remove it if the store allows, then re-run' : ''}`,
+    );
   } finally {
     rmSync(checkFile, { force: true });
   }
@@ -207,14 +218,19 @@ export async function replaceSegmentCopy(o: ReplaceOptions): Promise<Replaced> {
 export async function fetchVerified(segmentId: string, cur: CurrentObject, stores: readonly ArchiveStore[]): Promise<Buffer> {
   const gz = await storeFor(cur.location, stores).get(cur.location);
   if (gz === null) throw new ArchiveError(`archived segment ${segmentId} is missing from ${cur.location}`);
-  if (sha256Hex(gz) !== cur.sha256) throw new ArchiveError(`archived segment ${segmentId} at ${cur.location} does not match the hash journaled for it`);
+  if (sha256Hex(gz) !== cur.sha256)
+    throw new ArchiveError(`archived segment ${segmentId} at ${cur.location} does not match the hash journaled for it`);
   const raw = gunzipSync(gz);
-  if (sha256Hex(raw) !== cur.fileSha256) throw new ArchiveError(`archived segment ${segmentId}: the decompressed file does not match the journaled hash`);
+  if (sha256Hex(raw) !== cur.fileSha256)
+    throw new ArchiveError(`archived segment ${segmentId}: the decompressed file does not match the journaled hash`);
   return raw;
 }
 
 /** Deletes superseded objects from stores that can; returns which were deleted and which stay. */
-export async function deleteSuperseded(objects: readonly CurrentObject[], stores: readonly ArchiveStore[]): Promise<{ deleted: string[]; kept: string[] }> {
+export async function deleteSuperseded(
+  objects: readonly CurrentObject[],
+  stores: readonly ArchiveStore[],
+): Promise<{ deleted: string[]; kept: string[] }> {
   const deleted: string[] = [];
   const kept: string[] = [];
   for (const o of objects) {

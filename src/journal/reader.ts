@@ -149,7 +149,9 @@ export class JournalReader {
 
   /** Every entry from `fromSeq` on, in order, streamed (memory stays flat on large journals). */
   *iterate(fromSeq = 0): Generator<JournalEntry> {
-    const rows = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq`).iterate(fromSeq) as IterableIterator<EntryRow>;
+    const rows = this.db
+      .prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq`)
+      .iterate(fromSeq) as IterableIterator<EntryRow>;
     for (const row of rows) yield this.toEntry(row);
   }
 
@@ -162,7 +164,9 @@ export class JournalReader {
     let last = after;
     for (const a of this.archives) {
       if (a.toSeq <= last || out.length >= limit) continue;
-      const rows = a.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE correlation_id = ? AND seq > ? ORDER BY seq LIMIT ?`).all(correlationId, last, limit - out.length) as EntryRow[];
+      const rows = a.db
+        .prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE correlation_id = ? AND seq > ? ORDER BY seq LIMIT ?`)
+        .all(correlationId, last, limit - out.length) as EntryRow[];
       for (const r of rows) out.push(this.toEntry(r));
       if (out.length > 0) last = (out[out.length - 1] as JournalEntry).seq;
     }
@@ -175,7 +179,11 @@ export class JournalReader {
   byKind(q: KindQuery): JournalEntry[] {
     return this.all(
       `SELECT ${ENTRY_COLUMNS} FROM entries WHERE kind = ? AND recorded_at >= ? AND recorded_at < ? AND seq > ? ORDER BY seq LIMIT ?`,
-      q.kind, q.since ? new Date(q.since).toISOString() : '', q.until ? new Date(q.until).toISOString() : '\uffff', q.afterSeq ?? -1, clamp(q.limit ?? MAX_PAGE),
+      q.kind,
+      q.since ? new Date(q.since).toISOString() : '',
+      q.until ? new Date(q.until).toISOString() : '\uffff',
+      q.afterSeq ?? -1,
+      clamp(q.limit ?? MAX_PAGE),
     );
   }
 
@@ -185,7 +193,8 @@ export class JournalReader {
   }
 
   latestCheckpoint(): StoredCheckpoint | null {
-    const row = this.db.prepare(`SELECT seq, payload FROM entries WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1`).get() as { seq: number; payload: string } | undefined;
+    const row = this.db.prepare(`SELECT seq, payload FROM entries WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1`).get() as
+      { seq: number; payload: string } | undefined;
     if (!row) return null;
     const note = (JSON.parse(row.payload) as { note: string }).note;
     return { seq: row.seq, note, checkpoint: parseSignedCheckpoint(note).checkpoint };
@@ -197,10 +206,17 @@ export class JournalReader {
     if (!cp) throw new ProofUnavailableError('the journal has no checkpoint yet; write one with `activity-journal checkpoint`');
     const treeSize = cp.checkpoint.treeSize;
     if (!Number.isSafeInteger(seq) || seq < 0) throw new ProofUnavailableError(`seq must be a whole number >= 0`);
-    if (seq >= treeSize) throw new ProofUnavailableError(`entry seq ${seq} is not covered by the newest checkpoint (size ${treeSize}); write a checkpoint first`);
+    if (seq >= treeSize)
+      throw new ProofUnavailableError(
+        `entry seq ${seq} is not covered by the newest checkpoint (size ${treeSize}); write a checkpoint first`,
+      );
     const row = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq = ?`).get(seq) as EntryRow | undefined;
-    const archivedNote = 'it is in an archived segment: its proof is the segment itself (`activity-journal verify --include-archives` checks it against the signed checkpoints)';
-    if (!row) throw new ProofUnavailableError(`no entry at seq ${seq} in hot storage${this.archivedRanges().some((r) => seq >= r.fromSeq && seq <= r.toSeq) ? `: ${archivedNote}` : ''}`);
+    const archivedNote =
+      'it is in an archived segment: its proof is the segment itself (`activity-journal verify --include-archives` checks it against the signed checkpoints)';
+    if (!row)
+      throw new ProofUnavailableError(
+        `no entry at seq ${seq} in hot storage${this.archivedRanges().some((r) => seq >= r.fromSeq && seq <= r.toSeq) ? `: ${archivedNote}` : ''}`,
+      );
     const genesis = this.db.prepare(`SELECT payload FROM entries WHERE seq = 0`).get() as { payload: string } | undefined;
     // journal.created stays hot when its segment is archived (verify.ts checks that it does).
     if (!genesis) throw new ProofUnavailableError('the journal.created entry (seq 0) is missing from hot storage');
@@ -210,7 +226,10 @@ export class JournalReader {
       proof = inclusionProof(seq, treeSize, this.nodes).map((h) => Buffer.from(h).toString('base64'));
     } catch (err) {
       // A node the proof needs left hot storage with an archived segment and was not kept: say so, not a 500.
-      if (err instanceof RangeError) throw new ProofUnavailableError(`entry seq ${seq} cannot be proven from hot storage (${err.message}); ${archivedNote.replace('it is', 'part of its tree is')}`);
+      if (err instanceof RangeError)
+        throw new ProofUnavailableError(
+          `entry seq ${seq} cannot be proven from hot storage (${err.message}); ${archivedNote.replace('it is', 'part of its tree is')}`,
+        );
       throw err;
     }
     const bundle: InclusionProofBundle = {

@@ -20,7 +20,12 @@ const className = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'a lower-case clas
 
 export const RetentionClassSchema = z.strictObject({
   /** Days after recordedAt; null keeps forever. */
-  days: z.number().int().positive().max(365 * 100).nullable(),
+  days: z
+    .number()
+    .int()
+    .positive()
+    .max(365 * 100)
+    .nullable(),
   onExpiry: z.enum(['keep', 'drop-payload']).default('keep'),
   description: z.string().max(500).optional(),
 });
@@ -53,15 +58,19 @@ export const RetentionPolicySchema = z
   })
   .superRefine((p, ctx) => {
     p.rules.forEach((r, i) => {
-      if (!(r.class in p.classes)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'class'], message: `class ${r.class} is not defined in classes` });
-      if (r.kind !== undefined && !isEntryKind(r.kind)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'kind'], message: `unknown kind ${r.kind}` });
+      if (!(r.class in p.classes))
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'class'], message: `class ${r.class} is not defined in classes` });
+      if (r.kind !== undefined && !isEntryKind(r.kind))
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'kind'], message: `unknown kind ${r.kind}` });
     });
     for (const [category, cls] of Object.entries(p.categories ?? {})) {
-      if (cls !== undefined && !(cls in p.classes)) ctx.addIssue({ code: 'custom', path: ['categories', category], message: `class ${cls} is not defined in classes` });
+      if (cls !== undefined && !(cls in p.classes))
+        ctx.addIssue({ code: 'custom', path: ['categories', category], message: `class ${cls} is not defined in classes` });
     }
     // Every kind's default class must exist: entries no rule matches fall back to it.
     const defaults = new Set(Object.values(KINDS).map((k) => k.defaultRetention));
-    for (const d of defaults) if (!(d in p.classes)) ctx.addIssue({ code: 'custom', path: ['classes'], message: `class ${d} (a kind's default) must be defined` });
+    for (const d of defaults)
+      if (!(d in p.classes)) ctx.addIssue({ code: 'custom', path: ['classes'], message: `class ${d} (a kind's default) must be defined` });
   });
 
 export type RetentionClass = z.infer<typeof RetentionClassSchema>;
@@ -79,7 +88,12 @@ export interface UnmatchedRule {
 /** How a rule reads for a warning: `rules[0] {kind interaction.received, source forms*} -> marketing-90d`. */
 export function describeRule(u: UnmatchedRule): string {
   const r = u.rule;
-  const parts = [r.kind !== undefined ? `kind ${r.kind}` : null, r.source !== undefined ? `source ${r.source}` : null, r.sources ? `sources ${r.sources.join(',')}` : null, r.channel !== undefined ? `channel ${r.channel}` : null].filter((x) => x !== null);
+  const parts = [
+    r.kind !== undefined ? `kind ${r.kind}` : null,
+    r.source !== undefined ? `source ${r.source}` : null,
+    r.sources ? `sources ${r.sources.join(',')}` : null,
+    r.channel !== undefined ? `channel ${r.channel}` : null,
+  ].filter((x) => x !== null);
   return `rules[${u.index}] {${parts.join(', ') || 'any entry'}} -> ${r.class}: ${u.reason}`;
 }
 
@@ -115,7 +129,8 @@ export class RetentionPolicy {
 
   static parse(value: unknown, where = 'retention policy'): RetentionPolicy {
     const r = RetentionPolicySchema.safeParse(value);
-    if (!r.success) throw new RetentionPolicyError(`${where} is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!r.success)
+      throw new RetentionPolicyError(`${where} is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     return new RetentionPolicy(r.data);
   }
 
@@ -175,7 +190,8 @@ export class RetentionPolicy {
         out.push({ index, rule: r, reason: 'matches no source the product writes' });
         return;
       }
-      if (matched.every((w) => this.ruleFor(w) !== index)) out.push({ index, rule: r, reason: 'every entry it matches is decided by an earlier rule' });
+      if (matched.every((w) => this.ruleFor(w) !== index))
+        out.push({ index, rule: r, reason: 'every entry it matches is decided by an earlier rule' });
     });
     return out;
   }
@@ -204,8 +220,16 @@ export interface JournaledPolicy {
 export function journaledPolicies(db: Database.Database): JournaledPolicy[] {
   const has = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'retention_policies'`).get();
   if (!has) return [];
-  const rows = db.prepare('SELECT version, seq, policy FROM retention_policies ORDER BY version').all() as { version: number; seq: number; policy: string }[];
-  return rows.map((r) => ({ version: r.version, seq: r.seq, policy: RetentionPolicy.parse(JSON.parse(r.policy), `journaled retention policy version ${r.version}`) }));
+  const rows = db.prepare('SELECT version, seq, policy FROM retention_policies ORDER BY version').all() as {
+    version: number;
+    seq: number;
+    policy: string;
+  }[];
+  return rows.map((r) => ({
+    version: r.version,
+    seq: r.seq,
+    policy: RetentionPolicy.parse(JSON.parse(r.policy), `journaled retention policy version ${r.version}`),
+  }));
 }
 
 const DAY_MS = 86_400_000;
@@ -224,7 +248,11 @@ export function retentionAssignments(db: Database.Database): Map<number, Retenti
   const out = new Map<number, RetentionAssignment[]>();
   const has = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'retention_assignments'`).get();
   if (!has) return out;
-  for (const r of db.prepare('SELECT assigned_seq, target_seq, retention_class FROM retention_assignments ORDER BY assigned_seq').all() as { assigned_seq: number; target_seq: number; retention_class: string }[]) {
+  for (const r of db.prepare('SELECT assigned_seq, target_seq, retention_class FROM retention_assignments ORDER BY assigned_seq').all() as {
+    assigned_seq: number;
+    target_seq: number;
+    retention_class: string;
+  }[]) {
     const list = out.get(r.target_seq) ?? [];
     list.push({ seq: r.assigned_seq, targetSeq: r.target_seq, retentionClass: r.retention_class });
     out.set(r.target_seq, list);

@@ -161,12 +161,18 @@ export function migrate(db: Database.Database, now: () => string): void {
   if (appId !== APPLICATION_ID) {
     const tables = db.prepare(`SELECT count(*) AS n FROM sqlite_schema`).get() as { n: number };
     if (appId !== 0 || tables.n > 0) {
-      throw new JournalFileError('NOT_A_JOURNAL', `the file is an SQLite database but not an activity-journal journal (application_id ${appId})`);
+      throw new JournalFileError(
+        'NOT_A_JOURNAL',
+        `the file is an SQLite database but not an activity-journal journal (application_id ${appId})`,
+      );
     }
     db.pragma(`application_id = ${APPLICATION_ID}`);
   }
   if (version > SCHEMA_VERSION) {
-    throw new JournalFileError('SCHEMA_TOO_NEW', `the journal has schema version ${version}, newer than this program knows (${SCHEMA_VERSION}); upgrade activity-journal`);
+    throw new JournalFileError(
+      'SCHEMA_TOO_NEW',
+      `the journal has schema version ${version}, newer than this program knows (${SCHEMA_VERSION}); upgrade activity-journal`,
+    );
   }
   for (const m of MIGRATIONS) {
     if (m.version <= version) continue;
@@ -184,5 +190,9 @@ export function checkReadable(db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (appId !== APPLICATION_ID) throw new JournalFileError('NOT_A_JOURNAL', `not an activity-journal journal (application_id ${appId})`);
   if (version === 0) throw new JournalFileError('EMPTY', 'the journal has not been initialised yet (start the journal service once)');
-  if (version > SCHEMA_VERSION) throw new JournalFileError('SCHEMA_TOO_NEW', `the journal has schema version ${version}, newer than this program knows (${SCHEMA_VERSION})`);
+  if (version > SCHEMA_VERSION)
+    throw new JournalFileError(
+      'SCHEMA_TOO_NEW',
+      `the journal has schema version ${version}, newer than this program knows (${SCHEMA_VERSION})`,
+    );
 }

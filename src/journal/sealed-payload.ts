@@ -90,7 +90,13 @@ export function sealFields(kind: string, fields: Record<string, unknown>, keys: 
   const plain = Buffer.from(canonicalize(fields), 'utf8');
   const iv = createHmac('sha256', ivKey).update(aad).update(Buffer.of(0)).update(plain).digest().subarray(0, 12);
   const { ct, tag } = aesGcmEncrypt(enc, iv, plain, aad);
-  return { v: 1, keys: keys.map((k) => ({ subject: k.subject, keyId: k.keyId })), iv: iv.toString('base64'), ct: ct.toString('base64'), tag: tag.toString('base64') };
+  return {
+    v: 1,
+    keys: keys.map((k) => ({ subject: k.subject, keyId: k.keyId })),
+    iv: iv.toString('base64'),
+    ct: ct.toString('base64'),
+    tag: tag.toString('base64'),
+  };
 }
 
 /** Reads an envelope out of a stored payload value; null when `value` is not one. */
@@ -98,17 +104,34 @@ export function asEnvelope(value: unknown): Envelope | null {
   if (value === null || typeof value !== 'object') return null;
   const e = value as Partial<Envelope>;
   if (e.v !== 1 || !Array.isArray(e.keys) || typeof e.iv !== 'string' || typeof e.ct !== 'string' || typeof e.tag !== 'string') return null;
-  if (!e.keys.every((k) => typeof k === 'object' && k !== null && typeof (k as KeyRef).subject === 'string' && typeof (k as KeyRef).keyId === 'string')) return null;
+  if (
+    !e.keys.every(
+      (k) => typeof k === 'object' && k !== null && typeof (k as KeyRef).subject === 'string' && typeof (k as KeyRef).keyId === 'string',
+    )
+  )
+    return null;
   return e as Envelope;
 }
 
 /** Opens an envelope with its keys (in the envelope's order); throws SealedPayloadError when it does not authenticate. */
 export function openFields(kind: string, envelope: Envelope, keys: readonly Uint8Array[]): Record<string, unknown> {
-  if (keys.length !== envelope.keys.length) throw new SealedPayloadError(`the envelope names ${envelope.keys.length} keys, ${keys.length} were given`);
-  const { enc, aad } = contentKeys(kind, envelope.keys.map((k, i) => ({ ...k, key: keys[i] as Uint8Array })));
-  const plain = aesGcmDecrypt(enc, Buffer.from(envelope.iv, 'base64'), Buffer.from(envelope.ct, 'base64'), Buffer.from(envelope.tag, 'base64'), aad);
-  if (plain === null) throw new SealedPayloadError('the sealed payload does not authenticate: its ciphertext, tag, iv or key list was altered');
+  if (keys.length !== envelope.keys.length)
+    throw new SealedPayloadError(`the envelope names ${envelope.keys.length} keys, ${keys.length} were given`);
+  const { enc, aad } = contentKeys(
+    kind,
+    envelope.keys.map((k, i) => ({ ...k, key: keys[i] as Uint8Array })),
+  );
+  const plain = aesGcmDecrypt(
+    enc,
+    Buffer.from(envelope.iv, 'base64'),
+    Buffer.from(envelope.ct, 'base64'),
+    Buffer.from(envelope.tag, 'base64'),
+    aad,
+  );
+  if (plain === null)
+    throw new SealedPayloadError('the sealed payload does not authenticate: its ciphertext, tag, iv or key list was altered');
   const fields = JSON.parse(plain.toString('utf8')) as unknown;
-  if (fields === null || typeof fields !== 'object' || Array.isArray(fields)) throw new SealedPayloadError('the sealed payload does not hold an object');
+  if (fields === null || typeof fields !== 'object' || Array.isArray(fields))
+    throw new SealedPayloadError('the sealed payload does not hold an object');
   return fields as Record<string, unknown>;
 }

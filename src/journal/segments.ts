@@ -106,12 +106,16 @@ export async function archiveJournal(writer: JournalWriter, options: ArchiveOpti
       if (!first) break;
       const period = monthOf(first.recorded_at);
       if (period.end > openMonth) break;
-      const next = db.prepare('SELECT min(seq) AS m FROM entries WHERE seq > ? AND recorded_at >= ?').get(from, period.end) as { m: number | null };
+      const next = db.prepare('SELECT min(seq) AS m FROM entries WHERE seq > ? AND recorded_at >= ?').get(from, period.end) as {
+        m: number | null;
+      };
       const end = next.m ?? (db.prepare('SELECT max(seq) AS m FROM entries').get() as { m: number }).m + 1;
       toSeal.push({ period, fromSeq: from, toSeq: end - 1 });
       from = end;
     }
-    const sealedPending = (db.prepare('SELECT s.* FROM segments s LEFT JOIN archived_ranges a USING (segment_id) WHERE a.segment_id IS NULL ORDER BY s.from_seq').all() as SegmentRow[]);
+    const sealedPending = db
+      .prepare('SELECT s.* FROM segments s LEFT JOIN archived_ranges a USING (segment_id) WHERE a.segment_id IS NULL ORDER BY s.from_seq')
+      .all() as SegmentRow[];
     const total = toSeal.length + sealedPending.length;
     let done = 0;
     options.onProgress?.(done, total);
@@ -120,8 +124,32 @@ export async function archiveJournal(writer: JournalWriter, options: ArchiveOpti
         const why = options.store.refusal({ keepUntil: keepUntil(db, { from_seq: fromSeq, to_seq: toSeq }) });
         return why === null ? {} : { wouldRefuse: why };
       };
-      for (const s of sealedPending) summaries.push({ segmentId: s.segment_id, fromSeq: s.from_seq, toSeq: s.to_seq, entries: s.to_seq - s.from_seq + 1, action: 'would archive', location: null, fileBytes: s.file_bytes, compressedBytes: null, rowsDropped: 0, ...refusal(s.from_seq, s.to_seq) });
-      for (const s of toSeal) summaries.push({ segmentId: segmentIdFor(db, s.period, s.fromSeq), fromSeq: s.fromSeq, toSeq: s.toSeq, entries: s.toSeq - s.fromSeq + 1, action: 'would seal+archive', location: null, fileBytes: null, compressedBytes: null, rowsDropped: 0, ...refusal(s.fromSeq, s.toSeq) });
+      for (const s of sealedPending)
+        summaries.push({
+          segmentId: s.segment_id,
+          fromSeq: s.from_seq,
+          toSeq: s.to_seq,
+          entries: s.to_seq - s.from_seq + 1,
+          action: 'would archive',
+          location: null,
+          fileBytes: s.file_bytes,
+          compressedBytes: null,
+          rowsDropped: 0,
+          ...refusal(s.from_seq, s.to_seq),
+        });
+      for (const s of toSeal)
+        summaries.push({
+          segmentId: segmentIdFor(db, s.period, s.fromSeq),
+          fromSeq: s.fromSeq,
+          toSeq: s.toSeq,
+          entries: s.toSeq - s.fromSeq + 1,
+          action: 'would seal+archive',
+          location: null,
+          fileBytes: null,
+          compressedBytes: null,
+          rowsDropped: 0,
+          ...refusal(s.fromSeq, s.toSeq),
+        });
       // Rows of archived segments whose deletion was interrupted would also be dropped; nothing is written now.
       return summaries;
     }
@@ -134,8 +162,22 @@ export async function archiveJournal(writer: JournalWriter, options: ArchiveOpti
     for (const s of toSeal) {
       const segmentId = segmentIdFor(db, s.period, s.fromSeq);
       const file = join(staging, `${segmentId}.sqlite`);
-      const built = buildSegmentFile(db, s.fromSeq, s.toSeq, { segment_id: segmentId, journal_id: writer.identity.journalId, period_start: s.period.start, period_end: s.period.end }, file);
-      await writer.sealSegment({ segmentId, periodStart: s.period.start, periodEnd: s.period.end, fromSeq: s.fromSeq, toSeq: s.toSeq, fileSha256: built.sha256, fileBytes: built.bytes });
+      const built = buildSegmentFile(
+        db,
+        s.fromSeq,
+        s.toSeq,
+        { segment_id: segmentId, journal_id: writer.identity.journalId, period_start: s.period.start, period_end: s.period.end },
+        file,
+      );
+      await writer.sealSegment({
+        segmentId,
+        periodStart: s.period.start,
+        periodEnd: s.period.end,
+        fromSeq: s.fromSeq,
+        toSeq: s.toSeq,
+        fileSha256: built.sha256,
+        fileBytes: built.bytes,
+      });
       await options.onStep?.('sealed', segmentId);
       const row = db.prepare('SELECT * FROM segments WHERE segment_id = ?').get(segmentId) as SegmentRow;
       summaries.push(await archiveSegment(writer, db, row, staging, options, 'sealed+archived'));
@@ -143,7 +185,9 @@ export async function archiveJournal(writer: JournalWriter, options: ArchiveOpti
     }
     // 3. Rows of archived segments still in hot storage (a run that crashed after committing the archive).
     for (const r of archivedRanges(db)) {
-      const left = (db.prepare('SELECT count(*) AS n FROM entries WHERE seq BETWEEN ? AND ? AND seq > 0').get(r.fromSeq, r.toSeq) as { n: number }).n;
+      const left = (
+        db.prepare('SELECT count(*) AS n FROM entries WHERE seq BETWEEN ? AND ? AND seq > 0').get(r.fromSeq, r.toSeq) as { n: number }
+      ).n;
       if (left > 0) await writer.dropArchivedRows(r.segmentId);
     }
     return summaries;
@@ -158,13 +202,29 @@ function segmentIdFor(db: Database.Database, period: Period, fromSeq: number): s
   return taken ? `${period.id}.${fromSeq}` : period.id;
 }
 
-async function archiveSegment(writer: JournalWriter, db: Database.Database, seg: SegmentRow, staging: string, options: ArchiveOptions, action: SegmentSummary['action']): Promise<SegmentSummary> {
+async function archiveSegment(
+  writer: JournalWriter,
+  db: Database.Database,
+  seg: SegmentRow,
+  staging: string,
+  options: ArchiveOptions,
+  action: SegmentSummary['action'],
+): Promise<SegmentSummary> {
   const store = options.store;
   const file = join(staging, `${seg.segment_id}.sqlite`);
   // The staging file may be gone or half-written after a crash: rebuild it from hot rows; it must hash as sealed.
   if (!existsSync(file) || sha256Hex(readFileSync(file)) !== seg.file_sha256) {
-    const rebuilt = buildSegmentFile(db, seg.from_seq, seg.to_seq, { segment_id: seg.segment_id, journal_id: writer.identity.journalId, period_start: seg.period_start, period_end: seg.period_end }, file);
-    if (rebuilt.sha256 !== seg.file_sha256) throw new ArchiveError(`segment ${seg.segment_id}: rebuilt file hashes ${rebuilt.sha256}, not the sealed ${seg.file_sha256}; its hot rows changed since sealing`);
+    const rebuilt = buildSegmentFile(
+      db,
+      seg.from_seq,
+      seg.to_seq,
+      { segment_id: seg.segment_id, journal_id: writer.identity.journalId, period_start: seg.period_start, period_end: seg.period_end },
+      file,
+    );
+    if (rebuilt.sha256 !== seg.file_sha256)
+      throw new ArchiveError(
+        `segment ${seg.segment_id}: rebuilt file hashes ${rebuilt.sha256}, not the sealed ${seg.file_sha256}; its hot rows changed since sealing`,
+      );
   }
   const raw = readFileSync(file);
   // mtime 0 and a fixed level: the same file always compresses to the same object (a re-upload finds it equal).
@@ -175,10 +235,13 @@ async function archiveSegment(writer: JournalWriter, db: Database.Database, seg:
   await options.onStep?.('uploaded', seg.segment_id);
   // Read back what the store holds (never trust the local copy) and verify it against the seal.
   const back = await store.get(put.location);
-  if (back === null) throw new ArchiveError(`segment ${seg.segment_id}: ${store.description} does not return ${put.location} after writing it`);
+  if (back === null)
+    throw new ArchiveError(`segment ${seg.segment_id}: ${store.description} does not return ${put.location} after writing it`);
   const backHash = sha256Hex(back);
   if (backHash !== gzHash) {
-    throw new ArchiveError(`segment ${seg.segment_id}: ${put.alreadyPresent ? 'an object already stored under that name' : 'the stored object'} (${put.location}) hashes ${backHash}, not ${gzHash}; it cannot be replaced (write-once store)`);
+    throw new ArchiveError(
+      `segment ${seg.segment_id}: ${put.alreadyPresent ? 'an object already stored under that name' : 'the stored object'} (${put.location}) hashes ${backHash}, not ${gzHash}; it cannot be replaced (write-once store)`,
+    );
   }
   const check = join(staging, `${seg.segment_id}.check.sqlite`);
   writeFileSync(check, gunzipSync(back));
@@ -193,12 +256,29 @@ async function archiveSegment(writer: JournalWriter, db: Database.Database, seg:
     rmSync(check, { force: true });
   }
   await options.onStep?.('verified', seg.segment_id);
-  await writer.commitArchive({ segmentId: seg.segment_id, store: store.kind, location: put.location, sha256: gzHash, fileSha256: seg.file_sha256, compressedBytes: gz.length });
+  await writer.commitArchive({
+    segmentId: seg.segment_id,
+    store: store.kind,
+    location: put.location,
+    sha256: gzHash,
+    fileSha256: seg.file_sha256,
+    compressedBytes: gz.length,
+  });
   await options.onStep?.('committed', seg.segment_id);
   const dropped = await writer.dropArchivedRows(seg.segment_id);
   await options.onStep?.('dropped', seg.segment_id);
   rmSync(file, { force: true });
-  return { segmentId: seg.segment_id, fromSeq: seg.from_seq, toSeq: seg.to_seq, entries: seg.to_seq - seg.from_seq + 1, action, location: put.location, fileBytes: raw.length, compressedBytes: gz.length, rowsDropped: dropped };
+  return {
+    segmentId: seg.segment_id,
+    fromSeq: seg.from_seq,
+    toSeq: seg.to_seq,
+    entries: seg.to_seq - seg.from_seq + 1,
+    action,
+    location: put.location,
+    fileBytes: raw.length,
+    compressedBytes: gz.length,
+    rowsDropped: dropped,
+  };
 }
 
 /**
@@ -210,16 +290,28 @@ export function keepUntil(db: Database.Database, seg: { from_seq: number; to_seq
   const history = journaledPolicies(db);
   const assignments = retentionAssignments(db);
   let latest: number | null = null;
-  const rows = db.prepare('SELECT seq, recorded_at, retention_class FROM entries WHERE seq BETWEEN ? AND ?').iterate(seg.from_seq, seg.to_seq) as IterableIterator<{ seq: number; recorded_at: string; retention_class: string }>;
+  const rows = db
+    .prepare('SELECT seq, recorded_at, retention_class FROM entries WHERE seq BETWEEN ? AND ?')
+    .iterate(seg.from_seq, seg.to_seq) as IterableIterator<{ seq: number; recorded_at: string; retention_class: string }>;
   for (const r of rows) {
-    const { expiresAt } = expiryOf({ seq: r.seq, recordedAt: r.recorded_at, retentionClass: r.retention_class }, history, assignments.get(r.seq));
+    const { expiresAt } = expiryOf(
+      { seq: r.seq, recordedAt: r.recorded_at, retentionClass: r.retention_class },
+      history,
+      assignments.get(r.seq),
+    );
     if (expiresAt !== null && (latest === null || expiresAt > latest)) latest = expiresAt;
   }
   return latest;
 }
 
 /** Writes the rows fromSeq..toSeq into a fresh segment file (deterministic bytes for the same rows); returns its hash and size. */
-export function buildSegmentFile(src: Database.Database, fromSeq: number, toSeq: number, meta: Record<string, string>, out: string): { sha256: string; bytes: number } {
+export function buildSegmentFile(
+  src: Database.Database,
+  fromSeq: number,
+  toSeq: number,
+  meta: Record<string, string>,
+  out: string,
+): { sha256: string; bytes: number } {
   const tmp = `${out}.tmp`;
   rmSync(tmp, { force: true });
   rmSync(`${tmp}-journal`, { force: true });
@@ -232,16 +324,41 @@ export function buildSegmentFile(src: Database.Database, fromSeq: number, toSeq:
     db.exec(ENTRIES_DDL);
     db.exec('CREATE TABLE segment_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT');
     const insMeta = db.prepare('INSERT INTO segment_meta (key, value) VALUES (?, ?)');
-    const ins = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')})`);
+    const ins = db.prepare(
+      `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',')
+        .map(() => '?')
+        .join(',')})`,
+    );
     let n = 0;
     db.transaction(() => {
       for (const [k, v] of Object.entries({ ...meta, from_seq: String(fromSeq), to_seq: String(toSeq) }).sort()) insMeta.run(k, v);
-      for (const r of src.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq`).iterate(fromSeq, toSeq) as IterableIterator<EntryRow>) {
-        ins.run(r.seq, r.id, r.recorded_at, r.occurred_at, r.kind, r.source, r.actor, r.correlation_id, r.causation_id, r.idempotency_key, r.retention_class, r.payload, r.payload_hash, r.leaf_hash, r.chain_hash, r.tree_nodes, r.seal);
+      for (const r of src
+        .prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq`)
+        .iterate(fromSeq, toSeq) as IterableIterator<EntryRow>) {
+        ins.run(
+          r.seq,
+          r.id,
+          r.recorded_at,
+          r.occurred_at,
+          r.kind,
+          r.source,
+          r.actor,
+          r.correlation_id,
+          r.causation_id,
+          r.idempotency_key,
+          r.retention_class,
+          r.payload,
+          r.payload_hash,
+          r.leaf_hash,
+          r.chain_hash,
+          r.tree_nodes,
+          r.seal,
+        );
         n++;
       }
     })();
-    if (n !== toSeq - fromSeq + 1) throw new ArchiveError(`cannot build segment ${fromSeq}..${toSeq}: only ${n} of its rows are in hot storage`);
+    if (n !== toSeq - fromSeq + 1)
+      throw new ArchiveError(`cannot build segment ${fromSeq}..${toSeq}: only ${n} of its rows are in hot storage`);
     db.exec('VACUUM');
   } finally {
     db.close();
@@ -256,24 +373,39 @@ export function buildSegmentFile(src: Database.Database, fromSeq: number, toSeq:
  * entry before it, the stored tree nodes, and the tree root and chain head at its end equal to the signed
  * checkpoint in `segment.sealed`. Throws ArchiveError saying what is wrong.
  */
-export function verifySegmentFile(journal: Database.Database, segDb: Database.Database, seg: { segment_id: string; from_seq: number; to_seq: number; sealed_seq?: number }, verifierKey: string, sealedNote?: string): void {
+export function verifySegmentFile(
+  journal: Database.Database,
+  segDb: Database.Database,
+  seg: { segment_id: string; from_seq: number; to_seq: number; sealed_seq?: number },
+  verifierKey: string,
+  sealedNote?: string,
+): void {
   const where = `segment ${seg.segment_id}`;
-  if ((segDb.pragma('application_id', { simple: true }) as number) !== SEGMENT_APPLICATION_ID) throw new ArchiveError(`${where}: not a segment file`);
-  const meta = Object.fromEntries((segDb.prepare('SELECT key, value FROM segment_meta').all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
-  if (meta.segment_id !== seg.segment_id || meta.from_seq !== String(seg.from_seq) || meta.to_seq !== String(seg.to_seq)) throw new ArchiveError(`${where}: the file describes segment ${meta.segment_id ?? '?'} (${meta.from_seq ?? '?'}..${meta.to_seq ?? '?'})`);
+  if ((segDb.pragma('application_id', { simple: true }) as number) !== SEGMENT_APPLICATION_ID)
+    throw new ArchiveError(`${where}: not a segment file`);
+  const meta = Object.fromEntries(
+    (segDb.prepare('SELECT key, value FROM segment_meta').all() as { key: string; value: string }[]).map((r) => [r.key, r.value]),
+  );
+  if (meta.segment_id !== seg.segment_id || meta.from_seq !== String(seg.from_seq) || meta.to_seq !== String(seg.to_seq))
+    throw new ArchiveError(
+      `${where}: the file describes segment ${meta.segment_id ?? '?'} (${meta.from_seq ?? '?'}..${meta.to_seq ?? '?'})`,
+    );
   let note = sealedNote;
   if (note === undefined) {
-    const sealed = journal.prepare(`SELECT payload FROM entries WHERE idempotency_key = ?`).get(`segment/${seg.segment_id}/sealed`) as { payload: string } | undefined;
+    const sealed = journal.prepare(`SELECT payload FROM entries WHERE idempotency_key = ?`).get(`segment/${seg.segment_id}/sealed`) as
+      { payload: string } | undefined;
     if (!sealed) throw new ArchiveError(`${where}: no segment.sealed entry in hot storage`);
     note = (JSON.parse(sealed.payload) as { note: string }).note;
   }
   const cp = verifySignedCheckpoint(note, parseVerifierKey(verifierKey));
-  if (cp === null || cp.treeSize !== seg.to_seq + 1) throw new ArchiveError(`${where}: the sealed checkpoint is not signed by this journal or does not end the segment`);
+  if (cp === null || cp.treeSize !== seg.to_seq + 1)
+    throw new ArchiveError(`${where}: the sealed checkpoint is not signed by this journal or does not end the segment`);
   // Start state: the chain and tree just before the segment, from hot storage or the archive before it.
   let chain: Buffer = ZERO;
   let tree = new CompactTree();
   if (seg.from_seq > 0) {
-    const prev = journal.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(seg.from_seq - 1) as { chain_hash: Buffer } | undefined;
+    const prev = journal.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(seg.from_seq - 1) as
+      { chain_hash: Buffer } | undefined;
     const recorded = archivedRanges(journal).find((r) => r.toSeq === seg.from_seq - 1);
     if (!prev && !recorded) throw new ArchiveError(`${where}: the chain hash before seq ${seg.from_seq} is unknown`);
     chain = prev ? prev.chain_hash : (recorded as ArchivedRange).chainHead;
@@ -282,24 +414,31 @@ export function verifySegmentFile(journal: Database.Database, segDb: Database.Da
   let expected = seg.from_seq;
   for (const row of segDb.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>) {
     if (row.seq !== expected) throw new ArchiveError(`${where}: entry seq ${expected} is missing`);
-    if (!sha256(row.payload).equals(row.payload_hash)) throw new ArchiveError(`${where}: seq ${row.seq}: the payload does not match its hash`);
+    if (!sha256(row.payload).equals(row.payload_hash))
+      throw new ArchiveError(`${where}: seq ${row.seq}: the payload does not match its hash`);
     const leaf = sha256('\u0000' + canonicalHeader(rowHeader(row)));
     if (!leaf.equals(row.leaf_hash)) throw new ArchiveError(`${where}: seq ${row.seq}: the header does not match its leaf hash`);
     chain = sha256Pair(chain, leaf);
     if (!chain.equals(row.chain_hash)) throw new ArchiveError(`${where}: seq ${row.seq}: the chain hash does not follow`);
     const nodes = tree.append(leaf);
-    if (!Buffer.concat(nodes.map((n) => Buffer.from(n))).equals(row.tree_nodes)) throw new ArchiveError(`${where}: seq ${row.seq}: the stored tree nodes are wrong`);
+    if (!Buffer.concat(nodes.map((n) => Buffer.from(n))).equals(row.tree_nodes))
+      throw new ArchiveError(`${where}: seq ${row.seq}: the stored tree nodes are wrong`);
     expected++;
   }
   if (expected !== seg.to_seq + 1) throw new ArchiveError(`${where}: holds entries up to seq ${expected - 1}, not ${seg.to_seq}`);
-  if (!Buffer.from(tree.root()).equals(Buffer.from(cp.rootHash)) || !chain.equals(Buffer.from(cp.chainHead))) throw new ArchiveError(`${where}: the tree root or chain head differs from the sealed checkpoint`);
+  if (!Buffer.from(tree.root()).equals(Buffer.from(cp.rootHash)) || !chain.equals(Buffer.from(cp.chainHead)))
+    throw new ArchiveError(`${where}: the tree root or chain head differs from the sealed checkpoint`);
 }
 
 /**
  * Opens every archived segment read-only, in seq order: fetched from its store (or the local cache), its hash
  * checked against the one journaled in `segment.archived`, decompressed into `cacheDir`.
  */
-export async function openArchivedSegments(journal: Database.Database, stores: readonly ArchiveStore[], cacheDir: string): Promise<ArchivedSegmentSource[]> {
+export async function openArchivedSegments(
+  journal: Database.Database,
+  stores: readonly ArchiveStore[],
+  cacheDir: string,
+): Promise<ArchivedSegmentSource[]> {
   const out: ArchivedSegmentSource[] = [];
   const ranges = archivedRanges(journal);
   if (ranges.length === 0) return out;
@@ -313,9 +452,15 @@ export async function openArchivedSegments(journal: Database.Database, stores: r
       if (!existsSync(file) || sha256Hex(readFileSync(file)) !== fileSha) {
         const gz = await storeFor(cur.location, stores).get(cur.location);
         if (gz === null) throw new ArchiveError(`archived segment ${r.segmentId} is missing from ${cur.location}`);
-        if (sha256Hex(gz) !== cur.sha256) throw new ArchiveError(`archived segment ${r.segmentId} at ${cur.location} does not match the hash journaled when it was ${cur.generation > 0 ? 'pruned' : 'archived'}`);
+        if (sha256Hex(gz) !== cur.sha256)
+          throw new ArchiveError(
+            `archived segment ${r.segmentId} at ${cur.location} does not match the hash journaled when it was ${cur.generation > 0 ? 'pruned' : 'archived'}`,
+          );
         const raw = gunzipSync(gz);
-        if (sha256Hex(raw) !== fileSha) throw new ArchiveError(`archived segment ${r.segmentId}: the decompressed file does not match the ${cur.generation > 0 ? 'pruned' : 'sealed'} hash`);
+        if (sha256Hex(raw) !== fileSha)
+          throw new ArchiveError(
+            `archived segment ${r.segmentId}: the decompressed file does not match the ${cur.generation > 0 ? 'pruned' : 'sealed'} hash`,
+          );
         writeFileSync(`${file}.tmp`, raw, { mode: 0o600 });
         renameSync(`${file}.tmp`, file);
       }
@@ -345,13 +490,20 @@ export function currentObject(journal: Database.Database, segmentId: string): Cu
 
 /** Every object a segment was stored as, oldest first: the archived one, then each pruned generation. */
 export function objectsOf(journal: Database.Database, segmentId: string): CurrentObject[] {
-  const a = journal.prepare('SELECT a.store, a.location, a.sha256, s.file_sha256 FROM archived_ranges a JOIN segments s USING (segment_id) WHERE segment_id = ?').get(segmentId) as { store: string; location: string; sha256: string; file_sha256: string } | undefined;
+  const a = journal
+    .prepare(
+      'SELECT a.store, a.location, a.sha256, s.file_sha256 FROM archived_ranges a JOIN segments s USING (segment_id) WHERE segment_id = ?',
+    )
+    .get(segmentId) as { store: string; location: string; sha256: string; file_sha256: string } | undefined;
   if (!a) throw new ArchiveError(`segment ${segmentId} is not archived`);
   const out: CurrentObject[] = [{ generation: 0, store: a.store, location: a.location, sha256: a.sha256, fileSha256: a.file_sha256 }];
   const has = journal.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'pruned_segments'`).get();
   if (has) {
-    const rows = journal.prepare('SELECT generation, store, location, sha256, file_sha256 FROM pruned_segments WHERE segment_id = ? ORDER BY generation').all(segmentId) as { generation: number; store: string; location: string; sha256: string; file_sha256: string }[];
-    for (const p of rows) out.push({ generation: p.generation, store: p.store, location: p.location, sha256: p.sha256, fileSha256: p.file_sha256 });
+    const rows = journal
+      .prepare('SELECT generation, store, location, sha256, file_sha256 FROM pruned_segments WHERE segment_id = ? ORDER BY generation')
+      .all(segmentId) as { generation: number; store: string; location: string; sha256: string; file_sha256: string }[];
+    for (const p of rows)
+      out.push({ generation: p.generation, store: p.store, location: p.location, sha256: p.sha256, fileSha256: p.file_sha256 });
   }
   return out;
 }

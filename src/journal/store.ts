@@ -111,10 +111,30 @@ export interface ArchivedRange {
 export function archivedRanges(db: Database.Database): ArchivedRange[] {
   const has = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'archived_ranges'`).get();
   if (!has) return [];
-  const rows = db.prepare('SELECT segment_id, from_seq, to_seq, archived_seq, chain_head, store, location, sha256 FROM archived_ranges ORDER BY from_seq').all() as {
-    segment_id: string; from_seq: number; to_seq: number; archived_seq: number; chain_head: Buffer; store: string; location: string; sha256: string;
+  const rows = db
+    .prepare(
+      'SELECT segment_id, from_seq, to_seq, archived_seq, chain_head, store, location, sha256 FROM archived_ranges ORDER BY from_seq',
+    )
+    .all() as {
+    segment_id: string;
+    from_seq: number;
+    to_seq: number;
+    archived_seq: number;
+    chain_head: Buffer;
+    store: string;
+    location: string;
+    sha256: string;
   }[];
-  return rows.map((r) => ({ segmentId: r.segment_id, fromSeq: r.from_seq, toSeq: r.to_seq, archivedSeq: r.archived_seq, chainHead: r.chain_head, store: r.store, location: r.location, sha256: r.sha256 }));
+  return rows.map((r) => ({
+    segmentId: r.segment_id,
+    fromSeq: r.from_seq,
+    toSeq: r.to_seq,
+    archivedSeq: r.archived_seq,
+    chainHead: r.chain_head,
+    store: r.store,
+    location: r.location,
+    sha256: r.sha256,
+  }));
 }
 
 /** The first seq after the archived prefix (0 when nothing is archived): hot rows start here (seq 0 always stays hot). */

@@ -70,14 +70,24 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   // Without the archives, verification cannot start before the first hot row.
   const fromSeq = archives !== null ? 0 : Math.max(options.fromSeq ?? 0, hotFrom);
   const sealKey = options.sealKey ?? null;
-  let total = (db.prepare('SELECT count(*) AS n FROM entries WHERE seq >= ?').get(archives !== null ? hotFrom : fromSeq) as { n: number }).n;
+  let total = (db.prepare('SELECT count(*) AS n FROM entries WHERE seq >= ?').get(archives !== null ? hotFrom : fromSeq) as { n: number })
+    .n;
   for (const a of archives ?? []) total += (a.db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
   let checkpoints = 0;
   let verifier: Verifier | null = options.verifier ?? null;
   let tree: CompactTree;
   let chain: Buffer;
   const fail = (seq: number | null, reason: string, entries = total): VerifyReport => ({
-    ok: false, entries, verifiedFrom: fromSeq, firstBadSeq: seq, reason, checkpointsChecked: checkpoints, anchorsChecked: 0, sealsChecked: sealKey !== null, rootHash: '', chainHead: '',
+    ok: false,
+    entries,
+    verifiedFrom: fromSeq,
+    firstBadSeq: seq,
+    reason,
+    checkpointsChecked: checkpoints,
+    anchorsChecked: 0,
+    sealsChecked: sealKey !== null,
+    rootHash: '',
+    chainHead: '',
   });
 
   if (fromSeq > 0) {
@@ -94,7 +104,11 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
     if (hotFrom > 0 && genesis) {
       // The journal.created entry stays hot when its segment is archived: check it still is what was chained.
       const leaf = sha256('\u0000' + canonicalHeader(rowHeader(genesis)));
-      if (!equal(sha256(genesis.payload), genesis.payload_hash) || !equal(leaf, genesis.leaf_hash) || !equal(sha256Pair(ZERO, leaf), genesis.chain_hash)) {
+      if (
+        !equal(sha256(genesis.payload), genesis.payload_hash) ||
+        !equal(leaf, genesis.leaf_hash) ||
+        !equal(sha256Pair(ZERO, leaf), genesis.chain_hash)
+      ) {
         return fail(0, 'the journal.created entry does not match its hashes');
       }
     }
@@ -123,7 +137,10 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   // Signed checkpoints in segment.sealed entries: each must match the tree and chain at its segment's end.
   const sealed = new Map<number, { seq: number; note: string }>();
   for (const source of [...(archives ?? []).map((a) => a.db), db]) {
-    for (const r of source.prepare(`SELECT seq, payload FROM entries WHERE kind = 'segment.sealed' AND seq >= ?`).all(fromSeq) as { seq: number; payload: string }[]) {
+    for (const r of source.prepare(`SELECT seq, payload FROM entries WHERE kind = 'segment.sealed' AND seq >= ?`).all(fromSeq) as {
+      seq: number;
+      payload: string;
+    }[]) {
       try {
         const p = JSON.parse(r.payload) as { note: string; toSeq: number };
         if (p.toSeq + 1 > fromSeq) sealed.set(p.toSeq + 1, { seq: r.seq, note: p.note });
@@ -138,7 +155,10 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   // seq and the policy allowed it (see dropped-payload.ts). The prune entries are themselves verified in the scan.
   const prunes: PruneRecord[] = [];
   for (const source of [...(archives ?? []).map((a) => a.db), db]) {
-    for (const r of source.prepare(`SELECT seq, payload FROM entries WHERE kind = 'segment.pruned' AND seq >= ?`).all(fromSeq) as { seq: number; payload: string }[]) {
+    for (const r of source.prepare(`SELECT seq, payload FROM entries WHERE kind = 'segment.pruned' AND seq >= ?`).all(fromSeq) as {
+      seq: number;
+      payload: string;
+    }[]) {
       const rec = pruneRecordOf(r.seq, r.payload);
       if (rec === null) return fail(r.seq, 'the segment.pruned payload is malformed');
       prunes.push(rec);
@@ -149,19 +169,30 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   // Promises raised later (retention.assigned), from the entries themselves (hashed, and verified in the scan),
   // not from the lookup table expiry reads; a table row missing or different from its entry is a failure.
   const assignments = new Map<number, RetentionAssignment[]>();
-  const hasAssignmentTable = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'retention_assignments'`).get() !== undefined;
-  const assignmentRow = hasAssignmentTable ? db.prepare('SELECT target_seq, retention_class FROM retention_assignments WHERE assigned_seq = ?') : null;
+  const hasAssignmentTable =
+    db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'retention_assignments'`).get() !== undefined;
+  const assignmentRow = hasAssignmentTable
+    ? db.prepare('SELECT target_seq, retention_class FROM retention_assignments WHERE assigned_seq = ?')
+    : null;
   for (const source of [...(archives ?? []).map((a) => a.db), db]) {
-    for (const r of source.prepare(`SELECT seq, payload FROM entries WHERE kind = 'retention.assigned' AND seq >= ?`).all(fromSeq) as { seq: number; payload: string }[]) {
+    for (const r of source.prepare(`SELECT seq, payload FROM entries WHERE kind = 'retention.assigned' AND seq >= ?`).all(fromSeq) as {
+      seq: number;
+      payload: string;
+    }[]) {
       let a: { entrySeq?: unknown; retentionClass?: unknown };
       try {
         a = JSON.parse(r.payload) as typeof a;
       } catch {
         return fail(r.seq, 'the retention.assigned payload is not JSON');
       }
-      if (typeof a.entrySeq !== 'number' || typeof a.retentionClass !== 'string') return fail(r.seq, 'the retention.assigned payload is malformed');
+      if (typeof a.entrySeq !== 'number' || typeof a.retentionClass !== 'string')
+        return fail(r.seq, 'the retention.assigned payload is malformed');
       const row = assignmentRow?.get(r.seq) as { target_seq: number; retention_class: string } | undefined;
-      if (!row || row.target_seq !== a.entrySeq || row.retention_class !== a.retentionClass) return fail(r.seq, 'the retention.assigned entry is missing from (or differs from) the retention_assignments table that expiry reads');
+      if (!row || row.target_seq !== a.entrySeq || row.retention_class !== a.retentionClass)
+        return fail(
+          r.seq,
+          'the retention.assigned entry is missing from (or differs from) the retention_assignments table that expiry reads',
+        );
       const list = assignments.get(a.entrySeq) ?? [];
       list.push({ seq: r.seq, targetSeq: a.entrySeq, retentionClass: a.retentionClass });
       assignments.set(a.entrySeq, list);
@@ -172,11 +203,18 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   const rows = rowSources(db, archives, fromSeq, hotFrom);
   for (const row of rows) {
     const seq = expected;
-    if (row.seq !== seq) return fail(seq, row.seq > seq ? `entry seq ${seq} is missing (the next entry is seq ${row.seq})` : `unexpected entry seq ${row.seq}`);
+    if (row.seq !== seq)
+      return fail(
+        seq,
+        row.seq > seq ? `entry seq ${seq} is missing (the next entry is seq ${row.seq})` : `unexpected entry seq ${row.seq}`,
+      );
     if (!equal(sha256(row.payload), row.payload_hash)) {
       const record = droppedAt.get(seq);
       // Unsealed personal data an older version wrote, dropped by containment (contained-payload.ts), or an expired payload.
-      const problem = record?.reason === CONTAINMENT_REASON ? containedPayloadProblem(row, record) : droppedPayloadProblem(row, record, history, assignments.get(seq));
+      const problem =
+        record?.reason === CONTAINMENT_REASON
+          ? containedPayloadProblem(row, record)
+          : droppedPayloadProblem(row, record, history, assignments.get(seq));
       if (problem !== null) return fail(seq, problem);
     }
     const leaf = sha256('\u0000' + canonicalHeader(rowHeader(row)));
@@ -185,7 +223,8 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
     const chainBefore = chain;
     chain = sha256Pair(chain, leaf);
     if (!equal(chain, row.chain_hash)) return fail(seq, 'the chain hash does not follow from the previous entry');
-    if (sealKey && !equal(sealOf(sealKey, chain), row.seal)) return fail(seq, 'the entry seal is wrong (written without the journal\'s seal key)');
+    if (sealKey && !equal(sealOf(sealKey, chain), row.seal))
+      return fail(seq, "the entry seal is wrong (written without the journal's seal key)");
     const nodes = tree.append(leaf);
     if (!nodesEqual(nodes, row.tree_nodes)) return fail(seq, 'the stored Merkle tree nodes are wrong');
 
@@ -193,7 +232,8 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
       if (row.kind !== 'journal.created') return fail(0, 'the first entry is not the journal.created entry');
       const named = genesisVerifier(row.payload);
       if (named === null) return fail(0, 'the journal.created entry names no valid checkpoint key');
-      if (verifier !== null && verifier.verifierKey !== named.verifierKey) return fail(0, `the journal names checkpoint key ${named.verifierKey}, not the trusted key ${verifier.verifierKey}`);
+      if (verifier !== null && verifier.verifierKey !== named.verifierKey)
+        return fail(0, `the journal names checkpoint key ${named.verifierKey}, not the trusted key ${verifier.verifierKey}`);
       verifier = named;
     } else if (row.kind === 'checkpoint') {
       checkpoints++;
@@ -204,8 +244,9 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
       if (claim) {
         const seen = sealedSeen.get(claim[0]);
         const cp = verifier === null ? null : verifySignedCheckpoint(claim[1].note, verifier);
-        if (cp === null) return fail(seq, 'the segment.sealed checkpoint is not signed by the journal\'s key');
-        if (!seen || cp.treeSize !== claim[0] || !equal(seen.root, cp.rootHash) || !equal(seen.chain, cp.chainHead)) return fail(seq, `the segment.sealed checkpoint does not match the entries before seq ${claim[0]}`);
+        if (cp === null) return fail(seq, "the segment.sealed checkpoint is not signed by the journal's key");
+        if (!seen || cp.treeSize !== claim[0] || !equal(seen.root, cp.rootHash) || !equal(seen.chain, cp.chainHead))
+          return fail(seq, `the segment.sealed checkpoint does not match the entries before seq ${claim[0]}`);
       }
     }
     expected++;
@@ -220,28 +261,51 @@ export function verifyJournal(db: Database.Database, options: VerifyOptions = {}
   parsedAnchors.sort((a, b) => a.size - b.size);
   let lastGood = 0;
   for (const a of parsedAnchors) {
-    if (verifier === null || verifySignedCheckpoint(a.note, verifier) === null) return fail(null, `anchor mismatch: ${a.source} is not signed by this journal's checkpoint key`, expected);
+    if (verifier === null || verifySignedCheckpoint(a.note, verifier) === null)
+      return fail(null, `anchor mismatch: ${a.source} is not signed by this journal's checkpoint key`, expected);
     const cp = parseSignedCheckpoint(a.note).checkpoint;
     if (cp.treeSize > expected) {
-      return fail(expected, `anchor mismatch: ${a.source} holds a signed checkpoint of ${cp.treeSize} entries but the journal has ${expected}: entries from seq ${expected} were removed (truncated, or an older copy restored)`, expected);
+      return fail(
+        expected,
+        `anchor mismatch: ${a.source} holds a signed checkpoint of ${cp.treeSize} entries but the journal has ${expected}: entries from seq ${expected} were removed (truncated, or an older copy restored)`,
+        expected,
+      );
     }
     const seen = anchored.get(cp.treeSize);
     if (!seen || !equal(seen.root, cp.rootHash) || !equal(seen.chain, cp.chainHead)) {
-      return fail(lastGood, `anchor mismatch: the journal's first ${cp.treeSize} entries are not the ones signed in ${a.source} (the first difference is at or after seq ${lastGood})`, expected);
+      return fail(
+        lastGood,
+        `anchor mismatch: the journal's first ${cp.treeSize} entries are not the ones signed in ${a.source} (the first difference is at or after seq ${lastGood})`,
+        expected,
+      );
     }
     lastGood = cp.treeSize;
     anchorsChecked++;
   }
   return {
-    ok: true, entries: expected, verifiedFrom: fromSeq, firstBadSeq: null, reason: null, checkpointsChecked: checkpoints, anchorsChecked,
-    sealsChecked: sealKey !== null, rootHash: Buffer.from(tree.root()).toString('hex'), chainHead: chain.toString('hex'),
+    ok: true,
+    entries: expected,
+    verifiedFrom: fromSeq,
+    firstBadSeq: null,
+    reason: null,
+    checkpointsChecked: checkpoints,
+    anchorsChecked,
+    sealsChecked: sealKey !== null,
+    rootHash: Buffer.from(tree.root()).toString('hex'),
+    chainHead: chain.toString('hex'),
   };
 }
 
 /** The rows to verify in seq order: the archived segments first (when given), then hot storage. */
-function* rowSources(db: Database.Database, archives: readonly ArchivedSegmentSource[] | null, fromSeq: number, hotFrom: number): Generator<EntryRow> {
+function* rowSources(
+  db: Database.Database,
+  archives: readonly ArchivedSegmentSource[] | null,
+  fromSeq: number,
+  hotFrom: number,
+): Generator<EntryRow> {
   if (archives !== null) {
-    for (const a of archives) yield* a.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>;
+    for (const a of archives)
+      yield* a.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<EntryRow>;
     yield* db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq`).iterate(hotFrom) as IterableIterator<EntryRow>;
     return;
   }
@@ -258,7 +322,7 @@ function checkCheckpointEntry(row: EntryRow, verifier: Verifier | null, seq: num
   }
   if (typeof payload.note !== 'string') return 'the checkpoint entry holds no signed note';
   const cp = verifySignedCheckpoint(payload.note, verifier);
-  if (cp === null) return 'the checkpoint is not signed by the journal\'s key';
+  if (cp === null) return "the checkpoint is not signed by the journal's key";
   if (cp.treeSize !== seq || payload.treeSize !== seq) return `the checkpoint covers ${cp.treeSize} entries but stands at seq ${seq}`;
   if (!equal(cp.rootHash, root)) return 'the signed Merkle root does not match the entries before the checkpoint';
   if (!equal(cp.chainHead, chain)) return 'the signed chain head does not match the entries before the checkpoint';

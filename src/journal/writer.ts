@@ -178,12 +178,24 @@ export class JournalWriter {
     this.privacy = options.privacy ?? null;
     this.byIdStmt = db.prepare('SELECT payload FROM entries WHERE id = ?');
     this.seqOfIdStmt = db.prepare('SELECT id, kind FROM entries WHERE seq = ?');
-    this.insertAssignmentStmt = db.prepare('INSERT INTO retention_assignments (assigned_seq, target_seq, retention_class) VALUES (?, ?, ?)');
+    this.insertAssignmentStmt = db.prepare(
+      'INSERT INTO retention_assignments (assigned_seq, target_seq, retention_class) VALUES (?, ?, ?)',
+    );
     // The subjects of a correlation's people: its interactions' envelopes (at most 1,000 of them read).
-    this.sealedKeysByCorrelationStmt = db.prepare(`SELECT json_extract(payload, '$."$sealed".keys') AS keys FROM entries WHERE correlation_id = ? AND kind = 'interaction.received' AND json_extract(payload, '$."$sealed".keys') IS NOT NULL LIMIT 1000`);
+    this.sealedKeysByCorrelationStmt = db.prepare(
+      `SELECT json_extract(payload, '$."$sealed".keys') AS keys FROM entries WHERE correlation_id = ? AND kind = 'interaction.received' AND json_extract(payload, '$."$sealed".keys') IS NOT NULL LIMIT 1000`,
+    );
     this.log = (options.logger ?? silentLogger).child({ component: 'journal.writer' });
-    this.insertStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')})`);
-    this.insertIfAbsentStmt = db.prepare(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',').map(() => '?').join(',')}) ON CONFLICT (idempotency_key) DO NOTHING`);
+    this.insertStmt = db.prepare(
+      `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',')
+        .map(() => '?')
+        .join(',')})`,
+    );
+    this.insertIfAbsentStmt = db.prepare(
+      `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(',')
+        .map(() => '?')
+        .join(',')}) ON CONFLICT (idempotency_key) DO NOTHING`,
+    );
     this.byKeyStmt = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE idempotency_key = ?`);
     const everyMs = options.checkpointEveryMs ?? 10_000;
     if (everyMs > 0) {
@@ -204,10 +216,14 @@ export class JournalWriter {
       db = openWriteConnection(options.path);
       const now = options.now ?? Date.now;
       migrate(db, () => new Date(now()).toISOString());
-      const metaId = (db.prepare(`SELECT value FROM journal_meta WHERE key = 'journal_id'`).get() as { value: string } | undefined)?.value ?? null;
+      const metaId =
+        (db.prepare(`SELECT value FROM journal_meta WHERE key = 'journal_id'`).get() as { value: string } | undefined)?.value ?? null;
       const keysId = readKeysJournalId(options.keysDir);
       if (metaId !== null && keysId !== null && metaId !== keysId) {
-        throw new JournalFileError('KEY_MISMATCH', `the keys in ${options.keysDir} belong to journal ${keysId}, not to this journal (${metaId})`);
+        throw new JournalFileError(
+          'KEY_MISMATCH',
+          `the keys in ${options.keysDir} belong to journal ${keysId}, not to this journal (${metaId})`,
+        );
       }
       const identity = loadOrCreateIdentity(options.keysDir, metaId);
       const anchors = options.anchors ?? [];
@@ -260,12 +276,19 @@ export class JournalWriter {
       },
       byCorrelation: (correlationId) => {
         const refs = new Map<string, KeyRef>();
-        for (const row of this.sealedKeysByCorrelationStmt.all(correlationId)) for (const k of (JSON.parse(row.keys) as KeyRef[])) refs.set(`${k.subject}/${k.keyId}`, k);
+        for (const row of this.sealedKeysByCorrelationStmt.all(correlationId))
+          for (const k of JSON.parse(row.keys) as KeyRef[]) refs.set(`${k.subject}/${k.keyId}`, k);
         return [...refs.values()];
       },
     };
-    const seal = privacy ? (kind: EntryKind, payload: unknown, ids: { causationId: string | null; correlationId: string }): unknown => privacy.seal(kind, payload, ids, linked) : undefined;
-    const prepare = (): PreparedEntry[] => inputs.map((input) => this.authenticated(this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes, ...(seal ? { seal } : {}) }))));
+    const seal = privacy
+      ? (kind: EntryKind, payload: unknown, ids: { causationId: string | null; correlationId: string }): unknown =>
+          privacy.seal(kind, payload, ids, linked)
+      : undefined;
+    const prepare = (): PreparedEntry[] =>
+      inputs.map((input) =>
+        this.authenticated(this.stamp(prepareEntry(input, { maxPayloadBytes: this.maxPayloadBytes, ...(seal ? { seal } : {}) }))),
+      );
     // Sealing looks subject keys up (and creates new ones) in one key-store transaction for the whole batch,
     // committed before any entry sealed under them can be.
     // (A store not opened yet is created by the first personal payload, not by this.)
@@ -304,7 +327,11 @@ export class JournalWriter {
     if (keys === null && this.privacy === null) return p;
     const payload = p.payload as { subjectHash: string; keyIds: string[]; authentication?: unknown };
     if (!(this.privacy?.keys.erasureAuthentic(payload) ?? false)) {
-      throw new EntryValidationError('ERASURE_UNAUTHENTICATED', 'privacy.erased is not authenticated by this journal\'s key store: erasures are recorded only by `activity-journal forget`', ['payload.authentication: does not authenticate']);
+      throw new EntryValidationError(
+        'ERASURE_UNAUTHENTICATED',
+        "privacy.erased is not authenticated by this journal's key store: erasures are recorded only by `activity-journal forget`",
+        ['payload.authentication: does not authenticate'],
+      );
     }
     return p;
   }
@@ -319,7 +346,12 @@ export class JournalWriter {
     if (p.kind === 'retention.assigned') this.checkAssignment(p.payload as PayloadOf<'retention.assigned'>);
     if (policy === null) return p;
     if (p.retentionGiven) {
-      if (!policy.has(p.retentionClass)) throw new EntryValidationError('INVALID_ENTRY', `retentionClass ${p.retentionClass} is not a class of retention policy version ${policy.version}`, ['retentionClass: unknown class']);
+      if (!policy.has(p.retentionClass))
+        throw new EntryValidationError(
+          'INVALID_ENTRY',
+          `retentionClass ${p.retentionClass} is not a class of retention policy version ${policy.version}`,
+          ['retentionClass: unknown class'],
+        );
       return p;
     }
     const channel = p.kind === 'interaction.received' ? (p.payload as { channel?: unknown }).channel : undefined;
@@ -329,31 +361,52 @@ export class JournalWriter {
   private checkAssignment(a: PayloadOf<'retention.assigned'>): void {
     const target = this.seqOfIdStmt.get(a.entrySeq);
     if (!target || target.id !== a.entryId) {
-      throw new EntryValidationError('INVALID_PAYLOAD', `invalid retention.assigned entry: entry seq ${a.entrySeq} is not ${a.entryId} in hot storage`, ['payload.entrySeq: does not name payload.entryId in hot storage']);
+      throw new EntryValidationError(
+        'INVALID_PAYLOAD',
+        `invalid retention.assigned entry: entry seq ${a.entrySeq} is not ${a.entryId} in hot storage`,
+        ['payload.entrySeq: does not name payload.entryId in hot storage'],
+      );
     }
     if (this.retention !== null && !this.retention.has(a.retentionClass)) {
-      throw new EntryValidationError('INVALID_PAYLOAD', `invalid retention.assigned entry: retentionClass ${a.retentionClass} is not a class of retention policy version ${this.retention.version}`, ['payload.retentionClass: unknown class']);
+      throw new EntryValidationError(
+        'INVALID_PAYLOAD',
+        `invalid retention.assigned entry: retentionClass ${a.retentionClass} is not a class of retention policy version ${this.retention.version}`,
+        ['payload.retentionClass: unknown class'],
+      );
     }
   }
 
   /** Every retention policy version journaled so far, oldest first. */
   policyHistory(): JournaledPolicy[] {
-    const rows = this.db.prepare('SELECT version, seq, policy FROM retention_policies ORDER BY version').all() as { version: number; seq: number; policy: string }[];
-    return rows.map((r) => ({ version: r.version, seq: r.seq, policy: RetentionPolicy.parse(JSON.parse(r.policy), `journaled retention policy version ${r.version}`) }));
+    const rows = this.db.prepare('SELECT version, seq, policy FROM retention_policies ORDER BY version').all() as {
+      version: number;
+      seq: number;
+      policy: string;
+    }[];
+    return rows.map((r) => ({
+      version: r.version,
+      seq: r.seq,
+      policy: RetentionPolicy.parse(JSON.parse(r.policy), `journaled retention policy version ${r.version}`),
+    }));
   }
 
   /** Journals the configured policy when its version is new; refuses a changed policy under an old version number. */
   private journalPolicy(): void {
     const policy = this.retention;
     if (policy === null) return;
-    const latest = this.db.prepare('SELECT version, sha256 FROM retention_policies ORDER BY version DESC LIMIT 1').get() as { version: number; sha256: string } | undefined;
+    const latest = this.db.prepare('SELECT version, sha256 FROM retention_policies ORDER BY version DESC LIMIT 1').get() as
+      { version: number; sha256: string } | undefined;
     if (latest && latest.sha256 === policy.sha256) return;
     if (latest && policy.version <= latest.version) {
-      throw new RetentionPolicyError(`the retention policy changed but its version (${policy.version}) is not above the journaled version ${latest.version}; bump "version"`);
+      throw new RetentionPolicyError(
+        `the retention policy changed but its version (${policy.version}) is not above the journaled version ${latest.version}; bump "version"`,
+      );
     }
     const prepared = this.internal('retention.policy', policy.entryPayload(), `retention-policy/${policy.version}`);
     this.commitSystem(prepared, (entry) => {
-      this.db.prepare('INSERT INTO retention_policies (version, sha256, policy, seq) VALUES (?, ?, ?, ?)').run(policy.version, policy.sha256, policy.canonical, entry.seq);
+      this.db
+        .prepare('INSERT INTO retention_policies (version, sha256, policy, seq) VALUES (?, ?, ?, ?)')
+        .run(policy.version, policy.sha256, policy.canonical, entry.seq);
     });
     this.log.info({ version: policy.version, sha256: policy.sha256 }, 'retention policy version journaled');
   }
@@ -367,17 +420,19 @@ export class JournalWriter {
     const snapshot = this.snapshot();
     try {
       let result: AppendResult | null = null;
-      this.db.transaction(() => {
-        const inserted = this.insert(prepared, new Date(this.now()).toISOString(), true);
-        if (inserted) result = { entry: inserted, duplicate: false };
-        else {
-          const earlier = this.lookup(prepared.idempotencyKey) as JournalEntry;
-          const diff = differingFields(prepared, earlier);
-          if (diff.length > 0) throw new IdempotencyConflictError(prepared.idempotencyKey, earlier.seq, diff);
-          result = { entry: earlier, duplicate: true };
-        }
-        extra(result.entry, result.duplicate);
-      }).immediate();
+      this.db
+        .transaction(() => {
+          const inserted = this.insert(prepared, new Date(this.now()).toISOString(), true);
+          if (inserted) result = { entry: inserted, duplicate: false };
+          else {
+            const earlier = this.lookup(prepared.idempotencyKey) as JournalEntry;
+            const diff = differingFields(prepared, earlier);
+            if (diff.length > 0) throw new IdempotencyConflictError(prepared.idempotencyKey, earlier.seq, diff);
+            result = { entry: earlier, duplicate: true };
+          }
+          extra(result.entry, result.duplicate);
+        })
+        .immediate();
       return result as unknown as AppendResult;
     } catch (err) {
       this.restore(snapshot);
@@ -388,8 +443,15 @@ export class JournalWriter {
   /** A checkpoint of the first `size` entries (root and chain head from storage), signed with `timestamp`. */
   private checkpointAt(size: number, timestamp: string): { checkpoint: Checkpoint; note: string } {
     const row = this.db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(size - 1) as { chain_hash: Buffer } | undefined;
-    if (!row) throw new JournalWriteError('WRITE_FAILED', `cannot sign a checkpoint of size ${size}: entry seq ${size - 1} is not in hot storage`);
-    const checkpoint: Checkpoint = { origin: this.identity.origin, treeSize: size, rootHash: rootOf(size, new StoredNodes(this.db)), chainHead: row.chain_hash, timestamp };
+    if (!row)
+      throw new JournalWriteError('WRITE_FAILED', `cannot sign a checkpoint of size ${size}: entry seq ${size - 1} is not in hot storage`);
+    const checkpoint: Checkpoint = {
+      origin: this.identity.origin,
+      treeSize: size,
+      rootHash: rootOf(size, new StoredNodes(this.db)),
+      chainHead: row.chain_hash,
+      timestamp,
+    };
     return { checkpoint, note: signCheckpoint(checkpoint, this.identity.signingKey) };
   }
 
@@ -410,7 +472,9 @@ export class JournalWriter {
     };
     return this.commitSystem(this.internal('segment.sealed', payload, `segment/${req.segmentId}/sealed`), (entry) => {
       this.db
-        .prepare('INSERT INTO segments (segment_id, period_start, period_end, from_seq, to_seq, sealed_seq, file_sha256, file_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
+        .prepare(
+          'INSERT INTO segments (segment_id, period_start, period_end, from_seq, to_seq, sealed_seq, file_sha256, file_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+        )
         .run(req.segmentId, req.periodStart, req.periodEnd, req.fromSeq, req.toSeq, entry.seq, req.fileSha256, req.fileBytes);
     });
   }
@@ -423,11 +487,22 @@ export class JournalWriter {
   async commitArchive(req: ArchiveCommit): Promise<AppendResult> {
     if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
     await this.enqueue([]);
-    const seg = this.db.prepare('SELECT from_seq, to_seq FROM segments WHERE segment_id = ?').get(req.segmentId) as { from_seq: number; to_seq: number } | undefined;
+    const seg = this.db.prepare('SELECT from_seq, to_seq FROM segments WHERE segment_id = ?').get(req.segmentId) as
+      { from_seq: number; to_seq: number } | undefined;
     if (!seg) throw new JournalWriteError('WRITE_FAILED', `segment ${req.segmentId} is not sealed`);
-    const chain = (this.db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(seg.to_seq) as { chain_hash: Buffer } | undefined)?.chain_hash;
+    const chain = (this.db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(seg.to_seq) as { chain_hash: Buffer } | undefined)
+      ?.chain_hash;
     const frontierSize = seg.to_seq + 1;
-    const payload = { segmentId: req.segmentId, fromSeq: seg.from_seq, toSeq: seg.to_seq, store: req.store, location: req.location, sha256: req.sha256, fileSha256: req.fileSha256, compressedBytes: req.compressedBytes };
+    const payload = {
+      segmentId: req.segmentId,
+      fromSeq: seg.from_seq,
+      toSeq: seg.to_seq,
+      store: req.store,
+      location: req.location,
+      sha256: req.sha256,
+      fileSha256: req.fileSha256,
+      compressedBytes: req.compressedBytes,
+    };
     return this.commitSystem(this.internal('segment.archived', payload, `segment/${req.segmentId}/archived`), (entry, duplicate) => {
       if (duplicate && this.db.prepare('SELECT 1 FROM archived_ranges WHERE segment_id = ?').get(req.segmentId)) return;
       if (!chain) throw new JournalWriteError('WRITE_FAILED', `segment ${req.segmentId}: entry seq ${seg.to_seq} is not in hot storage`);
@@ -442,7 +517,9 @@ export class JournalWriter {
         }
       }
       this.db
-        .prepare('INSERT INTO archived_ranges (segment_id, from_seq, to_seq, archived_seq, chain_head, store, location, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .prepare(
+          'INSERT INTO archived_ranges (segment_id, from_seq, to_seq, archived_seq, chain_head, store, location, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        )
         .run(req.segmentId, seg.from_seq, seg.to_seq, entry.seq, chain, req.store, req.location, req.sha256);
     });
   }
@@ -454,27 +531,61 @@ export class JournalWriter {
   async commitPrune(req: PruneCommit): Promise<AppendResult> {
     if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
     await this.enqueue([]);
-    const r = this.db.prepare('SELECT from_seq, to_seq FROM archived_ranges WHERE segment_id = ?').get(req.segmentId) as { from_seq: number; to_seq: number } | undefined;
+    const r = this.db.prepare('SELECT from_seq, to_seq FROM archived_ranges WHERE segment_id = ?').get(req.segmentId) as
+      { from_seq: number; to_seq: number } | undefined;
     if (!r) throw new JournalWriteError('WRITE_FAILED', `segment ${req.segmentId} is not archived; only archived segments are pruned`);
     for (const [a, b] of req.dropped) {
-      if (a > b || a < r.from_seq || b > r.to_seq || a === 0) throw new JournalWriteError('WRITE_FAILED', `segment ${req.segmentId}: dropped range ${a}..${b} is outside its seqs ${r.from_seq}..${r.to_seq}`);
+      if (a > b || a < r.from_seq || b > r.to_seq || a === 0)
+        throw new JournalWriteError(
+          'WRITE_FAILED',
+          `segment ${req.segmentId}: dropped range ${a}..${b} is outside its seqs ${r.from_seq}..${r.to_seq}`,
+        );
     }
-    const payload = { ...req, fromSeq: r.from_seq, toSeq: r.to_seq, dropped: req.dropped.map(([a, b]) => [a, b]), classes: { ...req.classes }, ...(req.kinds ? { kinds: { ...req.kinds } } : {}) };
-    return this.commitSystem(this.internal('segment.pruned', payload, `segment/${req.segmentId}/pruned/${req.generation}`), (entry, duplicate) => {
-      if (duplicate && this.db.prepare('SELECT 1 FROM pruned_segments WHERE segment_id = ? AND generation = ?').get(req.segmentId, req.generation)) return;
-      this.db
-        .prepare('INSERT INTO pruned_segments (segment_id, generation, pruned_seq, store, location, sha256, file_sha256, dropped_entries, dropped_by_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(req.segmentId, req.generation, entry.seq, req.store, req.location, req.sha256, req.fileSha256, req.entries, JSON.stringify(req.classes));
-    });
+    const payload = {
+      ...req,
+      fromSeq: r.from_seq,
+      toSeq: r.to_seq,
+      dropped: req.dropped.map(([a, b]) => [a, b]),
+      classes: { ...req.classes },
+      ...(req.kinds ? { kinds: { ...req.kinds } } : {}),
+    };
+    return this.commitSystem(
+      this.internal('segment.pruned', payload, `segment/${req.segmentId}/pruned/${req.generation}`),
+      (entry, duplicate) => {
+        if (
+          duplicate &&
+          this.db.prepare('SELECT 1 FROM pruned_segments WHERE segment_id = ? AND generation = ?').get(req.segmentId, req.generation)
+        )
+          return;
+        this.db
+          .prepare(
+            'INSERT INTO pruned_segments (segment_id, generation, pruned_seq, store, location, sha256, file_sha256, dropped_entries, dropped_by_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          )
+          .run(
+            req.segmentId,
+            req.generation,
+            entry.seq,
+            req.store,
+            req.location,
+            req.sha256,
+            req.fileSha256,
+            req.entries,
+            JSON.stringify(req.classes),
+          );
+      },
+    );
   }
 
   /** Deletes the hot rows of an archived segment (all but seq 0); returns how many left. Idempotent. */
   async dropArchivedRows(segmentId: string): Promise<number> {
     if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
     await this.enqueue([]);
-    const r = this.db.prepare('SELECT from_seq, to_seq FROM archived_ranges WHERE segment_id = ?').get(segmentId) as { from_seq: number; to_seq: number } | undefined;
+    const r = this.db.prepare('SELECT from_seq, to_seq FROM archived_ranges WHERE segment_id = ?').get(segmentId) as
+      { from_seq: number; to_seq: number } | undefined;
     if (!r) throw new JournalWriteError('WRITE_FAILED', `segment ${segmentId} has no committed archive; its rows stay`);
-    return this.db.transaction(() => this.db.prepare('DELETE FROM entries WHERE seq BETWEEN ? AND ? AND seq > 0').run(r.from_seq, r.to_seq).changes).immediate();
+    return this.db
+      .transaction(() => this.db.prepare('DELETE FROM entries WHERE seq BETWEEN ? AND ? AND seq > 0').run(r.from_seq, r.to_seq).changes)
+      .immediate();
   }
 
   /**
@@ -560,9 +671,18 @@ export class JournalWriter {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       this.restore(snapshot);
       this.stats.failedTransactions++;
-      this.log.error({ err: { name: (err as Error).name, code: (err as { code?: string }).code, message: (err as Error).message }, requests: batch.length }, 'journal transaction failed; nothing of it was written');
+      this.log.error(
+        {
+          err: { name: (err as Error).name, code: (err as { code?: string }).code, message: (err as Error).message },
+          requests: batch.length,
+        },
+        'journal transaction failed; nothing of it was written',
+      );
       const failure = new JournalWriteError('WRITE_FAILED', `the journal could not commit: ${(err as Error).message}`, { cause: err });
-      this.writeFailure = { failingSince: this.writeFailure?.failingSince ?? new Date(this.now()).toISOString(), reason: (err as Error).message };
+      this.writeFailure = {
+        failingSince: this.writeFailure?.failingSince ?? new Date(this.now()).toISOString(),
+        reason: (err as Error).message,
+      };
       for (const req of batch) req.reject(failure);
       this.scheduleIfPending();
       return;
@@ -670,8 +790,23 @@ export class JournalWriter {
     const nodes = s.tree.append(leaf);
     const seal = sealOf(this.identity.sealKey, chain);
     const info = (ifAbsent ? this.insertIfAbsentStmt : this.insertStmt).run(
-      seq, id, recordedAt, occurredAt, p.kind, p.source, p.actor, p.correlationId, p.causationId, p.idempotencyKey, p.retentionClass,
-      p.payloadText, Buffer.from(p.payloadHash, 'hex'), leaf, chain, nodes.length === 0 ? EMPTY : Buffer.concat(nodes), seal,
+      seq,
+      id,
+      recordedAt,
+      occurredAt,
+      p.kind,
+      p.source,
+      p.actor,
+      p.correlationId,
+      p.causationId,
+      p.idempotencyKey,
+      p.retentionClass,
+      p.payloadText,
+      Buffer.from(p.payloadHash, 'hex'),
+      leaf,
+      chain,
+      nodes.length === 0 ? EMPTY : Buffer.concat(nodes),
+      seal,
     );
     if (info.changes === 0) {
       // The key is already in the journal: undo the tree append; nothing else was touched yet.
@@ -697,15 +832,30 @@ export class JournalWriter {
 
   private writeGenesis(): void {
     const { journalId, origin, signingKey } = this.identity;
-    this.db.transaction(() => {
-      this.db.prepare(`INSERT INTO journal_meta (key, value) VALUES ('journal_id', ?), ('origin', ?)`).run(journalId, origin);
-      this.insert(this.internal('journal.created', { journalId, origin, verifierKey: signingKey.verifierKey, format: 1 }, `journal/${journalId}/created`), new Date(this.now()).toISOString());
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.db.prepare(`INSERT INTO journal_meta (key, value) VALUES ('journal_id', ?), ('origin', ?)`).run(journalId, origin);
+        this.insert(
+          this.internal(
+            'journal.created',
+            { journalId, origin, verifierKey: signingKey.verifierKey, format: 1 },
+            `journal/${journalId}/created`,
+          ),
+          new Date(this.now()).toISOString(),
+        );
+      })
+      .immediate();
   }
 
   private insertCheckpoint(recordedAt: string): CheckpointResult {
     const s = this.state;
-    const checkpoint: Checkpoint = { origin: this.identity.origin, treeSize: s.size, rootHash: s.tree.root(), chainHead: s.chain, timestamp: recordedAt };
+    const checkpoint: Checkpoint = {
+      origin: this.identity.origin,
+      treeSize: s.size,
+      rootHash: s.tree.root(),
+      chainHead: s.chain,
+      timestamp: recordedAt,
+    };
     const note = signCheckpoint(checkpoint, this.identity.signingKey);
     const payload = {
       treeSize: checkpoint.treeSize,
@@ -724,9 +874,11 @@ export class JournalWriter {
     const snapshot = this.snapshot();
     try {
       let result: CheckpointResult | null = null;
-      this.db.transaction(() => {
-        result = this.insertCheckpoint(new Date(this.now()).toISOString());
-      }).immediate();
+      this.db
+        .transaction(() => {
+          result = this.insertCheckpoint(new Date(this.now()).toISOString());
+        })
+        .immediate();
       return result as unknown as CheckpointResult;
     } catch (err) {
       this.restore(snapshot);
@@ -759,14 +911,24 @@ export class JournalWriter {
         let prepared: PreparedEntry;
         try {
           const receipt = await anchor.publish(cp.note, cp.checkpoint);
-          prepared = this.internal('checkpoint.anchored', { treeSize: size, anchor: anchor.name, ok: true, location: receipt.location, alreadyPresent: receipt.alreadyPresent }, `anchor/${anchor.name}/${size}`);
+          prepared = this.internal(
+            'checkpoint.anchored',
+            { treeSize: size, anchor: anchor.name, ok: true, location: receipt.location, alreadyPresent: receipt.alreadyPresent },
+            `anchor/${anchor.name}/${size}`,
+          );
         } catch (err) {
           this.anchorRetryNote = { note: cp.note, checkpoint: cp.checkpoint };
           this.log.warn({ anchor: anchor.name, treeSize: size, err: (err as Error).message }, 'anchoring failed; will retry');
-          prepared = this.internal('checkpoint.anchored', { treeSize: size, anchor: anchor.name, ok: false, error: (err as Error).message.slice(0, 2000) }, `anchor-failed/${anchor.name}/${size}/${this.now()}`);
+          prepared = this.internal(
+            'checkpoint.anchored',
+            { treeSize: size, anchor: anchor.name, ok: false, error: (err as Error).message.slice(0, 2000) },
+            `anchor-failed/${anchor.name}/${size}/${this.now()}`,
+          );
         }
         if (this.closed) return;
-        await this.enqueue([prepared]).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not journal an anchoring outcome'));
+        await this.enqueue([prepared]).catch((err: unknown) =>
+          this.log.error({ err: (err as Error).message }, 'could not journal an anchoring outcome'),
+        );
       }),
     );
   }
@@ -774,9 +936,16 @@ export class JournalWriter {
   /** Start-up: the entries after the newest checkpoint verify (hashes, chain, seals, stored tree nodes). */
   private checkOwnTail(): void {
     const from = this.state.lastCheckpoint ? this.state.lastCheckpoint.checkpoint.treeSize : 0;
-    const report = verifyJournal(this.db, { sealKey: this.identity.sealKey, verifier: parseVerifierKey(this.identity.signingKey.verifierKey), fromSeq: from });
+    const report = verifyJournal(this.db, {
+      sealKey: this.identity.sealKey,
+      verifier: parseVerifierKey(this.identity.signingKey.verifierKey),
+      fromSeq: from,
+    });
     if (!report.ok) {
-      throw new JournalIntegrityError(`the journal does not verify: first bad entry seq ${report.firstBadSeq ?? '?'}: ${report.reason ?? ''}; run \`activity-journal verify\` for details`, report.firstBadSeq);
+      throw new JournalIntegrityError(
+        `the journal does not verify: first bad entry seq ${report.firstBadSeq ?? '?'}: ${report.reason ?? ''}; run \`activity-journal verify\` for details`,
+        report.firstBadSeq,
+      );
     }
   }
 
@@ -800,16 +969,26 @@ export class JournalWriter {
       }
       if (cp.treeSize === 0) continue;
       const root = rootOf(cp.treeSize, nodes);
-      const chainAt = (this.db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(cp.treeSize - 1) as { chain_hash: Buffer }).chain_hash;
+      const chainAt = (this.db.prepare('SELECT chain_hash FROM entries WHERE seq = ?').get(cp.treeSize - 1) as { chain_hash: Buffer })
+        .chain_hash;
       if (!Buffer.from(root).equals(Buffer.from(cp.rootHash)) || !chainAt.equals(Buffer.from(cp.chainHead))) {
-        throw new JournalIntegrityError(`the journal is inconsistent with the checkpoint of size ${cp.treeSize} held by anchor ${anchor.name}: its first ${cp.treeSize} entries are not the ones that were signed`, null);
+        throw new JournalIntegrityError(
+          `the journal is inconsistent with the checkpoint of size ${cp.treeSize} held by anchor ${anchor.name}: its first ${cp.treeSize} entries are not the ones that were signed`,
+          null,
+        );
       }
     }
   }
 
   private snapshot(): State {
     const s = this.state;
-    return { size: s.size, chain: s.chain, tree: s.tree.clone(), userSinceCheckpoint: s.userSinceCheckpoint, lastCheckpoint: s.lastCheckpoint };
+    return {
+      size: s.size,
+      chain: s.chain,
+      tree: s.tree.clone(),
+      userSinceCheckpoint: s.userSinceCheckpoint,
+      lastCheckpoint: s.lastCheckpoint,
+    };
   }
 
   private restore(snap: State): void {
@@ -820,10 +999,12 @@ export class JournalWriter {
 const EMPTY = Buffer.alloc(0);
 
 function loadState(db: Database.Database, identity: JournalIdentity): State {
-  const last = db.prepare('SELECT seq, chain_hash FROM entries ORDER BY seq DESC LIMIT 1').get() as { seq: number; chain_hash: Buffer } | undefined;
+  const last = db.prepare('SELECT seq, chain_hash FROM entries ORDER BY seq DESC LIMIT 1').get() as
+    { seq: number; chain_hash: Buffer } | undefined;
   const size = last ? last.seq + 1 : 0;
   const tree = CompactTree.fromNodeSource(size, new StoredNodes(db));
-  const cpRow = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1`).get() as EntryRow | undefined;
+  const cpRow = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1`).get() as
+    EntryRow | undefined;
   let lastCheckpoint: CheckpointResult | null = null;
   let userSince = 0;
   if (cpRow) {
@@ -833,7 +1014,11 @@ function loadState(db: Database.Database, identity: JournalIdentity): State {
     lastCheckpoint = { checkpoint: cp, note: payload.note, seq: cpRow.seq, created: false };
   }
   const placeholders = [...HOUSEKEEPING_KINDS].map(() => '?').join(',');
-  userSince = (db.prepare(`SELECT count(*) AS n FROM entries WHERE seq > ? AND kind NOT IN (${placeholders})`).get(cpRow ? cpRow.seq : -1, ...HOUSEKEEPING_KINDS) as { n: number }).n;
+  userSince = (
+    db
+      .prepare(`SELECT count(*) AS n FROM entries WHERE seq > ? AND kind NOT IN (${placeholders})`)
+      .get(cpRow ? cpRow.seq : -1, ...HOUSEKEEPING_KINDS) as { n: number }
+  ).n;
   return { size, chain: last ? last.chain_hash : ZERO_HASH, tree, userSinceCheckpoint: userSince, lastCheckpoint };
 }
 
@@ -847,7 +1032,9 @@ function sealingWriteFailure(err: unknown): unknown {
   const backup = err instanceof KeyStoreError && err.reason === 'BACKUP_FAILED';
   if (!sqlite && !backup) return err;
   const cause = backup && err.cause instanceof Error ? err.cause.message : (err as Error).message;
-  return new JournalWriteError('WRITE_FAILED', `personal fields could not be sealed: the key store could not write (${cause})`, { cause: err });
+  return new JournalWriteError('WRITE_FAILED', `personal fields could not be sealed: the key store could not write (${cause})`, {
+    cause: err,
+  });
 }
 
 function samePlainPayload(p: PreparedEntry, earlier: JournalEntry): boolean {
@@ -865,7 +1052,9 @@ function differingFields(p: PreparedEntry, e: JournalEntry): string[] {
 
 function compareFields(
   p: PreparedEntry,
-  e: Pick<JournalEntry, 'kind' | 'source' | 'actor' | 'correlationId' | 'causationId' | 'payloadHash' | 'retentionClass'> & { occurredAt: string | null },
+  e: Pick<JournalEntry, 'kind' | 'source' | 'actor' | 'correlationId' | 'causationId' | 'payloadHash' | 'retentionClass'> & {
+    occurredAt: string | null;
+  },
 ): string[] {
   const diff: string[] = [];
   if (p.kind !== e.kind) diff.push('kind');

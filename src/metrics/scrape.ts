@@ -47,14 +47,27 @@ export function webMetrics(sources: ScrapeSources): () => Promise<string> {
       },
     };
   };
-  const writable = maybe('aj_journal_writable', 'Whether the journal takes writes (0: its last commit failed, e.g. on a full disk); absent while the journal service does not answer.');
+  const writable = maybe(
+    'aj_journal_writable',
+    'Whether the journal takes writes (0: its last commit failed, e.g. on a full disk); absent while the journal service does not answer.',
+  );
   const entries = maybe('aj_journal_entries', 'Entries in the journal; absent while the journal service does not answer.');
   const queueUp = gauge('aj_queue_up', 'Whether the queue could be read from Redis (1) or not (0).', ['queue']);
   const jobs = gauge('aj_queue_jobs', 'Jobs per queue and state (the queue depth is waiting + prioritized + delayed).', ['queue', 'state']);
-  const oldest = gauge('aj_queue_oldest_waiting_seconds', 'Age of the oldest job waiting to start, per queue (0 when none waits).', ['queue']);
-  const backlog = maybe('aj_review_backlog', 'Decisions waiting for review (the audit UI\'s review queue); absent where the audit UI is off.');
-  const backlogOldest = maybe('aj_review_oldest_pending_seconds', 'Age of the oldest interaction whose decision waits for review (0 when none waits).');
-  const targetUp = gauge('aj_scrape_target_up', 'Whether a process\'s own metrics could be gathered into this scrape (1) or not (0).', ['target']);
+  const oldest = gauge('aj_queue_oldest_waiting_seconds', 'Age of the oldest job waiting to start, per queue (0 when none waits).', [
+    'queue',
+  ]);
+  const backlog = maybe(
+    'aj_review_backlog',
+    "Decisions waiting for review (the audit UI's review queue); absent where the audit UI is off.",
+  );
+  const backlogOldest = maybe(
+    'aj_review_oldest_pending_seconds',
+    'Age of the oldest interaction whose decision waits for review (0 when none waits).',
+  );
+  const targetUp = gauge('aj_scrape_target_up', "Whether a process's own metrics could be gathered into this scrape (1) or not (0).", [
+    'target',
+  ]);
   const timeoutMs = sources.timeoutMs ?? 2000;
   const now = sources.now ?? Date.now;
 

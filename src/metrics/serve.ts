@@ -32,7 +32,10 @@ export async function serveMetrics(listen: { host: string; port: number } | null
   const where = `${listen.host}:${listen.port}`;
   const listening = await new Promise<boolean>((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      log.warn({ listen: where, code: err.code }, `worker metrics not served: ${where} ${err.code === 'EADDRINUSE' ? 'is in use by another process' : `could not be opened (${err.code ?? err.message})`}; set WORKER_METRICS_LISTEN to a free HOST:PORT, or off`);
+      log.warn(
+        { listen: where, code: err.code },
+        `worker metrics not served: ${where} ${err.code === 'EADDRINUSE' ? 'is in use by another process' : `could not be opened (${err.code ?? err.message})`}; set WORKER_METRICS_LISTEN to a free HOST:PORT, or off`,
+      );
       resolve(false);
     });
     server.listen(listen.port, listen.host, () => resolve(true));

@@ -4,7 +4,17 @@
  */
 import { z } from 'zod';
 
-export const CATEGORIES = ['new_lead', 'sales_conversation', 'customer_support', 'billing', 'scheduling', 'internal', 'personal', 'spam', 'other'] as const;
+export const CATEGORIES = [
+  'new_lead',
+  'sales_conversation',
+  'customer_support',
+  'billing',
+  'scheduling',
+  'internal',
+  'personal',
+  'spam',
+  'other',
+] as const;
 export type Category = (typeof CATEGORIES)[number];
 
 /** The structured output; every field is required so that strict structured outputs can express it. */

@@ -46,7 +46,13 @@ export interface DriftDeps {
   readonly planFor: (mirrored: { entryId: string; correlationId: string }) => Promise<MirrorPlan>;
 }
 
-type PlanRefFor = (ref: { entryId: string; entrySeq: number; correlationId: string; decisionEntryId: string; decisionSeq: number }) => Promise<MirrorPlan>;
+type PlanRefFor = (ref: {
+  entryId: string;
+  entrySeq: number;
+  correlationId: string;
+  decisionEntryId: string;
+  decisionSeq: number;
+}) => Promise<MirrorPlan>;
 
 /**
  * Finds a mirrored entry's interaction and newest decision in its correlation, and builds the plan from them. A
@@ -60,13 +66,27 @@ export function planFromJournal(journal: JournalClient, planFor: PlanRefFor): Dr
     const held = new Set([w.entryId]);
     for (const e of chain) {
       const p = e.payload as { entryId?: unknown; members?: { entryId?: unknown }[] } | null;
-      if (e.kind === 'crm.write' && p?.entryId === w.entryId && Array.isArray(p.members)) for (const m of p.members) if (typeof m.entryId === 'string') held.add(m.entryId);
+      if (e.kind === 'crm.write' && p?.entryId === w.entryId && Array.isArray(p.members))
+        for (const m of p.members) if (typeof m.entryId === 'string') held.add(m.entryId);
     }
     const decisionOf = (ids: ReadonlySet<string>): JournalEntry | undefined =>
-      chain.filter((e) => e.kind === 'ai.decision' && ids.has((e.payload as { inputEntryId?: string }).inputEntryId ?? '') && (e.payload as { output?: unknown }).output !== null).at(-1);
+      chain
+        .filter(
+          (e) =>
+            e.kind === 'ai.decision' &&
+            ids.has((e.payload as { inputEntryId?: string }).inputEntryId ?? '') &&
+            (e.payload as { output?: unknown }).output !== null,
+        )
+        .at(-1);
     const decision = decisionOf(new Set([w.entryId])) ?? decisionOf(held);
     if (!entry || !decision) throw new Error(`the journal has no interaction and decision for mirrored entry ${w.entryId}`);
-    return planFor({ entryId: entry.id, entrySeq: entry.seq, correlationId: entry.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq });
+    return planFor({
+      entryId: entry.id,
+      entrySeq: entry.seq,
+      correlationId: entry.correlationId,
+      decisionEntryId: decision.id,
+      decisionSeq: decision.seq,
+    });
   };
 }
 
@@ -87,9 +107,20 @@ export async function mirroredSince(journal: JournalClient, since: Date | null):
   const out = new Map<string, Written>();
   let afterSeq: number | undefined;
   for (;;) {
-    const page = await journal.byKind({ kind: 'crm.write', ...(since ? { since: since.toISOString() } : {}), ...(afterSeq !== undefined ? { afterSeq } : {}), limit: 1000 });
+    const page = await journal.byKind({
+      kind: 'crm.write',
+      ...(since ? { since: since.toISOString() } : {}),
+      ...(afterSeq !== undefined ? { afterSeq } : {}),
+      limit: 1000,
+    });
     for (const e of page) {
-      const p = e.payload as { entryId?: string; path?: string; objectType?: string; properties?: Record<string, string>; dryRun?: boolean };
+      const p = e.payload as {
+        entryId?: string;
+        path?: string;
+        objectType?: string;
+        properties?: Record<string, string>;
+        dryRun?: boolean;
+      };
       if (!p.entryId || p.dryRun === true || !ACTIVITY_WRITE_PATH.test(p.path ?? '') || !p.properties) continue;
       if (p.objectType !== 'emails' && p.objectType !== 'calls' && p.objectType !== 'notes') continue;
       out.set(p.entryId, { entryId: p.entryId, objectType: p.objectType, properties: p.properties, correlationId: e.correlationId });
@@ -107,7 +138,11 @@ export async function crmDrift(deps: DriftDeps, options: { since: Date | null; r
     const mine = [...written.values()].filter((w) => w.objectType === type);
     if (mine.length === 0) continue;
     const fields = [...new Set(mine.flatMap((w) => Object.keys(w.properties)))];
-    const found = await deps.crm.readMirrored(type, mine.map((w) => w.entryId), fields);
+    const found = await deps.crm.readMirrored(
+      type,
+      mine.map((w) => w.entryId),
+      fields,
+    );
     const drifted: { w: Written; item: DriftItem }[] = [];
     for (const w of mine) {
       const got = found.get(w.entryId);
@@ -118,7 +153,11 @@ export async function crmDrift(deps: DriftDeps, options: { since: Date | null; r
       const diffs = Object.entries(w.properties)
         .map(([field, expected]) => ({ field, expected, actual: got.properties[field] ?? null }))
         .filter((d) => !sameValue(d.field, d.expected, d.actual));
-      if (diffs.length > 0) drifted.push({ w, item: { entryId: w.entryId, objectType: type, objectId: got.objectId, status: 'changed', fields: diffs, repaired: false } });
+      if (diffs.length > 0)
+        drifted.push({
+          w,
+          item: { entryId: w.entryId, objectType: type, objectId: got.objectId, status: 'changed', fields: diffs, repaired: false },
+        });
     }
     if (!options.repair || drifted.length === 0) {
       items.push(...drifted.map((d) => d.item));
@@ -136,7 +175,10 @@ export async function crmDrift(deps: DriftDeps, options: { since: Date | null; r
         items.push({ ...d.item, repaired: ok });
         if (!ok || !o?.objectId) continue;
         const plan = plans.find((p) => p.entryId === d.w.entryId) as MirrorPlan;
-        const changes = d.item.status === 'missing' ? [{ field: 'exists', from: false, to: true }] : d.item.fields.map((f) => ({ field: f.field, from: f.actual, to: plan.properties[f.field] ?? f.expected }));
+        const changes =
+          d.item.status === 'missing'
+            ? [{ field: 'exists', from: false, to: true }]
+            : d.item.fields.map((f) => ({ field: f.field, from: f.actual, to: plan.properties[f.field] ?? f.expected }));
         for (const c of changes) {
           restored.push({
             kind: 'state.changed',

@@ -6,7 +6,10 @@ import type { Redis } from 'ioredis';
 import type { DecisionCache } from './ports.ts';
 
 export class RedisDecisionCache implements DecisionCache {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
   async get(promptHash: string, inputHash: string): Promise<number | null> {
     const v = await this.redis.hget(`${this.prefix}:ai-cache:${promptHash}`, inputHash);
     return v === null ? null : Number(v);

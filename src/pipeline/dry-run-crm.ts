@@ -10,7 +10,10 @@ import type { CrmClient, MirrorPlan, MirrorResult } from './ports.ts';
 
 export class DryRunCrm implements CrmClient {
   readonly dryRun = true;
-  constructor(private readonly journal: JournalClient, private readonly options: { latencyMs?: number } = {}) {}
+  constructor(
+    private readonly journal: JournalClient,
+    private readonly options: { latencyMs?: number } = {},
+  ) {}
 
   async mirror(plan: MirrorPlan): Promise<MirrorResult> {
     // An override re-drives the mirror: its write is a new one (keyed by the overrides), not a duplicate. So is
@@ -35,15 +38,30 @@ export class DryRunCrm implements CrmClient {
         durationMs: 0,
         dryRun: true,
         entryId: plan.entryId,
-        ...(plan.members?.length ? { members: plan.members.map((m) => ({ entryId: m.entryId, decisionEntryId: m.decisionEntryId, ...(m.overrideEntryId ? { overrideEntryId: m.overrideEntryId } : {}) })) } : {}),
+        ...(plan.members?.length
+          ? {
+              members: plan.members.map((m) => ({
+                entryId: m.entryId,
+                decisionEntryId: m.decisionEntryId,
+                ...(m.overrideEntryId ? { overrideEntryId: m.overrideEntryId } : {}),
+              })),
+            }
+          : {}),
         objectType: plan.objectType,
         idProperty: 'journal_entry_id',
         properties: plan.properties,
         associations: plan.associationOverride
-          ? (['contacts', 'companies', 'deals'] as const).flatMap((t) => (plan.associationOverride?.to[t] ?? []).map((id) => ({ objectType: t, id })))
+          ? (['contacts', 'companies', 'deals'] as const).flatMap((t) =>
+              (plan.associationOverride?.to[t] ?? []).map((id) => ({ objectType: t, id })),
+            )
           : plan.counterparts.map((c) => ({ objectType: c.includes('@') ? 'contact-email' : 'contact-phone', id: c })),
         ...(plan.associationOverride
-          ? { override: plan.associationOverride.entryId, removedAssociations: (['contacts', 'companies', 'deals'] as const).flatMap((t) => (plan.associationOverride?.remove[t] ?? []).map((id) => ({ objectType: t, id }))) }
+          ? {
+              override: plan.associationOverride.entryId,
+              removedAssociations: (['contacts', 'companies', 'deals'] as const).flatMap((t) =>
+                (plan.associationOverride?.remove[t] ?? []).map((id) => ({ objectType: t, id })),
+              ),
+            }
           : {}),
       },
     });
@@ -54,5 +72,8 @@ export class DryRunCrm implements CrmClient {
 /** What a call activity would hold, by the ids of the decisions and overrides its sections are built from (never the text). */
 function holding(plan: MirrorPlan): string {
   const ids = (plan.members ?? []).map((m) => [m.entryId, m.decisionEntryId, m.overrideEntryId ?? null]);
-  return createHash('sha256').update(JSON.stringify([plan.decisionEntryId, ids])).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(JSON.stringify([plan.decisionEntryId, ids]))
+    .digest('hex')
+    .slice(0, 32);
 }

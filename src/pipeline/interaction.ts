@@ -19,7 +19,10 @@ export const AttachmentSchema = z.strictObject({
   filename: z.string().max(1024).optional(),
   mimeType: z.string().max(256),
   sizeBytes: z.number().int().nonnegative(),
-  contentHash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  contentHash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 
 export const InteractionSchema = z.strictObject({
@@ -47,7 +50,9 @@ export type Participant = z.infer<typeof ParticipantSchema>;
  * thread, a call and its later transcript, a form and the follow-ups it caused.
  */
 export function correlationIdFor(ix: Pick<Interaction, 'source' | 'sourceId' | 'threadId' | 'channel'>): string {
-  return ix.threadId !== undefined ? `${ix.channel}-thread/${ix.source}/${idPart(ix.threadId)}` : `${ix.channel}/${ix.source}/${idPart(ix.sourceId)}`;
+  return ix.threadId !== undefined
+    ? `${ix.channel}-thread/${ix.source}/${idPart(ix.threadId)}`
+    : `${ix.channel}/${ix.source}/${idPart(ix.sourceId)}`;
 }
 
 /** How a transcript's sourceId names its call: `<callId>/transcript/<transcriptId>`. */
@@ -85,7 +90,10 @@ const PLAIN_ID_CHAR = /[\x21-\x24\x26-\x7e\u00a0-\ud7ff\ue000-\uffff]/u;
  */
 export function idPart(id: string): string {
   let out = '';
-  for (const ch of id) out += PLAIN_ID_CHAR.test(ch) ? ch : [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  for (const ch of id)
+    out += PLAIN_ID_CHAR.test(ch)
+      ? ch
+      : [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
   return out.length <= 300 ? out : `sha256:${createHash('sha256').update(id, 'utf8').digest('hex')}`;
 }
 
@@ -101,8 +109,10 @@ export function interactionPayload(ix: Interaction): Omit<Interaction, 'source'>
  */
 export function interactionFromEntry(entry: { id?: string; source: string; payload: unknown }): Interaction {
   const when = erasedAt(entry.payload);
-  if (when !== null) throw new PermanentJobError(`interaction ${entry.id ?? ''} was erased on ${when} (privacy.erased); it is not processed further`);
+  if (when !== null)
+    throw new PermanentJobError(`interaction ${entry.id ?? ''} was erased on ${when} (privacy.erased); it is not processed further`);
   const unavailable = (entry.payload as { unavailable?: unknown } | null)?.unavailable;
-  if (typeof unavailable === 'string') throw new Error(`interaction ${entry.id ?? ''} cannot be opened (${unavailable}): check the key store (activity-journal keys status)`);
+  if (typeof unavailable === 'string')
+    throw new Error(`interaction ${entry.id ?? ''} cannot be opened (${unavailable}): check the key store (activity-journal keys status)`);
   return InteractionSchema.parse({ ...(entry.payload as object), source: entry.source });
 }

@@ -17,7 +17,11 @@ const entryRef = {
 export const JOBS = {
   /** Fetch one item from its source by id, apply the exclusion rules, journal it. */
   ingest: {
-    schema: z.strictObject({ source: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/), sourceId: z.string().min(1).max(256), account: z.string().max(256).optional() }),
+    schema: z.strictObject({
+      source: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/),
+      sourceId: z.string().min(1).max(256),
+      account: z.string().max(256).optional(),
+    }),
     attempts: 8,
     backoffMs: 2_000,
     timeoutMs: 60_000,
@@ -102,7 +106,12 @@ export const MAX_RETRY_AFTER_MS = 3_600_000;
  * backoff with jitter the other queues use, or the error's `retryAfterMs` (a provider's Retry-After) when that
  * is later, capped at MAX_RETRY_AFTER_MS.
  */
-export function retryAfterBackoff(attemptsMade: number, _type: string | undefined, err: Error | undefined, job?: { opts: { backoff?: number | { delay?: number } } }): number {
+export function retryAfterBackoff(
+  attemptsMade: number,
+  _type: string | undefined,
+  err: Error | undefined,
+  job?: { opts: { backoff?: number | { delay?: number } } },
+): number {
   const b = job?.opts.backoff;
   const delay = typeof b === 'number' ? b : (b?.delay ?? 1000);
   const max = Math.round(2 ** Math.max(0, attemptsMade - 1) * delay);
@@ -127,7 +136,9 @@ export function jobOptions(queue: QueueName, jobId: string): JobsOptions {
 
 /** A deterministic job id (BullMQ forbids ':' in custom ids): the key itself when it is plain, else its hash. */
 export function jobIdFor(queue: QueueName, key: string): string {
-  return /^[A-Za-z0-9._-]{1,200}$/.test(key) ? `${queue}-${key}` : `${queue}-h${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
+  return /^[A-Za-z0-9._-]{1,200}$/.test(key)
+    ? `${queue}-${key}`
+    : `${queue}-h${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
 }
 
 /** The job key of one notification delivery: interaction, rule, channel (job id, delivery id, idempotency header). */

@@ -153,7 +153,9 @@ export function redactionRulesFromConfig(enabled: readonly string[] | 'default')
   const known = new Set(BUILT_IN_RULES.map((r) => r.id));
   const unknown = enabled.filter((id) => !known.has(id));
   if (unknown.length > 0) {
-    throw new Error(`unknown redaction rule${unknown.length > 1 ? 's' : ''} ${unknown.map((id) => JSON.stringify(id)).join(', ')}; known rules: ${[...known].join(', ')}`);
+    throw new Error(
+      `unknown redaction rule${unknown.length > 1 ? 's' : ''} ${unknown.map((id) => JSON.stringify(id)).join(', ')}; known rules: ${[...known].join(', ')}`,
+    );
   }
   const wanted = new Set(enabled);
   return BUILT_IN_RULES.filter((r) => wanted.has(r.id));
@@ -161,7 +163,8 @@ export function redactionRulesFromConfig(enabled: readonly string[] | 'default')
 
 /** Returns what a classifier may see of `ix`. Deterministic: the same interaction and options give the same inputHash. */
 export function minimise(ix: Interaction, options: MinimiseOptions): Minimised {
-  if (!Number.isInteger(options.maxChars) || options.maxChars < 1) throw new RangeError(`maxChars must be a positive integer, got ${options.maxChars}`);
+  if (!Number.isInteger(options.maxChars) || options.maxChars < 1)
+    throw new RangeError(`maxChars must be a positive integer, got ${options.maxChars}`);
   for (const rule of options.rules) {
     if (!RULE_ID.test(rule.id)) throw new RangeError(`redaction rule id ${JSON.stringify(rule.id)} must match ${RULE_ID.source}`);
   }
@@ -197,7 +200,13 @@ function participantDomains(ix: Interaction): string[] {
   for (const p of ix.participants) {
     const at = p.address.lastIndexOf('@');
     if (at < 1) continue;
-    const domain = domainToASCII(p.address.slice(at + 1).trim().replace(/[>.]+$/, '').toLowerCase());
+    const domain = domainToASCII(
+      p.address
+        .slice(at + 1)
+        .trim()
+        .replace(/[>.]+$/, '')
+        .toLowerCase(),
+    );
     if (domain !== '') domains.add(domain);
   }
   return [...domains].sort();

@@ -30,13 +30,28 @@ function counterpartsOf(ix: Interaction): string[] {
   return [...new Set(ix.participants.filter((p) => !ours.includes(p.role)).map((p) => p.address.toLowerCase()))];
 }
 
-export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: JournalEntry, override: PlanOverride | null = null): MirrorPlan {
+export function buildMirrorPlan(
+  ix: Interaction,
+  entry: JournalEntry,
+  decision: JournalEntry,
+  override: PlanOverride | null = null,
+): MirrorPlan {
   const model = (decision.payload as { output: Classification }).output;
   const c = override ? { ...model, category: override.category } : model;
   const timestamp = new Date(ix.occurredAt).toISOString();
   const body = [...decisionLines(decision, override), `Journal entry: ${entry.id}`].join('\n');
   const counterparts = counterpartsOf(ix);
-  const common = { entryId: entry.id, entrySeq: entry.seq, correlationId: entry.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq, direction: ix.direction, counterparts, category: c.category, ...(override ? { overrideEntryId: override.entryId } : {}) };
+  const common = {
+    entryId: entry.id,
+    entrySeq: entry.seq,
+    correlationId: entry.correlationId,
+    decisionEntryId: decision.id,
+    decisionSeq: decision.seq,
+    direction: ix.direction,
+    counterparts,
+    category: c.category,
+    ...(override ? { overrideEntryId: override.entryId } : {}),
+  };
   if (ix.channel === 'email') {
     return {
       ...common,
@@ -69,7 +84,11 @@ export function buildMirrorPlan(ix: Interaction, entry: JournalEntry, decision: 
   return {
     ...common,
     objectType: 'notes',
-    properties: { journal_entry_id: entry.id, hs_timestamp: timestamp, hs_note_body: `Form submission${ix.subject ? `: ${ix.subject}` : ''}\n${body}` },
+    properties: {
+      journal_entry_id: entry.id,
+      hs_timestamp: timestamp,
+      hs_note_body: `Form submission${ix.subject ? `: ${ix.subject}` : ''}\n${body}`,
+    },
   };
 }
 
@@ -123,16 +142,25 @@ export function buildCallPlan(parts: readonly CallPart[], lead: JournalEntry): M
   if (!anchor) throw new Error('a call plan needs at least one interaction');
   const call = parts.find((p) => isCallItself(p.ix)) ?? anchor;
   const others = parts.slice(1).filter((p): p is CallPart & { decision: JournalEntry } => p.decision !== null);
-  if (others.length === 0 && anchor.decision !== null && call === anchor) return buildMirrorPlan(anchor.ix, anchor.entry, anchor.decision, anchor.override);
+  if (others.length === 0 && anchor.decision !== null && call === anchor)
+    return buildMirrorPlan(anchor.ix, anchor.entry, anchor.decision, anchor.override);
 
   const base = buildMirrorPlan(call.ix, anchor.entry, lead, null);
-  const head = [...(anchor.decision !== null ? decisionLines(anchor.decision, anchor.override) : []), `Journal entry: ${anchor.entry.id}`].join('\n');
-  const sections = others.map((p) => [`${isCallItself(p.ix) ? 'Call' : 'Transcript'} (journal entry ${p.entry.id}):`, ...decisionLines(p.decision, p.override)].join('\n'));
+  const head = [
+    ...(anchor.decision !== null ? decisionLines(anchor.decision, anchor.override) : []),
+    `Journal entry: ${anchor.entry.id}`,
+  ].join('\n');
+  const sections = others.map((p) =>
+    [`${isCallItself(p.ix) ? 'Call' : 'Transcript'} (journal entry ${p.entry.id}):`, ...decisionLines(p.decision, p.override)].join('\n'),
+  );
   const decided = parts.filter((p): p is CallPart & { decision: JournalEntry } => p.decision !== null);
-  const rank = (p: CallPart & { decision: JournalEntry }): number => (p.override ? Number.POSITIVE_INFINITY : (p.decision.payload as { output: Classification }).output.confidence);
+  const rank = (p: CallPart & { decision: JournalEntry }): number =>
+    p.override ? Number.POSITIVE_INFINITY : (p.decision.payload as { output: Classification }).output.confidence;
   // parts are in journal order: of equal rank, the later one wins.
   const best = decided.reduce<(CallPart & { decision: JournalEntry }) | null>((a, p) => (a === null || rank(p) >= rank(a) ? p : a), null);
-  const category = best ? (best.override?.category ?? (best.decision.payload as { output: Classification }).output.category) : base.category;
+  const category = best
+    ? (best.override?.category ?? (best.decision.payload as { output: Classification }).output.category)
+    : base.category;
   const counterparts = [...new Set([call, ...decided].flatMap((p) => counterpartsOf(p.ix)))];
   const { overrideEntryId: _none, ...rest } = base;
   return {
@@ -141,6 +169,10 @@ export function buildCallPlan(parts: readonly CallPart[], lead: JournalEntry): M
     category,
     ...(best?.override ? { overrideEntryId: best.override.entryId } : {}),
     properties: { ...base.properties, hs_call_body: [head, ...sections].join('\n\n') },
-    members: decided.map((p) => ({ entryId: p.entry.id, decisionEntryId: p.decision.id, ...(p.override ? { overrideEntryId: p.override.entryId } : {}) })),
+    members: decided.map((p) => ({
+      entryId: p.entry.id,
+      decisionEntryId: p.decision.id,
+      ...(p.override ? { overrideEntryId: p.override.entryId } : {}),
+    })),
   };
 }

@@ -83,23 +83,42 @@ export class Notifications implements Notifier {
 
   /** One line per group for the start-up log: where its notifications go (no addresses, no URLs). */
   describe(): Record<string, string> {
-    return Object.fromEntries(Object.keys(this.options.rules.recipients).map((g) => [g, (this.options.channels.get(g) ?? []).map((c) => c.name).join('+') || 'log (dry run: no channel configured)']));
+    return Object.fromEntries(
+      Object.keys(this.options.rules.recipients).map((g) => [
+        g,
+        (this.options.channels.get(g) ?? []).map((c) => c.name).join('+') || 'log (dry run: no channel configured)',
+      ]),
+    );
   }
 
   /** Delivers one notify job; `attempt` is 1 for the first try. */
-  async deliver(job: JobData<'notify'>, attempt: number, signal?: AbortSignal): Promise<{ status: 'sent' | 'already-sent' | 'dry-run'; channel: NotifyChannelName }> {
+  async deliver(
+    job: JobData<'notify'>,
+    attempt: number,
+    signal?: AbortSignal,
+  ): Promise<{ status: 'sent' | 'already-sent' | 'dry-run'; channel: NotifyChannelName }> {
     const { journal, rules } = this.options;
     const rule = rules.notifications.find((r) => r.id === job.ruleId);
     if (!rule) throw new PermanentJobError(`notification rule ${job.ruleId} is not in rules version ${rules.version}`);
     const group = rule.notify;
     const base = { channel: job.channel, recipient: group, ruleId: rule.id, ruleVersion: rules.version, template: NOTIFY_TEMPLATE };
-    const common = { source: 'pipeline', actor: `notifier:${job.channel}`, correlationId: job.correlationId, causationId: job.entryId } as const;
+    const common = {
+      source: 'pipeline',
+      actor: `notifier:${job.channel}`,
+      correlationId: job.correlationId,
+      causationId: job.entryId,
+    } as const;
     const ids = { entryId: job.entryId, ruleId: rule.id, channel: job.channel, recipient: group };
 
     if (job.channel === 'log') {
       // No channel configured for the group: on the record as a dry run (the key is the one the inline notifier used).
       this.log.info({ ...ids, dryRun: true }, 'notification (dry run: no channel configured)');
-      await journal.append({ kind: 'notification.sent', ...common, idempotencyKey: `notify/${job.entryId}/${rule.id}`, payload: { ...base, dryRun: true } });
+      await journal.append({
+        kind: 'notification.sent',
+        ...common,
+        idempotencyKey: `notify/${job.entryId}/${rule.id}`,
+        payload: { ...base, dryRun: true },
+      });
       return { status: 'dry-run', channel: 'log' };
     }
     const channel = (this.options.channels.get(group) ?? []).find((c) => c.name === job.channel);
@@ -116,25 +135,52 @@ export class Notifications implements Notifier {
       kind: 'notification.attempted',
       ...common,
       idempotencyKey: `${sentKey}/attempt/${attempt}`,
-      payload: { ...base, ...delivery, ...(channel.target.to ? { to: [...channel.target.to] } : {}), ...(channel.target.targetEnv ? { targetEnv: channel.target.targetEnv } : {}), subject: message.subject, text: message.text },
+      payload: {
+        ...base,
+        ...delivery,
+        ...(channel.target.to ? { to: [...channel.target.to] } : {}),
+        ...(channel.target.targetEnv ? { targetEnv: channel.target.targetEnv } : {}),
+        subject: message.subject,
+        text: message.text,
+      },
     });
     let result: SendResult;
     try {
       result = await channel.send(message, signal);
     } catch (err) {
-      const refusal = err instanceof NotifyRefusal ? err : new NotifyRefusal(refusalCode((err as { code?: unknown }).code ? String((err as { code?: unknown }).code) : (err as Error).name), true, (err as Error).message, undefined, { cause: err });
+      const refusal =
+        err instanceof NotifyRefusal
+          ? err
+          : new NotifyRefusal(
+              refusalCode((err as { code?: unknown }).code ? String((err as { code?: unknown }).code) : (err as Error).name),
+              true,
+              (err as Error).message,
+              undefined,
+              { cause: err },
+            );
       await journal.append({
         kind: 'notification.failed',
         ...common,
         // The attempt and what went wrong: a worker that died after journaling a failure re-runs the same attempt.
         idempotencyKey: `${sentKey}/failed/${attempt}/${createHash('sha256').update(`${refusal.code}\n${refusal.detail}`).digest('hex').slice(0, 16)}`,
-        payload: { ...base, ...delivery, retryable: refusal.retryable, code: refusalCode(refusal.code), error: refusal.detail.slice(0, 4000), ...(refusal.retryAfterSeconds !== undefined ? { retryAfterSeconds: refusal.retryAfterSeconds } : {}) },
+        payload: {
+          ...base,
+          ...delivery,
+          retryable: refusal.retryable,
+          code: refusalCode(refusal.code),
+          error: refusal.detail.slice(0, 4000),
+          ...(refusal.retryAfterSeconds !== undefined ? { retryAfterSeconds: refusal.retryAfterSeconds } : {}),
+        },
       });
       this.log.warn({ ...ids, attempt, code: refusal.code, retryable: refusal.retryable }, 'notification failed');
       const reason = `${job.channel} refused the notification: ${refusalCode(refusal.code)}`;
       if (!refusal.retryable) throw new PermanentJobError(reason, { cause: err });
       const after = refusal.retryAfterSeconds;
-      throw new NotifyRetryError(`${reason} (temporary; retried ${after !== undefined ? `after the ${after} s it asked for` : 'with backoff'})`, { cause: err }, after !== undefined ? after * 1000 : undefined);
+      throw new NotifyRetryError(
+        `${reason} (temporary; retried ${after !== undefined ? `after the ${after} s it asked for` : 'with backoff'})`,
+        { cause: err },
+        after !== undefined ? after * 1000 : undefined,
+      );
     }
     // Refused recipients are on the record and said (a count, never an address); the message is not sent again
     // for them, which would send it twice to the others.
@@ -144,9 +190,20 @@ export class Notifications implements Notifier {
       kind: 'notification.sent',
       ...common,
       idempotencyKey: sentKey,
-      payload: { ...base, dryRun: false, ...delivery, ...(to ? { to } : {}), ...(result.providerReply ? { providerReply: result.providerReply.slice(0, 2000) } : {}), ...(rejected.size > 0 ? { rejected: [...(result.rejected ?? [])] } : {}) },
+      payload: {
+        ...base,
+        dryRun: false,
+        ...delivery,
+        ...(to ? { to } : {}),
+        ...(result.providerReply ? { providerReply: result.providerReply.slice(0, 2000) } : {}),
+        ...(rejected.size > 0 ? { rejected: [...(result.rejected ?? [])] } : {}),
+      },
     });
-    if (rejected.size > 0) this.log.warn({ ...ids, attempt, accepted: to?.length ?? 0, rejected: rejected.size }, 'notification sent, but the mail server refused some recipients');
+    if (rejected.size > 0)
+      this.log.warn(
+        { ...ids, attempt, accepted: to?.length ?? 0, rejected: rejected.size },
+        'notification sent, but the mail server refused some recipients',
+      );
     else this.log.info({ ...ids, attempt }, 'notification sent');
     return { status: 'sent', channel: job.channel };
   }
@@ -155,9 +212,11 @@ export class Notifications implements Notifier {
   private async message(job: JobData<'notify'>, group: string, description: string | undefined): Promise<OutgoingMessage> {
     const { journal, rules } = this.options;
     const entry = await journal.bySeq(job.seq);
-    if (!entry || entry.id !== job.entryId || entry.kind !== 'interaction.received') throw new PermanentJobError(`journal entry seq ${job.seq} is not the interaction ${job.entryId}`);
+    if (!entry || entry.id !== job.entryId || entry.kind !== 'interaction.received')
+      throw new PermanentJobError(`journal entry seq ${job.seq} is not the interaction ${job.entryId}`);
     const decision = await journal.bySeq(job.decisionSeq);
-    if (!decision || decision.id !== job.decisionEntryId || decision.kind !== 'ai.decision') throw new PermanentJobError(`journal entry seq ${job.decisionSeq} is not the decision ${job.decisionEntryId}`);
+    if (!decision || decision.id !== job.decisionEntryId || decision.kind !== 'ai.decision')
+      throw new PermanentJobError(`journal entry seq ${job.decisionSeq} is not the decision ${job.decisionEntryId}`);
     const output = (decision.payload as { output?: Classification | null }).output;
     if (!output) throw new PermanentJobError(`the decision ${decision.id} has no readable output (erased?): nothing to notify about`);
     const channelOf = (entry.payload as { channel?: string }).channel ?? 'interaction';
@@ -165,7 +224,12 @@ export class Notifications implements Notifier {
     const traceUrl = `${this.options.publicUrl.replace(/\/$/, '')}/audit/trace?${new URLSearchParams({ correlationId: job.correlationId }).toString()}`;
     const title = description ?? `Notification ${job.ruleId}`;
     const subject = `${title.replace(/\.$/, '')}: ${output.category} ${channelOf}`.slice(0, 200);
-    const text = [summary, '', `Category: ${output.category}, urgency: ${output.urgency}. Rule ${job.ruleId}@${rules.version}, for ${group}.`, `Trace: ${traceUrl}`].join('\n');
+    const text = [
+      summary,
+      '',
+      `Category: ${output.category}, urgency: ${output.urgency}. Rule ${job.ruleId}@${rules.version}, for ${group}.`,
+      `Trace: ${traceUrl}`,
+    ].join('\n');
     return {
       deliveryId: notifyJobKey(job.entryId, job.ruleId, job.channel),
       subject,
@@ -182,4 +246,3 @@ export class Notifications implements Notifier {
     };
   }
 }
-

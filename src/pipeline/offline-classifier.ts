@@ -41,57 +41,340 @@ export interface OfflineRule {
  */
 export const OFFLINE_RULES: readonly OfflineRule[] = [
   // spam: bulk mail, scams, phishing, robocalls
-  { id: 'spam-prize', category: 'spam', weight: 4, intent: 'scam: claim a prize', patterns: [/\b(?:you(?:'ve| have)? (?:won|been selected)|congratulations[,!]* (?:you|winner)|lottery|jackpot|claim (?:your|the) (?:prize|reward|winnings)|cash prize)\b/i] },
-  { id: 'spam-money-scam', category: 'spam', weight: 4, intent: 'scam: money transfer', patterns: [/\b(?:bitcoin|btc|crypto(?:currency)?|usdt|wallet address|inheritance|next of kin|western union|gift cards?|investment opportunity|double your (?:money|investment|bitcoin|crypto)|guaranteed (?:returns|profits?)|wire the funds|urgent(?:ly)? wire|transfer fee)\b/i] },
-  { id: 'spam-phishing', category: 'spam', weight: 3, intent: 'phishing', patterns: [/\b(?:verify your (?:account|identity|mailbox)|(?:account|mailbox) (?:will be )?(?:suspended|deactivated|locked)|confirm your (?:login|credentials|password)|unusual sign-?in activity|mailbox (?:is )?full)\b/i] },
-  { id: 'spam-robocall', category: 'spam', weight: 4, intent: 'robocall', patterns: [/\b(?:extended (?:car |vehicle )?warranty|press (?:one|1|9) to|final notice|this is not a sales call|pre-?approved (?:loan|credit))\b/i] },
-  { id: 'spam-marketing', category: 'spam', weight: 2.5, intent: 'unsolicited marketing', patterns: [/\b(?:limited[- ]time offer|act now|click (?:here|below) to|100% free|risk[- ]free|buy now|special promotion|seo (?:services|agency|experts?)|rank (?:#1|first|number one) on google|first page of google|boost your (?:sales|traffic|ranking)|(?:b2b |verified )?(?:lead|email|contact) lists?|dear (?:friend|sir\/madam|sir or madam|valued customer))\b/i] },
-  { id: 'spam-unsubscribe', category: 'spam', weight: 2, intent: 'bulk mailing', patterns: [/\b(?:unsubscribe|opt[- ]out|manage (?:your )?(?:email )?preferences|you (?:are|were) receiving this (?:email|because)|view (?:this email )?in (?:your )?browser)\b/i] },
-  { id: 'spam-newsletter', category: 'spam', weight: 1.5, intent: 'newsletter', patterns: [/\b(?:newsletter|weekly digest|monthly digest|this week in|top stories|read more|edition|webinar)\b/i] },
-  { id: 'spam-shouting', category: 'spam', weight: 1.5, intent: 'unsolicited marketing', patterns: [/\b[A-Z]{3,}(?:[^A-Za-z\n]{1,3}[A-Z]{3,}){3,}/, /!{3,}|(?:![^!]*){5,}/] },
+  {
+    id: 'spam-prize',
+    category: 'spam',
+    weight: 4,
+    intent: 'scam: claim a prize',
+    patterns: [
+      /\b(?:you(?:'ve| have)? (?:won|been selected)|congratulations[,!]* (?:you|winner)|lottery|jackpot|claim (?:your|the) (?:prize|reward|winnings)|cash prize)\b/i,
+    ],
+  },
+  {
+    id: 'spam-money-scam',
+    category: 'spam',
+    weight: 4,
+    intent: 'scam: money transfer',
+    patterns: [
+      /\b(?:bitcoin|btc|crypto(?:currency)?|usdt|wallet address|inheritance|next of kin|western union|gift cards?|investment opportunity|double your (?:money|investment|bitcoin|crypto)|guaranteed (?:returns|profits?)|wire the funds|urgent(?:ly)? wire|transfer fee)\b/i,
+    ],
+  },
+  {
+    id: 'spam-phishing',
+    category: 'spam',
+    weight: 3,
+    intent: 'phishing',
+    patterns: [
+      /\b(?:verify your (?:account|identity|mailbox)|(?:account|mailbox) (?:will be )?(?:suspended|deactivated|locked)|confirm your (?:login|credentials|password)|unusual sign-?in activity|mailbox (?:is )?full)\b/i,
+    ],
+  },
+  {
+    id: 'spam-robocall',
+    category: 'spam',
+    weight: 4,
+    intent: 'robocall',
+    patterns: [
+      /\b(?:extended (?:car |vehicle )?warranty|press (?:one|1|9) to|final notice|this is not a sales call|pre-?approved (?:loan|credit))\b/i,
+    ],
+  },
+  {
+    id: 'spam-marketing',
+    category: 'spam',
+    weight: 2.5,
+    intent: 'unsolicited marketing',
+    patterns: [
+      /\b(?:limited[- ]time offer|act now|click (?:here|below) to|100% free|risk[- ]free|buy now|special promotion|seo (?:services|agency|experts?)|rank (?:#1|first|number one) on google|first page of google|boost your (?:sales|traffic|ranking)|(?:b2b |verified )?(?:lead|email|contact) lists?|dear (?:friend|sir\/madam|sir or madam|valued customer))\b/i,
+    ],
+  },
+  {
+    id: 'spam-unsubscribe',
+    category: 'spam',
+    weight: 2,
+    intent: 'bulk mailing',
+    patterns: [
+      /\b(?:unsubscribe|opt[- ]out|manage (?:your )?(?:email )?preferences|you (?:are|were) receiving this (?:email|because)|view (?:this email )?in (?:your )?browser)\b/i,
+    ],
+  },
+  {
+    id: 'spam-newsletter',
+    category: 'spam',
+    weight: 1.5,
+    intent: 'newsletter',
+    patterns: [/\b(?:newsletter|weekly digest|monthly digest|this week in|top stories|read more|edition|webinar)\b/i],
+  },
+  {
+    id: 'spam-shouting',
+    category: 'spam',
+    weight: 1.5,
+    intent: 'unsolicited marketing',
+    patterns: [/\b[A-Z]{3,}(?:[^A-Za-z\n]{1,3}[A-Z]{3,}){3,}/, /!{3,}|(?:![^!]*){5,}/],
+  },
 
   // other: automatic replies, bounces, partnerships, recruiting
-  { id: 'auto-reply', category: 'other', weight: 6, intent: 'automatic reply', nextSteps: ["Note the contact's return date and follow up after it"], patterns: [/\b(?:out of (?:the )?office|auto(?:matic)?[- ]?reply|autoreply|i am (?:currently )?(?:away|out)|on (?:annual |parental )?leave until|limited access to (?:my )?email)\b/i] },
-  { id: 'bounce', category: 'other', weight: 6, intent: 'delivery failure', nextSteps: ["Check the contact's email address in the CRM"], patterns: [/\b(?:delivery status notification|undeliverable|mail delivery (?:failed|subsystem)|address not found|(?:could not|couldn't|wasn't|was not) (?:be )?delivered|mailer-daemon|recipient address rejected|message (?:not delivered|blocked))\b/i] },
-  { id: 'partnership', category: 'other', weight: 2.5, intent: 'propose a partnership', nextSteps: ['Forward to the partnerships owner'], patterns: [/\b(?:partnership|partner program|reseller|resell|affiliate|referral agreement|co-?marketing|press inquiry|journalist|podcast)\b/i] },
-  { id: 'recruiting', category: 'other', weight: 2.5, intent: 'job application', nextSteps: ['Forward to recruiting'], patterns: [/\b(?:job (?:application|opening)|my (?:resume|cv)|cv attached|apply for the (?:role|position)|open (?:role|position))\b/i] },
+  {
+    id: 'auto-reply',
+    category: 'other',
+    weight: 6,
+    intent: 'automatic reply',
+    nextSteps: ["Note the contact's return date and follow up after it"],
+    patterns: [
+      /\b(?:out of (?:the )?office|auto(?:matic)?[- ]?reply|autoreply|i am (?:currently )?(?:away|out)|on (?:annual |parental )?leave until|limited access to (?:my )?email)\b/i,
+    ],
+  },
+  {
+    id: 'bounce',
+    category: 'other',
+    weight: 6,
+    intent: 'delivery failure',
+    nextSteps: ["Check the contact's email address in the CRM"],
+    patterns: [
+      /\b(?:delivery status notification|undeliverable|mail delivery (?:failed|subsystem)|address not found|(?:could not|couldn't|wasn't|was not) (?:be )?delivered|mailer-daemon|recipient address rejected|message (?:not delivered|blocked))\b/i,
+    ],
+  },
+  {
+    id: 'partnership',
+    category: 'other',
+    weight: 2.5,
+    intent: 'propose a partnership',
+    nextSteps: ['Forward to the partnerships owner'],
+    patterns: [
+      /\b(?:partnership|partner program|reseller|resell|affiliate|referral agreement|co-?marketing|press inquiry|journalist|podcast)\b/i,
+    ],
+  },
+  {
+    id: 'recruiting',
+    category: 'other',
+    weight: 2.5,
+    intent: 'job application',
+    nextSteps: ['Forward to recruiting'],
+    patterns: [/\b(?:job (?:application|opening)|my (?:resume|cv)|cv attached|apply for the (?:role|position)|open (?:role|position))\b/i],
+  },
 
   // billing: invoices, payments, refunds, card or bank details
-  { id: 'billing-invoice', category: 'billing', weight: 3, intent: 'question about an invoice', patterns: [/\b(?:invoices?|invoiced|invoicing|receipts?|credit note|billing|billed|inv-\d+)\b/i] },
-  { id: 'billing-payment', category: 'billing', weight: 2.5, intent: 'sort out a payment', patterns: [/\b(?:payments?(?! terms)|paid|pay (?:the|our|by|it)|charged?|charges|charged twice|double[- ]charged|refunds?|refunded|overdue|outstanding balance|past due|direct debit|wire (?:transfer|payment)|bank (?:transfer|details|account)|card (?:on file|details|number|ending|was declined|declined|expired?)|expired card|vat|tax id|remittance)\b/i] },
-  { id: 'billing-redacted-details', category: 'billing', weight: 2, intent: 'update payment details', patterns: [/\[REDACTED:(?:card-number|iban)\]/] },
+  {
+    id: 'billing-invoice',
+    category: 'billing',
+    weight: 3,
+    intent: 'question about an invoice',
+    patterns: [/\b(?:invoices?|invoiced|invoicing|receipts?|credit note|billing|billed|inv-\d+)\b/i],
+  },
+  {
+    id: 'billing-payment',
+    category: 'billing',
+    weight: 2.5,
+    intent: 'sort out a payment',
+    patterns: [
+      /\b(?:payments?(?! terms)|paid|pay (?:the|our|by|it)|charged?|charges|charged twice|double[- ]charged|refunds?|refunded|overdue|outstanding balance|past due|direct debit|wire (?:transfer|payment)|bank (?:transfer|details|account)|card (?:on file|details|number|ending|was declined|declined|expired?)|expired card|vat|tax id|remittance)\b/i,
+    ],
+  },
+  {
+    id: 'billing-redacted-details',
+    category: 'billing',
+    weight: 2,
+    intent: 'update payment details',
+    patterns: [/\[REDACTED:(?:card-number|iban)\]/],
+  },
 
   // customer_support: problems and how-to questions from customers
-  { id: 'support-outage', category: 'customer_support', weight: 3, intent: 'report an outage', patterns: [/\b(?:outage|(?:is|are|went|been) down|production (?:is )?down|service disruption|degraded|unavailable|offline)\b/i] },
-  { id: 'support-error', category: 'customer_support', weight: 2.5, intent: 'report a problem', patterns: [/\b(?:errors?|exceptions?|bugs?|crash(?:es|ed|ing)?|(?<!(?:payment|charge|transaction|card) )fail(?:s|ed|ing|ures?)|broken|not (?:working|loading|syncing|updating|showing|refreshing)|(?:does|do)(?:n't| not) work|stopped (?:working|syncing|loading)|(?:can(?:no|')t|unable to) (?:log ?in|sign in|access|see|export|connect|load)|timed? ?out|returns? (?:a )?(?:4|5)\d\d|wrong (?:numbers|totals|data))\b/i] },
-  { id: 'support-how-to', category: 'customer_support', weight: 2, intent: 'ask how to use the product', patterns: [/\b(?:how (?:do|can|should) (?:i|we)|is there a way to|where (?:do|can) (?:i|we) find|documentation|(?:set ?up|configure) (?:the|an?|our) |step[- ]by[- ]step)\b/i] },
-  { id: 'support-ticket', category: 'customer_support', weight: 2, intent: 'follow up on a support case', patterns: [/\b(?:ticket|support (?:case|request|team)|case (?:number|#|id)|sla|escalat(?:e|ion)|workaround|technical issue)\b/i] },
-  { id: 'support-product-area', category: 'customer_support', weight: 1, intent: 'ask about a product feature', patterns: [/\b(?:dashboards?|exports?|sync(?:ing)?|connectors?|sso|saml|api|login|permissions?)\b/i] },
+  {
+    id: 'support-outage',
+    category: 'customer_support',
+    weight: 3,
+    intent: 'report an outage',
+    patterns: [/\b(?:outage|(?:is|are|went|been) down|production (?:is )?down|service disruption|degraded|unavailable|offline)\b/i],
+  },
+  {
+    id: 'support-error',
+    category: 'customer_support',
+    weight: 2.5,
+    intent: 'report a problem',
+    patterns: [
+      /\b(?:errors?|exceptions?|bugs?|crash(?:es|ed|ing)?|(?<!(?:payment|charge|transaction|card) )fail(?:s|ed|ing|ures?)|broken|not (?:working|loading|syncing|updating|showing|refreshing)|(?:does|do)(?:n't| not) work|stopped (?:working|syncing|loading)|(?:can(?:no|')t|unable to) (?:log ?in|sign in|access|see|export|connect|load)|timed? ?out|returns? (?:a )?(?:4|5)\d\d|wrong (?:numbers|totals|data))\b/i,
+    ],
+  },
+  {
+    id: 'support-how-to',
+    category: 'customer_support',
+    weight: 2,
+    intent: 'ask how to use the product',
+    patterns: [
+      /\b(?:how (?:do|can|should) (?:i|we)|is there a way to|where (?:do|can) (?:i|we) find|documentation|(?:set ?up|configure) (?:the|an?|our) |step[- ]by[- ]step)\b/i,
+    ],
+  },
+  {
+    id: 'support-ticket',
+    category: 'customer_support',
+    weight: 2,
+    intent: 'follow up on a support case',
+    patterns: [/\b(?:ticket|support (?:case|request|team)|case (?:number|#|id)|sla|escalat(?:e|ion)|workaround|technical issue)\b/i],
+  },
+  {
+    id: 'support-product-area',
+    category: 'customer_support',
+    weight: 1,
+    intent: 'ask about a product feature',
+    patterns: [/\b(?:dashboards?|exports?|sync(?:ing)?|connectors?|sso|saml|api|login|permissions?)\b/i],
+  },
 
   // scheduling: arranging, moving or cancelling a meeting, and nothing else
-  { id: 'sched-reschedule', category: 'scheduling', weight: 3, intent: 'move a meeting', patterns: [/\b(?:reschedul(?:e|ing)|move (?:our|the|my|this|tomorrow's|today's|(?:mon|tues|wednes|thurs|fri)day's) (?:call|meeting|demo|session|kickoff|kick-off)|push (?:our|the) (?:call|meeting)|postpone|cancel (?:our|the|my) (?:call|meeting|demo|appointment|session))\b/i] },
-  { id: 'sched-availability', category: 'scheduling', weight: 2, intent: 'arrange a meeting', patterns: [/\b(?:availability|are you (?:free|available)|does (?:mon|tues|wednes|thurs|fri)day work|what time works|works? for you|calendar invite|send (?:an |a )?invite|time slots?|book(?:ed)? (?:a|some) (?:call|meeting|time)|meeting (?:link|request)|zoom link|teams link|google meet)\b/i] },
-  { id: 'sched-time-mention', category: 'scheduling', weight: 1, intent: 'arrange a meeting', patterns: [/\b(?:(?:mon|tues|wednes|thurs|fri)day|tomorrow) (?:at|morning|afternoon)\b|\b\d{1,2}(?::\d{2})?\s?(?:am|pm)\b/i] },
-  { id: 'sched-calendar-subject', category: 'scheduling', weight: 2, intent: 'respond to an invitation', in: 'subject', patterns: [/^(?:accepted|declined|tentative|invitation|updated invitation|canceled event|cancelled event):/i] },
+  {
+    id: 'sched-reschedule',
+    category: 'scheduling',
+    weight: 3,
+    intent: 'move a meeting',
+    patterns: [
+      /\b(?:reschedul(?:e|ing)|move (?:our|the|my|this|tomorrow's|today's|(?:mon|tues|wednes|thurs|fri)day's) (?:call|meeting|demo|session|kickoff|kick-off)|push (?:our|the) (?:call|meeting)|postpone|cancel (?:our|the|my) (?:call|meeting|demo|appointment|session))\b/i,
+    ],
+  },
+  {
+    id: 'sched-availability',
+    category: 'scheduling',
+    weight: 2,
+    intent: 'arrange a meeting',
+    patterns: [
+      /\b(?:availability|are you (?:free|available)|does (?:mon|tues|wednes|thurs|fri)day work|what time works|works? for you|calendar invite|send (?:an |a )?invite|time slots?|book(?:ed)? (?:a|some) (?:call|meeting|time)|meeting (?:link|request)|zoom link|teams link|google meet)\b/i,
+    ],
+  },
+  {
+    id: 'sched-time-mention',
+    category: 'scheduling',
+    weight: 1,
+    intent: 'arrange a meeting',
+    patterns: [/\b(?:(?:mon|tues|wednes|thurs|fri)day|tomorrow) (?:at|morning|afternoon)\b|\b\d{1,2}(?::\d{2})?\s?(?:am|pm)\b/i],
+  },
+  {
+    id: 'sched-calendar-subject',
+    category: 'scheduling',
+    weight: 2,
+    intent: 'respond to an invitation',
+    in: 'subject',
+    patterns: [/^(?:accepted|declined|tentative|invitation|updated invitation|canceled event|cancelled event):/i],
+  },
 
   // sales_conversation: proposals, quotes, contracts, renewals
-  { id: 'sales-contract', category: 'sales_conversation', weight: 2.5, intent: 'negotiate the contract', patterns: [/\b(?:proposal|order form|statement of work|sow|msa|master services agreement|redlines?|red-?lined|contracts?|countersign(?:ed)?|docusign|signature page)\b/i] },
-  { id: 'sales-renewal', category: 'sales_conversation', weight: 2.5, intent: 'discuss the renewal', patterns: [/\b(?:renewal|renew(?:ing)?|upsell|add (?:\d+ )?(?:more |extra )?(?:seats|licen[cs]es|users)|expand(?:ing)? (?:to|our)|upgrade (?:to|our))\b/i] },
-  { id: 'sales-terms', category: 'sales_conversation', weight: 2, intent: 'agree commercial terms', patterns: [/\b(?:(?:the|your|revised|updated|new) quote|multi-year|\d+ ?% (?:off|discount)|\d-year (?:term|deal|commitment)|volume pricing|payment terms|net[ -]?(?:30|45|60)|procurement|purchase order|vendor (?:onboarding|form|registration))\b/i] },
-  { id: 'sales-decision', category: 'sales_conversation', weight: 1.5, intent: 'move the deal forward', patterns: [/\b(?:legal (?:team|review)|security (?:review|questionnaire)|decision[- ]maker|budget (?:is )?(?:approved|holder|approval|sign-?off)|signed off|go ahead|green light|business case)\b/i] },
-  { id: 'sales-follow-up', category: 'sales_conversation', weight: 1, directions: ['outbound'], intent: 'follow up with a prospect', patterns: [/\b(?:following up|as discussed|as promised|attached (?:is|you'll find|please find)|per our (?:call|conversation)|great (?:speaking|talking) (?:with|to) you)\b/i] },
+  {
+    id: 'sales-contract',
+    category: 'sales_conversation',
+    weight: 2.5,
+    intent: 'negotiate the contract',
+    patterns: [
+      /\b(?:proposal|order form|statement of work|sow|msa|master services agreement|redlines?|red-?lined|contracts?|countersign(?:ed)?|docusign|signature page)\b/i,
+    ],
+  },
+  {
+    id: 'sales-renewal',
+    category: 'sales_conversation',
+    weight: 2.5,
+    intent: 'discuss the renewal',
+    patterns: [
+      /\b(?:renewal|renew(?:ing)?|upsell|add (?:\d+ )?(?:more |extra )?(?:seats|licen[cs]es|users)|expand(?:ing)? (?:to|our)|upgrade (?:to|our))\b/i,
+    ],
+  },
+  {
+    id: 'sales-terms',
+    category: 'sales_conversation',
+    weight: 2,
+    intent: 'agree commercial terms',
+    patterns: [
+      /\b(?:(?:the|your|revised|updated|new) quote|multi-year|\d+ ?% (?:off|discount)|\d-year (?:term|deal|commitment)|volume pricing|payment terms|net[ -]?(?:30|45|60)|procurement|purchase order|vendor (?:onboarding|form|registration))\b/i,
+    ],
+  },
+  {
+    id: 'sales-decision',
+    category: 'sales_conversation',
+    weight: 1.5,
+    intent: 'move the deal forward',
+    patterns: [
+      /\b(?:legal (?:team|review)|security (?:review|questionnaire)|decision[- ]maker|budget (?:is )?(?:approved|holder|approval|sign-?off)|signed off|go ahead|green light|business case)\b/i,
+    ],
+  },
+  {
+    id: 'sales-follow-up',
+    category: 'sales_conversation',
+    weight: 1,
+    directions: ['outbound'],
+    intent: 'follow up with a prospect',
+    patterns: [
+      /\b(?:following up|as discussed|as promised|attached (?:is|you'll find|please find)|per our (?:call|conversation)|great (?:speaking|talking) (?:with|to) you)\b/i,
+    ],
+  },
 
   // new_lead: someone not yet a customer asks about buying, pricing, a demo or a trial
-  { id: 'lead-contact-sales', category: 'new_lead', weight: 3, intent: 'contact sales', patterns: [/\b(?:contact sales|talk to (?:sales|someone in sales|a sales ?rep)|sales (?:inquiry|enquiry)|request (?:a )?quote|get a quote)\b/i] },
-  { id: 'lead-demo', category: 'new_lead', weight: 2.5, intent: 'request a demo', patterns: [/\b(?:(?:book|schedule|request|see|get|arrange|set up|like) (?:a |an )?(?:live |quick |short |product )?demo|demo request|request a demo|walk ?-?through of)\b/i] },
-  { id: 'lead-pricing', category: 'new_lead', weight: 2, intent: 'ask about pricing', patterns: [/\b(?:pricing|price list|how much (?:does|do|is|would|will|(?:it|this) (?:would|will|does))|what (?:does|would|will) (?:it|this) cost|what (?:it|this) (?:would|will) cost|costs? for)\b/i] },
-  { id: 'lead-trial', category: 'new_lead', weight: 2, intent: 'start a trial', patterns: [/\b(?:free trial|trial (?:account|licen[cs]e|period)|(?:a|small|paid) pilot|pilot (?:project|program|phase)|proof of concept|poc|try (?:it|out|your))\b/i] },
-  { id: 'lead-interest', category: 'new_lead', weight: 1.5, intent: 'explore the product', patterns: [/\b(?:interested in|evaluating|looking (?:for|at) (?:a|an|your)(?: [\w-]+)? (?:tool|solution|platform|vendor|product)|alternatives? to|would like to learn more|learn more about|shortlist(?:ed)?|comparing (?:vendors|tools|platforms))\b/i] },
+  {
+    id: 'lead-contact-sales',
+    category: 'new_lead',
+    weight: 3,
+    intent: 'contact sales',
+    patterns: [
+      /\b(?:contact sales|talk to (?:sales|someone in sales|a sales ?rep)|sales (?:inquiry|enquiry)|request (?:a )?quote|get a quote)\b/i,
+    ],
+  },
+  {
+    id: 'lead-demo',
+    category: 'new_lead',
+    weight: 2.5,
+    intent: 'request a demo',
+    patterns: [
+      /\b(?:(?:book|schedule|request|see|get|arrange|set up|like) (?:a |an )?(?:live |quick |short |product )?demo|demo request|request a demo|walk ?-?through of)\b/i,
+    ],
+  },
+  {
+    id: 'lead-pricing',
+    category: 'new_lead',
+    weight: 2,
+    intent: 'ask about pricing',
+    patterns: [
+      /\b(?:pricing|price list|how much (?:does|do|is|would|will|(?:it|this) (?:would|will|does))|what (?:does|would|will) (?:it|this) cost|what (?:it|this) (?:would|will) cost|costs? for)\b/i,
+    ],
+  },
+  {
+    id: 'lead-trial',
+    category: 'new_lead',
+    weight: 2,
+    intent: 'start a trial',
+    patterns: [
+      /\b(?:free trial|trial (?:account|licen[cs]e|period)|(?:a|small|paid) pilot|pilot (?:project|program|phase)|proof of concept|poc|try (?:it|out|your))\b/i,
+    ],
+  },
+  {
+    id: 'lead-interest',
+    category: 'new_lead',
+    weight: 1.5,
+    intent: 'explore the product',
+    patterns: [
+      /\b(?:interested in|evaluating|looking (?:for|at) (?:a|an|your)(?: [\w-]+)? (?:tool|solution|platform|vendor|product)|alternatives? to|would like to learn more|learn more about|shortlist(?:ed)?|comparing (?:vendors|tools|platforms))\b/i,
+    ],
+  },
 
   // personal: private matters unrelated to work
-  { id: 'personal-life', category: 'personal', weight: 2.5, intent: 'personal message', patterns: [/\b(?:birthday|wedding|anniversary|baby shower|my (?:mom|mum|dad|wife|husband|partner|kids?|son|daughter|sister|brother)|family|grandma|grandpa|bbq|barbecue|weekend plans|vacation photos|holiday photos)\b/i] },
-  { id: 'personal-social', category: 'personal', weight: 1.5, intent: 'personal message', patterns: [/\b(?:catch up over|grab (?:a )?(?:coffee|drinks?|lunch|beer|dinner)|dinner (?:on|at|this|tonight)|see you (?:at|on) (?:the|sunday|saturday)|miss you|hugs|xoxo)\b/i] },
-  { id: 'personal-free-mail', category: 'personal', weight: 0.5, intent: 'personal message', in: 'domains', patterns: [/^(?:gmail\.com|googlemail\.com|yahoo\.[a-z.]+|hotmail\.[a-z.]+|outlook\.com|live\.com|icloud\.com|me\.com|proton\.me|protonmail\.com|gmx\.[a-z.]+|aol\.com)$/m] },
+  {
+    id: 'personal-life',
+    category: 'personal',
+    weight: 2.5,
+    intent: 'personal message',
+    patterns: [
+      /\b(?:birthday|wedding|anniversary|baby shower|my (?:mom|mum|dad|wife|husband|partner|kids?|son|daughter|sister|brother)|family|grandma|grandpa|bbq|barbecue|weekend plans|vacation photos|holiday photos)\b/i,
+    ],
+  },
+  {
+    id: 'personal-social',
+    category: 'personal',
+    weight: 1.5,
+    intent: 'personal message',
+    patterns: [
+      /\b(?:catch up over|grab (?:a )?(?:coffee|drinks?|lunch|beer|dinner)|dinner (?:on|at|this|tonight)|see you (?:at|on) (?:the|sunday|saturday)|miss you|hugs|xoxo)\b/i,
+    ],
+  },
+  {
+    id: 'personal-free-mail',
+    category: 'personal',
+    weight: 0.5,
+    intent: 'personal message',
+    in: 'domains',
+    patterns: [
+      /^(?:gmail\.com|googlemail\.com|yahoo\.[a-z.]+|hotmail\.[a-z.]+|outlook\.com|live\.com|icloud\.com|me\.com|proton\.me|protonmail\.com|gmx\.[a-z.]+|aol\.com)$/m,
+    ],
+  },
 ];
 
 const INTERNAL_RULE_ID = 'internal-own-domains';
@@ -99,7 +382,17 @@ const INTERNAL_WEIGHT = 10;
 const OUTBOUND_LEAD_RULE_ID = 'outbound-lead-is-conversation';
 
 /** When scores tie, the earlier category wins. */
-const TIE_BREAK: readonly Category[] = ['internal', 'spam', 'billing', 'customer_support', 'scheduling', 'sales_conversation', 'new_lead', 'personal', 'other'];
+const TIE_BREAK: readonly Category[] = [
+  'internal',
+  'spam',
+  'billing',
+  'customer_support',
+  'scheduling',
+  'sales_conversation',
+  'new_lead',
+  'personal',
+  'other',
+];
 
 const NEXT_STEPS: Record<Category, readonly string[]> = {
   new_lead: ['Reply within one business day', 'Qualify budget and timeline', 'Offer a demo slot'],
@@ -125,8 +418,10 @@ const CATEGORY_LABEL: Record<Category, string> = {
   other: 'other',
 };
 
-const POSITIVE = /\b(?:thanks?|thank you|great|love|happy|appreciate[ds]?|excellent|excited|perfect|glad|pleased|awesome|wonderful|impressed|looks good)\b/gi;
-const NEGATIVE = /\b(?:frustrat(?:ed|ing)|angry|disappoint(?:ed|ing)|unacceptable|broken|terrible|awful|worst|complain(?:t|ing)?|annoy(?:ed|ing)|upset|unhappy|not happy|still (?:no|not|waiting)|charged twice|failing|fails|failed)\b/gi;
+const POSITIVE =
+  /\b(?:thanks?|thank you|great|love|happy|appreciate[ds]?|excellent|excited|perfect|glad|pleased|awesome|wonderful|impressed|looks good)\b/gi;
+const NEGATIVE =
+  /\b(?:frustrat(?:ed|ing)|angry|disappoint(?:ed|ing)|unacceptable|broken|terrible|awful|worst|complain(?:t|ing)?|annoy(?:ed|ing)|upset|unhappy|not happy|still (?:no|not|waiting)|charged twice|failing|fails|failed)\b/gi;
 const URGENT = [
   /\b(?:urgent(?:ly)?|asap|a\.s\.a\.p\.|as soon as possible|immediately|right away|critical|emergency|blocker|blocking|blocked|outage|(?:is|are|went|been) down|production (?:is )?down|cancel(?:ling|lation|led)?)\b/i,
   /\b(?:by|before|until|no later than) (?:today|tonight|tomorrow|end of (?:day|today|the week|this week)|eod|cob|(?:mon|tues|wednes|thurs|fri)day)\b/i,
@@ -155,7 +450,9 @@ export class OfflineClassifier implements Classifier {
   classify(input: ClassifierInput, _prompt: Prompt, options: { signal?: AbortSignal } = {}): Promise<ClassifierResult> {
     const started = performance.now();
     if (options.signal?.aborted === true) {
-      return Promise.reject(new ClassifierError('TIMEOUT', 'classification was aborted before it started', { attempts: 0, requestId: null }));
+      return Promise.reject(
+        new ClassifierError('TIMEOUT', 'classification was aborted before it started', { attempts: 0, requestId: null }),
+      );
     }
     const output = classifyOffline(input, this.ownDomains);
     return Promise.resolve({
@@ -171,7 +468,10 @@ export class OfflineClassifier implements Classifier {
 }
 
 /** Why the offline classifier decides as it does: every category's score and the rules that matched, in table order. */
-export function explainOffline(input: ClassifierInput, options: { ownDomains?: readonly string[] } = {}): { scores: Record<Category, number>; matchedRules: string[] } {
+export function explainOffline(
+  input: ClassifierInput,
+  options: { ownDomains?: readonly string[] } = {},
+): { scores: Record<Category, number>; matchedRules: string[] } {
   const { scores, matchedRules } = score(input, normaliseDomains(options.ownDomains ?? []));
   return { scores, matchedRules };
 }
@@ -205,7 +505,8 @@ function classifyOffline(input: ClassifierInput, ownDomains: readonly string[]):
   const urgency = urgencyOf(category, deciding, content);
   const nextSteps = [...(deciding?.nextSteps ?? NEXT_STEPS[category])];
   if (category === 'customer_support' && urgency === 'high') nextSteps.push('Escalate to on-call support');
-  if (category === 'billing' && /\[REDACTED:(?:card-number|iban)\]/.test(content)) nextSteps.push('Ask for payment details through the secure billing portal, never by email');
+  if (category === 'billing' && /\[REDACTED:(?:card-number|iban)\]/.test(content))
+    nextSteps.push('Ask for payment details through the secure billing portal, never by email');
   if (confidence < 0.6 && category !== 'other') nextSteps.push('Check the category by hand: the rules are not sure');
 
   return {
@@ -306,7 +607,8 @@ function firstSentence(text: string, deciding: OfflineRule | undefined): string 
     }
   }
   const long = sentences.filter((s) => s.split(' ').length >= 4);
-  const carriesEvidence = (s: string): boolean => deciding !== undefined && deciding.in === undefined && deciding.patterns.some((p) => p.test(s));
+  const carriesEvidence = (s: string): boolean =>
+    deciding !== undefined && deciding.in === undefined && deciding.patterns.some((p) => p.test(s));
   return long.find(carriesEvidence) ?? long[0] ?? sentences[0] ?? '';
 }
 

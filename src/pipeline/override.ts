@@ -51,9 +51,10 @@ export function effectiveCategory(decision: JournalEntry, chain: readonly Journa
   for (const e of chain) {
     if (e.kind !== 'human.override') continue;
     const p = e.payload as { supersedes: string; field: string; to: unknown };
-    if (p.supersedes === decision.id && p.field === 'category' && isCategory(p.to) && (override === null || e.seq > override.seq)) override = e;
+    if (p.supersedes === decision.id && p.field === 'category' && isCategory(p.to) && (override === null || e.seq > override.seq))
+      override = e;
   }
-  const category = override ? ((override.payload as { to: Category }).to) : modelCategory;
+  const category = override ? (override.payload as { to: Category }).to : modelCategory;
   return { category, modelCategory, override };
 }
 
@@ -63,7 +64,8 @@ const CRM_ID = /^[0-9]{1,20}$/;
 
 function targetsOf(value: unknown): AssociationTargets {
   const v = (value ?? {}) as Partial<Record<string, unknown>>;
-  const ids = (x: unknown): string[] => (Array.isArray(x) ? [...new Set(x.filter((i): i is string => typeof i === 'string' && CRM_ID.test(i)))] : []);
+  const ids = (x: unknown): string[] =>
+    Array.isArray(x) ? [...new Set(x.filter((i): i is string => typeof i === 'string' && CRM_ID.test(i)))] : [];
   return { contacts: ids(v['contacts']), companies: ids(v['companies']), deals: ids(v['deals']) };
 }
 
@@ -72,7 +74,13 @@ function matchedTargets(interactionId: string, chain: readonly JournalEntry[]): 
   let newest: JournalEntry | null = null;
   for (const e of chain) {
     const p = e.payload as { ruleId?: string; inputEntryId?: string };
-    if (e.kind === 'rule.decision' && p.ruleId === 'crm-match' && p.inputEntryId === interactionId && (newest === null || e.seq > newest.seq)) newest = e;
+    if (
+      e.kind === 'rule.decision' &&
+      p.ruleId === 'crm-match' &&
+      p.inputEntryId === interactionId &&
+      (newest === null || e.seq > newest.seq)
+    )
+      newest = e;
   }
   return newest ? targetsOf((newest.payload as { evaluated?: unknown }).evaluated) : NO_TARGETS;
 }
@@ -83,45 +91,78 @@ function matchedTargets(interactionId: string, chain: readonly JournalEntry[]): 
  */
 export function effectiveAssociations(decision: JournalEntry, chain: readonly JournalEntry[]): AssociationOverride | null {
   const interactionId = (decision.payload as { inputEntryId?: string }).inputEntryId ?? '';
-  const overrides = chain.filter((e) => e.kind === 'human.override' && (e.payload as { supersedes?: string; field?: string }).supersedes === decision.id && (e.payload as { field?: string }).field === 'associations');
+  const overrides = chain.filter(
+    (e) =>
+      e.kind === 'human.override' &&
+      (e.payload as { supersedes?: string; field?: string }).supersedes === decision.id &&
+      (e.payload as { field?: string }).field === 'associations',
+  );
   const newest = overrides.reduce<JournalEntry | null>((a, e) => (a === null || e.seq > a.seq ? e : a), null);
   if (!newest) return null;
   const p = newest.payload as { to?: unknown; reason?: string };
   const to = targetsOf(p.to);
-  const named = [matchedTargets(interactionId, chain), ...overrides.flatMap((e) => [targetsOf((e.payload as { from?: unknown }).from), targetsOf((e.payload as { to?: unknown }).to)])];
-  const remove = Object.fromEntries(TARGETS.map((t) => [t, [...new Set(named.flatMap((n) => n[t]))].filter((id) => !to[t].includes(id))])) as unknown as AssociationTargets;
-  return { entryId: newest.id, actor: newest.actor, reason: String(p.reason ?? ''), from: targetsOf((newest.payload as { from?: unknown }).from), to, remove };
+  const named = [
+    matchedTargets(interactionId, chain),
+    ...overrides.flatMap((e) => [targetsOf((e.payload as { from?: unknown }).from), targetsOf((e.payload as { to?: unknown }).to)]),
+  ];
+  const remove = Object.fromEntries(
+    TARGETS.map((t) => [t, [...new Set(named.flatMap((n) => n[t]))].filter((id) => !to[t].includes(id))]),
+  ) as unknown as AssociationTargets;
+  return {
+    entryId: newest.id,
+    actor: newest.actor,
+    reason: String(p.reason ?? ''),
+    from: targetsOf((newest.payload as { from?: unknown }).from),
+    to,
+    remove,
+  };
 }
 
 export async function recordOverride(deps: { journal: JournalClient; enqueue: Enqueue }, req: OverrideRequest): Promise<OverrideResult> {
   const reason = req.reason.trim();
   if (reason.length === 0) throw new OverrideError('INVALID', 'a reason is required');
   if (reason.length > 10_000) throw new OverrideError('INVALID', 'the reason is longer than 10,000 characters');
-  if (req.action === 'override' && !isCategory(req.category)) throw new OverrideError('INVALID', `an override needs a category (one of ${CATEGORIES.join(', ')})`);
+  if (req.action === 'override' && !isCategory(req.category))
+    throw new OverrideError('INVALID', `an override needs a category (one of ${CATEGORIES.join(', ')})`);
   if (req.action === 'associate') {
     const given = Object.entries(req.associations ?? {}).filter(([, ids]) => ids !== undefined);
-    if (given.length === 0) throw new OverrideError('INVALID', 'an association override names at least one target type (contacts, companies or deals) and its CRM record ids');
+    if (given.length === 0)
+      throw new OverrideError(
+        'INVALID',
+        'an association override names at least one target type (contacts, companies or deals) and its CRM record ids',
+      );
     for (const [type, ids] of given) {
-      if (!(TARGETS as readonly string[]).includes(type)) throw new OverrideError('INVALID', `unknown association target "${type}" (contacts, companies or deals)`);
-      if (!Array.isArray(ids) || ids.length > 100 || ids.some((id) => typeof id !== 'string' || !CRM_ID.test(id))) throw new OverrideError('INVALID', `${type}: up to 100 numeric CRM record ids`);
+      if (!(TARGETS as readonly string[]).includes(type))
+        throw new OverrideError('INVALID', `unknown association target "${type}" (contacts, companies or deals)`);
+      if (!Array.isArray(ids) || ids.length > 100 || ids.some((id) => typeof id !== 'string' || !CRM_ID.test(id)))
+        throw new OverrideError('INVALID', `${type}: up to 100 numeric CRM record ids`);
     }
   }
   const decision = await deps.journal.bySeq(req.decisionSeq);
-  if (!decision || decision.id !== req.decisionEntryId) throw new OverrideError('NOT_FOUND', `no decision ${req.decisionEntryId} in the journal`);
+  if (!decision || decision.id !== req.decisionEntryId)
+    throw new OverrideError('NOT_FOUND', `no decision ${req.decisionEntryId} in the journal`);
   const p = decision.payload as { outcome?: string; output?: unknown; inputEntryId?: string };
   if (decision.kind !== 'ai.decision' || p.outcome === 'failed' || !p.output || typeof p.inputEntryId !== 'string') {
-    throw new OverrideError('NOT_A_DECISION', `entry ${decision.id} is a ${decision.kind}${p.outcome === 'failed' ? ' (a failed one; its fallback is the decision)' : ''}, not a decision that can be overridden`);
+    throw new OverrideError(
+      'NOT_A_DECISION',
+      `entry ${decision.id} is a ${decision.kind}${p.outcome === 'failed' ? ' (a failed one; its fallback is the decision)' : ''}, not a decision that can be overridden`,
+    );
   }
   const chain = await deps.journal.byCorrelation(decision.correlationId);
   const current = effectiveCategory(decision, chain);
-  if (req.action === 'override' && req.category === current.category) throw new OverrideError('UNCHANGED', `the category is already ${current.category}`);
+  if (req.action === 'override' && req.category === current.category)
+    throw new OverrideError('UNCHANGED', `the category is already ${current.category}`);
   let payload;
   if (req.action === 'approve') payload = { supersedes: decision.id, field: 'review', from: 'pending', to: 'approved', reason };
-  else if (req.action === 'override') payload = { supersedes: decision.id, field: 'category', from: current.category, to: req.category as Category, reason };
+  else if (req.action === 'override')
+    payload = { supersedes: decision.id, field: 'category', from: current.category, to: req.category as Category, reason };
   else {
     const before = effectiveAssociations(decision, chain)?.to ?? matchedTargets(p.inputEntryId, chain);
-    const after = Object.fromEntries(TARGETS.map((t) => [t, req.associations?.[t] ? [...new Set(req.associations[t])] : [...before[t]]])) as unknown as AssociationTargets;
-    if (TARGETS.every((t) => [...after[t]].sort().join() === [...before[t]].sort().join())) throw new OverrideError('UNCHANGED', 'the associations are already those');
+    const after = Object.fromEntries(
+      TARGETS.map((t) => [t, req.associations?.[t] ? [...new Set(req.associations[t])] : [...before[t]]]),
+    ) as unknown as AssociationTargets;
+    if (TARGETS.every((t) => [...after[t]].sort().join() === [...before[t]].sort().join()))
+      throw new OverrideError('UNCHANGED', 'the associations are already those');
     payload = { supersedes: decision.id, field: 'associations', from: before as never, to: after as never, reason };
   }
   const { entry } = await deps.journal.append({
@@ -138,6 +179,16 @@ export async function recordOverride(deps: { journal: JournalClient; enqueue: En
   const interaction = chain.find((e) => e.kind === 'interaction.received' && e.id === p.inputEntryId);
   if (!interaction) return { entry, redriven: false };
   // A job key per override: BullMQ would drop a second mirror job with the original key as a duplicate.
-  await deps.enqueue('mirror', { entryId: interaction.id, seq: interaction.seq, correlationId: decision.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq }, `${interaction.id}-override-${entry.id}`);
+  await deps.enqueue(
+    'mirror',
+    {
+      entryId: interaction.id,
+      seq: interaction.seq,
+      correlationId: decision.correlationId,
+      decisionEntryId: decision.id,
+      decisionSeq: decision.seq,
+    },
+    `${interaction.id}-override-${entry.id}`,
+  );
   return { entry, redriven: true };
 }

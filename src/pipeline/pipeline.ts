@@ -8,13 +8,37 @@ import type { JournalClient } from '../journal/journal-client.ts';
 import type { JournalEntry } from '../journal/entry.ts';
 import type { Logger } from '../config/logger.ts';
 import { silentLogger } from '../config/logger.ts';
-import { ClassificationSchema, classificationProblems, type Classification, type Classifier, type ClassifierResult, type Prompt } from './classification.ts';
+import {
+  ClassificationSchema,
+  classificationProblems,
+  type Classification,
+  type Classifier,
+  type ClassifierResult,
+  type Prompt,
+} from './classification.ts';
 import { ClassifierError } from './errors/classifier.error.ts';
 import { PermanentJobError } from './errors/permanent-job.error.ts';
-import { InteractionSchema, callOf, correlationIdFor, interactionFromEntry, interactionKey, interactionPayload, type Interaction } from './interaction.ts';
+import {
+  InteractionSchema,
+  callOf,
+  correlationIdFor,
+  interactionFromEntry,
+  interactionKey,
+  interactionPayload,
+  type Interaction,
+} from './interaction.ts';
 import { minimise, type MinimiseOptions } from './minimise.ts';
 import { evaluateExclusions, evaluateMirror, evaluateNotifications, evaluateReview, type Ruleset } from './rules.ts';
-import type { ActivitySource, AssociationOverride, CrmClient, DecisionCache, Enqueue, MirrorPlan, Notifier, NotifyChannelName } from './ports.ts';
+import type {
+  ActivitySource,
+  AssociationOverride,
+  CrmClient,
+  DecisionCache,
+  Enqueue,
+  MirrorPlan,
+  Notifier,
+  NotifyChannelName,
+} from './ports.ts';
 import { notifyJobKey, type JobData } from './job-catalog.ts';
 import { buildCallPlan, buildMirrorPlan, type CallPart, type PlanOverride } from './mirror-plan.ts';
 import { effectiveAssociations, effectiveCategory } from './override.ts';
@@ -66,7 +90,8 @@ export class Pipeline {
   async intake(raw: Interaction): Promise<IntakeOutcome> {
     // Connectors see broken encodings; a lone surrogate has no canonical JSON form, so it becomes U+FFFD here.
     const parsed = InteractionSchema.safeParse(wellFormed(raw));
-    if (!parsed.success) throw new PermanentJobError(`invalid interaction: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new PermanentJobError(`invalid interaction: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     const ix = parsed.data;
     const { journal, rules } = this.deps;
     const excluded = evaluateExclusions(rules, { interaction: ix });
@@ -173,7 +198,20 @@ export class Pipeline {
         ...common,
         actor: `classifier:${p.provider}`,
         idempotencyKey: key,
-        payload: { ...base, provider: p.provider, model: p.model, outcome: 'cached', output: p.output, confidence: p.confidence, tokens: null, latencyMs: 0, requestId: null, attempts: 0, reusedEntryId: cached.id, reviewRequired: false },
+        payload: {
+          ...base,
+          provider: p.provider,
+          model: p.model,
+          outcome: 'cached',
+          output: p.output,
+          confidence: p.confidence,
+          tokens: null,
+          latencyMs: 0,
+          requestId: null,
+          attempts: 0,
+          reusedEntryId: cached.id,
+          reviewRequired: false,
+        },
       });
       await this.handOn('decide', job, decision);
       return decision;
@@ -190,13 +228,24 @@ export class Pipeline {
       answered = true;
       modelSeconds.observe({ provider: classifier.provider, model: classifier.model, outcome: 'ok' }, secondsSince(called));
       const problems = classificationProblems(ClassificationSchema.parse(result.output));
-      if (problems.length > 0) throw new ClassifierError('INVALID_OUTPUT', `the classification is out of bounds: ${problems.join('; ')}`, { attempts: result.attempts, requestId: result.requestId });
+      if (problems.length > 0)
+        throw new ClassifierError('INVALID_OUTPUT', `the classification is out of bounds: ${problems.join('; ')}`, {
+          attempts: result.attempts,
+          requestId: result.requestId,
+        });
     } catch (err) {
       // A shutdown is not a model failure: let the job be retried.
       if (signal?.aborted) throw err;
-      if (!answered) modelSeconds.observe({ provider: classifier.provider, model: classifier.model, outcome: 'failed' }, secondsSince(called));
-      const failure = err instanceof ClassifierError ? err : new ClassifierError('PROVIDER_ERROR', `the classifier failed: ${(err as Error).name}`, { attempts: 1 }, { cause: err });
-      this.log.warn({ entryId: entry.id, code: failure.code, provider: classifier.provider }, 'classifier failed; falling back to the offline rules');
+      if (!answered)
+        modelSeconds.observe({ provider: classifier.provider, model: classifier.model, outcome: 'failed' }, secondsSince(called));
+      const failure =
+        err instanceof ClassifierError
+          ? err
+          : new ClassifierError('PROVIDER_ERROR', `the classifier failed: ${(err as Error).name}`, { attempts: 1 }, { cause: err });
+      this.log.warn(
+        { entryId: entry.id, code: failure.code, provider: classifier.provider },
+        'classifier failed; falling back to the offline rules',
+      );
       const { entry: failed } = await journal.append({
         ...common,
         actor: `classifier:${classifier.provider}`,
@@ -223,7 +272,20 @@ export class Pipeline {
         ...common,
         actor: `classifier:${offline.provider}`,
         idempotencyKey: key,
-        payload: { ...base, provider: offline.provider, model: offline.model, outcome: 'fallback', output: offline.output, confidence: offline.output.confidence, tokens: null, latencyMs: offline.latencyMs, requestId: null, attempts: offline.attempts, reviewRequired: true, replacesEntryId: failed.id },
+        payload: {
+          ...base,
+          provider: offline.provider,
+          model: offline.model,
+          outcome: 'fallback',
+          output: offline.output,
+          confidence: offline.output.confidence,
+          tokens: null,
+          latencyMs: offline.latencyMs,
+          requestId: null,
+          attempts: offline.attempts,
+          reviewRequired: true,
+          replacesEntryId: failed.id,
+        },
       });
       await this.handOn('decide', job, decision);
       return decision;
@@ -232,7 +294,19 @@ export class Pipeline {
       ...common,
       actor: `classifier:${result.provider}`,
       idempotencyKey: key,
-      payload: { ...base, provider: result.provider, model: result.model, outcome: 'ok', output: result.output, confidence: result.output.confidence, tokens: result.tokens, latencyMs: result.latencyMs, requestId: result.requestId, attempts: result.attempts, reviewRequired: false },
+      payload: {
+        ...base,
+        provider: result.provider,
+        model: result.model,
+        outcome: 'ok',
+        output: result.output,
+        confidence: result.output.confidence,
+        tokens: result.tokens,
+        latencyMs: result.latencyMs,
+        requestId: result.requestId,
+        attempts: result.attempts,
+        reviewRequired: false,
+      },
     });
     await this.deps.cache.set(prompt.hash, m.inputHash, decision.seq);
     await this.handOn('decide', job, decision);
@@ -247,18 +321,38 @@ export class Pipeline {
     const ix = interactionFromEntry(entry);
     const d = decision.payload as { output: Classification; outcome: DecisionOutcome };
     const facts = { interaction: ix, classification: d.output, decisionOutcome: d.outcome };
-    const evaluated = { category: d.output.category, confidence: d.output.confidence, urgency: d.output.urgency, decisionOutcome: d.outcome, channel: ix.channel, direction: ix.direction };
+    const evaluated = {
+      category: d.output.category,
+      confidence: d.output.confidence,
+      urgency: d.output.urgency,
+      decisionOutcome: d.outcome,
+      channel: ix.channel,
+      direction: ix.direction,
+    };
     const mirror = evaluateMirror(rules, facts);
     const review = evaluateReview(rules, facts);
     const notifications = evaluateNotifications(rules, facts);
-    const decisionOf = (section: string, ruleId: string, outcome: string, reason: string | undefined, extra: Record<string, string[]> = {}): Parameters<JournalClient['append']>[0] => ({
+    const decisionOf = (
+      section: string,
+      ruleId: string,
+      outcome: string,
+      reason: string | undefined,
+      extra: Record<string, string[]> = {},
+    ): Parameters<JournalClient['append']>[0] => ({
       kind: 'rule.decision',
       source: 'pipeline',
       actor: 'rules',
       correlationId: job.correlationId,
       causationId: decision.id,
       idempotencyKey: `rules/${entry.id}/${rules.version}/${section}`,
-      payload: { ruleId, ruleVersion: rules.version, inputEntryId: decision.id, evaluated: { section, ...evaluated, ...extra }, outcome, ...(reason ? { reason } : {}) },
+      payload: {
+        ruleId,
+        ruleVersion: rules.version,
+        inputEntryId: decision.id,
+        evaluated: { section, ...evaluated, ...extra },
+        outcome,
+        ...(reason ? { reason } : {}),
+      },
     });
     // The channels each notification goes out on are part of its decision (the re-drive reads them). A decide
     // run again keeps the channels it recorded, even if the configuration changed since (and a decision recorded
@@ -281,7 +375,19 @@ export class Pipeline {
     // Delivery is a job per (rule, channel): a failing channel retries on its own, without deciding again.
     for (const n of planned) {
       for (const channel of n.channels) {
-        await this.deps.enqueue('notify', { entryId: entry.id, seq: entry.seq, correlationId: job.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq, ruleId: n.ruleId, channel }, notifyJobKey(entry.id, n.ruleId, channel));
+        await this.deps.enqueue(
+          'notify',
+          {
+            entryId: entry.id,
+            seq: entry.seq,
+            correlationId: job.correlationId,
+            decisionEntryId: decision.id,
+            decisionSeq: decision.seq,
+            ruleId: n.ruleId,
+            channel,
+          },
+          notifyJobKey(entry.id, n.ruleId, channel),
+        );
       }
     }
     if (mirror.outcome === 'mirror') await this.deps.enqueue('mirror', job, entry.id);
@@ -293,7 +399,12 @@ export class Pipeline {
    * (`categories`), e.g. billing → financial-7y; none when it gives none or the entry already has that class. The
    * journal keeps the longest promise, so an assignment shorter than the entry's class changes nothing.
    */
-  private retentionRaise(entry: JournalEntry, decision: JournalEntry, category: string, correlationId: string): Parameters<JournalClient['append']>[0][] {
+  private retentionRaise(
+    entry: JournalEntry,
+    decision: JournalEntry,
+    category: string,
+    correlationId: string,
+  ): Parameters<JournalClient['append']>[0][] {
     const policy = this.deps.retention;
     const cls = policy?.classForCategory(category) ?? null;
     if (!policy || cls === null || cls === entry.retentionClass) return [];
@@ -305,7 +416,14 @@ export class Pipeline {
         correlationId,
         causationId: decision.id,
         idempotencyKey: `retention/${entry.id}/${cls}`,
-        payload: { entryId: entry.id, entrySeq: entry.seq, retentionClass: cls, rule: `categories.${category}`, policyVersion: policy.version, decisionEntryId: decision.id },
+        payload: {
+          entryId: entry.id,
+          entrySeq: entry.seq,
+          retentionClass: cls,
+          rule: `categories.${category}`,
+          policyVersion: policy.version,
+          decisionEntryId: decision.id,
+        },
       },
     ];
   }
@@ -315,7 +433,15 @@ export class Pipeline {
    * mirror writes the call's plan, now with its section). The CRM client journals every call.
    */
   async mirror(job: JobData<'mirror'>): Promise<void> {
-    await this.deps.crm.mirror(await this.planFor({ entryId: job.entryId, entrySeq: job.seq, correlationId: job.correlationId, decisionEntryId: job.decisionEntryId, decisionSeq: job.decisionSeq }));
+    await this.deps.crm.mirror(
+      await this.planFor({
+        entryId: job.entryId,
+        entrySeq: job.seq,
+        correlationId: job.correlationId,
+        decisionEntryId: job.decisionEntryId,
+        decisionSeq: job.decisionSeq,
+      }),
+    );
   }
 
   /**
@@ -323,8 +449,20 @@ export class Pipeline {
    * (jobs/crm-batch.ts, which keeps only these ids in Redis) both write. The one place a plan is made. For a call
    * or a transcript it is the plan of the whole call (callPlanFor): its entry ids are the call's anchor's.
    */
-  async planFor(ref: { entryId: string; entrySeq: number; correlationId: string; decisionEntryId: string; decisionSeq: number }): Promise<MirrorPlan> {
-    const job = { entryId: ref.entryId, seq: ref.entrySeq, correlationId: ref.correlationId, decisionEntryId: ref.decisionEntryId, decisionSeq: ref.decisionSeq };
+  async planFor(ref: {
+    entryId: string;
+    entrySeq: number;
+    correlationId: string;
+    decisionEntryId: string;
+    decisionSeq: number;
+  }): Promise<MirrorPlan> {
+    const job = {
+      entryId: ref.entryId,
+      seq: ref.entrySeq,
+      correlationId: ref.correlationId,
+      decisionEntryId: ref.decisionEntryId,
+      decisionSeq: ref.decisionSeq,
+    };
     const entry = await this.interactionEntry(job);
     const decision = await this.decisionEntry(job);
     // A reviewer's newest category override wins over the model's, and an association override over the matching
@@ -351,14 +489,25 @@ export class Pipeline {
     const call = callOf(ix);
     const inputOf = (d: JournalEntry): unknown => (d.payload as { inputEntryId?: unknown } | null)?.inputEntryId;
     const group = chain
-      .filter((e) => e.kind === 'interaction.received' && e.source === entry.source && isInteractionPayload(e.payload) && callOf(e.payload) === call)
+      .filter(
+        (e) =>
+          e.kind === 'interaction.received' && e.source === entry.source && isInteractionPayload(e.payload) && callOf(e.payload) === call,
+      )
       .sort((a, b) => a.seq - b.seq);
     if (!group.some((e) => e.id === entry.id)) group.push(entry);
     const newestDecision = (entryId: string): JournalEntry | null => {
       let newest: JournalEntry | null = null;
       for (const e of chain) {
         const p = e.payload as { inputEntryId?: unknown; outcome?: unknown; output?: unknown } | null;
-        if (e.kind === 'ai.decision' && p?.inputEntryId === entryId && p.outcome !== 'failed' && typeof p.output === 'object' && p.output !== null && (newest === null || e.seq > newest.seq)) newest = e;
+        if (
+          e.kind === 'ai.decision' &&
+          p?.inputEntryId === entryId &&
+          p.outcome !== 'failed' &&
+          typeof p.output === 'object' &&
+          p.output !== null &&
+          (newest === null || e.seq > newest.seq)
+        )
+          newest = e;
       }
       return newest;
     };
@@ -367,7 +516,13 @@ export class Pipeline {
       for (const e of chain) {
         const p = e.payload as { inputEntryId?: unknown; supersedes?: unknown; field?: unknown; evaluated?: { section?: unknown } } | null;
         if (e.kind === 'human.override' && p?.supersedes === d.id && (p.field === 'category' || p.field === 'associations')) return true;
-        if (e.kind === 'rule.decision' && p?.inputEntryId === d.id && p.evaluated?.section === 'mirror' && (rule === null || e.seq > rule.seq)) rule = e;
+        if (
+          e.kind === 'rule.decision' &&
+          p?.inputEntryId === d.id &&
+          p.evaluated?.section === 'mirror' &&
+          (rule === null || e.seq > rule.seq)
+        )
+          rule = e;
       }
       return rule !== null && (rule.payload as { outcome?: unknown }).outcome === 'mirror';
     };
@@ -383,7 +538,8 @@ export class Pipeline {
       } catch (err) {
         // A transcript whose subject was forgotten leaves the call's activity; the call's own anchor cannot.
         if (err instanceof PermanentJobError && i > 0) continue;
-        if (err instanceof PermanentJobError) throw new PermanentJobError(`the call activity of ${entry.id} is anchored on ${e.id}, which cannot be planned: ${err.message}`);
+        if (err instanceof PermanentJobError)
+          throw new PermanentJobError(`the call activity of ${entry.id} is anchored on ${e.id}, which cannot be planned: ${err.message}`);
         throw err;
       }
       const own = e.id === entry.id && inputOf(decision) === entry.id ? decision : newestDecision(e.id);
@@ -420,7 +576,15 @@ export class Pipeline {
     const p = e?.payload as { inputHash?: string; promptHash?: string; outcome?: string; output?: unknown } | undefined;
     // The cache only points into the journal; trust what the journal says, not the pointer. A decision whose
     // subject was forgotten since has no output to reuse (and must not be copied into another person's record).
-    if (!e || e.kind !== 'ai.decision' || p?.inputHash !== inputHash || p.promptHash !== prompt.hash || p.outcome !== 'ok' || p.output === undefined) return null;
+    if (
+      !e ||
+      e.kind !== 'ai.decision' ||
+      p?.inputHash !== inputHash ||
+      p.promptHash !== prompt.hash ||
+      p.outcome !== 'ok' ||
+      p.output === undefined
+    )
+      return null;
     return e;
   }
 
@@ -449,12 +613,19 @@ export class Pipeline {
 /** Whether a journaled interaction payload still says what it is (a dropped or archived one is null). */
 function isInteractionPayload(payload: unknown): payload is Pick<Interaction, 'channel' | 'sourceId' | 'threadId'> {
   const p = payload as { channel?: unknown; sourceId?: unknown; threadId?: unknown } | null;
-  return p !== null && typeof p === 'object' && typeof p.channel === 'string' && typeof p.sourceId === 'string' && (p.threadId === undefined || typeof p.threadId === 'string');
+  return (
+    p !== null &&
+    typeof p === 'object' &&
+    typeof p.channel === 'string' &&
+    typeof p.sourceId === 'string' &&
+    (p.threadId === undefined || typeof p.threadId === 'string')
+  );
 }
 
 function wellFormed(value: unknown): unknown {
   if (typeof value === 'string') return value.toWellFormed();
   if (Array.isArray(value)) return value.map(wellFormed);
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.toWellFormed(), wellFormed(v)]));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.toWellFormed(), wellFormed(v)]));
   return value;
 }

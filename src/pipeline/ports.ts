@@ -117,7 +117,11 @@ export interface BatchCrmClient extends CrmClient {
   /** Matches (journaled as rule.decision) and associates activities already written, any number at once. */
   associateBatch(items: readonly { plan: MirrorPlan; objectId: string }[], batchId: string, gate?: RequestGate): Promise<void>;
   /** The activities of one type that carry these journal entry ids (absent ones are missing from the map). */
-  readMirrored(objectType: MirrorPlan['objectType'], entryIds: readonly string[], properties: readonly string[]): Promise<Map<string, MirroredActivity>>;
+  readMirrored(
+    objectType: MirrorPlan['objectType'],
+    entryIds: readonly string[],
+    properties: readonly string[],
+  ): Promise<Map<string, MirroredActivity>>;
 }
 
 export function isBatchCrm(crm: CrmClient): crm is BatchCrmClient {

@@ -52,11 +52,18 @@ export async function redrive(options: RedriveOptions): Promise<RedriveReport> {
     const state = stateOf(ix, chain);
     const job = { entryId: ix.id, seq: ix.seq, correlationId: ix.correlationId };
     if (state.kind === 'needs-classify') await enqueue('classify', job, ix.id);
-    else if (state.kind === 'needs-decide') await enqueue('decide', { ...job, decisionEntryId: state.decision.id, decisionSeq: state.decision.seq }, ix.id);
-    else if (state.kind === 'needs-mirror') await enqueue('mirror', { ...job, decisionEntryId: state.decision.id, decisionSeq: state.decision.seq }, ix.id);
+    else if (state.kind === 'needs-decide')
+      await enqueue('decide', { ...job, decisionEntryId: state.decision.id, decisionSeq: state.decision.seq }, ix.id);
+    else if (state.kind === 'needs-mirror')
+      await enqueue('mirror', { ...job, decisionEntryId: state.decision.id, decisionSeq: state.decision.seq }, ix.id);
     // Notifications: every (rule, channel) its decision recorded, until sent or refused for good.
     const notify = state.kind === 'needs-classify' || state.kind === 'needs-decide' ? [] : missingNotifications(ix, chain);
-    for (const n of notify) await enqueue('notify', { ...job, decisionEntryId: n.decision.id, decisionSeq: n.decision.seq, ruleId: n.ruleId, channel: n.channel }, notifyJobKey(ix.id, n.ruleId, n.channel));
+    for (const n of notify)
+      await enqueue(
+        'notify',
+        { ...job, decisionEntryId: n.decision.id, decisionSeq: n.decision.seq, ruleId: n.ruleId, channel: n.channel },
+        notifyJobKey(ix.id, n.ruleId, n.channel),
+      );
     if (state.kind === 'finished' && notify.length === 0) {
       if (contiguous) watermark = ix.seq + 1;
     } else {
@@ -76,7 +83,10 @@ type Channel = JobData<'notify'>['channel'];
 const CHANNELS: readonly string[] = JOBS.notify.schema.shape.channel.options;
 
 /** The notify jobs an interaction's notification decisions recorded (evaluated.channels) that have no outcome yet. */
-function missingNotifications(ix: JournalEntry, chain: readonly JournalEntry[]): { ruleId: string; channel: Channel; decision: JournalEntry }[] {
+function missingNotifications(
+  ix: JournalEntry,
+  chain: readonly JournalEntry[],
+): { ruleId: string; channel: Channel; decision: JournalEntry }[] {
   const out: { ruleId: string; channel: Channel; decision: JournalEntry }[] = [];
   const decision = chain.find((e) => e.kind === 'ai.decision' && p(e).inputEntryId === ix.id && p(e).outcome !== 'failed');
   if (!decision) return out;
@@ -90,7 +100,10 @@ function missingNotifications(ix: JournalEntry, chain: readonly JournalEntry[]):
       const jobId = jobIdFor('notify', notifyJobKey(ix.id, ruleId, channel));
       const done = chain.some(
         (e) =>
-          (e.causationId === ix.id && p(e).ruleId === ruleId && p(e).channel === channel && (e.kind === 'notification.sent' || (e.kind === 'notification.failed' && p(e).retryable === false))) ||
+          (e.causationId === ix.id &&
+            p(e).ruleId === ruleId &&
+            p(e).channel === channel &&
+            (e.kind === 'notification.sent' || (e.kind === 'notification.failed' && p(e).retryable === false))) ||
           (e.kind === 'job.failed' && p(e).queue === 'notify' && p(e).jobId === jobId),
       );
       if (!done) out.push({ ruleId, channel: channel as Channel, decision });
@@ -104,17 +117,23 @@ function stateOf(ix: JournalEntry, chain: readonly JournalEntry[]): State {
   if (chain.some((e) => e.kind === 'job.failed' && p(e).entryId === ix.id && p(e).queue !== 'notify')) return { kind: 'finished' };
   const decision = chain.find((e) => e.kind === 'ai.decision' && p(e).inputEntryId === ix.id && p(e).outcome !== 'failed');
   if (!decision) return { kind: 'needs-classify' };
-  const mirror = chain.find((e) => e.kind === 'rule.decision' && p(e).inputEntryId === decision.id && (p(e).evaluated as { section?: string }).section === 'mirror');
+  const mirror = chain.find(
+    (e) => e.kind === 'rule.decision' && p(e).inputEntryId === decision.id && (p(e).evaluated as { section?: string }).section === 'mirror',
+  );
   if (!mirror) return { kind: 'needs-decide', decision };
   if (p(mirror).outcome !== 'mirror') return { kind: 'finished' };
   // Its writes: those its decision caused, and those of the call activity that holds it (a transcript's section).
-  const holds = (e: JournalEntry): boolean => Array.isArray(p(e).members) && (p(e).members as { entryId?: unknown }[]).some((m) => m.entryId === ix.id);
-  const writes = chain.filter((e) => (e.kind === 'crm.write' || e.kind === 'crm.write_failed') && (e.causationId === decision.id || holds(e)));
+  const holds = (e: JournalEntry): boolean =>
+    Array.isArray(p(e).members) && (p(e).members as { entryId?: unknown }[]).some((m) => m.entryId === ix.id);
+  const writes = chain.filter(
+    (e) => (e.kind === 'crm.write' || e.kind === 'crm.write_failed') && (e.causationId === decision.id || holds(e)),
+  );
   const activities = new Set([ix.id, ...writes.map((e) => p(e).entryId)]);
   // Finished: written in dry-run, refused for good, or (HubSpot) written and matched for its associations, which
   // follow the upsert in a later batch: an activity whose associations were lost with Redis is mirrored again.
   const finished =
     writes.some((e) => p(e).dryRun === true || (e.kind === 'crm.write_failed' && p(e).retryable === false)) ||
-    (writes.length > 0 && chain.some((e) => e.kind === 'rule.decision' && p(e).ruleId === 'crm-match' && activities.has(p(e).inputEntryId)));
+    (writes.length > 0 &&
+      chain.some((e) => e.kind === 'rule.decision' && p(e).ruleId === 'crm-match' && activities.has(p(e).inputEntryId)));
   return finished ? { kind: 'finished' } : { kind: 'needs-mirror', decision };
 }

@@ -70,7 +70,8 @@ export function loadRuleset(path: string): Ruleset {
     throw new RulesetError(`cannot read rules from ${path}: ${(err as Error).message}`, { cause: err });
   }
   const parsed = RulesetSchema.safeParse(raw);
-  if (!parsed.success) throw new RulesetError(`invalid rules in ${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new RulesetError(`invalid rules in ${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const ids = new Set<string>();
   for (const r of [...parsed.data.exclusions, ...parsed.data.mirror, ...parsed.data.review, ...parsed.data.notifications]) {
     if (ids.has(r.id)) throw new RulesetError(`invalid rules in ${path}: rule id ${r.id} is used twice`);
@@ -78,11 +79,16 @@ export function loadRuleset(path: string): Ruleset {
   }
   const last = (list: { id: string; when: Condition }[], section: string): void => {
     const final = list[list.length - 1];
-    if (!final || Object.keys(final.when).length !== 0) throw new RulesetError(`invalid rules in ${path}: the last ${section} rule must have an empty "when" so every interaction gets an outcome`);
+    if (!final || Object.keys(final.when).length !== 0)
+      throw new RulesetError(
+        `invalid rules in ${path}: the last ${section} rule must have an empty "when" so every interaction gets an outcome`,
+      );
   };
   for (const n of parsed.data.notifications) {
     if (!Object.prototype.hasOwnProperty.call(parsed.data.recipients, n.notify)) {
-      throw new RulesetError(`invalid rules in ${path}: notification rule ${n.id} notifies "${n.notify}", which is not a group in "recipients" (known: ${Object.keys(parsed.data.recipients).join(', ') || 'none'})`);
+      throw new RulesetError(
+        `invalid rules in ${path}: notification rule ${n.id} notifies "${n.notify}", which is not a group in "recipients" (known: ${Object.keys(parsed.data.recipients).join(', ') || 'none'})`,
+      );
     }
   }
   last(parsed.data.mirror, 'mirror');
@@ -112,7 +118,8 @@ function matches(when: Condition, facts: Facts, own: readonly string[]): boolean
     if (all !== when.allParticipantsInOwnDomains) return false;
   }
   if (when.anyParticipantDomainIn && !domains.some((d) => d !== null && when.anyParticipantDomainIn?.includes(d))) return false;
-  if (when.anyParticipantAddressIn && !ix.participants.some((p) => when.anyParticipantAddressIn?.includes(p.address.toLowerCase()))) return false;
+  if (when.anyParticipantAddressIn && !ix.participants.some((p) => when.anyParticipantAddressIn?.includes(p.address.toLowerCase())))
+    return false;
   const c = facts.classification;
   if (when.categoryIn && !(c && when.categoryIn.includes(c.category))) return false;
   if (when.urgencyIn && !(c && when.urgencyIn.includes(c.urgency))) return false;

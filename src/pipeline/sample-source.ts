@@ -10,7 +10,11 @@ import { PROJECT_ROOT } from '../config/project-root.ts';
 
 export const DEFAULT_SAMPLES_PATH = resolve(PROJECT_ROOT, 'samples/demo-interactions.json');
 
-const SampleFileSchema = z.object({ version: z.literal(1), ownDomains: z.array(z.string()), interactions: z.array(InteractionSchema).min(1) });
+const SampleFileSchema = z.object({
+  version: z.literal(1),
+  ownDomains: z.array(z.string()),
+  interactions: z.array(InteractionSchema).min(1),
+});
 
 export class SampleSource implements ActivitySource {
   readonly name = 'samples';

@@ -73,10 +73,15 @@ export class EncryptedStore<T extends Record<string, unknown>> {
   /** A file of the previous format (own key file): decrypted once, then re-sealed under the master key. */
   private readLegacy(blob: Buffer): T {
     const keyFile = this.legacyKeyDir ? join(this.legacyKeyDir, LEGACY_KEY_FILE) : null;
-    if (keyFile === null || !existsSync(keyFile)) throw new StateStoreError(`${this.path} was written by an older version under ${LEGACY_KEY_FILE}, which is not there`);
+    if (keyFile === null || !existsSync(keyFile))
+      throw new StateStoreError(`${this.path} was written by an older version under ${LEGACY_KEY_FILE}, which is not there`);
     const key = loadOrCreateSecret(dirname(keyFile), LEGACY_KEY_FILE);
-    const plain = blob.length >= 32 ? aesGcmDecrypt(key, blob.subarray(4, 16), blob.subarray(32), blob.subarray(16, 32), Buffer.alloc(0)) : null;
-    if (plain === null) throw new StateStoreError(`${this.path} cannot be decrypted: it was altered, or the key in its key file is not the one it was written with`);
+    const plain =
+      blob.length >= 32 ? aesGcmDecrypt(key, blob.subarray(4, 16), blob.subarray(32), blob.subarray(16, 32), Buffer.alloc(0)) : null;
+    if (plain === null)
+      throw new StateStoreError(
+        `${this.path} cannot be decrypted: it was altered, or the key in its key file is not the one it was written with`,
+      );
     const doc = JSON.parse(plain.toString('utf8')) as T;
     this.persist(doc);
     return doc;

@@ -3,7 +3,15 @@
  * no client framework. Every value is escaped; the data comes from the same AuditService functions as the API.
  */
 import { createHash } from 'node:crypto';
-import type { TimelinePage, TimelineRow, TraceStep, TraceView, IntegrityView, ConnectorsView, ProofStatus } from '../audit/audit-service.ts';
+import type {
+  TimelinePage,
+  TimelineRow,
+  TraceStep,
+  TraceView,
+  IntegrityView,
+  ConnectorsView,
+  ProofStatus,
+} from '../audit/audit-service.ts';
 import type { Role } from '../audit/users.ts';
 import { CATEGORIES } from '../pipeline/classification.ts';
 import type { VerifyRun } from '../audit/verify-runner.ts';
@@ -105,7 +113,8 @@ export function loginPage(csrf: string, next: string, error: string | null): str
 }
 
 function proofBadge(p: ProofStatus): string {
-  if (p.status === 'ok') return '<span class="badge ok" title="the inclusion proof against the newest signed checkpoint checks out">proof ok</span>';
+  if (p.status === 'ok')
+    return '<span class="badge ok" title="the inclusion proof against the newest signed checkpoint checks out">proof ok</span>';
   if (p.status === 'pending') return `<span class="badge pending" title="${esc(p.reason)}">not yet checkpointed</span>`;
   return `<span class="badge failed" title="${esc(p.reason)}">proof FAILED: ${esc(p.reason)}</span>`;
 }
@@ -134,7 +143,9 @@ function rowsTable(rows: readonly TimelineRow[], caption: string, actions: (r: T
   return `<table><caption>${esc(caption)}</caption><thead><tr><th scope="col">seq</th><th scope="col">occurred</th><th scope="col">source</th><th scope="col">kind</th><th scope="col">subject</th><th scope="col">category</th><th scope="col">confidence</th><th scope="col">review</th><th scope="col">trace</th>${rows.some((r) => actions(r) !== '') ? '<th scope="col">decide</th>' : ''}</tr></thead><tbody>
 ${rows
   .map(
-    (r) => `<tr><td>${r.seq}</td><td>${esc(r.occurredAt.replace('T', ' ').slice(0, 16))}</td><td>${esc(r.source)}</td><td>${esc(r.channel)} ${esc(r.direction)}</td>
+    (
+      r,
+    ) => `<tr><td>${r.seq}</td><td>${esc(r.occurredAt.replace('T', ' ').slice(0, 16))}</td><td>${esc(r.source)}</td><td>${esc(r.channel)} ${esc(r.direction)}</td>
 <td>${esc(r.subject ?? r.sourceId ?? '')}${r.summary ? `<div class="muted">${esc(r.summary)}</div>` : ''}</td>
 <td>${esc(r.category ?? '—')}${r.category !== r.modelCategory && r.modelCategory ? ` <span class="badge" title="the model said ${esc(r.modelCategory)}">overridden</span>` : ''}</td>
 <td>${r.confidence === null ? '—' : r.confidence.toFixed(2)}</td><td>${r.reviewState === 'none' ? '' : `<span class="badge ${r.reviewState === 'pending' ? 'pending' : 'ok'}">${esc(r.reviewState)}</span>`}</td>
@@ -150,14 +161,25 @@ function matchesLine(page: TimelinePage, noun: string): string {
   return `<p class="muted" id="matches">${n} ${noun}${page.matches.count === 1 && !page.matches.capped ? '' : 's'} match</p>`;
 }
 
-export function timelinePage(user: PageUser, f: TimelineFilters, page: TimelinePage, sources: readonly string[], error: string | null): string {
+export function timelinePage(
+  user: PageUser,
+  f: TimelineFilters,
+  page: TimelinePage,
+  sources: readonly string[],
+  error: string | null,
+): string {
   const filters = `<form class="filters" method="get" action="/audit/timeline" role="search" aria-label="Filter the timeline">
 ${select('source', 'Source', sources, f.source)}${select('channel', 'Kind', ['email', 'call', 'form'], f.channel)}${select('category', 'Category', CATEGORIES, f.category)}
 <label>Contact (email or phone) <input name="contact" value="${esc(f.contact ?? '')}" autocomplete="off"></label>
 <label>From <input type="date" name="from" value="${esc(f.from ?? '')}"></label><label>Until <input type="date" name="until" value="${esc(f.until ?? '')}"></label>
 <button type="submit">Filter</button> <a href="/audit/timeline">Clear</a></form>`;
   const more = page.next !== null ? `<p><a href="/audit/timeline?${qs({ ...f, before: page.next })}" rel="next">Older →</a></p>` : '';
-  return layout('Timeline', user, '/audit/timeline', `${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}${filters}${matchesLine(page, 'interaction')}${rowsTable(page.rows, 'Interactions, newest first')}${more}`);
+  return layout(
+    'Timeline',
+    user,
+    '/audit/timeline',
+    `${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}${filters}${matchesLine(page, 'interaction')}${rowsTable(page.rows, 'Interactions, newest first')}${more}`,
+  );
 }
 
 function overrideForm(user: PageUser, decisionId: string, current: string | null, compact: boolean): string {
@@ -218,7 +240,11 @@ function facts(step: TraceStep): string {
         add('also holds', (f.holds as string[]).join(', '));
       }
       const objects = f.objects as { id: string; link: string | null }[];
-      if (objects.length > 0) rows.push(['objects', objects.map((o) => (o.link ? `<a href="${esc(o.link)}" rel="noreferrer">${esc(o.id)}</a>` : esc(o.id))).join(', ')]);
+      if (objects.length > 0)
+        rows.push([
+          'objects',
+          objects.map((o) => (o.link ? `<a href="${esc(o.link)}" rel="noreferrer">${esc(o.id)}</a>` : esc(o.id))).join(', '),
+        ]);
       add('error', f.error);
       break;
     }
@@ -234,7 +260,14 @@ function facts(step: TraceStep): string {
   return `<dl>${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
 }
 
-const STEP_TITLES: Record<TraceStep['step'], string> = { received: 'Received', 'ai-decision': 'AI decision', 'rule-decision': 'Rule decision', 'crm-write': 'CRM write', override: 'Human override', other: 'Entry' };
+const STEP_TITLES: Record<TraceStep['step'], string> = {
+  received: 'Received',
+  'ai-decision': 'AI decision',
+  'rule-decision': 'Rule decision',
+  'crm-write': 'CRM write',
+  override: 'Human override',
+  other: 'Entry',
+};
 
 /** /audit/trace without a correlation: what it needs, and a field to give it. */
 export function traceFinderPage(user: PageUser): string {
@@ -246,15 +279,26 @@ export function traceFinderPage(user: PageUser): string {
 
 /** The page for an /audit address that does not exist (signed in or not: it names no data). */
 export function notFoundPage(path: string): string {
-  return layout('Not found', null, '', `<p class="error" role="alert">There is no page at <code>${esc(path.slice(0, 200))}</code>.</p><p>The audit UI's pages: <a href="/audit/timeline">timeline</a>, <a href="/audit/review">review queue</a>, <a href="/audit/connectors">connectors</a>, <a href="/audit/integrity">integrity</a>, <a href="/audit/export">export</a>.</p>`);
+  return layout(
+    'Not found',
+    null,
+    '',
+    `<p class="error" role="alert">There is no page at <code>${esc(path.slice(0, 200))}</code>.</p><p>The audit UI's pages: <a href="/audit/timeline">timeline</a>, <a href="/audit/review">review queue</a>, <a href="/audit/connectors">connectors</a>, <a href="/audit/integrity">integrity</a>, <a href="/audit/export">export</a>.</p>`,
+  );
 }
 
 export function tracePage(user: PageUser, view: TraceView, canOverride: boolean, notice: string | null, error: string | null): string {
   const decision = view.interaction?.decisionId ?? null;
   const steps = view.steps
-    .map((s) => `<li class="${s.step}" id="seq-${s.seq}"><strong>${STEP_TITLES[s.step]}</strong> · seq ${s.seq} · ${esc(s.kind)} · ${esc(s.recordedAt)} · by ${esc(s.actor)} ${proofBadge(s.proof)}${facts(s)}</li>`)
+    .map(
+      (s) =>
+        `<li class="${s.step}" id="seq-${s.seq}"><strong>${STEP_TITLES[s.step]}</strong> · seq ${s.seq} · ${esc(s.kind)} · ${esc(s.recordedAt)} · by ${esc(s.actor)} ${proofBadge(s.proof)}${facts(s)}</li>`,
+    )
     .join('\n');
-  const form = decision && canOverride ? `<fieldset><legend>Approve or override the decision</legend>${overrideForm(user, decision, view.interaction?.category ?? null, false)}</fieldset>` : '';
+  const form =
+    decision && canOverride
+      ? `<fieldset><legend>Approve or override the decision</legend>${overrideForm(user, decision, view.interaction?.category ?? null, false)}</fieldset>`
+      : '';
   const body = `${notice ? `<p class="notice" role="status">${esc(notice)}</p>` : ''}${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
 <p class="muted">Correlation <code>${esc(view.correlationId)}</code>; proofs against the newest signed checkpoint (${view.checkpointSize === null ? 'none yet' : `${view.checkpointSize} entries`}).
 ${view.interaction ? ` Category in force: <strong>${esc(view.interaction.category ?? '—')}</strong>.` : ''}</p>
@@ -264,11 +308,15 @@ ${view.steps.length === 0 ? '<p>No entries under this correlation.</p>' : `<ol c
 
 export function integrityPage(user: PageUser, view: IntegrityView, canVerify: boolean, run: VerifyRun | null): string {
   const cp = view.checkpoint;
-  const anchors = view.anchors.length === 0
-    ? '<p>No anchor has confirmed a checkpoint yet.</p>'
-    : `<table><caption>Anchors (newest attempt each)</caption><thead><tr><th scope="col">anchor</th><th scope="col">status</th><th scope="col">checkpoint size</th><th scope="col">lag (entries)</th><th scope="col">when</th></tr></thead><tbody>${view.anchors
-        .map((a) => `<tr><td>${esc(a.anchor)}</td><td><span class="badge ${a.ok ? 'ok' : 'failed'}">${a.ok ? 'ok' : 'failing'}</span>${a.error ? ` ${esc(a.error)}` : ''}</td><td>${a.treeSize}</td><td>${a.lag}</td><td>${esc(a.at)}</td></tr>`)
-        .join('')}</tbody></table>`;
+  const anchors =
+    view.anchors.length === 0
+      ? '<p>No anchor has confirmed a checkpoint yet.</p>'
+      : `<table><caption>Anchors (newest attempt each)</caption><thead><tr><th scope="col">anchor</th><th scope="col">status</th><th scope="col">checkpoint size</th><th scope="col">lag (entries)</th><th scope="col">when</th></tr></thead><tbody>${view.anchors
+          .map(
+            (a) =>
+              `<tr><td>${esc(a.anchor)}</td><td><span class="badge ${a.ok ? 'ok' : 'failed'}">${a.ok ? 'ok' : 'failing'}</span>${a.error ? ` ${esc(a.error)}` : ''}</td><td>${a.treeSize}</td><td>${a.lag}</td><td>${esc(a.at)}</td></tr>`,
+          )
+          .join('')}</tbody></table>`;
   const verify = canVerify
     ? `<fieldset><legend>Verify the whole journal now</legend><p class="muted">Recomputes every hash, the chain and the Merkle root, and checks every checkpoint and anchor (as <code>activity-journal verify</code>).</p>
 <form id="verify" method="post" action="/audit/integrity/verify"><input type="hidden" name="_csrf" value="${esc(user.csrf)}"><button type="submit">Verify now</button></form>
@@ -293,13 +341,22 @@ export function connectorsPage(user: PageUser, view: ConnectorsView): string {
     : view.inboxes.length === 0
       ? '<p>No inbox connected (<code>activity-journal connect gmail</code>).</p>'
       : `<table><caption>Inboxes</caption><thead><tr><th scope="col">inbox</th><th scope="col">status</th><th scope="col">last sync</th><th scope="col">cursor</th><th scope="col">connected</th></tr></thead><tbody>${view.inboxes
-          .map((i) => `<tr><td>${esc(i.connector)} ${esc(i.account)}</td><td><span class="badge ${i.status === 'ok' ? 'ok' : 'failed'}">${i.status === 'ok' ? 'ok' : 'needs consent'}</span></td><td>${esc(i.lastSyncAt ?? 'never')}</td><td>${esc(i.cursor ?? '—')}</td><td>${esc(i.connectedAt ?? '')}</td></tr>`)
-          .join('')}</tbody></table><p class="muted">Coverage against the mailbox itself: <code>activity-journal reconcile gmail MAILBOX --report-only</code>.</p>`;
-  const sources = view.sources.length === 0
-    ? '<p>No interaction journaled yet.</p>'
-    : `<table><caption>Sources in the journal</caption><thead><tr><th scope="col">source</th><th scope="col">interactions</th><th scope="col">newest occurred</th><th scope="col">newest received</th></tr></thead><tbody>${view.sources
-        .map((s) => `<tr><td>${esc(s.source)}</td><td>${s.interactions}</td><td>${esc(s.lastOccurredAt ?? '')}</td><td>${esc(s.lastRecordedAt ?? '')}</td></tr>`)
-        .join('')}</tbody></table>`;
+          .map(
+            (i) =>
+              `<tr><td>${esc(i.connector)} ${esc(i.account)}</td><td><span class="badge ${i.status === 'ok' ? 'ok' : 'failed'}">${i.status === 'ok' ? 'ok' : 'needs consent'}</span></td><td>${esc(i.lastSyncAt ?? 'never')}</td><td>${esc(i.cursor ?? '—')}</td><td>${esc(i.connectedAt ?? '')}</td></tr>`,
+          )
+          .join(
+            '',
+          )}</tbody></table><p class="muted">Coverage against the mailbox itself: <code>activity-journal reconcile gmail MAILBOX --report-only</code>.</p>`;
+  const sources =
+    view.sources.length === 0
+      ? '<p>No interaction journaled yet.</p>'
+      : `<table><caption>Sources in the journal</caption><thead><tr><th scope="col">source</th><th scope="col">interactions</th><th scope="col">newest occurred</th><th scope="col">newest received</th></tr></thead><tbody>${view.sources
+          .map(
+            (s) =>
+              `<tr><td>${esc(s.source)}</td><td>${s.interactions}</td><td>${esc(s.lastOccurredAt ?? '')}</td><td>${esc(s.lastRecordedAt ?? '')}</td></tr>`,
+          )
+          .join('')}</tbody></table>`;
   const hooks = `<p>Webhook sources with a configured secret: ${view.webhooks.length === 0 ? 'none' : view.webhooks.map((w) => `<code>/webhooks/${esc(w)}</code>`).join(', ')}.</p>`;
   return layout('Connectors', user, '/audit/connectors', `${inboxes}${hooks}${sources}`);
 }

@@ -19,7 +19,19 @@ import { silentLogger } from '../config/logger.ts';
 import { CATEGORIES } from '../pipeline/classification.ts';
 import { OverrideError } from '../pipeline/errors/override.error.ts';
 import { ExportError, type ExportScope } from '../audit/export.ts';
-import { CONTENT_SECURITY_POLICY, connectorsPage, exportPage, integrityPage, layout, loginPage, reviewPage, timelinePage, traceFinderPage, tracePage, type PageUser } from './audit-pages.ts';
+import {
+  CONTENT_SECURITY_POLICY,
+  connectorsPage,
+  exportPage,
+  integrityPage,
+  layout,
+  loginPage,
+  reviewPage,
+  timelinePage,
+  traceFinderPage,
+  tracePage,
+  type PageUser,
+} from './audit-pages.ts';
 import { openApiDocument } from './openapi.ts';
 import { QueueUnavailableError } from '../pipeline/errors/queue-unavailable.error.ts';
 
@@ -134,7 +146,9 @@ const ExportBodySchema = z.union([
 
 /** Drops empty strings (an unfilled form field) so that they mean "no filter". */
 function present(q: unknown): Record<string, string> {
-  return Object.fromEntries(Object.entries((q ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string' && v !== '')) as Record<string, string>;
+  return Object.fromEntries(
+    Object.entries((q ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string' && v !== ''),
+  ) as Record<string, string>;
 }
 
 function zodMessage(err: z.ZodError): string {
@@ -155,13 +169,42 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
 
     audit.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
       const api = req.url.startsWith('/api/');
-      const status = err instanceof HttpError ? err.status : err instanceof OverrideError ? (err.code === 'NOT_FOUND' ? 404 : err.code === 'UNCHANGED' ? 409 : 400) : err instanceof ExportError ? 409 : err instanceof RangeError ? 400 : (err.statusCode ?? 500);
-      if (status >= 500 && !(err instanceof QueueUnavailableError)) log.error({ url: req.routeOptions.url, err: err.message }, 'audit request failed');
+      const status =
+        err instanceof HttpError
+          ? err.status
+          : err instanceof OverrideError
+            ? err.code === 'NOT_FOUND'
+              ? 404
+              : err.code === 'UNCHANGED'
+                ? 409
+                : 400
+            : err instanceof ExportError
+              ? 409
+              : err instanceof RangeError
+                ? 400
+                : (err.statusCode ?? 500);
+      if (status >= 500 && !(err instanceof QueueUnavailableError))
+        log.error({ url: req.routeOptions.url, err: err.message }, 'audit request failed');
       // The queue being down is said as such (the UI's users are staff): what they did may need doing again.
-      const message = err instanceof QueueUnavailableError ? `the work queue is unavailable (${err.message}); what was recorded stays recorded, try the action again shortly` : status >= 500 ? 'internal error; see the server log' : err.message;
+      const message =
+        err instanceof QueueUnavailableError
+          ? `the work queue is unavailable (${err.message}); what was recorded stays recorded, try the action again shortly`
+          : status >= 500
+            ? 'internal error; see the server log'
+            : err.message;
       if (err instanceof QueueUnavailableError) void reply.header('retry-after', '5');
       if (api) return reply.code(status).send({ error: message });
-      return reply.code(status).type('text/html; charset=utf-8').send(layout(status === 403 ? 'Not allowed' : 'Something went wrong', null, '', `<p class="error" role="alert">${message.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)}</p><p><a href="/audit/timeline">Back to the timeline</a></p>`));
+      return reply
+        .code(status)
+        .type('text/html; charset=utf-8')
+        .send(
+          layout(
+            status === 403 ? 'Not allowed' : 'Something went wrong',
+            null,
+            '',
+            `<p class="error" role="alert">${message.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)}</p><p><a href="/audit/timeline">Back to the timeline</a></p>`,
+          ),
+        );
     });
 
     audit.addHook('onSend', async (_req, reply, payload) => {
@@ -173,7 +216,9 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       return payload;
     });
 
-    const secure = (req: FastifyRequest): boolean => options.secureCookies === 'always' || (options.secureCookies === 'auto' && (req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https'));
+    const secure = (req: FastifyRequest): boolean =>
+      options.secureCookies === 'always' ||
+      (options.secureCookies === 'auto' && (req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https'));
     const cookie = (req: FastifyRequest, name: string, value: string, maxAgeS: number): string =>
       `${name}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${secure(req) ? '; Secure' : ''}`;
 
@@ -199,19 +244,32 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       return p;
     };
 
-    const pageUser = (p: Principal): PageUser => ({ id: p.user.id, role: p.user.role, csrf: p.session ? sessions.csrfFor(p.session.sid) : '' });
+    const pageUser = (p: Principal): PageUser => ({
+      id: p.user.id,
+      role: p.user.role,
+      csrf: p.session ? sessions.csrfFor(p.session.sid) : '',
+    });
 
     /** A page: redirects to the sign-in form when there is no session. */
-    const page = (handler: (req: FastifyRequest, p: Principal) => string) => (req: FastifyRequest, reply: FastifyReply): FastifyReply => {
-      const p = principal(req);
-      if (!p) return reply.redirect(`/audit/login?next=${encodeURIComponent(req.url)}`, 303);
-      if (!allowed(p.user.role, 'read')) throw new HttpError(403, 'not allowed');
-      return reply.type('text/html; charset=utf-8').send(handler(req, p));
-    };
+    const page =
+      (handler: (req: FastifyRequest, p: Principal) => string) =>
+      (req: FastifyRequest, reply: FastifyReply): FastifyReply => {
+        const p = principal(req);
+        if (!p) return reply.redirect(`/audit/login?next=${encodeURIComponent(req.url)}`, 303);
+        if (!allowed(p.user.role, 'read')) throw new HttpError(403, 'not allowed');
+        return reply.type('text/html; charset=utf-8').send(handler(req, p));
+      };
 
     const journalLogin = async (payload: Record<string, unknown>, actor: string): Promise<void> => {
       try {
-        await options.journal.append({ kind: 'audit.login', source: 'audit-ui', actor, correlationId: 'audit/logins', idempotencyKey: `login/${randomUUID()}`, payload });
+        await options.journal.append({
+          kind: 'audit.login',
+          source: 'audit-ui',
+          actor,
+          correlationId: 'audit/logins',
+          idempotencyKey: `login/${randomUUID()}`,
+          payload,
+        });
       } catch (err) {
         log.error({ err: (err as Error).message }, 'could not journal a sign-in');
         throw new HttpError(503, 'the journal is not reachable; sign-ins are journaled, so none can happen now');
@@ -224,40 +282,57 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     audit.get('/audit/login', (req, reply) => {
       const nonce = randomBytes(16).toString('base64url');
       const next = str((req.query as Record<string, unknown>).next) ?? '/audit/timeline';
-      return reply.header('set-cookie', cookie(req, LOGIN_COOKIE, nonce, 1800)).type('text/html; charset=utf-8').send(loginPage(sessions.csrfFor(`login/${nonce}`), next, null));
+      return reply
+        .header('set-cookie', cookie(req, LOGIN_COOKIE, nonce, 1800))
+        .type('text/html; charset=utf-8')
+        .send(loginPage(sessions.csrfFor(`login/${nonce}`), next, null));
     });
     audit.post('/audit/login', async (req, reply) => {
       const f = body(req);
       const nonce = cookies(req)[LOGIN_COOKIE];
-      if (!nonce || !sessions.checkCsrf(`login/${nonce}`, f._csrf)) throw new HttpError(403, 'the sign-in form expired or its CSRF token is wrong; reload it and try again');
+      if (!nonce || !sessions.checkCsrf(`login/${nonce}`, f._csrf))
+        throw new HttpError(403, 'the sign-in form expired or its CSRF token is wrong; reload it and try again');
       const username = (str(f.username) ?? '').toLowerCase();
       const password = typeof f.password === 'string' ? f.password : '';
       const next = str(f.next);
       const safeNext = next && next.startsWith('/audit/') && !next.startsWith('//') ? next : '/audit/timeline';
       const retry = (message: string, status: number): FastifyReply => {
         const fresh = randomBytes(16).toString('base64url');
-        return reply.code(status).header('set-cookie', cookie(req, LOGIN_COOKIE, fresh, 1800)).type('text/html; charset=utf-8').send(loginPage(sessions.csrfFor(`login/${fresh}`), safeNext, message));
+        return reply
+          .code(status)
+          .header('set-cookie', cookie(req, LOGIN_COOKIE, fresh, 1800))
+          .type('text/html; charset=utf-8')
+          .send(loginPage(sessions.csrfFor(`login/${fresh}`), safeNext, message));
       };
       // One path for every name, so that neither the answer nor its time says whether the name exists: the
       // lockout counts the typed name (and the client address), and the password check always runs scrypt.
       const address = req.ip;
       const user = users.get(username);
       if (throttle.locked(username, address)) {
-        await journalLogin(user ? { outcome: 'failure', userId: user.id, reason: 'locked-out' } : { outcome: 'failure', reason: 'locked-out' }, user ? `user:${user.id}` : 'anonymous');
+        await journalLogin(
+          user ? { outcome: 'failure', userId: user.id, reason: 'locked-out' } : { outcome: 'failure', reason: 'locked-out' },
+          user ? `user:${user.id}` : 'anonymous',
+        );
         return retry('Too many failed attempts; try again in 15 minutes.', 429);
       }
       const matches = await checkPassword(password, user?.passwordHash ?? (await dummyHash));
       if (!user?.passwordHash || !matches) {
         throttle.fail(username, address);
         // An unknown name is not journaled as typed: it may be someone's address or a mistyped password.
-        await journalLogin(user ? { outcome: 'failure', userId: user.id, reason: 'wrong-password' } : { outcome: 'failure', reason: 'unknown-user' }, user ? `user:${user.id}` : 'anonymous');
+        await journalLogin(
+          user ? { outcome: 'failure', userId: user.id, reason: 'wrong-password' } : { outcome: 'failure', reason: 'unknown-user' },
+          user ? `user:${user.id}` : 'anonymous',
+        );
         return retry('Wrong user name or password.', 401);
       }
       throttle.succeed(username);
       await journalLogin({ outcome: 'success', userId: user.id, role: user.role, reason: 'signed-in' }, `user:${user.id}`);
       const { token } = sessions.issue(user.id);
       return reply
-        .header('set-cookie', [cookie(req, SESSION_COOKIE, token, Math.floor(options.sessionTtlMs / 1000)), cookie(req, LOGIN_COOKIE, '', 0)])
+        .header('set-cookie', [
+          cookie(req, SESSION_COOKIE, token, Math.floor(options.sessionTtlMs / 1000)),
+          cookie(req, LOGIN_COOKIE, '', 0),
+        ])
         .redirect(safeNext, 303);
     });
     audit.post('/audit/logout', (req, reply) => {
@@ -272,12 +347,14 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       page((req, p) => {
         const parsed = TimelineQuerySchema.safeParse(present(req.query));
         const sources = service.connectors().sources.map((s) => s.source);
-        if (!parsed.success) return timelinePage(pageUser(p), {}, { rows: [], next: null, matches: null }, sources, zodMessage(parsed.error));
+        if (!parsed.success)
+          return timelinePage(pageUser(p), {}, { rows: [], next: null, matches: null }, sources, zodMessage(parsed.error));
         const { before, limit, ...filters } = parsed.data;
         try {
           return timelinePage(pageUser(p), filters, service.timeline({ ...filters, before, limit: limit ?? 50 }), sources, null);
         } catch (err) {
-          if (err instanceof RangeError) return timelinePage(pageUser(p), filters, { rows: [], next: null, matches: null }, sources, err.message);
+          if (err instanceof RangeError)
+            return timelinePage(pageUser(p), filters, { rows: [], next: null, matches: null }, sources, err.message);
           throw err;
         }
       }),
@@ -287,7 +364,12 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       page((req, p) => {
         const q = req.query as Record<string, unknown>;
         const before = Number(q.before);
-        return reviewPage(pageUser(p), service.reviewQueue({ before: Number.isSafeInteger(before) ? before : undefined, limit: 50 }), allowed(p.user.role, 'override'), str(q.notice) ?? null);
+        return reviewPage(
+          pageUser(p),
+          service.reviewQueue({ before: Number.isSafeInteger(before) ? before : undefined, limit: 50 }),
+          allowed(p.user.role, 'override'),
+          str(q.notice) ?? null,
+        );
       }),
     );
     audit.get(
@@ -303,13 +385,25 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       const f = body(req);
       const p = require(req, 'override', f);
       const id = (req.params as { id: string }).id;
-      const parsed = OverrideBodySchema.safeParse({ action: f.action, reason: f.reason, ...(f.action === 'override' ? { category: f.category } : {}) });
+      const parsed = OverrideBodySchema.safeParse({
+        action: f.action,
+        reason: f.reason,
+        ...(f.action === 'override' ? { category: f.category } : {}),
+      });
       const row = service.decision(id);
-      const back = (params: Record<string, string>): string => (row ? `/audit/trace?${new URLSearchParams({ correlationId: row.correlationId, ...params }).toString()}` : `/audit/review?${new URLSearchParams(params).toString()}`);
+      const back = (params: Record<string, string>): string =>
+        row
+          ? `/audit/trace?${new URLSearchParams({ correlationId: row.correlationId, ...params }).toString()}`
+          : `/audit/review?${new URLSearchParams(params).toString()}`;
       if (!parsed.success) return reply.redirect(back({ error: zodMessage(parsed.error) }), 303);
       try {
         const r = await service.override(id, { ...parsed.data, userId: p.user.id, via: 'audit-ui' });
-        return reply.redirect(back({ notice: `${parsed.data.action === 'approve' ? 'Approved' : 'Overridden'}: journaled as seq ${r.entry.seq}${r.redriven ? '; the CRM mirror is being updated' : ''}.` }), 303);
+        return reply.redirect(
+          back({
+            notice: `${parsed.data.action === 'approve' ? 'Approved' : 'Overridden'}: journaled as seq ${r.entry.seq}${r.redriven ? '; the CRM mirror is being updated' : ''}.`,
+          }),
+          303,
+        );
       } catch (err) {
         if (err instanceof OverrideError) return reply.redirect(back({ error: err.message }), 303);
         throw err;
@@ -344,7 +438,12 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     audit.get('/api/v1/openapi.json', (_req, reply) => reply.send(openApiDocument()));
     audit.get('/api/v1/me', (req, reply) => {
       const p = require(req, 'read');
-      return reply.send({ id: p.user.id, role: p.user.role, csrfToken: p.session ? sessions.csrfFor(p.session.sid) : null, can: { override: allowed(p.user.role, 'override'), export: allowed(p.user.role, 'export'), verify: allowed(p.user.role, 'verify') } });
+      return reply.send({
+        id: p.user.id,
+        role: p.user.role,
+        csrfToken: p.session ? sessions.csrfFor(p.session.sid) : null,
+        can: { override: allowed(p.user.role, 'override'), export: allowed(p.user.role, 'export'), verify: allowed(p.user.role, 'verify') },
+      });
     });
     audit.get('/api/v1/interactions', (req, reply) => {
       require(req, 'read');
@@ -357,7 +456,14 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       const parsed = DecisionQuerySchema.safeParse(present(req.query));
       if (!parsed.success) throw new HttpError(400, zodMessage(parsed.error));
       const q = parsed.data;
-      const query = { from: q.since, category: q.category, maxConfidence: q.maxConfidence, before: q.before, limit: q.limit, decided: true };
+      const query = {
+        from: q.since,
+        category: q.category,
+        maxConfidence: q.maxConfidence,
+        before: q.before,
+        limit: q.limit,
+        decided: true,
+      };
       return reply.send(q.needsReview === 'true' ? service.reviewQueue(query) : service.timeline(query));
     });
     audit.get('/api/v1/decisions/:id', (req, reply) => {
@@ -372,7 +478,10 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       const parsed = ApiOverrideBodySchema.safeParse(f);
       if (!parsed.success) throw new HttpError(400, zodMessage(parsed.error));
       const r = await service.override((req.params as { id: string }).id, { ...parsed.data, userId: p.user.id, via: 'api' });
-      return reply.code(201).send({ entry: { seq: r.entry.seq, id: r.entry.id, kind: r.entry.kind, payload: r.entry.payload, actor: r.entry.actor }, redriven: r.redriven });
+      return reply.code(201).send({
+        entry: { seq: r.entry.seq, id: r.entry.id, kind: r.entry.kind, payload: r.entry.payload, actor: r.entry.actor },
+        redriven: r.redriven,
+      });
     });
     audit.get('/api/v1/trace', (req, reply) => {
       require(req, 'read');
@@ -409,12 +518,19 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       if (!parsed.success) throw new HttpError(400, `give from and until (dates), or a correlationId: ${zodMessage(parsed.error)}`);
       const d = parsed.data;
       const day = (s: string): string => (/^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : s);
-      const scope: ExportScope = 'correlationId' in d ? { kind: 'correlation', correlationId: d.correlationId } : { kind: 'range', from: day(d.from), until: day(d.until) };
-      if (scope.kind === 'range' && (Number.isNaN(Date.parse(scope.from)) || Number.isNaN(Date.parse(scope.until)))) throw new HttpError(400, 'from and until must be dates (YYYY-MM-DD) or RFC 3339 times');
+      const scope: ExportScope =
+        'correlationId' in d
+          ? { kind: 'correlation', correlationId: d.correlationId }
+          : { kind: 'range', from: day(d.from), until: day(d.until) };
+      if (scope.kind === 'range' && (Number.isNaN(Date.parse(scope.from)) || Number.isNaN(Date.parse(scope.until))))
+        throw new HttpError(400, 'from and until must be dates (YYYY-MM-DD) or RFC 3339 times');
       const lines: string[] = [];
       await service.export(scope, `user:${p.user.id}`, (line) => void lines.push(line));
       const name = `activity-journal-export-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`;
-      return reply.type('application/x-ndjson; charset=utf-8').header('content-disposition', `attachment; filename="${name}"`).send(lines.join('\n') + '\n');
+      return reply
+        .type('application/x-ndjson; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${name}"`)
+        .send(lines.join('\n') + '\n');
     }
     registered();
   });

@@ -40,8 +40,17 @@ export function createAuditSurface(config: Config, deps: AuditSurfaceDeps): Audi
   const started = Date.now();
   const folded = index.catchUp(reader);
   if (folded > 0) deps.logger.info({ component: 'web.audit', entries: folded, ms: Date.now() - started }, 'audit read index caught up');
-  const service = new AuditService({ reader, index, journal: deps.journal, enqueue: deps.enqueue, connectors: deps.connectors, hubspotPortalId: config.audit.hubspotPortalId });
-  const secret = config.audit.sessionSecret ? Buffer.from(config.audit.sessionSecret) : loadOrCreateSecret(config.pipeline.stateDir, 'audit-session.key');
+  const service = new AuditService({
+    reader,
+    index,
+    journal: deps.journal,
+    enqueue: deps.enqueue,
+    connectors: deps.connectors,
+    hubspotPortalId: config.audit.hubspotPortalId,
+  });
+  const secret = config.audit.sessionSecret
+    ? Buffer.from(config.audit.sessionSecret)
+    : loadOrCreateSecret(config.pipeline.stateDir, 'audit-session.key');
   // Keyed by the session secret: every web process that accepts the same cookies hashes ids the same way.
   let authState: AuthStateStore;
   try {

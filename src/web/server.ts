@@ -56,10 +56,17 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
       const page = async (status: number, title: string, text: string): Promise<FastifyReply> => {
         if (status >= 400) await options.onConsentRefused?.(status, text, path).catch(() => undefined);
         return reply
-          .code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(`<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>`);
+          .code(status)
+          .type('text/html; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .send(
+            `<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>`,
+          );
       };
-      if (typeof q.error === 'string') return page(400, `${subject} not connected`, `Google answered: ${q.error.slice(0, 100)}. Run ${command} to try again.`);
-      if (typeof q.code !== 'string' || typeof q.state !== 'string') return page(400, `${subject} not connected`, `The callback is missing its code or state. Run ${command} to start again.`);
+      if (typeof q.error === 'string')
+        return page(400, `${subject} not connected`, `Google answered: ${q.error.slice(0, 100)}. Run ${command} to try again.`);
+      if (typeof q.code !== 'string' || typeof q.state !== 'string')
+        return page(400, `${subject} not connected`, `The callback is missing its code or state. Run ${command} to start again.`);
       try {
         const done = await run(q.code, q.state);
         return page(200, `${subject} connected`, done);
@@ -91,10 +98,20 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
       return reply
         .code(404)
         .type('text/html; charset=utf-8')
-        .headers({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer', 'content-security-policy': CONTENT_SECURITY_POLICY })
+        .headers({
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+          'x-frame-options': 'DENY',
+          'referrer-policy': 'no-referrer',
+          'content-security-policy': CONTENT_SECURITY_POLICY,
+        })
         .send(notFoundPage(path));
     }
-    const hint = path.startsWith('/api/') ? ' (the API is described at /api/v1/openapi.json)' : path.startsWith('/webhooks/') ? ' (webhooks are POSTed to /webhooks/<provider>)' : ' (this server has /healthz, /metrics, /webhooks/<provider>, /audit and /api/v1)';
+    const hint = path.startsWith('/api/')
+      ? ' (the API is described at /api/v1/openapi.json)'
+      : path.startsWith('/webhooks/')
+        ? ' (webhooks are POSTed to /webhooks/<provider>)'
+        : ' (this server has /healthz, /metrics, /webhooks/<provider>, /audit and /api/v1)';
     return reply.code(404).send({ error: `no such endpoint: ${req.method} ${path.slice(0, 200)}${hint}` });
   });
 

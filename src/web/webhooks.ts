@@ -73,7 +73,11 @@ class BodyTooLargeError extends Error {
  * is sent (nothing more is kept), up to `cap` bytes, so that the refusal can say how large it was and which
  * body it was.
  */
-function readBounded(stream: NodeJS.ReadableStream, max: number, cap: number): Promise<{ kind: 'body'; body: Buffer } | { kind: 'over'; error: BodyTooLargeError }> {
+function readBounded(
+  stream: NodeJS.ReadableStream,
+  max: number,
+  cap: number,
+): Promise<{ kind: 'body'; body: Buffer } | { kind: 'over'; error: BodyTooLargeError }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const hash = createHash('sha256');
@@ -155,8 +159,19 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
       actor: `webhook:${provider}`.slice(0, 256),
       correlationId: `webhook/${provider}`.slice(0, 256),
       // The same bad request sent again is the same rejection: it adds nothing.
-      idempotencyKey: `webhook-rejected/${provider}/${r.status}/${createHash('sha256').update(r.reason).update('\0').update(requestHash ?? '').digest('hex')}${suppressed > 0 ? `/${t}` : ''}`.slice(0, 512),
-      payload: { endpoint, status: r.status, reason: r.reason, ...(digest ? { requestHash: digest.hash, sizeBytes: digest.sizeBytes } : {}), ...(digest?.truncated ? { bodyTruncated: true } : {}), ...(suppressed > 0 ? { suppressed } : {}) },
+      idempotencyKey: `webhook-rejected/${provider}/${r.status}/${createHash('sha256')
+        .update(r.reason)
+        .update('\0')
+        .update(requestHash ?? '')
+        .digest('hex')}${suppressed > 0 ? `/${t}` : ''}`.slice(0, 512),
+      payload: {
+        endpoint,
+        status: r.status,
+        reason: r.reason,
+        ...(digest ? { requestHash: digest.hash, sizeBytes: digest.sizeBytes } : {}),
+        ...(digest?.truncated ? { bodyTruncated: true } : {}),
+        ...(suppressed > 0 ? { suppressed } : {}),
+      },
     });
   };
 
@@ -185,7 +200,12 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
     if (err instanceof BodyTooLargeError) {
       const overCap = err.truncated ? ` (stopped reading after ${err.sizeBytes} bytes)` : '';
       if (err.truncated) reply.header('connection', 'close');
-      return reject(reply, provider, { status: 413, reason: `the body is larger than ${options.maxBodyBytes} bytes${overCap}` }, { hash: err.sha256, sizeBytes: err.sizeBytes, truncated: err.truncated });
+      return reject(
+        reply,
+        provider,
+        { status: 413, reason: `the body is larger than ${options.maxBodyBytes} bytes${overCap}` },
+        { hash: err.sha256, sizeBytes: err.sizeBytes, truncated: err.truncated },
+      );
     }
     if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reject(reply, provider, { status: 413, reason: `the body is larger than ${options.maxBodyBytes} bytes` }, null);
@@ -201,14 +221,39 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
     const provider = providerOf(req);
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const receiver = options.receivers.get(provider);
-    if (!receiver) return reject(reply, provider, { status: 404, reason: `no webhook receiver named ${JSON.stringify(provider.slice(0, 64))} is configured` }, raw);
-    const contentType = String(req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    if (!receiver)
+      return reject(
+        reply,
+        provider,
+        { status: 404, reason: `no webhook receiver named ${JSON.stringify(provider.slice(0, 64))} is configured` },
+        raw,
+      );
+    const contentType =
+      String(req.headers['content-type'] ?? '')
+        .split(';')[0]
+        ?.trim()
+        .toLowerCase() ?? '';
     if (!receiver.contentTypes.includes(contentType)) {
-      return reject(reply, provider, { status: 415, reason: `content type ${JSON.stringify(contentType.slice(0, 100))} is not accepted here (expected ${receiver.contentTypes.join(' or ')})` }, raw);
+      return reject(
+        reply,
+        provider,
+        {
+          status: 415,
+          reason: `content type ${JSON.stringify(contentType.slice(0, 100))} is not accepted here (expected ${receiver.contentTypes.join(' or ')})`,
+        },
+        raw,
+      );
     }
     const headers: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
-    const request: WebhookRequest = { url: options.publicUrl.replace(/\/$/, '') + req.url, method: req.method, headers, rawBody: raw, contentType, receivedAt: new Date(now()) };
+    const request: WebhookRequest = {
+      url: options.publicUrl.replace(/\/$/, '') + req.url,
+      method: req.method,
+      headers,
+      rawBody: raw,
+      contentType,
+      receivedAt: new Date(now()),
+    };
     const outcome = receiver.handle(request);
     if (outcome.kind === 'rejected') return reject(reply, provider, outcome, raw);
     // A signed request accepted before is a replay and is refused. It is remembered only once accepted, so a
@@ -221,7 +266,10 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
     // kept even while Redis is down (the answer is then a 503 below, and the provider's retry, or the re-drive,
     // queues the work).
     const replayed = await options.replays.seen(replayKey).catch((err: unknown) => {
-      log.warn({ provider, event: outcome.kind === 'accepted' ? outcome.eventId : undefined, err: (err as Error).message.slice(0, 200) }, 'replay memory unavailable; relying on the journal\'s idempotency');
+      log.warn(
+        { provider, event: outcome.kind === 'accepted' ? outcome.eventId : undefined, err: (err as Error).message.slice(0, 200) },
+        "replay memory unavailable; relying on the journal's idempotency",
+      );
       return false;
     });
     if (replayed) return reject(reply, provider, { status: 409, reason: 'this signed request was already received (replay)' }, raw);
@@ -230,24 +278,51 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
     try {
       for (const ix of outcome.interactions) {
         const r = await options.intake(ix);
-        results.push(r.status === 'accepted' ? { status: 'accepted', seq: r.entry.seq, duplicate: r.duplicate } : { status: 'excluded', rule: r.ruleId });
+        results.push(
+          r.status === 'accepted'
+            ? { status: 'accepted', seq: r.entry.seq, duplicate: r.duplicate }
+            : { status: 'excluded', rule: r.ruleId },
+        );
       }
     } catch (err) {
       // The journal refused the content itself (not a failure to write): retrying cannot help, so it is a 422.
       const refused = journalRefusal(err);
-      if (refused === 'IDEMPOTENCY_CONFLICT') return reject(reply, provider, { status: 409, reason: 'an event with this id was already received with different content; the first one stands' }, raw);
-      if (refused === 'ENTRY_TOO_LARGE') return reject(reply, provider, { status: 413, reason: 'the event is larger than the journal accepts (JOURNAL_MAX_PAYLOAD_BYTES)' }, raw);
-      if (refused) return reject(reply, provider, { status: 422, reason: `the event holds values the journal cannot record (${refused})` }, raw);
+      if (refused === 'IDEMPOTENCY_CONFLICT')
+        return reject(
+          reply,
+          provider,
+          { status: 409, reason: 'an event with this id was already received with different content; the first one stands' },
+          raw,
+        );
+      if (refused === 'ENTRY_TOO_LARGE')
+        return reject(
+          reply,
+          provider,
+          { status: 413, reason: 'the event is larger than the journal accepts (JOURNAL_MAX_PAYLOAD_BYTES)' },
+          raw,
+        );
+      if (refused)
+        return reject(reply, provider, { status: 422, reason: `the event holds values the journal cannot record (${refused})` }, raw);
       if (err instanceof QueueUnavailableError) {
         // Journaled (if it got that far), not queued: the provider's retry is idempotent and queues it; if the
         // provider gives up, the lost-job re-drive finds the journaled interaction once Redis answers.
-        log.warn({ provider, event: outcome.eventId, err: err.message }, 'could not queue a webhook\'s interaction; answered 503');
-        return reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send({ error: 'the work queue is unavailable; the event was recorded, retry later' });
+        log.warn({ provider, event: outcome.eventId, err: err.message }, "could not queue a webhook's interaction; answered 503");
+        return reply
+          .code(503)
+          .header('retry-after', String(RETRY_AFTER_S))
+          .send({ error: 'the work queue is unavailable; the event was recorded, retry later' });
       }
       log.error({ provider, event: outcome.eventId, err: (err as Error).name }, 'could not journal a webhook; the provider will retry');
       return reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send({ error: 'the journal is unavailable; retry later' });
     }
-    await options.replays.remember(replayKey, 10 * 60_000).catch((err: unknown) => log.warn({ provider, event: outcome.eventId, err: (err as Error).message.slice(0, 200) }, 'could not remember an accepted request for replay detection'));
+    await options.replays
+      .remember(replayKey, 10 * 60_000)
+      .catch((err: unknown) =>
+        log.warn(
+          { provider, event: outcome.eventId, err: (err as Error).message.slice(0, 200) },
+          'could not remember an accepted request for replay detection',
+        ),
+      );
     return reply.code(200).send({ event: outcome.eventId, results });
   });
 }
@@ -269,7 +344,10 @@ function providerOf(req: FastifyRequest): string {
 
 /** Replay memory shared by every web process through Redis (keys with an expiry). */
 export class RedisReplayGuard implements ReplayGuard {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
   async seen(key: string): Promise<boolean> {
     return (await this.redis.exists(`${this.prefix}:webhook-seen:${key}`)) === 1;
   }

@@ -62,7 +62,8 @@ function send(res: ServerResponse, status: number, body: unknown): number {
   return status;
 }
 
-const gcsError = (res: ServerResponse, code: number, reason: string, message: string): number => send(res, code, { error: { code, message, errors: [{ domain: 'global', reason, message }] } });
+const gcsError = (res: ServerResponse, code: number, reason: string, message: string): number =>
+  send(res, code, { error: { code, message, errors: [{ domain: 'global', reason, message }] } });
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -110,7 +111,11 @@ function parseMultipart(body: Buffer, contentType: string): { metadata: Record<s
   const media = split(parts[1] as Buffer);
   if (!meta || !media) return null;
   try {
-    return { metadata: JSON.parse(meta.content.toString('utf8')) as Record<string, unknown>, media: media.content, mediaType: /content-type:\s*([^\r\n]+)/i.exec(media.headers)?.[1] ?? 'application/octet-stream' };
+    return {
+      metadata: JSON.parse(meta.content.toString('utf8')) as Record<string, unknown>,
+      media: media.content,
+      mediaType: /content-type:\s*([^\r\n]+)/i.exec(media.headers)?.[1] ?? 'application/octet-stream',
+    };
   } catch {
     return null;
   }
@@ -147,12 +152,24 @@ export async function startFakeGcs(): Promise<FakeGcs> {
   const handle = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<number> => {
     const auth = req.headers.authorization ?? '';
     const bearer = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    if (bearer !== token && !forbiddenTokens.has(bearer)) return gcsError(res, 401, 'required', 'Anonymous caller does not have storage.objects.get access.');
-    if (forbiddenTokens.has(bearer)) return gcsError(res, 403, 'forbidden', 'archiver@project.iam.gserviceaccount.com does not have storage.objects.create access to the Google Cloud Storage bucket. Permission denied.');
+    if (bearer !== token && !forbiddenTokens.has(bearer))
+      return gcsError(res, 401, 'required', 'Anonymous caller does not have storage.objects.get access.');
+    if (forbiddenTokens.has(bearer))
+      return gcsError(
+        res,
+        403,
+        'forbidden',
+        'archiver@project.iam.gserviceaccount.com does not have storage.objects.create access to the Google Cloud Storage bucket. Permission denied.',
+      );
     if (failing > 0) {
       failing--;
       await readBody(req);
-      return gcsError(res, failStatus, failStatus === 429 ? 'rateLimitExceeded' : 'backendError', failStatus === 429 ? 'The rate of change requests to the object is too high.' : 'Backend Error');
+      return gcsError(
+        res,
+        failStatus,
+        failStatus === 429 ? 'rateLimitExceeded' : 'backendError',
+        failStatus === 429 ? 'The rate of change requests to the object is too high.' : 'Backend Error',
+      );
     }
     const upload = /^\/upload\/storage\/v1\/b\/([^/]+)\/o$/.exec(url.pathname);
     if (upload && req.method === 'POST') {
@@ -168,7 +185,8 @@ export async function startFakeGcs(): Promise<FakeGcs> {
         const parsed = parseMultipart(body, contentType);
         if (!parsed) return gcsError(res, 400, 'badRequest', 'Invalid multipart request.');
         if (typeof parsed.metadata.name === 'string') name = parsed.metadata.name;
-        if (parsed.metadata.metadata && typeof parsed.metadata.metadata === 'object') metadata = parsed.metadata.metadata as Record<string, string>;
+        if (parsed.metadata.metadata && typeof parsed.metadata.metadata === 'object')
+          metadata = parsed.metadata.metadata as Record<string, string>;
         data = parsed.media;
         contentType = typeof parsed.metadata.contentType === 'string' ? parsed.metadata.contentType : parsed.mediaType;
       } else if (uploadType === 'media') {
@@ -179,9 +197,15 @@ export async function startFakeGcs(): Promise<FakeGcs> {
       if (!name) return gcsError(res, 400, 'required', 'Required object name');
       const existing = objects.get(key(bucket.name, name));
       const ifGen = url.searchParams.get('ifGenerationMatch');
-      if (ifGen !== null && ifGen !== (existing ? existing.generation : '0')) return gcsError(res, 412, 'conditionNotMet', 'At least one of the pre-conditions you specified did not hold.');
+      if (ifGen !== null && ifGen !== (existing ? existing.generation : '0'))
+        return gcsError(res, 412, 'conditionNotMet', 'At least one of the pre-conditions you specified did not hold.');
       if (existing?.retentionExpirationTime && Date.parse(existing.retentionExpirationTime) > Date.now()) {
-        return gcsError(res, 403, 'retentionPolicyNotMet', `Object '${bucket.name}/${name}' is subject to bucket's retention policy or object retention and cannot be deleted or overwritten until ${existing.retentionExpirationTime}`);
+        return gcsError(
+          res,
+          403,
+          'retentionPolicyNotMet',
+          `Object '${bucket.name}/${name}' is subject to bucket's retention policy or object retention and cannot be deleted or overwritten until ${existing.retentionExpirationTime}`,
+        );
       }
       const created = new Date();
       const o: FakeGcsObject = {
@@ -192,7 +216,8 @@ export async function startFakeGcs(): Promise<FakeGcs> {
         contentType,
         metadata,
         timeCreated: created.toISOString(),
-        retentionExpirationTime: bucket.retentionPeriodSeconds === null ? null : new Date(created.getTime() + bucket.retentionPeriodSeconds * 1000).toISOString(),
+        retentionExpirationTime:
+          bucket.retentionPeriodSeconds === null ? null : new Date(created.getTime() + bucket.retentionPeriodSeconds * 1000).toISOString(),
       };
       objects.set(key(bucket.name, name), o);
       if (failingAfterWrite > 0) {
@@ -210,7 +235,11 @@ export async function startFakeGcs(): Promise<FakeGcs> {
       if (req.method === 'GET') {
         if (!o) return gcsError(res, 404, 'notFound', `No such object: ${bucketName}/${name}`);
         if (url.searchParams.get('alt') === 'media') {
-          res.writeHead(200, { 'content-type': o.contentType, 'x-goog-generation': o.generation, 'x-goog-hash': `crc32c=${crc32c(o.data)},md5=${createHash('md5').update(o.data).digest('base64')}` });
+          res.writeHead(200, {
+            'content-type': o.contentType,
+            'x-goog-generation': o.generation,
+            'x-goog-hash': `crc32c=${crc32c(o.data)},md5=${createHash('md5').update(o.data).digest('base64')}`,
+          });
           res.end(o.data);
           return 200;
         }
@@ -219,7 +248,12 @@ export async function startFakeGcs(): Promise<FakeGcs> {
       if (req.method === 'DELETE') {
         if (!o) return gcsError(res, 404, 'notFound', `No such object: ${bucketName}/${name}`);
         if (o.retentionExpirationTime && Date.parse(o.retentionExpirationTime) > Date.now()) {
-          return gcsError(res, 403, 'retentionPolicyNotMet', `Object '${bucketName}/${name}' is subject to bucket's retention policy or object retention and cannot be deleted or overwritten until ${o.retentionExpirationTime}`);
+          return gcsError(
+            res,
+            403,
+            'retentionPolicyNotMet',
+            `Object '${bucketName}/${name}' is subject to bucket's retention policy or object retention and cannot be deleted or overwritten until ${o.retentionExpirationTime}`,
+          );
         }
         objects.delete(key(bucketName, name));
         res.writeHead(204);
@@ -239,7 +273,13 @@ export async function startFakeGcs(): Promise<FakeGcs> {
         storageClass: 'ARCHIVE',
         ...(bucket.retentionPeriodSeconds === null
           ? {}
-          : { retentionPolicy: { retentionPeriod: String(bucket.retentionPeriodSeconds), effectiveTime: '2026-01-01T00:00:00.000Z', ...(bucket.isLocked ? { isLocked: true } : {}) } }),
+          : {
+              retentionPolicy: {
+                retentionPeriod: String(bucket.retentionPeriodSeconds),
+                effectiveTime: '2026-01-01T00:00:00.000Z',
+                ...(bucket.isLocked ? { isLocked: true } : {}),
+              },
+            }),
       });
     }
     return gcsError(res, 404, 'notFound', `no route ${req.method ?? ''} ${url.pathname}`);
@@ -248,7 +288,9 @@ export async function startFakeGcs(): Promise<FakeGcs> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     handle(req, res, url)
-      .then((status) => requests.push({ method: req.method ?? '', path: url.pathname, query: Object.fromEntries(url.searchParams), status }))
+      .then((status) =>
+        requests.push({ method: req.method ?? '', path: url.pathname, query: Object.fromEntries(url.searchParams), status }),
+      )
       .catch((err: unknown) => {
         if (!res.headersSent) gcsError(res, 500, 'internalError', (err as Error).message);
       });
@@ -262,7 +304,11 @@ export async function startFakeGcs(): Promise<FakeGcs> {
     objects,
     forbiddenTokens,
     addBucket(name, retention = null) {
-      const bucket: FakeGcsBucket = { name, retentionPeriodSeconds: retention ? retention.periodSeconds : null, isLocked: retention?.locked === true };
+      const bucket: FakeGcsBucket = {
+        name,
+        retentionPeriodSeconds: retention ? retention.periodSeconds : null,
+        isLocked: retention?.locked === true,
+      };
       buckets.set(name, bucket);
       return bucket;
     },

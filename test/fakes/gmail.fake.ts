@@ -95,7 +95,14 @@ export interface FakeGmail {
 
 const SYSTEM_LABELS = ['INBOX', 'SENT', 'DRAFT', 'SPAM', 'TRASH', 'UNREAD', 'STARRED', 'IMPORTANT'];
 
-function gmailError(res: ServerResponse, code: number, message: string, reason: string, status: string, headers: Record<string, string> = {}): number {
+function gmailError(
+  res: ServerResponse,
+  code: number,
+  message: string,
+  reason: string,
+  status: string,
+  headers: Record<string, string> = {},
+): number {
   const body = JSON.stringify({ error: { code, message, errors: [{ message, domain: 'global', reason }], status } });
   res.writeHead(code, { 'content-type': 'application/json; charset=UTF-8', ...headers });
   res.end(body);
@@ -136,8 +143,14 @@ function parseHeaders(raw: Buffer): Array<{ name: string; value: string }> {
 function matchesQuery(msg: StoredMessage, q: string): boolean {
   const headers = parseHeaders(msg.raw);
   const header = (name: string): string =>
-    headers.filter((h) => h.name.toLowerCase() === name).map((h) => h.value.toLowerCase()).join(' ');
-  for (const term of q.toLowerCase().split(/\s+/).filter((t) => t !== '')) {
+    headers
+      .filter((h) => h.name.toLowerCase() === name)
+      .map((h) => h.value.toLowerCase())
+      .join(' ');
+  for (const term of q
+    .toLowerCase()
+    .split(/\s+/)
+    .filter((t) => t !== '')) {
     const after = /^after:(\d{4})\/(\d{1,2})\/(\d{1,2})$/.exec(term);
     if (after !== null) {
       if (Number(msg.internalDate) < Date.UTC(Number(after[1]), Number(after[2]) - 1, Number(after[3]))) return false;
@@ -238,10 +251,19 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
     if (method !== 'GET') return gmailError(res, 405, 'Method not allowed', 'badRequest', 'INVALID_ARGUMENT');
 
     if (rest.length === 1 && rest[0] === 'profile') {
-      return json(res, { emailAddress: box, historyId: String(historyId), messagesTotal: boxMessages().length, threadsTotal: new Set(boxMessages().map((m) => m.threadId)).size });
+      return json(res, {
+        emailAddress: box,
+        historyId: String(historyId),
+        messagesTotal: boxMessages().length,
+        threadsTotal: new Set(boxMessages().map((m) => m.threadId)).size,
+      });
     }
     if (rest.length === 1 && rest[0] === 'labels') {
-      const custom = new Set(boxMessages().flatMap((m) => m.labelIds).filter((l) => !SYSTEM_LABELS.includes(l)));
+      const custom = new Set(
+        boxMessages()
+          .flatMap((m) => m.labelIds)
+          .filter((l) => !SYSTEM_LABELS.includes(l)),
+      );
       return json(res, {
         labels: [
           ...SYSTEM_LABELS.map((l) => ({ id: l, name: l, type: 'system' })),
@@ -267,12 +289,14 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
       const msg = messages.get(decodeURIComponent(rest[1] ?? ''));
       if (msg === undefined || msg.mailbox !== box) return gmailError(res, 404, 'Requested entity was not found.', 'notFound', 'NOT_FOUND');
       const format = query.get('format') ?? 'full';
-      if (!['raw', 'metadata', 'full', 'minimal'].includes(format)) return gmailError(res, 400, `Invalid format: ${format}`, 'invalidArgument', 'INVALID_ARGUMENT');
+      if (!['raw', 'metadata', 'full', 'minimal'].includes(format))
+        return gmailError(res, 400, `Invalid format: ${format}`, 'invalidArgument', 'INVALID_ARGUMENT');
       return json(res, messageResource(msg, format));
     }
     if (rest.length === 1 && rest[0] === 'history') {
       const start = Number(query.get('startHistoryId'));
-      if (!Number.isInteger(start) || start <= 0) return gmailError(res, 400, 'Invalid startHistoryId', 'invalidArgument', 'INVALID_ARGUMENT');
+      if (!Number.isInteger(start) || start <= 0)
+        return gmailError(res, 400, 'Invalid startHistoryId', 'invalidArgument', 'INVALID_ARGUMENT');
       if (start < expiredBefore) return gmailError(res, 404, 'Requested entity was not found.', 'notFound', 'NOT_FOUND');
       const types = query.getAll('historyTypes');
       if (types.length > 0 && !types.includes('messageAdded')) return json(res, { historyId: String(historyId) });
@@ -306,11 +330,18 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
       }
       if (grant === 'authorization_code') {
         // The consent screen's answer: AUTHORIZATION_CODE (any other code is refused, as an expired one would be).
-        if (form.get('code') !== AUTHORIZATION_CODE) return json(res, { error: 'invalid_grant', error_description: 'Malformed auth code.' }, 400);
+        if (form.get('code') !== AUTHORIZATION_CODE)
+          return json(res, { error: 'invalid_grant', error_description: 'Malformed auth code.' }, 400);
         revoked = false;
         const accessToken = `ya29.fake-${randomBytes(12).toString('hex')}`;
         issued.set(accessToken, mailbox);
-        return json(res, { access_token: accessToken, refresh_token: refreshToken, expires_in: 3599, token_type: 'Bearer', scope: 'https://www.googleapis.com/auth/gmail.readonly' });
+        return json(res, {
+          access_token: accessToken,
+          refresh_token: refreshToken,
+          expires_in: 3599,
+          token_type: 'Bearer',
+          scope: 'https://www.googleapis.com/auth/gmail.readonly',
+        });
       }
       const granted = grants.get(form.get('refresh_token') ?? '');
       if (revoked || granted === undefined) {
@@ -318,7 +349,12 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
       }
       const accessToken = `ya29.fake-${randomBytes(12).toString('hex')}`;
       issued.set(accessToken, granted);
-      return json(res, { access_token: accessToken, expires_in: 3599, token_type: 'Bearer', scope: 'https://www.googleapis.com/auth/gmail.readonly' });
+      return json(res, {
+        access_token: accessToken,
+        expires_in: 3599,
+        token_type: 'Bearer',
+        scope: 'https://www.googleapis.com/auth/gmail.readonly',
+      });
     }
     const segments = url.pathname.split('/').filter((s) => s !== '');
     if (segments[0] !== 'gmail' || segments[1] !== 'v1' || segments[2] !== 'users' || segments[3] === undefined) {
@@ -328,18 +364,37 @@ export async function startFakeGmail(options: { mailbox?: string } = {}): Promis
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
     const own = issued.get(token);
     if (own === undefined) {
-      return gmailError(res, 401, 'Request had invalid authentication credentials. Expected OAuth 2 access token.', 'authError', 'UNAUTHENTICATED', {
-        'www-authenticate': 'Bearer realm="https://accounts.google.com/", error="invalid_token"',
-      });
+      return gmailError(
+        res,
+        401,
+        'Request had invalid authentication credentials. Expected OAuth 2 access token.',
+        'authError',
+        'UNAUTHENTICATED',
+        {
+          'www-authenticate': 'Bearer realm="https://accounts.google.com/", error="invalid_token"',
+        },
+      );
     }
     if (rateLimited > 0) {
       rateLimited--;
-      return gmailError(res, 429, 'Quota exceeded for quota metric \'Queries\' and limit \'Queries per minute per user\'.', 'rateLimitExceeded', 'RESOURCE_EXHAUSTED',
-        retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) });
+      return gmailError(
+        res,
+        429,
+        "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user'.",
+        'rateLimitExceeded',
+        'RESOURCE_EXHAUSTED',
+        retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) },
+      );
     }
     if (failures > 0) {
       failures--;
-      return gmailError(res, failureStatus, 'Internal error encountered.', 'backendError', failureStatus === 503 ? 'UNAVAILABLE' : 'INTERNAL');
+      return gmailError(
+        res,
+        failureStatus,
+        'Internal error encountered.',
+        'backendError',
+        failureStatus === 503 ? 'UNAVAILABLE' : 'INTERNAL',
+      );
     }
     return api(res, method, segments, url.searchParams, own);
   };

@@ -28,7 +28,11 @@ export interface FakeGoogleForms {
   readonly requests: { method: string; path: string; query: Record<string, string>; status: number }[];
   addForm(formId: string, title: string, questions: readonly FakeFormQuestion[]): void;
   /** A response: answers by question id; returns its responseId and lastSubmittedTime. */
-  respond(formId: string, answers: Readonly<Record<string, string | string[]>>, options?: { email?: string; at?: Date }): { responseId: string; lastSubmittedTime: string };
+  respond(
+    formId: string,
+    answers: Readonly<Record<string, string | string[]>>,
+    options?: { email?: string; at?: Date },
+  ): { responseId: string; lastSubmittedTime: string };
   revoke(): void;
   rateLimit(n: number): void;
   serverError(n: number, status?: number): void;
@@ -48,7 +52,8 @@ function send(res: ServerResponse, status: number, body: unknown): number {
   res.end(JSON.stringify(body));
   return status;
 }
-const googleError = (res: ServerResponse, code: number, status: string, message: string): number => send(res, code, { error: { code, message, status } });
+const googleError = (res: ServerResponse, code: number, status: string, message: string): number =>
+  send(res, code, { error: { code, message, status } });
 
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
@@ -72,10 +77,12 @@ export async function startFakeGoogleForms(): Promise<FakeGoogleForms> {
   const handle = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<number> => {
     if (url.pathname === '/token') {
       const form = new URLSearchParams(await readBody(req));
-      if (form.get('client_id') !== clientId || form.get('client_secret') !== clientSecret) return send(res, 401, { error: 'invalid_client' });
+      if (form.get('client_id') !== clientId || form.get('client_secret') !== clientSecret)
+        return send(res, 401, { error: 'invalid_client' });
       const grant = form.get('grant_type');
       if (grant === 'authorization_code') {
-        if (form.get('code') !== FORMS_AUTHORIZATION_CODE) return send(res, 400, { error: 'invalid_grant', error_description: 'Malformed auth code.' });
+        if (form.get('code') !== FORMS_AUTHORIZATION_CODE)
+          return send(res, 400, { error: 'invalid_grant', error_description: 'Malformed auth code.' });
         revoked = false;
       } else if (grant !== 'refresh_token' || revoked || form.get('refresh_token') !== refreshToken) {
         return send(res, 400, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' });
@@ -91,7 +98,8 @@ export async function startFakeGoogleForms(): Promise<FakeGoogleForms> {
       });
     }
     const auth = req.headers.authorization ?? '';
-    if (!issued.has(auth.replace(/^Bearer /, ''))) return googleError(res, 401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.');
+    if (!issued.has(auth.replace(/^Bearer /, '')))
+      return googleError(res, 401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.');
     if (limited > 0) {
       limited--;
       return googleError(res, 429, 'RESOURCE_EXHAUSTED', "Quota exceeded for quota metric 'Read requests'.");
@@ -108,7 +116,11 @@ export async function startFakeGoogleForms(): Promise<FakeGoogleForms> {
       return send(res, 200, {
         formId: m[1],
         info: { title: form.title, documentTitle: form.title },
-        items: form.questions.map((q, i) => ({ itemId: `item${i}`, title: q.title, questionItem: { question: { questionId: q.questionId, textQuestion: {} } } })),
+        items: form.questions.map((q, i) => ({
+          itemId: `item${i}`,
+          title: q.title,
+          questionItem: { question: { questionId: q.questionId, textQuestion: {} } },
+        })),
       });
     }
     const filter = url.searchParams.get('filter') ?? '';
@@ -123,7 +135,10 @@ export async function startFakeGoogleForms(): Promise<FakeGoogleForms> {
     const size = Math.min(Number(url.searchParams.get('pageSize') ?? 5000) || 5000, 5000);
     const offset = Number(url.searchParams.get('pageToken') ?? 0) || 0;
     const page = list.slice(offset, offset + size);
-    return send(res, 200, { ...(page.length > 0 ? { responses: page } : {}), ...(offset + size < list.length ? { nextPageToken: String(offset + size) } : {}) });
+    return send(res, 200, {
+      ...(page.length > 0 ? { responses: page } : {}),
+      ...(offset + size < list.length ? { nextPageToken: String(offset + size) } : {}),
+    });
   };
 
   const server = createServer((req, res) => {
@@ -150,14 +165,20 @@ export async function startFakeGoogleForms(): Promise<FakeGoogleForms> {
       const form = forms.get(formId);
       if (!form) throw new Error(`no form ${formId}`);
       clock += 1000;
-      const at = (options.at ?? new Date(clock)).toISOString().replace('Z', '123Z').replace(/\.(\d{3})123Z$/, '.$1123Z');
+      const at = (options.at ?? new Date(clock))
+        .toISOString()
+        .replace('Z', '123Z')
+        .replace(/\.(\d{3})123Z$/, '.$1123Z');
       const r: StoredResponse = {
         responseId: `ACYDBN${randomBytes(10).toString('hex')}`,
         createTime: at,
         lastSubmittedTime: at,
         ...(options.email ? { respondentEmail: options.email } : {}),
         answers: Object.fromEntries(
-          Object.entries(answers).map(([qid, v]) => [qid, { questionId: qid, textAnswers: { answers: (Array.isArray(v) ? v : [v]).map((value) => ({ value })) } }]),
+          Object.entries(answers).map(([qid, v]) => [
+            qid,
+            { questionId: qid, textAnswers: { answers: (Array.isArray(v) ? v : [v]).map((value) => ({ value })) } },
+          ]),
         ),
       };
       form.responses.push(r);

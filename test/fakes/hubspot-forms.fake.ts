@@ -24,7 +24,11 @@ export interface FakeHubSpotForms {
   readonly accessToken: string;
   readonly requests: { path: string; query: Record<string, string>; status: number }[];
   /** Adds a submission (conversionId given unless `withoutConversionId`); returns it. */
-  submit(formGuid: string, s: Partial<FakeHubSpotSubmission> & { email: string }, options?: { withoutConversionId?: boolean }): FakeHubSpotSubmission;
+  submit(
+    formGuid: string,
+    s: Partial<FakeHubSpotSubmission> & { email: string },
+    options?: { withoutConversionId?: boolean },
+  ): FakeHubSpotSubmission;
   /** The next n calls get 429 (Retry-After: `retryAfterSeconds`, default 0). */
   rateLimit(n: number, retryAfterSeconds?: number): void;
   /** The next n calls get this 5xx (default 502). */
@@ -40,7 +44,12 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   return status;
 }
 
-const hubspotError = (category: string, message: string): Record<string, unknown> => ({ status: 'error', message, correlationId: randomBytes(16).toString('hex'), category });
+const hubspotError = (category: string, message: string): Record<string, unknown> => ({
+  status: 'error',
+  message,
+  correlationId: randomBytes(16).toString('hex'),
+  category,
+});
 
 export async function startFakeHubSpotForms(): Promise<FakeHubSpotForms> {
   const accessToken = `pat-na1-${randomBytes(16).toString('hex')}`;
@@ -62,7 +71,12 @@ export async function startFakeHubSpotForms(): Promise<FakeHubSpotForms> {
       }
       if (limited > 0) {
         limited--;
-        return send(res, 429, { ...hubspotError('RATE_LIMITS', 'You have reached your secondly limit.'), policyName: 'SECONDLY' }, { 'retry-after': String(retryAfter) });
+        return send(
+          res,
+          429,
+          { ...hubspotError('RATE_LIMITS', 'You have reached your secondly limit.'), policyName: 'SECONDLY' },
+          { 'retry-after': String(retryAfter) },
+        );
       }
       if (failing > 0) {
         failing--;
@@ -74,7 +88,8 @@ export async function startFakeHubSpotForms(): Promise<FakeHubSpotForms> {
       const list = forms.get(guid);
       if (!list) return send(res, 404, hubspotError('OBJECT_NOT_FOUND', `form ${guid} does not exist`));
       const limit = Number(url.searchParams.get('limit') ?? 20);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 50) return send(res, 400, hubspotError('VALIDATION_ERROR', 'limit must be between 1 and 50'));
+      if (!Number.isInteger(limit) || limit < 1 || limit > 50)
+        return send(res, 400, hubspotError('VALIDATION_ERROR', 'limit must be between 1 and 50'));
       const offset = url.searchParams.has('after') ? Number(Buffer.from(url.searchParams.get('after') ?? '', 'base64url').toString()) : 0;
       if (!Number.isInteger(offset) || offset < 0) return send(res, 400, hubspotError('VALIDATION_ERROR', 'invalid after'));
       const newestFirst = [...list].sort((a, b) => b.submittedAt - a.submittedAt);
@@ -98,9 +113,20 @@ export async function startFakeHubSpotForms(): Promise<FakeHubSpotForms> {
     submit(guid, s, options = {}) {
       clock += 1000;
       const submission: FakeHubSpotSubmission = {
-        ...(options.withoutConversionId ? {} : { conversionId: s.conversionId ?? randomBytes(16).toString('hex').replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5') }),
+        ...(options.withoutConversionId
+          ? {}
+          : {
+              conversionId:
+                s.conversionId ??
+                randomBytes(16)
+                  .toString('hex')
+                  .replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5'),
+            }),
         submittedAt: s.submittedAt ?? clock,
-        values: s.values ?? [{ name: 'email', value: s.email }, { name: 'message', value: `hello from ${s.email}` }],
+        values: s.values ?? [
+          { name: 'email', value: s.email },
+          { name: 'message', value: `hello from ${s.email}` },
+        ],
         pageUrl: s.pageUrl ?? 'https://www.example.com/contact',
       };
       forms.set(guid, [...(forms.get(guid) ?? []), submission]);

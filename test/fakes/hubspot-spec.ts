@@ -122,7 +122,10 @@ function absolutise(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(absolutise);
   if (node === null || typeof node !== 'object') return node;
   return Object.fromEntries(
-    Object.entries(node).map(([key, value]) => [key, key === '$ref' && typeof value === 'string' && value.startsWith('#') ? `${SPEC_ID}${value}` : absolutise(value)]),
+    Object.entries(node).map(([key, value]) => [
+      key,
+      key === '$ref' && typeof value === 'string' && value.startsWith('#') ? `${SPEC_ID}${value}` : absolutise(value),
+    ]),
   );
 }
 

@@ -114,7 +114,13 @@ const SINGULAR: Readonly<Record<ObjectType, string>> = {
 };
 
 /** HUBSPOT_DEFINED association type ids, from → to, as HubSpot's v4 association type table lists them. */
-export const HUBSPOT_DEFINED_TYPES: ReadonlyArray<{ from: ObjectType; to: ObjectType; typeId: number; inverse: number; primary?: boolean }> = [
+export const HUBSPOT_DEFINED_TYPES: ReadonlyArray<{
+  from: ObjectType;
+  to: ObjectType;
+  typeId: number;
+  inverse: number;
+  primary?: boolean;
+}> = [
   { from: 'emails', to: 'contacts', typeId: 198, inverse: 197 },
   { from: 'emails', to: 'companies', typeId: 186, inverse: 185 },
   { from: 'emails', to: 'deals', typeId: 210, inverse: 209 },
@@ -155,7 +161,9 @@ function inverseTypeId(from: ObjectType, to: ObjectType, typeId: number, categor
 }
 
 function defaultTypeId(from: ObjectType, to: ObjectType): number | undefined {
-  const plain = HUBSPOT_DEFINED_TYPES.find((t) => t.primary !== true && ((t.from === from && t.to === to) || (t.from === to && t.to === from)));
+  const plain = HUBSPOT_DEFINED_TYPES.find(
+    (t) => t.primary !== true && ((t.from === from && t.to === to) || (t.from === to && t.to === from)),
+  );
   if (!plain) return undefined;
   return plain.from === from ? plain.typeId : plain.inverse;
 }
@@ -209,7 +217,18 @@ const BUILT_IN: Readonly<Record<ObjectType, BuiltIn[]>> = {
     ...COMMON,
     ...ACTIVITY,
     pick('hs_call_direction', ['INBOUND', 'OUTBOUND']),
-    pick('hs_call_status', ['BUSY', 'CALLING_CRM_USER', 'CANCELED', 'COMPLETED', 'CONNECTING', 'FAILED', 'IN_PROGRESS', 'NO_ANSWER', 'QUEUED', 'RINGING']),
+    pick('hs_call_status', [
+      'BUSY',
+      'CALLING_CRM_USER',
+      'CANCELED',
+      'COMPLETED',
+      'CONNECTING',
+      'FAILED',
+      'IN_PROGRESS',
+      'NO_ANSWER',
+      'QUEUED',
+      'RINGING',
+    ]),
     text('hs_call_title'),
     html('hs_call_body'),
     num('hs_call_duration'),
@@ -244,11 +263,30 @@ const BUILT_IN: Readonly<Record<ObjectType, BuiltIn[]>> = {
     text('company'),
     text('jobtitle'),
     text('website'),
-    pick('lifecyclestage', ['subscriber', 'lead', 'marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer', 'evangelist', 'other']),
+    pick('lifecyclestage', [
+      'subscriber',
+      'lead',
+      'marketingqualifiedlead',
+      'salesqualifiedlead',
+      'opportunity',
+      'customer',
+      'evangelist',
+      'other',
+    ]),
     when('lastmodifieddate'),
     when('createdate'),
   ],
-  companies: [...COMMON, text('name'), text('domain'), text('website'), text('phone'), text('industry'), text('city'), text('country'), when('createdate')],
+  companies: [
+    ...COMMON,
+    text('name'),
+    text('domain'),
+    text('website'),
+    text('phone'),
+    text('industry'),
+    text('city'),
+    text('country'),
+    when('createdate'),
+  ],
   deals: [
     ...COMMON,
     text('dealname'),
@@ -486,7 +524,11 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
   const lookup = (type: ObjectType, id: string, idProperty: string | null): StoredObject | undefined => {
     if (idProperty === null || idProperty === '' || idProperty === 'hs_object_id') return store(type).get(id);
     if (!isUnique(type, idProperty)) {
-      throw new HttpError(400, 'VALIDATION_ERROR', `Unable to perform update/upsert by non-unique ${OBJECT_TYPE_IDS[type] ?? type} property ${idProperty}`);
+      throw new HttpError(
+        400,
+        'VALIDATION_ERROR',
+        `Unable to perform update/upsert by non-unique ${OBJECT_TYPE_IDS[type] ?? type} property ${idProperty}`,
+      );
     }
     return findBy(type, idProperty, id);
   };
@@ -524,7 +566,11 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
         const values = def.fieldType === 'checkbox' ? value.split(';') : [value];
         const bad = values.find((v) => !allowed.includes(v));
         if (bad !== undefined) {
-          problems.push({ name, message: `${bad} was not one of the allowed options: ${JSON.stringify(def.options.map((o) => ({ label: o.label, value: o.value })))}`, code: 'INVALID_OPTION' });
+          problems.push({
+            name,
+            message: `${bad} was not one of the allowed options: ${JSON.stringify(def.options.map((o) => ({ label: o.label, value: o.value })))}`,
+            code: 'INVALID_OPTION',
+          });
         }
       } else if (def.type === 'number' && !/^-?\d+(\.\d+)?$/.test(value)) {
         problems.push({ name, message: `${value} was not a valid number.`, code: 'INVALID_INTEGER' });
@@ -537,7 +583,8 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       if (!isUnique(type, name) || value === '') continue;
       const holder = findBy(type, name, value);
       const claimedBy = claimed.get(`${name}\u0000${value}`);
-      const existingId = holder && holder.id !== selfId ? holder.id : claimedBy !== undefined && claimedBy !== selfId ? claimedBy : undefined;
+      const existingId =
+        holder && holder.id !== selfId ? holder.id : claimedBy !== undefined && claimedBy !== selfId ? claimedBy : undefined;
       if (existingId !== undefined) {
         return {
           category: 'CONFLICT',
@@ -561,7 +608,14 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     const createdKey = type === 'contacts' || type === 'companies' || type === 'deals' ? 'createdate' : 'hs_createdate';
     const object: StoredObject = {
       id,
-      properties: { ...props, hs_object_id: id, [createdKey]: at, hs_createdate: at, hs_lastmodifieddate: at, ...(type === 'contacts' ? { lastmodifieddate: at } : {}) },
+      properties: {
+        ...props,
+        hs_object_id: id,
+        [createdKey]: at,
+        hs_createdate: at,
+        hs_lastmodifieddate: at,
+        ...(type === 'contacts' ? { lastmodifieddate: at } : {}),
+      },
       createdAt: at,
       updatedAt: at,
     };
@@ -594,7 +648,10 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       body: {
         ...envelope,
         numErrors: errors.length,
-        errors: errors.map((e, i) => ({ ...standardError(e), context: { ...e.context, ...(ids[i] && ids[i].length > 0 ? { ids: ids[i] } : {}) } })),
+        errors: errors.map((e, i) => ({
+          ...standardError(e),
+          context: { ...e.context, ...(ids[i] && ids[i].length > 0 ? { ids: ids[i] } : {}) },
+        })),
       },
     };
   };
@@ -613,7 +670,8 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       if (seen.has(id)) dupes.add(id);
       seen.add(id);
     }
-    if (dupes.size > 0) throw new HttpError(400, 'VALIDATION_ERROR', `Duplicate IDs found in batch input: [${[...dupes].join(', ')}]. IDs must be unique`);
+    if (dupes.size > 0)
+      throw new HttpError(400, 'VALIDATION_ERROR', `Duplicate IDs found in batch input: [${[...dupes].join(', ')}]. IDs must be unique`);
   };
 
   // --- associations
@@ -629,7 +687,8 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       if (category === 'HUBSPOT_DEFINED' && !definedTypeIds(from, to).includes(typeId)) {
         return `${typeId} is not a valid HUBSPOT_DEFINED association type id between ${from} and ${to}`;
       }
-      if (!['HUBSPOT_DEFINED', 'USER_DEFINED', 'INTEGRATOR_DEFINED', 'WORK'].includes(category)) return `Unknown association category ${category}`;
+      if (!['HUBSPOT_DEFINED', 'USER_DEFINED', 'INTEGRATOR_DEFINED', 'WORK'].includes(category))
+        return `Unknown association category ${category}`;
     }
     return null;
   };
@@ -640,8 +699,18 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       const category = String(t['associationCategory']);
       const exists = links.some(
         (l) =>
-          (l.fromType === from && l.fromId === fromId && l.toType === to && l.toId === toId && l.typeId === typeId && l.category === category) ||
-          (l.fromType === to && l.fromId === toId && l.toType === from && l.toId === fromId && l.category === category && l.typeId === inverseTypeId(from, to, typeId, category)),
+          (l.fromType === from &&
+            l.fromId === fromId &&
+            l.toType === to &&
+            l.toId === toId &&
+            l.typeId === typeId &&
+            l.category === category) ||
+          (l.fromType === to &&
+            l.fromId === toId &&
+            l.toType === from &&
+            l.toId === fromId &&
+            l.category === category &&
+            l.typeId === inverseTypeId(from, to, typeId, category)),
       );
       if (!exists) links.push({ fromType: from, fromId, toType: to, toId, typeId, category });
     }
@@ -657,19 +726,29 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     };
     for (const l of links) {
       if (l.fromType === from && l.fromId === fromId && l.toType === to) add(l.toId, l.category, l.typeId);
-      if (l.toType === from && l.toId === fromId && l.fromType === to) add(l.fromId, l.category, inverseTypeId(to, from, l.typeId, l.category));
+      if (l.toType === from && l.toId === fromId && l.fromType === to)
+        add(l.fromId, l.category, inverseTypeId(to, from, l.typeId, l.category));
     }
     return grouped;
   };
 
   const unlink = (from: ObjectType, fromId: string, to: ObjectType, toId: string) => {
     links = links.filter(
-      (l) => !((l.fromType === from && l.fromId === fromId && l.toType === to && l.toId === toId) || (l.fromType === to && l.fromId === toId && l.toType === from && l.toId === fromId)),
+      (l) =>
+        !(
+          (l.fromType === from && l.fromId === fromId && l.toType === to && l.toId === toId) ||
+          (l.fromType === to && l.fromId === toId && l.toType === from && l.toId === fromId)
+        ),
     );
   };
 
   const withLabels = (from: ObjectType, to: ObjectType, list: Array<{ category: string; typeId: number }>) =>
-    list.map((x) => ({ category: x.category, typeId: x.typeId, fromObjectTypeId: OBJECT_TYPE_IDS[from] ?? from, toObjectTypeId: OBJECT_TYPE_IDS[to] ?? to }));
+    list.map((x) => ({
+      category: x.category,
+      typeId: x.typeId,
+      fromObjectTypeId: OBJECT_TYPE_IDS[from] ?? from,
+      toObjectTypeId: OBJECT_TYPE_IDS[to] ?? to,
+    }));
 
   const pairResult = (from: ObjectType, fromId: string, to: ObjectType, toId: string) => ({
     fromObjectTypeId: OBJECT_TYPE_IDS[from] ?? from,
@@ -686,9 +765,12 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     const actual = name === 'hs_object_id' ? object.id : object.properties[name];
     const value = filter['value'] === undefined ? undefined : str(filter['value']);
     const values = asArray(filter['values']).map(String);
-    const same = (a: string | undefined, b: string | undefined) => a !== undefined && b !== undefined && a.toLowerCase() === b.toLowerCase();
+    const same = (a: string | undefined, b: string | undefined) =>
+      a !== undefined && b !== undefined && a.toLowerCase() === b.toLowerCase();
     const numeric = (a: string | undefined, b: string | undefined, cmp: (x: number, y: number) => boolean) =>
-      a !== undefined && b !== undefined && cmp(Number.isNaN(Number(a)) ? Date.parse(a) : Number(a), Number.isNaN(Number(b)) ? Date.parse(b) : Number(b));
+      a !== undefined &&
+      b !== undefined &&
+      cmp(Number.isNaN(Number(a)) ? Date.parse(a) : Number(a), Number.isNaN(Number(b)) ? Date.parse(b) : Number(b));
     switch (filter['operator']) {
       case 'EQ':
         return same(actual, value);
@@ -750,7 +832,10 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     modificationMetadata: { archivable: !d.hubspotDefined, readOnlyDefinition: d.hubspotDefined, readOnlyValue: READ_ONLY.has(d.name) },
   });
 
-  route('GET', '/crm/v3/properties/:type', (_ctx, [rawType = '']) => ({ status: 200, body: { results: [...defs(typeOf(rawType)).values()].map(propertyJson) } }));
+  route('GET', '/crm/v3/properties/:type', (_ctx, [rawType = '']) => ({
+    status: 200,
+    body: { results: [...defs(typeOf(rawType)).values()].map(propertyJson) },
+  }));
 
   route('POST', '/crm/v3/properties/:type', (ctx, [rawType = '']) => {
     const type = typeOf(rawType);
@@ -758,7 +843,11 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     const name = str(body['name'], '');
     if (defs(type).has(name)) throw new HttpError(409, 'OBJECT_ALREADY_EXISTS', `Property named '${name}' already exists.`);
     if (body['hasUniqueValue'] === true && refuseUniqueOn.has(type)) {
-      throw new HttpError(400, 'VALIDATION_ERROR', `Property ${name} cannot have unique values: unique value properties are not supported for object type ${OBJECT_TYPE_IDS[type] ?? type}`);
+      throw new HttpError(
+        400,
+        'VALIDATION_ERROR',
+        `Property ${name} cannot have unique values: unique value properties are not supported for object type ${OBJECT_TYPE_IDS[type] ?? type}`,
+      );
     }
     const group = str(body['groupName'], '');
     if (!groupsOf(type).includes(group)) throw new HttpError(400, 'VALIDATION_ERROR', `Property group ${group} does not exist`);
@@ -773,7 +862,12 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       hasUniqueValue: body['hasUniqueValue'] === true,
       options: asArray(body['options'])
         .filter(isRecord)
-        .map((o) => ({ label: str(o['label'], ''), value: str(o['value'], ''), hidden: o['hidden'] === true, ...(typeof o['displayOrder'] === 'number' ? { displayOrder: o['displayOrder'] } : {}) })),
+        .map((o) => ({
+          label: str(o['label'], ''),
+          value: str(o['value'], ''),
+          hidden: o['hidden'] === true,
+          ...(typeof o['displayOrder'] === 'number' ? { displayOrder: o['displayOrder'] } : {}),
+        })),
       hubspotDefined: false,
       createdAt: at,
       updatedAt: at,
@@ -793,7 +887,15 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     const name = str(body['name'], '');
     if (groupsOf(type).includes(name)) throw new HttpError(409, 'OBJECT_ALREADY_EXISTS', `Property group ${name} already exists.`);
     customGroups.set(type, new Set([...(customGroups.get(type) ?? []), name]));
-    return { status: 201, body: { name, label: str(body['label'], name), displayOrder: typeof body['displayOrder'] === 'number' ? body['displayOrder'] : -1, archived: false } };
+    return {
+      status: 201,
+      body: {
+        name,
+        label: str(body['label'], name),
+        displayOrder: typeof body['displayOrder'] === 'number' ? body['displayOrder'] : -1,
+        archived: false,
+      },
+    };
   });
 
   route('GET', '/crm/v3/properties/:type/:name', (_ctx, [rawType = '', name = '']) => {
@@ -803,15 +905,28 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
   });
 
   /** Associations given inline on a single create (`associations: [{ to, types }]`). */
-  const inlineAssociations = (type: ObjectType, body: Record<string, unknown>): Array<{ to: ObjectType; toId: string; types: unknown[] }> => {
+  const inlineAssociations = (
+    type: ObjectType,
+    body: Record<string, unknown>,
+  ): Array<{ to: ObjectType; toId: string; types: unknown[] }> => {
     const out: Array<{ to: ObjectType; toId: string; types: unknown[] }> = [];
     for (const a of asArray(body['associations']).filter(isRecord)) {
       const toId = idOf(a['to']);
       const types = asArray(a['types']);
       const candidates = OBJECT_TYPES.filter((t) => objectExists(t, toId));
       const first = types.find(isRecord);
-      const to = candidates.find((t) => first === undefined || definedTypeIds(type, t).includes(Number(first['associationTypeId'])) || first['associationCategory'] !== 'HUBSPOT_DEFINED');
-      if (!to) throw new HttpError(400, 'VALIDATION_ERROR', `Could not create associations: object ${toId} does not exist or the association type does not apply`);
+      const to = candidates.find(
+        (t) =>
+          first === undefined ||
+          definedTypeIds(type, t).includes(Number(first['associationTypeId'])) ||
+          first['associationCategory'] !== 'HUBSPOT_DEFINED',
+      );
+      if (!to)
+        throw new HttpError(
+          400,
+          'VALIDATION_ERROR',
+          `Could not create associations: object ${toId} does not exist or the association type does not apply`,
+        );
       const problem = checkAssociationTypes(type, to, types);
       if (problem) throw new HttpError(400, 'VALIDATION_ERROR', problem);
       out.push({ to, toId, types });
@@ -845,11 +960,15 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     const next = after + limit < all.length ? String(after + limit) : null;
     return {
       status: 200,
-      body: { results: page.map((o) => present(type, o, wanted)), ...(next ? { paging: { next: { after: next, link: `?after=${next}` } } } : {}) },
+      body: {
+        results: page.map((o) => present(type, o, wanted)),
+        ...(next ? { paging: { next: { after: next, link: `?after=${next}` } } } : {}),
+      },
     };
   });
 
-  const notFound = (type: ObjectType, id: string) => new HttpError(404, 'OBJECT_NOT_FOUND', `Object not found.  objectId are usually numeric.`, { context: { id: [id], type: [type] } });
+  const notFound = (type: ObjectType, id: string) =>
+    new HttpError(404, 'OBJECT_NOT_FOUND', `Object not found.  objectId are usually numeric.`, { context: { id: [id], type: [type] } });
 
   route('GET', '/crm/v3/objects/:type/:id', (ctx, [rawType = '', rawId = '']) => {
     const type = typeOf(rawType);
@@ -857,7 +976,9 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     const object = lookup(type, id, ctx.query.get('idProperty'));
     if (!object) throw notFound(type, id);
     const shown = present(type, object, listParam(ctx.query, 'properties'));
-    const assocTypes = listParam(ctx.query, 'associations').map(toObjectType).filter((t): t is ObjectType => t !== null);
+    const assocTypes = listParam(ctx.query, 'associations')
+      .map(toObjectType)
+      .filter((t): t is ObjectType => t !== null);
     if (assocTypes.length === 0) return { status: 200, body: shown };
     const associations: Record<string, unknown> = {};
     for (const to of assocTypes) {
@@ -992,7 +1113,13 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
         // Without idProperty the id is a record id: update it if it exists, there is nothing to create by.
         const object = store(type).get(id);
         if (!object) {
-          errors.push({ category: 'OBJECT_NOT_FOUND', message: `Object ${id} not found and no idProperty to create it by`, context: {}, errors: [], httpStatus: 404 });
+          errors.push({
+            category: 'OBJECT_NOT_FOUND',
+            message: `Object ${id} not found and no idProperty to create it by`,
+            context: {},
+            errors: [],
+            httpStatus: 404,
+          });
           errorIds.push([id]);
           continue;
         }
@@ -1009,7 +1136,15 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       const existing = lookup(type, id, idProperty) ?? null;
       const given = stringProps(input['properties']);
       if (given[idProperty] !== undefined && given[idProperty] !== id) {
-        errors.push(propertyError([{ name: idProperty, message: `${idProperty} in properties (${given[idProperty]}) differs from the input id (${id})`, code: 'INVALID_PROPERTY_VALUE' }]));
+        errors.push(
+          propertyError([
+            {
+              name: idProperty,
+              message: `${idProperty} in properties (${given[idProperty]}) differs from the input id (${id})`,
+              code: 'INVALID_PROPERTY_VALUE',
+            },
+          ]),
+        );
         errorIds.push([id]);
         continue;
       }
@@ -1041,29 +1176,47 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     // HubSpot's documented bounds: 5 filter groups, 10 filters in a group, 25 filters in all, 10,000 results.
     const filterCounts = groups.map((g) => asArray(g['filters']).length);
     if (groups.length > 5) throw new HttpError(400, 'VALIDATION_ERROR', `Too many filter groups (${groups.length}); the maximum is 5`);
-    if (filterCounts.some((n) => n > 10)) throw new HttpError(400, 'VALIDATION_ERROR', 'Too many filters in a filter group; the maximum is 10');
+    if (filterCounts.some((n) => n > 10))
+      throw new HttpError(400, 'VALIDATION_ERROR', 'Too many filters in a filter group; the maximum is 10');
     if (filterCounts.reduce((a, b) => a + b, 0) > 25) throw new HttpError(400, 'VALIDATION_ERROR', 'Too many filters; the maximum is 25');
-    for (const g of groups) for (const f of asArray(g['filters']).filter(isRecord)) if (asArray(f['values']).length > 100) throw new HttpError(400, 'VALIDATION_ERROR', 'Too many values in an IN filter; the maximum is 100');
+    for (const g of groups)
+      for (const f of asArray(g['filters']).filter(isRecord))
+        if (asArray(f['values']).length > 100)
+          throw new HttpError(400, 'VALIDATION_ERROR', 'Too many values in an IN filter; the maximum is 100');
     if (after + limit > 10_000) throw new HttpError(400, 'VALIDATION_ERROR', 'Search results are limited to 10,000: narrow the query');
     const query = typeof body['query'] === 'string' ? body['query'].toLowerCase() : '';
     // The search index lags writes: objects written less than searchIndexDelayMs ago are not found yet.
     const indexedBy = Date.now() - searchIndexDelayMs;
-    let found = [...store(type).values()].filter((o) => searchIndexDelayMs === 0 || Date.parse(o.createdAt) <= indexedBy).filter(
-      (o) => groups.length === 0 || groups.some((g) => asArray(g['filters']).filter(isRecord).every((f) => matches(o, f))),
-    );
+    let found = [...store(type).values()]
+      .filter((o) => searchIndexDelayMs === 0 || Date.parse(o.createdAt) <= indexedBy)
+      .filter(
+        (o) =>
+          groups.length === 0 ||
+          groups.some((g) =>
+            asArray(g['filters'])
+              .filter(isRecord)
+              .every((f) => matches(o, f)),
+          ),
+      );
     if (query !== '') found = found.filter((o) => Object.values(o.properties).some((v) => v.toLowerCase().includes(query)));
     const sort = asArray(body['sorts'])[0];
     if (sort !== undefined) {
       const name = typeof sort === 'string' ? sort.replace(/^-/, '') : isRecord(sort) ? str(sort['propertyName'], '') : '';
       const descending = typeof sort === 'string' ? sort.startsWith('-') : isRecord(sort) && sort['direction'] === 'DESCENDING';
-      found.sort((a, b) => (a.properties[name] ?? '').localeCompare(b.properties[name] ?? '', 'en', { numeric: true }) * (descending ? -1 : 1));
+      found.sort(
+        (a, b) => (a.properties[name] ?? '').localeCompare(b.properties[name] ?? '', 'en', { numeric: true }) * (descending ? -1 : 1),
+      );
     }
     const page = found.slice(after, after + limit);
     const next = after + limit < found.length ? String(after + limit) : null;
     const wanted = asArray(body['properties']).map(String);
     return {
       status: 200,
-      body: { total: found.length, results: page.map((o) => present(type, o, wanted)), ...(next ? { paging: { next: { after: next, link: `?after=${next}` } } } : {}) },
+      body: {
+        total: found.length,
+        results: page.map((o) => present(type, o, wanted)),
+        ...(next ? { paging: { next: { after: next, link: `?after=${next}` } } } : {}),
+      },
     };
   });
 
@@ -1079,13 +1232,25 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       const toId = idOf(input['to']);
       const missing = [...(objectExists(from, fromId) ? [] : [fromId]), ...(objectExists(to, toId) ? [] : [toId])];
       if (missing.length > 0) {
-        errors.push({ category: 'VALIDATION_ERROR', message: `No ${missing.join(', ')} ${from}/${to} object(s) found`, context: { fromObjectId: [fromId], toObjectId: [toId] }, errors: [], httpStatus: 404 });
+        errors.push({
+          category: 'VALIDATION_ERROR',
+          message: `No ${missing.join(', ')} ${from}/${to} object(s) found`,
+          context: { fromObjectId: [fromId], toObjectId: [toId] },
+          errors: [],
+          httpStatus: 404,
+        });
         errorIds.push(missing);
         continue;
       }
       const problem = checkAssociationTypes(from, to, asArray(input['types']));
       if (problem) {
-        errors.push({ category: 'VALIDATION_ERROR', message: problem, context: { fromObjectId: [fromId], toObjectId: [toId] }, errors: [], httpStatus: 400 });
+        errors.push({
+          category: 'VALIDATION_ERROR',
+          message: problem,
+          context: { fromObjectId: [fromId], toObjectId: [toId] },
+          errors: [],
+          httpStatus: 400,
+        });
         errorIds.push([]);
         continue;
       }
@@ -1106,11 +1271,20 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
       const fromId = str(input['id'], '');
       const grouped = associationsOf(from, fromId, to);
       if (grouped.size === 0) {
-        errors.push({ category: 'OBJECT_NOT_FOUND', message: `No ${to} is associated with ${SINGULAR[from]} ${fromId}.`, context: { fromObjectId: [fromId] }, errors: [], httpStatus: 404 });
+        errors.push({
+          category: 'OBJECT_NOT_FOUND',
+          message: `No ${to} is associated with ${SINGULAR[from]} ${fromId}.`,
+          context: { fromObjectId: [fromId] },
+          errors: [],
+          httpStatus: 404,
+        });
         errorIds.push([]);
         continue;
       }
-      results.push({ from: { id: fromId }, to: [...grouped.entries()].map(([toObjectId, list]) => ({ toObjectId, associationTypes: withLabels(from, to, list) })) });
+      results.push({
+        from: { id: fromId },
+        to: [...grouped.entries()].map(([toObjectId, list]) => ({ toObjectId, associationTypes: withLabels(from, to, list) })),
+      });
     }
     return batchAnswer(200, startedAt, results, errors, errorIds);
   });
@@ -1125,18 +1299,25 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     return { status: 204, body: null };
   });
 
-  route('PUT', '/crm/v4/objects/:from/:fromId/associations/default/:to/:toId', (_ctx, [rawFrom = '', fromId = '', rawTo = '', toId = '']) => {
-    const from = typeOf(rawFrom);
-    const to = typeOf(rawTo);
-    const startedAt = now();
-    if (!objectExists(from, fromId)) throw notFound(from, fromId);
-    if (!objectExists(to, toId)) throw notFound(to, toId);
-    const typeId = defaultTypeId(from, to);
-    if (typeId === undefined) throw new HttpError(400, 'VALIDATION_ERROR', `No default association type between ${from} and ${to}`);
-    const spec = { associationCategory: 'HUBSPOT_DEFINED', associationTypeId: typeId };
-    associate(from, fromId, to, toId, [spec]);
-    return { status: 200, body: { ...batchEnvelope(startedAt), results: [{ from: { id: fromId }, to: { id: toId }, associationSpec: spec }] } };
-  });
+  route(
+    'PUT',
+    '/crm/v4/objects/:from/:fromId/associations/default/:to/:toId',
+    (_ctx, [rawFrom = '', fromId = '', rawTo = '', toId = '']) => {
+      const from = typeOf(rawFrom);
+      const to = typeOf(rawTo);
+      const startedAt = now();
+      if (!objectExists(from, fromId)) throw notFound(from, fromId);
+      if (!objectExists(to, toId)) throw notFound(to, toId);
+      const typeId = defaultTypeId(from, to);
+      if (typeId === undefined) throw new HttpError(400, 'VALIDATION_ERROR', `No default association type between ${from} and ${to}`);
+      const spec = { associationCategory: 'HUBSPOT_DEFINED', associationTypeId: typeId };
+      associate(from, fromId, to, toId, [spec]);
+      return {
+        status: 200,
+        body: { ...batchEnvelope(startedAt), results: [{ from: { id: fromId }, to: { id: toId }, associationSpec: spec }] },
+      };
+    },
+  );
 
   route('PUT', '/crm/v4/objects/:from/:fromId/associations/:to/:toId', (ctx, [rawFrom = '', fromId = '', rawTo = '', toId = '']) => {
     const from = typeOf(rawFrom);
@@ -1166,7 +1347,9 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     return {
       status: 200,
       body: {
-        results: all.slice(after, after + limit).map(([toObjectId, list]) => ({ toObjectId, associationTypes: withLabels(from, to, list) })),
+        results: all
+          .slice(after, after + limit)
+          .map(([toObjectId, list]) => ({ toObjectId, associationTypes: withLabels(from, to, list) })),
         ...(next ? { paging: { next: { after: next, link: `?after=${next}` } } } : {}),
       },
     };
@@ -1185,13 +1368,22 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     };
   };
 
-  const rateLimited = (policy: 'TEN_SECONDLY_ROLLING' | 'DAILY' | 'SECONDLY', correlationId: string, retryAfterSeconds: number | undefined): Answer => ({
+  const rateLimited = (
+    policy: 'TEN_SECONDLY_ROLLING' | 'DAILY' | 'SECONDLY',
+    correlationId: string,
+    retryAfterSeconds: number | undefined,
+  ): Answer => ({
     status: 429,
     unchecked: true,
     headers: retryAfterSeconds === undefined ? {} : { 'Retry-After': String(retryAfterSeconds) },
     body: {
       status: 'error',
-      message: policy === 'DAILY' ? 'You have reached your daily limit.' : policy === 'SECONDLY' ? 'You have reached your secondly limit.' : 'You have reached your ten_secondly_rolling limit.',
+      message:
+        policy === 'DAILY'
+          ? 'You have reached your daily limit.'
+          : policy === 'SECONDLY'
+            ? 'You have reached your secondly limit.'
+            : 'You have reached your ten_secondly_rolling limit.',
       errorType: 'RATE_LIMIT',
       correlationId,
       policyName: policy,
@@ -1201,7 +1393,10 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
 
   const takeFault = (method: string, path: string): HubSpotFault | null => {
     const pending = faults.find(
-      (f) => f.remaining > 0 && (f.match.method === undefined || f.match.method.toUpperCase() === method) && (f.match.pathPrefix === undefined || path.startsWith(f.match.pathPrefix)),
+      (f) =>
+        f.remaining > 0 &&
+        (f.match.method === undefined || f.match.method.toUpperCase() === method) &&
+        (f.match.pathPrefix === undefined || path.startsWith(f.match.pathPrefix)),
     );
     if (!pending) return null;
     pending.remaining -= 1;
@@ -1253,7 +1448,14 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
         });
         res.end(payload);
       }
-      requests.push({ at: arrivedAt, method, path, status: answer.status, correlationId, ms: Math.round((performance.now() - started) * 10) / 10 });
+      requests.push({
+        at: arrivedAt,
+        method,
+        path,
+        status: answer.status,
+        correlationId,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      });
     };
 
     let body: unknown = null;
@@ -1271,7 +1473,10 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     const token = /^Bearer (\S+)$/.exec(auth)?.[1];
     if (token === undefined || (opts.accessToken !== undefined && token !== opts.accessToken)) {
       const message = token === undefined ? 'Authentication credentials not found.' : 'Authentication credentials are invalid.';
-      finish({ status: 401, body: errorBody('INVALID_AUTHENTICATION', message, correlationId, { links: { 'api key': 'https://app.hubspot.com/l/api-key/' } }) });
+      finish({
+        status: 401,
+        body: errorBody('INVALID_AUTHENTICATION', message, correlationId, { links: { 'api key': 'https://app.hubspot.com/l/api-key/' } }),
+      });
       return;
     }
 
@@ -1307,7 +1512,8 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     }
     if (fault?.kind === '5xx') {
       const status = fault.status ?? 500;
-      const message = status === 500 ? 'internal error' : status === 502 ? 'Bad Gateway' : status === 503 ? 'Service Unavailable' : 'Gateway Timeout';
+      const message =
+        status === 500 ? 'internal error' : status === 502 ? 'Bad Gateway' : status === 503 ? 'Service Unavailable' : 'Gateway Timeout';
       finish({ status, body: errorBody('INTERNAL_ERROR', message, correlationId) });
       return;
     }
@@ -1367,7 +1573,14 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     handle(req, res).catch((error: unknown) => {
       violations.push(`fake failure on ${req.method ?? ''} ${req.url ?? ''}: ${String(error)}`);
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: 'error', message: `fake failure: ${String(error)}`, correlationId: randomUUID(), category: 'INTERNAL_ERROR' }));
+      res.end(
+        JSON.stringify({
+          status: 'error',
+          message: `fake failure: ${String(error)}`,
+          correlationId: randomUUID(),
+          category: 'INTERNAL_ERROR',
+        }),
+      );
     });
   });
   await new Promise<void>((resolveListen, rejectListen) => {
@@ -1392,13 +1605,24 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     objects: (rawType) => {
       const type = toObjectType(rawType);
       if (!type) return [];
-      return [...store(type).values()].map((o) => ({ id: o.id, properties: { ...o.properties }, createdAt: o.createdAt, updatedAt: o.updatedAt }));
+      return [...store(type).values()].map((o) => ({
+        id: o.id,
+        properties: { ...o.properties },
+        createdAt: o.createdAt,
+        updatedAt: o.updatedAt,
+      }));
     },
     associations: () => links.map((l) => ({ ...l })),
     propertyDefinitions: (rawType) => {
       const type = toObjectType(rawType);
       if (!type) return [];
-      return [...defs(type).values()].map((d) => ({ name: d.name, hasUniqueValue: d.hasUniqueValue, type: d.type, fieldType: d.fieldType, options: d.options.map((o) => o.value) }));
+      return [...defs(type).values()].map((d) => ({
+        name: d.name,
+        hasUniqueValue: d.hasUniqueValue,
+        type: d.type,
+        fieldType: d.fieldType,
+        options: d.options.map((o) => o.value),
+      }));
     },
     seed: (type, props) => create(type, { ...props }).id,
     reset: () => {

@@ -25,7 +25,11 @@ export interface FakeChatRequest {
 }
 
 export type Behaviour =
-  | { readonly kind: 'ok'; readonly output?: Partial<Classification> | ((req: FakeChatRequest) => Classification); readonly latencyMs?: number }
+  | {
+      readonly kind: 'ok';
+      readonly output?: Partial<Classification> | ((req: FakeChatRequest) => Classification);
+      readonly latencyMs?: number;
+    }
   /** 429 with `retry-after` (seconds, default 1), optionally `retry-after-ms`, and `x-ratelimit-*` headers. */
   | { readonly kind: 'rate-limit'; readonly retryAfterSeconds?: number; readonly retryAfterMs?: number }
   | { readonly kind: 'server-error'; readonly status?: number }
@@ -183,7 +187,11 @@ function messageText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
     return content
-      .map((part: unknown) => (part !== null && typeof part === 'object' && typeof (part as { text?: unknown }).text === 'string' ? (part as { text: string }).text : ''))
+      .map((part: unknown) =>
+        part !== null && typeof part === 'object' && typeof (part as { text?: unknown }).text === 'string'
+          ? (part as { text: string }).text
+          : '',
+      )
       .join('\n');
   }
   return '';
@@ -193,7 +201,10 @@ function chatRequestOf(body: Record<string, unknown>): FakeChatRequest {
   const messages = Array.isArray(body['messages']) ? (body['messages'] as unknown[]) : [];
   const textOf = (roles: string[]) =>
     messages
-      .filter((m): m is { role: string; content: unknown } => m !== null && typeof m === 'object' && roles.includes(String((m as { role?: unknown }).role)))
+      .filter(
+        (m): m is { role: string; content: unknown } =>
+          m !== null && typeof m === 'object' && roles.includes(String((m as { role?: unknown }).role)),
+      )
       .map((m) => messageText(m.content))
       .join('\n');
   return { body, systemText: textOf(['system', 'developer']), userText: textOf(['user']) };
@@ -245,7 +256,12 @@ function estimateTokens(text: string): number {
   return Math.max(1, Math.ceil(text.length / 4));
 }
 
-function completion(req: FakeChatRequest, content: string | null, finishReason: 'stop' | 'length' | 'content_filter', refusal: string | null = null) {
+function completion(
+  req: FakeChatRequest,
+  content: string | null,
+  finishReason: 'stop' | 'length' | 'content_filter',
+  refusal: string | null = null,
+) {
   const promptTokens = estimateTokens(req.systemText) + estimateTokens(req.userText) + 7;
   const completionTokens = estimateTokens(content ?? refusal ?? '');
   return {
@@ -313,7 +329,10 @@ function answerFor(behaviour: Behaviour, req: FakeChatRequest, baseDelayMs: numb
     }
     case 'server-error': {
       const status = behaviour.status ?? 500;
-      const message = status === 503 ? 'The engine is currently overloaded, please try again later.' : 'The server had an error while processing your request. Sorry about that!';
+      const message =
+        status === 503
+          ? 'The engine is currently overloaded, please try again later.'
+          : 'The server had an error while processing your request. Sorry about that!';
       return { status, headers: {}, body: openAiError(message, 'server_error', null, null), delayMs: baseDelayMs };
     }
   }

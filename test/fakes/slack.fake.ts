@@ -8,7 +8,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 
 export type SlackRefusal = 'action_prohibited' | 'channel_not_found' | 'channel_is_archived' | 'rate_limited' | 'rollup_error';
-const STATUS: Record<SlackRefusal, number> = { action_prohibited: 403, channel_not_found: 404, channel_is_archived: 410, rate_limited: 429, rollup_error: 500 };
+const STATUS: Record<SlackRefusal, number> = {
+  action_prohibited: 403,
+  channel_not_found: 404,
+  channel_is_archived: 410,
+  rate_limited: 429,
+  rollup_error: 500,
+};
 
 export interface SlackFake {
   /** The webhook URL Slack would have given (a secret: keep it out of logs and the journal). */
@@ -48,7 +54,13 @@ export async function startSlackFake(): Promise<SlackFake> {
       const text = (body as { text?: unknown } | null)?.text;
       if (typeof text !== 'string' || text.length === 0) return answer(res, 400, 'invalid_payload');
       const r = queue.shift();
-      if (r) return answer(res, STATUS[r], r === 'rate_limited' ? 'rate_limited' : r, r === 'rate_limited' ? { 'retry-after': String(fake.retryAfterSeconds) } : {});
+      if (r)
+        return answer(
+          res,
+          STATUS[r],
+          r === 'rate_limited' ? 'rate_limited' : r,
+          r === 'rate_limited' ? { 'retry-after': String(fake.retryAfterSeconds) } : {},
+        );
       messages.push({ text });
       answer(res, 200, 'ok');
     });

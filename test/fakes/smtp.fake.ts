@@ -51,7 +51,13 @@ export async function startSmtpFake(options: { user: string; pass: string }): Pr
     onRcptTo(address, _session, callback) {
       const r = take('rcpt');
       answers.push({ at: 'rcpt', code: r?.code ?? 250 });
-      if (r) callback(smtpError(r.code, r.message ?? (r.code >= 500 ? `5.1.1 <${address.address}>: Recipient address rejected: user unknown` : '4.3.0 try again later')));
+      if (r)
+        callback(
+          smtpError(
+            r.code,
+            r.message ?? (r.code >= 500 ? `5.1.1 <${address.address}>: Recipient address rejected: user unknown` : '4.3.0 try again later'),
+          ),
+        );
       else callback();
     },
     onData(stream, session, callback) {
@@ -81,7 +87,7 @@ export async function startSmtpFake(options: { user: string; pass: string }): Pr
     server.listen(0, '127.0.0.1', () => resolve());
   });
   server.on('error', () => undefined);
-  const port = ((server as unknown as { server: { address(): AddressInfo } }).server.address()).port;
+  const port = (server as unknown as { server: { address(): AddressInfo } }).server.address().port;
   return {
     port,
     received,

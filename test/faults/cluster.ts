@@ -79,7 +79,9 @@ export class Cluster {
     this.root = mkdtempSync(join(tmpdir(), 'aj-faults-'));
     this.dataDir = join(this.root, 'data');
     mkdirSync(this.dataDir);
-    this.tmpfs = options.tmpfsMiB !== null && spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${options.tmpfsMiB}m`, 'tmpfs', this.dataDir]).status === 0;
+    this.tmpfs =
+      options.tmpfsMiB !== null &&
+      spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${options.tmpfsMiB}m`, 'tmpfs', this.dataDir]).status === 0;
   }
 
   static async start(options: ClusterOptions): Promise<Cluster> {
@@ -93,7 +95,11 @@ export class Cluster {
       const state = join(c.dataDir, 'state');
       // The state store is sealed under the master key the worker will load: the default file in the data dir.
       const { key } = loadMasterKey({ masterKeyFile: join(c.dataDir, 'secrets', 'master.key') }, { create: true });
-      await new GmailInboxStore(join(state, 'gmail-inboxes.enc'), key, state).connect(options.gmailInbox.mailbox, options.gmailInbox.refreshToken, ['https://www.googleapis.com/auth/gmail.readonly']);
+      await new GmailInboxStore(join(state, 'gmail-inboxes.enc'), key, state).connect(
+        options.gmailInbox.mailbox,
+        options.gmailInbox.refreshToken,
+        ['https://www.googleapis.com/auth/gmail.readonly'],
+      );
     }
     await c.startWorker();
     await c.startWeb();
@@ -138,7 +144,11 @@ export class Cluster {
   }
 
   async startRedis(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+      { stdio: 'ignore' },
+    );
     this.redis = { child, exited: new Promise((r) => child.once('exit', (code) => r(code))) };
     await waitUntil('redis', async () => {
       const r = new Redis(this.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });

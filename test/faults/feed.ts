@@ -34,8 +34,25 @@ export interface FeedOptions {
 
 function event(provider: 'calls' | 'forms', id: string, occurredAt: string): Record<string, unknown> {
   return provider === 'calls'
-    ? { id: `evt-${id}`, event: 'call.completed', callId: id, direction: 'inbound', from: '+15555550123', to: '+15555550188', startedAt: occurredAt, durationSeconds: 95, subject: 'Pricing call about 40 seats' }
-    : { submissionId: id, form: 'contact-sales', submittedAt: occurredAt, email: `buyer-${id}@acme-corp.example`, name: 'Buyer', fields: { Message: 'We would like a quote for 40 seats' } };
+    ? {
+        id: `evt-${id}`,
+        event: 'call.completed',
+        callId: id,
+        direction: 'inbound',
+        from: '+15555550123',
+        to: '+15555550188',
+        startedAt: occurredAt,
+        durationSeconds: 95,
+        subject: 'Pricing call about 40 seats',
+      }
+    : {
+        submissionId: id,
+        form: 'contact-sales',
+        submittedAt: occurredAt,
+        email: `buyer-${id}@acme-corp.example`,
+        name: 'Buyer',
+        fields: { Message: 'We would like a quote for 40 seats' },
+      };
 }
 
 /** Delivers one event until acknowledged (or a 4xx, which a provider would not retry). */
@@ -91,7 +108,11 @@ export interface MailOptions {
 }
 
 /** One message arriving in the inbox: a new thread from a customer, or (with `replyTo`) our answer in that thread. */
-export function deliverMail(tag: string, options: MailOptions, replyTo?: { id: string; messageIdHeader: string; subject: string; from: string }): Sent & { messageIdHeader: string; subject: string; from: string } {
+export function deliverMail(
+  tag: string,
+  options: MailOptions,
+  replyTo?: { id: string; messageIdHeader: string; subject: string; from: string },
+): Sent & { messageIdHeader: string; subject: string; from: string } {
   const skew = Math.round((options.random() * 2 - 1) * options.skewMs);
   const at = new Date(Date.now() - 60_000 + skew);
   const host = replyTo ? options.mailbox.split('@')[1] : 'acme-corp.example';
@@ -99,14 +120,31 @@ export function deliverMail(tag: string, options: MailOptions, replyTo?: { id: s
   const customer = `buyer-${tag}@acme-corp.example`;
   const subject = replyTo ? `Re: ${replyTo.subject}` : `Quote for 40 seats (${tag})`;
   const headers = replyTo
-    ? [`From: Sales <${options.mailbox}>`, `To: ${replyTo.from}`, `Subject: ${subject}`, `In-Reply-To: ${replyTo.messageIdHeader}`, `References: ${replyTo.messageIdHeader}`]
+    ? [
+        `From: Sales <${options.mailbox}>`,
+        `To: ${replyTo.from}`,
+        `Subject: ${subject}`,
+        `In-Reply-To: ${replyTo.messageIdHeader}`,
+        `References: ${replyTo.messageIdHeader}`,
+      ]
     : [`From: Buyer <${customer}>`, `To: ${options.mailbox}`, `Subject: ${subject}`];
   const body = replyTo ? 'Thanks, the quote for 40 seats is attached.' : 'Hello, we would like a quote for 40 seats, billed yearly.';
-  const raw = Buffer.from(`${headers.join('\r\n')}\r\nMessage-ID: ${messageIdHeader}\r\nDate: ${at.toUTCString()}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${body}\r\n`);
+  const raw = Buffer.from(
+    `${headers.join('\r\n')}\r\nMessage-ID: ${messageIdHeader}\r\nDate: ${at.toUTCString()}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${body}\r\n`,
+  );
   const id = options.gmail.addMessage(options.mailbox, {
     raw,
     internalDate: at.getTime(),
     ...(replyTo ? { threadId: replyTo.id, labelIds: ['SENT'] } : { labelIds: ['INBOX', 'UNREAD'] }),
   });
-  return { provider: 'gmail', sourceId: id, outcome: 'accepted', attempts: 1, failures: [], messageIdHeader, subject, from: replyTo ? options.mailbox : customer };
+  return {
+    provider: 'gmail',
+    sourceId: id,
+    outcome: 'accepted',
+    attempts: 1,
+    failures: [],
+    messageIdHeader,
+    subject,
+    from: replyTo ? options.mailbox : customer,
+  };
 }

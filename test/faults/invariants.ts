@@ -41,15 +41,21 @@ export function checkEntries(entries: readonly JournalEntry[], sent: readonly Se
     const got = receivedBySource.get(s.sourceId) ?? [];
     if (s.outcome === 'accepted' && got.length === 0) {
       lost++;
-      problems.push(s.provider === 'gmail' ? `gmail ${s.sourceId}: in the inbox but not in the journal` : `${s.sourceId}: acknowledged (seq ${s.seq}) but not in the journal`);
+      problems.push(
+        s.provider === 'gmail'
+          ? `gmail ${s.sourceId}: in the inbox but not in the journal`
+          : `${s.sourceId}: acknowledged (seq ${s.seq}) but not in the journal`,
+      );
     }
-    if (s.provider === 'gmail' && got.some((e) => e.source !== 'gmail')) problems.push(`gmail ${s.sourceId}: journaled with another source`);
+    if (s.provider === 'gmail' && got.some((e) => e.source !== 'gmail'))
+      problems.push(`gmail ${s.sourceId}: journaled with another source`);
     if (got.length > 1) {
       duplicated += got.length - 1;
       problems.push(`${s.sourceId}: ${got.length} interaction.received entries`);
     }
     if (s.outcome === 'refused') problems.push(`${s.sourceId}: a valid delivery was refused (${s.failures.join(',')})`);
-    if (s.outcome === 'pending') problems.push(`${s.sourceId}: never acknowledged after ${s.attempts} deliveries (${s.failures.join(',')})`);
+    if (s.outcome === 'pending')
+      problems.push(`${s.sourceId}: never acknowledged after ${s.attempts} deliveries (${s.failures.join(',')})`);
   }
   for (const id of receivedBySource.keys()) if (!expected.has(id)) problems.push(`${id}: in the journal but never sent`);
 
@@ -63,7 +69,12 @@ export function checkEntries(entries: readonly JournalEntry[], sent: readonly Se
     const decisions = chain.filter((e) => e.kind === 'ai.decision' && payload(e).inputEntryId === own);
     const decisionIds = new Set(decisions.map((e) => e.id));
     const final = decisions.filter((e) => payload(e).outcome !== 'failed');
-    const mirrorRules = chain.filter((e) => e.kind === 'rule.decision' && decisionIds.has(String(payload(e).inputEntryId)) && (payload(e).evaluated as { section?: string } | undefined)?.section === 'mirror');
+    const mirrorRules = chain.filter(
+      (e) =>
+        e.kind === 'rule.decision' &&
+        decisionIds.has(String(payload(e).inputEntryId)) &&
+        (payload(e).evaluated as { section?: string } | undefined)?.section === 'mirror',
+    );
     const writes = chain.filter((e) => e.kind === 'crm.write' && (payload(e).entryId === undefined || payload(e).entryId === own));
     if (final.length !== 1) problems.push(`${id}: ${final.length} final AI decisions`);
     if (mirrorRules.length !== 1) problems.push(`${id}: ${mirrorRules.length} mirror rule decisions`);
@@ -73,7 +84,9 @@ export function checkEntries(entries: readonly JournalEntry[], sent: readonly Se
       const n = activities(first.id);
       if (n !== (mirrored ? 1 : 0)) problems.push(`${id}: ${n} CRM activities (mirror: ${mirrored})`);
       // The associations follow the upsert in a later batch: each mirrored activity was matched exactly once.
-      const matched = chain.filter((e) => e.kind === 'rule.decision' && payload(e).ruleId === 'crm-match' && payload(e).inputEntryId === first.id).length;
+      const matched = chain.filter(
+        (e) => e.kind === 'rule.decision' && payload(e).ruleId === 'crm-match' && payload(e).inputEntryId === first.id,
+      ).length;
       if (mirrored && matched === 0) problems.push(`${id}: written but never matched for its associations`);
     } else if (writes.length !== (mirrored ? 1 : 0)) problems.push(`${id}: ${writes.length} CRM writes (mirror: ${mirrored})`);
   }
@@ -85,7 +98,12 @@ export function verifyJournal(env: NodeJS.ProcessEnv): { ok: boolean; entries: n
   const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify', '--json'], { env, encoding: 'utf8' });
   try {
     const report = JSON.parse(r.stdout) as { ok: boolean; entries: number; anchorsChecked: number };
-    return { ok: r.status === 0 && report.ok, entries: report.entries, anchorsChecked: report.anchorsChecked, output: r.stdout.slice(0, 500) };
+    return {
+      ok: r.status === 0 && report.ok,
+      entries: report.entries,
+      anchorsChecked: report.anchorsChecked,
+      output: r.stdout.slice(0, 500),
+    };
   } catch {
     return { ok: false, entries: 0, anchorsChecked: 0, output: `${r.stdout}\n${r.stderr}`.slice(0, 500) };
   }

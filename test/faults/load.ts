@@ -25,7 +25,8 @@ function rssMiB(pid: number | undefined): number | null {
   }
 }
 
-const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const percentile = (sorted: readonly number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 async function main(): Promise<void> {
   const cluster = await Cluster.start({ tmpfsMiB: null, env: {} });
@@ -54,8 +55,16 @@ async function main(): Promise<void> {
         nextSample += SAMPLE_MS;
         const entries = allEntries(cluster.journalPath);
         const received = entries.filter((e) => e.kind === 'interaction.received').length;
-        const decided = entries.filter((e) => e.kind === 'rule.decision' && (e.payload as { evaluated?: { section?: string } }).evaluated?.section === 'mirror').length;
-        samples.push({ atS: Math.round((Date.now() - started) / 1000), journalMiB: rssMiB(cluster.svc?.child.pid), workerMiB: rssMiB(cluster.worker?.child.pid), webMiB: rssMiB(cluster.web?.child.pid), backlog: received - decided });
+        const decided = entries.filter(
+          (e) => e.kind === 'rule.decision' && (e.payload as { evaluated?: { section?: string } }).evaluated?.section === 'mirror',
+        ).length;
+        samples.push({
+          atS: Math.round((Date.now() - started) / 1000),
+          journalMiB: rssMiB(cluster.svc?.child.pid),
+          workerMiB: rssMiB(cluster.worker?.child.pid),
+          webMiB: rssMiB(cluster.web?.child.pid),
+          backlog: received - decided,
+        });
         console.info(JSON.stringify(samples[samples.length - 1]));
       }
     }

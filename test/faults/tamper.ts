@@ -55,8 +55,21 @@ function runVerify(journal: string, keysDir: string, anchors: string, liveJourna
     KEY_STORE_BACKUP: join(dirname(dataDir), `${basename(dataDir)}-key-backup`, 'subject-keys.sqlite'),
     JOURNAL_MASTER_KEY_FILE: join(dataDir, 'secrets', 'master.key'),
   };
-  const env = { ...process.env, ...privacy, JOURNAL_PATH: journal, JOURNAL_KEYS_DIR: keysDir, JOURNAL_ANCHOR_DIRS: anchors, JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', LOG_LEVEL: 'error' };
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify', '--anchors', anchors, '--json'], { env, encoding: 'utf8', timeout: 120_000 });
+  const env = {
+    ...process.env,
+    ...privacy,
+    JOURNAL_PATH: journal,
+    JOURNAL_KEYS_DIR: keysDir,
+    JOURNAL_ANCHOR_DIRS: anchors,
+    JOURNAL_APPEND_TOKEN: '',
+    JOURNAL_READ_TOKEN: '',
+    LOG_LEVEL: 'error',
+  };
+  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify', '--anchors', anchors, '--json'], {
+    env,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   try {
     const report = JSON.parse(r.stdout) as { ok: boolean; firstBadSeq: number | null; reason: string | null };
     return { status: r.status, ok: report.ok, firstBadSeq: report.firstBadSeq, reason: report.reason };
@@ -75,7 +88,10 @@ interface Row {
 function attack(file: string, change: (db: Database.Database) => void): void {
   const db = new Database(file, { fileMustExist: true });
   try {
-    const triggers = db.prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'entries'`).all() as { name: string; sql: string }[];
+    const triggers = db.prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'entries'`).all() as {
+      name: string;
+      sql: string;
+    }[];
     db.transaction(() => {
       for (const t of triggers) db.exec(`DROP TRIGGER ${t.name}`);
       change(db);
@@ -111,7 +127,14 @@ export async function tamperCheck(target: TamperTarget, kind: TamperKind, random
     const intact = runVerify(copy, target.keysDir, anchors, target.journalPath);
     const notRun: VerifyRun = { status: null, ok: null, firstBadSeq: null, reason: null };
     if (intact.status !== 0 || intact.ok !== true) {
-      return { kind, expectedSeq: -1, passed: false, problem: `the untampered copy did not verify: exit ${intact.status}, ${intact.reason}`, intact, tampered: notRun };
+      return {
+        kind,
+        expectedSeq: -1,
+        passed: false,
+        problem: `the untampered copy did not verify: exit ${intact.status}, ${intact.reason}`,
+        intact,
+        tampered: notRun,
+      };
     }
 
     const db = new Database(copy, { readonly: true });
@@ -136,7 +159,10 @@ export async function tamperCheck(target: TamperTarget, kind: TamperKind, random
         break;
       }
       case 'delete-row': {
-        const row = pick(rows.filter((r) => r.seq > 0 && r.seq < size - 1), random);
+        const row = pick(
+          rows.filter((r) => r.seq > 0 && r.seq < size - 1),
+          random,
+        );
         attack(copy, (d) => d.prepare('DELETE FROM entries WHERE seq = ?').run(row.seq));
         expectedSeq = row.seq;
         reason = new RegExp(`entry seq ${row.seq} is missing`);
@@ -144,7 +170,10 @@ export async function tamperCheck(target: TamperTarget, kind: TamperKind, random
       }
       case 'swap-payloads': {
         const a = pick(user, random);
-        const b = pick(user.filter((r) => r.seq !== a.seq && r.payload !== a.payload), random);
+        const b = pick(
+          user.filter((r) => r.seq !== a.seq && r.payload !== a.payload),
+          random,
+        );
         attack(copy, (d) => {
           const set = d.prepare('UPDATE entries SET payload = ? WHERE seq = ?');
           set.run(b.payload, a.seq);
@@ -173,7 +202,14 @@ export async function tamperCheck(target: TamperTarget, kind: TamperKind, random
     if (tampered.ok !== false) problems.push(`verify said ok: ${tampered.ok}`);
     if (tampered.firstBadSeq !== expectedSeq) problems.push(`verify named seq ${tampered.firstBadSeq}, not ${expectedSeq}`);
     if (!reason.test(tampered.reason ?? '')) problems.push(`verify's reason does not match ${reason}: ${tampered.reason}`);
-    return { kind, expectedSeq, passed: problems.length === 0, problem: problems.length === 0 ? null : problems.join('; '), intact, tampered };
+    return {
+      kind,
+      expectedSeq,
+      passed: problems.length === 0,
+      problem: problems.length === 0 ? null : problems.join('; '),
+      intact,
+      tampered,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -34,7 +34,14 @@ export function formSubmission(key: string, correlationId: string, at: number, t
     actor: 'connector',
     correlationId,
     idempotencyKey: key,
-    payload: { channel: 'form', sourceId: key, direction: 'inbound', occurredAt: new Date(at).toISOString(), participants: [{ role: 'submitter', address: `${key}@example.com` }], text },
+    payload: {
+      channel: 'form',
+      sourceId: key,
+      direction: 'inbound',
+      occurredAt: new Date(at).toISOString(),
+      participants: [{ role: 'submitter', address: `${key}@example.com` }],
+      text,
+    },
   };
 }
 

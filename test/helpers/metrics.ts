@@ -6,7 +6,8 @@ const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/;
 function labelsOf(inside: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!inside) return out;
-  for (const m of inside.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) out[m[1] as string] = (m[2] as string).replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
+  for (const m of inside.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+    out[m[1] as string] = (m[2] as string).replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
   return out;
 }
 
@@ -42,13 +43,21 @@ export function familiesAreWellFormed(text: string): string[] {
     const m = LINE.exec(line);
     if (!m) continue;
     const name = m[1] as string;
-    const family = current !== null && (name === current || /_(bucket|sum|count|created|total)$/.test(name) && name.replace(/_(bucket|sum|count|created|total)$/, '') === current) ? current : name;
+    const family =
+      current !== null &&
+      (name === current ||
+        (/_(bucket|sum|count|created|total)$/.test(name) && name.replace(/_(bucket|sum|count|created|total)$/, '') === current))
+        ? current
+        : name;
     if (family !== current) {
       if (current !== null) closed.add(current);
       current = family;
     }
     if (closed.has(family)) problems.push(`${family}: samples not together (${line})`);
-    const id = `${name}{${Object.entries(labelsOf(m[2])).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(',')}}`;
+    const id = `${name}{${Object.entries(labelsOf(m[2]))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',')}}`;
     if (series.has(id)) problems.push(`${id} given twice`);
     series.add(id);
   }

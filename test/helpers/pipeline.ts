@@ -18,7 +18,14 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** A config for a test: its own journal dir, the machine's Redis, a unique queue prefix. */
 export function testConfig(dir: string, env: NodeJS.ProcessEnv = {}): Config {
   // The key store's backup defaults to beside the data directory; a test keeps it inside its own.
-  return loadConfig({ JOURNAL_PATH: join(dir, 'journal.sqlite'), KEY_STORE_BACKUP: join(dir, 'key-backup', 'subject-keys.sqlite'), REDIS_URL, LOG_LEVEL: 'silent', JOB_LOCK_SECONDS: '5', ...env });
+  return loadConfig({
+    JOURNAL_PATH: join(dir, 'journal.sqlite'),
+    KEY_STORE_BACKUP: join(dir, 'key-backup', 'subject-keys.sqlite'),
+    REDIS_URL,
+    LOG_LEVEL: 'silent',
+    JOB_LOCK_SECONDS: '5',
+    ...env,
+  });
 }
 
 export function uniquePrefix(): string {
@@ -36,13 +43,23 @@ export interface InProcessPipeline {
 }
 
 /** The whole pipeline in this process: a local journal writer, real Redis queues, real workers. */
-export async function inProcessPipeline(dir: string, overrides: Omit<PipelineOverrides, 'journal' | 'prefix'> = {}, env: NodeJS.ProcessEnv = {}): Promise<InProcessPipeline> {
+export async function inProcessPipeline(
+  dir: string,
+  overrides: Omit<PipelineOverrides, 'journal' | 'prefix'> = {},
+  env: NodeJS.ProcessEnv = {},
+): Promise<InProcessPipeline> {
   const config = testConfig(dir, env);
   const path = config.journal.path;
   // Sealing on, as in production: the pipeline runs end to end on sealed payloads.
   const privacy = openWriterPrivacy(config);
   // The configured retention policy, as the journal service stamps classes by it.
-  const writer = await JournalWriter.open({ path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy, retention: RetentionPolicy.load(config.journal.retentionPath) });
+  const writer = await JournalWriter.open({
+    path,
+    keysDir: config.journal.keysDir,
+    checkpointEveryMs: 0,
+    privacy,
+    retention: RetentionPolicy.load(config.journal.retentionPath),
+  });
   const reader = JournalReader.open(path);
   reader.attachPrivacy(privacy, { owned: true });
   const journal = new LocalJournalClient(writer, reader);
@@ -91,11 +108,20 @@ export function allEntries(path: string): JournalEntry[] {
 }
 
 const TOPICS = [
-  { subject: 'Pricing for the analytics platform', text: 'Hello, we are evaluating vendors and would like a quote and a demo for 25 seats. What does the annual plan cost?' },
-  { subject: 'Dashboard not loading', text: 'Since this morning our dashboards show an error 500 and nobody on the team can log in. Please help, this is urgent.' },
+  {
+    subject: 'Pricing for the analytics platform',
+    text: 'Hello, we are evaluating vendors and would like a quote and a demo for 25 seats. What does the annual plan cost?',
+  },
+  {
+    subject: 'Dashboard not loading',
+    text: 'Since this morning our dashboards show an error 500 and nobody on the team can log in. Please help, this is urgent.',
+  },
   { subject: 'Invoice question', text: 'Our invoice INV-2231 shows two charges for November; can you refund the duplicate payment?' },
-  { subject: 'Move our call', text: 'Can we reschedule Thursday\'s meeting to Friday at 10am?' },
-  { subject: 'Renewal proposal', text: 'Thanks for the proposal. Legal has a few comments on the contract; can we discuss the renewal terms and the discount?' },
+  { subject: 'Move our call', text: "Can we reschedule Thursday's meeting to Friday at 10am?" },
+  {
+    subject: 'Renewal proposal',
+    text: 'Thanks for the proposal. Legal has a few comments on the contract; can we discuss the renewal terms and the discount?',
+  },
 ];
 
 /** N distinct, valid inbound emails from customers (deterministic for a given seed). */

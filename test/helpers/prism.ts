@@ -51,7 +51,9 @@ export async function startPrism(options: PrismOptions = {}): Promise<Prism> {
   const spec = options.spec ?? HUBSPOT_SPEC;
   const timeoutMs = options.timeoutMs ?? 60_000;
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [PRISM_BIN, 'mock', '-d', '--errors', spec, '-p', String(port), '-h', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [PRISM_BIN, 'mock', '-d', '--errors', spec, '-p', String(port), '-h', '127.0.0.1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output: string[] = [];
   const violations: string[] = [];
   const onData = (chunk: Buffer): void => {
@@ -95,13 +97,20 @@ export async function startPrism(options: PrismOptions = {}): Promise<Prism> {
         up.on('data', (c: Buffer) => body.push(c));
         up.on('end', () => {
           const text = Buffer.concat(body);
-          if (up.statusCode === 422 || (up.statusCode === 500 && text.toString().includes('prism/errors#VIOLATIONS') && text.toString().includes('"request"'))) {
+          if (
+            up.statusCode === 422 ||
+            (up.statusCode === 500 && text.toString().includes('prism/errors#VIOLATIONS') && text.toString().includes('"request"'))
+          ) {
             violations.push(`${req.method} ${req.url} -> ${up.statusCode}: ${text.toString().slice(0, 500)}`);
           }
           let out: Buffer = text;
           if (options.shape && (up.statusCode ?? 0) < 300 && String(up.headers['content-type'] ?? '').includes('json')) {
             const parse = (b: Buffer): unknown => (b.length > 0 ? JSON.parse(b.toString('utf8')) : null);
-            out = Buffer.from(JSON.stringify(options.shape(req.method ?? 'GET', (req.url ?? '/').split('?')[0] as string, parse(Buffer.concat(chunks)), parse(text))));
+            out = Buffer.from(
+              JSON.stringify(
+                options.shape(req.method ?? 'GET', (req.url ?? '/').split('?')[0] as string, parse(Buffer.concat(chunks)), parse(text)),
+              ),
+            );
           }
           const h = { ...up.headers };
           delete h['content-length'];

@@ -14,7 +14,8 @@ export interface Started {
 }
 
 /** Whether `pid` runs (a zombie does not). */
-export const alive = (pid: number): boolean => existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+export const alive = (pid: number): boolean =>
+  existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 
 /** `pid` and every process below it, now (from /proc). */
 export function processTree(pid: number): number[] {
@@ -35,9 +36,10 @@ export function processTree(pid: number): number[] {
 
 /** Starts the product the way the README says (`npm start`) or straight through the bin; stderr is collected. */
 export function startProduct(command: 'npm' | 'node', env: NodeJS.ProcessEnv): Started {
-  const child = command === 'npm'
-    ? spawn('npm', ['start'], { cwd: process.cwd(), env, stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn(process.execPath, ['bin/activity-journal.mjs', 'start'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child =
+    command === 'npm'
+      ? spawn('npm', ['start'], { cwd: process.cwd(), env, stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(process.execPath, ['bin/activity-journal.mjs', 'start'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
@@ -46,7 +48,13 @@ export function startProduct(command: 'npm' | 'node', env: NodeJS.ProcessEnv): S
 }
 
 /** Polls `f` until it gives a value (exceptions count as "not yet"); `giveUp` names a reason to stop waiting at once. */
-export async function waitFor<T>(what: string, f: () => Promise<T | null> | T | null, timeoutMs = 90_000, everyMs = 100, giveUp: () => string | null = () => null): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  f: () => Promise<T | null> | T | null,
+  timeoutMs = 90_000,
+  everyMs = 100,
+  giveUp: () => string | null = () => null,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const reason = giveUp();
@@ -68,20 +76,33 @@ export async function healthy(web: number, product: Started, timeoutMs = 90_000)
   void product.exited.then((code) => {
     exited = code;
   });
-  await waitFor('healthy', async () => {
-    const r = await fetch(`http://127.0.0.1:${web}/healthz`);
-    // The banner (which names the supervisor's pid) follows /healthz: healthy means announced too.
-    return r.status === 200 && ((await r.json()) as { ok: boolean }).ok && product.stderr().includes('activity-journal is running') ? true : null;
-  }, timeoutMs, 100, () => (exited === undefined ? null : `the product exited (${String(exited)})`)).catch((err: Error) => {
+  await waitFor(
+    'healthy',
+    async () => {
+      const r = await fetch(`http://127.0.0.1:${web}/healthz`);
+      // The banner (which names the supervisor's pid) follows /healthz: healthy means announced too.
+      return r.status === 200 && ((await r.json()) as { ok: boolean }).ok && product.stderr().includes('activity-journal is running')
+        ? true
+        : null;
+    },
+    timeoutMs,
+    100,
+    () => (exited === undefined ? null : `the product exited (${String(exited)})`),
+  ).catch((err: Error) => {
     throw new Error(`${err.message}; its stderr:\n${product.stderr()}`);
   });
 }
 
 /** Whether anything answers HTTP on the port. */
-export const serving = (port: number): Promise<boolean> => fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false);
+export const serving = (port: number): Promise<boolean> =>
+  fetch(`http://127.0.0.1:${port}/healthz`).then(
+    () => true,
+    () => false,
+  );
 
 /** Its exit code, or 'still running' after `seconds`. */
-export const exitWithin = (p: Started, seconds: number): Promise<number | null | 'still running'> => Promise.race([p.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), seconds * 1000))]);
+export const exitWithin = (p: Started, seconds: number): Promise<number | null | 'still running'> =>
+  Promise.race([p.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), seconds * 1000))]);
 
 /** The pids still alive after up to `seconds`. */
 export async function stillAlive(pids: readonly number[], seconds: number): Promise<number[]> {
@@ -103,18 +124,26 @@ export class OwnRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
   async up(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+      { stdio: 'ignore' },
+    );
     this.child = child;
-    await waitFor('redis-server', async () => {
-      const c = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      c.on('error', () => undefined);
-      try {
-        await c.connect();
-        return (await c.ping()) === 'PONG' ? true : null;
-      } finally {
-        c.disconnect();
-      }
-    }, 20_000);
+    await waitFor(
+      'redis-server',
+      async () => {
+        const c = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        c.on('error', () => undefined);
+        try {
+          await c.connect();
+          return (await c.ping()) === 'PONG' ? true : null;
+        } finally {
+          c.disconnect();
+        }
+      },
+      20_000,
+    );
   }
   /** Stopped outright: what it held is gone (it keeps nothing on disk). */
   async down(): Promise<void> {

@@ -35,7 +35,10 @@ export function tokensFor(): { appendToken: string; readToken: string } {
 }
 
 /** Starts `activity-journal journal-service` as a real child process and waits until /healthz answers. */
-export async function startService(dir: string, opts: { port?: number; tokens?: { appendToken: string; readToken: string }; env?: NodeJS.ProcessEnv } = {}): Promise<ServiceProcess> {
+export async function startService(
+  dir: string,
+  opts: { port?: number; tokens?: { appendToken: string; readToken: string }; env?: NodeJS.ProcessEnv } = {},
+): Promise<ServiceProcess> {
   const port = opts.port ?? (await freePort());
   const tokens = opts.tokens ?? tokensFor();
   const env: NodeJS.ProcessEnv = {

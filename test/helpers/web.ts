@@ -8,12 +8,17 @@ import { configuredReceivers } from '../../jobs/main.ts';
 import { silentLogger, type Logger } from '../../src/config/logger.ts';
 
 /** The web server with the receivers `env` configures, taking webhooks into the pipeline `p`; close() also drops its Redis. */
-export async function webhookServer(p: Pick<InProcessPipeline, 'runtime' | 'journal' | 'prefix'>, dir: string, env: NodeJS.ProcessEnv, options: { rejectionsPerMinute: number; now?: () => number; drainBytes?: number; logger?: Logger }): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+export async function webhookServer(
+  p: Pick<InProcessPipeline, 'runtime' | 'journal' | 'prefix'>,
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  options: { rejectionsPerMinute: number; now?: () => number; drainBytes?: number; logger?: Logger },
+): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const config = testConfig(dir, env);
   const app = createWebServer({
     checks: [],
-   
+
     webhooks: {
       receivers: configuredReceivers(config),
       intake: (ix) => p.runtime.pipeline.intake(ix),
@@ -38,12 +43,34 @@ export async function webhookServer(p: Pick<InProcessPipeline, 'runtime' | 'jour
 }
 
 /** A request body signed for the x-aj receivers (generic calls and forms): HMAC-SHA256 of `<ts>.<body>`. */
-export function signedRaw(secret: string, payload: string, atMs: number, type = 'application/json'): { headers: Record<string, string>; payload: string } {
+export function signedRaw(
+  secret: string,
+  payload: string,
+  atMs: number,
+  type = 'application/json',
+): { headers: Record<string, string>; payload: string } {
   const ts = Math.floor(atMs / 1000);
-  return { headers: { 'content-type': type, 'x-aj-timestamp': String(ts), 'x-aj-signature': `v1=${createHmac('sha256', secret).update(`${ts}.${payload}`).digest('hex')}` }, payload };
+  return {
+    headers: {
+      'content-type': type,
+      'x-aj-timestamp': String(ts),
+      'x-aj-signature': `v1=${createHmac('sha256', secret).update(`${ts}.${payload}`).digest('hex')}`,
+    },
+    payload,
+  };
 }
 
 /** A generic call webhook event (POST /webhooks/calls) of a call that started ten minutes before `atMs`. */
 export function genericCall(id: string, atMs: number, extra: object = {}): Record<string, unknown> {
-  return { id: `evt-${id}`, event: 'call.completed', callId: id, direction: 'inbound', from: '+15555550123', to: '+15555550188', startedAt: new Date(atMs - 600_000).toISOString(), durationSeconds: 320, ...extra };
+  return {
+    id: `evt-${id}`,
+    event: 'call.completed',
+    callId: id,
+    direction: 'inbound',
+    from: '+15555550123',
+    to: '+15555550188',
+    startedAt: new Date(atMs - 600_000).toISOString(),
+    durationSeconds: 320,
+    ...extra,
+  };
 }

@@ -40,20 +40,42 @@ let gcs: FakeGcs;
 const now = (): number => clock;
 const policy = RetentionPolicy.load(DEFAULT_RETENTION_PATH);
 
-const open = (): Promise<JournalWriter> => JournalWriter.open({ path, keysDir, checkpointEveryMs: 0, now, retention: policy, anchors: [new DirectoryAnchor(join(tmp.dir, 'anchor'))] });
+const open = (): Promise<JournalWriter> =>
+  JournalWriter.open({
+    path,
+    keysDir,
+    checkpointEveryMs: 0,
+    now,
+    retention: policy,
+    anchors: [new DirectoryAnchor(join(tmp.dir, 'anchor'))],
+  });
 
 const gcsStore = (o: Partial<ConstructorParameters<typeof GcsArchiveStore>[0]> = {}): GcsArchiveStore =>
-  new GcsArchiveStore({ bucket: BUCKET, prefix: 'journals/', credentials: { accessToken: gcs.token }, rootUrl: gcs.rootUrl, backoffMs: 20, ...o });
+  new GcsArchiveStore({
+    bucket: BUCKET,
+    prefix: 'journals/',
+    credentials: { accessToken: gcs.token },
+    rootUrl: gcs.rootUrl,
+    backoffMs: 20,
+    ...o,
+  });
 
 const formSubmission = (key: string, correlationId: string): AppendInput => formSubmissionAt(key, correlationId, clock);
 
 /** January and February entries (one invoice each: financial-7y), then the clock in March. */
 async function twoMonths(writer: JournalWriter): Promise<void> {
   clock = Date.parse('2026-01-10T09:00:00Z');
-  await writer.appendBatch([formSubmission('jan-form-1', 'corr-jan'), { ...stateChange('jan-inv-1', 'corr-jan', 'invoiced'), retentionClass: 'financial-7y' }, stateChange('jan-s-1', 'corr-jan')]);
+  await writer.appendBatch([
+    formSubmission('jan-form-1', 'corr-jan'),
+    { ...stateChange('jan-inv-1', 'corr-jan', 'invoiced'), retentionClass: 'financial-7y' },
+    stateChange('jan-s-1', 'corr-jan'),
+  ]);
   await writer.checkpoint();
   clock = Date.parse('2026-02-05T09:00:00Z');
-  await writer.appendBatch([formSubmission('feb-form-1', 'corr-feb'), { ...stateChange('feb-inv-1', 'corr-feb', 'invoiced'), retentionClass: 'financial-7y' }]);
+  await writer.appendBatch([
+    formSubmission('feb-form-1', 'corr-feb'),
+    { ...stateChange('feb-inv-1', 'corr-feb', 'invoiced'), retentionClass: 'financial-7y' },
+  ]);
   clock = Date.parse('2026-03-02T09:00:00Z');
   await writer.append(stateChange('mar-s-1', 'corr-mar'));
 }
@@ -100,7 +122,11 @@ function hotBelow(seq: number): number {
 const hotCount = (): number => hotEntryCount(path);
 
 const uploads = (): FakeGcs['requests'] => gcs.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/upload/'));
-const bucketObjects = (): string[] => [...gcs.objects.values()].filter((o) => o.bucket === BUCKET).map((o) => o.name).sort();
+const bucketObjects = (): string[] =>
+  [...gcs.objects.values()]
+    .filter((o) => o.bucket === BUCKET)
+    .map((o) => o.name)
+    .sort();
 
 beforeEach(async () => {
   tmp = tempDir('aj-archive-gcs-');
@@ -119,7 +145,11 @@ afterEach(async () => {
 describe('archive to Google Cloud Storage (googleapis against the fake)', () => {
   it('uploads each sealed segment once, reads it back, and the archives verify and trace from the bucket', async () => {
     const store = gcsStore();
-    expect(await store.retention()).toMatchObject({ periodSeconds: SEVEN_YEARS_S, locked: true, description: expect.stringContaining('2600 days, locked') as string });
+    expect(await store.retention()).toMatchObject({
+      periodSeconds: SEVEN_YEARS_S,
+      locked: true,
+      description: expect.stringContaining('2600 days, locked') as string,
+    });
     const writer = await open();
     await twoMonths(writer);
     const summary = await archiveJournal(writer, { store, now });
@@ -154,7 +184,15 @@ describe('archive to Google Cloud Storage (googleapis against the fake)', () => 
       const writer = await open();
       await twoMonths(writer);
       const crash = new Error(`crash after ${step}`);
-      await expect(archiveJournal(writer, { store: gcsStore(), now, onStep: (s, id) => { if (s === step && id === '2026-01') throw crash; } })).rejects.toBe(crash);
+      await expect(
+        archiveJournal(writer, {
+          store: gcsStore(),
+          now,
+          onStep: (s, id) => {
+            if (s === step && id === '2026-01') throw crash;
+          },
+        }),
+      ).rejects.toBe(crash);
       await writer.close();
       expect(archivedIds()).toEqual([]);
       expect(bucketObjects()).toHaveLength(1);
@@ -214,7 +252,9 @@ describe('archive to Google Cloud Storage (googleapis against the fake)', () => 
     await archiveJournal(writer, { store: gcsStore(), now });
     await writer.close();
     gcs.tamper(BUCKET, `journals/${writer.identity.journalId}/2026-01.sqlite.gz`);
-    await expect(verifyAll([gcsStore()])).rejects.toThrow(/archived segment 2026-01 at gs:\/\/aj-archive-test\/journals\/.+ does not match the hash journaled/);
+    await expect(verifyAll([gcsStore()])).rejects.toThrow(
+      /archived segment 2026-01 at gs:\/\/aj-archive-test\/journals\/.+ does not match the hash journaled/,
+    );
   });
 
   it('refuses a bucket whose retention policy is shorter than the entries need, before writing anything', async () => {
@@ -242,7 +282,10 @@ describe('archive to Google Cloud Storage (googleapis against the fake)', () => 
     await archiveJournal(writer, { store: gcsStore(), now });
     await writer.close();
     const name = encodeURIComponent(`journals/${writer.identity.journalId}/2026-01.sqlite.gz`);
-    const del = await fetch(`${gcs.rootUrl}storage/v1/b/${BUCKET}/o/${name}`, { method: 'DELETE', headers: { authorization: `Bearer ${gcs.token}` } });
+    const del = await fetch(`${gcs.rootUrl}storage/v1/b/${BUCKET}/o/${name}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${gcs.token}` },
+    });
     expect(del.status).toBe(403);
     expect(((await del.json()) as { error: { errors: { reason: string }[] } }).error.errors[0]?.reason).toBe('retentionPolicyNotMet');
     expect(gcs.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1); // only ours, here
@@ -251,18 +294,28 @@ describe('archive to Google Cloud Storage (googleapis against the fake)', () => 
   it('a 403 says which permissions are missing and never shows the token', async () => {
     const denied = 'ya29.denied-token-that-must-not-appear';
     gcs.forbiddenTokens.add(denied);
-    const err = await gcsStore({ credentials: { accessToken: denied } }).retention().catch((e: unknown) => e);
+    const err = await gcsStore({ credentials: { accessToken: denied } })
+      .retention()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ArchiveStoreError);
     expect((err as ArchiveStoreError).reason).toBe('denied');
-    expect((err as Error).message).toMatch(/GCS refused to read the bucket \(403 forbidden\): the service account needs storage.buckets.get, storage.objects.create and storage.objects.get/);
+    expect((err as Error).message).toMatch(
+      /GCS refused to read the bucket \(403 forbidden\): the service account needs storage.buckets.get, storage.objects.create and storage.objects.get/,
+    );
     expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain(denied);
     expect((err as Error).cause).toBeUndefined();
-    expect(() => gcsStore({ credentials: { keyFile: join(tmp.dir, 'no-such-key.json') } })).toThrow(/service-account key file .*no-such-key\.json \(GOOGLE_APPLICATION_CREDENTIALS\) does not exist/);
+    expect(() => gcsStore({ credentials: { keyFile: join(tmp.dir, 'no-such-key.json') } })).toThrow(
+      /service-account key file .*no-such-key\.json \(GOOGLE_APPLICATION_CREDENTIALS\) does not exist/,
+    );
   });
 });
 
 describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs://…', () => {
-  const gcsEnv = (): NodeJS.ProcessEnv => ({ ARCHIVE_STORE: `gs://${BUCKET}/cold`, GCS_BASE_URL: gcs.rootUrl, GCS_ACCESS_TOKEN: gcs.token });
+  const gcsEnv = (): NodeJS.ProcessEnv => ({
+    ARCHIVE_STORE: `gs://${BUCKET}/cold`,
+    GCS_BASE_URL: gcs.rootUrl,
+    GCS_ACCESS_TOKEN: gcs.token,
+  });
 
   it('archive, verify --include-archives, trace and retention report read and write the bucket', async () => {
     const writer = await open();
@@ -270,7 +323,10 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     await writer.close();
     const env = { ...process.env, JOURNAL_PATH: path, LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', ...gcsEnv() };
     // spawnSync would block this process, and with it the fake: run the CLI asynchronously.
-    const cli = async (args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> => {
+    const cli = async (
+      args: string[],
+      extra: NodeJS.ProcessEnv = {},
+    ): Promise<{ status: number | null; stdout: string; stderr: string }> => {
       const { spawn } = await import('node:child_process');
       const child = spawn(process.execPath, ['bin/activity-journal.mjs', ...args], { env: { ...env, ...extra } });
       let stdout = '';
@@ -284,11 +340,15 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     gcs.addBucket('short-retention', { periodSeconds: DAY_S });
     const dry = await cli(['archive', '--dry-run'], { ARCHIVE_STORE: 'gs://short-retention/cold' });
     expect(dry.status, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(/2026-01: seq 0\.\.\d+ \(\d+ entries\) would seal\+archive; the store would refuse it: its entries must be kept until 2033-/);
+    expect(dry.stdout).toMatch(
+      /2026-01: seq 0\.\.\d+ \(\d+ entries\) would seal\+archive; the store would refuse it: its entries must be kept until 2033-/,
+    );
     expect(dry.stdout).toMatch(/dry run: nothing was written/);
     const refused = await cli(['archive'], { ARCHIVE_STORE: 'gs://short-retention/cold' });
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toMatch(/archive stopped: gs:\/\/short-retention\/cold\/.+2026-01\.sqlite\.gz was not written: its entries must be kept until .*bucket short-retention retention policy 1 day\b/);
+    expect(refused.stderr).toMatch(
+      /archive stopped: gs:\/\/short-retention\/cold\/.+2026-01\.sqlite\.gz was not written: its entries must be kept until .*bucket short-retention retention policy 1 day\b/,
+    );
     expect(refused.stderr).toMatch(/GCS_REQUIRE_RETENTION=false/);
     expect(refused.stderr).not.toContain(gcs.token);
     expect(archivedIds()).toEqual([]);
@@ -304,18 +364,32 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     expect(run.stdout).toMatch(/expiry: dropped 2 payload\(s\) in 2 archived segment\(s\) \(marketing-90d: 2\)/);
     expect(run.stdout).toMatch(/superseded object\(s\) kept \(the store cannot delete/);
     expect(bucketObjects().filter((n) => n.startsWith('cold/'))).toHaveLength(5);
-    expect(bucketObjects().filter((n) => n.includes('.pruned-1.')).map((n) => `gs://${BUCKET}/${n}`)).toEqual(prunedLocations());
+    expect(
+      bucketObjects()
+        .filter((n) => n.includes('.pruned-1.'))
+        .map((n) => `gs://${BUCKET}/${n}`),
+    ).toEqual(prunedLocations());
     const all = await cli(['verify', '--include-archives', '--json']);
     expect(all.status).toBe(0);
     expect(JSON.parse(all.stdout)).toMatchObject({ ok: true, verifiedFrom: 0 });
     const trace = await cli(['trace', 'corr-jan', '--json']);
     expect(trace.status).toBe(0);
-    expect(trace.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { idempotencyKey: string }).idempotencyKey)).toEqual(['jan-form-1', 'jan-inv-1', 'jan-s-1']);
+    expect(
+      trace.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { idempotencyKey: string }).idempotencyKey),
+    ).toEqual(['jan-form-1', 'jan-inv-1', 'jan-s-1']);
     const report = await cli(['retention', 'report', '--json']);
     expect(report.status).toBe(0);
-    expect(JSON.parse(report.stdout)).toMatchObject({ segments: { archived: 3 }, archiveStore: { kind: 'gcs', retention: { periodSeconds: SEVEN_YEARS_S, locked: true } } });
+    expect(JSON.parse(report.stdout)).toMatchObject({
+      segments: { archived: 3 },
+      archiveStore: { kind: 'gcs', retention: { periodSeconds: SEVEN_YEARS_S, locked: true } },
+    });
     const text = await cli(['retention', 'report']);
-    expect(text.stdout).toMatch(/archive store: Google Cloud Storage gs:\/\/aj-archive-test\/cold\/; bucket aj-archive-test retention policy 2600 days, locked/);
+    expect(text.stdout).toMatch(
+      /archive store: Google Cloud Storage gs:\/\/aj-archive-test\/cold\/; bucket aj-archive-test retention policy 2600 days, locked/,
+    );
     const bad = { ...env, ARCHIVE_STORE: 'gs://Not_A_Bucket' };
     const usage = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'archive'], { env: bad, encoding: 'utf8' });
     expect(usage.status).toBe(2);
@@ -326,7 +400,9 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     const writer = await open();
     await twoMonths(writer);
     await writer.close();
-    const service = await startService(tmp.dir, { env: { ...gcsEnv(), ARCHIVE_SCHEDULE: '1s', JOURNAL_KEYS_DIR: keysDir, JOURNAL_ANCHOR_DIRS: join(tmp.dir, 'anchor') } });
+    const service = await startService(tmp.dir, {
+      env: { ...gcsEnv(), ARCHIVE_SCHEDULE: '1s', JOURNAL_KEYS_DIR: keysDir, JOURNAL_ANCHOR_DIRS: join(tmp.dir, 'anchor') },
+    });
     try {
       const deadline = Date.now() + 60_000;
       const archivedObjects = (): string[] => bucketObjects().filter((n) => !n.includes('.pruned-'));
@@ -346,9 +422,17 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     }
     expect(archivedIds()).toEqual(['2026-01', '2026-02', '2026-03']);
     const reader = JournalReader.open(path);
-    expect(reader.byKind({ kind: 'segment.archived' }).map((e) => (e.payload as { location: string }).location)).toEqual(bucketObjects().filter((n) => !n.includes('.pruned-')).map((n) => `gs://${BUCKET}/${n}`));
+    expect(reader.byKind({ kind: 'segment.archived' }).map((e) => (e.payload as { location: string }).location)).toEqual(
+      bucketObjects()
+        .filter((n) => !n.includes('.pruned-'))
+        .map((n) => `gs://${BUCKET}/${n}`),
+    );
     reader.close();
-    expect(prunedLocations()).toEqual(bucketObjects().filter((n) => n.includes('.pruned-')).map((n) => `gs://${BUCKET}/${n}`));
+    expect(prunedLocations()).toEqual(
+      bucketObjects()
+        .filter((n) => n.includes('.pruned-'))
+        .map((n) => `gs://${BUCKET}/${n}`),
+    );
     expect(prunedLocations()).toHaveLength(2);
     expect((await verifyAll([gcsStore({ prefix: 'cold/' })])).ok).toBe(true);
   }, 180_000);
@@ -356,7 +440,15 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
   it('the schedule runs one pass at a time and archives what is due', async () => {
     const writer = await open();
     await twoMonths(writer);
-    const schedule = startArchiveSchedule({ writer, store: gcsStore(), everyMs: 60_000, firstAfterMs: 60_000, stagingDir: `${path}.segments`, logger: createLogger('silent', 'test'), now });
+    const schedule = startArchiveSchedule({
+      writer,
+      store: gcsStore(),
+      everyMs: 60_000,
+      firstAfterMs: 60_000,
+      stagingDir: `${path}.segments`,
+      logger: createLogger('silent', 'test'),
+      now,
+    });
     try {
       const [a, b] = await Promise.all([schedule.runOnce(), schedule.runOnce()]);
       expect(a?.map((s) => s.segmentId)).toEqual(['2026-01', '2026-02']);
@@ -380,7 +472,14 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
   it('stopping ends a running pass at its next step; the next run finishes the job', async () => {
     const writer = await open();
     await twoMonths(writer);
-    const options = { writer, store: gcsStore(), everyMs: 60_000, stagingDir: `${path}.segments`, logger: createLogger('silent', 'test'), now };
+    const options = {
+      writer,
+      store: gcsStore(),
+      everyMs: 60_000,
+      stagingDir: `${path}.segments`,
+      logger: createLogger('silent', 'test'),
+      now,
+    };
     const first = startArchiveSchedule(options);
     const pass = first.runOnce();
     await first.stop();

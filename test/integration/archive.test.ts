@@ -29,7 +29,15 @@ const now = (): number => clock;
 const policy = RetentionPolicy.load(DEFAULT_RETENTION_PATH);
 
 const open = (extra: Partial<Parameters<typeof JournalWriter.open>[0]> = {}): Promise<JournalWriter> =>
-  JournalWriter.open({ path, keysDir, checkpointEveryMs: 0, now, retention: policy, anchors: [new DirectoryAnchor(join(tmp.dir, 'anchor'))], ...extra });
+  JournalWriter.open({
+    path,
+    keysDir,
+    checkpointEveryMs: 0,
+    now,
+    retention: policy,
+    anchors: [new DirectoryAnchor(join(tmp.dir, 'anchor'))],
+    ...extra,
+  });
 
 const formSubmission = (key: string, correlationId: string): AppendInput => formSubmissionAt(key, correlationId, clock);
 
@@ -48,7 +56,9 @@ function sizeOf(): number {
   }
 }
 
-async function verifyAll(stores: DirectoryArchiveStore[]): Promise<{ hot: ReturnType<typeof verifyJournal>; all: ReturnType<typeof verifyJournal> }> {
+async function verifyAll(
+  stores: DirectoryArchiveStore[],
+): Promise<{ hot: ReturnType<typeof verifyJournal>; all: ReturnType<typeof verifyJournal> }> {
   const reader = JournalReader.open(path);
   try {
     const hot = verifyJournal(reader.connection, { sealKey: readSealKey(keysDir) });
@@ -64,7 +74,11 @@ async function verifyAll(stores: DirectoryArchiveStore[]): Promise<{ hot: Return
 /** January and February entries, then the clock in March. */
 async function twoMonths(writer: JournalWriter): Promise<void> {
   clock = Date.parse('2026-01-10T09:00:00Z');
-  await writer.appendBatch([formSubmission('jan-form-1', 'corr-jan'), invoice('jan-inv-1', 'corr-jan'), stateChange('jan-s-1', 'corr-jan')]);
+  await writer.appendBatch([
+    formSubmission('jan-form-1', 'corr-jan'),
+    invoice('jan-inv-1', 'corr-jan'),
+    stateChange('jan-s-1', 'corr-jan'),
+  ]);
   clock = Date.parse('2026-01-20T09:00:00Z');
   await writer.append(formSubmission('jan-form-2', 'corr-jan-2'));
   await writer.checkpoint();
@@ -93,7 +107,9 @@ describe('retention classes', () => {
     expect(classes).toContainEqual(['jan-form-1', 'marketing-90d']);
     expect(classes).toContainEqual(['jan-inv-1', 'financial-7y']);
     expect(classes).toContainEqual(['jan-s-1', 'standard']);
-    expect(classes.filter(([k]) => k === `retention-policy/${policy.version}`)).toEqual([[`retention-policy/${policy.version}`, 'permanent']]);
+    expect(classes.filter(([k]) => k === `retention-policy/${policy.version}`)).toEqual([
+      [`retention-policy/${policy.version}`, 'permanent'],
+    ]);
     await writer.close();
     const again = await open();
     await again.close();
@@ -104,15 +120,23 @@ describe('retention classes', () => {
 
   it('refuses a class the policy does not define, and a changed policy without a new version', async () => {
     const writer = await open();
-    await expect(writer.append({ ...stateChange('x'), retentionClass: 'forever-and-a-day' })).rejects.toThrow(`not a class of retention policy version ${policy.version}`);
+    await expect(writer.append({ ...stateChange('x'), retentionClass: 'forever-and-a-day' })).rejects.toThrow(
+      `not a class of retention policy version ${policy.version}`,
+    );
     await writer.close();
-    const changed = RetentionPolicy.parse({ ...policy.doc, classes: { ...policy.doc.classes, 'marketing-90d': { days: 30, onExpiry: 'drop-payload' } } });
+    const changed = RetentionPolicy.parse({
+      ...policy.doc,
+      classes: { ...policy.doc.classes, 'marketing-90d': { days: 30, onExpiry: 'drop-payload' } },
+    });
     await expect(open({ retention: changed })).rejects.toThrow(RetentionPolicyError);
     const next = RetentionPolicy.parse({ ...changed.doc, version: policy.version + 1 });
     const w2 = await open({ retention: next });
     await w2.close();
     const reader = JournalReader.open(path);
-    expect(reader.byKind({ kind: 'retention.policy' }).map((e) => (e.payload as { version: number }).version)).toEqual([policy.version, policy.version + 1]);
+    expect(reader.byKind({ kind: 'retention.policy' }).map((e) => (e.payload as { version: number }).version)).toEqual([
+      policy.version,
+      policy.version + 1,
+    ]);
     reader.close();
   });
 });
@@ -124,7 +148,10 @@ describe('seal and archive to a directory', () => {
     await twoMonths(writer);
     const sizeBefore = writer.size;
     const dry = await archiveJournal(writer, { store, now, dryRun: true });
-    expect(dry.map((s) => [s.segmentId, s.action])).toEqual([['2026-01', 'would seal+archive'], ['2026-02', 'would seal+archive']]);
+    expect(dry.map((s) => [s.segmentId, s.action])).toEqual([
+      ['2026-01', 'would seal+archive'],
+      ['2026-02', 'would seal+archive'],
+    ]);
     expect(hotCount()).toBe(sizeBefore);
     const summary = await archiveJournal(writer, { store, now });
     expect(summary.map((s) => s.segmentId)).toEqual(['2026-01', '2026-02']);
@@ -201,7 +228,15 @@ describe('seal and archive to a directory', () => {
       const writer = await open();
       await twoMonths(writer);
       const crash = new Error(`crash after ${step}`);
-      await expect(archiveJournal(writer, { store, now, onStep: (s, id) => { if (s === step && id === '2026-01') throw crash; } })).rejects.toBe(crash);
+      await expect(
+        archiveJournal(writer, {
+          store,
+          now,
+          onStep: (s, id) => {
+            if (s === step && id === '2026-01') throw crash;
+          },
+        }),
+      ).rejects.toBe(crash);
       await writer.close();
       // The local staging copy is lost too: the re-run must rebuild a byte-identical segment file.
       rmSync(`${path}.segments`, { recursive: true, force: true });
@@ -221,7 +256,19 @@ describe('seal and archive to a directory', () => {
       reader.close();
       expect(keys.every((k) => k !== undefined)).toBe(true);
       expect(new Set(keys).size).toBe(size);
-      for (const k of ['jan-form-1', 'jan-inv-1', 'jan-s-1', 'jan-form-2', 'feb-form-1', 'feb-inv-1', 'mar-s-1', 'segment/2026-01/sealed', 'segment/2026-01/archived', 'segment/2026-02/archived']) expect(keys).toContain(k);
+      for (const k of [
+        'jan-form-1',
+        'jan-inv-1',
+        'jan-s-1',
+        'jan-form-2',
+        'feb-form-1',
+        'feb-inv-1',
+        'mar-s-1',
+        'segment/2026-01/sealed',
+        'segment/2026-01/archived',
+        'segment/2026-02/archived',
+      ])
+        expect(keys).toContain(k);
     });
   }
 });
@@ -231,7 +278,14 @@ describe('the archive, verify --include-archives, trace and retention report com
     const writer = await open();
     await twoMonths(writer);
     await writer.close();
-    const env = { ...process.env, JOURNAL_PATH: path, LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', ARCHIVE_DIR: join(tmp.dir, 'cold') };
+    const env = {
+      ...process.env,
+      JOURNAL_PATH: path,
+      LOG_LEVEL: 'warn',
+      JOURNAL_APPEND_TOKEN: '',
+      JOURNAL_READ_TOKEN: '',
+      ARCHIVE_DIR: join(tmp.dir, 'cold'),
+    };
     mkdirSync(join(tmp.dir, 'cold'));
     const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
       const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8' });
@@ -247,10 +301,19 @@ describe('the archive, verify --include-archives, trace and retention report com
     expect(JSON.parse(all.stdout)).toMatchObject({ ok: true, verifiedFrom: 0 });
     const trace = cli(['trace', 'corr-jan', '--json']);
     expect(trace.status).toBe(0);
-    expect(trace.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { idempotencyKey: string }).idempotencyKey)).toEqual(['jan-form-1', 'jan-inv-1', 'jan-s-1']);
+    expect(
+      trace.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { idempotencyKey: string }).idempotencyKey),
+    ).toEqual(['jan-form-1', 'jan-inv-1', 'jan-s-1']);
     const report = cli(['retention', 'report', '--json']);
     expect(report.status).toBe(0);
-    const r = JSON.parse(report.stdout) as { policyVersion: number; segments: { archived: number }; classes: { retentionClass: string; days: number | null }[] };
+    const r = JSON.parse(report.stdout) as {
+      policyVersion: number;
+      segments: { archived: number };
+      classes: { retentionClass: string; days: number | null }[];
+    };
     expect(r.policyVersion).toBe(2);
     expect(r.segments.archived).toBe(3);
     expect(r.classes.find((c) => c.retentionClass === 'marketing-90d')?.days).toBe(90);

@@ -23,7 +23,13 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
 
 beforeAll(async () => {
   tmp = tempDir('aj-audit-cli-');
-  env = { JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), AUDIT_USERS_PATH: join(tmp.dir, 'users.json'), REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent' };
+  env = {
+    JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'),
+    AUDIT_USERS_PATH: join(tmp.dir, 'users.json'),
+    REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'silent',
+  };
   writeUsersFile(env.AUDIT_USERS_PATH as string, {
     users: [
       { id: 'rita', role: 'reviewer', passwordHash: await hashPassword('reviewer password 1'), apiTokens: [] },
@@ -46,18 +52,44 @@ describe('the audit CLI', () => {
   it('lists decisions, overrides one as a named reviewer and re-queues its mirror; refuses misuse with exit 2', async () => {
     const all = cli(['--json', 'decisions']);
     expect(all.status).toBe(0);
-    const rows = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as { decisionId: string; category: string; reviewState: string; confidence: number });
+    const rows = all.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { decisionId: string; category: string; reviewState: string; confidence: number });
     expect(rows).toHaveLength(10);
     const review = cli(['--json', 'decisions', '--needs-review']);
-    expect(review.stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { reviewState: string }).reviewState).every((s) => s === 'pending')).toBe(true);
+    expect(
+      review.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { reviewState: string }).reviewState)
+        .every((s) => s === 'pending'),
+    ).toBe(true);
     const billing = cli(['--json', 'decisions', '--category', 'billing']);
-    expect(billing.stdout.trim().split('\n').filter(Boolean).every((l) => (JSON.parse(l) as { category: string }).category === 'billing')).toBe(true);
+    expect(
+      billing.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => (JSON.parse(l) as { category: string }).category === 'billing'),
+    ).toBe(true);
 
     const target = rows.find((r) => r.category !== 'spam') as { decisionId: string; category: string };
     expect(cli(['override', target.decisionId, '--outcome', 'spam', '--reason', 'r', '--as', 'vic']).status).toBe(2);
     expect(cli(['override', target.decisionId, '--outcome', 'nonsense', '--reason', 'r', '--as', 'rita']).status).toBe(2);
     expect(cli(['decisions', '--max-confidence', '7']).status).toBe(2);
-    const done = cli(['--json', 'override', target.decisionId, '--outcome', 'spam', '--reason', 'A vendor newsletter, not a customer.', '--as', 'rita']);
+    const done = cli([
+      '--json',
+      'override',
+      target.decisionId,
+      '--outcome',
+      'spam',
+      '--reason',
+      'A vendor newsletter, not a customer.',
+      '--as',
+      'rita',
+    ]);
     expect(done.stderr).toBe('');
     expect(done.status).toBe(0);
     expect(JSON.parse(done.stdout) as { redriven: boolean }).toMatchObject({ redriven: true });
@@ -65,7 +97,13 @@ describe('the audit CLI', () => {
     const override = allEntries(env.JOURNAL_PATH as string).find((e) => e.kind === 'human.override') as JournalEntry;
     expect(override.actor).toBe('user:rita');
     expect(override.source).toBe('cli');
-    expect(override.payload).toMatchObject({ supersedes: target.decisionId, field: 'category', from: target.category, to: 'spam', reason: 'A vendor newsletter, not a customer.' });
+    expect(override.payload).toMatchObject({
+      supersedes: target.decisionId,
+      field: 'category',
+      from: target.category,
+      to: 'spam',
+      reason: 'A vendor newsletter, not a customer.',
+    });
     // The mirror job is queued again under its own id (the first mirror job's id would be deduplicated away).
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     const queue = new Queue('mirror', { connection: redis, prefix });
@@ -82,34 +120,91 @@ describe('the audit CLI', () => {
   }, 300_000);
 
   it('overrides the CRM associations of a decision: the new targets reach the plan the mirror writes, the old ones are removed', async () => {
-    const rows = cli(['--json', 'decisions']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { decisionId: string; interactionId: string });
+    const rows = cli(['--json', 'decisions'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { decisionId: string; interactionId: string });
     const target = rows[rows.length - 1] as { decisionId: string };
     // Misuse: an unknown target type, ids that are not HubSpot ids, both kinds of override at once.
-    for (const bad of [['--associate', 'people=1'], ['--associate', 'contacts=abc'], ['--outcome', 'spam', '--associate', 'contacts=1'], ['--associate', 'deals=1', '--associate', 'deals=2']]) {
+    for (const bad of [
+      ['--associate', 'people=1'],
+      ['--associate', 'contacts=abc'],
+      ['--outcome', 'spam', '--associate', 'contacts=1'],
+      ['--associate', 'deals=1', '--associate', 'deals=2'],
+    ]) {
       const r = cli(['override', target.decisionId, ...bad, '--reason', 'r', '--as', 'rita']);
       expect(r.status, bad.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/--associate|--outcome/);
     }
-    const first = cli(['--json', 'override', target.decisionId, '--associate', 'contacts=101,102', '--associate', 'deals=7', '--reason', 'The buyer is on the other account.', '--as', 'rita']);
+    const first = cli([
+      '--json',
+      'override',
+      target.decisionId,
+      '--associate',
+      'contacts=101,102',
+      '--associate',
+      'deals=7',
+      '--reason',
+      'The buyer is on the other account.',
+      '--as',
+      'rita',
+    ]);
     expect(first.stderr).toBe('');
     expect(first.status).toBe(0);
-    const second = cli(['--json', 'override', target.decisionId, '--associate', 'contacts=102', '--reason', 'Only the second buyer.', '--as', 'rita']);
+    const second = cli([
+      '--json',
+      'override',
+      target.decisionId,
+      '--associate',
+      'contacts=102',
+      '--reason',
+      'Only the second buyer.',
+      '--as',
+      'rita',
+    ]);
     expect(second.status).toBe(0);
     // The same again changes nothing: refused, not recorded twice.
     expect(cli(['override', target.decisionId, '--associate', 'contacts=102', '--reason', 'again', '--as', 'rita']).status).toBe(1);
 
-    const overrides = allEntries(env.JOURNAL_PATH as string).filter((e) => e.kind === 'human.override' && (e.payload as { field: string }).field === 'associations');
+    const overrides = allEntries(env.JOURNAL_PATH as string).filter(
+      (e) => e.kind === 'human.override' && (e.payload as { field: string }).field === 'associations',
+    );
     expect(overrides.map((e) => e.payload)).toEqual([
-      { supersedes: target.decisionId, field: 'associations', from: { contacts: [], companies: [], deals: [] }, to: { contacts: ['101', '102'], companies: [], deals: ['7'] }, reason: 'The buyer is on the other account.' },
-      { supersedes: target.decisionId, field: 'associations', from: { contacts: ['101', '102'], companies: [], deals: ['7'] }, to: { contacts: ['102'], companies: [], deals: ['7'] }, reason: 'Only the second buyer.' },
+      {
+        supersedes: target.decisionId,
+        field: 'associations',
+        from: { contacts: [], companies: [], deals: [] },
+        to: { contacts: ['101', '102'], companies: [], deals: ['7'] },
+        reason: 'The buyer is on the other account.',
+      },
+      {
+        supersedes: target.decisionId,
+        field: 'associations',
+        from: { contacts: ['101', '102'], companies: [], deals: ['7'] },
+        to: { contacts: ['102'], companies: [], deals: ['7'] },
+        reason: 'Only the second buyer.',
+      },
     ]);
     // The plan the mirror builds from the journal carries the newest override and what it takes away.
     const p = await inProcessPipeline(tmp.dir, {}, env);
     try {
       const decision = allEntries(env.JOURNAL_PATH as string).find((e) => e.id === target.decisionId) as JournalEntry;
-      const ix = allEntries(env.JOURNAL_PATH as string).find((e) => e.id === (decision.payload as { inputEntryId: string }).inputEntryId) as JournalEntry;
-      const plan = await p.runtime.pipeline.planFor({ entryId: ix.id, entrySeq: ix.seq, correlationId: ix.correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq });
-      expect(plan.associationOverride).toMatchObject({ entryId: (overrides[1] as JournalEntry).id, actor: 'user:rita', to: { contacts: ['102'], companies: [], deals: ['7'] }, remove: { contacts: ['101'], companies: [], deals: [] } });
+      const ix = allEntries(env.JOURNAL_PATH as string).find(
+        (e) => e.id === (decision.payload as { inputEntryId: string }).inputEntryId,
+      ) as JournalEntry;
+      const plan = await p.runtime.pipeline.planFor({
+        entryId: ix.id,
+        entrySeq: ix.seq,
+        correlationId: ix.correlationId,
+        decisionEntryId: decision.id,
+        decisionSeq: decision.seq,
+      });
+      expect(plan.associationOverride).toMatchObject({
+        entryId: (overrides[1] as JournalEntry).id,
+        actor: 'user:rita',
+        to: { contacts: ['102'], companies: [], deals: ['7'] },
+        remove: { contacts: ['101'], companies: [], deals: [] },
+      });
     } finally {
       await p.stop();
     }

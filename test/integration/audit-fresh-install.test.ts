@@ -31,17 +31,57 @@ describe('the audit surface on a fresh install', () => {
     const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
     const journal = new LocalJournalClient(writer, JournalReader.open(config.journal.path));
     expect(existsSync(config.privacy.keyStorePath)).toBe(false); // nothing personal yet: no key store
-    const surface = createAuditSurface(config, { journal, enqueue: () => Promise.resolve(), connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }), logger: silentLogger });
+    const surface = createAuditSurface(config, {
+      journal,
+      enqueue: () => Promise.resolve(),
+      connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }),
+      logger: silentLogger,
+    });
     try {
       expect(surface.service.timeline({}).rows).toEqual([]);
       const correlationId = 'email-thread/gmail/fresh-1';
       const { entry } = await writer.append({
-        kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId, idempotencyKey: 'interaction/gmail/fresh-1',
-        payload: { channel: 'email', sourceId: 'fresh-1', direction: 'inbound', occurredAt: '2026-12-01T09:00:00Z', participants: [{ role: 'from', address: 'pat@prospect.example' }, { role: 'to', address: 'sales@northwind.example' }], subject: 'Invoice 4411 is wrong', text: 'Please correct the invoice.' },
+        kind: 'interaction.received',
+        source: 'gmail',
+        actor: 'connector:gmail',
+        correlationId,
+        idempotencyKey: 'interaction/gmail/fresh-1',
+        payload: {
+          channel: 'email',
+          sourceId: 'fresh-1',
+          direction: 'inbound',
+          occurredAt: '2026-12-01T09:00:00Z',
+          participants: [
+            { role: 'from', address: 'pat@prospect.example' },
+            { role: 'to', address: 'sales@northwind.example' },
+          ],
+          subject: 'Invoice 4411 is wrong',
+          text: 'Please correct the invoice.',
+        },
       });
       await writer.append({
-        kind: 'ai.decision', source: 'pipeline', actor: 'classifier:offline', correlationId, causationId: entry.id, idempotencyKey: `decision/${entry.id}/p@1`,
-        payload: { inputEntryId: entry.id, inputHash: 'a'.repeat(64), promptId: 'p', promptVersion: '1', promptHash: 'b'.repeat(64), provider: 'offline', model: 'rules', outcome: 'ok', output: { category: 'billing', summary: 'Pat says invoice 4411 is wrong' }, confidence: 0.9, tokens: null, latencyMs: 1, requestId: null, attempts: 1 },
+        kind: 'ai.decision',
+        source: 'pipeline',
+        actor: 'classifier:offline',
+        correlationId,
+        causationId: entry.id,
+        idempotencyKey: `decision/${entry.id}/p@1`,
+        payload: {
+          inputEntryId: entry.id,
+          inputHash: 'a'.repeat(64),
+          promptId: 'p',
+          promptVersion: '1',
+          promptHash: 'b'.repeat(64),
+          provider: 'offline',
+          model: 'rules',
+          outcome: 'ok',
+          output: { category: 'billing', summary: 'Pat says invoice 4411 is wrong' },
+          confidence: 0.9,
+          tokens: null,
+          latencyMs: 1,
+          requestId: null,
+          attempts: 1,
+        },
       });
       expect(existsSync(config.privacy.keyStorePath)).toBe(true);
       // The first read after the key store appeared attaches it; the next one rebuilds what was folded without it.
@@ -62,12 +102,44 @@ describe('the audit surface on a fresh install', () => {
     const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
     const correlationId = 'email-thread/gmail/blind-1';
     const { entry } = await writer.append({
-      kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId, idempotencyKey: 'interaction/gmail/blind-1',
-      payload: { channel: 'email', sourceId: 'blind-1', direction: 'inbound', occurredAt: '2026-12-01T09:00:00Z', participants: [{ role: 'from', address: 'lee@prospect.example' }], subject: 'Quote', text: 'Send a quote.' },
+      kind: 'interaction.received',
+      source: 'gmail',
+      actor: 'connector:gmail',
+      correlationId,
+      idempotencyKey: 'interaction/gmail/blind-1',
+      payload: {
+        channel: 'email',
+        sourceId: 'blind-1',
+        direction: 'inbound',
+        occurredAt: '2026-12-01T09:00:00Z',
+        participants: [{ role: 'from', address: 'lee@prospect.example' }],
+        subject: 'Quote',
+        text: 'Send a quote.',
+      },
     });
     await writer.append({
-      kind: 'ai.decision', source: 'pipeline', actor: 'classifier:offline', correlationId, causationId: entry.id, idempotencyKey: `decision/${entry.id}/p@1`,
-      payload: { inputEntryId: entry.id, inputHash: 'a'.repeat(64), promptId: 'p', promptVersion: '1', promptHash: 'b'.repeat(64), provider: 'offline', model: 'rules', outcome: 'ok', output: { category: 'new_lead', summary: 'Lee wants a quote' }, confidence: 0.9, tokens: null, latencyMs: 1, requestId: null, attempts: 1 },
+      kind: 'ai.decision',
+      source: 'pipeline',
+      actor: 'classifier:offline',
+      correlationId,
+      causationId: entry.id,
+      idempotencyKey: `decision/${entry.id}/p@1`,
+      payload: {
+        inputEntryId: entry.id,
+        inputHash: 'a'.repeat(64),
+        promptId: 'p',
+        promptVersion: '1',
+        promptHash: 'b'.repeat(64),
+        provider: 'offline',
+        model: 'rules',
+        outcome: 'ok',
+        output: { category: 'new_lead', summary: 'Lee wants a quote' },
+        confidence: 0.9,
+        tokens: null,
+        latencyMs: 1,
+        requestId: null,
+        attempts: 1,
+      },
     });
     // Folded by a reader that cannot open payloads, under the production contact key.
     const blind = JournalReader.open(config.journal.path);
@@ -77,7 +149,12 @@ describe('the audit surface on a fresh install', () => {
     index.close();
     blind.close();
     const journal = new LocalJournalClient(writer, JournalReader.open(config.journal.path));
-    const surface = createAuditSurface(config, { journal, enqueue: () => Promise.resolve(), connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }), logger: silentLogger });
+    const surface = createAuditSurface(config, {
+      journal,
+      enqueue: () => Promise.resolve(),
+      connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }),
+      logger: silentLogger,
+    });
     try {
       expect(surface.service.timeline({ category: 'new_lead' }).rows).toHaveLength(1);
       expect(surface.service.timeline({ contact: 'lee@prospect.example' }).rows).toHaveLength(1);

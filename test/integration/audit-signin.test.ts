@@ -35,7 +35,12 @@ interface Web {
 
 async function web(env: Record<string, string> = {}): Promise<Web> {
   const cfg = Object.keys(env).length === 0 ? config : configFor(env);
-  const surface = createAuditSurface(cfg, { journal, enqueue: () => Promise.resolve(), connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }), logger: silentLogger });
+  const surface = createAuditSurface(cfg, {
+    journal,
+    enqueue: () => Promise.resolve(),
+    connectors: () => ({ inboxes: [], webhooks: [], gmailConfigured: false }),
+    logger: silentLogger,
+  });
   const checked: string[] = [];
   const checkPassword = (password: string, stored: string): Promise<boolean> => {
     checked.push(stored);
@@ -96,12 +101,16 @@ function sessionCookie(a: Attempt): string {
 
 /** The answer with its random parts (the fresh nonce and the CSRF token bound to it) blanked out. */
 function shape(a: Attempt): { status: number; body: string; cookies: string[] } {
-  return { status: a.status, body: a.body.replace(/name="_csrf" value="[^"]+"/g, 'name="_csrf" value="X"'), cookies: a.cookies.map((c) => c.replace(/^aj_login=[^;]+/, 'aj_login=X')) };
+  return {
+    status: a.status,
+    body: a.body.replace(/name="_csrf" value="[^"]+"/g, 'name="_csrf" value="X"'),
+    cookies: a.cookies.map((c) => c.replace(/^aj_login=[^;]+/, 'aj_login=X')),
+  };
 }
 
 async function me(app: FastifyInstance, cookie: string): Promise<{ status: number; csrf: string | null }> {
   const res = await app.inject({ method: 'GET', url: '/api/v1/me', headers: { cookie } });
-  return { status: res.statusCode, csrf: res.statusCode === 200 ? (res.json<{ csrfToken: string }>().csrfToken) : null };
+  return { status: res.statusCode, csrf: res.statusCode === 200 ? res.json<{ csrfToken: string }>().csrfToken : null };
 }
 
 beforeEach(async () => {
@@ -182,7 +191,12 @@ describe('sessions shared by web processes and kept across restarts', () => {
     const cookie = sessionCookie(await signIn(a.app, 'alice', ALICE.password));
     expect((await me(b.app, cookie)).status).toBe(200);
     const { csrf } = await me(a.app, cookie);
-    const out = await a.app.inject({ method: 'POST', url: '/audit/logout', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${encodeURIComponent(csrf as string)}` });
+    const out = await a.app.inject({
+      method: 'POST',
+      url: '/audit/logout',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: `_csrf=${encodeURIComponent(csrf as string)}`,
+    });
     expect(out.statusCode).toBe(303);
     expect((await me(a.app, cookie)).status).toBe(401);
     expect((await me(b.app, cookie)).status).toBe(401);
@@ -214,8 +228,22 @@ describe('sessions shared by web processes and kept across restarts', () => {
 
 describe('cookies and the content security policy', () => {
   const BAD = '%E0%A4%A';
-  const pages = ['/audit/timeline', '/audit/review', '/audit/trace?correlationId=x', '/audit/integrity', '/audit/connectors', '/audit/export'];
-  const api = ['/api/v1/me', '/api/v1/interactions', '/api/v1/decisions', '/api/v1/trace?correlationId=x', '/api/v1/integrity', '/api/v1/connectors'];
+  const pages = [
+    '/audit/timeline',
+    '/audit/review',
+    '/audit/trace?correlationId=x',
+    '/audit/integrity',
+    '/audit/connectors',
+    '/audit/export',
+  ];
+  const api = [
+    '/api/v1/me',
+    '/api/v1/interactions',
+    '/api/v1/decisions',
+    '/api/v1/trace?correlationId=x',
+    '/api/v1/integrity',
+    '/api/v1/connectors',
+  ];
 
   it('treats a cookie that is not valid percent-encoding as absent, on every page', async () => {
     const w = await web();
@@ -225,17 +253,30 @@ describe('cookies and the content security policy', () => {
         expect(res.statusCode, `${url} with ${cookie}`).toBe(303);
         expect(res.headers.location).toMatch(/^\/audit\/login\?next=/);
       }
-      for (const url of api) expect((await w.app.inject({ method: 'GET', url, headers: { cookie } })).statusCode, `${url} with ${cookie}`).toBe(401);
+      for (const url of api)
+        expect((await w.app.inject({ method: 'GET', url, headers: { cookie } })).statusCode, `${url} with ${cookie}`).toBe(401);
       expect((await w.app.inject({ method: 'GET', url: '/audit/login', headers: { cookie } })).statusCode).toBe(200);
-      const post = await w.app.inject({ method: 'POST', url: '/audit/login', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'username=alice&password=x' });
+      const post = await w.app.inject({
+        method: 'POST',
+        url: '/audit/login',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'username=alice&password=x',
+      });
       expect(post.statusCode).toBe(403);
-      const logout = await w.app.inject({ method: 'POST', url: '/audit/logout', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: '_csrf=x' });
+      const logout = await w.app.inject({
+        method: 'POST',
+        url: '/audit/logout',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: '_csrf=x',
+      });
       expect(logout.statusCode).toBe(401);
     }
     // A bad cookie beside a good session leaves the session working.
     const session = sessionCookie(await signIn(w.app, 'alice', ALICE.password));
     expect((await me(w.app, `other=${BAD}; ${session}`)).status).toBe(200);
-    expect((await w.app.inject({ method: 'GET', url: '/audit/timeline', headers: { cookie: `${session}; other=${BAD}` } })).statusCode).toBe(200);
+    expect(
+      (await w.app.inject({ method: 'GET', url: '/audit/timeline', headers: { cookie: `${session}; other=${BAD}` } })).statusCode,
+    ).toBe(200);
   });
 
   it('sends a CSP without unsafe-inline that allows exactly the inline script and stylesheet the pages carry', async () => {
@@ -245,7 +286,13 @@ describe('cookies and the content security policy', () => {
     expect(res.statusCode).toBe(200);
     const csp = String(res.headers['content-security-policy']);
     expect(csp).not.toContain('unsafe');
-    const directive = (name: string): string[] => (csp.split(';').map((d) => d.trim().split(/\s+/)).find((d) => d[0] === name) ?? []).slice(1);
+    const directive = (name: string): string[] =>
+      (
+        csp
+          .split(';')
+          .map((d) => d.trim().split(/\s+/))
+          .find((d) => d[0] === name) ?? []
+      ).slice(1);
     const hash = (text: string): string => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
     const scripts = [...res.body.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1] as string);
     const styles = [...res.body.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => m[1] as string);

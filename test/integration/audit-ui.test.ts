@@ -26,7 +26,16 @@ import { hashPassword, newApiToken, writeUsersFile } from '../../src/audit/users
 import type { Interaction } from '../../src/pipeline/interaction.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
 const ALICE = { id: 'alice', password: 'correct horse battery staple' };
 const VICTOR = { id: 'victor', password: 'viewer password 12345' };
 const SHOTS = process.env.SCREENSHOTS_DIR ? resolve(process.env.SCREENSHOTS_DIR) : null;
@@ -55,7 +64,8 @@ async function newContext(options: Parameters<Browser['newContext']>[0] = {}): P
   await context.exposeBinding('__ajCspViolation', (_source, text: string) => void cspViolations.push(text));
   // Runs in every page before its own scripts (init scripts are not subject to the page's CSP).
   await context.addInitScript({
-    content: "document.addEventListener('securitypolicyviolation', (e) => { void window.__ajCspViolation(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' on ' + location.pathname); });",
+    content:
+      "document.addEventListener('securitypolicyviolation', (e) => { void window.__ajCspViolation(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' on ' + location.pathname); });",
   });
   context.on('console', (m) => {
     if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
@@ -97,11 +107,19 @@ async function mirrored(timeoutMs = 40_000): Promise<void> {
 
 /** Every activity in the HubSpot fake that carries this journal entry id (a copy: later writes do not change it). */
 function activitiesOf(entryId: string): { type: string; object: HubSpotFakeObject }[] {
-  return ACTIVITY_TYPES.flatMap((type) => hubspot.objects(type).filter((o) => o.properties['journal_entry_id'] === entryId).map((o) => ({ type, object: structuredClone(o) })));
+  return ACTIVITY_TYPES.flatMap((type) =>
+    hubspot
+      .objects(type)
+      .filter((o) => o.properties['journal_entry_id'] === entryId)
+      .map((o) => ({ type, object: structuredClone(o) })),
+  );
 }
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env: { ...process.env, ...env, LOG_LEVEL: 'silent' }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], {
+    env: { ...process.env, ...env, LOG_LEVEL: 'silent' },
+    encoding: 'utf8',
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -121,8 +139,18 @@ beforeAll(async () => {
   };
   writeUsersFile(env.AUDIT_USERS_PATH as string, {
     users: [
-      { id: ALICE.id, role: 'reviewer', passwordHash: await hashPassword(ALICE.password), apiTokens: [{ id: 't-1', sha256: tokens.alice.sha256, createdAt: new Date().toISOString() }] },
-      { id: VICTOR.id, role: 'viewer', passwordHash: await hashPassword(VICTOR.password), apiTokens: [{ id: 't-2', sha256: tokens.victor.sha256, createdAt: new Date().toISOString() }] },
+      {
+        id: ALICE.id,
+        role: 'reviewer',
+        passwordHash: await hashPassword(ALICE.password),
+        apiTokens: [{ id: 't-1', sha256: tokens.alice.sha256, createdAt: new Date().toISOString() }],
+      },
+      {
+        id: VICTOR.id,
+        role: 'viewer',
+        passwordHash: await hashPassword(VICTOR.password),
+        apiTokens: [{ id: 't-2', sha256: tokens.victor.sha256, createdAt: new Date().toISOString() }],
+      },
     ],
   });
   p = await inProcessPipeline(tmp.dir, {}, env);
@@ -133,7 +161,26 @@ beforeAll(async () => {
   expect(ACTIVITY_TYPES.reduce((n, t) => n + hubspot.objects(t).length, 0)).toBeGreaterThan(0);
   await p.writer.checkpoint();
   const config = testConfig(tmp.dir, env);
-  surface = createAuditSurface(config, { journal: p.journal, enqueue: enqueueVia(p.runtime.queues), connectors: () => ({ inboxes: [{ connector: 'gmail', account: 'sales@northwind-analytics.example', status: 'needs_consent', lastSyncAt: '2026-11-27T08:00:00.000Z', cursor: '81234', connectedAt: '2026-11-20T10:00:00.000Z' }], webhooks: ['calls', 'forms'], gmailConfigured: true }), logger: silentLogger, env: { ...process.env, ...env } });
+  surface = createAuditSurface(config, {
+    journal: p.journal,
+    enqueue: enqueueVia(p.runtime.queues),
+    connectors: () => ({
+      inboxes: [
+        {
+          connector: 'gmail',
+          account: 'sales@northwind-analytics.example',
+          status: 'needs_consent',
+          lastSyncAt: '2026-11-27T08:00:00.000Z',
+          cursor: '81234',
+          connectedAt: '2026-11-20T10:00:00.000Z',
+        },
+      ],
+      webhooks: ['calls', 'forms'],
+      gmailConfigured: true,
+    }),
+    logger: silentLogger,
+    env: { ...process.env, ...env },
+  });
   app = createWebServer({ checks: [], audit: surface.routes });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
@@ -162,7 +209,9 @@ describe('the audit UI in a real browser', () => {
     expect(pageRes.headers.get('location')).toMatch(/^\/audit\/login\?next=/);
     const api = await fetch(`${base}/api/v1/interactions`);
     expect(api.status).toBe(401);
-    const forged = await fetch(`${base}/api/v1/interactions`, { headers: { cookie: 'aj_session=v1.eyJzIjoiYSIsInUiOiJhbGljZSIsImUiOjk5OTk5OTk5OTk5OTl9.forged' } });
+    const forged = await fetch(`${base}/api/v1/interactions`, {
+      headers: { cookie: 'aj_session=v1.eyJzIjoiYSIsInUiOiJhbGljZSIsImUiOjk5OTk5OTk5OTk5OTl9.forged' },
+    });
     expect(forged.status).toBe(401);
     const badToken = await fetch(`${base}/api/v1/interactions`, { headers: { authorization: 'Bearer ajt_not-a-real-token' } });
     expect(badToken.status).toBe(401);
@@ -186,7 +235,10 @@ describe('the audit UI in a real browser', () => {
     await expect.poll(() => rows.count()).toBe(1);
     expect(await page.locator('#matches').textContent()).toBe('1 interaction match');
     await expect.poll(() => rows.first().textContent()).toContain('Pricing for 40 analyst seats');
-    await rows.first().getByRole('link', { name: /Trace of seq/ }).click();
+    await rows
+      .first()
+      .getByRole('link', { name: /Trace of seq/ })
+      .click();
     await page.waitForURL(/\/audit\/trace/);
     const steps = page.locator('ol.trace > li');
     await expect.poll(() => page.locator('ol.trace > li.ai-decision').count()).toBe(1);
@@ -197,13 +249,17 @@ describe('the audit UI in a real browser', () => {
     // The mirror wrote one activity (a batch upsert through the real client) and the trace links to it.
     const upserts = page.locator('ol.trace > li.crm-write', { hasText: '/batch/upsert' });
     expect(await upserts.count()).toBe(1);
-    const received = allEntries(p.path).find((e) => e.kind === 'interaction.received' && payload(e).subject === 'Pricing for 40 analyst seats') as JournalEntry;
+    const received = allEntries(p.path).find(
+      (e) => e.kind === 'interaction.received' && payload(e).subject === 'Pricing for 40 analyst seats',
+    ) as JournalEntry;
     const [original, ...others] = activitiesOf(received.id);
     expect(others).toEqual([]);
     expect(original?.type).toBe('emails');
     const activity = original?.object as HubSpotFakeObject;
     expect(activity.properties['hs_email_text']).toMatch(/^Category: new_lead \(confidence/m);
-    expect(await upserts.first().getByRole('link', { name: activity.id }).getAttribute('href')).toBe(`https://app.hubspot.com/contacts/${PORTAL_ID}/record/0-49/${activity.id}`);
+    expect(await upserts.first().getByRole('link', { name: activity.id }).getAttribute('href')).toBe(
+      `https://app.hubspot.com/contacts/${PORTAL_ID}/record/0-49/${activity.id}`,
+    );
     const activitiesBefore = ACTIVITY_TYPES.reduce((n, t) => n + hubspot.objects(t).length, 0);
     // Every step up to the checkpoint proves its inclusion.
     const badges = await steps.locator('.badge').allTextContents();
@@ -230,7 +286,12 @@ describe('the audit UI in a real browser', () => {
     expect(decision.kind).toBe('ai.decision');
     expect(override.actor).toBe('user:alice');
     expect(override.causationId).toBe(decision.id);
-    expect(payload(override)).toMatchObject({ field: 'category', from: 'new_lead', to: 'sales_conversation', reason: 'An existing opportunity: the account is already in a sales conversation.' });
+    expect(payload(override)).toMatchObject({
+      field: 'category',
+      from: 'new_lead',
+      to: 'sales_conversation',
+      reason: 'An existing opportunity: the account is already in a sales conversation.',
+    });
     // The decision entry itself is untouched (nothing edited): still the model's category.
     expect((payload(decision).output as { category: string }).category).toBe('new_lead');
     expect(payload(decision).inputEntryId).toBe(received.id);
@@ -246,13 +307,22 @@ describe('the audit UI in a real browser', () => {
     expect(ACTIVITY_TYPES.reduce((n, t) => n + hubspot.objects(t).length, 0)).toBe(activitiesBefore);
     // The journal holds both upserts of that activity, the second one caused by the re-driven mirror, and the
     // changed property as state.changed from → to.
-    const upsertWrites = entries.filter((e) => e.kind === 'crm.write' && e.correlationId === decision.correlationId && String(payload(e).path).endsWith('/batch/upsert'));
+    const upsertWrites = entries.filter(
+      (e) => e.kind === 'crm.write' && e.correlationId === decision.correlationId && String(payload(e).path).endsWith('/batch/upsert'),
+    );
     expect(upsertWrites).toHaveLength(2);
-    expect(upsertWrites.every((e) => payload(e).entryId === received.id && (payload(e).objectIds as string[])[0] === activity.id && payload(e).dryRun === undefined)).toBe(true);
+    expect(
+      upsertWrites.every(
+        (e) =>
+          payload(e).entryId === received.id && (payload(e).objectIds as string[])[0] === activity.id && payload(e).dryRun === undefined,
+      ),
+    ).toBe(true);
     const rewrite = upsertWrites[1] as JournalEntry;
     expect(rewrite.seq).toBeGreaterThan(override.seq);
     expect((payload(rewrite).properties as Record<string, string>)['hs_email_text']).toBe(text);
-    const changed = entries.filter((e) => e.kind === 'state.changed' && e.correlationId === decision.correlationId && payload(e).field === 'hs_email_text');
+    const changed = entries.filter(
+      (e) => e.kind === 'state.changed' && e.correlationId === decision.correlationId && payload(e).field === 'hs_email_text',
+    );
     expect(changed.map((e) => [payload(e).entity, payload(e).to])).toEqual([[`hubspot/emails/${activity.id}`, text]]);
 
     // And the trace shows the override and the new CRM write with the overridden category, linked to the same record.
@@ -263,7 +333,9 @@ describe('the audit UI in a real browser', () => {
     expect(crm[0]).toContain('new_lead');
     expect(crm[1]).toContain('sales_conversation');
     expect(crm[1]).toContain(`seq ${rewrite.seq} `);
-    expect(await upserts.nth(1).getByRole('link', { name: activity.id }).getAttribute('href')).toBe(`https://app.hubspot.com/contacts/${PORTAL_ID}/record/0-49/${activity.id}`);
+    expect(await upserts.nth(1).getByRole('link', { name: activity.id }).getAttribute('href')).toBe(
+      `https://app.hubspot.com/contacts/${PORTAL_ID}/record/0-49/${activity.id}`,
+    );
     await shot(page, 'trace-overridden');
 
     // The other pages render for the reviewer.
@@ -295,27 +367,48 @@ describe('the audit UI in a real browser', () => {
     expect(await page.locator('tbody tr').count()).toBe(before - 1);
     const approvals = allEntries(p.path).filter((e) => e.kind === 'human.override' && payload(e).field === 'review');
     expect(approvals).toHaveLength(1);
-    expect(payload(approvals[0] as JournalEntry)).toMatchObject({ from: 'pending', to: 'approved', reason: 'Checked: the billing category is right.' });
+    expect(payload(approvals[0] as JournalEntry)).toMatchObject({
+      from: 'pending',
+      to: 'approved',
+      reason: 'Checked: the billing category is right.',
+    });
     await context.close();
   });
 
-  it('a viewer sees traces but has no override form, and the API answers 403 to a viewer\'s override', async () => {
+  it("a viewer sees traces but has no override form, and the API answers 403 to a viewer's override", async () => {
     const context = await newContext();
     const page = await signIn(context, VICTOR);
-    await page.locator('tbody tr').first().getByRole('link', { name: /Trace of seq/ }).click();
+    await page
+      .locator('tbody tr')
+      .first()
+      .getByRole('link', { name: /Trace of seq/ })
+      .click();
     await page.waitForURL(/\/audit\/trace/);
     expect(await page.locator('ol.trace > li').count()).toBeGreaterThan(2);
     expect(await page.getByRole('button', { name: 'Override' }).count()).toBe(0);
-    const decisions = (await (await fetch(`${base}/api/v1/decisions?limit=1`, { headers: { authorization: `Bearer ${tokens.victor.token}` } })).json()) as { rows: { decisionId: string }[] };
+    const decisions = (await (
+      await fetch(`${base}/api/v1/decisions?limit=1`, { headers: { authorization: `Bearer ${tokens.victor.token}` } })
+    ).json()) as { rows: { decisionId: string }[] };
     const id = decisions.rows[0]?.decisionId as string;
     const overridesBefore = allEntries(p.path).filter((e) => e.kind === 'human.override').length;
-    const viaToken = await fetch(`${base}/api/v1/decisions/${id}/override`, { method: 'POST', headers: { authorization: `Bearer ${tokens.victor.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ action: 'override', category: 'spam', reason: 'no' }) });
+    const viaToken = await fetch(`${base}/api/v1/decisions/${id}/override`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.victor.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'override', category: 'spam', reason: 'no' }),
+    });
     expect(viaToken.status).toBe(403);
     // With the viewer's own session and CSRF token too.
     const session = (await context.cookies()).find((c) => c.name === 'aj_session') as { value: string };
-    const me = (await (await fetch(`${base}/api/v1/me`, { headers: { cookie: `aj_session=${session.value}` } })).json()) as { role: string; csrfToken: string };
+    const me = (await (await fetch(`${base}/api/v1/me`, { headers: { cookie: `aj_session=${session.value}` } })).json()) as {
+      role: string;
+      csrfToken: string;
+    };
     expect(me.role).toBe('viewer');
-    const viaSession = await fetch(`${base}/api/v1/decisions/${id}/override`, { method: 'POST', headers: { cookie: `aj_session=${session.value}`, 'x-csrf-token': me.csrfToken, 'content-type': 'application/json' }, body: JSON.stringify({ action: 'override', category: 'spam', reason: 'no' }) });
+    const viaSession = await fetch(`${base}/api/v1/decisions/${id}/override`, {
+      method: 'POST',
+      headers: { cookie: `aj_session=${session.value}`, 'x-csrf-token': me.csrfToken, 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'override', category: 'spam', reason: 'no' }),
+    });
     expect(viaSession.status).toBe(403);
     expect(allEntries(p.path).filter((e) => e.kind === 'human.override')).toHaveLength(overridesBefore);
     await context.close();
@@ -331,13 +424,29 @@ describe('the audit UI in a real browser', () => {
     const before = allEntries(p.path).filter((e) => e.kind === 'human.override').length;
     const body = JSON.stringify({ action: 'override', category: 'spam', reason: 'csrf' });
     expect((await fetch(`${base}/api/v1/decisions/${id}/override`, { method: 'POST', headers, body })).status).toBe(403);
-    expect((await fetch(`${base}/api/v1/decisions/${id}/override`, { method: 'POST', headers: { ...headers, 'x-csrf-token': 'wrong' }, body })).status).toBe(403);
+    expect(
+      (await fetch(`${base}/api/v1/decisions/${id}/override`, { method: 'POST', headers: { ...headers, 'x-csrf-token': 'wrong' }, body }))
+        .status,
+    ).toBe(403);
     // The same form post without its hidden field.
-    expect((await fetch(`${base}/audit/decisions/${id}/override`, { method: 'POST', headers: { cookie: `aj_session=${session.value}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'action=override&category=spam&reason=csrf', redirect: 'manual' })).status).toBe(403);
+    expect(
+      (
+        await fetch(`${base}/audit/decisions/${id}/override`, {
+          method: 'POST',
+          headers: { cookie: `aj_session=${session.value}`, 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'action=override&category=spam&reason=csrf',
+          redirect: 'manual',
+        })
+      ).status,
+    ).toBe(403);
     expect(allEntries(p.path).filter((e) => e.kind === 'human.override')).toHaveLength(before);
     // With the token it goes through.
     const me = (await (await fetch(`${base}/api/v1/me`, { headers })).json()) as { csrfToken: string };
-    const ok = await fetch(`${base}/api/v1/decisions/${id}/override`, { method: 'POST', headers: { ...headers, 'x-csrf-token': me.csrfToken }, body });
+    const ok = await fetch(`${base}/api/v1/decisions/${id}/override`, {
+      method: 'POST',
+      headers: { ...headers, 'x-csrf-token': me.csrfToken },
+      body,
+    });
     expect(ok.status).toBe(201);
     await context.close();
   });
@@ -347,15 +456,28 @@ describe('the audit UI in a real browser', () => {
     const list = (await (await fetch(`${base}/api/v1/decisions?limit=3`, { headers })).json()) as { rows: { decisionId: string }[] };
     const id = list.rows[2]?.decisionId as string;
     const before = allEntries(p.path).filter((e) => e.kind === 'human.override').length;
-    const post = (body: unknown): Promise<Response> => fetch(`${base}/api/v1/decisions/${id}/override`, { method: 'POST', headers, body: JSON.stringify(body) });
-    for (const bad of [{ action: 'associate', associations: { contacts: ['not-an-id'] }, reason: 'x' }, { action: 'associate', associations: { people: ['1'] }, reason: 'x' }, { action: 'associate', reason: 'x' }, { action: 'associate', associations: {}, reason: 'x' }]) {
+    const post = (body: unknown): Promise<Response> =>
+      fetch(`${base}/api/v1/decisions/${id}/override`, { method: 'POST', headers, body: JSON.stringify(body) });
+    for (const bad of [
+      { action: 'associate', associations: { contacts: ['not-an-id'] }, reason: 'x' },
+      { action: 'associate', associations: { people: ['1'] }, reason: 'x' },
+      { action: 'associate', reason: 'x' },
+      { action: 'associate', associations: {}, reason: 'x' },
+    ]) {
       const res = await post(bad);
       expect(res.status, JSON.stringify(bad)).toBe(400);
     }
     expect(allEntries(p.path).filter((e) => e.kind === 'human.override')).toHaveLength(before);
-    const ok = await post({ action: 'associate', associations: { contacts: ['4242'], deals: [] }, reason: 'The buyer is our other contact.' });
+    const ok = await post({
+      action: 'associate',
+      associations: { contacts: ['4242'], deals: [] },
+      reason: 'The buyer is our other contact.',
+    });
     expect(ok.status).toBe(201);
-    const result = (await ok.json()) as { entry: { payload: { field: string; to: { contacts: string[]; deals: string[] } } }; redriven: boolean };
+    const result = (await ok.json()) as {
+      entry: { payload: { field: string; to: { contacts: string[]; deals: string[] } } };
+      redriven: boolean;
+    };
     expect(result.redriven).toBe(true);
     expect(result.entry.payload.field).toBe('associations');
     expect(result.entry.payload.to).toMatchObject({ contacts: ['4242'], deals: [] });
@@ -366,15 +488,35 @@ describe('the audit UI in a real browser', () => {
     const res = await fetch(`${base}/audit/login`);
     const nonce = /aj_login=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1] as string;
     const csrf = /name="_csrf" value="([^"]+)"/.exec(await res.text())?.[1] as string;
-    const wrong = await fetch(`${base}/audit/login`, { method: 'POST', redirect: 'manual', headers: { cookie: `aj_login=${nonce}`, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, username: 'alice', password: 'hunter2-wrong-password' }).toString() });
+    const wrong = await fetch(`${base}/audit/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: `aj_login=${nonce}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf, username: 'alice', password: 'hunter2-wrong-password' }).toString(),
+    });
     expect(wrong.status).toBe(401);
-    const unknown = await fetch(`${base}/audit/login`, { method: 'POST', redirect: 'manual', headers: { cookie: `aj_login=${nonce}`, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, username: 'mallory@evil.example', password: 'whatever-password' }).toString() });
+    const unknown = await fetch(`${base}/audit/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: `aj_login=${nonce}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf, username: 'mallory@evil.example', password: 'whatever-password' }).toString(),
+    });
     expect(unknown.status).toBe(401);
-    const noCsrf = await fetch(`${base}/audit/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username: 'alice', password: ALICE.password }).toString() });
+    const noCsrf = await fetch(`${base}/audit/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: 'alice', password: ALICE.password }).toString(),
+    });
     expect(noCsrf.status).toBe(403);
     const logins = allEntries(p.path).filter((e) => e.kind === 'audit.login');
     expect(logins.filter((e) => payload(e).outcome === 'success').length).toBeGreaterThanOrEqual(3);
-    expect(logins.filter((e) => payload(e).outcome === 'failure').map((e) => payload(e).reason).sort()).toEqual(['unknown-user', 'wrong-password']);
+    expect(
+      logins
+        .filter((e) => payload(e).outcome === 'failure')
+        .map((e) => payload(e).reason)
+        .sort(),
+    ).toEqual(['unknown-user', 'wrong-password']);
     const text = JSON.stringify(logins);
     for (const secret of ['hunter2', ALICE.password, 'mallory', 'evil.example']) expect(text).not.toContain(secret);
 
@@ -382,7 +524,11 @@ describe('the audit UI in a real browser', () => {
     const entries = allEntries(p.path);
     const override = entries.find((e) => e.kind === 'human.override' && payload(e).field === 'category') as JournalEntry;
     await p.writer.checkpoint();
-    const exp = await fetch(`${base}/api/v1/exports`, { method: 'POST', headers: { authorization: `Bearer ${tokens.alice.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ correlationId: override.correlationId }) });
+    const exp = await fetch(`${base}/api/v1/exports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.alice.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ correlationId: override.correlationId }),
+    });
     expect(exp.status).toBe(200);
     const body = await exp.text();
     const lines = body.trim().split('\n');
@@ -415,7 +561,11 @@ describe('the audit UI in a real browser', () => {
     expect(payload(exported[0] as JournalEntry)).toMatchObject({ scope: 'correlation', entries: header.entries });
     expect(JSON.stringify(exported)).not.toContain(override.correlationId);
     // A viewer may not export.
-    const viewer = await fetch(`${base}/api/v1/exports`, { method: 'POST', headers: { authorization: `Bearer ${tokens.victor.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ correlationId: override.correlationId }) });
+    const viewer = await fetch(`${base}/api/v1/exports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.victor.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ correlationId: override.correlationId }),
+    });
     expect(viewer.status).toBe(403);
     // The export page, for the screenshots.
     if (SHOTS) {
@@ -430,6 +580,15 @@ describe('the audit UI in a real browser', () => {
   it('serves an OpenAPI document that names every API path', async () => {
     const doc = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/interactions', '/api/v1/decisions', '/api/v1/decisions/{id}/override', '/api/v1/trace', '/api/v1/integrity', '/api/v1/exports']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/api/v1/interactions',
+        '/api/v1/decisions',
+        '/api/v1/decisions/{id}/override',
+        '/api/v1/trace',
+        '/api/v1/integrity',
+        '/api/v1/exports',
+      ]),
+    );
   });
 });

@@ -15,13 +15,18 @@ let tmp: { dir: string; cleanup: () => void };
 beforeAll(() => {
   tmp = tempDir('aj-build-');
   // cpSync keeps no mtimes: the copy's fingerprint is its own, as on a fresh clone.
-  for (const p of ['src', 'jobs', 'connectors', 'bin', 'scripts', 'config', 'prompts', 'samples', 'package.json']) cpSync(join(ROOT, p), join(tmp.dir, p), { recursive: true });
+  for (const p of ['src', 'jobs', 'connectors', 'bin', 'scripts', 'config', 'prompts', 'samples', 'package.json'])
+    cpSync(join(ROOT, p), join(tmp.dir, p), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules'), join(tmp.dir, 'node_modules'));
 });
 afterAll(() => tmp.cleanup());
 
 function run(file: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(tmp.dir, file), ...args], { cwd: tmp.dir, env: { ...process.env, JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'), LOG_LEVEL: 'warn' }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [join(tmp.dir, file), ...args], {
+    cwd: tmp.dir,
+    env: { ...process.env, JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'), LOG_LEVEL: 'warn' },
+    encoding: 'utf8',
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -43,7 +48,12 @@ describe('compiled CLI', () => {
     expect(r.stdout).toContain('Insert-only, tamper-evident journal');
     expect(r.stderr).toBe('');
     // A new journal records the retention policy of config/retention.json: found from dist/, not ../../ of a source file.
-    const created = spawnSync(process.execPath, [join(tmp.dir, 'bin/activity-journal.mjs'), 'append'], { cwd: tmp.dir, input: '', env: { ...process.env, JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'), LOG_LEVEL: 'warn' }, encoding: 'utf8' });
+    const created = spawnSync(process.execPath, [join(tmp.dir, 'bin/activity-journal.mjs'), 'append'], {
+      cwd: tmp.dir,
+      input: '',
+      env: { ...process.env, JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'), LOG_LEVEL: 'warn' },
+      encoding: 'utf8',
+    });
     expect(created.status).toBe(0);
     const report = run('bin/activity-journal.mjs', ['retention', 'report', '--json']);
     expect(report.status).toBe(0);
@@ -52,7 +62,10 @@ describe('compiled CLI', () => {
 
   it('runs the edited sources, with a notice, after an edit; and dist/ again once rebuilt', () => {
     const main = join(tmp.dir, 'src/cli/main.ts');
-    writeFileSync(main, readFileSync(main, 'utf8').replace("'Insert-only, tamper-evident journal", "'EDITED: insert-only, tamper-evident journal"));
+    writeFileSync(
+      main,
+      readFileSync(main, 'utf8').replace("'Insert-only, tamper-evident journal", "'EDITED: insert-only, tamper-evident journal"),
+    );
     const stale = run('bin/activity-journal.mjs', ['--help']);
     expect(stale.status).toBe(0);
     expect(stale.stdout).toContain('EDITED: insert-only');

@@ -51,30 +51,116 @@ afterEach(async () => {
 });
 
 const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
-const twilioSig = (url: string, params: Record<string, string>): string => createHmac('sha1', TWILIO_TOKEN).update(Object.keys(params).sort().reduce((acc, k) => acc + k + params[k], url)).digest('base64');
+const twilioSig = (url: string, params: Record<string, string>): string =>
+  createHmac('sha1', TWILIO_TOKEN)
+    .update(
+      Object.keys(params)
+        .sort()
+        .reduce((acc, k) => acc + k + params[k], url),
+    )
+    .digest('base64');
 
 async function post(url: string, req: { headers: Record<string, string>; payload: string }): Promise<void> {
   const res = await app.inject({ method: 'POST', url, ...req });
   expect(res.statusCode, `${url}: ${res.body}`).toBe(200);
 }
-const genericCallEvent = (id: string): Promise<void> => post('/webhooks/calls', signedRaw(CALLS_SECRET, JSON.stringify(genericCall(id, Date.now(), { subject: `Pricing call ${id}` })), Date.now()));
+const genericCallEvent = (id: string): Promise<void> =>
+  post(
+    '/webhooks/calls',
+    signedRaw(CALLS_SECRET, JSON.stringify(genericCall(id, Date.now(), { subject: `Pricing call ${id}` })), Date.now()),
+  );
 const genericTranscript = (id: string): Promise<void> =>
-  post('/webhooks/calls', signedRaw(CALLS_SECRET, JSON.stringify(genericCall(id, Date.now(), { id: `evt-${id}-t`, event: 'call.transcript', transcript: `Customer: we would like a quote for ${id.length * 10} seats and a demo next week.` })), Date.now()));
+  post(
+    '/webhooks/calls',
+    signedRaw(
+      CALLS_SECRET,
+      JSON.stringify(
+        genericCall(id, Date.now(), {
+          id: `evt-${id}-t`,
+          event: 'call.transcript',
+          transcript: `Customer: we would like a quote for ${id.length * 10} seats and a demo next week.`,
+        }),
+      ),
+      Date.now(),
+    ),
+  );
 function twilioCall(sid: string): Promise<void> {
-  const params = { CallSid: sid, AccountSid: 'ACtest', From: '+15555550177', To: '+15555550100', CallStatus: 'completed', Direction: 'inbound', CallDuration: '42' };
-  return post('/webhooks/twilio', { headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSig(`${PUBLIC_URL}/webhooks/twilio`, params) }, payload: new URLSearchParams(params).toString() });
+  const params = {
+    CallSid: sid,
+    AccountSid: 'ACtest',
+    From: '+15555550177',
+    To: '+15555550100',
+    CallStatus: 'completed',
+    Direction: 'inbound',
+    CallDuration: '42',
+  };
+  return post('/webhooks/twilio', {
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-twilio-signature': twilioSig(`${PUBLIC_URL}/webhooks/twilio`, params),
+    },
+    payload: new URLSearchParams(params).toString(),
+  });
 }
 function twilioTranscript(sid: string): Promise<void> {
   // Conversational Intelligence only references the transcript: metadata.transcriptSid, no text.
-  const body = JSON.stringify({ account_sid: 'ACtest', service_sid: 'GAtest', transcript_sid: 'GT0001', customer_key: sid, event_type: 'voice_intelligence_transcript_available' });
+  const body = JSON.stringify({
+    account_sid: 'ACtest',
+    service_sid: 'GAtest',
+    transcript_sid: 'GT0001',
+    customer_key: sid,
+    event_type: 'voice_intelligence_transcript_available',
+  });
   const url = `/webhooks/twilio?bodySHA256=${createHash('sha256').update(body).digest('hex')}`;
-  return post(url, { headers: { 'content-type': 'application/json', 'x-twilio-signature': twilioSig(`${PUBLIC_URL}${url}`, {}) }, payload: body });
+  return post(url, {
+    headers: { 'content-type': 'application/json', 'x-twilio-signature': twilioSig(`${PUBLIC_URL}${url}`, {}) },
+    payload: body,
+  });
 }
 const t0 = Math.floor(Date.now() / 1000) - 600;
 const aircallCall = (id: number): Promise<void> =>
-  post('/webhooks/aircall', { headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ resource: 'call', event: 'call.ended', timestamp: t0 + 240, token: AIRCALL_TOKEN, data: { id, direction: 'inbound', status: 'done', started_at: t0, ended_at: t0 + 200, duration: 200, raw_digits: '+1 415-555-0142', number: { id: 1, digits: '+1 415-555-0100', name: 'Sales' } } }) });
+  post('/webhooks/aircall', {
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({
+      resource: 'call',
+      event: 'call.ended',
+      timestamp: t0 + 240,
+      token: AIRCALL_TOKEN,
+      data: {
+        id,
+        direction: 'inbound',
+        status: 'done',
+        started_at: t0,
+        ended_at: t0 + 200,
+        duration: 200,
+        raw_digits: '+1 415-555-0142',
+        number: { id: 1, digits: '+1 415-555-0100', name: 'Sales' },
+      },
+    }),
+  });
 const aircallTranscript = (id: number): Promise<void> =>
-  post('/webhooks/aircall', { headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ resource: 'transcription', event: 'transcription.created', timestamp: t0 + 260, token: AIRCALL_TOKEN, data: { id: id + 1, call_id: id, call_created_at: t0, type: 'call', content: { language: 'en-US', utterances: [{ start_time: 0, end_time: 2, text: 'Hello, sales.', participant_type: 'internal' }, { start_time: 2, end_time: 5, text: 'Our invoice shows a duplicate charge, please refund it.', participant_type: 'external' }] } } }) });
+  post('/webhooks/aircall', {
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({
+      resource: 'transcription',
+      event: 'transcription.created',
+      timestamp: t0 + 260,
+      token: AIRCALL_TOKEN,
+      data: {
+        id: id + 1,
+        call_id: id,
+        call_created_at: t0,
+        type: 'call',
+        content: {
+          language: 'en-US',
+          utterances: [
+            { start_time: 0, end_time: 2, text: 'Hello, sales.', participant_type: 'internal' },
+            { start_time: 2, end_time: 5, text: 'Our invoice shows a duplicate charge, please refund it.', participant_type: 'external' },
+          ],
+        },
+      },
+    }),
+  });
 
 /** The interaction journaled for `sourceId` of `source` (waits for it: a webhook's 200 means it is committed). */
 function received(source: string, sourceId: string): JournalEntry {
@@ -82,23 +168,45 @@ function received(source: string, sourceId: string): JournalEntry {
   if (!e) throw new Error(`${source}/${sourceId} is not in the journal`);
   return e;
 }
-const activityOf = (entryId: string): HubSpotFakeObject | undefined => fake.objects('calls').find((o) => o.properties['journal_entry_id'] === entryId);
+const activityOf = (entryId: string): HubSpotFakeObject | undefined =>
+  fake.objects('calls').find((o) => o.properties['journal_entry_id'] === entryId);
 async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; calls in HubSpot: ${JSON.stringify(fake.objects('calls').map((o) => o.properties['journal_entry_id']))}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}; calls in HubSpot: ${JSON.stringify(fake.objects('calls').map((o) => o.properties['journal_entry_id']))}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
 describe('a call and its transcripts in HubSpot', () => {
-  it('one call activity per call: each transcript updates its call\'s activity, on the record from → to', { timeout: 180_000 }, async () => {
+  it("one call activity per call: each transcript updates its call's activity, on the record from → to", { timeout: 180_000 }, async () => {
     // Each call is in HubSpot before its transcript arrives (so the transcript changes an activity HubSpot has).
     type Pair = { source: string; call: string; transcript: string; sendCall: () => Promise<void>; sendTranscript: () => Promise<void> };
     const pairs: Pair[] = [
-      ...['CA1001', 'CA1002', 'CA1003', 'CA1004', 'CA1005'].map((id) => ({ source: 'calls', call: id, transcript: `${id}/transcript/evt-${id}-t`, sendCall: () => genericCallEvent(id), sendTranscript: () => genericTranscript(id) })),
-      { source: 'twilio', call: 'CA00000000000000000000000000000042', transcript: 'CA00000000000000000000000000000042/transcript/GT0001', sendCall: () => twilioCall('CA00000000000000000000000000000042'), sendTranscript: () => twilioTranscript('CA00000000000000000000000000000042') },
-      { source: 'aircall', call: '7001', transcript: '7001/transcript/7002', sendCall: () => aircallCall(7001), sendTranscript: () => aircallTranscript(7001) },
+      ...['CA1001', 'CA1002', 'CA1003', 'CA1004', 'CA1005'].map((id) => ({
+        source: 'calls',
+        call: id,
+        transcript: `${id}/transcript/evt-${id}-t`,
+        sendCall: () => genericCallEvent(id),
+        sendTranscript: () => genericTranscript(id),
+      })),
+      {
+        source: 'twilio',
+        call: 'CA00000000000000000000000000000042',
+        transcript: 'CA00000000000000000000000000000042/transcript/GT0001',
+        sendCall: () => twilioCall('CA00000000000000000000000000000042'),
+        sendTranscript: () => twilioTranscript('CA00000000000000000000000000000042'),
+      },
+      {
+        source: 'aircall',
+        call: '7001',
+        transcript: '7001/transcript/7002',
+        sendCall: () => aircallCall(7001),
+        sendTranscript: () => aircallTranscript(7001),
+      },
     ];
     for (const pair of pairs) {
       await pair.sendCall();
@@ -113,8 +221,15 @@ describe('a call and its transcripts in HubSpot', () => {
     await genericCallEvent('CA1006');
     const late = received('calls', 'CA1006');
 
-    const expected = [...pairs.map((x) => ({ anchor: received(x.source, x.call), other: received(x.source, x.transcript), heading: 'Transcript' })), { anchor: early, other: late, heading: 'Call' }];
-    await until('every transcript on its call\'s activity', () => expected.every((x) => (activityOf(x.anchor.id)?.properties['hs_call_body'] ?? '').includes(`${x.heading} (journal entry ${x.other.id}):`)));
+    const expected = [
+      ...pairs.map((x) => ({ anchor: received(x.source, x.call), other: received(x.source, x.transcript), heading: 'Transcript' })),
+      { anchor: early, other: late, heading: 'Call' },
+    ];
+    await until("every transcript on its call's activity", () =>
+      expected.every((x) =>
+        (activityOf(x.anchor.id)?.properties['hs_call_body'] ?? '').includes(`${x.heading} (journal entry ${x.other.id}):`),
+      ),
+    );
     await drained(p.prefix);
 
     const entries = allEntries(p.path);
@@ -125,13 +240,20 @@ describe('a call and its transcripts in HubSpot', () => {
     expect(new Set(calls.map((o) => o.properties['journal_entry_id']))).toEqual(new Set(expected.map((x) => x.anchor.id)));
     for (const x of expected) {
       const body = activityOf(x.anchor.id)?.properties['hs_call_body'] ?? '';
-      expect(body, x.anchor.correlationId).toMatch(new RegExp(`^Summary: [^\\n]+\\nCategory: [^\\n]+\\n(Next steps: [^\\n]+\\n)?Journal entry: ${x.anchor.id}\\n\\n${x.heading} \\(journal entry ${x.other.id}\\):\\nSummary: [^\\n]+\\nCategory: `));
+      expect(body, x.anchor.correlationId).toMatch(
+        new RegExp(
+          `^Summary: [^\\n]+\\nCategory: [^\\n]+\\n(Next steps: [^\\n]+\\n)?Journal entry: ${x.anchor.id}\\n\\n${x.heading} \\(journal entry ${x.other.id}\\):\\nSummary: [^\\n]+\\nCategory: `,
+        ),
+      );
       expect(x.other.correlationId).toBe(x.anchor.correlationId);
       const chain = entries.filter((e) => e.correlationId === x.anchor.correlationId);
       // Every activity write of the correlation is of the anchor's activity; the last one holds both interactions.
       const upserts = chain.filter((e) => e.kind === 'crm.write' && String(payload(e).path).endsWith('/batch/upsert'));
       expect(new Set(upserts.map((e) => payload(e).entryId))).toEqual(new Set([x.anchor.id]));
-      expect((payload(upserts.at(-1) as JournalEntry).members as { entryId: string }[]).map((m) => m.entryId)).toEqual([x.anchor.id, x.other.id]);
+      expect((payload(upserts.at(-1) as JournalEntry).members as { entryId: string }[]).map((m) => m.entryId)).toEqual([
+        x.anchor.id,
+        x.other.id,
+      ]);
       // The body's change is on the record: from the anchor's alone to the anchor's with the other's section.
       const changed = chain.filter((e) => e.kind === 'state.changed' && payload(e).field === 'hs_call_body');
       expect(changed, x.anchor.correlationId).toHaveLength(1);
@@ -147,7 +269,12 @@ describe('a call and its transcripts in HubSpot', () => {
     expect(fake.violations).toEqual([]);
     // The re-drive finds every call and transcript finished (written and matched on its call's activity).
     const requeued: unknown[] = [];
-    const report = await redrive({ journal: p.journal, enqueue: (queue, data) => (requeued.push({ queue, data }), Promise.resolve()), fromSeq: 1, graceMs: 0 });
+    const report = await redrive({
+      journal: p.journal,
+      enqueue: (queue, data) => (requeued.push({ queue, data }), Promise.resolve()),
+      fromSeq: 1,
+      graceMs: 0,
+    });
     expect(requeued).toEqual([]);
     expect(report.redriven).toBe(0);
   });

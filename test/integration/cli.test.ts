@@ -17,12 +17,24 @@ let env: NodeJS.ProcessEnv;
 beforeEach(() => {
   tmp = tempDir('aj-cli-');
   // The key store backup defaults to beside the data directory, which is tmp.dir itself here: kept inside it.
-  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', KEY_STORE_BACKUP: join(tmp.dir, 'key-backup', 'subject-keys.sqlite') };
+  env = {
+    ...process.env,
+    JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'),
+    LOG_LEVEL: 'warn',
+    JOURNAL_APPEND_TOKEN: '',
+    JOURNAL_READ_TOKEN: '',
+    KEY_STORE_BACKUP: join(tmp.dir, 'key-backup', 'subject-keys.sqlite'),
+  };
 });
 afterEach(() => tmp.cleanup());
 
 function cli(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], {
+    env,
+    input,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -43,7 +55,13 @@ function appendLines(lines: Iterable<string>, args: string[] = []): Promise<{ st
 }
 
 const line = (i: number): string =>
-  JSON.stringify({ kind: 'state.changed', source: 'crm', actor: 'import', correlationId: `contact/${i % 500}`, payload: { entity: `contact/${i}`, field: 'lifecyclestage', from: 'lead', to: 'customer' } });
+  JSON.stringify({
+    kind: 'state.changed',
+    source: 'crm',
+    actor: 'import',
+    correlationId: `contact/${i % 500}`,
+    payload: { entity: `contact/${i}`, field: 'lifecyclestage', from: 'lead', to: 'customer' },
+  });
 
 describe('activity-journal append', () => {
   it('streams 100,000 lines in about a hundred transactions, and a re-run adds nothing', async () => {
@@ -52,20 +70,32 @@ describe('activity-journal append', () => {
     }
     const first = await appendLines(lines(), ['--json']);
     expect(first.status).toBe(0);
-    const summary = (JSON.parse(first.stderr.trim().split('\n').pop() as string) as { summary: { appended: number; transactions: number } }).summary;
+    const summary = (JSON.parse(first.stderr.trim().split('\n').pop() as string) as { summary: { appended: number; transactions: number } })
+      .summary;
     expect(summary.appended).toBe(100_000);
     expect(summary.transactions).toBeLessThanOrEqual(250); // groups of 1,000, plus checkpoints and anchoring
     expect(first.stdout.trim().split('\n')).toHaveLength(100_000);
     const again = await appendLines(lines(), ['--json']);
-    expect((JSON.parse(again.stderr.trim().split('\n').pop() as string) as { summary: { appended: number; duplicates: number } }).summary).toMatchObject({ appended: 0, duplicates: 100_000 });
+    expect(
+      (JSON.parse(again.stderr.trim().split('\n').pop() as string) as { summary: { appended: number; duplicates: number } }).summary,
+    ).toMatchObject({ appended: 0, duplicates: 100_000 });
     expect(cli(['verify']).status).toBe(0);
   });
 
   it('answers each line, refusing bad ones with the reason, and exits 1 when any was refused', async () => {
     const r = await appendLines([line(1), '{"kind":"nope"}', 'not json', line(2), '', line(1)], ['--json']);
     expect(r.status).toBe(1);
-    const results = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { line: number; ok: boolean; error?: string; duplicate?: boolean });
-    expect(results.map((x) => [x.line, x.ok])).toEqual([[1, true], [2, false], [3, false], [4, true], [6, true]]);
+    const results = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; ok: boolean; error?: string; duplicate?: boolean });
+    expect(results.map((x) => [x.line, x.ok])).toEqual([
+      [1, true],
+      [2, false],
+      [3, false],
+      [4, true],
+      [6, true],
+    ]);
     expect(results[1]?.error).toMatch(/unknown kind/);
     expect(results[2]?.error).toMatch(/not JSON/);
     expect(results[4]?.duplicate).toBe(true);
@@ -120,7 +150,10 @@ describe('activity-journal prove / verify-proof / trace / public-key', () => {
  * Runs the CLI with its stdout read by a reader that goes away: at once (`start`), or after the first chunk of
  * output (`first-data`, like `| head -1`). The CLI's later writes then fail with EPIPE.
  */
-function intoClosedPipe(args: string[], closeAt: 'start' | 'first-data'): Promise<{ status: number | null; stderr: string; received: string }> {
+function intoClosedPipe(
+  args: string[],
+  closeAt: 'start' | 'first-data',
+): Promise<{ status: number | null; stderr: string; received: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['bin/activity-journal.mjs', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
@@ -139,7 +172,15 @@ function intoClosedPipe(args: string[], closeAt: 'start' | 'first-data'): Promis
 describe('activity-journal output into a pipe whose reader goes away (| head)', () => {
   it('trace, status and export end quietly with their own exit code: no EPIPE stack trace', async () => {
     // Far more output than a pipe buffers (64 KiB), so writes are still due when the reader has gone.
-    const many = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ kind: 'state.changed', source: 'crm', actor: 'import', correlationId: 'contact/many', payload: { entity: `contact/${i}`, field: 'lifecyclestage', from: 'lead', to: 'customer' } }));
+    const many = Array.from({ length: 3000 }, (_, i) =>
+      JSON.stringify({
+        kind: 'state.changed',
+        source: 'crm',
+        actor: 'import',
+        correlationId: 'contact/many',
+        payload: { entity: `contact/${i}`, field: 'lifecyclestage', from: 'lead', to: 'customer' },
+      }),
+    );
     expect((await appendLines(many)).status).toBe(0);
     expect(cli(['checkpoint']).status).toBe(0);
     const noStackTrace = (r: { stderr: string }): void => {
@@ -170,7 +211,10 @@ function listing(dir: string): string[] {
       if (st.isDirectory()) {
         out.push(`${f.slice(dir.length)}/ ${(st.mode & 0o777).toString(8)}`);
         walk(f);
-      } else out.push(`${f.slice(dir.length)} ${st.size} ${(st.mode & 0o777).toString(8)} ${createHash('sha256').update(readFileSync(f)).digest('hex')}`);
+      } else
+        out.push(
+          `${f.slice(dir.length)} ${st.size} ${(st.mode & 0o777).toString(8)} ${createHash('sha256').update(readFileSync(f)).digest('hex')}`,
+        );
     }
   };
   walk(dir);
@@ -235,7 +279,8 @@ describe('activity-journal users add', () => {
   it('refuses to add a user who exists (exit 2, naming --reset); --reset replaces the password and keeps role and tokens', async () => {
     const usersPath = join(tmp.dir, 'users.json');
     env = { ...env, AUDIT_USERS_PATH: usersPath };
-    const user = (): { role: string; passwordHash: string | null; apiTokens: unknown[] } => readUsersFile(usersPath).users.find((u) => u.id === 'maria') as { role: string; passwordHash: string | null; apiTokens: unknown[] };
+    const user = (): { role: string; passwordHash: string | null; apiTokens: unknown[] } =>
+      readUsersFile(usersPath).users.find((u) => u.id === 'maria') as { role: string; passwordHash: string | null; apiTokens: unknown[] };
     const added = cli(['users', 'add', 'maria', '--role', 'reviewer'], 'first password 123\n');
     expect(added.status, added.stderr).toBe(0);
     expect(added.stdout).toMatch(/added maria \(reviewer\)/);
@@ -273,13 +318,21 @@ describe('activity-journal import calls', () => {
     const prefix = uniquePrefix();
     const importEnv = { ...env, REDIS_URL, QUEUE_PREFIX: prefix };
     const run = (): { status: number | null; stdout: string } => {
-      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'import', 'calls', file, '--json'], { env: importEnv, encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'import', 'calls', file, '--json'], {
+        env: importEnv,
+        encoding: 'utf8',
+      });
       return { status: r.status, stdout: r.stdout };
     };
     try {
       const first = run();
       expect(first.status).toBe(1);
-      const report = JSON.parse(first.stdout) as { rows: number; accepted: number; duplicates: number; errors: { line: number; message: string }[] };
+      const report = JSON.parse(first.stdout) as {
+        rows: number;
+        accepted: number;
+        duplicates: number;
+        errors: { line: number; message: string }[];
+      };
       expect(report).toMatchObject({ rows: 4, accepted: 2, duplicates: 0 });
       expect(report.errors.map((e) => e.line)).toEqual([3, 4]);
       expect(report.errors[0]?.message).toMatch(/direction/);
@@ -305,8 +358,18 @@ describe('activity-journal demo', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     try {
-      const demoEnv = { ...env, REDIS_URL, HUBSPOT_ACCESS_TOKEN: 'pat-na1-00000000-0000-0000-0000-000000000000', HUBSPOT_BASE_PATH: `http://127.0.0.1:${port}`, OPENAI_API_KEY: 'sk-demo-must-not-be-used', OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1` };
-      const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'demo', '--json'], { env: demoEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      const demoEnv = {
+        ...env,
+        REDIS_URL,
+        HUBSPOT_ACCESS_TOKEN: 'pat-na1-00000000-0000-0000-0000-000000000000',
+        HUBSPOT_BASE_PATH: `http://127.0.0.1:${port}`,
+        OPENAI_API_KEY: 'sk-demo-must-not-be-used',
+        OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1`,
+      };
+      const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'demo', '--json'], {
+        env: demoEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -320,12 +383,24 @@ describe('activity-journal demo', () => {
     }
   }, 180_000);
 
-
   it('runs the bundled samples through the whole pipeline into a separate demo journal', () => {
-    const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'demo', '--json'], { env: { ...env, REDIS_URL }, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'demo', '--json'], {
+      env: { ...env, REDIS_URL },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(r.status).toBe(0);
     const s = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
-      journal: string; interactions: number; excluded: number; decisions: number; categories: Record<string, number>; mirrored: number; review: number; notifications: number; jobFailures: number; traceCorrelationId: string;
+      journal: string;
+      interactions: number;
+      excluded: number;
+      decisions: number;
+      categories: Record<string, number>;
+      mirrored: number;
+      review: number;
+      notifications: number;
+      jobFailures: number;
+      traceCorrelationId: string;
     };
     expect(s.journal).toContain(join(tmp.dir, 'demo'));
     expect(s.interactions + s.excluded).toBeGreaterThanOrEqual(30);
@@ -339,10 +414,16 @@ describe('activity-journal demo', () => {
     expect(s.traceCorrelationId).toMatch(/thread/);
     // The demo never touched the real journal, and its own journal verifies.
     expect(cli(['verify']).status).toBe(2);
-    expect(spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', s.journal, 'verify'], { env, encoding: 'utf8' }).status).toBe(0);
+    expect(
+      spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', s.journal, 'verify'], { env, encoding: 'utf8' }).status,
+    ).toBe(0);
     // Nothing personal of any sample is stored in clear on the dry-run path: not in the interactions, their
     // decisions, the dry-run CRM writes (bodies and associations) or anything else the demo journaled.
-    const samples = (JSON.parse(readFileSync('samples/demo-interactions.json', 'utf8')) as { interactions: { participants: { address: string; name?: string }[]; subject?: string }[] }).interactions;
+    const samples = (
+      JSON.parse(readFileSync('samples/demo-interactions.json', 'utf8')) as {
+        interactions: { participants: { address: string; name?: string }[]; subject?: string }[];
+      }
+    ).interactions;
     const planted = new Set<string>();
     for (const ix of samples) {
       for (const p of ix.participants) {
@@ -351,11 +432,17 @@ describe('activity-journal demo', () => {
       }
       if (ix.subject && ix.subject.length >= 12) planted.add(ix.subject);
     }
-    const stored = [s.journal, `${s.journal}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f).toString('utf8')).join('\n');
+    const stored = [s.journal, `${s.journal}-wal`]
+      .filter((f) => existsSync(f))
+      .map((f) => readFileSync(f).toString('utf8'))
+      .join('\n');
     const leaked = [...planted].filter((v) => stored.includes(v) || stored.includes(JSON.stringify(v).slice(1, -1)));
     expect(leaked).toEqual([]);
     // And `privacy scan` finds nothing in what the current code wrote: every seal rule sealed its fields.
-    const scan = spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', s.journal, '--json', 'privacy', 'scan'], { env, encoding: 'utf8' });
+    const scan = spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', s.journal, '--json', 'privacy', 'scan'], {
+      env,
+      encoding: 'utf8',
+    });
     expect(JSON.parse(scan.stdout)).toMatchObject({ exposed: 0, findings: [] });
     expect(scan.status).toBe(0);
   });

@@ -27,7 +27,14 @@ import { startHubSpotFake } from '../fakes/hubspot.fake.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const refs = (n: number): PlanRef[] =>
-  Array.from({ length: n }, (_, i) => ({ entryId: randomUUID(), entrySeq: i + 1, correlationId: `c/${i}`, decisionEntryId: randomUUID(), decisionSeq: i + 100, objectType: 'emails' as const }));
+  Array.from({ length: n }, (_, i) => ({
+    entryId: randomUUID(),
+    entrySeq: i + 1,
+    correlationId: `c/${i}`,
+    decisionEntryId: randomUUID(),
+    decisionSeq: i + 100,
+    objectType: 'emails' as const,
+  }));
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -99,67 +106,105 @@ describe('crm-batch claims and locks', () => {
     expect(new Set(taken.map((r) => r.objectType))).toEqual(new Set(['emails']));
   });
 
-  it('a steady flow of plans (50 a second for 6 s) is written in full batches and one round of associations', { timeout: 120_000 }, async () => {
-    const token = 'pat-na1-gather-test';
-    const fake = await startHubSpotFake({ accessToken: token, tenSecondlyLimit: 1_000_000 });
-    const dir = mkdtempSync(join(tmpdir(), 'aj-crm-gather-'));
-    const path = join(dir, 'journal.sqlite');
-    const writer = await JournalWriter.open({ path, keysDir: join(dir, 'keys'), checkpointEveryMs: 0 });
-    const journal = new LocalJournalClient(writer, JournalReader.open(path));
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    const prefix = uniquePrefix();
-    const queue = new Queue('crm-batch', { connection: redis, prefix });
-    const settings: CrmBatchSettings = { limitMax: 9, limitDurationMs: 1000, windowMs: 1000, batchSize: 100, leaseMs: 15_000, linkWindowMs: 30_000, linkBatchSize: 1000 };
-    const pending = new PendingPlans(redis, prefix);
-    const links = PendingPlans.links(redis, prefix);
-    const gate = new QueueRequestGate(redis, queue, prefix, settings.limitMax, settings.limitDurationMs);
-    const crm = new HubSpotCrm({ accessToken: token, basePath: fake.baseUrl, journal, dealRule: 'none', createContacts: 'never' });
-    const contacts = Array.from({ length: 20 }, (_, i) => `buyer${i}@firm${i % 4}.example`);
-    for (const email of contacts) fake.seed('contacts', { email });
-    for (let i = 0; i < 4; i++) fake.seed('companies', { name: `Firm ${i}`, domain: `firm${i}.example` });
-    const list: MirrorPlan[] = Array.from({ length: 300 }, (_, i) => {
-      const entryId = randomUUID();
-      const calls = i % 3 === 2;
-      const base = { journal_entry_id: entryId, hs_timestamp: new Date(Date.UTC(2026, 10, 1) + i * 60_000).toISOString() };
-      return {
-        entryId, entrySeq: i + 1, correlationId: `gather/${entryId}`, decisionEntryId: randomUUID(), decisionSeq: i + 1000, direction: 'inbound' as const, category: 'new_lead' as const,
-        objectType: calls ? ('calls' as const) : ('emails' as const),
-        properties: calls ? { ...base, hs_call_direction: 'INBOUND', hs_call_title: `Call ${i}`, hs_call_body: 'Summary: a call' } : { ...base, hs_email_direction: 'INCOMING_EMAIL', hs_email_subject: `Question ${i}`, hs_email_text: 'Summary: a question' },
-        counterparts: [contacts[i % contacts.length] as string],
+  it(
+    'a steady flow of plans (50 a second for 6 s) is written in full batches and one round of associations',
+    { timeout: 120_000 },
+    async () => {
+      const token = 'pat-na1-gather-test';
+      const fake = await startHubSpotFake({ accessToken: token, tenSecondlyLimit: 1_000_000 });
+      const dir = mkdtempSync(join(tmpdir(), 'aj-crm-gather-'));
+      const path = join(dir, 'journal.sqlite');
+      const writer = await JournalWriter.open({ path, keysDir: join(dir, 'keys'), checkpointEveryMs: 0 });
+      const journal = new LocalJournalClient(writer, JournalReader.open(path));
+      const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+      const prefix = uniquePrefix();
+      const queue = new Queue('crm-batch', { connection: redis, prefix });
+      const settings: CrmBatchSettings = {
+        limitMax: 9,
+        limitDurationMs: 1000,
+        windowMs: 1000,
+        batchSize: 100,
+        leaseMs: 15_000,
+        linkWindowMs: 30_000,
+        linkBatchSize: 1000,
       };
-    });
-    const byId = new Map(list.map((p) => [p.entryId, p]));
-    await crm.bootstrap();
-    const worker = new Worker('crm-batch', (job) => processCrmBatch(job, { crm, pending, links, queue, gate, journal, planFor: (ref) => Promise.resolve(byId.get(ref.entryId) as MirrorPlan), settings, logger: silentLogger }), {
-      connection: redis, prefix, concurrency: 2, limiter: { max: settings.limitMax, duration: settings.limitDurationMs },
-    });
-    cleanups.push(async () => {
-      await worker.close();
-      await queue.close();
-      await obliterate(prefix);
-      redis.disconnect();
-      await journal.close();
-      await fake.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
-    const before = fake.requests.length;
-    const stage = new BatchingCrm(pending, queue, settings.windowMs);
-    for (const p of list) {
-      await stage.mirror(p);
-      await sleep(20);
-    }
-    const deadline = Date.now() + 90_000;
-    while ((await pending.outstanding()) > 0 || (await links.outstanding()) > 0) {
-      if (Date.now() > deadline) throw new Error('the plans were not all mirrored');
-      await sleep(100);
-    }
-    const seen = fake.requests.slice(before);
-    expect(fake.objects('emails').length + fake.objects('calls').length).toBe(300);
-    // 200 emails and 100 calls: full batches (2 + 1), with at most one part-filled batch of each type at the end.
-    const upserts = seen.filter((r) => r.method === 'POST' && /\/batch\/upsert$/.test(r.path));
-    expect(upserts.length).toBeLessThanOrEqual(5);
-    // Associations gathered across every batch: one v4 create per activity type and target type.
-    const creates = seen.filter((r) => r.method === 'POST' && /^\/crm\/v4\/associations\/.*\/batch\/create$/.test(r.path));
-    expect(creates.length).toBeLessThanOrEqual(4);
-  });
+      const pending = new PendingPlans(redis, prefix);
+      const links = PendingPlans.links(redis, prefix);
+      const gate = new QueueRequestGate(redis, queue, prefix, settings.limitMax, settings.limitDurationMs);
+      const crm = new HubSpotCrm({ accessToken: token, basePath: fake.baseUrl, journal, dealRule: 'none', createContacts: 'never' });
+      const contacts = Array.from({ length: 20 }, (_, i) => `buyer${i}@firm${i % 4}.example`);
+      for (const email of contacts) fake.seed('contacts', { email });
+      for (let i = 0; i < 4; i++) fake.seed('companies', { name: `Firm ${i}`, domain: `firm${i}.example` });
+      const list: MirrorPlan[] = Array.from({ length: 300 }, (_, i) => {
+        const entryId = randomUUID();
+        const calls = i % 3 === 2;
+        const base = { journal_entry_id: entryId, hs_timestamp: new Date(Date.UTC(2026, 10, 1) + i * 60_000).toISOString() };
+        return {
+          entryId,
+          entrySeq: i + 1,
+          correlationId: `gather/${entryId}`,
+          decisionEntryId: randomUUID(),
+          decisionSeq: i + 1000,
+          direction: 'inbound' as const,
+          category: 'new_lead' as const,
+          objectType: calls ? ('calls' as const) : ('emails' as const),
+          properties: calls
+            ? { ...base, hs_call_direction: 'INBOUND', hs_call_title: `Call ${i}`, hs_call_body: 'Summary: a call' }
+            : { ...base, hs_email_direction: 'INCOMING_EMAIL', hs_email_subject: `Question ${i}`, hs_email_text: 'Summary: a question' },
+          counterparts: [contacts[i % contacts.length] as string],
+        };
+      });
+      const byId = new Map(list.map((p) => [p.entryId, p]));
+      await crm.bootstrap();
+      const worker = new Worker(
+        'crm-batch',
+        (job) =>
+          processCrmBatch(job, {
+            crm,
+            pending,
+            links,
+            queue,
+            gate,
+            journal,
+            planFor: (ref) => Promise.resolve(byId.get(ref.entryId) as MirrorPlan),
+            settings,
+            logger: silentLogger,
+          }),
+        {
+          connection: redis,
+          prefix,
+          concurrency: 2,
+          limiter: { max: settings.limitMax, duration: settings.limitDurationMs },
+        },
+      );
+      cleanups.push(async () => {
+        await worker.close();
+        await queue.close();
+        await obliterate(prefix);
+        redis.disconnect();
+        await journal.close();
+        await fake.close();
+        rmSync(dir, { recursive: true, force: true });
+      });
+      const before = fake.requests.length;
+      const stage = new BatchingCrm(pending, queue, settings.windowMs);
+      for (const p of list) {
+        await stage.mirror(p);
+        await sleep(20);
+      }
+      const deadline = Date.now() + 90_000;
+      while ((await pending.outstanding()) > 0 || (await links.outstanding()) > 0) {
+        if (Date.now() > deadline) throw new Error('the plans were not all mirrored');
+        await sleep(100);
+      }
+      const seen = fake.requests.slice(before);
+      expect(fake.objects('emails').length + fake.objects('calls').length).toBe(300);
+      // 200 emails and 100 calls: full batches (2 + 1), with at most one part-filled batch of each type at the end.
+      const upserts = seen.filter((r) => r.method === 'POST' && /\/batch\/upsert$/.test(r.path));
+      expect(upserts.length).toBeLessThanOrEqual(5);
+      // Associations gathered across every batch: one v4 create per activity type and target type.
+      const creates = seen.filter((r) => r.method === 'POST' && /^\/crm\/v4\/associations\/.*\/batch\/create$/.test(r.path));
+      expect(creates.length).toBeLessThanOrEqual(4);
+    },
+  );
 });

@@ -26,7 +26,12 @@ async function signIn(base: string, username: string, password: string): Promise
   const form = await fetch(`${base}/audit/login`);
   const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
   const loginCookie = (form.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  const r = await fetch(`${base}/audit/login`, { method: 'POST', redirect: 'manual', headers: { cookie: loginCookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, username, password, next: '/audit/timeline' }).toString() });
+  const r = await fetch(`${base}/audit/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { cookie: loginCookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: csrf, username, password, next: '/audit/timeline' }).toString(),
+  });
   expect(r.status).toBe(303);
   const session = r.headers.getSetCookie().find((c) => c.startsWith('aj_session='));
   expect(session).toBeDefined();
@@ -37,17 +42,25 @@ describe('activity-journal demo --serve', () => {
   it('serves the demo journal in the audit UI for a user made for the run, and stops on Ctrl-C', async () => {
     const port = await freePort();
     const realJournal = join(tmp.dir, 'journal.sqlite');
-    const proc = spawn(process.execPath, ['bin/activity-journal.mjs', '--json', 'demo', '--serve', `127.0.0.1:${port}`], { env: { ...process.env, JOURNAL_PATH: realJournal, REDIS_URL, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['bin/activity-journal.mjs', '--json', 'demo', '--serve', `127.0.0.1:${port}`], {
+      env: { ...process.env, JOURNAL_PATH: realJournal, REDIS_URL, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child = proc;
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-    const served = await waitFor('the audit UI line', () => {
-      const line = stdout.split('\n').find((l) => l.includes('"auditUrl"'));
-      return line ? (JSON.parse(line) as { auditUrl: string; user: string; password: string }) : null;
-    }, 180_000, 200).catch((err: Error) => {
+    const served = await waitFor(
+      'the audit UI line',
+      () => {
+        const line = stdout.split('\n').find((l) => l.includes('"auditUrl"'));
+        return line ? (JSON.parse(line) as { auditUrl: string; user: string; password: string }) : null;
+      },
+      180_000,
+      200,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}; stdout:\n${stdout}\nstderr:\n${stderr}`);
     });
     const summary = JSON.parse(stdout.split('\n')[0] as string) as { journal: string; interactions: number };
@@ -57,10 +70,15 @@ describe('activity-journal demo --serve', () => {
 
     const base = `http://127.0.0.1:${port}`;
     const cookie = await signIn(base, served.user, served.password);
-    const page = await (await fetch(`${base}/api/v1/interactions?limit=500`, { headers: { cookie } })).json() as { rows: { category: string | null; summary: string | null }[] };
+    const page = (await (await fetch(`${base}/api/v1/interactions?limit=500`, { headers: { cookie } })).json()) as {
+      rows: { category: string | null; summary: string | null }[];
+    };
     expect(page.rows).toHaveLength(summary.interactions); // every journaled sample is on the timeline
     expect(page.rows.every((r) => r.summary && r.category)).toBe(true);
-    expect((await fetch(`${base}/api/v1/interactions?category=billing`, { headers: { cookie } }).then((r) => r.json()) as { rows: unknown[] }).rows.length).toBeGreaterThan(0);
+    expect(
+      ((await fetch(`${base}/api/v1/interactions?category=billing`, { headers: { cookie } }).then((r) => r.json())) as { rows: unknown[] })
+        .rows.length,
+    ).toBeGreaterThan(0);
     // A wrong password is refused: the UI is not open to anyone.
     const wrong = await fetch(`${base}/api/v1/interactions`, { headers: { cookie: 'aj_session=forged' } });
     expect(wrong.status).toBe(401);

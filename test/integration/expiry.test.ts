@@ -40,9 +40,13 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const open = (retention = policy): Promise<JournalWriter> => JournalWriter.open({ path, keysDir, checkpointEveryMs: 0, now, retention });
 
 // Each with text of its own, so that a dropped payload's bytes can be looked for.
-const formSubmission = (key: string, correlationId: string): AppendInput => formSubmissionAt(key, correlationId, clock, `please call me ${key}`);
+const formSubmission = (key: string, correlationId: string): AppendInput =>
+  formSubmissionAt(key, correlationId, clock, `please call me ${key}`);
 
-const invoice = (key: string, correlationId: string): AppendInput => ({ ...stateChange(key, correlationId, `invoiced ${key}`), retentionClass: 'financial-7y' });
+const invoice = (key: string, correlationId: string): AppendInput => ({
+  ...stateChange(key, correlationId, `invoiced ${key}`),
+  retentionClass: 'financial-7y',
+});
 
 /** January and February: form submissions (marketing-90d) and invoices (financial-7y); archived in March. */
 async function archivedMonths(store: DirectoryArchiveStore, retention = policy): Promise<void> {
@@ -78,7 +82,11 @@ async function verifyAll(store: DirectoryArchiveStore): Promise<ReturnType<typeo
   }
 }
 
-const objects = (): string[] => (readdirSync(archiveDir, { recursive: true }) as string[]).filter((f) => f.endsWith('.gz')).map((f) => f.split('/').pop() as string).sort();
+const objects = (): string[] =>
+  (readdirSync(archiveDir, { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.gz'))
+    .map((f) => f.split('/').pop() as string)
+    .sort();
 const bySeqKey = (reader: JournalReader, key: string): JournalEntry => {
   for (let s = 0; s < reader.size(); s++) {
     const e = reader.bySeq(s);
@@ -106,7 +114,10 @@ describe('expiry of archived payloads', () => {
     clock = Date.parse('2026-05-15T12:00:00Z');
     const writer = await open();
     const dry = await expireArchived(writer, { store, now, dryRun: true });
-    expect(dry.map((e) => [e.segmentId, e.action, e.classes])).toEqual([['2026-01', 'would prune', { 'marketing-90d': 2 }], ['2026-02', 'would prune', { 'marketing-90d': 1 }]]);
+    expect(dry.map((e) => [e.segmentId, e.action, e.classes])).toEqual([
+      ['2026-01', 'would prune', { 'marketing-90d': 2 }],
+      ['2026-02', 'would prune', { 'marketing-90d': 1 }],
+    ]);
     expect(objects()).toEqual(['2026-01.sqlite.gz', '2026-02.sqlite.gz']);
     const run = await expireArchived(writer, { store, now });
     expect(run.map((e) => [e.segmentId, e.action, e.droppedEntries, e.classes, e.generation])).toEqual([
@@ -121,7 +132,9 @@ describe('expiry of archived payloads', () => {
     await writer.close();
 
     // The dropped payloads' bytes are not in the pruned copies; the 7-year payloads are.
-    const jan = gunzipSync(readFileSync(join(archiveDir, readdirSync(archiveDir)[0] as string, '2026-01.pruned-1.sqlite.gz'))).toString('latin1');
+    const jan = gunzipSync(readFileSync(join(archiveDir, readdirSync(archiveDir)[0] as string, '2026-01.pruned-1.sqlite.gz'))).toString(
+      'latin1',
+    );
     expect(jan).not.toContain('jan-form-1@example.com');
     expect(jan).not.toContain('please call me jan-form-2');
     expect(jan).toContain('invoiced jan-inv-1');
@@ -138,7 +151,17 @@ describe('expiry of archived payloads', () => {
       expect(trace[1]?.payload).toMatchObject({ to: 'invoiced jan-inv-1' });
       expect(describeEntry(trace[1] as JournalEntry)).not.toMatch(/dropped/);
       // The prune entries name the segment, the new object, the seqs dropped and the policy version.
-      const pruned = reader.byKind({ kind: 'segment.pruned' }).map((e) => e.payload as { segmentId: string; dropped: [number, number][]; policyVersion: number; location: string; entries: number; retentionClass?: string });
+      const pruned = reader.byKind({ kind: 'segment.pruned' }).map(
+        (e) =>
+          e.payload as {
+            segmentId: string;
+            dropped: [number, number][];
+            policyVersion: number;
+            location: string;
+            entries: number;
+            retentionClass?: string;
+          },
+      );
       const janForms = [bySeqKey(reader, 'jan-form-1').seq, bySeqKey(reader, 'jan-form-2').seq];
       expect(pruned[0]).toMatchObject({ segmentId: '2026-01', policyVersion: 2, entries: 2 });
       expect(pruned[0]?.dropped.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i))).toEqual(janForms);
@@ -155,11 +178,15 @@ describe('expiry of archived payloads', () => {
     // April 15: only jan-form-1 (January 10 + 90 days) has expired; April 25: jan-form-2 too.
     clock = Date.parse('2026-04-15T00:00:00Z');
     let writer = await open();
-    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.generation, e.droppedEntries])).toEqual([['2026-01', 1, 1]]);
+    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.generation, e.droppedEntries])).toEqual([
+      ['2026-01', 1, 1],
+    ]);
     await writer.close();
     clock = Date.parse('2026-04-25T00:00:00Z');
     writer = await open();
-    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.generation, e.droppedEntries, e.deleted.length])).toEqual([['2026-01', 2, 1, 1]]);
+    expect(
+      (await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.generation, e.droppedEntries, e.deleted.length]),
+    ).toEqual([['2026-01', 2, 1, 1]]);
     await writer.close();
     expect(objects()).toEqual(['2026-01.pruned-2.sqlite.gz', '2026-02.sqlite.gz']);
     expect((await verifyAll(store)).ok).toBe(true);
@@ -168,14 +195,19 @@ describe('expiry of archived payloads', () => {
       expect(reader.byCorrelation('corr-jan')[0]?.payload).toEqual({ $dropped: { at: '2026-04-15T00:00:00.000Z', policyVersion: 2 } });
       expect(reader.byCorrelation('corr-jan-2')[0]?.payload).toEqual({ $dropped: { at: '2026-04-25T00:00:00.000Z', policyVersion: 2 } });
       expect(reader.byCorrelation('corr-feb')[0]?.payload).toMatchObject({ channel: 'form' });
-      expect(reader.byKind({ kind: 'segment.pruned' }).map((e) => (e.payload as { generation: number; entries: number }).generation)).toEqual([1, 2]);
+      expect(
+        reader.byKind({ kind: 'segment.pruned' }).map((e) => (e.payload as { generation: number; entries: number }).generation),
+      ).toEqual([1, 2]);
     } finally {
       reader.close();
     }
   });
 
   it('prunes nothing when every class keeps payloads (the default onExpiry)', async () => {
-    const keepAll = RetentionPolicy.parse({ ...policy.doc, classes: Object.fromEntries(Object.entries(policy.doc.classes).map(([k, c]) => [k, { days: c.days, description: c.description }])) });
+    const keepAll = RetentionPolicy.parse({
+      ...policy.doc,
+      classes: Object.fromEntries(Object.entries(policy.doc.classes).map(([k, c]) => [k, { days: c.days, description: c.description }])),
+    });
     expect(keepAll.classOf('marketing-90d')?.onExpiry).toBe('keep');
     const store = new DirectoryArchiveStore(archiveDir);
     await archivedMonths(store, keepAll);
@@ -206,12 +238,25 @@ describe('expiry of archived payloads', () => {
     writeFileSync(file, gunzipSync(readFileSync(cur.location.slice(4))));
     const f = new Database(file);
     const inv = f.prepare(`SELECT seq FROM entries WHERE idempotency_key = 'jan-inv-1'`).get() as { seq: number };
-    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: 2 }), inv.seq);
+    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(
+      droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: 2 }),
+      inv.seq,
+    );
     f.close();
     const raw = readFileSync(file);
     const gz = gzipSync(raw);
     const forged = await store.put('forged/2026-01.pruned-2.sqlite.gz', gz);
-    db.prepare('INSERT INTO pruned_segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run('2026-01', 2, 0, 'directory', forged.location, sha(gz), sha(raw), 1, '{}');
+    db.prepare('INSERT INTO pruned_segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      '2026-01',
+      2,
+      0,
+      'directory',
+      forged.location,
+      sha(gz),
+      sha(raw),
+      1,
+      '{}',
+    );
     db.close();
     const report = await verifyAll(store);
     expect(report.ok).toBe(false);
@@ -220,7 +265,21 @@ describe('expiry of archived payloads', () => {
 
     // Even a journaled prune entry that lists it does not make dropping a 7-year (keep) payload valid.
     const w = await open();
-    await w.commitPrune({ segmentId: '2026-01', generation: 3, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: forged.location, dropped: [[inv.seq, inv.seq]], entries: 1, classes: { 'financial-7y': 1 }, droppedAt: '2026-05-15T12:00:00.000Z', policyVersion: 2 });
+    await w.commitPrune({
+      segmentId: '2026-01',
+      generation: 3,
+      store: 'directory',
+      location: forged.location,
+      sha256: sha(gz),
+      fileSha256: sha(raw),
+      compressedBytes: gz.length,
+      replaces: forged.location,
+      dropped: [[inv.seq, inv.seq]],
+      entries: 1,
+      classes: { 'financial-7y': 1 },
+      droppedAt: '2026-05-15T12:00:00.000Z',
+      policyVersion: 2,
+    });
     await w.close();
     const listed = await verifyAll(store);
     expect(listed.ok).toBe(false);
@@ -236,7 +295,15 @@ describe('expiry of archived payloads', () => {
       clock = Date.parse('2026-05-15T12:00:00Z');
       const writer = await open();
       const crash = new Error(`crash after ${step}`);
-      await expect(expireArchived(writer, { store, now, onStep: (s, id) => { if (s === step && id === '2026-01') throw crash; } })).rejects.toBe(crash);
+      await expect(
+        expireArchived(writer, {
+          store,
+          now,
+          onStep: (s, id) => {
+            if (s === step && id === '2026-01') throw crash;
+          },
+        }),
+      ).rejects.toBe(crash);
       await writer.close();
       // The re-run comes a day later: the copy already written (dropped on May 15) is the one committed.
       clock = Date.parse('2026-05-16T12:00:00Z');
@@ -246,7 +313,8 @@ describe('expiry of archived payloads', () => {
       await again.close();
       const jan = rerun.find((e) => e.segmentId === '2026-01');
       if (step === 'pruned-uploaded') expect(jan).toMatchObject({ action: 'pruned', generation: 1, droppedEntries: 2 });
-      if (step === 'pruned-committed') expect(jan).toMatchObject({ action: 'cleaned', deleted: [expect.stringMatching(/2026-01\.sqlite\.gz$/)] });
+      if (step === 'pruned-committed')
+        expect(jan).toMatchObject({ action: 'cleaned', deleted: [expect.stringMatching(/2026-01\.sqlite\.gz$/)] });
       if (step === 'pruned-deleted') expect(jan).toBeUndefined();
       expect(objects()).toEqual(['2026-01.pruned-1.sqlite.gz', '2026-02.pruned-1.sqlite.gz']);
       expect((await verifyAll(store)).ok).toBe(true);
@@ -268,7 +336,14 @@ describe('archive and retention report commands with expiry', () => {
     const store = new DirectoryArchiveStore(join(tmp.dir, 'cold'));
     mkdirSync(join(tmp.dir, 'cold'));
     await archivedMonths(store);
-    const env = { ...process.env, JOURNAL_PATH: path, LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', ARCHIVE_DIR: join(tmp.dir, 'cold') };
+    const env = {
+      ...process.env,
+      JOURNAL_PATH: path,
+      LOG_LEVEL: 'warn',
+      JOURNAL_APPEND_TOKEN: '',
+      JOURNAL_READ_TOKEN: '',
+      ARCHIVE_DIR: join(tmp.dir, 'cold'),
+    };
     const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
       const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8' });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -317,7 +392,13 @@ describe('retention raised by a later decision (retention.assigned)', () => {
   async function raisedMonth(store: DirectoryArchiveStore): Promise<{ billing: JournalEntry; plain: JournalEntry; sale: JournalEntry }> {
     const writer = await open();
     clock = Date.parse('2026-01-10T09:00:00Z');
-    const [billing, plain, sale] = (await writer.appendBatch([formSubmission('jan-bill', 'corr-bill'), formSubmission('jan-plain', 'corr-plain'), ruleDecision('jan-sale', 'corr-sale', 50)])).map((r) => r.entry) as [JournalEntry, JournalEntry, JournalEntry];
+    const [billing, plain, sale] = (
+      await writer.appendBatch([
+        formSubmission('jan-bill', 'corr-bill'),
+        formSubmission('jan-plain', 'corr-plain'),
+        ruleDecision('jan-sale', 'corr-sale', 50),
+      ])
+    ).map((r) => r.entry) as [JournalEntry, JournalEntry, JournalEntry];
     expect([billing.retentionClass, plain.retentionClass, sale.retentionClass]).toEqual(['marketing-90d', 'marketing-90d', 'sales-2y']);
     clock = Date.parse('2026-01-10T09:05:00Z');
     const raised = await writer.append(assign(billing, 'financial-7y', 'raise-bill'));
@@ -345,7 +426,9 @@ describe('retention raised by a later decision (retention.assigned)', () => {
     // May 15: the plain form is dropped; the raised one is not, nor the rule decision "lowered" to marketing-90d.
     clock = Date.parse('2026-05-15T12:00:00Z');
     let writer = await open();
-    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.droppedEntries, e.classes])).toEqual([['2026-01', 1, { 'marketing-90d': 1 }]]);
+    expect((await expireArchived(writer, { store, now })).map((e) => [e.segmentId, e.droppedEntries, e.classes])).toEqual([
+      ['2026-01', 1, { 'marketing-90d': 1 }],
+    ]);
     await writer.close();
     // Three years on (past sales-2y): nothing more is due.
     clock = Date.parse('2029-02-01T00:00:00Z');
@@ -376,12 +459,29 @@ describe('retention raised by a later decision (retention.assigned)', () => {
     const file = join(tmp.dir, 'forged.sqlite');
     writeFileSync(file, gunzipSync(readFileSync(cur.location.slice(4))));
     const f = new Database(file);
-    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: policy.version }), billing.seq);
+    f.prepare('UPDATE entries SET payload = ? WHERE seq = ?').run(
+      droppedPayload({ at: '2026-05-15T12:00:00.000Z', policyVersion: policy.version }),
+      billing.seq,
+    );
     f.close();
     const raw = readFileSync(file);
     const gz = gzipSync(raw);
     const forged = await store.put('forged/2026-01.pruned-2.sqlite.gz', gz);
-    await writer.commitPrune({ segmentId: '2026-01', generation: 2, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: cur.location, dropped: [[billing.seq, billing.seq]], entries: 1, classes: { 'marketing-90d': 1 }, droppedAt: '2026-05-15T12:00:00.000Z', policyVersion: policy.version });
+    await writer.commitPrune({
+      segmentId: '2026-01',
+      generation: 2,
+      store: 'directory',
+      location: forged.location,
+      sha256: sha(gz),
+      fileSha256: sha(raw),
+      compressedBytes: gz.length,
+      replaces: cur.location,
+      dropped: [[billing.seq, billing.seq]],
+      entries: 1,
+      classes: { 'marketing-90d': 1 },
+      droppedAt: '2026-05-15T12:00:00.000Z',
+      policyVersion: policy.version,
+    });
     await writer.close();
     const report = await verifyAll(store);
     expect(report.ok).toBe(false);
@@ -392,10 +492,20 @@ describe('retention raised by a later decision (retention.assigned)', () => {
   it('refuses an assignment naming an entry that is not there or a class the policy lacks; a lookup row gone fails verify', async () => {
     const writer = await open();
     const form = (await writer.append(formSubmission('f-1', 'corr-f'))).entry;
-    const refused = async (input: AppendInput): Promise<{ code?: string; message: string }> => writer.append(input).then(() => ({ message: 'accepted' }), (err: unknown) => err as { code?: string; message: string });
-    expect(await refused(assign({ ...form, id: '0190aaaa-0000-7000-8000-000000000000' }, 'financial-7y', 'bad-id'))).toMatchObject({ code: 'INVALID_PAYLOAD', message: `invalid retention.assigned entry: entry seq ${form.seq} is not 0190aaaa-0000-7000-8000-000000000000 in hot storage` });
+    const refused = async (input: AppendInput): Promise<{ code?: string; message: string }> =>
+      writer.append(input).then(
+        () => ({ message: 'accepted' }),
+        (err: unknown) => err as { code?: string; message: string },
+      );
+    expect(await refused(assign({ ...form, id: '0190aaaa-0000-7000-8000-000000000000' }, 'financial-7y', 'bad-id'))).toMatchObject({
+      code: 'INVALID_PAYLOAD',
+      message: `invalid retention.assigned entry: entry seq ${form.seq} is not 0190aaaa-0000-7000-8000-000000000000 in hot storage`,
+    });
     expect(await refused(assign({ ...form, seq: 999 }, 'financial-7y', 'bad-seq'))).toMatchObject({ code: 'INVALID_PAYLOAD' });
-    expect(await refused(assign(form, 'forever-and-a-day', 'bad-class'))).toMatchObject({ code: 'INVALID_PAYLOAD', message: `invalid retention.assigned entry: retentionClass forever-and-a-day is not a class of retention policy version ${policy.version}` });
+    expect(await refused(assign(form, 'forever-and-a-day', 'bad-class'))).toMatchObject({
+      code: 'INVALID_PAYLOAD',
+      message: `invalid retention.assigned entry: retentionClass forever-and-a-day is not a class of retention policy version ${policy.version}`,
+    });
     const ok = await writer.append(assign(form, 'financial-7y', 'good'));
     await writer.close();
     const verifyHot = (): ReturnType<typeof verifyJournal> => {

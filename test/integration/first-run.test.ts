@@ -14,7 +14,6 @@ import { freePort } from '../helpers/service.ts';
 import { signedRaw } from '../helpers/web.ts';
 import { OwnRedis, alive, exitWithin, healthy, processTree, startProduct, stillAlive, waitFor, type Started } from '../helpers/product.ts';
 
-
 let tmp: { dir: string; cleanup: () => void };
 let redis: OwnRedis | null;
 let started: Started[];
@@ -27,7 +26,8 @@ beforeEach(() => {
 });
 afterEach(async () => {
   for (const p of started) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  for (const pid of seen) if (alive(pid) && /activity-journal|esbuild/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) process.kill(pid, 'SIGKILL');
+  for (const pid of seen)
+    if (alive(pid) && /activity-journal|esbuild/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) process.kill(pid, 'SIGKILL');
   await redis?.down();
   tmp.cleanup();
 });
@@ -68,7 +68,11 @@ describe('the first run, as the README tells it', () => {
     seen.push(...processTree(npm.child.pid as number)); // so that a failed test leaves nothing serving
 
     const cli = (args: string[], input?: string): { status: number | null; stdout: string; stderr: string } => {
-      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
+      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], {
+        env,
+        encoding: 'utf8',
+        ...(input !== undefined ? { input } : {}),
+      });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
     };
     // The walkthrough's one command: a signed sample, its decision, and where to see it.
@@ -76,8 +80,12 @@ describe('the first run, as the README tells it', () => {
     expect(sample.status, sample.stderr).toBe(0);
     expect(sample.stdout).toMatch(/^Sent a signed sample form submission \(contact-sales\): journal entry #\d+/m);
     expect(sample.stdout).toMatch(/^Decided by offline: new_lead \(confidence 0\.\d\d\)\.$/m);
-    expect(sample.stdout).toContain(`See it, with its decision and proofs: http://127.0.0.1:${web}/audit/trace?correlationId=form%2Fwebform%2Fsample-`);
-    expect(sample.stdout).toContain(`The audit UI has no users yet: create the first with  JOURNAL_PATH=${join(dataDir, 'journal.sqlite')} npx activity-journal users add admin --role admin`);
+    expect(sample.stdout).toContain(
+      `See it, with its decision and proofs: http://127.0.0.1:${web}/audit/trace?correlationId=form%2Fwebform%2Fsample-`,
+    );
+    expect(sample.stdout).toContain(
+      `The audit UI has no users yet: create the first with  JOURNAL_PATH=${join(dataDir, 'journal.sqlite')} npx activity-journal users add admin --role admin`,
+    );
     // Then the first user, as the README says (password on stdin), and an API token for this test.
     const added = cli(['users', 'add', 'maria', '--role', 'reviewer'], 'a first password 123\n');
     expect(added.status, added.stderr).toBe(0);
@@ -90,50 +98,91 @@ describe('the first run, as the README tells it', () => {
       return (await r.json()) as { rows: Row[] };
     };
 
-    const sampleRow = await waitFor('the sample in the audit API', async () => (await api('/interactions')).rows.find((r) => r.summary) ?? null, 30_000, 250);
+    const sampleRow = await waitFor(
+      'the sample in the audit API',
+      async () => (await api('/interactions')).rows.find((r) => r.summary) ?? null,
+      30_000,
+      250,
+    );
     expect(sampleRow).toMatchObject({ category: 'new_lead' });
     expect(sampleRow?.summary).toBeTruthy();
 
     // A form provider signs with the secret the web process generated (hex, in the state directory).
     const FORMS_SECRET = readFileSync(join(dataDir, 'state', 'forms-webhook.key')).toString('hex');
     const at = Date.now();
-    const submission = (id: string, form: string, message: string): Record<string, unknown> => ({ submissionId: id, form, submittedAt: new Date(at).toISOString(), email: `${id}@prospect.example`, name: `Pat ${id}`, fields: { Message: message } });
+    const submission = (id: string, form: string, message: string): Record<string, unknown> => ({
+      submissionId: id,
+      form,
+      submittedAt: new Date(at).toISOString(),
+      email: `${id}@prospect.example`,
+      name: `Pat ${id}`,
+      fields: { Message: message },
+    });
     const post = (body: Record<string, unknown>): Promise<Response> => {
       const signed = signedRaw(FORMS_SECRET, JSON.stringify(body), Date.now());
       // A provider waits a few seconds at most: an answer must come within 5 s (never a hang).
-      return fetch(`http://127.0.0.1:${web}/webhooks/forms`, { method: 'POST', headers: signed.headers, body: signed.payload, signal: AbortSignal.timeout(5000) });
+      return fetch(`http://127.0.0.1:${web}/webhooks/forms`, {
+        method: 'POST',
+        headers: signed.headers,
+        body: signed.payload,
+        signal: AbortSignal.timeout(5000),
+      });
     };
-    const billing = submission('sub-billing', 'support', 'Invoice INV-2231 was charged twice on our card, please refund the duplicate payment.');
+    const billing = submission(
+      'sub-billing',
+      'support',
+      'Invoice INV-2231 was charged twice on our card, please refund the duplicate payment.',
+    );
     const lead = submission('sub-lead', 'contact-sales', 'We would like a demo and pricing for 25 seats.');
     for (const body of [billing, lead]) expect((await post(body)).status).toBe(200);
 
     // Each interaction shows its subject, summary and category, and the category filter finds it.
-    const billed = await waitFor('the billing form, decided, in the audit API', async () => (await api('/interactions?category=billing')).rows.find((r) => r.summary) ?? null, 60_000, 250);
+    const billed = await waitFor(
+      'the billing form, decided, in the audit API',
+      async () => (await api('/interactions?category=billing')).rows.find((r) => r.summary) ?? null,
+      60_000,
+      250,
+    );
     expect(billed.subject).toMatch(/support/);
     expect(billed.summary).toBeTruthy();
     expect(billed.category).toBe('billing');
-    const all = await waitFor('both forms decided', async () => {
-      const rows = (await api('/interactions')).rows;
-      return rows.length === 3 && rows.every((r) => r.summary && r.category && r.subject) ? rows : null;
-    }, 60_000, 250);
+    const all = await waitFor(
+      'both forms decided',
+      async () => {
+        const rows = (await api('/interactions')).rows;
+        return rows.length === 3 && rows.every((r) => r.summary && r.category && r.subject) ? rows : null;
+      },
+      60_000,
+      250,
+    );
     const leadRow = all.find((r) => r.correlationId !== billed.correlationId && r.correlationId !== sampleRow?.correlationId);
     expect(leadRow?.subject).toMatch(/contact-sales/);
-    expect((await api(`/interactions?category=${leadRow?.category ?? ''}`)).rows.map((r) => r.correlationId)).toContain(leadRow?.correlationId);
+    expect((await api(`/interactions?category=${leadRow?.category ?? ''}`)).rows.map((r) => r.correlationId)).toContain(
+      leadRow?.correlationId,
+    );
 
     // A second start on the same data: refused at once.
-    const second = startProduct('node', { ...env, WEB_LISTEN: `127.0.0.1:${await freePort()}`, JOURNAL_SERVICE_LISTEN: `127.0.0.1:${await freePort()}` });
+    const second = startProduct('node', {
+      ...env,
+      WEB_LISTEN: `127.0.0.1:${await freePort()}`,
+      JOURNAL_SERVICE_LISTEN: `127.0.0.1:${await freePort()}`,
+    });
     started.push(second);
     expect(await exitWithin(second, 20)).toBe(2);
     expect(second.stderr()).toContain('already running');
 
     // Redis stops. /healthz says so in words; a webhook is answered 503 with Retry-After, within 5 s.
     await ownRedis.down();
-    const health = await waitFor('/healthz to see Redis gone', async () => {
-      const r = await fetch(`http://127.0.0.1:${web}/healthz`);
-      const body = (await r.json()) as { checks: { name: string; ok: boolean; error?: string }[] };
-      const check = body.checks.find((c) => c.name === 'redis');
-      return r.status === 503 && check && !check.ok ? check : null;
-    }, 20_000);
+    const health = await waitFor(
+      '/healthz to see Redis gone',
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${web}/healthz`);
+        const body = (await r.json()) as { checks: { name: string; ok: boolean; error?: string }[] };
+        const check = body.checks.find((c) => c.name === 'redis');
+        return r.status === 503 && check && !check.ok ? check : null;
+      },
+      20_000,
+    );
     expect(health.error).toMatch(new RegExp(`^redis unreachable at 127\\.0\\.0\\.1:${ownRedis.port} \\(`));
     expect(health.error).not.toMatch(/enableOfflineQueue|Stream isn't writeable/);
     const during = submission('sub-outage', 'contact-sales', 'Please call me back about an order of 40 licences.');
@@ -147,10 +196,15 @@ describe('the first run, as the README tells it', () => {
     // (the re-drive finds it in the journal), and the provider's later retry is a duplicate, not a second one.
     await ownRedis.up();
     await waitFor('/healthz ok again', async () => ((await fetch(`http://127.0.0.1:${web}/healthz`)).status === 200 ? true : null), 30_000);
-    const rows = await waitFor('the outage interaction decided', async () => {
-      const r = (await api('/interactions')).rows;
-      return r.length === 4 && r.every((x) => x.summary && x.category) ? r : null;
-    }, 90_000, 500);
+    const rows = await waitFor(
+      'the outage interaction decided',
+      async () => {
+        const r = (await api('/interactions')).rows;
+        return r.length === 4 && r.every((x) => x.summary && x.category) ? r : null;
+      },
+      90_000,
+      500,
+    );
     expect(rows).toHaveLength(4);
     const retried = await post(during);
     expect(retried.status).toBe(200);

@@ -42,8 +42,29 @@ const key = (): string => `fz-${counter++}`;
 /** A valid entry with, maybe, one of its fields (or a payload field) replaced by anything. */
 const entry: fc.Arbitrary<unknown> = fc
   .record({
-    field: fc.option(fc.constantFrom('kind', 'source', 'actor', 'correlationId', 'idempotencyKey', 'occurredAt', 'causationId', 'payload', 'payload.entity', 'payload.to', 'extra'), { nil: undefined }),
-    value: fc.oneof(fc.jsonValue(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme', maxLength: 600 }), fc.constant(''), fc.constant('x'.repeat(10_000))),
+    field: fc.option(
+      fc.constantFrom(
+        'kind',
+        'source',
+        'actor',
+        'correlationId',
+        'idempotencyKey',
+        'occurredAt',
+        'causationId',
+        'payload',
+        'payload.entity',
+        'payload.to',
+        'extra',
+      ),
+      { nil: undefined },
+    ),
+    value: fc.oneof(
+      fc.jsonValue(),
+      fc.string({ unit: 'binary' }),
+      fc.string({ unit: 'grapheme', maxLength: 600 }),
+      fc.constant(''),
+      fc.constant('x'.repeat(10_000)),
+    ),
   })
   .map(({ field, value }) => {
     const e = stateChange(key(), `c-${counter % 7}`) as unknown as Record<string, unknown>;
@@ -63,9 +84,18 @@ const body: fc.Arbitrary<Body> = fc.oneof(
 
 const request: fc.Arbitrary<Req> = fc.record({
   method: fc.oneof({ weight: 12, arbitrary: fc.constant('POST') }, fc.constantFrom('GET', 'PUT', 'PATCH', 'DELETE')),
-  path: fc.oneof({ weight: 12, arbitrary: fc.constant('/v1/entries') }, fc.constantFrom('/v1/entries/0', '/v1/checkpoints', '/v1/nothing', '/v1/entries?kind=%ZZ', '/v1/proofs/inclusion/99999999')),
-  contentType: fc.oneof({ weight: 10, arbitrary: fc.constant('application/json') }, fc.constantFrom('text/plain', '', 'application/json; charset=latin1', 'multipart/form-data')),
-  auth: fc.oneof({ weight: 10, arbitrary: fc.constant('append' as const) }, fc.constantFrom('read' as const, 'none' as const, 'junk' as const)),
+  path: fc.oneof(
+    { weight: 12, arbitrary: fc.constant('/v1/entries') },
+    fc.constantFrom('/v1/entries/0', '/v1/checkpoints', '/v1/nothing', '/v1/entries?kind=%ZZ', '/v1/proofs/inclusion/99999999'),
+  ),
+  contentType: fc.oneof(
+    { weight: 10, arbitrary: fc.constant('application/json') },
+    fc.constantFrom('text/plain', '', 'application/json; charset=latin1', 'multipart/form-data'),
+  ),
+  auth: fc.oneof(
+    { weight: 10, arbitrary: fc.constant('append' as const) },
+    fc.constantFrom('read' as const, 'none' as const, 'junk' as const),
+  ),
   body,
 });
 
@@ -82,15 +112,22 @@ async function send(r: Req, tally: Tally): Promise<void> {
   if (r.auth === 'read') headers.authorization = `Bearer ${svc.readToken}`;
   if (r.auth === 'junk') headers.authorization = 'Bearer ' + 'A'.repeat(43);
   const withBody = r.method !== 'GET';
-  const payload = r.body.kind === 'json' ? JSON.stringify(r.body.value) ?? 'null' : Buffer.from(r.body.bytes);
+  const payload = r.body.kind === 'json' ? (JSON.stringify(r.body.value) ?? 'null') : Buffer.from(r.body.bytes);
   const res = await fetch(`${svc.url}${r.path}`, { method: r.method, headers, ...(withBody ? { body: payload } : {}) });
   const text = await res.text();
   tally.byStatus.set(res.status, (tally.byStatus.get(res.status) ?? 0) + 1);
   if (res.status >= 500) throw new Error(`${r.method} ${r.path} → ${res.status}: ${text.slice(0, 300)}`);
-  if (r.method === 'POST' && r.path.split('?')[0] === '/v1/entries' && (res.status === 200 || res.status === 201) && r.body.kind === 'json') {
+  if (
+    r.method === 'POST' &&
+    r.path.split('?')[0] === '/v1/entries' &&
+    (res.status === 200 || res.status === 201) &&
+    r.body.kind === 'json'
+  ) {
     const answer = JSON.parse(text) as { result?: { entry: { seq: number } }; results?: { entry: { seq: number } }[] };
     const sent = r.body.value as Record<string, unknown> & { entries?: Record<string, unknown>[] };
-    const pairs = answer.results ? answer.results.map((x, i) => [x.entry.seq, sent.entries?.[i]] as const) : [[answer.result?.entry.seq, sent] as const];
+    const pairs = answer.results
+      ? answer.results.map((x, i) => [x.entry.seq, sent.entries?.[i]] as const)
+      : [[answer.result?.entry.seq, sent] as const];
     for (const [seq, e] of pairs) if (typeof seq === 'number' && e) tally.acknowledged.set(seq, canonicalize(e.payload));
   }
 }
@@ -125,6 +162,8 @@ describe(`journal service append API fuzzing (${RUNS} generated requests)`, () =
     for (const s of [201, 401, 403, 405, 415, 422]) expect(statuses).toContain(s);
     // About one request in nine is a valid append; this only guards against a generator that never makes one.
     expect(tally.acknowledged.size).toBeGreaterThan(RUNS / 20);
-    console.info(`service fuzz: ${RUNS} requests, statuses ${JSON.stringify(Object.fromEntries([...tally.byStatus].sort((a, b) => a[0] - b[0])))}, ${tally.acknowledged.size} entries acknowledged`);
+    console.info(
+      `service fuzz: ${RUNS} requests, statuses ${JSON.stringify(Object.fromEntries([...tally.byStatus].sort((a, b) => a[0] - b[0])))}, ${tally.acknowledged.size} entries acknowledged`,
+    );
   });
 });

@@ -67,7 +67,11 @@ function signFor(provider: Provider, body: Buffer, params: Record<string, string
       return { 'x-aj-timestamp': String(ts), 'x-aj-signature': `v1=${sig}` };
     }
     case 'twilio': {
-      const data = params ? Object.keys(params).sort().reduce((acc, k) => acc + k + params[k], url) : url;
+      const data = params
+        ? Object.keys(params)
+            .sort()
+            .reduce((acc, k) => acc + k + params[k], url)
+        : url;
       return { 'x-twilio-signature': createHmac('sha1', SECRETS.TWILIO_AUTH_TOKEN).update(data).digest('base64') };
     }
     case 'hubspot-forms': {
@@ -85,21 +89,67 @@ function eventFor(provider: Provider, id: string, ts: number): Record<string, un
   const iso = new Date(ts * 1000 - 60_000).toISOString();
   switch (provider) {
     case 'calls':
-      return { id: `evt-${id}`, event: 'call.completed', callId: id, direction: 'inbound', from: '+15555550123', to: '+15555550188', startedAt: iso, durationSeconds: 61, subject: `Call ${MARKER}` };
+      return {
+        id: `evt-${id}`,
+        event: 'call.completed',
+        callId: id,
+        direction: 'inbound',
+        from: '+15555550123',
+        to: '+15555550188',
+        startedAt: iso,
+        durationSeconds: 61,
+        subject: `Call ${MARKER}`,
+      };
     case 'forms':
-      return { submissionId: id, form: 'contact-sales', submittedAt: iso, email: `${id}@example.com`, name: 'Ada', fields: { Message: `hello ${MARKER}` } };
+      return {
+        submissionId: id,
+        form: 'contact-sales',
+        submittedAt: iso,
+        email: `${id}@example.com`,
+        name: 'Ada',
+        fields: { Message: `hello ${MARKER}` },
+      };
     case 'aircall':
-      return { resource: 'call', event: 'call.ended', timestamp: ts, token: SECRETS.AIRCALL_WEBHOOK_TOKEN, data: { id: 100_000_000 + counter, direction: 'inbound', started_at: ts - 120, ended_at: ts - 60, duration: 60, raw_digits: '+15555550123', number: { digits: '+15555550188' }, status: 'done', note: MARKER } };
+      return {
+        resource: 'call',
+        event: 'call.ended',
+        timestamp: ts,
+        token: SECRETS.AIRCALL_WEBHOOK_TOKEN,
+        data: {
+          id: 100_000_000 + counter,
+          direction: 'inbound',
+          started_at: ts - 120,
+          ended_at: ts - 60,
+          duration: 60,
+          raw_digits: '+15555550123',
+          number: { digits: '+15555550188' },
+          status: 'done',
+          note: MARKER,
+        },
+      };
     case 'hubspot-forms':
       return { email: `${id}@example.com`, firstname: 'Bob', hs_form_submission_id: id, form_name: 'contact-sales', message: MARKER };
     case 'twilio':
-      return { CallSid: `CA${createHash('md5').update(id).digest('hex')}`, AccountSid: 'AC0123456789abcdef0123456789abcdef', From: '+14155550100', To: '+442071838750', CallStatus: 'completed', Direction: 'inbound', CallDuration: '42', ApiVersion: '2010-04-01', Marker: MARKER };
+      return {
+        CallSid: `CA${createHash('md5').update(id).digest('hex')}`,
+        AccountSid: 'AC0123456789abcdef0123456789abcdef',
+        From: '+14155550100',
+        To: '+442071838750',
+        CallStatus: 'completed',
+        Direction: 'inbound',
+        CallDuration: '42',
+        ApiVersion: '2010-04-01',
+        Marker: MARKER,
+      };
   }
 }
 
-function encode(provider: Provider, event: Record<string, unknown>): { body: Buffer; contentType: string; params: Record<string, string> | null } {
+function encode(
+  provider: Provider,
+  event: Record<string, unknown>,
+): { body: Buffer; contentType: string; params: Record<string, string> | null } {
   if (provider === 'twilio') {
-    const params = Object.fromEntries(Object.entries(event).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v) ?? '']));
+    const params = Object.fromEntries(Object.entries(event).map(([k, v]) => [k, typeof v === 'string' ? v : (JSON.stringify(v) ?? '')]));
     return { body: Buffer.from(new URLSearchParams(params).toString()), contentType: 'application/x-www-form-urlencoded', params };
   }
   return { body: Buffer.from(JSON.stringify(event)), contentType: 'application/json', params: null };
@@ -124,15 +174,40 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 4, arbitrary: fc.constant<Mutation>({ m: 'none' }) },
   fc.record({ m: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
   fc.record({ m: fc.constant('truncate' as const), keep: fc.nat() }),
-  { weight: 3, arbitrary: fc.record({ m: fc.constant('field' as const), key: fc.nat(), value: fc.oneof(fc.jsonValue(), fc.string({ unit: 'binary' }), fc.constant(null), fc.double()), resign: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      m: fc.constant('field' as const),
+      key: fc.nat(),
+      value: fc.oneof(fc.jsonValue(), fc.string({ unit: 'binary' }), fc.constant(null), fc.double()),
+      resign: fc.boolean(),
+    }),
+  },
   fc.record({ m: fc.constant('drop' as const), key: fc.nat() }),
   fc.record({ m: fc.constant('bytes' as const), bytes: fc.uint8Array({ maxLength: 300 }), resign: fc.boolean() }),
   fc.record({ m: fc.constant('oversize' as const), extra: fc.integer({ min: 1, max: 20_000 }) }),
-  fc.record({ m: fc.constant('contentType' as const), value: fc.constantFrom('text/plain', 'application/xml', 'multipart/form-data; boundary=x', '', 'application/json; charset=utf-16', 'application/x-www-form-urlencoded', 'application/json') }),
+  fc.record({
+    m: fc.constant('contentType' as const),
+    value: fc.constantFrom(
+      'text/plain',
+      'application/xml',
+      'multipart/form-data; boundary=x',
+      '',
+      'application/json; charset=utf-16',
+      'application/x-www-form-urlencoded',
+      'application/json',
+    ),
+  }),
   fc.constant<Mutation>({ m: 'noSignature' }),
   fc.record({ m: fc.constant('badSignature' as const), sig: fc.oneof(fc.string(), fc.base64String(), fc.constant('v1=')) }),
-  fc.record({ m: fc.constant('stale' as const), seconds: fc.oneof(fc.integer({ min: 301, max: 10_000_000 }), fc.integer({ min: -10_000_000, max: -301 })) }),
-  fc.record({ m: fc.constant('provider' as const), name: fc.oneof(fc.constantFrom('unknown', 'TWILIO', 'calls-x', '..', '%2e%2e'), fc.string({ maxLength: 80 })) }),
+  fc.record({
+    m: fc.constant('stale' as const),
+    seconds: fc.oneof(fc.integer({ min: 301, max: 10_000_000 }), fc.integer({ min: -10_000_000, max: -301 })),
+  }),
+  fc.record({
+    m: fc.constant('provider' as const),
+    name: fc.oneof(fc.constantFrom('unknown', 'TWILIO', 'calls-x', '..', '%2e%2e'), fc.string({ maxLength: 80 })),
+  }),
   fc.constant<Mutation>({ m: 'replay' }),
 );
 
@@ -151,7 +226,11 @@ function build(provider: Provider, mut: Mutation): Req[] {
     body = Buffer.from(mut.bytes);
     params = null;
   }
-  if (mut.m === 'oversize') body = Buffer.concat([body, Buffer.alloc(MAX_BODY + mut.extra - body.length > 0 ? MAX_BODY + mut.extra - body.length : mut.extra, 0x20)]);
+  if (mut.m === 'oversize')
+    body = Buffer.concat([
+      body,
+      Buffer.alloc(MAX_BODY + mut.extra - body.length > 0 ? MAX_BODY + mut.extra - body.length : mut.extra, 0x20),
+    ]);
   const resign = mut.m !== 'bytes' || mut.resign;
   let headers = resign ? signFor(provider, body, params, signTs) : {};
   if (mut.m === 'field' && !mut.resign) headers = signFor(provider, encode(provider, eventFor(provider, id, ts)).body, params, signTs);
@@ -162,7 +241,8 @@ function build(provider: Provider, mut: Mutation): Req[] {
   }
   if (mut.m === 'truncate') body = body.subarray(0, mut.keep % (body.length + 1));
   if (mut.m === 'noSignature') headers = {};
-  if (mut.m === 'badSignature') headers = Object.fromEntries(Object.keys(headers).map((k) => [k, k.includes('timestamp') ? (headers[k] as string) : mut.sig]));
+  if (mut.m === 'badSignature')
+    headers = Object.fromEntries(Object.keys(headers).map((k) => [k, k.includes('timestamp') ? (headers[k] as string) : mut.sig]));
   if (mut.m === 'contentType') contentType = mut.value;
   const req: Req = { provider: mut.m === 'provider' ? mut.name : provider, contentType, headers, body };
   return mut.m === 'replay' ? [req, req] : [req];
@@ -181,7 +261,8 @@ async function send(r: Req, seen: Seen): Promise<void> {
   seen.requests++;
   seen.byStatus.set(res.statusCode, (seen.byStatus.get(res.statusCode) ?? 0) + 1);
   // The invariant: a clear 2xx or 4xx, never a 5xx (a 503 would mean the journal was down, which it is not here).
-  if (res.statusCode >= 500 || res.statusCode < 200) throw new Error(`status ${res.statusCode} for ${r.provider} ${r.contentType}: ${res.body.slice(0, 300)}`);
+  if (res.statusCode >= 500 || res.statusCode < 200)
+    throw new Error(`status ${res.statusCode} for ${r.provider} ${r.contentType}: ${res.body.slice(0, 300)}`);
   if (res.statusCode === 200) {
     const answer = res.json<{ results?: { status: string; seq?: number }[] }>();
     for (const x of answer.results ?? []) if (x.status === 'accepted' && typeof x.seq === 'number') seen.accepted.add(x.seq);
@@ -227,6 +308,8 @@ describe(`webhook fuzzing (${RUNS} generated requests)`, () => {
     expect(seen.accepted.size).toBeGreaterThan(RUNS / 20);
     for (const s of [401, 404, 413, 415]) expect(statuses).toContain(s);
     expect(statuses.some((s) => s === 409 || s === 422)).toBe(true);
-    console.info(`webhook fuzz: ${seen.requests} requests, statuses ${JSON.stringify(Object.fromEntries([...seen.byStatus].sort((a, b) => a[0] - b[0])))}, ${seen.accepted.size} accepted, ${rejected.length} rejection entries`);
+    console.info(
+      `webhook fuzz: ${seen.requests} requests, statuses ${JSON.stringify(Object.fromEntries([...seen.byStatus].sort((a, b) => a[0] - b[0])))}, ${seen.accepted.size} accepted, ${rejected.length} rejection entries`,
+    );
   });
 });

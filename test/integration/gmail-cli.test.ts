@@ -34,7 +34,10 @@ beforeEach(async () => {
     JOURNAL_READ_TOKEN: '',
   };
   // As the OAuth callback would have left it.
-  await new GmailInboxStore(join(tmp.dir, 'state', 'gmail-inboxes.enc'), loadMasterKey({ masterKeyFile: join(tmp.dir, 'secrets', 'master.key') }, { create: true }).key).connect(MAILBOX, fake.refreshToken, ['https://www.googleapis.com/auth/gmail.readonly']);
+  await new GmailInboxStore(
+    join(tmp.dir, 'state', 'gmail-inboxes.enc'),
+    loadMasterKey({ masterKeyFile: join(tmp.dir, 'secrets', 'master.key') }, { create: true }).key,
+  ).connect(MAILBOX, fake.refreshToken, ['https://www.googleapis.com/auth/gmail.readonly']);
 });
 afterEach(async () => {
   await fake.close();

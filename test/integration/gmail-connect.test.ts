@@ -20,13 +20,17 @@ let p: InProcessPipeline;
 beforeEach(async () => {
   tmp = tempDir('aj-gmail-connect-');
   fake = await startFakeGmail({ mailbox: MAILBOX });
-  p = await inProcessPipeline(tmp.dir, {}, {
-    GOOGLE_CLIENT_ID: fake.clientId,
-    GOOGLE_CLIENT_SECRET: fake.clientSecret,
-    GOOGLE_TOKEN_URL: fake.tokenUrl,
-    GMAIL_API_ROOT: fake.rootUrl,
-    WEBHOOK_PUBLIC_URL: 'https://hooks.example.test',
-  });
+  p = await inProcessPipeline(
+    tmp.dir,
+    {},
+    {
+      GOOGLE_CLIENT_ID: fake.clientId,
+      GOOGLE_CLIENT_SECRET: fake.clientSecret,
+      GOOGLE_TOKEN_URL: fake.tokenUrl,
+      GMAIL_API_ROOT: fake.rootUrl,
+      WEBHOOK_PUBLIC_URL: 'https://hooks.example.test',
+    },
+  );
 });
 afterEach(async () => {
   await p.stop();
@@ -48,18 +52,24 @@ describe('connecting a Gmail inbox', () => {
     const refused: number[] = [];
     const app = createWebServer({
       checks: [],
-     
+
       gmailConsent: (code, s) => gmail.completeConsent(code, s),
       onConsentRefused: (status) => {
         refused.push(status);
         return Promise.resolve();
       },
     });
-    const ok = await app.inject({ method: 'GET', url: `/oauth/gmail/callback?code=${encodeURIComponent(AUTHORIZATION_CODE)}&state=${state}` });
+    const ok = await app.inject({
+      method: 'GET',
+      url: `/oauth/gmail/callback?code=${encodeURIComponent(AUTHORIZATION_CODE)}&state=${state}`,
+    });
     expect(ok.statusCode).toBe(200);
     expect(ok.body).toContain(MAILBOX);
     // The state is single-use: the same answer again is refused.
-    const replay = await app.inject({ method: 'GET', url: `/oauth/gmail/callback?code=${encodeURIComponent(AUTHORIZATION_CODE)}&state=${state}` });
+    const replay = await app.inject({
+      method: 'GET',
+      url: `/oauth/gmail/callback?code=${encodeURIComponent(AUTHORIZATION_CODE)}&state=${state}`,
+    });
     expect(replay.statusCode).toBe(400);
     const denied = await app.inject({ method: 'GET', url: '/oauth/gmail/callback?error=access_denied' });
     expect(denied.statusCode).toBe(400);
@@ -87,7 +97,14 @@ describe('connecting a Gmail inbox', () => {
     fake.burst(4);
     const url = new URL(await gmail.consentUrl());
     const app = createWebServer({ checks: [], gmailConsent: (code, s) => gmail.completeConsent(code, s) });
-    expect((await app.inject({ method: 'GET', url: `/oauth/gmail/callback?code=${encodeURIComponent(AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}` })).statusCode).toBe(200);
+    expect(
+      (
+        await app.inject({
+          method: 'GET',
+          url: `/oauth/gmail/callback?code=${encodeURIComponent(AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}`,
+        })
+      ).statusCode,
+    ).toBe(200);
     await app.close();
     await drained(p.prefix, 60_000);
     // Mail that arrived while nothing synced it (the schedule has not run yet).

@@ -26,7 +26,12 @@ let stopped: boolean;
 beforeEach(async () => {
   tmp = tempDir('aj-gmail-labels-');
   fake = await startFakeGmail({ mailbox: SALES });
-  env = { GOOGLE_CLIENT_ID: fake.clientId, GOOGLE_CLIENT_SECRET: fake.clientSecret, GOOGLE_TOKEN_URL: fake.tokenUrl, GMAIL_API_ROOT: fake.rootUrl };
+  env = {
+    GOOGLE_CLIENT_ID: fake.clientId,
+    GOOGLE_CLIENT_SECRET: fake.clientSecret,
+    GOOGLE_TOKEN_URL: fake.tokenUrl,
+    GMAIL_API_ROOT: fake.rootUrl,
+  };
   p = await inProcessPipeline(tmp.dir, { queues: [] }, env);
   stopped = false;
 });
@@ -37,19 +42,32 @@ afterEach(async () => {
 });
 
 function mail(box: string, tag: string, labelIds: string[]): string {
-  const raw = Buffer.from(`From: Buyer <buyer-${tag}@customer.test>\r\nTo: ${box}\r\nSubject: ${tag}\r\nMessage-ID: <${tag}@customer.test>\r\nDate: ${new Date().toUTCString()}\r\n\r\nAbout ${tag}\r\n`);
+  const raw = Buffer.from(
+    `From: Buyer <buyer-${tag}@customer.test>\r\nTo: ${box}\r\nSubject: ${tag}\r\nMessage-ID: <${tag}@customer.test>\r\nDate: ${new Date().toUTCString()}\r\n\r\nAbout ${tag}\r\n`,
+  );
   return fake.addMessage(box, { raw, labelIds });
 }
 
-const received = (): string[] => allEntries(p.path).filter((e) => e.kind === 'interaction.received').map((e) => (e.payload as { sourceId: string }).sourceId);
+const received = (): string[] =>
+  allEntries(p.path)
+    .filter((e) => e.kind === 'interaction.received')
+    .map((e) => (e.payload as { sourceId: string }).sourceId);
 
 describe('label filters per inbox', () => {
   it('syncs two inboxes with different settings into different messages, and journals the change', async () => {
     const gmail = p.runtime.gmail as GmailConnector;
     await gmail.store.connect(SALES, fake.refreshToken, SCOPES);
     await gmail.store.connect(SUPPORT, fake.grant(SUPPORT), SCOPES);
-    const sales = { inbox: mail(SALES, 's-inbox', ['INBOX']), promo: mail(SALES, 's-promo', ['INBOX', 'CATEGORY_PROMOTIONS']), spam: mail(SALES, 's-spam', ['SPAM']) };
-    const support = { inbox: mail(SUPPORT, 'u-inbox', ['INBOX']), promo: mail(SUPPORT, 'u-promo', ['INBOX', 'CATEGORY_PROMOTIONS']), vip: mail(SUPPORT, 'u-vip', ['Label_VIP']) };
+    const sales = {
+      inbox: mail(SALES, 's-inbox', ['INBOX']),
+      promo: mail(SALES, 's-promo', ['INBOX', 'CATEGORY_PROMOTIONS']),
+      spam: mail(SALES, 's-spam', ['SPAM']),
+    };
+    const support = {
+      inbox: mail(SUPPORT, 'u-inbox', ['INBOX']),
+      promo: mail(SUPPORT, 'u-promo', ['INBOX', 'CATEGORY_PROMOTIONS']),
+      vip: mail(SUPPORT, 'u-vip', ['Label_VIP']),
+    };
 
     // Support takes in only Label_VIP and INBOX, and leaves promotions out; sales keeps the defaults.
     const change = await gmail.setLabels(SUPPORT, { include: ['INBOX', 'Label_VIP'], exclude: ['SPAM', 'CATEGORY_PROMOTIONS'] });
@@ -99,10 +117,22 @@ describe('activity-journal gmail labels', () => {
     await p.stop(); // the CLI opens the journal itself
     stopped = true;
     const prefix = `${p.prefix}-cli`;
-    await new GmailInboxStore(join(tmp.dir, 'state', 'gmail-inboxes.enc'), loadMasterKey({ masterKeyFile: join(tmp.dir, 'secrets', 'master.key') }, { create: true }).key).connect(SUPPORT, fake.grant(SUPPORT), SCOPES);
+    await new GmailInboxStore(
+      join(tmp.dir, 'state', 'gmail-inboxes.enc'),
+      loadMasterKey({ masterKeyFile: join(tmp.dir, 'secrets', 'master.key') }, { create: true }).key,
+    ).connect(SUPPORT, fake.grant(SUPPORT), SCOPES);
     const run = (...args: string[]): { status: number | null; out: Record<string, unknown>; stderr: string } => {
       const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args, '--json'], {
-        env: { ...process.env, ...env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' },
+        env: {
+          ...process.env,
+          ...env,
+          JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'),
+          REDIS_URL,
+          QUEUE_PREFIX: prefix,
+          LOG_LEVEL: 'warn',
+          JOURNAL_APPEND_TOKEN: '',
+          JOURNAL_READ_TOKEN: '',
+        },
         encoding: 'utf8',
       });
       let out: Record<string, unknown> = {};
@@ -120,7 +150,9 @@ describe('activity-journal gmail labels', () => {
       expect(set.out).toMatchObject({ changed: true, to: { include: ['INBOX', 'Label_VIP'], exclude: [], source: 'inbox' } });
       expect(run('gmail', 'labels', SUPPORT, '--defaults').out).toMatchObject({ changed: true, to: { source: 'default' } });
       expect(run('gmail', 'labels', SUPPORT, '--defaults', '--include', 'X').status).toBe(2);
-      const changes = allEntries(join(tmp.dir, 'journal.sqlite')).filter((e) => e.kind === 'state.changed').map((e) => (e.payload as { to: { source: string } }).to.source);
+      const changes = allEntries(join(tmp.dir, 'journal.sqlite'))
+        .filter((e) => e.kind === 'state.changed')
+        .map((e) => (e.payload as { to: { source: string } }).to.source);
       expect(changes).toEqual(['inbox', 'default']);
     } finally {
       await obliterate(prefix);

@@ -124,7 +124,9 @@ const EXPECTED: Record<string, Expectation> = {
   },
 };
 
-const files = readdirSync(CORPUS).filter((f) => f.endsWith('.eml')).sort();
+const files = readdirSync(CORPUS)
+  .filter((f) => f.endsWith('.eml'))
+  .sort();
 
 describe('Gmail MIME corpus through googleapis and GmailSource', () => {
   let fake: FakeGmail;
@@ -132,7 +134,11 @@ describe('Gmail MIME corpus through googleapis and GmailSource', () => {
 
   beforeAll(async () => {
     fake = await startFakeGmail({ mailbox: MAILBOX });
-    const auth = new google.auth.OAuth2({ clientId: fake.clientId, clientSecret: fake.clientSecret, endpoints: { oauth2TokenUrl: fake.tokenUrl } });
+    const auth = new google.auth.OAuth2({
+      clientId: fake.clientId,
+      clientSecret: fake.clientSecret,
+      endpoints: { oauth2TokenUrl: fake.tokenUrl },
+    });
     auth.setCredentials({ refresh_token: fake.refreshToken });
     source = new GmailSource({ mailbox: MAILBOX, auth, rootUrl: fake.rootUrl });
   });
@@ -153,7 +159,13 @@ describe('Gmail MIME corpus through googleapis and GmailSource', () => {
     if (ix === null) return;
 
     expect(InteractionSchema.safeParse(ix).success).toBe(true);
-    expect(ix).toMatchObject({ channel: 'email', source: 'gmail', sourceId: id, threadId: id, occurredAt: new Date(internalDate).toISOString() });
+    expect(ix).toMatchObject({
+      channel: 'email',
+      source: 'gmail',
+      sourceId: id,
+      threadId: id,
+      occurredAt: new Date(internalDate).toISOString(),
+    });
     expect(ix.metadata).toMatchObject({ mailbox: MAILBOX, labelIds: ['INBOX'] });
     // Attachments are metadata only.
     for (const a of ix.attachments ?? []) {
@@ -221,7 +233,9 @@ describe('parseRawMessage edge cases', () => {
 
   it('decodes non-UTF-8 charsets and encoded words', async () => {
     const raw = Buffer.concat([
-      Buffer.from('From: =?ISO-8859-1?Q?J=F6rg?= <Jorg@Customer.TEST>\r\nTo: sales@ourco.test\r\nSubject: =?ISO-8859-1?Q?Gr=FC=DFe?=\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n'),
+      Buffer.from(
+        'From: =?ISO-8859-1?Q?J=F6rg?= <Jorg@Customer.TEST>\r\nTo: sales@ourco.test\r\nSubject: =?ISO-8859-1?Q?Gr=FC=DFe?=\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n',
+      ),
       Buffer.from([0x53, 0xfc, 0xdf, 0x0d, 0x0a]),
     ]);
     const ix = await parseRawMessage(raw, ctx);

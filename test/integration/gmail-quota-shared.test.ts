@@ -66,7 +66,7 @@ describe('the Gmail quota shared in Redis', () => {
     const other = pacer(b, 'support@northwind-analytics.example');
     const p1 = pacer(a);
     const p2 = pacer(b);
-    expect((await race(p1, other, 200, 5))).toEqual([BUDGET, BUDGET]);
+    expect(await race(p1, other, 200, 5)).toEqual([BUDGET, BUDGET]);
     clock += 60_000; // full again
     await p1.pause(10_000); // a 429 seen by process 1 ...
     expect(await race(p1, p2, 10, 1)).toEqual([0, 0]); // ... holds process 2 off too

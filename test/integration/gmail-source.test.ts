@@ -81,7 +81,13 @@ describe('GmailSource', () => {
     fake.rateLimit(1, 7);
     const err = await rejection(source.fetch(id));
     expect(err).toBeInstanceOf(GmailRateLimitError);
-    expect(err).toMatchObject({ name: 'GmailRateLimitError', code: 'GMAIL_RATE_LIMIT', status: 429, reason: 'rateLimitExceeded', retryAfterMs: 7000 });
+    expect(err).toMatchObject({
+      name: 'GmailRateLimitError',
+      code: 'GMAIL_RATE_LIMIT',
+      status: 429,
+      reason: 'rateLimitExceeded',
+      retryAfterMs: 7000,
+    });
     expect(fake.requests.filter((r) => r.status === 429)).toHaveLength(1);
     // The limit is over: the next call succeeds.
     expect(await source.fetch(id)).not.toBeNull();
@@ -96,7 +102,10 @@ describe('GmailSource', () => {
   });
 
   it('marks a message from the mailbox as outbound, and one from a customer as inbound', async () => {
-    const out = fake.addMessage(MAILBOX, { raw: message({ From: `Sales <${MAILBOX.toUpperCase()}>`, To: 'buyer@customer.test', Subject: 'Offer' }), labelIds: ['SENT'] });
+    const out = fake.addMessage(MAILBOX, {
+      raw: message({ From: `Sales <${MAILBOX.toUpperCase()}>`, To: 'buyer@customer.test', Subject: 'Offer' }),
+      labelIds: ['SENT'],
+    });
     const inb = fake.addMessage(MAILBOX, { raw: message({ From: 'buyer@customer.test', To: MAILBOX, Subject: 'Question' }) });
     expect(await source.fetch(out)).toMatchObject({ direction: 'outbound', subject: 'Offer' });
     expect(await source.fetch(inb)).toMatchObject({ direction: 'inbound', subject: 'Question' });
@@ -122,7 +131,14 @@ describe('GmailSource', () => {
     const reply = fake.addMessage(MAILBOX, {
       threadId: first,
       labelIds: ['SENT'],
-      raw: message({ From: MAILBOX, To: 'buyer@customer.test', Subject: 'Re: Pricing', 'Message-ID': '<r1@ourco.test>', 'In-Reply-To': '<p1@customer.test>', References: '<p1@customer.test>' }),
+      raw: message({
+        From: MAILBOX,
+        To: 'buyer@customer.test',
+        Subject: 'Re: Pricing',
+        'Message-ID': '<r1@ourco.test>',
+        'In-Reply-To': '<p1@customer.test>',
+        References: '<p1@customer.test>',
+      }),
     });
     const a = await source.fetch(first);
     const b = await source.fetch(reply);
@@ -130,11 +146,16 @@ describe('GmailSource', () => {
     expect(b?.threadId).toBe(a?.threadId);
     expect(b?.metadata).toMatchObject({ inReplyTo: '<p1@customer.test>', messageIdHeader: '<r1@ourco.test>' });
     const page = await listMessageIds({ auth, rootUrl: fake.rootUrl }, { q: 'subject:pricing' });
-    expect(page.ids).toEqual([{ id: reply, threadId: first }, { id: first, threadId: first }]);
+    expect(page.ids).toEqual([
+      { id: reply, threadId: first },
+      { id: first, threadId: first },
+    ]);
   });
 
   it('in metadata-only mode takes headers and nothing of the body or attachments', async () => {
-    const id = fake.addMessage(MAILBOX, { raw: message({ From: 'Dana <dana@customer.test>', To: MAILBOX, Subject: 'Quote for 40 seats' }, 'CONFIDENTIAL-BODY-TEXT') });
+    const id = fake.addMessage(MAILBOX, {
+      raw: message({ From: 'Dana <dana@customer.test>', To: MAILBOX, Subject: 'Quote for 40 seats' }, 'CONFIDENTIAL-BODY-TEXT'),
+    });
     const headersOnly = new GmailSource({ mailbox: MAILBOX, auth, rootUrl: fake.rootUrl, metadataOnly: true });
     const ix = await headersOnly.fetch(id);
     expect(ix?.subject).toBe('Quote for 40 seats');

@@ -37,7 +37,12 @@ beforeEach(async () => {
   tmp = tempDir('aj-gmail-sync-');
   fake = await startFakeGmail({ mailbox: MAILBOX });
   p = await inProcessPipeline(tmp.dir, { queues: [] });
-  auth = new google.auth.OAuth2({ clientId: fake.clientId, clientSecret: fake.clientSecret, endpoints: { oauth2TokenUrl: fake.tokenUrl }, forceRefreshOnFailure: true });
+  auth = new google.auth.OAuth2({
+    clientId: fake.clientId,
+    clientSecret: fake.clientSecret,
+    endpoints: { oauth2TokenUrl: fake.tokenUrl },
+    forceRefreshOnFailure: true,
+  });
   auth.setCredentials({ refresh_token: fake.refreshToken });
   state = new MemoryState();
 });
@@ -47,7 +52,8 @@ afterEach(async () => {
   tmp.cleanup();
 });
 
-const sync = () => syncInbox({ mailbox: MAILBOX, auth, rootUrl: fake.rootUrl, journal: p.journal, intake: (ix) => p.runtime.pipeline.intake(ix), state });
+const sync = () =>
+  syncInbox({ mailbox: MAILBOX, auth, rootUrl: fake.rootUrl, journal: p.journal, intake: (ix) => p.runtime.pipeline.intake(ix), state });
 const kind = (k: string): JournalEntry[] => allEntries(p.path).filter((e) => e.kind === k);
 const received = (): string[] => kind('interaction.received').map((e) => (e.payload as { sourceId: string }).sourceId);
 
@@ -78,7 +84,11 @@ describe('Gmail inbox sync', () => {
     let calls = 0;
     const intake = p.runtime.pipeline.intake.bind(p.runtime.pipeline);
     const failing = syncInbox({
-      mailbox: MAILBOX, auth, rootUrl: fake.rootUrl, journal: p.journal, state,
+      mailbox: MAILBOX,
+      auth,
+      rootUrl: fake.rootUrl,
+      journal: p.journal,
+      state,
       intake: async (ix) => {
         if (++calls === 20) fake.serverError(100, 503);
         return intake(ix);
@@ -136,20 +146,33 @@ describe('Gmail inbox sync', () => {
     let full = true;
     const journal = new Proxy(p.journal, {
       get(target, prop, receiver) {
-        if (prop === 'append' && full) return () => Promise.reject(new JournalRequestError(503, 'WRITE_FAILED', 'the journal could not write: database or disk is full', true));
+        if (prop === 'append' && full)
+          return () =>
+            Promise.reject(new JournalRequestError(503, 'WRITE_FAILED', 'the journal could not write: database or disk is full', true));
         const v: unknown = Reflect.get(target, prop, receiver);
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
     });
     const cursor = state.get(MAILBOX).historyId;
-    const failed = syncInbox({ mailbox: MAILBOX, auth, rootUrl: fake.rootUrl, journal, intake: (ix) => p.runtime.pipeline.intake(ix), state }).catch((e: unknown) => e);
+    const failed = syncInbox({
+      mailbox: MAILBOX,
+      auth,
+      rootUrl: fake.rootUrl,
+      journal,
+      intake: (ix) => p.runtime.pipeline.intake(ix),
+      state,
+    }).catch((e: unknown) => e);
     const err = await failed;
     expect(err).toBeInstanceOf(JournalRequestError);
     expect(err).not.toBeInstanceOf(GmailUnavailableError);
     expect(state.get(MAILBOX).historyId).toBe(cursor);
     full = false;
     expect(await sync()).toMatchObject({ mode: 'incremental', duplicates: 1, accepted: 3 });
-    expect(received().filter((id) => burst.includes(id)).sort()).toEqual([...burst].sort());
+    expect(
+      received()
+        .filter((id) => burst.includes(id))
+        .sort(),
+    ).toEqual([...burst].sort());
     expect(received()).toHaveLength(7);
   });
 });

@@ -21,14 +21,21 @@ let p: InProcessPipeline;
 beforeEach(async () => {
   tmp = tempDir('aj-google-forms-');
   fake = await startFakeGoogleForms();
-  fake.addForm(FORM, 'Contact sales', [{ questionId: '1a2b', title: 'Company' }, { questionId: '3c4d', title: 'What do you need?' }]);
-  p = await inProcessPipeline(tmp.dir, { queues: [] }, {
-    GOOGLE_CLIENT_ID: fake.clientId,
-    GOOGLE_CLIENT_SECRET: fake.clientSecret,
-    GOOGLE_TOKEN_URL: fake.tokenUrl,
-    GOOGLE_FORMS_API_ROOT: fake.rootUrl,
-    WEBHOOK_PUBLIC_URL: 'https://hooks.example.test',
-  });
+  fake.addForm(FORM, 'Contact sales', [
+    { questionId: '1a2b', title: 'Company' },
+    { questionId: '3c4d', title: 'What do you need?' },
+  ]);
+  p = await inProcessPipeline(
+    tmp.dir,
+    { queues: [] },
+    {
+      GOOGLE_CLIENT_ID: fake.clientId,
+      GOOGLE_CLIENT_SECRET: fake.clientSecret,
+      GOOGLE_TOKEN_URL: fake.tokenUrl,
+      GOOGLE_FORMS_API_ROOT: fake.rootUrl,
+      WEBHOOK_PUBLIC_URL: 'https://hooks.example.test',
+    },
+  );
 });
 afterEach(async () => {
   await p.stop();
@@ -42,12 +49,20 @@ const poll = () => p.runtime.forms.poll('google-forms', FORM);
 
 async function connect(): Promise<void> {
   const url = new URL((await p.runtime.forms.googleConsentUrl(FORM)) ?? '');
-  expect(url.searchParams.get('scope')).toBe('https://www.googleapis.com/auth/forms.responses.readonly https://www.googleapis.com/auth/forms.body.readonly');
+  expect(url.searchParams.get('scope')).toBe(
+    'https://www.googleapis.com/auth/forms.responses.readonly https://www.googleapis.com/auth/forms.body.readonly',
+  );
   expect(url.searchParams.get('redirect_uri')).toBe('https://hooks.example.test/oauth/google-forms/callback');
   const app = createWebServer({ checks: [], googleFormsConsent: (code, state) => p.runtime.forms.completeGoogleConsent(code, state) });
-  const ok = await app.inject({ method: 'GET', url: `/oauth/google-forms/callback?code=${encodeURIComponent(FORMS_AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}` });
+  const ok = await app.inject({
+    method: 'GET',
+    url: `/oauth/google-forms/callback?code=${encodeURIComponent(FORMS_AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}`,
+  });
   expect(ok.statusCode).toBe(200);
-  const replay = await app.inject({ method: 'GET', url: `/oauth/google-forms/callback?code=${encodeURIComponent(FORMS_AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}` });
+  const replay = await app.inject({
+    method: 'GET',
+    url: `/oauth/google-forms/callback?code=${encodeURIComponent(FORMS_AUTHORIZATION_CODE)}&state=${url.searchParams.get('state') ?? ''}`,
+  });
   expect(replay.statusCode).toBe(400); // the state is single-use
   await app.close();
 }
@@ -93,11 +108,26 @@ describe('Google Forms polling', () => {
     await connect();
     const responses = Array.from({ length: 12 }, (_, i) => fake.respond(FORM, { '1a2b': `Company ${i}` }));
     const grant = p.runtime.forms.store.grant(FORM);
-    const auth = formsClient({ clientId: fake.clientId, clientSecret: fake.clientSecret, redirectUrl: 'https://hooks.example.test/oauth/google-forms/callback', tokenUrl: fake.tokenUrl }, grant?.refreshToken ?? '', () => undefined);
+    const auth = formsClient(
+      {
+        clientId: fake.clientId,
+        clientSecret: fake.clientSecret,
+        redirectUrl: 'https://hooks.example.test/oauth/google-forms/callback',
+        tokenUrl: fake.tokenUrl,
+      },
+      grant?.refreshToken ?? '',
+      () => undefined,
+    );
     const feed = new GoogleFormsFeed({ formId: FORM, auth, rootUrl: fake.rootUrl });
     let calls = 0;
     const failing = pollForm({
-      connector: 'google-forms', formId: FORM, feed, journal: p.journal, state: p.runtime.forms.store, credential: grant?.refreshToken ?? '', advanceEvery: 5,
+      connector: 'google-forms',
+      formId: FORM,
+      feed,
+      journal: p.journal,
+      state: p.runtime.forms.store,
+      credential: grant?.refreshToken ?? '',
+      advanceEvery: 5,
       intake: async (ix) => {
         if (++calls === 8) throw new Error('journal unavailable');
         return p.runtime.pipeline.intake(ix);

@@ -24,9 +24,27 @@ function plan(objectType: MirrorPlan['objectType'], counterparts: string[]): Mir
     objectType === 'emails'
       ? { ...base, hs_email_direction: 'INCOMING_EMAIL', hs_email_subject: 'Pricing', hs_email_text: 'Summary: asks for pricing' }
       : objectType === 'calls'
-        ? { ...base, hs_call_direction: 'INBOUND', hs_call_title: 'Call', hs_call_body: 'Summary: call', hs_call_duration: '65000', hs_call_recording_url: 'https://calls.example/rec/1.mp3' }
+        ? {
+            ...base,
+            hs_call_direction: 'INBOUND',
+            hs_call_title: 'Call',
+            hs_call_body: 'Summary: call',
+            hs_call_duration: '65000',
+            hs_call_recording_url: 'https://calls.example/rec/1.mp3',
+          }
         : { ...base, hs_note_body: 'Form submission: demo\nSummary: wants a demo' };
-  return { entryId, entrySeq: 1, correlationId: `contract/${entryId}`, decisionEntryId: randomUUID(), decisionSeq: 2, direction: 'inbound', objectType, properties, counterparts, category: 'new_lead' };
+  return {
+    entryId,
+    entrySeq: 1,
+    correlationId: `contract/${entryId}`,
+    decisionEntryId: randomUUID(),
+    decisionSeq: 2,
+    direction: 'inbound',
+    objectType,
+    properties,
+    counterparts,
+    category: 'new_lead',
+  };
 }
 
 describe('HubSpot adapter against the published specs (prism --errors)', () => {
@@ -40,12 +58,25 @@ describe('HubSpot adapter against the published specs (prism --errors)', () => {
     // check finds nothing (404), so the property is created (201).
     // Batch upserts answer each input (HubSpot echoes the properties written, idProperty included).
     prism = await startPrism({
-      prefer: (method, p) => (method === 'GET' && p.startsWith('/crm/v3/properties/') ? 'code=404' : method === 'POST' && /^\/crm\/v3\/properties\/[a-z]+$/.test(p) ? 'code=201' : null),
+      prefer: (method, p) =>
+        method === 'GET' && p.startsWith('/crm/v3/properties/')
+          ? 'code=404'
+          : method === 'POST' && /^\/crm\/v3\/properties\/[a-z]+$/.test(p)
+            ? 'code=201'
+            : null,
       shape: (method, p, request, response) => {
         if (method !== 'POST' || !p.endsWith('/batch/upsert')) return response;
         const inputs = (request as { inputs: { id: string; idProperty: string; properties: Record<string, string> }[] }).inputs;
         const template = ((response as { results?: unknown[] }).results ?? [])[0] ?? {};
-        return { ...(response as object), results: inputs.map((inp, i) => ({ ...(template), id: String(9000 + i), new: true, properties: { ...inp.properties, [inp.idProperty]: inp.id } })) };
+        return {
+          ...(response as object),
+          results: inputs.map((inp, i) => ({
+            ...template,
+            id: String(9000 + i),
+            new: true,
+            properties: { ...inp.properties, [inp.idProperty]: inp.id },
+          })),
+        };
       },
     });
     const t = tempDir('aj-hs-contract-');
@@ -72,8 +103,16 @@ describe('HubSpot adapter against the published specs (prism --errors)', () => {
     await crm.bootstrap();
     // A known contact (with its company and one open deal) drives associations of every kind; an unknown one
     // drives the contact read and create.
-    crm.warm({ contacts: { 'ana@customer.example': '501' }, companies: { 'customer.example': ['601'] }, deals: { '501': { candidates: ['701'], open: ['701'] } } });
-    const plans = [plan('emails', ['ana@customer.example', 'new.person@prospect.example']), plan('calls', ['ana@customer.example', '+15550100']), plan('notes', ['ana@customer.example'])];
+    crm.warm({
+      contacts: { 'ana@customer.example': '501' },
+      companies: { 'customer.example': ['601'] },
+      deals: { '501': { candidates: ['701'], open: ['701'] } },
+    });
+    const plans = [
+      plan('emails', ['ana@customer.example', 'new.person@prospect.example']),
+      plan('calls', ['ana@customer.example', '+15550100']),
+      plan('notes', ['ana@customer.example']),
+    ];
     for (const p of plans) {
       const [outcome] = await crm.mirrorBatch([p], `contract-${p.objectType}`);
       expect(outcome?.status).toBe('mirrored');
@@ -82,9 +121,24 @@ describe('HubSpot adapter against the published specs (prism --errors)', () => {
     // override (a removal by v4 batch archive).
     const later = [plan('emails', ['ana@customer.example']), plan('calls', ['ana@customer.example'])];
     const written = [];
-    for (const p of later) for (const o of await crm.upsertBatch([p], `contract-later-${p.objectType}`)) written.push({ plan: p, objectId: o.objectId as string });
+    for (const p of later)
+      for (const o of await crm.upsertBatch([p], `contract-later-${p.objectType}`))
+        written.push({ plan: p, objectId: o.objectId as string });
     const [first] = written as [{ plan: MirrorPlan; objectId: string }];
-    const overridden = { ...first, plan: { ...first.plan, associationOverride: { entryId: randomUUID(), actor: 'user:rita', reason: 'another buyer', from: { contacts: ['501'], companies: ['601'], deals: ['701'] }, to: { contacts: ['502'], companies: ['601'], deals: [] }, remove: { contacts: ['501'], companies: [], deals: ['701'] } } } };
+    const overridden = {
+      ...first,
+      plan: {
+        ...first.plan,
+        associationOverride: {
+          entryId: randomUUID(),
+          actor: 'user:rita',
+          reason: 'another buyer',
+          from: { contacts: ['501'], companies: ['601'], deals: ['701'] },
+          to: { contacts: ['502'], companies: ['601'], deals: [] },
+          remove: { contacts: ['501'], companies: [], deals: ['701'] },
+        },
+      },
+    };
     await crm.associateBatch([overridden, ...written.slice(1)], 'contract-links');
     const drift = await crm.readMirrored('emails', [plans[0]?.entryId as string], ['hs_email_subject']);
     expect(drift).toBeInstanceOf(Map);
@@ -103,7 +157,8 @@ describe('HubSpot adapter against the published specs (prism --errors)', () => {
       'POST /crm/v4/associations/:type/contacts/batch/archive',
       'POST /crm/v4/associations/:type/deals/batch/archive',
       'POST /crm/v3/objects/:type/batch/read',
-    ]) expect(paths, `the flow sent ${expected}`).toContain(expected);
+    ])
+      expect(paths, `the flow sent ${expected}`).toContain(expected);
     const refused = crm.calls.filter((c) => c.status === 422 || c.status === 400);
     expect(refused, `prism refused: ${JSON.stringify(refused)}\n${prism.violations.join('\n')}`).toEqual([]);
     expect(prism.violations).toEqual([]);
@@ -117,7 +172,9 @@ describe('HubSpot adapter against the published specs (prism --errors)', () => {
   it('catches a request that breaks the spec (an association without types)', async () => {
     const client = createHubSpotClient({ accessToken: 'pat-na1-contract-test-token', basePath: prism.baseUrl });
     const before = prism.violations.length;
-    await expect(client.crm.associations.v4.batchApi.create('emails', 'contacts', { inputs: [{ _from: { id: '1' }, to: { id: '2' } } as never] })).rejects.toMatchObject({ code: 422 });
+    await expect(
+      client.crm.associations.v4.batchApi.create('emails', 'contacts', { inputs: [{ _from: { id: '1' }, to: { id: '2' } } as never] }),
+    ).rejects.toMatchObject({ code: 422 });
     await new Promise((r) => setTimeout(r, 200));
     expect(prism.violations.length).toBeGreaterThan(before);
   });

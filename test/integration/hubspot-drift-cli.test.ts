@@ -27,7 +27,12 @@ afterEach(async () => {
 
 describe('activity-journal crm drift', () => {
   it('reports a hand-edited activity and repairs it, on the record', async () => {
-    const env = { HUBSPOT_ACCESS_TOKEN: TOKEN, HUBSPOT_BASE_PATH: fake.baseUrl, HUBSPOT_BATCH_WINDOW_MS: '100', HUBSPOT_DEAL_RULE: 'none' as const };
+    const env = {
+      HUBSPOT_ACCESS_TOKEN: TOKEN,
+      HUBSPOT_BASE_PATH: fake.baseUrl,
+      HUBSPOT_BATCH_WINDOW_MS: '100',
+      HUBSPOT_DEAL_RULE: 'none' as const,
+    };
     const p = await inProcessPipeline(tmp.dir, {}, env);
     try {
       for (const ix of generatedInteractions(5, 'drift')) await p.runtime.pipeline.intake(ix);
@@ -41,7 +46,9 @@ describe('activity-journal crm drift', () => {
       await p.stop();
     }
     const target = fake.objects('emails')[2];
-    await createHubSpotClient({ accessToken: TOKEN, basePath: fake.baseUrl }).crm.objects.emails.basicApi.update(target?.id as string, { properties: { hs_email_subject: 'changed in HubSpot' } });
+    await createHubSpotClient({ accessToken: TOKEN, basePath: fake.baseUrl }).crm.objects.emails.basicApi.update(target?.id as string, {
+      properties: { hs_email_subject: 'changed in HubSpot' },
+    });
 
     // Asynchronously: the fake answers from this process.
     const run = (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
@@ -57,7 +64,11 @@ describe('activity-journal crm drift', () => {
       });
     const report = await run();
     expect(report.status, report.stderr).toBe(1);
-    const r = JSON.parse(report.stdout) as { checked: number; changed: number; items: { entryId: string; fields: { field: string; actual: string }[] }[] };
+    const r = JSON.parse(report.stdout) as {
+      checked: number;
+      changed: number;
+      items: { entryId: string; fields: { field: string; actual: string }[] }[];
+    };
     expect(r.checked).toBe(5);
     expect(r.changed).toBe(1);
     expect(r.items[0]?.entryId).toBe(target?.properties['journal_entry_id']);

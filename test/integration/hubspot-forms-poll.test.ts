@@ -44,7 +44,21 @@ describe('HubSpot form submissions polling', () => {
   it('takes every page in once, as readable form interactions, with the cursor advances on the record; a re-poll adds nothing', async () => {
     await start(false);
     const subs = Array.from({ length: 119 }, (_, i) => fake.submit(GUID, { email: `lead${i}@customer.test` }));
-    subs.push(fake.submit(GUID, { email: 'nocid@customer.test', values: [{ name: 'email', value: 'nocid@customer.test' }, { name: 'firstname', value: 'Ada' }, { name: 'message', value: 'Demo please' }, { name: 'hs_context', value: '{}' }] }, { withoutConversionId: true }));
+    subs.push(
+      fake.submit(
+        GUID,
+        {
+          email: 'nocid@customer.test',
+          values: [
+            { name: 'email', value: 'nocid@customer.test' },
+            { name: 'firstname', value: 'Ada' },
+            { name: 'message', value: 'Demo please' },
+            { name: 'hs_context', value: '{}' },
+          ],
+        },
+        { withoutConversionId: true },
+      ),
+    );
     const first = await poll();
     expect(first).toMatchObject({ mode: 'backfill', seen: 120, accepted: 120, duplicates: 0 });
     expect(fake.requests.filter((r) => r.status === 200).map((r) => r.query['limit'])).toEqual(['50', '50', '50']);
@@ -84,11 +98,21 @@ describe('HubSpot form submissions polling', () => {
     await start(false);
     const subs = Array.from({ length: 120 }, (_, i) => fake.submit(GUID, { email: `lead${i}@customer.test` }));
     const state = p.runtime.forms.store;
-    const feed = new HubSpotFormsFeed({ accessToken: fake.accessToken, basePath: fake.basePath, formGuid: GUID, formName: 'contact-sales' });
+    const feed = new HubSpotFormsFeed({
+      accessToken: fake.accessToken,
+      basePath: fake.basePath,
+      formGuid: GUID,
+      formName: 'contact-sales',
+    });
     let calls = 0;
     const intake = p.runtime.pipeline.intake.bind(p.runtime.pipeline);
     const failing = pollForm({
-      connector: 'hubspot-forms', formId: GUID, feed, journal: p.journal, state, credential: fake.accessToken,
+      connector: 'hubspot-forms',
+      formId: GUID,
+      feed,
+      journal: p.journal,
+      state,
+      credential: fake.accessToken,
       intake: async (ix) => {
         if (++calls === 70) throw new Error('journal unavailable');
         return intake(ix);
@@ -111,8 +135,14 @@ describe('HubSpot form submissions polling', () => {
     // Same submissions, read with another form name: no idempotency conflict, nothing new.
     const feed = new HubSpotFormsFeed({ accessToken: fake.accessToken, basePath: fake.basePath, formGuid: GUID, formName: 'renamed' });
     const r = await pollForm({
-      connector: 'hubspot-forms', formId: GUID, feed, journal: p.journal, state: p.runtime.forms.store, credential: fake.accessToken,
-      intake: (ix) => p.runtime.pipeline.intake(ix), accounted: (s, id) => p.runtime.pipeline.accounted(s, id),
+      connector: 'hubspot-forms',
+      formId: GUID,
+      feed,
+      journal: p.journal,
+      state: p.runtime.forms.store,
+      credential: fake.accessToken,
+      intake: (ix) => p.runtime.pipeline.intake(ix),
+      accounted: (s, id) => p.runtime.pipeline.accounted(s, id),
     });
     expect(r).toMatchObject({ seen: 1, duplicates: 1, accepted: 0 });
   });
@@ -143,7 +173,10 @@ describe('HubSpot form submissions polling', () => {
     expect(p.runtime.forms.store.get(stateKey('hubspot-forms', GUID)).status).toBe('needs_consent');
     const health = kind('connector.health');
     expect(health).toHaveLength(1);
-    expect(health[0]).toMatchObject({ source: 'hubspot-forms', payload: { connector: 'hubspot-forms', account: GUID, status: 'needs_consent' } });
+    expect(health[0]).toMatchObject({
+      source: 'hubspot-forms',
+      payload: { connector: 'hubspot-forms', account: GUID, status: 'needs_consent' },
+    });
     expect((health[0]?.payload as { windowStart?: string }).windowStart).toBeDefined();
     const calls = fake.requests.length;
     expect(await poll()).toMatchObject({ mode: 'needs-consent' });

@@ -34,7 +34,8 @@ beforeEach(() => {
 afterEach(async () => {
   for (const p of started) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
   await Promise.all(started.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 15_000))])));
-  for (const pid of seen) if (alive(pid) && /activity-journal/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) process.kill(pid, 'SIGKILL');
+  for (const pid of seen)
+    if (alive(pid) && /activity-journal/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) process.kill(pid, 'SIGKILL');
   for (const prefix of prefixes) await obliterate(prefix);
   tmp.cleanup();
 });
@@ -89,30 +90,54 @@ const post = (port: number, body: Record<string, unknown>, secret = SECRET): Pro
   const signed = signedRaw(secret, JSON.stringify(body), Date.now());
   return fetch(`http://127.0.0.1:${port}/webhooks/forms`, { method: 'POST', headers: signed.headers, body: signed.payload });
 };
-const submission = (id: string, message: string): Record<string, unknown> => ({ submissionId: id, form: 'contact-sales', submittedAt: new Date().toISOString(), email: `${id}@prospect.example`, name: `Pat ${id}`, fields: { Message: message } });
+const submission = (id: string, message: string): Record<string, unknown> => ({
+  submissionId: id,
+  form: 'contact-sales',
+  submittedAt: new Date().toISOString(),
+  email: `${id}@prospect.example`,
+  name: `Pat ${id}`,
+  fields: { Message: message },
+});
 
 describe('metrics, as `npm start` serves them', () => {
   it('one scrape of the web server gives every process; two instances on one machine each give their own worker', async () => {
     const [a, b] = await Promise.all([instance('a'), instance('b')]);
     // A: one billing message (the rules route billing to review), one forged signature, one unknown provider.
-    expect((await post(a.web, submission('a-1', 'Invoice INV-2231 was charged twice on our card, please refund the duplicate payment.'))).status).toBe(200);
+    expect(
+      (await post(a.web, submission('a-1', 'Invoice INV-2231 was charged twice on our card, please refund the duplicate payment.'))).status,
+    ).toBe(200);
     expect((await post(a.web, submission('a-forged', 'x'), 'not-the-secret-not-the-secret-0123456789')).status).toBe(401);
     expect((await fetch(`http://127.0.0.1:${a.web}/webhooks/made-up`, { method: 'POST', body: '{}' })).status).toBe(404);
     // B: two leads.
     // (Two different messages: a repeated one would reuse the first decision, without a model call.)
-    for (const [id, message] of [['b-1', 'We would like a demo and pricing for 25 seats.'], ['b-2', 'Could you send a quote for the enterprise plan? We want a trial first.']]) expect((await post(b.web, submission(id as string, message as string))).status).toBe(200);
+    for (const [id, message] of [
+      ['b-1', 'We would like a demo and pricing for 25 seats.'],
+      ['b-2', 'Could you send a quote for the enterprise plan? We want a trial first.'],
+    ])
+      expect((await post(b.web, submission(id as string, message as string))).status).toBe(200);
 
     // The mirror stage runs after decide, in its own job: wait for the last stage, not the one before it.
-    const stage = (text: string, name: string): number | null => sample(text, 'aj_stage_duration_seconds_count', { process: 'worker', stage: name, outcome: 'completed' });
+    const stage = (text: string, name: string): number | null =>
+      sample(text, 'aj_stage_duration_seconds_count', { process: 'worker', stage: name, outcome: 'completed' });
     const decided = (text: string): number | null => Math.min(stage(text, 'decide') ?? 0, stage(text, 'mirror') ?? 0);
-    const textA = await waitFor('A decided its interaction', async () => {
-      const t = await scrape(a.web);
-      return decided(t) === 1 && (sample(t, 'aj_review_backlog', { process: 'web' }) ?? 0) >= 1 ? t : null;
-    }, 30_000, 250);
-    const textB = await waitFor('B decided both', async () => {
-      const t = await scrape(b.web);
-      return decided(t) === 2 ? t : null;
-    }, 30_000, 250);
+    const textA = await waitFor(
+      'A decided its interaction',
+      async () => {
+        const t = await scrape(a.web);
+        return decided(t) === 1 && (sample(t, 'aj_review_backlog', { process: 'web' }) ?? 0) >= 1 ? t : null;
+      },
+      30_000,
+      250,
+    );
+    const textB = await waitFor(
+      'B decided both',
+      async () => {
+        const t = await scrape(b.web);
+        return decided(t) === 2 ? t : null;
+      },
+      30_000,
+      250,
+    );
 
     for (const text of [textA, textB]) {
       expect(familiesAreWellFormed(text)).toEqual([]);
@@ -124,13 +149,26 @@ describe('metrics, as `npm start` serves them', () => {
       expect(sample(text, 'aj_scrape_target_up', { process: 'web', target: 'journal-service' })).toBe(1);
       expect(sample(text, 'aj_journal_up', { process: 'web' })).toBe(1);
       expect(sample(text, 'aj_journal_writable', { process: 'web' })).toBe(1);
-      expect(sample(text, 'aj_journal_append_seconds_count', { process: 'journal-service', request: 'single', outcome: 'appended' })).toBeGreaterThanOrEqual(3);
+      expect(
+        sample(text, 'aj_journal_append_seconds_count', { process: 'journal-service', request: 'single', outcome: 'appended' }),
+      ).toBeGreaterThanOrEqual(3);
       for (const q of QUEUE_NAMES) expect(sample(text, 'aj_queue_up', { process: 'web', queue: q }), q).toBe(1);
     }
     // Each instance's own work, not the other's: its worker, its queues, its webhooks.
-    for (const [text, n] of [[textA, 1], [textB, 2]] as const) {
-      for (const stage of ['classify', 'decide', 'mirror']) expect(sample(text, 'aj_stage_duration_seconds_count', { process: 'worker', stage, outcome: 'completed' }), stage).toBe(n);
-      expect(sample(text, 'aj_model_latency_seconds_count', { process: 'worker', provider: 'offline', model: 'offline-rules-v1', outcome: 'ok' })).toBe(n);
+    for (const [text, n] of [
+      [textA, 1],
+      [textB, 2],
+    ] as const) {
+      for (const stage of ['classify', 'decide', 'mirror'])
+        expect(sample(text, 'aj_stage_duration_seconds_count', { process: 'worker', stage, outcome: 'completed' }), stage).toBe(n);
+      expect(
+        sample(text, 'aj_model_latency_seconds_count', {
+          process: 'worker',
+          provider: 'offline',
+          model: 'offline-rules-v1',
+          outcome: 'ok',
+        }),
+      ).toBe(n);
       expect(sample(text, 'aj_queue_jobs', { process: 'web', queue: 'classify', state: 'completed' })).toBe(n);
       expect(sample(text, 'aj_webhook_response_seconds_count', { process: 'web', provider: 'forms', status: '200' })).toBe(n);
       expect(sample(text, 'aj_webhook_response_seconds_bucket', { process: 'web', provider: 'forms', status: '200', le: '+Inf' })).toBe(n);
@@ -150,15 +188,22 @@ describe('metrics, as `npm start` serves them', () => {
     expect(sample(own, 'process_cpu_seconds_total', { process: 'worker' })).toBeGreaterThan(0);
     expect(own).not.toContain('process="web"');
     expect((await fetch(`http://127.0.0.1:${a.journalPort}/metrics`)).status).toBe(401);
-    const creds = JSON.parse(readFileSync(join(a.dataDir, 'keys', 'service-credentials.json'), 'utf8')) as { readToken: string; appendToken: string };
-    const journalOwn = await fetch(`http://127.0.0.1:${a.journalPort}/metrics`, { headers: { authorization: `Bearer ${creds.readToken}` } });
+    const creds = JSON.parse(readFileSync(join(a.dataDir, 'keys', 'service-credentials.json'), 'utf8')) as {
+      readToken: string;
+      appendToken: string;
+    };
+    const journalOwn = await fetch(`http://127.0.0.1:${a.journalPort}/metrics`, {
+      headers: { authorization: `Bearer ${creds.readToken}` },
+    });
     expect(journalOwn.status).toBe(200);
     expect(sample(await journalOwn.text(), 'process_cpu_seconds_total', { process: 'journal-service' })).toBeGreaterThan(0);
-    expect((await fetch(`http://127.0.0.1:${a.journalPort}/metrics`, { headers: { authorization: `Bearer ${creds.appendToken}` } })).status).toBe(403);
+    expect(
+      (await fetch(`http://127.0.0.1:${a.journalPort}/metrics`, { headers: { authorization: `Bearer ${creds.appendToken}` } })).status,
+    ).toBe(403);
   }, 180_000);
 });
 
-describe('the web server\'s scrape-time gauges', () => {
+describe("the web server's scrape-time gauges", () => {
   let redis: Redis;
   let queues: Record<QueueName, Queue>;
   let prefix: string;
@@ -173,15 +218,19 @@ describe('the web server\'s scrape-time gauges', () => {
     redis.disconnect();
   });
 
-  it('queue depth and the oldest waiting job\'s age, the review backlog, and targets that do not answer', async () => {
+  it("queue depth and the oldest waiting job's age, the review backlog, and targets that do not answer", async () => {
     const now = Date.now();
     await queues.classify.add('classify', { n: 1 }, { timestamp: now - 90_000 });
     await queues.classify.add('classify', { n: 2 }, { timestamp: now - 5_000 });
     await queues.decide.add('decide', { n: 3 }, { delay: 60_000 });
-    let health: () => Promise<{ size: number }> = () => Promise.reject(new JournalRequestError(0, 'NETWORK', 'journal service unreachable: connect ECONNREFUSED', true));
+    let health: () => Promise<{ size: number }> = () =>
+      Promise.reject(new JournalRequestError(0, 'NETWORK', 'journal service unreachable: connect ECONNREFUSED', true));
     const closed = await freePort();
     // A queue Redis cannot read (e.g. a command timeout): said for that queue alone.
-    const unreadable = { getJobCounts: () => Promise.reject(new Error('Command timed out')), getJobs: () => Promise.reject(new Error('Command timed out')) };
+    const unreadable = {
+      getJobCounts: () => Promise.reject(new Error('Command timed out')),
+      getJobs: () => Promise.reject(new Error('Command timed out')),
+    };
     const metrics = webMetrics({
       journal: { health: () => health(), metrics: () => Promise.reject(new Error('connect ECONNREFUSED')) },
       queues: { ...queues, mirror: unreadable },

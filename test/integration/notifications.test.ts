@@ -39,7 +39,9 @@ interface HookCall {
 }
 
 /** A webhook receiver as README tells one to write it: HMAC-SHA256 over "<timestamp>.<raw body>", compared in constant time. */
-async function startReceiver(secret: string): Promise<{ url: string; calls: HookCall[]; failNext: (status: number) => void; close: () => Promise<void> }> {
+async function startReceiver(
+  secret: string,
+): Promise<{ url: string; calls: HookCall[]; failNext: (status: number) => void; close: () => Promise<void> }> {
   const calls: HookCall[] = [];
   const fails: number[] = [];
   const server: Server = createServer((req, res) => {
@@ -50,15 +52,25 @@ async function startReceiver(secret: string): Promise<{ url: string; calls: Hook
       const ts = String(req.headers['x-aj-timestamp'] ?? '');
       const sig = String(req.headers['x-aj-signature'] ?? '');
       const expected = Buffer.from(`v1=${createHmac('sha256', secret).update(`${ts}.${raw}`).digest('hex')}`);
-      const valid = sig.length === expected.length && timingSafeEqual(Buffer.from(sig), expected) && Math.abs(Date.now() / 1000 - Number(ts)) < 300;
+      const valid =
+        sig.length === expected.length && timingSafeEqual(Buffer.from(sig), expected) && Math.abs(Date.now() / 1000 - Number(ts)) < 300;
       const status = fails.shift();
-      calls.push({ valid, idempotencyKey: (req.headers['idempotency-key'] as string | undefined) ?? null, body: JSON.parse(raw) as Record<string, unknown> });
+      calls.push({
+        valid,
+        idempotencyKey: (req.headers['idempotency-key'] as string | undefined) ?? null,
+        body: JSON.parse(raw) as Record<string, unknown>,
+      });
       res.writeHead(status ?? (valid ? 200 : 401)).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/hooks/aj`, calls, failNext: (s) => fails.push(s), close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    url: `http://127.0.0.1:${port}/hooks/aj`,
+    calls,
+    failNext: (s) => fails.push(s),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 let n = 0;
@@ -85,12 +97,20 @@ let tmp: { dir: string; cleanup: () => void };
 let p: InProcessPipeline | null = null;
 
 beforeAll(async () => {
-  [smtp, slack, hook] = await Promise.all([startSmtpFake({ user: SMTP_USER, pass: SMTP_PASS }), startSlackFake(), startReceiver(HOOK_SECRET)]);
+  [smtp, slack, hook] = await Promise.all([
+    startSmtpFake({ user: SMTP_USER, pass: SMTP_PASS }),
+    startSlackFake(),
+    startReceiver(HOOK_SECRET),
+  ]);
   // The shipped rules, with the sales team reachable on all three channels (kept outside the data directory).
   rulesDir = tempDir('aj-notify-rules-');
   rulesPath = join(rulesDir.dir, 'rules.json');
   const rules = JSON.parse(readFileSync(DEFAULT_RULES_PATH, 'utf8')) as { recipients: Record<string, unknown> };
-  rules.recipients['sales-team'] = { email: { to: [TEAM] }, slack: { webhookUrlEnv: 'SLACK_SALES_WEBHOOK_URL' }, webhook: { urlEnv: 'SALES_HOOK_URL', secretEnv: 'SALES_HOOK_SECRET' } };
+  rules.recipients['sales-team'] = {
+    email: { to: [TEAM] },
+    slack: { webhookUrlEnv: 'SLACK_SALES_WEBHOOK_URL' },
+    webhook: { urlEnv: 'SALES_HOOK_URL', secretEnv: 'SALES_HOOK_SECRET' },
+  };
   writeFileSync(rulesPath, JSON.stringify(rules));
 });
 afterAll(async () => {
@@ -143,7 +163,8 @@ async function runForm(): Promise<{ correlationId: string; entryId: string; chai
   return { correlationId: out.entry.correlationId, entryId: out.entry.id, chain };
 }
 
-const of = (chain: readonly JournalEntry[], kind: string, channel?: string): JournalEntry[] => chain.filter((e) => e.kind === kind && (channel === undefined || payload(e).channel === channel));
+const of = (chain: readonly JournalEntry[], kind: string, channel?: string): JournalEntry[] =>
+  chain.filter((e) => e.kind === kind && (channel === undefined || payload(e).channel === channel));
 
 describe('notifications', () => {
   it('a contact-sales form sends exactly one e-mail, one Slack message and one signed webhook call, all on the record under its correlation', async () => {
@@ -169,7 +190,13 @@ describe('notifications', () => {
       const sent = of(chain, 'notification.sent', channel);
       expect(sent, channel).toHaveLength(1);
       expect(sent[0]?.causationId).toBe(entryId);
-      expect(payload(sent[0] as JournalEntry)).toMatchObject({ recipient: 'sales-team', ruleId: 'contact-sales-form', dryRun: false, attempt: 1, deliveryId: `${entryId}.contact-sales-form.${channel}` });
+      expect(payload(sent[0] as JournalEntry)).toMatchObject({
+        recipient: 'sales-team',
+        ruleId: 'contact-sales-form',
+        dryRun: false,
+        attempt: 1,
+        deliveryId: `${entryId}.contact-sales-form.${channel}`,
+      });
     }
     expect(payload(of(chain, 'notification.sent', 'email')[0] as JournalEntry).to).toEqual([TEAM]);
     expect(of(chain, 'notification.failed')).toHaveLength(0);
@@ -188,12 +215,22 @@ describe('notifications', () => {
     expect(hook.calls.map((c) => c.valid)).toEqual([true, true]);
     // The same delivery id on the retry: the receiver can drop a duplicate by it.
     expect(new Set(hook.calls.map((c) => c.idempotencyKey)).size).toBe(1);
-    for (const [channel, code] of [['email', '451'], ['slack', '429-rate_limited'], ['webhook', '503']] as const) {
+    for (const [channel, code] of [
+      ['email', '451'],
+      ['slack', '429-rate_limited'],
+      ['webhook', '503'],
+    ] as const) {
       const failed = of(chain, 'notification.failed', channel);
       expect(failed, channel).toHaveLength(1);
       expect(payload(failed[0] as JournalEntry)).toMatchObject({ retryable: true, code, attempt: 1 });
-      expect(of(chain, 'notification.attempted', channel).map((e) => payload(e).attempt), channel).toEqual([1, 2]);
-      expect(of(chain, 'notification.sent', channel).map((e) => payload(e).attempt), channel).toEqual([2]);
+      expect(
+        of(chain, 'notification.attempted', channel).map((e) => payload(e).attempt),
+        channel,
+      ).toEqual([1, 2]);
+      expect(
+        of(chain, 'notification.sent', channel).map((e) => payload(e).attempt),
+        channel,
+      ).toEqual([2]);
     }
     expect(payload(of(chain, 'notification.failed', 'slack')[0] as JournalEntry).retryAfterSeconds).toBe(1);
     expect(of(chain, 'job.failed')).toHaveLength(0);
@@ -206,7 +243,11 @@ describe('notifications', () => {
     const { chain } = await runForm();
     expect(slack.answers).toEqual([429, 200]);
     expect((slack.answeredAt[1] as number) - (slack.answeredAt[0] as number)).toBeGreaterThanOrEqual(5_900);
-    expect(payload(of(chain, 'notification.failed', 'slack')[0] as JournalEntry)).toMatchObject({ retryable: true, code: '429-rate_limited', retryAfterSeconds: 6 });
+    expect(payload(of(chain, 'notification.failed', 'slack')[0] as JournalEntry)).toMatchObject({
+      retryable: true,
+      code: '429-rate_limited',
+      retryAfterSeconds: 6,
+    });
     expect(of(chain, 'notification.sent', 'slack').map((e) => payload(e).attempt)).toEqual([2]);
   }, 60_000);
 
@@ -239,13 +280,24 @@ describe('notifications', () => {
     expect(slack.messages).toHaveLength(0);
     expect(slack.answers).toEqual([404]);
     expect(hook.calls).toHaveLength(1); // the other channel is not held up
-    for (const [channel, code] of [['email', '550'], ['slack', '404-channel_not_found']] as const) {
+    for (const [channel, code] of [
+      ['email', '550'],
+      ['slack', '404-channel_not_found'],
+    ] as const) {
       expect(of(chain, 'notification.attempted', channel), channel).toHaveLength(1);
       const failed = of(chain, 'notification.failed', channel);
-      expect(failed.map((e) => payload(e)), channel).toMatchObject([{ retryable: false, code, attempt: 1 }]);
+      expect(
+        failed.map((e) => payload(e)),
+        channel,
+      ).toMatchObject([{ retryable: false, code, attempt: 1 }]);
       expect(of(chain, 'notification.sent', channel), channel).toHaveLength(0);
-      const job = chain.filter((e) => e.kind === 'job.failed' && payload(e).queue === 'notify' && String(payload(e).jobId).endsWith(`.${channel}`));
-      expect(job.map((e) => payload(e)), channel).toMatchObject([{ finality: 'permanent', attempts: 1 }]);
+      const job = chain.filter(
+        (e) => e.kind === 'job.failed' && payload(e).queue === 'notify' && String(payload(e).jobId).endsWith(`.${channel}`),
+      );
+      expect(
+        job.map((e) => payload(e)),
+        channel,
+      ).toMatchObject([{ finality: 'permanent', attempts: 1 }]);
       expect(String(payload(job[0] as JournalEntry).error)).toContain(code);
     }
     // The SMTP server's words (they quote the address) are on the record, sealed.
@@ -262,13 +314,25 @@ describe('notifications', () => {
     // As the re-drive (or a redelivered job) would: the completed jobs are run once more.
     const revive = reviveVia(pipeline.runtime.queues);
     for (const channel of ['email', 'slack', 'webhook'] as const) {
-      const data: JobData<'notify'> = { entryId, seq: received.seq, correlationId, decisionEntryId: decision.id, decisionSeq: decision.seq, ruleId: 'contact-sales-form', channel };
+      const data: JobData<'notify'> = {
+        entryId,
+        seq: received.seq,
+        correlationId,
+        decisionEntryId: decision.id,
+        decisionSeq: decision.seq,
+        ruleId: 'contact-sales-form',
+        channel,
+      };
       const key = `${entryId}.contact-sales-form.${channel}`;
       expect(await pipeline.runtime.queues.notify.getJob(jobIdFor('notify', key)).then((j) => j?.getState())).toBe('completed');
       await revive('notify', data, key);
     }
     await drained(pipeline.prefix);
-    expect(await pipeline.runtime.queues.notify.getJob(jobIdFor('notify', `${entryId}.contact-sales-form.email`)).then((j) => j?.returnvalue as unknown)).toMatchObject({ status: 'already-sent' });
+    expect(
+      await pipeline.runtime.queues.notify
+        .getJob(jobIdFor('notify', `${entryId}.contact-sales-form.email`))
+        .then((j) => j?.returnvalue as unknown),
+    ).toMatchObject({ status: 'already-sent' });
     expect(smtp.received).toHaveLength(1);
     expect(slack.messages).toHaveLength(1);
     expect(hook.calls).toHaveLength(1);
@@ -281,7 +345,11 @@ describe('notifications', () => {
     const first = p as InProcessPipeline;
     await first.runtime.close();
     // Workers for every stage but notify: the notify jobs wait in Redis, and are then lost with it.
-    const producer = await startPipeline(testConfig(tmp.dir, env()), silentLogger, { journal: first.journal, prefix: first.prefix, queues: QUEUE_NAMES.filter((q) => q !== 'notify') });
+    const producer = await startPipeline(testConfig(tmp.dir, env()), silentLogger, {
+      journal: first.journal,
+      prefix: first.prefix,
+      queues: QUEUE_NAMES.filter((q) => q !== 'notify'),
+    });
     const out = await producer.pipeline.intake(contactSalesForm());
     if (out.status !== 'accepted') throw new Error('the form was excluded');
     const waiting = async (): Promise<number> => (await producer.queues.notify.getJobCounts('waiting')).waiting ?? 0;
@@ -290,7 +358,9 @@ describe('notifications', () => {
     await producer.queues.notify.obliterate({ force: true });
     await producer.close();
     expect(smtp.received).toHaveLength(0);
-    const decided = allEntries(first.path).find((e) => e.kind === 'rule.decision' && payload(e).ruleId === 'contact-sales-form') as JournalEntry;
+    const decided = allEntries(first.path).find(
+      (e) => e.kind === 'rule.decision' && payload(e).ruleId === 'contact-sales-form',
+    ) as JournalEntry;
     expect((payload(decided).evaluated as { channels: string[] }).channels).toEqual(['email', 'slack', 'webhook']);
     // A restarted worker set re-drives them from the journal alone.
     const again = await startPipeline(testConfig(tmp.dir, env()), silentLogger, { journal: first.journal, prefix: first.prefix });
@@ -339,7 +409,16 @@ describe('notifications', () => {
       expect(keys.length).toBeGreaterThan(0);
       for (const key of keys) {
         const type = await redis.type(key);
-        const text = type === 'hash' ? JSON.stringify(await redis.hgetall(key)) : type === 'list' ? (await redis.lrange(key, 0, -1)).join(' ') : type === 'zset' ? (await redis.zrange(key, '0', '-1')).join(' ') : type === 'string' ? ((await redis.get(key)) ?? '') : '';
+        const text =
+          type === 'hash'
+            ? JSON.stringify(await redis.hgetall(key))
+            : type === 'list'
+              ? (await redis.lrange(key, 0, -1)).join(' ')
+              : type === 'zset'
+                ? (await redis.zrange(key, '0', '-1')).join(' ')
+                : type === 'string'
+                  ? ((await redis.get(key)) ?? '')
+                  : '';
         for (const needle of needles) if (text.includes(needle)) hits.push(`redis ${key}: ${needle}`);
       }
     } finally {

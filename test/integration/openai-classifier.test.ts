@@ -102,7 +102,10 @@ describe('OpenAiClassifier against the fake OpenAI server', () => {
       model: string;
       temperature: number;
       messages: { role: string; content: string }[];
-      response_format: { type: string; json_schema: { name: string; strict: boolean; schema: { additionalProperties: boolean; required: string[] } } };
+      response_format: {
+        type: string;
+        json_schema: { name: string; strict: boolean; schema: { additionalProperties: boolean; required: string[] } };
+      };
     };
     expect(body.model).toBe('gpt-4o-mini');
     expect(body.temperature).toBe(0);
@@ -119,7 +122,15 @@ describe('OpenAiClassifier against the fake OpenAI server', () => {
 
   it('renders the input deterministically: channel, direction, domains, subject, then the text', () => {
     expect(renderClassifierInput(INPUT)).toBe(
-      ['Channel: email', 'Direction: inbound', 'Domains: acme.example, vendor.example', 'Subject: Demo for 40 seats?', '', 'Text:', INPUT.text].join('\n'),
+      [
+        'Channel: email',
+        'Direction: inbound',
+        'Domains: acme.example, vendor.example',
+        'Subject: Demo for 40 seats?',
+        '',
+        'Text:',
+        INPUT.text,
+      ].join('\n'),
     );
     expect(renderClassifierInput({ ...INPUT, subject: null, domains: [] })).toContain('Domains: (none)\nSubject: (none)\n');
   });
@@ -228,7 +239,12 @@ describe('OpenAiClassifier against the fake OpenAI server', () => {
     { name: 'content that is not JSON', behaviour: { kind: 'invalid-json' }, code: 'INVALID_OUTPUT', mentions: 'not valid JSON' },
     { name: 'JSON that violates the schema', behaviour: { kind: 'schema-violation' }, code: 'INVALID_OUTPUT', mentions: 'category' },
     { name: 'a truncated answer (finish_reason length)', behaviour: { kind: 'length' }, code: 'INVALID_OUTPUT', mentions: 'length' },
-    { name: 'a confidence outside 0..1', behaviour: { kind: 'ok', output: { confidence: 1.5 } }, code: 'INVALID_OUTPUT', mentions: 'confidence' },
+    {
+      name: 'a confidence outside 0..1',
+      behaviour: { kind: 'ok', output: { confidence: 1.5 } },
+      code: 'INVALID_OUTPUT',
+      mentions: 'confidence',
+    },
     { name: 'an empty summary', behaviour: { kind: 'ok', output: { summary: '  ' } }, code: 'INVALID_OUTPUT', mentions: 'summary' },
   ];
 
@@ -286,11 +302,18 @@ describe('the fake OpenAI server', () => {
   });
 
   it('answers 401 without a bearer token and 404 on unknown routes', async () => {
-    const anonymous = await fetch(`${fake.baseURL}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(goodBody) });
+    const anonymous = await fetch(`${fake.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(goodBody),
+    });
     expect(anonymous.status).toBe(401);
     const missing = await post(goodBody, '/embeddings-v9');
     expect(missing.status).toBe(404);
-    expect((missing.json as { error: { message: string; type: string } }).error).toMatchObject({ type: 'invalid_request_error', message: 'Invalid URL (POST /v1/embeddings-v9)' });
+    expect((missing.json as { error: { message: string; type: string } }).error).toMatchObject({
+      type: 'invalid_request_error',
+      message: 'Invalid URL (POST /v1/embeddings-v9)',
+    });
     expect(specValidator('ErrorResponse')(missing.json).problems).toEqual([]);
   });
 
@@ -331,14 +354,23 @@ describe('the fake OpenAI server', () => {
 
   it('has a response validator that rejects what the API would never send', () => {
     const checkCompletion = specValidator('CreateChatCompletionResponse');
-    const broken = { id: 'chatcmpl-x', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'x', refusal: null }, logprobs: null, finish_reason: 'banana' }] };
+    const broken = {
+      id: 'chatcmpl-x',
+      object: 'chat.completion',
+      created: 1,
+      model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'x', refusal: null }, logprobs: null, finish_reason: 'banana' }],
+    };
     expect(checkCompletion(broken).valid).toBe(false);
     const { model: _model, ...noModel } = { ...broken, choices: [] };
     expect(checkCompletion(noModel).problems).toContain("/ must have required property 'model'");
   });
 
   it('derives a plausible default classification from the user message', async () => {
-    const { json } = await post({ ...goodBody, messages: [{ role: 'user', content: 'Our invoice was charged twice, please refund ASAP' }] });
+    const { json } = await post({
+      ...goodBody,
+      messages: [{ role: 'user', content: 'Our invoice was charged twice, please refund ASAP' }],
+    });
     const content = (json as { choices: [{ message: { content: string } }] }).choices[0].message.content;
     expect(JSON.parse(content)).toMatchObject({ category: 'billing', urgency: 'high', confidence: 0.9 });
   });

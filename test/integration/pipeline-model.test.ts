@@ -28,7 +28,14 @@ afterEach(async () => {
 });
 
 const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
-const classifier = (): OpenAiClassifier => new OpenAiClassifier({ apiKey: 'sk-test-not-a-real-key-0123456789', baseURL: fake.baseURL, model: 'gpt-4o-mini', timeoutMs: 500, maxRetries: 0 });
+const classifier = (): OpenAiClassifier =>
+  new OpenAiClassifier({
+    apiKey: 'sk-test-not-a-real-key-0123456789',
+    baseURL: fake.baseURL,
+    model: 'gpt-4o-mini',
+    timeoutMs: 500,
+    maxRetries: 0,
+  });
 
 describe('the pipeline with a model', () => {
   it('journals a successful model decision with full provenance', async () => {
@@ -84,7 +91,12 @@ describe('the pipeline with a model', () => {
       expect(payload(f)).toMatchObject({ provider: 'offline', reviewRequired: true });
       const replaced = failed.find((d) => d.id === payload(f).replacesEntryId) as JournalEntry;
       expect(replaced.correlationId).toBe(f.correlationId);
-      const review = entries.find((e) => e.kind === 'rule.decision' && e.correlationId === f.correlationId && (payload(e).evaluated as { section: string }).section === 'review') as JournalEntry;
+      const review = entries.find(
+        (e) =>
+          e.kind === 'rule.decision' &&
+          e.correlationId === f.correlationId &&
+          (payload(e).evaluated as { section: string }).section === 'review',
+      ) as JournalEntry;
       expect(payload(review)).toMatchObject({ ruleId: 'model-failed', outcome: 'review' });
     }
     // No API key, and no interaction text, ever reached the journal.

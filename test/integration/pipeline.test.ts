@@ -7,7 +7,16 @@ import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { tempDir } from '../helpers/tmp.ts';
 import { join } from 'node:path';
-import { REDIS_URL, allEntries, drained, generatedInteractions, inProcessPipeline, obliterate, testConfig, type InProcessPipeline } from '../helpers/pipeline.ts';
+import {
+  REDIS_URL,
+  allEntries,
+  drained,
+  generatedInteractions,
+  inProcessPipeline,
+  obliterate,
+  testConfig,
+  type InProcessPipeline,
+} from '../helpers/pipeline.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { LocalJournalClient } from '../../src/journal/local-client.ts';
 import { startPipeline } from '../../jobs/main.ts';
@@ -136,7 +145,14 @@ describe('the pipeline', () => {
     if (out.status !== 'accepted') throw new Error('not accepted');
     const deadline = Date.now() + 30_000;
     while ((await p.runtime.queues.mirror.getWaitingCount()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    await p.journal.append({ kind: 'crm.write', source: 'hubspot', actor: 'planted', correlationId: out.entry.correlationId, idempotencyKey: `crm/${out.entry.id}/upsert`, payload: { system: 'hubspot', method: 'POST', path: '/planted', status: 0, durationMs: 0, dryRun: true } });
+    await p.journal.append({
+      kind: 'crm.write',
+      source: 'hubspot',
+      actor: 'planted',
+      correlationId: out.entry.correlationId,
+      idempotencyKey: `crm/${out.entry.id}/upsert`,
+      payload: { system: 'hubspot', method: 'POST', path: '/planted', status: 0, durationMs: 0, dryRun: true },
+    });
     const mirror = await startPipeline(testConfig(tmp.dir), silentLogger, { journal: p.journal, prefix: p.prefix, queues: ['mirror'] });
     await drained(p.prefix, 30_000);
     const [job] = await p.runtime.queues.mirror.getFailed();
@@ -152,7 +168,11 @@ describe('the pipeline', () => {
     p = await inProcessPipeline(tmp.dir);
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     const queue = new Queue('classify', { connection: redis, prefix: p.prefix });
-    await queue.add('classify', { entryId: 'not-a-uuid', seq: -1, correlationId: 'c-bad', body: 'should never be here' }, { jobId: 'classify-malformed-1', attempts: 5 });
+    await queue.add(
+      'classify',
+      { entryId: 'not-a-uuid', seq: -1, correlationId: 'c-bad', body: 'should never be here' },
+      { jobId: 'classify-malformed-1', attempts: 5 },
+    );
     await drained(p.prefix);
     const job = await queue.getJob('classify-malformed-1');
     expect(await job?.getState()).toBe('failed');
@@ -180,7 +200,10 @@ async function finishWithWorkers(producer: InProcessPipeline): Promise<JournalEn
   const reader = JournalReader.open(producer.path);
   reader.attachPrivacy(privacy, { owned: true });
   const journal = new LocalJournalClient(writer, reader);
-  const runtime = await startPipeline(testConfig(tmp.dir, { REDRIVE_GRACE_SECONDS: '0' }), silentLogger, { journal, prefix: producer.prefix });
+  const runtime = await startPipeline(testConfig(tmp.dir, { REDRIVE_GRACE_SECONDS: '0' }), silentLogger, {
+    journal,
+    prefix: producer.prefix,
+  });
   await runtime.redrive?.runOnce();
   await drained(producer.prefix);
   await runtime.close();
@@ -197,9 +220,13 @@ describe('re-drive of jobs that failed without a record', () => {
     // The classify jobs fail for good in a worker that cannot journal anything (as when the journal was down
     // through every attempt): BullMQ keeps them as failed under their deterministic ids.
     const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    const failer = new Worker('classify', () => Promise.reject(new UnrecoverableError('the journal is unavailable')), { connection, prefix: producer.prefix });
+    const failer = new Worker('classify', () => Promise.reject(new UnrecoverableError('the journal is unavailable')), {
+      connection,
+      prefix: producer.prefix,
+    });
     const deadline = Date.now() + 30_000;
-    while ((await producer.runtime.queues.classify.getFailedCount()) < items.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while ((await producer.runtime.queues.classify.getFailedCount()) < items.length && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     await failer.close();
     connection.disconnect();
     expect(await producer.runtime.queues.classify.getFailedCount()).toBe(items.length);
@@ -220,7 +247,9 @@ describe('re-drive after Redis lost its jobs', () => {
     const entries = await finishWithWorkers(producer);
     expect(entries.filter((e) => e.kind === 'interaction.received')).toHaveLength(120);
     expect(entries.filter((e) => e.kind === 'ai.decision')).toHaveLength(120);
-    const mirrorRules = entries.filter((e) => e.kind === 'rule.decision' && (payload(e).evaluated as { section: string }).section === 'mirror');
+    const mirrorRules = entries.filter(
+      (e) => e.kind === 'rule.decision' && (payload(e).evaluated as { section: string }).section === 'mirror',
+    );
     expect(mirrorRules).toHaveLength(120);
     expect(entries.filter((e) => e.kind === 'crm.write')).toHaveLength(mirrorRules.filter((e) => payload(e).outcome === 'mirror').length);
   });

@@ -24,7 +24,13 @@ let tmp: { dir: string; cleanup: () => void };
 let env: NodeJS.ProcessEnv;
 beforeEach(() => {
   tmp = tempDir('aj-scan-');
-  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' };
+  env = {
+    ...process.env,
+    JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'),
+    LOG_LEVEL: 'warn',
+    JOURNAL_APPEND_TOKEN: '',
+    JOURNAL_READ_TOKEN: '',
+  };
 });
 afterEach(() => tmp.cleanup());
 
@@ -50,20 +56,86 @@ const PLANTED = {
 function olderVersionEntries(): AppendInput[] {
   const c = 'thread/planted-1';
   return [
-    { kind: 'interaction.received', source: 'gmail', actor: 'connector', correlationId: c, idempotencyKey: 'ix-1', payload: { channel: 'email', sourceId: 'm-1', direction: 'inbound', occurredAt: '2026-01-10T09:00:00.000Z', participants: [{ role: 'from', address: PLANTED.address, name: PLANTED.name }], subject: PLANTED.subject, text: PLANTED.text } },
-    { kind: 'crm.write', source: 'pipeline', actor: 'mirror', correlationId: c, idempotencyKey: 'crm-1', payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/notes', status: 0, durationMs: 0, dryRun: true, properties: { hs_note_body: PLANTED.note }, associations: [{ objectType: 'contact', id: PLANTED.address }] } },
-    { kind: 'rule.decision', source: 'pipeline', actor: 'rules', correlationId: c, idempotencyKey: 'rule-1', payload: { ruleId: 'mirror-leads', ruleVersion: '3', evaluated: { category: 'new_lead' }, outcome: 'review', reason: PLANTED.reason } },
+    {
+      kind: 'interaction.received',
+      source: 'gmail',
+      actor: 'connector',
+      correlationId: c,
+      idempotencyKey: 'ix-1',
+      payload: {
+        channel: 'email',
+        sourceId: 'm-1',
+        direction: 'inbound',
+        occurredAt: '2026-01-10T09:00:00.000Z',
+        participants: [{ role: 'from', address: PLANTED.address, name: PLANTED.name }],
+        subject: PLANTED.subject,
+        text: PLANTED.text,
+      },
+    },
+    {
+      kind: 'crm.write',
+      source: 'pipeline',
+      actor: 'mirror',
+      correlationId: c,
+      idempotencyKey: 'crm-1',
+      payload: {
+        system: 'hubspot',
+        method: 'POST',
+        path: '/crm/v3/objects/notes',
+        status: 0,
+        durationMs: 0,
+        dryRun: true,
+        properties: { hs_note_body: PLANTED.note },
+        associations: [{ objectType: 'contact', id: PLANTED.address }],
+      },
+    },
+    {
+      kind: 'rule.decision',
+      source: 'pipeline',
+      actor: 'rules',
+      correlationId: c,
+      idempotencyKey: 'rule-1',
+      payload: { ruleId: 'mirror-leads', ruleVersion: '3', evaluated: { category: 'new_lead' }, outcome: 'review', reason: PLANTED.reason },
+    },
   ];
 }
 
 function laterEntries(): AppendInput[] {
   const c = 'thread/planted-2';
   return [
-    { kind: 'job.failed', source: 'pipeline', actor: 'worker', correlationId: c, idempotencyKey: 'job-1', payload: { queue: 'mirror', jobId: 'j-1', attempts: 10, error: PLANTED.error, finality: 'attempts-exhausted' } },
-    { kind: 'state.changed', source: 'crm', actor: 'ops', correlationId: c, idempotencyKey: 'state-1', payload: { entity: 'contact/7', field: 'email', from: PLANTED.from, to: PLANTED.to } },
-    { kind: 'connector.health', source: 'gmail', actor: 'connector', correlationId: c, idempotencyKey: 'health-1', payload: { connector: 'hubspot', status: 'degraded', reason: `contact ${PLANTED.carol} refused` } },
+    {
+      kind: 'job.failed',
+      source: 'pipeline',
+      actor: 'worker',
+      correlationId: c,
+      idempotencyKey: 'job-1',
+      payload: { queue: 'mirror', jobId: 'j-1', attempts: 10, error: PLANTED.error, finality: 'attempts-exhausted' },
+    },
+    {
+      kind: 'state.changed',
+      source: 'crm',
+      actor: 'ops',
+      correlationId: c,
+      idempotencyKey: 'state-1',
+      payload: { entity: 'contact/7', field: 'email', from: PLANTED.from, to: PLANTED.to },
+    },
+    {
+      kind: 'connector.health',
+      source: 'gmail',
+      actor: 'connector',
+      correlationId: c,
+      idempotencyKey: 'health-1',
+      payload: { connector: 'hubspot', status: 'degraded', reason: `contact ${PLANTED.carol} refused` },
+    },
     // Nothing personal: never a finding.
-    { kind: 'notification.sent', source: 'pipeline', actor: 'notifier', correlationId: c, idempotencyKey: 'note-1', payload: { channel: 'log', recipient: 'sales-team', ruleId: 'r', ruleVersion: '1', template: 't', dryRun: true } },
+    {
+      kind: 'notification.sent',
+      source: 'pipeline',
+      actor: 'notifier',
+      correlationId: c,
+      idempotencyKey: 'note-1',
+      payload: { channel: 'log', recipient: 'sales-team', ruleId: 'r', ruleVersion: '1', template: 't', dryRun: true },
+    },
   ];
 }
 
@@ -71,7 +143,14 @@ function laterEntries(): AppendInput[] {
 async function olderJournal(): Promise<void> {
   const config = loadConfig(env);
   let clock = Date.parse('2026-01-10T09:00:00Z');
-  const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, anchors: configuredAnchors(config.journal), checkpointEveryMs: 0, now: () => clock, retention: RetentionPolicy.load(config.journal.retentionPath) });
+  const writer = await JournalWriter.open({
+    path: config.journal.path,
+    keysDir: config.journal.keysDir,
+    anchors: configuredAnchors(config.journal),
+    checkpointEveryMs: 0,
+    now: () => clock,
+    retention: RetentionPolicy.load(config.journal.retentionPath),
+  });
   await writer.appendBatch(olderVersionEntries());
   clock = Date.parse('2026-02-05T09:00:00Z');
   await writer.appendBatch(laterEntries());
@@ -102,7 +181,11 @@ describe('privacy scan and privacy contain', () => {
 
     const scan = cli(['--json', 'privacy', 'scan']);
     expect(scan.status).toBe(1);
-    const report = JSON.parse(scan.stdout) as { exposed: number; findings: { seq: number; kind: string; fields: string[]; byShape: boolean; where: string }[]; contained: unknown[] };
+    const report = JSON.parse(scan.stdout) as {
+      exposed: number;
+      findings: { seq: number; kind: string; fields: string[]; byShape: boolean; where: string }[];
+      contained: unknown[];
+    };
     expect(report.findings.map((f) => [f.kind, f.fields, f.where])).toEqual([
       ['interaction.received', ['participants', 'subject', 'text'], 'hot'],
       ['crm.write', ['properties', 'associations'], 'hot'],
@@ -149,10 +232,17 @@ describe('privacy scan and privacy contain', () => {
 
     const after = cli(['--json', 'privacy', 'scan']);
     expect(after.status).toBe(0);
-    const clean = JSON.parse(after.stdout) as { exposed: number; contained: { seq: number; kind: string }[]; segments: { segmentId: string; scanned: boolean }[] };
+    const clean = JSON.parse(after.stdout) as {
+      exposed: number;
+      contained: { seq: number; kind: string }[];
+      segments: { segmentId: string; scanned: boolean }[];
+    };
     expect(clean.exposed).toBe(0);
     expect(clean.contained.map((c) => c.seq)).toEqual(seqs);
-    expect(clean.segments.map((s) => [s.segmentId, s.scanned])).toEqual([['2026-01', true], ['2026-02', true]]);
+    expect(clean.segments.map((s) => [s.segmentId, s.scanned])).toEqual([
+      ['2026-01', true],
+      ['2026-02', true],
+    ]);
     expect(cli(['privacy', 'scan']).stdout).toMatch(/no personal data in clear found; 6 entries contained/);
   });
 
@@ -162,7 +252,9 @@ describe('privacy scan and privacy contain', () => {
     const config = loadConfig(env);
     // A forged copy of January that also drops the retention.policy entry (seq 1), registered as the newest copy.
     const db = new Database(config.journal.path);
-    const cur = db.prepare(`SELECT location FROM pruned_segments WHERE segment_id = '2026-01' AND generation = 1`).get() as { location: string };
+    const cur = db.prepare(`SELECT location FROM pruned_segments WHERE segment_id = '2026-01' AND generation = 1`).get() as {
+      location: string;
+    };
     const file = join(tmp.dir, 'forged.sqlite');
     writeFileSync(file, gunzipSync(readFileSync(cur.location.slice(4))));
     const f = new Database(file);
@@ -173,7 +265,17 @@ describe('privacy scan and privacy contain', () => {
     const raw = readFileSync(file);
     const gz = gzipSync(raw);
     const forged = await new DirectoryArchiveStore(config.journal.archiveDir).put('forged/2026-01.pruned-2.sqlite.gz', gz);
-    db.prepare('INSERT INTO pruned_segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run('2026-01', 2, 0, 'directory', forged.location, sha(gz), sha(raw), 1, '{}');
+    db.prepare('INSERT INTO pruned_segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      '2026-01',
+      2,
+      0,
+      'directory',
+      forged.location,
+      sha(gz),
+      sha(raw),
+      1,
+      '{}',
+    );
     db.close();
     const unlisted = cli(['verify', '--include-archives', '--json']);
     expect(unlisted.status).toBe(1);
@@ -181,20 +283,59 @@ describe('privacy scan and privacy contain', () => {
 
     // Even a journaled containment that lists it does not make dropping the journal's own entry valid.
     const { at, policyVersion } = (JSON.parse(marker) as { $dropped: { at: string; policyVersion: number } }).$dropped;
-    const w = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, anchors: configuredAnchors(config.journal), checkpointEveryMs: 0, retention: RetentionPolicy.load(config.journal.retentionPath) });
-    await w.commitPrune({ segmentId: '2026-01', generation: 3, store: 'directory', location: forged.location, sha256: sha(gz), fileSha256: sha(raw), compressedBytes: gz.length, replaces: forged.location, dropped: [[1, 1]], entries: 1, classes: { permanent: 1 }, kinds: { 'retention.policy': 1 }, droppedAt: at, policyVersion, reason: 'unsealed-personal-data' });
+    const w = await JournalWriter.open({
+      path: config.journal.path,
+      keysDir: config.journal.keysDir,
+      anchors: configuredAnchors(config.journal),
+      checkpointEveryMs: 0,
+      retention: RetentionPolicy.load(config.journal.retentionPath),
+    });
+    await w.commitPrune({
+      segmentId: '2026-01',
+      generation: 3,
+      store: 'directory',
+      location: forged.location,
+      sha256: sha(gz),
+      fileSha256: sha(raw),
+      compressedBytes: gz.length,
+      replaces: forged.location,
+      dropped: [[1, 1]],
+      entries: 1,
+      classes: { permanent: 1 },
+      kinds: { 'retention.policy': 1 },
+      droppedAt: at,
+      policyVersion,
+      reason: 'unsealed-personal-data',
+    });
     await w.close();
     const listed = cli(['verify', '--include-archives', '--json']);
     expect(listed.status).toBe(1);
-    expect(JSON.parse(listed.stdout)).toMatchObject({ ok: false, firstBadSeq: 1, reason: 'the payload was dropped as unsealed personal data, but kind retention.policy is never contained' });
+    expect(JSON.parse(listed.stdout)).toMatchObject({
+      ok: false,
+      firstBadSeq: 1,
+      reason: 'the payload was dropped as unsealed personal data, but kind retention.policy is never contained',
+    });
   });
 
   it('leaves an entry of the open month in the hot file, says so, and keeps exiting 1 until its month is archived', async () => {
     await olderJournal();
     const config = loadConfig(env);
     // Written now (the open month), in clear, the way an older version did.
-    const w = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, anchors: configuredAnchors(config.journal), checkpointEveryMs: 0, retention: RetentionPolicy.load(config.journal.retentionPath) });
-    const { entry } = await w.append({ kind: 'rule.decision', source: 'pipeline', actor: 'rules', correlationId: 'thread/open', idempotencyKey: 'open-1', payload: { ruleId: 'r', ruleVersion: '1', evaluated: {}, outcome: 'review', reason: PLANTED.reason } });
+    const w = await JournalWriter.open({
+      path: config.journal.path,
+      keysDir: config.journal.keysDir,
+      anchors: configuredAnchors(config.journal),
+      checkpointEveryMs: 0,
+      retention: RetentionPolicy.load(config.journal.retentionPath),
+    });
+    const { entry } = await w.append({
+      kind: 'rule.decision',
+      source: 'pipeline',
+      actor: 'rules',
+      correlationId: 'thread/open',
+      idempotencyKey: 'open-1',
+      payload: { ruleId: 'r', ruleVersion: '1', evaluated: {}, outcome: 'review', reason: PLANTED.reason },
+    });
     await w.close();
     expect(cli(['privacy', 'contain']).status).toBe(1);
     const scan = cli(['privacy', 'scan']);

@@ -155,10 +155,22 @@ function fileLogger(label: string): { logger: Logger; flush(): void } {
   return { logger, flush: () => dest.flushSync() };
 }
 
-async function startPhase(label: string, env: NodeJS.ProcessEnv, overrides: Omit<PipelineOverrides, 'journal' | 'prefix'> = {}, options: { now?: () => number; prefix?: string } = {}): Promise<Phase> {
+async function startPhase(
+  label: string,
+  env: NodeJS.ProcessEnv,
+  overrides: Omit<PipelineOverrides, 'journal' | 'prefix'> = {},
+  options: { now?: () => number; prefix?: string } = {},
+): Promise<Phase> {
   const config = testConfig(dataDir, { ...env0, ...env, LOG_LEVEL: 'debug' });
   const privacy = openWriterPrivacy(config);
-  const writer = await JournalWriter.open({ path: journalPath, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy, retention: RetentionPolicy.load(retentionPath), ...(options.now ? { now: options.now } : {}) });
+  const writer = await JournalWriter.open({
+    path: journalPath,
+    keysDir: config.journal.keysDir,
+    checkpointEveryMs: 0,
+    privacy,
+    retention: RetentionPolicy.load(retentionPath),
+    ...(options.now ? { now: options.now } : {}),
+  });
   const reader = JournalReader.open(journalPath);
   reader.attachPrivacy(privacy, { owned: true });
   const journal = new LocalJournalClient(writer, reader);
@@ -191,7 +203,11 @@ async function startHook(): Promise<{ url: string; bodies: string[]; close(): Pr
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/sales`, bodies, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/sales`,
+    bodies,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 /** The web server with every webhook receiver, taking webhooks into `phase`, logging to a scanned file. */
@@ -228,7 +244,16 @@ function cli(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ status: n
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('exit', (status) => {
-      writeFileSync(join(logDir, `cli-${String(++cliRuns).padStart(3, '0')}-${args.filter((a) => !a.startsWith('-')).slice(0, 1).join('-')}.log`), stderr);
+      writeFileSync(
+        join(
+          logDir,
+          `cli-${String(++cliRuns).padStart(3, '0')}-${args
+            .filter((a) => !a.startsWith('-'))
+            .slice(0, 1)
+            .join('-')}.log`,
+        ),
+        stderr,
+      );
       resolve({ status, stdout, stderr });
     });
   });
@@ -237,18 +262,38 @@ function cli(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ status: n
 const signedGeneric = (secret: string, body: object): { headers: Record<string, string>; payload: string } => {
   const payload = JSON.stringify(body);
   const ts = Math.floor(Date.now() / 1000);
-  return { headers: { 'content-type': 'application/json', 'x-aj-timestamp': String(ts), 'x-aj-signature': `v1=${createHmac('sha256', secret).update(`${ts}.${payload}`).digest('hex')}` }, payload };
+  return {
+    headers: {
+      'content-type': 'application/json',
+      'x-aj-timestamp': String(ts),
+      'x-aj-signature': `v1=${createHmac('sha256', secret).update(`${ts}.${payload}`).digest('hex')}`,
+    },
+    payload,
+  };
 };
 const twilioSig = (url: string, params: Record<string, string>): string =>
-  createHmac('sha1', TWILIO_TOKEN).update(Object.keys(params).sort().reduce((acc, k) => acc + k + params[k], url)).digest('base64');
+  createHmac('sha1', TWILIO_TOKEN)
+    .update(
+      Object.keys(params)
+        .sort()
+        .reduce((acc, k) => acc + k + params[k], url),
+    )
+    .digest('base64');
 
 function emailInteraction(path: string, sourceId: string): { ix: Interaction; from: string } {
   const from = email(path);
   return {
     from,
     ix: {
-      channel: 'email', source: 'gmail', sourceId, direction: 'inbound', occurredAt: new Date(Date.now() - 3_600_000).toISOString(),
-      participants: [{ role: 'from', address: from, name: name(path) }, { role: 'to', address: SALES }],
+      channel: 'email',
+      source: 'gmail',
+      sourceId,
+      direction: 'inbound',
+      occurredAt: new Date(Date.now() - 3_600_000).toISOString(),
+      participants: [
+        { role: 'from', address: from, name: name(path) },
+        { role: 'to', address: SALES },
+      ],
       subject: subject(path),
       text: `${text(path)}\nWe would like a quote for 25 seats. Call ${phone(path).formatted}.`,
     },
@@ -268,7 +313,9 @@ async function readAll(): Promise<JournalEntry[]> {
   const config = testConfig(dataDir);
   const reader = attachConfiguredPrivacy(JournalReader.open(journalPath), config);
   try {
-    reader.attachArchives(await openArchivedSegments(reader.connection, [new DirectoryArchiveStore(config.journal.archiveDir)], join(tmp.dir, 'sweep-cache')));
+    reader.attachArchives(
+      await openArchivedSegments(reader.connection, [new DirectoryArchiveStore(config.journal.archiveDir)], join(tmp.dir, 'sweep-cache')),
+    );
     const out: JournalEntry[] = [];
     for (let seq = 0; seq < reader.size(); seq++) {
       const e = reader.bySeq(seq);
@@ -291,16 +338,20 @@ interface Hit {
 
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? filesUnder(join(dir, d.name)) : d.isFile() ? [join(dir, d.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? filesUnder(join(dir, d.name)) : d.isFile() ? [join(dir, d.name)] : [],
+  );
 }
 
 function search(where: string, bytes: Buffer, hits: Hit[]): void {
   const lower = Buffer.from(bytes.toString('latin1').toLowerCase(), 'latin1');
   const utf8Lower = Buffer.from(bytes.toString('utf8').toLowerCase(), 'utf8');
-  for (const p of planted) for (const n of needlesOf(p)) if (lower.includes(n) || utf8Lower.includes(n)) {
-    hits.push({ path: p.path, value: p.value, where });
-    break;
-  }
+  for (const p of planted)
+    for (const n of needlesOf(p))
+      if (lower.includes(n) || utf8Lower.includes(n)) {
+        hits.push({ path: p.path, value: p.value, where });
+        break;
+      }
 }
 
 /** Every Redis key of the run, read by type (job hashes, lists, sets, sorted sets, streams, strings). */
@@ -348,11 +399,24 @@ const report = (hits: readonly Hit[]): string[] => hits.map((h) => `${h.path} pl
 
 /** Sealed fields a planted value reaches (kind.field); each must carry one (checked below). */
 const COVERED = [
-  'interaction.received.participants', 'interaction.received.subject', 'interaction.received.text', 'interaction.received.attachments', 'interaction.received.metadata',
-  'ai.decision.output', 'rule.decision.reason',
-  'crm.write.properties', 'crm.write.associations', 'crm.write_failed.properties', 'crm.write_failed.error',
-  'state.changed.from', 'state.changed.to', 'human.override.reason',
-  'notification.attempted.to', 'notification.attempted.text', 'notification.sent.to', 'notification.failed.error',
+  'interaction.received.participants',
+  'interaction.received.subject',
+  'interaction.received.text',
+  'interaction.received.attachments',
+  'interaction.received.metadata',
+  'ai.decision.output',
+  'rule.decision.reason',
+  'crm.write.properties',
+  'crm.write.associations',
+  'crm.write_failed.properties',
+  'crm.write_failed.error',
+  'state.changed.from',
+  'state.changed.to',
+  'human.override.reason',
+  'notification.attempted.to',
+  'notification.attempted.text',
+  'notification.sent.to',
+  'notification.failed.error',
 ];
 
 const SMTP_USER = 'aj-sweep-notifier';
@@ -371,8 +435,17 @@ describe('the privacy sweep', () => {
   let hook: { url: string; bodies: string[]; close(): Promise<void> };
   let rulesPath: string;
   const notifyEnv = (): NodeJS.ProcessEnv => ({
-    RULES_PATH: rulesPath, SMTP_HOST: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TLS: 'starttls', SMTP_TLS_REJECT_UNAUTHORIZED: 'false', SMTP_USER, SMTP_PASSWORD: SMTP_PASS, SMTP_FROM: 'Activity Journal <journal@northwind-analytics.example>',
-    SLACK_SALES_WEBHOOK_URL: slack.webhookUrl, SALES_HOOK_URL: hook.url, SALES_HOOK_SECRET: HOOK_SECRET,
+    RULES_PATH: rulesPath,
+    SMTP_HOST: '127.0.0.1',
+    SMTP_PORT: String(smtp.port),
+    SMTP_TLS: 'starttls',
+    SMTP_TLS_REJECT_UNAUTHORIZED: 'false',
+    SMTP_USER,
+    SMTP_PASSWORD: SMTP_PASS,
+    SMTP_FROM: 'Activity Journal <journal@northwind-analytics.example>',
+    SLACK_SALES_WEBHOOK_URL: slack.webhookUrl,
+    SALES_HOOK_URL: hook.url,
+    SALES_HOOK_SECRET: HOOK_SECRET,
   });
   /** One interaction's correlation per source, for trace on the command line. */
   const correlations = new Map<string, string>();
@@ -399,24 +472,46 @@ describe('the privacy sweep', () => {
     // the scanned directory, as an operator's rules file would be.
     rulesPath = join(inputs.dir, 'rules.json');
     const rules = JSON.parse(readFileSync(DEFAULT_RULES_PATH, 'utf8')) as { recipients: Record<string, unknown> };
-    rules.recipients['sales-team'] = { email: { to: [email('notify:recipient', false)] }, slack: { webhookUrlEnv: 'SLACK_SALES_WEBHOOK_URL' }, webhook: { urlEnv: 'SALES_HOOK_URL', secretEnv: 'SALES_HOOK_SECRET' } };
+    rules.recipients['sales-team'] = {
+      email: { to: [email('notify:recipient', false)] },
+      slack: { webhookUrlEnv: 'SLACK_SALES_WEBHOOK_URL' },
+      webhook: { urlEnv: 'SALES_HOOK_URL', secretEnv: 'SALES_HOOK_SECRET' },
+    };
     writeFileSync(rulesPath, JSON.stringify(rules));
   });
   afterAll(async () => {
     for (const prefix of prefixes) await obliterate(prefix);
-    await Promise.all([fakeGmail?.close(), fakeForms?.close(), fakeHsForms?.close(), fakeHs?.close(), fakeAi?.close(), smtp?.close(), slack?.close(), hook?.close()]);
+    await Promise.all([
+      fakeGmail?.close(),
+      fakeForms?.close(),
+      fakeHsForms?.close(),
+      fakeHs?.close(),
+      fakeAi?.close(),
+      smtp?.close(),
+      slack?.close(),
+      hook?.close(),
+    ]);
     tmp?.cleanup();
     inputs?.cleanup();
   });
 
   it('plants through every webhook, the offline classifier, the dry-run CRM, notifications and overrides of both kinds', async () => {
     const env = {
-      CALLS_WEBHOOK_SECRET: CALLS_SECRET, FORMS_WEBHOOK_SECRET: FORMS_SECRET, TWILIO_AUTH_TOKEN: TWILIO_TOKEN, AIRCALL_WEBHOOK_TOKEN: AIRCALL_TOKEN, HUBSPOT_CLIENT_SECRET: HUBSPOT_SECRET, WEBHOOK_PUBLIC_URL: PUBLIC_URL,
+      CALLS_WEBHOOK_SECRET: CALLS_SECRET,
+      FORMS_WEBHOOK_SECRET: FORMS_SECRET,
+      TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
+      AIRCALL_WEBHOOK_TOKEN: AIRCALL_TOKEN,
+      HUBSPOT_CLIENT_SECRET: HUBSPOT_SECRET,
+      WEBHOOK_PUBLIC_URL: PUBLIC_URL,
       ...notifyEnv(),
     };
     // The first e-mail is refused by the server with a reply that quotes what it refused (a notification.failed
     // whose error carries it).
-    smtp.refuseNext({ at: 'data', code: 550, message: `5.7.1 Message refused: ${plant('notify:smtp-refusal', (t) => `content from sweep.refused+${t}@example.test`)} looks like spam` });
+    smtp.refuseNext({
+      at: 'data',
+      code: 550,
+      message: `5.7.1 Message refused: ${plant('notify:smtp-refusal', (t) => `content from sweep.refused+${t}@example.test`)} looks like spam`,
+    });
     const phase = await startPhase('webhooks', env, {}, { now: PAST });
     const web = await webhooks(phase, env);
     try {
@@ -427,27 +522,147 @@ describe('the privacy sweep', () => {
       };
       // Generic calls: a call and its transcript.
       const gc = phone('webhook:calls', true);
-      const callBody = { id: 'evt-sweep-1', event: 'call.completed', callId: 'sweep-call-1', direction: 'inbound', from: gc.e164, to: '+15555550188', startedAt: now, durationSeconds: 60, subject: subject('webhook:calls') };
+      const callBody = {
+        id: 'evt-sweep-1',
+        event: 'call.completed',
+        callId: 'sweep-call-1',
+        direction: 'inbound',
+        from: gc.e164,
+        to: '+15555550188',
+        startedAt: now,
+        durationSeconds: 60,
+        subject: subject('webhook:calls'),
+      };
       await post('/webhooks/calls', signedGeneric(CALLS_SECRET, callBody));
-      await post('/webhooks/calls', signedGeneric(CALLS_SECRET, { ...callBody, id: 'evt-sweep-1-t', event: 'call.transcript', transcript: transcript('webhook:calls') }));
+      await post(
+        '/webhooks/calls',
+        signedGeneric(CALLS_SECRET, {
+          ...callBody,
+          id: 'evt-sweep-1-t',
+          event: 'call.transcript',
+          transcript: transcript('webhook:calls'),
+        }),
+      );
       // Generic forms: a contact-sales form (a notification).
-      await post('/webhooks/forms', signedGeneric(FORMS_SECRET, { submissionId: 'sweep-sub-1', form: 'contact-sales', submittedAt: now, email: email('webhook:forms'), name: name('webhook:forms'), fields: { Message: text('webhook:forms'), Phone: phone('webhook:forms').formatted } }));
+      await post(
+        '/webhooks/forms',
+        signedGeneric(FORMS_SECRET, {
+          submissionId: 'sweep-sub-1',
+          form: 'contact-sales',
+          submittedAt: now,
+          email: email('webhook:forms'),
+          name: name('webhook:forms'),
+          fields: { Message: text('webhook:forms'), Phone: phone('webhook:forms').formatted },
+        }),
+      );
       // Twilio: a completed call (form-encoded) and its transcript (JSON, bodySHA256).
       const tw = phone('webhook:twilio', true);
-      const twParams = { CallSid: 'CAsweep0000000000000000000000001', AccountSid: 'ACsweep', From: tw.e164, To: '+442071838750', CallStatus: 'completed', Direction: 'inbound', CallDuration: '42', RecordingUrl: plant('webhook:twilio', (t) => `https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE${t}`) };
-      await post('/webhooks/twilio', { headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSig(`${PUBLIC_URL}/webhooks/twilio`, twParams) }, payload: new URLSearchParams(twParams).toString() });
-      const trBody = JSON.stringify({ account_sid: 'ACsweep', service_sid: 'GAsweep', transcript_sid: 'GTsweep1', customer_key: twParams.CallSid, event_type: 'voice_intelligence_transcript_available', text: transcript('webhook:twilio') });
+      const twParams = {
+        CallSid: 'CAsweep0000000000000000000000001',
+        AccountSid: 'ACsweep',
+        From: tw.e164,
+        To: '+442071838750',
+        CallStatus: 'completed',
+        Direction: 'inbound',
+        CallDuration: '42',
+        RecordingUrl: plant('webhook:twilio', (t) => `https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE${t}`),
+      };
+      await post('/webhooks/twilio', {
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-twilio-signature': twilioSig(`${PUBLIC_URL}/webhooks/twilio`, twParams),
+        },
+        payload: new URLSearchParams(twParams).toString(),
+      });
+      const trBody = JSON.stringify({
+        account_sid: 'ACsweep',
+        service_sid: 'GAsweep',
+        transcript_sid: 'GTsweep1',
+        customer_key: twParams.CallSid,
+        event_type: 'voice_intelligence_transcript_available',
+        text: transcript('webhook:twilio'),
+      });
       const trUrl = `/webhooks/twilio?bodySHA256=${createHash('sha256').update(trBody).digest('hex')}`;
-      await post(trUrl, { headers: { 'content-type': 'application/json', 'x-twilio-signature': twilioSig(`${PUBLIC_URL}${trUrl}`, {}) }, payload: trBody });
+      await post(trUrl, {
+        headers: { 'content-type': 'application/json', 'x-twilio-signature': twilioSig(`${PUBLIC_URL}${trUrl}`, {}) },
+        payload: trBody,
+      });
       // Aircall: call.ended and its transcription.
       const ac = phone('webhook:aircall', true);
       const t0 = Math.floor(Date.now() / 1000) - 300;
-      await post('/webhooks/aircall', { headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ resource: 'call', event: 'call.ended', timestamp: t0 + 240, token: AIRCALL_TOKEN, data: { id: 7001, direction: 'inbound', status: 'done', started_at: t0, ended_at: t0 + 200, duration: 200, raw_digits: ac.formatted, number: { id: 1, digits: '+1 415-555-0100', name: 'Sales' }, user: { id: 7, name: 'Ana Agent', email: 'ana@northwind-analytics.example' } } }) });
-      await post('/webhooks/aircall', { headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ resource: 'transcription', event: 'transcription.created', timestamp: t0 + 260, token: AIRCALL_TOKEN, data: { id: 91, call_id: 7001, call_created_at: t0, type: 'call', content: { language: 'en-US', utterances: [{ start_time: 0, end_time: 2, text: 'Hello, sales.', participant_type: 'internal', user_id: 7 }, { start_time: 2, end_time: 5, text: transcript('webhook:aircall'), participant_type: 'external', phone_number: ac.e164 }] } } }) });
+      await post('/webhooks/aircall', {
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({
+          resource: 'call',
+          event: 'call.ended',
+          timestamp: t0 + 240,
+          token: AIRCALL_TOKEN,
+          data: {
+            id: 7001,
+            direction: 'inbound',
+            status: 'done',
+            started_at: t0,
+            ended_at: t0 + 200,
+            duration: 200,
+            raw_digits: ac.formatted,
+            number: { id: 1, digits: '+1 415-555-0100', name: 'Sales' },
+            user: { id: 7, name: 'Ana Agent', email: 'ana@northwind-analytics.example' },
+          },
+        }),
+      });
+      await post('/webhooks/aircall', {
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({
+          resource: 'transcription',
+          event: 'transcription.created',
+          timestamp: t0 + 260,
+          token: AIRCALL_TOKEN,
+          data: {
+            id: 91,
+            call_id: 7001,
+            call_created_at: t0,
+            type: 'call',
+            content: {
+              language: 'en-US',
+              utterances: [
+                { start_time: 0, end_time: 2, text: 'Hello, sales.', participant_type: 'internal', user_id: 7 },
+                { start_time: 2, end_time: 5, text: transcript('webhook:aircall'), participant_type: 'external', phone_number: ac.e164 },
+              ],
+            },
+          },
+        }),
+      });
       // HubSpot forms (workflow webhook, signature v3).
-      const hsBody = Buffer.from(JSON.stringify({ vid: 501, 'portal-id': 62515, properties: { email: { value: email('webhook:hubspot-forms') }, firstname: { value: name('webhook:hubspot-forms') }, phone: { value: phone('webhook:hubspot-forms').formatted }, message: { value: text('webhook:hubspot-forms') } }, 'form-submissions': [{ 'conversion-id': 'sweep-conv-1', timestamp: Date.now() - 1000, 'form-id': 'f-1', title: 'contact-sales', 'page-url': 'https://www.example.com/contact' }] }));
+      const hsBody = Buffer.from(
+        JSON.stringify({
+          vid: 501,
+          'portal-id': 62515,
+          properties: {
+            email: { value: email('webhook:hubspot-forms') },
+            firstname: { value: name('webhook:hubspot-forms') },
+            phone: { value: phone('webhook:hubspot-forms').formatted },
+            message: { value: text('webhook:hubspot-forms') },
+          },
+          'form-submissions': [
+            {
+              'conversion-id': 'sweep-conv-1',
+              timestamp: Date.now() - 1000,
+              'form-id': 'f-1',
+              title: 'contact-sales',
+              'page-url': 'https://www.example.com/contact',
+            },
+          ],
+        }),
+      );
       const hsTs = String(Date.now());
-      await post('/webhooks/hubspot-forms', { headers: { 'content-type': 'application/json', 'x-hubspot-request-timestamp': hsTs, 'x-hubspot-signature-v3': hubSpotSignatureV3(HUBSPOT_SECRET, 'POST', `${PUBLIC_URL}/webhooks/hubspot-forms`, hsBody, hsTs) }, payload: hsBody.toString() });
+      await post('/webhooks/hubspot-forms', {
+        headers: {
+          'content-type': 'application/json',
+          'x-hubspot-request-timestamp': hsTs,
+          'x-hubspot-signature-v3': hubSpotSignatureV3(HUBSPOT_SECRET, 'POST', `${PUBLIC_URL}/webhooks/hubspot-forms`, hsBody, hsTs),
+        },
+        payload: hsBody.toString(),
+      });
       // An email straight into intake: the offline classifier and the dry-run CRM.
       const { ix } = emailInteraction('intake:offline', 'sweep-offline-1');
       await phase.runtime.pipeline.intake(ix);
@@ -455,12 +670,34 @@ describe('the privacy sweep', () => {
 
       // Overrides of both kinds, each with its reason, on the decision about the offline email.
       const entries = await readAll();
-      const decision = entries.find((e) => e.kind === 'ai.decision' && e.correlationId === entries.find((r) => r.kind === 'interaction.received' && (r.payload as { sourceId: string }).sourceId === 'sweep-offline-1')?.correlationId) as JournalEntry;
+      const decision = entries.find(
+        (e) =>
+          e.kind === 'ai.decision' &&
+          e.correlationId ===
+            entries.find((r) => r.kind === 'interaction.received' && (r.payload as { sourceId: string }).sourceId === 'sweep-offline-1')
+              ?.correlationId,
+      ) as JournalEntry;
       expect(decision).toBeDefined();
       const deps = { journal: phase.journal, enqueue: enqueueVia(phase.runtime.queues) };
       const current = (decision.payload as { output: { category: string } }).output.category;
-      await recordOverride(deps, { decisionEntryId: decision.id, decisionSeq: decision.seq, action: 'override', category: current === 'billing' ? 'new_lead' : 'billing', reason: reason('override:category'), userId: 'ana', via: 'cli' });
-      await recordOverride(deps, { decisionEntryId: decision.id, decisionSeq: decision.seq, action: 'associate', associations: { contacts: ['90001'] }, reason: reason('override:associations'), userId: 'ana', via: 'api' });
+      await recordOverride(deps, {
+        decisionEntryId: decision.id,
+        decisionSeq: decision.seq,
+        action: 'override',
+        category: current === 'billing' ? 'new_lead' : 'billing',
+        reason: reason('override:category'),
+        userId: 'ana',
+        via: 'cli',
+      });
+      await recordOverride(deps, {
+        decisionEntryId: decision.id,
+        decisionSeq: decision.seq,
+        action: 'associate',
+        associations: { contacts: ['90001'] },
+        reason: reason('override:associations'),
+        userId: 'ana',
+        via: 'api',
+      });
       await drained(phase.prefix);
     } finally {
       await web.close();
@@ -468,9 +705,20 @@ describe('the privacy sweep', () => {
     }
     const all = await readAll();
     const kinds = new Set(all.map((e) => e.kind));
-    for (const k of ['interaction.received', 'ai.decision', 'rule.decision', 'crm.write', 'notification.sent', 'notification.failed', 'human.override']) expect(kinds, k).toContain(k);
+    for (const k of [
+      'interaction.received',
+      'ai.decision',
+      'rule.decision',
+      'crm.write',
+      'notification.sent',
+      'notification.failed',
+      'human.override',
+    ])
+      expect(kinds, k).toContain(k);
     // Each channel delivered (so their paths were planted through), and the refused e-mail is on the record.
-    expect(new Set(all.filter((e) => e.kind === 'notification.sent').map((e) => (e.payload as { channel: string }).channel))).toEqual(new Set(['email', 'slack', 'webhook']));
+    expect(new Set(all.filter((e) => e.kind === 'notification.sent').map((e) => (e.payload as { channel: string }).channel))).toEqual(
+      new Set(['email', 'slack', 'webhook']),
+    );
     expect(smtp.answers.some((a) => a.code === 550)).toBe(true);
     expect(slack.messages.length).toBeGreaterThan(0);
     expect(hook.bodies.length).toBeGreaterThan(0);
@@ -479,18 +727,54 @@ describe('the privacy sweep', () => {
   it('plants through the model path, model failures and Gmail sync', async () => {
     let gmailFrom = '';
     const summaries = new Map<string, string>();
-    fakeAi.setDefault({ kind: 'ok', output: (req) => ({ ...defaultClassification(req.userText), summary: summaries.get('next') ?? 'A summary.', nextSteps: [plant('model:output', (t) => `Sweep next step ${t}`)] }) });
-    const classifier = new OpenAiClassifier({ apiKey: 'sk-sweep-not-a-real-key-0123456789', baseURL: fakeAi.baseURL, model: 'gpt-4o-mini', timeoutMs: 1000, maxRetries: 0 });
-    const env = { GOOGLE_CLIENT_ID: fakeGmail.clientId, GOOGLE_CLIENT_SECRET: fakeGmail.clientSecret, GOOGLE_TOKEN_URL: fakeGmail.tokenUrl, GMAIL_API_ROOT: fakeGmail.rootUrl, WEBHOOK_PUBLIC_URL: PUBLIC_URL, MODEL_CONCURRENCY: '1', ...notifyEnv() };
+    fakeAi.setDefault({
+      kind: 'ok',
+      output: (req) => ({
+        ...defaultClassification(req.userText),
+        summary: summaries.get('next') ?? 'A summary.',
+        nextSteps: [plant('model:output', (t) => `Sweep next step ${t}`)],
+      }),
+    });
+    const classifier = new OpenAiClassifier({
+      apiKey: 'sk-sweep-not-a-real-key-0123456789',
+      baseURL: fakeAi.baseURL,
+      model: 'gpt-4o-mini',
+      timeoutMs: 1000,
+      maxRetries: 0,
+    });
+    const env = {
+      GOOGLE_CLIENT_ID: fakeGmail.clientId,
+      GOOGLE_CLIENT_SECRET: fakeGmail.clientSecret,
+      GOOGLE_TOKEN_URL: fakeGmail.tokenUrl,
+      GMAIL_API_ROOT: fakeGmail.rootUrl,
+      WEBHOOK_PUBLIC_URL: PUBLIC_URL,
+      MODEL_CONCURRENCY: '1',
+      ...notifyEnv(),
+    };
     const phase = await startPhase('model-gmail', env, { classifier }, { now: PAST });
     try {
-      summaries.set('next', plant('model:output', (t) => `Sweep model summary ${t}`));
+      summaries.set(
+        'next',
+        plant('model:output', (t) => `Sweep model summary ${t}`),
+      );
       await phase.runtime.pipeline.intake(emailInteraction('intake:model', 'sweep-model-1').ix);
       await drained(phase.prefix);
       // A contact-sales form decided by the model: its notification's text carries the model's summary.
-      summaries.set('next', plant('model:notified-summary', (t) => `Sweep notified summary ${t}`));
+      summaries.set(
+        'next',
+        plant('model:notified-summary', (t) => `Sweep notified summary ${t}`),
+      );
       const submitter = email('intake:model-form');
-      await phase.runtime.pipeline.intake({ channel: 'form', source: 'webform', sourceId: 'sweep-model-form-1', direction: 'inbound', occurredAt: new Date(Date.now() - 3_600_000).toISOString(), participants: [{ role: 'submitter', address: submitter, name: name('intake:model-form') }], text: `Form: Contact sales\nEmail: ${submitter}\nMessage: ${text('intake:model-form')}`, metadata: { form: 'contact-sales' } });
+      await phase.runtime.pipeline.intake({
+        channel: 'form',
+        source: 'webform',
+        sourceId: 'sweep-model-form-1',
+        direction: 'inbound',
+        occurredAt: new Date(Date.now() - 3_600_000).toISOString(),
+        participants: [{ role: 'submitter', address: submitter, name: name('intake:model-form') }],
+        text: `Form: Contact sales\nEmail: ${submitter}\nMessage: ${text('intake:model-form')}`,
+        metadata: { form: 'contact-sales' },
+      });
       await drained(phase.prefix);
       // Every kind of model failure: the offline fallback decides, on the record.
       fakeAi.script({ kind: 'server-error', status: 500 }, { kind: 'refusal' }, { kind: 'invalid-json' }, { kind: 'schema-violation' });
@@ -500,11 +784,28 @@ describe('the privacy sweep', () => {
       const from = email('gmail');
       gmailFrom = from;
       const raw = [
-        `From: "${name('gmail')}" <${from}>`, `To: ${SALES}`, `Cc: ${email('gmail', false)}`, `Subject: ${subject('gmail')}`, 'Message-ID: <sweep-1@example.test>', `Date: ${new Date().toUTCString()}`,
-        'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="sweep-b"', '',
-        '--sweep-b', 'Content-Type: text/plain; charset=utf-8', '', text('gmail'), `Reach me on ${phone('gmail').formatted}.`,
-        '--sweep-b', 'Content-Type: application/pdf', `Content-Disposition: attachment; filename="${plant('gmail', (t) => `Sweep attachment ${t}.pdf`)}"`, 'Content-Transfer-Encoding: base64', '', Buffer.from('%PDF-1.4 sweep').toString('base64'),
-        '--sweep-b--', '',
+        `From: "${name('gmail')}" <${from}>`,
+        `To: ${SALES}`,
+        `Cc: ${email('gmail', false)}`,
+        `Subject: ${subject('gmail')}`,
+        'Message-ID: <sweep-1@example.test>',
+        `Date: ${new Date().toUTCString()}`,
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="sweep-b"',
+        '',
+        '--sweep-b',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        text('gmail'),
+        `Reach me on ${phone('gmail').formatted}.`,
+        '--sweep-b',
+        'Content-Type: application/pdf',
+        `Content-Disposition: attachment; filename="${plant('gmail', (t) => `Sweep attachment ${t}.pdf`)}"`,
+        'Content-Transfer-Encoding: base64',
+        '',
+        Buffer.from('%PDF-1.4 sweep').toString('base64'),
+        '--sweep-b--',
+        '',
       ].join('\r\n');
       fakeGmail.addMessage(SALES, { raw: Buffer.from(raw) });
       const gmail = phase.runtime.gmail;
@@ -517,13 +818,37 @@ describe('the privacy sweep', () => {
     }
     const entries = await readAll();
     expect(entries.filter((e) => e.kind === 'ai.decision' && (e.payload as { outcome: string }).outcome === 'failed')).toHaveLength(4);
-    expect(entries.some((e) => e.kind === 'interaction.received' && e.actor === 'connector:gmail' && JSON.stringify(e.payload).includes(gmailFrom)), 'the synced message').toBe(true);
+    expect(
+      entries.some(
+        (e) => e.kind === 'interaction.received' && e.actor === 'connector:gmail' && JSON.stringify(e.payload).includes(gmailFrom),
+      ),
+      'the synced message',
+    ).toBe(true);
   });
 
   it('plants through polled forms: Google Forms and HubSpot submissions', async () => {
-    fakeForms.addForm(GOOGLE_FORM, 'Contact sales', [{ questionId: 'q1', title: 'Company' }, { questionId: 'q2', title: 'What do you need?' }, { questionId: 'q3', title: 'Your name' }]);
-    fakeForms.respond(GOOGLE_FORM, { q1: 'Acme', q2: text('poll:google-forms'), q3: name('poll:google-forms') }, { email: email('poll:google-forms') });
-    const g = await startPhase('google-forms', { GOOGLE_CLIENT_ID: fakeForms.clientId, GOOGLE_CLIENT_SECRET: fakeForms.clientSecret, GOOGLE_TOKEN_URL: fakeForms.tokenUrl, GOOGLE_FORMS_API_ROOT: fakeForms.rootUrl, WEBHOOK_PUBLIC_URL: PUBLIC_URL }, {}, { now: PAST });
+    fakeForms.addForm(GOOGLE_FORM, 'Contact sales', [
+      { questionId: 'q1', title: 'Company' },
+      { questionId: 'q2', title: 'What do you need?' },
+      { questionId: 'q3', title: 'Your name' },
+    ]);
+    fakeForms.respond(
+      GOOGLE_FORM,
+      { q1: 'Acme', q2: text('poll:google-forms'), q3: name('poll:google-forms') },
+      { email: email('poll:google-forms') },
+    );
+    const g = await startPhase(
+      'google-forms',
+      {
+        GOOGLE_CLIENT_ID: fakeForms.clientId,
+        GOOGLE_CLIENT_SECRET: fakeForms.clientSecret,
+        GOOGLE_TOKEN_URL: fakeForms.tokenUrl,
+        GOOGLE_FORMS_API_ROOT: fakeForms.rootUrl,
+        WEBHOOK_PUBLIC_URL: PUBLIC_URL,
+      },
+      {},
+      { now: PAST },
+    );
     try {
       const state = new URL((await g.runtime.forms.googleConsentUrl(GOOGLE_FORM)) ?? '').searchParams.get('state') as string;
       await g.runtime.forms.completeGoogleConsent(FORMS_AUTHORIZATION_CODE, state);
@@ -533,10 +858,28 @@ describe('the privacy sweep', () => {
       await g.stop();
     }
     const hsEmail = email('poll:hubspot-forms');
-    fakeHsForms.submit(FORM_GUID, { email: hsEmail, values: [{ name: 'email', value: hsEmail }, { name: 'firstname', value: name('poll:hubspot-forms') }, { name: 'message', value: text('poll:hubspot-forms') }, { name: 'phone', value: phone('poll:hubspot-forms').formatted }] });
+    fakeHsForms.submit(FORM_GUID, {
+      email: hsEmail,
+      values: [
+        { name: 'email', value: hsEmail },
+        { name: 'firstname', value: name('poll:hubspot-forms') },
+        { name: 'message', value: text('poll:hubspot-forms') },
+        { name: 'phone', value: phone('poll:hubspot-forms').formatted },
+      ],
+    });
     // Polling needs HUBSPOT_ACCESS_TOKEN, which also turns the mirror on (against the forms fake): poll as a
     // producer, then let a dry-run pipeline on the same queues take the jobs.
-    const h = await startPhase('hubspot-forms-poll', { HUBSPOT_ACCESS_TOKEN: fakeHsForms.accessToken, HUBSPOT_BASE_PATH: fakeHsForms.basePath, HUBSPOT_FORMS_POLL: `${FORM_GUID}=contact-sales`, FORMS_POLL_EVERY_SECONDS: '3600' }, { queues: [] }, { now: PAST });
+    const h = await startPhase(
+      'hubspot-forms-poll',
+      {
+        HUBSPOT_ACCESS_TOKEN: fakeHsForms.accessToken,
+        HUBSPOT_BASE_PATH: fakeHsForms.basePath,
+        HUBSPOT_FORMS_POLL: `${FORM_GUID}=contact-sales`,
+        FORMS_POLL_EVERY_SECONDS: '3600',
+      },
+      { queues: [] },
+      { now: PAST },
+    );
     try {
       expect(await h.runtime.forms.poll('hubspot-forms', FORM_GUID)).toMatchObject({ accepted: 1 });
     } finally {
@@ -551,7 +894,12 @@ describe('the privacy sweep', () => {
   });
 
   it('plants through the HubSpot mirror (known contacts, a refused item quoting its value, re-mirrors after overrides)', async () => {
-    const env = { HUBSPOT_ACCESS_TOKEN: HS_TOKEN, HUBSPOT_BASE_PATH: fakeHs.baseUrl, HUBSPOT_BATCH_WINDOW_MS: '100', HUBSPOT_DEAL_RULE: 'none' };
+    const env = {
+      HUBSPOT_ACCESS_TOKEN: HS_TOKEN,
+      HUBSPOT_BASE_PATH: fakeHs.baseUrl,
+      HUBSPOT_BATCH_WINDOW_MS: '100',
+      HUBSPOT_DEAL_RULE: 'none',
+    };
     const phase = await startPhase('hubspot-mirror', env, {}, { now: PAST });
     try {
       const a = emailInteraction('mirror:email', 'sweep-mirror-1');
@@ -559,18 +907,39 @@ describe('the privacy sweep', () => {
       await phase.runtime.pipeline.intake(a.ix);
       await waitFor('the first activity', () => fakeHs.objects('emails').length >= 1);
       // The next email batch refuses its subject: HubSpot's message quotes the value.
-      fakeHs.inject({ kind: 'invalid', property: 'hs_email_subject', count: 1 }, { method: 'POST', pathPrefix: '/crm/v3/objects/emails/batch/upsert' });
+      fakeHs.inject(
+        { kind: 'invalid', property: 'hs_email_subject', count: 1 },
+        { method: 'POST', pathPrefix: '/crm/v3/objects/emails/batch/upsert' },
+      );
       await phase.runtime.pipeline.intake(emailInteraction('mirror:refused', 'sweep-mirror-2').ix);
       await drained(phase.prefix);
       // Re-mirrors after overrides of both kinds: changed properties and associations on the record.
       const entries = await readAll();
-      const ixEntry = entries.find((e) => e.kind === 'interaction.received' && (e.payload as { sourceId: string }).sourceId === 'sweep-mirror-1') as JournalEntry;
+      const ixEntry = entries.find(
+        (e) => e.kind === 'interaction.received' && (e.payload as { sourceId: string }).sourceId === 'sweep-mirror-1',
+      ) as JournalEntry;
       const decision = entries.find((e) => e.kind === 'ai.decision' && e.correlationId === ixEntry.correlationId) as JournalEntry;
       const deps = { journal: phase.journal, enqueue: enqueueVia(phase.runtime.queues) };
       const current = (decision.payload as { output: { category: string } }).output.category;
-      await recordOverride(deps, { decisionEntryId: decision.id, decisionSeq: decision.seq, action: 'override', category: current === 'billing' ? 'new_lead' : 'billing', reason: reason('mirror:override-category'), userId: 'ana', via: 'audit-ui' });
+      await recordOverride(deps, {
+        decisionEntryId: decision.id,
+        decisionSeq: decision.seq,
+        action: 'override',
+        category: current === 'billing' ? 'new_lead' : 'billing',
+        reason: reason('mirror:override-category'),
+        userId: 'ana',
+        via: 'audit-ui',
+      });
       const other = fakeHs.seed('contacts', { email: 'other.contact@customer.example' });
-      await recordOverride(deps, { decisionEntryId: decision.id, decisionSeq: decision.seq, action: 'associate', associations: { contacts: [other] }, reason: reason('mirror:override-associations'), userId: 'ana', via: 'audit-ui' });
+      await recordOverride(deps, {
+        decisionEntryId: decision.id,
+        decisionSeq: decision.seq,
+        action: 'associate',
+        associations: { contacts: [other] },
+        reason: reason('mirror:override-associations'),
+        userId: 'ana',
+        via: 'audit-ui',
+      });
       await drained(phase.prefix);
     } finally {
       await phase.stop();
@@ -583,7 +952,10 @@ describe('the privacy sweep', () => {
     const prefix = uniquePrefix();
     prefixes.push(prefix);
     const csvPhone = phone('cli:import-calls', true);
-    const csv = ['call_id,direction,from,to,agent,started_at,duration_seconds,status,subject,notes', `sweep-csv-1,inbound,${csvPhone.e164},+442071838750,ana@northwind-analytics.example,2026-11-01T14:30:00Z,312,completed,${subject('cli:import-calls')},"${text('cli:import-calls').replace(/"/g, '""')}"`].join('\n');
+    const csv = [
+      'call_id,direction,from,to,agent,started_at,duration_seconds,status,subject,notes',
+      `sweep-csv-1,inbound,${csvPhone.e164},+442071838750,ana@northwind-analytics.example,2026-11-01T14:30:00Z,312,completed,${subject('cli:import-calls')},"${text('cli:import-calls').replace(/"/g, '""')}"`,
+    ].join('\n');
     const file = join(inputs.dir, 'calls.csv'); // an input, outside what the product stores
     writeFileSync(file, csv);
     const imported = await cli(['--json', 'import', 'calls', file], { QUEUE_PREFIX: prefix });
@@ -598,10 +970,18 @@ describe('the privacy sweep', () => {
 
     // An activity edited by hand in HubSpot to a planted value: drift repair writes it back, on the record.
     const target = fakeHs.objects('emails')[0];
-    await createHubSpotClient({ accessToken: HS_TOKEN, basePath: fakeHs.baseUrl }).crm.objects.emails.basicApi.update(target?.id as string, { properties: { hs_email_subject: plant('cli:crm-drift', (t) => `Sweep drift value ${t}`) } });
+    await createHubSpotClient({ accessToken: HS_TOKEN, basePath: fakeHs.baseUrl }).crm.objects.emails.basicApi.update(
+      target?.id as string,
+      { properties: { hs_email_subject: plant('cli:crm-drift', (t) => `Sweep drift value ${t}`) } },
+    );
     const driftPrefix = uniquePrefix();
     prefixes.push(driftPrefix);
-    const hsEnv = { HUBSPOT_ACCESS_TOKEN: HS_TOKEN, HUBSPOT_BASE_PATH: fakeHs.baseUrl, HUBSPOT_DEAL_RULE: 'none', QUEUE_PREFIX: driftPrefix };
+    const hsEnv = {
+      HUBSPOT_ACCESS_TOKEN: HS_TOKEN,
+      HUBSPOT_BASE_PATH: fakeHs.baseUrl,
+      HUBSPOT_DEAL_RULE: 'none',
+      QUEUE_PREFIX: driftPrefix,
+    };
     expect((await cli(['--json', 'crm', 'drift'], hsEnv)).status).toBe(1);
     const repaired = await cli(['--json', 'crm', 'drift', '--repair'], hsEnv);
     expect(repaired.status, repaired.stderr).toBe(0);
@@ -610,7 +990,8 @@ describe('the privacy sweep', () => {
 
   it('every sealed field a planted value reaches carries one, opened', async () => {
     const entries = await readAll();
-    for (const e of entries) if (e.kind === 'interaction.received' && !correlations.has(e.source)) correlations.set(e.source, e.correlationId);
+    for (const e of entries)
+      if (e.kind === 'interaction.received' && !correlations.has(e.source)) correlations.set(e.source, e.correlationId);
     const carries = (value: unknown): boolean => {
       const json = JSON.stringify(value ?? null).toLowerCase();
       return planted.some((x) => needlesOf(x).some((n) => json.includes(n.toString('utf8'))));
@@ -640,9 +1021,23 @@ describe('the privacy sweep', () => {
     const { hits, files, keys } = await scanEverything();
     // The stores are all there (so the scan looked at them).
     const config = testConfig(dataDir);
-    for (const f of [journalPath, config.audit.indexPath, config.privacy.keyStorePath, config.privacy.keyStoreBackupPath, config.privacy.masterKeyFile, join(dataDir, 'exports', 'all.jsonl')]) expect(files, f).toContain(relative(tmp.dir, f));
-    expect(files.some((f) => f.startsWith('data/state/')), 'state files').toBe(true);
-    expect(files.some((f) => /^data\/archive\/.*\.pruned-1\.sqlite\.gz$/.test(f)), `pruned segment among ${files.join(', ')}`).toBe(true);
+    for (const f of [
+      journalPath,
+      config.audit.indexPath,
+      config.privacy.keyStorePath,
+      config.privacy.keyStoreBackupPath,
+      config.privacy.masterKeyFile,
+      join(dataDir, 'exports', 'all.jsonl'),
+    ])
+      expect(files, f).toContain(relative(tmp.dir, f));
+    expect(
+      files.some((f) => f.startsWith('data/state/')),
+      'state files',
+    ).toBe(true);
+    expect(
+      files.some((f) => /^data\/archive\/.*\.pruned-1\.sqlite\.gz$/.test(f)),
+      `pruned segment among ${files.join(', ')}`,
+    ).toBe(true);
     expect(files.filter((f) => f.startsWith('logs/')).length).toBeGreaterThan(5);
     expect(keys).toBeGreaterThan(10);
     expect(report(hits)).toEqual([]);
@@ -687,7 +1082,10 @@ describe('the privacy sweep', () => {
     const verified = await cli(['verify', '--include-archives']);
     expect(verified.status, verified.stdout + verified.stderr).toBe(0);
     // Every interaction reads as erased (or, a form past its 90 days, as dropped by the retention policy).
-    const readable = all.filter((e) => e.kind === 'interaction.received' && (e.payload as { erased?: boolean }).erased !== true && !('$dropped' in (e.payload as object)));
+    const readable = all.filter(
+      (e) =>
+        e.kind === 'interaction.received' && (e.payload as { erased?: boolean }).erased !== true && !('$dropped' in (e.payload as object)),
+    );
     expect(readable.map((e) => `${e.seq} ${e.source} ${JSON.stringify(e.payload)}`)).toEqual([]);
   });
 });

@@ -27,7 +27,17 @@ let env: NodeJS.ProcessEnv;
 let config: Config;
 beforeEach(() => {
   tmp = tempDir('aj-privacy-');
-  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', JOURNAL_MASTER_KEY: '', JOURNAL_MASTER_KEY_FILE: '', KEY_STORE_PATH: '', KEY_STORE_BACKUP: '' };
+  env = {
+    ...process.env,
+    JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'),
+    LOG_LEVEL: 'warn',
+    JOURNAL_APPEND_TOKEN: '',
+    JOURNAL_READ_TOKEN: '',
+    JOURNAL_MASTER_KEY: '',
+    JOURNAL_MASTER_KEY_FILE: '',
+    KEY_STORE_PATH: '',
+    KEY_STORE_BACKUP: '',
+  };
   config = loadConfig({ JOURNAL_PATH: env.JOURNAL_PATH, LOG_LEVEL: 'silent' });
 });
 afterEach(() => tmp.cleanup());
@@ -50,16 +60,64 @@ async function seed(): Promise<{ alice: string; bob: string }> {
     const one = async (who: string, tag: string): Promise<string> => {
       const correlationId = `email-thread/gmail/${tag}`;
       const { entry } = await writer.append({
-        kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId, idempotencyKey: `interaction/gmail/${tag}`,
-        payload: { channel: 'email', sourceId: tag, direction: 'inbound', occurredAt: '2026-11-01T09:00:00Z', participants: [{ role: 'from', address: who, name: `Name of ${tag}` }, { role: 'to', address: SALES }], subject: `Quote for ${tag}`, text: `Please call ${tag} on +44 20 7946 0000` },
+        kind: 'interaction.received',
+        source: 'gmail',
+        actor: 'connector:gmail',
+        correlationId,
+        idempotencyKey: `interaction/gmail/${tag}`,
+        payload: {
+          channel: 'email',
+          sourceId: tag,
+          direction: 'inbound',
+          occurredAt: '2026-11-01T09:00:00Z',
+          participants: [
+            { role: 'from', address: who, name: `Name of ${tag}` },
+            { role: 'to', address: SALES },
+          ],
+          subject: `Quote for ${tag}`,
+          text: `Please call ${tag} on +44 20 7946 0000`,
+        },
       });
       const { entry: decision } = await writer.append({
-        kind: 'ai.decision', source: 'pipeline', actor: 'classifier:offline', correlationId, causationId: entry.id, idempotencyKey: `decision/${entry.id}/p@1`,
-        payload: { inputEntryId: entry.id, inputHash: 'a'.repeat(64), promptId: 'p', promptVersion: '1', promptHash: 'b'.repeat(64), provider: 'offline', model: 'rules', outcome: 'ok', output: { category: 'sales', summary: `${tag} wants a quote` }, confidence: 0.9, tokens: null, latencyMs: 1, requestId: null, attempts: 1 },
+        kind: 'ai.decision',
+        source: 'pipeline',
+        actor: 'classifier:offline',
+        correlationId,
+        causationId: entry.id,
+        idempotencyKey: `decision/${entry.id}/p@1`,
+        payload: {
+          inputEntryId: entry.id,
+          inputHash: 'a'.repeat(64),
+          promptId: 'p',
+          promptVersion: '1',
+          promptHash: 'b'.repeat(64),
+          provider: 'offline',
+          model: 'rules',
+          outcome: 'ok',
+          output: { category: 'sales', summary: `${tag} wants a quote` },
+          confidence: 0.9,
+          tokens: null,
+          latencyMs: 1,
+          requestId: null,
+          attempts: 1,
+        },
       });
       await writer.append({
-        kind: 'crm.write', source: 'hubspot', actor: 'crm:hubspot', correlationId, causationId: decision.id, idempotencyKey: `crm/${entry.id}/upsert/x`,
-        payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/emails/batch/upsert', status: 200, durationMs: 3, entryId: entry.id, properties: { hs_email_subject: `Quote for ${tag}`, hs_email_text: `${tag} wants a quote` } },
+        kind: 'crm.write',
+        source: 'hubspot',
+        actor: 'crm:hubspot',
+        correlationId,
+        causationId: decision.id,
+        idempotencyKey: `crm/${entry.id}/upsert/x`,
+        payload: {
+          system: 'hubspot',
+          method: 'POST',
+          path: '/crm/v3/objects/emails/batch/upsert',
+          status: 200,
+          durationMs: 3,
+          entryId: entry.id,
+          properties: { hs_email_subject: `Quote for ${tag}`, hs_email_text: `${tag} wants a quote` },
+        },
       });
       return correlationId;
     };
@@ -73,21 +131,32 @@ async function seed(): Promise<{ alice: string; bob: string }> {
 const trace = (correlationId: string, extra: NodeJS.ProcessEnv = {}): JournalEntry[] => {
   const r = cli(['--json', 'trace', correlationId], extra);
   expect(r.status, r.stderr).toBe(0);
-  return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as JournalEntry);
 };
-const payloadOf = (entries: JournalEntry[], kind: string): Record<string, unknown> => entries.find((e) => e.kind === kind)?.payload as Record<string, unknown>;
+const payloadOf = (entries: JournalEntry[], kind: string): Record<string, unknown> =>
+  entries.find((e) => e.kind === kind)?.payload as Record<string, unknown>;
 
 describe('crypto-shredding', () => {
   it('keeps personal fields out of the journal file and opens them for readers', async () => {
     const { alice } = await seed();
-    const raw = [config.journal.path, `${config.journal.path}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f).toString('latin1')).join('');
+    const raw = [config.journal.path, `${config.journal.path}-wal`]
+      .filter((f) => existsSync(f))
+      .map((f) => readFileSync(f).toString('latin1'))
+      .join('');
     // The phone number whole: its digits alone could turn up inside a hash.
-    for (const secret of ['alice.smith', 'Alice.Smith', 'Quote for alice', '+44 20 7946 0000', 'wants a quote', 'Name of alice']) expect(raw).not.toContain(secret);
+    for (const secret of ['alice.smith', 'Alice.Smith', 'Quote for alice', '+44 20 7946 0000', 'wants a quote', 'Name of alice'])
+      expect(raw).not.toContain(secret);
     expect(statSync(config.privacy.keyStorePath).mode & 0o777).toBe(0o600);
     expect(statSync(config.privacy.keyStoreBackupPath).mode & 0o777).toBe(0o600);
     expect(statSync(config.privacy.masterKeyFile).mode & 0o777).toBe(0o600);
     const entries = trace(alice);
-    expect(payloadOf(entries, 'interaction.received')).toMatchObject({ subject: 'Quote for alice-1', participants: [{ address: ALICE }, { address: SALES }] });
+    expect(payloadOf(entries, 'interaction.received')).toMatchObject({
+      subject: 'Quote for alice-1',
+      participants: [{ address: ALICE }, { address: SALES }],
+    });
     expect(payloadOf(entries, 'ai.decision')).toMatchObject({ output: { summary: 'alice-1 wants a quote' } });
     expect(payloadOf(entries, 'crm.write')).toMatchObject({ properties: { hs_email_subject: 'Quote for alice-1' } });
   });
@@ -125,7 +194,12 @@ describe('crypto-shredding', () => {
     const record = cli(['--json', 'trace', `privacy/${result.subjectHash.slice(0, 32)}`]);
     const erasedEntry = JSON.parse(record.stdout.trim()) as JournalEntry;
     expect(erasedEntry.kind).toBe('privacy.erased');
-    expect(erasedEntry.payload).toMatchObject({ subjectHash: result.subjectHash, entries: 3, correlations: 1, keyIds: [expect.any(String)] });
+    expect(erasedEntry.payload).toMatchObject({
+      subjectHash: result.subjectHash,
+      entries: 3,
+      correlations: 1,
+      keyIds: [expect.any(String)],
+    });
     expect(record.stdout.toLowerCase()).not.toContain('alice');
 
     const verify = cli(['verify']);
@@ -153,7 +227,13 @@ describe('crypto-shredding', () => {
       expect(indexFiles(indexPath).map((f) => (statSync(f).mode & 0o777).toString(8))).toEqual(['600', '600', '600']);
       const subject = privacy.keys.subjectHash(ALICE);
       const plain = createHash('sha256').update(ALICE.toLowerCase()).digest();
-      const needles: Record<string, Buffer> = { 'keyed hash (hex)': Buffer.from(subject), 'keyed hash (raw)': Buffer.from(subject, 'hex'), address: Buffer.from(ALICE.toLowerCase()), 'sha256 (hex)': Buffer.from(plain.toString('hex')), 'sha256 (raw)': plain };
+      const needles: Record<string, Buffer> = {
+        'keyed hash (hex)': Buffer.from(subject),
+        'keyed hash (raw)': Buffer.from(subject, 'hex'),
+        address: Buffer.from(ALICE.toLowerCase()),
+        'sha256 (hex)': Buffer.from(plain.toString('hex')),
+        'sha256 (raw)': plain,
+      };
       // Read in another process: closing any descriptor of the file in this one would drop this connection's
       // POSIX locks, and the forget's process would then take itself for the last one and delete the WAL.
       const found = (): string[] => {
@@ -161,7 +241,15 @@ describe('crypto-shredding', () => {
           for (const f of files.filter((x) => fs.existsSync(x))) { const b = fs.readFileSync(f); const l = Buffer.from(b.toString('latin1').toLowerCase(), 'latin1');
             for (const [what, hex] of Object.entries(needles)) { const n = Buffer.from(hex, 'hex'); if (b.includes(n) || l.includes(n)) hits.push(what + ' in ' + f); } }
           process.stdout.write(JSON.stringify(hits));`;
-        const r = spawnSync(process.execPath, ['-e', scan, JSON.stringify([indexFiles(indexPath), Object.fromEntries(Object.entries(needles).map(([k, v]) => [k, v.toString('hex')]))])], { encoding: 'utf8' });
+        const r = spawnSync(
+          process.execPath,
+          [
+            '-e',
+            scan,
+            JSON.stringify([indexFiles(indexPath), Object.fromEntries(Object.entries(needles).map(([k, v]) => [k, v.toString('hex')]))]),
+          ],
+          { encoding: 'utf8' },
+        );
         expect(r.status, r.stderr).toBe(0);
         return JSON.parse(r.stdout) as string[];
       };
@@ -239,7 +327,8 @@ describe('crypto-shredding', () => {
     // What a forger needs is in clear in every envelope: the victim's subject hash and key id.
     const bobEntry = trace(bob).find((e) => e.kind === 'interaction.received') as JournalEntry;
     const raw = new Database(config.journal.path, { readonly: true });
-    const refsOf = (seq: number) => sealedKeysOf((raw.prepare('SELECT payload FROM entries WHERE seq = ?').get(seq) as { payload: string }).payload) ?? [];
+    const refsOf = (seq: number) =>
+      sealedKeysOf((raw.prepare('SELECT payload FROM entries WHERE seq = ?').get(seq) as { payload: string }).payload) ?? [];
     const check = openKeyStoreForCheck(config.privacy);
     const [bobHash, aliceHash] = [check?.keys.subjectHash(BOB), check?.keys.subjectHash(ALICE)];
     check?.close();
@@ -248,12 +337,32 @@ describe('crypto-shredding', () => {
     const aliceRef = refsOf(aliceSeq).find((k) => k.subject === aliceHash);
     raw.close();
     if (!bobRef || !aliceRef) throw new Error('no key refs');
-    const forged = (ref: { subject: string; keyId: string }, key: string) => ({ kind: 'privacy.erased' as const, source: 'cli', actor: 'operator', correlationId: `privacy/${ref.subject.slice(0, 32)}`, idempotencyKey: key, payload: { subjectHash: ref.subject, keyIds: [ref.keyId], reason: 'forged', entries: 1, correlations: 1, authentication: `hmac-sha256:${'0'.repeat(64)}` } });
+    const forged = (ref: { subject: string; keyId: string }, key: string) => ({
+      kind: 'privacy.erased' as const,
+      source: 'cli',
+      actor: 'operator',
+      correlationId: `privacy/${ref.subject.slice(0, 32)}`,
+      idempotencyKey: key,
+      payload: {
+        subjectHash: ref.subject,
+        keyIds: [ref.keyId],
+        reason: 'forged',
+        entries: 1,
+        correlations: 1,
+        authentication: `hmac-sha256:${'0'.repeat(64)}`,
+      },
+    });
 
     // 1. Through the journal service, with the append credential the web server and workers hold: refused.
-    const svc = await startService(join(tmp.dir, 'data'), { env: { JOURNAL_MASTER_KEY: '', JOURNAL_MASTER_KEY_FILE: '', KEY_STORE_PATH: '', KEY_STORE_BACKUP: '' } });
+    const svc = await startService(join(tmp.dir, 'data'), {
+      env: { JOURNAL_MASTER_KEY: '', JOURNAL_MASTER_KEY_FILE: '', KEY_STORE_PATH: '', KEY_STORE_BACKUP: '' },
+    });
     try {
-      const r = await fetch(`${svc.url}/v1/entries`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${svc.appendToken}` }, body: JSON.stringify(forged(bobRef, 'forged/1')) });
+      const r = await fetch(`${svc.url}/v1/entries`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${svc.appendToken}` },
+        body: JSON.stringify(forged(bobRef, 'forged/1')),
+      });
       expect(r.status).toBe(422);
       expect(((await r.json()) as { error: { code: string } }).error.code).toBe('ERASURE_UNAUTHENTICATED');
     } finally {
@@ -268,7 +377,9 @@ describe('crypto-shredding', () => {
     await bare.close();
     const status = cli(['keys', 'status']);
     expect(status.status, status.stdout).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`2 privacy\\.erased entries do not authenticate and are ignored \\(seq ${fake.seq}, ${older.seq}\\)`));
+    expect(status.stdout).toMatch(
+      new RegExp(`2 privacy\\.erased entries do not authenticate and are ignored \\(seq ${fake.seq}, ${older.seq}\\)`),
+    );
     expect(cli(['verify']).status).toBe(0);
     expect(cli(['keys', 'restore', '--force']).status).toBe(0);
     expect(payloadOf(trace(bob), 'interaction.received')).toMatchObject({ subject: 'Quote for bob-1' });
@@ -289,7 +400,7 @@ describe('crypto-shredding', () => {
     expect(cli(['verify']).status).toBe(0);
   }, 300_000);
 
-  it('commits a batch\'s new subject keys together with it, and none when the batch is refused while sealing', async () => {
+  it("commits a batch's new subject keys together with it, and none when the batch is refused while sealing", async () => {
     await seed(); // the key store exists
     const privacy = openWriterPrivacy(config);
     const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
@@ -302,14 +413,32 @@ describe('crypto-shredding', () => {
       }
     };
     const email = (i: number, sender: string): Parameters<JournalWriter['appendBatch']>[0][number] => ({
-      kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId: `email-thread/gmail/batch-${i}`, idempotencyKey: `interaction/gmail/batch-${i}`,
-      payload: { channel: 'email', sourceId: `batch-${i}`, direction: 'inbound', occurredAt: '2026-11-02T09:00:00Z', participants: [{ role: 'from', address: sender }, { role: 'to', address: SALES }], subject: 'Quote', text: 'A quote, please' },
+      kind: 'interaction.received',
+      source: 'gmail',
+      actor: 'connector:gmail',
+      correlationId: `email-thread/gmail/batch-${i}`,
+      idempotencyKey: `interaction/gmail/batch-${i}`,
+      payload: {
+        channel: 'email',
+        sourceId: `batch-${i}`,
+        direction: 'inbound',
+        occurredAt: '2026-11-02T09:00:00Z',
+        participants: [
+          { role: 'from', address: sender },
+          { role: 'to', address: SALES },
+        ],
+        subject: 'Quote',
+        text: 'A quote, please',
+      },
     });
     try {
       const before = store();
       // Ten first contacts, then an entry that fails validation: the batch is refused whole, and the ten keys
       // created for it while sealing are not committed to the store.
-      const refused = writer.appendBatch([...Array.from({ length: 10 }, (_, i) => email(i, `first-${i}@new.example`)), { ...email(10, 'x@new.example'), payload: { channel: 'email' } }]);
+      const refused = writer.appendBatch([
+        ...Array.from({ length: 10 }, (_, i) => email(i, `first-${i}@new.example`)),
+        { ...email(10, 'x@new.example'), payload: { channel: 'email' } },
+      ]);
       await expect(refused).rejects.toThrow();
       expect(store()).toBe(before);
       const results = await writer.appendBatch(Array.from({ length: 10 }, (_, i) => email(i, `first-${i}@new.example`)));
@@ -323,21 +452,35 @@ describe('crypto-shredding', () => {
     expect(r.status, r.stdout + r.stderr).toBe(0);
   });
 
-  it('a running writer seals under a new key once another process has destroyed the subject\'s key', async () => {
+  it("a running writer seals under a new key once another process has destroyed the subject's key", async () => {
     await seed();
     const privacy = openWriterPrivacy(config);
     const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
     const keyIdsOf = (seq: number): string[] => {
       const db = new Database(config.journal.path, { readonly: true });
       try {
-        return (sealedKeysOf((db.prepare('SELECT payload FROM entries WHERE seq = ?').get(seq) as { payload: string }).payload) ?? []).map((k) => k.keyId);
+        return (sealedKeysOf((db.prepare('SELECT payload FROM entries WHERE seq = ?').get(seq) as { payload: string }).payload) ?? []).map(
+          (k) => k.keyId,
+        );
       } finally {
         db.close();
       }
     };
     const email = (tag: string): Parameters<JournalWriter['append']>[0] => ({
-      kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId: `email-thread/gmail/${tag}`, idempotencyKey: `interaction/gmail/${tag}`,
-      payload: { channel: 'email', sourceId: tag, direction: 'inbound', occurredAt: '2026-11-03T09:00:00Z', participants: [{ role: 'from', address: ALICE }], subject: 'Again', text: 'Hello again' },
+      kind: 'interaction.received',
+      source: 'gmail',
+      actor: 'connector:gmail',
+      correlationId: `email-thread/gmail/${tag}`,
+      idempotencyKey: `interaction/gmail/${tag}`,
+      payload: {
+        channel: 'email',
+        sourceId: tag,
+        direction: 'inbound',
+        occurredAt: '2026-11-03T09:00:00Z',
+        participants: [{ role: 'from', address: ALICE }],
+        subject: 'Again',
+        text: 'Hello again',
+      },
     });
     try {
       const first = await writer.append(email('alice-2'));
@@ -345,7 +488,12 @@ describe('crypto-shredding', () => {
       expect((await writer.append(email('alice-3'))).entry.seq).toBeGreaterThan(first.entry.seq);
       // Another process (another connection to the store) destroys Alice's key, as `forget` does.
       const { key } = loadMasterKey(config.privacy, { create: false });
-      const other = SubjectKeyStore.open({ path: config.privacy.keyStorePath, backupPath: config.privacy.keyStoreBackupPath, masterKey: key, create: false });
+      const other = SubjectKeyStore.open({
+        path: config.privacy.keyStorePath,
+        backupPath: config.privacy.keyStoreBackupPath,
+        masterKey: key,
+        create: false,
+      });
       try {
         other.destroy([aliceKey as string]);
       } finally {
@@ -384,33 +532,112 @@ describe('sealing on every path', () => {
       const call = 'call/aircall/c-1';
       const lone = 'call/twilio/t-9';
       const { entry: ev } = await writer.append({
-        kind: 'interaction.received', source: 'aircall', actor: 'connector:aircall', correlationId: call, idempotencyKey: 'interaction/aircall/c-1',
-        payload: { channel: 'call', sourceId: 'c-1', direction: 'inbound', occurredAt: '2026-11-01T09:00:00Z', participants: [{ role: 'caller', address: CALLER }, { role: 'agent', address: SALES }] },
+        kind: 'interaction.received',
+        source: 'aircall',
+        actor: 'connector:aircall',
+        correlationId: call,
+        idempotencyKey: 'interaction/aircall/c-1',
+        payload: {
+          channel: 'call',
+          sourceId: 'c-1',
+          direction: 'inbound',
+          occurredAt: '2026-11-01T09:00:00Z',
+          participants: [
+            { role: 'caller', address: CALLER },
+            { role: 'agent', address: SALES },
+          ],
+        },
       });
       const { entry: tr } = await writer.append({
-        kind: 'interaction.received', source: 'aircall', actor: 'connector:aircall', correlationId: call, idempotencyKey: 'interaction/aircall/c-1/transcript',
-        payload: { channel: 'call', sourceId: 'c-1/transcript', direction: 'inbound', occurredAt: '2026-11-01T09:05:00Z', participants: [], text: 'Transcript: my card number changed, write to zed.quill@caller.example' },
+        kind: 'interaction.received',
+        source: 'aircall',
+        actor: 'connector:aircall',
+        correlationId: call,
+        idempotencyKey: 'interaction/aircall/c-1/transcript',
+        payload: {
+          channel: 'call',
+          sourceId: 'c-1/transcript',
+          direction: 'inbound',
+          occurredAt: '2026-11-01T09:05:00Z',
+          participants: [],
+          text: 'Transcript: my card number changed, write to zed.quill@caller.example',
+        },
       });
       await writer.append({
-        kind: 'interaction.received', source: 'twilio', actor: 'connector:twilio', correlationId: lone, idempotencyKey: 'interaction/twilio/t-9',
-        payload: { channel: 'call', sourceId: 't-9', direction: 'inbound', occurredAt: '2026-11-01T09:06:00Z', participants: [], text: 'Lone transcript mentioning Zed Quill' },
+        kind: 'interaction.received',
+        source: 'twilio',
+        actor: 'connector:twilio',
+        correlationId: lone,
+        idempotencyKey: 'interaction/twilio/t-9',
+        payload: {
+          channel: 'call',
+          sourceId: 't-9',
+          direction: 'inbound',
+          occurredAt: '2026-11-01T09:06:00Z',
+          participants: [],
+          text: 'Lone transcript mentioning Zed Quill',
+        },
       });
       // A dry-run CRM write (no entryId: it links through its causation), a HubSpot error quoting the caller,
       // a rule decision and a job failure whose texts quote them.
       await writer.append({
-        kind: 'crm.write', source: 'hubspot', actor: 'crm:dry-run', correlationId: call, causationId: ev.id, idempotencyKey: 'crm/dry/c-1',
-        payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/calls/batch/upsert', status: 0, durationMs: 0, dryRun: true, properties: { hs_call_title: 'Call with Zed Quill' }, associations: [{ objectType: 'contact-phone', id: CALLER }] },
+        kind: 'crm.write',
+        source: 'hubspot',
+        actor: 'crm:dry-run',
+        correlationId: call,
+        causationId: ev.id,
+        idempotencyKey: 'crm/dry/c-1',
+        payload: {
+          system: 'hubspot',
+          method: 'POST',
+          path: '/crm/v3/objects/calls/batch/upsert',
+          status: 0,
+          durationMs: 0,
+          dryRun: true,
+          properties: { hs_call_title: 'Call with Zed Quill' },
+          associations: [{ objectType: 'contact-phone', id: CALLER }],
+        },
       });
       await writer.append({
-        kind: 'crm.write_failed', source: 'hubspot', actor: 'crm:hubspot', correlationId: call, causationId: tr.id, idempotencyKey: 'crm/failed/c-1',
-        payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/calls/batch/upsert', status: 400, durationMs: 1, entryId: tr.id, error: `VALIDATION_ERROR: ${CALLER} is not a valid value`, retryable: false },
+        kind: 'crm.write_failed',
+        source: 'hubspot',
+        actor: 'crm:hubspot',
+        correlationId: call,
+        causationId: tr.id,
+        idempotencyKey: 'crm/failed/c-1',
+        payload: {
+          system: 'hubspot',
+          method: 'POST',
+          path: '/crm/v3/objects/calls/batch/upsert',
+          status: 400,
+          durationMs: 1,
+          entryId: tr.id,
+          error: `VALIDATION_ERROR: ${CALLER} is not a valid value`,
+          retryable: false,
+        },
       });
       await writer.append({
-        kind: 'rule.decision', source: 'hubspot', actor: 'rules', correlationId: call, causationId: tr.id, idempotencyKey: 'rules/c-1/crm-match',
-        payload: { ruleId: 'crm-match', ruleVersion: 'human.override', inputEntryId: tr.id, evaluated: { counterparts: 1 }, outcome: 'contacts:1', reason: 'association override by user:ana: Zed Quill asked to be linked' },
+        kind: 'rule.decision',
+        source: 'hubspot',
+        actor: 'rules',
+        correlationId: call,
+        causationId: tr.id,
+        idempotencyKey: 'rules/c-1/crm-match',
+        payload: {
+          ruleId: 'crm-match',
+          ruleVersion: 'human.override',
+          inputEntryId: tr.id,
+          evaluated: { counterparts: 1 },
+          outcome: 'contacts:1',
+          reason: 'association override by user:ana: Zed Quill asked to be linked',
+        },
       });
       await writer.append({
-        kind: 'job.failed', source: 'pipeline', actor: 'worker', correlationId: lone, idempotencyKey: 'job/failed/t-9',
+        kind: 'job.failed',
+        source: 'pipeline',
+        actor: 'worker',
+        correlationId: lone,
+        idempotencyKey: 'job/failed/t-9',
         payload: { queue: 'classify', jobId: 'j-1', attempts: 1, error: 'model refused: Zed Quill', finality: 'permanent' },
       });
       return { call, lone };
@@ -421,12 +648,17 @@ describe('sealing on every path', () => {
   }
   const CALLER = '+1 415 555 0199';
 
-  it('seals transcripts without participants under their call\'s people (or their correlation), free text included, and forget reaches them', async () => {
+  it("seals transcripts without participants under their call's people (or their correlation), free text included, and forget reaches them", async () => {
     const { call, lone } = await seedCall();
-    const raw = [config.journal.path, `${config.journal.path}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f).toString('latin1')).join('');
+    const raw = [config.journal.path, `${config.journal.path}-wal`]
+      .filter((f) => existsSync(f))
+      .map((f) => readFileSync(f).toString('latin1'))
+      .join('');
     for (const secret of ['+14155550199', CALLER, 'Zed Quill', 'zed.quill', 'card number changed']) expect(raw).not.toContain(secret);
     const entries = trace(call);
-    const transcript = entries.find((e) => e.kind === 'interaction.received' && (e.payload as { sourceId: string }).sourceId === 'c-1/transcript') as JournalEntry;
+    const transcript = entries.find(
+      (e) => e.kind === 'interaction.received' && (e.payload as { sourceId: string }).sourceId === 'c-1/transcript',
+    ) as JournalEntry;
     expect((transcript.payload as { text: string }).text).toContain('card number');
     expect(payloadOf(entries, 'crm.write')).toMatchObject({ associations: [{ id: CALLER }] });
     expect(payloadOf(entries, 'crm.write_failed').error).toContain(CALLER);
@@ -435,7 +667,9 @@ describe('sealing on every path', () => {
     const done = cli(['--json', 'forget', CALLER]);
     expect(done.status, done.stderr).toBe(0);
     const erased = trace(call);
-    for (const e of erased) if (['interaction.received', 'crm.write', 'crm.write_failed', 'rule.decision'].includes(e.kind)) expect((e.payload as { erased?: boolean }).erased, `${e.kind} ${e.seq}`).toBe(true);
+    for (const e of erased)
+      if (['interaction.received', 'crm.write', 'crm.write_failed', 'rule.decision'].includes(e.kind))
+        expect((e.payload as { erased?: boolean }).erased, `${e.kind} ${e.seq}`).toBe(true);
     expect(JSON.stringify(erased)).not.toMatch(/Zed Quill|card number|4155550199|415 555/);
     // The lone transcript had no one to be sealed under but its correlation: it stays readable until someone
     // of that correlation is forgotten, and it was never in clear.
@@ -443,24 +677,67 @@ describe('sealing on every path', () => {
     expect(cli(['verify']).status).toBe(0);
   });
 
-  it('seals a call activity\'s write under the people of every transcript it holds: forgetting one erases it', async () => {
+  it("seals a call activity's write under the people of every transcript it holds: forgetting one erases it", async () => {
     const OTHER = '+1 415 555 0123';
     const privacy = openWriterPrivacy(config);
     const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
     const call = 'call-thread/calls/c-7';
     try {
       const { entry: ev } = await writer.append({
-        kind: 'interaction.received', source: 'calls', actor: 'connector:calls', correlationId: call, idempotencyKey: 'interaction/calls/c-7',
-        payload: { channel: 'call', sourceId: 'c-7', threadId: 'c-7', direction: 'inbound', occurredAt: '2026-11-01T09:00:00Z', participants: [{ role: 'caller', address: CALLER }] },
+        kind: 'interaction.received',
+        source: 'calls',
+        actor: 'connector:calls',
+        correlationId: call,
+        idempotencyKey: 'interaction/calls/c-7',
+        payload: {
+          channel: 'call',
+          sourceId: 'c-7',
+          threadId: 'c-7',
+          direction: 'inbound',
+          occurredAt: '2026-11-01T09:00:00Z',
+          participants: [{ role: 'caller', address: CALLER }],
+        },
       });
       // The transcript names someone the call does not (a colleague who took over the line).
       const { entry: tr } = await writer.append({
-        kind: 'interaction.received', source: 'calls', actor: 'connector:calls', correlationId: call, idempotencyKey: 'interaction/calls/c-7/transcript/t-1',
-        payload: { channel: 'call', sourceId: 'c-7/transcript/t-1', threadId: 'c-7', direction: 'inbound', occurredAt: '2026-11-01T09:05:00Z', participants: [{ role: 'caller', address: OTHER }], text: 'Transcript: Ola Vance asks for a refund' },
+        kind: 'interaction.received',
+        source: 'calls',
+        actor: 'connector:calls',
+        correlationId: call,
+        idempotencyKey: 'interaction/calls/c-7/transcript/t-1',
+        payload: {
+          channel: 'call',
+          sourceId: 'c-7/transcript/t-1',
+          threadId: 'c-7',
+          direction: 'inbound',
+          occurredAt: '2026-11-01T09:05:00Z',
+          participants: [{ role: 'caller', address: OTHER }],
+          text: 'Transcript: Ola Vance asks for a refund',
+        },
       });
       await writer.append({
-        kind: 'crm.write', source: 'hubspot', actor: 'crm:dry-run', correlationId: call, causationId: ev.id, idempotencyKey: 'crm/dry/c-7',
-        payload: { system: 'hubspot', method: 'POST', path: '/crm/v3/objects/calls/batch/upsert', status: 0, durationMs: 0, dryRun: true, entryId: ev.id, members: [{ entryId: ev.id, decisionEntryId: ev.id }, { entryId: tr.id, decisionEntryId: tr.id }], properties: { hs_call_body: `Journal entry: ${ev.id}\n\nTranscript (journal entry ${tr.id}):\nSummary: Ola Vance asks for a refund` } },
+        kind: 'crm.write',
+        source: 'hubspot',
+        actor: 'crm:dry-run',
+        correlationId: call,
+        causationId: ev.id,
+        idempotencyKey: 'crm/dry/c-7',
+        payload: {
+          system: 'hubspot',
+          method: 'POST',
+          path: '/crm/v3/objects/calls/batch/upsert',
+          status: 0,
+          durationMs: 0,
+          dryRun: true,
+          entryId: ev.id,
+          members: [
+            { entryId: ev.id, decisionEntryId: ev.id },
+            { entryId: tr.id, decisionEntryId: tr.id },
+          ],
+          properties: {
+            hs_call_body: `Journal entry: ${ev.id}\n\nTranscript (journal entry ${tr.id}):\nSummary: Ola Vance asks for a refund`,
+          },
+        },
       });
     } finally {
       await writer.close();
@@ -473,6 +750,12 @@ describe('sealing on every path', () => {
     expect(payloadOf(after, 'crm.write')).toMatchObject({ erased: true });
     expect(JSON.stringify(after)).not.toContain('Ola Vance');
     // The call's own entry belongs to its caller alone, who was not forgotten.
-    expect((after.find((e) => e.kind === 'interaction.received' && (e.payload as { sourceId: string }).sourceId === 'c-7')?.payload as { erased?: boolean }).erased).toBeUndefined();
+    expect(
+      (
+        after.find((e) => e.kind === 'interaction.received' && (e.payload as { sourceId: string }).sourceId === 'c-7')?.payload as {
+          erased?: boolean;
+        }
+      ).erased,
+    ).toBeUndefined();
   });
 });

@@ -23,29 +23,50 @@ beforeEach(() => {
   // The shipped policy with the version-1 rule put back in front: no source the product writes starts with "forms".
   const shipped = JSON.parse(readFileSync(DEFAULT_RETENTION_PATH, 'utf8')) as { version: number; rules: object[] };
   deadPolicyPath = join(tmp.dir, 'retention.json');
-  writeFileSync(deadPolicyPath, JSON.stringify({ ...shipped, version: shipped.version + 1, rules: [{ kind: 'interaction.received', source: 'forms*', class: 'marketing-90d' }, ...shipped.rules] }));
+  writeFileSync(
+    deadPolicyPath,
+    JSON.stringify({
+      ...shipped,
+      version: shipped.version + 1,
+      rules: [{ kind: 'interaction.received', source: 'forms*', class: 'marketing-90d' }, ...shipped.rules],
+    }),
+  );
 });
 afterEach(() => tmp.cleanup());
 
 const WARNING = 'rules[0] {kind interaction.received, source forms*} -> marketing-90d: matches no source the product writes';
 
 function capturingLogger(lines: { level: string; obj: object; msg: string }[]): Logger {
-  const log = (level: string) => (obj: object, msg = ''): void => {
-    lines.push({ level, obj, msg });
-  };
+  const log =
+    (level: string) =>
+    (obj: object, msg = ''): void => {
+      lines.push({ level, obj, msg });
+    };
   const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), child: () => logger };
   return logger;
 }
 
 describe('retention rules that match nothing the product writes', () => {
   it('retention report prints a warning for each, and none for the shipped policy', async () => {
-    const env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', ARCHIVE_DIR: join(tmp.dir, 'cold') };
+    const env = {
+      ...process.env,
+      JOURNAL_PATH: join(tmp.dir, 'journal.sqlite'),
+      LOG_LEVEL: 'warn',
+      JOURNAL_APPEND_TOKEN: '',
+      JOURNAL_READ_TOKEN: '',
+      ARCHIVE_DIR: join(tmp.dir, 'cold'),
+    };
     const cli = (args: string[], extra: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } => {
       const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env: { ...env, ...extra }, encoding: 'utf8' });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
     };
     // A journal to report on, written under the shipped policy.
-    const writer = await JournalWriter.open({ path: join(tmp.dir, 'journal.sqlite'), keysDir: join(tmp.dir, 'keys'), checkpointEveryMs: 0, retention: RetentionPolicy.load(DEFAULT_RETENTION_PATH) });
+    const writer = await JournalWriter.open({
+      path: join(tmp.dir, 'journal.sqlite'),
+      keysDir: join(tmp.dir, 'keys'),
+      checkpointEveryMs: 0,
+      retention: RetentionPolicy.load(DEFAULT_RETENTION_PATH),
+    });
     await writer.close();
     const shipped = cli(['retention', 'report']);
     expect(shipped.status, shipped.stderr).toBe(0);
@@ -60,14 +81,22 @@ describe('retention rules that match nothing the product writes', () => {
   it('the journal service logs a warning for each at start-up (ids and class names only)', async () => {
     const tokens = tokensFor();
     const env = { JOURNAL_SERVICE_LISTEN: '127.0.0.1:0', JOURNAL_APPEND_TOKEN: tokens.appendToken, JOURNAL_READ_TOKEN: tokens.readToken };
-    for (const [policyPath, expected] of [[DEFAULT_RETENTION_PATH, 0], [deadPolicyPath, 1]] as const) {
+    for (const [policyPath, expected] of [
+      [DEFAULT_RETENTION_PATH, 0],
+      [deadPolicyPath, 1],
+    ] as const) {
       const lines: { level: string; obj: object; msg: string }[] = [];
       const config = testConfig(join(tmp.dir, `svc-${expected}`), { ...env, RETENTION_POLICY_PATH: policyPath });
       const running = await startJournalService(config, capturingLogger(lines));
       await running.close();
       const warnings = lines.filter((l) => l.level === 'warn' && l.msg.includes('retention policy rule'));
       expect(warnings).toHaveLength(expected);
-      if (expected === 1) expect(warnings[0]).toEqual({ level: 'warn', obj: { policyVersion: 3, rule: 0, class: 'marketing-90d' }, msg: `retention policy rule decides nothing the product writes: ${WARNING}` });
+      if (expected === 1)
+        expect(warnings[0]).toEqual({
+          level: 'warn',
+          obj: { policyVersion: 3, rule: 0, class: 'marketing-90d' },
+          msg: `retention policy rule decides nothing the product writes: ${WARNING}`,
+        });
     }
   }, 120_000);
 });

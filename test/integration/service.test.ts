@@ -20,7 +20,11 @@ async function size(): Promise<number> {
   return ((await r.json()) as { size: number }).size;
 }
 
-async function post(body: string, token: string | null = svc.appendToken, type = 'application/json'): Promise<{ status: number; error: { code: string; message: string } }> {
+async function post(
+  body: string,
+  token: string | null = svc.appendToken,
+  type = 'application/json',
+): Promise<{ status: number; error: { code: string; message: string } }> {
   const headers: Record<string, string> = { 'content-type': type };
   if (token !== null) headers.authorization = `Bearer ${token}`;
   const r = await fetch(`${svc.url}/v1/entries`, { method: 'POST', headers, body });
@@ -37,13 +41,38 @@ describe('journal service: bad requests get a 4xx with a clear message and write
     ['a non-JSON content type', () => post(valid, svc.appendToken, 'text/plain'), 415, /application\/json/],
     ['an unknown kind', () => post(JSON.stringify({ ...stateChange('u-1'), kind: 'email.sent' })), 422, /unknown kind/],
     ['an invalid payload', () => post(JSON.stringify({ ...stateChange('u-2'), payload: { entity: 'x' } })), 422, /payload\.field/],
-    ['an oversized payload', () => post(JSON.stringify({ ...stateChange('u-3'), payload: { entity: 'x', field: 'y', from: 1, to: 'z'.repeat(10_000) } })), 413, /limit is 4096/],
-    ['a kind only the journal writes', () => post(JSON.stringify({ ...stateChange('u-4'), kind: 'checkpoint' })), 422, /written by the journal itself/],
+    [
+      'an oversized payload',
+      () => post(JSON.stringify({ ...stateChange('u-3'), payload: { entity: 'x', field: 'y', from: 1, to: 'z'.repeat(10_000) } })),
+      413,
+      /limit is 4096/,
+    ],
+    [
+      'a kind only the journal writes',
+      () => post(JSON.stringify({ ...stateChange('u-4'), kind: 'checkpoint' })),
+      422,
+      /written by the journal itself/,
+    ],
     ['an empty batch', () => post(JSON.stringify({ entries: [] })), 422, /non-empty array/],
-    ['a batch with one bad entry', () => post(JSON.stringify({ entries: [stateChange('b-1'), { ...stateChange('b-2'), actor: '' }] })), 422, /actor/],
+    [
+      'a batch with one bad entry',
+      () => post(JSON.stringify({ entries: [stateChange('b-1'), { ...stateChange('b-2'), actor: '' }] })),
+      422,
+      /actor/,
+    ],
     // 10,000 levels overflowed the stack in a recursive check before the iterative depth check: a 500.
-    ['a payload nested 10,000 deep', () => post(JSON.stringify(stateChange('u-5')).replace('"customer"', '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000))), 422, /nests deeper than 256 levels/],
-    ['a batch entry nested 10,000 deep', () => post(JSON.stringify({ entries: [stateChange('b-3')] }).replace('"customer"', '['.repeat(10_000) + ']'.repeat(10_000))), 422, /nests deeper than 256 levels/],
+    [
+      'a payload nested 10,000 deep',
+      () => post(JSON.stringify(stateChange('u-5')).replace('"customer"', '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000))),
+      422,
+      /nests deeper than 256 levels/,
+    ],
+    [
+      'a batch entry nested 10,000 deep',
+      () => post(JSON.stringify({ entries: [stateChange('b-3')] }).replace('"customer"', '['.repeat(10_000) + ']'.repeat(10_000))),
+      422,
+      /nests deeper than 256 levels/,
+    ],
     ['a body over the request limit', () => post('[' + '1,'.repeat(9 * 1024 * 1024) + '1]'), 413, /larger than/],
   ];
   for (const [name, send, status, message] of cases) {
@@ -66,7 +95,9 @@ describe('journal service: bad requests get a 4xx with a clear message and write
 
   it('does not let the append credential read, nor the read credential checkpoint', async () => {
     expect((await fetch(`${svc.url}/v1/entries?from=0`, { headers: { authorization: `Bearer ${svc.appendToken}` } })).status).toBe(403);
-    expect((await fetch(`${svc.url}/v1/checkpoints`, { method: 'POST', headers: { authorization: `Bearer ${svc.readToken}` } })).status).toBe(403);
+    expect(
+      (await fetch(`${svc.url}/v1/checkpoints`, { method: 'POST', headers: { authorization: `Bearer ${svc.readToken}` } })).status,
+    ).toBe(403);
   });
 
   it('accepts a good entry after all that, and proves it after a checkpoint', async () => {

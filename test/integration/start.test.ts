@@ -11,7 +11,18 @@ import Database from 'better-sqlite3';
 import { tempDir } from '../helpers/tmp.ts';
 import { freePort } from '../helpers/service.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
-import { OwnRedis, alive, exitWithin, healthy, processTree, serving, startProduct as start, stillAlive, waitFor, type Started } from '../helpers/product.ts';
+import {
+  OwnRedis,
+  alive,
+  exitWithin,
+  healthy,
+  processTree,
+  serving,
+  startProduct as start,
+  stillAlive,
+  waitFor,
+  type Started,
+} from '../helpers/product.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let prefix: string;
@@ -26,7 +37,8 @@ beforeEach(() => {
 afterEach(async () => {
   // A failed test must not leave a tree serving: kill whatever of ours is still there.
   for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  for (const pid of seen) if (alive(pid) && /activity-journal|esbuild/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) process.kill(pid, 'SIGKILL');
+  for (const pid of seen)
+    if (alive(pid) && /activity-journal|esbuild/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) process.kill(pid, 'SIGKILL');
   await obliterate(prefix);
   tmp.cleanup();
 });
@@ -45,14 +57,28 @@ function startProduct(command: 'npm' | 'node', env: NodeJS.ProcessEnv): Started 
 }
 
 function productEnv(web: number, journalPort: number): NodeJS.ProcessEnv {
-  return { ...process.env, JOURNAL_PATH: `${tmp.dir}/journal.sqlite`, JOURNAL_SERVICE_LISTEN: `127.0.0.1:${journalPort}`, WEB_LISTEN: `127.0.0.1:${web}`, REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' };
+  return {
+    ...process.env,
+    JOURNAL_PATH: `${tmp.dir}/journal.sqlite`,
+    JOURNAL_SERVICE_LISTEN: `127.0.0.1:${journalPort}`,
+    WEB_LISTEN: `127.0.0.1:${web}`,
+    REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'info',
+    JOURNAL_APPEND_TOKEN: '',
+    JOURNAL_READ_TOKEN: '',
+  };
 }
 
 /** The newest checkpoint entry covers every entry before it, and only its own anchoring outcomes follow it. */
 function expectSignedToTheEnd(): void {
   const db = new Database(`${tmp.dir}/journal.sqlite`, { readonly: true });
   try {
-    const rows = db.prepare('SELECT seq, kind, payload FROM entries ORDER BY seq').all() as { seq: number; kind: string; payload: string }[];
+    const rows = db.prepare('SELECT seq, kind, payload FROM entries ORDER BY seq').all() as {
+      seq: number;
+      kind: string;
+      payload: string;
+    }[];
     const cp = rows.filter((r) => r.kind === 'checkpoint').at(-1);
     expect(cp, 'a checkpoint').toBeDefined();
     expect((JSON.parse(cp?.payload ?? '{}') as { treeSize: number }).treeSize).toBe(cp?.seq);
@@ -69,7 +95,17 @@ describe('activity-journal start', () => {
     const web = await freePort();
     const journalPort = await freePort();
     const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'start'], {
-      env: { ...process.env, JOURNAL_PATH: `${tmp.dir}/journal.sqlite`, JOURNAL_SERVICE_LISTEN: `127.0.0.1:${journalPort}`, WEB_LISTEN: `127.0.0.1:${web}`, REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' },
+      env: {
+        ...process.env,
+        JOURNAL_PATH: `${tmp.dir}/journal.sqlite`,
+        JOURNAL_SERVICE_LISTEN: `127.0.0.1:${journalPort}`,
+        WEB_LISTEN: `127.0.0.1:${web}`,
+        REDIS_URL,
+        QUEUE_PREFIX: prefix,
+        LOG_LEVEL: 'info',
+        JOURNAL_APPEND_TOKEN: '',
+        JOURNAL_READ_TOKEN: '',
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -104,12 +140,15 @@ describe('activity-journal start', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(stderr).toMatch(/journal service stopped/);
-    const probe = await fetch(`http://127.0.0.1:${web}/healthz`).then(() => 'up', () => 'down');
+    const probe = await fetch(`http://127.0.0.1:${web}/healthz`).then(
+      () => 'up',
+      () => 'down',
+    );
     expect(probe).toBe('down');
     expectSignedToTheEnd();
   });
 
-  it('prints the banner once, only after the web server\'s /healthz answers and the worker is ready, naming the audit URL and the first user\'s command', async () => {
+  it("prints the banner once, only after the web server's /healthz answers and the worker is ready, naming the audit URL and the first user's command", async () => {
     const web = await freePort();
     const journalPort = await freePort();
     const product = startProduct('node', productEnv(web, journalPort));
@@ -142,13 +181,21 @@ describe('activity-journal start', () => {
       const web = await freePort();
       const journalPort = await freePort();
       const product = startProduct('node', { ...productEnv(web, journalPort), REDIS_URL: redis.url, STARTUP_REPORT_SECONDS: '3' });
-      const report = await waitFor('the not-up report', () => /"msg":"not up after 3 s: [^"]*"/.exec(product.stderr())?.[0] ?? null, 60_000);
+      const report = await waitFor(
+        'the not-up report',
+        () => /"msg":"not up after 3 s: [^"]*"/.exec(product.stderr())?.[0] ?? null,
+        60_000,
+      );
       expect(report).toContain('worker (');
       expect(report).toContain(`web (/healthz answered 503 (redis: redis unreachable at 127.0.0.1:${redis.port}`);
       expect(report).not.toContain('journal-service');
       expect(product.stderr()).not.toContain('activity-journal is running');
       await redis.up();
-      await waitFor('the banner once Redis answers', () => (product.stderr().includes('activity-journal is running') ? true : null), 60_000);
+      await waitFor(
+        'the banner once Redis answers',
+        () => (product.stderr().includes('activity-journal is running') ? true : null),
+        60_000,
+      );
       expect(product.stderr().match(/not up after/g)?.length).toBe(1);
       product.child.kill('SIGTERM');
       expect(await product.exited).toBe(0);
@@ -157,7 +204,7 @@ describe('activity-journal start', () => {
     }
   });
 
-  it('refuses a second start on the same data at once, and SIGTERM to npm\'s own pid stops the whole tree in order', async () => {
+  it("refuses a second start on the same data at once, and SIGTERM to npm's own pid stops the whole tree in order", async () => {
     const web = await freePort();
     const journalPort = await freePort();
     const env = productEnv(web, journalPort);
@@ -190,7 +237,7 @@ describe('activity-journal start', () => {
     expectSignedToTheEnd();
   });
 
-  it('stops the whole tree when npm itself is killed outright (SIGKILL leaves npm\'s `sh -c` waiting: its parent is watched too)', async () => {
+  it("stops the whole tree when npm itself is killed outright (SIGKILL leaves npm's `sh -c` waiting: its parent is watched too)", async () => {
     const web = await freePort();
     const npm = startProduct('npm', productEnv(web, await freePort()));
     await healthy(web, npm);
@@ -217,7 +264,9 @@ describe('activity-journal start', () => {
     // The killed supervisor's note is still on disk; it does not block the next start.
     const again = startProduct('node', env);
     await healthy(web, again);
-    const workerPid = await waitFor('worker pid', () => Promise.resolve(Number(/"process":"worker","pid":(\d+)/.exec(again.stderr())?.[1]) || null));
+    const workerPid = await waitFor('worker pid', () =>
+      Promise.resolve(Number(/"process":"worker","pid":(\d+)/.exec(again.stderr())?.[1]) || null),
+    );
     const running = tree(again.child.pid as number);
     process.kill(workerPid, 'SIGTERM');
     expect(await exitWithin(again, 30)).toBe(0);

@@ -124,7 +124,13 @@ function sampleEntry(i: number): AppendInput {
           entity: `deal:${deal}`,
           field: 'stage',
           from: { stage: 'qualified', probability: 0.3, owner, amountEur: 40_000 },
-          to: { stage: 'proposal', probability: 0.5, owner, amountEur: 48_000, note: `proposal sent after call ${i}; awaiting legal review of the DPA` },
+          to: {
+            stage: 'proposal',
+            probability: 0.5,
+            owner,
+            amountEur: 48_000,
+            note: `proposal sent after call ${i}; awaiting legal review of the DPA`,
+          },
         },
       };
   }
@@ -200,13 +206,18 @@ function anchoredSizes(anchors: string, origin: string): number[] {
 // The attacker's tools: a raw better-sqlite3 connection (defensive mode stays on) and the project's own hashing.
 // ---------------------------------------------------------------------------------------------------------
 
-const INSERT_ROW = `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(', ').map((c) => `@${c}`).join(', ')})`;
+const INSERT_ROW = `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (${ENTRY_COLUMNS.split(', ')
+  .map((c) => `@${c}`)
+  .join(', ')})`;
 
 /** Drops the insert-only triggers, runs the attack, and re-creates the triggers, all in one transaction. */
 function tamper(file: string, attack: (db: Database.Database) => void): void {
   const db = new Database(file, { fileMustExist: true });
   try {
-    const triggers = db.prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'entries'`).all() as { name: string; sql: string }[];
+    const triggers = db.prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'entries'`).all() as {
+      name: string;
+      sql: string;
+    }[];
     expect(triggers.map((t) => t.name).sort()).toEqual(['entries_no_delete', 'entries_no_update']);
     db.transaction(() => {
       for (const t of triggers) db.exec(`DROP TRIGGER ${t.name}`);
@@ -351,7 +362,10 @@ async function expectBroken(fx: Fixture, firstBadSeq: number, reason: RegExp, ru
   const { json, report, text } = await verify(fx, run);
   expect(json.status, describeRun(json)).toBe(1);
   expect(report.ok).toBe(false);
-  expect({ firstBadSeq: report.firstBadSeq, reason: report.reason }).toEqual({ firstBadSeq, reason: expect.stringMatching(reason) as unknown });
+  expect({ firstBadSeq: report.firstBadSeq, reason: report.reason }).toEqual({
+    firstBadSeq,
+    reason: expect.stringMatching(reason) as unknown,
+  });
   expect(text.status, describeRun(text)).toBe(1);
   expect(text.stdout).toContain(`first bad entry: seq ${firstBadSeq}\n`);
   expect(text.stdout).toMatch(reason);
@@ -362,7 +376,13 @@ async function expectBroken(fx: Fixture, firstBadSeq: number, reason: RegExp, ru
 async function openError(fx: Fixture): Promise<Error> {
   let writer: JournalWriter;
   try {
-    writer = await JournalWriter.open({ path: fx.journal, keysDir: fx.keys, anchors: [new DirectoryAnchor(fx.anchors)], checkpointEveryEntries: CHECKPOINT_EVERY, checkpointEveryMs: 0 });
+    writer = await JournalWriter.open({
+      path: fx.journal,
+      keysDir: fx.keys,
+      anchors: [new DirectoryAnchor(fx.anchors)],
+      checkpointEveryEntries: CHECKPOINT_EVERY,
+      checkpointEveryMs: 0,
+    });
   } catch (err) {
     expect(err).toBeInstanceOf(Error);
     return err as Error;
@@ -523,7 +543,9 @@ describe('tamper evidence: `activity-journal verify` finds the first entry an at
     const { report: withoutAnchors } = await verify(fx, { anchors: [] });
     expect(withoutAnchors.ok).toBe(true);
     const report = await expectBroken(fx, length, /anchor mismatch: .* holds a signed checkpoint of \d+ entries but the journal has \d+/);
-    expect(report.reason).toContain(`signed checkpoint of ${smallestBeyond} entries but the journal has ${length}: entries from seq ${length} were removed`);
+    expect(report.reason).toContain(
+      `signed checkpoint of ${smallestBeyond} entries but the journal has ${length}: entries from seq ${length} were removed`,
+    );
 
     const err = await openError(fx);
     expect(err).toBeInstanceOf(JournalIntegrityError);
@@ -586,7 +608,9 @@ describe('tamper evidence: `activity-journal verify` finds the first entry an at
     const err = await openError(fx);
     expect(err).toBeInstanceOf(JournalIntegrityError);
     expect((err as JournalIntegrityError).firstBadSeq).toBe(first.size);
-    expect(err.message).toContain(`the journal has ${first.size} entries but anchor dir:${fx.anchors} holds a signed checkpoint of ${newest}`);
+    expect(err.message).toContain(
+      `the journal has ${first.size} entries but anchor dir:${fx.anchors} holds a signed checkpoint of ${newest}`,
+    );
   });
 
   it('10. UPDATE and DELETE on entries through a normal connection fail: the table is insert-only', async () => {

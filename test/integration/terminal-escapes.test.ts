@@ -15,7 +15,17 @@ let env: NodeJS.ProcessEnv;
 let config: Config;
 beforeEach(() => {
   tmp = tempDir('aj-escapes-');
-  env = { ...process.env, JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'), LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', JOURNAL_MASTER_KEY: '', JOURNAL_MASTER_KEY_FILE: '', KEY_STORE_PATH: '', KEY_STORE_BACKUP: '' };
+  env = {
+    ...process.env,
+    JOURNAL_PATH: join(tmp.dir, 'data', 'journal.sqlite'),
+    LOG_LEVEL: 'warn',
+    JOURNAL_APPEND_TOKEN: '',
+    JOURNAL_READ_TOKEN: '',
+    JOURNAL_MASTER_KEY: '',
+    JOURNAL_MASTER_KEY_FILE: '',
+    KEY_STORE_PATH: '',
+    KEY_STORE_BACKUP: '',
+  };
   config = loadConfig({ JOURNAL_PATH: env.JOURNAL_PATH, LOG_LEVEL: 'silent' });
 });
 afterEach(() => tmp.cleanup());
@@ -32,8 +42,20 @@ describe('terminal escapes in journal content', () => {
     const writer = await JournalWriter.open({ path: config.journal.path, keysDir: config.journal.keysDir, checkpointEveryMs: 0, privacy });
     try {
       await writer.append({
-        kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId: 'email-thread/gmail/esc', idempotencyKey: 'interaction/gmail/esc',
-        payload: { channel: 'email', sourceId: 'esc-1', direction: 'inbound', occurredAt: '2026-11-01T09:00:00Z', participants: [{ role: 'from', address: 'mallory@attacker.example' }], subject, text: 'hi' },
+        kind: 'interaction.received',
+        source: 'gmail',
+        actor: 'connector:gmail',
+        correlationId: 'email-thread/gmail/esc',
+        idempotencyKey: 'interaction/gmail/esc',
+        payload: {
+          channel: 'email',
+          sourceId: 'esc-1',
+          direction: 'inbound',
+          occurredAt: '2026-11-01T09:00:00Z',
+          participants: [{ role: 'from', address: 'mallory@attacker.example' }],
+          subject,
+          text: 'hi',
+        },
       });
     } finally {
       await writer.close();

@@ -55,7 +55,10 @@ describe('a worker killed mid-run', () => {
       LOG_LEVEL: 'error',
     };
     // The test is the producer (as a webhook receiver would be); workers run in their own process.
-    const producer = await startPipeline(testConfig(tmp.dir, { ...env, JOURNAL_PATH: env.JOURNAL_PATH as string }), silentLogger, { prefix, queues: [] });
+    const producer = await startPipeline(testConfig(tmp.dir, { ...env, JOURNAL_PATH: env.JOURNAL_PATH as string }), silentLogger, {
+      prefix,
+      queues: [],
+    });
     const items = generatedInteractions(300, 'crash');
     for (const ix of items) await producer.pipeline.intake(ix);
 

@@ -26,7 +26,11 @@ const open = (extra: Partial<Parameters<typeof JournalWriter.open>[0]> = {}): Pr
 function count(kind?: string): number {
   const db = new Database(path, { readonly: true });
   try {
-    const row = (kind ? db.prepare('SELECT count(*) AS n FROM entries WHERE kind = ?').get(kind) : db.prepare('SELECT count(*) AS n FROM entries').get()) as { n: number };
+    const row = (
+      kind
+        ? db.prepare('SELECT count(*) AS n FROM entries WHERE kind = ?').get(kind)
+        : db.prepare('SELECT count(*) AS n FROM entries').get()
+    ) as { n: number };
     return row.n;
   } finally {
     db.close();
@@ -98,11 +102,17 @@ describe('JournalWriter', () => {
   it('writes a batch whole or not at all', async () => {
     const w = await open();
     await w.append(stateChange('k-1'));
-    await expect(w.appendBatch([stateChange('k-2'), stateChange('k-1', 'c-1', 'other'), stateChange('k-3')])).rejects.toThrow(IdempotencyConflictError);
+    await expect(w.appendBatch([stateChange('k-2'), stateChange('k-1', 'c-1', 'other'), stateChange('k-3')])).rejects.toThrow(
+      IdempotencyConflictError,
+    );
     await expect(w.appendBatch([stateChange('k-2'), { ...stateChange('k-4'), kind: 'nope' }])).rejects.toThrow(EntryValidationError);
     expect(w.size).toBe(2);
     const ok = await w.appendBatch([stateChange('k-2'), stateChange('k-2'), stateChange('k-1')]);
-    expect(ok.map((r) => [r.entry.seq, r.duplicate])).toEqual([[2, false], [2, true], [1, true]]);
+    expect(ok.map((r) => [r.entry.seq, r.duplicate])).toEqual([
+      [2, false],
+      [2, true],
+      [1, true],
+    ]);
     await w.close();
   });
 
@@ -189,7 +199,10 @@ describe('JournalWriter', () => {
     const db = (w as unknown as { db: Database.Database }).db;
     db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
     const refused = w.append(stateChange('while-full', 'c-1', 'x'.repeat(50_000)));
-    await expect(refused).rejects.toMatchObject({ code: 'WRITE_FAILED', message: expect.stringContaining('database or disk is full') as unknown });
+    await expect(refused).rejects.toMatchObject({
+      code: 'WRITE_FAILED',
+      message: expect.stringContaining('database or disk is full') as unknown,
+    });
     const failing = w.writeHealth;
     expect(failing).toMatchObject({ ok: false, reason: expect.stringContaining('database or disk is full') as unknown });
     // The service's /healthz answers 503 with since when and why, so that the web server's health check says so.
@@ -198,7 +211,10 @@ describe('JournalWriter', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const client = new HttpJournalClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, attempts: 1 });
     try {
-      const health = await client.health().then(() => null, (e: unknown) => e);
+      const health = await client.health().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(health).toMatchObject({ status: 503, code: 'WRITE_FAILED' });
       expect((health as Error).message).toMatch(/refusing writes since \d{4}-.*database or disk is full/);
       db.pragma('max_page_count = 1073741823');

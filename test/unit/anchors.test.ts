@@ -6,14 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  anchorsFromConfig,
-  DirectoryAnchor,
-  HttpAnchor,
-  originSlug,
-  readAnchoredNotes,
-  readPinnedKey,
-} from '../../src/journal/anchors.ts';
+import { anchorsFromConfig, DirectoryAnchor, HttpAnchor, originSlug, readAnchoredNotes, readPinnedKey } from '../../src/journal/anchors.ts';
 import { signCheckpoint, verifySignedCheckpoint, type Checkpoint } from '../../src/journal/checkpoint.ts';
 import { AnchorConflictError } from '../../src/journal/errors/anchor-conflict.error.ts';
 import { AnchorPublishError } from '../../src/journal/errors/anchor-publish.error.ts';

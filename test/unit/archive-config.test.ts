@@ -12,10 +12,33 @@ describe('archive configuration', () => {
   });
 
   it('reads a bucket, its prefix, the base URL and the credentials (a token wins over a key file)', () => {
-    const c = loadConfig({ ...base, ARCHIVE_STORE: 'gs://acme-journal-archive/prod/eu/', GCS_BASE_URL: 'http://127.0.0.1:4443/', GCS_ACCESS_TOKEN: 'ya29.token-for-tests', GOOGLE_APPLICATION_CREDENTIALS: '/etc/aj/sa.json' });
-    expect(c.journal.archiveStore).toEqual({ kind: 'gcs', bucket: 'acme-journal-archive', prefix: 'prod/eu/', baseUrl: 'http://127.0.0.1:4443/', credentials: { accessToken: 'ya29.token-for-tests' }, requireRetention: true });
-    const k = loadConfig({ ...base, ARCHIVE_STORE: 'gcs://acme-journal-archive', GOOGLE_APPLICATION_CREDENTIALS: '/etc/aj/sa.json', GCS_REQUIRE_RETENTION: 'false' });
-    expect(k.journal.archiveStore).toMatchObject({ bucket: 'acme-journal-archive', prefix: '', credentials: { keyFile: '/etc/aj/sa.json' }, requireRetention: false });
+    const c = loadConfig({
+      ...base,
+      ARCHIVE_STORE: 'gs://acme-journal-archive/prod/eu/',
+      GCS_BASE_URL: 'http://127.0.0.1:4443/',
+      GCS_ACCESS_TOKEN: 'ya29.token-for-tests',
+      GOOGLE_APPLICATION_CREDENTIALS: '/etc/aj/sa.json',
+    });
+    expect(c.journal.archiveStore).toEqual({
+      kind: 'gcs',
+      bucket: 'acme-journal-archive',
+      prefix: 'prod/eu/',
+      baseUrl: 'http://127.0.0.1:4443/',
+      credentials: { accessToken: 'ya29.token-for-tests' },
+      requireRetention: true,
+    });
+    const k = loadConfig({
+      ...base,
+      ARCHIVE_STORE: 'gcs://acme-journal-archive',
+      GOOGLE_APPLICATION_CREDENTIALS: '/etc/aj/sa.json',
+      GCS_REQUIRE_RETENTION: 'false',
+    });
+    expect(k.journal.archiveStore).toMatchObject({
+      bucket: 'acme-journal-archive',
+      prefix: '',
+      credentials: { keyFile: '/etc/aj/sa.json' },
+      requireRetention: false,
+    });
     expect(loadConfig({ ...base, ARCHIVE_STORE: 'gs://acme-journal-archive' }).journal.archiveStore).toMatchObject({ credentials: null });
   });
 

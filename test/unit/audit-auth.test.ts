@@ -10,7 +10,16 @@ import Database from 'better-sqlite3';
 import { tempDir } from '../helpers/tmp.ts';
 import { LoginThrottle, SessionSigner } from '../../src/audit/session.ts';
 import { AuthStateStore } from '../../src/audit/auth-state.ts';
-import { UserDirectory, UsersFileError, allowed, hashPassword, newApiToken, readUsersFile, verifyPassword, writeUsersFile } from '../../src/audit/users.ts';
+import {
+  UserDirectory,
+  UsersFileError,
+  allowed,
+  hashPassword,
+  newApiToken,
+  readUsersFile,
+  verifyPassword,
+  writeUsersFile,
+} from '../../src/audit/users.ts';
 
 describe('passwords and tokens', () => {
   it('hashes with scrypt and a random salt; verifies the right password only', async () => {
@@ -30,7 +39,16 @@ describe('passwords and tokens', () => {
     try {
       const path = join(tmp.dir, 'users.json');
       const t = newApiToken();
-      writeUsersFile(path, { users: [{ id: 'ops-bot', role: 'viewer', passwordHash: null, apiTokens: [{ id: 't-1', sha256: t.sha256, createdAt: '2026-11-27T00:00:00Z' }] }] });
+      writeUsersFile(path, {
+        users: [
+          {
+            id: 'ops-bot',
+            role: 'viewer',
+            passwordHash: null,
+            apiTokens: [{ id: 't-1', sha256: t.sha256, createdAt: '2026-11-27T00:00:00Z' }],
+          },
+        ],
+      });
       expect(statSync(path).mode & 0o777).toBe(0o600);
       expect(JSON.stringify(readUsersFile(path))).not.toContain(t.token);
       const dir = new UserDirectory(path);
@@ -58,7 +76,6 @@ describe('passwords and tokens', () => {
   });
 });
 
-
 describe('sessions', () => {
   const secret = Buffer.alloc(32, 7);
   const hashKey = Buffer.alloc(32, 9);
@@ -80,14 +97,26 @@ describe('sessions', () => {
 
   it('verifies its own tokens, and refuses forged, expired and revoked ones', () => {
     let now = 1_000_000;
-    const s = new SessionSigner(secret, 60_000, open(() => now), () => now);
+    const s = new SessionSigner(
+      secret,
+      60_000,
+      open(() => now),
+      () => now,
+    );
     const { token, session } = s.issue('alice');
     expect(s.verify(token)).toEqual(session);
     const [v, body, mac] = token.split('.') as [string, string, string];
     const forgedBody = Buffer.from(JSON.stringify({ s: session.sid, u: 'admin', e: session.expiresAt })).toString('base64url');
     expect(s.verify(`${v}.${forgedBody}.${mac}`)).toBeNull();
     expect(s.verify(`${v}.${body}.${mac.slice(0, -2)}AA`)).toBeNull();
-    expect(new SessionSigner(Buffer.alloc(32, 8), 60_000, open(() => now, 'other.sqlite'), () => now).verify(token)).toBeNull();
+    expect(
+      new SessionSigner(
+        Buffer.alloc(32, 8),
+        60_000,
+        open(() => now, 'other.sqlite'),
+        () => now,
+      ).verify(token),
+    ).toBeNull();
     expect(s.verify(undefined)).toBeNull();
     expect(s.verify('garbage')).toBeNull();
     now += 60_001;
@@ -109,7 +138,10 @@ describe('sessions', () => {
 
   it('locks a name out after repeated failures, for the window only, whether or not the name is a user', () => {
     let now = 0;
-    const t = new LoginThrottle(open(() => now), { maxPerName: 3, maxPerAddress: 100, windowMs: 1000 });
+    const t = new LoginThrottle(
+      open(() => now),
+      { maxPerName: 3, maxPerAddress: 100, windowMs: 1000 },
+    );
     t.fail('alice', '10.0.0.1');
     t.fail('alice', '10.0.0.2');
     expect(t.locked('alice', '10.0.0.3')).toBe(false);
@@ -128,7 +160,10 @@ describe('sessions', () => {
 
   it('locks a client address out after failures over many names; a success does not reset the address', () => {
     let now = 0;
-    const t = new LoginThrottle(open(() => now), { maxPerName: 100, maxPerAddress: 4, windowMs: 1000 });
+    const t = new LoginThrottle(
+      open(() => now),
+      { maxPerName: 100, maxPerAddress: 4, windowMs: 1000 },
+    );
     for (const name of ['a', 'b', 'c']) t.fail(name, '10.0.0.1');
     t.succeed('mallory');
     expect(t.locked('zed', '10.0.0.1')).toBe(false);

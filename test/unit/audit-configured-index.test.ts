@@ -26,7 +26,7 @@ const ADDRESS = 'Dana.Person@Example.com';
 const plain = (a: string): string => createHash('sha256').update(a.trim().toLowerCase()).digest('hex');
 
 describe('the configured audit read index', () => {
-  it('keys contacts by the key store\'s subject hash when there is a key store', () => {
+  it("keys contacts by the key store's subject hash when there is a key store", () => {
     const writer = openWriterPrivacy(config);
     const subject = writer.keys.subjectHash(ADDRESS); // creates the master key and the store
     writer.close();

@@ -46,7 +46,11 @@ describe('exports', () => {
     expect((JSON.parse(none[0] as string) as { entries: number }).entries).toBe(0);
 
     // A dropped line.
-    expect(checkExport([lines[0], lines[1], lines[2]].join('\n'), null).failures.map((f) => f.reason).join()).toContain('announces 3 entries');
+    expect(
+      checkExport([lines[0], lines[1], lines[2]].join('\n'), null)
+        .failures.map((f) => f.reason)
+        .join(),
+    ).toContain('announces 3 entries');
     // A changed payload.
     const changed = lines.map((l, i) => (i === 2 ? l.replace(/"to":"v\d"/, '"to":"forged"') : l));
     expect(changed[2]).not.toBe(lines[2]);
@@ -54,7 +58,11 @@ describe('exports', () => {
     expect(c.ok).toBe(false);
     expect(c.failures[0]).toMatchObject({ line: 3, reason: expect.stringContaining('payload does not match') as unknown });
     // Another journal's key pinned.
-    const otherWriter = await JournalWriter.open({ path: join(tmp.dir, 'other.sqlite'), keysDir: join(tmp.dir, 'keys2'), checkpointEveryMs: 0 });
+    const otherWriter = await JournalWriter.open({
+      path: join(tmp.dir, 'other.sqlite'),
+      keysDir: join(tmp.dir, 'keys2'),
+      checkpointEveryMs: 0,
+    });
     await otherWriter.checkpoint();
     const otherReader = JournalReader.open(join(tmp.dir, 'other.sqlite'));
     const foreignKey = (otherReader.bySeq(0)?.payload as { verifierKey: string }).verifierKey;

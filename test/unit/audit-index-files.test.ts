@@ -32,8 +32,24 @@ async function journal(n: number): Promise<{ writer: JournalWriter; reader: Jour
   for (let i = 0; i < n; i++) {
     const from = i === 3 ? DANA : `buyer${i}@example.com`;
     const { entry } = await writer.append({
-      kind: 'interaction.received', source: 'gmail', actor: 'connector:gmail', correlationId: `c-${i}`, idempotencyKey: `ix/${i}`, occurredAt: '2026-11-02T10:00:00Z',
-      payload: { channel: 'email', sourceId: `m-${i}`, direction: 'inbound', occurredAt: '2026-11-02T10:00:00Z', participants: [{ role: 'from', address: from }, { role: 'to', address: 'sales@northwind.example' }], subject: 's', text: 't' },
+      kind: 'interaction.received',
+      source: 'gmail',
+      actor: 'connector:gmail',
+      correlationId: `c-${i}`,
+      idempotencyKey: `ix/${i}`,
+      occurredAt: '2026-11-02T10:00:00Z',
+      payload: {
+        channel: 'email',
+        sourceId: `m-${i}`,
+        direction: 'inbound',
+        occurredAt: '2026-11-02T10:00:00Z',
+        participants: [
+          { role: 'from', address: from },
+          { role: 'to', address: 'sales@northwind.example' },
+        ],
+        subject: 's',
+        text: 't',
+      },
     });
     if (i === 3) danaSeq = entry.seq;
   }
@@ -63,7 +79,8 @@ function found(indexPath: string, needles: Record<string, Buffer>): string[] {
     const bytes = readFileSync(file);
     const lower = Buffer.from(bytes.toString('latin1').toLowerCase(), 'latin1');
     for (const [what, needle] of Object.entries(needles)) {
-      if (bytes.includes(needle) || lower.includes(Buffer.from(needle.toString('latin1').toLowerCase(), 'latin1'))) hits.push(`${what} in ${file.slice(indexPath.length) || 'the file'}`);
+      if (bytes.includes(needle) || lower.includes(Buffer.from(needle.toString('latin1').toLowerCase(), 'latin1')))
+        hits.push(`${what} in ${file.slice(indexPath.length) || 'the file'}`);
     }
   }
   return hits;
@@ -144,7 +161,8 @@ describe('the audit read index files', () => {
 
     const upgraded = ReadIndex.open(indexPath, KEY);
     expect(upgraded.lastSeq()).toBe(-1);
-    for (const address of [DANA, 'buyer7@example.com', 'sales@northwind.example']) expect(found(indexPath, traces(address)), address).toEqual([]);
+    for (const address of [DANA, 'buyer7@example.com', 'sales@northwind.example'])
+      expect(found(indexPath, traces(address)), address).toEqual([]);
     upgraded.catchUp(reader);
     expect(upgraded.query({ contact: DANA }).rows.map((r) => r.correlationId)).toEqual(['c-3']);
     for (const address of [DANA, 'sales@northwind.example']) {
@@ -177,14 +195,28 @@ describe('the audit read index files', () => {
     await writer.close();
   });
 
-  it('a privacy.erased entry folded from the journal drops the subject\'s rows, overwritten, WAL truncated', async () => {
+  it("a privacy.erased entry folded from the journal drops the subject's rows, overwritten, WAL truncated", async () => {
     const { writer, reader } = await journal(40);
     const indexPath = join(tmp.dir, 'audit-index.sqlite');
     const index = ReadIndex.open(indexPath, KEY);
     index.catchUp(reader);
     expect(found(indexPath, traces(DANA))).not.toEqual([]);
     // In production the index is keyed by the key store's subject hash, which privacy.erased names.
-    await writer.append({ kind: 'privacy.erased', source: 'cli', actor: 'operator', correlationId: `privacy/${KEY(DANA).slice(0, 32)}`, idempotencyKey: 'privacy/erased/x', payload: { subjectHash: KEY(DANA), keyIds: [], reason: 'erasure request', entries: 1, correlations: 1, authentication: `hmac-sha256:${'0'.repeat(64)}` } });
+    await writer.append({
+      kind: 'privacy.erased',
+      source: 'cli',
+      actor: 'operator',
+      correlationId: `privacy/${KEY(DANA).slice(0, 32)}`,
+      idempotencyKey: 'privacy/erased/x',
+      payload: {
+        subjectHash: KEY(DANA),
+        keyIds: [],
+        reason: 'erasure request',
+        entries: 1,
+        correlations: 1,
+        authentication: `hmac-sha256:${'0'.repeat(64)}`,
+      },
+    });
     expect(index.catchUp(reader)).toBe(1);
     expect(index.query({ contact: DANA }).rows).toEqual([]);
     expect(found(indexPath, traces(DANA))).toEqual([]);
@@ -199,7 +231,14 @@ describe('the audit read index files', () => {
     const tag = `hmac-sha256:${'1'.repeat(64)}`;
     const index = ReadIndex.open(join(tmp.dir, 'audit-index.sqlite'), KEY, { erasureAuthentic: (p) => p.authentication === tag });
     index.catchUp(reader);
-    const erasure = (key: string, authentication: string) => ({ kind: 'privacy.erased' as const, source: 'cli', actor: 'operator', correlationId: `privacy/${KEY(DANA).slice(0, 32)}`, idempotencyKey: key, payload: { subjectHash: KEY(DANA), keyIds: [], reason: 'erasure request', entries: 1, correlations: 1, authentication } });
+    const erasure = (key: string, authentication: string) => ({
+      kind: 'privacy.erased' as const,
+      source: 'cli',
+      actor: 'operator',
+      correlationId: `privacy/${KEY(DANA).slice(0, 32)}`,
+      idempotencyKey: key,
+      payload: { subjectHash: KEY(DANA), keyIds: [], reason: 'erasure request', entries: 1, correlations: 1, authentication },
+    });
     await writer.append(erasure('privacy/erased/forged', `hmac-sha256:${'0'.repeat(64)}`));
     expect(index.catchUp(reader)).toBe(1);
     expect(index.query({ contact: DANA }).rows).toHaveLength(1);

@@ -23,7 +23,10 @@ const HEX = 'a'.repeat(64);
 const KEY = keyedContactHasher(randomBytes(32));
 
 /** The entries the pipeline writes for one interaction: received, decision, review rule. */
-function interaction(i: number, opts: { category: string; confidence: number; review: boolean; source?: string; from?: string }): { received: AppendInput; decision: (receivedId: string) => AppendInput; review: (decisionId: string) => AppendInput } {
+function interaction(
+  i: number,
+  opts: { category: string; confidence: number; review: boolean; source?: string; from?: string },
+): { received: AppendInput; decision: (receivedId: string) => AppendInput; review: (decisionId: string) => AppendInput } {
   const correlationId = `c-${i}`;
   return {
     received: {
@@ -33,7 +36,15 @@ function interaction(i: number, opts: { category: string; confidence: number; re
       correlationId,
       idempotencyKey: `ix/${i}`,
       occurredAt: new Date(Date.UTC(2026, 10, 1 + (i % 20))).toISOString(),
-      payload: { channel: 'email', sourceId: `m-${i}`, direction: 'inbound', occurredAt: new Date(Date.UTC(2026, 10, 1 + (i % 20))).toISOString(), participants: [{ role: 'from', address: opts.from ?? `buyer${i}@example.com` }], subject: `Secret subject ${i}`, text: 'body text' },
+      payload: {
+        channel: 'email',
+        sourceId: `m-${i}`,
+        direction: 'inbound',
+        occurredAt: new Date(Date.UTC(2026, 10, 1 + (i % 20))).toISOString(),
+        participants: [{ role: 'from', address: opts.from ?? `buyer${i}@example.com` }],
+        subject: `Secret subject ${i}`,
+        text: 'body text',
+      },
     },
     decision: (receivedId) => ({
       kind: 'ai.decision',
@@ -42,7 +53,30 @@ function interaction(i: number, opts: { category: string; confidence: number; re
       correlationId,
       causationId: receivedId,
       idempotencyKey: `d/${i}`,
-      payload: { inputEntryId: receivedId, inputHash: HEX, promptId: 'p', promptVersion: 'v1', promptHash: HEX, provider: 'offline', model: 'rules', outcome: 'ok', output: { category: opts.category, summary: 's', intent: 'i', sentiment: 'neutral', urgency: 'low', nextSteps: [], confidence: opts.confidence }, confidence: opts.confidence, tokens: null, latencyMs: 1, requestId: null, attempts: 1 },
+      payload: {
+        inputEntryId: receivedId,
+        inputHash: HEX,
+        promptId: 'p',
+        promptVersion: 'v1',
+        promptHash: HEX,
+        provider: 'offline',
+        model: 'rules',
+        outcome: 'ok',
+        output: {
+          category: opts.category,
+          summary: 's',
+          intent: 'i',
+          sentiment: 'neutral',
+          urgency: 'low',
+          nextSteps: [],
+          confidence: opts.confidence,
+        },
+        confidence: opts.confidence,
+        tokens: null,
+        latencyMs: 1,
+        requestId: null,
+        attempts: 1,
+      },
     }),
     review: (decisionId) => ({
       kind: 'rule.decision',
@@ -50,7 +84,13 @@ function interaction(i: number, opts: { category: string; confidence: number; re
       actor: 'rules',
       correlationId,
       idempotencyKey: `r/${i}`,
-      payload: { ruleId: opts.review ? 'low-confidence' : 'no-review', ruleVersion: '1', inputEntryId: decisionId, evaluated: { section: 'review' }, outcome: opts.review ? 'review' : 'none' },
+      payload: {
+        ruleId: opts.review ? 'low-confidence' : 'no-review',
+        ruleVersion: '1',
+        inputEntryId: decisionId,
+        evaluated: { section: 'review' },
+        outcome: opts.review ? 'review' : 'none',
+      },
     }),
   };
 }
@@ -58,7 +98,13 @@ function interaction(i: number, opts: { category: string; confidence: number; re
 async function fill(writer: JournalWriter, n: number, offset = 0): Promise<string[]> {
   const decisions: string[] = [];
   for (let i = offset; i < offset + n; i++) {
-    const spec = interaction(i, { category: i % 3 === 0 ? 'billing' : 'new_lead', confidence: (i % 10) / 10, review: i % 3 === 0, source: i % 2 === 0 ? 'gmail' : 'twilio', ...(i === 7 ? { from: 'Dana@Example.com' } : {}) });
+    const spec = interaction(i, {
+      category: i % 3 === 0 ? 'billing' : 'new_lead',
+      confidence: (i % 10) / 10,
+      review: i % 3 === 0,
+      source: i % 2 === 0 ? 'gmail' : 'twilio',
+      ...(i === 7 ? { from: 'Dana@Example.com' } : {}),
+    });
     const r = await writer.append(spec.received);
     const d = await writer.append(spec.decision(r.entry.id));
     await writer.append(spec.review(d.entry.id));
@@ -83,7 +129,9 @@ describe('the audit read index', () => {
     expect(index.query({ contact: ' dana@example.COM ' }).rows.map((r) => r.correlationId)).toEqual(['c-7']);
     expect(index.query({ maxConfidence: 0.1, limit: 500 }).rows.every((r) => (r.confidence as number) <= 0.1)).toBe(true);
     expect(index.query({ reviewState: 'pending', limit: 500 }).rows).toHaveLength(10);
-    expect(index.query({ from: '2026-11-05', until: '2026-11-06', limit: 500 }).rows.every((r) => r.occurredAt.startsWith('2026-11-05'))).toBe(true);
+    expect(
+      index.query({ from: '2026-11-05', until: '2026-11-06', limit: 500 }).rows.every((r) => r.occurredAt.startsWith('2026-11-05')),
+    ).toBe(true);
     expect(() => index.query({ from: 'yesterday' })).toThrow(RangeError);
     // Paging: every row once, newest first.
     const seen: number[] = [];
@@ -105,7 +153,15 @@ describe('the audit read index', () => {
     // Incremental: an override moves the category and takes the decision out of the queue.
     const again = ReadIndex.open(indexPath, KEY);
     const target = decisions[3] as string;
-    await writer.append({ kind: 'human.override', source: 'cli', actor: 'user:alice', correlationId: 'c-3', causationId: target, idempotencyKey: `o/${randomUUID()}`, payload: { supersedes: target, field: 'category', from: 'billing', to: 'customer_support', reason: 'r' } });
+    await writer.append({
+      kind: 'human.override',
+      source: 'cli',
+      actor: 'user:alice',
+      correlationId: 'c-3',
+      causationId: target,
+      idempotencyKey: `o/${randomUUID()}`,
+      payload: { supersedes: target, field: 'category', from: 'billing', to: 'customer_support', reason: 'r' },
+    });
     expect(again.catchUp(reader)).toBe(1);
     const row = again.byDecisionId(target);
     expect(row).toMatchObject({ category: 'customer_support', modelCategory: 'billing', reviewState: 'overridden', overrides: 1 });
@@ -115,7 +171,12 @@ describe('the audit read index', () => {
     expect(again.query({ category: 'customer_support' }).matches).toEqual({ count: 1, capped: false });
     expect(again.query({ reviewState: 'pending' }).matches).toEqual({ count: 9, capped: false });
     expect(again.query({ reviewState: 'overridden' }).matches).toEqual({ count: 1, capped: false });
-    for (const q of [{ category: 'billing', reviewState: 'pending' }, { category: 'customer_support', reviewState: 'overridden' }, { source: 'twilio', category: 'billing' }, { category: 'billing', reviewState: 'none' }] as InteractionQuery[]) {
+    for (const q of [
+      { category: 'billing', reviewState: 'pending' },
+      { category: 'customer_support', reviewState: 'overridden' },
+      { source: 'twilio', category: 'billing' },
+      { category: 'billing', reviewState: 'none' },
+    ] as InteractionQuery[]) {
       expect(again.query(q).matches?.count, JSON.stringify(q)).toBe(again.query({ ...q, limit: 500 }).rows.length);
     }
     expect(again.catchUp(reader)).toBe(0);
@@ -130,7 +191,12 @@ describe('the audit read index', () => {
     const r2 = JournalReader.open(other);
     const third = ReadIndex.open(indexPath, KEY);
     third.catchUp(r2);
-    expect(third.query({ limit: 500 }).rows.map((r) => r.correlationId).sort()).toEqual(['c-100', 'c-101']);
+    expect(
+      third
+        .query({ limit: 500 })
+        .rows.map((r) => r.correlationId)
+        .sort(),
+    ).toEqual(['c-100', 'c-101']);
     third.close();
     r2.close();
     await w2.close();
@@ -153,9 +219,19 @@ describe('the audit read index', () => {
     expect(index.query({ from: '2026-11-05', until: '2026-11-10' }).matches).toEqual({ count: 10, capped: false });
     expect(index.query({ limit: 5, before: 1_000 }).matches).toBeNull();
     const combos: InteractionQuery[] = [
-      { source: 'gmail' }, { channel: 'email' }, { channel: 'call' }, { category: 'new_lead' }, { reviewState: 'pending' }, { reviewState: 'none' },
-      { source: 'twilio', category: 'billing' }, { category: 'new_lead', reviewState: 'pending' }, { source: 'gmail', reviewState: 'pending' }, { source: 'gmail', channel: 'email', category: 'billing' },
-      { from: '2026-11-19' }, { source: 'twilio', until: '2026-11-04' }, { category: 'billing', from: '2026-11-10' },
+      { source: 'gmail' },
+      { channel: 'email' },
+      { channel: 'call' },
+      { category: 'new_lead' },
+      { reviewState: 'pending' },
+      { reviewState: 'none' },
+      { source: 'twilio', category: 'billing' },
+      { category: 'new_lead', reviewState: 'pending' },
+      { source: 'gmail', reviewState: 'pending' },
+      { source: 'gmail', channel: 'email', category: 'billing' },
+      { from: '2026-11-19' },
+      { source: 'twilio', until: '2026-11-04' },
+      { category: 'billing', from: '2026-11-10' },
     ];
     for (const q of combos) {
       expect(index.query(q).matches?.count, JSON.stringify(q)).toBe(index.query({ ...q, limit: 500 }).rows.length);
@@ -177,14 +253,24 @@ describe('the audit read index', () => {
         before = page.next;
       }
     };
-    for (const q of [{ from: '2026-11-05', until: '2026-11-10' }, { source: 'twilio', from: '2026-11-03' }, { until: '2026-11-04', category: 'billing' }, { contact: 'dana@example.com', from: '2026-11-01' }, { from: '2026-11-02T12:00:00Z', until: '2026-11-04T06:00:00Z' }, { source: 'gmail', from: '2026-11-01', until: '2026-11-09' }, { from: '2026-11-01', until: '2026-11-02' }]) {
+    for (const q of [
+      { from: '2026-11-05', until: '2026-11-10' },
+      { source: 'twilio', from: '2026-11-03' },
+      { until: '2026-11-04', category: 'billing' },
+      { contact: 'dana@example.com', from: '2026-11-01' },
+      { from: '2026-11-02T12:00:00Z', until: '2026-11-04T06:00:00Z' },
+      { source: 'gmail', from: '2026-11-01', until: '2026-11-09' },
+      { from: '2026-11-01', until: '2026-11-02' },
+    ]) {
       const sorted = pages(index, q);
       expect(sorted.flat().length).toBeGreaterThan(0);
       expect(pages(walked, q)).toEqual(sorted);
       expect([...sorted.flat()].sort((a, b) => b - a)).toEqual(sorted.flat());
     }
     expect(index.explain({ from: '2026-11-05', until: '2026-11-10' }).join('\n')).toContain('COVERING INDEX interactions_occurred');
-    expect(index.explain({ source: 'twilio', from: '2026-11-01', until: '2026-11-05' }).join('\n')).toContain('COVERING INDEX interactions_source_occurred');
+    expect(index.explain({ source: 'twilio', from: '2026-11-01', until: '2026-11-05' }).join('\n')).toContain(
+      'COVERING INDEX interactions_source_occurred',
+    );
     // A window that holds the newest interaction is walked newest first.
     expect(index.explain({ from: '2026-11-05' }).join('\n')).not.toContain('interactions_occurred');
     expect(walked.explain({ from: '2026-11-05' }).join('\n')).not.toContain('interactions_occurred');

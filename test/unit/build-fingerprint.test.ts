@@ -12,7 +12,16 @@ let tmp: { dir: string; cleanup: () => void };
 beforeEach(() => {
   tmp = tempDir('aj-fingerprint-');
   for (const d of ['src/cli', 'jobs', 'connectors/x', 'scripts', 'test']) mkdirSync(join(tmp.dir, d), { recursive: true });
-  for (const f of ['src/cli/main.ts', 'jobs/main.ts', 'connectors/x/a.ts', 'package.json', 'scripts/build.mjs', 'scripts/fingerprint.mjs', 'test/t.test.ts']) writeFileSync(join(tmp.dir, f), `// ${f}\n`);
+  for (const f of [
+    'src/cli/main.ts',
+    'jobs/main.ts',
+    'connectors/x/a.ts',
+    'package.json',
+    'scripts/build.mjs',
+    'scripts/fingerprint.mjs',
+    'test/t.test.ts',
+  ])
+    writeFileSync(join(tmp.dir, f), `// ${f}\n`);
 });
 afterEach(() => tmp.cleanup());
 

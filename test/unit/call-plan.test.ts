@@ -34,7 +34,15 @@ const scripted: Classifier = {
     const [, category, confidence] = /\[(\w+) ([\d.]+)\]/.exec(input.text) ?? ['', 'other', '0.5'];
     const next = /next: ([^.]+)/.exec(input.text)?.[1];
     return Promise.resolve({
-      output: { summary: input.text.split('.')[0] as string, category: category as Category, intent: 'talk', sentiment: 'neutral', urgency: 'normal', nextSteps: next ? [next] : [], confidence: Number(confidence) },
+      output: {
+        summary: input.text.split('.')[0] as string,
+        category: category as Category,
+        intent: 'talk',
+        sentiment: 'neutral',
+        urgency: 'normal',
+        nextSteps: next ? [next] : [],
+        confidence: Number(confidence),
+      },
       provider: 'scripted',
       model: 'v1',
       requestId: null,
@@ -133,10 +141,11 @@ async function planOf(e: JournalEntry): Promise<MirrorPlan> {
   const d = (await chainOf(e)).filter((x) => x.kind === 'ai.decision' && payload(x).inputEntryId === e.id).at(-1) as JournalEntry;
   return pipeline.planFor({ entryId: e.id, entrySeq: e.seq, correlationId: e.correlationId, decisionEntryId: d.id, decisionSeq: d.seq });
 }
-const decisionOf = async (e: JournalEntry): Promise<JournalEntry> => (await chainOf(e)).filter((x) => x.kind === 'ai.decision' && payload(x).inputEntryId === e.id).at(-1) as JournalEntry;
+const decisionOf = async (e: JournalEntry): Promise<JournalEntry> =>
+  (await chainOf(e)).filter((x) => x.kind === 'ai.decision' && payload(x).inputEntryId === e.id).at(-1) as JournalEntry;
 
 describe('callOf', () => {
-  it('names the call of a call or its transcript, by the thread, else by the transcript\'s source id; null for other channels', () => {
+  it("names the call of a call or its transcript, by the thread, else by the transcript's source id; null for other channels", () => {
     expect(callOf({ channel: 'call', sourceId: 'CA1', threadId: 'CA1' })).toBe('CA1');
     expect(callOf({ channel: 'call', sourceId: 'CA1/transcript/GT9', threadId: 'CA1' })).toBe('CA1');
     expect(callOf({ channel: 'call', sourceId: 'CA1/transcript/GT9' })).toBe('CA1');
@@ -146,16 +155,20 @@ describe('callOf', () => {
 });
 
 describe('one call activity per call', () => {
-  it('a transcript after its call updates the call\'s activity: its section in the body, under the call\'s entry id', async () => {
+  it("a transcript after its call updates the call's activity: its section in the body, under the call's entry id", async () => {
     const call = await intake(callIx('CA1', 'We talked about 40 seats [new_lead 0.70]. next: send a quote.'));
     await through(call.id);
     const before = writes(await chainOf(call));
     expect(before).toHaveLength(1);
     expect(payload(before[0] as JournalEntry).members).toBeUndefined();
     const alone = bodyOf(before[0] as JournalEntry);
-    expect(alone).toBe(`Summary: We talked about 40 seats [new_lead 0\nCategory: new_lead (confidence 0.70)\nNext steps: send a quote\nJournal entry: ${call.id}`);
+    expect(alone).toBe(
+      `Summary: We talked about 40 seats [new_lead 0\nCategory: new_lead (confidence 0.70)\nNext steps: send a quote\nJournal entry: ${call.id}`,
+    );
 
-    const transcript = await intake(transcriptIx('CA1', 'GT1', 'Customer asks for a discount on the annual plan [sales_conversation 0.90]. next: call back Friday.'));
+    const transcript = await intake(
+      transcriptIx('CA1', 'GT1', 'Customer asks for a discount on the annual plan [sales_conversation 0.90]. next: call back Friday.'),
+    );
     expect(transcript.correlationId).toBe(call.correlationId);
     await through(transcript.id);
     const chain = await chainOf(call);
@@ -163,7 +176,9 @@ describe('one call activity per call', () => {
     // Every write is of the call's activity; none of the transcript's own.
     expect(all.map((e) => payload(e).entryId)).toEqual([call.id, call.id]);
     const last = all[1] as JournalEntry;
-    expect(bodyOf(last)).toBe(`${alone}\n\nTranscript (journal entry ${transcript.id}):\nSummary: Customer asks for a discount on the annual plan [sales_conversation 0\nCategory: sales_conversation (confidence 0.90)\nNext steps: call back Friday`);
+    expect(bodyOf(last)).toBe(
+      `${alone}\n\nTranscript (journal entry ${transcript.id}):\nSummary: Customer asks for a discount on the annual plan [sales_conversation 0\nCategory: sales_conversation (confidence 0.90)\nNext steps: call back Friday`,
+    );
     expect((payload(last).properties as Record<string, string>)['journal_entry_id']).toBe(call.id);
     expect((payload(last).properties as Record<string, string>)['hs_call_title']).toBe('Pricing call CA1');
     const [callDecision, transcriptDecision] = [await decisionOf(call), await decisionOf(transcript)];
@@ -177,7 +192,15 @@ describe('one call activity per call', () => {
     // Either member plans the same activity; its category is the most confident decision's.
     const [fromCall, fromTranscript] = [await planOf(call), await planOf(transcript)];
     expect(fromTranscript).toEqual(fromCall);
-    expect(fromCall).toMatchObject({ entryId: call.id, entrySeq: call.seq, decisionEntryId: callDecision.id, decisionSeq: callDecision.seq, objectType: 'calls', category: 'sales_conversation', counterparts: ['+15555550123'] });
+    expect(fromCall).toMatchObject({
+      entryId: call.id,
+      entrySeq: call.seq,
+      decisionEntryId: callDecision.id,
+      decisionSeq: callDecision.seq,
+      objectType: 'calls',
+      category: 'sales_conversation',
+      counterparts: ['+15555550123'],
+    });
     expect(fromCall.properties['hs_call_duration']).toBe('320000');
     expect(fromCall.properties['hs_call_recording_url']).toBe('https://rec.example/CA1.mp3');
 
@@ -186,7 +209,12 @@ describe('one call activity per call', () => {
     await run('mirror', call.id);
     expect(writes(await chainOf(call))).toHaveLength(2);
     jobs = [];
-    const report = await redrive({ journal, enqueue: (q, d, k) => (jobs.push({ queue: q, data: d, key: k }), Promise.resolve()), fromSeq: 1, graceMs: 0 });
+    const report = await redrive({
+      journal,
+      enqueue: (q, d, k) => (jobs.push({ queue: q, data: d, key: k }), Promise.resolve()),
+      fromSeq: 1,
+      graceMs: 0,
+    });
     expect(jobs).toEqual([]);
     expect(report.redriven).toBe(0);
     // The audit index counts the call activity's writes for the transcript too: it was mirrored, onto its call's.
@@ -202,11 +230,27 @@ describe('one call activity per call', () => {
     }
 
     // A reviewer's category counts above any model's confidence: overriding the call's (0.70) decides the plan's.
-    const { entry: override } = await recordOverride({ journal, enqueue: (q, d, k) => (jobs.push({ queue: q, data: d, key: k }), Promise.resolve()) }, { decisionEntryId: callDecision.id, decisionSeq: callDecision.seq, action: 'override', category: 'billing', reason: 'they asked about the invoice', userId: 'rita', via: 'cli' });
+    const { entry: override } = await recordOverride(
+      { journal, enqueue: (q, d, k) => (jobs.push({ queue: q, data: d, key: k }), Promise.resolve()) },
+      {
+        decisionEntryId: callDecision.id,
+        decisionSeq: callDecision.seq,
+        action: 'override',
+        category: 'billing',
+        reason: 'they asked about the invoice',
+        userId: 'rita',
+        via: 'cli',
+      },
+    );
     await run('mirror', call.id);
     const overridden = writes(await chainOf(call));
     expect(overridden).toHaveLength(3);
-    expect(bodyOf(overridden[2] as JournalEntry)).toMatch(new RegExp(`^Summary: We talked .*\\nCategory: billing \\(set by a reviewer, override ${override.id}; the model said new_lead with confidence 0\\.70\\)\\n.*\\n\\nTranscript \\(journal entry ${transcript.id}\\):\\n.*\\nCategory: sales_conversation \\(confidence 0\\.90\\)`, 's'));
+    expect(bodyOf(overridden[2] as JournalEntry)).toMatch(
+      new RegExp(
+        `^Summary: We talked .*\\nCategory: billing \\(set by a reviewer, override ${override.id}; the model said new_lead with confidence 0\\.70\\)\\n.*\\n\\nTranscript \\(journal entry ${transcript.id}\\):\\n.*\\nCategory: sales_conversation \\(confidence 0\\.90\\)`,
+        's',
+      ),
+    );
     expect(await planOf(transcript)).toMatchObject({ entryId: call.id, category: 'billing', overrideEntryId: override.id });
   });
 
@@ -220,7 +264,10 @@ describe('one call activity per call', () => {
     const plan = await planOf(transcript);
     expect(plan.members?.map((m) => m.entryId)).toEqual([call.id, transcript.id]);
     // The call's and the transcript's mirror jobs in two workers at once (the demo's race), then a redelivery.
-    await Promise.all([new DryRunCrm(journal, { latencyMs: 30 }).mirror(plan), new DryRunCrm(journal, { latencyMs: 5 }).mirror(await planOf(call))]);
+    await Promise.all([
+      new DryRunCrm(journal, { latencyMs: 30 }).mirror(plan),
+      new DryRunCrm(journal, { latencyMs: 5 }).mirror(await planOf(call)),
+    ]);
     await new DryRunCrm(journal).mirror(await planOf(call));
     const [w] = writes(await chainOf(call));
     expect(writes(await chainOf(call))).toHaveLength(1);
@@ -235,7 +282,9 @@ describe('one call activity per call', () => {
     const all = writes(await chainOf(call));
     expect(all.map((e) => payload(e).entryId)).toEqual([transcript.id, transcript.id]);
     const body = bodyOf(all[1] as JournalEntry);
-    expect(body).toBe(`Summary: Customer wants a demo next week [new_lead 0\nCategory: new_lead (confidence 0.80)\nJournal entry: ${transcript.id}\n\nCall (journal entry ${call.id}):\nSummary: Demo scheduling call [scheduling 0\nCategory: scheduling (confidence 0.60)`);
+    expect(body).toBe(
+      `Summary: Customer wants a demo next week [new_lead 0\nCategory: new_lead (confidence 0.80)\nJournal entry: ${transcript.id}\n\nCall (journal entry ${call.id}):\nSummary: Demo scheduling call [scheduling 0\nCategory: scheduling (confidence 0.60)`,
+    );
     // The call's own properties replace the transcript's.
     const plan = await planOf(call);
     expect(plan).toMatchObject({ entryId: transcript.id, decisionEntryId: (await decisionOf(transcript)).id, category: 'new_lead' });
@@ -243,7 +292,7 @@ describe('one call activity per call', () => {
     expect(plan.properties['hs_call_duration']).toBe('320000');
   });
 
-  it('a transcript decided before its call: the call\'s activity gets the transcript first, the call\'s own lines once it is decided', async () => {
+  it("a transcript decided before its call: the call's activity gets the transcript first, the call's own lines once it is decided", async () => {
     const call = await intake(callIx('CA3', 'Renewal call [sales_conversation 0.75].'));
     const transcript = await intake(transcriptIx('CA3', 'GT3', 'Legal has comments on the contract [sales_conversation 0.85].'));
     await through(transcript.id);
@@ -251,16 +300,23 @@ describe('one call activity per call', () => {
     expect(first.map((e) => payload(e).entryId)).toEqual([call.id]);
     const transcriptDecision = await decisionOf(transcript);
     expect(first[0]?.causationId).toBe(transcriptDecision.id);
-    expect(bodyOf(first[0] as JournalEntry)).toBe(`Journal entry: ${call.id}\n\nTranscript (journal entry ${transcript.id}):\nSummary: Legal has comments on the contract [sales_conversation 0\nCategory: sales_conversation (confidence 0.85)`);
+    expect(bodyOf(first[0] as JournalEntry)).toBe(
+      `Journal entry: ${call.id}\n\nTranscript (journal entry ${transcript.id}):\nSummary: Legal has comments on the contract [sales_conversation 0\nCategory: sales_conversation (confidence 0.85)`,
+    );
     await through(call.id);
     const second = writes(await chainOf(call));
     expect(second.map((e) => payload(e).entryId)).toEqual([call.id, call.id]);
-    expect(bodyOf(second[1] as JournalEntry)).toMatch(new RegExp(`^Summary: Renewal call .*\\nJournal entry: ${call.id}\\n\\nTranscript \\(journal entry ${transcript.id}\\):\\nSummary: Legal has comments`, 's'));
+    expect(bodyOf(second[1] as JournalEntry)).toMatch(
+      new RegExp(
+        `^Summary: Renewal call .*\\nJournal entry: ${call.id}\\n\\nTranscript \\(journal entry ${transcript.id}\\):\\nSummary: Legal has comments`,
+        's',
+      ),
+    );
     expect(second[1]?.causationId).toBe((await decisionOf(call)).id);
   });
 
-  it('a part the rules keep out of the CRM adds nothing to its call\'s activity; a reviewer\'s category wins the plan\'s category', async () => {
-    const call = await intake(callIx('CA4', 'My daughter\'s school play tonight [personal 0.95].'));
+  it("a part the rules keep out of the CRM adds nothing to its call's activity; a reviewer's category wins the plan's category", async () => {
+    const call = await intake(callIx('CA4', "My daughter's school play tonight [personal 0.95]."));
     await run('classify', call.id);
     await run('decide', call.id);
     // The rules skip a personal call: no mirror job, no write.
@@ -272,16 +328,31 @@ describe('one call activity per call', () => {
     expect(payload(all[0] as JournalEntry).entryId).toBe(call.id);
     const body = bodyOf(all[0] as JournalEntry);
     expect(body).not.toContain('school play');
-    expect(body).toBe(`Journal entry: ${call.id}\n\nTranscript (journal entry ${transcript.id}):\nSummary: Customer asks about invoice INV-7 [billing 0\nCategory: billing (confidence 0.65)`);
+    expect(body).toBe(
+      `Journal entry: ${call.id}\n\nTranscript (journal entry ${transcript.id}):\nSummary: Customer asks about invoice INV-7 [billing 0\nCategory: billing (confidence 0.65)`,
+    );
 
     // A reviewer corrects the transcript's category: the re-driven mirror writes the call's activity again.
     const decision = await decisionOf(transcript);
-    const { entry: override, redriven } = await recordOverride({ journal, enqueue: (q, d, k) => (jobs.push({ queue: q, data: d, key: k }), Promise.resolve()) }, { decisionEntryId: decision.id, decisionSeq: decision.seq, action: 'override', category: 'customer_support', reason: 'a support question', userId: 'rita', via: 'cli' });
+    const { entry: override, redriven } = await recordOverride(
+      { journal, enqueue: (q, d, k) => (jobs.push({ queue: q, data: d, key: k }), Promise.resolve()) },
+      {
+        decisionEntryId: decision.id,
+        decisionSeq: decision.seq,
+        action: 'override',
+        category: 'customer_support',
+        reason: 'a support question',
+        userId: 'rita',
+        via: 'cli',
+      },
+    );
     expect(redriven).toBe(true);
     await run('mirror', transcript.id);
     const again = writes(await chainOf(call));
     expect(again).toHaveLength(2);
-    expect(bodyOf(again[1] as JournalEntry)).toContain(`Category: customer_support (set by a reviewer, override ${override.id}; the model said billing with confidence 0.65)`);
+    expect(bodyOf(again[1] as JournalEntry)).toContain(
+      `Category: customer_support (set by a reviewer, override ${override.id}; the model said billing with confidence 0.65)`,
+    );
     const plan = await planOf(transcript);
     expect(plan).toMatchObject({ entryId: call.id, category: 'customer_support', overrideEntryId: override.id });
     expect(again[1]?.causationId).toBe(override.id);

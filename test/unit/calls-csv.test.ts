@@ -82,7 +82,8 @@ describe('parseCallsCsv', () => {
     expect(errors.find((e) => e.line === 7)?.message).toMatch(/expected 10 fields/);
     expect(errors.find((e) => e.line === 9)?.message).toMatch(/call_id: .*line 2/);
     const all = errors.map((e) => e.message).join('\n');
-    for (const value of ['sideways', 'last tuesday', '-5', '+14155550111', 'bad-', 'zzqx', 'stray', 'short']) expect(all).not.toContain(value);
+    for (const value of ['sideways', 'last tuesday', '-5', '+14155550111', 'bad-', 'zzqx', 'stray', 'short'])
+      expect(all).not.toContain(value);
   });
 
   it('reports an unterminated quoted field', () => {
@@ -105,7 +106,9 @@ describe('parseCallsCsv', () => {
   });
 
   it('never throws on arbitrary text, and everything it returns is a valid interaction', () => {
-    const csvish = fc.array(fc.constantFrom(',', '"', '\r', '\n', 'a', ' ', 'inbound', '2024-05-01T10:00:00Z', '+1'), { maxLength: 60 }).map((parts) => parts.join(''));
+    const csvish = fc
+      .array(fc.constantFrom(',', '"', '\r', '\n', 'a', ' ', 'inbound', '2024-05-01T10:00:00Z', '+1'), { maxLength: 60 })
+      .map((parts) => parts.join(''));
     const withHeader = csvish.map((body) => `${HEADER}\n${body}`);
     fc.assert(
       fc.property(fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }), csvish, withHeader), (text) => {

@@ -1,6 +1,12 @@
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AircallReceiver, GenericCallReceiver, TwilioReceiver, genericCallSignature, twilioSignature } from '../../connectors/calls/index.ts';
+import {
+  AircallReceiver,
+  GenericCallReceiver,
+  TwilioReceiver,
+  genericCallSignature,
+  twilioSignature,
+} from '../../connectors/calls/index.ts';
 import { InteractionSchema } from '../../src/pipeline/interaction.ts';
 import type { WebhookOutcome, WebhookRequest } from '../../src/pipeline/webhook.ts';
 
@@ -36,7 +42,10 @@ function signTwilio(token: string, url: string, params: Record<string, string>):
   return createHmac('sha1', token).update(data).digest('base64');
 }
 
-function twilioForm(params: Record<string, string>, opts: { url?: string; signature?: string | undefined; body?: string } = {}): WebhookRequest {
+function twilioForm(
+  params: Record<string, string>,
+  opts: { url?: string; signature?: string | undefined; body?: string } = {},
+): WebhookRequest {
   const url = opts.url ?? TW_URL;
   const signature = 'signature' in opts ? opts.signature : signTwilio(AUTH_TOKEN, url, params);
   return request({
@@ -64,7 +73,7 @@ describe('TwilioReceiver', () => {
   const receiver = new TwilioReceiver({ authToken: AUTH_TOKEN });
   const secrets = [AUTH_TOKEN, signTwilio(AUTH_TOKEN, TW_URL, COMPLETED), ...Object.values(COMPLETED)];
 
-  it('matches the example published in Twilio\'s request validation docs', () => {
+  it("matches the example published in Twilio's request validation docs", () => {
     const params = { CallSid: 'CA1234567890ABCDE', Caller: '+12349013030', Digits: '1234', From: '+12349013030', To: '+18005551212' };
     expect(twilioSignature('12345', 'https://mycompany.com/myapp.php?foo=1&bar=2', params)).toBe('0/KCTR6DLpKmkAf8muzZqo1nDgQ=');
   });
@@ -111,7 +120,12 @@ describe('TwilioReceiver', () => {
 
   it('rejects missing, wrong and tampered signatures with 401', () => {
     expectRejected(receiver.handle(twilioForm(COMPLETED, { signature: undefined })), 401, 'missing signature', secrets);
-    expectRejected(receiver.handle(twilioForm(COMPLETED, { signature: signTwilio('other-token', TW_URL, COMPLETED) })), 401, 'signature mismatch', secrets);
+    expectRejected(
+      receiver.handle(twilioForm(COMPLETED, { signature: signTwilio('other-token', TW_URL, COMPLETED) })),
+      401,
+      'signature mismatch',
+      secrets,
+    );
     const tamperedBody = new URLSearchParams({ ...COMPLETED, CallDuration: '4200' }).toString();
     expectRejected(receiver.handle(twilioForm(COMPLETED, { body: tamperedBody })), 401, 'signature mismatch', secrets);
     const signedForOtherUrl = signTwilio(AUTH_TOKEN, 'https://hooks.example.com/webhooks/twilio?tenant=evil', COMPLETED);
@@ -124,7 +138,10 @@ describe('TwilioReceiver', () => {
     const { CallSid: _sid, ...noSid } = COMPLETED;
     expectRejected(receiver.handle(twilioForm(noSid)), 422, 'missing param CallSid', secrets);
     expectRejected(receiver.handle(twilioForm({ ...COMPLETED, CallDuration: 'forty' })), 422, /CallDuration/, [...secrets, 'forty']);
-    expectRejected(receiver.handle(twilioForm({ ...COMPLETED, Timestamp: 'yesterday-ish' })), 422, /Timestamp/, [...secrets, 'yesterday-ish']);
+    expectRejected(receiver.handle(twilioForm({ ...COMPLETED, Timestamp: 'yesterday-ish' })), 422, /Timestamp/, [
+      ...secrets,
+      'yesterday-ish',
+    ]);
   });
 
   describe('JSON transcript callback', () => {
@@ -137,7 +154,9 @@ describe('TwilioReceiver', () => {
     };
     function twilioJson(payload: unknown, opts: { hashOf?: string; signUrl?: string; body?: string } = {}): WebhookRequest {
       const body = opts.body ?? JSON.stringify(payload);
-      const hash = createHash('sha256').update(opts.hashOf ?? body).digest('hex');
+      const hash = createHash('sha256')
+        .update(opts.hashOf ?? body)
+        .digest('hex');
       const url = `https://hooks.example.com/webhooks/twilio?bodySHA256=${hash}`;
       return request({
         url,
@@ -270,7 +289,10 @@ describe('AircallReceiver', () => {
   });
 
   it('rejects a wrong, missing or tampered token with 401', () => {
-    expectRejected(receiver.handle(aircallReq({ ...CALL_ENDED, token: 'wrong-token-value' })), 401, 'token mismatch', [...secrets, 'wrong-token-value']);
+    expectRejected(receiver.handle(aircallReq({ ...CALL_ENDED, token: 'wrong-token-value' })), 401, 'token mismatch', [
+      ...secrets,
+      'wrong-token-value',
+    ]);
     expectRejected(receiver.handle(aircallReq({ ...CALL_ENDED, token: `${AIRCALL_TOKEN}x` })), 401, 'token mismatch', secrets);
     const { token: _t, ...noToken } = CALL_ENDED;
     expectRejected(receiver.handle(aircallReq(noToken)), 401, 'missing token', secrets);
@@ -278,8 +300,18 @@ describe('AircallReceiver', () => {
   });
 
   it('rejects a verified but malformed call with 422 naming the field', () => {
-    expectRejected(receiver.handle(aircallReq({ ...CALL_ENDED, data: { ...CALL_ENDED.data, direction: 'sideways' } })), 422, /data\.direction/, [...secrets, 'sideways']);
-    expectRejected(receiver.handle(aircallReq({ ...TRANSCRIPTION, data: { ...TRANSCRIPTION.data, call_id: undefined } })), 422, /data\.call_id/, secrets);
+    expectRejected(
+      receiver.handle(aircallReq({ ...CALL_ENDED, data: { ...CALL_ENDED.data, direction: 'sideways' } })),
+      422,
+      /data\.direction/,
+      [...secrets, 'sideways'],
+    );
+    expectRejected(
+      receiver.handle(aircallReq({ ...TRANSCRIPTION, data: { ...TRANSCRIPTION.data, call_id: undefined } })),
+      422,
+      /data\.call_id/,
+      secrets,
+    );
   });
 });
 
@@ -300,7 +332,10 @@ const COMPLETED_EVENT = {
 };
 const TRANSCRIPT_EVENT = { ...COMPLETED_EVENT, id: 'evt_2', event: 'call.transcript', transcript: 'Bob: hi\nClient: hello' };
 
-function genericReq(payload: unknown, opts: { ts?: number; body?: string; sign?: (ts: string, body: string) => string | undefined } = {}): WebhookRequest {
+function genericReq(
+  payload: unknown,
+  opts: { ts?: number; body?: string; sign?: (ts: string, body: string) => string | undefined } = {},
+): WebhookRequest {
   const body = opts.body ?? JSON.stringify(payload);
   const ts = String(opts.ts ?? NOW_S);
   const sig = opts.sign ? opts.sign(ts, body) : `v1=${createHmac('sha256', SECRET).update(`${ts}.${body}`).digest('hex')}`;
@@ -342,7 +377,8 @@ describe('GenericCallReceiver', () => {
 
   it('accepts one matching signature among several (rotation)', () => {
     clock = NOW;
-    const sign = (ts: string, body: string) => `v1=${'0'.repeat(64)}, v1=${createHmac('sha256', SECRET).update(`${ts}.${body}`).digest('hex')}`;
+    const sign = (ts: string, body: string) =>
+      `v1=${'0'.repeat(64)}, v1=${createHmac('sha256', SECRET).update(`${ts}.${body}`).digest('hex')}`;
     expect(receiver.handle(genericReq(COMPLETED_EVENT, { sign })).kind).toBe('accepted');
   });
 
@@ -355,7 +391,12 @@ describe('GenericCallReceiver', () => {
     const tampered = { ...good, rawBody: Buffer.from(JSON.stringify({ ...COMPLETED_EVENT, durationSeconds: 9999 })) };
     expectRejected(receiver.handle(tampered), 401, 'signature mismatch', secrets);
     // The timestamp is signed: moving it (still inside the window) breaks the signature.
-    expectRejected(receiver.handle({ ...good, headers: { ...good.headers, 'x-aj-timestamp': String(NOW_S - 10) } }), 401, 'signature mismatch', secrets);
+    expectRejected(
+      receiver.handle({ ...good, headers: { ...good.headers, 'x-aj-timestamp': String(NOW_S - 10) } }),
+      401,
+      'signature mismatch',
+      secrets,
+    );
   });
 
   it('rejects stale and future timestamps, and a valid request replayed after the tolerance', () => {
@@ -377,7 +418,10 @@ describe('GenericCallReceiver', () => {
 
   it('rejects schema violations with 422 naming the field, never the value', () => {
     clock = NOW;
-    expectRejected(receiver.handle(genericReq({ ...COMPLETED_EVENT, direction: 'upwards' })), 422, 'invalid field direction', [...secrets, 'upwards']);
+    expectRejected(receiver.handle(genericReq({ ...COMPLETED_EVENT, direction: 'upwards' })), 422, 'invalid field direction', [
+      ...secrets,
+      'upwards',
+    ]);
     const { callId: _c, ...noCall } = COMPLETED_EVENT;
     expectRejected(receiver.handle(genericReq(noCall)), 422, 'invalid field callId', secrets);
     expectRejected(receiver.handle(genericReq({ ...COMPLETED_EVENT, extra: 'x' })), 422, 'unknown field extra', secrets);

@@ -279,13 +279,11 @@ describe('checkpoint notes', () => {
       const verifier = verifierOf(key);
       const mutation = fc.oneof(
         fc.integer({ min: 0, max: bytes.length - 1 }).map((end) => bytes.subarray(0, end)),
-        fc
-          .tuple(fc.integer({ min: 0, max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }))
-          .map(([index, mask]) => {
-            const copy = Buffer.from(bytes);
-            copy[index] = (copy[index] ?? 0) ^ mask;
-            return copy;
-          }),
+        fc.tuple(fc.integer({ min: 0, max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 })).map(([index, mask]) => {
+          const copy = Buffer.from(bytes);
+          copy[index] = (copy[index] ?? 0) ^ mask;
+          return copy;
+        }),
       );
       fc.assert(
         fc.property(mutation, (mutated) => {

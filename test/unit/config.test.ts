@@ -27,7 +27,15 @@ describe('loadConfig', () => {
       JOURNAL_ANCHOR_URLS: 'ftp://anchor.example',
     });
     const named = problems.map((p) => p.split(':')[0]);
-    expect(named.sort()).toEqual(['ARCHIVE_SCHEDULE', 'JOURNAL_ANCHOR_URLS', 'JOURNAL_SERVICE_LISTEN', 'LOG_LEVEL', 'OPENAI_TIMEOUT_SECONDS', 'REDIS_URL', 'WEB_LISTEN']);
+    expect(named.sort()).toEqual([
+      'ARCHIVE_SCHEDULE',
+      'JOURNAL_ANCHOR_URLS',
+      'JOURNAL_SERVICE_LISTEN',
+      'LOG_LEVEL',
+      'OPENAI_TIMEOUT_SECONDS',
+      'REDIS_URL',
+      'WEB_LISTEN',
+    ]);
     expect(problems).toContain('WEB_LISTEN: expected HOST:PORT, got "nonsense"');
     expect(problems.find((p) => p.startsWith('REDIS_URL'))).toMatch(/redis:\/\//);
   });
@@ -46,6 +54,8 @@ describe('loadConfig', () => {
 describe('the start-up banner', () => {
   it('says which CRM mode is on', () => {
     expect(crmLine(loadConfig({}))).toMatch(/^CRM: dry-run/);
-    expect(crmLine(loadConfig({ HUBSPOT_ACCESS_TOKEN: 'pat-na1-00000000-0000-0000-0000-000000000000' }))).toBe('CRM: HubSpot (writes for real)');
+    expect(crmLine(loadConfig({ HUBSPOT_ACCESS_TOKEN: 'pat-na1-00000000-0000-0000-0000-000000000000' }))).toBe(
+      'CRM: HubSpot (writes for real)',
+    );
   });
 });

@@ -15,7 +15,8 @@ afterEach(() => tmp.cleanup());
 
 type Doc = { inboxes: Record<string, { refreshToken: string }> };
 const MASTER = new MasterKey(randomBytes(32));
-const open = (key: MasterKey = MASTER): EncryptedStore<Doc> => new EncryptedStore<Doc>(join(tmp.dir, 'state', 'tokens.enc'), key, () => ({ inboxes: {} }), join(tmp.dir, 'state'));
+const open = (key: MasterKey = MASTER): EncryptedStore<Doc> =>
+  new EncryptedStore<Doc>(join(tmp.dir, 'state', 'tokens.enc'), key, () => ({ inboxes: {} }), join(tmp.dir, 'state'));
 
 describe('EncryptedStore', () => {
   it('keeps a document encrypted at rest (0600), and reads it back in a new process', async () => {
@@ -44,9 +45,13 @@ describe('EncryptedStore', () => {
 
   it('serialises concurrent updates without losing any', async () => {
     const store = open();
-    await Promise.all(Array.from({ length: 20 }, (_, i) => store.update((d) => {
-      d.inboxes[`m${i}`] = { refreshToken: String(i) };
-    })));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        store.update((d) => {
+          d.inboxes[`m${i}`] = { refreshToken: String(i) };
+        }),
+      ),
+    );
     expect(Object.keys(open().read().inboxes)).toHaveLength(20);
   });
 
@@ -66,7 +71,10 @@ describe('EncryptedStore', () => {
     writeFileSync(join(stateDir, 'state-store.key'), legacyKey, { mode: 0o600 });
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', legacyKey, iv);
-    const body = Buffer.concat([cipher.update(JSON.stringify({ inboxes: { old: { refreshToken: 'legacy-token' } } }), 'utf8'), cipher.final()]);
+    const body = Buffer.concat([
+      cipher.update(JSON.stringify({ inboxes: { old: { refreshToken: 'legacy-token' } } }), 'utf8'),
+      cipher.final(),
+    ]);
     const file = join(stateDir, 'tokens.enc');
     writeFileSync(file, Buffer.concat([Buffer.from('AJS1'), iv, cipher.getAuthTag(), body]), { mode: 0o600 });
     expect(open().read().inboxes.old?.refreshToken).toBe('legacy-token');
@@ -87,7 +95,10 @@ describe('EncryptedStore', () => {
       d.inboxes.a = { refreshToken: '1//second-token-VERY-SECRET' };
     });
     await expect(failed).rejects.toBeInstanceOf(StateStoreError);
-    const err = (await failed.then(() => null, (e: unknown) => e)) as Error;
+    const err = (await failed.then(
+      () => null,
+      (e: unknown) => e,
+    )) as Error;
     expect(err.message).toContain('no space left on the device');
     expect(err.message).not.toContain('VERY-SECRET');
     expect(existsSync(temp)).toBe(false);

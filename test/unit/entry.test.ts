@@ -39,7 +39,9 @@ describe('prepareEntry', () => {
     const sealed = prepareEntry(input, { maxPayloadBytes: plain + 400, seal });
     expect(Buffer.byteLength(sealed.payloadText)).toBeGreaterThan(plain * 1.3); // stored: base64 and the envelope
     // The limit still holds for the plain text itself.
-    expect(() => prepareEntry(stateChange('k-big2', 'c-1', 'z'.repeat(10_000)), { maxPayloadBytes: plain + 400, seal })).toThrow(/the limit is/);
+    expect(() => prepareEntry(stateChange('k-big2', 'c-1', 'z'.repeat(10_000)), { maxPayloadBytes: plain + 400, seal })).toThrow(
+      /the limit is/,
+    );
   });
 
   it('refuses unknown kinds, listing the known ones', () => {
@@ -53,7 +55,14 @@ describe('prepareEntry', () => {
   });
 
   it('reports every problem at once, each naming its field', () => {
-    const e = refusal({ kind: 'state.changed', source: 'has space', actor: '', correlationId: 'c', payload: { entity: 'x', field: 'y', from: 1 }, extra: 1 });
+    const e = refusal({
+      kind: 'state.changed',
+      source: 'has space',
+      actor: '',
+      correlationId: 'c',
+      payload: { entity: 'x', field: 'y', from: 1 },
+      extra: 1,
+    });
     expect(e.code).toBe('INVALID_ENTRY');
     expect(e.issues.some((i) => i.startsWith('source:'))).toBe(true);
     expect(e.issues.some((i) => i.startsWith('actor:'))).toBe(true);
@@ -62,7 +71,9 @@ describe('prepareEntry', () => {
   });
 
   it('refuses invalid payloads and unknown payload fields', () => {
-    expect(refusal({ ...stateChange('k'), payload: { entity: 'x', field: 'y', from: 1, to: 2, surprise: true } }).code).toBe('INVALID_PAYLOAD');
+    expect(refusal({ ...stateChange('k'), payload: { entity: 'x', field: 'y', from: 1, to: 2, surprise: true } }).code).toBe(
+      'INVALID_PAYLOAD',
+    );
     expect(refusal({ ...stateChange('k'), payload: 'text' }).code).toBe('INVALID_PAYLOAD');
   });
 
@@ -71,11 +82,15 @@ describe('prepareEntry', () => {
   });
 
   it('refuses oversized payloads', () => {
-    expect(refusal({ ...stateChange('k'), payload: { entity: 'x', field: 'y', from: 'a', to: 'b'.repeat(5000) } }).code).toBe('ENTRY_TOO_LARGE');
+    expect(refusal({ ...stateChange('k'), payload: { entity: 'x', field: 'y', from: 'a', to: 'b'.repeat(5000) } }).code).toBe(
+      'ENTRY_TOO_LARGE',
+    );
   });
 
   it('normalises occurredAt to UTC and refuses timestamps without a zone', () => {
-    expect(prepareEntry({ ...stateChange('k'), occurredAt: '2026-01-31T10:30:00+01:00' }, opts).occurredAt).toBe('2026-01-31T09:30:00.000Z');
+    expect(prepareEntry({ ...stateChange('k'), occurredAt: '2026-01-31T10:30:00+01:00' }, opts).occurredAt).toBe(
+      '2026-01-31T09:30:00.000Z',
+    );
     expect(refusal({ ...stateChange('k'), occurredAt: '2026-01-31 10:30' }).issues[0]).toMatch(/occurredAt/);
   });
 
@@ -92,8 +107,23 @@ describe('prepareEntry', () => {
 
 describe('canonicalHeader', () => {
   it('is the documented RFC 8785 object with v = 1', () => {
-    const text = canonicalHeader({ seq: 3, id: 'i', recordedAt: 'r', occurredAt: 'o', kind: 'state.changed', source: 's', actor: 'a', correlationId: 'c', causationId: null, idempotencyKey: 'k', retentionClass: 'standard', payloadHash: 'ab' });
-    expect(text).toBe('{"actor":"a","causationId":null,"correlationId":"c","id":"i","idempotencyKey":"k","kind":"state.changed","occurredAt":"o","payloadHash":"ab","recordedAt":"r","retentionClass":"standard","seq":3,"source":"s","v":1}');
+    const text = canonicalHeader({
+      seq: 3,
+      id: 'i',
+      recordedAt: 'r',
+      occurredAt: 'o',
+      kind: 'state.changed',
+      source: 's',
+      actor: 'a',
+      correlationId: 'c',
+      causationId: null,
+      idempotencyKey: 'k',
+      retentionClass: 'standard',
+      payloadHash: 'ab',
+    });
+    expect(text).toBe(
+      '{"actor":"a","causationId":null,"correlationId":"c","id":"i","idempotencyKey":"k","kind":"state.changed","occurredAt":"o","payloadHash":"ab","recordedAt":"r","retentionClass":"standard","seq":3,"source":"s","v":1}',
+    );
   });
 });
 
@@ -125,7 +155,20 @@ describe('canonicalHeader, written out for speed', () => {
   });
 
   it('refuses a lone surrogate like canonicalize does', () => {
-    const h = { seq: 1, id: 'i', recordedAt: 'r', occurredAt: 'o', kind: 'k', source: 's', actor: 'a\ud800', correlationId: 'c', causationId: null, idempotencyKey: 'k', retentionClass: 'standard', payloadHash: 'ab' };
+    const h = {
+      seq: 1,
+      id: 'i',
+      recordedAt: 'r',
+      occurredAt: 'o',
+      kind: 'k',
+      source: 's',
+      actor: 'a\ud800',
+      correlationId: 'c',
+      causationId: null,
+      idempotencyKey: 'k',
+      retentionClass: 'standard',
+      payloadHash: 'ab',
+    };
     expect(() => canonicalHeader(h)).toThrow(/lone surrogate/);
   });
 });

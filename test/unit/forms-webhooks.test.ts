@@ -12,7 +12,14 @@ const SECRET = 'whsec_generic-secret-0123456789';
 const CLIENT_SECRET = 'hs-client-secret-abcdef-9876';
 
 function request(over: Partial<WebhookRequest> & { rawBody: Buffer }): WebhookRequest {
-  return { url: 'https://journal.example/webhooks/forms', method: 'POST', headers: {}, contentType: 'application/json', receivedAt: NOW, ...over };
+  return {
+    url: 'https://journal.example/webhooks/forms',
+    method: 'POST',
+    headers: {},
+    contentType: 'application/json',
+    receivedAt: NOW,
+    ...over,
+  };
 }
 
 // ---------- generic ----------
@@ -80,7 +87,9 @@ describe('GenericFormReceiver', () => {
     const body = JSON.stringify(submission);
     const later = String(Number(NOW_S) + 60);
     const a = receiver.handle(genericRequest(body));
-    const b = new GenericFormReceiver({ secret: SECRET, now: () => new Date(NOW.getTime() + 60_000) }).handle(genericRequest(body, { ts: later }));
+    const b = new GenericFormReceiver({ secret: SECRET, now: () => new Date(NOW.getTime() + 60_000) }).handle(
+      genericRequest(body, { ts: later }),
+    );
     expect(a.kind === 'accepted' && b.kind === 'accepted' && a.interactions[0]).toEqual(b.kind === 'accepted' && b.interactions[0]);
   });
 
@@ -142,7 +151,8 @@ describe('GenericFormReceiver', () => {
       const ts = String(Number(NOW_S) + delta);
       expect(expectRejected(receiver.handle(genericRequest(body, { ts })), 401)).toBe('stale timestamp');
     }
-    for (const delta of [-300, 300]) expect(receiver.handle(genericRequest(body, { ts: String(Number(NOW_S) + delta) })).kind).toBe('accepted');
+    for (const delta of [-300, 300])
+      expect(receiver.handle(genericRequest(body, { ts: String(Number(NOW_S) + delta) })).kind).toBe('accepted');
     const strict = new GenericFormReceiver({ secret: SECRET, now, toleranceSeconds: 30 });
     expectRejected(strict.handle(genericRequest(body, { ts: String(Number(NOW_S) - 31) })), 401);
     expectRejected(receiver.handle(genericRequest(body, { ts: 'yesterday' })), 401);
@@ -201,7 +211,14 @@ const contactRecord = {
   },
   'form-submissions': [
     { 'conversion-id': 'older-conv', timestamp: 1795772000000, 'form-id': 'f-old', title: 'Newsletter', 'portal-id': 62515 },
-    { 'conversion-id': '2e137f47-conv', timestamp: 1795773540000, 'form-id': 'a1b2c3-guid', title: 'Contact Sales', 'page-url': 'https://example.com/contact', 'portal-id': 62515 },
+    {
+      'conversion-id': '2e137f47-conv',
+      timestamp: 1795773540000,
+      'form-id': 'a1b2c3-guid',
+      title: 'Contact Sales',
+      'page-url': 'https://example.com/contact',
+      'portal-id': 62515,
+    },
   ],
 };
 
@@ -228,7 +245,13 @@ describe('HubSpotFormReceiver', () => {
   });
 
   it('accepts the flat-properties shape and uses hs_form_submission_id', () => {
-    const flat = { email: 'bob@example.com', firstname: 'Bob', hs_form_submission_id: 'sub-77', form_name: 'contact-sales', phone: '+15551234567' };
+    const flat = {
+      email: 'bob@example.com',
+      firstname: 'Bob',
+      hs_form_submission_id: 'sub-77',
+      form_name: 'contact-sales',
+      phone: '+15551234567',
+    };
     const outcome = receiver.handle(hubspotRequest(JSON.stringify(flat)));
     expect(outcome.kind).toBe('accepted');
     if (outcome.kind !== 'accepted') return;
@@ -241,7 +264,11 @@ describe('HubSpotFormReceiver', () => {
   });
 
   it('falls back to portal-id:vid:timestamp when no submission id is sent', () => {
-    const payload = { vid: 7, 'portal-id': 62515, properties: { email: { value: 'c@example.com' }, recent_conversion_date: { value: '1795773540000' } } };
+    const payload = {
+      vid: 7,
+      'portal-id': 62515,
+      properties: { email: { value: 'c@example.com' }, recent_conversion_date: { value: '1795773540000' } },
+    };
     const outcome = receiver.handle(hubspotRequest(JSON.stringify(payload)));
     expect(outcome.kind === 'accepted' && outcome.interactions[0]?.sourceId).toBe('62515:7:1795773540000');
     const noId = { properties: { email: { value: 'c@example.com' } } };
@@ -268,11 +295,17 @@ describe('HubSpotFormReceiver', () => {
   it('refuses a signature over another method or URL with 401', () => {
     const body = JSON.stringify(contactRecord);
     expect(expectRejected(receiver.handle(hubspotRequest(body, { method: 'PUT' })), 401)).toBe('invalid signature');
-    expectRejected(receiver.handle(hubspotRequest(body, { url: 'https://journal.example/webhooks/hubspot-forms?portal=62516&tag=a%3Ab' })), 401);
-    expectRejected(receiver.handle(hubspotRequest(body, { url: 'http://journal.example/webhooks/hubspot-forms?portal=62515&tag=a%3Ab' })), 401);
+    expectRejected(
+      receiver.handle(hubspotRequest(body, { url: 'https://journal.example/webhooks/hubspot-forms?portal=62516&tag=a%3Ab' })),
+      401,
+    );
+    expectRejected(
+      receiver.handle(hubspotRequest(body, { url: 'http://journal.example/webhooks/hubspot-forms?portal=62515&tag=a%3Ab' })),
+      401,
+    );
   });
 
-  it('decodes only the characters in HubSpot\'s table when building the signed URI', () => {
+  it("decodes only the characters in HubSpot's table when building the signed URI", () => {
     const body = JSON.stringify(contactRecord);
     const ts = String(NOW.getTime());
     const url = 'https://journal.example/webhooks/hubspot-forms?next=%2Fa%2Fb%3Fx%3D1&q=a%20b%26c&at=%40me%21';
@@ -309,13 +342,18 @@ describe('receivers never throw', () => {
   };
 
   const headerValue = fc.oneof(fc.string(), fc.constant(NOW_S), fc.constant(String(NOW.getTime())), fc.constant(undefined));
-  const headers = fc.record({
-    'x-aj-timestamp': headerValue,
-    'x-aj-signature': headerValue,
-    'x-hubspot-request-timestamp': headerValue,
-    'x-hubspot-signature-v3': headerValue,
-  }).chain((known) => fc.dictionary(fc.string(), fc.option(fc.string(), { nil: undefined })).map((extra) => ({ ...extra, ...known })));
-  const body = fc.oneof(fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)), fc.json().map((j) => Buffer.from(j)));
+  const headers = fc
+    .record({
+      'x-aj-timestamp': headerValue,
+      'x-aj-signature': headerValue,
+      'x-hubspot-request-timestamp': headerValue,
+      'x-hubspot-signature-v3': headerValue,
+    })
+    .chain((known) => fc.dictionary(fc.string(), fc.option(fc.string(), { nil: undefined })).map((extra) => ({ ...extra, ...known })));
+  const body = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+    fc.json().map((j) => Buffer.from(j)),
+  );
   const contentType = fc.constantFrom('application/json', 'application/x-www-form-urlencoded', 'text/plain');
 
   it('on arbitrary bodies and headers', () => {
@@ -333,7 +371,14 @@ describe('receivers never throw', () => {
     const anyJson = fc.oneof(
       fc.jsonValue(),
       fc.record({ ...Object.fromEntries(Object.keys(submission).map((k) => [k, fc.jsonValue()])) }, { requiredKeys: [] }),
-      fc.record({ email: fc.oneof(fc.emailAddress(), fc.jsonValue()), properties: fc.dictionary(fc.string(), fc.jsonValue()), 'form-submissions': fc.jsonValue() }, { requiredKeys: [] }),
+      fc.record(
+        {
+          email: fc.oneof(fc.emailAddress(), fc.jsonValue()),
+          properties: fc.dictionary(fc.string(), fc.jsonValue()),
+          'form-submissions': fc.jsonValue(),
+        },
+        { requiredKeys: [] },
+      ),
     );
     fc.assert(
       fc.property(anyJson, (value) => {

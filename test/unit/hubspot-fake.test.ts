@@ -62,10 +62,17 @@ describe('HubSpot fake', () => {
     const input = {
       id: 'je-1',
       idProperty: 'journal_entry_id',
-      properties: { hs_timestamp: '2026-11-27T10:00:00.000Z', hs_email_direction: 'INCOMING_EMAIL', hs_email_subject: 'Pricing', hs_email_text: 'hello' },
+      properties: {
+        hs_timestamp: '2026-11-27T10:00:00.000Z',
+        hs_email_direction: 'INCOMING_EMAIL',
+        hs_email_subject: 'Pricing',
+        hs_email_text: 'hello',
+      },
     };
     const first = await client.crm.objects.emails.batchApi.upsert({ inputs: [input] });
-    const second = await client.crm.objects.emails.batchApi.upsert({ inputs: [{ ...input, properties: { ...input.properties, hs_email_subject: 'Pricing (edited)' } }] });
+    const second = await client.crm.objects.emails.batchApi.upsert({
+      inputs: [{ ...input, properties: { ...input.properties, hs_email_subject: 'Pricing (edited)' } }],
+    });
 
     expect(first.results).toHaveLength(1);
     expect(first.results[0]?._new).toBe(true);
@@ -75,10 +82,22 @@ describe('HubSpot fake', () => {
     expect(stored).toHaveLength(1);
     expect(stored[0]?.properties).toMatchObject({ journal_entry_id: 'je-1', hs_email_subject: 'Pricing (edited)' });
 
-    const byJournalId = await client.crm.objects.emails.basicApi.getById('je-1', ['hs_email_subject', 'journal_entry_id'], undefined, undefined, false, 'journal_entry_id');
+    const byJournalId = await client.crm.objects.emails.basicApi.getById(
+      'je-1',
+      ['hs_email_subject', 'journal_entry_id'],
+      undefined,
+      undefined,
+      false,
+      'journal_entry_id',
+    );
     expect(byJournalId.id).toBe(first.results[0]?.id);
     expect(byJournalId.properties).toMatchObject({ hs_email_subject: 'Pricing (edited)', journal_entry_id: 'je-1' });
-    const read = await client.crm.objects.emails.batchApi.read({ idProperty: 'journal_entry_id', inputs: [{ id: 'je-1' }], properties: ['journal_entry_id'], propertiesWithHistory: [] });
+    const read = await client.crm.objects.emails.batchApi.read({
+      idProperty: 'journal_entry_id',
+      inputs: [{ id: 'je-1' }],
+      properties: ['journal_entry_id'],
+      propertiesWithHistory: [],
+    });
     expect(read.results.map((r) => r.id)).toEqual([first.results[0]?.id]);
     expect(fake.violations).toEqual([]);
   });
@@ -91,9 +110,17 @@ describe('HubSpot fake', () => {
     expect(missing.code).toBe(404);
     const got = await client.crm.properties.coreApi.getByName('calls', 'journal_entry_id');
     expect(got.hasUniqueValue).toBe(true);
-    expect(fake.propertyDefinitions('calls').find((p) => p.name === 'journal_entry_id')).toMatchObject({ hasUniqueValue: true, type: 'string' });
+    expect(fake.propertyDefinitions('calls').find((p) => p.name === 'journal_entry_id')).toMatchObject({
+      hasUniqueValue: true,
+      type: 'string',
+    });
 
-    const props = { journal_entry_id: 'je-7', hs_call_direction: 'OUTBOUND', hs_call_duration: '65000', hs_timestamp: '2026-11-27T10:00:00.000Z' };
+    const props = {
+      journal_entry_id: 'je-7',
+      hs_call_direction: 'OUTBOUND',
+      hs_call_duration: '65000',
+      hs_timestamp: '2026-11-27T10:00:00.000Z',
+    };
     await client.crm.objects.calls.basicApi.create({ properties: props, associations: [] });
     const duplicate = await failure(client.crm.objects.calls.basicApi.create({ properties: props, associations: [] }));
     expect(duplicate.code).toBe(409);
@@ -106,17 +133,29 @@ describe('HubSpot fake', () => {
     });
     expect(batch.results).toHaveLength(1);
     expect('errors' in batch && Array.isArray(batch.errors) ? batch.errors.length : 0).toBe(1);
-    expect(fake.objects('calls').map((c) => c.properties['journal_entry_id']).sort()).toEqual(['je-7', 'je-8']);
+    expect(
+      fake
+        .objects('calls')
+        .map((c) => c.properties['journal_entry_id'])
+        .sort(),
+    ).toEqual(['je-7', 'je-8']);
     expect(fake.violations).toEqual([]);
   });
 
   it('answers 207 with item errors for a bad enum value and for an injected invalid property, keeping the good items', async () => {
     await bootstrapJournalProperty(client, 'emails');
     const good = { id: 'je-a', idProperty: 'journal_entry_id', properties: { hs_email_direction: 'EMAIL', hs_timestamp: '1764237600000' } };
-    const badEnum = { id: 'je-b', idProperty: 'journal_entry_id', properties: { hs_email_direction: 'SIDEWAYS', hs_timestamp: '1764237600000' } };
+    const badEnum = {
+      id: 'je-b',
+      idProperty: 'journal_entry_id',
+      properties: { hs_email_direction: 'SIDEWAYS', hs_timestamp: '1764237600000' },
+    };
     const partial = await client.crm.objects.emails.batchApi.upsertWithHttpInfo({ inputs: [good, badEnum] });
     expect(partial.httpStatusCode).toBe(207);
-    const body = partial.data as { results: Array<{ properties: Record<string, string> }>; errors?: Array<{ category: string; message: string }> };
+    const body = partial.data as {
+      results: Array<{ properties: Record<string, string> }>;
+      errors?: Array<{ category: string; message: string }>;
+    };
     expect(body.results.map((r) => r.properties['journal_entry_id'])).toEqual(['je-a']);
     expect(body.errors?.[0]?.category).toBe('VALIDATION_ERROR');
     expect(body.errors?.[0]?.message).toContain('hs_email_direction');
@@ -129,14 +168,21 @@ describe('HubSpot fake', () => {
       ],
     });
     expect(injected.httpStatusCode).toBe(207);
-    expect(fake.objects('emails').map((o) => o.properties['journal_entry_id']).sort()).toEqual(['je-a', 'je-d']);
+    expect(
+      fake
+        .objects('emails')
+        .map((o) => o.properties['journal_entry_id'])
+        .sort(),
+    ).toEqual(['je-a', 'je-d']);
 
     // The fault was for one request only: the same item now goes through.
     const retried = await client.crm.objects.emails.batchApi.upsertWithHttpInfo({
       inputs: [{ id: 'je-c', idProperty: 'journal_entry_id', properties: { hs_email_subject: 'x', hs_email_direction: 'EMAIL' } }],
     });
     expect(retried.httpStatusCode).toBe(200);
-    const callDirection = await failure(client.crm.objects.calls.basicApi.create({ properties: { hs_call_direction: 'UPWARDS' }, associations: [] }));
+    const callDirection = await failure(
+      client.crm.objects.calls.basicApi.create({ properties: { hs_call_direction: 'UPWARDS' }, associations: [] }),
+    );
     expect(callDirection.code).toBe(400);
     expect(fake.violations).toEqual([]);
   });
@@ -155,7 +201,12 @@ describe('HubSpot fake', () => {
     expect(secondly.status).toBe(429);
     expect(secondly.headers.get('retry-after')).toBe('3');
     const secondlyBody = (await secondly.json()) as Record<string, unknown>;
-    expect(secondlyBody).toMatchObject({ status: 'error', errorType: 'RATE_LIMIT', policyName: 'TEN_SECONDLY_ROLLING', correlationId: secondly.headers.get('x-hubspot-correlation-id') });
+    expect(secondlyBody).toMatchObject({
+      status: 'error',
+      errorType: 'RATE_LIMIT',
+      policyName: 'TEN_SECONDLY_ROLLING',
+      correlationId: secondly.headers.get('x-hubspot-correlation-id'),
+    });
     expect(typeof secondlyBody['message']).toBe('string');
 
     fake.inject({ kind: '429', policy: 'DAILY', count: 2 }, { method: 'POST', pathPrefix: '/crm/v3/objects/emails' });
@@ -166,7 +217,9 @@ describe('HubSpot fake', () => {
     expect(await dailyRaw.json()).toMatchObject({ errorType: 'RATE_LIMIT', policyName: 'DAILY' });
     // A GET did not match the fault's method and the fault is used up.
     expect((await client.apiRequest({ method: 'GET', path: '/crm/v3/objects/contacts' })).status).toBe(200);
-    expect((await client.apiRequest({ method: 'POST', path: '/crm/v3/objects/emails/batch/upsert', body: { inputs: [] } })).status).toBe(200);
+    expect((await client.apiRequest({ method: 'POST', path: '/crm/v3/objects/emails/batch/upsert', body: { inputs: [] } })).status).toBe(
+      200,
+    );
     expect(fake.requests.map((r) => r.status)).toEqual([200, 429, 429, 429, 200, 200]);
     expect(fake.violations).toEqual([]);
   });
@@ -206,7 +259,10 @@ describe('HubSpot fake', () => {
     expect((await client.crm.objects.notes.basicApi.getPage()).results).toEqual([]);
 
     fake.inject({ kind: 'slow', ms: 150 });
-    await client.crm.objects.notes.basicApi.create({ properties: { hs_note_body: 'slow one', hs_timestamp: '2026-11-27T10:00:00Z' }, associations: [] });
+    await client.crm.objects.notes.basicApi.create({
+      properties: { hs_note_body: 'slow one', hs_timestamp: '2026-11-27T10:00:00Z' },
+      associations: [],
+    });
     expect(fake.requests.at(-1)?.ms).toBeGreaterThanOrEqual(140);
     expect(fake.objects('notes')).toHaveLength(1);
     expect(fake.violations).toEqual([]);
@@ -222,16 +278,36 @@ describe('HubSpot fake', () => {
     });
 
     const created = await client.crm.associations.v4.batchApi.create('emails', 'contacts', {
-      inputs: [{ _from: { id: email.id }, to: { id: contactId }, types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 198 }] }],
+      inputs: [
+        {
+          _from: { id: email.id },
+          to: { id: contactId },
+          types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 198 }],
+        },
+      ],
     });
     expect(created.results).toHaveLength(1);
     await client.crm.associations.v4.batchApi.create('emails', 'companies', {
-      inputs: [{ _from: { id: email.id }, to: { id: companyId }, types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 186 }] }],
+      inputs: [
+        {
+          _from: { id: email.id },
+          to: { id: companyId },
+          types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 186 }],
+        },
+      ],
     });
-    await client.crm.associations.v4.basicApi.create('emails', email.id, 'deals', dealId, [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 210 }]);
+    await client.crm.associations.v4.basicApi.create('emails', email.id, 'deals', dealId, [
+      { associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 210 },
+    ]);
     // Writing the same association again does not duplicate it.
     await client.crm.associations.v4.batchApi.create('emails', 'contacts', {
-      inputs: [{ _from: { id: email.id }, to: { id: contactId }, types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 198 }] }],
+      inputs: [
+        {
+          _from: { id: email.id },
+          to: { id: contactId },
+          types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 198 }],
+        },
+      ],
     });
 
     expect(fake.associations()).toEqual([
@@ -245,11 +321,23 @@ describe('HubSpot fake', () => {
     expect(reverse.results[0]?.to.map((t) => [t.toObjectId, t.associationTypes.map((a) => a.typeId)])).toEqual([[email.id, [197]]]);
 
     const unknown = await client.crm.associations.v4.batchApi.create('emails', 'contacts', {
-      inputs: [{ _from: { id: email.id }, to: { id: '999999' }, types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 198 }] }],
+      inputs: [
+        {
+          _from: { id: email.id },
+          to: { id: '999999' },
+          types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 198 }],
+        },
+      ],
     });
     expect('errors' in unknown && Array.isArray(unknown.errors) ? unknown.errors.length : 0).toBe(1);
     const wrongType = await client.crm.associations.v4.batchApi.create('calls', 'contacts', {
-      inputs: [{ _from: { id: email.id }, to: { id: contactId }, types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 198 }] }],
+      inputs: [
+        {
+          _from: { id: email.id },
+          to: { id: contactId },
+          types: [{ associationCategory: HUBSPOT_DEFINED as never, associationTypeId: 198 }],
+        },
+      ],
     });
     expect(wrongType.results).toHaveLength(0);
     expect(fake.associations()).toHaveLength(3);
@@ -268,7 +356,9 @@ describe('HubSpot fake', () => {
     expect(eq.results[0]?.properties['firstname']).toBe('B');
 
     const inFirst = await client.crm.contacts.searchApi.doSearch({
-      filterGroups: [{ filters: [{ propertyName: 'email', operator: 'IN' as never, values: ['a@example.com', 'c@example.com', 'd@example.com'] }] }],
+      filterGroups: [
+        { filters: [{ propertyName: 'email', operator: 'IN' as never, values: ['a@example.com', 'c@example.com', 'd@example.com'] }] },
+      ],
       limit: 2,
     });
     expect(inFirst.total).toBe(3);
@@ -276,7 +366,9 @@ describe('HubSpot fake', () => {
     const after = inFirst.paging?.next?.after;
     expect(after).toBeDefined();
     const inSecond = await client.crm.contacts.searchApi.doSearch({
-      filterGroups: [{ filters: [{ propertyName: 'email', operator: 'IN' as never, values: ['a@example.com', 'c@example.com', 'd@example.com'] }] }],
+      filterGroups: [
+        { filters: [{ propertyName: 'email', operator: 'IN' as never, values: ['a@example.com', 'c@example.com', 'd@example.com'] }] },
+      ],
       limit: 2,
       after: after ?? '',
     });
@@ -292,7 +384,10 @@ describe('HubSpot fake', () => {
 
   it('refuses and records a request the spec refuses (an association input without types), and a missing token', async () => {
     const contactId = fake.seed('contacts', { email: 'x@example.com' });
-    const note = await client.crm.objects.notes.basicApi.create({ properties: { hs_note_body: 'n', hs_timestamp: '2026-11-27T10:00:00Z' }, associations: [] });
+    const note = await client.crm.objects.notes.basicApi.create({
+      properties: { hs_note_body: 'n', hs_timestamp: '2026-11-27T10:00:00Z' },
+      associations: [],
+    });
     expect(fake.violations).toEqual([]);
     const bad = await client.apiRequest({
       method: 'POST',
@@ -300,7 +395,11 @@ describe('HubSpot fake', () => {
       body: { inputs: [{ from: { id: note.id }, to: { id: contactId } }] },
     });
     expect(bad.status).toBe(422);
-    expect(fake.violations.some((v) => v.includes('request POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/create') && v.includes('types'))).toBe(true);
+    expect(
+      fake.violations.some(
+        (v) => v.includes('request POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/create') && v.includes('types'),
+      ),
+    ).toBe(true);
     expect(fake.associations()).toEqual([]);
 
     const anonymous = clientFor(fake, null);

@@ -5,7 +5,15 @@ import { sameValue } from '../../src/pipeline/crm-drift.ts';
 import type { Interaction } from '../../src/pipeline/interaction.ts';
 
 const call = (url: unknown): Interaction =>
-  ({ channel: 'call', source: 'twilio', sourceId: 'CA1', direction: 'inbound', occurredAt: '2026-11-27T10:00:00Z', participants: [], metadata: { recordingUrl: url } }) as Interaction;
+  ({
+    channel: 'call',
+    source: 'twilio',
+    sourceId: 'CA1',
+    direction: 'inbound',
+    occurredAt: '2026-11-27T10:00:00Z',
+    participants: [],
+    metadata: { recordingUrl: url },
+  }) as Interaction;
 
 describe('HubSpot call recordings', () => {
   it('links only HTTPS mp3/wav recordings (Twilio ones as their mp3)', () => {
@@ -23,7 +31,9 @@ describe('HubSpot call recordings', () => {
 
 describe('HubSpot daily budget', () => {
   it('reads the daily limit and what is left from the rate-limit headers', () => {
-    expect(dailyBudgetFrom({ 'x-hubspot-ratelimit-daily': '250000', 'x-hubspot-ratelimit-daily-remaining': '1200' }, '2026-11-27T15:30:00.000Z')).toEqual({
+    expect(
+      dailyBudgetFrom({ 'x-hubspot-ratelimit-daily': '250000', 'x-hubspot-ratelimit-daily-remaining': '1200' }, '2026-11-27T15:30:00.000Z'),
+    ).toEqual({
       limit: 250000,
       remaining: 1200,
       observedAt: '2026-11-27T15:30:00.000Z',
@@ -41,7 +51,9 @@ describe('HubSpot daily budget', () => {
     // The night the clocks go back in New York (1 Nov 2026), the next midnight is at UTC-5 again.
     expect(nextMidnight(new Date('2026-11-01T12:00:00Z'), 'America/New_York').toISOString()).toBe('2026-11-02T05:00:00.000Z');
     expect(nextMidnight(new Date('2026-10-31T12:00:00Z'), 'America/New_York').toISOString()).toBe('2026-11-01T04:00:00.000Z');
-    expect(dailyBudgetFrom({ 'x-hubspot-ratelimit-daily-remaining': '3' }, '2026-11-27T15:30:00.000Z', 'Asia/Tokyo')?.resetsAt).toBe('2026-11-27T15:00:00.000Z'.replace('27T15', '28T15'));
+    expect(dailyBudgetFrom({ 'x-hubspot-ratelimit-daily-remaining': '3' }, '2026-11-27T15:30:00.000Z', 'Asia/Tokyo')?.resetsAt).toBe(
+      '2026-11-27T15:00:00.000Z'.replace('27T15', '28T15'),
+    );
     expect(isTimeZone('Europe/Berlin')).toBe(true);
     expect(isTimeZone('Mars/Olympus')).toBe(false);
   });

@@ -30,7 +30,9 @@ describe('master key', () => {
     expect(env.source).toBe('env');
     expect(env.key.id).toBe(new MasterKey(bytes).id);
     expect(() => loadMasterKey({ masterKey: 'c2hvcnQ=', masterKeyFile: join(tmp.dir, 'x') }, { create: true })).toThrow(/32 random bytes/);
-    expect(() => loadMasterKey({ masterKeyFile: join(tmp.dir, 'named.key'), masterKeyFileGiven: true }, { create: true })).toThrow(/does not exist/);
+    expect(() => loadMasterKey({ masterKeyFile: join(tmp.dir, 'named.key'), masterKeyFileGiven: true }, { create: true })).toThrow(
+      /does not exist/,
+    );
   });
 
   it('accepts a file holding the base64 text (openssl rand -base64 32 > file)', () => {

@@ -51,9 +51,7 @@ type RangeMth = (start: number, count: number) => Hash;
 function refPath(m: number, n: number, mth: RangeMth, start = 0): Hash[] {
   if (n === 1) return [];
   const k = splitAt(n);
-  return m < k
-    ? [...refPath(m, k, mth, start), mth(start + k, n - k)]
-    : [...refPath(m - k, n - k, mth, start + k), mth(start, k)];
+  return m < k ? [...refPath(m, k, mth, start), mth(start + k, n - k)] : [...refPath(m - k, n - k, mth, start + k), mth(start, k)];
 }
 
 function refProof(m: number, n: number, mth: RangeMth, start = 0, b = true): Hash[] {
@@ -473,7 +471,15 @@ describe('properties: consistency', () => {
       fc.property(sizes, ([m, n]) => {
         const proof = consistencyProof(m, n, sourceFor(n));
         const [r1, r2] = [memoMth(0, m), memoMth(0, n)];
-        const variants: [number, number][] = [[m - 1, n], [m + 1, n], [m ^ 2, n], [m, n - 1], [m, n + 1], [m, n * 2], [m, Math.floor(n / 2)]];
+        const variants: [number, number][] = [
+          [m - 1, n],
+          [m + 1, n],
+          [m ^ 2, n],
+          [m, n - 1],
+          [m, n + 1],
+          [m, n * 2],
+          [m, Math.floor(n / 2)],
+        ];
         for (const [a, b] of variants) {
           const same = a >= 1 && a <= b && consistencyShape(a, b) === consistencyShape(m, n);
           expect(verifyConsistency(a, b, r1, r2, proof), `(${m}, ${n}) -> (${a}, ${b})`).toBe(same);
@@ -602,7 +608,10 @@ describe('properties: verifiers never throw', () => {
     const leaf = LEAVES[0] as Hash;
     const right = LEAVES.slice(1, 11);
     const leftHalf = LEAVES[11] as Hash;
-    const root = refNode(leftHalf, right.reduce((acc, sibling) => refNode(acc, sibling), leaf));
+    const root = refNode(
+      leftHalf,
+      right.reduce((acc, sibling) => refNode(acc, sibling), leaf),
+    );
     const proof = [...right, leftHalf];
     expect(verifyInclusion(index, size, leaf, proof, root)).toBe(true);
     expect(verifyInclusion(BigInt(index), BigInt(size), leaf, proof, root)).toBe(true);

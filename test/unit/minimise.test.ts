@@ -100,7 +100,9 @@ describe('redaction rules', () => {
       { rule: 'card-number', count: 3 },
       { rule: 'password', count: 1 },
     ]);
-    expect(m.input.text).toBe('cards [REDACTED:card-number] and [REDACTED:card-number]; password: [REDACTED:password]; password: [REDACTED:card-number]');
+    expect(m.input.text).toBe(
+      'cards [REDACTED:card-number] and [REDACTED:card-number]; password: [REDACTED:password]; password: [REDACTED:card-number]',
+    );
     expect(run('nothing secret here').redactions).toEqual([]);
   });
 
@@ -115,7 +117,9 @@ describe('redaction rules', () => {
     expect(DEFAULT_REDACTION_RULES.map((r) => r.id).sort()).toEqual(['api-key', 'card-number', 'iban', 'one-time-code', 'password']);
     expect(redactionRulesFromConfig(['password', 'card-number', 'password']).map((r) => r.id)).toEqual(['card-number', 'password']);
     expect(redactionRulesFromConfig([])).toEqual([]);
-    expect(() => redactionRulesFromConfig(['card-number', 'ssn'])).toThrow(/unknown redaction rule "ssn"; known rules: api-key, iban, card-number, password, one-time-code/);
+    expect(() => redactionRulesFromConfig(['card-number', 'ssn'])).toThrow(
+      /unknown redaction rule "ssn"; known rules: api-key, iban, card-number, password, one-time-code/,
+    );
     // Only the enabled rules apply.
     const onlyPasswords = run('password: x 4111111111111111', { maxChars: 8000, rules: redactionRulesFromConfig(['password']) });
     expect(onlyPasswords.input.text).toBe('password: [REDACTED:password] 4111111111111111');
@@ -198,7 +202,9 @@ describe('domains and personal data', () => {
       expect(json.toLowerCase()).not.toContain(p.address.toLowerCase());
       expect(json).not.toContain(p.name);
     }
-    expect(m.input.text).toBe('Thanks!\n\nOn Wed, Alex <[REDACTED:participant-address]> wrote:\n> call me on [REDACTED:participant-address]');
+    expect(m.input.text).toBe(
+      'Thanks!\n\nOn Wed, Alex <[REDACTED:participant-address]> wrote:\n> call me on [REDACTED:participant-address]',
+    );
     expect(m.redactions).toEqual([{ rule: 'participant-address', count: 3 }]);
     expect(Object.keys(m.input).sort()).toEqual(['channel', 'direction', 'domains', 'subject', 'text']);
   });

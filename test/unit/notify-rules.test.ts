@@ -43,7 +43,9 @@ describe('recipient groups in the rules', () => {
 
   it('refuses a secret written in clear where an environment variable name belongs', () => {
     const path = rulesWith((r) => {
-      (r.recipients as Record<string, unknown>)['sales-team'] = { slack: { webhookUrlEnv: 'https://hooks.slack.com/services/T0/B0/secret' } };
+      (r.recipients as Record<string, unknown>)['sales-team'] = {
+        slack: { webhookUrlEnv: 'https://hooks.slack.com/services/T0/B0/secret' },
+      };
     });
     expect(() => loadRuleset(path)).toThrow(/recipients\.sales-team\.slack\.webhookUrlEnv: an environment variable name/);
   });
@@ -63,7 +65,12 @@ describe('configured channels', () => {
 
   it('uses each channel whose settings are in the environment', async () => {
     const rules = loadRuleset(DEFAULT_RULES_PATH);
-    const config = loadConfig({ SMTP_HOST: '127.0.0.1', SLACK_SALES_WEBHOOK_URL: 'https://hooks.slack.example/services/T/B/x', SUPPORT_ONCALL_WEBHOOK_URL: 'https://pager.example/hook', SUPPORT_ONCALL_WEBHOOK_SECRET: 'a-secret-of-24-characters' });
+    const config = loadConfig({
+      SMTP_HOST: '127.0.0.1',
+      SLACK_SALES_WEBHOOK_URL: 'https://hooks.slack.example/services/T/B/x',
+      SUPPORT_ONCALL_WEBHOOK_URL: 'https://pager.example/hook',
+      SUPPORT_ONCALL_WEBHOOK_SECRET: 'a-secret-of-24-characters',
+    });
     const { channels, close } = await configuredChannels(config, rules);
     const n = new Notifications({ journal, rules, channels, publicUrl: 'http://127.0.0.1:8080' });
     expect(n.channelsFor('sales-team')).toEqual(['email', 'slack']);

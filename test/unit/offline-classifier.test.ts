@@ -32,7 +32,14 @@ const inputOf = (ix: Interaction): ClassifierInput => minimise(ix, DEFAULT_MINIM
 const classify = (ix: Interaction): Promise<ClassifierResult> => classifier.classify(inputOf(ix), prompt);
 
 function input(text: string, extra: Partial<ClassifierInput> = {}): ClassifierInput {
-  return { channel: 'email', direction: 'inbound', subject: null, text, domains: ['acme.example', 'northwind-analytics.example'], ...extra };
+  return {
+    channel: 'email',
+    direction: 'inbound',
+    subject: null,
+    text,
+    domains: ['acme.example', 'northwind-analytics.example'],
+    ...extra,
+  };
 }
 
 /** What a careful reader would say each sample is, following prompts/classify-interaction/v1.md. */
@@ -150,14 +157,22 @@ describe('OfflineClassifier on the demo set', () => {
   it('is unsure about the ambiguous sample and about a call with no text', async () => {
     const ambiguous = (await classify(sample('em-ambiguous-027'))).output;
     expect(ambiguous.confidence).toBeLessThan(0.6);
-    expect(explainOffline(inputOf(sample('em-ambiguous-027'))).matchedRules).toEqual(expect.arrayContaining(['billing-payment', 'support-error']));
+    expect(explainOffline(inputOf(sample('em-ambiguous-027'))).matchedRules).toEqual(
+      expect.arrayContaining(['billing-payment', 'support-error']),
+    );
     const empty = (await classify(sample('call-outbound-033'))).output;
     expect(empty).toMatchObject({ category: 'other', intent: 'unclear' });
     expect(empty.confidence).toBeLessThanOrEqual(0.3);
   });
 
   it('is confident where the evidence is clear', async () => {
-    for (const id of ['em-internal-pipeline-019', 'em-spam-prize-022', 'em-billing-invoice-014', 'em-support-outage-009', 'form-contact-sales-037']) {
+    for (const id of [
+      'em-internal-pipeline-019',
+      'em-spam-prize-022',
+      'em-billing-invoice-014',
+      'em-support-outage-009',
+      'form-contact-sales-037',
+    ]) {
       expect((await classify(sample(id))).output.confidence, id).toBeGreaterThanOrEqual(0.75);
     }
   });
@@ -190,7 +205,10 @@ describe('OfflineClassifier on the demo set', () => {
 describe('OfflineClassifier rules', () => {
   it('calls mail internal when every domain is the company own, and only then', async () => {
     const c = new OfflineClassifier({ ownDomains: ['Northwind-Analytics.example'] });
-    const ownOnly = input('Can you send me the Harborline proposal and the invoice?', { domains: ['northwind-analytics.example', 'mail.northwind-analytics.example'], direction: 'internal' });
+    const ownOnly = input('Can you send me the Harborline proposal and the invoice?', {
+      domains: ['northwind-analytics.example', 'mail.northwind-analytics.example'],
+      direction: 'internal',
+    });
     expect((await c.classify(ownOnly, prompt)).output).toMatchObject({ category: 'internal', intent: 'internal coordination' });
     const mixed = input('Can you send me the Harborline proposal?', { domains: ['acme.example', 'northwind-analytics.example'] });
     expect((await c.classify(mixed, prompt)).output.category).not.toBe('internal');
@@ -199,7 +217,10 @@ describe('OfflineClassifier rules', () => {
     // Without ownDomains nothing is internal.
     expect((await new OfflineClassifier().classify(ownOnly, prompt)).output.category).not.toBe('internal');
     // A call between a customer's phone and our agent leaves only our domain; that is not internal.
-    const call = input('Caller: I would like pricing for 20 users and a demo.', { channel: 'call', domains: ['northwind-analytics.example'] });
+    const call = input('Caller: I would like pricing for 20 users and a demo.', {
+      channel: 'call',
+      domains: ['northwind-analytics.example'],
+    });
     expect((await c.classify(call, prompt)).output.category).toBe('new_lead');
   });
 
@@ -222,18 +243,32 @@ describe('OfflineClassifier rules', () => {
   });
 
   it('gives a close call a confidence below 0.6', async () => {
-    const out = (await classifier.classify(input('Our invoice shows the wrong numbers and the dashboard is not loading either, which we need to pay the invoice.'), prompt)).output;
+    const out = (
+      await classifier.classify(
+        input('Our invoice shows the wrong numbers and the dashboard is not loading either, which we need to pay the invoice.'),
+        prompt,
+      )
+    ).output;
     expect(out.confidence).toBeLessThan(0.6);
   });
 
   it('counts lead signals in our own outbound messages as a sales conversation', async () => {
-    const out = (await classifier.classify(input('Here is the pricing you asked for, and I can book a demo for Tuesday.', { direction: 'outbound' }), prompt)).output;
+    const out = (
+      await classifier.classify(
+        input('Here is the pricing you asked for, and I can book a demo for Tuesday.', { direction: 'outbound' }),
+        prompt,
+      )
+    ).output;
     expect(out.category).toBe('sales_conversation');
-    expect(explainOffline(input('Here is our pricing.', { direction: 'outbound' })).matchedRules).toEqual(['lead-pricing', 'outbound-lead-is-conversation']);
+    expect(explainOffline(input('Here is our pricing.', { direction: 'outbound' })).matchedRules).toEqual([
+      'lead-pricing',
+      'outbound-lead-is-conversation',
+    ]);
   });
 
   it('builds a one-line summary without addresses or phone numbers', async () => {
-    const text = 'Agent: Thanks for calling Northwind.\nCaller: Please call me back at +1 (206) 555-0142 or write to jane.doe@acme.example about pricing for 10 seats.';
+    const text =
+      'Agent: Thanks for calling Northwind.\nCaller: Please call me back at +1 (206) 555-0142 or write to jane.doe@acme.example about pricing for 10 seats.';
     const out = (await classifier.classify(input(text, { channel: 'call' }), prompt)).output;
     expect(out.summary).toBe('Inbound call, new lead: Please call me back at or write to about pricing for 10 seats.');
     const long = (await classifier.classify(input('body', { subject: `Pricing ${'x'.repeat(400)}` }), prompt)).output;
@@ -245,7 +280,17 @@ describe('OfflineClassifier rules', () => {
 
   it('explains its decision: scores for every category and the matched rules in table order', () => {
     const { scores, matchedRules } = explainOffline(inputOf(sample('em-billing-card-012')), { ownDomains: OWN });
-    expect(Object.keys(scores).sort()).toEqual(['billing', 'customer_support', 'internal', 'new_lead', 'other', 'personal', 'sales_conversation', 'scheduling', 'spam']);
+    expect(Object.keys(scores).sort()).toEqual([
+      'billing',
+      'customer_support',
+      'internal',
+      'new_lead',
+      'other',
+      'personal',
+      'sales_conversation',
+      'scheduling',
+      'spam',
+    ]);
     expect(matchedRules).toEqual(['billing-payment', 'billing-redacted-details']);
     expect(scores.billing).toBe(4.5);
     const internal = explainOffline(inputOf(sample('em-internal-discount-020')), { ownDomains: OWN });

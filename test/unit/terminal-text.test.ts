@@ -6,7 +6,9 @@ describe('terminalSafe', () => {
     const hostile = 'Quote \u001b]0;pwned\u0007 now\u001b[2J \u009b31m \u202egnp.exe\r\u0000 end';
     const out = terminalSafe(hostile);
     expect(out).toBe('Quote \\u001b]0;pwned\\u0007 now\\u001b[2J \\u009b31m \\u202egnp.exe\\u000d\\u0000 end');
-    expect([...out].filter((c) => c.charCodeAt(0) < 0x20 || (c.charCodeAt(0) >= 0x7f && c.charCodeAt(0) <= 0x9f) || c === '\u202e')).toEqual([]);
+    expect(
+      [...out].filter((c) => c.charCodeAt(0) < 0x20 || (c.charCodeAt(0) >= 0x7f && c.charCodeAt(0) <= 0x9f) || c === '\u202e'),
+    ).toEqual([]);
     expect(terminalSafe('Grüße, 東京 – ok\tand\nmore')).toBe('Grüße, 東京 – ok\tand\nmore');
   });
 

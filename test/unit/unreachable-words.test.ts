@@ -38,7 +38,10 @@ describe('dependency problems in words', () => {
     const url = `http://127.0.0.1:${port}`;
     const client = new HttpJournalClient({ url, attempts: 1, timeoutMs: 2000 });
     try {
-      const err = await client.health().then(() => null, (e: unknown) => e);
+      const err = await client.health().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(journalProblem(url, err)).toBe(`journal service unreachable at ${url} (connection refused)`);
     } finally {
       await client.close();

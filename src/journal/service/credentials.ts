@@ -18,7 +18,11 @@ export function credentialsFile(keysDir: string): string {
 }
 
 /** The configured tokens, else the generated file's, creating it when `create` is set. Null when there are none. */
-export function resolveCredentials(keysDir: string, configured: { appendToken?: string | undefined; readToken?: string | undefined }, create: boolean): ServiceCredentials | null {
+export function resolveCredentials(
+  keysDir: string,
+  configured: { appendToken?: string | undefined; readToken?: string | undefined },
+  create: boolean,
+): ServiceCredentials | null {
   const file = credentialsFile(keysDir);
   let stored: Partial<ServiceCredentials> = {};
   if (existsSync(file)) {

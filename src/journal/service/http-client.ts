@@ -75,7 +75,13 @@ export class HttpJournalClient implements JournalClient {
     const out: JournalEntry[] = [];
     for (;;) {
       const after = out.length > 0 ? (out[out.length - 1] as JournalEntry).seq : -1;
-      const page = (await this.call<{ entries: JournalEntry[] }>('GET', `/v1/entries?correlationId=${encodeURIComponent(correlationId)}&afterSeq=${after}&limit=10000`, 'read')).entries;
+      const page = (
+        await this.call<{ entries: JournalEntry[] }>(
+          'GET',
+          `/v1/entries?correlationId=${encodeURIComponent(correlationId)}&afterSeq=${after}&limit=10000`,
+          'read',
+        )
+      ).entries;
       out.push(...page);
       if (page.length < 10000) return out;
     }
@@ -110,7 +116,8 @@ export class HttpJournalClient implements JournalClient {
   /** The journal service's own metrics (Prometheus text; read credential). */
   metrics(): Promise<string> {
     const token = this.options.readToken;
-    if (!token) return Promise.reject(new JournalRequestError(0, 'NO_CREDENTIAL', 'no read credential configured for the journal service', false));
+    if (!token)
+      return Promise.reject(new JournalRequestError(0, 'NO_CREDENTIAL', 'no read credential configured for the journal service', false));
     return this.once<string>('GET', '/metrics', token, undefined, true);
   }
 
@@ -119,9 +126,16 @@ export class HttpJournalClient implements JournalClient {
     return Promise.resolve();
   }
 
-  private async call<T>(method: string, path: string, role: 'append' | 'read' | null, body?: unknown, attempts = this.attempts): Promise<T> {
+  private async call<T>(
+    method: string,
+    path: string,
+    role: 'append' | 'read' | null,
+    body?: unknown,
+    attempts = this.attempts,
+  ): Promise<T> {
     const token = role === 'append' ? this.options.appendToken : role === 'read' ? this.options.readToken : undefined;
-    if (role !== null && !token) throw new JournalRequestError(0, 'NO_CREDENTIAL', `no ${role} credential configured for the journal service`, false);
+    if (role !== null && !token)
+      throw new JournalRequestError(0, 'NO_CREDENTIAL', `no ${role} credential configured for the journal service`, false);
     const text = body === undefined ? undefined : JSON.stringify(body);
     let lastError: JournalRequestError | null = null;
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -147,7 +161,9 @@ export class HttpJournalClient implements JournalClient {
       const req = request({ ...this.base, method, path, headers, agent: this.agent, timeout: this.timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => reject(new JournalRequestError(0, 'NETWORK', `journal service connection failed: ${err.message}`, true, { cause: err })));
+        res.on('error', (err) =>
+          reject(new JournalRequestError(0, 'NETWORK', `journal service connection failed: ${err.message}`, true, { cause: err })),
+        );
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           if (plain && status >= 200 && status < 300) {
@@ -158,18 +174,35 @@ export class HttpJournalClient implements JournalClient {
           try {
             parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
           } catch {
-            reject(new JournalRequestError(status, 'BAD_RESPONSE', `journal service answered ${status} with a body that is not JSON`, status >= 500));
+            reject(
+              new JournalRequestError(
+                status,
+                'BAD_RESPONSE',
+                `journal service answered ${status} with a body that is not JSON`,
+                status >= 500,
+              ),
+            );
             return;
           }
           if (status >= 200 && status < 300) resolve(parsed as T);
           else {
             const e = (parsed as { error?: { code?: string; message?: string; issues?: string[] } }).error ?? {};
-            reject(new JournalRequestError(status, e.code ?? 'HTTP_' + status, e.message ?? `status ${status}`, status === 503 || status === 502, { issues: e.issues }));
+            reject(
+              new JournalRequestError(
+                status,
+                e.code ?? 'HTTP_' + status,
+                e.message ?? `status ${status}`,
+                status === 503 || status === 502,
+                { issues: e.issues },
+              ),
+            );
           }
         });
       });
       req.on('timeout', () => req.destroy(new Error('timed out')));
-      req.on('error', (err) => reject(new JournalRequestError(0, 'NETWORK', `journal service unreachable: ${err.message}`, true, { cause: err })));
+      req.on('error', (err) =>
+        reject(new JournalRequestError(0, 'NETWORK', `journal service unreachable: ${err.message}`, true, { cause: err })),
+      );
       req.end(text);
     });
   }

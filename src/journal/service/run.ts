@@ -30,7 +30,11 @@ export async function startJournalService(config: Config, logger: Logger): Promi
   const privacy = openWriterPrivacy(config);
   const retention = RetentionPolicy.load(config.journal.retentionPath);
   // A rule that decides nothing the product writes is most likely a typo (a source that never existed): say so.
-  for (const u of retention.unmatchedRules()) log.warn({ policyVersion: retention.version, rule: u.index, class: u.rule.class }, `retention policy rule decides nothing the product writes: ${describeRule(u)}`);
+  for (const u of retention.unmatchedRules())
+    log.warn(
+      { policyVersion: retention.version, rule: u.index, class: u.rule.class },
+      `retention policy rule decides nothing the product writes: ${describeRule(u)}`,
+    );
   const writer = await JournalWriter.open({
     path: config.journal.path,
     keysDir: config.journal.keysDir,
@@ -47,7 +51,13 @@ export async function startJournalService(config: Config, logger: Logger): Promi
   await reportKeyStoreProblems(reader, privacy, writer, log);
   const credentials = resolveCredentials(config.journal.keysDir, config.service, true);
   if (!credentials) throw new Error('no service credentials could be resolved');
-  const server = createJournalServer({ writer, reader, credentials, maxBodyBytes: Math.max(16 * 1024 * 1024, config.journal.maxPayloadBytes * 4), logger });
+  const server = createJournalServer({
+    writer,
+    reader,
+    credentials,
+    maxBodyBytes: Math.max(16 * 1024 * 1024, config.journal.maxPayloadBytes * 4),
+    logger,
+  });
   server.keepAliveTimeout = 30_000;
   const listen = config.service.listen;
   await new Promise<void>((resolve, reject) => {
@@ -64,7 +74,10 @@ export async function startJournalService(config: Config, logger: Logger): Promi
     }
   });
   const address = server.address();
-  const url = listen.kind === 'unix' ? `unix:${listen.path}` : `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${typeof address === 'object' && address ? address.port : listen.port}`;
+  const url =
+    listen.kind === 'unix'
+      ? `unix:${listen.path}`
+      : `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${typeof address === 'object' && address ? address.port : listen.port}`;
   log.info({ url, journal: config.journal.path, size: writer.size, anchors: anchors.map((a) => a.name) }, 'journal service ready');
   let closing: Promise<void> | null = null;
   return {
@@ -96,7 +109,10 @@ async function reportKeyStoreProblems(reader: JournalReader, privacy: Privacy, w
   const check = checkKeyStore(reader.connection, store);
   for (const note of check.notes) log.warn({}, note);
   if (check.ok) return;
-  log.error({ missing: check.missing.length, resurrected: check.resurrected.length, backupInStep: check.backupInStep }, `key store problem: ${check.problems.join('; ')}`);
+  log.error(
+    { missing: check.missing.length, resurrected: check.resurrected.length, backupInStep: check.backupInStep },
+    `key store problem: ${check.problems.join('; ')}`,
+  );
   const finding = `${check.missing.length}/${check.resurrected.length}/${String(check.backupInStep)}/${store?.fingerprint().digest.slice(0, 16) ?? 'no-store'}`;
   await writer.append({
     kind: 'connector.health',

@@ -61,7 +61,11 @@ export function createJournalServer(options: JournalApiOptions): Server {
       // Up but not writing (its disk full): 503, saying since when and why, so that every health check above says so.
       const writing = writer.writeHealth;
       if (writing.ok) return send(res, 200, { ok: true, size: writer.size });
-      return send(res, 503, { ok: false, size: writer.size, error: { code: 'WRITE_FAILED', message: `the journal is refusing writes since ${writing.failingSince}: ${writing.reason}` } });
+      return send(res, 503, {
+        ok: false,
+        size: writer.size,
+        error: { code: 'WRITE_FAILED', message: `the journal is refusing writes since ${writing.failingSince}: ${writing.reason}` },
+      });
     }
 
     if (path === '/v1/entries' && method === 'POST') {
@@ -74,7 +78,8 @@ export function createJournalServer(options: JournalApiOptions): Server {
         if (isBatch) {
           request = 'batch';
           const entries = body.entries;
-          if (!Array.isArray(entries) || entries.length === 0) throw new HttpError(422, 'INVALID_BATCH', '`entries` must be a non-empty array');
+          if (!Array.isArray(entries) || entries.length === 0)
+            throw new HttpError(422, 'INVALID_BATCH', '`entries` must be a non-empty array');
           if (entries.length > maxBatch) throw new HttpError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${maxBatch} entries`);
           const results = await writer.appendBatch(entries as never[]);
           const duplicate = results.every((r) => r.duplicate);
@@ -96,7 +101,12 @@ export function createJournalServer(options: JournalApiOptions): Server {
       return send(res, r.created ? 201 : 200, { seq: r.seq, treeSize: r.checkpoint.treeSize, note: r.note, created: r.created });
     }
 
-    if (method !== 'GET') throw new HttpError(method === 'PUT' || method === 'PATCH' || method === 'DELETE' ? 405 : 404, 'NO_SUCH_OPERATION', `${method} ${path}: the journal offers no such operation (entries can only be appended)`);
+    if (method !== 'GET')
+      throw new HttpError(
+        method === 'PUT' || method === 'PATCH' || method === 'DELETE' ? 405 : 404,
+        'NO_SUCH_OPERATION',
+        `${method} ${path}: the journal offers no such operation (entries can only be appended)`,
+      );
     need(req, 'read');
     const q = url.searchParams;
 
@@ -109,11 +119,16 @@ export function createJournalServer(options: JournalApiOptions): Server {
     if (path === '/v1/entries') {
       const limit = intParam(q, 'limit', 1000);
       if (q.has('idempotencyKey')) return send(res, 200, { entry: reader.byIdempotencyKey(q.get('idempotencyKey') as string) });
-      if (q.has('correlationId')) return send(res, 200, { entries: reader.byCorrelation(q.get('correlationId') as string, { afterSeq: intParam(q, 'afterSeq', -1), limit }) });
+      if (q.has('correlationId'))
+        return send(res, 200, {
+          entries: reader.byCorrelation(q.get('correlationId') as string, { afterSeq: intParam(q, 'afterSeq', -1), limit }),
+        });
       if (q.has('kind')) {
         const since = timeParam(q, 'since');
         const until = timeParam(q, 'until');
-        return send(res, 200, { entries: reader.byKind({ kind: q.get('kind') as string, since, until, limit, afterSeq: intParam(q, 'afterSeq', -1) }) });
+        return send(res, 200, {
+          entries: reader.byKind({ kind: q.get('kind') as string, since, until, limit, afterSeq: intParam(q, 'afterSeq', -1) }),
+        });
       }
       return send(res, 200, { entries: reader.range(intParam(q, 'from', 0), limit) });
     }
@@ -125,7 +140,12 @@ export function createJournalServer(options: JournalApiOptions): Server {
     }
     const proof = /^\/v1\/proofs\/inclusion\/(\d+)$/.exec(path);
     if (proof) return send(res, 200, reader.proveInclusion(Number(proof[1]), { includePayload: q.get('payload') === 'true' }));
-    if (path === '/v1/proofs/consistency') return send(res, 200, { from: intParam(q, 'from', 0), to: intParam(q, 'to', 0), proof: reader.proveConsistency(intParam(q, 'from', 0), intParam(q, 'to', 0)) });
+    if (path === '/v1/proofs/consistency')
+      return send(res, 200, {
+        from: intParam(q, 'from', 0),
+        to: intParam(q, 'to', 0),
+        proof: reader.proveConsistency(intParam(q, 'from', 0), intParam(q, 'to', 0)),
+      });
     if (path === '/v1/checkpoints/latest') {
       const cp = reader.latestCheckpoint();
       if (!cp) throw new HttpError(404, 'NOT_FOUND', 'no checkpoint yet');
@@ -137,7 +157,8 @@ export function createJournalServer(options: JournalApiOptions): Server {
   return createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const e = toHttpError(err);
-      if (e.status >= 500) log.error({ err: { name: (err as Error).name, message: (err as Error).message }, path: req.url?.split('?')[0] }, 'request failed');
+      if (e.status >= 500)
+        log.error({ err: { name: (err as Error).name, message: (err as Error).message }, path: req.url?.split('?')[0] }, 'request failed');
       if (e.status === 503) res.setHeader('retry-after', '1');
       // Drain what the client is still sending, so it can read our answer instead of hitting a closed socket.
       if (e.status === 413) req.resume();
@@ -157,7 +178,8 @@ function withoutPayload(r: AppendResult): { entry: Omit<JournalEntry, 'payload'>
 
 function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
-  if (err instanceof EntryValidationError) return new HttpError(err.code === 'ENTRY_TOO_LARGE' ? 413 : 422, err.code, err.message, err.issues);
+  if (err instanceof EntryValidationError)
+    return new HttpError(err.code === 'ENTRY_TOO_LARGE' ? 413 : 422, err.code, err.message, err.issues);
   if (err instanceof IdempotencyConflictError) return new HttpError(409, err.code, err.message);
   if (err instanceof ProofUnavailableError) return new HttpError(404, err.code, err.message);
   if (err instanceof JournalWriteError) return new HttpError(503, err.code, err.message);
@@ -167,7 +189,11 @@ function toHttpError(err: unknown): HttpError {
 function send(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
   res.end(text);
 }
 
