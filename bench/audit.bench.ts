@@ -150,13 +150,13 @@ async function generate(path: string, ctx: SuiteContext): Promise<{ seconds: num
     // Two appends per batch: the received entries first, then what refers to their ids.
     const group = Array.from({ length: Math.min(BATCH_INTERACTIONS, interactions - i) }, (_, k) => entriesFor(i + k));
     const received = await writer.appendBatch(group.map((g) => g[0] as AppendInput));
-    const decisions = await writer.appendBatch(
+    const decisions = await writer.appendBatchReceived(
       group.map((g, k) => ({
         ...(g[1] as AppendInput),
         payload: { ...((g[1] as AppendInput).payload as object), inputEntryId: (received[k] as { entry: { id: string } }).entry.id },
       })),
     );
-    await writer.appendBatch(
+    await writer.appendBatchReceived(
       group.flatMap((g, k) =>
         [g[2], g[3]].map((e) => ({
           ...(e as AppendInput),
@@ -164,7 +164,7 @@ async function generate(path: string, ctx: SuiteContext): Promise<{ seconds: num
         })),
       ),
     );
-    await writer.appendBatch(
+    await writer.appendBatchReceived(
       group.map((g, k) => ({
         ...(g[4] as AppendInput),
         payload: {

@@ -19,7 +19,7 @@ import { JournalReader } from '../src/journal/reader.ts';
 import { LocalJournalClient } from '../src/journal/local-client.ts';
 import type { MirrorPlan } from '../src/pipeline/ports.ts';
 import { HubSpotCrm } from '../connectors/hubspot/hubspot.crm.ts';
-import { PendingPlans, QueueRequestGate, processCrmBatch, startBatchSweeper, type CrmBatchSettings } from '../jobs/crm-batch.ts';
+import { PendingPlans, QueueRequestGate, processCrmBatch, startBatchSweeper, type CrmBatchSettings } from '../jobs/crm-batch/index.ts';
 
 const [lockArg, plansPath] = process.argv.slice(2);
 const lockMs = Number(lockArg);

@@ -32,7 +32,7 @@ import type { MirrorPlan } from '../src/pipeline/ports.ts';
 import { HubSpotCrm } from '../connectors/hubspot/hubspot.crm.ts';
 import { createHubSpotClient } from '../connectors/hubspot/hubspot.http.ts';
 import { ASSOCIATION_TYPE_IDS } from '../connectors/hubspot/association-types.ts';
-import { BatchingCrm, PendingPlans, QueueRequestGate, processCrmBatch, type CrmBatchSettings } from '../jobs/crm-batch.ts';
+import { BatchingCrm, PendingPlans, QueueRequestGate, processCrmBatch, type CrmBatchSettings } from '../jobs/crm-batch/index.ts';
 import { removeAllUnder } from '../jobs/queues.ts';
 import { REDIS_URL } from '../test/helpers/pipeline.ts';
 import { startHubSpotFake, type HubSpotFake } from '../test/fakes/hubspot.fake.ts';

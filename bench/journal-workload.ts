@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { canonicalize } from '../src/journal/canonical.ts';
 import { ENTRIES_DDL } from '../src/journal/schema.ts';
 import { uuidv7, type AppendInput } from '../src/journal/entry.ts';
+import type { PayloadOf } from '../src/journal/kinds.ts';
 import { now, secondsSince } from './suite.ts';
 
 export const ENTRY_PAYLOAD_BYTES = 1024;
@@ -28,12 +29,12 @@ const SENTENCES = [
 ] as const;
 
 interface PoolEntry {
-  readonly payload: Record<string, unknown>;
+  readonly payload: PayloadOf<'interaction.received'>;
   /** The canonical (RFC 8785) text the journal stores for `payload`: what the baseline stores too. */
   readonly text: string;
 }
 
-function makePayload(i: number, body: string): Record<string, unknown> {
+function makePayload(i: number, body: string): PayloadOf<'interaction.received'> {
   const day = 1 + (i % 28);
   return {
     channel: 'email',
@@ -89,8 +90,8 @@ export class Workload {
   }
 
   /** n fresh appends, as a connector would send them (explicit idempotency key, no occurredAt). */
-  inputs(n: number): AppendInput[] {
-    const out = new Array<AppendInput>(n);
+  inputs(n: number): AppendInput<'interaction.received'>[] {
+    const out = new Array<AppendInput<'interaction.received'>>(n);
     for (let k = 0; k < n; k++) {
       const i = this.next++;
       out[k] = {

@@ -144,7 +144,7 @@ function writerContender(
   writer: JournalWriter,
   work: Workload,
   key: 'ours' | 'oursSealed' | 'oursSealedNewSubjects' = 'ours',
-  shape: (inputs: AppendInput[]) => AppendInput[] = (x) => x,
+  shape: (inputs: AppendInput<'interaction.received'>[]) => AppendInput[] = (x) => x,
 ): Contender {
   return {
     key,
@@ -517,9 +517,9 @@ async function runJournalSuite(ctx: SuiteContext): Promise<SuiteResult> {
       privacy: privacyFor('new-subjects-privacy'),
     });
     let sender = 0;
-    const newSender = (inputs: AppendInput[]): AppendInput[] =>
+    const newSender = (inputs: AppendInput<'interaction.received'>[]): AppendInput[] =>
       inputs.map((input) => {
-        const p = input.payload as { participants: { role: string; address: string; name?: string }[] };
+        const p = input.payload;
         const n = sender++;
         return {
           ...input,

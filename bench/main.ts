@@ -13,8 +13,10 @@ import { auditSuite } from './audit.bench.ts';
 import { crmSuite } from './crm.bench.ts';
 import { sealingSuite } from './sealing-cost.ts';
 import { startupSuite } from './startup.bench.ts';
+import { htmlSuite } from './html-to-text.bench.ts';
+import { csvSuite } from './calls-csv.bench.ts';
 
-const SUITES: readonly Suite[] = [journalSuite, pipelineSuite, crmSuite, auditSuite, sealingSuite, startupSuite];
+const SUITES: readonly Suite[] = [journalSuite, pipelineSuite, crmSuite, auditSuite, sealingSuite, startupSuite, htmlSuite, csvSuite];
 
 function usage(): string {
   const names = SUITES.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n');

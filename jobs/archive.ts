@@ -16,14 +16,7 @@ import { archiveJournal, type SegmentSummary } from '../src/journal/segments.ts'
 import { expireArchived } from '../src/journal/expiry.ts';
 import type { JournalWriter } from '../src/journal/writer.ts';
 import { GcsArchiveStore } from '../connectors/gcs/gcs.archive-store.ts';
-
-/** Thrown from a step callback when the service is stopping. */
-class ArchivePassStopped extends Error {
-  constructor() {
-    super('the archive pass was stopped for shutdown');
-    this.name = 'ArchivePassStopped';
-  }
-}
+import { ArchivePassStopped } from './errors/archive-pass-stopped.error.ts';
 
 /** The store archive writes to first, then every store archived segments may be read from. */
 export function configuredArchiveStores(config: Config): ArchiveStore[] {

@@ -1,16 +1,16 @@
 /**
  * Wiring of the HubSpot mirror: the adapter (when a token is configured, or a batch CRM is handed in), the
  * pending store, the shared request gate, the crm-batch handler and its BullMQ limiter, and the sweeper.
- * With neither, the mirror stays the dry-run CRM (jobs/main.ts).
+ * With neither, the mirror stays the dry-run CRM (jobs/main.ts). Built from `HubSpotMirrorSettings`, which
+ * jobs/settings.ts maps from the configuration.
  */
 import type { Redis } from 'ioredis';
-import type { Job } from 'bullmq';
-import type { Config } from '../src/config/config.ts';
 import type { Logger } from '../src/config/logger.ts';
 import type { JournalClient } from '../src/journal/journal-client.ts';
 import type { Pipeline } from '../src/pipeline/pipeline.ts';
+import type { JobHandler } from '../src/pipeline/job-catalog.ts';
 import { isBatchCrm, type BatchCrmClient, type CrmClient } from '../src/pipeline/ports.ts';
-import { HubSpotCrm } from '../connectors/hubspot/hubspot.crm.ts';
+import { HubSpotCrm, type HubSpotCrmOptions } from '../connectors/hubspot/hubspot.crm.ts';
 import {
   BatchingCrm,
   PendingPlans,
@@ -19,8 +19,16 @@ import {
   startBatchSweeper,
   type CrmBatchSettings,
   type LinkRef,
-} from './crm-batch.ts';
+} from './crm-batch/index.ts';
 import type { Queues } from './queues.ts';
+
+/** What the mirror is built from (jobs/settings.ts maps the configuration onto it). */
+export interface HubSpotMirrorSettings {
+  /** The adapter's own settings; null without an access token (dry-run, unless a batch CRM is handed in). */
+  readonly crm: Omit<HubSpotCrmOptions, 'journal' | 'gate' | 'logger'> | null;
+  /** The crm-batch queue: its BullMQ limiter, the batch windows and sizes, the claim lease. */
+  readonly batch: CrmBatchSettings;
+}
 
 export interface HubSpotMirror {
   /** What the mirror stage calls: records the plan as pending and schedules the window's batch. */
@@ -32,44 +40,24 @@ export interface HubSpotMirror {
   readonly links: PendingPlans<LinkRef>;
   readonly gate: QueueRequestGate;
   readonly settings: CrmBatchSettings;
-  handler(pipeline: Pipeline): (data: unknown, signal: AbortSignal, job: Job) => Promise<unknown>;
+  handler(pipeline: Pipeline): JobHandler<'crm-batch'>;
   startSweeper(): { stop(): void };
 }
 
-/** The configured HubSpot adapter, or null (dry-run) when no token is set. */
-export function configuredHubSpot(config: Config, journal: JournalClient, logger: Logger): HubSpotCrm | null {
-  const h = config.pipeline.hubspot;
-  if (!h) return null;
-  return new HubSpotCrm({
-    accessToken: h.accessToken,
-    ...(h.basePath ? { basePath: h.basePath } : {}),
-    journal,
-    createContacts: h.createContacts,
-    dealRule: h.dealRule,
-    dailyReserve: h.dailyReserve,
-    timeZone: h.timeZone,
-    searchIndexDelayMs: h.searchIndexDelayMs,
-    logger,
-  });
-}
-
 export function hubspotMirror(
-  config: Config,
+  s: HubSpotMirrorSettings,
   deps: { journal: JournalClient; redis: Redis; queues: Queues; prefix: string; logger: Logger; crm?: CrmClient },
 ): HubSpotMirror | null {
-  const crm = deps.crm ? (isBatchCrm(deps.crm) ? deps.crm : null) : configuredHubSpot(config, deps.journal, deps.logger);
+  // A CRM handed in is used when it batches (else the stage calls it directly: no mirror); else the configured adapter.
+  const crm = deps.crm
+    ? isBatchCrm(deps.crm)
+      ? deps.crm
+      : null
+    : s.crm
+      ? new HubSpotCrm({ ...s.crm, journal: deps.journal, logger: deps.logger })
+      : null;
   if (!crm) return null;
-  const h = config.pipeline.hubspot;
-  const settings: CrmBatchSettings = {
-    limitMax: h?.rateLimit.max ?? 9,
-    limitDurationMs: h?.rateLimit.durationMs ?? 1000,
-    windowMs: h?.batchWindowMs ?? 1000,
-    batchSize: h?.batchSize ?? 100,
-    linkWindowMs: h?.linkWindowMs ?? 30_000,
-    linkBatchSize: 1000,
-    // Claims are renewed while their job runs (every third of the lease), so the lease can be short.
-    leaseMs: 3 * config.pipeline.crmBatchLockMs,
-  };
+  const settings = s.batch;
   const queue = deps.queues['crm-batch'];
   const pending = new PendingPlans(deps.redis, deps.prefix);
   const links = PendingPlans.links(deps.redis, deps.prefix);

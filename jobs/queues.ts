@@ -6,6 +6,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { JOBS, QUEUE_NAMES, jobIdFor, jobOptions, type JobData, type QueueName } from '../src/pipeline/job-catalog.ts';
 import type { Enqueue } from '../src/pipeline/ports.ts';
+import type { SyncScheduler } from '../src/pipeline/sync-scheduler.ts';
 import { PRODUCER_COMMAND_TIMEOUT_MS, assertRedisReady, withinDeadline } from './redis-connection.ts';
 
 export type Queues = Record<QueueName, Queue>;
@@ -53,6 +54,34 @@ export function reviveVia(queues: Queues): Enqueue {
       await existing.remove();
     }
     await enqueue(queue, data, jobKey);
+  };
+}
+
+/**
+ * The polling connectors' sync-inbox jobs on BullMQ: a repeating sync is a job scheduler (one per account,
+ * kept in Redis, so every worker process shares it), a sync now is a plain job. Every job is checked against
+ * the catalog first, as enqueueVia does.
+ */
+export function syncSchedulerVia(queues: Queues): SyncScheduler {
+  const q = queues['sync-inbox'];
+  const spec = JOBS['sync-inbox'];
+  return {
+    async repeat(schedulerId, job, everyMs, onlyMissing = false) {
+      const data = spec.schema.parse(job);
+      if (onlyMissing && (await q.getJobScheduler(schedulerId))) return;
+      await q.upsertJobScheduler(
+        schedulerId,
+        { every: everyMs },
+        {
+          name: 'sync-inbox',
+          data,
+          opts: { attempts: spec.attempts, backoff: { type: 'exponential', delay: spec.backoffMs, jitter: 0.5 } },
+        },
+      );
+    },
+    async once(jobId, job) {
+      await q.add('sync-inbox', spec.schema.parse(job), jobOptions('sync-inbox', jobId));
+    },
   };
 }
 

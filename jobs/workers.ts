@@ -6,7 +6,16 @@
  */
 import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { JOBS, QUEUE_NAMES, retryAfterBackoff, type QueueName } from '../src/pipeline/job-catalog.ts';
+import {
+  JOBS,
+  QUEUE_NAMES,
+  jobSchema,
+  retryAfterBackoff,
+  type JobData,
+  type JobHandler,
+  type JobHandlers,
+  type QueueName,
+} from '../src/pipeline/job-catalog.ts';
 import type { Pipeline } from '../src/pipeline/pipeline.ts';
 import type { JournalClient } from '../src/journal/journal-client.ts';
 import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
@@ -24,7 +33,7 @@ export interface WorkerSetOptions {
   readonly concurrency: Partial<Record<QueueName, number>>;
   readonly logger: Logger;
   /** Processors of the queues that are not pipeline stages (e.g. sync-inbox). */
-  readonly handlers?: Partial<Record<QueueName, (data: unknown, signal: AbortSignal, job: Job) => Promise<unknown>>>;
+  readonly handlers?: Partial<Pick<JobHandlers, 'crm-batch' | 'notify' | 'sync-inbox'>>;
   /** BullMQ's queue limiter per queue (crm-batch: the HubSpot request limit shared by every worker). */
   readonly limiters?: Partial<Record<QueueName, NonNullable<WorkerOptions['limiter']>>>;
   /** Lock duration and stalled-job check interval (default 30 s). */
@@ -43,8 +52,9 @@ export interface WorkerSet {
 
 export function startWorkers(options: WorkerSetOptions): WorkerSet {
   const log = options.logger.child({ component: 'jobs.workers' });
+  const handlers = jobHandlers(options);
   const workers = (options.queues ?? QUEUE_NAMES).map((queue) => {
-    const worker = new Worker(queue, (job, token) => processJob(queue, job, options, token), {
+    const worker = new Worker(queue, (job, token) => processJob(queue, job, handlers, options, token), {
       connection: options.connection,
       prefix: options.prefix,
       concurrency: options.concurrency[queue] ?? 4,
@@ -81,9 +91,15 @@ export function startWorkers(options: WorkerSetOptions): WorkerSet {
   };
 }
 
-async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions, _token?: string): Promise<unknown> {
+async function processJob<Q extends QueueName>(
+  queue: Q,
+  job: Job,
+  handlers: JobHandlers,
+  options: WorkerSetOptions,
+  _token?: string,
+): Promise<unknown> {
   const spec = JOBS[queue];
-  const parsed = spec.schema.safeParse(job.data);
+  const parsed = jobSchema(queue).safeParse(job.data);
   if (!parsed.success) {
     const reason = `invalid ${queue} job payload: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`;
     await recordFailure(options.journal, queue, job, 'invalid-payload', reason);
@@ -94,7 +110,7 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
   const started = process.hrtime.bigint();
   let outcome: 'completed' | 'retry' | 'failed' = 'completed';
   try {
-    return await raceAbort(runStage(queue, parsed.data, options, controller.signal, job), controller.signal);
+    return await raceAbort(runStage(handlers, queue, parsed.data, controller.signal, job), controller.signal);
   } catch (err) {
     // A journal refusal of what the stage wrote (invalid payload, too large, a conflicting idempotency key) is
     // as permanent as a PermanentJobError: retrying writes the same refused entry again.
@@ -114,26 +130,26 @@ async function processJob(queue: QueueName, job: Job, options: WorkerSetOptions,
   }
 }
 
-function runStage(queue: QueueName, data: unknown, options: WorkerSetOptions, signal: AbortSignal, job: Job): Promise<unknown> {
+function runStage<Q extends QueueName>(handlers: JobHandlers, queue: Q, data: JobData<Q>, signal: AbortSignal, job: Job): Promise<unknown> {
+  const handler: JobHandler<Q> = handlers[queue];
+  return handler(data, signal, job);
+}
+
+/** The processor of every queue: the pipeline's stages, and the handlers given for the others. */
+function jobHandlers(options: WorkerSetOptions): JobHandlers {
   const pipeline = options.pipeline;
-  switch (queue) {
-    case 'ingest':
-      return pipeline.ingest(data as never).then((r) => ({ status: r.status, entryId: r.entry.id }));
-    case 'classify':
-      return pipeline.classify(data as never, signal).then((d) => ({ decisionEntryId: d.id }));
-    case 'decide':
-      return pipeline.decide(data as never);
-    case 'mirror':
-      return pipeline.mirror(data as never).then(() => ({ mirrored: true }));
-    case 'crm-batch':
-    case 'notify':
-    case 'sync-inbox': {
-      const handler = options.handlers?.[queue];
-      if (!handler)
-        return Promise.reject(new PermanentJobError(`no ${queue} handler is configured in this worker (is the connector configured?)`));
-      return handler(data, signal, job);
-    }
-  }
+  const given = options.handlers ?? {};
+  const missing = (queue: QueueName) => (): Promise<unknown> =>
+    Promise.reject(new PermanentJobError(`no ${queue} handler is configured in this worker (is the connector configured?)`));
+  return {
+    ingest: (data) => pipeline.ingest(data).then((r) => ({ status: r.status, entryId: r.entry.id })),
+    classify: (data, signal) => pipeline.classify(data, signal).then((d) => ({ decisionEntryId: d.id })),
+    decide: (data) => pipeline.decide(data),
+    mirror: (data) => pipeline.mirror(data).then(() => ({ mirrored: true })),
+    'crm-batch': given['crm-batch'] ?? missing('crm-batch'),
+    notify: given.notify ?? missing('notify'),
+    'sync-inbox': given['sync-inbox'] ?? missing('sync-inbox'),
+  };
 }
 
 function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -21,13 +21,10 @@ import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { googleApis } from '../google/googleapis.ts';
 import type { storage_v1 } from 'googleapis';
-import {
-  ArchiveStoreError,
-  type ArchiveStore,
-  type PutOptions,
-  type PutResult,
-  type StoreRetention,
-} from '../../src/journal/archive-store.ts';
+import { type ArchiveStore, type PutOptions, type PutResult, type StoreRetention } from '../../src/journal/archive-store.ts';
+import { ArchiveStoreError } from '../../src/journal/errors/archive-store.error.ts';
+import { PreconditionFailed } from './errors/precondition-failed.error.ts';
+import { NotFound } from './errors/not-found.error.ts';
 
 /** How the store authenticates: a fixed access token (tests, short jobs), a service-account key file, or ADC. */
 export type GcsCredentials = { readonly accessToken: string } | { readonly keyFile: string } | null;
@@ -269,21 +266,5 @@ export class GcsArchiveStore implements ArchiveStore {
       `GCS could not ${what} after ${this.attempts} tries (last: ${last.status !== null ? `HTTP ${last.status}` : (last.network ?? 'network error')})`,
       { reason: 'unavailable' },
     );
-  }
-}
-
-/** A 412 on a write-once insert: the object exists. */
-class PreconditionFailed extends Error {
-  constructor() {
-    super('precondition failed');
-    this.name = 'PreconditionFailed';
-  }
-}
-
-/** A 404: on an object read, the object is not there (a value); anywhere else, the bucket is missing (an error). */
-class NotFound extends ArchiveStoreError {
-  constructor(message: string) {
-    super(message, { reason: 'invalid' });
-    this.name = 'NotFound';
   }
 }

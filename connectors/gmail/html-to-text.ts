@@ -2,6 +2,13 @@
  * HTML to plain text for email bodies: drops tags, comments and the content of script/style/head-like elements,
  * decodes entities, collapses white space. A single forward scan with indexOf: no recursion and no backtracking
  * regular expressions, so arbitrarily deep or malformed HTML costs linear time and constant stack.
+ *
+ * Kept rather than replaced by the `html-to-text` package (10.0.1), measured by `npm run bench -- html`: the
+ * package recurses over its DOM and throws RangeError from 10,000 nested elements (an email can be built to do
+ * that; this converter takes 200,000); as shipped it keeps only <body>, losing text outside <html> that the MIME
+ * corpus checks (mailparser-spam, mailparser-mixed), and appends link targets (tracking URLs) to the text; even
+ * configured like this one it is ~2× slower on the corpus and costs ~65 ms of cold import. What it does better:
+ * it knows every HTML5 named entity, where NAMED_ENTITIES below holds the common ones.
  */
 
 /** Elements whose content is never text a person reads (a lone <title> outside <head> is kept: it may be all there is). */

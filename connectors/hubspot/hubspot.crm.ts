@@ -6,19 +6,22 @@
  *   instead of creating a second one.
  * - Matching explains itself: contact by email (batch read with idProperty=email; created only when the
  *   create-contacts rule allows), company by the contact's email domain, deal by a rule (the single open deal
- *   of the contact). Candidates, rule and tie-break go to the journal as a rule.decision per activity.
+ *   of the contact). Candidates, rule and tie-break go to the journal as a rule.decision per activity. The
+ *   rules themselves are pure (matching.ts); this file looks the records up.
  * - Associations are v4 batch creates with HubSpot-defined type ids, one call per activity type and target type
- *   for up to 1,000 pairs; the crm-batch jobs gather them across upsert batches (jobs/crm-batch.ts).
+ *   for up to 1,000 pairs; the crm-batch jobs gather them across upsert batches (jobs/crm-batch/).
  * - Every call is journaled: activity writes once per activity (crm.write / crm.write_failed, under the
  *   interaction's correlation), lookups once per call (under the batch's correlation). A property we change on
  *   an activity that HubSpot already had is a state.changed (from what the journal says HubSpot last got).
- * - Retry policy (the SDK's own is off): 429 TEN_SECONDLY_ROLLING pauses the shared gate and retries;
- *   429 DAILY (or the tracked daily budget running out) journals connector.health and throws DailyLimitError;
- *   5xx and network errors back off and retry, then throw; 207 is handled item by item; a 400 fails only the
- *   items it names (a batch that names none is split until the bad item stands alone).
+ * - Retry policy (the SDK's own is off, call-policy.ts): 429 TEN_SECONDLY_ROLLING pauses the shared gate and
+ *   retries; 429 DAILY (or the tracked daily budget running out, daily-budget.ts) journals connector.health and
+ *   throws the pipeline's RateLimitError (limit `daily`); 5xx and network errors back off and retry, then throw;
+ *   207 is handled item by item; a 400 fails only the items it names (a batch that names none is split until
+ *   the bad item stands alone).
+ * - Time comes from the injected clock (`now`, default Date.now): budgets, caches, the search index delay and the
+ *   record's times; waiting is real time.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
 import type { Client } from '@hubspot/api-client';
 import type { JournalClient } from '../../src/journal/journal-client.ts';
 import type { AppendInput, JournalEntry } from '../../src/journal/entry.ts';
@@ -34,15 +37,24 @@ import {
   type RequestGate,
 } from '../../src/pipeline/ports.ts';
 import { ASSOCIATION_TYPE_IDS } from './association-types.ts';
+import { HubSpotCallError } from './errors/hubspot-call.error.ts';
+import { createHubSpotClient, type CallRecord, type DailyBudget } from './hubspot.http.ts';
+import { CallPolicy } from './call-policy.ts';
+import { DailyBudgetGuard } from './daily-budget.ts';
+import { callEntry, itemEntry, type CallDetails } from './journal-entries.ts';
 import {
-  HubSpotCallError,
-  call,
-  createHubSpotClient,
-  dailyBudgetFrom,
-  msUntilDailyReset,
-  type CallRecord,
-  type DailyBudget,
-} from './hubspot.http.ts';
+  contactIdsOf,
+  contactsToCreate,
+  domainsToLookUp,
+  emailsToLookUp,
+  matchDecision,
+  matchPlan,
+  type CreateContactsRule,
+  type DealRule,
+  type KnownRecords,
+  type Match,
+  type MatchRules,
+} from './matching.ts';
 
 export const ID_PROPERTY = 'journal_entry_id';
 /** The object types the mirror writes (meetings are never written, so never set up). */
@@ -64,17 +76,6 @@ const SEARCH_PAGE = 200;
 const SEARCH_MAX_RESULTS = 10_000;
 /** Values per IN filter we send (our bound; a query has one filter group of one filter, well inside HubSpot's 5 groups and 25 filters). */
 const SEARCH_IN_VALUES = 100;
-
-/** Thrown when HubSpot's daily limit is reached (a 429 DAILY, or the tracked budget is down to the reserve). */
-export class DailyLimitError extends Error {
-  constructor(readonly resetInMs: number) {
-    super(`HubSpot's daily API limit is reached; writes resume in ${Math.ceil(resetInMs / 60_000)} min`);
-    this.name = 'DailyLimitError';
-  }
-}
-
-export type CreateContactsRule = 'never' | 'inbound' | 'always';
-export type DealRule = 'single-open-deal' | 'none';
 
 export interface HubSpotCrmOptions {
   readonly accessToken: string;
@@ -99,6 +100,8 @@ export interface HubSpotCrmOptions {
    */
   readonly searchIndexDelayMs?: number;
   readonly logger?: Logger;
+  /** The clock (ms since the epoch; default Date.now): budgets, caches, windows and the record's times. */
+  readonly now?: () => number;
 }
 
 /** What HubSpot last got for an entry, by the journal: the properties, and the object's id. */
@@ -115,15 +118,6 @@ interface Cached<T> {
   readonly until: number;
 }
 
-interface Match {
-  readonly contacts: string[];
-  readonly companies: string[];
-  readonly deals: string[];
-  readonly evaluated: Record<string, unknown>;
-  readonly reasons: string[];
-}
-
-const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class HubSpotCrm implements BatchCrmClient {
@@ -133,14 +127,15 @@ export class HubSpotCrm implements BatchCrmClient {
   private readonly contactCache = new Map<string, Cached<string | null>>();
   private readonly companyCache = new Map<string, Cached<string[]>>();
   private readonly dealCache = new Map<string, Cached<{ candidates: string[]; open: string[] }>>();
-  private budget: DailyBudget = { limit: null, remaining: null, observedAt: null, resetsAt: null };
+  private readonly budget: DailyBudgetGuard;
+  private readonly policy: CallPolicy;
+  private readonly now: () => number;
   private readonly setups = new Map<ObjectType, Promise<TypeSetup>>();
   private readonly decided = new Map<ObjectType, TypeSetup>();
   /** Tells this process's setup entries from another's (each process decides once per type). */
   private readonly runId = randomUUID();
   private searchTurn: Promise<void> = Promise.resolve();
   private lastSearchAt = 0;
-  private readonly gateOfCall = new AsyncLocalStorage<RequestGate>();
   /** Calls made by this client (for the bench and tests): method, path, status. */
   readonly calls: CallRecord[] = [];
 
@@ -148,8 +143,20 @@ export class HubSpotCrm implements BatchCrmClient {
 
   constructor(private readonly o: HubSpotCrmOptions) {
     this.timeZone = o.timeZone ?? 'UTC';
+    this.now = o.now ?? Date.now;
     this.log = (o.logger ?? silentLogger).child({ component: 'connectors.hubspot' });
     this.client = createHubSpotClient({ accessToken: o.accessToken, ...(o.basePath ? { basePath: o.basePath } : {}) });
+    this.budget = new DailyBudgetGuard({ reserve: o.dailyReserve ?? 500, timeZone: this.timeZone, now: this.now });
+    this.policy = new CallPolicy({
+      journal: o.journal,
+      log: this.log,
+      budget: this.budget,
+      gate: o.gate,
+      serverRetries: o.serverRetries ?? 4,
+      backoffMs: o.backoffMs ?? 500,
+      now: this.now,
+      onCall: (record) => this.calls.push(record),
+    });
   }
 
   /**
@@ -167,7 +174,7 @@ export class HubSpotCrm implements BatchCrmClient {
   }
 
   dailyBudget(): DailyBudget {
-    return this.budget;
+    return this.budget.current();
   }
 
   // ---------------------------------------------------------------- bootstrap
@@ -186,7 +193,7 @@ export class HubSpotCrm implements BatchCrmClient {
     const known = this.setups.get(type);
     const setup = this.decided.get(type);
     // A type HubSpot would not let us set up is asked again after a while (a permission may have been granted).
-    if (known && !(setup?.scheme === 'unavailable' && setup.at + UNAVAILABLE_RETRY_MS < Date.now())) return known;
+    if (known && !(setup?.scheme === 'unavailable' && setup.at + UNAVAILABLE_RETRY_MS < this.now())) return known;
     const run = this.doSetup(type).then(
       (s) => {
         this.decided.set(type, s);
@@ -220,7 +227,7 @@ export class HubSpotCrm implements BatchCrmClient {
       method: CallRecord['method'],
       path: string,
       run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>,
-      extra: Record<string, unknown> = {},
+      extra: CallDetails = {},
     ): Promise<{ data: T } | HubSpotCallError> => {
       try {
         const got = await this.send(method, path, run);
@@ -330,7 +337,7 @@ export class HubSpotCrm implements BatchCrmClient {
       method: CallRecord['method'],
       path: string,
       run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>,
-      extra?: Record<string, unknown>,
+      extra?: CallDetails,
     ) => Promise<{ data: T } | HubSpotCallError>,
     evaluated: Record<string, string | number | boolean | null>,
   ): Promise<string> {
@@ -400,14 +407,14 @@ export class HubSpotCrm implements BatchCrmClient {
           connector: 'hubspot',
           status: scheme === 'unavailable' ? 'failing' : 'degraded',
           reason: `${type}: ${reason}`.slice(0, 10_000),
-          windowStart: new Date().toISOString(),
+          windowStart: new Date(this.now()).toISOString(),
         },
       });
     }
     await this.o.journal.appendBatch(entries);
     if (scheme !== 'unique-upsert')
       this.log.warn({ objectType: type, scheme }, 'HubSpot did not accept a unique journal_entry_id property on this object type');
-    return { scheme, reason, at: Date.now() };
+    return { scheme, reason, at: this.now() };
   }
 
   // ---------------------------------------------------------------- writes
@@ -451,12 +458,12 @@ export class HubSpotCrm implements BatchCrmClient {
   }
 
   private paced<T>(gate: RequestGate | undefined, run: () => Promise<T>): Promise<T> {
-    return gate ? this.gateOfCall.run(gate, run) : run();
+    return this.policy.paced(gate, run);
   }
 
   private async writeBatch(plans: readonly MirrorPlan[]): Promise<MirrorItemOutcome[]> {
     if (plans.length === 0) return [];
-    this.checkBudget(plans.length);
+    this.budget.check(plans.length);
     const outcomes = new Map<string, MirrorItemOutcome>();
     const byType = new Map<ObjectType, MirrorPlan[]>();
     for (const p of plans) byType.set(p.objectType, [...(byType.get(p.objectType) ?? []), p]);
@@ -470,7 +477,7 @@ export class HubSpotCrm implements BatchCrmClient {
   private async associateWritten(items: readonly { plan: MirrorPlan; objectId: string }[], batchId: string): Promise<Map<string, string>> {
     const refused = new Map<string, string>();
     if (items.length === 0) return refused;
-    this.checkBudget(items.length);
+    this.budget.check(items.length);
     const matches = await this.match(
       items.map((i) => i.plan),
       batchId,
@@ -516,7 +523,7 @@ export class HubSpotCrm implements BatchCrmClient {
           );
           await this.o.journal.appendBatch(
             slice.map((x) =>
-              this.itemEntry('crm.write', x.plan, res.record, `dissociate-${to}`, {
+              itemEntry('crm.write', x.plan, res.record, `dissociate-${to}`, {
                 objectType: type,
                 objectIds: [x.objectId],
                 removedAssociations: removed(x),
@@ -529,7 +536,7 @@ export class HubSpotCrm implements BatchCrmClient {
           if (!(err instanceof HubSpotCallError)) throw err;
           await this.o.journal.appendBatch(
             slice.map((x) =>
-              this.itemEntry('crm.write_failed', x.plan, err.record, `dissociate-${to}`, {
+              itemEntry('crm.write_failed', x.plan, err.record, `dissociate-${to}`, {
                 objectType: type,
                 objectIds: [x.objectId],
                 removedAssociations: removed(x),
@@ -559,7 +566,7 @@ export class HubSpotCrm implements BatchCrmClient {
           correlationId: plan.correlationId,
           causationId: o.entryId,
           idempotencyKey: `crm/${plan.entryId}/state/associations.${to}/${o.entryId}`,
-          payload: { entity: `hubspot/${type}/${objectId}`, field: `associations.${to}`, from: from as never, to: now as never },
+          payload: { entity: `hubspot/${type}/${objectId}`, field: `associations.${to}`, from, to: now },
         });
       }
     }
@@ -581,12 +588,12 @@ export class HubSpotCrm implements BatchCrmClient {
         status: 0,
         durationMs: 0,
         correlationId: `not-sent/${type}/${this.runId}`,
-        startedAt: Date.now(),
+        startedAt: this.now(),
       };
       const reason = `not sent: ${setup.reason}`.slice(0, 2000);
       await this.o.journal.appendBatch(
         plans.map((p) =>
-          this.itemEntry('crm.write_failed', p, record, 'unavailable', {
+          itemEntry('crm.write_failed', p, record, 'unavailable', {
             objectType: type,
             properties: { ...p.properties },
             batchSize: plans.length,
@@ -644,7 +651,7 @@ export class HubSpotCrm implements BatchCrmClient {
       // Wait out the index lag of any earlier create decision before a search may say "not there".
       const delay = this.o.searchIndexDelayMs ?? 15_000;
       const youngest = Math.max(0, ...earlier.values());
-      const wait = youngest + delay - Date.now();
+      const wait = youngest + delay - this.now();
       if (earlier.size > 0 && wait > 0) await sleep(wait);
       for (const [entryId, objectId] of await this.searchByEntryIds(
         type,
@@ -681,7 +688,7 @@ export class HubSpotCrm implements BatchCrmClient {
         actor: 'crm:hubspot',
         correlationId: p.correlationId,
         causationId: p.decisionEntryId,
-        idempotencyKey: `crm-create/${p.entryId}/${Date.now()}`,
+        idempotencyKey: `crm-create/${p.entryId}/${this.now()}`,
         payload: {
           ruleId: 'crm-create',
           ruleVersion: 'hubspot-search-before-create@1',
@@ -799,9 +806,9 @@ export class HubSpotCrm implements BatchCrmClient {
   /** Spaces this process's searches at least 250 ms apart (HubSpot allows 4 search requests a second). */
   private searchSlot(): Promise<void> {
     const turn = this.searchTurn.then(async () => {
-      const wait = this.lastSearchAt + SEARCH_MIN_GAP_MS - Date.now();
+      const wait = this.lastSearchAt + SEARCH_MIN_GAP_MS - this.now();
       if (wait > 0) await sleep(wait);
-      this.lastSearchAt = Date.now();
+      this.lastSearchAt = this.now();
     });
     this.searchTurn = turn.catch(() => undefined);
     return turn;
@@ -889,7 +896,7 @@ export class HubSpotCrm implements BatchCrmClient {
           // and its answer never reached the journal (a timeout, a killed worker). Said, so the count adds up.
           const note = op === 'update' ? known(p).note : !hit.created && !before ? LOST_ANSWER_NOTE : undefined;
           journalInputs.push(
-            this.itemEntry('crm.write', p, res.record, op, {
+            itemEntry('crm.write', p, res.record, op, {
               objectType: type,
               ...byKey,
               objectIds: [hit.id],
@@ -924,7 +931,7 @@ export class HubSpotCrm implements BatchCrmClient {
           const retryable = e ? /RATE_LIMIT|INTERNAL|TIMEOUT|UNAVAILABLE/i.test(`${e.category ?? ''} ${e.status ?? ''}`) : true;
           outcomes.set(p.entryId, { entryId: p.entryId, status: 'failed', objectId: null, reason, retryable });
           journalInputs.push(
-            this.itemEntry('crm.write_failed', p, res.record, op, {
+            itemEntry('crm.write_failed', p, res.record, op, {
               objectType: type,
               ...byKey,
               properties: { ...p.properties },
@@ -1003,7 +1010,7 @@ export class HubSpotCrm implements BatchCrmClient {
             if (e) {
               const reason = `association to ${to} failed: ${e.category ?? 'ERROR'}: ${e.message ?? ''}`.slice(0, 2000);
               entries.push(
-                this.itemEntry('crm.write_failed', w.plan, res.record, 'associate', {
+                itemEntry('crm.write_failed', w.plan, res.record, 'associate', {
                   objectType: type,
                   objectIds: [w.objectId],
                   associations: assocOf(ids),
@@ -1014,7 +1021,7 @@ export class HubSpotCrm implements BatchCrmClient {
               );
             } else {
               entries.push(
-                this.itemEntry('crm.write', w.plan, res.record, `associate-${to}`, {
+                itemEntry('crm.write', w.plan, res.record, `associate-${to}`, {
                   objectType: type,
                   objectIds: [w.objectId],
                   associations: assocOf(ids),
@@ -1027,7 +1034,7 @@ export class HubSpotCrm implements BatchCrmClient {
         } catch (err) {
           if (!(err instanceof HubSpotCallError)) throw err;
           const entries = [...perItem.values()].map(({ w, ids }) =>
-            this.itemEntry('crm.write_failed', w.plan, err.record, `associate-${to}`, {
+            itemEntry('crm.write_failed', w.plan, err.record, `associate-${to}`, {
               objectType: type,
               objectIds: [w.objectId],
               associations: assocOf(ids),
@@ -1047,134 +1054,32 @@ export class HubSpotCrm implements BatchCrmClient {
 
   // ---------------------------------------------------------------- matching
 
+  /**
+   * Looks up what the matching rules need (contacts by email, the contacts to create, companies by domain, deals
+   * under the deal rule), then applies the rules (matching.ts) and journals each plan's decision.
+   */
   private async match(plans: readonly MirrorPlan[], batchId: string): Promise<Map<string, Match>> {
     const correlationId = `crm/batch/${batchId}`;
-    const createRule = this.o.createContacts ?? 'never';
-    const dealRule = this.o.dealRule ?? 'single-open-deal';
+    const rules: MatchRules = { createContacts: this.o.createContacts ?? 'never', dealRule: this.o.dealRule ?? 'single-open-deal' };
+    const known: KnownRecords = {
+      contactOf: (email) => this.cached(this.contactCache, email),
+      companiesOf: (domain) => this.cached(this.companyCache, domain),
+      dealsOf: (contactId) => this.cached(this.dealCache, contactId),
+    };
     // A reviewer's association override names its targets: nothing to look up for those plans.
-    const emails = [...new Set(plans.filter((p) => !p.associationOverride).flatMap((p) => p.counterparts.filter((c) => c.includes('@'))))];
+    const emails = emailsToLookUp(plans);
     await this.lookupContacts(emails, correlationId);
-
-    const creatable = new Set(
-      plans
-        .filter((p) => !p.associationOverride && (createRule === 'always' || (createRule === 'inbound' && p.direction === 'inbound')))
-        .flatMap((p) => p.counterparts.filter((c) => c.includes('@'))),
-    );
-    const toCreate = emails.filter((e) => this.cached(this.contactCache, e) === null && creatable.has(e));
+    const toCreate = contactsToCreate(plans, emails, rules.createContacts, known);
     if (toCreate.length > 0) await this.createContacts(toCreate, correlationId);
-
-    const domains = [...new Set(emails.filter((e) => this.cached(this.contactCache, e)).map((e) => e.slice(e.lastIndexOf('@') + 1)))];
-    await this.lookupCompanies(domains, correlationId);
-    const contactIds = [...new Set(emails.map((e) => this.cached(this.contactCache, e)).filter((x): x is string => typeof x === 'string'))];
-    if (dealRule === 'single-open-deal') await this.lookupDeals(contactIds, correlationId);
+    await this.lookupCompanies(domainsToLookUp(emails, known), correlationId);
+    if (rules.dealRule === 'single-open-deal') await this.lookupDeals(contactIdsOf(emails, known), correlationId);
 
     const out = new Map<string, Match>();
     const decisions: AppendInput[] = [];
     for (const p of plans) {
-      const o = p.associationOverride;
-      if (o) {
-        const m: Match = {
-          contacts: [...o.to.contacts],
-          companies: [...o.to.companies],
-          deals: [...o.to.deals],
-          reasons: [`association override ${o.entryId} by ${o.actor}: ${o.reason}`],
-          evaluated: { override: o.entryId, from: o.from, remove: o.remove, createContacts: createRule, dealRule },
-        };
-        out.set(p.entryId, m);
-        decisions.push({
-          kind: 'rule.decision',
-          source: 'hubspot',
-          actor: 'crm:hubspot',
-          correlationId: p.correlationId,
-          causationId: o.entryId,
-          idempotencyKey: `crm-match/${p.entryId}/override/${o.entryId}`,
-          payload: {
-            ruleId: 'crm-match',
-            ruleVersion: 'human.override',
-            inputEntryId: p.entryId,
-            evaluated: { ...m.evaluated, contacts: m.contacts, companies: m.companies, deals: m.deals } as never,
-            outcome: `contacts:${m.contacts.length} companies:${m.companies.length} deals:${m.deals.length}`,
-            reason: m.reasons.join('; ').slice(0, 10_000),
-          },
-        });
-        continue;
-      }
-      const reasons: string[] = [];
-      const contacts: string[] = [];
-      const companies = new Set<string>();
-      const dealCandidates = new Set<string>();
-      const openDeals = new Set<string>();
-      const companyCandidates: string[] = [];
-      let unmatched = 0;
-      let phones = 0;
-      for (const c of p.counterparts) {
-        if (!c.includes('@')) {
-          phones++;
-          continue;
-        }
-        const id = this.cached(this.contactCache, c);
-        if (!id) {
-          unmatched++;
-          continue;
-        }
-        contacts.push(id);
-        const domain = c.slice(c.lastIndexOf('@') + 1);
-        const found = this.cached(this.companyCache, domain) ?? [];
-        companyCandidates.push(...found);
-        // Tie-break: several companies with one domain → the oldest record (lowest id).
-        const pick = [...found].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b))[0];
-        if (pick) companies.add(pick);
-        if (found.length > 1) reasons.push(`${found.length} companies share the contact's domain: the oldest (lowest id) wins`);
-        const deals = this.cached(this.dealCache, id);
-        for (const d of deals?.candidates ?? []) dealCandidates.add(d);
-        for (const d of deals?.open ?? []) openDeals.add(d);
-      }
-      if (phones > 0) reasons.push(`${phones} phone number(s) not matched (contacts are matched by email)`);
-      if (unmatched > 0)
-        reasons.push(
-          `${unmatched} address(es) without a HubSpot contact; create-contacts rule is "${createRule}"${createRule === 'inbound' ? ` and the interaction is ${p.direction}` : ''}`,
-        );
-      const deals = dealRule === 'single-open-deal' && openDeals.size === 1 ? [...openDeals] : [];
-      if (dealRule === 'single-open-deal')
-        reasons.push(
-          openDeals.size === 1
-            ? 'the contacts have exactly one open deal: associated'
-            : `the contacts have ${openDeals.size} open deals: no deal associated (the rule needs exactly one)`,
-        );
-      const m: Match = {
-        contacts: [...new Set(contacts)],
-        companies: [...companies],
-        deals,
-        reasons,
-        evaluated: {
-          counterparts: p.counterparts.length,
-          contactCandidates: [...new Set(contacts)],
-          companyCandidates: [...new Set(companyCandidates)],
-          dealCandidates: [...dealCandidates],
-          openDeals: [...openDeals],
-          createContacts: createRule,
-          dealRule,
-        },
-      };
+      const m = matchPlan(p, known, rules);
       out.set(p.entryId, m);
-      const outcome = `contacts:${m.contacts.length} companies:${m.companies.length} deals:${m.deals.length}`;
-      const digest = sha(JSON.stringify([m.contacts, m.companies, m.deals, m.evaluated]));
-      decisions.push({
-        kind: 'rule.decision',
-        source: 'hubspot',
-        actor: 'crm:hubspot',
-        correlationId: p.correlationId,
-        causationId: p.decisionEntryId,
-        idempotencyKey: `crm-match/${p.entryId}/${digest.slice(0, 32)}`,
-        payload: {
-          ruleId: 'crm-match',
-          ruleVersion: `hubspot-match@1;create=${createRule};deal=${dealRule}`,
-          inputEntryId: p.entryId,
-          evaluated: { ...m.evaluated, contacts: m.contacts, companies: m.companies, deals: m.deals } as never,
-          outcome,
-          reason: (reasons.join('; ') || 'every counterpart matched').slice(0, 10_000),
-        },
-      });
+      decisions.push(matchDecision(p, m, rules));
     }
     await this.o.journal.appendBatch(decisions);
     return out;
@@ -1183,7 +1088,7 @@ export class HubSpotCrm implements BatchCrmClient {
   private cached<T>(map: Map<string, Cached<T>>, key: string): T | undefined {
     const hit = map.get(key);
     if (!hit) return undefined;
-    if (hit.until < Date.now()) {
+    if (hit.until < this.now()) {
       map.delete(key);
       return undefined;
     }
@@ -1191,7 +1096,7 @@ export class HubSpotCrm implements BatchCrmClient {
   }
 
   private remember<T>(map: Map<string, Cached<T>>, key: string, value: T): void {
-    map.set(key, { value, until: Date.now() + (this.o.cacheTtlMs ?? 600_000) });
+    map.set(key, { value, until: this.now() + (this.o.cacheTtlMs ?? 600_000) });
   }
 
   private async lookupContacts(emails: readonly string[], correlationId: string): Promise<void> {
@@ -1369,159 +1274,26 @@ export class HubSpotCrm implements BatchCrmClient {
     ) as Client['crm']['objects']['emails']['batchApi'];
   }
 
-  /** One call under our policy: through the shared gate; 429 secondly → pause everyone and retry; 5xx → back off. */
-  private async send<T>(
+  private send<T>(
     method: CallRecord['method'],
     path: string,
     run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>,
     idempotent = true,
   ): Promise<{ data: T; record: CallRecord }> {
-    const retries = this.o.serverRetries ?? 4;
-    let serverFailures = 0;
-    let rateLimited = 0;
-    const gate = this.gateOfCall.getStore() ?? this.o.gate;
-    for (;;) {
-      await gate?.acquire();
-      try {
-        return await call({ onCall: (r, h) => this.observe(r, h) }, method, path, run);
-      } catch (err) {
-        if (!(err instanceof HubSpotCallError)) throw err;
-        if (err.kind === 'rate-limit-secondly' && rateLimited < 20) {
-          rateLimited++;
-          const wait = err.retryAfterMs ?? 1000;
-          this.log.warn(
-            { path, waitMs: wait, correlationId: err.record.correlationId },
-            'HubSpot TEN_SECONDLY_ROLLING limit: pausing the queue, then retrying',
-          );
-          // Pause first (every worker stops sending at once), then record: the journal append takes time that
-          // other senders would otherwise spend on requests HubSpot refuses.
-          const resumeAt = Date.now() + wait;
-          await gate?.halt(wait);
-          await this.journalCall('crm/rate-limit', err.record, { purpose: 'rate-limited' }, err.message, true);
-          await sleep(Math.max(0, resumeAt - Date.now()));
-          continue;
-        }
-        if (err.kind === 'rate-limit-daily') {
-          // Retry-After when HubSpot sends one; else the daily reset, midnight in the account's time zone.
-          const resetInMs = err.retryAfterMs ?? msUntilDailyReset(new Date(), this.timeZone);
-          await gate?.halt(resetInMs);
-          await this.journalCall('crm/rate-limit', err.record, { purpose: 'rate-limited' }, err.message, true);
-          throw await this.dailyLimit(
-            resetInMs,
-            err.retryAfterMs === null
-              ? `HubSpot answered 429 DAILY without Retry-After`
-              : `HubSpot answered 429 DAILY with Retry-After ${Math.round(err.retryAfterMs / 1000)} s`,
-          );
-        }
-        // A create that failed on the way back (5xx, no answer) may have happened: it is not sent again here; the
-        // next attempt searches for it first (writeBySearch). A 429 is refused before anything is written.
-        if ((err.kind === 'server' || err.kind === 'network') && idempotent && serverFailures + 1 < retries) {
-          serverFailures++;
-          const wait = (this.o.backoffMs ?? 500) * 2 ** (serverFailures - 1) * (0.75 + Math.random() / 2);
-          this.log.warn(
-            { path, status: err.record.status, attempt: serverFailures, waitMs: Math.round(wait) },
-            'HubSpot server error: backing off',
-          );
-          await this.journalCall('crm/server-errors', err.record, { purpose: 'server-error' }, err.message, true);
-          await sleep(wait);
-          continue;
-        }
-        throw err;
-      }
-    }
-  }
-
-  private observe(record: CallRecord, headers: Readonly<Record<string, string>>): void {
-    this.calls.push(record);
-    const b = dailyBudgetFrom(headers, new Date().toISOString(), this.timeZone);
-    if (b) this.budget = b;
-  }
-
-  private checkBudget(items: number): void {
-    const reserve = this.o.dailyReserve ?? 500;
-    const resetsAt = this.budget.resetsAt === null ? null : Date.parse(this.budget.resetsAt);
-    // A budget of a day that has ended says nothing about today: the next answer's headers will tell.
-    if (resetsAt !== null && resetsAt <= Date.now()) {
-      this.budget = { limit: this.budget.limit, remaining: null, observedAt: this.budget.observedAt, resetsAt: null };
-      return;
-    }
-    if (this.budget.remaining !== null && this.budget.remaining < reserve + Math.ceil(items / 100) * 6) {
-      throw new DailyLimitError(resetsAt !== null ? Math.max(1000, resetsAt - Date.now()) : msUntilDailyReset(new Date(), this.timeZone));
-    }
-  }
-
-  private async dailyLimit(resetInMs: number, why: string): Promise<DailyLimitError> {
-    const day = new Date().toISOString().slice(0, 10);
-    const until = new Date(Date.now() + resetInMs).toISOString();
-    await this.o.journal.append({
-      kind: 'connector.health',
-      source: 'hubspot',
-      actor: 'crm:hubspot',
-      correlationId: 'crm/health',
-      // One record per pause: a second daily limit on the same day is another event, not a conflicting copy.
-      idempotencyKey: `crm/health/daily/${day}/${until}`,
-      payload: {
-        connector: 'hubspot',
-        status: 'degraded',
-        reason: `${why}: writes pause until ${until} (the daily reset: midnight ${this.timeZone}, the account time zone HUBSPOT_TIME_ZONE)`,
-        windowStart: new Date().toISOString(),
-        windowEnd: until,
-      },
-    });
-    // Spent until HubSpot's reset (Retry-After when it says, else midnight): then the budget is unknown again.
-    this.budget = { ...this.budget, remaining: 0, resetsAt: until };
-    return new DailyLimitError(resetInMs);
-  }
-
-  /** One journal entry per activity for one call (naming the interactions a call activity holds: its transcripts too). */
-  private itemEntry(
-    kind: 'crm.write' | 'crm.write_failed',
-    plan: MirrorPlan,
-    record: CallRecord,
-    op: string,
-    extra: Record<string, unknown>,
-  ): AppendInput {
-    const members = plan.members?.length
-      ? {
-          members: plan.members.map((m) => ({
-            entryId: m.entryId,
-            decisionEntryId: m.decisionEntryId,
-            ...(m.overrideEntryId ? { overrideEntryId: m.overrideEntryId } : {}),
-          })),
-        }
-      : {};
-    return {
-      kind,
-      source: 'hubspot',
-      actor: 'crm:hubspot',
-      correlationId: plan.correlationId,
-      causationId: plan.decisionEntryId,
-      idempotencyKey: `crm/${plan.entryId}/${op}/${record.correlationId}`,
-      payload: {
-        system: 'hubspot',
-        method: record.method,
-        path: record.path,
-        status: record.status,
-        durationMs: record.durationMs,
-        providerCorrelationId: record.correlationId,
-        entryId: plan.entryId,
-        ...members,
-        ...extra,
-      },
-    };
+    return this.policy.send(method, path, run, idempotent);
   }
 
   private async journalItems(
     plans: readonly MirrorPlan[],
     record: CallRecord,
     op: string,
-    extra: Record<string, unknown>,
+    extra: CallDetails,
     error: string,
     retryable: boolean,
   ): Promise<void> {
     await this.o.journal.appendBatch(
       plans.map((p) =>
-        this.itemEntry('crm.write_failed', p, record, op, {
+        itemEntry('crm.write_failed', p, record, op, {
           ...extra,
           properties: { ...p.properties },
           batchSize: plans.length,
@@ -1536,27 +1308,10 @@ export class HubSpotCrm implements BatchCrmClient {
   private async journalCall(
     correlationId: string,
     record: CallRecord,
-    extra: Record<string, unknown>,
+    extra: CallDetails,
     error?: string,
     retryable = false,
   ): Promise<void> {
-    const failed = error !== undefined || record.status >= 400 || record.status === 0;
-    await this.o.journal.append({
-      kind: failed ? 'crm.write_failed' : 'crm.write',
-      source: 'hubspot',
-      actor: 'crm:hubspot',
-      correlationId,
-      idempotencyKey: `crm/call/${record.correlationId}`,
-      payload: {
-        system: 'hubspot',
-        method: record.method,
-        path: record.path,
-        status: record.status,
-        durationMs: record.durationMs,
-        providerCorrelationId: record.correlationId,
-        ...extra,
-        ...(failed ? { error: (error ?? `HTTP ${record.status}`).slice(0, 2000), retryable } : {}),
-      },
-    });
+    await this.o.journal.append(callEntry(correlationId, record, extra, error, retryable));
   }
 }

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Client } from '@hubspot/api-client';
+import { HubSpotCallError } from './errors/hubspot-call.error.ts';
 
 // Loaded on first use (~60 ms and 15 MB): a worker in dry-run mode never builds a HubSpot client.
 const require = createRequire(import.meta.url);
@@ -26,22 +27,6 @@ export interface CallRecord {
 
 export type FailureKind = 'rate-limit-secondly' | 'rate-limit-daily' | 'server' | 'validation' | 'auth' | 'not-found' | 'network';
 
-export class HubSpotCallError extends Error {
-  constructor(
-    readonly kind: FailureKind,
-    readonly record: CallRecord,
-    message: string,
-    readonly retryAfterMs: number | null,
-    readonly body: unknown,
-  ) {
-    super(message);
-    this.name = 'HubSpotCallError';
-  }
-  get retryable(): boolean {
-    return this.kind === 'rate-limit-secondly' || this.kind === 'rate-limit-daily' || this.kind === 'server' || this.kind === 'network';
-  }
-}
-
 /** The daily budget as HubSpot last reported it (X-HubSpot-RateLimit-Daily / -Daily-Remaining). */
 export interface DailyBudget {
   readonly limit: number | null;
@@ -57,6 +42,8 @@ export interface HubSpotHttpOptions {
   readonly basePath?: string;
   /** Called with every call's record (success or failure) and the headers it returned. */
   readonly onCall?: (record: CallRecord, headers: Readonly<Record<string, string>>) => void;
+  /** The clock for a call's start and a Retry-After given as a date (default Date.now). */
+  readonly now?: () => number;
 }
 
 export interface CallResult<T> {
@@ -83,12 +70,12 @@ function lower(headers: unknown): Record<string, string> {
 }
 
 /** How long HubSpot asks us to wait: its Retry-After header (seconds or a date), or null when it sent none. */
-function retryAfterHeaderMs(headers: Record<string, string>): number | null {
+function retryAfterHeaderMs(headers: Record<string, string>, now: () => number): number | null {
   const h = headers['retry-after'];
   if (h !== undefined && /^\d+(\.\d+)?$/.test(h.trim())) return Math.round(Number(h) * 1000);
   if (h !== undefined) {
     const at = Date.parse(h);
-    if (!Number.isNaN(at)) return Math.max(0, at - Date.now());
+    if (!Number.isNaN(at)) return Math.max(0, at - now());
   }
   return null;
 }
@@ -97,8 +84,8 @@ function retryAfterHeaderMs(headers: Record<string, string>): number | null {
  * How long to wait after a 429 of the rolling window: Retry-After, else the window's length
  * (X-HubSpot-RateLimit-Interval-Milliseconds). Never used for the daily limit: that window is the day.
  */
-function secondlyRetryMs(headers: Record<string, string>): number | null {
-  const asked = retryAfterHeaderMs(headers);
+function secondlyRetryMs(headers: Record<string, string>, now: () => number): number | null {
+  const asked = retryAfterHeaderMs(headers, now);
   if (asked !== null) return asked;
   const interval = headers['x-hubspot-ratelimit-interval-milliseconds'];
   if (interval && /^\d+$/.test(interval)) return Number(interval);
@@ -130,13 +117,14 @@ function describe(body: unknown): string {
  * HubSpotCallError. Never retries.
  */
 export async function call<T>(
-  options: Pick<HubSpotHttpOptions, 'onCall'>,
+  options: Pick<HubSpotHttpOptions, 'onCall' | 'now'>,
   method: CallRecord['method'],
   path: string,
   run: () => Promise<{ httpStatusCode: number; headers: unknown; data: T }>,
 ): Promise<CallResult<T>> {
+  const now = options.now ?? Date.now;
   const started = performance.now();
-  const startedAt = Date.now();
+  const startedAt = now();
   const ownId = randomUUID();
   try {
     const res = await run();
@@ -176,7 +164,7 @@ export async function call<T>(
         daily ? 'rate-limit-daily' : 'rate-limit-secondly',
         record,
         `HubSpot rate limit ${policy ?? 'TEN_SECONDLY_ROLLING'} on ${method} ${path}`,
-        daily ? retryAfterHeaderMs(headers) : secondlyRetryMs(headers),
+        daily ? retryAfterHeaderMs(headers, now) : secondlyRetryMs(headers, now),
         body,
       );
     }

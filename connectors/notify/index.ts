@@ -3,24 +3,17 @@
  * Slack when the group's webhook URL variable is set, the signed webhook when its URL and secret variables are.
  * A group without any is notified on the log channel (dry run), as before delivery existed.
  */
-import type { Config } from '../../src/config/config.ts';
 import type { Ruleset } from '../../src/pipeline/rules.ts';
 import type { DeliveryChannel } from '../../src/pipeline/notifications.ts';
-import { SmtpChannel, smtpTransport } from './smtp.channel.ts';
+import { SmtpChannel, smtpTransport, type SmtpSettings } from './smtp.channel.ts';
 import { SlackChannel } from './slack.channel.ts';
 import { WebhookChannel } from './webhook.channel.ts';
+import { NotifyConfigError } from './errors/notify-config.error.ts';
 
 export { SmtpChannel, smtpTransport, smtpRefusal } from './smtp.channel.ts';
+export type { SmtpSettings } from './smtp.channel.ts';
 export { SlackChannel } from './slack.channel.ts';
 export { WebhookChannel, notificationSignature, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './webhook.channel.ts';
-
-export class NotifyConfigError extends Error {
-  readonly code = 'INVALID_NOTIFY_CONFIG';
-  constructor(message: string) {
-    super(message);
-    this.name = 'NotifyConfigError';
-  }
-}
 
 function httpUrl(name: string, value: string): string {
   let u: URL;
@@ -33,12 +26,19 @@ function httpUrl(name: string, value: string): string {
   return value;
 }
 
+/** What delivery can use: SMTP (null without SMTP_HOST), and the secrets the rules name by variable. */
+export interface NotifySettings {
+  readonly smtp: SmtpSettings | null;
+  /** The value of an environment variable named in the rules (Slack webhook URLs, webhook URLs and secrets). */
+  readonly secret: (name: string) => string | undefined;
+}
+
 /** The channels of every group; throws (naming the variable, never its value) when a set variable is unusable. */
 export async function configuredChannels(
-  config: Config,
+  settings: NotifySettings,
   rules: Ruleset,
 ): Promise<{ channels: Map<string, DeliveryChannel[]>; close: () => void }> {
-  const { smtp, secret } = config.pipeline.notify;
+  const { smtp, secret } = settings;
   const groups = Object.entries(rules.recipients);
   const transport = smtp && groups.some(([, g]) => g.email) ? await smtpTransport(smtp) : null;
   const channels = new Map<string, DeliveryChannel[]>();

@@ -5,12 +5,19 @@
  * 250 and our journal entry carries the same Message-ID, which mail systems use to spot the duplicate.
  */
 import type { Transporter } from 'nodemailer';
-import type { Config } from '../../src/config/config.ts';
 import type { DeliveryChannel, OutgoingMessage, SendResult } from '../../src/pipeline/notifications.ts';
 import { NotifyRefusal, refusalCode } from '../../src/pipeline/errors/notify-refusal.error.ts';
 
-/** SMTP_HOST and the rest, as the configuration reads them (src/config/config.ts). */
-export type SmtpSettings = NonNullable<Config['pipeline']['notify']['smtp']>;
+/** SMTP_HOST and the rest (the worker process maps its configuration onto these in jobs/settings.ts). */
+export interface SmtpSettings {
+  readonly host: string;
+  readonly port: number;
+  /** starttls: upgrade required (port 587); implicit: TLS from the start (465); none: plain, e.g. a local relay. */
+  readonly tls: 'starttls' | 'implicit' | 'none';
+  readonly rejectUnauthorized: boolean;
+  readonly auth: { readonly user: string; readonly pass: string } | null;
+  readonly from: string;
+}
 
 /** One pooled transport for every group's e-mail channel. */
 export async function smtpTransport(smtp: SmtpSettings): Promise<Transporter> {

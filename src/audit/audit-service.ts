@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { JournalReader } from '../journal/reader.ts';
 import type { JournalEntry } from '../journal/entry.ts';
+import { filterKind, isKind } from '../journal/entry-payload.ts';
 import type { JournalClient } from '../journal/journal-client.ts';
 import { checkInclusionBundle } from '../journal/proof.ts';
 import { parseVerifierKey, type Verifier } from '../journal/keys.ts';
@@ -171,14 +172,13 @@ export class AuditService {
     const cp = reader.latestCheckpoint();
     const cpEntry = cp ? reader.bySeq(cp.seq) : null;
     const anchored = reader.byKind({ kind: 'checkpoint.anchored', afterSeq: Math.max(-1, (cp?.seq ?? 0) - 50_000) });
-    const newest = new Map<string, JournalEntry>();
-    for (const e of anchored) newest.set((e.payload as { anchor: string }).anchor, e);
-    const anchors: AnchorStatus[] = [...newest.values()].map((e) => {
-      const p = e.payload as { anchor: string; ok: boolean; treeSize: number; error?: string };
-      const lastOk = [...anchored]
-        .reverse()
-        .find((x) => (x.payload as { anchor: string; ok: boolean }).anchor === p.anchor && (x.payload as { ok: boolean }).ok);
-      const confirmed = lastOk ? (lastOk.payload as { treeSize: number }).treeSize : 0;
+    // An anchoring outcome whose payload was dropped (retention) says nothing about its anchor.
+    const outcomes = filterKind(anchored, 'checkpoint.anchored').flatMap((e) => ('$dropped' in e.payload ? [] : [{ e, p: e.payload }]));
+    const newest = new Map<string, (typeof outcomes)[number]>();
+    for (const o of outcomes) newest.set(o.p.anchor, o);
+    const anchors: AnchorStatus[] = [...newest.values()].map(({ e, p }) => {
+      const lastOk = [...outcomes].reverse().find((x) => x.p.anchor === p.anchor && x.p.ok);
+      const confirmed = lastOk ? lastOk.p.treeSize : 0;
       return {
         anchor: p.anchor,
         ok: p.ok,
@@ -201,7 +201,7 @@ export class AuditService {
           }
         : null,
       anchors,
-      verifierKey: genesis ? ((genesis.payload as { verifierKey?: string }).verifierKey ?? null) : null,
+      verifierKey: isKind(genesis, 'journal.created') ? (genesis.payload.verifierKey ?? null) : null,
     };
   }
 
@@ -252,10 +252,15 @@ export class AuditService {
   private hydrate(page: InteractionPage): TimelinePage {
     const rows = page.rows.map((r) => {
       const e = this.deps.reader.bySeq(r.seq);
-      const p = e?.payload as { subject?: string; sourceId?: string } | null | undefined;
+      const p = isKind(e, 'interaction.received') ? e.payload : undefined;
       const d = r.decisionSeq !== null ? this.deps.reader.bySeq(r.decisionSeq) : null;
-      const out = (d?.payload as { output?: { summary?: string } } | undefined)?.output;
-      return { ...r, subject: p?.subject ?? null, sourceId: p?.sourceId ?? null, summary: out?.summary ?? null };
+      const summary = isKind(d, 'ai.decision') ? d.payload.output?.summary : undefined;
+      return {
+        ...r,
+        subject: p?.subject ?? null,
+        sourceId: p?.sourceId ?? null,
+        summary: typeof summary === 'string' ? summary : null,
+      };
     });
     return { rows, next: page.next, matches: page.matches };
   }
@@ -264,7 +269,7 @@ export class AuditService {
     try {
       if (!this.verifier) {
         const g = this.deps.reader.bySeq(0);
-        const key = (g?.payload as { verifierKey?: string } | undefined)?.verifierKey;
+        const key = isKind(g, 'journal.created') ? g.payload.verifierKey : undefined;
         if (!key) return { status: 'failed', reason: 'the journal has no genesis entry' };
         this.verifier = parseVerifierKey(key);
       }

@@ -6,7 +6,10 @@
 import { createHash } from 'node:crypto';
 import type { JournalReader, InclusionProofBundle } from '../journal/reader.ts';
 import { checkInclusionBundle } from '../journal/proof.ts';
+import { payloadOf } from '../journal/entry-payload.ts';
 import { parseVerifierKey, type Verifier } from '../journal/keys.ts';
+import { ExportError } from './errors/export.error.ts';
+import { NotAnExportError } from './errors/not-an-export.error.ts';
 
 export const EXPORT_FORMAT = 'activity-journal/export/v1';
 
@@ -25,16 +28,6 @@ export interface ExportHeader {
   readonly entries: number;
   /** Entries in scope that the checkpoint does not cover yet (left out: they cannot be proven until the next checkpoint). */
   readonly notYetCovered: number;
-}
-
-export class ExportError extends Error {
-  override readonly name = 'ExportError';
-  constructor(
-    readonly code: 'NO_CHECKPOINT' | 'BAD_SCOPE',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** The seqs in scope, in order. */
@@ -80,7 +73,8 @@ export async function writeExport(
   const seqs = seqsInScope(reader, scope);
   const covered = seqs.filter((s) => s < treeSize);
   const genesis = reader.bySeq(0);
-  const verifierKey = (genesis?.payload as { verifierKey: string }).verifierKey;
+  const verifierKey = genesis ? payloadOf(genesis, 'journal.created').verifierKey : undefined;
+  if (verifierKey === undefined) throw new ExportError('NO_GENESIS', 'the journal has no genesis entry (journal.created at seq 0)');
   const header: ExportHeader = {
     format: EXPORT_FORMAT,
     exportedAt: now().toISOString(),
@@ -106,11 +100,6 @@ export interface ExportCheck {
   readonly verifierKey: string | null;
   readonly keyPinned: boolean;
   readonly failures: readonly { readonly line: number; readonly seq: number | null; readonly reason: string }[];
-}
-
-/** Thrown when the text is not an export at all (a usage problem, not a failed check). */
-export class NotAnExportError extends Error {
-  override readonly name = 'NotAnExportError';
 }
 
 /** Checks an export offline: every line's proof against the header's checkpoint, under the pinned key if given. */

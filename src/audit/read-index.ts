@@ -15,6 +15,7 @@ import { chmodSync } from 'node:fs';
 import { createPrivateFile } from '../journal/sqlite.ts';
 import type { JournalReader } from '../journal/reader.ts';
 import type { JournalEntry } from '../journal/entry.ts';
+import { isJsonObject } from '../journal/json-object.ts';
 import { normaliseAddress } from '../journal/key-store.ts';
 
 /** 4: contacts keyed by an HMAC (3 and before: plain SHA-256, which a list of candidate addresses reverses). */
@@ -626,8 +627,8 @@ export class ReadIndex {
 
   /** Folds one entry; true when it was an erasure that deleted contact rows. */
   private fold(e: JournalEntry): boolean {
-    const p = e.payload as Record<string, unknown> | null;
-    if (p === null) return false; // an archived or shredded payload: nothing to index
+    if (!isJsonObject(e.payload)) return false; // an archived or shredded payload: nothing to index
+    const p = e.payload;
     switch (e.kind) {
       case 'interaction.received': {
         this.stmts.insertInteraction.run({

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'n
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import { UsersFileError } from './errors/users-file.error.ts';
 
 export const ROLES = ['viewer', 'reviewer', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -41,10 +42,6 @@ const UserSchema = z.strictObject({
 export const UsersFileSchema = z.strictObject({ users: z.array(UserSchema) });
 export type User = z.infer<typeof UserSchema>;
 export type UsersFile = z.infer<typeof UsersFileSchema>;
-
-export class UsersFileError extends Error {
-  override readonly name = 'UsersFileError';
-}
 
 export function isUserId(value: string): boolean {
   return USER_ID.test(value);

@@ -8,7 +8,8 @@ import { createServer, Socket } from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
-import type { Config, Listen } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import type { Listen } from '../journal/settings.ts';
 import { tryFileLock, writerLockPath, type WriterLock } from '../journal/lock.ts';
 import { UsageError } from './usage-error.ts';
 

@@ -78,3 +78,8 @@ export function withJournal<T>(config: Config, fn: (journal: JournalClient) => P
     (client) => fn(client),
   );
 }
+
+/** A reader of the journal file that opens sealed payloads with the configured key store (as the product reads). */
+export function openReader(config: Config): JournalReader {
+  return attachConfiguredPrivacy(JournalReader.open(config.journal.path), config);
+}

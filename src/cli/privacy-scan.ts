@@ -1,57 +1,9 @@
 /**
- * `privacy scan` (what a journal written by an older version holds in clear: seqs, kinds, field names, never a
- * value) and `privacy contain` (the archive run, whose containment step drops those payloads from archived
- * segments, then the hot file rewritten; see src/journal/containment.ts).
+ * The report of `privacy scan` (commands/privacy.ts) as lines: what a journal written by an older version holds
+ * in clear (seqs, kinds, field names, never a value), where, and what `privacy contain` already contained.
  */
-import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import type { Config } from '../config/config.ts';
-import { scanJournal, type ScanReport } from '../journal/containment.ts';
-import { archiveCacheDir } from './archive-cache.ts';
+import type { ScanReport } from '../journal/containment.ts';
 import { terminalSafe } from './terminal-text.ts';
-import { UsageError } from './usage-error.ts';
-import type { AuditCommandContext } from './audit-commands.ts';
-
-export function registerPrivacyScanCommands(program: Command, ctx: AuditCommandContext): void {
-  const privacy = program.command('privacy').description('personal data that older versions stored in clear: scan for it, contain it');
-  privacy
-    .command('scan')
-    .description(
-      'list the entries whose stored payload holds personal data in clear (seq, kind, field names; never a value); exit 1 when any',
-    )
-    .action(() => {
-      const config = ctx.config();
-      ctx.setExit(scanCommand(config, ctx));
-    });
-  privacy
-    .command('contain')
-    .description(
-      'archive closed months and drop the payloads the scan lists from archived segments (headers and hashes stay; journaled as segment.pruned, reason unsealed-personal-data), then rewrite the hot file',
-    )
-    .option('--dry-run', 'say what would be sealed, archived and contained; write nothing')
-    .action(async (opts: { dryRun?: boolean }) => {
-      const config = ctx.config();
-      if (!existsSync(config.journal.path)) throw new UsageError(`no journal at ${config.journal.path}`);
-      const dryRun = opts.dryRun === true;
-      const { archiveCommand } = await import('./archive.ts'); // the archive stores' clients (googleapis) only when used
-      const code = await archiveCommand(config, { dryRun, json: ctx.json(), contain: true }, ctx);
-      if (code !== 0) {
-        ctx.setExit(code);
-        return;
-      }
-      // What is still readable in clear afterwards (a dry run changed nothing: the scan as it is).
-      const after = scanCommand(config, ctx);
-      ctx.setExit(dryRun ? 0 : after);
-    });
-}
-
-function scanCommand(config: Config, ctx: AuditCommandContext): number {
-  if (!existsSync(config.journal.path)) throw new UsageError(`no journal at ${config.journal.path}`);
-  const report = scanJournal(config.journal.path, archiveCacheDir(config));
-  if (ctx.json()) ctx.out(JSON.stringify({ journal: config.journal.path, exposed: report.findings.length, ...report }));
-  else for (const line of scanLines(config.journal.path, report)) ctx.out(line);
-  return report.findings.length > 0 ? 1 : 0;
-}
 
 const one = (s: string): string => terminalSafe(s, { singleLine: true });
 

@@ -12,6 +12,7 @@
  *
  * A long-running command arms this first (armStopSignals), so that nothing said during its start-up is lost.
  */
+import type { Logger } from '../config/logger.ts';
 
 export const STOP_MESSAGE = 'activity-journal/stop';
 export const STOP_REQUEST = 'activity-journal/stop-request';
@@ -111,4 +112,28 @@ export function waitForStop(): Promise<string> {
 /** Started by our supervisor: it gives each child an IPC channel. */
 export function isSupervised(): boolean {
   return supervised;
+}
+
+/**
+ * Runs a long-running command's shutdown (after `signal`) under a deadline; exit code 0 when it finished
+ * cleanly, 1 when it failed. Past the deadline (plus 5 s) the process exits 1.
+ */
+export async function stopWithin(signal: string, close: () => Promise<void>, deadlineMs: number, logger: Logger): Promise<number> {
+  logger.info({ signal }, 'shutting down');
+  const deadline = setTimeout(() => {
+    logger.error({ deadlineMs }, 'shutdown took longer than its deadline; exiting');
+    process.exit(1);
+  }, deadlineMs + 5_000);
+  deadline.unref();
+  let code = 0;
+  try {
+    await close();
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'shutdown failed');
+    code = 1;
+  } finally {
+    clearTimeout(deadline);
+  }
+  // bin/activity-journal.mjs ends the process once output has drained, whatever idle handle a library keeps.
+  return code;
 }

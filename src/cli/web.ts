@@ -13,7 +13,8 @@ import { createQueues, closeQueues, enqueueVia } from '../../jobs/queues.ts';
 import { DEFAULT_REDIS_URL, configuredReceivers, formsWebhookSecret, startPipeline } from '../../jobs/main.ts';
 import { RedisReplayGuard } from '../web/webhooks.ts';
 import { createAuditSurface, type AuditSurface } from '../web/audit-surface.ts';
-import { gmailInboxStore } from '../../jobs/gmail.ts';
+import { openInboxStore } from '../../connectors/gmail/gmail.connector.ts';
+import { connectorStateSettings } from '../../jobs/settings.ts';
 import { producerRedis, redisHealthProblem } from '../../jobs/redis-connection.ts';
 import type { InboxStatus } from '../audit/audit-service.ts';
 
@@ -138,7 +139,7 @@ export function journalProblem(url: string, err: unknown): string {
 /** The connectors page's data: Gmail inboxes (from the encrypted state store) and the configured webhook receivers. */
 export function auditConnectors(config: Config): { inboxes: InboxStatus[]; webhooks: string[]; gmailConfigured: boolean } {
   const inboxes = config.pipeline.gmail
-    ? gmailInboxStore(config)
+    ? openInboxStore(connectorStateSettings(config))
         .list()
         .map((i) => ({
           connector: 'gmail',

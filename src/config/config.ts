@@ -5,6 +5,8 @@
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { PROJECT_ROOT } from './project-root.ts';
+import { ConfigError } from './errors/config.error.ts';
+import type { Listen } from '../journal/settings.ts';
 
 const intFrom = (def: number, min: number) => z.coerce.number().int().min(min).default(def);
 const list = z
@@ -192,10 +194,6 @@ export function parseBucketUrl(url: string): { bucket: string; prefix: string } 
   return { bucket: m[1] as string, prefix: prefix === '' ? '' : `${prefix}/` };
 }
 
-/** Where the journal service listens: a loopback host and port, or a Unix socket. */
-export type Listen =
-  { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
-
 export interface Config {
   readonly journal: {
     readonly path: string;
@@ -367,14 +365,6 @@ export interface Config {
   readonly logLevel: string;
   /** LOG_FORMAT: forced 'pretty' or 'json'; unset, pretty when stderr is a terminal (see src/config/logger.ts). */
   readonly logFormat?: 'pretty' | 'json';
-}
-
-export class ConfigError extends Error {
-  readonly code = 'CONFIG';
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee .env.example for every variable.`);
-    this.name = 'ConfigError';
-  }
 }
 
 export function parseListen(value: string): Listen | null {

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { createFileExclusively } from './keys.ts';
+import { ArchiveStoreError } from './errors/archive-store.error.ts';
 
 export interface PutResult {
   readonly location: string;
@@ -58,16 +59,6 @@ export interface ArchiveStore {
  * location, an upload that did not arrive intact).
  */
 export type ArchiveStoreFailure = 'retention' | 'denied' | 'unavailable' | 'invalid';
-
-export class ArchiveStoreError extends Error {
-  readonly code = 'ARCHIVE_STORE';
-  readonly reason: ArchiveStoreFailure;
-  constructor(message: string, options?: { cause?: unknown; reason?: ArchiveStoreFailure }) {
-    super(message, options);
-    this.name = 'ArchiveStoreError';
-    this.reason = options?.reason ?? 'invalid';
-  }
-}
 
 const OBJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,511}$/;
 

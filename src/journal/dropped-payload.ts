@@ -41,7 +41,7 @@ export function parseDroppedPayload(payload: string): DroppedMarker | null {
 /** A dropped marker as a reader sees it (the parsed payload), or null. */
 export function droppedOf(payload: unknown): DroppedMarker | null {
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return null;
-  const d = (payload as { $dropped?: unknown }).$dropped;
+  const d = '$dropped' in payload ? payload.$dropped : undefined;
   if (typeof d !== 'object' || d === null || Object.keys(payload).length !== 1) return null;
   const { at, policyVersion } = d as { at?: unknown; policyVersion?: unknown };
   return typeof at === 'string' && typeof policyVersion === 'number' ? { at, policyVersion } : null;

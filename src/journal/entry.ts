@@ -8,15 +8,13 @@ import { canonicalize, MAX_JSON_DEPTH, nestingTooDeep } from './canonical.ts';
 import { SEALED } from './sealed-payload.ts';
 import { CanonicalEncodingError } from './errors/canonical-encoding.error.ts';
 import { EntryValidationError } from './errors/entry-validation.error.ts';
-import { KINDS, isEntryKind, type EntryKind } from './kinds.ts';
+import { KINDS, isEntryKind, type EntryKind, type PayloadOf } from './kinds.ts';
 
-/** What a caller asks to append. */
-export interface AppendInput {
-  readonly kind: string;
+/** The header fields of an append: who, where from, and the keys that tie it to the rest of the record. */
+interface AppendHeader {
   readonly source: string;
   readonly actor: string;
   readonly correlationId: string;
-  readonly payload: unknown;
   readonly causationId?: string | null | undefined;
   /** When it happened at the source (RFC 3339); defaults to the journal's clock. */
   readonly occurredAt?: string | undefined;
@@ -24,6 +22,17 @@ export interface AppendInput {
   readonly idempotencyKey?: string | undefined;
   readonly retentionClass?: string | undefined;
 }
+
+/**
+ * What a caller asks to append: an entry of kind K whose payload has that kind's schema type (kinds.ts).
+ * `AppendInput` alone is the union over the catalogue, one member per kind (the conditional type distributes),
+ * so `{ kind: 'ai.decision', payload }` is checked against the ai.decision schema's type, not any kind's.
+ * The types only help callers in this program: the journal validates every append at run time all the same
+ * (prepareEntry), and what arrives as JSON from outside goes in through `appendReceived`, validated the same way.
+ */
+export type AppendInput<K extends EntryKind = EntryKind> = K extends EntryKind
+  ? AppendHeader & { readonly kind: K; readonly payload: PayloadOf<K> }
+  : never;
 
 /** An entry as stored: header, payload and the hashes that bind it into the journal. */
 export interface JournalEntry {
@@ -65,6 +74,17 @@ export interface PreparedEntry {
   readonly payloadHash: string;
   /** The payload as given (what `payloadText` encodes), returned to the caller without re-parsing. */
   readonly payload: unknown;
+}
+
+/**
+ * Whether a prepared entry is of `kind`; narrows its payload to that kind's schema type, which prepareEntry
+ * checked it against.
+ */
+export function isPreparedKind<K extends EntryKind>(
+  p: PreparedEntry,
+  kind: K,
+): p is PreparedEntry & { readonly kind: K; readonly payload: PayloadOf<K> } {
+  return p.kind === kind;
 }
 
 export interface PrepareOptions {

@@ -11,6 +11,11 @@ export interface JournalClient {
   append(input: AppendInput): Promise<AppendResult>;
   /** Appends entries atomically: all of them, or none. */
   appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]>;
+  /**
+   * Appends one entry as it arrived from outside the program (a line of a file, a request body): untyped, and
+   * validated by the journal like every append. Code that builds its entries uses `append`, which the types check.
+   */
+  appendReceived(input: unknown): Promise<AppendResult>;
   /** One entry, or null when there is none at that seq. */
   bySeq(seq: number): Promise<JournalEntry | null>;
   /** Entries from `fromSeq` on, in order. */

@@ -19,6 +19,9 @@ export class LocalJournalClient implements JournalClient {
   appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
     return this.writer.appendBatch(inputs);
   }
+  appendReceived(input: unknown): Promise<AppendResult> {
+    return this.writer.appendReceived(input);
+  }
   bySeq(seq: number): Promise<JournalEntry | null> {
     return Promise.resolve(this.reader.bySeq(seq));
   }

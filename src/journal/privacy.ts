@@ -12,9 +12,10 @@ import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { JournalEntry } from './entry.ts';
-import type { EntryKind } from './kinds.ts';
+import type { EntryKind, PayloadOf } from './kinds.ts';
 import { SealedPayloadError } from './errors/sealed-payload.error.ts';
 import { asEnvelope, openFields, sealFields, SEALED, type KeyRef } from './sealed-payload.ts';
+import { isJsonObject } from './json-object.ts';
 import { SubjectKeyStore, type KeyRecord, type KeyStoreOptions } from './key-store.ts';
 import { KeyStoreError } from './errors/key-store.error.ts';
 import { MasterKeyError } from './errors/master-key.error.ts';
@@ -41,13 +42,15 @@ const membersOf = (p: Record<string, unknown>): unknown[] =>
  * a model sent back) is sealed as well as the fields that name or describe them: a field that can carry a person
  * is sealed, whatever it usually carries. What stays in clear is structure: ids, enums, counts, hashes, paths.
  */
-const NONE: SealRule = { fields: [] };
+const NONE = { fields: [] } as const satisfies SealRule;
 
 /**
  * Every kind is listed, the ones without personal fields with none: a kind added to the catalogue (kinds.ts)
- * without a decision here does not compile, and one unknown at run time is refused (`ruleOf`).
+ * without a decision here does not compile, nor does a field its schema does not have, and one unknown at run
+ * time is refused (`ruleOf`). The field lists are literal types: readers' payload types (entry-payload.ts) say
+ * which fields a sealed, erased or unavailable payload lacks.
  */
-const RULES: Record<EntryKind, SealRule> = {
+const RULES = {
   'interaction.received': { fields: ['participants', 'subject', 'text', 'attachments', 'metadata'] },
   'ai.decision': { fields: ['output', 'error'], links: (p) => [p.inputEntryId, p.replacesEntryId, p.reusedEntryId] },
   'rule.decision': { fields: ['reason'], links: (p) => [p.inputEntryId] },
@@ -80,7 +83,10 @@ const RULES: Record<EntryKind, SealRule> = {
   'journal.created': NONE,
   checkpoint: NONE,
   'checkpoint.anchored': NONE,
-};
+} as const satisfies { readonly [K in EntryKind]: SealRule & { readonly fields: readonly (keyof PayloadOf<K> & string)[] } };
+
+/** The payload fields of kind K that privacy seals (never stored in clear). */
+export type PersonalField<K extends EntryKind> = (typeof RULES)[K]['fields'][number];
 
 /**
  * Fields kept in clear on purpose although they can hold an address: the connected account (the company's own
@@ -191,8 +197,8 @@ export class Privacy {
    */
   seal(kind: EntryKind, payload: unknown, ids: { causationId: string | null; correlationId: string }, linked: LinkedKeys): unknown {
     const rule = ruleOf(kind);
-    if (rule.fields.length === 0 || payload === null || typeof payload !== 'object' || Array.isArray(payload)) return payload;
-    const p = payload as Record<string, unknown>;
+    if (rule.fields.length === 0 || !isJsonObject(payload)) return payload;
+    const p = payload;
     const present = rule.fields.filter((f) => p[f] !== undefined);
     if (present.length === 0) return payload;
     let subjects = this.subjectsOf(rule, p, ids.causationId, linked);
@@ -234,8 +240,8 @@ export class Privacy {
    * rolled-back key store) or the envelope does not authenticate, `unavailable: <why>`.
    */
   openPayload(kind: string, payload: unknown): unknown {
-    if (payload === null || typeof payload !== 'object' || !(SEALED in payload)) return payload;
-    const { [SEALED]: raw, ...rest } = payload as Record<string, unknown>;
+    if (!isJsonObject(payload) || !(SEALED in payload)) return payload;
+    const { [SEALED]: raw, ...rest } = payload;
     const envelope = asEnvelope(raw);
     if (envelope === null) return { ...rest, unavailable: 'malformed-envelope' };
     const states = envelope.keys.map((k) => this.keys.state(k.keyId));
@@ -271,8 +277,7 @@ export function sealedKeysOf(payloadText: string): readonly KeyRef[] | null {
 
 /** True when an opened payload says its personal fields were erased; `erasedAt` then says when. */
 export function erasedAt(payload: unknown): string | null {
-  const p = payload as Partial<ErasedMarker> | null;
-  return p !== null && typeof p === 'object' && p.erased === true && typeof p.erasedAt === 'string' ? p.erasedAt : null;
+  return isJsonObject(payload) && payload.erased === true && typeof payload.erasedAt === 'string' ? payload.erasedAt : null;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ import { sha256 } from './sha256.ts';
 import { ENTRY_COLUMNS, rowHeader, type EntryRow } from './store.ts';
 import { openReadConnection } from './sqlite.ts';
 import { storeFor, type ArchiveStore } from './archive-store.ts';
-import { ArchiveError, SEGMENT_APPLICATION_ID, objectsOf, type CurrentObject } from './segments.ts';
+import { SEGMENT_APPLICATION_ID, objectsOf, type CurrentObject } from './segments.ts';
+import { ArchiveError } from './errors/archive.error.ts';
 import type { JournalWriter, PruneCommit } from './writer.ts';
 
 export interface SegmentRef {

@@ -14,7 +14,8 @@ import { canonicalize } from './canonical.ts';
 import { sha256Hex } from './sha256.ts';
 import { KINDS, isEntryKind } from './kinds.ts';
 import { CHANNELS, channelOfSource, writtenEntries, type WrittenEntry } from './source-catalog.ts';
-import { CATEGORIES } from '../pipeline/classification.ts';
+import { CATEGORIES } from './categories.ts';
+import { RetentionPolicyError } from './errors/retention-policy.error.ts';
 
 const className = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'a lower-case class name like "sales-2y"');
 
@@ -107,14 +108,6 @@ function ruleMatches(r: RetentionRule, e: { kind: string; source: string; channe
   if (r.sources !== undefined && !r.sources.some((s) => sourceMatches(s, e.source))) return false;
   if (r.channel !== undefined && r.channel !== e.channel) return false;
   return true;
-}
-
-export class RetentionPolicyError extends Error {
-  readonly code = 'RETENTION_POLICY';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RetentionPolicyError';
-  }
 }
 
 /** A parsed policy with its content hash (over the canonical JSON without `$comment`). */

@@ -25,6 +25,7 @@ import { storeFor, type ArchiveStore } from './archive-store.ts';
 import { expiryOf, journaledPolicies, retentionAssignments } from './retention.ts';
 import type { ArchivedSegmentSource } from './verify.ts';
 import type { JournalWriter } from './writer.ts';
+import { ArchiveError } from './errors/archive.error.ts';
 
 /** "AJSG": a segment file, told apart from a journal. */
 export const SEGMENT_APPLICATION_ID = 0x414a5347;
@@ -80,14 +81,6 @@ export function monthOf(iso: string | number): Period {
   const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
   const end = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
   return { id: new Date(start).toISOString().slice(0, 7), start: new Date(start).toISOString(), end: new Date(end).toISOString() };
-}
-
-export class ArchiveError extends Error {
-  readonly code = 'ARCHIVE';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ArchiveError';
-  }
 }
 
 /** Seals every closed month not sealed yet and archives every sealed segment not archived yet. */

@@ -7,14 +7,15 @@
  * written whole, or not at all.
  */
 import type Database from 'better-sqlite3';
-import { canonicalHeader, prepareEntry, uuidv7, type AppendInput, type JournalEntry, type PreparedEntry } from './entry.ts';
+import { canonicalHeader, isPreparedKind, prepareEntry, uuidv7, type AppendInput, type JournalEntry, type PreparedEntry } from './entry.ts';
 import { acquireWriterLock, type WriterLock } from './lock.ts';
 import { migrate } from './schema.ts';
 import { openWriteConnection } from './sqlite.ts';
 import { CompactTree, rootOf, type Hash } from './merkle.ts';
 import { sha256, sha256Pair } from './sha256.ts';
 import { ENTRY_COLUMNS, StoredNodes, archivedRanges, archivedUpTo, rowToEntry, type EntryRow } from './store.ts';
-import { RetentionPolicy, RetentionPolicyError, type JournaledPolicy } from './retention.ts';
+import { RetentionPolicy, type JournaledPolicy } from './retention.ts';
+import { RetentionPolicyError } from './errors/retention-policy.error.ts';
 import { EntryValidationError } from './errors/entry-validation.error.ts';
 import { HOUSEKEEPING_KINDS, type EntryKind, type PayloadOf } from './kinds.ts';
 import { loadOrCreateIdentity, readKeysJournalId, sealOf, type JournalIdentity } from './identity.ts';
@@ -266,7 +267,21 @@ export class JournalWriter {
   }
 
   /** Appends entries atomically in one request: all are written (or found as duplicates), or none is. */
-  async appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
+  appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
+    return this.appendBatchReceived(inputs);
+  }
+
+  /**
+   * Appends one entry as it arrived from outside the program (JSON from a client, a line of a file): untyped,
+   * and validated against the catalogue like every append (prepareEntry), which is what makes it an entry.
+   */
+  async appendReceived(input: unknown): Promise<AppendResult> {
+    const [result] = await this.appendBatchReceived([input]);
+    return result as AppendResult;
+  }
+
+  /** appendBatch for entries that arrived from outside the program, untyped (see appendReceived). */
+  async appendBatchReceived(inputs: readonly unknown[]): Promise<AppendResult[]> {
     if (this.closed) throw new JournalWriteError('CLOSED', 'the journal writer is closed');
     const privacy = this.privacy;
     const linked: LinkedKeys = {
@@ -322,11 +337,10 @@ export class JournalWriter {
    * erasure could name and cannot check one; readers check again in any case (privacy.ts erasuresOf).
    */
   private authenticated(p: PreparedEntry): PreparedEntry {
-    if (p.kind !== 'privacy.erased') return p;
+    if (!isPreparedKind(p, 'privacy.erased')) return p;
     const keys = this.privacy?.openedKeys ?? null;
     if (keys === null && this.privacy === null) return p;
-    const payload = p.payload as { subjectHash: string; keyIds: string[]; authentication?: unknown };
-    if (!(this.privacy?.keys.erasureAuthentic(payload) ?? false)) {
+    if (!(this.privacy?.keys.erasureAuthentic(p.payload) ?? false)) {
       throw new EntryValidationError(
         'ERASURE_UNAUTHENTICATED',
         "privacy.erased is not authenticated by this journal's key store: erasures are recorded only by `activity-journal forget`",
@@ -343,7 +357,7 @@ export class JournalWriter {
    */
   private stamp(p: PreparedEntry): PreparedEntry {
     const policy = this.retention;
-    if (p.kind === 'retention.assigned') this.checkAssignment(p.payload as PayloadOf<'retention.assigned'>);
+    if (isPreparedKind(p, 'retention.assigned')) this.checkAssignment(p.payload);
     if (policy === null) return p;
     if (p.retentionGiven) {
       if (!policy.has(p.retentionClass))
@@ -354,8 +368,8 @@ export class JournalWriter {
         );
       return p;
     }
-    const channel = p.kind === 'interaction.received' ? (p.payload as { channel?: unknown }).channel : undefined;
-    return { ...p, retentionClass: policy.classify(p.kind, p.source, typeof channel === 'string' ? channel : undefined) };
+    const channel = isPreparedKind(p, 'interaction.received') ? p.payload.channel : undefined;
+    return { ...p, retentionClass: policy.classify(p.kind, p.source, channel) };
   }
 
   private checkAssignment(a: PayloadOf<'retention.assigned'>): void {
@@ -813,10 +827,7 @@ export class JournalWriter {
       s.tree = new CompactTree(seq, frontier as Hash[]);
       return undefined;
     }
-    if (p.kind === 'retention.assigned') {
-      const a = p.payload as PayloadOf<'retention.assigned'>;
-      this.insertAssignmentStmt.run(seq, a.entrySeq, a.retentionClass);
-    }
+    if (isPreparedKind(p, 'retention.assigned')) this.insertAssignmentStmt.run(seq, p.payload.entrySeq, p.payload.retentionClass);
     s.size = seq + 1;
     s.chain = chain;
     if (!HOUSEKEEPING_KINDS.has(p.kind)) s.userSinceCheckpoint++;

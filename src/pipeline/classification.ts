@@ -3,18 +3,10 @@
  * offline rules) implements.
  */
 import { z } from 'zod';
+import type { EntryOf } from '../journal/entry-payload.ts';
+import type { PayloadOf } from '../journal/kinds.ts';
+import { CATEGORIES } from '../journal/categories.ts';
 
-export const CATEGORIES = [
-  'new_lead',
-  'sales_conversation',
-  'customer_support',
-  'billing',
-  'scheduling',
-  'internal',
-  'personal',
-  'spam',
-  'other',
-] as const;
 export type Category = (typeof CATEGORIES)[number];
 
 /** The structured output; every field is required so that strict structured outputs can express it. */
@@ -28,6 +20,36 @@ export const ClassificationSchema = z.strictObject({
   confidence: z.number().describe('How sure you are of the category, from 0 to 1.'),
 });
 export type Classification = z.infer<typeof ClassificationSchema>;
+
+/**
+ * What a decision recorded, its `output` as the Classification it is; throws when it holds none: a failed
+ * decision, or one whose personal fields (the output among them) are withheld (its subject forgotten, its key
+ * missing) or dropped. The journal's catalogue types `output` as any JSON object (the journal knows no pipeline
+ * types); the pipeline wrote it from a parsed Classification, and this is the one place that takes it back as one.
+ */
+export function recordedDecision(decision: EntryOf<'ai.decision'>): RecordedDecision {
+  const p = decision.payload;
+  // A failed decision's output is null: the outcome is checked too only so that the type can say so.
+  if (p.output === null || p.output === undefined || p.outcome === 'failed') throw noClassification(decision.id);
+  return { ...p, outcome: p.outcome, output: p.output as Classification };
+}
+
+/** A decision that holds a classification (see recordedDecision). */
+export type RecordedDecision = Omit<PayloadOf<'ai.decision'>, 'output' | 'outcome'> & {
+  readonly outcome: Exclude<PayloadOf<'ai.decision'>['outcome'], 'failed'>;
+  readonly output: Classification;
+};
+
+/** The classification a decision recorded (see recordedDecision). */
+export function classificationOf(decision: EntryOf<'ai.decision'>): Classification {
+  const output = decision.payload.output;
+  if (output === null || output === undefined) throw noClassification(decision.id);
+  return output as Classification;
+}
+
+function noClassification(id: string): Error {
+  return new Error(`decision ${id} holds no classification (a failed decision, or its output is withheld or dropped)`);
+}
 
 /** Bounds the schema above cannot carry into a strict JSON schema; checked after parsing. */
 export function classificationProblems(c: Classification): string[] {

@@ -6,6 +6,7 @@
  */
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { AppendInput, JournalEntry } from '../journal/entry.ts';
+import { filterKind } from '../journal/entry-payload.ts';
 import { ACTIVITY_WRITE_PATH, type BatchCrmClient, type MirrorPlan } from './ports.ts';
 
 export interface DriftField {
@@ -64,20 +65,10 @@ export function planFromJournal(journal: JournalClient, planFor: PlanRefFor): Dr
     const chain = await journal.byCorrelation(w.correlationId);
     const entry = chain.find((e) => e.id === w.entryId);
     const held = new Set([w.entryId]);
-    for (const e of chain) {
-      const p = e.payload as { entryId?: unknown; members?: { entryId?: unknown }[] } | null;
-      if (e.kind === 'crm.write' && p?.entryId === w.entryId && Array.isArray(p.members))
-        for (const m of p.members) if (typeof m.entryId === 'string') held.add(m.entryId);
-    }
+    for (const e of filterKind(chain, 'crm.write', (x) => x.payload.entryId === w.entryId))
+      for (const m of e.payload.members ?? []) held.add(m.entryId);
     const decisionOf = (ids: ReadonlySet<string>): JournalEntry | undefined =>
-      chain
-        .filter(
-          (e) =>
-            e.kind === 'ai.decision' &&
-            ids.has((e.payload as { inputEntryId?: string }).inputEntryId ?? '') &&
-            (e.payload as { output?: unknown }).output !== null,
-        )
-        .at(-1);
+      filterKind(chain, 'ai.decision', (e) => ids.has(e.payload.inputEntryId ?? '') && e.payload.output !== null).at(-1);
     const decision = decisionOf(new Set([w.entryId])) ?? decisionOf(held);
     if (!entry || !decision) throw new Error(`the journal has no interaction and decision for mirrored entry ${w.entryId}`);
     return planFor({
@@ -88,6 +79,13 @@ export function planFromJournal(journal: JournalClient, planFor: PlanRefFor): Dr
       decisionSeq: decision.seq,
     });
   };
+}
+
+/** The properties an activity write recorded: the plan's, all text (MirrorPlan.properties). */
+function textProperties(recorded: Readonly<Record<string, unknown>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(recorded)) if (typeof v === 'string') out[k] = v;
+  return out;
 }
 
 /** HubSpot gives datetimes back in its own format: compare instants, and text without trailing blanks. */
@@ -113,17 +111,16 @@ export async function mirroredSince(journal: JournalClient, since: Date | null):
       ...(afterSeq !== undefined ? { afterSeq } : {}),
       limit: 1000,
     });
-    for (const e of page) {
-      const p = e.payload as {
-        entryId?: string;
-        path?: string;
-        objectType?: string;
-        properties?: Record<string, string>;
-        dryRun?: boolean;
-      };
+    for (const e of filterKind(page, 'crm.write')) {
+      const p = e.payload;
       if (!p.entryId || p.dryRun === true || !ACTIVITY_WRITE_PATH.test(p.path ?? '') || !p.properties) continue;
       if (p.objectType !== 'emails' && p.objectType !== 'calls' && p.objectType !== 'notes') continue;
-      out.set(p.entryId, { entryId: p.entryId, objectType: p.objectType, properties: p.properties, correlationId: e.correlationId });
+      out.set(p.entryId, {
+        entryId: p.entryId,
+        objectType: p.objectType,
+        properties: textProperties(p.properties),
+        correlationId: e.correlationId,
+      });
     }
     if (page.length < 1000) break;
     afterSeq = (page[page.length - 1] as JournalEntry).seq;

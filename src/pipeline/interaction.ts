@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { erasedAt } from '../journal/privacy.ts';
+import { isJsonObject } from '../journal/json-object.ts';
 import { PermanentJobError } from './errors/permanent-job.error.ts';
 
 export const PARTICIPANT_ROLES = ['from', 'to', 'cc', 'bcc', 'caller', 'callee', 'agent', 'submitter', 'other'] as const;
@@ -111,8 +112,10 @@ export function interactionFromEntry(entry: { id?: string; source: string; paylo
   const when = erasedAt(entry.payload);
   if (when !== null)
     throw new PermanentJobError(`interaction ${entry.id ?? ''} was erased on ${when} (privacy.erased); it is not processed further`);
-  const unavailable = (entry.payload as { unavailable?: unknown } | null)?.unavailable;
-  if (typeof unavailable === 'string')
-    throw new Error(`interaction ${entry.id ?? ''} cannot be opened (${unavailable}): check the key store (activity-journal keys status)`);
-  return InteractionSchema.parse({ ...(entry.payload as object), source: entry.source });
+  const payload = isJsonObject(entry.payload) ? entry.payload : {};
+  if (typeof payload.unavailable === 'string')
+    throw new Error(
+      `interaction ${entry.id ?? ''} cannot be opened (${payload.unavailable}): check the key store (activity-journal keys status)`,
+    );
+  return InteractionSchema.parse({ ...payload, source: entry.source });
 }

@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { JobsOptions } from 'bullmq';
+import type { Job, JobsOptions } from 'bullmq';
+import { RateLimitError } from './errors/rate-limit.error.ts';
 
 const entryRef = {
   /** The interaction.received entry. */
@@ -40,7 +41,11 @@ export const JOBS = {
     backoffMs: 1_000,
     timeoutMs: 30_000,
   },
-  /** Write the CRM activity (dry-run until the HubSpot adapter lands), journal every call. */
+  /**
+   * Write the CRM activity and journal every call: to HubSpot (connectors/hubspot/, batched by crm-batch) when a
+   * HubSpot token is configured (HUBSPOT_ACCESS_TOKEN, src/config/config.ts), else the dry-run CRM, which
+   * journals what it would have written.
+   */
   mirror: {
     schema: z.strictObject({ ...entryRef, decisionEntryId: z.string().uuid(), decisionSeq: z.number().int().nonnegative() }),
     attempts: 10,
@@ -66,7 +71,7 @@ export const JOBS = {
     honoursRetryAfter: true,
   },
   /**
-   * Write the pending mirror plans of one short window to HubSpot in batches (jobs/crm-batch.ts). The plans wait
+   * Write the pending mirror plans of one short window to HubSpot in batches (jobs/crm-batch/). The plans wait
    * in Redis by entry id; the job only names its window. Waiting on rate limits happens inside, hence the timeout.
    */
   'crm-batch': {
@@ -94,6 +99,29 @@ export const JOBS = {
 
 export type QueueName = keyof typeof JOBS;
 export type JobData<Q extends QueueName> = z.infer<(typeof JOBS)[Q]['schema']>;
+
+/** What processes a job of queue Q: its payload as the catalog's schema parsed it. */
+export type JobHandler<Q extends QueueName> = (data: JobData<Q>, signal: AbortSignal, job: Job) => Promise<unknown>;
+
+/** A processor for every queue. */
+export type JobHandlers = { readonly [Q in QueueName]: JobHandler<Q> };
+
+/** The schema of queue Q's payloads, typed by queue (so that what it parses is JobData<Q>). */
+export function jobSchema<Q extends QueueName>(queue: Q): z.ZodType<JobData<Q>> {
+  return JOB_SCHEMAS[queue];
+}
+
+// Each queue's schema listed by name: TypeScript checks the pairing here, once (indexing JOBS by a queue type
+// loses it). A queue added to JOBS and not here does not compile.
+const JOB_SCHEMAS: { readonly [P in QueueName]: z.ZodType<JobData<P>> } = {
+  ingest: JOBS.ingest.schema,
+  classify: JOBS.classify.schema,
+  decide: JOBS.decide.schema,
+  mirror: JOBS.mirror.schema,
+  notify: JOBS.notify.schema,
+  'crm-batch': JOBS['crm-batch'].schema,
+  'sync-inbox': JOBS['sync-inbox'].schema,
+};
 export const QUEUE_NAMES = Object.keys(JOBS) as QueueName[];
 
 /** The backoff of queues whose errors may say when to retry (a custom strategy: see retryAfterBackoff). */
@@ -103,7 +131,7 @@ export const MAX_RETRY_AFTER_MS = 3_600_000;
 
 /**
  * BullMQ's custom backoff strategy (Worker settings.backoffStrategy) for RETRY_AFTER_BACKOFF: the exponential
- * backoff with jitter the other queues use, or the error's `retryAfterMs` (a provider's Retry-After) when that
+ * backoff with jitter the other queues use, or a RateLimitError's `retryAfterMs` (a provider's Retry-After) when that
  * is later, capped at MAX_RETRY_AFTER_MS.
  */
 export function retryAfterBackoff(
@@ -116,7 +144,7 @@ export function retryAfterBackoff(
   const delay = typeof b === 'number' ? b : (b?.delay ?? 1000);
   const max = Math.round(2 ** Math.max(0, attemptsMade - 1) * delay);
   const exponential = Math.floor(max * 0.5 + Math.random() * max * 0.5);
-  const asked = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  const asked = err instanceof RateLimitError ? err.retryAfterMs : undefined;
   return typeof asked === 'number' && Number.isFinite(asked) && asked > exponential ? Math.min(asked, MAX_RETRY_AFTER_MS) : exponential;
 }
 

@@ -4,7 +4,8 @@
  * its transcripts are one call activity (buildCallPlan).
  */
 import type { JournalEntry } from '../journal/entry.ts';
-import type { Category, Classification } from './classification.ts';
+import type { EntryOf } from '../journal/entry-payload.ts';
+import { classificationOf, type Category } from './classification.ts';
 import { isCallItself, type Interaction } from './interaction.ts';
 import type { MirrorPlan } from './ports.ts';
 
@@ -15,8 +16,8 @@ export interface PlanOverride {
 }
 
 /** The Summary, Category (a reviewer's override said as such) and Next steps lines of one decision. */
-function decisionLines(decision: JournalEntry, override: PlanOverride | null): string[] {
-  const model = (decision.payload as { output: Classification }).output;
+function decisionLines(decision: EntryOf<'ai.decision'>, override: PlanOverride | null): string[] {
+  const model = classificationOf(decision);
   const c = override ? { ...model, category: override.category } : model;
   const categoryLine = override
     ? `Category: ${c.category} (set by a reviewer, override ${override.entryId}; the model said ${model.category} with confidence ${model.confidence.toFixed(2)})`
@@ -33,10 +34,10 @@ function counterpartsOf(ix: Interaction): string[] {
 export function buildMirrorPlan(
   ix: Interaction,
   entry: JournalEntry,
-  decision: JournalEntry,
+  decision: EntryOf<'ai.decision'>,
   override: PlanOverride | null = null,
 ): MirrorPlan {
-  const model = (decision.payload as { output: Classification }).output;
+  const model = classificationOf(decision);
   const c = override ? { ...model, category: override.category } : model;
   const timestamp = new Date(ix.occurredAt).toISOString();
   const body = [...decisionLines(decision, override), `Journal entry: ${entry.id}`].join('\n');
@@ -114,7 +115,7 @@ export interface CallPart {
   readonly entry: JournalEntry;
   readonly ix: Interaction;
   /** Its newest decision, when the activity carries it; null leaves the part out of the body (not decided yet). */
-  readonly decision: JournalEntry | null;
+  readonly decision: EntryOf<'ai.decision'> | null;
   /** The reviewer's category override in force for that decision, if any. */
   readonly override: PlanOverride | null;
 }
@@ -137,11 +138,11 @@ export interface CallPart {
  *
  * A call with no other decided part is planned exactly as a lone interaction (buildMirrorPlan).
  */
-export function buildCallPlan(parts: readonly CallPart[], lead: JournalEntry): MirrorPlan {
+export function buildCallPlan(parts: readonly CallPart[], lead: EntryOf<'ai.decision'>): MirrorPlan {
   const anchor = parts[0];
   if (!anchor) throw new Error('a call plan needs at least one interaction');
   const call = parts.find((p) => isCallItself(p.ix)) ?? anchor;
-  const others = parts.slice(1).filter((p): p is CallPart & { decision: JournalEntry } => p.decision !== null);
+  const others = parts.slice(1).filter((p): p is CallPart & { decision: EntryOf<'ai.decision'> } => p.decision !== null);
   if (others.length === 0 && anchor.decision !== null && call === anchor)
     return buildMirrorPlan(anchor.ix, anchor.entry, anchor.decision, anchor.override);
 
@@ -153,14 +154,15 @@ export function buildCallPlan(parts: readonly CallPart[], lead: JournalEntry): M
   const sections = others.map((p) =>
     [`${isCallItself(p.ix) ? 'Call' : 'Transcript'} (journal entry ${p.entry.id}):`, ...decisionLines(p.decision, p.override)].join('\n'),
   );
-  const decided = parts.filter((p): p is CallPart & { decision: JournalEntry } => p.decision !== null);
-  const rank = (p: CallPart & { decision: JournalEntry }): number =>
-    p.override ? Number.POSITIVE_INFINITY : (p.decision.payload as { output: Classification }).output.confidence;
+  const decided = parts.filter((p): p is CallPart & { decision: EntryOf<'ai.decision'> } => p.decision !== null);
+  const rank = (p: CallPart & { decision: EntryOf<'ai.decision'> }): number =>
+    p.override ? Number.POSITIVE_INFINITY : classificationOf(p.decision).confidence;
   // parts are in journal order: of equal rank, the later one wins.
-  const best = decided.reduce<(CallPart & { decision: JournalEntry }) | null>((a, p) => (a === null || rank(p) >= rank(a) ? p : a), null);
-  const category = best
-    ? (best.override?.category ?? (best.decision.payload as { output: Classification }).output.category)
-    : base.category;
+  const best = decided.reduce<(CallPart & { decision: EntryOf<'ai.decision'> }) | null>(
+    (a, p) => (a === null || rank(p) >= rank(a) ? p : a),
+    null,
+  );
+  const category = best ? (best.override?.category ?? classificationOf(best.decision).category) : base.category;
   const counterparts = [...new Set([call, ...decided].flatMap((p) => counterpartsOf(p.ix)))];
   const { overrideEntryId: _none, ...rest } = base;
   return {

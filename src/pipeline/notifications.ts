@@ -18,12 +18,14 @@ import { createHash } from 'node:crypto';
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { Logger } from '../config/logger.ts';
 import { silentLogger } from '../config/logger.ts';
-import type { Classification } from './classification.ts';
+import { classificationOf } from './classification.ts';
+import { isKind } from '../journal/entry-payload.ts';
 import { notifyJobKey, type JobData } from './job-catalog.ts';
 import type { Notifier, NotifyChannelName } from './ports.ts';
 import type { Ruleset } from './rules.ts';
 import { PermanentJobError } from './errors/permanent-job.error.ts';
 import { NotifyRefusal, NotifyRetryError, refusalCode } from './errors/notify-refusal.error.ts';
+import { RateLimitError } from './errors/rate-limit.error.ts';
 
 export const NOTIFY_TEMPLATE = 'interaction-summary';
 const SUMMARY_MAX = 500;
@@ -176,11 +178,14 @@ export class Notifications implements Notifier {
       const reason = `${job.channel} refused the notification: ${refusalCode(refusal.code)}`;
       if (!refusal.retryable) throw new PermanentJobError(reason, { cause: err });
       const after = refusal.retryAfterSeconds;
-      throw new NotifyRetryError(
-        `${reason} (temporary; retried ${after !== undefined ? `after the ${after} s it asked for` : 'with backoff'})`,
-        { cause: err },
-        after !== undefined ? after * 1000 : undefined,
-      );
+      // The channel said when (a Retry-After): a rate limit of this channel; only this job waits that long.
+      if (after !== undefined)
+        throw new RateLimitError(`${reason} (temporary; retried after the ${after} s it asked for)`, {
+          provider: job.channel,
+          retryAfterMs: after * 1000,
+          cause: err,
+        });
+      throw new NotifyRetryError(`${reason} (temporary; retried with backoff)`, { cause: err });
     }
     // Refused recipients are on the record and said (a count, never an address); the message is not sent again
     // for them, which would send it twice to the others.
@@ -212,14 +217,15 @@ export class Notifications implements Notifier {
   private async message(job: JobData<'notify'>, group: string, description: string | undefined): Promise<OutgoingMessage> {
     const { journal, rules } = this.options;
     const entry = await journal.bySeq(job.seq);
-    if (!entry || entry.id !== job.entryId || entry.kind !== 'interaction.received')
+    if (!isKind(entry, 'interaction.received') || entry.id !== job.entryId)
       throw new PermanentJobError(`journal entry seq ${job.seq} is not the interaction ${job.entryId}`);
     const decision = await journal.bySeq(job.decisionSeq);
-    if (!decision || decision.id !== job.decisionEntryId || decision.kind !== 'ai.decision')
+    if (!isKind(decision, 'ai.decision') || decision.id !== job.decisionEntryId)
       throw new PermanentJobError(`journal entry seq ${job.decisionSeq} is not the decision ${job.decisionEntryId}`);
-    const output = (decision.payload as { output?: Classification | null }).output;
-    if (!output) throw new PermanentJobError(`the decision ${decision.id} has no readable output (erased?): nothing to notify about`);
-    const channelOf = (entry.payload as { channel?: string }).channel ?? 'interaction';
+    if (!decision.payload.output)
+      throw new PermanentJobError(`the decision ${decision.id} has no readable output (erased?): nothing to notify about`);
+    const output = classificationOf(decision);
+    const channelOf = entry.payload.channel ?? 'interaction';
     const summary = output.summary.length > SUMMARY_MAX ? `${output.summary.slice(0, SUMMARY_MAX - 1)}…` : output.summary;
     const traceUrl = `${this.options.publicUrl.replace(/\/$/, '')}/audit/trace?${new URLSearchParams({ correlationId: job.correlationId }).toString()}`;
     const title = description ?? `Notification ${job.ruleId}`;

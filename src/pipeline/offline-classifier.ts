@@ -4,7 +4,7 @@
  * (`explainOffline`). It reads only the minimised input, like any other classifier.
  */
 import { performance } from 'node:perf_hooks';
-import { CATEGORIES } from './classification.ts';
+import { CATEGORIES } from '../journal/categories.ts';
 import type { Category, Classification, Classifier, ClassifierInput, ClassifierResult, Prompt } from './classification.ts';
 import { ClassifierError } from './errors/classifier.error.ts';
 

@@ -6,7 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { JournalEntry } from '../journal/entry.ts';
-import { CATEGORIES, type Category, type Classification } from './classification.ts';
+import { isKind, type EntryOf } from '../journal/entry-payload.ts';
+import { classificationOf, type Category } from './classification.ts';
+import { CATEGORIES } from '../journal/categories.ts';
 import type { AssociationOverride, AssociationTargets, Enqueue } from './ports.ts';
 import { OverrideError } from './errors/override.error.ts';
 
@@ -45,16 +47,18 @@ export function isCategory(value: unknown): value is Category {
 }
 
 /** Reads the newest category override of `decision` among the entries of its correlation (in seq order). */
-export function effectiveCategory(decision: JournalEntry, chain: readonly JournalEntry[]): EffectiveCategory {
-  const modelCategory = (decision.payload as { output: Classification }).output.category;
+export function effectiveCategory(decision: EntryOf<'ai.decision'>, chain: readonly JournalEntry[]): EffectiveCategory {
+  const modelCategory = classificationOf(decision).category;
   let override: JournalEntry | null = null;
+  let category = modelCategory;
   for (const e of chain) {
-    if (e.kind !== 'human.override') continue;
-    const p = e.payload as { supersedes: string; field: string; to: unknown };
-    if (p.supersedes === decision.id && p.field === 'category' && isCategory(p.to) && (override === null || e.seq > override.seq))
+    if (!isKind(e, 'human.override')) continue;
+    const p = e.payload;
+    if (p.supersedes === decision.id && p.field === 'category' && isCategory(p.to) && (override === null || e.seq > override.seq)) {
       override = e;
+      category = p.to;
+    }
   }
-  const category = override ? (override.payload as { to: Category }).to : modelCategory;
   return { category, modelCategory, override };
 }
 
@@ -69,42 +73,40 @@ function targetsOf(value: unknown): AssociationTargets {
   return { contacts: ids(v['contacts']), companies: ids(v['companies']), deals: ids(v['deals']) };
 }
 
+/** Association targets as a journal payload holds them (JSON arrays). */
+function targetsJson(t: AssociationTargets): { contacts: string[]; companies: string[]; deals: string[] } {
+  return { contacts: [...t.contacts], companies: [...t.companies], deals: [...t.deals] };
+}
+
 /** What the matching rule associated the interaction with: its newest crm-match rule.decision, if any. */
 function matchedTargets(interactionId: string, chain: readonly JournalEntry[]): AssociationTargets {
-  let newest: JournalEntry | null = null;
+  let newest: EntryOf<'rule.decision'> | null = null;
   for (const e of chain) {
-    const p = e.payload as { ruleId?: string; inputEntryId?: string };
     if (
-      e.kind === 'rule.decision' &&
-      p.ruleId === 'crm-match' &&
-      p.inputEntryId === interactionId &&
+      isKind(e, 'rule.decision') &&
+      e.payload.ruleId === 'crm-match' &&
+      e.payload.inputEntryId === interactionId &&
       (newest === null || e.seq > newest.seq)
     )
       newest = e;
   }
-  return newest ? targetsOf((newest.payload as { evaluated?: unknown }).evaluated) : NO_TARGETS;
+  return newest ? targetsOf(newest.payload.evaluated) : NO_TARGETS;
 }
 
 /**
  * The association override in force for a decision (its newest human.override of field "associations"), with
  * what it removes: every target an earlier match or override named that the newest one does not.
  */
-export function effectiveAssociations(decision: JournalEntry, chain: readonly JournalEntry[]): AssociationOverride | null {
-  const interactionId = (decision.payload as { inputEntryId?: string }).inputEntryId ?? '';
-  const overrides = chain.filter(
-    (e) =>
-      e.kind === 'human.override' &&
-      (e.payload as { supersedes?: string; field?: string }).supersedes === decision.id &&
-      (e.payload as { field?: string }).field === 'associations',
+export function effectiveAssociations(decision: EntryOf<'ai.decision'>, chain: readonly JournalEntry[]): AssociationOverride | null {
+  const interactionId = decision.payload.inputEntryId ?? '';
+  const overrides = chain.flatMap((e) =>
+    isKind(e, 'human.override') && e.payload.supersedes === decision.id && e.payload.field === 'associations' ? [e] : [],
   );
-  const newest = overrides.reduce<JournalEntry | null>((a, e) => (a === null || e.seq > a.seq ? e : a), null);
+  const newest = overrides.reduce<EntryOf<'human.override'> | null>((a, e) => (a === null || e.seq > a.seq ? e : a), null);
   if (!newest) return null;
-  const p = newest.payload as { to?: unknown; reason?: string };
+  const p = newest.payload;
   const to = targetsOf(p.to);
-  const named = [
-    matchedTargets(interactionId, chain),
-    ...overrides.flatMap((e) => [targetsOf((e.payload as { from?: unknown }).from), targetsOf((e.payload as { to?: unknown }).to)]),
-  ];
+  const named = [matchedTargets(interactionId, chain), ...overrides.flatMap((e) => [targetsOf(e.payload.from), targetsOf(e.payload.to)])];
   const remove = Object.fromEntries(
     TARGETS.map((t) => [t, [...new Set(named.flatMap((n) => n[t]))].filter((id) => !to[t].includes(id))]),
   ) as unknown as AssociationTargets;
@@ -112,7 +114,7 @@ export function effectiveAssociations(decision: JournalEntry, chain: readonly Jo
     entryId: newest.id,
     actor: newest.actor,
     reason: String(p.reason ?? ''),
-    from: targetsOf((newest.payload as { from?: unknown }).from),
+    from: targetsOf(p.from),
     to,
     remove,
   };
@@ -141,13 +143,16 @@ export async function recordOverride(deps: { journal: JournalClient; enqueue: En
   const decision = await deps.journal.bySeq(req.decisionSeq);
   if (!decision || decision.id !== req.decisionEntryId)
     throw new OverrideError('NOT_FOUND', `no decision ${req.decisionEntryId} in the journal`);
-  const p = decision.payload as { outcome?: string; output?: unknown; inputEntryId?: string };
-  if (decision.kind !== 'ai.decision' || p.outcome === 'failed' || !p.output || typeof p.inputEntryId !== 'string') {
+  if (!isKind(decision, 'ai.decision') || decision.payload.outcome === 'failed' || !decision.payload.output) {
+    const failed = isKind(decision, 'ai.decision') && decision.payload.outcome === 'failed';
     throw new OverrideError(
       'NOT_A_DECISION',
-      `entry ${decision.id} is a ${decision.kind}${p.outcome === 'failed' ? ' (a failed one; its fallback is the decision)' : ''}, not a decision that can be overridden`,
+      `entry ${decision.id} is a ${decision.kind}${failed ? ' (a failed one; its fallback is the decision)' : ''}, not a decision that can be overridden`,
     );
   }
+  const p = decision.payload;
+  // Present in every decision's payload, withheld or not (only a dropped payload has none, and it has no output either).
+  const inputEntryId = p.inputEntryId ?? '';
   const chain = await deps.journal.byCorrelation(decision.correlationId);
   const current = effectiveCategory(decision, chain);
   if (req.action === 'override' && req.category === current.category)
@@ -157,13 +162,13 @@ export async function recordOverride(deps: { journal: JournalClient; enqueue: En
   else if (req.action === 'override')
     payload = { supersedes: decision.id, field: 'category', from: current.category, to: req.category as Category, reason };
   else {
-    const before = effectiveAssociations(decision, chain)?.to ?? matchedTargets(p.inputEntryId, chain);
+    const before = effectiveAssociations(decision, chain)?.to ?? matchedTargets(inputEntryId, chain);
     const after = Object.fromEntries(
       TARGETS.map((t) => [t, req.associations?.[t] ? [...new Set(req.associations[t])] : [...before[t]]]),
     ) as unknown as AssociationTargets;
     if (TARGETS.every((t) => [...after[t]].sort().join() === [...before[t]].sort().join()))
       throw new OverrideError('UNCHANGED', 'the associations are already those');
-    payload = { supersedes: decision.id, field: 'associations', from: before as never, to: after as never, reason };
+    payload = { supersedes: decision.id, field: 'associations', from: targetsJson(before), to: targetsJson(after), reason };
   }
   const { entry } = await deps.journal.append({
     kind: 'human.override',
@@ -176,7 +181,7 @@ export async function recordOverride(deps: { journal: JournalClient; enqueue: En
     payload,
   });
   if (req.action === 'approve') return { entry, redriven: false };
-  const interaction = chain.find((e) => e.kind === 'interaction.received' && e.id === p.inputEntryId);
+  const interaction = chain.find((e) => e.kind === 'interaction.received' && e.id === inputEntryId);
   if (!interaction) return { entry, redriven: false };
   // A job key per override: BullMQ would drop a second mirror job with the original key as a duplicate.
   await deps.enqueue(

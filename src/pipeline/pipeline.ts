@@ -6,12 +6,15 @@
 import { createHmac } from 'node:crypto';
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { JournalEntry } from '../journal/entry.ts';
+import { isKind, type EntryOf } from '../journal/entry-payload.ts';
+import { isJsonObject } from '../journal/json-object.ts';
+import type { PayloadOf } from '../journal/kinds.ts';
 import type { Logger } from '../config/logger.ts';
 import { silentLogger } from '../config/logger.ts';
 import {
   ClassificationSchema,
   classificationProblems,
-  type Classification,
+  recordedDecision,
   type Classifier,
   type ClassifierResult,
   type Prompt,
@@ -193,7 +196,7 @@ export class Pipeline {
 
     const cached = await this.cachedDecision(m.inputHash);
     if (cached) {
-      const p = cached.payload as { output: Classification; confidence: number; provider: string; model: string };
+      const p = cached.payload;
       const { entry: decision } = await journal.append({
         ...common,
         actor: `classifier:${p.provider}`,
@@ -319,7 +322,7 @@ export class Pipeline {
     const entry = await this.interactionEntry(job);
     const decision = await this.decisionEntry(job);
     const ix = interactionFromEntry(entry);
-    const d = decision.payload as { output: Classification; outcome: DecisionOutcome };
+    const d = recordedDecision(decision);
     const facts = { interaction: ix, classification: d.output, decisionOutcome: d.outcome };
     const evaluated = {
       category: d.output.category,
@@ -360,7 +363,7 @@ export class Pipeline {
     const planned = await Promise.all(
       notifications.map(async (n) => {
         const earlier = await journal.byIdempotencyKey(`rules/${entry.id}/${rules.version}/notify/${n.ruleId}`);
-        const recorded = earlier ? (earlier.payload as { evaluated?: { channels?: unknown } }).evaluated?.channels : undefined;
+        const recorded = isKind(earlier, 'rule.decision') ? earlier.payload.evaluated?.channels : undefined;
         if (earlier && !Array.isArray(recorded)) return { ...n, channels: [] as NotifyChannelName[], extra: {} };
         const channels = (Array.isArray(recorded) ? recorded : this.deps.notifier.channelsFor(n.notify)) as NotifyChannelName[];
         return { ...n, channels, extra: { channels: [...channels] } };
@@ -446,7 +449,7 @@ export class Pipeline {
 
   /**
    * The plan of one interaction, built from the journal: what the mirror stage and the batched HubSpot writer
-   * (jobs/crm-batch.ts, which keeps only these ids in Redis) both write. The one place a plan is made. For a call
+   * (jobs/crm-batch/, which keeps only these ids in Redis) both write. The one place a plan is made. For a call
    * or a transcript it is the plan of the whole call (callPlanFor): its entry ids are the call's anchor's.
    */
   async planFor(ref: {
@@ -485,9 +488,9 @@ export class Pipeline {
    * keep out of the CRM, adds nothing until its own mirror runs. The plan's decision is the anchor's when the
    * activity carries it, else the job's. The newest association override of any carried decision applies.
    */
-  private callPlanFor(entry: JournalEntry, ix: Interaction, decision: JournalEntry, chain: readonly JournalEntry[]): MirrorPlan {
+  private callPlanFor(entry: JournalEntry, ix: Interaction, decision: EntryOf<'ai.decision'>, chain: readonly JournalEntry[]): MirrorPlan {
     const call = callOf(ix);
-    const inputOf = (d: JournalEntry): unknown => (d.payload as { inputEntryId?: unknown } | null)?.inputEntryId;
+    const inputOf = (d: EntryOf<'ai.decision'>): string | undefined => d.payload.inputEntryId;
     const group = chain
       .filter(
         (e) =>
@@ -495,16 +498,15 @@ export class Pipeline {
       )
       .sort((a, b) => a.seq - b.seq);
     if (!group.some((e) => e.id === entry.id)) group.push(entry);
-    const newestDecision = (entryId: string): JournalEntry | null => {
-      let newest: JournalEntry | null = null;
+    const newestDecision = (entryId: string): EntryOf<'ai.decision'> | null => {
+      let newest: EntryOf<'ai.decision'> | null = null;
       for (const e of chain) {
-        const p = e.payload as { inputEntryId?: unknown; outcome?: unknown; output?: unknown } | null;
         if (
-          e.kind === 'ai.decision' &&
-          p?.inputEntryId === entryId &&
-          p.outcome !== 'failed' &&
-          typeof p.output === 'object' &&
-          p.output !== null &&
+          isKind(e, 'ai.decision') &&
+          e.payload.inputEntryId === entryId &&
+          e.payload.outcome !== 'failed' &&
+          typeof e.payload.output === 'object' &&
+          e.payload.output !== null &&
           (newest === null || e.seq > newest.seq)
         )
           newest = e;
@@ -512,21 +514,25 @@ export class Pipeline {
       return newest;
     };
     const mirrored = (d: JournalEntry): boolean => {
-      let rule: JournalEntry | null = null;
+      let rule: EntryOf<'rule.decision'> | null = null;
       for (const e of chain) {
-        const p = e.payload as { inputEntryId?: unknown; supersedes?: unknown; field?: unknown; evaluated?: { section?: unknown } } | null;
-        if (e.kind === 'human.override' && p?.supersedes === d.id && (p.field === 'category' || p.field === 'associations')) return true;
         if (
-          e.kind === 'rule.decision' &&
-          p?.inputEntryId === d.id &&
-          p.evaluated?.section === 'mirror' &&
+          isKind(e, 'human.override') &&
+          e.payload.supersedes === d.id &&
+          (e.payload.field === 'category' || e.payload.field === 'associations')
+        )
+          return true;
+        if (
+          isKind(e, 'rule.decision') &&
+          e.payload.inputEntryId === d.id &&
+          e.payload.evaluated?.section === 'mirror' &&
           (rule === null || e.seq > rule.seq)
         )
           rule = e;
       }
-      return rule !== null && (rule.payload as { outcome?: unknown }).outcome === 'mirror';
+      return rule !== null && rule.payload.outcome === 'mirror';
     };
-    const overrideOf = (d: JournalEntry): PlanOverride | null => {
+    const overrideOf = (d: EntryOf<'ai.decision'>): PlanOverride | null => {
       const { override, category } = effectiveCategory(d, chain);
       return override ? { entryId: override.id, category } : null;
     };
@@ -568,24 +574,17 @@ export class Pipeline {
     await this.deps.enqueue(queue, { ...job, decisionEntryId: decision.id, decisionSeq: decision.seq }, job.entryId);
   }
 
-  private async cachedDecision(inputHash: string): Promise<JournalEntry | null> {
+  private async cachedDecision(inputHash: string): Promise<{ readonly id: string; readonly payload: PayloadOf<'ai.decision'> } | null> {
     const { cache, journal, prompt } = this.deps;
     const seq = await cache.get(prompt.hash, inputHash);
     if (seq === null) return null;
     const e = await journal.bySeq(seq);
-    const p = e?.payload as { inputHash?: string; promptHash?: string; outcome?: string; output?: unknown } | undefined;
     // The cache only points into the journal; trust what the journal says, not the pointer. A decision whose
     // subject was forgotten since has no output to reuse (and must not be copied into another person's record).
-    if (
-      !e ||
-      e.kind !== 'ai.decision' ||
-      p?.inputHash !== inputHash ||
-      p.promptHash !== prompt.hash ||
-      p.outcome !== 'ok' ||
-      p.output === undefined
-    )
-      return null;
-    return e;
+    if (!isKind(e, 'ai.decision')) return null;
+    const p = e.payload;
+    if (p.inputHash !== inputHash || p.promptHash !== prompt.hash || p.outcome !== 'ok' || p.output === undefined) return null;
+    return { id: e.id, payload: p };
   }
 
   private async interactionEntry(job: { entryId: string; seq: number }): Promise<JournalEntry> {
@@ -596,9 +595,9 @@ export class Pipeline {
     return entry;
   }
 
-  private async decisionEntry(job: { decisionEntryId: string; decisionSeq: number }): Promise<JournalEntry> {
+  private async decisionEntry(job: { decisionEntryId: string; decisionSeq: number }): Promise<EntryOf<'ai.decision'>> {
     const entry = await this.deps.journal.bySeq(job.decisionSeq);
-    if (!entry || entry.id !== job.decisionEntryId || entry.kind !== 'ai.decision') {
+    if (!isKind(entry, 'ai.decision') || entry.id !== job.decisionEntryId) {
       throw new PermanentJobError(`journal entry seq ${job.decisionSeq} is not the decision ${job.decisionEntryId}`);
     }
     return entry;
@@ -612,13 +611,11 @@ export class Pipeline {
 
 /** Whether a journaled interaction payload still says what it is (a dropped or archived one is null). */
 function isInteractionPayload(payload: unknown): payload is Pick<Interaction, 'channel' | 'sourceId' | 'threadId'> {
-  const p = payload as { channel?: unknown; sourceId?: unknown; threadId?: unknown } | null;
   return (
-    p !== null &&
-    typeof p === 'object' &&
-    typeof p.channel === 'string' &&
-    typeof p.sourceId === 'string' &&
-    (p.threadId === undefined || typeof p.threadId === 'string')
+    isJsonObject(payload) &&
+    typeof payload.channel === 'string' &&
+    typeof payload.sourceId === 'string' &&
+    (payload.threadId === undefined || typeof payload.threadId === 'string')
   );
 }
 

@@ -6,6 +6,7 @@
  */
 import type { JournalClient } from '../journal/journal-client.ts';
 import type { JournalEntry } from '../journal/entry.ts';
+import { filterKind, findKind, isKind, type EntryOf } from '../journal/entry-payload.ts';
 import type { Enqueue } from './ports.ts';
 import { jobIdFor, notifyJobKey, JOBS, type JobData } from './job-catalog.ts';
 
@@ -75,12 +76,20 @@ export async function redrive(options: RedriveOptions): Promise<RedriveReport> {
   return { scanned, redriven, watermark, nextSeq, more: !cut && page.length === (options.limit ?? 500) };
 }
 
-type State = { kind: 'finished' } | { kind: 'needs-classify' } | { kind: 'needs-decide' | 'needs-mirror'; decision: JournalEntry };
-
-const p = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
+type State =
+  { kind: 'finished' } | { kind: 'needs-classify' } | { kind: 'needs-decide' | 'needs-mirror'; decision: EntryOf<'ai.decision'> };
 
 type Channel = JobData<'notify'>['channel'];
 const CHANNELS: readonly string[] = JOBS.notify.schema.shape.channel.options;
+
+function isChannel(value: unknown): value is Channel {
+  return typeof value === 'string' && CHANNELS.includes(value);
+}
+
+/** The interaction's decision: its first one that did not fail. */
+function decisionOf(ix: JournalEntry, chain: readonly JournalEntry[]): EntryOf<'ai.decision'> | undefined {
+  return findKind(chain, 'ai.decision', (e) => e.payload.inputEntryId === ix.id && e.payload.outcome !== 'failed');
+}
 
 /** The notify jobs an interaction's notification decisions recorded (evaluated.channels) that have no outcome yet. */
 function missingNotifications(
@@ -88,25 +97,26 @@ function missingNotifications(
   chain: readonly JournalEntry[],
 ): { ruleId: string; channel: Channel; decision: JournalEntry }[] {
   const out: { ruleId: string; channel: Channel; decision: JournalEntry }[] = [];
-  const decision = chain.find((e) => e.kind === 'ai.decision' && p(e).inputEntryId === ix.id && p(e).outcome !== 'failed');
+  const decision = decisionOf(ix, chain);
   if (!decision) return out;
-  for (const d of chain) {
-    if (d.kind !== 'rule.decision' || p(d).inputEntryId !== decision.id) continue;
-    const evaluated = p(d).evaluated as { section?: unknown; channels?: unknown };
-    if (typeof evaluated.section !== 'string' || !evaluated.section.startsWith('notify/') || !Array.isArray(evaluated.channels)) continue;
-    const ruleId = String(p(d).ruleId);
-    for (const channel of evaluated.channels) {
-      if (typeof channel !== 'string' || !CHANNELS.includes(channel)) continue;
+  for (const d of filterKind(chain, 'rule.decision', (e) => e.payload.inputEntryId === decision.id)) {
+    const evaluated = d.payload.evaluated;
+    const section = evaluated?.section;
+    const channels = evaluated?.channels;
+    if (typeof section !== 'string' || !section.startsWith('notify/') || !Array.isArray(channels)) continue;
+    const ruleId = String(d.payload.ruleId);
+    for (const channel of channels) {
+      if (!isChannel(channel)) continue;
       const jobId = jobIdFor('notify', notifyJobKey(ix.id, ruleId, channel));
+      const outcome = (e: EntryOf<'notification.sent' | 'notification.failed'>): boolean =>
+        e.causationId === ix.id && e.payload.ruleId === ruleId && e.payload.channel === channel;
       const done = chain.some(
         (e) =>
-          (e.causationId === ix.id &&
-            p(e).ruleId === ruleId &&
-            p(e).channel === channel &&
-            (e.kind === 'notification.sent' || (e.kind === 'notification.failed' && p(e).retryable === false))) ||
-          (e.kind === 'job.failed' && p(e).queue === 'notify' && p(e).jobId === jobId),
+          (isKind(e, 'notification.sent') && outcome(e)) ||
+          (isKind(e, 'notification.failed') && outcome(e) && e.payload.retryable === false) ||
+          (isKind(e, 'job.failed') && e.payload.queue === 'notify' && e.payload.jobId === jobId),
       );
-      if (!done) out.push({ ruleId, channel: channel as Channel, decision });
+      if (!done) out.push({ ruleId, channel, decision });
     }
   }
   return out;
@@ -114,26 +124,29 @@ function missingNotifications(
 
 function stateOf(ix: JournalEntry, chain: readonly JournalEntry[]): State {
   // A notify job that failed for good ends only its notification (missingNotifications), not the interaction.
-  if (chain.some((e) => e.kind === 'job.failed' && p(e).entryId === ix.id && p(e).queue !== 'notify')) return { kind: 'finished' };
-  const decision = chain.find((e) => e.kind === 'ai.decision' && p(e).inputEntryId === ix.id && p(e).outcome !== 'failed');
+  if (chain.some((e) => isKind(e, 'job.failed') && e.payload.entryId === ix.id && e.payload.queue !== 'notify'))
+    return { kind: 'finished' };
+  const decision = decisionOf(ix, chain);
   if (!decision) return { kind: 'needs-classify' };
-  const mirror = chain.find(
-    (e) => e.kind === 'rule.decision' && p(e).inputEntryId === decision.id && (p(e).evaluated as { section?: string }).section === 'mirror',
+  const mirror = findKind(
+    chain,
+    'rule.decision',
+    (e) => e.payload.inputEntryId === decision.id && e.payload.evaluated?.section === 'mirror',
   );
   if (!mirror) return { kind: 'needs-decide', decision };
-  if (p(mirror).outcome !== 'mirror') return { kind: 'finished' };
+  if (mirror.payload.outcome !== 'mirror') return { kind: 'finished' };
   // Its writes: those its decision caused, and those of the call activity that holds it (a transcript's section).
-  const holds = (e: JournalEntry): boolean =>
-    Array.isArray(p(e).members) && (p(e).members as { entryId?: unknown }[]).some((m) => m.entryId === ix.id);
-  const writes = chain.filter(
-    (e) => (e.kind === 'crm.write' || e.kind === 'crm.write_failed') && (e.causationId === decision.id || holds(e)),
+  const writes = filterKind(
+    chain,
+    ['crm.write', 'crm.write_failed'],
+    (e) => e.causationId === decision.id || (e.payload.members ?? []).some((m) => m.entryId === ix.id),
   );
-  const activities = new Set([ix.id, ...writes.map((e) => p(e).entryId)]);
+  const activities = new Set<unknown>([ix.id, ...writes.map((e) => e.payload.entryId)]);
   // Finished: written in dry-run, refused for good, or (HubSpot) written and matched for its associations, which
   // follow the upsert in a later batch: an activity whose associations were lost with Redis is mirrored again.
   const finished =
-    writes.some((e) => p(e).dryRun === true || (e.kind === 'crm.write_failed' && p(e).retryable === false)) ||
+    writes.some((e) => e.payload.dryRun === true || (e.kind === 'crm.write_failed' && e.payload.retryable === false)) ||
     (writes.length > 0 &&
-      chain.some((e) => e.kind === 'rule.decision' && p(e).ruleId === 'crm-match' && activities.has(p(e).inputEntryId)));
+      chain.some((e) => isKind(e, 'rule.decision') && e.payload.ruleId === 'crm-match' && activities.has(e.payload.inputEntryId)));
   return finished ? { kind: 'finished' } : { kind: 'needs-mirror', decision };
 }

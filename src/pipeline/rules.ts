@@ -4,8 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { CATEGORIES, type Classification } from './classification.ts';
+import type { Classification } from './classification.ts';
+import { CATEGORIES } from '../journal/categories.ts';
 import type { Interaction } from './interaction.ts';
+import { RulesetError } from './errors/ruleset.error.ts';
 
 const ConditionSchema = z.strictObject({
   channel: z.array(z.enum(['email', 'call', 'form'])).optional(),
@@ -52,14 +54,6 @@ export const RulesetSchema = z.strictObject({
   recipients: z.record(groupId, RecipientGroupSchema).default({}),
 });
 export type Ruleset = z.infer<typeof RulesetSchema>;
-
-export class RulesetError extends Error {
-  readonly code = 'INVALID_RULESET';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RulesetError';
-  }
-}
 
 /** Loads and validates a rules file; every problem is listed, each with its path. */
 export function loadRuleset(path: string): Ruleset {

@@ -13,17 +13,10 @@ import { basename, dirname, join } from 'node:path';
 import { aesGcmDecrypt, MasterKey } from '../journal/master-key.ts';
 import { MasterKeyError } from '../journal/errors/master-key.error.ts';
 import { loadOrCreateSecret } from '../journal/keys.ts';
+import { StateStoreError } from './errors/state-store.error.ts';
 
 const LEGACY_MAGIC = Buffer.from('AJS1');
 const LEGACY_KEY_FILE = 'state-store.key';
-
-export class StateStoreError extends Error {
-  readonly code = 'STATE_STORE';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StateStoreError';
-  }
-}
 
 export class EncryptedStore<T extends Record<string, unknown>> {
   private cache: T | null = null;

@@ -16,7 +16,7 @@ import { DEFAULT_THROTTLE, LoginThrottle, SessionSigner } from '../audit/session
 import { AuthStateStore } from '../audit/auth-state.ts';
 import { createHmac } from 'node:crypto';
 import { VerifyRunner } from '../audit/verify-runner.ts';
-import type { AuditRoutesOptions } from './audit-routes.ts';
+import type { AuditRoutesOptions } from './audit/context.ts';
 import { attachConfiguredPrivacy } from '../journal/configured-privacy.ts';
 
 export interface AuditSurfaceDeps {

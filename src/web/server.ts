@@ -4,9 +4,10 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { registerWebhooks, type WebhookOptions } from './webhooks.ts';
-import { registerAuditRoutes, type AuditRoutesOptions } from './audit-routes.ts';
+import { registerAuditRoutes } from './audit/routes.ts';
+import type { AuditRoutesOptions } from './audit/context.ts';
 import { registry } from '../metrics/registry.ts';
-import { CONTENT_SECURITY_POLICY, notFoundPage } from './audit-pages.ts';
+import { SECURITY_HEADERS, notFoundPage } from './audit/pages.ts';
 
 export interface DependencyCheck {
   readonly name: string;
@@ -33,10 +34,21 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: options.webhooks?.maxBodyBytes ?? 1024 * 1024 });
   if (options.webhooks) registerWebhooks(app, options.webhooks);
   if (options.audit) registerAuditRoutes(app, options.audit);
+  registerHealth(app, options.checks);
+  registerConsentCallbacks(app, options);
+  registerNotFound(app);
+  app.get('/metrics', async (_req, reply) => {
+    const text = await (options.metrics ?? (() => registry.metrics()))();
+    return reply.type(registry.contentType).header('cache-control', 'no-store').send(text);
+  });
+  return app;
+}
 
+/** GET /healthz: every dependency's check, with its time; 503 when any fails. */
+function registerHealth(app: FastifyInstance, checks: readonly DependencyCheck[]): void {
   app.get('/healthz', async (_req, reply) => {
     const results = await Promise.all(
-      options.checks.map(async (c) => {
+      checks.map(async (c) => {
         const started = Date.now();
         try {
           await c.check();
@@ -49,7 +61,10 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
     const ok = results.every((r) => r.ok);
     return reply.code(ok ? 200 : 503).send({ ok, checks: results });
   });
+}
 
+/** The OAuth consent callbacks (Gmail, Google Forms) that are configured: each answers a small page. */
+function registerConsentCallbacks(app: FastifyInstance, options: WebServerOptions): void {
   const consentRoute = (path: string, subject: string, command: string, run: (code: string, state: string) => Promise<string>): void => {
     app.get(path, async (req, reply) => {
       const q = req.query as Record<string, unknown>;
@@ -89,23 +104,17 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
       return `Google form ${formId} is connected; its responses are being taken in. You can close this window.`;
     });
   }
+}
 
-  // An address that does not exist, said for the reader it is for: a page in the audit UI, JSON for the API
-  // and everything else (webhook providers, health checks, scrapers).
+/**
+ * An address that does not exist, said for the reader it is for: a page in the audit UI, JSON for the API
+ * and everything else (webhook providers, health checks, scrapers).
+ */
+function registerNotFound(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? '/';
     if (path === '/audit' || path.startsWith('/audit/')) {
-      return reply
-        .code(404)
-        .type('text/html; charset=utf-8')
-        .headers({
-          'cache-control': 'no-store',
-          'x-content-type-options': 'nosniff',
-          'x-frame-options': 'DENY',
-          'referrer-policy': 'no-referrer',
-          'content-security-policy': CONTENT_SECURITY_POLICY,
-        })
-        .send(notFoundPage(path));
+      return reply.code(404).type('text/html; charset=utf-8').headers(SECURITY_HEADERS).send(notFoundPage(path));
     }
     const hint = path.startsWith('/api/')
       ? ' (the API is described at /api/v1/openapi.json)'
@@ -114,13 +123,6 @@ export function createWebServer(options: WebServerOptions): FastifyInstance {
         : ' (this server has /healthz, /metrics, /webhooks/<provider>, /audit and /api/v1)';
     return reply.code(404).send({ error: `no such endpoint: ${req.method} ${path.slice(0, 200)}${hint}` });
   });
-
-  app.get('/metrics', async (_req, reply) => {
-    const text = await (options.metrics ?? (() => registry.metrics()))();
-    return reply.type(registry.contentType).header('cache-control', 'no-store').send(text);
-  });
-
-  return app;
 }
 
 function escapeHtml(s: string): string {

@@ -83,6 +83,8 @@ export interface HubSpotFake {
   close(): Promise<void>;
   /** Applied to the next `count` (default 1) requests that match (method, path prefix); faults queue in order. */
   inject(fault: HubSpotFault, match?: { method?: string; pathPrefix?: string }): void;
+  /** How many injected requests of this kind are still to come (a fault is taken when its request arrives). */
+  faultsLeft(kind: HubSpotFault['kind']): number;
   /** The stored objects of a type (`emails`, `0-49`, ...), oldest first. */
   objects(type: string): HubSpotFakeObject[];
   /** Stored associations, in the direction they were written. */
@@ -1602,6 +1604,7 @@ export async function startHubSpotFake(opts: HubSpotFakeOptions = {}): Promise<H
     inject: (fault, match = {}) => {
       faults.push({ fault, match, remaining: fault.count ?? 1 });
     },
+    faultsLeft: (kind) => faults.filter((f) => f.fault.kind === kind).reduce((n, f) => n + f.remaining, 0),
     objects: (rawType) => {
       const type = toObjectType(rawType);
       if (!type) return [];

@@ -9,7 +9,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { exitOf, spawnCli } from '../helpers/cli.ts';
 import { freePort, startService, tokensFor, type ServiceProcess } from '../helpers/service.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { createQueues, closeQueues, waitUntilDrained } from '../../jobs/queues.ts';
 import { GmailInboxStore } from '../../connectors/gmail/inbox-store.ts';
 import { loadMasterKey } from '../../src/journal/master-key.ts';
@@ -25,26 +27,13 @@ interface Proc {
   exited: Promise<number | null>;
 }
 
-function spawnCli(command: string, env: NodeJS.ProcessEnv, logs: string[]): Proc {
-  const child = spawn(process.execPath, ['bin/activity-journal.mjs', command], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+function startCli(command: string, env: NodeJS.ProcessEnv, logs: string[]): Proc {
+  const child = spawnCli([command], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr?.on('data', (d: Buffer) => {
     logs.push(d.toString());
     if (logs.length > 400) logs.splice(0, logs.length - 400);
   });
-  return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))) };
-}
-
-async function waitUntil(what: string, f: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await f()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return { child, exited: exitOf(child) };
 }
 
 export interface ClusterOptions {
@@ -149,17 +138,20 @@ export class Cluster {
       ['--port', String(this.redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
       { stdio: 'ignore' },
     );
-    this.redis = { child, exited: new Promise((r) => child.once('exit', (code) => r(code))) };
-    await waitUntil('redis', async () => {
-      const r = new Redis(this.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      r.on('error', () => undefined); // not up yet: the next probe tries again
-      try {
-        await r.connect();
-        return (await r.ping()) === 'PONG';
-      } finally {
-        r.disconnect();
-      }
-    });
+    this.redis = { child, exited: exitOf(child) };
+    await waitFor(
+      async () => {
+        const r = new Redis(this.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        r.on('error', () => undefined); // not up yet: the next probe tries again
+        try {
+          await r.connect();
+          return (await r.ping()) === 'PONG';
+        } finally {
+          r.disconnect();
+        }
+      },
+      { what: 'redis', intervalMs: 50 },
+    );
   }
 
   /** Redis stopped outright (its data is gone: it keeps nothing on disk), then started again. */
@@ -185,7 +177,7 @@ export class Cluster {
   }
 
   async startWorker(): Promise<void> {
-    this.worker = spawnCli('worker', this.env(), this.logs);
+    this.worker = startCli('worker', this.env(), this.logs);
     await new Promise((r) => setTimeout(r, 300));
     if (this.worker.child.exitCode !== null) throw new Error(`the worker exited: ${this.logs.slice(-5).join('')}`);
   }
@@ -205,11 +197,12 @@ export class Cluster {
   }
 
   async startWeb(): Promise<void> {
-    this.web = spawnCli('web', this.env(), this.logs);
+    this.web = startCli('web', this.env(), this.logs);
     const web = this.web;
-    await waitUntil('the web server', async () => {
-      if (web.child.exitCode !== null) throw new Error(`the web server exited: ${this.logs.slice(-5).join('')}`);
-      return (await fetch(`${this.webUrl}/healthz`)).status < 500;
+    await waitFor(async () => (await fetch(`${this.webUrl}/healthz`)).status < 500, {
+      what: 'the web server',
+      intervalMs: 50,
+      giveUp: () => (web.child.exitCode !== null ? `it exited: ${this.logs.slice(-5).join('')}` : null),
     });
   }
 

@@ -6,7 +6,7 @@
  *   the rule said mirror (none otherwise);
  * - the journal verifies (hashes, chain, tree, seals, checkpoints, anchors).
  */
-import { spawnSync } from 'node:child_process';
+import { runCliSync } from '../helpers/cli.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 import type { Sent } from './feed.ts';
 
@@ -95,7 +95,7 @@ export function checkEntries(entries: readonly JournalEntry[], sent: readonly Se
 
 /** `activity-journal verify --json` against the journal (with its anchors), as an operator would run it. */
 export function verifyJournal(env: NodeJS.ProcessEnv): { ok: boolean; entries: number; anchorsChecked: number; output: string } {
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify', '--json'], { env, encoding: 'utf8' });
+  const r = runCliSync(['verify', '--json'], { env });
   try {
     const report = JSON.parse(r.stdout) as { ok: boolean; entries: number; anchorsChecked: number };
     return {

@@ -10,6 +10,7 @@ import { Cluster } from './cluster.ts';
 import { deliver, type Sent } from './feed.ts';
 import { checkEntries, verifyJournal } from './invariants.ts';
 import { allEntries } from '../helpers/pipeline.ts';
+import { pollUntil } from '../helpers/wait.ts';
 
 const RATE = Number(process.env.LOAD_RATE ?? 20);
 const MINUTES = Number(process.env.LOAD_MINUTES ?? 10);
@@ -72,10 +73,13 @@ async function main(): Promise<void> {
     const fedFor = Date.now() - started;
     const drainStart = Date.now();
     let check = checkEntries(allEntries(cluster.journalPath), sent);
-    while (check.problems.length > 0 && Date.now() - drainStart < 300_000) {
-      await new Promise((r) => setTimeout(r, 1000));
-      check = checkEntries(allEntries(cluster.journalPath), sent);
-    }
+    await pollUntil(
+      () => {
+        check = checkEntries(allEntries(cluster.journalPath), sent);
+        return check.problems.length === 0;
+      },
+      { timeoutMs: 300_000, intervalMs: 1000 },
+    );
     const drainMs = Date.now() - drainStart;
     const verified = verifyJournal(cluster.svc?.env ?? {});
     const sorted = [...latencies].sort((a, b) => a - b);

@@ -5,7 +5,7 @@
  * triggers dropped and put back), and the real `activity-journal verify --json` on the copy must fail (exit 1)
  * and name the first entry that changed. The live journal is never touched.
  */
-import { spawnSync } from 'node:child_process';
+import { runCliSync } from '../helpers/cli.ts';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -65,11 +65,7 @@ function runVerify(journal: string, keysDir: string, anchors: string, liveJourna
     JOURNAL_READ_TOKEN: '',
     LOG_LEVEL: 'error',
   };
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify', '--anchors', anchors, '--json'], {
-    env,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+  const r = runCliSync(['verify', '--anchors', anchors, '--json'], { env, timeoutMs: 120_000 });
   try {
     const report = JSON.parse(r.stdout) as { ok: boolean; firstBadSeq: number | null; reason: string | null };
     return { status: r.status, ok: report.ok, firstBadSeq: report.firstBadSeq, reason: report.reason };

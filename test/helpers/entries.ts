@@ -1,9 +1,10 @@
 import Database from 'better-sqlite3';
 import type { AppendInput } from '../../src/journal/entry.ts';
+import type { PayloadOf } from '../../src/journal/kinds.ts';
 import { SOURCES } from '../../src/journal/source-catalog.ts';
 
 /** A valid state.changed append, with the given idempotency key and correlation. */
-export function stateChange(key: string, correlationId = 'c-1', to: unknown = 'customer'): AppendInput {
+export function stateChange(key: string, correlationId = 'c-1', to: PayloadOf<'state.changed'>['to'] = 'customer'): AppendInput {
   return {
     kind: 'state.changed',
     source: 'crm',

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { resolve } from 'node:path';
+import { waitFor } from './wait.ts';
 
 export const HUBSPOT_SPEC = resolve(import.meta.dirname, '../../../shared/specs/hubspot/merged.json');
 const PRISM_BIN = resolve(import.meta.dirname, '../../node_modules/@stoplight/prism-cli/dist/index.js');
@@ -68,21 +69,23 @@ export async function startPrism(options: PrismOptions = {}): Promise<Prism> {
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
   const baseUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`prism exited (${child.exitCode}) before it answered:\n${output.join('\n')}`);
-    try {
+  await waitFor(
+    async () => {
       const res = await fetch(`${baseUrl}/crm/v3/properties/emails`, { headers: { authorization: 'Bearer probe' } });
       await res.arrayBuffer();
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`prism did not answer within ${timeoutMs} ms:\n${output.join('\n')}`);
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
+      return true;
+    },
+    {
+      what: 'prism to answer',
+      timeoutMs,
+      intervalMs: 250,
+      giveUp: () => (child.exitCode !== null ? `prism exited (${child.exitCode}) before it answered` : null),
+      detail: () => output.join('\n'),
+    },
+  ).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
   // The probe is not part of any test.
   violations.length = 0;
   const proxy: Server = createHttpServer((req, res) => {

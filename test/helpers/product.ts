@@ -5,7 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { exitOf, spawnCli } from './cli.ts';
 import { freePort } from './service.ts';
+import { pollUntil, waitFor } from './wait.ts';
 
 export interface Started {
   readonly child: ChildProcess;
@@ -39,35 +41,12 @@ export function startProduct(command: 'npm' | 'node', env: NodeJS.ProcessEnv): S
   const child =
     command === 'npm'
       ? spawn('npm', ['start'], { cwd: process.cwd(), env, stdio: ['ignore', 'ignore', 'pipe'] })
-      : spawn(process.execPath, ['bin/activity-journal.mjs', 'start'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      : spawnCli(['start'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))), stderr: () => stderr };
-}
-
-/** Polls `f` until it gives a value (exceptions count as "not yet"); `giveUp` names a reason to stop waiting at once. */
-export async function waitFor<T>(
-  what: string,
-  f: () => Promise<T | null> | T | null,
-  timeoutMs = 90_000,
-  everyMs = 100,
-  giveUp: () => string | null = () => null,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reason = giveUp();
-    if (reason !== null) throw new Error(`gave up waiting for ${what}: ${reason}`);
-    try {
-      const v = await f();
-      if (v !== null) return v;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+  return { child, exited: exitOf(child), stderr: () => stderr };
 }
 
 /** Waits until /healthz says ok and the banner is out; fails at once, with its stderr, if the product exits first. */
@@ -77,20 +56,18 @@ export async function healthy(web: number, product: Started, timeoutMs = 90_000)
     exited = code;
   });
   await waitFor(
-    'healthy',
     async () => {
       const r = await fetch(`http://127.0.0.1:${web}/healthz`);
       // The banner (which names the supervisor's pid) follows /healthz: healthy means announced too.
-      return r.status === 200 && ((await r.json()) as { ok: boolean }).ok && product.stderr().includes('activity-journal is running')
-        ? true
-        : null;
+      return r.status === 200 && ((await r.json()) as { ok: boolean }).ok && product.stderr().includes('activity-journal is running');
     },
-    timeoutMs,
-    100,
-    () => (exited === undefined ? null : `the product exited (${String(exited)})`),
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}; its stderr:\n${product.stderr()}`);
-  });
+    {
+      what: 'healthy',
+      timeoutMs,
+      giveUp: () => (exited === undefined ? null : `the product exited (${String(exited)})`),
+      detail: () => `its stderr:\n${product.stderr()}`,
+    },
+  );
 }
 
 /** Whether anything answers HTTP on the port. */
@@ -106,8 +83,7 @@ export const exitWithin = (p: Started, seconds: number): Promise<number | null |
 
 /** The pids still alive after up to `seconds`. */
 export async function stillAlive(pids: readonly number[], seconds: number): Promise<number[]> {
-  const deadline = Date.now() + seconds * 1000;
-  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await pollUntil(() => !pids.some(alive), { timeoutMs: seconds * 1000 });
   return pids.filter(alive);
 }
 
@@ -131,18 +107,17 @@ export class OwnRedis {
     );
     this.child = child;
     await waitFor(
-      'redis-server',
       async () => {
         const c = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
         c.on('error', () => undefined);
         try {
           await c.connect();
-          return (await c.ping()) === 'PONG' ? true : null;
+          return (await c.ping()) === 'PONG';
         } finally {
           c.disconnect();
         }
       },
-      20_000,
+      { what: 'redis-server', timeoutMs: 20_000 },
     );
   }
   /** Stopped outright: what it held is gone (it keeps nothing on disk). */

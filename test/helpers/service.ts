@@ -1,8 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { HttpJournalClient } from '../../src/journal/service/http-client.ts';
+import { exitOf, spawnCli } from './cli.ts';
+import { waitFor } from './wait.ts';
 
 export interface ServiceProcess {
   readonly url: string;
@@ -50,26 +52,22 @@ export async function startService(
     LOG_LEVEL: 'warn',
     ...opts.env,
   };
-  const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'journal-service'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnCli(['journal-service'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
   const url = `http://127.0.0.1:${port}`;
   const probe = new HttpJournalClient({ url, attempts: 1 });
-  const deadline = Date.now() + 90_000; // generous: a loaded 2-core machine can take long to start a process
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`journal service exited with ${child.exitCode}: ${stderr}`);
-    try {
-      await probe.health();
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`journal service did not start: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  await waitFor(() => probe.health().then(() => true), {
+    what: 'the journal service to start',
+    timeoutMs: 90_000, // generous: a loaded 2-core machine can take long to start a process
+    intervalMs: 50,
+    giveUp: () => (child.exitCode !== null ? `it exited with ${child.exitCode}` : null),
+    detail: () => `its stderr: ${stderr}`,
+  });
   await probe.close();
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = exitOf(child);
   return {
     url,
     env,

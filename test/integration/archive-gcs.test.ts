@@ -7,7 +7,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
@@ -15,7 +14,8 @@ import { verifyJournal } from '../../src/journal/verify.ts';
 import { readSealKey } from '../../src/journal/identity.ts';
 import { RetentionPolicy } from '../../src/journal/retention.ts';
 import { DEFAULT_RETENTION_PATH } from '../../src/config/config.ts';
-import { ArchiveStoreError, type ArchiveStore } from '../../src/journal/archive-store.ts';
+import { type ArchiveStore } from '../../src/journal/archive-store.ts';
+import { ArchiveStoreError } from '../../src/journal/errors/archive-store.error.ts';
 import { archiveJournal, openArchivedSegments, type ArchiveStep } from '../../src/journal/segments.ts';
 import { DirectoryAnchor } from '../../src/journal/anchors.ts';
 import { createLogger } from '../../src/config/logger.ts';
@@ -25,6 +25,8 @@ import { startArchiveSchedule } from '../../jobs/archive.ts';
 import { startFakeGcs, type FakeGcs } from '../fakes/gcs.fake.ts';
 import { startService } from '../helpers/service.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCli, runCliSync, type CliResult } from '../helpers/cli.ts';
+import { pollUntil } from '../helpers/wait.ts';
 import { stateChange, formSubmission as formSubmissionAt, hotEntryCount } from '../helpers/entries.ts';
 
 const DAY_S = 86_400;
@@ -323,19 +325,7 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
     await writer.close();
     const env = { ...process.env, JOURNAL_PATH: path, LOG_LEVEL: 'warn', JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '', ...gcsEnv() };
     // spawnSync would block this process, and with it the fake: run the CLI asynchronously.
-    const cli = async (
-      args: string[],
-      extra: NodeJS.ProcessEnv = {},
-    ): Promise<{ status: number | null; stdout: string; stderr: string }> => {
-      const { spawn } = await import('node:child_process');
-      const child = spawn(process.execPath, ['bin/activity-journal.mjs', ...args], { env: { ...env, ...extra } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const status = await new Promise<number | null>((r) => child.once('exit', r));
-      return { status, stdout, stderr };
-    };
+    const cli = (args: string[], extra: NodeJS.ProcessEnv = {}): Promise<CliResult> => runCli(args, { env: { ...env, ...extra } });
     // A bucket that cannot protect the entries as long as they must be kept: a clear refusal, exit 1, nothing moved.
     gcs.addBucket('short-retention', { periodSeconds: DAY_S });
     const dry = await cli(['archive', '--dry-run'], { ARCHIVE_STORE: 'gs://short-retention/cold' });
@@ -391,7 +381,7 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
       /archive store: Google Cloud Storage gs:\/\/aj-archive-test\/cold\/; bucket aj-archive-test retention policy 2600 days, locked/,
     );
     const bad = { ...env, ARCHIVE_STORE: 'gs://Not_A_Bucket' };
-    const usage = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'archive'], { env: bad, encoding: 'utf8' });
+    const usage = runCliSync(['archive'], { env: bad });
     expect(usage.status).toBe(2);
     expect(usage.stderr).toMatch(/ARCHIVE_STORE: expected "directory" \(ARCHIVE_DIR\) or gs:\/\/bucket\/optional\/prefix/);
   }, 300_000);
@@ -404,9 +394,8 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
       env: { ...gcsEnv(), ARCHIVE_SCHEDULE: '1s', JOURNAL_KEYS_DIR: keysDir, JOURNAL_ANCHOR_DIRS: join(tmp.dir, 'anchor') },
     });
     try {
-      const deadline = Date.now() + 60_000;
       const archivedObjects = (): string[] => bucketObjects().filter((n) => !n.includes('.pruned-'));
-      while (archivedObjects().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await pollUntil(() => archivedObjects().length >= 3, { timeoutMs: 60_000 });
       expect(archivedObjects()).toHaveLength(3); // January, February, March (the real clock is past them)
       // The service stays up and keeps taking appends while and after it archives.
       const client = service.client();
@@ -415,8 +404,7 @@ describe('the archive commands and the scheduled archive with ARCHIVE_STORE=gs:/
       await client.close();
       // Let the committed run finish before stopping (a run cut short is finished by the next, as the crash tests show).
       // ...and the expiry that follows in the same pass: January's and February's expired form payloads dropped.
-      const until = Date.now() + 30_000;
-      while ((archivedIds().length < 3 || prunedLocations().length < 2) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      await pollUntil(() => archivedIds().length >= 3 && prunedLocations().length >= 2, { timeoutMs: 30_000 });
     } finally {
       expect(await service.stop()).toBe(0);
     }

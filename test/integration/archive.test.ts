@@ -6,19 +6,20 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmodSync, mkdirSync, rmSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
 import { verifyJournal } from '../../src/journal/verify.ts';
 import { readSealKey } from '../../src/journal/identity.ts';
-import { RetentionPolicy, RetentionPolicyError } from '../../src/journal/retention.ts';
+import { RetentionPolicy } from '../../src/journal/retention.ts';
+import { RetentionPolicyError } from '../../src/journal/errors/retention-policy.error.ts';
 import { DEFAULT_RETENTION_PATH } from '../../src/config/config.ts';
 import { DirectoryArchiveStore } from '../../src/journal/archive-store.ts';
 import { archiveJournal, openArchivedSegments, type ArchiveStep } from '../../src/journal/segments.ts';
 import { DirectoryAnchor } from '../../src/journal/anchors.ts';
 import type { AppendInput } from '../../src/journal/entry.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync, type CliResult } from '../helpers/cli.ts';
 import { stateChange, formSubmission as formSubmissionAt, hotEntryCount } from '../helpers/entries.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -287,10 +288,7 @@ describe('the archive, verify --include-archives, trace and retention report com
       ARCHIVE_DIR: join(tmp.dir, 'cold'),
     };
     mkdirSync(join(tmp.dir, 'cold'));
-    const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
-      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8' });
-      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    };
+    const cli = (args: string[]): CliResult => runCliSync(args, { env });
     // The real clock is months after March 2026: January, February and March are closed.
     const run = cli(['archive']);
     expect(run.status).toBe(0);

@@ -3,11 +3,11 @@
  * human.override naming the user and queues the mirror again under a job id of its own; misuse exits 2.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync, type CliResult } from '../helpers/cli.ts';
 import { REDIS_URL, allEntries, drained, generatedInteractions, inProcessPipeline, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
 import { hashPassword, writeUsersFile } from '../../src/audit/users.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
@@ -16,10 +16,7 @@ let tmp: { dir: string; cleanup: () => void };
 let env: Record<string, string>;
 const prefix = uniquePrefix();
 
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[]): CliResult => runCliSync(args, { env: { ...process.env, ...env } });
 
 beforeAll(async () => {
   tmp = tempDir('aj-audit-cli-');

@@ -9,17 +9,18 @@
  * violation fails the test that caused it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync, type CliResult } from '../helpers/cli.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { allEntries, drained, inProcessPipeline, testConfig, type InProcessPipeline } from '../helpers/pipeline.ts';
 import { createWebServer } from '../../src/web/server.ts';
 import { createAuditSurface, type AuditSurface } from '../../src/web/audit-surface.ts';
 import { enqueueVia } from '../../jobs/queues.ts';
-import { PendingPlans } from '../../jobs/crm-batch.ts';
+import { PendingPlans } from '../../jobs/crm-batch/index.ts';
 import { startHubSpotFake, type HubSpotFake, type HubSpotFakeObject } from '../fakes/hubspot.fake.ts';
 import { silentLogger } from '../../src/config/logger.ts';
 import { hashPassword, newApiToken, writeUsersFile } from '../../src/audit/users.ts';
@@ -96,13 +97,15 @@ async function shot(page: Page, name: string): Promise<void> {
 async function mirrored(timeoutMs = 40_000): Promise<void> {
   const pending = new PendingPlans(p.runtime.redis, p.prefix);
   const until = Date.now() + timeoutMs;
-  for (;;) {
-    await drained(p.prefix, Math.max(1_000, until - Date.now()));
-    if ((await pending.outstanding()) === 0) break;
-    if (Date.now() > until) throw new Error(`the HubSpot mirror did not finish: ${await pending.outstanding()} plan(s) outstanding`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  await drained(p.prefix, Math.max(1_000, until - Date.now()));
+  const left = (): number => Math.max(1_000, until - Date.now());
+  await waitFor(
+    async () => {
+      await drained(p.prefix, left());
+      return pending.outstanding();
+    },
+    { what: 'the HubSpot mirror to write every plan (the value: plans outstanding)', until: (outstanding) => outstanding === 0, timeoutMs },
+  );
+  await drained(p.prefix, left());
 }
 
 /** Every activity in the HubSpot fake that carries this journal entry id (a copy: later writes do not change it). */
@@ -115,13 +118,7 @@ function activitiesOf(entryId: string): { type: string; object: HubSpotFakeObjec
   );
 }
 
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], {
-    env: { ...process.env, ...env, LOG_LEVEL: 'silent' },
-    encoding: 'utf8',
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[]): CliResult => runCliSync(args, { env: { ...process.env, ...env, LOG_LEVEL: 'silent' } });
 
 beforeAll(async () => {
   tmp = tempDir('aj-audit-ui-');

@@ -8,6 +8,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { tempDir } from '../helpers/tmp.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { allEntries, drained, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
 import { genericCall, signedRaw, webhookServer } from '../helpers/web.ts';
 import { startHubSpotFake, type HubSpotFake, type HubSpotFakeObject } from '../fakes/hubspot.fake.ts';
@@ -170,16 +171,13 @@ function received(source: string, sourceId: string): JournalEntry {
 }
 const activityOf = (entryId: string): HubSpotFakeObject | undefined =>
   fake.objects('calls').find((o) => o.properties['journal_entry_id'] === entryId);
-async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; calls in HubSpot: ${JSON.stringify(fake.objects('calls').map((o) => o.properties['journal_entry_id']))}`,
-      );
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (what: string, ok: () => boolean, timeoutMs = 60_000): Promise<true> =>
+  waitFor(() => ok(), {
+    what,
+    timeoutMs,
+    intervalMs: 50,
+    detail: () => `calls in HubSpot: ${JSON.stringify(fake.objects('calls').map((o) => o.properties['journal_entry_id']))}`,
+  });
 
 describe('a call and its transcripts in HubSpot', () => {
   it("one call activity per call: each transcript updates its call's activity, on the record from → to", { timeout: 180_000 }, async () => {

@@ -2,13 +2,13 @@
  * The command line as a user runs it: real processes, real files, exit codes.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCli, runCliSync, spawnCli, type CliResult } from '../helpers/cli.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
 import { readUsersFile, verifyPassword } from '../../src/audit/users.ts';
 
@@ -28,30 +28,14 @@ beforeEach(() => {
 });
 afterEach(() => tmp.cleanup());
 
-function cli(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], {
-    env,
-    input,
-    encoding: 'utf8',
-    maxBuffer: 256 * 1024 * 1024,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], input?: string): CliResult => runCliSync(args, { env, input });
 
 /** Streams `lines` into `append` without building one huge string first. */
-function appendLines(lines: Iterable<string>, args: string[] = []): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'append', ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (status) => resolve({ status, stdout, stderr }));
-    void (async () => {
-      for (const line of lines) if (!child.stdin.write(line + '\n')) await new Promise((r) => child.stdin.once('drain', r));
-      child.stdin.end();
-    })();
-  });
+function appendLines(lines: Iterable<string>, args: string[] = []): Promise<CliResult> {
+  function* withNewlines(): Generator<string> {
+    for (const line of lines) yield line + '\n';
+  }
+  return runCli(['append', ...args], { env, input: withNewlines() });
 }
 
 const line = (i: number): string =>
@@ -155,15 +139,17 @@ function intoClosedPipe(
   closeAt: 'start' | 'first-data',
 ): Promise<{ status: number | null; stderr: string; received: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/activity-journal.mjs', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnCli(args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (!child.stdout || !child.stderr) throw new Error('no pipes');
+    const stdout = child.stdout;
     let stderr = '';
     let received = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    if (closeAt === 'start') child.stdout.destroy();
+    if (closeAt === 'start') stdout.destroy();
     else
-      child.stdout.once('data', (d: Buffer) => {
+      stdout.once('data', (d: Buffer) => {
         received = d.toString();
-        child.stdout.destroy();
+        stdout.destroy();
       });
     child.on('exit', (status) => resolve({ status, stderr, received }));
   });
@@ -317,13 +303,7 @@ describe('activity-journal import calls', () => {
     writeFileSync(file, csv);
     const prefix = uniquePrefix();
     const importEnv = { ...env, REDIS_URL, QUEUE_PREFIX: prefix };
-    const run = (): { status: number | null; stdout: string } => {
-      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'import', 'calls', file, '--json'], {
-        env: importEnv,
-        encoding: 'utf8',
-      });
-      return { status: r.status, stdout: r.stdout };
-    };
+    const run = (): CliResult => runCliSync(['import', 'calls', file, '--json'], { env: importEnv });
     try {
       const first = run();
       expect(first.status).toBe(1);
@@ -366,14 +346,9 @@ describe('activity-journal demo', () => {
         OPENAI_API_KEY: 'sk-demo-must-not-be-used',
         OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1`,
       };
-      const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'demo', '--json'], {
-        env: demoEnv,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-      expect(code).toBe(0);
+      // Not blocking: the refusing server above answers from this process.
+      const { status, stdout } = await runCli(['demo', '--json'], { env: demoEnv });
+      expect(status).toBe(0);
       const s = JSON.parse(stdout.trim().split('\n').pop() as string) as { mirrored: number; jobFailures: number };
       expect(s.mirrored).toBeGreaterThan(0);
       expect(s.jobFailures).toBe(0);
@@ -384,11 +359,7 @@ describe('activity-journal demo', () => {
   }, 180_000);
 
   it('runs the bundled samples through the whole pipeline into a separate demo journal', () => {
-    const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'demo', '--json'], {
-      env: { ...env, REDIS_URL },
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
+    const r = runCliSync(['demo', '--json'], { env: { ...env, REDIS_URL }, timeoutMs: 120_000 });
     expect(r.status).toBe(0);
     const s = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
       journal: string;
@@ -414,9 +385,7 @@ describe('activity-journal demo', () => {
     expect(s.traceCorrelationId).toMatch(/thread/);
     // The demo never touched the real journal, and its own journal verifies.
     expect(cli(['verify']).status).toBe(2);
-    expect(
-      spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', s.journal, 'verify'], { env, encoding: 'utf8' }).status,
-    ).toBe(0);
+    expect(runCliSync(['--journal', s.journal, 'verify'], { env }).status).toBe(0);
     // Nothing personal of any sample is stored in clear on the dry-run path: not in the interactions, their
     // decisions, the dry-run CRM writes (bodies and associations) or anything else the demo journaled.
     const samples = (
@@ -439,10 +408,7 @@ describe('activity-journal demo', () => {
     const leaked = [...planted].filter((v) => stored.includes(v) || stored.includes(JSON.stringify(v).slice(1, -1)));
     expect(leaked).toEqual([]);
     // And `privacy scan` finds nothing in what the current code wrote: every seal rule sealed its fields.
-    const scan = spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', s.journal, '--json', 'privacy', 'scan'], {
-      env,
-      encoding: 'utf8',
-    });
+    const scan = runCliSync(['--journal', s.journal, '--json', 'privacy', 'scan'], { env });
     expect(JSON.parse(scan.stdout)).toMatchObject({ exposed: 0, findings: [] });
     expect(scan.status).toBe(0);
   });

@@ -3,9 +3,9 @@
  * seq has no gap, the journal verifies, and re-sending what was not acknowledged adds nothing twice.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync } from '../helpers/cli.ts';
 import { freePort, startService, tokensFor } from '../helpers/service.ts';
 import { ruleDecision } from '../helpers/entries.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
@@ -73,7 +73,7 @@ describe('crash safety of the journal service', () => {
     for (const key of acked) expect(keys).toContain(key); // nothing acknowledged was lost
     expect(new Set(keys)).toEqual(sent);
 
-    const verify = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify', '--json'], { env: svc.env, encoding: 'utf8' });
+    const verify = runCliSync(['verify', '--json'], { env: svc.env });
     expect(verify.status).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, sealsChecked: true });
   });

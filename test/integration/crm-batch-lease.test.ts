@@ -14,7 +14,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
-import { BatchingCrm, PendingPlans, QueueRequestGate, processCrmBatch, type CrmBatchSettings, type PlanRef } from '../../jobs/crm-batch.ts';
+import {
+  BatchingCrm,
+  PendingPlans,
+  QueueRequestGate,
+  processCrmBatch,
+  type CrmBatchSettings,
+  type PlanRef,
+} from '../../jobs/crm-batch/index.ts';
 import { HubSpotCrm } from '../../connectors/hubspot/hubspot.crm.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';

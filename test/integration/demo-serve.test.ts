@@ -3,13 +3,14 @@
  * for the run, without touching the real journal; Ctrl-C (SIGINT) ends it cleanly.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { freePort } from '../helpers/service.ts';
 import { REDIS_URL } from '../helpers/pipeline.ts';
-import { waitFor, type Started } from '../helpers/product.ts';
+import type { Started } from '../helpers/product.ts';
+import { exitOf, spawnCli } from '../helpers/cli.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let child: Started['child'] | null = null;
@@ -42,27 +43,23 @@ describe('activity-journal demo --serve', () => {
   it('serves the demo journal in the audit UI for a user made for the run, and stops on Ctrl-C', async () => {
     const port = await freePort();
     const realJournal = join(tmp.dir, 'journal.sqlite');
-    const proc = spawn(process.execPath, ['bin/activity-journal.mjs', '--json', 'demo', '--serve', `127.0.0.1:${port}`], {
+    const proc = spawnCli(['--json', 'demo', '--serve', `127.0.0.1:${port}`], {
       env: { ...process.env, JOURNAL_PATH: realJournal, REDIS_URL, LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
     let stdout = '';
     let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = exitOf(proc);
     const served = await waitFor(
-      'the audit UI line',
       () => {
         const line = stdout.split('\n').find((l) => l.includes('"auditUrl"'));
         return line ? (JSON.parse(line) as { auditUrl: string; user: string; password: string }) : null;
       },
-      180_000,
-      200,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; stdout:\n${stdout}\nstderr:\n${stderr}`);
-    });
+      { what: 'the audit UI line', timeoutMs: 180_000, intervalMs: 200, detail: () => `stdout:\n${stdout}\nstderr:\n${stderr}` },
+    );
     const summary = JSON.parse(stdout.split('\n')[0] as string) as { journal: string; interactions: number };
     expect(served.auditUrl).toBe(`http://127.0.0.1:${port}/audit`);
     expect(served.user).toBe('demo');

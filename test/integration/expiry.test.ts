@@ -10,7 +10,6 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
@@ -25,6 +24,7 @@ import { droppedPayload } from '../../src/journal/dropped-payload.ts';
 import { describeEntry } from '../../src/cli/describe.ts';
 import type { AppendInput, JournalEntry } from '../../src/journal/entry.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync, type CliResult } from '../helpers/cli.ts';
 import { ruleDecision, stateChange, formSubmission as formSubmissionAt } from '../helpers/entries.ts';
 import { retentionReport } from '../../src/journal/retention-report.ts';
 
@@ -344,10 +344,7 @@ describe('archive and retention report commands with expiry', () => {
       JOURNAL_READ_TOKEN: '',
       ARCHIVE_DIR: join(tmp.dir, 'cold'),
     };
-    const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
-      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8' });
-      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    };
+    const cli = (args: string[]): CliResult => runCliSync(args, { env });
     // The real clock is well past May 2026: the forms of January and February have expired.
     const report0 = cli(['retention', 'report', '--json']);
     expect(report0.status).toBe(0);

@@ -21,6 +21,7 @@ import { TAMPER_KINDS, tamperCheck, type TamperResult } from '../faults/tamper.t
 import { startFakeGmail, type FakeGmail } from '../fakes/gmail.fake.ts';
 import { startFakeOpenAi, type Behaviour, type FakeOpenAi } from '../fakes/openai.fake.ts';
 import { allEntries } from '../helpers/pipeline.ts';
+import { pollUntil, sleep } from '../helpers/wait.ts';
 import { startHubSpotFake, type HubSpotFake } from '../fakes/hubspot.fake.ts';
 
 const TRIALS = Number(process.env.FAULT_TRIALS ?? 7);
@@ -302,14 +303,18 @@ describe(`fault injection (${TRIALS} trials, seed ${SEED})`, () => {
 
         // Wait for the pipeline to finish (the re-drive loop brings back jobs that a Redis restart lost).
         let check = checkEntries(allEntries(cluster.journalPath), all, activities());
-        const deadline = Date.now() + 120_000;
-        while (check.problems.length > 0 && Date.now() < deadline) {
-          await cluster.drained(60_000).catch(() => undefined);
-          await new Promise((r) => setTimeout(r, 500));
-          check = checkEntries(allEntries(cluster.journalPath), all, activities());
-          if (process.env.FAULT_DEBUG)
-            console.info(`${Date.now() - started} ms: ${check.problems.length} open: ${check.problems.slice(0, 3).join('; ')}`);
-        }
+        await pollUntil(
+          async () => {
+            if (check.problems.length === 0) return true;
+            await cluster.drained(60_000).catch(() => undefined);
+            await sleep(500);
+            check = checkEntries(allEntries(cluster.journalPath), all, activities());
+            if (process.env.FAULT_DEBUG)
+              console.info(`${Date.now() - started} ms: ${check.problems.length} open: ${check.problems.slice(0, 3).join('; ')}`);
+            return check.problems.length === 0;
+          },
+          { timeoutMs: 120_000, intervalMs: 0 },
+        );
         const verified = verifyJournal(cluster.svc?.env ?? {});
         const free = cluster.tmpfs ? freeMiB() : null;
         const problems = [...check.problems, ...(verified.ok ? [] : [`verify failed: ${verified.output}`])];

@@ -6,13 +6,14 @@
  * keeps nothing on disk); SIGTERM to npm's own pid stops every process within 15 s.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runCliSync, type CliResult } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { freePort } from '../helpers/service.ts';
 import { signedRaw } from '../helpers/web.ts';
-import { OwnRedis, alive, exitWithin, healthy, processTree, startProduct, stillAlive, waitFor, type Started } from '../helpers/product.ts';
+import { OwnRedis, alive, exitWithin, healthy, processTree, startProduct, stillAlive, type Started } from '../helpers/product.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let redis: OwnRedis | null;
@@ -67,14 +68,7 @@ describe('the first run, as the README tells it', () => {
     await healthy(web, npm);
     seen.push(...processTree(npm.child.pid as number)); // so that a failed test leaves nothing serving
 
-    const cli = (args: string[], input?: string): { status: number | null; stdout: string; stderr: string } => {
-      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], {
-        env,
-        encoding: 'utf8',
-        ...(input !== undefined ? { input } : {}),
-      });
-      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    };
+    const cli = (args: string[], input?: string): CliResult => runCliSync(args, { env, input });
     // The walkthrough's one command: a signed sample, its decision, and where to see it.
     const sample = cli(['send-sample']);
     expect(sample.status, sample.stderr).toBe(0);
@@ -98,12 +92,11 @@ describe('the first run, as the README tells it', () => {
       return (await r.json()) as { rows: Row[] };
     };
 
-    const sampleRow = await waitFor(
-      'the sample in the audit API',
-      async () => (await api('/interactions')).rows.find((r) => r.summary) ?? null,
-      30_000,
-      250,
-    );
+    const sampleRow = await waitFor(async () => (await api('/interactions')).rows.find((r) => r.summary) ?? null, {
+      what: 'the sample in the audit API',
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    });
     expect(sampleRow).toMatchObject({ category: 'new_lead' });
     expect(sampleRow?.summary).toBeTruthy();
 
@@ -137,23 +130,20 @@ describe('the first run, as the README tells it', () => {
     for (const body of [billing, lead]) expect((await post(body)).status).toBe(200);
 
     // Each interaction shows its subject, summary and category, and the category filter finds it.
-    const billed = await waitFor(
-      'the billing form, decided, in the audit API',
-      async () => (await api('/interactions?category=billing')).rows.find((r) => r.summary) ?? null,
-      60_000,
-      250,
-    );
+    const billed = await waitFor(async () => (await api('/interactions?category=billing')).rows.find((r) => r.summary) ?? null, {
+      what: 'the billing form, decided, in the audit API',
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
     expect(billed.subject).toMatch(/support/);
     expect(billed.summary).toBeTruthy();
     expect(billed.category).toBe('billing');
     const all = await waitFor(
-      'both forms decided',
       async () => {
         const rows = (await api('/interactions')).rows;
         return rows.length === 3 && rows.every((r) => r.summary && r.category && r.subject) ? rows : null;
       },
-      60_000,
-      250,
+      { what: 'both forms decided', timeoutMs: 60_000, intervalMs: 250 },
     );
     const leadRow = all.find((r) => r.correlationId !== billed.correlationId && r.correlationId !== sampleRow?.correlationId);
     expect(leadRow?.subject).toMatch(/contact-sales/);
@@ -174,14 +164,13 @@ describe('the first run, as the README tells it', () => {
     // Redis stops. /healthz says so in words; a webhook is answered 503 with Retry-After, within 5 s.
     await ownRedis.down();
     const health = await waitFor(
-      '/healthz to see Redis gone',
       async () => {
         const r = await fetch(`http://127.0.0.1:${web}/healthz`);
         const body = (await r.json()) as { checks: { name: string; ok: boolean; error?: string }[] };
         const check = body.checks.find((c) => c.name === 'redis');
         return r.status === 503 && check && !check.ok ? check : null;
       },
-      20_000,
+      { what: '/healthz to see Redis gone', timeoutMs: 20_000 },
     );
     expect(health.error).toMatch(new RegExp(`^redis unreachable at 127\\.0\\.0\\.1:${ownRedis.port} \\(`));
     expect(health.error).not.toMatch(/enableOfflineQueue|Stream isn't writeable/);
@@ -195,15 +184,16 @@ describe('the first run, as the README tells it', () => {
     // Redis comes back empty. The interaction taken during the outage is decided without the provider's help
     // (the re-drive finds it in the journal), and the provider's later retry is a duplicate, not a second one.
     await ownRedis.up();
-    await waitFor('/healthz ok again', async () => ((await fetch(`http://127.0.0.1:${web}/healthz`)).status === 200 ? true : null), 30_000);
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${web}/healthz`)).status === 200, {
+      what: '/healthz ok again',
+      timeoutMs: 30_000,
+    });
     const rows = await waitFor(
-      'the outage interaction decided',
       async () => {
         const r = (await api('/interactions')).rows;
         return r.length === 4 && r.every((x) => x.summary && x.category) ? r : null;
       },
-      90_000,
-      500,
+      { what: 'the outage interaction decided', timeoutMs: 90_000, intervalMs: 500 },
     );
     expect(rows).toHaveLength(4);
     const retried = await post(during);

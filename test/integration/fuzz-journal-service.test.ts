@@ -6,9 +6,9 @@
  * refused batch adds nothing; `verify` passes afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync } from '../helpers/cli.ts';
 import { startService, type ServiceProcess } from '../helpers/service.ts';
 import { stateChange } from '../helpers/entries.ts';
 import { canonicalize } from '../../src/journal/canonical.ts';
@@ -154,7 +154,7 @@ describe(`journal service append API fuzzing (${RUNS} generated requests)`, () =
     const appended = stored.filter((e) => e.kind === 'state.changed');
     expect(appended.map((e) => e.seq).sort((a, b) => a - b)).toEqual([...tally.acknowledged.keys()].sort((a, b) => a - b));
 
-    const verify = spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify', '--json'], { env: svc.env, encoding: 'utf8' });
+    const verify = runCliSync(['verify', '--json'], { env: svc.env });
     expect(verify.status, verify.stderr).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
 

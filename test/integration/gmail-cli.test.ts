@@ -2,9 +2,9 @@
  * The Gmail commands as an operator runs them (real processes): sync, status, reconcile, and a revoked grant.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCli, runCliSync } from '../helpers/cli.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
 import { startFakeGmail, type FakeGmail } from '../fakes/gmail.fake.ts';
 import { GmailInboxStore } from '../../connectors/gmail/inbox-store.ts';
@@ -46,23 +46,15 @@ afterEach(async () => {
 });
 
 /** Runs the CLI without blocking this process: the Gmail fake answers from here. */
-function cli(...args: string[]): Promise<{ status: number | null; out: Record<string, unknown>; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/activity-journal.mjs', ...args, '--json'], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (status) => {
-      let out: Record<string, unknown> = {};
-      try {
-        out = JSON.parse(stdout) as Record<string, unknown>;
-      } catch {
-        // not JSON: left empty, the status tells
-      }
-      resolve({ status, out, stderr });
-    });
-  });
+async function cli(...args: string[]): Promise<{ status: number | null; out: Record<string, unknown>; stderr: string }> {
+  const { status, stdout, stderr } = await runCli([...args, '--json'], { env });
+  let out: Record<string, unknown> = {};
+  try {
+    out = JSON.parse(stdout) as Record<string, unknown>;
+  } catch {
+    // not JSON: left empty, the status tells
+  }
+  return { status, out, stderr };
 }
 
 describe('Gmail commands', () => {
@@ -88,6 +80,6 @@ describe('Gmail commands', () => {
     expect(after.status).toBe(1);
     expect(after.out).toMatchObject({ inboxes: [{ mailbox: MAILBOX, status: 'needs_consent' }] });
     expect((await cli('sync', 'gmail', 'nobody@example.test')).status).toBe(2);
-    expect(spawnSync(process.execPath, ['bin/activity-journal.mjs', 'verify'], { env, encoding: 'utf8' }).status).toBe(0);
+    expect(runCliSync(['verify'], { env }).status).toBe(0);
   });
 });

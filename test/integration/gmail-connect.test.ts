@@ -10,7 +10,7 @@ import { tempDir } from '../helpers/tmp.ts';
 import { allEntries, drained, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
 import { AUTHORIZATION_CODE, startFakeGmail, type FakeGmail } from '../fakes/gmail.fake.ts';
 import { createWebServer } from '../../src/web/server.ts';
-import type { GmailConnector } from '../../jobs/gmail.ts';
+import type { GmailConnector } from '../../connectors/gmail/gmail.connector.ts';
 
 const MAILBOX = 'sales@northwind-analytics.example';
 let tmp: { dir: string; cleanup: () => void };

@@ -4,13 +4,13 @@
  * asked for at `connect gmail` is applied when the consent comes back.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync } from '../helpers/cli.ts';
 import { allEntries, inProcessPipeline, obliterate, REDIS_URL, type InProcessPipeline } from '../helpers/pipeline.ts';
 import { AUTHORIZATION_CODE, startFakeGmail, type FakeGmail } from '../fakes/gmail.fake.ts';
 import { GmailInboxStore } from '../../connectors/gmail/inbox-store.ts';
-import type { GmailConnector } from '../../jobs/gmail.ts';
+import type { GmailConnector } from '../../connectors/gmail/gmail.connector.ts';
 import { loadMasterKey } from '../../src/journal/master-key.ts';
 
 const SALES = 'sales@northwind-analytics.example';
@@ -122,7 +122,7 @@ describe('activity-journal gmail labels', () => {
       loadMasterKey({ masterKeyFile: join(tmp.dir, 'secrets', 'master.key') }, { create: true }).key,
     ).connect(SUPPORT, fake.grant(SUPPORT), SCOPES);
     const run = (...args: string[]): { status: number | null; out: Record<string, unknown>; stderr: string } => {
-      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args, '--json'], {
+      const r = runCliSync([...args, '--json'], {
         env: {
           ...process.env,
           ...env,
@@ -133,7 +133,6 @@ describe('activity-journal gmail labels', () => {
           JOURNAL_APPEND_TOKEN: '',
           JOURNAL_READ_TOKEN: '',
         },
-        encoding: 'utf8',
       });
       let out: Record<string, unknown> = {};
       try {

@@ -3,9 +3,10 @@
  * activity edited by hand in HubSpot, the command finds it (exit 1), and `--repair` writes it back (exit 0), on
  * the record.
  */
-import { spawn } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCli, type CliResult } from '../helpers/cli.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { REDIS_URL, allEntries, drained, generatedInteractions, inProcessPipeline, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
 import { startHubSpotFake, type HubSpotFake } from '../fakes/hubspot.fake.ts';
 import { createHubSpotClient } from '../../connectors/hubspot/hubspot.http.ts';
@@ -36,11 +37,7 @@ describe('activity-journal crm drift', () => {
     const p = await inProcessPipeline(tmp.dir, {}, env);
     try {
       for (const ix of generatedInteractions(5, 'drift')) await p.runtime.pipeline.intake(ix);
-      const deadline = Date.now() + 60_000;
-      while (fake.objects('emails').length < 5) {
-        if (Date.now() > deadline) throw new Error(`mirrored ${fake.objects('emails').length} of 5`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor(() => fake.objects('emails').length, { what: 'all 5 emails mirrored', until: (n) => n >= 5, timeoutMs: 60_000 });
       await drained(p.prefix);
     } finally {
       await p.stop();
@@ -51,16 +48,9 @@ describe('activity-journal crm drift', () => {
     });
 
     // Asynchronously: the fake answers from this process.
-    const run = (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
-      new Promise((resolve) => {
-        const child = spawn(process.execPath, ['bin/activity-journal.mjs', '--journal', p.path, '--json', 'crm', 'drift', ...args], {
-          env: { ...process.env, ...env, REDIS_URL, QUEUE_PREFIX: cliPrefix, LOG_LEVEL: 'silent' },
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        child.once('exit', (status) => resolve({ status, stdout, stderr }));
+    const run = (...args: string[]): Promise<CliResult> =>
+      runCli(['--journal', p.path, '--json', 'crm', 'drift', ...args], {
+        env: { ...process.env, ...env, REDIS_URL, QUEUE_PREFIX: cliPrefix, LOG_LEVEL: 'silent' },
       });
     const report = await run();
     expect(report.status, report.stderr).toBe(1);

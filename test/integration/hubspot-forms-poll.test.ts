@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.ts';
+import { pollUntil } from '../helpers/wait.ts';
 import { allEntries, inProcessPipeline, type InProcessPipeline } from '../helpers/pipeline.ts';
 import { startFakeHubSpotForms, type FakeHubSpotForms } from '../fakes/hubspot-forms.fake.ts';
 import { pollForm, stateKey } from '../../connectors/forms/form-poll.ts';
@@ -187,8 +188,7 @@ describe('HubSpot form submissions polling', () => {
   it('polls on its own: the repeating job takes the submissions in through the whole pipeline', async () => {
     const subs = [fake.submit(GUID, { email: 'a@customer.test' }), fake.submit(GUID, { email: 'b@customer.test' })];
     await start(true);
-    const deadline = Date.now() + 60_000;
-    while (kind('ai.decision').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    await pollUntil(() => kind('ai.decision').length >= 2, { timeoutMs: 60_000, intervalMs: 200 });
     expect(new Set(received())).toEqual(new Set(subs.map((s) => s.conversionId)));
     expect(kind('ai.decision')).toHaveLength(2);
   });

@@ -17,7 +17,7 @@ import { startService, type ServiceProcess } from '../helpers/service.ts';
 import { REDIS_URL, allEntries, drained, generatedInteractions, obliterate, testConfig, uniquePrefix } from '../helpers/pipeline.ts';
 import { startHubSpotFake, type HubSpotFake } from '../fakes/hubspot.fake.ts';
 import { startPipeline } from '../../jobs/main.ts';
-import { PendingPlans } from '../../jobs/crm-batch.ts';
+import { PendingPlans } from '../../jobs/crm-batch/index.ts';
 import { silentLogger } from '../../src/config/logger.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
@@ -25,7 +25,8 @@ import { LocalJournalClient } from '../../src/journal/local-client.ts';
 import type { JournalEntry } from '../../src/journal/entry.ts';
 import type { MirrorPlan } from '../../src/pipeline/ports.ts';
 import { crmDrift } from '../../src/pipeline/crm-drift.ts';
-import { DailyLimitError, HubSpotCrm } from '../../connectors/hubspot/hubspot.crm.ts';
+import { HubSpotCrm } from '../../connectors/hubspot/hubspot.crm.ts';
+import { RateLimitError } from '../../src/pipeline/errors/rate-limit.error.ts';
 import { createHubSpotClient, nextMidnight } from '../../connectors/hubspot/hubspot.http.ts';
 
 const TOKEN = 'pat-na1-behaviour-test-token';
@@ -126,9 +127,12 @@ describe('the HubSpot mirror under faults', () => {
         if (Date.now() > deadline) throw new Error('the first worker mirrored nothing');
         await new Promise((r) => setTimeout(r, 50));
       }
-      // The next upsert is slow: the kill lands while a batch is in flight.
+      // The next upsert is slow: the kill lands while a batch is in flight (once HubSpot holds that upsert).
       fake.inject({ kind: 'slow', ms: 3_000, count: 1 }, upsert);
-      await new Promise((r) => setTimeout(r, 700));
+      while (fake.faultsLeft('slow') > 0) {
+        if (Date.now() > deadline) throw new Error('the first worker sent no further upsert');
+        await new Promise((r) => setTimeout(r, 10));
+      }
       first.child.kill('SIGKILL');
       await first.exited;
       const atKill = fake.objects('emails').length;
@@ -315,19 +319,25 @@ describe('the HubSpot adapter, item by item', () => {
   });
 
   it("a 429 DAILY pauses writes until HubSpot's reset, then writes resume (the spent budget does not outlive the day)", async () => {
-    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal, dealRule: 'none' });
+    // The adapter's clock is the test's: the pause ends when the test moves it past the reset, not after a sleep.
+    let clock = Date.now();
+    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal, dealRule: 'none', now: () => clock });
     await crm.bootstrap();
     fake.inject(
       { kind: '429', policy: 'DAILY', count: 1, retryAfterSeconds: 1 },
       { method: 'POST', pathPrefix: '/crm/v3/objects/emails/batch/upsert' },
     );
     const p1 = plan('emails');
-    await expect(crm.upsertBatch([p1], 'daily-1')).rejects.toThrow(DailyLimitError);
+    const limited = await crm.upsertBatch([p1], 'daily-1').catch((e: unknown) => e);
+    expect(limited).toBeInstanceOf(RateLimitError);
+    expect(limited).toMatchObject({ provider: 'hubspot', limit: 'daily', retryAfterMs: 1_000 });
     const asked = fake.requests.length;
     // Within the pause nothing is sent: the budget is spent until the reset HubSpot announced.
-    await expect(crm.upsertBatch([p1], 'daily-2')).rejects.toThrow(DailyLimitError);
+    clock += 900;
+    await expect(crm.upsertBatch([p1], 'daily-2')).rejects.toThrow(RateLimitError);
     expect(fake.requests.length).toBe(asked);
-    await new Promise((r) => setTimeout(r, 1_100));
+    // Past the reset (Retry-After: 1 s) the day's budget is unknown again and writes resume.
+    clock += 200;
     const [outcome] = await crm.upsertBatch([p1], 'daily-3');
     expect(outcome?.status).toBe('mirrored');
     expect(fake.objects('emails')).toHaveLength(1);
@@ -337,21 +347,27 @@ describe('the HubSpot adapter, item by item', () => {
   });
 
   it('a 429 DAILY without Retry-After pauses until midnight in the account time zone, not for the 10 s window', async () => {
-    const crm = new HubSpotCrm({ accessToken: TOKEN, basePath: fake.baseUrl, journal, dealRule: 'none', timeZone: 'America/New_York' });
+    const at = Date.now();
+    const crm = new HubSpotCrm({
+      accessToken: TOKEN,
+      basePath: fake.baseUrl,
+      journal,
+      dealRule: 'none',
+      timeZone: 'America/New_York',
+      now: () => at,
+    });
     await crm.bootstrap();
     // HubSpot's daily 429 carries X-HubSpot-RateLimit-Interval-Milliseconds: 10000 and no Retry-After.
     fake.inject({ kind: '429', policy: 'DAILY', count: 1 }, { method: 'POST', pathPrefix: '/crm/v3/objects/emails/batch/upsert' });
-    const before = Date.now();
     const err = await crm.upsertBatch([plan('emails')], 'daily-tz').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(DailyLimitError);
-    const expected = nextMidnight(new Date(before), 'America/New_York').getTime() - before;
-    expect(Math.abs((err as DailyLimitError).resetInMs - expected)).toBeLessThan(5_000);
-    expect((err as DailyLimitError).resetInMs).toBeGreaterThan(60_000);
+    expect(err).toBeInstanceOf(RateLimitError);
+    const midnight = nextMidnight(new Date(at), 'America/New_York').getTime();
+    expect(err).toMatchObject({ provider: 'hubspot', limit: 'daily', retryAfterMs: Math.max(1000, midnight - at) });
     const health = allEntries(path).filter((e) => e.kind === 'connector.health' && payload(e).connector === 'hubspot');
     expect(health).toHaveLength(1);
     const h = payload(health[0] as JournalEntry);
     expect(String(h.reason)).toMatch(/without Retry-After.*midnight America\/New_York/);
-    expect(Math.abs(Date.parse(String(h.windowEnd)) - nextMidnight(new Date(before), 'America/New_York').getTime())).toBeLessThan(5_000);
+    expect(Date.parse(String(h.windowEnd))).toBe(midnight);
   });
 
   it('a 429 pauses every sender before the journal append records it', async () => {

@@ -14,7 +14,8 @@ import { tempDir } from '../helpers/tmp.ts';
 import { freePort } from '../helpers/service.ts';
 import { signedRaw } from '../helpers/web.ts';
 import { REDIS_URL, obliterate, uniquePrefix } from '../helpers/pipeline.ts';
-import { alive, healthy, processTree, startProduct, waitFor, type Started } from '../helpers/product.ts';
+import { alive, healthy, processTree, startProduct, type Started } from '../helpers/product.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { webMetrics } from '../../src/metrics/scrape.ts';
 import { QUEUE_NAMES, type QueueName } from '../../src/pipeline/job-catalog.ts';
 import { JournalRequestError } from '../../src/journal/errors/journal-request.error.ts';
@@ -121,22 +122,18 @@ describe('metrics, as `npm start` serves them', () => {
       sample(text, 'aj_stage_duration_seconds_count', { process: 'worker', stage: name, outcome: 'completed' });
     const decided = (text: string): number | null => Math.min(stage(text, 'decide') ?? 0, stage(text, 'mirror') ?? 0);
     const textA = await waitFor(
-      'A decided its interaction',
       async () => {
         const t = await scrape(a.web);
         return decided(t) === 1 && (sample(t, 'aj_review_backlog', { process: 'web' }) ?? 0) >= 1 ? t : null;
       },
-      30_000,
-      250,
+      { what: 'A decided its interaction', timeoutMs: 30_000, intervalMs: 250 },
     );
     const textB = await waitFor(
-      'B decided both',
       async () => {
         const t = await scrape(b.web);
         return decided(t) === 2 ? t : null;
       },
-      30_000,
-      250,
+      { what: 'B decided both', timeoutMs: 30_000, intervalMs: 250 },
     );
 
     for (const text of [textA, textB]) {

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { tempDir } from '../helpers/tmp.ts';
+import { pollUntil } from '../helpers/wait.ts';
 import { join } from 'node:path';
 import {
   REDIS_URL,
@@ -143,8 +144,8 @@ describe('the pipeline', () => {
     const [ix] = generatedInteractions(1, 'refused');
     const out = await p.runtime.pipeline.intake(ix as Interaction);
     if (out.status !== 'accepted') throw new Error('not accepted');
-    const deadline = Date.now() + 30_000;
-    while ((await p.runtime.queues.mirror.getWaitingCount()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const mirrorQueue = p.runtime.queues.mirror;
+    await pollUntil(async () => (await mirrorQueue.getWaitingCount()) >= 1, { timeoutMs: 30_000, intervalMs: 50 });
     await p.journal.append({
       kind: 'crm.write',
       source: 'hubspot',
@@ -224,9 +225,8 @@ describe('re-drive of jobs that failed without a record', () => {
       connection,
       prefix: producer.prefix,
     });
-    const deadline = Date.now() + 30_000;
-    while ((await producer.runtime.queues.classify.getFailedCount()) < items.length && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 50));
+    const classify = producer.runtime.queues.classify;
+    await pollUntil(async () => (await classify.getFailedCount()) >= items.length, { timeoutMs: 30_000, intervalMs: 50 });
     await failer.close();
     connection.disconnect();
     expect(await producer.runtime.queues.classify.getFailedCount()).toBe(items.length);

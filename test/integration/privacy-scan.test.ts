@@ -6,7 +6,6 @@
  * the planted values in any archive object or the hot file, and scans clean with the entries listed as contained.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { configuredAnchors } from '../../src/journal/configured-anchors.ts';
 import { DirectoryArchiveStore } from '../../src/journal/archive-store.ts';
 import type { AppendInput } from '../../src/journal/entry.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync, type CliResult } from '../helpers/cli.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let env: NodeJS.ProcessEnv;
@@ -34,10 +34,7 @@ beforeEach(() => {
 });
 afterEach(() => tmp.cleanup());
 
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[]): CliResult => runCliSync(args, { env });
 
 const PLANTED = {
   address: 'planted.alice@example.org',

@@ -18,13 +18,14 @@
  * archives their month and, the marketing-90d form payloads having expired, writes a pruned copy too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCli, type CliResult } from '../helpers/cli.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { webhookServer } from '../helpers/web.ts';
 import { REDIS_URL, drained, obliterate, testConfig, uniquePrefix } from '../helpers/pipeline.ts';
 import { startFakeGmail, AUTHORIZATION_CODE, type FakeGmail } from '../fakes/gmail.fake.ts';
@@ -236,27 +237,14 @@ function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 let cliRuns = 0;
 /** The real command line, asynchronously (fakes answer from this process); its stderr (the log) is kept and scanned. */
-function cli(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/activity-journal.mjs', ...args], { env: cliEnv(extra) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (status) => {
-      writeFileSync(
-        join(
-          logDir,
-          `cli-${String(++cliRuns).padStart(3, '0')}-${args
-            .filter((a) => !a.startsWith('-'))
-            .slice(0, 1)
-            .join('-')}.log`,
-        ),
-        stderr,
-      );
-      resolve({ status, stdout, stderr });
-    });
-  });
+async function cli(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const r = await runCli(args, { env: cliEnv(extra) });
+  const name = args
+    .filter((a) => !a.startsWith('-'))
+    .slice(0, 1)
+    .join('-');
+  writeFileSync(join(logDir, `cli-${String(++cliRuns).padStart(3, '0')}-${name}.log`), r.stderr);
+  return r;
 }
 
 const signedGeneric = (secret: string, body: object): { headers: Record<string, string>; payload: string } => {
@@ -298,14 +286,6 @@ function emailInteraction(path: string, sourceId: string): { ix: Interaction; fr
       text: `${text(path)}\nWe would like a quote for 25 seats. Call ${phone(path).formatted}.`,
     },
   };
-}
-
-async function waitFor(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Every entry, hot and archived, opened with the key store (as every reader opens them). */
@@ -905,7 +885,7 @@ describe('the privacy sweep', () => {
       const a = emailInteraction('mirror:email', 'sweep-mirror-1');
       fakeHs.seed('contacts', { email: a.from, firstname: 'Known', lastname: 'Contact' });
       await phase.runtime.pipeline.intake(a.ix);
-      await waitFor('the first activity', () => fakeHs.objects('emails').length >= 1);
+      await waitFor(() => fakeHs.objects('emails').length >= 1, { what: 'the first activity', timeoutMs: 60_000 });
       // The next email batch refuses its subject: HubSpot's message quotes the value.
       fakeHs.inject(
         { kind: 'invalid', property: 'hs_email_subject', count: 1 },

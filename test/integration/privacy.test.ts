@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync, type CliResult } from '../helpers/cli.ts';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { openWriterPrivacy } from '../../src/journal/configured-privacy.ts';
@@ -42,10 +43,7 @@ beforeEach(() => {
 });
 afterEach(() => tmp.cleanup());
 
-function cli(args: string[], extra: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env: { ...env, ...extra }, encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], extra: NodeJS.ProcessEnv = {}): CliResult => runCliSync(args, { env: { ...env, ...extra } });
 
 const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 const ALICE = 'Alice.Smith@Customer.example';
@@ -435,7 +433,7 @@ describe('crypto-shredding', () => {
       const before = store();
       // Ten first contacts, then an entry that fails validation: the batch is refused whole, and the ten keys
       // created for it while sealing are not committed to the store.
-      const refused = writer.appendBatch([
+      const refused = writer.appendBatchReceived([
         ...Array.from({ length: 10 }, (_, i) => email(i, `first-${i}@new.example`)),
         { ...email(10, 'x@new.example'), payload: { channel: 'email' } },
       ]);

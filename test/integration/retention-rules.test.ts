@@ -5,8 +5,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync, type CliResult } from '../helpers/cli.ts';
 import { testConfig } from '../helpers/pipeline.ts';
 import { tokensFor } from '../helpers/service.ts';
 import { DEFAULT_RETENTION_PATH } from '../../src/config/config.ts';
@@ -56,10 +56,7 @@ describe('retention rules that match nothing the product writes', () => {
       JOURNAL_READ_TOKEN: '',
       ARCHIVE_DIR: join(tmp.dir, 'cold'),
     };
-    const cli = (args: string[], extra: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } => {
-      const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env: { ...env, ...extra }, encoding: 'utf8' });
-      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    };
+    const cli = (args: string[], extra: NodeJS.ProcessEnv = {}): CliResult => runCliSync(args, { env: { ...env, ...extra } });
     // A journal to report on, written under the shipped policy.
     const writer = await JournalWriter.open({
       path: join(tmp.dir, 'journal.sqlite'),

@@ -5,7 +5,8 @@
  * second start on the same data refuses at once.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { exitOf, spawnCli } from '../helpers/cli.ts';
 import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { tempDir } from '../helpers/tmp.ts';
@@ -20,9 +21,9 @@ import {
   serving,
   startProduct as start,
   stillAlive,
-  waitFor,
   type Started,
 } from '../helpers/product.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let prefix: string;
@@ -94,7 +95,7 @@ describe('activity-journal start', () => {
   it('supervises the journal service, the workers and the web server, and stops cleanly', async () => {
     const web = await freePort();
     const journalPort = await freePort();
-    const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'start'], {
+    const child = spawnCli(['start'], {
       env: {
         ...process.env,
         JOURNAL_PATH: `${tmp.dir}/journal.sqlite`,
@@ -112,19 +113,22 @@ describe('activity-journal start', () => {
     child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const exited = exitOf(child);
 
-    const health = await waitFor('healthy', async () => {
-      const r = await fetch(`http://127.0.0.1:${web}/healthz`);
-      const body = (await r.json()) as { ok: boolean; checks: { name: string; ok: boolean }[] };
-      return r.status === 200 && body.ok ? body : null;
-    });
+    const health = await waitFor(
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${web}/healthz`);
+        const body = (await r.json()) as { ok: boolean; checks: { name: string; ok: boolean }[] };
+        return r.status === 200 && body.ok ? body : null;
+      },
+      { what: 'healthy' },
+    );
     expect(health.checks.map((c) => c.name).sort()).toEqual(['journal', 'redis']);
     const metrics = await (await fetch(`http://127.0.0.1:${web}/metrics`)).text();
     expect(metrics).toMatch(/^aj_journal_entries\{process="web"\} \d+$/m);
     expect(metrics).toMatch(/^aj_journal_writable\{process="web"\} 1$/m);
     expect(metrics).toMatch(/^aj_queue_jobs\{queue="classify",state="waiting",process="web"\} 0$/m);
-    await waitFor('the banner', () => Promise.resolve(/activity-journal is running/.test(stderr) ? true : null)); // it follows /healthz
+    await waitFor(() => /activity-journal is running/.test(stderr), { what: 'the banner' }); // it follows /healthz
 
     // A worker that dies is restarted by the supervisor.
     const pidOf = (name: string): number | null => {
@@ -132,9 +136,9 @@ describe('activity-journal start', () => {
       const last = matches[matches.length - 1];
       return last ? Number(last[1]) : null;
     };
-    const firstWorker = await waitFor('worker pid', () => Promise.resolve(pidOf('worker')));
+    const firstWorker = await waitFor(() => pidOf('worker'), { what: 'worker pid' });
     process.kill(firstWorker, 'SIGKILL');
-    const secondWorker = await waitFor('worker restart', () => Promise.resolve(pidOf('worker') !== firstWorker ? pidOf('worker') : null));
+    const secondWorker = await waitFor(() => (pidOf('worker') !== firstWorker ? pidOf('worker') : null), { what: 'worker restart' });
     expect(secondWorker).not.toBe(firstWorker);
 
     child.kill('SIGTERM');
@@ -152,7 +156,7 @@ describe('activity-journal start', () => {
     const web = await freePort();
     const journalPort = await freePort();
     const product = startProduct('node', productEnv(web, journalPort));
-    await waitFor('banner', () => (product.stderr().includes('activity-journal is running') ? true : null));
+    await waitFor(() => product.stderr().includes('activity-journal is running'), { what: 'banner' });
     // When the banner is out, /healthz answers 200 (the supervisor waited for it), and the banner comes after
     // every process said it was ready (before, it came right after the children were spawned).
     expect((await fetch(`http://127.0.0.1:${web}/healthz`)).status).toBe(200);
@@ -181,21 +185,19 @@ describe('activity-journal start', () => {
       const web = await freePort();
       const journalPort = await freePort();
       const product = startProduct('node', { ...productEnv(web, journalPort), REDIS_URL: redis.url, STARTUP_REPORT_SECONDS: '3' });
-      const report = await waitFor(
-        'the not-up report',
-        () => /"msg":"not up after 3 s: [^"]*"/.exec(product.stderr())?.[0] ?? null,
-        60_000,
-      );
+      const report = await waitFor(() => /"msg":"not up after 3 s: [^"]*"/.exec(product.stderr())?.[0] ?? null, {
+        what: 'the not-up report',
+        timeoutMs: 60_000,
+      });
       expect(report).toContain('worker (');
       expect(report).toContain(`web (/healthz answered 503 (redis: redis unreachable at 127.0.0.1:${redis.port}`);
       expect(report).not.toContain('journal-service');
       expect(product.stderr()).not.toContain('activity-journal is running');
       await redis.up();
-      await waitFor(
-        'the banner once Redis answers',
-        () => (product.stderr().includes('activity-journal is running') ? true : null),
-        60_000,
-      );
+      await waitFor(() => product.stderr().includes('activity-journal is running'), {
+        what: 'the banner once Redis answers',
+        timeoutMs: 60_000,
+      });
       expect(product.stderr().match(/not up after/g)?.length).toBe(1);
       product.child.kill('SIGTERM');
       expect(await product.exited).toBe(0);
@@ -264,9 +266,9 @@ describe('activity-journal start', () => {
     // The killed supervisor's note is still on disk; it does not block the next start.
     const again = startProduct('node', env);
     await healthy(web, again);
-    const workerPid = await waitFor('worker pid', () =>
-      Promise.resolve(Number(/"process":"worker","pid":(\d+)/.exec(again.stderr())?.[1]) || null),
-    );
+    const workerPid = await waitFor(() => Number(/"process":"worker","pid":(\d+)/.exec(again.stderr())?.[1]) || null, {
+      what: 'worker pid',
+    });
     const running = tree(again.child.pid as number);
     process.kill(workerPid, 'SIGTERM');
     expect(await exitWithin(again, 30)).toBe(0);

@@ -4,7 +4,7 @@
  * the insert-only triggers first, and putting them back afterwards to cover their tracks), and then runs the
  * real `activity-journal verify` command line, asserting the exit code and the exact first bad seq.
  */
-import { spawn } from 'node:child_process';
+import { runCli, type CliResult } from '../helpers/cli.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -287,12 +287,6 @@ const FORGED_INPUT: AppendInput = {
 // The command line
 // ---------------------------------------------------------------------------------------------------------
 
-interface CliResult {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 interface VerifyRun {
   /** Defaults to the fixture's keys dir. */
   readonly keysDir?: string;
@@ -309,21 +303,7 @@ function cliEnv(fx: Fixture, keysDir: string, anchorDirs: readonly string[]): No
   return { ...env, JOURNAL_KEYS_DIR: keysDir, JOURNAL_ANCHOR_DIRS: configured, LOG_LEVEL: 'silent', NO_COLOR: '1' };
 }
 
-function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/activity-journal.mjs', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const cli = (args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> => runCli(args, { cwd: ROOT, env, timeoutMs: 60_000 });
 
 /** `verify --json` and plain `verify` on `fx` (run side by side: both only read). */
 async function verify(fx: Fixture, run: VerifyRun = {}): Promise<{ json: CliResult; report: VerifyReport; text: CliResult }> {
@@ -331,7 +311,7 @@ async function verify(fx: Fixture, run: VerifyRun = {}): Promise<{ json: CliResu
   const anchors = run.anchors ?? [fx.anchors];
   const base = ['--journal', fx.journal, 'verify', ...anchors.flatMap((a) => ['--anchors', a])];
   const env = cliEnv(fx, keysDir, anchors);
-  const [json, text] = await Promise.all([runCli([...base, '--json'], env), runCli(base, env)]);
+  const [json, text] = await Promise.all([cli([...base, '--json'], env), cli(base, env)]);
   let report: VerifyReport;
   try {
     report = JSON.parse(json.stdout.trim()) as VerifyReport;

@@ -3,9 +3,9 @@
  * the operator who runs `activity-journal trace` (ESC ] 0 retitles the window, ESC [2J clears the screen).
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync, type CliResult } from '../helpers/cli.ts';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { openWriterPrivacy } from '../../src/journal/configured-privacy.ts';
@@ -30,10 +30,7 @@ beforeEach(() => {
 });
 afterEach(() => tmp.cleanup());
 
-const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
-  const r = spawnSync(process.execPath, ['bin/activity-journal.mjs', ...args], { env, encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-};
+const cli = (args: string[]): CliResult => runCliSync(args, { env });
 
 describe('terminal escapes in journal content', () => {
   it('trace prints a hostile subject with its control characters escaped; --json stays JSON with the exact value', async () => {

@@ -4,8 +4,10 @@
  * slowed down so that the kill lands while work is in flight.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { exitOf, spawnCli } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { startService, type ServiceProcess } from '../helpers/service.ts';
 import { REDIS_URL, allEntries, drained, generatedInteractions, obliterate, testConfig, uniquePrefix } from '../helpers/pipeline.ts';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/openai.fake.ts';
@@ -31,8 +33,8 @@ afterEach(async () => {
 });
 
 function startWorker(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['bin/activity-journal.mjs', 'worker'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))) };
+  const child = spawnCli(['worker'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  return { child, exited: exitOf(child) };
 }
 
 const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
@@ -64,13 +66,12 @@ describe('a worker killed mid-run', () => {
 
     const first = startWorker(env);
     // Wait until some, but not all, decisions are on the record, then kill the worker outright.
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const done = allEntries(env.JOURNAL_PATH as string).filter((e) => e.kind === 'ai.decision').length;
-      if (done >= 40) break;
-      if (Date.now() > deadline) throw new Error('the worker made no progress');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(() => allEntries(env.JOURNAL_PATH as string).filter((e) => e.kind === 'ai.decision').length, {
+      what: 'the worker to record 40 decisions',
+      until: (done) => done >= 40,
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
     first.child.kill('SIGKILL');
     await first.exited;
     const atKill = allEntries(env.JOURNAL_PATH as string).filter((e) => e.kind === 'crm.write').length;

@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
@@ -14,6 +13,7 @@ import { IdempotencyConflictError } from '../../src/journal/errors/idempotency-c
 import { EntryValidationError } from '../../src/journal/errors/entry-validation.error.ts';
 import { JournalFileError } from '../../src/journal/errors/journal-file.error.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCliSync } from '../helpers/cli.ts';
 import { DirectoryAnchor } from '../../src/journal/anchors.ts';
 import { ruleDecision, stateChange } from '../helpers/entries.ts';
 
@@ -105,7 +105,9 @@ describe('JournalWriter', () => {
     await expect(w.appendBatch([stateChange('k-2'), stateChange('k-1', 'c-1', 'other'), stateChange('k-3')])).rejects.toThrow(
       IdempotencyConflictError,
     );
-    await expect(w.appendBatch([stateChange('k-2'), { ...stateChange('k-4'), kind: 'nope' }])).rejects.toThrow(EntryValidationError);
+    await expect(w.appendBatchReceived([stateChange('k-2'), { ...stateChange('k-4'), kind: 'nope' }])).rejects.toThrow(
+      EntryValidationError,
+    );
     expect(w.size).toBe(2);
     const ok = await w.appendBatch([stateChange('k-2'), stateChange('k-2'), stateChange('k-1')]);
     expect(ok.map((r) => [r.entry.seq, r.duplicate])).toEqual([
@@ -180,9 +182,8 @@ describe('JournalWriter', () => {
     const w = await open();
     await expect(open()).rejects.toThrow(JournalFileError);
     await expect(open()).rejects.toThrow(/already open for writing by pid/);
-    const other = spawnSync(process.execPath, ['bin/activity-journal.mjs', '--journal', path, 'checkpoint'], {
+    const other = runCliSync(['--journal', path, 'checkpoint'], {
       env: { ...process.env, JOURNAL_KEYS_DIR: keysDir, JOURNAL_APPEND_TOKEN: '', JOURNAL_READ_TOKEN: '' },
-      encoding: 'utf8',
     });
     expect(other.status).not.toBe(0);
     expect(other.stderr).toMatch(/already open for writing/);

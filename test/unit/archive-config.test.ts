@@ -1,6 +1,7 @@
 /** The archive store and schedule configuration: ARCHIVE_STORE, GCS credentials, ARCHIVE_SCHEDULE. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseArchiveSchedule, parseBucketUrl } from '../../src/config/config.ts';
+import { loadConfig, parseArchiveSchedule, parseBucketUrl } from '../../src/config/config.ts';
+import { ConfigError } from '../../src/config/errors/config.error.ts';
 
 const base = { JOURNAL_PATH: '/tmp/aj-config/journal.sqlite' };
 

@@ -10,16 +10,8 @@ import Database from 'better-sqlite3';
 import { tempDir } from '../helpers/tmp.ts';
 import { LoginThrottle, SessionSigner } from '../../src/audit/session.ts';
 import { AuthStateStore } from '../../src/audit/auth-state.ts';
-import {
-  UserDirectory,
-  UsersFileError,
-  allowed,
-  hashPassword,
-  newApiToken,
-  readUsersFile,
-  verifyPassword,
-  writeUsersFile,
-} from '../../src/audit/users.ts';
+import { UserDirectory, allowed, hashPassword, newApiToken, readUsersFile, verifyPassword, writeUsersFile } from '../../src/audit/users.ts';
+import { UsersFileError } from '../../src/audit/errors/users-file.error.ts';
 
 describe('passwords and tokens', () => {
   it('hashes with scrypt and a random salt; verifies the right password only', async () => {

@@ -8,7 +8,9 @@ import { tempDir } from '../helpers/tmp.ts';
 import { JournalWriter } from '../../src/journal/writer.ts';
 import { JournalReader } from '../../src/journal/reader.ts';
 import { parseVerifierKey } from '../../src/journal/keys.ts';
-import { ExportError, NotAnExportError, checkExport, writeExport } from '../../src/audit/export.ts';
+import { checkExport, writeExport } from '../../src/audit/export.ts';
+import { NotAnExportError } from '../../src/audit/errors/not-an-export.error.ts';
+import { ExportError } from '../../src/audit/errors/export.error.ts';
 import { stateChange } from '../helpers/entries.ts';
 
 let tmp: { dir: string; cleanup: () => void };

@@ -100,6 +100,105 @@ describe('parseCallsCsv', () => {
     expect(countCsvRecords('')).toBe(0);
   });
 
+  describe('RFC 4180 edge cases', () => {
+    const REQUIRED = 'call_id,direction,from,to,started_at';
+    const row = (id: string, extra = ''): string => `${id},inbound,+1,+2,2024-05-01T10:00:00Z${extra}`;
+
+    it('quoted commas, doubled quotes, empty and quote-only quoted fields', () => {
+      const csv = `${REQUIRED},subject,notes,status\n${row('q-1', ',"a, b","say ""hi"", then ""bye""",""')}\n${row('q-2', ',"""","""""""",')}\n`;
+      const { rows, errors } = parseCallsCsv(csv);
+      expect(errors).toEqual([]);
+      expect(rows[0]?.interaction).toMatchObject({ subject: 'a, b', text: 'say "hi", then "bye"' });
+      expect(rows[0]?.interaction.metadata).toEqual({});
+      expect(rows[1]?.interaction).toMatchObject({ subject: '"', text: '"""' });
+    });
+
+    it('CRLF, LF and lone CR line ends, mixed in one file, with the line numbers an editor shows', () => {
+      const csv = `${REQUIRED}\r\n${row('e-1')}\n${row('e-2')}\r${row('e-3')}\r\nbad,row\n${row('e-4')}`;
+      const { rows, errors } = parseCallsCsv(csv);
+      expect(rows.map((r) => [r.line, r.interaction.sourceId])).toEqual([
+        [2, 'e-1'],
+        [3, 'e-2'],
+        [4, 'e-3'],
+        [6, 'e-4'],
+      ]);
+      expect(errors).toEqual([{ line: 5, message: 'expected 5 fields as in the header, found 2' }]);
+    });
+
+    it('line breaks inside quotes (CRLF, LF, CR) count as lines: later rows keep their true line numbers', () => {
+      const csv = [
+        `${REQUIRED},notes`,
+        row('n-1', ',"one\r\ntwo\nthree\rfour"'),
+        row('n-2', ',"a\r\n\r\nb"'),
+        'n-3,sideways,+1,+2,2024-05-01T10:00:00Z,',
+      ].join('\r\n');
+      const { rows, errors } = parseCallsCsv(csv);
+      expect(rows.map((r) => r.line)).toEqual([2, 6]);
+      expect(rows[0]?.interaction.text).toBe('one\r\ntwo\nthree\rfour');
+      expect(rows[1]?.interaction.text).toBe('a\r\n\r\nb');
+      expect(errors).toEqual([{ line: 9, message: 'direction: expected inbound, outbound or internal' }]);
+    });
+
+    it('a BOM before a quoted header, CRLF, trailing blank lines and no final line end', () => {
+      const csv = `\uFEFF"call_id","Direction",from,to,"started_at"\r\n${row('b-1')}\r\n\r\n${row('b-2')}\r\n\r\n\r\n`;
+      const { rows, errors } = parseCallsCsv(csv);
+      expect(errors).toEqual([]);
+      expect(rows.map((r) => [r.line, r.interaction.sourceId])).toEqual([
+        [2, 'b-1'],
+        [4, 'b-2'],
+      ]);
+      expect(countCsvRecords(csv)).toBe(2);
+      expect(parseCallsCsv(`${REQUIRED}\n${row('b-3')}`).rows.map((r) => r.interaction.sourceId)).toEqual(['b-3']);
+    });
+
+    it('malformed quoting costs only its own row: text after a closing quote, a quote inside an unquoted field', () => {
+      const csv = [
+        `${REQUIRED},notes`,
+        row('m-1', ',"closed"then text'),
+        row('m-2', ',ok'),
+        row('m-3', ',say "hi"'),
+        row('m-4', ',ok'),
+      ].join('\n');
+      const { rows, errors } = parseCallsCsv(csv);
+      expect(rows.map((r) => [r.line, r.interaction.sourceId])).toEqual([
+        [3, 'm-2'],
+        [5, 'm-4'],
+      ]);
+      expect(errors).toEqual([
+        { line: 2, message: 'unexpected text after a closing quote' },
+        { line: 4, message: 'a quote inside an unquoted field (quote the whole field and double the quote)' },
+      ]);
+    });
+
+    it('round-trips any text written as RFC 4180, with any line ends, at the line each record starts on', () => {
+      const text = fc.array(fc.constantFrom('a', 'é', ' ', ',', '"', '\r', '\n', '\r\n', 'x y'), { maxLength: 12 }).map((p) => p.join(''));
+      const eol = fc.constantFrom('\r\n', '\n', '\r');
+      const quote = (s: string): string => (/[",\r\n]/.test(s) || s.trim() !== s ? `"${s.replaceAll('"', '""')}"` : s);
+      fc.assert(
+        fc.property(
+          fc.array(fc.record({ subject: text, notes: text, eol }), { minLength: 1, maxLength: 8 }),
+          fc.boolean(),
+          eol,
+          (records, bom, headerEol) => {
+            let csv = `${bom ? '\uFEFF' : ''}${REQUIRED},subject,notes${headerEol}`;
+            const expected: { line: number; subject: string; text: string | undefined }[] = [];
+            records.forEach((r, idx) => {
+              const line = 1 + (csv.match(/\r\n|\r|\n/g) ?? []).length;
+              const subject = r.subject.trim() === '' ? 'Call logged' : r.subject.trim();
+              expected.push({ line, subject, text: r.notes.trim() === '' ? undefined : r.notes });
+              csv += `${row(`p-${idx}`)},${quote(r.subject)},${quote(r.notes)}${idx < records.length - 1 ? r.eol : ''}`;
+            });
+            const { rows, errors } = parseCallsCsv(csv);
+            expect(errors).toEqual([]);
+            expect(rows.map((r) => ({ line: r.line, subject: r.interaction.subject, text: r.interaction.text }))).toEqual(expected);
+            expect(countCsvRecords(csv)).toBe(records.length);
+          },
+        ),
+        { numRuns: 500 },
+      );
+    });
+  });
+
   it('is idempotent: re-importing gives the same sourceIds', () => {
     const csv = `${HEADER}\nc-1,inbound,+1,+2,,2024-05-01T10:00:00Z,,,,\n`;
     expect(parseCallsCsv(csv)).toEqual(parseCallsCsv(csv));

@@ -1,6 +1,7 @@
 /** loadConfig reports every problem of the environment at once: schema problems and the checks after them. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/config.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { ConfigError } from '../../src/config/errors/config.error.ts';
 import { crmLine } from '../../src/cli/supervisor.ts';
 
 const base = { JOURNAL_PATH: '/tmp/aj-config/journal.sqlite' };

@@ -3,7 +3,8 @@ import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from '
 import { join } from 'node:path';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { EncryptedStore, StateStoreError } from '../../src/state/encrypted-store.ts';
+import { EncryptedStore } from '../../src/state/encrypted-store.ts';
+import { StateStoreError } from '../../src/state/errors/state-store.error.ts';
 import { MasterKey } from '../../src/journal/master-key.ts';
 import { tempDir } from '../helpers/tmp.ts';
 

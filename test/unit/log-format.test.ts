@@ -3,7 +3,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { chooseLogFormat, prettyColours } from '../../src/config/logger.ts';
-import { ConfigError, loadConfig } from '../../src/config/config.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { ConfigError } from '../../src/config/errors/config.error.ts';
 
 describe('log format', () => {
   it('is pretty on a terminal and JSON into a file or a pipe, unless LOG_FORMAT says otherwise', () => {

@@ -7,10 +7,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { DEFAULT_RULES_PATH, loadConfig } from '../../src/config/config.ts';
-import { RulesetError, loadRuleset } from '../../src/pipeline/rules.ts';
+import { loadRuleset } from '../../src/pipeline/rules.ts';
+import { RulesetError } from '../../src/pipeline/errors/ruleset.error.ts';
 import { Notifications } from '../../src/pipeline/notifications.ts';
 import type { LocalJournalClient } from '../../src/journal/local-client.ts';
-import { configuredChannels, NotifyConfigError } from '../../connectors/notify/index.ts';
+import { configuredChannels } from '../../connectors/notify/index.ts';
+import { NotifyConfigError } from '../../connectors/notify/errors/notify-config.error.ts';
 
 let tmp: { dir: string; cleanup: () => void } | null = null;
 afterEach(() => {
@@ -56,7 +58,7 @@ describe('configured channels', () => {
 
   it('with nothing configured, every group is notified on the log channel (dry run), and says so', async () => {
     const rules = loadRuleset(DEFAULT_RULES_PATH);
-    const { channels } = await configuredChannels(loadConfig({}), rules);
+    const { channels } = await configuredChannels(loadConfig({}).pipeline.notify, rules);
     const n = new Notifications({ journal, rules, channels, publicUrl: 'http://127.0.0.1:8080' });
     expect(n.channelsFor('sales-team')).toEqual(['log']);
     expect(n.channelsFor('support-on-call')).toEqual(['log']);
@@ -71,7 +73,7 @@ describe('configured channels', () => {
       SUPPORT_ONCALL_WEBHOOK_URL: 'https://pager.example/hook',
       SUPPORT_ONCALL_WEBHOOK_SECRET: 'a-secret-of-24-characters',
     });
-    const { channels, close } = await configuredChannels(config, rules);
+    const { channels, close } = await configuredChannels(config.pipeline.notify, rules);
     const n = new Notifications({ journal, rules, channels, publicUrl: 'http://127.0.0.1:8080' });
     expect(n.channelsFor('sales-team')).toEqual(['email', 'slack']);
     expect(n.channelsFor('support-on-call')).toEqual(['webhook']);
@@ -81,7 +83,7 @@ describe('configured channels', () => {
   it('refuses a webhook without its signing secret, naming the variable and never a value', async () => {
     const rules = loadRuleset(DEFAULT_RULES_PATH);
     const config = loadConfig({ SUPPORT_ONCALL_WEBHOOK_URL: 'https://pager.example/hook?token=t0ps3cret' });
-    const err = await configuredChannels(config, rules).catch((e: unknown) => e);
+    const err = await configuredChannels(config.pipeline.notify, rules).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotifyConfigError);
     expect(String((err as Error).message)).toMatch(/SUPPORT_ONCALL_WEBHOOK_SECRET/);
     expect(String((err as Error).message)).not.toMatch(/t0ps3cret/);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { retryAfterSeconds } from '../../connectors/notify/http.ts';
 import { MAX_RETRY_AFTER_MS, retryAfterBackoff } from '../../src/pipeline/job-catalog.ts';
-import { NotifyRetryError } from '../../src/pipeline/errors/notify-refusal.error.ts';
+import { RateLimitError } from '../../src/pipeline/errors/rate-limit.error.ts';
 
 describe('Retry-After', () => {
   const now = Date.parse('2026-12-03T12:00:00Z');
@@ -22,9 +22,13 @@ describe('Retry-After', () => {
       expect(plain).toBeLessThanOrEqual(2000);
       expect(retryAfterBackoff(3, 'x', new Error('x'), job)).toBeLessThanOrEqual(8000);
     }
-    expect(retryAfterBackoff(1, 'x', new NotifyRetryError('slack refused', undefined, 6000), job)).toBe(6000);
+    expect(retryAfterBackoff(1, 'x', new RateLimitError('slack refused', { provider: 'slack', retryAfterMs: 6000 }), job)).toBe(6000);
     // A Retry-After shorter than the backoff does not shorten it.
-    expect(retryAfterBackoff(4, 'x', new NotifyRetryError('slack refused', undefined, 10), job)).toBeGreaterThanOrEqual(8000);
-    expect(retryAfterBackoff(1, 'x', new NotifyRetryError('slack refused', undefined, 86_400_000), job)).toBe(MAX_RETRY_AFTER_MS);
+    expect(
+      retryAfterBackoff(4, 'x', new RateLimitError('slack refused', { provider: 'slack', retryAfterMs: 10 }), job),
+    ).toBeGreaterThanOrEqual(8000);
+    expect(retryAfterBackoff(1, 'x', new RateLimitError('slack refused', { provider: 'slack', retryAfterMs: 86_400_000 }), job)).toBe(
+      MAX_RETRY_AFTER_MS,
+    );
   });
 });

@@ -48,7 +48,12 @@ export class HttpJournalClient implements JournalClient {
 
   async appendBatch(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
     const { results } = await this.call<{ results: AppendResult[] }>('POST', '/v1/entries', 'append', { entries: inputs });
-    return results.map((r, i) => withPayload(r, inputs[i] as AppendInput));
+    return results.map((r, i) => withPayload(r, inputs[i]));
+  }
+
+  async appendReceived(input: unknown): Promise<AppendResult> {
+    const { result } = await this.call<{ result: AppendResult }>('POST', '/v1/entries', 'append', input);
+    return withPayload(result, input);
   }
 
   /** Entries never change, so a read one can be kept: the pipeline reads the same few entries at every stage. */
@@ -209,8 +214,9 @@ export class HttpJournalClient implements JournalClient {
 }
 
 /** The service leaves the payload out of append answers: it is the one we sent (or the same, for a duplicate). */
-function withPayload(r: AppendResult, input: AppendInput): AppendResult {
-  return { duplicate: r.duplicate, entry: { ...r.entry, payload: input.payload } };
+function withPayload(r: AppendResult, input: unknown): AppendResult {
+  const payload = typeof input === 'object' && input !== null && 'payload' in input ? input.payload : undefined;
+  return { duplicate: r.duplicate, entry: { ...r.entry, payload } };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -6,7 +6,7 @@ import { RetentionPolicy, describeRule } from '../retention.ts';
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Server } from 'node:http';
-import type { Config } from '../../config/config.ts';
+import type { JournalServiceSettings } from '../settings.ts';
 import type { Logger } from '../../config/logger.ts';
 import { JournalWriter } from '../writer.ts';
 import { JournalReader } from '../reader.ts';
@@ -24,7 +24,7 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
-export async function startJournalService(config: Config, logger: Logger): Promise<RunningService> {
+export async function startJournalService(config: JournalServiceSettings, logger: Logger): Promise<RunningService> {
   const log = logger.child({ component: 'journal.service' });
   const anchors = configuredAnchors(config.journal);
   const privacy = openWriterPrivacy(config);

@@ -13,6 +13,7 @@ import { JournalWriteError } from '../errors/journal-write.error.ts';
 import { ProofUnavailableError } from '../errors/proof-unavailable.error.ts';
 import { silentLogger, type Logger } from '../../config/logger.ts';
 import { journalAppendSeconds, registry, secondsSince } from '../../metrics/registry.ts';
+import { HttpError } from '../../errors/http.error.ts';
 
 export interface JournalApiOptions {
   readonly writer: JournalWriter;
@@ -23,18 +24,6 @@ export interface JournalApiOptions {
   /** Most entries in one batch (default 10,000). */
   readonly maxBatch?: number;
   readonly logger?: Logger;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly issues?: readonly string[],
-  ) {
-    super(message);
-    this.name = 'HttpError';
-  }
 }
 
 type Role = 'append' | 'read';
@@ -81,12 +70,12 @@ export function createJournalServer(options: JournalApiOptions): Server {
           if (!Array.isArray(entries) || entries.length === 0)
             throw new HttpError(422, 'INVALID_BATCH', '`entries` must be a non-empty array');
           if (entries.length > maxBatch) throw new HttpError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${maxBatch} entries`);
-          const results = await writer.appendBatch(entries as never[]);
+          const results = await writer.appendBatchReceived(entries);
           const duplicate = results.every((r) => r.duplicate);
           journalAppendSeconds.observe({ request, outcome: duplicate ? 'duplicate' : 'appended' }, secondsSince(started));
           return send(res, duplicate ? 200 : 201, { results: results.map(withoutPayload) });
         }
-        const result = await writer.append(body as never);
+        const result = await writer.appendReceived(body);
         journalAppendSeconds.observe({ request, outcome: result.duplicate ? 'duplicate' : 'appended' }, secondsSince(started));
         return send(res, result.duplicate ? 200 : 201, { result: withoutPayload(result) });
       } catch (err) {

@@ -17,15 +17,12 @@ export class NotifyRefusal extends Error {
 }
 
 /**
- * A delivery that failed for now; the job is retried with backoff, no sooner than `retryAfterMs` when the
- * provider said when (the notify queue's backoff strategy reads it). Its message carries only the channel and code.
+ * A delivery that failed for now, without the provider saying when to try again: the job is retried with the
+ * notify queue's exponential backoff. (A refusal that says when, a Retry-After, is the pipeline's RateLimitError:
+ * the backoff then waits at least that long.) Its message carries only the channel and code.
  */
 export class NotifyRetryError extends Error {
-  constructor(
-    message: string,
-    options?: { cause?: unknown },
-    readonly retryAfterMs?: number,
-  ) {
+  constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'NotifyRetryError';
   }

@@ -1,28 +1,64 @@
 /**
- * Wiring of polled forms: HubSpot form guids (HUBSPOT_FORMS_POLL, with HUBSPOT_ACCESS_TOKEN) and Google forms
- * (connected with `activity-journal connect google-forms <formId>`), each on a repeating sync-inbox job.
+ * The polled-forms connector object: HubSpot form guids (HUBSPOT_FORMS_POLL, with HUBSPOT_ACCESS_TOKEN) and
+ * Google forms (connected with `activity-journal connect google-forms <formId>`), each on a repeating sync-inbox
+ * job; one poll, the schedules, and the Google consent flow. Built from the connector's own settings and its
+ * deps; the worker process maps its configuration onto `FormsSettings` (jobs/settings.ts).
  */
 import { join } from 'node:path';
-import type { Config } from '../src/config/config.ts';
-import type { Logger } from '../src/config/logger.ts';
-import type { JournalClient } from '../src/journal/journal-client.ts';
-import type { Pipeline } from '../src/pipeline/pipeline.ts';
-import { JOBS, jobOptions } from '../src/pipeline/job-catalog.ts';
-import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
-import { FormPollStore } from '../connectors/forms/form-poll-store.ts';
-import { pollForm, stateKey, type FormPollReport } from '../connectors/forms/form-poll.ts';
-import { HubSpotFormsFeed } from '../connectors/forms/hubspot-submissions.feed.ts';
-import { GoogleFormsFeed } from '../connectors/forms/google-forms.feed.ts';
-import { completeFormsConsent, formsClient, formsConsentUrl, GOOGLE_FORMS_SCOPES } from '../connectors/forms/google-forms.oauth.ts';
-import type { Queues } from './queues.ts';
-import { loadMasterKey } from '../src/journal/master-key.ts';
+import type { Logger } from '../../src/config/logger.ts';
+import type { JournalClient } from '../../src/journal/journal-client.ts';
+import { loadMasterKey, type MasterKeySource } from '../../src/journal/master-key.ts';
+import type { Pipeline } from '../../src/pipeline/pipeline.ts';
+import type { SyncScheduler } from '../../src/pipeline/sync-scheduler.ts';
+import { PermanentJobError } from '../../src/pipeline/errors/permanent-job.error.ts';
+import { FormPollStore } from './form-poll-store.ts';
+import { pollForm, stateKey, type FormPollReport } from './form-poll.ts';
+import { HubSpotFormsFeed } from './hubspot-submissions.feed.ts';
+import { GoogleFormsFeed } from './google-forms.feed.ts';
+import {
+  completeFormsConsent,
+  formsClient,
+  formsConsentUrl,
+  GOOGLE_FORMS_SCOPES,
+  type GoogleFormsOAuthConfig,
+} from './google-forms.oauth.ts';
 
-export function formPollStore(config: Config): FormPollStore {
-  return new FormPollStore(
-    join(config.pipeline.stateDir, 'form-polls.enc'),
-    loadMasterKey(config.privacy, { create: true }).key,
-    config.pipeline.stateDir,
-  );
+/** Where the polled forms' state is kept: an encrypted file in `stateDir`, sealed under the master key. */
+export interface FormPollStoreSettings {
+  readonly stateDir: string;
+  /** Where the master key is read from (it is loaded, or created, only when the store is opened). */
+  readonly masterKey: MasterKeySource;
+}
+
+export interface FormsSettings extends FormPollStoreSettings {
+  /** How often each form is polled. */
+  readonly pollEveryMs: number;
+  /** How far back the first poll of a form reaches. */
+  readonly backfillDays: number;
+  /** HubSpot forms to poll, with the private app token; null: none. */
+  readonly hubspot: {
+    readonly accessToken: string;
+    readonly basePath: string | undefined;
+    readonly forms: readonly { readonly guid: string; readonly name: string }[];
+  } | null;
+  /** The Google OAuth client for Google Forms; null: Google forms cannot be connected. */
+  readonly google: GoogleFormsOAuthConfig | null;
+}
+
+export interface FormsDeps {
+  readonly journal: JournalClient;
+  /** Where submissions go in (journal commit first), and what tells a submission already taken in. */
+  readonly pipeline: Pick<Pipeline, 'intake' | 'accounted'>;
+  /** The sync-inbox jobs (the worker process: BullMQ job schedulers). */
+  readonly syncs: SyncScheduler;
+  readonly logger: Logger;
+  /** The feeds' wait between pages and retries (tests). */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** The polled forms' state (opening it loads the master key, creating it on first use). */
+export function openFormPollStore(s: FormPollStoreSettings): FormPollStore {
+  return new FormPollStore(join(s.stateDir, 'form-polls.enc'), loadMasterKey(s.masterKey, { create: true }).key, s.stateDir);
 }
 
 export type PolledConnector = 'hubspot-forms' | 'google-forms';
@@ -39,35 +75,17 @@ export interface FormsConnector {
   completeGoogleConsent(code: string, state: string): Promise<{ formId: string }>;
 }
 
-export function formsConnector(
-  config: Config,
-  deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; sleep?: (ms: number) => Promise<void> },
-): FormsConnector {
-  const f = config.pipeline.forms;
+export function formsConnector(f: FormsSettings, deps: FormsDeps): FormsConnector {
   // Opened on first use: a deployment without polled forms gets no state file or key for them.
   let opened: FormPollStore | null = null;
-  const open = (): FormPollStore => (opened ??= formPollStore(config));
+  const open = (): FormPollStore => (opened ??= openFormPollStore(f));
   const log = deps.logger.child({ component: 'connector.forms' });
   const intake = deps.pipeline.intake.bind(deps.pipeline);
   const accounted = deps.pipeline.accounted.bind(deps.pipeline);
   const enqueue = async (connector: PolledConnector, formId: string, every: boolean, onlyMissing = false): Promise<void> => {
-    const data = JOBS['sync-inbox'].schema.parse({ connector, formId });
-    const q = deps.queues['sync-inbox'];
-    if (every && onlyMissing && (await q.getJobScheduler(`${connector}-${formId}`))) return;
-    if (every)
-      await q.upsertJobScheduler(
-        `${connector}-${formId}`,
-        { every: f.pollEveryMs },
-        {
-          name: 'sync-inbox',
-          data,
-          opts: {
-            attempts: JOBS['sync-inbox'].attempts,
-            backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 },
-          },
-        },
-      );
-    else await q.add('sync-inbox', data, jobOptions('sync-inbox', `sync-${connector}-now-${Date.now()}`));
+    const job = { connector, formId };
+    if (every) await deps.syncs.repeat(`${connector}-${formId}`, job, f.pollEveryMs, onlyMissing);
+    else await deps.syncs.once(`sync-${connector}-now-${Date.now()}`, job);
   };
   const sleep = deps.sleep ? { sleep: deps.sleep } : {};
   return {

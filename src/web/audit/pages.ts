@@ -11,10 +11,10 @@ import type {
   IntegrityView,
   ConnectorsView,
   ProofStatus,
-} from '../audit/audit-service.ts';
-import type { Role } from '../audit/users.ts';
-import { CATEGORIES } from '../pipeline/classification.ts';
-import type { VerifyRun } from '../audit/verify-runner.ts';
+} from '../../audit/audit-service.ts';
+import type { Role } from '../../audit/users.ts';
+import { CATEGORIES } from '../../journal/categories.ts';
+import type { VerifyRun } from '../../audit/verify-runner.ts';
 
 export function esc(value: unknown): string {
   const s = value === null || value === undefined ? '' : typeof value === 'string' ? value : JSON.stringify(value);
@@ -77,6 +77,15 @@ export const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
   "base-uri 'none'",
 ].join('; ');
+
+/** The headers every audit answer carries (the audit plugin's and the 404 page of an unknown /audit address). */
+export const SECURITY_HEADERS = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+} as const;
 
 const NAV: readonly [string, string][] = [
   ['/audit/timeline', 'Timeline'],
@@ -197,67 +206,97 @@ ${page.next !== null ? `<p><a href="/audit/review?before=${page.next}" rel="next
   return layout('Review queue', user, '/audit/review', body);
 }
 
+/** A step's fact list: values escaped (objects as JSON), empty ones left out; `html` rows are markup already. */
+class FactList {
+  readonly rows: [string, string][] = [];
+  add(k: string, v: unknown): void {
+    if (v !== null && v !== undefined && v !== '') this.rows.push([k, typeof v === 'string' ? esc(v) : esc(JSON.stringify(v))]);
+  }
+  html(k: string, markup: string): void {
+    this.rows.push([k, markup]);
+  }
+}
+
+type Facts = Record<string, unknown>;
+
+function receivedFacts(f: Facts, list: FactList): void {
+  list.add('channel', `${String(f.channel)} ${String(f.direction)}`);
+  list.add('source id', f.sourceId);
+  list.add('subject', f.subject);
+  list.add('occurred', f.occurredAt);
+  list.add('participants', `${String(f.participants)} (${(f.domains as string[]).join(', ')})`);
+}
+
+function aiDecisionFacts(f: Facts, list: FactList): void {
+  list.add('outcome', f.outcome);
+  list.add('model', f.model);
+  list.add('prompt version', f.prompt);
+  list.add('confidence', typeof f.confidence === 'number' ? f.confidence.toFixed(2) : f.confidence);
+  list.add('category', f.category);
+  list.add('summary', f.summary);
+  list.add('redactions', (f.redactions as { rule: string; count: number }[]).map((r) => `${r.rule} ×${r.count}`).join(', ') || 'none');
+  list.add('truncated to', f.truncatedTo);
+  list.add('needs review', f.reviewRequired ? 'yes' : null);
+  list.add('error', f.error);
+}
+
+function ruleDecisionFacts(f: Facts, list: FactList): void {
+  list.add('rule', f.rule);
+  list.add('section', f.section);
+  list.add('inputs', f.inputs);
+  list.add('outcome', f.outcome);
+  list.add('reason', f.reason);
+}
+
+function crmWriteFacts(f: Facts, list: FactList): void {
+  list.add('request', f.request);
+  list.add('status', `${String(f.status)}${f.dryRun ? ' (dry run: nothing sent)' : ''}`);
+  list.add('category written', f.category);
+  if (Array.isArray(f.holds) && f.holds.length > 0) {
+    list.add('activity of', f.activityOf);
+    list.add('also holds', (f.holds as string[]).join(', '));
+  }
+  const objects = f.objects as { id: string; link: string | null }[];
+  if (objects.length > 0)
+    list.html(
+      'objects',
+      objects.map((o) => (o.link ? `<a href="${esc(o.link)}" rel="noreferrer">${esc(o.id)}</a>` : esc(o.id))).join(', '),
+    );
+  list.add('error', f.error);
+}
+
+function overrideFacts(f: Facts, list: FactList): void {
+  list.add('by', f.user);
+  list.add('supersedes', f.supersedes);
+  list.add('change', `${String(f.field)}: ${JSON.stringify(f.from)} → ${JSON.stringify(f.to)}`);
+  list.add('reason', f.reason);
+}
+
+/** A trace step's facts as a definition list, by the kind of step. */
 function facts(step: TraceStep): string {
-  const f = step.facts as Record<string, unknown>;
-  const rows: [string, string][] = [];
-  const add = (k: string, v: unknown): void => {
-    if (v !== null && v !== undefined && v !== '') rows.push([k, typeof v === 'string' ? esc(v) : esc(JSON.stringify(v))]);
-  };
-  if (typeof f.erasedAt === 'string') add('personal data', `erased on ${f.erasedAt}`);
+  const f = step.facts as Facts;
+  const list = new FactList();
+  if (typeof f.erasedAt === 'string') list.add('personal data', `erased on ${f.erasedAt}`);
   switch (step.step) {
     case 'received':
-      add('channel', `${String(f.channel)} ${String(f.direction)}`);
-      add('source id', f.sourceId);
-      add('subject', f.subject);
-      add('occurred', f.occurredAt);
-      add('participants', `${String(f.participants)} (${(f.domains as string[]).join(', ')})`);
+      receivedFacts(f, list);
       break;
     case 'ai-decision':
-      add('outcome', f.outcome);
-      add('model', f.model);
-      add('prompt version', f.prompt);
-      add('confidence', typeof f.confidence === 'number' ? f.confidence.toFixed(2) : f.confidence);
-      add('category', f.category);
-      add('summary', f.summary);
-      add('redactions', (f.redactions as { rule: string; count: number }[]).map((r) => `${r.rule} ×${r.count}`).join(', ') || 'none');
-      add('truncated to', f.truncatedTo);
-      add('needs review', f.reviewRequired ? 'yes' : null);
-      add('error', f.error);
+      aiDecisionFacts(f, list);
       break;
     case 'rule-decision':
-      add('rule', f.rule);
-      add('section', f.section);
-      add('inputs', f.inputs);
-      add('outcome', f.outcome);
-      add('reason', f.reason);
+      ruleDecisionFacts(f, list);
       break;
-    case 'crm-write': {
-      add('request', f.request);
-      add('status', `${String(f.status)}${f.dryRun ? ' (dry run: nothing sent)' : ''}`);
-      add('category written', f.category);
-      if (Array.isArray(f.holds) && f.holds.length > 0) {
-        add('activity of', f.activityOf);
-        add('also holds', (f.holds as string[]).join(', '));
-      }
-      const objects = f.objects as { id: string; link: string | null }[];
-      if (objects.length > 0)
-        rows.push([
-          'objects',
-          objects.map((o) => (o.link ? `<a href="${esc(o.link)}" rel="noreferrer">${esc(o.id)}</a>` : esc(o.id))).join(', '),
-        ]);
-      add('error', f.error);
+    case 'crm-write':
+      crmWriteFacts(f, list);
       break;
-    }
     case 'override':
-      add('by', f.user);
-      add('supersedes', f.supersedes);
-      add('change', `${String(f.field)}: ${JSON.stringify(f.from)} → ${JSON.stringify(f.to)}`);
-      add('reason', f.reason);
+      overrideFacts(f, list);
       break;
     default:
-      add('kind', step.kind);
+      list.add('kind', step.kind);
   }
-  return `<dl>${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
+  return `<dl>${list.rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
 }
 
 const STEP_TITLES: Record<TraceStep['step'], string> = {

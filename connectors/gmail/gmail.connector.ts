@@ -1,50 +1,58 @@
 /**
- * Wiring of the Gmail connector: the inbox store, the sync-inbox job handler and its per-inbox schedules.
+ * The Gmail connector object: connected inboxes (the encrypted inbox store), their label filters, one sync, the
+ * repeating syncs, coverage reconciliation and the consent flow. Built from the connector's own settings and its
+ * deps; the worker process maps its configuration onto `GmailSettings` (jobs/settings.ts).
  */
 import { join } from 'node:path';
-import type { Config } from '../src/config/config.ts';
-import type { Logger } from '../src/config/logger.ts';
-import type { JournalClient } from '../src/journal/journal-client.ts';
-import type { Pipeline } from '../src/pipeline/pipeline.ts';
-import { JOBS, jobOptions } from '../src/pipeline/job-catalog.ts';
-import { GmailInboxStore } from '../connectors/gmail/inbox-store.ts';
-import { completeConsent, consentUrl, inboxClient, type GmailOAuthConfig } from '../connectors/gmail/gmail.oauth.ts';
-import { syncInbox, type SyncReport } from '../connectors/gmail/gmail.sync.ts';
-import { reconcileInbox, type CoverageReport } from '../connectors/gmail/gmail.reconcile.ts';
-import { PermanentJobError } from '../src/pipeline/errors/permanent-job.error.ts';
-import { RedisQuotaBucket } from '../connectors/gmail/quota.ts';
 import type { Redis } from 'ioredis';
-import { changeInboxLabels, effectiveLabels, type EffectiveLabels, type LabelChange } from '../connectors/gmail/inbox-labels.ts';
-import type { LabelFilter } from '../connectors/gmail/inbox-store.ts';
-import type { Queues } from './queues.ts';
-import { loadMasterKey } from '../src/journal/master-key.ts';
+import type { Logger } from '../../src/config/logger.ts';
+import type { JournalClient } from '../../src/journal/journal-client.ts';
+import { loadMasterKey, type MasterKeySource } from '../../src/journal/master-key.ts';
+import type { Pipeline } from '../../src/pipeline/pipeline.ts';
+import type { SyncScheduler } from '../../src/pipeline/sync-scheduler.ts';
+import { PermanentJobError } from '../../src/pipeline/errors/permanent-job.error.ts';
+import { GmailInboxStore, type LabelFilter } from './inbox-store.ts';
+import { completeConsent, consentUrl, inboxClient, type GmailOAuthConfig } from './gmail.oauth.ts';
+import { syncInbox, type SyncReport } from './gmail.sync.ts';
+import { reconcileInbox, type CoverageReport } from './gmail.reconcile.ts';
+import { RedisQuotaBucket } from './quota.ts';
+import { changeInboxLabels, effectiveLabels, type EffectiveLabels, type LabelChange } from './inbox-labels.ts';
 
-export function gmailOAuthConfig(config: Config): GmailOAuthConfig | null {
-  const g = config.pipeline.gmail;
-  return g
-    ? {
-        clientId: g.clientId,
-        clientSecret: g.clientSecret,
-        redirectUrl: g.redirectUrl,
-        scopeMode: g.scope,
-        tokenUrl: g.tokenUrl,
-        rootUrl: g.apiRoot,
-      }
-    : null;
+/** Where the connected inboxes are kept: an encrypted file in `stateDir`, sealed under the master key. */
+export interface InboxStoreSettings {
+  readonly stateDir: string;
+  /** Where the master key is read from (it is loaded, or created, only when the store is opened). */
+  readonly masterKey: MasterKeySource;
 }
 
-export function gmailInboxStore(config: Config): GmailInboxStore {
-  return new GmailInboxStore(
-    join(config.pipeline.stateDir, 'gmail-inboxes.enc'),
-    loadMasterKey(config.privacy, { create: true }).key,
-    config.pipeline.stateDir,
-  );
+export interface GmailSettings extends InboxStoreSettings {
+  /** The OAuth client (GOOGLE_CLIENT_ID/SECRET), our callback, the scope mode, and the token URL / API root overrides. */
+  readonly oauth: GmailOAuthConfig;
+  /** How often each connected inbox is synced. */
+  readonly syncEveryMs: number;
+  /** How far back the first sync of an inbox reaches. */
+  readonly backfillDays: number;
+  /** Gmail's per-user quota, shared by every sync of an inbox in every worker process. */
+  readonly quotaUnitsPerMinute: number;
+  /** The label filter of inboxes without their own (GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS). */
+  readonly defaultLabels: LabelFilter;
 }
 
-/** The label filter of inboxes without their own (GMAIL_INCLUDE_LABELS / GMAIL_EXCLUDE_LABELS). */
-export function defaultLabels(config: Config): LabelFilter {
-  const g = config.pipeline.gmail;
-  return { include: g?.includeLabels ?? [], exclude: g?.excludeLabels ?? ['SPAM', 'TRASH', 'DRAFT'] };
+export interface GmailDeps {
+  readonly journal: JournalClient;
+  /** Where synced messages go in (journal commit first), and what reconciliation asks about a message id. */
+  readonly pipeline: Pick<Pipeline, 'intake' | 'accounted'>;
+  /** The sync-inbox jobs (the worker process: BullMQ job schedulers). */
+  readonly syncs: SyncScheduler;
+  /** The quota buckets live here, under `prefix`. */
+  readonly redis: Redis;
+  readonly prefix: string;
+  readonly logger: Logger;
+}
+
+/** The connected inboxes (opening it loads the master key, creating it on first use). */
+export function openInboxStore(s: InboxStoreSettings): GmailInboxStore {
+  return new GmailInboxStore(join(s.stateDir, 'gmail-inboxes.enc'), loadMasterKey(s.masterKey, { create: true }).key, s.stateDir);
 }
 
 export interface GmailConnector {
@@ -69,36 +77,17 @@ export interface GmailConnector {
   completeConsent(code: string, state: string): Promise<{ mailbox: string }>;
 }
 
-export function gmailConnector(
-  config: Config,
-  deps: { journal: JournalClient; pipeline: Pipeline; queues: Queues; logger: Logger; redis: Redis; prefix: string },
-): GmailConnector | null {
-  const cfg = gmailOAuthConfig(config);
-  const g = config.pipeline.gmail;
-  if (!cfg || !g) return null;
-  const store = gmailInboxStore(config);
+export function gmailConnector(s: GmailSettings, deps: GmailDeps): GmailConnector {
+  const cfg = s.oauth;
+  const store = openInboxStore(s);
   const log = deps.logger.child({ component: 'connector.gmail' });
   // One bucket per mailbox in Redis, shared by every sync of it in every worker process.
   const bucketFor = (mailbox: string): RedisQuotaBucket =>
-    new RedisQuotaBucket({ redis: deps.redis, prefix: deps.prefix, account: mailbox, unitsPerMinute: g.quotaUnitsPerMinute });
+    new RedisQuotaBucket({ redis: deps.redis, prefix: deps.prefix, account: mailbox, unitsPerMinute: s.quotaUnitsPerMinute });
   const enqueueSync = async (mailbox: string, every: boolean, onlyMissing = false): Promise<void> => {
-    const data = JOBS['sync-inbox'].schema.parse({ connector: 'gmail', mailbox });
-    const q = deps.queues['sync-inbox'];
-    if (every && onlyMissing && (await q.getJobScheduler(`gmail-${mailbox}`))) return;
-    if (every)
-      await q.upsertJobScheduler(
-        `gmail-${mailbox}`,
-        { every: g.syncEveryMs },
-        {
-          name: 'sync-inbox',
-          data,
-          opts: {
-            attempts: JOBS['sync-inbox'].attempts,
-            backoff: { type: 'exponential', delay: JOBS['sync-inbox'].backoffMs, jitter: 0.5 },
-          },
-        },
-      );
-    else await q.add('sync-inbox', data, jobOptions('sync-inbox', `sync-inbox-now-${Date.now()}`));
+    const job = { connector: 'gmail', mailbox } as const;
+    if (every) await deps.syncs.repeat(`gmail-${mailbox}`, job, s.syncEveryMs, onlyMissing);
+    else await deps.syncs.once(`sync-inbox-now-${Date.now()}`, job);
   };
   const authFor = (mailbox: string): ReturnType<typeof inboxClient> => {
     const record = store.record(mailbox);
@@ -109,7 +98,7 @@ export function gmailConnector(
         .catch((err: unknown) => log.error({ mailbox, err: (err as Error).message }, 'could not keep a rotated refresh token'));
     });
   };
-  const defaults = defaultLabels(config);
+  const defaults = s.defaultLabels;
   return {
     store,
     labels: (mailbox) => effectiveLabels(store, mailbox, defaults),
@@ -122,7 +111,7 @@ export function gmailConnector(
         rootUrl: cfg.rootUrl,
         since,
         accounted: (id) => deps.pipeline.accounted('gmail', id),
-        metadataOnly: g.scope === 'metadata',
+        metadataOnly: cfg.scopeMode === 'metadata',
         ...(reportOnly ? {} : { intake: (ix) => deps.pipeline.intake(ix) }),
         ...(onProgress ? { onProgress } : {}),
       });
@@ -137,9 +126,9 @@ export function gmailConnector(
         journal: deps.journal,
         intake: (ix) => deps.pipeline.intake(ix),
         state: store,
-        backfillDays: g.backfillDays,
+        backfillDays: s.backfillDays,
         quota: bucketFor(mailbox),
-        metadataOnly: g.scope === 'metadata',
+        metadataOnly: cfg.scopeMode === 'metadata',
         ...(labels.include.length > 0 ? { includeLabels: labels.include } : {}),
         excludeLabels: labels.exclude,
         ...(onProgress ? { onProgress } : {}),
