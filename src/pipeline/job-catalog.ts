@@ -100,8 +100,11 @@ export const JOBS = {
 export type QueueName = keyof typeof JOBS;
 export type JobData<Q extends QueueName> = z.infer<(typeof JOBS)[Q]['schema']>;
 
+/** What a handler (and the job processing, jobs/process-job.ts) reads of a BullMQ job. */
+export type JobRef = Pick<Job, 'id' | 'name' | 'data' | 'attemptsMade' | 'opts'>;
+
 /** What processes a job of queue Q: its payload as the catalog's schema parsed it. */
-export type JobHandler<Q extends QueueName> = (data: JobData<Q>, signal: AbortSignal, job: Job) => Promise<unknown>;
+export type JobHandler<Q extends QueueName> = (data: JobData<Q>, signal: AbortSignal, job: JobRef) => Promise<unknown>;
 
 /** A processor for every queue. */
 export type JobHandlers = { readonly [Q in QueueName]: JobHandler<Q> };
