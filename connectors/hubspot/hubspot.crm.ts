@@ -25,6 +25,8 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@hubspot/api-client';
 import type { JournalClient } from '../../src/journal/journal-client.ts';
 import type { AppendInput, JournalEntry } from '../../src/journal/entry.ts';
+import { filterKind } from '../../src/journal/entry-payload.ts';
+import type { PayloadOf } from '../../src/journal/kinds.ts';
 import type { Logger } from '../../src/config/logger.ts';
 import { silentLogger } from '../../src/config/logger.ts';
 import {
@@ -37,6 +39,7 @@ import {
   type RequestGate,
 } from '../../src/pipeline/ports.ts';
 import { ASSOCIATION_TYPE_IDS } from './association-types.ts';
+import { HUBSPOT_DEFINED, IN_OPERATOR, STRING_PROPERTY_TYPE, TEXT_FIELD_TYPE } from './sdk-enums.ts';
 import { HubSpotCallError } from './errors/hubspot-call.error.ts';
 import { createHubSpotClient, type CallRecord, type DailyBudget } from './hubspot.http.ts';
 import { CallPolicy } from './call-policy.ts';
@@ -106,7 +109,7 @@ export interface HubSpotCrmOptions {
 
 /** What HubSpot last got for an entry, by the journal: the properties, and the object's id. */
 interface Written {
-  readonly properties: Record<string, unknown>;
+  readonly properties: NonNullable<PayloadOf<'crm.write'>['properties']>;
   readonly objectId: string | null;
 }
 
@@ -274,8 +277,8 @@ export class HubSpotCrm implements BatchCrmClient {
       label: 'Journal entry id',
       description: 'The activity-journal entry this activity mirrors (one activity per entry).',
       groupName,
-      type: 'string' as never,
-      fieldType: 'text' as never,
+      type: STRING_PROPERTY_TYPE,
+      fieldType: TEXT_FIELD_TYPE,
       hasUniqueValue: unique,
       formField: false,
     });
@@ -716,12 +719,9 @@ export class HubSpotCrm implements BatchCrmClient {
   /** When the journal says an earlier attempt decided to create this entry's object (ms), or null. */
   private async earlierCreateDecision(plan: MirrorPlan): Promise<number | null> {
     const chain: JournalEntry[] = await this.o.journal.byCorrelation(plan.correlationId);
-    let at: number | null = null;
-    for (const e of chain) {
-      const p = e.payload as { ruleId?: string; inputEntryId?: string };
-      if (e.kind === 'rule.decision' && p.ruleId === 'crm-create' && p.inputEntryId === plan.entryId) at = Date.parse(e.recordedAt);
-    }
-    return at;
+    const decided = filterKind(chain, 'rule.decision', (e) => e.payload.ruleId === 'crm-create' && e.payload.inputEntryId === plan.entryId);
+    const newest = decided.at(-1);
+    return newest ? Date.parse(newest.recordedAt) : null;
   }
 
   /**
@@ -769,7 +769,7 @@ export class HubSpotCrm implements BatchCrmClient {
     let after: string | undefined = '0';
     while (after !== undefined) {
       const request = {
-        filterGroups: [{ filters: [{ propertyName, operator: 'IN' as never, values: [...values] }] }],
+        filterGroups: [{ filters: [{ propertyName, operator: IN_OPERATOR, values: [...values] }] }],
         properties: [...properties],
         limit: SEARCH_PAGE,
         sorts: [],
@@ -803,7 +803,7 @@ export class HubSpotCrm implements BatchCrmClient {
     return out;
   }
 
-  /** Spaces this process's searches at least 250 ms apart (HubSpot allows 4 search requests a second). */
+  /** Spaces this process's searches SEARCH_MIN_GAP_MS apart (HubSpot allows 4 search requests a second). */
   private searchSlot(): Promise<void> {
     const turn = this.searchTurn.then(async () => {
       const wait = this.lastSearchAt + SEARCH_MIN_GAP_MS - this.now();
@@ -917,7 +917,7 @@ export class HubSpotCrm implements BatchCrmClient {
                   correlationId: p.correlationId,
                   causationId: p.decisionEntryId,
                   idempotencyKey: `crm/${p.entryId}/state/${field}/${res.record.correlationId}`,
-                  payload: { entity: `hubspot/${type}/${hit.id}`, field, from: from as never, to },
+                  payload: { entity: `hubspot/${type}/${hit.id}`, field, from, to },
                 });
             }
           }
@@ -949,22 +949,10 @@ export class HubSpotCrm implements BatchCrmClient {
   /** What the journal says HubSpot last got for this entry (its newest successful activity write), if anything. */
   private async lastWritten(plan: MirrorPlan): Promise<Written | null> {
     const chain: JournalEntry[] = await this.o.journal.byCorrelation(plan.correlationId);
-    for (let i = chain.length - 1; i >= 0; i--) {
-      const e = chain[i] as JournalEntry;
-      const p = e.payload as {
-        entryId?: string;
-        path?: string;
-        properties?: Record<string, unknown>;
-        dryRun?: boolean;
-        objectIds?: string[];
-      };
-      if (
-        e.kind === 'crm.write' &&
-        p.entryId === plan.entryId &&
-        p.dryRun !== true &&
-        ACTIVITY_WRITE_PATH.test(p.path ?? '') &&
-        p.properties
-      )
+    const writes = filterKind(chain, 'crm.write');
+    for (let i = writes.length - 1; i >= 0; i--) {
+      const p = writes[i]?.payload;
+      if (p && p.entryId === plan.entryId && p.dryRun !== true && ACTIVITY_WRITE_PATH.test(p.path ?? '') && p.properties)
         return { properties: p.properties, objectId: p.objectIds?.[0] ?? null };
     }
     return null;
@@ -985,7 +973,7 @@ export class HubSpotCrm implements BatchCrmClient {
         const inputs = slice.map((x) => ({
           _from: { id: x.w.objectId },
           to: { id: x.id },
-          types: [{ associationCategory: 'HUBSPOT_DEFINED' as never, associationTypeId: typeId }],
+          types: [{ associationCategory: HUBSPOT_DEFINED, associationTypeId: typeId }],
         }));
         const perItem = new Map<MirrorPlan, { w: { plan: MirrorPlan; objectId: string }; ids: string[] }>();
         for (const x of slice) {

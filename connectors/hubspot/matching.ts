@@ -13,7 +13,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { AppendInput } from '../../src/journal/entry.ts';
-import type { MirrorPlan } from '../../src/pipeline/ports.ts';
+import type { PayloadOf } from '../../src/journal/kinds.ts';
+import type { AssociationTargets, MirrorPlan } from '../../src/pipeline/ports.ts';
 
 export type CreateContactsRule = 'never' | 'inbound' | 'always';
 export type DealRule = 'single-open-deal' | 'none';
@@ -28,8 +29,14 @@ export interface Match {
   readonly contacts: string[];
   readonly companies: string[];
   readonly deals: string[];
-  readonly evaluated: Record<string, unknown>;
+  /** What was weighed, as the crm-match rule.decision records it (JSON values). */
+  readonly evaluated: PayloadOf<'rule.decision'>['evaluated'];
   readonly reasons: string[];
+}
+
+/** Association targets as a journal payload holds them (JSON arrays). */
+function targetsJson(t: AssociationTargets): { contacts: string[]; companies: string[]; deals: string[] } {
+  return { contacts: [...t.contacts], companies: [...t.companies], deals: [...t.deals] };
 }
 
 /**
@@ -95,7 +102,7 @@ export function matchPlan(plan: MirrorPlan, known: KnownRecords, rules: MatchRul
       companies: [...o.to.companies],
       deals: [...o.to.deals],
       reasons: [`association override ${o.entryId} by ${o.actor}: ${o.reason}`],
-      evaluated: { override: o.entryId, from: o.from, remove: o.remove, createContacts: createRule, dealRule },
+      evaluated: { override: o.entryId, from: targetsJson(o.from), remove: targetsJson(o.remove), createContacts: createRule, dealRule },
     };
   }
   const reasons: string[] = [];
@@ -162,7 +169,7 @@ export function matchPlan(plan: MirrorPlan, known: KnownRecords, rules: MatchRul
 export function matchDecision(plan: MirrorPlan, m: Match, rules: MatchRules): AppendInput {
   const o = plan.associationOverride;
   const outcome = `contacts:${m.contacts.length} companies:${m.companies.length} deals:${m.deals.length}`;
-  const evaluated = { ...m.evaluated, contacts: m.contacts, companies: m.companies, deals: m.deals } as never;
+  const evaluated = { ...m.evaluated, contacts: m.contacts, companies: m.companies, deals: m.deals };
   if (o) {
     return {
       kind: 'rule.decision',

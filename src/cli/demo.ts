@@ -14,6 +14,7 @@ import { JournalReader } from '../journal/reader.ts';
 import { LocalJournalClient } from '../journal/local-client.ts';
 import { DirectoryAnchor } from '../journal/anchors.ts';
 import type { JournalEntry } from '../journal/entry.ts';
+import { filterKind } from '../journal/entry-payload.ts';
 import { SampleSource } from '../pipeline/sample-source.ts';
 import { Redis } from 'ioredis';
 import { enqueueVia, removeAllUnder, waitUntilDrained } from '../../jobs/queues.ts';
@@ -226,23 +227,21 @@ async function serveDemoUi(o: {
 
 function summarise(entries: readonly JournalEntry[]) {
   const count = (f: (e: JournalEntry) => boolean): number => entries.filter(f).length;
-  const payload = (e: JournalEntry): Record<string, unknown> => e.payload as Record<string, unknown>;
-  const decisions = entries.filter((e) => e.kind === 'ai.decision' && payload(e).outcome !== 'failed');
+  const allDecisions = filterKind(entries, 'ai.decision');
+  const decisions = allDecisions.filter((d) => d.payload.outcome !== 'failed');
   const categories: Record<string, number> = {};
   const decisionOutcomes: Record<string, number> = {};
   for (const d of decisions) {
-    const c = (payload(d).output as { category: string }).category;
+    const category = d.payload.output?.category;
+    const c = typeof category === 'string' ? category : '?';
     categories[c] = (categories[c] ?? 0) + 1;
   }
-  for (const d of entries.filter((e) => e.kind === 'ai.decision')) {
-    const o = String(payload(d).outcome);
+  for (const d of allDecisions) {
+    const o = String(d.payload.outcome);
     decisionOutcomes[o] = (decisionOutcomes[o] ?? 0) + 1;
   }
   const rule = (section: string, outcome: string): number =>
-    count(
-      (e) =>
-        e.kind === 'rule.decision' && (payload(e).evaluated as { section?: string }).section === section && payload(e).outcome === outcome,
-    );
+    filterKind(entries, 'rule.decision', (e) => e.payload.evaluated?.section === section && e.payload.outcome === outcome).length;
   return {
     interactions: count((e) => e.kind === 'interaction.received'),
     excluded: rule('exclusions', 'excluded'),
@@ -251,12 +250,8 @@ function summarise(entries: readonly JournalEntry[]) {
     categories,
     // Interactions mirrored: a call's transcripts are on their call's activity (its writes name them as members).
     mirrored: new Set(
-      entries
-        .filter((e) => e.kind === 'crm.write')
-        .flatMap((e) => [
-          payload(e).entryId,
-          ...(Array.isArray(payload(e).members) ? (payload(e).members as { entryId?: unknown }[]).map((m) => m.entryId) : []),
-        ])
+      filterKind(entries, 'crm.write')
+        .flatMap((e) => [e.payload.entryId, ...(e.payload.members ?? []).map((m) => m.entryId)])
         .filter((id) => typeof id === 'string'),
     ).size,
     skipped: rule('mirror', 'skip'),

@@ -1,6 +1,7 @@
 /** One line a person can read for each kind of entry; bodies and transcripts are never printed, only ids and outcomes. */
 import type { JournalEntry } from '../journal/entry.ts';
 import { droppedOf } from '../journal/dropped-payload.ts';
+import { isJsonObject } from '../journal/json-object.ts';
 
 type P = Record<string, unknown>;
 // A value that is not there prints as "-", never as "undefined".
@@ -115,11 +116,11 @@ const DESCRIBE: Record<string, (p: P) => string> = {
 
 export function describeEntry(e: JournalEntry): string {
   const dropped = droppedOf(e.payload);
-  if (dropped && (e.payload as { $dropped: { reason?: unknown } }).$dropped.reason === 'unsealed-personal-data')
+  if (dropped && isJsonObject(e.payload) && isJsonObject(e.payload.$dropped) && e.payload.$dropped.reason === 'unsealed-personal-data')
     return `payload dropped on ${dropped.at.slice(0, 10)}: it held personal data in clear, written by an older version (class ${e.retentionClass})`;
   if (dropped)
     return `payload dropped on ${dropped.at.slice(0, 10)} by retention policy ${dropped.policyVersion} (class ${e.retentionClass})`;
-  const p = (e.payload ?? {}) as P;
+  const p: P = isJsonObject(e.payload) ? e.payload : {};
   // The personal part of a forgotten subject's entry is gone; what stays in clear is still described.
   const erased =
     p.erased === true

@@ -9,6 +9,7 @@ import type { Config } from '../config/config.ts';
 import { formsWebhookSecret } from '../../jobs/main.ts';
 import { signV1 } from '../pipeline/webhook-signature.ts';
 import { JournalReader } from '../journal/reader.ts';
+import { findKind } from '../journal/entry-payload.ts';
 import { attachConfiguredPrivacy } from '../journal/configured-privacy.ts';
 import { firstUserLine } from './supervisor.ts';
 import { UsageError } from './usage-error.ts';
@@ -98,10 +99,14 @@ async function waitForDecision(
 ): Promise<SendSampleResult['decision']> {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const d = reader.byCorrelation(correlationId).find((e) => e.kind === 'ai.decision' && e.causationId === entryId);
+    const d = findKind(reader.byCorrelation(correlationId), 'ai.decision', (e) => e.causationId === entryId);
     if (d) {
-      const p = d.payload as { output?: { category?: string }; confidence?: number; provider?: string };
-      return { category: p.output?.category ?? '?', confidence: p.confidence ?? 0, provider: p.provider ?? '?' };
+      const category = d.payload.output?.category;
+      return {
+        category: typeof category === 'string' ? category : '?',
+        confidence: d.payload.confidence ?? 0,
+        provider: d.payload.provider ?? '?',
+      };
     }
     if (Date.now() > deadline) return null;
     await new Promise((r) => setTimeout(r, 200));

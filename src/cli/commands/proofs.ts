@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { checkInclusionBundle } from '../../journal/proof.ts';
 import { JournalFileError } from '../../journal/errors/journal-file.error.ts';
 import type { JournalEntry } from '../../journal/entry.ts';
+import { isKind } from '../../journal/entry-payload.ts';
 import type { CliContext, CliOutput } from '../context.ts';
 import { describeEntry } from '../describe.ts';
 import { openReader, withWriterOrService } from '../journal-access.ts';
@@ -144,10 +145,11 @@ function publicKey(ctx: CliContext): void {
   const reader = openReader(ctx.config());
   try {
     const genesis = reader.bySeq(0);
-    if (!genesis || genesis.kind !== 'journal.created')
-      throw new JournalFileError('UNREADABLE', 'the journal has no journal.created entry');
-    const p = genesis.payload as { verifierKey: string; origin: string };
-    ctx.out(ctx.json() ? JSON.stringify({ verifierKey: p.verifierKey, origin: p.origin }) : p.verifierKey);
+    if (!isKind(genesis, 'journal.created')) throw new JournalFileError('UNREADABLE', 'the journal has no journal.created entry');
+    const { verifierKey, origin } = genesis.payload;
+    // Never dropped (permanent retention, no personal data): a genesis without its key is not one the journal wrote.
+    if (verifierKey === undefined) throw new JournalFileError('UNREADABLE', 'the journal.created entry holds no verifier key');
+    ctx.out(ctx.json() ? JSON.stringify({ verifierKey, origin }) : verifierKey);
   } finally {
     reader.close();
   }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../../config/config.ts';
 import { JournalReader } from '../../journal/reader.ts';
+import { isKind } from '../../journal/entry-payload.ts';
 import { verifyJournal, type AnchoredNote, type VerifyReport } from '../../journal/verify.ts';
 import { readAnchoredNotes, readPinnedKey, originSlug } from '../../journal/anchors.ts';
 import { parseVerifierKey, type Verifier } from '../../journal/keys.ts';
@@ -56,7 +57,7 @@ async function verifyCommand(
   try {
     const archives = includeArchives ? await (await import('../archive.ts')).attachArchives(config, reader) : undefined;
     const genesis = reader.bySeq(0);
-    const origin = genesis && genesis.kind === 'journal.created' ? (genesis.payload as { origin: string }).origin : null;
+    const origin = isKind(genesis, 'journal.created') ? (genesis.payload.origin ?? null) : null;
     const anchors = readAnchors(config, anchorDirs, origin);
     if (typeof anchors === 'string') return fail(ctx, 0, anchors);
     const bar = progressLines ? progressLinesTo(process.stderr) : ctx.json() ? { update() {}, done() {} } : progressBar('verifying');
