@@ -16,7 +16,7 @@ import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
 import { resolveCredentials } from '../journal/service/credentials.ts';
 import { HttpJournalClient } from '../journal/service/http-client.ts';
-import { ensureRedis } from './redis.ts';
+import { ensureRedis, type RedisHandle } from './redis.ts';
 import { loadMasterKey } from '../journal/master-key.ts';
 import { claimInstance } from './instance.ts';
 import { STOP_MESSAGE, isArmed, isReady, isStopRequest } from './stop-signal.ts';
@@ -140,6 +140,11 @@ interface StopControl {
   isStopping(): boolean;
 }
 
+/**
+ * The supervisor's run, in phases: key and Redis and the children's environment; start the journal service and
+ * wait for it; start the worker and the web server (the banner follows when all answer); wait for a stop; stop in
+ * order. Restarts happen on the side, in `afterExit`.
+ */
 async function superviseUntilStopped(
   config: Config,
   logger: Logger,
@@ -147,7 +152,31 @@ async function superviseUntilStopped(
   log: Logger,
   control: StopControl,
 ): Promise<number> {
-  // The master key first, before any child could race to create it: said out loud when it is new.
+  announceMasterKey(config, log);
+  const redis = await ensureRedis(config, logger);
+  const children: Children = { env: await childEnvironment(config, env, redis.url), log, control, failure: null };
+  const journal = managed('journal-service', ['journal-service']);
+  const others = [managed('worker', ['worker']), managed('web', ['web'])];
+  const shutdown = (): Promise<number> => stopInOrder(config, children, { journal, others, redis });
+
+  startChild(children, journal);
+  const journalUp = await waitForJournalService(config.service.url, control);
+  if (journalUp === 'timed out') {
+    await shutdown();
+    throw new Error(`the journal service did not come up on ${config.service.url} within ${JOURNAL_UP_MS / 1000} s`);
+  }
+  if (journalUp === 'stopping' || control.isStopping()) return shutdown();
+
+  others.forEach((m) => startChild(children, m));
+  const [worker, web] = others as [Managed, Managed];
+  void announceWhenReady({ config, log, control, worker, web, banner: () => banner(config, redis) });
+
+  await control.stopped;
+  return shutdown();
+}
+
+/** The master key first, before any child could race to create it: said out loud when it is new. */
+function announceMasterKey(config: Config, log: Logger): void {
   const master = loadMasterKey(config.privacy, { create: true });
   if (master.source === 'created') {
     log.warn(
@@ -155,72 +184,36 @@ async function superviseUntilStopped(
       'no master key was configured: generated one (0600). Back it up apart from the data directory, or set JOURNAL_MASTER_KEY / JOURNAL_MASTER_KEY_FILE: without it, OAuth tokens and personal data in the journal cannot be read',
     );
   } else log.info({ source: master.source, masterKeyId: master.key.id }, 'master key loaded');
-  const redis = await ensureRedis(config, logger);
+}
+
+/** What every child runs with: our environment plus the journal, its credentials, Redis, the log format and the worker's metrics port. */
+async function childEnvironment(config: Config, env: NodeJS.ProcessEnv, redisUrl: string): Promise<NodeJS.ProcessEnv> {
   const creds = resolveCredentials(config.journal.keysDir, config.service, true);
   if (!creds) throw new Error('no journal service credentials could be resolved');
-  const childEnv: NodeJS.ProcessEnv = {
+  return {
     ...env,
     JOURNAL_PATH: config.journal.path,
     JOURNAL_APPEND_TOKEN: creds.appendToken,
     JOURNAL_READ_TOKEN: creds.readToken,
-    REDIS_URL: redis.url,
+    REDIS_URL: redisUrl,
     // Their stderr is ours: the same format as ours, said explicitly rather than left to each to guess.
     LOG_FORMAT: chooseLogFormat(config.logFormat, process.stderr.isTTY === true),
     // The worker's own /metrics, gathered by the web server's: on a free loopback port unless one is configured,
     // so that two instances on one machine (or anything else on 9465) do not collide.
     WORKER_METRICS_LISTEN: env.WORKER_METRICS_LISTEN ? env.WORKER_METRICS_LISTEN : `127.0.0.1:${await freeLoopbackPort()}`,
   };
-  let failure: { code: number; process: string } | null = null;
-  const start = (m: Managed): void => {
-    // An IPC channel lets a child notice when the supervisor dies (even by kill -9) and shut down cleanly, the
-    // supervisor tell it when to stop, and the child pass on a SIGTERM it was sent.
-    const child = spawn(process.execPath, [BIN, ...m.args], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    m.child = child;
-    m.armed = false;
-    m.startedAt = Date.now();
-    m.ready = false;
-    m.lastSaid = `started as pid ${child.pid ?? '?'}, not ready yet`;
-    child.on('message', (msg: unknown) => {
-      if (isArmed(msg)) m.armed = true;
-      else if (isReady(msg)) {
-        m.ready = true;
-        m.lastSaid = 'ready';
-      } else if (isStopRequest(msg)) {
-        m.armed = true;
-        // Already being stopped (a SIGTERM raced our stop): tell it again, now that it surely listens.
-        if (m.stopping) stopChild(m);
-        else control.stop(`${msg.signal} to ${m.name}`);
-      }
-    });
-    m.exited = new Promise((resolveExit) => {
-      child.once('exit', (code, signal) => {
-        m.child = null;
-        m.ready = false;
-        m.lastSaid = `exited (code ${String(code)}, signal ${String(signal)})`;
-        resolveExit();
-        if (control.isStopping() || m.stopping) return;
-        m.quickExits = Date.now() - m.startedAt < QUICK_EXIT_MS ? m.quickExits + 1 : 0;
-        if (code === 2 || m.quickExits >= MAX_QUICK_EXITS) {
-          const why =
-            code === 2
-              ? 'it cannot start: a configuration or usage problem, which a restart cannot fix'
-              : `it ended within ${QUICK_EXIT_MS / 1000} s of starting ${m.quickExits} times in a row`;
-          failure ??= { code: code === 2 ? 2 : 1, process: m.name };
-          log.error({ process: m.name, code, signal }, `${m.name} exited and is not restarted: ${why} (its error is above); stopping`);
-          control.stop(`${m.name} cannot start`);
-          return;
-        }
-        m.restarts++;
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(m.restarts, 6));
-        log.error({ process: m.name, code, signal, restartInMs: delay }, 'process exited; restarting');
-        setTimeout(() => {
-          if (!control.isStopping()) start(m);
-        }, delay).unref();
-      });
-    });
-    log.info({ process: m.name, pid: child.pid }, 'started');
-  };
-  const make = (name: string, args: string[]): Managed => ({
+}
+
+/** What the supervised children share: their environment, the log, the stop control, and the first that could not start. */
+interface Children {
+  readonly env: NodeJS.ProcessEnv;
+  readonly log: Logger;
+  readonly control: StopControl;
+  failure: { code: number; process: string } | null;
+}
+
+function managed(name: string, args: string[]): Managed {
+  return {
     name,
     args,
     child: null,
@@ -232,65 +225,130 @@ async function superviseUntilStopped(
     lastSaid: 'not started',
     startedAt: 0,
     quickExits: 0,
-  });
-
-  const journal = make('journal-service', ['journal-service']);
-  const others = [make('worker', ['worker']), make('web', ['web'])];
-  function stopChild(m: Managed): void {
-    m.stopping = true;
-    const child = m.child;
-    if (!child) return;
-    if (child.connected && m.armed) child.send({ type: STOP_MESSAGE }, (err) => err && child.kill('SIGTERM'));
-    else child.kill('SIGTERM');
-  }
-  const shutdown = async (): Promise<number> => {
-    const hardStop = setTimeout(() => {
-      log.error({}, 'children did not stop in time; killing them');
-      for (const m of [...others, journal]) m.child?.kill('SIGKILL');
-      redis.child?.kill('SIGKILL');
-    }, config.shutdownDeadlineMs + 15_000);
-    hardStop.unref();
-    others.forEach(stopChild);
-    await Promise.all(others.map((m) => m.exited));
-    stopChild(journal);
-    await journal.exited;
-    if (redis.child && redis.child.exitCode === null) {
-      const exited = new Promise((r) => redis.child?.once('exit', r));
-      redis.child.kill('SIGTERM');
-      await exited;
-    }
-    clearTimeout(hardStop);
-    if (failure) process.stderr.write(`activity-journal stopped: the ${failure.process} process could not start (see its error above).\n`);
-    return failure?.code ?? 0;
   };
-  start(journal);
-  const client = new HttpJournalClient({ url: config.service.url, attempts: 1 });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (control.isStopping()) {
-      await client.close();
-      return shutdown();
-    }
-    try {
-      await client.health();
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        await client.close();
-        await shutdown();
-        throw new Error(`the journal service did not come up on ${config.service.url} within 30 s`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  await client.close();
-  if (control.isStopping()) return shutdown();
-  others.forEach(start);
-  const [worker, web] = others as [Managed, Managed];
-  void announceWhenReady({ config, log, control, worker, web, banner: () => banner(config, redis) });
+}
 
-  await control.stopped;
-  return shutdown();
+/** Spawns `m` (again, after a restart) and follows what it says and when it exits. */
+function startChild(children: Children, m: Managed): void {
+  // An IPC channel lets a child notice when the supervisor dies (even by kill -9) and shut down cleanly, the
+  // supervisor tell it when to stop, and the child pass on a SIGTERM it was sent.
+  const child = spawn(process.execPath, [BIN, ...m.args], { env: children.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  m.child = child;
+  m.armed = false;
+  m.startedAt = Date.now();
+  m.ready = false;
+  m.lastSaid = `started as pid ${child.pid ?? '?'}, not ready yet`;
+  child.on('message', (msg: unknown) => {
+    if (isArmed(msg)) m.armed = true;
+    else if (isReady(msg)) {
+      m.ready = true;
+      m.lastSaid = 'ready';
+    } else if (isStopRequest(msg)) {
+      m.armed = true;
+      // Already being stopped (a SIGTERM raced our stop): tell it again, now that it surely listens.
+      if (m.stopping) stopChild(m);
+      else children.control.stop(`${msg.signal} to ${m.name}`);
+    }
+  });
+  m.exited = new Promise((resolveExit) => {
+    child.once('exit', (code, signal) => {
+      m.child = null;
+      m.ready = false;
+      m.lastSaid = `exited (code ${String(code)}, signal ${String(signal)})`;
+      resolveExit();
+      afterExit(children, m, code, signal);
+    });
+  });
+  children.log.info({ process: m.name, pid: child.pid }, 'started');
+}
+
+/**
+ * The restart policy for a child that exited on its own: restarted with back-off (0.5 s doubling, at most 30 s),
+ * unless it cannot start (exit code 2, or MAX_QUICK_EXITS quick exits in a row): then everything stops.
+ */
+function afterExit(children: Children, m: Managed, code: number | null, signal: NodeJS.Signals | null): void {
+  const { control, log } = children;
+  if (control.isStopping() || m.stopping) return;
+  m.quickExits = Date.now() - m.startedAt < QUICK_EXIT_MS ? m.quickExits + 1 : 0;
+  if (code === 2 || m.quickExits >= MAX_QUICK_EXITS) {
+    const why =
+      code === 2
+        ? 'it cannot start: a configuration or usage problem, which a restart cannot fix'
+        : `it ended within ${QUICK_EXIT_MS / 1000} s of starting ${m.quickExits} times in a row`;
+    children.failure ??= { code: code === 2 ? 2 : 1, process: m.name };
+    log.error({ process: m.name, code, signal }, `${m.name} exited and is not restarted: ${why} (its error is above); stopping`);
+    control.stop(`${m.name} cannot start`);
+    return;
+  }
+  m.restarts++;
+  const delay = Math.min(30_000, 500 * 2 ** Math.min(m.restarts, 6));
+  log.error({ process: m.name, code, signal, restartInMs: delay }, 'process exited; restarting');
+  setTimeout(() => {
+    if (!control.isStopping()) startChild(children, m);
+  }, delay).unref();
+}
+
+/** Asks `m` to stop: our stop message once it listens for it, else SIGTERM. */
+function stopChild(m: Managed): void {
+  m.stopping = true;
+  const child = m.child;
+  if (!child) return;
+  if (child.connected && m.armed) child.send({ type: STOP_MESSAGE }, (err) => err && child.kill('SIGTERM'));
+  else child.kill('SIGTERM');
+}
+
+/**
+ * Stops the worker and the web server first, then the journal service (which writes its final checkpoint), then
+ * the redis-server we started; anything still running past the shutdown deadline (+15 s) is killed. Returns the
+ * exit code: that of a child that could not start, else 0.
+ */
+async function stopInOrder(
+  config: Config,
+  children: Children,
+  { journal, others, redis }: { journal: Managed; others: readonly Managed[]; redis: RedisHandle },
+): Promise<number> {
+  const hardStop = setTimeout(() => {
+    children.log.error({}, 'children did not stop in time; killing them');
+    for (const m of [...others, journal]) m.child?.kill('SIGKILL');
+    redis.child?.kill('SIGKILL');
+  }, config.shutdownDeadlineMs + 15_000);
+  hardStop.unref();
+  others.forEach(stopChild);
+  await Promise.all(others.map((m) => m.exited));
+  stopChild(journal);
+  await journal.exited;
+  if (redis.child && redis.child.exitCode === null) {
+    const exited = new Promise((r) => redis.child?.once('exit', r));
+    redis.child.kill('SIGTERM');
+    await exited;
+  }
+  clearTimeout(hardStop);
+  const failure = children.failure;
+  if (failure) process.stderr.write(`activity-journal stopped: the ${failure.process} process could not start (see its error above).\n`);
+  return failure?.code ?? 0;
+}
+
+/** How long the journal service has to answer its health check after it is started. */
+const JOURNAL_UP_MS = 30_000;
+
+/** Polls the journal service's health every 100 ms until it answers, a stop is requested, or JOURNAL_UP_MS pass. */
+async function waitForJournalService(url: string, control: StopControl): Promise<'up' | 'stopping' | 'timed out'> {
+  const client = new HttpJournalClient({ url, attempts: 1 });
+  const deadline = Date.now() + JOURNAL_UP_MS;
+  try {
+    for (;;) {
+      if (control.isStopping()) return 'stopping';
+      try {
+        await client.health();
+        return 'up';
+      } catch {
+        if (Date.now() > deadline) return 'timed out';
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } finally {
+    await client.close();
+  }
 }
 
 interface Readiness {
