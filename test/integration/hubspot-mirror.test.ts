@@ -102,7 +102,10 @@ describe('the HubSpot mirror under faults', () => {
         JOB_LOCK_SECONDS: '2',
         CRM_BATCH_LOCK_SECONDS: '2',
         SHUTDOWN_DEADLINE_SECONDS: '5',
-        HUBSPOT_SEARCH_INDEX_DELAY_MS: '2000',
+        // An object becomes searchable once HubSpot has applied the create (the slow upsert below: 3 s) and its
+        // index has caught up (the fake's lag: 1 s). The delay must cover both, as the README asks of a real portal:
+        // 2 s did not, and a batch re-claimed 4 s after the kill was created twice.
+        HUBSPOT_SEARCH_INDEX_DELAY_MS: '5000',
         LOG_LEVEL: 'error',
       };
       const producer = await startPipeline(testConfig(tmp.dir, { ...env, JOURNAL_PATH: env.JOURNAL_PATH as string }), silentLogger, {
