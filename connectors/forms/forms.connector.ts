@@ -12,7 +12,7 @@ import type { Pipeline } from '../../src/pipeline/pipeline.ts';
 import type { SyncScheduler } from '../../src/pipeline/sync-scheduler.ts';
 import { PermanentJobError } from '../../src/pipeline/errors/permanent-job.error.ts';
 import { FormPollStore } from './form-poll-store.ts';
-import { pollForm, stateKey, type FormPollReport } from './form-poll.ts';
+import { pollForm, stateKey, type FormFeed, type FormPollReport } from './form-poll.ts';
 import { HubSpotFormsFeed } from './hubspot-submissions.feed.ts';
 import { GoogleFormsFeed } from './google-forms.feed.ts';
 import {
@@ -94,29 +94,21 @@ export function formsConnector(f: FormsSettings, deps: FormsDeps): FormsConnecto
     },
     async poll(connector, formId) {
       const store = open();
-      let report: FormPollReport;
+      // The two providers differ only in their feed and the credential that identifies the grant; the poll is one.
+      let feed: FormFeed;
+      let credential: string;
       if (connector === 'hubspot-forms') {
         const h = f.hubspot;
         const form = h?.forms.find((x) => x.guid === formId);
         if (!h || !form) throw new PermanentJobError(`HubSpot form ${formId} is not in HUBSPOT_FORMS_POLL`);
-        const feed = new HubSpotFormsFeed({
+        feed = new HubSpotFormsFeed({
           accessToken: h.accessToken,
           formGuid: formId,
           formName: form.name,
           ...(h.basePath ? { basePath: h.basePath } : {}),
           ...sleep,
         });
-        report = await pollForm({
-          connector,
-          formId,
-          feed,
-          journal: deps.journal,
-          intake,
-          accounted,
-          state: store,
-          credential: h.accessToken,
-          backfillDays: f.backfillDays,
-        });
+        credential = h.accessToken;
       } else {
         const g = f.google;
         const grant = store.grant(formId);
@@ -127,19 +119,20 @@ export function formsConnector(f: FormsSettings, deps: FormsDeps): FormsConnecto
             .rotate(formId, rt)
             .catch((err: unknown) => log.error({ formId, err: (err as Error).message }, 'could not keep a rotated refresh token'));
         });
-        const feed = new GoogleFormsFeed({ formId, auth, ...(g.apiRoot ? { rootUrl: g.apiRoot } : {}), ...sleep });
-        report = await pollForm({
-          connector,
-          formId,
-          feed,
-          journal: deps.journal,
-          intake,
-          accounted,
-          state: store,
-          credential: grant.refreshToken,
-          backfillDays: f.backfillDays,
-        });
+        feed = new GoogleFormsFeed({ formId, auth, ...(g.apiRoot ? { rootUrl: g.apiRoot } : {}), ...sleep });
+        credential = grant.refreshToken;
       }
+      const report: FormPollReport = await pollForm({
+        connector,
+        formId,
+        feed,
+        journal: deps.journal,
+        intake,
+        accounted,
+        state: store,
+        credential,
+        backfillDays: f.backfillDays,
+      });
       log.info(
         { connector, formId, mode: report.mode, seen: report.seen, accepted: report.accepted, duplicates: report.duplicates },
         'form polled',
