@@ -7,7 +7,8 @@ import { registerWebhooks, type WebhookOptions } from './webhooks.ts';
 import { registerAuditRoutes } from './audit/routes.ts';
 import type { AuditRoutesOptions } from './audit/context.ts';
 import { registry } from '../metrics/registry.ts';
-import { SECURITY_HEADERS, notFoundPage } from './audit/pages.ts';
+import { SECURITY_HEADERS } from './audit/pages.ts';
+import { notFoundPage } from './audit/pages/not-found.ts';
 
 export interface DependencyCheck {
   readonly name: string;

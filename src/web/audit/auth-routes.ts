@@ -9,7 +9,7 @@ import { hashPassword, verifyPassword, type User } from '../../audit/users.ts';
 import { HttpError } from '../../errors/http.error.ts';
 import type { PayloadOf } from '../../journal/kinds.ts';
 import { SESSION_COOKIE, type AuditContext } from './context.ts';
-import { loginPage } from './pages.ts';
+import { loginPage } from './pages/login.ts';
 import { body, cookies, query, str } from './request.ts';
 
 /** The cookie that holds the sign-in form's nonce (its CSRF token is bound to it). */

@@ -8,7 +8,12 @@ import { allowed } from '../../audit/users.ts';
 import { HttpError } from '../../errors/http.error.ts';
 import { OverrideError } from '../../pipeline/errors/override.error.ts';
 import type { AuditContext, Principal } from './context.ts';
-import { connectorsPage, exportPage, integrityPage, reviewPage, timelinePage, traceFinderPage, tracePage } from './pages.ts';
+import { connectorsPage } from './pages/connectors.ts';
+import { exportPage } from './pages/export.ts';
+import { integrityPage } from './pages/integrity.ts';
+import { reviewPage } from './pages/review.ts';
+import { timelinePage } from './pages/timeline.ts';
+import { traceFinderPage, tracePage } from './pages/trace.ts';
 import { body, idParam, present, query, str, zodMessage } from './request.ts';
 import { OverrideBodySchema, TimelineQuerySchema } from './schemas.ts';
 
